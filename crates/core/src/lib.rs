@@ -1,0 +1,18 @@
+//! The domain of baozhang (保障): money, dates, identities, claims, the policy model and the
+//! settlement engine. No I/O, no SQL, no HTTP — see docs/ARCHITECTURE.md.
+
+pub mod claim;
+pub mod date;
+pub mod engine;
+pub mod explain;
+pub mod identity;
+pub mod money;
+pub mod policy;
+pub mod reference;
+
+pub use claim::{Bill, Claim, HospLevel, MedType};
+pub use date::Date;
+pub use engine::{resettle_year, reverse, settle, settle_in_place, Accumulators, Settlement};
+pub use identity::{Identity, IdentitySet};
+pub use money::{Fen, Ratio};
+pub use policy::{parse_policy, Fund, Policy};

@@ -1,0 +1,182 @@
+//! `baozhang settle` as a library: stream a claims CSV through the engine in file order, keeping
+//! accumulators per (person, calendar year), and write one output row per claim.
+
+use std::io::{Read, Write};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use baozhang_core::engine::{settle_in_place, Accumulators, Settlement};
+use baozhang_core::policy::{Fund, Policy, ALL_FUNDS};
+use baozhang_core::Fen;
+
+use crate::claims::{ClaimReader, ClaimRow, ReadError, RowError};
+use crate::output::{
+    push_csv_field, push_settlement_csv, push_settlement_jsonl, SETTLEMENT_CSV_HEADER,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SettleOptions {
+    pub format: Format,
+    /// Settle the valid rows and report the rejected ones instead of stopping at the first.
+    pub skip_invalid: bool,
+}
+
+/// Totals of a run, for the summary line and for checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettleSummary {
+    pub settled: u64,
+    pub rejected: u64,
+    pub person_years: usize,
+    pub medfee_sumamt: Fen,
+    pub funds_fen: [i64; 6],
+    pub psn_part_amt: Fen,
+}
+
+impl SettleSummary {
+    pub fn fund(&self, f: Fund) -> Fen {
+        Fen(self.funds_fen[f.index()])
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettleRunError {
+    #[error("{0}")]
+    Header(#[from] ReadError),
+    #[error("{0}")]
+    Row(RowError),
+    #[error("写出失败：{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Settles every claim of `input` in order, writing to `out`. With `skip_invalid`, a rejected row is
+/// written to `rejected` (line, field, reason, then the row as it was) and the run goes on; without it,
+/// the first bad row ends the run with its line and field.
+pub fn settle_stream<R: Read, W: Write>(
+    policy: &Policy,
+    input: R,
+    out: &mut W,
+    mut rejected: Option<&mut dyn Write>,
+    opts: SettleOptions,
+) -> Result<SettleSummary, SettleRunError> {
+    let mut reader = ClaimReader::new(input)?;
+    let mut sum = SettleSummary::default();
+    let mut accs: FxHashMap<Vec<u8>, Accumulators> = FxHashMap::default();
+    // A claim id settles once per file: a replayed row is refused, never counted twice.
+    let mut seen: FxHashSet<Box<str>> = FxHashSet::default();
+    let mut row = ClaimRow::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut key: Vec<u8> = Vec::with_capacity(64);
+    let mut s = Settlement::clone(&empty_settlement(policy));
+
+    if opts.format == Format::Csv {
+        buf.extend_from_slice(SETTLEMENT_CSV_HEADER.as_bytes());
+    }
+    if let Some(rej) = rejected.as_deref_mut() {
+        let mut h = b"line,field,reason".to_vec();
+        for f in reader.header().iter() {
+            h.push(b',');
+            push_csv_field(&mut h, &String::from_utf8_lossy(f));
+        }
+        h.push(b'\n');
+        rej.write_all(&h)?;
+    }
+    loop {
+        let res = reader.next_row(&mut row).and_then(|more| {
+            if more && !seen.insert(row.claim_id.as_str().into()) {
+                return Err(RowError {
+                    line: row.line,
+                    field: "claim_id".into(),
+                    reason: format!("结算单号“{}”在文件中重复，不能重复结算", row.claim_id),
+                });
+            }
+            Ok(more)
+        });
+        match res {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                if !opts.skip_invalid {
+                    return Err(SettleRunError::Row(e));
+                }
+                sum.rejected += 1;
+                if let Some(rej) = rejected.as_deref_mut() {
+                    let mut line = Vec::with_capacity(256);
+                    line.extend_from_slice(e.line.to_string().as_bytes());
+                    line.push(b',');
+                    push_csv_field(&mut line, &e.field);
+                    line.push(b',');
+                    push_csv_field(&mut line, &e.reason);
+                    for f in reader.raw_record().iter() {
+                        line.push(b',');
+                        push_csv_field(&mut line, &String::from_utf8_lossy(f));
+                    }
+                    line.push(b'\n');
+                    rej.write_all(&line)?;
+                }
+                continue;
+            }
+        }
+        let claim = row.claim.expect("a parsed row has its claim");
+        key.clear();
+        key.extend_from_slice(row.psn_no.as_bytes());
+        key.extend_from_slice(&claim.year().to_le_bytes());
+        let acc = match accs.get_mut(key.as_slice()) {
+            Some(a) => a,
+            None => accs.entry(key.clone()).or_default(),
+        };
+        settle_in_place(policy, &claim, row.identities, acc, &mut s);
+        sum.settled += 1;
+        sum.medfee_sumamt += s.medfee_sumamt;
+        sum.psn_part_amt += s.psn_part_amt;
+        for f in ALL_FUNDS {
+            sum.funds_fen[f.index()] += s.funds_fen[f.index()];
+        }
+        match opts.format {
+            Format::Csv => push_settlement_csv(&mut buf, &row.claim_id, &row.psn_no, &s),
+            Format::Jsonl => push_settlement_jsonl(
+                &mut buf,
+                policy,
+                &row.claim_id,
+                &row.psn_no,
+                &s,
+                &claim.bill,
+            ),
+        }
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.flush()?;
+    sum.person_years = accs.len();
+    Ok(sum)
+}
+
+fn empty_settlement(policy: &Policy) -> Settlement {
+    // A throw-away settlement of a zero bill: storage for `settle_in_place` to overwrite.
+    let bill = baozhang_core::Bill::new(Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO)
+        .expect("zero bill");
+    let claim = baozhang_core::Claim {
+        setl_date: baozhang_core::Date::new(2000, 1, 1).expect("date"),
+        med_type: baozhang_core::MedType::Inpatient,
+        hosp_lv: baozhang_core::HospLevel::new(1).expect("level"),
+        in_county: false,
+        referral_ok: false,
+        major_disease: false,
+        bill,
+    };
+    baozhang_core::settle(
+        policy,
+        &claim,
+        baozhang_core::IdentitySet::EMPTY,
+        &Accumulators::default(),
+    )
+    .0
+}
