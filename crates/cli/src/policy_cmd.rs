@@ -103,15 +103,33 @@ fn width(s: &str) -> usize {
         .sum()
 }
 
+/// Wraps a cell to `max` columns, breaking after a separator (；，、 or a space) where one is on the
+/// line, so that a figure like 100,000.00 is never split.
 fn wrap(s: &str, max: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
     for ch in s.chars() {
-        let cur = lines.last_mut().expect("non-empty");
-        if width(cur) + width(&ch.to_string()) > max {
-            lines.push(String::new());
+        cur.push(ch);
+        if width(&cur) > max {
+            let cut = cur
+                .char_indices()
+                .filter(|(_, c)| matches!(c, '；' | '，' | '、' | ' ' | '）'))
+                .map(|(i, c)| i + c.len_utf8())
+                .last();
+            match cut {
+                Some(i) if i < cur.len() => {
+                    let rest = cur.split_off(i);
+                    lines.push(std::mem::replace(&mut cur, rest));
+                }
+                _ => {
+                    let last = cur.pop().expect("non-empty");
+                    lines.push(std::mem::take(&mut cur));
+                    cur.push(last);
+                }
+            }
         }
-        lines.last_mut().expect("non-empty").push(ch);
     }
+    lines.push(cur);
     lines
 }
 

@@ -62,6 +62,7 @@ pub fn run(a: SettleArgs) -> ExitCode {
             return ExitCode::from(crate::EXIT_INVALID);
         }
     };
+    let size_hint_bytes = std::fs::metadata(&a.claims).map_or(0, |m| m.len());
     let input = match File::open(&a.claims) {
         Ok(f) => BufReader::with_capacity(1 << 20, f),
         Err(e) => {
@@ -75,6 +76,7 @@ pub fn run(a: SettleArgs) -> ExitCode {
             FormatArg::Jsonl => Format::Jsonl,
         },
         skip_invalid: a.skip_invalid,
+        size_hint_bytes,
     };
     let started = Instant::now();
 
@@ -138,6 +140,10 @@ pub fn run(a: SettleArgs) -> ExitCode {
                     return ExitCode::from(crate::EXIT_IO);
                 }
                 t.keep = true;
+            }
+            // A reject report from an earlier run of the same output would now be misleading.
+            if let (None, Some(target)) = (tmp_rej.as_ref(), rejected_target.as_ref()) {
+                let _ = std::fs::remove_file(target);
             }
             if let (Some(t), Some(target)) = (tmp_rej.as_mut(), rejected_target.as_ref()) {
                 if s.rejected > 0 {

@@ -109,6 +109,30 @@ pub struct Settlement {
     pub psn_part_amt: Fen,
 }
 
+/// Overwrites `out` as `Settlement::empty` would, touching only the policy's layers (a policy has
+/// 5–6 of the 12 slots; the rest stay default and are never read through `layers()`).
+#[inline]
+fn reset_for(out: &mut Settlement, policy: &Policy, claim: &Claim) {
+    let n = policy.layers.len();
+    let old_n = usize::from(out.n_layers);
+    out.policy_version = policy.version_id;
+    out.year = claim.year();
+    out.med_type = claim.med_type;
+    out.level_index = claim.hosp_lv.index() as u8;
+    out.medfee_sumamt = claim.bill.total();
+    out.inscp_scp_amt = claim.bill.compliant();
+    out.out_of_scope_amt = claim.bill.out_of_scope();
+    out.n_layers = n as u8;
+    for l in &mut out.layers[..n.max(old_n)] {
+        *l = LayerOutcome::default();
+    }
+    out.funds_fen = [0; 6];
+    out.act_pay_dedc = Fen::ZERO;
+    out.fund_pay_sumamt = Fen::ZERO;
+    out.hosp_part_amt = Fen::ZERO;
+    out.psn_part_amt = Fen::ZERO;
+}
+
 impl Settlement {
     fn empty(policy: &Policy, claim: &Claim) -> Settlement {
         Settlement {
@@ -178,56 +202,41 @@ impl Settlement {
     }
 }
 
-/// V(x): the schedule's value at cumulative base x, exact in fen·bp. Also reports which segments
-/// have a non-empty part below x.
+/// V(b0) and V(b1) of a schedule, exact in fen·bp, in one pass, and the segments (first, last) whose
+/// part changes between b0 ≤ b1 (last < first when none).
 #[inline]
-fn schedule_value(
+fn schedule_values(
     segments: &[crate::policy::Segment],
     deductible: i64,
     bonus_bp: i64,
-    x: i64,
-) -> i64 {
+    b0: i64,
+    b1: i64,
+) -> (i64, i64, u8, u8) {
+    debug_assert!(b0 <= b1);
     let mut lo = deductible;
-    let mut sum: i64 = 0;
-    for seg in segments {
-        if x <= lo {
+    let (mut v0, mut v1) = (0i64, 0i64);
+    let (mut first, mut last) = (1u8, 0u8);
+    for (i, seg) in segments.iter().enumerate() {
+        if b1 <= lo {
             break;
         }
         let hi = seg.to.map_or(i64::MAX, |t| t.0);
         if hi > lo {
             let r = (i64::from(seg.ratio.0) + bonus_bp).min(BP_ONE);
-            sum += (x.min(hi) - lo) * r;
-            lo = hi;
-        }
-    }
-    sum
-}
-
-/// Segments whose part changes between b0 and b1: (first, last); last < first when none.
-fn segments_touched(
-    segments: &[crate::policy::Segment],
-    deductible: i64,
-    b0: i64,
-    b1: i64,
-) -> (u8, u8) {
-    let mut lo = deductible;
-    let (mut first, mut last) = (u8::MAX, 0u8);
-    for (i, seg) in segments.iter().enumerate() {
-        let hi = seg.to.map_or(i64::MAX, |t| t.0);
-        if hi > lo {
-            let part = |x: i64| (x.min(hi) - lo).max(0);
-            if part(b1) != part(b0) {
-                first = first.min(i as u8);
+            let p1 = b1.min(hi) - lo;
+            let p0 = (b0.min(hi) - lo).max(0);
+            v1 += p1 * r;
+            v0 += p0 * r;
+            if p1 != p0 {
+                if first > last {
+                    first = i as u8;
+                }
                 last = i as u8;
             }
             lo = hi;
         }
     }
-    if first == u8::MAX {
-        (1, 0)
-    } else {
-        (first, last)
-    }
+    (v0, v1, first, last)
 }
 
 fn top_ratio(segments: &[crate::policy::Segment], idx: u8, bonus: Ratio) -> Ratio {
@@ -330,7 +339,7 @@ pub fn settle_in_place(
     acc: &mut Accumulators,
     out: &mut Settlement,
 ) {
-    *out = Settlement::empty(policy, claim);
+    reset_for(out, policy, claim);
     let t = claim.bill.total().0;
     let c = claim.bill.compliant().0;
     let o = claim.bill.out_of_scope().0;
@@ -400,16 +409,9 @@ pub fn settle_in_place(
                 let base_amt = base_of(*base);
                 let b0 = if *annual { la.base_fen } else { 0 };
                 let b1 = b0 + base_amt;
-                let v0 = div_round_half_away(
-                    schedule_value(&sched.segments, d, i64::from(bonus.0), b0),
-                    BP_ONE,
-                );
-                let v1 = div_round_half_away(
-                    schedule_value(&sched.segments, d, i64::from(bonus.0), b1),
-                    BP_ONE,
-                );
-                pay = v1 - v0;
-                let (f, l) = segments_touched(&sched.segments, d, b0, b1);
+                let (v0, v1, f, l) =
+                    schedule_values(&sched.segments, d, i64::from(bonus.0), b0, b1);
+                pay = div_round_half_away(v1, BP_ONE) - div_round_half_away(v0, BP_ONE);
                 oc.seg_first = f;
                 oc.seg_last = l;
                 oc.ratio = if f <= l {

@@ -92,7 +92,7 @@ impl Identity {
 }
 
 /// A set of identities as a bit set: cheap to copy and to test in the engine's hot path.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct IdentitySet(u16);
 
 /// "poor" in the policies: registered or exited (四不摘).

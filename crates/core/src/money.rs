@@ -10,7 +10,7 @@ pub const BP_ONE: i64 = 10_000;
 pub const MAX_FEN: i64 = 10_000_000_000;
 
 /// An amount of money in fen (分, 0.01 yuan). Signed because reversals and differences are negative.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Fen(pub i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,7 +184,7 @@ pub fn div_round_half_away(num: i64, den: i64) -> i64 {
 }
 
 /// A ratio in basis points (0..=10 000 for policy ratios).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Ratio(pub u16);
 
 impl Ratio {

@@ -20,7 +20,7 @@ pub const MAX_LAYERS: usize = 12;
 // ───────────────────────────── funds ─────────────────────────────
 
 /// The fund a layer pays from (POLICY §2.2 table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Fund {
     /// 390100 基本医保
     Basic,
@@ -218,7 +218,7 @@ pub struct RawBonus {
 
 // ───────────────────────────── compiled form ─────────────────────────────
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Base {
     /// C
     Compliant,
@@ -254,7 +254,7 @@ impl Base {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Reference {
     Compliant,
     Total,
@@ -276,13 +276,13 @@ impl Reference {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Select {
     First,
     MostFavourable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Combine {
     /// The larger cap: the patient is protected once either condition holds (the literal "或").
     Either,
@@ -291,7 +291,7 @@ pub enum Combine {
 }
 
 /// Conditions of a layer or a branch; every condition given must hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Cond {
     pub identities: Option<IdentitySet>,
     /// bit 0: inpatient (21), bit 1: outpatient chronic (14); 0 = any.
@@ -395,7 +395,7 @@ impl Cond {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Caps {
     pub per_claim: Option<Fen>,
     /// Counts only the layer's outpatient (14) payments of the year.
@@ -403,7 +403,7 @@ pub struct Caps {
     pub annual: Option<Fen>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Segment {
     /// Exclusive upper end; `None` = open.
     pub to: Option<Fen>,
@@ -411,19 +411,19 @@ pub struct Segment {
 }
 
 /// Deductible and segments for one hospital level. A single ratio is one open segment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Schedule {
     pub deductible: Fen,
     pub segments: Vec<Segment>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepeatStay {
     pub lower_by: Fen,
     pub waive_same_level: IdentitySet,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Branch {
     pub name: String,
     pub when: Cond,
@@ -435,7 +435,7 @@ pub struct Branch {
     pub caps: Caps,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum LayerKind {
     Ratio {
         base: Base,
@@ -467,7 +467,7 @@ pub enum LayerKind {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Layer {
     pub id: String,
     pub name: String,
@@ -479,14 +479,14 @@ pub struct Layer {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
     pub mark: String,
     pub title: String,
     pub reference: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyMeta {
     pub id: String,
     pub name: String,
@@ -500,7 +500,7 @@ pub struct PolicyMeta {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
     pub meta: PolicyMeta,
     /// Content hash (sha256 of the canonical form, 16 hex digits); recorded on every settlement.
@@ -526,7 +526,7 @@ impl Policy {
 // ───────────────────────────── checking ─────────────────────────────
 
 /// One problem found in a policy file: where, and what (Chinese, for the person editing the file).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// e.g. `layers[2] (critical) → branches[0] → segments[1]`
     pub place: String,
@@ -544,7 +544,7 @@ impl std::fmt::Display for Problem {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
 #[error("政策文件有 {} 处问题：\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct PolicyErrors(pub Vec<Problem>);
 
@@ -776,9 +776,6 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             message: format!("无法解析：{}", e.message()),
         }])
     })?;
-    let canonical = serde_json::to_string(&raw).expect("policy serialises");
-    let digest = Sha256::digest(canonical.as_bytes());
-    let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let mut ck = Checker {
         src,
         problems: Vec::new(),
@@ -1330,29 +1327,39 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
     }
 
     if !ck.problems.is_empty() {
+        // A branch-wide value is checked once per hospital level; report each problem once.
+        let mut seen = std::collections::HashSet::new();
+        ck.problems
+            .retain(|p| seen.insert((p.place.clone(), p.line, p.message.clone())));
         return Err(PolicyErrors(ck.problems));
     }
+    let meta = PolicyMeta {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        region_code: m.region_code.clone(),
+        region_name: m.region_name.clone(),
+        covers: m.covers.clone(),
+        year: m.year,
+        effective_from: from.expect("checked"),
+        effective_to: to,
+        sources: m
+            .sources
+            .iter()
+            .map(|s| Source {
+                mark: s.mark.clone(),
+                title: s.title.clone(),
+                reference: s.reference.clone(),
+            })
+            .collect(),
+        note: m.note.clone(),
+    };
+    // The version hashes the compiled policy, so layout, comments and how a value is written
+    // (150000 or "150000", "85%" or "85.00%") do not change it; any value or name that matters does.
+    let canonical = serde_json::to_string(&(&meta, &layers)).expect("policy serialises");
+    let digest = Sha256::digest(canonical.as_bytes());
+    let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(Policy {
-        meta: PolicyMeta {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            region_code: m.region_code.clone(),
-            region_name: m.region_name.clone(),
-            covers: m.covers.clone(),
-            year: m.year,
-            effective_from: from.expect("checked"),
-            effective_to: to,
-            sources: m
-                .sources
-                .iter()
-                .map(|s| Source {
-                    mark: s.mark.clone(),
-                    title: s.title.clone(),
-                    reference: s.reference.clone(),
-                })
-                .collect(),
-            note: m.note.clone(),
-        },
+        meta,
         version_id: u64::from_str_radix(&version, 16).expect("hex"),
         version,
         layers,

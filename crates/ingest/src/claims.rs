@@ -2,7 +2,10 @@
 //! order, amounts in yuan. Streams with one reused record; nothing is allocated per row but the
 //! strings the caller keeps.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::Read;
+use std::rc::Rc;
 
 use baozhang_core::claim::{Bill, Claim, HospLevel, MedType};
 use baozhang_core::{Date, Fen, IdentitySet};
@@ -60,6 +63,59 @@ pub enum ReadError {
     Csv(#[from] csv::Error),
 }
 
+/// Where the newlines of the stream are, so a record's line can be computed from its byte offset.
+/// (The `csv` crate's own line numbers lag on CRLF files and skip blank lines — rust-csv#395.)
+#[derive(Default)]
+struct NewlineLog {
+    /// Bytes read so far.
+    pos: u64,
+    /// Offsets of `\r` / `\n` bytes not yet passed (bounded by the csv reader's read-ahead), and whether
+    /// each is a `\n`.
+    pending: VecDeque<(u64, bool)>,
+    /// `\n` bytes passed so far.
+    passed: u64,
+}
+
+impl NewlineLog {
+    /// 1-based line of the record the csv reader says starts at `offset` (offsets must not decrease).
+    /// The reader's offset can point into the terminators before the record (the `\n` of a CRLF, blank
+    /// lines), so a run of `\r`/`\n` right at the offset is skipped first.
+    fn line_of(&mut self, mut offset: u64) -> u64 {
+        loop {
+            match self.pending.front() {
+                Some(&(p, nl)) if p < offset || p == offset => {
+                    self.pending.pop_front();
+                    self.passed += u64::from(nl);
+                    if p == offset {
+                        offset += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.passed + 1
+    }
+}
+
+struct Tracked<R> {
+    inner: R,
+    log: Rc<RefCell<NewlineLog>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut log = self.log.borrow_mut();
+        let base = log.pos;
+        log.pending.extend(
+            memchr::memchr2_iter(b'\n', b'\r', &buf[..n])
+                .map(|i| (base + i as u64, buf[i] == b'\n')),
+        );
+        log.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// One parsed row. Reused between rows by [`ClaimReader::next_row`].
 #[derive(Debug, Clone, Default)]
 pub struct ClaimRow {
@@ -71,7 +127,8 @@ pub struct ClaimRow {
 }
 
 pub struct ClaimReader<R: Read> {
-    rdr: csv::Reader<R>,
+    rdr: csv::Reader<Tracked<R>>,
+    lines: Rc<RefCell<NewlineLog>>,
     /// Position in the record of each of `CLAIM_COLUMNS`.
     cols: [usize; 14],
     record: csv::ByteRecord,
@@ -91,6 +148,11 @@ fn flag(b: &[u8], field: &str) -> Result<bool, String> {
 
 impl<R: Read> ClaimReader<R> {
     pub fn new(inner: R) -> Result<Self, ReadError> {
+        let lines = Rc::new(RefCell::new(NewlineLog::default()));
+        let inner = Tracked {
+            inner,
+            log: Rc::clone(&lines),
+        };
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -113,16 +175,12 @@ impl<R: Read> ClaimReader<R> {
                 cols[k] = pos;
             }
         }
-        // `referral_ok` and `major_disease` default to 0 when absent; everything else is required.
+        // `referral_ok` and `major_disease` default to 0 when absent; everything else is required —
+        // `identities` too: without it every poor person would silently settle as an ordinary resident.
         let missing: Vec<&str> = CLAIM_COLUMNS
             .iter()
             .enumerate()
-            .filter(|(k, _)| {
-                cols[*k] == usize::MAX
-                    && *k != C_REFERRAL_OK
-                    && *k != C_MAJOR_DISEASE
-                    && *k != C_IDENTITIES
-            })
+            .filter(|(k, _)| cols[*k] == usize::MAX && *k != C_REFERRAL_OK && *k != C_MAJOR_DISEASE)
             .map(|(_, c)| *c)
             .collect();
         if !missing.is_empty() {
@@ -130,6 +188,7 @@ impl<R: Read> ClaimReader<R> {
         }
         Ok(ClaimReader {
             rdr,
+            lines,
             cols,
             record: csv::ByteRecord::new(),
             header,
@@ -151,7 +210,9 @@ impl<R: Read> ClaimReader<R> {
             Ok(false) => return Ok(false),
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e
+                    .position()
+                    .map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()));
                 return Err(RowError {
                     line,
                     field: "(行)".into(),
@@ -159,9 +220,23 @@ impl<R: Read> ClaimReader<R> {
                 });
             }
         }
-        row.line = self.record.position().map_or(0, |p| p.line());
+        row.line = self
+            .record
+            .position()
+            .map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()));
         row.claim = None;
         let line = row.line;
+        if self.record.len() != self.header.len() {
+            return Err(RowError {
+                line,
+                field: "(行)".into(),
+                reason: format!(
+                    "本行有 {} 个字段，表头有 {} 列（可能有未加引号的逗号或缺少字段）",
+                    self.record.len(),
+                    self.header.len()
+                ),
+            });
+        }
         let rec = &self.record;
         let get = |k: usize| -> &[u8] {
             let c = self.cols[k];

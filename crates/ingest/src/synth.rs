@@ -34,6 +34,8 @@ impl Rng {
 /// One synthetic claim with who it belongs to.
 #[derive(Clone, Debug)]
 pub struct SynthClaim {
+    /// Index of the person in 0..persons (the same person as `psn_no`).
+    pub person: usize,
     pub claim_id: String,
     pub psn_no: String,
     pub identities: IdentitySet,
@@ -115,6 +117,7 @@ pub fn synth_claims(seed: u64, n: usize, persons: usize, year: u16) -> Vec<Synth
         .map(|i| {
             let p = rng.below(persons as u64) as usize;
             SynthClaim {
+                person: p,
                 claim_id: format!("C{year}{i:09}"),
                 psn_no: format!("P{p:09}"),
                 identities: ids[p],

@@ -1,0 +1,530 @@
+//! `baozhang policy check | show | list` end to end: the real binary on real and broken policy files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_baozhang");
+
+const POLICIES: [&str; 4] = [
+    "gansu-huining-2018",
+    "ningxia-zhongwei-2018",
+    "yunnan-2020",
+    "neimenggu-2020",
+];
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}",
+            self.code, self.stderr, self.stdout
+        )
+    }
+}
+
+fn baozhang(args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the baozhang binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write test file");
+    p
+}
+
+/// The 16-hex-digit version `policy check` prints for `name_or_path` (which must pass).
+fn checked_version(name_or_path: &str) -> String {
+    let r = baozhang(&["policy", "check", name_or_path]);
+    assert_eq!(r.code, Some(0), "{name_or_path}: {}", r.describe());
+    version_in(&r.stdout).unwrap_or_else(|| panic!("no version in {}", r.stdout))
+}
+
+fn version_in(text: &str) -> Option<String> {
+    let v: String = text
+        .split("版本")
+        .nth(1)?
+        .trim_start_matches([' ', ':', '：'])
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    (v.len() == 16).then_some(v)
+}
+
+/// "第 N 行" → N, for one line of a report.
+fn line_number(msg: &str) -> Option<usize> {
+    let rest = msg.split("第 ").nth(1)?;
+    rest.split(" 行").next()?.trim().parse().ok()
+}
+
+/// 1-based line of the first line of `text` equal (trimmed) to `line`, after line `after`.
+fn line_of(text: &str, line: &str, after: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(after)
+        .find(|(_, l)| l.trim() == line)
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("“{line}” not in the text after line {after}"))
+}
+
+// ───────────────────────────── check ─────────────────────────────
+
+#[test]
+fn policy_check_passes_on_every_shipped_policy_file_and_prints_its_version() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(policies_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for f in &files {
+        let r = baozhang(&["policy", "check", path_str(f)]);
+        assert_eq!(r.code, Some(0), "{}: {}", f.display(), r.describe());
+        assert!(r.stderr.is_empty(), "{}: {}", f.display(), r.stderr);
+        let v = version_in(&r.stdout)
+            .unwrap_or_else(|| panic!("{}: no 16-digit version in {}", f.display(), r.stdout));
+        // The file on disk is the policy shipped under its name.
+        let name = f.file_stem().unwrap().to_str().unwrap();
+        assert!(POLICIES.contains(&name), "{name}");
+        assert_eq!(v, checked_version(name), "{name}: file and shipped copy");
+    }
+    // All at once, too.
+    let mut args = vec!["policy", "check"];
+    args.extend(files.iter().map(|f| path_str(f)));
+    let r = baozhang(&args);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+}
+
+/// A policy with many problems at once, each in its own layer so that the line numbers can be
+/// checked: (what, layer index, layer id, any of these in the message).
+const BAD_POLICY: &str = r#"# A policy with many problems at once.
+[policy]
+id = "broken"
+name = "有问题的政策"
+region_code = "620422"
+year = 2018
+effective_from = "2018-01-01"
+
+[[layers]]
+id = "basic"
+name = "基本医保"
+fund = "390100"
+kind = "ratio"
+base = "compliant"
+when = { identities = ["martian"] }
+
+[[layers.branches]]
+name = "住院"
+ratio = "80%"
+
+[[layers]]
+id = "critical"
+name = "大病保险"
+fund = "390200"
+kind = "ratio"
+base = "compliant_remainder"
+accumulation = "annual"
+
+[[layers.branches]]
+name = "分段"
+deductible = 5000
+segments = [
+  { to = 50000, ratio = "50%" },
+  { to = 40000, ratio = "60%" },
+  { ratio = "70%" },
+]
+
+[[layers]]
+id = "generous"
+name = "过于慷慨"
+fund = "390100"
+kind = "ratio"
+base = "compliant_remainder"
+
+[[layers.branches]]
+name = "全部"
+ratio = "120%"
+
+[[layers]]
+id = "mystery_fund"
+name = "未知基金"
+fund = "123456"
+kind = "ratio"
+base = "compliant_remainder"
+
+[[layers.branches]]
+ratio = "50%"
+
+[[layers]]
+id = "topup"
+name = "补足"
+fund = "620100"
+kind = "floor_topup"
+ratio = "85%"
+reference = "compliant"
+counted_layers = ["basic", "no_such_layer"]
+limit = "compliant_remainder"
+
+[[layers]]
+id = "cap"
+name = "封顶"
+kind = "ceiling"
+ratio = "90%"
+reference = "total"
+clawback = ["basic", "afterwards"]
+
+[[layers]]
+id = "afterwards"
+name = "后来的层"
+fund = "610100"
+kind = "magic"
+
+[[layers]]
+id = "nonsense_base"
+name = "基数无效"
+fund = "610100"
+kind = "ratio"
+base = "nonsense"
+
+[[layers.branches]]
+ratio = "50%"
+"#;
+
+struct Expected {
+    what: &'static str,
+    layer: usize,
+    id: &'static str,
+    any_of: &'static [&'static str],
+}
+
+const BAD_POLICY_PROBLEMS: [Expected; 8] = [
+    Expected {
+        what: "an unknown identity",
+        layer: 0,
+        id: "basic",
+        any_of: &["martian"],
+    },
+    Expected {
+        what: "overlapping segments",
+        layer: 1,
+        id: "critical",
+        any_of: &["40,000", "40000"],
+    },
+    Expected {
+        what: "a ratio above 100 %",
+        layer: 2,
+        id: "generous",
+        any_of: &["120%"],
+    },
+    Expected {
+        what: "an unknown fund code",
+        layer: 3,
+        id: "mystery_fund",
+        any_of: &["123456"],
+    },
+    Expected {
+        what: "counted_layers naming a missing layer",
+        layer: 4,
+        id: "topup",
+        any_of: &["no_such_layer"],
+    },
+    Expected {
+        what: "a ceiling clawing back from a later layer",
+        layer: 5,
+        id: "cap",
+        any_of: &["afterwards"],
+    },
+    Expected {
+        what: "an unknown layer kind",
+        layer: 6,
+        id: "afterwards",
+        any_of: &["magic"],
+    },
+    Expected {
+        what: "an unknown base",
+        layer: 7,
+        id: "nonsense_base",
+        any_of: &["nonsense"],
+    },
+];
+
+/// Lines of the report that name layer `i`.
+fn report_lines_for(report: &str, i: usize) -> Vec<&str> {
+    let tag = format!("layers[{i}]");
+    report.lines().filter(|l| l.contains(&tag)).collect()
+}
+
+#[test]
+fn a_policy_with_many_problems_lists_every_one_with_its_place_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "broken.toml", BAD_POLICY);
+    let r = baozhang(&["policy", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    assert!(!r.stdout.contains('✓'), "{}", r.describe());
+
+    // Where each layer starts and ends in the file.
+    let mut starts = Vec::new();
+    let mut after = 0;
+    for _ in 0..BAD_POLICY_PROBLEMS.len() {
+        let l = line_of(BAD_POLICY, "[[layers]]", after);
+        starts.push(l);
+        after = l;
+    }
+    let end_of = |i: usize| {
+        starts
+            .get(i + 1)
+            .copied()
+            .unwrap_or(BAD_POLICY.lines().count() + 1)
+    };
+
+    let mut missing = Vec::new();
+    for p in &BAD_POLICY_PROBLEMS {
+        let candidates = report_lines_for(&r.stderr, p.layer);
+        let hit = candidates.iter().find(|l| {
+            p.any_of.iter().any(|n| l.contains(n))
+                && l.contains(p.id)
+                && line_number(l).is_some_and(|n| (starts[p.layer]..end_of(p.layer)).contains(&n))
+        });
+        if hit.is_none() {
+            missing.push(format!(
+                "{} — expected a line naming layers[{}] ({}) with a line number in {}..{} and one of {:?}; lines for that layer: {:#?}",
+                p.what,
+                p.layer,
+                p.id,
+                starts[p.layer],
+                end_of(p.layer),
+                p.any_of,
+                candidates
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{}\n\nthe whole report:\n{}",
+        missing.join("\n"),
+        r.stderr
+    );
+}
+
+#[test]
+fn each_problem_in_a_policy_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "broken.toml", BAD_POLICY);
+    let r = baozhang(&["policy", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("layers[")).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let dups: Vec<&&str> = lines.iter().filter(|l| !seen.insert(**l)).collect();
+    assert!(dups.is_empty(), "reported more than once: {dups:#?}");
+}
+
+fn gansu_text() -> String {
+    std::fs::read_to_string(policies_dir().join("gansu-huining-2018.toml")).unwrap()
+}
+
+/// `text` with `new_line` inserted after the first line that starts with `after_prefix`; returns
+/// the new text and the 1-based line number of the inserted line.
+fn insert_after(text: &str, after_prefix: &str, new_line: &str) -> (String, usize) {
+    let mut out = Vec::new();
+    let mut at = None;
+    for l in text.lines() {
+        out.push(l.to_string());
+        if at.is_none() && l.starts_with(after_prefix) {
+            out.push(new_line.to_string());
+            at = Some(out.len());
+        }
+    }
+    (
+        out.join("\n") + "\n",
+        at.unwrap_or_else(|| panic!("no line starts with {after_prefix}")),
+    )
+}
+
+#[test]
+fn an_unknown_key_is_rejected_with_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, line) = insert_after(&gansu_text(), "counted_layers", r#"ratoi = "50%""#);
+    let file = write(dir.path(), "typo.toml", &text);
+    let r = baozhang(&["policy", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    assert!(r.stderr.contains("ratoi"), "{}", r.stderr);
+    let reported: Vec<usize> = r.stderr.lines().filter_map(line_number).collect();
+    assert!(
+        reported.contains(&line),
+        "line {line} expected among {reported:?}:\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_unknown_key_in_a_branch_is_rejected_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, line) = insert_after(&gansu_text(), "ratio_by_level", "deductable = 100");
+    let file = write(dir.path(), "typo.toml", &text);
+    let r = baozhang(&["policy", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    assert!(r.stderr.contains("deductable"), "{}", r.stderr);
+    assert!(
+        r.stderr.lines().filter_map(line_number).any(|n| n == line),
+        "line {line}:\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_money_value_written_as_a_float_is_rejected_asking_for_a_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = gansu_text();
+    assert!(text.contains("annual_cap = 150000 "));
+    let text = text.replacen("annual_cap = 150000 ", "annual_cap = 1500.5 ", 1);
+    let file = write(dir.path(), "float.toml", &text);
+    let r = baozhang(&["policy", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("annual_cap"))
+        .unwrap_or_else(|| panic!("annual_cap named:\n{}", r.stderr));
+    assert!(line.contains("字符串"), "asks for a string: {line}");
+    assert!(line.contains("layers[0]"), "names the layer: {line}");
+    // The line number points into the first layer (from its header to the next one).
+    let first = line_of(&text, "[[layers]]", 0);
+    let second = line_of(&text, "[[layers]]", first);
+    assert!(
+        line_number(line).is_some_and(|n| (first..second).contains(&n)),
+        "line in {first}..{second}: {line}"
+    );
+}
+
+// ───────────────────────────── show, list ─────────────────────────────
+
+#[test]
+fn policy_show_prints_the_layers_in_chinese_with_grouped_amounts_and_percentages() {
+    let r = baozhang(&["policy", "show", "gansu-huining-2018"]);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    for s in [
+        "基本医保",
+        "大病保险",
+        "医疗救助",
+        "医院承担",
+        "390100",
+        "2,000.00",
+        "150,000.00",
+        "3,000.00",
+        "85%",
+        "80%",
+        "620422",
+    ] {
+        assert!(r.stdout.contains(s), "“{s}” in:\n{}", r.stdout);
+    }
+    assert_eq!(
+        version_in(&r.stdout),
+        Some(checked_version("gansu-huining-2018")),
+        "shows the version"
+    );
+}
+
+#[test]
+fn policy_show_works_for_every_shipped_policy_and_for_a_file() {
+    for p in POLICIES {
+        let r = baozhang(&["policy", "show", p]);
+        assert_eq!(r.code, Some(0), "{p}: {}", r.describe());
+        assert!(r.stdout.contains(p), "{p}");
+    }
+    let file = policies_dir().join("yunnan-2020.toml");
+    let by_file = baozhang(&["policy", "show", path_str(&file)]);
+    let by_name = baozhang(&["policy", "show", "yunnan-2020"]);
+    assert_eq!(by_file.code, Some(0), "{}", by_file.describe());
+    assert_eq!(by_file.stdout, by_name.stdout);
+}
+
+#[test]
+fn policy_show_of_an_unknown_name_fails_with_a_chinese_message() {
+    let r = baozhang(&["policy", "show", "atlantis-1999"]);
+    assert_ne!(r.code, Some(0), "{}", r.describe());
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert!(r.stderr.contains("atlantis-1999"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "a Chinese message: {}",
+        r.stderr
+    );
+    // It also tells which policies exist.
+    assert!(r.stderr.contains("gansu-huining-2018"), "{}", r.stderr);
+}
+
+#[test]
+fn policy_list_names_the_shipped_policies_with_their_versions() {
+    let r = baozhang(&["policy", "list"]);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    for p in POLICIES {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{p} listed:\n{}", r.stdout));
+        assert_eq!(version_in(line), Some(checked_version(p)), "{line}");
+    }
+}
+
+// ───────────────────────────── version ─────────────────────────────
+
+#[test]
+fn the_version_is_a_hash_of_the_content_not_of_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = gansu_text();
+    let v0 = checked_version(path_str(&write(dir.path(), "original.toml", &original)));
+
+    // Comments, blank lines and spacing do not change the version.
+    let mut relaid = String::from("# 重新排版的副本\n\n");
+    for l in original.lines() {
+        relaid.push_str(l);
+        if l.starts_with("kind") {
+            relaid.push_str("    # 层类型");
+        }
+        relaid.push('\n');
+        if l.starts_with('[') {
+            relaid.push_str("# 注释\n\n");
+        }
+    }
+    relaid.push_str("\n\n# 结束\n");
+    assert_ne!(relaid, original);
+    let v1 = checked_version(path_str(&write(dir.path(), "relaid.toml", &relaid)));
+    assert_eq!(v0, v1, "comments and blank lines keep the version");
+
+    // One value changed: a new version.
+    assert!(original.contains("amount = 3000 "));
+    let changed = original.replacen("amount = 3000 ", "amount = 3001 ", 1);
+    let v2 = checked_version(path_str(&write(dir.path(), "changed.toml", &changed)));
+    assert_ne!(v0, v2, "a changed value changes the version");
+
+    let changed_ratio = original.replacen(r#"ratio = "85%""#, r#"ratio = "86%""#, 1);
+    assert_ne!(changed_ratio, original);
+    let v3 = checked_version(path_str(&write(dir.path(), "ratio.toml", &changed_ratio)));
+    assert_ne!(v0, v3, "a changed ratio changes the version");
+    assert_ne!(v2, v3);
+}
