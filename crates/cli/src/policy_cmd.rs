@@ -115,7 +115,7 @@ fn wrap(s: &str, max: usize) -> Vec<String> {
                 .char_indices()
                 .filter(|(_, c)| matches!(c, '；' | '，' | '、' | ' ' | '）'))
                 .map(|(i, c)| i + c.len_utf8())
-                .last();
+                .next_back();
             match cut {
                 Some(i) if i < cur.len() => {
                     let rest = cur.split_off(i);

@@ -241,7 +241,7 @@ impl fmt::Display for Ratio {
         let r = self.0 % 100;
         if r == 0 {
             write!(f, "{i}%")
-        } else if r % 10 == 0 {
+        } else if r.is_multiple_of(10) {
             write!(f, "{i}.{}%", r / 10)
         } else {
             write!(f, "{i}.{r:02}%")

@@ -83,7 +83,7 @@ impl NewlineLog {
     fn line_of(&mut self, mut offset: u64) -> u64 {
         loop {
             match self.pending.front() {
-                Some(&(p, nl)) if p < offset || p == offset => {
+                Some(&(p, nl)) if p <= offset => {
                     self.pending.pop_front();
                     self.passed += u64::from(nl);
                     if p == offset {
