@@ -2,6 +2,7 @@
 //! library, and turn errors into a Chinese message and an exit code.
 
 mod bench;
+mod data_cmd;
 mod policy_cmd;
 mod settle_cmd;
 
@@ -34,6 +35,38 @@ enum Cmd {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
     },
+    /// 行政区划（Administrative divisions）
+    Regions {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(subcommand)]
+        cmd: data_cmd::RegionsCmd,
+    },
+    /// 导入名单：poverty、enrolment、dibao、extreme_poor、death、military（CSV 或 XLSX）
+    Import {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        /// 名单类型
+        kind: String,
+        /// 文件（.csv 或 .xlsx）
+        file: std::path::PathBuf,
+        /// 被拒绝行报告的目录（默认与文件同目录）
+        #[arg(long)]
+        report_dir: Option<std::path::PathBuf>,
+    },
+    /// 写出空白名单模板（含表头与一行示例）
+    Template {
+        kind: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// 参保数据比对（R-ENR-2）：按村列出问题与处理措施，并与上次比对对照
+    Reconcile {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(flatten)]
+        args: data_cmd::ReconcileArgs,
+    },
 }
 
 /// Exit codes: 0 ok, 1 input rejected (bad file, bad row, bad policy), 2 usage, 3 I/O or internal.
@@ -41,10 +74,27 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_IO: u8 = 3;
 
 fn main() -> ExitCode {
+    // Logs go to stderr, in English, without names or ID numbers; RUST_LOG=info shows more.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,sqlx=error".into()),
+        )
+        .init();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Settle(a) => settle_cmd::run(a),
         Cmd::Policy { cmd } => policy_cmd::run(cmd),
         Cmd::Bench { cmd } => bench::run(cmd),
+        Cmd::Regions { db, cmd } => data_cmd::regions(db, cmd),
+        Cmd::Import {
+            db,
+            kind,
+            file,
+            report_dir,
+        } => data_cmd::import(db, kind, file, report_dir),
+        Cmd::Template { kind, out } => data_cmd::template(kind, out),
+        Cmd::Reconcile { db, args } => data_cmd::reconcile(db, args),
     }
 }

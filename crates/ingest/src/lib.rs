@@ -1,7 +1,14 @@
-//! CSV / XLSX readers and writers of baozhang, with validation reports.
+//! CSV / XLSX readers and writers of baozhang, with validation reports, roster import and
+//! reconciliation.
 
 pub mod claims;
+pub mod county;
+pub mod divisions;
 pub mod intern;
 pub mod output;
+pub mod registry_settle;
+pub mod rosters;
 pub mod settle_run;
 pub mod synth;
+pub mod table;
+pub mod worklist;

@@ -1,0 +1,879 @@
+//! `baozhang import <kind> <file>`: the rosters of docs/ROSTERS.md, validated row by row. Rejected rows
+//! go to a report (row, field, reason in Chinese, the row itself) in CSV and XLSX; accepted rows are
+//! applied in one transaction per file; importing the same file again changes nothing.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use baozhang_core::{Date, Fen, IdCardNo, IdentitySet, Sex};
+use baozhang_store::registry::{EnrolmentRow, Import, PeriodRow, PersonRow, PovertyRow, StateRow};
+use baozhang_store::{date_num, Store, StoreError};
+
+use crate::intern::KeyIndex;
+use crate::table::{write_csv, write_xlsx, TableError, TableReader};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RosterKind {
+    Poverty,
+    Enrolment,
+    Dibao,
+    ExtremePoor,
+    Death,
+    Military,
+}
+
+pub const ALL_KINDS: [RosterKind; 6] = [
+    RosterKind::Poverty,
+    RosterKind::Enrolment,
+    RosterKind::Dibao,
+    RosterKind::ExtremePoor,
+    RosterKind::Death,
+    RosterKind::Military,
+];
+
+impl RosterKind {
+    pub fn id(self) -> &'static str {
+        match self {
+            RosterKind::Poverty => "poverty",
+            RosterKind::Enrolment => "enrolment",
+            RosterKind::Dibao => "dibao",
+            RosterKind::ExtremePoor => "extreme_poor",
+            RosterKind::Death => "death",
+            RosterKind::Military => "military",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RosterKind> {
+        ALL_KINDS
+            .into_iter()
+            .find(|k| k.id() == s || k.name_zh() == s)
+    }
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            RosterKind::Poverty => "建档立卡贫困人口及监测对象花名册",
+            RosterKind::Enrolment => "城乡居民医保参保名单",
+            RosterKind::Dibao => "低保对象名单",
+            RosterKind::ExtremePoor => "特困供养人员名单",
+            RosterKind::Death => "死亡人员登记",
+            RosterKind::Military => "服兵役人员登记",
+        }
+    }
+    /// (column, required) in template order.
+    pub fn columns(self) -> &'static [(&'static str, bool)] {
+        match self {
+            RosterKind::Poverty => &[
+                ("户编号", true),
+                ("姓名", true),
+                ("证件号码", true),
+                ("性别", false),
+                ("出生日期", false),
+                ("与户主关系", true),
+                ("行政区划代码", true),
+                ("贫困状态", false),
+                ("识别年度", false),
+                ("脱贫年度", false),
+                ("监测对象类型", false),
+                ("纳入监测日期", false),
+                ("致贫原因", false),
+                ("残疾等级", false),
+                ("变动日期", false),
+            ],
+            RosterKind::Enrolment => &[
+                ("人员编号", true),
+                ("证件号码", true),
+                ("姓名", true),
+                ("参保年度", true),
+                ("参保状态", true),
+                ("参保地区划", true),
+                ("人员类别", false),
+                ("标识日期", false),
+                ("个人缴费", true),
+                ("资助金额", false),
+                ("资助来源", false),
+            ],
+            RosterKind::Dibao | RosterKind::ExtremePoor => &[
+                ("证件号码", true),
+                ("姓名", true),
+                ("行政区划代码", true),
+                ("保障起始日期", true),
+                ("保障终止日期", false),
+            ],
+            RosterKind::Death => &[("证件号码", true), ("姓名", true), ("死亡日期", true)],
+            RosterKind::Military => &[
+                ("证件号码", true),
+                ("姓名", true),
+                ("入伍日期", true),
+                ("退役日期", false),
+            ],
+        }
+    }
+    /// One plausible example row for the template.
+    pub fn example(self) -> &'static [&'static str] {
+        match self {
+            RosterKind::Poverty => &[
+                "620422100201001",
+                "张三",
+                "620422198001011234",
+                "男",
+                "1980-01-01",
+                "户主",
+                "620422100201",
+                "未脱贫",
+                "2016",
+                "",
+                "",
+                "",
+                "因病",
+                "",
+                "2016-03-01",
+            ],
+            RosterKind::Enrolment => &[
+                "62042200000001",
+                "620422198001011234",
+                "张三",
+                "2018",
+                "正常参保",
+                "620422",
+                "建档立卡",
+                "2018-01-15",
+                "220.00",
+                "220.00",
+                "医疗救助",
+            ],
+            RosterKind::Dibao | RosterKind::ExtremePoor => &[
+                "620422198001011234",
+                "张三",
+                "620422100201",
+                "2017-01-01",
+                "",
+            ],
+            RosterKind::Death => &["620422198001011234", "张三", "2018-06-30"],
+            RosterKind::Military => &["620422199801011238", "李四", "2017-09-01", ""],
+        }
+    }
+}
+
+/// A rejected row: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub row: u64,
+    pub field: String,
+    pub reason: String,
+    pub cells: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub kind: String,
+    pub file: String,
+    pub rows_total: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    /// Rows of the registry changed (new, changed, retracted). 0 when the data was already there.
+    pub changes: u64,
+    /// Set when this exact file had been imported before (nothing was done).
+    pub already_imported_as: Option<i64>,
+    pub import_id: Option<i64>,
+    pub rejections_csv: Option<PathBuf>,
+    pub rejections_xlsx: Option<PathBuf>,
+    /// Rows contradicting others (the same person in two households, …), kept for reconciliation.
+    pub conflicts: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Table(#[from] TableError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("无法读取 {file}：{reason}")]
+    Io { file: String, reason: String },
+    #[error("行政区划表为空：请先运行 baozhang regions load（内置甘肃、宁夏、云南、内蒙古）或 baozhang regions import <目录>")]
+    NoRegions,
+}
+
+pub struct ImportOptions {
+    /// Where the reject reports go (default: beside the input file).
+    pub report_dir: Option<PathBuf>,
+    /// Rows staged per batch (bounds memory).
+    pub batch: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            report_dir: None,
+            batch: 20_000,
+        }
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String, ImportError> {
+    let io = |e: std::io::Error| ImportError::Io {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What the rows of one batch turn into.
+#[derive(Default)]
+struct Batch {
+    persons: Vec<PersonRow>,
+    periods: Vec<PeriodRow>,
+    states: Vec<StateRow>,
+    poverty: Vec<PovertyRow>,
+    enrolments: Vec<EnrolmentRow>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.persons.len()
+    }
+    async fn flush(&mut self, imp: &mut Import) -> Result<(), StoreError> {
+        imp.stage_persons(&self.persons).await?;
+        imp.stage_periods(&self.periods).await?;
+        imp.stage_states(&self.states).await?;
+        imp.stage_poverty(&self.poverty).await?;
+        imp.stage_enrolments(&self.enrolments).await?;
+        *self = Batch::default();
+        Ok(())
+    }
+}
+
+struct Row<'a> {
+    cells: &'a [String],
+    reader: &'a TableReader,
+}
+
+type Reject = (String, String);
+
+impl Row<'_> {
+    fn get(&self, col: &str) -> &str {
+        self.reader
+            .column(col)
+            .and_then(|i| self.cells.get(i))
+            .map_or("", String::as_str)
+    }
+    fn required(&self, col: &str) -> Result<&str, Reject> {
+        let v = self.get(col);
+        if v.is_empty() {
+            Err((col.into(), "必填项为空".into()))
+        } else {
+            Ok(v)
+        }
+    }
+    fn date(&self, col: &str) -> Result<Option<Date>, Reject> {
+        let v = self.get(col);
+        if v.is_empty() {
+            return Ok(None);
+        }
+        Date::parse(v)
+            .map(Some)
+            .map_err(|e| (col.into(), e.to_string()))
+    }
+    fn req_date(&self, col: &str) -> Result<Date, Reject> {
+        self.required(col)?;
+        Ok(self.date(col)?.expect("non-empty"))
+    }
+    fn year(&self, col: &str) -> Result<Option<i64>, Reject> {
+        let v = self.get(col);
+        if v.is_empty() {
+            return Ok(None);
+        }
+        match v.parse::<i64>() {
+            Ok(y) if (1980..=2100).contains(&y) => Ok(Some(y)),
+            _ => Err((col.into(), format!("年度“{v}”无效（应为四位年份）"))),
+        }
+    }
+    fn money(&self, col: &str) -> Result<Option<Fen>, Reject> {
+        let v = self.get(col);
+        if v.is_empty() {
+            return Ok(None);
+        }
+        Fen::parse_yuan(v)
+            .map(Some)
+            .map_err(|e| (col.into(), e.to_string()))
+    }
+    /// The ID number, checked against 性别 / 出生日期 when the roster has them.
+    fn person_id(&self) -> Result<IdCardNo, Reject> {
+        let raw = self.required("证件号码")?;
+        let id = IdCardNo::parse(raw).map_err(|e| ("证件号码".to_string(), e.to_string()))?;
+        let sex = self.get("性别");
+        if !sex.is_empty() {
+            match Sex::parse(sex) {
+                Some(s) if s == id.sex() => {}
+                Some(_) => {
+                    return Err((
+                        "性别".into(),
+                        format!("性别“{sex}”与证件号码（{}）不一致", id.sex().name_zh()),
+                    ))
+                }
+                None => return Err(("性别".into(), format!("性别“{sex}”无效（男 / 女）"))),
+            }
+        }
+        if let Some(b) = self.date("出生日期")? {
+            if b != id.birth_date() {
+                return Err((
+                    "出生日期".into(),
+                    format!("出生日期 {b} 与证件号码中的 {} 不一致", id.birth_date()),
+                ));
+            }
+        }
+        Ok(id)
+    }
+    fn name(&self) -> Result<String, Reject> {
+        let n = self.required("姓名")?;
+        if n.chars().count() > 30 {
+            return Err(("姓名".into(), "姓名过长".into()));
+        }
+        Ok(n.to_string())
+    }
+}
+
+fn person(id: &IdCardNo, name: String) -> PersonRow {
+    PersonRow {
+        id_no: id.as_str().to_string(),
+        name,
+        sex: id.sex().name_zh().to_string(),
+        birth_date: date_num(id.birth_date()),
+        household_no: None,
+        relation: None,
+        village_code: None,
+        psn_no: None,
+    }
+}
+
+fn jan1(y: i64) -> i64 {
+    y * 10_000 + 101
+}
+
+const RELATIONS: [&str; 8] = [
+    "户主",
+    "配偶",
+    "子女",
+    "父母",
+    "孙子女",
+    "兄弟姐妹",
+    "儿媳",
+    "其他",
+];
+
+/// Imports one roster file. Rows are validated as they stream; valid rows are staged in batches and
+/// merged when the whole file has been read, all in one transaction.
+pub async fn import_file(
+    store: &Store,
+    kind: RosterKind,
+    path: &Path,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let file_name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().to_string(),
+    );
+    let sha = sha256_file(path)?;
+    let mut report = ImportReport {
+        kind: kind.id().into(),
+        file: path.display().to_string(),
+        ..Default::default()
+    };
+    if let Some(prev) = store.find_import(kind.id(), &sha).await? {
+        report.already_imported_as = Some(prev.id);
+        report.rows_total = prev.rows_total as u64;
+        report.rows_accepted = prev.rows_accepted as u64;
+        report.rows_rejected = prev.rows_rejected as u64;
+        return Ok(report);
+    }
+    let mut reader = TableReader::open(path)?;
+    let required: Vec<&str> = kind.columns().iter().filter(|c| c.1).map(|c| c.0).collect();
+    reader.require(&required)?;
+
+    // Region codes that exist (villages and counties).
+    let regions: HashSet<String> = store.region_codes().await?;
+    if regions.is_empty() {
+        return Err(ImportError::NoRegions);
+    }
+
+    let mut imp = store.start_import(kind.id(), &file_name, &sha).await?;
+    let result = read_rows(kind, &mut reader, &regions, &mut imp, opts, progress).await;
+    let (rejections, conflicts, total) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            imp.abandon().await?;
+            return Err(e);
+        }
+    };
+    match kind {
+        RosterKind::Poverty => {
+            imp.merge_persons().await?;
+            imp.merge_poverty().await?;
+            imp.merge_periods("poverty").await?;
+        }
+        RosterKind::Enrolment => {
+            imp.merge_persons().await?;
+            imp.merge_enrolments().await?;
+        }
+        RosterKind::Dibao | RosterKind::ExtremePoor => {
+            imp.merge_persons().await?;
+            imp.merge_periods(kind.id()).await?;
+        }
+        RosterKind::Death => {
+            imp.merge_persons().await?;
+            imp.merge_states("death").await?;
+        }
+        RosterKind::Military => {
+            imp.merge_persons().await?;
+            imp.merge_states("military").await?;
+        }
+    }
+    report.rows_total = total;
+    report.rows_rejected = rejections.len() as u64;
+    report.rows_accepted = total - report.rows_rejected;
+    report.conflicts = conflicts;
+    report.import_id = Some(imp.id);
+    report.changes = imp
+        .finish(total, report.rows_accepted, report.rows_rejected)
+        .await?;
+
+    if !rejections.is_empty() {
+        let dir = opts
+            .report_dir
+            .clone()
+            .unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+        std::fs::create_dir_all(&dir).map_err(|e| ImportError::Io {
+            file: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let stem = path
+            .file_stem()
+            .map_or("roster".into(), |s| s.to_string_lossy().to_string());
+        let mut header = vec!["行号".to_string(), "字段".to_string(), "原因".to_string()];
+        header.extend(reader.header().iter().cloned());
+        let rows: Vec<Vec<String>> = rejections
+            .iter()
+            .map(|r| {
+                let mut v = vec![r.row.to_string(), r.field.clone(), r.reason.clone()];
+                v.extend(r.cells.iter().cloned());
+                v
+            })
+            .collect();
+        let csv_path = dir.join(format!("{stem}.rejected.csv"));
+        let xlsx_path = dir.join(format!("{stem}.rejected.xlsx"));
+        write_csv(&csv_path, &header, &rows)?;
+        write_xlsx(&xlsx_path, &[("被拒绝的行".to_string(), header, rows)])?;
+        report.rejections_csv = Some(csv_path);
+        report.rejections_xlsx = Some(xlsx_path);
+    }
+    Ok(report)
+}
+
+async fn read_rows(
+    kind: RosterKind,
+    reader: &mut TableReader,
+    regions: &HashSet<String>,
+    imp: &mut Import,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<Rejection>, u64, u64), ImportError> {
+    let mut rejections = Vec::new();
+    let mut batch = Batch::default();
+    let mut cells = Vec::new();
+    let mut total = 0u64;
+    // id (+ year for enrolment) → first row and its household / psn_no, for duplicates in the file.
+    let mut seen = KeyIndex::default();
+    let mut seen_info: Vec<(u64, String)> = Vec::new();
+    let mut conflicts: Vec<(String, String)> = Vec::new();
+    let mut key = Vec::with_capacity(32);
+    while let Some(rowno) = reader.next_row(&mut cells)? {
+        total += 1;
+        if total % 10_000 == 0 {
+            progress(total);
+        }
+        let row = Row {
+            cells: &cells,
+            reader,
+        };
+        let mark = batch.mark();
+        let parsed = parse_row(kind, &row, regions, &mut batch);
+        let outcome = match parsed {
+            Ok((id_key, other)) => {
+                key.clear();
+                key.extend_from_slice(id_key.as_bytes());
+                let (idx, new) = seen.intern(&key);
+                if new {
+                    seen_info.push((rowno, other));
+                    Ok(())
+                } else {
+                    let (first_row, first_other) = &seen_info[idx as usize];
+                    if *first_other != other && kind == RosterKind::Poverty {
+                        let detail = format!("同一人出现在两个户中：户编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
+                        conflicts.push((id_key.clone(), detail.clone()));
+                        Err(("证件号码".to_string(), format!("{detail}，请核实去重")))
+                    } else if *first_other != other && kind == RosterKind::Enrolment {
+                        let detail = format!("同一人同一年度参保两次：人员编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
+                        conflicts.push((
+                            id_key.split(':').next().unwrap_or("").to_string(),
+                            detail.clone(),
+                        ));
+                        Err(("证件号码".to_string(), format!("{detail}，请核实去重")))
+                    } else {
+                        Err(("证件号码".to_string(), format!("与第 {first_row} 行重复")))
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err((field, reason)) = outcome {
+            batch.rollback(mark);
+            rejections.push(Rejection {
+                row: rowno,
+                field,
+                reason,
+                cells: cells.clone(),
+            });
+        }
+        if batch.len() >= opts.batch {
+            batch.flush(imp).await?;
+        }
+    }
+    batch.flush(imp).await?;
+    progress(total);
+    let n_conf = conflicts.len() as u64;
+    imp.add_conflicts(kind.id(), &conflicts).await?;
+    Ok((rejections, n_conf, total))
+}
+
+impl Batch {
+    fn mark(&self) -> [usize; 5] {
+        [
+            self.persons.len(),
+            self.periods.len(),
+            self.states.len(),
+            self.poverty.len(),
+            self.enrolments.len(),
+        ]
+    }
+    /// Drops everything added since `mark` (a row rejected after parsing: nothing of it is applied).
+    fn rollback(&mut self, m: [usize; 5]) {
+        self.persons.truncate(m[0]);
+        self.periods.truncate(m[1]);
+        self.states.truncate(m[2]);
+        self.poverty.truncate(m[3]);
+        self.enrolments.truncate(m[4]);
+    }
+}
+
+/// Parses and validates one row, appending what it means to `batch`. Returns the row's identity key
+/// (for duplicates in the file) and the attribute whose disagreement makes a duplicate a conflict.
+fn parse_row(
+    kind: RosterKind,
+    row: &Row,
+    regions: &HashSet<String>,
+    batch: &mut Batch,
+) -> Result<(String, String), Reject> {
+    let id = row.person_id()?;
+    let name = row.name()?;
+    let region = |col: &str, allow_county: bool| -> Result<String, Reject> {
+        let v = row.required(col)?;
+        let ok_len = v.len() == 12 || (allow_county && v.len() == 6);
+        if !ok_len || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err((
+                col.into(),
+                format!(
+                    "行政区划代码“{v}”应为 {} 位数字",
+                    if allow_county {
+                        "12 位（村）或 6"
+                    } else {
+                        "12"
+                    }
+                ),
+            ));
+        }
+        if !regions.contains(v) {
+            return Err((col.into(), format!("行政区划代码“{v}”不存在")));
+        }
+        Ok(v.to_string())
+    };
+    match kind {
+        RosterKind::Poverty => {
+            let household = row.required("户编号")?.to_string();
+            let relation = row.required("与户主关系")?;
+            if !RELATIONS.contains(&relation) {
+                return Err((
+                    "与户主关系".into(),
+                    format!("“{relation}”无效（{}）", RELATIONS.join("、")),
+                ));
+            }
+            let village = region("行政区划代码", false)?;
+            let status = row.get("贫困状态");
+            if !["", "未脱贫", "已脱贫", "已清退"].contains(&status) {
+                return Err((
+                    "贫困状态".into(),
+                    format!("“{status}”无效（未脱贫、已脱贫、已清退，或留空）"),
+                ));
+            }
+            let reg_year = row.year("识别年度")?;
+            let exit_year = row.year("脱贫年度")?;
+            if !status.is_empty() && reg_year.is_none() {
+                return Err(("识别年度".into(), "有贫困状态时必填".into()));
+            }
+            if status == "已脱贫" && exit_year.is_none() {
+                return Err(("脱贫年度".into(), "已脱贫时必填".into()));
+            }
+            if let (Some(r), Some(e)) = (reg_year, exit_year) {
+                if e < r {
+                    return Err(("脱贫年度".into(), format!("脱贫年度 {e} 早于识别年度 {r}")));
+                }
+            }
+            let monitor_type = row.get("监测对象类型");
+            if !["", "边缘易致贫户", "脱贫不稳定户", "突发严重困难户"].contains(&monitor_type)
+            {
+                return Err((
+                    "监测对象类型".into(),
+                    format!("“{monitor_type}”无效（边缘易致贫户、脱贫不稳定户、突发严重困难户）"),
+                ));
+            }
+            let monitor_date = row.date("纳入监测日期")?;
+            if !monitor_type.is_empty() && monitor_date.is_none() {
+                return Err(("纳入监测日期".into(), "有监测对象类型时必填".into()));
+            }
+            if status.is_empty() && monitor_type.is_empty() {
+                return Err(("贫困状态".into(), "贫困状态与监测对象类型不能都为空".into()));
+            }
+            let cause = row.get("致贫原因");
+            let disability = row.get("残疾等级");
+            if !["", "一级", "二级", "三级", "四级"].contains(&disability) {
+                return Err((
+                    "残疾等级".into(),
+                    format!("“{disability}”无效（一级至四级）"),
+                ));
+            }
+            let change_date = match row.date("变动日期")? {
+                Some(d) => date_num(d),
+                None => jan1(
+                    reg_year.unwrap_or_else(|| monitor_date.map_or(2000, |d| i64::from(d.year()))),
+                ),
+            };
+            let id_no = id.as_str().to_string();
+            // Identity periods asserted by this row (docs/ROSTERS.md).
+            let mut poverty_end = None;
+            if let Some(r) = reg_year {
+                let start = jan1(r);
+                let end_all = if status == "已清退" {
+                    Some(change_date.max(start))
+                } else {
+                    None
+                };
+                match (status, exit_year) {
+                    ("已脱贫", Some(e)) | ("已清退", Some(e)) => {
+                        let exit = jan1(e).max(start);
+                        batch.periods.push(PeriodRow {
+                            id_no: id_no.clone(),
+                            identity: "registered_poor".into(),
+                            start_date: start,
+                            end_date: Some(exit),
+                        });
+                        if end_all.is_none_or(|x| x > exit) {
+                            batch.periods.push(PeriodRow {
+                                id_no: id_no.clone(),
+                                identity: "exited_poor".into(),
+                                start_date: exit,
+                                end_date: end_all,
+                            });
+                        }
+                    }
+                    ("未脱贫", _) | ("已清退", None) => {
+                        batch.periods.push(PeriodRow {
+                            id_no: id_no.clone(),
+                            identity: "registered_poor".into(),
+                            start_date: start,
+                            end_date: end_all,
+                        });
+                    }
+                    _ => {}
+                }
+                poverty_end = Some(end_all);
+                if cause == "因病" {
+                    batch.periods.push(PeriodRow {
+                        id_no: id_no.clone(),
+                        identity: "illness_poor".into(),
+                        start_date: start,
+                        end_date: end_all,
+                    });
+                }
+            }
+            if let Some(md) = monitor_date {
+                if !monitor_type.is_empty() {
+                    batch.periods.push(PeriodRow {
+                        id_no: id_no.clone(),
+                        identity: "marginal".into(),
+                        start_date: date_num(md),
+                        end_date: None,
+                    });
+                }
+            }
+            if !disability.is_empty() {
+                batch.periods.push(PeriodRow {
+                    id_no: id_no.clone(),
+                    identity: "disabled".into(),
+                    start_date: change_date.min(jan1(reg_year.unwrap_or(9999))),
+                    end_date: poverty_end.flatten(),
+                });
+            }
+            let mut p = person(&id, name);
+            p.household_no = Some(household.clone());
+            p.relation = Some(relation.to_string());
+            p.village_code = Some(village.clone());
+            batch.persons.push(p);
+            batch.poverty.push(PovertyRow {
+                id_no: id_no.clone(),
+                household_no: household.clone(),
+                village_code: village,
+                status: status.to_string(),
+                reg_year,
+                exit_year,
+                monitor_type: (!monitor_type.is_empty()).then(|| monitor_type.to_string()),
+                monitor_date: monitor_date.map(date_num),
+                cause: (!cause.is_empty()).then(|| cause.to_string()),
+                disability: (!disability.is_empty()).then(|| disability.to_string()),
+                change_date,
+            });
+            Ok((id_no, household))
+        }
+        RosterKind::Enrolment => {
+            let psn_no = row.required("人员编号")?.to_string();
+            let year = row
+                .year("参保年度")?
+                .ok_or_else(|| ("参保年度".to_string(), "必填项为空".to_string()))?;
+            let status = row.required("参保状态")?;
+            let insured = match status {
+                "正常参保" | "参保" | "正常" => true,
+                "未参保" | "停保" | "暂停" | "终止" => false,
+                other => {
+                    return Err((
+                        "参保状态".into(),
+                        format!("“{other}”无效（正常参保、未参保、停保）"),
+                    ))
+                }
+            };
+            let admdvs = row.required("参保地区划")?;
+            if admdvs.len() != 6 || !admdvs.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(("参保地区划".into(), format!("“{admdvs}”应为 6 位区划代码")));
+            }
+            let flags = IdentitySet::parse_list(row.get("人员类别"))
+                .map_err(|e| ("人员类别".to_string(), e))?;
+            let flag_date = row.date("标识日期")?.map(date_num);
+            let premium = row
+                .money("个人缴费")?
+                .ok_or_else(|| ("个人缴费".to_string(), "必填项为空".to_string()))?;
+            let subsidy = row.money("资助金额")?.unwrap_or(Fen::ZERO);
+            let source = row.get("资助来源");
+            let mut p = person(&id, name);
+            p.psn_no = Some(psn_no.clone());
+            batch.persons.push(p);
+            batch.enrolments.push(EnrolmentRow {
+                id_no: id.as_str().to_string(),
+                psn_no: psn_no.clone(),
+                year,
+                status: status.to_string(),
+                insured,
+                insured_admdvs: admdvs.to_string(),
+                flags: i64::from(flags.bits()),
+                flag_date,
+                premium_fen: premium.0,
+                subsidy_fen: subsidy.0,
+                subsidy_source: (!source.is_empty()).then(|| source.to_string()),
+            });
+            Ok((format!("{}:{year}", id.as_str()), psn_no))
+        }
+        RosterKind::Dibao | RosterKind::ExtremePoor => {
+            let region_code = region("行政区划代码", true)?;
+            let start = row.req_date("保障起始日期")?;
+            let end = row.date("保障终止日期")?;
+            if end.is_some_and(|e| e <= start) {
+                return Err(("保障终止日期".into(), "终止日期不晚于起始日期".into()));
+            }
+            let mut p = person(&id, name);
+            if region_code.len() == 12 {
+                p.village_code = Some(region_code);
+            }
+            batch.persons.push(p);
+            let identity = if kind == RosterKind::Dibao {
+                "dibao"
+            } else {
+                "extreme_poor"
+            };
+            batch.periods.push(PeriodRow {
+                id_no: id.as_str().to_string(),
+                identity: identity.into(),
+                start_date: date_num(start),
+                end_date: end.map(date_num),
+            });
+            Ok((
+                format!("{}:{}", id.as_str(), date_num(start)),
+                String::new(),
+            ))
+        }
+        RosterKind::Death => {
+            let d = row.req_date("死亡日期")?;
+            if d < id.birth_date() {
+                return Err(("死亡日期".into(), "死亡日期早于出生日期".into()));
+            }
+            batch.persons.push(person(&id, name));
+            batch.states.push(StateRow {
+                id_no: id.as_str().to_string(),
+                start_date: date_num(d),
+                end_date: None,
+            });
+            Ok((id.as_str().to_string(), String::new()))
+        }
+        RosterKind::Military => {
+            let start = row.req_date("入伍日期")?;
+            let end = row.date("退役日期")?;
+            if end.is_some_and(|e| e <= start) {
+                return Err(("退役日期".into(), "退役日期不晚于入伍日期".into()));
+            }
+            batch.persons.push(person(&id, name));
+            batch.states.push(StateRow {
+                id_no: id.as_str().to_string(),
+                start_date: date_num(start),
+                end_date: end.map(date_num),
+            });
+            Ok((
+                format!("{}:{}", id.as_str(), date_num(start)),
+                String::new(),
+            ))
+        }
+    }
+}
+
+/// An empty template of a roster with its headers and one example row (XLSX; ID numbers as text).
+pub fn write_template(kind: RosterKind, path: &Path) -> Result<(), TableError> {
+    let header: Vec<String> = kind
+        .columns()
+        .iter()
+        .map(|(c, req)| if *req { format!("{c}") } else { c.to_string() })
+        .collect();
+    let example: Vec<String> = kind.example().iter().map(|s| s.to_string()).collect();
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        write_csv(path, &header, &[example])
+    } else {
+        write_xlsx(path, &[(kind.name_zh().to_string(), header, vec![example])])
+    }
+}

@@ -1,0 +1,354 @@
+//! Storage of baozhang: schema, migrations and queries for **SQLite** (the embedded default: one file,
+//! WAL, `synchronous=FULL`) and **PostgreSQL**, through one code path (sqlx's `Any` driver and portable
+//! SQL). No business rules live here — callers decide what to write; this crate writes it exactly,
+//! in transactions, keeping history.
+
+pub mod reconcile;
+pub mod registry;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use sqlx::Any;
+pub type Tx<'a> = sqlx::Transaction<'a, Any>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("数据库错误：{0}")]
+    Db(#[from] sqlx::Error),
+    #[error("数据库地址无效：{0}")]
+    BadUrl(String),
+    #[error("数据库结构版本 {found} 高于本程序支持的 {supported}，请升级 baozhang")]
+    TooNew { found: i64, supported: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The embedded default: `baozhang.db` in the working directory.
+pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
+
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "registry",
+        include_str!("../migrations/0001_registry.sql"),
+    ),
+    (
+        2,
+        "reconcile",
+        include_str!("../migrations/0002_reconcile.sql"),
+    ),
+];
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Normalises what a user may type: a bare path means SQLite; `sqlite:` URLs get `mode=rwc` so the
+/// file is created on first use.
+pub fn normalise_url(url: &str) -> Result<(String, Backend)> {
+    let u = url.trim();
+    if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+        return Ok((u.to_string(), Backend::Postgres));
+    }
+    let (path, query) = match u
+        .strip_prefix("sqlite://")
+        .or_else(|| u.strip_prefix("sqlite:"))
+    {
+        Some(rest) => rest
+            .split_once('?')
+            .map_or((rest, None), |(p, q)| (p, Some(q))),
+        None if !u.contains("://") => (u, None),
+        None => {
+            return Err(StoreError::BadUrl(format!(
+                "{u}（支持 sqlite://文件 或 postgres://…）"
+            )))
+        }
+    };
+    if path.is_empty() {
+        return Err(StoreError::BadUrl(u.to_string()));
+    }
+    if path == ":memory:" {
+        return Ok(("sqlite::memory:".to_string(), Backend::Sqlite));
+    }
+    let q = match query {
+        Some(q) if q.contains("mode=") => q.to_string(),
+        Some(q) => format!("{q}&mode=rwc"),
+        None => "mode=rwc".to_string(),
+    };
+    Ok((format!("sqlite://{path}?{q}"), Backend::Sqlite))
+}
+
+impl Store {
+    /// Connects (creating an SQLite file if needed) and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = normalise_url(url)?;
+        let max = match backend {
+            // One writer at a time in SQLite anyway; a few readers beside it under WAL.
+            Backend::Sqlite if url.contains(":memory:") => 1,
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        // WAL for concurrent readers; FULL sync because this is money.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA busy_timeout = 30000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn begin(&self) -> Result<Tx<'static>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Applies the migrations not yet applied, each in its own transaction.
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let supported = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > supported {
+            return Err(StoreError::TooNew {
+                found: current,
+                supported,
+            });
+        }
+        let id_type = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        for (version, name, sql) in MIGRATIONS {
+            if version <= current {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            let body: String = sql
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .map(|l| l.split(" --").next().unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(&stmt.replace("{{ID}}", id_type))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(version)
+            .bind(name)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(version, name, "migration applied");
+        }
+        Ok(())
+    }
+
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        )
+    }
+
+    pub async fn count(&self, table: &str) -> Result<i64> {
+        // `table` is one of ours, never user input.
+        debug_assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        Ok(sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+}
+
+/// UTC timestamp as ISO-8601 text (portable across both backends).
+pub fn now_text() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let days = secs.div_euclid(86_400) as i32;
+    let rem = secs.rem_euclid(86_400);
+    let d = baozhang_core::Date::from_days(days);
+    format!(
+        "{d}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A date as stored: BIGINT yyyymmdd.
+pub fn date_num(d: baozhang_core::Date) -> i64 {
+    i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
+}
+
+pub fn num_date(n: i64) -> Option<baozhang_core::Date> {
+    baozhang_core::Date::new((n / 10_000) as u16, (n / 100 % 100) as u8, (n % 100) as u8)
+}
+
+/// A value to bind in a batch insert.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    I(i64),
+    T(String),
+    NullI,
+    NullT,
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::I(v)
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::T(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::T(v.to_string())
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Val {
+        v.map_or(Val::NullI, Val::I)
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Val {
+        v.map_or(Val::NullT, Val::T)
+    }
+}
+
+/// Inserts rows in multi-row statements (bounded: at most ~30,000 bound values a statement, under
+/// both backends' limits).
+pub async fn insert_rows(
+    tx: &mut Tx<'_>,
+    table: &str,
+    cols: &[&str],
+    rows: &[Vec<Val>],
+) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let per = (30_000 / cols.len()).clamp(1, 2000);
+    let mut n = 0;
+    for chunk in rows.chunks(per) {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+        let mut k = 1;
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for c in 0..cols.len() {
+                if c > 0 {
+                    sql.push(',');
+                }
+                sql.push('$');
+                sql.push_str(&k.to_string());
+                k += 1;
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            debug_assert_eq!(row.len(), cols.len());
+            for v in row {
+                q = match v {
+                    Val::I(i) => q.bind(*i),
+                    Val::T(t) => q.bind(t.clone()),
+                    Val::NullI => q.bind(None::<i64>),
+                    Val::NullT => q.bind(None::<String>),
+                };
+            }
+        }
+        n += q.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(n)
+}
+
+pub fn get_i64(row: &AnyRow, i: usize) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(i)?)
+}
+pub fn get_opt_i64(row: &AnyRow, i: usize) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(i)?)
+}
+pub fn get_text(row: &AnyRow, i: usize) -> Result<String> {
+    Ok(row.try_get::<String, _>(i)?)
+}
+pub fn get_opt_text(row: &AnyRow, i: usize) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(i)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised() {
+        assert_eq!(
+            normalise_url("baozhang.db").unwrap(),
+            ("sqlite://baozhang.db?mode=rwc".into(), Backend::Sqlite)
+        );
+        assert_eq!(
+            normalise_url("sqlite:///tmp/x.db").unwrap().0,
+            "sqlite:///tmp/x.db?mode=rwc"
+        );
+        assert_eq!(
+            normalise_url("sqlite://a.db?mode=ro").unwrap().0,
+            "sqlite://a.db?mode=ro"
+        );
+        assert_eq!(
+            normalise_url("postgres://u@h/db").unwrap().1,
+            Backend::Postgres
+        );
+        assert!(normalise_url("mysql://x").is_err());
+    }
+}

@@ -1,0 +1,823 @@
+//! The registry: regions, households, persons, identity periods, special states, enrolments, and the
+//! imports that wrote them. An import stages its accepted rows and merges them set-wise in one
+//! transaction; merges keep history (changes logged, versions superseded, periods retracted — never
+//! deleted or silently overwritten) and change nothing when the data is already there.
+
+use sqlx::Row;
+
+use crate::{
+    get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, Result, Store, Tx, Val,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionRow {
+    pub code: String,
+    pub name: String,
+    pub level: u8,
+    pub parent_code: Option<String>,
+}
+
+/// An import as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportRecord {
+    pub id: i64,
+    pub kind: String,
+    pub file_name: String,
+    pub imported_at: String,
+    pub rows_total: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    pub changes: i64,
+}
+
+/// Asserts (in debug builds) that `$n` placeholders first appear in ascending order: SQLite numbers
+/// them by first appearance, PostgreSQL by n, and only this order makes both agree.
+fn checked(sql: &str) -> &str {
+    #[cfg(debug_assertions)]
+    {
+        let b = sql.as_bytes();
+        let mut next = 1;
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'$' {
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                if let Ok(n) = sql[i + 1..j].parse::<usize>() {
+                    assert!(
+                        n <= next,
+                        "placeholder ${n} appears before ${next} in: {sql}"
+                    );
+                    if n == next {
+                        next += 1;
+                    }
+                }
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    sql
+}
+
+async fn exec(tx: &mut Tx<'_>, sql: &str, import_id: i64) -> Result<u64> {
+    Ok(sqlx::query(checked(sql))
+        .bind(import_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+async fn exec2(tx: &mut Tx<'_>, sql: &str, import_id: i64, s: &str) -> Result<u64> {
+    Ok(sqlx::query(checked(sql))
+        .bind(import_id)
+        .bind(s.to_string())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+impl Store {
+    /// Loads (or renames) administrative divisions; returns how many rows were new or changed.
+    pub async fn load_regions(&self, rows: &[RegionRow]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut changed = 0;
+        for chunk in rows.chunks(2000) {
+            let vals: Vec<Vec<Val>> = chunk
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.code.clone().into(),
+                        r.name.clone().into(),
+                        i64::from(r.level).into(),
+                        r.parent_code.clone().into(),
+                    ]
+                })
+                .collect();
+            // Stage through a temporary-free path: upsert row by row in one multi-row statement.
+            let mut sql =
+                String::from("INSERT INTO regions (code, name, level, parent_code) VALUES ");
+            for i in 0..vals.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let k = i * 4;
+                sql.push_str(&format!("(${},${},${},${})", k + 1, k + 2, k + 3, k + 4));
+            }
+            sql.push_str(" ON CONFLICT (code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code WHERE regions.name <> excluded.name OR regions.level <> excluded.level OR regions.parent_code IS DISTINCT FROM excluded.parent_code");
+            let mut q = sqlx::query(&sql);
+            for row in &vals {
+                for v in row {
+                    q = match v {
+                        Val::I(i) => q.bind(*i),
+                        Val::T(t) => q.bind(t.clone()),
+                        Val::NullI => q.bind(None::<i64>),
+                        Val::NullT => q.bind(None::<String>),
+                    };
+                }
+            }
+            changed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// All regions (code, name, level, parent) — a few tens of thousands of rows.
+    pub async fn regions(&self) -> Result<Vec<RegionRow>> {
+        let rows = sqlx::query("SELECT code, name, level, parent_code FROM regions ORDER BY code")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RegionRow {
+                    code: get_text(r, 0)?,
+                    name: get_text(r, 1)?,
+                    level: get_i64(r, 2)? as u8,
+                    parent_code: get_opt_text(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn region(&self, code: &str) -> Result<Option<RegionRow>> {
+        let row = sqlx::query("SELECT code, name, level, parent_code FROM regions WHERE code = $1")
+            .bind(code.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(RegionRow {
+                code: get_text(&r, 0)?,
+                name: get_text(&r, 1)?,
+                level: get_i64(&r, 2)? as u8,
+                parent_code: get_opt_text(&r, 3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The import of this exact file (by kind and content hash), if it was imported before.
+    pub async fn find_import(&self, kind: &str, sha256: &str) -> Result<Option<ImportRecord>> {
+        let row = sqlx::query("SELECT id, kind, file_name, imported_at, rows_total, rows_accepted, rows_rejected, changes FROM imports WHERE kind = $1 AND file_sha256 = $2")
+            .bind(kind.to_string())
+            .bind(sha256.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| import_record(&r)).transpose()
+    }
+
+    pub async fn imports(&self) -> Result<Vec<ImportRecord>> {
+        let rows = sqlx::query("SELECT id, kind, file_name, imported_at, rows_total, rows_accepted, rows_rejected, changes FROM imports ORDER BY id").fetch_all(self.pool()).await?;
+        rows.iter().map(import_record).collect()
+    }
+
+    /// Opens the transaction of one import and records it; everything the import writes goes through
+    /// the returned [`Import`], and nothing is visible until [`Import::finish`] commits.
+    pub async fn start_import(&self, kind: &str, file_name: &str, sha256: &str) -> Result<Import> {
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query("INSERT INTO imports (kind, file_name, file_sha256, imported_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(kind.to_string())
+            .bind(file_name.to_string())
+            .bind(sha256.to_string())
+            .bind(now_text())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        Ok(Import { tx, id, changes: 0 })
+    }
+}
+
+fn import_record(r: &sqlx::any::AnyRow) -> Result<ImportRecord> {
+    Ok(ImportRecord {
+        id: get_i64(r, 0)?,
+        kind: get_text(r, 1)?,
+        file_name: get_text(r, 2)?,
+        imported_at: get_text(r, 3)?,
+        rows_total: get_i64(r, 4)?,
+        rows_accepted: get_i64(r, 5)?,
+        rows_rejected: get_i64(r, 6)?,
+        changes: get_i64(r, 7)?,
+    })
+}
+
+/// A person as a roster states them. `None` fields are not stated by that roster and keep their value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonRow {
+    pub id_no: String,
+    pub name: String,
+    pub sex: String,
+    pub birth_date: i64,
+    pub household_no: Option<String>,
+    pub relation: Option<String>,
+    pub village_code: Option<String>,
+    pub psn_no: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeriodRow {
+    pub id_no: String,
+    pub identity: String,
+    pub start_date: i64,
+    pub end_date: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateRow {
+    pub id_no: String,
+    pub start_date: i64,
+    pub end_date: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PovertyRow {
+    pub id_no: String,
+    pub household_no: String,
+    pub village_code: String,
+    pub status: String,
+    pub reg_year: Option<i64>,
+    pub exit_year: Option<i64>,
+    pub monitor_type: Option<String>,
+    pub monitor_date: Option<i64>,
+    pub cause: Option<String>,
+    pub disability: Option<String>,
+    pub change_date: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrolmentRow {
+    pub id_no: String,
+    pub psn_no: String,
+    pub year: i64,
+    pub status: String,
+    pub insured: bool,
+    pub insured_admdvs: String,
+    pub flags: i64,
+    pub flag_date: Option<i64>,
+    pub premium_fen: i64,
+    pub subsidy_fen: i64,
+    pub subsidy_source: Option<String>,
+}
+
+/// One import in progress: its transaction and id.
+pub struct Import {
+    tx: Tx<'static>,
+    pub id: i64,
+    /// Rows changed so far (new rows, changed values, retracted periods).
+    pub changes: u64,
+}
+
+impl Import {
+    pub async fn stage_persons(&mut self, rows: &[PersonRow]) -> Result<()> {
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|p| {
+                vec![
+                    self.id.into(),
+                    p.id_no.clone().into(),
+                    p.name.clone().into(),
+                    p.sex.clone().into(),
+                    p.birth_date.into(),
+                    p.household_no.clone().into(),
+                    p.relation.clone().into(),
+                    p.village_code.clone().into(),
+                    p.psn_no.clone().into(),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut self.tx,
+            "stage_persons",
+            &[
+                "import_id",
+                "id_no",
+                "name",
+                "sex",
+                "birth_date",
+                "household_no",
+                "relation",
+                "village_code",
+                "psn_no",
+            ],
+            &vals,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn stage_periods(&mut self, rows: &[PeriodRow]) -> Result<()> {
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|p| {
+                vec![
+                    self.id.into(),
+                    p.id_no.clone().into(),
+                    p.identity.clone().into(),
+                    p.start_date.into(),
+                    p.end_date.into(),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut self.tx,
+            "stage_periods",
+            &["import_id", "id_no", "identity", "start_date", "end_date"],
+            &vals,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn stage_states(&mut self, rows: &[StateRow]) -> Result<()> {
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|p| {
+                vec![
+                    self.id.into(),
+                    p.id_no.clone().into(),
+                    p.start_date.into(),
+                    p.end_date.into(),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut self.tx,
+            "stage_states",
+            &["import_id", "id_no", "start_date", "end_date"],
+            &vals,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn stage_poverty(&mut self, rows: &[PovertyRow]) -> Result<()> {
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|p| {
+                vec![
+                    self.id.into(),
+                    p.id_no.clone().into(),
+                    p.household_no.clone().into(),
+                    p.village_code.clone().into(),
+                    p.status.clone().into(),
+                    p.reg_year.into(),
+                    p.exit_year.into(),
+                    p.monitor_type.clone().into(),
+                    p.monitor_date.into(),
+                    p.cause.clone().into(),
+                    p.disability.clone().into(),
+                    p.change_date.into(),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut self.tx,
+            "stage_poverty",
+            &[
+                "import_id",
+                "id_no",
+                "household_no",
+                "village_code",
+                "status",
+                "reg_year",
+                "exit_year",
+                "monitor_type",
+                "monitor_date",
+                "cause",
+                "disability",
+                "change_date",
+            ],
+            &vals,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn stage_enrolments(&mut self, rows: &[EnrolmentRow]) -> Result<()> {
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|e| {
+                vec![
+                    self.id.into(),
+                    e.id_no.clone().into(),
+                    e.psn_no.clone().into(),
+                    e.year.into(),
+                    e.status.clone().into(),
+                    i64::from(e.insured).into(),
+                    e.insured_admdvs.clone().into(),
+                    e.flags.into(),
+                    e.flag_date.into(),
+                    e.premium_fen.into(),
+                    e.subsidy_fen.into(),
+                    e.subsidy_source.clone().into(),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut self.tx,
+            "stage_enrolments",
+            &[
+                "import_id",
+                "id_no",
+                "psn_no",
+                "year",
+                "status",
+                "insured",
+                "insured_admdvs",
+                "flags",
+                "flag_date",
+                "premium_fen",
+                "subsidy_fen",
+                "subsidy_source",
+            ],
+            &vals,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Records rows that contradict others (not applied; listed by reconciliation).
+    pub async fn add_conflicts(&mut self, kind: &str, rows: &[(String, String)]) -> Result<()> {
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|(id_no, detail)| {
+                vec![
+                    self.id.into(),
+                    kind.into(),
+                    id_no.clone().into(),
+                    detail.clone().into(),
+                ]
+            })
+            .collect();
+        self.changes += insert_rows(
+            &mut self.tx,
+            "roster_conflicts",
+            &["import_id", "kind", "id_no", "detail"],
+            &vals,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Persons: log every changed attribute, then insert or update. Unstated (NULL) attributes keep
+    /// their value.
+    pub async fn merge_persons(&mut self) -> Result<()> {
+        let id = self.id;
+        for (field, text_expr_p, text_expr_s, stated) in [
+            ("name", "p.name", "s.name", "1 = 1"),
+            ("sex", "p.sex", "s.sex", "1 = 1"),
+            (
+                "birth_date",
+                "CAST(p.birth_date AS TEXT)",
+                "CAST(s.birth_date AS TEXT)",
+                "1 = 1",
+            ),
+            (
+                "household_no",
+                "p.household_no",
+                "s.household_no",
+                "s.household_no IS NOT NULL",
+            ),
+            (
+                "relation",
+                "p.relation",
+                "s.relation",
+                "s.relation IS NOT NULL",
+            ),
+            (
+                "village_code",
+                "p.village_code",
+                "s.village_code",
+                "s.village_code IS NOT NULL",
+            ),
+            ("psn_no", "p.psn_no", "s.psn_no", "s.psn_no IS NOT NULL"),
+        ] {
+            let sql = format!(
+                "INSERT INTO person_changes (id_no, field, old_value, new_value, import_id) \
+                 SELECT s.id_no, '{field}', {text_expr_p}, {text_expr_s}, $1 FROM stage_persons s JOIN persons p ON p.id_no = s.id_no \
+                 WHERE s.import_id = $1 AND {stated} AND p.{field} IS DISTINCT FROM s.{field}"
+            );
+            exec(&mut self.tx, &sql, id).await?;
+        }
+        let n = exec(
+            &mut self.tx,
+            "INSERT INTO persons (id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, import_id) \
+             SELECT id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, $1 FROM stage_persons WHERE import_id = $1 \
+             ON CONFLICT (id_no) DO UPDATE SET name = excluded.name, sex = excluded.sex, birth_date = excluded.birth_date, \
+               household_no = COALESCE(excluded.household_no, persons.household_no), relation = COALESCE(excluded.relation, persons.relation), \
+               village_code = COALESCE(excluded.village_code, persons.village_code), psn_no = COALESCE(excluded.psn_no, persons.psn_no), import_id = excluded.import_id \
+             WHERE persons.name <> excluded.name OR persons.sex <> excluded.sex OR persons.birth_date <> excluded.birth_date \
+               OR (excluded.household_no IS NOT NULL AND persons.household_no IS DISTINCT FROM excluded.household_no) \
+               OR (excluded.relation IS NOT NULL AND persons.relation IS DISTINCT FROM excluded.relation) \
+               OR (excluded.village_code IS NOT NULL AND persons.village_code IS DISTINCT FROM excluded.village_code) \
+               OR (excluded.psn_no IS NOT NULL AND persons.psn_no IS DISTINCT FROM excluded.psn_no)",
+            id,
+        )
+        .await?;
+        self.changes += n;
+        Ok(())
+    }
+
+    /// Households and poverty records (versioned) from a poverty roster.
+    pub async fn merge_poverty(&mut self) -> Result<()> {
+        let id = self.id;
+        self.changes += exec(
+            &mut self.tx,
+            "INSERT INTO households (household_no, village_code, import_id) \
+             SELECT household_no, MIN(village_code), $1 FROM stage_poverty WHERE import_id = $1 GROUP BY household_no \
+             ON CONFLICT (household_no) DO UPDATE SET village_code = excluded.village_code, import_id = excluded.import_id \
+             WHERE households.village_code <> excluded.village_code",
+            id,
+        )
+        .await?;
+        let differs = "r.household_no <> s.household_no OR r.status <> s.status OR r.reg_year IS DISTINCT FROM s.reg_year \
+             OR r.exit_year IS DISTINCT FROM s.exit_year OR r.monitor_type IS DISTINCT FROM s.monitor_type \
+             OR r.monitor_date IS DISTINCT FROM s.monitor_date OR r.cause IS DISTINCT FROM s.cause \
+             OR r.disability IS DISTINCT FROM s.disability OR r.change_date <> s.change_date";
+        self.changes += exec(
+            &mut self.tx,
+            &format!(
+                "UPDATE poverty_records SET superseded_import = $1 WHERE superseded_import IS NULL AND EXISTS \
+                 (SELECT 1 FROM stage_poverty s, poverty_records r WHERE s.import_id = $1 AND r.id = poverty_records.id AND s.id_no = r.id_no AND ({differs}))"
+            ),
+            id,
+        )
+        .await?;
+        self.changes += exec(
+            &mut self.tx,
+            "INSERT INTO poverty_records (id_no, household_no, status, reg_year, exit_year, monitor_type, monitor_date, cause, disability, change_date, import_id) \
+             SELECT s.id_no, s.household_no, s.status, s.reg_year, s.exit_year, s.monitor_type, s.monitor_date, s.cause, s.disability, s.change_date, $1 \
+             FROM stage_poverty s WHERE s.import_id = $1 AND NOT EXISTS (SELECT 1 FROM poverty_records r WHERE r.id_no = s.id_no AND r.superseded_import IS NULL)",
+            id,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Identity periods asserted by `source` for the persons of this import: the staged set replaces
+    /// theirs (unconfirmed periods retracted, changed end dates updated and marked, new ones inserted).
+    pub async fn merge_periods(&mut self, source: &str) -> Result<()> {
+        let id = self.id;
+        let same = "p.import_id = $1 AND p.id_no = identity_periods.id_no AND p.identity = identity_periods.identity AND p.start_date = identity_periods.start_date";
+        self.changes += exec2(
+            &mut self.tx,
+            &format!(
+                "UPDATE identity_periods SET retracted_import = $1 WHERE source = $2 AND retracted_import IS NULL \
+                 AND EXISTS (SELECT 1 FROM stage_persons s WHERE s.import_id = $1 AND s.id_no = identity_periods.id_no) \
+                 AND NOT EXISTS (SELECT 1 FROM stage_periods p WHERE {same})"
+            ),
+            id,
+            source,
+        )
+        .await?;
+        self.changes += exec2(
+            &mut self.tx,
+            &format!(
+                "UPDATE identity_periods SET end_date = (SELECT p.end_date FROM stage_periods p WHERE {same}), changed_import = $1, retracted_import = NULL \
+                 WHERE source = $2 AND EXISTS (SELECT 1 FROM stage_periods p WHERE {same} \
+                   AND (p.end_date IS DISTINCT FROM identity_periods.end_date OR identity_periods.retracted_import IS NOT NULL))"
+            ),
+            id,
+            source,
+        )
+        .await?;
+        self.changes += exec2(
+            &mut self.tx,
+            "INSERT INTO identity_periods (import_id, id_no, identity, start_date, end_date, source) \
+             SELECT $1, p.id_no, p.identity, p.start_date, p.end_date, $2 FROM stage_periods p WHERE p.import_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM identity_periods i WHERE i.id_no = p.id_no AND i.identity = p.identity AND i.source = $2 AND i.start_date = p.start_date)",
+            id,
+            source,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Special states (`death`, `military`) for the persons of this import, like periods.
+    pub async fn merge_states(&mut self, state: &str) -> Result<()> {
+        let id = self.id;
+        let same = "p.import_id = $1 AND p.id_no = special_states.id_no AND p.start_date = special_states.start_date";
+        self.changes += exec2(
+            &mut self.tx,
+            &format!(
+                "UPDATE special_states SET end_date = (SELECT p.end_date FROM stage_states p WHERE {same}), retracted_import = NULL \
+                 WHERE state = $2 AND EXISTS (SELECT 1 FROM stage_states p WHERE {same} \
+                   AND (p.end_date IS DISTINCT FROM special_states.end_date OR special_states.retracted_import IS NOT NULL))"
+            ),
+            id,
+            state,
+        )
+        .await?;
+        self.changes += exec2(
+            &mut self.tx,
+            "INSERT INTO special_states (import_id, id_no, state, start_date, end_date) \
+             SELECT $1, p.id_no, $2, p.start_date, p.end_date FROM stage_states p WHERE p.import_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM special_states i WHERE i.id_no = p.id_no AND i.state = $2 AND i.start_date = p.start_date)",
+            id,
+            state,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Enrolments, versioned per (person, year).
+    pub async fn merge_enrolments(&mut self) -> Result<()> {
+        let id = self.id;
+        let differs = "e.psn_no <> s.psn_no OR e.status <> s.status OR e.insured <> s.insured OR e.insured_admdvs <> s.insured_admdvs \
+             OR e.flags <> s.flags OR e.flag_date IS DISTINCT FROM s.flag_date OR e.premium_fen <> s.premium_fen \
+             OR e.subsidy_fen <> s.subsidy_fen OR e.subsidy_source IS DISTINCT FROM s.subsidy_source";
+        self.changes += exec(
+            &mut self.tx,
+            &format!(
+                "UPDATE enrolments SET superseded_import = $1 WHERE superseded_import IS NULL AND EXISTS \
+                 (SELECT 1 FROM stage_enrolments s, enrolments e WHERE s.import_id = $1 AND e.id = enrolments.id AND s.id_no = e.id_no AND s.year = e.year AND ({differs}))"
+            ),
+            id,
+        )
+        .await?;
+        self.changes += exec(
+            &mut self.tx,
+            "INSERT INTO enrolments (import_id, id_no, psn_no, year, status, insured, insured_admdvs, flags, flag_date, premium_fen, subsidy_fen, subsidy_source) \
+             SELECT $1, s.id_no, s.psn_no, s.year, s.status, s.insured, s.insured_admdvs, s.flags, s.flag_date, s.premium_fen, s.subsidy_fen, s.subsidy_source \
+             FROM stage_enrolments s WHERE s.import_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.id_no = s.id_no AND e.year = s.year AND e.superseded_import IS NULL)",
+            id,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Clears the staging rows, records the counts and commits. Returns the number of changes.
+    pub async fn finish(
+        mut self,
+        rows_total: u64,
+        rows_accepted: u64,
+        rows_rejected: u64,
+    ) -> Result<u64> {
+        for t in [
+            "stage_persons",
+            "stage_periods",
+            "stage_states",
+            "stage_poverty",
+            "stage_enrolments",
+        ] {
+            exec(
+                &mut self.tx,
+                &format!("DELETE FROM {t} WHERE import_id = $1"),
+                self.id,
+            )
+            .await?;
+        }
+        sqlx::query("UPDATE imports SET rows_total = $1, rows_accepted = $2, rows_rejected = $3, changes = $4 WHERE id = $5")
+            .bind(rows_total as i64)
+            .bind(rows_accepted as i64)
+            .bind(rows_rejected as i64)
+            .bind(self.changes as i64)
+            .bind(self.id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(self.changes)
+    }
+
+    /// Abandons the import: nothing it staged or merged remains.
+    pub async fn abandon(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+/// What the registry knows of a person for settlement: identities over time and where they live.
+#[derive(Clone, Debug, Default)]
+pub struct PersonFacts {
+    pub id_no: String,
+    pub village_code: Option<String>,
+    /// (identity id, start yyyymmdd, end yyyymmdd exclusive or None)
+    pub periods: Vec<(String, i64, Option<i64>)>,
+}
+
+impl Store {
+    /// Maps insurance person numbers (current enrolments) to the person and their identity periods —
+    /// loaded once for a batch settlement.
+    pub async fn person_facts_by_psn(
+        &self,
+    ) -> Result<std::collections::HashMap<String, PersonFacts>> {
+        let mut by_id: std::collections::HashMap<String, PersonFacts> = Default::default();
+        let rows = sqlx::query("SELECT p.id_no, p.village_code FROM persons p")
+            .fetch_all(self.pool())
+            .await?;
+        for r in &rows {
+            let id_no = get_text(r, 0)?;
+            by_id.insert(
+                id_no.clone(),
+                PersonFacts {
+                    id_no,
+                    village_code: get_opt_text(r, 1)?,
+                    periods: Vec::new(),
+                },
+            );
+        }
+        let rows = sqlx::query("SELECT id_no, identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL").fetch_all(self.pool()).await?;
+        for r in &rows {
+            if let Some(f) = by_id.get_mut(&get_text(r, 0)?) {
+                f.periods
+                    .push((get_text(r, 1)?, get_i64(r, 2)?, get_opt_i64(r, 3)?));
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT DISTINCT psn_no, id_no FROM enrolments WHERE superseded_import IS NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(f) = by_id.get(&get_text(r, 1)?) {
+                out.insert(get_text(r, 0)?, f.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Records that someone saw personal information unmasked (or did something that must be traced).
+    pub async fn audit(&self, actor: &str, action: &str, detail: &str) -> Result<()> {
+        sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+            .bind(now_text())
+            .bind(actor.to_string())
+            .bind(action.to_string())
+            .bind(detail.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Stores batch settlements (one row per claim; a claim already stored is left as it is).
+    pub async fn insert_settlements(&self, rows: &[Vec<Val>]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = insert_rows(
+            &mut tx,
+            "settlements",
+            &[
+                "claim_id",
+                "psn_no",
+                "id_no",
+                "village_code",
+                "setl_date",
+                "med_type",
+                "hosp_lv",
+                "identities",
+                "policy_id",
+                "policy_version",
+                "medfee_sumamt",
+                "inscp_scp_amt",
+                "act_pay_dedc",
+                "fund_390100",
+                "fund_390200",
+                "fund_620100",
+                "fund_610100",
+                "fund_640100",
+                "fund_999996",
+                "fund_pay_sumamt",
+                "psn_part_amt",
+            ],
+            rows,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// All region codes (for validating roster rows).
+    pub async fn region_codes(&self) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT code FROM regions")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| get_text(r, 0)).collect()
+    }
+
+    /// Regions down to `max_level` (1 province … 5 village), or the subtree under `prefix` when given.
+    pub async fn regions_upto(
+        &self,
+        max_level: u8,
+        prefix: Option<&str>,
+    ) -> Result<Vec<RegionRow>> {
+        let rows = sqlx::query("SELECT code, name, level, parent_code FROM regions WHERE level <= $1 AND code LIKE $2 ORDER BY code")
+            .bind(i64::from(max_level))
+            .bind(format!("{}%", prefix.unwrap_or("")))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RegionRow {
+                    code: get_text(r, 0)?,
+                    name: get_text(r, 1)?,
+                    level: get_i64(r, 2)? as u8,
+                    parent_code: get_opt_text(r, 3)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,425 @@
+//! The store's behaviour, the same on SQLite and PostgreSQL. PostgreSQL tests run against
+//! `BAOZHANG_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`), each in a fresh database that
+//! is dropped afterwards; `.ci/run` installs and starts the server.
+
+use baozhang_core::Date;
+use baozhang_store::reconcile::ReconcileParams;
+use baozhang_store::registry::{EnrolmentRow, PeriodRow, PersonRow, RegionRow, StateRow};
+use baozhang_store::{Backend, Store};
+
+struct TestDb {
+    store: Store,
+    cleanup: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    async fn drop_pg(self) {
+        let TestDb { store, cleanup, .. } = self;
+        store.pool().close().await;
+        if let Some((admin, name)) = cleanup {
+            let admin = Store::open(&admin).await.expect("admin");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(admin.pool())
+                .await
+                .expect("drop");
+        }
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("BAOZHANG_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn backends(tag: &str) -> Vec<TestDb> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .expect("sqlite");
+    let admin_url = pg_admin_url();
+    let admin = Store::open(&admin_url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {admin_url} is required for the store tests: {e}")
+    });
+    let name = format!(
+        "bz_{tag}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.pool())
+        .await
+        .expect("create db");
+    admin.pool().close().await;
+    let url = match admin_url.rfind('/') {
+        Some(i) => format!("{}/{name}", &admin_url[..i]),
+        None => panic!("bad PG url"),
+    };
+    let pg = Store::open(&url).await.expect("pg");
+    assert_eq!(pg.backend(), Backend::Postgres);
+    vec![
+        TestDb {
+            store: sqlite,
+            cleanup: None,
+            _dir: Some(dir),
+        },
+        TestDb {
+            store: pg,
+            cleanup: Some((admin_url, name)),
+            _dir: None,
+        },
+    ]
+}
+
+fn d(s: &str) -> i64 {
+    baozhang_store::date_num(Date::parse(s).unwrap())
+}
+
+fn person(id: &str, name: &str, village: &str, household: &str) -> PersonRow {
+    PersonRow {
+        id_no: id.into(),
+        name: name.into(),
+        sex: "男".into(),
+        birth_date: d("1980-01-01"),
+        household_no: Some(household.into()),
+        relation: Some("户主".into()),
+        village_code: Some(village.into()),
+        psn_no: None,
+    }
+}
+
+async fn regions(s: &Store) {
+    let r = |c: &str, n: &str, l: u8, p: Option<&str>| RegionRow {
+        code: c.into(),
+        name: n.into(),
+        level: l,
+        parent_code: p.map(Into::into),
+    };
+    s.load_regions(&[
+        r("62", "甘肃省", 1, None),
+        r("6204", "白银市", 2, Some("62")),
+        r("620422", "会宁县", 3, Some("6204")),
+        r("620422100", "会师镇", 4, Some("620422")),
+        r("620422100201", "南十里铺村", 5, Some("620422100")),
+    ])
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_reopening_changes_nothing() {
+    for db in backends("mig").await {
+        let v = db.store.schema_version().await.unwrap();
+        assert!(v >= 2);
+        db.store.migrate().await.unwrap();
+        assert_eq!(db.store.schema_version().await.unwrap(), v);
+        db.drop_pg().await;
+    }
+}
+
+#[tokio::test]
+async fn merging_the_same_rows_twice_changes_nothing_the_second_time() {
+    for db in backends("idem").await {
+        let s = &db.store;
+        regions(s).await;
+        for round in 0..2 {
+            let mut imp = s
+                .start_import("dibao", "x.csv", &format!("sha{round}"))
+                .await
+                .unwrap();
+            imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
+                .await
+                .unwrap();
+            imp.stage_periods(&[PeriodRow {
+                id_no: "A".into(),
+                identity: "dibao".into(),
+                start_date: d("2017-01-01"),
+                end_date: None,
+            }])
+            .await
+            .unwrap();
+            imp.merge_persons().await.unwrap();
+            imp.merge_periods("dibao").await.unwrap();
+            let changes = imp.finish(1, 1, 0).await.unwrap();
+            if round == 0 {
+                assert_eq!(changes, 2, "{:?}", s.backend());
+            } else {
+                assert_eq!(changes, 0, "{:?}", s.backend());
+            }
+        }
+        assert_eq!(s.count("persons").await.unwrap(), 1);
+        assert_eq!(s.count("identity_periods").await.unwrap(), 1);
+        db.drop_pg().await;
+    }
+}
+
+#[tokio::test]
+async fn changes_keep_history_and_unconfirmed_periods_are_retracted_not_deleted() {
+    for db in backends("hist").await {
+        let s = &db.store;
+        regions(s).await;
+        let mut imp = s.start_import("poverty", "a.csv", "a").await.unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
+            .await
+            .unwrap();
+        imp.stage_periods(&[PeriodRow {
+            id_no: "A".into(),
+            identity: "registered_poor".into(),
+            start_date: d("2016-01-01"),
+            end_date: None,
+        }])
+        .await
+        .unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_periods("poverty").await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        // A later roster: renamed, exited in 2018 (period ends, a new one starts).
+        let mut imp = s.start_import("poverty", "b.csv", "b").await.unwrap();
+        imp.stage_persons(&[person("A", "甲乙", "620422100201", "H1")])
+            .await
+            .unwrap();
+        imp.stage_periods(&[
+            PeriodRow {
+                id_no: "A".into(),
+                identity: "registered_poor".into(),
+                start_date: d("2016-01-01"),
+                end_date: Some(d("2018-01-01")),
+            },
+            PeriodRow {
+                id_no: "A".into(),
+                identity: "exited_poor".into(),
+                start_date: d("2018-01-01"),
+                end_date: None,
+            },
+        ])
+        .await
+        .unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_periods("poverty").await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        let facts = sqlx::query_as::<_, (String, i64, Option<i64>)>("SELECT identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL ORDER BY start_date")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            facts,
+            vec![
+                (
+                    "registered_poor".into(),
+                    d("2016-01-01"),
+                    Some(d("2018-01-01"))
+                ),
+                ("exited_poor".into(), d("2018-01-01"), None)
+            ]
+        );
+        let changes = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+            "SELECT field, old_value, new_value FROM person_changes",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            changes,
+            vec![("name".into(), Some("甲".into()), Some("甲乙".into()))]
+        );
+        // A third roster that no longer asserts the exit: retracted, kept.
+        let mut imp = s.start_import("poverty", "c.csv", "c").await.unwrap();
+        imp.stage_persons(&[person("A", "甲乙", "620422100201", "H1")])
+            .await
+            .unwrap();
+        imp.stage_periods(&[PeriodRow {
+            id_no: "A".into(),
+            identity: "registered_poor".into(),
+            start_date: d("2016-01-01"),
+            end_date: None,
+        }])
+        .await
+        .unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_periods("poverty").await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        assert_eq!(
+            s.count("identity_periods").await.unwrap(),
+            2,
+            "nothing deleted"
+        );
+        let retracted: i64 = sqlx::query_as::<_, (i64,)>(
+            "SELECT COUNT(*) FROM identity_periods WHERE retracted_import IS NOT NULL",
+        )
+        .fetch_one(s.pool())
+        .await
+        .unwrap()
+        .0;
+        assert_eq!(retracted, 1);
+        db.drop_pg().await;
+    }
+}
+
+#[tokio::test]
+async fn an_abandoned_import_leaves_nothing_behind() {
+    for db in backends("abandon").await {
+        let s = &db.store;
+        let mut imp = s.start_import("death", "x.csv", "x").await.unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
+            .await
+            .unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.abandon().await.unwrap();
+        assert_eq!(s.count("persons").await.unwrap(), 0);
+        assert_eq!(s.count("imports").await.unwrap(), 0);
+        assert_eq!(s.count("stage_persons").await.unwrap(), 0);
+        db.drop_pg().await;
+    }
+}
+
+#[tokio::test]
+async fn enrolment_changes_make_a_new_version() {
+    for db in backends("enrol").await {
+        let s = &db.store;
+        let e = |subsidy: i64| EnrolmentRow {
+            id_no: "A".into(),
+            psn_no: "N1".into(),
+            year: 2018,
+            status: "正常参保".into(),
+            insured: true,
+            insured_admdvs: "620422".into(),
+            flags: 1,
+            flag_date: None,
+            premium_fen: 22000,
+            subsidy_fen: subsidy,
+            subsidy_source: None,
+        };
+        for (i, subsidy) in [0, 22000, 22000].into_iter().enumerate() {
+            let mut imp = s
+                .start_import("enrolment", "e.csv", &format!("e{i}"))
+                .await
+                .unwrap();
+            imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
+                .await
+                .unwrap();
+            imp.stage_enrolments(&[e(subsidy)]).await.unwrap();
+            imp.merge_persons().await.unwrap();
+            imp.merge_enrolments().await.unwrap();
+            imp.finish(1, 1, 0).await.unwrap();
+        }
+        let rows = sqlx::query_as::<_, (i64, Option<i64>)>(
+            "SELECT subsidy_fen, superseded_import FROM enrolments ORDER BY id",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 2, "{:?}: {rows:?}", s.backend());
+        assert_eq!(rows[0].0, 0);
+        assert!(rows[0].1.is_some());
+        assert_eq!(rows[1], (22000, None));
+        db.drop_pg().await;
+    }
+}
+
+#[tokio::test]
+async fn reconciliation_finds_the_same_classes_on_both_backends_and_tracks_resolution() {
+    let mut results = Vec::new();
+    for db in backends("rec").await {
+        let s = &db.store;
+        regions(s).await;
+        let mut imp = s.start_import("poverty", "p.csv", "p").await.unwrap();
+        imp.stage_persons(&[
+            person("P1", "甲", "620422100201", "H1"),
+            person("P2", "乙", "620422100201", "H1"),
+            person("P3", "丙", "620422100201", "H2"),
+        ])
+        .await
+        .unwrap();
+        let open = |id: &str| PeriodRow {
+            id_no: id.into(),
+            identity: "registered_poor".into(),
+            start_date: d("2016-01-01"),
+            end_date: None,
+        };
+        imp.stage_periods(&[open("P1"), open("P2"), open("P3")])
+            .await
+            .unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_periods("poverty").await.unwrap();
+        imp.finish(3, 3, 0).await.unwrap();
+        let mut imp = s.start_import("death", "d.csv", "d").await.unwrap();
+        imp.stage_persons(&[person("P3", "丙", "620422100201", "H2")])
+            .await
+            .unwrap();
+        imp.stage_states(&[StateRow {
+            id_no: "P3".into(),
+            start_date: d("2018-05-01"),
+            end_date: None,
+        }])
+        .await
+        .unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_states("death").await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        let as_of = Date::parse("2018-12-31").unwrap();
+        let first = s
+            .reconcile(&ReconcileParams {
+                as_of: Some(as_of),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // P1 and P2 not insured (not new: registered 2016), P3 dead still on the roster.
+        let get = |sum: &baozhang_store::reconcile::RunSummary, c: &str| {
+            sum.by_class
+                .iter()
+                .find(|x| x.0 == c)
+                .map(|x| (x.1, x.2, x.3))
+                .unwrap()
+        };
+        assert_eq!(get(&first, "poor_not_insured"), (2, 2, 0));
+        assert_eq!(get(&first, "dead_still_counted"), (1, 1, 0));
+        // P1 gets insured; the next run resolves P1, keeps P2 (persists), keeps P3.
+        let mut imp = s.start_import("enrolment", "e.csv", "e").await.unwrap();
+        imp.stage_persons(&[person("P1", "甲", "620422100201", "H1")])
+            .await
+            .unwrap();
+        imp.stage_enrolments(&[EnrolmentRow {
+            id_no: "P1".into(),
+            psn_no: "N1".into(),
+            year: 2018,
+            status: "正常参保".into(),
+            insured: true,
+            insured_admdvs: "620422".into(),
+            flags: 1,
+            flag_date: Some(d("2018-02-01")),
+            premium_fen: 22000,
+            subsidy_fen: 22000,
+            subsidy_source: None,
+        }])
+        .await
+        .unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_enrolments().await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        let second = s
+            .reconcile(&ReconcileParams {
+                as_of: Some(as_of),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(get(&second, "poor_not_insured"), (1, 0, 1));
+        assert_eq!(second.previous_run, Some(first.run_id));
+        let resolved = s.resolved_findings(second.run_id).await.unwrap();
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].id_no, "P1");
+        let ind = s.enrolment_indicators(as_of).await.unwrap();
+        assert_eq!(
+            (ind[0].poor, ind[0].poor_insured, ind[0].flagged),
+            (2, 1, 1)
+        );
+        assert_eq!(ind[0].flag_delay_days_sum, 762, "2016-01-01 → 2018-02-01");
+        results.push((first.by_class.clone(), second.by_class.clone()));
+        db.drop_pg().await;
+    }
+    assert_eq!(results[0], results[1], "SQLite and PostgreSQL disagree");
+}
