@@ -45,42 +45,19 @@ fn children_peak_rss_kib() -> i64 {
 fn self_peak_rss_kib() -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
 
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
-        BenchCmd::Settle {
-            claims,
-            persons,
-            policy,
-            seed,
-            rounds,
-            dir,
-        } => bench_settle(
-            claims,
-            persons.unwrap_or((claims / 4).max(1)),
-            &policy,
-            seed,
-            rounds,
-            dir,
-        ),
+        BenchCmd::Settle { claims, persons, policy, seed, rounds, dir } => {
+            bench_settle(claims, persons.unwrap_or((claims / 4).max(1)), &policy, seed, rounds, dir)
+        }
     }
 }
 
-fn bench_settle(
-    n: usize,
-    persons: usize,
-    policy_name: &str,
-    seed: u64,
-    rounds: usize,
-    keep: Option<std::path::PathBuf>,
-) -> ExitCode {
+fn bench_settle(n: usize, persons: usize, policy_name: &str, seed: u64, rounds: usize, keep: Option<std::path::PathBuf>) -> ExitCode {
     let policy = match crate::policy_cmd::load_policy(policy_name) {
         Ok(p) => p,
         Err(e) => {
@@ -90,20 +67,10 @@ fn bench_settle(
     };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into());
-    println!(
-        "bench settle: policy {} ({}), {n} claims over {persons} persons, seed {seed}",
-        policy.meta.id, policy.version
-    );
-    println!(
-        "machine: {cpu}, {} logical CPUs; single-threaded",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    println!("bench settle: policy {} ({}), {n} claims over {persons} persons, seed {seed}", policy.meta.id, policy.version);
+    println!("machine: {cpu}, {} logical CPUs; single-threaded", std::thread::available_parallelism().map_or(1, |n| n.get()));
 
     let t = Instant::now();
     let claims = synth_claims(seed, n, persons, policy.meta.year);
@@ -114,13 +81,7 @@ fn bench_settle(
     let mut checksum = 0i64;
     for round in 0..rounds.max(1) {
         let mut accs = vec![Accumulators::default(); persons];
-        let mut s: Settlement = baozhang_core::settle(
-            &policy,
-            &claims[0].claim,
-            claims[0].identities,
-            &Accumulators::default(),
-        )
-        .0;
+        let mut s: Settlement = baozhang_core::settle(&policy, &claims[0].claim, claims[0].identities, &Accumulators::default()).0;
         let t = Instant::now();
         let mut sum = 0i64;
         for c in &claims {
@@ -130,19 +91,9 @@ fn bench_settle(
         let secs = t.elapsed().as_secs_f64();
         checksum = black_box(sum);
         best = best.min(secs);
-        println!(
-            "engine round {}: {:.3} s, {:.0} claims/s, {:.0} ns/claim",
-            round + 1,
-            secs,
-            n as f64 / secs,
-            secs * 1e9 / n as f64
-        );
+        println!("engine round {}: {:.3} s, {:.0} claims/s, {:.0} ns/claim", round + 1, secs, n as f64 / secs, secs * 1e9 / n as f64);
     }
-    println!(
-        "engine best: {:.0} claims/s (patients' total {:.2} yuan as a checksum)",
-        n as f64 / best,
-        checksum as f64 / 100.0
-    );
+    println!("engine best: {:.0} claims/s (patients' total {:.2} yuan as a checksum)", n as f64 / best, checksum as f64 / 100.0);
 
     // End to end: the real command on a real file, in a child process (its own peak memory).
     let tmp = match tempfile::tempdir() {
@@ -166,10 +117,7 @@ fn bench_settle(
     }
     let in_mb = std::fs::metadata(&input).map_or(0, |m| m.len()) as f64 / 1e6;
     drop(claims);
-    println!(
-        "in-process peak RSS so far (generation + engine): {} MiB",
-        self_peak_rss_kib() / 1024
-    );
+    println!("in-process peak RSS so far (generation + engine): {} MiB", self_peak_rss_kib() / 1024);
     let exe = std::env::current_exe().expect("own path");
     let t = Instant::now();
     let status = std::process::Command::new(exe)

@@ -32,11 +32,7 @@ pub enum RegionsCmd {
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 pub async fn open_store(db: &DbArgs) -> Result<Store, ExitCode> {
@@ -61,23 +57,13 @@ pub fn redact_url(url: &str) -> String {
 }
 
 fn to_rows(divs: Vec<Division>) -> Vec<RegionRow> {
-    divs.into_iter()
-        .map(|d| RegionRow {
-            code: d.code,
-            name: d.name,
-            level: d.level,
-            parent_code: d.parent_code,
-        })
-        .collect()
+    divs.into_iter().map(|d| RegionRow { code: d.code, name: d.name, level: d.level, parent_code: d.parent_code }).collect()
 }
 
 pub async fn ensure_regions(store: &Store) -> Result<(), String> {
     if store.count("regions").await.map_err(|e| e.to_string())? == 0 {
         let divs = shipped_divisions().map_err(|e| e.to_string())?;
-        store
-            .load_regions(&to_rows(divs))
-            .await
-            .map_err(|e| e.to_string())?;
+        store.load_regions(&to_rows(divs)).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -103,21 +89,9 @@ pub fn regions(db: DbArgs, cmd: RegionsCmd) -> ExitCode {
                     eprintln!("行政区划表为空：请先运行 baozhang regions load");
                     return ExitCode::from(crate::EXIT_INVALID);
                 }
-                for r in all
-                    .iter()
-                    .filter(|r| r.parent_code.as_deref() == code.as_deref())
-                {
-                    let kids = all
-                        .iter()
-                        .filter(|c| c.parent_code.as_deref() == Some(r.code.as_str()))
-                        .count();
-                    println!(
-                        "{}\t{}\t{}\t下级 {}",
-                        r.code,
-                        r.name,
-                        baozhang_ingest::divisions::level_name_zh(r.level),
-                        kids
-                    );
+                for r in all.iter().filter(|r| r.parent_code.as_deref() == code.as_deref()) {
+                    let kids = all.iter().filter(|c| c.parent_code.as_deref() == Some(r.code.as_str())).count();
+                    println!("{}\t{}\t{}\t下级 {}", r.code, r.name, baozhang_ingest::divisions::level_name_zh(r.level), kids);
                 }
                 return ExitCode::SUCCESS;
             }
@@ -146,10 +120,7 @@ pub fn regions(db: DbArgs, cmd: RegionsCmd) -> ExitCode {
 
 pub fn progress_bar(msg: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {human_pos} 行 ({per_sec}) [{elapsed}]")
-            .expect("template"),
-    );
+    pb.set_style(ProgressStyle::with_template("{spinner} {msg} {human_pos} 行 ({per_sec}) [{elapsed}]").expect("template"));
     pb.set_message(msg.to_string());
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     pb
@@ -159,11 +130,7 @@ pub fn parse_kind(s: &str) -> Result<RosterKind, ExitCode> {
     RosterKind::parse(s).ok_or_else(|| {
         eprintln!(
             "错误：未知的名单类型“{s}”（可用：{}）",
-            ALL_KINDS
-                .iter()
-                .map(|k| format!("{}（{}）", k.id(), k.name_zh()))
-                .collect::<Vec<_>>()
-                .join("、")
+            ALL_KINDS.iter().map(|k| format!("{}（{}）", k.id(), k.name_zh())).collect::<Vec<_>>().join("、")
         );
         ExitCode::from(crate::EXIT_INVALID)
     })
@@ -176,15 +143,8 @@ pub async fn import_one(
     report_dir: Option<PathBuf>,
     quiet: bool,
 ) -> Result<baozhang_ingest::rosters::ImportReport, String> {
-    let pb = if quiet {
-        ProgressBar::hidden()
-    } else {
-        progress_bar(&format!("导入{}", kind.name_zh()))
-    };
-    let opts = ImportOptions {
-        report_dir,
-        ..Default::default()
-    };
+    let pb = if quiet { ProgressBar::hidden() } else { progress_bar(&format!("导入{}", kind.name_zh())) };
+    let opts = ImportOptions { report_dir, ..Default::default() };
     let started = std::time::Instant::now();
     let r = import_file(store, kind, file, &opts, &mut |n| pb.set_position(n)).await;
     pb.finish_and_clear();
@@ -192,10 +152,7 @@ pub async fn import_one(
     let secs = started.elapsed().as_secs_f64();
     if !quiet {
         match r.already_imported_as {
-            Some(id) => println!(
-                "{}：此文件已于导入批次 #{id} 导入过，未做任何更改。",
-                file.display()
-            ),
+            Some(id) => println!("{}：此文件已于导入批次 #{id} 导入过，未做任何更改。", file.display()),
             None => {
                 println!(
                     "{}：共 {} 行，接受 {} 行，拒绝 {} 行，冲突 {} 条；数据变更 {} 处；用时 {:.1} 秒（{:.0} 行/秒）",
@@ -269,6 +226,9 @@ pub struct ReconcileArgs {
     /// 导出完整证件号码和姓名（将记录审计日志）
     #[arg(long)]
     pub unmasked: bool,
+    /// 把本次全部比对结果写成一个 CSV（类别、措施、区划、户、证件号码、姓名、说明、是否新增）
+    #[arg(long)]
+    pub findings: Option<PathBuf>,
     /// 定额资助标准（元/人，如云南 2021 年 180）；不设则只检查未资助和超缴费资助
     #[arg(long)]
     pub subsidy_standard: Option<String>,
@@ -289,27 +249,17 @@ pub fn parse_date_arg(s: &Option<String>) -> Result<Option<Date>, ExitCode> {
 }
 
 pub fn today() -> Date {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     Date::from_days((secs / 86_400) as i32)
 }
 
 pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Result<(), String> {
     let subsidy_standard_fen = match &a.subsidy_standard {
-        Some(s) => Some(
-            baozhang_core::Fen::parse_yuan(s)
-                .map_err(|e| format!("--subsidy-standard {e}"))?
-                .0,
-        ),
+        Some(s) => Some(baozhang_core::Fen::parse_yuan(s).map_err(|e| format!("--subsidy-standard {e}"))?.0),
         None => None,
     };
     let started = std::time::Instant::now();
-    let params = ReconcileParams {
-        as_of: Some(as_of),
-        new_window_days: a.new_window_days,
-        subsidy_standard_fen,
-    };
+    let params = ReconcileParams { as_of: Some(as_of), new_window_days: a.new_window_days, subsidy_standard_fen };
     let s = store.reconcile(&params).await.map_err(|e| e.to_string())?;
     println!(
         "比对批次 #{}（基准日 {}）：发现问题 {} 条，其中新增 {} 条；较上次（{}）已解决 {} 条；用时 {:.1} 秒",
@@ -321,65 +271,61 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
         s.resolved,
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "  {:<28} {:>8} {:>8} {:>8}  处理措施",
-        "类别", "人数", "新增", "已解决"
-    );
+    println!("  {:<28} {:>8} {:>8} {:>8}  处理措施", "类别", "人数", "新增", "已解决");
     for (class, n, new, res) in &s.by_class {
         let (_, zh, action) = class_info(class).unwrap_or(("", "", ""));
-        println!(
-            "  {}{} {:>8} {:>8} {:>8}  {}",
-            zh,
-            " ".repeat(28usize.saturating_sub(zh.chars().count() * 2)),
-            n,
-            new,
-            res,
-            action
-        );
+        println!("  {}{} {:>8} {:>8} {:>8}  {}", zh, " ".repeat(28usize.saturating_sub(zh.chars().count() * 2)), n, new, res, action);
     }
-    let ind = store
-        .enrolment_indicators(as_of)
-        .await
-        .map_err(|e| e.to_string())?;
-    print_indicators(store, &ind)
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(dir) = &a.export {
-        let findings = store
-            .findings(s.run_id, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let county = findings.iter().find_map(|f| {
-            f.village_code
-                .as_deref()
-                .and_then(|v| v.get(..6))
-                .map(str::to_string)
-        });
-        let regions = store
-            .regions_upto(5, county.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
+    let ind = store.enrolment_indicators(as_of).await.map_err(|e| e.to_string())?;
+    print_indicators(store, &ind).await.map_err(|e| e.to_string())?;
+    if let Some(path) = &a.findings {
+        let findings = store.findings(s.run_id, None).await.map_err(|e| e.to_string())?;
         if a.unmasked {
             store
-                .audit(
-                    "cli",
-                    "export_unmasked_worklists",
-                    &format!("run {} → {}", s.run_id, dir.display()),
-                )
+                .audit("cli", "export_unmasked_findings", &format!("run {} → {}", s.run_id, path.display()))
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let files =
-            export_worklists(dir, &findings, &regions, a.unmasked).map_err(|e| e.to_string())?;
+        let header: Vec<String> = ["class", "类别", "处理措施", "行政区划代码", "户编号", "证件号码", "姓名", "说明", "本次新增"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        let rows: Vec<Vec<String>> = findings
+            .iter()
+            .map(|f| {
+                let (_, zh, action) = class_info(&f.class).unwrap_or(("", "", ""));
+                vec![
+                    f.class.clone(),
+                    zh.to_string(),
+                    action.to_string(),
+                    f.village_code.clone().unwrap_or_default(),
+                    f.household_no.clone().unwrap_or_default(),
+                    if a.unmasked { f.id_no.clone() } else { baozhang_ingest::worklist::mask_id(&f.id_no) },
+                    if a.unmasked { f.name.clone() } else { baozhang_ingest::worklist::mask_name(&f.name) },
+                    f.detail.clone().unwrap_or_default(),
+                    if f.is_new { "是".into() } else { "否".into() },
+                ]
+            })
+            .collect();
+        baozhang_ingest::table::write_csv(path, &header, &rows).map_err(|e| e.to_string())?;
+        println!("已写出比对结果 {} 条到 {}", rows.len(), path.display());
+    }
+    if let Some(dir) = &a.export {
+        let findings = store.findings(s.run_id, None).await.map_err(|e| e.to_string())?;
+        let county = findings.iter().find_map(|f| f.village_code.as_deref().and_then(|v| v.get(..6)).map(str::to_string));
+        let regions = store.regions_upto(5, county.as_deref()).await.map_err(|e| e.to_string())?;
+        if a.unmasked {
+            store
+                .audit("cli", "export_unmasked_worklists", &format!("run {} → {}", s.run_id, dir.display()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let files = export_worklists(dir, &findings, &regions, a.unmasked).map_err(|e| e.to_string())?;
         println!(
             "已导出 {} 个乡镇工作清单到 {}{}",
             files.len(),
             dir.display(),
-            if a.unmasked {
-                "（含完整证件号码，已记录审计日志）"
-            } else {
-                "（证件号码与姓名已脱敏）"
-            }
+            if a.unmasked { "（含完整证件号码，已记录审计日志）" } else { "（证件号码与姓名已脱敏）" }
         );
     }
     Ok(())
@@ -395,31 +341,15 @@ fn pct(n: i64, d: i64) -> String {
     }
 }
 
-async fn print_indicators(
-    store: &Store,
-    ind: &[VillageIndicators],
-) -> Result<(), baozhang_store::StoreError> {
+async fn print_indicators(store: &Store, ind: &[VillageIndicators]) -> Result<(), baozhang_store::StoreError> {
     let regions = store.regions_upto(4, None).await?;
-    let name = |c: &str| {
-        regions
-            .iter()
-            .find(|r| r.code == c)
-            .map_or(c.to_string(), |r| r.name.clone())
-    };
+    let name = |c: &str| regions.iter().find(|r| r.code == c).map_or(c.to_string(), |r| r.name.clone());
     let mut county: std::collections::BTreeMap<String, VillageIndicators> = Default::default();
     let mut town: std::collections::BTreeMap<String, VillageIndicators> = Default::default();
     for v in ind {
-        for (map, key) in [
-            (&mut county, v.village_code.get(..6)),
-            (&mut town, v.village_code.get(..9)),
-        ] {
+        for (map, key) in [(&mut county, v.village_code.get(..6)), (&mut town, v.village_code.get(..9))] {
             let Some(k) = key else { continue };
-            let e = map
-                .entry(k.to_string())
-                .or_insert_with(|| VillageIndicators {
-                    village_code: k.to_string(),
-                    ..Default::default()
-                });
+            let e = map.entry(k.to_string()).or_insert_with(|| VillageIndicators { village_code: k.to_string(), ..Default::default() });
             e.poor += v.poor;
             e.poor_insured += v.poor_insured;
             e.marginal += v.marginal;
@@ -437,11 +367,7 @@ async fn print_indicators(
             pct(v.marginal_insured, v.marginal),
             v.marginal_insured,
             v.marginal,
-            if v.flagged == 0 {
-                "—".to_string()
-            } else {
-                format!("{:.1}", v.flag_delay_days_sum as f64 / v.flagged as f64)
-            }
+            if v.flagged == 0 { "—".to_string() } else { format!("{:.1}", v.flag_delay_days_sum as f64 / v.flagged as f64) }
         )
     };
     println!("参保指标（R-ENR-3）：");
@@ -449,11 +375,7 @@ async fn print_indicators(
         line(&format!("{} {}", c, name(c)), v);
     }
     let mut towns: Vec<&VillageIndicators> = town.values().collect();
-    towns.sort_by_key(|v| {
-        (v.poor_insured * 10_000)
-            .checked_div(v.poor)
-            .unwrap_or(10_000)
-    });
+    towns.sort_by_key(|v| (v.poor_insured * 10_000).checked_div(v.poor).unwrap_or(10_000));
     for v in towns.iter().take(5) {
         line(&format!("  参保率最低的乡镇 {}", name(&v.village_code)), v);
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod data_cmd;
+mod demo_cmd;
 mod policy_cmd;
 mod settle_cmd;
 
@@ -11,11 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "baozhang",
-    version,
-    about = "保障 — 医保扶贫一站式结算与监测平台 (medical security for the poor)"
-)]
+#[command(name = "baozhang", version, about = "保障 — 医保扶贫一站式结算与监测平台 (medical security for the poor)")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -60,6 +57,20 @@ enum Cmd {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// 生成合成县数据（真实区划，合成人员与名单）
+    Generate {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(flatten)]
+        args: demo_cmd::GenerateArgs,
+    },
+    /// 演示：生成并导入会宁县合成数据、比对、结算全年理赔并汇总（主流程）
+    Demo {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(flatten)]
+        args: demo_cmd::DemoArgs,
+    },
     /// 参保数据比对（R-ENR-2）：按村列出问题与处理措施，并与上次比对对照
     Reconcile {
         #[command(flatten)]
@@ -74,13 +85,15 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_IO: u8 = 3;
 
 fn main() -> ExitCode {
+    // `baozhang … | head` should end quietly, not panic on a closed pipe.
+    // SAFETY: setting a signal disposition to its default at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Logs go to stderr, in English, without names or ID numbers; RUST_LOG=info shows more.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,sqlx=error".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,sqlx=error".into()))
         .init();
     let cli = Cli::parse();
     match cli.cmd {
@@ -88,13 +101,10 @@ fn main() -> ExitCode {
         Cmd::Policy { cmd } => policy_cmd::run(cmd),
         Cmd::Bench { cmd } => bench::run(cmd),
         Cmd::Regions { db, cmd } => data_cmd::regions(db, cmd),
-        Cmd::Import {
-            db,
-            kind,
-            file,
-            report_dir,
-        } => data_cmd::import(db, kind, file, report_dir),
+        Cmd::Import { db, kind, file, report_dir } => data_cmd::import(db, kind, file, report_dir),
         Cmd::Template { kind, out } => data_cmd::template(kind, out),
         Cmd::Reconcile { db, args } => data_cmd::reconcile(db, args),
+        Cmd::Generate { db, args } => demo_cmd::generate_cmd(db, args),
+        Cmd::Demo { db, args } => demo_cmd::demo(db, args),
     }
 }

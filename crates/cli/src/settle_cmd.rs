@@ -47,10 +47,7 @@ impl Drop for TempOut {
 }
 
 fn temp_beside(target: &Path, tag: &str) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
+    let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
     target.with_file_name(format!(".{name}.{tag}.{}.tmp", std::process::id()))
 }
 
@@ -82,21 +79,9 @@ pub fn run(a: SettleArgs) -> ExitCode {
 
     // Output goes to a temporary file beside the target (or to memory for stdout) and is published
     // only when the whole run succeeded.
-    let mut tmp_out = a.out.as_ref().map(|o| TempOut {
-        path: temp_beside(o, "out"),
-        keep: false,
-    });
-    let rejected_target = a
-        .out
-        .as_ref()
-        .map(|o| PathBuf::from(format!("{}.rejected.csv", o.display())));
-    let mut tmp_rej = rejected_target
-        .as_ref()
-        .filter(|_| a.skip_invalid)
-        .map(|r| TempOut {
-            path: temp_beside(r, "rej"),
-            keep: false,
-        });
+    let mut tmp_out = a.out.as_ref().map(|o| TempOut { path: temp_beside(o, "out"), keep: false });
+    let rejected_target = a.out.as_ref().map(|o| PathBuf::from(format!("{}.rejected.csv", o.display())));
+    let mut tmp_rej = rejected_target.as_ref().filter(|_| a.skip_invalid).map(|r| TempOut { path: temp_beside(r, "rej"), keep: false });
 
     let result = (|| -> Result<_, SettleRunError> {
         let mut rej_file: Option<BufWriter<File>> = match &tmp_rej {
@@ -180,10 +165,7 @@ pub fn run(a: SettleArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(SettleRunError::Row(e)) => {
-            eprintln!(
-                "错误：{} {e}；未生成输出文件（可用 --skip-invalid 跳过无效行）",
-                a.claims.display()
-            );
+            eprintln!("错误：{} {e}；未生成输出文件（可用 --skip-invalid 跳过无效行）", a.claims.display());
             ExitCode::from(crate::EXIT_INVALID)
         }
         Err(SettleRunError::Header(e)) => {

@@ -5,12 +5,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_baozhang");
 
-const POLICIES: [&str; 4] = [
-    "gansu-huining-2018",
-    "ningxia-zhongwei-2018",
-    "yunnan-2020",
-    "neimenggu-2020",
-];
+const POLICIES: [&str; 4] = ["gansu-huining-2018", "ningxia-zhongwei-2018", "yunnan-2020", "neimenggu-2020"];
 
 struct Run {
     code: Option<i32>,
@@ -20,18 +15,12 @@ struct Run {
 
 impl Run {
     fn describe(&self) -> String {
-        format!(
-            "exit {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}",
-            self.code, self.stderr, self.stdout
-        )
+        format!("exit {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}", self.code, self.stderr, self.stdout)
     }
 }
 
 fn baozhang(args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the baozhang binary runs");
+    let out = Command::new(BIN).args(args).output().expect("the baozhang binary runs");
     Run {
         code: out.status.code(),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
@@ -61,13 +50,7 @@ fn checked_version(name_or_path: &str) -> String {
 }
 
 fn version_in(text: &str) -> Option<String> {
-    let v: String = text
-        .split("版本")
-        .nth(1)?
-        .trim_start_matches([' ', ':', '：'])
-        .chars()
-        .take_while(char::is_ascii_hexdigit)
-        .collect();
+    let v: String = text.split("版本").nth(1)?.trim_start_matches([' ', ':', '：']).chars().take_while(char::is_ascii_hexdigit).collect();
     (v.len() == 16).then_some(v)
 }
 
@@ -102,8 +85,7 @@ fn policy_check_passes_on_every_shipped_policy_file_and_prints_its_version() {
         let r = baozhang(&["policy", "check", path_str(f)]);
         assert_eq!(r.code, Some(0), "{}: {}", f.display(), r.describe());
         assert!(r.stderr.is_empty(), "{}: {}", f.display(), r.stderr);
-        let v = version_in(&r.stdout)
-            .unwrap_or_else(|| panic!("{}: no 16-digit version in {}", f.display(), r.stdout));
+        let v = version_in(&r.stdout).unwrap_or_else(|| panic!("{}: no 16-digit version in {}", f.display(), r.stdout));
         // The file on disk is the policy shipped under its name.
         let name = f.file_stem().unwrap().to_str().unwrap();
         assert!(POLICIES.contains(&name), "{name}");
@@ -220,54 +202,14 @@ struct Expected {
 }
 
 const BAD_POLICY_PROBLEMS: [Expected; 8] = [
-    Expected {
-        what: "an unknown identity",
-        layer: 0,
-        id: "basic",
-        any_of: &["martian"],
-    },
-    Expected {
-        what: "overlapping segments",
-        layer: 1,
-        id: "critical",
-        any_of: &["40,000", "40000"],
-    },
-    Expected {
-        what: "a ratio above 100 %",
-        layer: 2,
-        id: "generous",
-        any_of: &["120%"],
-    },
-    Expected {
-        what: "an unknown fund code",
-        layer: 3,
-        id: "mystery_fund",
-        any_of: &["123456"],
-    },
-    Expected {
-        what: "counted_layers naming a missing layer",
-        layer: 4,
-        id: "topup",
-        any_of: &["no_such_layer"],
-    },
-    Expected {
-        what: "a ceiling clawing back from a later layer",
-        layer: 5,
-        id: "cap",
-        any_of: &["afterwards"],
-    },
-    Expected {
-        what: "an unknown layer kind",
-        layer: 6,
-        id: "afterwards",
-        any_of: &["magic"],
-    },
-    Expected {
-        what: "an unknown base",
-        layer: 7,
-        id: "nonsense_base",
-        any_of: &["nonsense"],
-    },
+    Expected { what: "an unknown identity", layer: 0, id: "basic", any_of: &["martian"] },
+    Expected { what: "overlapping segments", layer: 1, id: "critical", any_of: &["40,000", "40000"] },
+    Expected { what: "a ratio above 100 %", layer: 2, id: "generous", any_of: &["120%"] },
+    Expected { what: "an unknown fund code", layer: 3, id: "mystery_fund", any_of: &["123456"] },
+    Expected { what: "counted_layers naming a missing layer", layer: 4, id: "topup", any_of: &["no_such_layer"] },
+    Expected { what: "a ceiling clawing back from a later layer", layer: 5, id: "cap", any_of: &["afterwards"] },
+    Expected { what: "an unknown layer kind", layer: 6, id: "afterwards", any_of: &["magic"] },
+    Expected { what: "an unknown base", layer: 7, id: "nonsense_base", any_of: &["nonsense"] },
 ];
 
 /// Lines of the report that name layer `i`.
@@ -292,12 +234,7 @@ fn a_policy_with_many_problems_lists_every_one_with_its_place_and_line() {
         starts.push(l);
         after = l;
     }
-    let end_of = |i: usize| {
-        starts
-            .get(i + 1)
-            .copied()
-            .unwrap_or(BAD_POLICY.lines().count() + 1)
-    };
+    let end_of = |i: usize| starts.get(i + 1).copied().unwrap_or(BAD_POLICY.lines().count() + 1);
 
     let mut missing = Vec::new();
     for p in &BAD_POLICY_PROBLEMS {
@@ -320,12 +257,7 @@ fn a_policy_with_many_problems_lists_every_one_with_its_place_and_line() {
             ));
         }
     }
-    assert!(
-        missing.is_empty(),
-        "{}\n\nthe whole report:\n{}",
-        missing.join("\n"),
-        r.stderr
-    );
+    assert!(missing.is_empty(), "{}\n\nthe whole report:\n{}", missing.join("\n"), r.stderr);
 }
 
 #[test]
@@ -356,10 +288,7 @@ fn insert_after(text: &str, after_prefix: &str, new_line: &str) -> (String, usiz
             at = Some(out.len());
         }
     }
-    (
-        out.join("\n") + "\n",
-        at.unwrap_or_else(|| panic!("no line starts with {after_prefix}")),
-    )
+    (out.join("\n") + "\n", at.unwrap_or_else(|| panic!("no line starts with {after_prefix}")))
 }
 
 #[test]
@@ -371,11 +300,7 @@ fn an_unknown_key_is_rejected_with_its_line_number() {
     assert_eq!(r.code, Some(1), "{}", r.describe());
     assert!(r.stderr.contains("ratoi"), "{}", r.stderr);
     let reported: Vec<usize> = r.stderr.lines().filter_map(line_number).collect();
-    assert!(
-        reported.contains(&line),
-        "line {line} expected among {reported:?}:\n{}",
-        r.stderr
-    );
+    assert!(reported.contains(&line), "line {line} expected among {reported:?}:\n{}", r.stderr);
 }
 
 #[test]
@@ -386,11 +311,7 @@ fn an_unknown_key_in_a_branch_is_rejected_too() {
     let r = baozhang(&["policy", "check", path_str(&file)]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
     assert!(r.stderr.contains("deductable"), "{}", r.stderr);
-    assert!(
-        r.stderr.lines().filter_map(line_number).any(|n| n == line),
-        "line {line}:\n{}",
-        r.stderr
-    );
+    assert!(r.stderr.lines().filter_map(line_number).any(|n| n == line), "line {line}:\n{}", r.stderr);
 }
 
 #[test]
@@ -402,20 +323,13 @@ fn a_money_value_written_as_a_float_is_rejected_asking_for_a_string() {
     let file = write(dir.path(), "float.toml", &text);
     let r = baozhang(&["policy", "check", path_str(&file)]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("annual_cap"))
-        .unwrap_or_else(|| panic!("annual_cap named:\n{}", r.stderr));
+    let line = r.stderr.lines().find(|l| l.contains("annual_cap")).unwrap_or_else(|| panic!("annual_cap named:\n{}", r.stderr));
     assert!(line.contains("字符串"), "asks for a string: {line}");
     assert!(line.contains("layers[0]"), "names the layer: {line}");
     // The line number points into the first layer (from its header to the next one).
     let first = line_of(&text, "[[layers]]", 0);
     let second = line_of(&text, "[[layers]]", first);
-    assert!(
-        line_number(line).is_some_and(|n| (first..second).contains(&n)),
-        "line in {first}..{second}: {line}"
-    );
+    assert!(line_number(line).is_some_and(|n| (first..second).contains(&n)), "line in {first}..{second}: {line}");
 }
 
 // ───────────────────────────── show, list ─────────────────────────────
@@ -424,26 +338,11 @@ fn a_money_value_written_as_a_float_is_rejected_asking_for_a_string() {
 fn policy_show_prints_the_layers_in_chinese_with_grouped_amounts_and_percentages() {
     let r = baozhang(&["policy", "show", "gansu-huining-2018"]);
     assert_eq!(r.code, Some(0), "{}", r.describe());
-    for s in [
-        "基本医保",
-        "大病保险",
-        "医疗救助",
-        "医院承担",
-        "390100",
-        "2,000.00",
-        "150,000.00",
-        "3,000.00",
-        "85%",
-        "80%",
-        "620422",
-    ] {
+    for s in ["基本医保", "大病保险", "医疗救助", "医院承担", "390100", "2,000.00", "150,000.00", "3,000.00", "85%", "80%", "620422"]
+    {
         assert!(r.stdout.contains(s), "“{s}” in:\n{}", r.stdout);
     }
-    assert_eq!(
-        version_in(&r.stdout),
-        Some(checked_version("gansu-huining-2018")),
-        "shows the version"
-    );
+    assert_eq!(version_in(&r.stdout), Some(checked_version("gansu-huining-2018")), "shows the version");
 }
 
 #[test]
@@ -466,13 +365,7 @@ fn policy_show_of_an_unknown_name_fails_with_a_chinese_message() {
     assert_ne!(r.code, Some(0), "{}", r.describe());
     assert!(r.stdout.is_empty(), "{}", r.describe());
     assert!(r.stderr.contains("atlantis-1999"), "{}", r.stderr);
-    assert!(
-        r.stderr
-            .chars()
-            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
-        "a Chinese message: {}",
-        r.stderr
-    );
+    assert!(r.stderr.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "a Chinese message: {}", r.stderr);
     // It also tells which policies exist.
     assert!(r.stderr.contains("gansu-huining-2018"), "{}", r.stderr);
 }
@@ -482,11 +375,7 @@ fn policy_list_names_the_shipped_policies_with_their_versions() {
     let r = baozhang(&["policy", "list"]);
     assert_eq!(r.code, Some(0), "{}", r.describe());
     for p in POLICIES {
-        let line = r
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(p))
-            .unwrap_or_else(|| panic!("{p} listed:\n{}", r.stdout));
+        let line = r.stdout.lines().find(|l| l.starts_with(p)).unwrap_or_else(|| panic!("{p} listed:\n{}", r.stdout));
         assert_eq!(version_in(line), Some(checked_version(p)), "{line}");
     }
 }

@@ -9,12 +9,7 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_baozhang");
 
-const POLICIES: [&str; 4] = [
-    "gansu-huining-2018",
-    "ningxia-zhongwei-2018",
-    "yunnan-2020",
-    "neimenggu-2020",
-];
+const POLICIES: [&str; 4] = ["gansu-huining-2018", "ningxia-zhongwei-2018", "yunnan-2020", "neimenggu-2020"];
 
 /// The settle contract's output columns, in order (crates/ingest/src/output.rs).
 const OUTPUT_COLUMNS: [&str; 16] = [
@@ -46,16 +41,11 @@ fn good_row(id: &str) -> String {
 // ───────────────────────────── helpers ─────────────────────────────
 
 fn fixture(policy: &str, file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(policy)
-        .join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(policy).join(file)
 }
 
 fn policy_file(policy: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../policies")
-        .join(format!("{policy}.toml"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies").join(format!("{policy}.toml"))
 }
 
 struct Run {
@@ -112,12 +102,7 @@ fn settle_ok(policy: &str, claims: &Path, dir: &Path, extra: &[&str]) -> String 
     let out = dir.join("out.csv");
     let _ = std::fs::remove_file(&out);
     let r = settle(policy, claims, Some(&out), extra);
-    assert!(
-        r.ok(),
-        "settle {policy} {} failed: {}",
-        claims.display(),
-        r.describe()
-    );
+    assert!(r.ok(), "settle {policy} {} failed: {}", claims.display(), r.describe());
     std::fs::read_to_string(&out).expect("output file written")
 }
 
@@ -139,10 +124,7 @@ fn claims_file(dir: &Path, rows: &[String]) -> PathBuf {
 
 /// The names in `dir`, sorted.
 fn dir_listing(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect()
+    std::fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect()
 }
 
 fn names(list: &[&str]) -> BTreeSet<String> {
@@ -151,19 +133,9 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 
 /// A CSV text as (header, rows).
 fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    let header = rdr
-        .headers()
-        .expect("a header")
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let rows = rdr
-        .records()
-        .map(|r| r.expect("a CSV row").iter().map(str::to_string).collect())
-        .collect();
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
+    let header = rdr.headers().expect("a header").iter().map(str::to_string).collect();
+    let rows = rdr.records().map(|r| r.expect("a CSV row").iter().map(str::to_string).collect()).collect();
     (header, rows)
 }
 
@@ -172,11 +144,7 @@ fn read_csv_maps(text: &str) -> Vec<BTreeMap<String, String>> {
     let (h, rows) = read_csv(text);
     rows.into_iter()
         .map(|r| {
-            assert_eq!(
-                r.len(),
-                h.len(),
-                "row {r:?} has as many fields as the header"
-            );
+            assert_eq!(r.len(), h.len(), "row {r:?} has as many fields as the header");
             h.iter().cloned().zip(r).collect()
         })
         .collect()
@@ -188,18 +156,11 @@ fn fen_out(s: &str) -> Result<i64, String> {
         Some(r) => (true, r),
         None => (false, s),
     };
-    let (i, f) = body
-        .split_once('.')
-        .ok_or_else(|| format!("“{s}” has no decimal point"))?;
-    if i.is_empty()
-        || f.len() != 2
-        || !i.bytes().all(|b| b.is_ascii_digit())
-        || !f.bytes().all(|b| b.is_ascii_digit())
-    {
+    let (i, f) = body.split_once('.').ok_or_else(|| format!("“{s}” has no decimal point"))?;
+    if i.is_empty() || f.len() != 2 || !i.bytes().all(|b| b.is_ascii_digit()) || !f.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("“{s}” is not an amount with exactly two decimals"));
     }
-    let v = i.parse::<i64>().map_err(|e| format!("“{s}”: {e}"))? * 100
-        + f.parse::<i64>().map_err(|e| format!("“{s}”: {e}"))?;
+    let v = i.parse::<i64>().map_err(|e| format!("“{s}”: {e}"))? * 100 + f.parse::<i64>().map_err(|e| format!("“{s}”: {e}"))?;
     Ok(if neg { -v } else { v })
 }
 
@@ -207,11 +168,7 @@ fn fen_out(s: &str) -> Result<i64, String> {
 fn fen_in(s: &str) -> i64 {
     let (i, f) = s.split_once('.').unwrap_or((s, ""));
     assert!(f.len() <= 2, "test input “{s}” has at most two decimals");
-    let i: i64 = if i.is_empty() {
-        0
-    } else {
-        i.parse().expect("yuan")
-    };
+    let i: i64 = if i.is_empty() { 0 } else { i.parse().expect("yuan") };
     let f: i64 = format!("{f:0<2}").parse().expect("fen");
     i * 100 + f
 }
@@ -250,24 +207,12 @@ fn check_row_adds_up(out: &BTreeMap<String, String>, medfee_sumamt_fen: i64) -> 
     eq("hifp_pay = fund_390100", v["hifp_pay"], v["fund_390100"]);
     eq("hifmi_pay = fund_390200", v["hifmi_pay"], v["fund_390200"]);
     eq("maf_pay = fund_610100", v["maf_pay"], v["fund_610100"]);
-    eq(
-        "oth_pay = fund_620100 + fund_640100",
-        v["oth_pay"],
-        v["fund_620100"] + v["fund_640100"],
-    );
-    eq(
-        "hosp_part_amt = fund_999996",
-        v["hosp_part_amt"],
-        v["fund_999996"],
-    );
+    eq("oth_pay = fund_620100 + fund_640100", v["oth_pay"], v["fund_620100"] + v["fund_640100"]);
+    eq("hosp_part_amt = fund_999996", v["hosp_part_amt"], v["fund_999996"]);
     eq(
         "fund_pay_sumamt = every fund but 999996",
         v["fund_pay_sumamt"],
-        v["fund_390100"]
-            + v["fund_390200"]
-            + v["fund_620100"]
-            + v["fund_610100"]
-            + v["fund_640100"],
+        v["fund_390100"] + v["fund_390200"] + v["fund_620100"] + v["fund_610100"] + v["fund_640100"],
     );
     problems
 }
@@ -278,19 +223,13 @@ fn check_output_adds_up(claims_text: &str, out_text: &str) -> Vec<String> {
     let out = read_csv_maps(out_text);
     let mut problems = Vec::new();
     if claims.len() != out.len() {
-        problems.push(format!(
-            "{} claims but {} output rows",
-            claims.len(),
-            out.len()
-        ));
+        problems.push(format!("{} claims but {} output rows", claims.len(), out.len()));
         return problems;
     }
     for (c, o) in claims.iter().zip(&out) {
         if c["claim_id"] != o["claim_id"] || c["psn_no"] != o["psn_no"] {
-            problems.push(format!(
-                "output row {}/{} where claim {}/{} was expected",
-                o["claim_id"], o["psn_no"], c["claim_id"], c["psn_no"]
-            ));
+            problems
+                .push(format!("output row {}/{} where claim {}/{} was expected", o["claim_id"], o["psn_no"], c["claim_id"], c["psn_no"]));
             continue;
         }
         problems.extend(check_row_adds_up(o, fen_in(&c["medfee_sumamt"])));
@@ -314,18 +253,11 @@ fn every_reference_policy_matches_its_hand_computed_cases() {
             continue;
         }
         if erows.len() != arows.len() {
-            mismatches.push(format!(
-                "{policy}: {} rows, expected {}",
-                arows.len(),
-                erows.len()
-            ));
+            mismatches.push(format!("{policy}: {} rows, expected {}", arows.len(), erows.len()));
         }
         for (e, a) in erows.iter().zip(&arows) {
             if e[0] != a[0] {
-                mismatches.push(format!(
-                    "{policy}: row for claim {} where {} was expected",
-                    a[0], e[0]
-                ));
+                mismatches.push(format!("{policy}: row for claim {} where {} was expected", a[0], e[0]));
                 continue;
             }
             for (k, col) in eh.iter().enumerate() {
@@ -340,12 +272,7 @@ fn every_reference_policy_matches_its_hand_computed_cases() {
             }
         }
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
-    );
+    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
 }
 
 #[test]
@@ -361,17 +288,9 @@ fn the_csv_output_has_exactly_the_contract_columns() {
         let first = out.lines().next().unwrap_or("");
         assert_eq!(first, OUTPUT_COLUMNS.join(","), "{policy}: header line");
         for (n, line) in out.lines().enumerate().skip(1) {
-            assert_eq!(
-                line.split(',').count(),
-                OUTPUT_COLUMNS.len(),
-                "{policy}: line {} “{line}” has one field per column",
-                n + 1
-            );
+            assert_eq!(line.split(',').count(), OUTPUT_COLUMNS.len(), "{policy}: line {} “{line}” has one field per column", n + 1);
         }
-        assert!(
-            out.ends_with('\n'),
-            "{policy}: the file ends with a newline"
-        );
+        assert!(out.ends_with('\n'), "{policy}: the file ends with a newline");
     }
 }
 
@@ -383,11 +302,7 @@ fn every_settlement_adds_up_to_its_bill_in_fen() {
         let claims = fixture(policy, "claims.csv");
         let out = settle_ok(policy, &claims, dir.path(), &[]);
         let claims_text = std::fs::read_to_string(&claims).unwrap();
-        problems.extend(
-            check_output_adds_up(&claims_text, &out)
-                .into_iter()
-                .map(|p| format!("{policy}: {p}")),
-        );
+        problems.extend(check_output_adds_up(&claims_text, &out).into_iter().map(|p| format!("{policy}: {p}")));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -465,12 +380,7 @@ fn random_claims(seed: u64, n: usize, year: u16) -> String {
         let y = year + rng.below(2) as u16;
         let m = 1 + rng.below(12);
         let d = 1 + rng.below(28);
-        let (ful, over, pre, inscp) = (
-            rng.amount() / 4,
-            rng.amount() / 8,
-            rng.amount() / 8,
-            rng.amount(),
-        );
+        let (ful, over, pre, inscp) = (rng.amount() / 4, rng.amount() / 8, rng.amount() / 8, rng.amount());
         let total = ful + over + pre + inscp;
         text.push_str(&format!(
             "R{k},RP{p},{ids},{y}-{m:02}-{d:02},{},{},{},{},{},{},{},{},{},{}\n",
@@ -499,11 +409,7 @@ fn random_claims_always_add_up_under_every_policy() {
         let text = random_claims(seed, 2_000, year);
         let claims = write(dir.path(), "random.csv", &text);
         let out = settle_ok(policy, &claims, dir.path(), &[]);
-        problems.extend(
-            check_output_adds_up(&text, &out)
-                .into_iter()
-                .map(|p| format!("{policy} (seed {seed:#x}): {p}")),
-        );
+        problems.extend(check_output_adds_up(&text, &out).into_iter().map(|p| format!("{policy} (seed {seed:#x}): {p}")));
     }
     problems.truncate(50);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -521,20 +427,13 @@ fn a_persons_results_do_not_depend_on_other_peoples_claims() {
         let psn = h.iter().position(|c| c == "psn_no").unwrap();
         let people: BTreeSet<&String> = rows.iter().map(|r| &r[psn]).collect();
         for person in people.into_iter().take(12) {
-            let mine: Vec<String> = rows
-                .iter()
-                .filter(|r| &r[psn] == person)
-                .map(|r| r.join(","))
-                .collect();
+            let mine: Vec<String> = rows.iter().filter(|r| &r[psn] == person).map(|r| r.join(",")).collect();
             let file = claims_file(dir.path(), &mine);
             let alone = read_csv_maps(&settle_ok(policy, &file, dir.path(), &[]));
             let together: Vec<_> = all.iter().filter(|o| &o["psn_no"] == person).collect();
             assert_eq!(alone.len(), together.len(), "{policy} {person}");
             for (a, t) in alone.iter().zip(together) {
-                assert_eq!(
-                    a, t,
-                    "{policy} {person}: settled alone vs in the whole file"
-                );
+                assert_eq!(a, t, "{policy} {person}: settled alone vs in the whole file");
             }
         }
     }
@@ -545,61 +444,17 @@ fn a_persons_results_do_not_depend_on_other_peoples_claims() {
 /// (what, the bad row, the field the message must name)
 fn invalid_rows() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        (
-            "a date that does not exist",
-            "B4,P-B4,,2018-02-30,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(),
-            "setl_date",
-        ),
-        (
-            "parts that do not add up to the total",
-            "B4,P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.01".into(),
-            "medfee_sumamt",
-        ),
-        (
-            "an amount with three decimals",
-            "B4,P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.001".into(),
-            "inscp_scp_amt",
-        ),
-        (
-            "a negative amount",
-            "B4,P-B4,,2018-03-01,1,1,21,1,0,135.50,-20.00,0.00,5.50,150.00".into(),
-            "fulamt_ownpay_amt",
-        ),
-        (
-            "an amount that is not a number",
-            "B4,P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,abc,5.50,150.00".into(),
-            "overlmt_selfpay",
-        ),
-        (
-            "an unknown identity",
-            "B4,P-B4,穷人,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(),
-            "identities",
-        ),
-        (
-            "med_type 99",
-            "B4,P-B4,,2018-03-01,1,1,99,1,0,175.50,20.00,0.00,5.50,150.00".into(),
-            "med_type",
-        ),
-        (
-            "hospital level 4",
-            "B4,P-B4,,2018-03-01,4,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(),
-            "hosp_lv",
-        ),
-        (
-            "in_county 2",
-            "B4,P-B4,,2018-03-01,1,2,21,1,0,175.50,20.00,0.00,5.50,150.00".into(),
-            "in_county",
-        ),
-        (
-            "an empty claim id",
-            ",P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(),
-            "claim_id",
-        ),
-        (
-            "an empty person number",
-            "B4,,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(),
-            "psn_no",
-        ),
+        ("a date that does not exist", "B4,P-B4,,2018-02-30,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(), "setl_date"),
+        ("parts that do not add up to the total", "B4,P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.01".into(), "medfee_sumamt"),
+        ("an amount with three decimals", "B4,P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.001".into(), "inscp_scp_amt"),
+        ("a negative amount", "B4,P-B4,,2018-03-01,1,1,21,1,0,135.50,-20.00,0.00,5.50,150.00".into(), "fulamt_ownpay_amt"),
+        ("an amount that is not a number", "B4,P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,abc,5.50,150.00".into(), "overlmt_selfpay"),
+        ("an unknown identity", "B4,P-B4,穷人,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(), "identities"),
+        ("med_type 99", "B4,P-B4,,2018-03-01,1,1,99,1,0,175.50,20.00,0.00,5.50,150.00".into(), "med_type"),
+        ("hospital level 4", "B4,P-B4,,2018-03-01,4,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(), "hosp_lv"),
+        ("in_county 2", "B4,P-B4,,2018-03-01,1,2,21,1,0,175.50,20.00,0.00,5.50,150.00".into(), "in_county"),
+        ("an empty claim id", ",P-B4,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(), "claim_id"),
+        ("an empty person number", "B4,,,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00".into(), "psn_no"),
     ]
 }
 
@@ -609,10 +464,7 @@ fn an_invalid_row_stops_the_run_and_leaves_no_output_file() {
     for (what, bad, field) in invalid_rows() {
         let dir = tempfile::tempdir().unwrap();
         // The header is line 1, so the bad row is line 4; a good row follows it.
-        let claims = claims_file(
-            dir.path(),
-            &[good_row("B2"), good_row("B3"), bad.clone(), good_row("B5")],
-        );
+        let claims = claims_file(dir.path(), &[good_row("B2"), good_row("B3"), bad.clone(), good_row("B5")]);
         let out = dir.path().join("out.csv");
         let r = settle("gansu-huining-2018", &claims, Some(&out), &[]);
         let mut why = Vec::new();
@@ -630,11 +482,7 @@ fn an_invalid_row_stops_the_run_and_leaves_no_output_file() {
             why.push(format!("files left behind: {left:?}"));
         }
         if !why.is_empty() {
-            failures.push(format!(
-                "{what} ({bad}): {}\n{}",
-                why.join("; "),
-                r.describe()
-            ));
+            failures.push(format!("{what} ({bad}): {}\n{}", why.join("; "), r.describe()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -648,10 +496,7 @@ fn a_failed_run_leaves_an_existing_output_file_untouched() {
     let out = write(dir.path(), "out.csv", "yesterday's results\n");
     let r = settle("gansu-huining-2018", &claims, Some(&out), &[]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "yesterday's results\n"
-    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "yesterday's results\n");
     assert_eq!(dir_listing(dir.path()), names(&["claims.csv", "out.csv"]));
 }
 
@@ -668,12 +513,7 @@ fn skip_invalid_settles_the_valid_rows_and_reports_the_rest() {
     ];
     let claims = claims_file(dir.path(), &rows);
     let out = dir.path().join("out.csv");
-    let r = settle(
-        "gansu-huining-2018",
-        &claims,
-        Some(&out),
-        &["--skip-invalid"],
-    );
+    let r = settle("gansu-huining-2018", &claims, Some(&out), &["--skip-invalid"]);
     assert_eq!(r.code, Some(0), "{}", r.describe());
     assert_eq!(
         dir_listing(dir.path()),
@@ -683,20 +523,11 @@ fn skip_invalid_settles_the_valid_rows_and_reports_the_rest() {
 
     // The output holds exactly the valid rows, settled as if they were alone in the file.
     let settled = std::fs::read_to_string(&out).unwrap();
-    let ids: Vec<String> = read_csv_maps(&settled)
-        .into_iter()
-        .map(|m| m["claim_id"].clone())
-        .collect();
+    let ids: Vec<String> = read_csv_maps(&settled).into_iter().map(|m| m["claim_id"].clone()).collect();
     assert_eq!(ids, ["S2", "S4", "S6"]);
     let only_valid = tempfile::tempdir().unwrap();
-    let valid = claims_file(
-        only_valid.path(),
-        &[good_row("S2"), good_row("S4"), good_row("S6")],
-    );
-    assert_eq!(
-        settled,
-        settle_ok("gansu-huining-2018", &valid, only_valid.path(), &[])
-    );
+    let valid = claims_file(only_valid.path(), &[good_row("S2"), good_row("S4"), good_row("S6")]);
+    assert_eq!(settled, settle_ok("gansu-huining-2018", &valid, only_valid.path(), &[]));
 
     // The rejects: line, field, reason, then the row as it was.
     let rejected = std::fs::read_to_string(dir.path().join("out.csv.rejected.csv")).unwrap();
@@ -706,21 +537,15 @@ fn skip_invalid_settles_the_valid_rows_and_reports_the_rest() {
     assert_eq!(h, expected_header);
     assert_eq!(rej.len(), 3, "{rejected}");
     let original = read_csv(&std::fs::read_to_string(&claims).unwrap()).1;
-    for (r, (line, field, orig)) in rej.iter().zip([
-        ("3", "setl_date", &original[1]),
-        ("5", "medfee_sumamt", &original[3]),
-        ("7", "med_type", &original[5]),
-    ]) {
+    for (r, (line, field, orig)) in
+        rej.iter().zip([("3", "setl_date", &original[1]), ("5", "medfee_sumamt", &original[3]), ("7", "med_type", &original[5])])
+    {
         assert_eq!(r[0], line, "{r:?}");
         assert_eq!(r[1], field, "{r:?}");
         assert!(!r[2].trim().is_empty(), "a reason is given: {r:?}");
         assert_eq!(&r[3..], &orig[..], "the original row follows");
     }
-    assert!(
-        r.stderr.contains("rejected.csv"),
-        "the summary points at the rejects: {}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("rejected.csv"), "the summary points at the rejects: {}", r.stderr);
 }
 
 #[test]
@@ -728,12 +553,7 @@ fn skip_invalid_with_nothing_to_reject_writes_no_rejected_file() {
     let dir = tempfile::tempdir().unwrap();
     let claims = claims_file(dir.path(), &[good_row("K2"), good_row("K3")]);
     let out = dir.path().join("out.csv");
-    let r = settle(
-        "gansu-huining-2018",
-        &claims,
-        Some(&out),
-        &["--skip-invalid"],
-    );
+    let r = settle("gansu-huining-2018", &claims, Some(&out), &["--skip-invalid"]);
     assert_eq!(r.code, Some(0), "{}", r.describe());
     assert_eq!(dir_listing(dir.path()), names(&["claims.csv", "out.csv"]));
 }
@@ -745,16 +565,8 @@ fn a_duplicated_claim_id_is_rejected_not_settled_twice() {
     let dir = tempfile::tempdir().unwrap();
     let policy = "gansu-huining-2018";
     let text = std::fs::read_to_string(fixture(policy, "claims.csv")).unwrap();
-    let row = |id: &str| {
-        text.lines()
-            .find(|l| l.starts_with(&format!("{id},")))
-            .unwrap()
-            .to_string()
-    };
-    let claims = claims_file(
-        dir.path(),
-        &[row("G09-1"), row("G09-2"), row("G09-1"), row("G09-3")],
-    );
+    let row = |id: &str| text.lines().find(|l| l.starts_with(&format!("{id},"))).unwrap().to_string();
+    let claims = claims_file(dir.path(), &[row("G09-1"), row("G09-2"), row("G09-1"), row("G09-3")]);
 
     let out = dir.path().join("out.csv");
     let r = settle(policy, &claims, Some(&out), &[]);
@@ -767,22 +579,14 @@ fn a_duplicated_claim_id_is_rejected_not_settled_twice() {
     let r = settle(policy, &claims, Some(&out), &["--skip-invalid"]);
     assert_eq!(r.code, Some(0), "{}", r.describe());
     let settled = read_csv_maps(&std::fs::read_to_string(&out).unwrap());
-    let expected: Vec<_> =
-        read_csv_maps(&std::fs::read_to_string(fixture(policy, "expected.csv")).unwrap())
-            .into_iter()
-            .filter(|m| ["G09-1", "G09-2", "G09-3"].contains(&m["claim_id"].as_str()))
-            .collect();
-    assert_eq!(
-        settled, expected,
-        "each claim settled once, as in the reference cases"
-    );
-    let (_, rej) =
-        read_csv(&std::fs::read_to_string(dir.path().join("out.csv.rejected.csv")).unwrap());
+    let expected: Vec<_> = read_csv_maps(&std::fs::read_to_string(fixture(policy, "expected.csv")).unwrap())
+        .into_iter()
+        .filter(|m| ["G09-1", "G09-2", "G09-3"].contains(&m["claim_id"].as_str()))
+        .collect();
+    assert_eq!(settled, expected, "each claim settled once, as in the reference cases");
+    let (_, rej) = read_csv(&std::fs::read_to_string(dir.path().join("out.csv.rejected.csv")).unwrap());
     assert_eq!(rej.len(), 1);
-    assert_eq!(
-        (rej[0][0].as_str(), rej[0][1].as_str(), rej[0][3].as_str()),
-        ("4", "claim_id", "G09-1")
-    );
+    assert_eq!((rej[0][0].as_str(), rej[0][1].as_str(), rej[0][3].as_str()), ("4", "claim_id", "G09-1"));
 }
 
 // ───────────────────────────── the header ─────────────────────────────
@@ -838,29 +642,16 @@ fn optional_flag_columns_default_to_zero() {
     let dir = tempfile::tempdir().unwrap();
     let policy = "gansu-huining-2018";
     let text = std::fs::read_to_string(fixture(policy, "claims.csv")).unwrap();
-    let claims = write(
-        dir.path(),
-        "claims.csv",
-        &drop_column(&text, "major_disease"),
-    );
+    let claims = write(dir.path(), "claims.csv", &drop_column(&text, "major_disease"));
     let out = settle_ok(policy, &claims, dir.path(), &[]);
-    assert_eq!(
-        out,
-        std::fs::read_to_string(fixture(policy, "expected.csv")).unwrap()
-    );
+    assert_eq!(out, std::fs::read_to_string(fixture(policy, "expected.csv")).unwrap());
 }
 
 fn drop_column(text: &str, col: &str) -> String {
     let (h, rows) = read_csv(text);
     let k = h.iter().position(|c| c == col).expect("column present");
     let mut w = csv::Writer::from_writer(Vec::new());
-    let keep = |r: &Vec<String>| -> Vec<String> {
-        r.iter()
-            .enumerate()
-            .filter(|(i, _)| *i != k)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
+    let keep = |r: &Vec<String>| -> Vec<String> { r.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, v)| v.clone()).collect() };
     w.write_record(keep(&h)).unwrap();
     for r in &rows {
         w.write_record(keep(r)).unwrap();
@@ -888,11 +679,7 @@ fn columns_in_a_different_order_give_the_same_results() {
         let reversed: Vec<usize> = (0..n).rev().collect();
         // Amounts first, then the person, then the rest.
         let shuffled: Vec<usize> = (0..n).map(|i| (i * 5 + 9) % n).collect();
-        assert_eq!(
-            shuffled.iter().collect::<BTreeSet<_>>().len(),
-            n,
-            "a permutation"
-        );
+        assert_eq!(shuffled.iter().collect::<BTreeSet<_>>().len(), n, "a permutation");
         for order in [reversed, shuffled] {
             let claims = write(dir.path(), "reordered.csv", &reorder_columns(&text, &order));
             let out = settle_ok(policy, &claims, dir.path(), &[]);
@@ -965,10 +752,7 @@ struct JParser<'a> {
 
 impl JParser<'_> {
     fn parse(text: &str) -> Result<J, String> {
-        let mut p = JParser {
-            s: text.as_bytes(),
-            i: 0,
-        };
+        let mut p = JParser { s: text.as_bytes(), i: 0 };
         let v = p.value()?;
         p.ws();
         if p.i != p.s.len() {
@@ -1054,17 +838,10 @@ impl JParser<'_> {
             }
             Some(b) if *b == b'-' || b.is_ascii_digit() => {
                 let start = self.i;
-                while self.i < self.s.len()
-                    && matches!(
-                        self.s[self.i],
-                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-                    )
-                {
+                while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
                     self.i += 1;
                 }
-                Ok(J::Num(
-                    String::from_utf8(self.s[start..self.i].to_vec()).unwrap(),
-                ))
+                Ok(J::Num(String::from_utf8(self.s[start..self.i].to_vec()).unwrap()))
             }
             _ => Err(format!("unexpected byte at {}", self.i)),
         }
@@ -1112,13 +889,7 @@ fn layer_ids(policy: &str) -> Vec<String> {
 fn version_of(policy: &str) -> String {
     let r = run_in(None, &["policy", "check", policy]);
     assert!(r.ok(), "{}", r.describe());
-    let v = r
-        .stdout
-        .split("版本")
-        .nth(1)
-        .expect("a version")
-        .trim()
-        .to_string();
+    let v = r.stdout.split("版本").nth(1).expect("a version").trim().to_string();
     assert_eq!(v.len(), 16, "16 hex digits: {v}");
     v
 }
@@ -1132,10 +903,7 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
         let csv_rows = read_csv_maps(&settle_ok(policy, &claims, dir.path(), &[]));
         let jsonl = settle_ok(policy, &claims, dir.path(), &["--format", "jsonl"]);
         let layers = layer_ids(policy);
-        assert!(
-            !layers.is_empty(),
-            "{policy}: layers found in the policy file"
-        );
+        assert!(!layers.is_empty(), "{policy}: layers found in the policy file");
         let version = version_of(policy);
         let lines: Vec<&str> = jsonl.lines().collect();
         assert_eq!(lines.len(), csv_rows.len(), "{policy}: one line per claim");
@@ -1166,10 +934,7 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
             }
 
             if j.get("policy_version").and_then(J::str) != Some(version.as_str()) {
-                bad(format!(
-                    "policy_version {:?}, `policy check` says {version}",
-                    j.get("policy_version")
-                ));
+                bad(format!("policy_version {:?}, `policy check` says {version}", j.get("policy_version")));
             }
 
             // setlinfo: the national settlement record.
@@ -1183,27 +948,14 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
             if info.get("psn_no").and_then(J::str) != Some(csv_row["psn_no"].as_str()) {
                 bad(format!("setlinfo.psn_no {:?}", info.get("psn_no")));
             }
-            for key in [
-                "act_pay_dedc",
-                "hifp_pay",
-                "hifmi_pay",
-                "maf_pay",
-                "oth_pay",
-                "fund_pay_sumamt",
-                "psn_part_amt",
-                "hosp_part_amt",
-            ] {
+            for key in ["act_pay_dedc", "hifp_pay", "hifmi_pay", "maf_pay", "oth_pay", "fund_pay_sumamt", "psn_part_amt", "hosp_part_amt"] {
                 // The raw text, as a string search: `"hifp_pay":123.45`.
                 let needle = format!("\"{key}\":{}", csv_row[key]);
                 if !line.contains(&needle) {
                     bad(format!("the line does not contain {needle}"));
                 }
                 if info.get(key).and_then(J::num) != Some(csv_row[key].as_str()) {
-                    bad(format!(
-                        "setlinfo.{key} {:?}, CSV {}",
-                        info.get(key),
-                        csv_row[key]
-                    ));
+                    bad(format!("setlinfo.{key} {:?}, CSV {}", info.get(key), csv_row[key]));
                 }
             }
             let medfee = info.get("medfee_sumamt").and_then(J::num).map(fen_out);
@@ -1230,10 +982,7 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
                     }
                 }
                 if d.get("inscp_scp_amt") != info.get("inscp_scp_amt") {
-                    bad(format!(
-                        "setldetail inscp_scp_amt {:?}",
-                        d.get("inscp_scp_amt")
-                    ));
+                    bad(format!("setldetail inscp_scp_amt {:?}", d.get("inscp_scp_amt")));
                 }
                 match d.get("fund_payamt").and_then(J::num).map(fen_out) {
                     Some(Ok(v)) => {
@@ -1242,9 +991,7 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
                         let col = format!("fund_{code}");
                         match csv_row.get(&col) {
                             Some(c) if fen_out(c) == Ok(v) => {}
-                            other => bad(format!(
-                                "setldetail {code} pays {v} fen, CSV {col} = {other:?}"
-                            )),
+                            other => bad(format!("setldetail {code} pays {v} fen, CSV {col} = {other:?}")),
                         }
                     }
                     _ => bad(format!("setldetail entry without fund_payamt: {d:?}")),
@@ -1263,19 +1010,12 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
                 continue;
             };
             if expl.len() != layers.len() {
-                bad(format!(
-                    "{} explanation entries for {} layers",
-                    expl.len(),
-                    layers.len()
-                ));
+                bad(format!("{} explanation entries for {} layers", expl.len(), layers.len()));
             }
             let mut paid = 0;
             for (e, layer) in expl.iter().zip(&layers) {
                 if e.get("layer").and_then(J::str) != Some(layer.as_str()) {
-                    bad(format!(
-                        "explanation entry {:?} where layer {layer} was expected",
-                        e.get("layer")
-                    ));
+                    bad(format!("explanation entry {:?} where layer {layer} was expected", e.get("layer")));
                 }
                 for key in ["base", "deductible", "amount"] {
                     if e.get(key).and_then(J::num).is_none() {
@@ -1290,10 +1030,7 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
                 if e.get("segments").and_then(J::arr).is_none() {
                     bad(format!("explanation of {layer} without a segments array"));
                 }
-                if e.get("text")
-                    .and_then(J::str)
-                    .is_none_or(|t| t.trim().is_empty())
-                {
+                if e.get("text").and_then(J::str).is_none_or(|t| t.trim().is_empty()) {
                     bad(format!("explanation of {layer} without text"));
                 }
                 if let Some(Ok(a)) = e.get("amount").and_then(J::num).map(fen_out) {
@@ -1319,10 +1056,7 @@ fn without_out_the_csv_goes_to_stdout() {
     let dir = tempfile::tempdir().unwrap();
     for policy in POLICIES {
         let claims = fixture(policy, "claims.csv");
-        let r = run_in(
-            Some(dir.path()),
-            &["settle", "--policy", policy, "--claims", path_str(&claims)],
-        );
+        let r = run_in(Some(dir.path()), &["settle", "--policy", policy, "--claims", path_str(&claims)]);
         assert!(r.ok(), "{}", r.describe());
         assert_eq!(
             r.stdout,
@@ -1368,10 +1102,8 @@ fn with_identity_names(text: &str, chinese: bool) -> String {
             .filter(|p| !p.trim().is_empty())
             .map(|p| {
                 let p = p.trim();
-                let (id, zh) = ID_NAMES
-                    .iter()
-                    .find(|(id, zh)| *id == p || *zh == p)
-                    .unwrap_or_else(|| panic!("identity {p} known to the test"));
+                let (id, zh) =
+                    ID_NAMES.iter().find(|(id, zh)| *id == p || *zh == p).unwrap_or_else(|| panic!("identity {p} known to the test"));
                 if chinese { zh } else { id }.to_string()
             })
             .collect();
@@ -1389,14 +1121,8 @@ fn chinese_identity_names_give_the_same_results_as_the_ids() {
         let expected = std::fs::read_to_string(fixture(policy, "expected.csv")).unwrap();
         let zh = with_identity_names(&text, true);
         let ids = with_identity_names(&text, false);
-        assert!(
-            zh.contains("建档立卡") && zh.contains("低保"),
-            "{policy}: the Chinese names are used"
-        );
-        assert!(
-            !ids.contains("建档立卡") && !ids.contains("低保"),
-            "{policy}: only ids"
-        );
+        assert!(zh.contains("建档立卡") && zh.contains("低保"), "{policy}: the Chinese names are used");
+        assert!(!ids.contains("建档立卡") && !ids.contains("低保"), "{policy}: only ids");
         for (label, t) in [("Chinese names", zh), ("ids", ids)] {
             let claims = write(dir.path(), "claims.csv", &t);
             let out = settle_ok(policy, &claims, dir.path(), &[]);
@@ -1424,10 +1150,7 @@ fn a_row_with_fewer_fields_than_the_header_is_rejected() {
 #[test]
 fn a_row_with_more_fields_than_the_header_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let claims = claims_file(
-        dir.path(),
-        &[good_row("X2"), format!("{},extra", good_row("X3"))],
-    );
+    let claims = claims_file(dir.path(), &[good_row("X2"), format!("{},extra", good_row("X3"))]);
     let out = dir.path().join("out.csv");
     let r = settle("gansu-huining-2018", &claims, Some(&out), &[]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
@@ -1439,11 +1162,7 @@ fn a_row_with_more_fields_than_the_header_is_rejected() {
 fn line_numbers_are_right_in_a_file_with_crlf_line_endings() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bad, _) = invalid_rows().remove(0);
-    let text = format!(
-        "{CLAIMS_HEADER}\r\n{}\r\n{}\r\n{bad}\r\n",
-        good_row("B2"),
-        good_row("B3")
-    );
+    let text = format!("{CLAIMS_HEADER}\r\n{}\r\n{}\r\n{bad}\r\n", good_row("B2"), good_row("B3"));
     let claims = write(dir.path(), "claims.csv", &text);
     let r = settle("gansu-huining-2018", &claims, None, &[]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
@@ -1466,9 +1185,7 @@ fn line_numbers_count_lines_inside_quoted_fields() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bad, _) = invalid_rows().remove(0);
     // Line 2–3: one record whose psn_no holds a line break; the bad row is on line 4.
-    let text = format!(
-        "{CLAIMS_HEADER}\nB2,\"P\nB2\",,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00\n{bad}\n"
-    );
+    let text = format!("{CLAIMS_HEADER}\nB2,\"P\nB2\",,2018-03-01,1,1,21,1,0,175.50,20.00,0.00,5.50,150.00\n{bad}\n");
     let claims = write(dir.path(), "claims.csv", &text);
     let r = settle("gansu-huining-2018", &claims, None, &[]);
     assert_eq!(r.code, Some(1), "{}", r.describe());

@@ -84,17 +84,8 @@ pub struct Bill {
 pub enum BillError {
     #[error("{field} 为负数")]
     Negative { field: &'static str },
-    #[error(
-        "费用四项之和 {sum} 元（全自费 {ful} + 超限价 {over} + 先行自付 {pre} + 符合范围 {inscp}）不等于医疗费总额 {total} 元"
-    )]
-    PartsDoNotAddUp {
-        sum: Fen,
-        ful: Fen,
-        over: Fen,
-        pre: Fen,
-        inscp: Fen,
-        total: Fen,
-    },
+    #[error("费用四项之和 {sum} 元（全自费 {ful} + 超限价 {over} + 先行自付 {pre} + 符合范围 {inscp}）不等于医疗费总额 {total} 元")]
+    PartsDoNotAddUp { sum: Fen, ful: Fen, over: Fen, pre: Fen, inscp: Fen, total: Fen },
 }
 
 impl Bill {
@@ -127,13 +118,7 @@ impl Bill {
                 total: medfee_sumamt,
             });
         }
-        Ok(Bill {
-            medfee_sumamt,
-            fulamt_ownpay_amt,
-            overlmt_selfpay,
-            preselfpay_amt,
-            inscp_scp_amt,
-        })
+        Ok(Bill { medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt })
     }
 
     /// T — 医疗费总额
@@ -191,9 +176,6 @@ mod tests {
         assert!(Bill::new(f(100), f(10), f(0), f(0), f(90)).is_ok());
         let e = Bill::new(f(100), f(10), f(0), f(0), f(91)).unwrap_err();
         assert!(e.to_string().contains("不等于医疗费总额 100.00"));
-        assert!(matches!(
-            Bill::new(f(100), Fen(-1), f(0), f(0), Fen(10001)),
-            Err(BillError::Negative { .. })
-        ));
+        assert!(matches!(Bill::new(f(100), Fen(-1), f(0), f(0), Fen(10001)), Err(BillError::Negative { .. })));
     }
 }

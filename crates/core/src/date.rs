@@ -30,11 +30,7 @@ pub fn days_in_month(y: u16, m: u8) -> u8 {
 
 impl Date {
     pub fn new(year: u16, month: u8, day: u8) -> Option<Date> {
-        if !(1900..=2200).contains(&year)
-            || !(1..=12).contains(&month)
-            || day == 0
-            || day > days_in_month(year, month)
-        {
+        if !(1900..=2200).contains(&year) || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return None;
         }
         Some(Date { year, month, day })
@@ -58,11 +54,7 @@ impl Date {
             }
             Some(v)
         };
-        let (y, m, d) = (
-            num(0..4).ok_or_else(err)?,
-            num(5..7).ok_or_else(err)?,
-            num(8..10).ok_or_else(err)?,
-        );
+        let (y, m, d) = (num(0..4).ok_or_else(err)?, num(5..7).ok_or_else(err)?, num(8..10).ok_or_else(err)?);
         Date::new(y, m as u8, d as u8).ok_or_else(err)
     }
 
@@ -98,11 +90,7 @@ impl Date {
         let mp = (5 * doy + 2) / 153;
         let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
         let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-        Date {
-            year: (y + i32::from(m <= 2)) as u16,
-            month: m,
-            day: d,
-        }
+        Date { year: (y + i32::from(m <= 2)) as u16, month: m, day: d }
     }
 
     pub fn add_days(self, n: i32) -> Date {
@@ -138,13 +126,7 @@ mod tests {
         for n in [-1000, 0, 17_000, 18_321, 40_000] {
             assert_eq!(Date::from_days(n).to_days(), n);
         }
-        assert_eq!(
-            Date::parse("2020-02-28").unwrap().add_days(1).to_string(),
-            "2020-02-29"
-        );
-        assert_eq!(
-            Date::parse("2020-12-31").unwrap().add_days(1).to_string(),
-            "2021-01-01"
-        );
+        assert_eq!(Date::parse("2020-02-28").unwrap().add_days(1).to_string(), "2020-02-29");
+        assert_eq!(Date::parse("2020-12-31").unwrap().add_days(1).to_string(), "2021-01-01");
     }
 }

@@ -8,9 +8,7 @@
 use crate::claim::{Claim, MedType};
 use crate::identity::IdentitySet;
 use crate::money::{div_round_half_away, Fen, Ratio, BP_ONE};
-use crate::policy::{
-    Base, Branch, Caps, Combine, Fund, LayerKind, Policy, Reference, Select, ALL_FUNDS, MAX_LAYERS,
-};
+use crate::policy::{Base, Branch, Caps, Combine, Fund, LayerKind, Policy, Reference, Select, ALL_FUNDS, MAX_LAYERS};
 
 /// What one layer has accumulated for a person in an insurance year.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -205,13 +203,7 @@ impl Settlement {
 /// V(b0) and V(b1) of a schedule, exact in fen·bp, in one pass, and the segments (first, last) whose
 /// part changes between b0 ≤ b1 (last < first when none).
 #[inline]
-fn schedule_values(
-    segments: &[crate::policy::Segment],
-    deductible: i64,
-    bonus_bp: i64,
-    b0: i64,
-    b1: i64,
-) -> (i64, i64, u8, u8) {
+fn schedule_values(segments: &[crate::policy::Segment], deductible: i64, bonus_bp: i64, b0: i64, b1: i64) -> (i64, i64, u8, u8) {
     debug_assert!(b0 <= b1);
     let mut lo = deductible;
     let (mut v0, mut v1) = (0i64, 0i64);
@@ -240,20 +232,11 @@ fn schedule_values(
 }
 
 fn top_ratio(segments: &[crate::policy::Segment], idx: u8, bonus: Ratio) -> Ratio {
-    segments
-        .get(usize::from(idx))
-        .map_or(Ratio::ZERO, |s| s.ratio.plus_capped(bonus))
+    segments.get(usize::from(idx)).map_or(Ratio::ZERO, |s| s.ratio.plus_capped(bonus))
 }
 
 #[inline]
-fn apply_caps(
-    mut pay: i64,
-    caps: &Caps,
-    acc: &crate::engine::LayerAcc,
-    outpatient: bool,
-    annual_hit: CapHit,
-    hit: &mut CapHit,
-) -> i64 {
+fn apply_caps(mut pay: i64, caps: &Caps, acc: &crate::engine::LayerAcc, outpatient: bool, annual_hit: CapHit, hit: &mut CapHit) -> i64 {
     if let Some(c) = caps.per_claim {
         if pay > c.0 {
             pay = c.0;
@@ -279,18 +262,10 @@ fn apply_caps(
     pay
 }
 
-fn select_branch<'a>(
-    branches: &'a [Branch],
-    select: Select,
-    claim: &Claim,
-    ids: IdentitySet,
-) -> Option<(usize, &'a Branch)> {
+fn select_branch<'a>(branches: &'a [Branch], select: Select, claim: &Claim, ids: IdentitySet) -> Option<(usize, &'a Branch)> {
     let lv = claim.hosp_lv.index();
     match select {
-        Select::First => branches
-            .iter()
-            .enumerate()
-            .find(|(_, b)| b.when.matches(claim, ids)),
+        Select::First => branches.iter().enumerate().find(|(_, b)| b.when.matches(claim, ids)),
         Select::MostFavourable => {
             let mut best: Option<(usize, &Branch, Ratio)> = None;
             for (i, b) in branches.iter().enumerate() {
@@ -309,21 +284,11 @@ fn select_branch<'a>(
 
 #[inline]
 fn bonus_for(b: &Branch, ids: IdentitySet) -> Ratio {
-    b.bonus
-        .iter()
-        .filter(|(set, _)| set.intersects(ids))
-        .map(|&(_, r)| r)
-        .max()
-        .unwrap_or(Ratio::ZERO)
+    b.bonus.iter().filter(|(set, _)| set.intersects(ids)).map(|&(_, r)| r).max().unwrap_or(Ratio::ZERO)
 }
 
 /// Settles one claim: the pure function of the design. Returns the settlement and the accumulators after.
-pub fn settle(
-    policy: &Policy,
-    claim: &Claim,
-    ids: IdentitySet,
-    before: &Accumulators,
-) -> (Settlement, Accumulators) {
+pub fn settle(policy: &Policy, claim: &Claim, ids: IdentitySet, before: &Accumulators) -> (Settlement, Accumulators) {
     let mut acc = *before;
     let mut s = Settlement::empty(policy, claim);
     settle_in_place(policy, claim, ids, &mut acc, &mut s);
@@ -332,13 +297,7 @@ pub fn settle(
 
 /// [`settle`] writing into caller-owned storage (what batch runs use to avoid copies).
 /// `acc` goes from "before" to "after"; `out` is overwritten entirely.
-pub fn settle_in_place(
-    policy: &Policy,
-    claim: &Claim,
-    ids: IdentitySet,
-    acc: &mut Accumulators,
-    out: &mut Settlement,
-) {
+pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &mut Accumulators, out: &mut Settlement) {
     reset_for(out, policy, claim);
     let t = claim.bill.total().0;
     let c = claim.bill.compliant().0;
@@ -373,19 +332,10 @@ pub fn settle_in_place(
             }
         };
         let la = acc.layers[i];
-        let mut oc = LayerOutcome {
-            applied: true,
-            seg_first: 1,
-            ..LayerOutcome::default()
-        };
+        let mut oc = LayerOutcome { applied: true, seg_first: 1, ..LayerOutcome::default() };
         let mut pay: i64;
         match &layer.kind {
-            LayerKind::Ratio {
-                base,
-                annual,
-                select,
-                branches,
-            } => {
+            LayerKind::Ratio { base, annual, select, branches } => {
                 let Some((bi, br)) = select_branch(branches, *select, claim, ids) else {
                     continue;
                 };
@@ -409,16 +359,11 @@ pub fn settle_in_place(
                 let base_amt = base_of(*base);
                 let b0 = if *annual { la.base_fen } else { 0 };
                 let b1 = b0 + base_amt;
-                let (v0, v1, f, l) =
-                    schedule_values(&sched.segments, d, i64::from(bonus.0), b0, b1);
+                let (v0, v1, f, l) = schedule_values(&sched.segments, d, i64::from(bonus.0), b0, b1);
                 pay = div_round_half_away(v1, BP_ONE) - div_round_half_away(v0, BP_ONE);
                 oc.seg_first = f;
                 oc.seg_last = l;
-                oc.ratio = if f <= l {
-                    top_ratio(&sched.segments, l, bonus)
-                } else {
-                    top_ratio(&sched.segments, 0, bonus)
-                };
+                oc.ratio = if f <= l { top_ratio(&sched.segments, l, bonus) } else { top_ratio(&sched.segments, 0, bonus) };
                 oc.bonus = bonus;
                 oc.base_fen = base_amt;
                 oc.cum_before_fen = b0;
@@ -428,32 +373,13 @@ pub fn settle_in_place(
                 if *annual {
                     oc.acc_base_delta_fen = base_amt;
                 }
-                pay = apply_caps(
-                    pay,
-                    &br.caps,
-                    &la,
-                    outpatient,
-                    CapHit::BranchAnnual,
-                    &mut oc.cap,
-                );
-                pay = apply_caps(
-                    pay,
-                    &layer.caps,
-                    &la,
-                    outpatient,
-                    CapHit::Annual,
-                    &mut oc.cap,
-                );
+                pay = apply_caps(pay, &br.caps, &la, outpatient, CapHit::BranchAnnual, &mut oc.cap);
+                pay = apply_caps(pay, &layer.caps, &la, outpatient, CapHit::Annual, &mut oc.cap);
                 if layer.fund == Some(Fund::Basic) && act_pay_dedc.is_none() {
                     act_pay_dedc = Some(oc.deductible_applied_fen);
                 }
             }
-            LayerKind::FloorTopup {
-                ratio,
-                reference,
-                counted,
-                limit,
-            } => {
+            LayerKind::FloorTopup { ratio, reference, counted, limit } => {
                 let target = ratio.apply(Fen(reference_of(*reference))).0;
                 let already: i64 = counted.iter().map(|&j| out.layers[j].amount_fen).sum();
                 let lim = base_of(*limit);
@@ -466,23 +392,9 @@ pub fn settle_in_place(
                     pay = lim;
                     oc.cap = CapHit::Remainder;
                 }
-                pay = apply_caps(
-                    pay,
-                    &layer.caps,
-                    &la,
-                    outpatient,
-                    CapHit::Annual,
-                    &mut oc.cap,
-                );
+                pay = apply_caps(pay, &layer.caps, &la, outpatient, CapHit::Annual, &mut oc.cap);
             }
-            LayerKind::OopCap {
-                base,
-                annual,
-                amount,
-                ratio,
-                ratio_of,
-                combine,
-            } => {
+            LayerKind::OopCap { base, annual, amount, ratio, ratio_of, combine } => {
                 let rem = base_of(*base);
                 let cost = reference_of(*ratio_of);
                 let cost_cum = if *annual { la.base_fen + cost } else { cost };
@@ -503,24 +415,13 @@ pub fn settle_in_place(
                 oc.ratio = ratio.unwrap_or(Ratio::ZERO);
                 pay = (p0 + rem - cap).clamp(0, rem);
                 oc.computed_fen = pay;
-                pay = apply_caps(
-                    pay,
-                    &layer.caps,
-                    &la,
-                    outpatient,
-                    CapHit::Annual,
-                    &mut oc.cap,
-                );
+                pay = apply_caps(pay, &layer.caps, &la, outpatient, CapHit::Annual, &mut oc.cap);
                 if *annual {
                     oc.acc_base_delta_fen = cost;
                     oc.acc_personal_delta_fen = rem - pay;
                 }
             }
-            LayerKind::Ceiling {
-                ratio,
-                reference,
-                clawback,
-            } => {
+            LayerKind::Ceiling { ratio, reference, clawback } => {
                 let limit = ratio.apply(Fen(reference_of(*reference))).0;
                 oc.threshold_fen = limit;
                 oc.ratio = *ratio;
@@ -552,14 +453,7 @@ pub fn settle_in_place(
                 pay = base_of(*base);
                 oc.base_fen = pay;
                 oc.computed_fen = pay;
-                pay = apply_caps(
-                    pay,
-                    &layer.caps,
-                    &la,
-                    outpatient,
-                    CapHit::Annual,
-                    &mut oc.cap,
-                );
+                pay = apply_caps(pay, &layer.caps, &la, outpatient, CapHit::Annual, &mut oc.cap);
             }
         }
         if pay > total_rem {
@@ -568,11 +462,7 @@ pub fn settle_in_place(
         }
         // Invariant (TigerBeetle style, on in release): a layer never pays a negative amount or more
         // than what is still unpaid.
-        assert!(
-            pay >= 0 && pay <= total_rem,
-            "layer {} paid {pay} of remainder {total_rem}",
-            layer.id
-        );
+        assert!(pay >= 0 && pay <= total_rem, "layer {} paid {pay} of remainder {total_rem}", layer.id);
         oc.amount_fen = pay;
         let a = &mut acc.layers[i];
         a.paid_fen += pay;
@@ -598,21 +488,10 @@ pub fn settle_in_place(
         }
     }
     let hosp = funds[Fund::Hospital.index()];
-    let fund_sum: i64 = ALL_FUNDS
-        .iter()
-        .filter(|f| **f != Fund::Hospital)
-        .map(|f| funds[f.index()])
-        .sum();
+    let fund_sum: i64 = ALL_FUNDS.iter().filter(|f| **f != Fund::Hospital).map(|f| funds[f.index()]).sum();
     let psn = t - fund_sum - hosp;
-    assert!(
-        psn >= 0,
-        "personal part negative: total {t}, funds {fund_sum}, hospital {hosp}"
-    );
-    assert_eq!(
-        fund_sum + hosp,
-        paid_all,
-        "fund totals disagree with the running sum"
-    );
+    assert!(psn >= 0, "personal part negative: total {t}, funds {fund_sum}, hospital {hosp}");
+    assert_eq!(fund_sum + hosp, paid_all, "fund totals disagree with the running sum");
     out.funds_fen = funds;
     out.fund_pay_sumamt = Fen(fund_sum);
     out.hosp_part_amt = Fen(hosp);
@@ -631,16 +510,9 @@ pub enum ReverseError {
 /// Reversal (冲销) of a settlement: the accumulators as they would be without it. Exact for the last
 /// claim of a person-year; for an earlier claim, re-settle the person-year afterwards
 /// ([`resettle_year`]) so later claims see the right accumulators.
-pub fn reverse(
-    policy: &Policy,
-    s: &Settlement,
-    after: &Accumulators,
-) -> Result<Accumulators, ReverseError> {
+pub fn reverse(policy: &Policy, s: &Settlement, after: &Accumulators) -> Result<Accumulators, ReverseError> {
     if s.policy_version != policy.version_id {
-        return Err(ReverseError::PolicyMismatch {
-            settled: s.policy_version,
-            current: policy.version_id,
-        });
+        return Err(ReverseError::PolicyMismatch { settled: s.policy_version, current: policy.version_id });
     }
     let mut acc = *after;
     let outpatient = s.med_type == MedType::OutpatientChronic;
@@ -684,10 +556,7 @@ impl ClaimDiff {
 
 /// Re-settles all claims of one person-year in order from empty accumulators (year-end true-up, or
 /// after a late identity change) and reports, per claim and fund, the difference to the originals.
-pub fn resettle_year(
-    policy: &Policy,
-    claims: &[(Claim, IdentitySet, Option<Settlement>)],
-) -> (Vec<ClaimDiff>, Accumulators) {
+pub fn resettle_year(policy: &Policy, claims: &[(Claim, IdentitySet, Option<Settlement>)]) -> (Vec<ClaimDiff>, Accumulators) {
     let mut acc = Accumulators::default();
     let mut out = Vec::with_capacity(claims.len());
     let mut s = Settlement::empty_for_resettle();
@@ -701,12 +570,7 @@ pub fn resettle_year(
             }
             psn_diff_fen = s.psn_part_amt.0 - o.psn_part_amt.0;
         }
-        out.push(ClaimDiff {
-            index,
-            new: s,
-            fund_diff_fen,
-            psn_diff_fen,
-        });
+        out.push(ClaimDiff { index, new: s, fund_diff_fen, psn_diff_fen });
     }
     (out, acc)
 }

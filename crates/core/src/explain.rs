@@ -36,20 +36,10 @@ fn cap_name(c: CapHit) -> Option<&'static str> {
 }
 
 pub fn explain(policy: &Policy, s: &Settlement) -> Vec<LayerExplanation> {
-    policy
-        .layers
-        .iter()
-        .zip(s.layers().iter())
-        .map(|(layer, o)| explain_layer(policy, layer, o, usize::from(s.level_index)))
-        .collect()
+    policy.layers.iter().zip(s.layers().iter()).map(|(layer, o)| explain_layer(policy, layer, o, usize::from(s.level_index))).collect()
 }
 
-fn explain_layer(
-    policy: &Policy,
-    layer: &crate::policy::Layer,
-    o: &LayerOutcome,
-    lv: usize,
-) -> LayerExplanation {
+fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome, lv: usize) -> LayerExplanation {
     let mut e = LayerExplanation {
         layer_id: layer.id.clone(),
         layer_name: layer.name.clone(),
@@ -71,12 +61,7 @@ fn explain_layer(
     }
     let mut text = format!("{}：", layer.name);
     match &layer.kind {
-        LayerKind::Ratio {
-            base,
-            annual,
-            branches,
-            ..
-        } => {
+        LayerKind::Ratio { base, annual, branches, .. } => {
             let br = &branches[usize::from(o.branch)];
             e.branch = Some(br.name.clone());
             let sched = &br.levels[lv];
@@ -113,29 +98,15 @@ fn explain_layer(
                 text.push_str(&format!("，{}", e.segments.join("、")));
             }
             if o.bonus.0 > 0 {
-                text.push_str(&format!(
-                    "（含身份提高 {} 个百分点）",
-                    o.bonus.to_string().trim_end_matches('%')
-                ));
+                text.push_str(&format!("（含身份提高 {} 个百分点）", o.bonus.to_string().trim_end_matches('%')));
             }
         }
-        LayerKind::FloorTopup {
-            ratio, reference, ..
-        } => {
-            text.push_str(&format!(
-                "补足至{}的 {}（目标 {}）",
-                reference.name_zh(),
-                ratio,
-                Fen(o.threshold_fen).grouped()
-            ));
+        LayerKind::FloorTopup { ratio, reference, .. } => {
+            text.push_str(&format!("补足至{}的 {}（目标 {}）", reference.name_zh(), ratio, Fen(o.threshold_fen).grouped()));
             e.ratio = Some(ratio.to_string());
         }
         LayerKind::OopCap { base, annual, .. } => {
-            let scope = if *annual {
-                format!("年度已负担 {}，", Fen(o.cum_before_fen).grouped())
-            } else {
-                String::new()
-            };
+            let scope = if *annual { format!("年度已负担 {}，", Fen(o.cum_before_fen).grouped()) } else { String::new() };
             text.push_str(&format!(
                 "{scope}{} {} 超过封顶 {} 的部分",
                 base.name_zh(),
@@ -143,15 +114,8 @@ fn explain_layer(
                 Fen(o.threshold_fen).grouped()
             ));
         }
-        LayerKind::Ceiling {
-            ratio, reference, ..
-        } => {
-            text.push_str(&format!(
-                "基金支付不超过{}的 {}（{}）",
-                reference.name_zh(),
-                ratio,
-                Fen(o.threshold_fen).grouped()
-            ));
+        LayerKind::Ceiling { ratio, reference, .. } => {
+            text.push_str(&format!("基金支付不超过{}的 {}（{}）", reference.name_zh(), ratio, Fen(o.threshold_fen).grouped()));
             if o.clawed_back_fen > 0 {
                 text.push_str(&format!("，扣回 {}", Fen(o.clawed_back_fen).grouped()));
             }
@@ -159,21 +123,14 @@ fn explain_layer(
             return e;
         }
         LayerKind::HospitalBears { base } => {
-            text.push_str(&format!(
-                "{} {} 由医院承担",
-                base.name_zh(),
-                Fen(o.base_fen).grouped()
-            ));
+            text.push_str(&format!("{} {} 由医院承担", base.name_zh(), Fen(o.base_fen).grouped()));
         }
     }
     if let Some(c) = e.cap {
         text.push_str(&format!("，受{c}限制"));
     }
     if o.clawed_back_fen > 0 {
-        text.push_str(&format!(
-            "，被封顶扣回 {}",
-            Fen(o.clawed_back_fen).grouped()
-        ));
+        text.push_str(&format!("，被封顶扣回 {}", Fen(o.clawed_back_fen).grouped()));
     }
     text.push_str(&format!("，支付 {}", Fen(o.amount_fen).grouped()));
     let _ = policy;

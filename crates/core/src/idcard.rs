@@ -79,26 +79,17 @@ pub enum IdCardError {
 /// (a programming error; parse input with [`IdCardNo::parse`]).
 pub fn check_digit(first17: &str) -> char {
     let b = first17.as_bytes();
-    assert!(
-        b.len() == 17 && b.iter().all(u8::is_ascii_digit),
-        "check_digit needs exactly 17 digits"
-    );
+    assert!(b.len() == 17 && b.iter().all(u8::is_ascii_digit), "check_digit needs exactly 17 digits");
     check_of(b)
 }
 
 fn check_of(first17: &[u8]) -> char {
-    let sum: u32 = first17
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(&c, w)| u32::from(c - b'0') * w)
-        .sum();
+    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(&c, w)| u32::from(c - b'0') * w).sum();
     char::from(CHECK[(sum % 11) as usize])
 }
 
 fn birth_of(b: &[u8]) -> Option<Date> {
-    let num = |r: std::ops::Range<usize>| -> u16 {
-        b[r].iter().fold(0u16, |v, &c| v * 10 + u16::from(c - b'0'))
-    };
+    let num = |r: std::ops::Range<usize>| -> u16 { b[r].iter().fold(0u16, |v, &c| v * 10 + u16::from(c - b'0')) };
     let (y, m, d) = (num(6..10), num(10..12), num(12..14));
     if !(1900..=2100).contains(&y) {
         return None;
@@ -117,19 +108,11 @@ impl IdCardNo {
             return Err(IdCardError::Length(n));
         }
         let b = t.as_bytes();
-        if b.len() != 18
-            || !b[..17].iter().all(u8::is_ascii_digit)
-            || !(b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x')
-        {
+        if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x') {
             return Err(IdCardError::IllegalChar);
         }
         if birth_of(b).is_none() {
-            return Err(IdCardError::BirthDate(format!(
-                "{}年{}月{}日",
-                &t[6..10],
-                &t[10..12],
-                &t[12..14]
-            )));
+            return Err(IdCardError::BirthDate(format!("{}年{}月{}日", &t[6..10], &t[10..12], &t[12..14])));
         }
         let expected = check_of(&b[..17]);
         let found = char::from(b[17].to_ascii_uppercase());
@@ -148,21 +131,11 @@ impl IdCardNo {
     /// 500 per area, birth date and sex). Panics if `area` is not 6 digits, `seq > 999`, or the
     /// birth year is outside 1900–2100.
     pub fn synthesize(area: &str, birth: Date, seq: u16, sex: Sex) -> IdCardNo {
-        assert!(
-            area.len() == 6 && area.bytes().all(|c| c.is_ascii_digit()),
-            "area code must be 6 digits"
-        );
+        assert!(area.len() == 6 && area.bytes().all(|c| c.is_ascii_digit()), "area code must be 6 digits");
         assert!(seq <= 999, "order code must be 0..=999");
-        assert!(
-            (1900..=2100).contains(&birth.year()),
-            "birth year must be 1900..=2100"
-        );
+        assert!((1900..=2100).contains(&birth.year()), "birth year must be 1900..=2100");
         let odd = seq % 2 == 1;
-        let seq = if odd == (sex == Sex::Male) {
-            seq
-        } else {
-            seq ^ 1
-        };
+        let seq = if odd == (sex == Sex::Male) { seq } else { seq ^ 1 };
         let mut b = [0u8; 18];
         b[..6].copy_from_slice(area.as_bytes());
         let mut put = |at: usize, v: u32, width: usize| {
@@ -275,13 +248,7 @@ mod tests {
     #[test]
     fn wrong_check_digit_names_the_right_one() {
         let e = IdCardNo::parse("620422198001011231").unwrap_err();
-        assert_eq!(
-            e,
-            IdCardError::CheckDigit {
-                expected: '0',
-                found: '1'
-            }
-        );
+        assert_eq!(e, IdCardError::CheckDigit { expected: '0', found: '1' });
         assert!(e.to_string().contains("校验位错误，应为 0"));
         let e = IdCardNo::parse("110105194912310021").unwrap_err();
         assert!(e.to_string().contains("应为 X"), "{e}");
@@ -289,32 +256,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_length_chars_and_dates() {
-        assert_eq!(
-            IdCardNo::parse("62042219800101123").unwrap_err(),
-            IdCardError::Length(17)
-        );
-        assert!(IdCardNo::parse("6204221980010112300")
-            .unwrap_err()
-            .to_string()
-            .contains("长度不是18位"));
+        assert_eq!(IdCardNo::parse("62042219800101123").unwrap_err(), IdCardError::Length(17));
+        assert!(IdCardNo::parse("6204221980010112300").unwrap_err().to_string().contains("长度不是18位"));
         assert_eq!(IdCardNo::parse("").unwrap_err(), IdCardError::Length(0));
         // 18 characters but not ASCII.
-        assert_eq!(
-            IdCardNo::parse("６２0422198001011230").unwrap_err(),
-            IdCardError::IllegalChar
-        );
-        assert_eq!(
-            IdCardNo::parse("62042219800101123A").unwrap_err(),
-            IdCardError::IllegalChar
-        );
-        assert_eq!(
-            IdCardNo::parse("6204221980010X1230").unwrap_err(),
-            IdCardError::IllegalChar
-        );
-        assert!(IdCardNo::parse("62042219800101123A")
-            .unwrap_err()
-            .to_string()
-            .contains("含非法字符"));
+        assert_eq!(IdCardNo::parse("６２0422198001011230").unwrap_err(), IdCardError::IllegalChar);
+        assert_eq!(IdCardNo::parse("62042219800101123A").unwrap_err(), IdCardError::IllegalChar);
+        assert_eq!(IdCardNo::parse("6204221980010X1230").unwrap_err(), IdCardError::IllegalChar);
+        assert!(IdCardNo::parse("62042219800101123A").unwrap_err().to_string().contains("含非法字符"));
         // 2月30日, with a check digit that would be right.
         let first17 = "62042219800230123";
         let s = format!("{first17}{}", check_digit(first17));
@@ -322,24 +271,13 @@ mod tests {
         assert!(matches!(e, IdCardError::BirthDate(_)));
         assert!(e.to_string().contains("出生日期无效"), "{e}");
         // 1880 (the standard's other example, otherwise valid) is before 1900.
-        assert!(matches!(
-            IdCardNo::parse("440524188001010014").unwrap_err(),
-            IdCardError::BirthDate(_)
-        ));
+        assert!(matches!(IdCardNo::parse("440524188001010014").unwrap_err(), IdCardError::BirthDate(_)));
         // 2101 is too late.
         let first17 = "62042221010101123";
         let s = format!("{first17}{}", check_digit(first17));
-        assert!(matches!(
-            IdCardNo::parse(&s).unwrap_err(),
-            IdCardError::BirthDate(_)
-        ));
+        assert!(matches!(IdCardNo::parse(&s).unwrap_err(), IdCardError::BirthDate(_)));
         // 29 February only in leap years.
-        for (y, ok) in [
-            ("2000", true),
-            ("1900", false),
-            ("2004", true),
-            ("2003", false),
-        ] {
+        for (y, ok) in [("2000", true), ("1900", false), ("2004", true), ("2003", false)] {
             let first17 = format!("620422{y}0229123");
             let s = format!("{first17}{}", check_digit(&first17));
             assert_eq!(IdCardNo::parse(&s).is_ok(), ok, "{y}");

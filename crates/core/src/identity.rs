@@ -65,27 +65,16 @@ impl Identity {
     pub fn parse(s: &str) -> Option<Identity> {
         let t = s.trim();
         Some(match t {
-            "registered_poor"
-            | "建档立卡"
-            | "建档立卡贫困人口"
-            | "建档立卡贫困户"
-            | "贫困人口"
-            | "未脱贫" => Identity::RegisteredPoor,
-            "exited_poor" | "已脱贫" | "已脱贫人口" | "脱贫人口" => {
-                Identity::ExitedPoor
+            "registered_poor" | "建档立卡" | "建档立卡贫困人口" | "建档立卡贫困户" | "贫困人口" | "未脱贫" => {
+                Identity::RegisteredPoor
             }
-            "marginal" | "边缘户" | "监测户" | "边缘易致贫户" | "脱贫不稳定户" => {
-                Identity::Marginal
-            }
+            "exited_poor" | "已脱贫" | "已脱贫人口" | "脱贫人口" => Identity::ExitedPoor,
+            "marginal" | "边缘户" | "监测户" | "边缘易致贫户" | "脱贫不稳定户" => Identity::Marginal,
             "dibao" | "低保" | "低保户" | "城乡低保" => Identity::Dibao,
-            "extreme_poor" | "特困" | "特困供养" | "特困供养人员" | "特困人员" => {
-                Identity::ExtremePoor
-            }
+            "extreme_poor" | "特困" | "特困供养" | "特困供养人员" | "特困人员" => Identity::ExtremePoor,
             "safety_net" | "农村兜底保障户" | "兜底保障户" => Identity::SafetyNet,
             "disabled" | "残疾人" => Identity::Disabled,
-            "illness_poor" | "因病致贫返贫" | "因病致贫" | "因病返贫" => {
-                Identity::IllnessPoor
-            }
+            "illness_poor" | "因病致贫返贫" | "因病致贫" | "因病返贫" => Identity::IllnessPoor,
             _ => return None,
         })
     }
@@ -96,8 +85,7 @@ impl Identity {
 pub struct IdentitySet(u16);
 
 /// "poor" in the policies: registered or exited (四不摘).
-pub const POOR: IdentitySet =
-    IdentitySet((1 << Identity::RegisteredPoor as u16) | (1 << Identity::ExitedPoor as u16));
+pub const POOR: IdentitySet = IdentitySet((1 << Identity::RegisteredPoor as u16) | (1 << Identity::ExitedPoor as u16));
 
 impl IdentitySet {
     pub const EMPTY: IdentitySet = IdentitySet(0);
@@ -122,9 +110,7 @@ impl IdentitySet {
         self.0 == 0
     }
     pub fn iter(self) -> impl Iterator<Item = Identity> {
-        ALL_IDENTITIES
-            .into_iter()
-            .filter(move |i| self.contains(*i))
+        ALL_IDENTITIES.into_iter().filter(move |i| self.contains(*i))
     }
 
     /// Parses a `;`-separated list (also `；`, `,`, `、`, `|`); empty = ordinary resident.
@@ -147,10 +133,7 @@ impl IdentitySet {
         if self.is_empty() {
             return "普通居民".to_string();
         }
-        self.iter()
-            .map(Identity::name_zh)
-            .collect::<Vec<_>>()
-            .join("、")
+        self.iter().map(Identity::name_zh).collect::<Vec<_>>().join("、")
     }
 }
 
@@ -162,11 +145,7 @@ impl fmt::Display for IdentitySet {
 }
 
 pub fn known_ids() -> String {
-    ALL_IDENTITIES
-        .iter()
-        .map(|i| i.id())
-        .collect::<Vec<_>>()
-        .join(", ")
+    ALL_IDENTITIES.iter().map(|i| i.id()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -179,9 +158,7 @@ mod tests {
         assert!(s.contains(Identity::RegisteredPoor) && s.contains(Identity::Dibao));
         assert!(s.intersects(POOR));
         assert_eq!(IdentitySet::parse_list(" ").unwrap(), IdentitySet::EMPTY);
-        assert!(IdentitySet::parse_list("特困供养；边缘户")
-            .unwrap()
-            .contains(Identity::Marginal));
+        assert!(IdentitySet::parse_list("特困供养；边缘户").unwrap().contains(Identity::Marginal));
         assert!(IdentitySet::parse_list("rich").is_err());
         assert_eq!(s.to_string(), "registered_poor;dibao");
     }

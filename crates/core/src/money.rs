@@ -49,9 +49,7 @@ impl Fen {
         if int_part.is_empty() && frac_part.is_empty() {
             return Err(nan());
         }
-        if !int_part.bytes().all(|b| b.is_ascii_digit())
-            || !frac_part.bytes().all(|b| b.is_ascii_digit())
-        {
+        if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
             return Err(nan());
         }
         if body.contains('.') && frac_part.is_empty() && int_part.is_empty() {
@@ -119,9 +117,7 @@ impl Fen {
     /// "12,345.67" — for people (tables, slips).
     pub fn grouped(self) -> String {
         let plain = self.to_string();
-        let (sign, rest) = plain
-            .strip_prefix('-')
-            .map_or(("", plain.as_str()), |r| ("-", r));
+        let (sign, rest) = plain.strip_prefix('-').map_or(("", plain.as_str()), |r| ("-", r));
         let (int, frac) = rest.split_once('.').unwrap_or((rest, "00"));
         let mut g = String::new();
         for (i, ch) in int.chars().enumerate() {
@@ -200,10 +196,7 @@ impl Ratio {
         };
         let num = num.trim();
         let (i, f) = num.split_once('.').unwrap_or((num, ""));
-        if i.is_empty()
-            || !i.bytes().all(|b| b.is_ascii_digit())
-            || !f.bytes().all(|b| b.is_ascii_digit())
-        {
+        if i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) || !f.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("比例“{t}”不是有效的百分数"));
         }
         if f.len() > 2 {
@@ -267,31 +260,13 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_represent() {
-        assert!(matches!(
-            Fen::parse_yuan("1.234"),
-            Err(MoneyError::TooManyDecimals(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("-1"),
-            Err(MoneyError::Negative(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("1e5"),
-            Err(MoneyError::NotANumber(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("1,000"),
-            Err(MoneyError::NotANumber(_))
-        ));
-        assert!(matches!(
-            Fen::parse_yuan("."),
-            Err(MoneyError::NotANumber(_))
-        ));
+        assert!(matches!(Fen::parse_yuan("1.234"), Err(MoneyError::TooManyDecimals(_))));
+        assert!(matches!(Fen::parse_yuan("-1"), Err(MoneyError::Negative(_))));
+        assert!(matches!(Fen::parse_yuan("1e5"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(Fen::parse_yuan("1,000"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(Fen::parse_yuan("."), Err(MoneyError::NotANumber(_))));
         assert!(matches!(Fen::parse_yuan(""), Err(MoneyError::Empty)));
-        assert!(matches!(
-            Fen::parse_yuan("1000000000"),
-            Err(MoneyError::TooLarge(_))
-        ));
+        assert!(matches!(Fen::parse_yuan("1000000000"), Err(MoneyError::TooLarge(_))));
         assert!(Fen::parse_yuan("100000000").is_ok());
     }
 

@@ -36,14 +36,7 @@ pub enum Fund {
     Hospital,
 }
 
-pub const ALL_FUNDS: [Fund; 6] = [
-    Fund::Basic,
-    Fund::CriticalIllness,
-    Fund::Supplemental,
-    Fund::Assistance,
-    Fund::Fallback,
-    Fund::Hospital,
-];
+pub const ALL_FUNDS: [Fund; 6] = [Fund::Basic, Fund::CriticalIllness, Fund::Supplemental, Fund::Assistance, Fund::Fallback, Fund::Hospital];
 
 impl Fund {
     pub fn code(self) -> &'static str {
@@ -355,32 +348,17 @@ impl Cond {
             _ => {}
         }
         if self.levels != 0 && self.levels != 7 {
-            let lv: Vec<String> = (1..=3)
-                .filter(|l| self.levels & (1 << (l - 1)) != 0)
-                .map(|l| l.to_string())
-                .collect();
+            let lv: Vec<String> = (1..=3).filter(|l| self.levels & (1 << (l - 1)) != 0).map(|l| l.to_string()).collect();
             parts.push(format!("{}级医院", lv.join("/")));
         }
         if let Some(v) = self.in_county {
-            parts.push(if v {
-                "县域内".into()
-            } else {
-                "县域外".into()
-            });
+            parts.push(if v { "县域内".into() } else { "县域外".into() });
         }
         if let Some(v) = self.referral_ok {
-            parts.push(if v {
-                "转诊合规".into()
-            } else {
-                "未按规定转诊".into()
-            });
+            parts.push(if v { "转诊合规".into() } else { "未按规定转诊".into() });
         }
         if let Some(v) = self.major_disease {
-            parts.push(if v {
-                "重大疾病病种".into()
-            } else {
-                "非重大疾病病种".into()
-            });
+            parts.push(if v { "重大疾病病种".into() } else { "非重大疾病病种".into() });
         }
         if let Some(x) = self.total_at_least {
             parts.push(format!("总费用≥{}", x.grouped()));
@@ -437,34 +415,11 @@ pub struct Branch {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum LayerKind {
-    Ratio {
-        base: Base,
-        annual: bool,
-        select: Select,
-        branches: Vec<Branch>,
-    },
-    FloorTopup {
-        ratio: Ratio,
-        reference: Reference,
-        counted: Vec<usize>,
-        limit: Base,
-    },
-    OopCap {
-        base: Base,
-        annual: bool,
-        amount: Option<Fen>,
-        ratio: Option<Ratio>,
-        ratio_of: Reference,
-        combine: Combine,
-    },
-    Ceiling {
-        ratio: Ratio,
-        reference: Reference,
-        clawback: Vec<usize>,
-    },
-    HospitalBears {
-        base: Base,
-    },
+    Ratio { base: Base, annual: bool, select: Select, branches: Vec<Branch> },
+    FloorTopup { ratio: Ratio, reference: Reference, counted: Vec<usize>, limit: Base },
+    OopCap { base: Base, annual: bool, amount: Option<Fen>, ratio: Option<Ratio>, ratio_of: Reference, combine: Combine },
+    Ceiling { ratio: Ratio, reference: Reference, clawback: Vec<usize> },
+    HospitalBears { base: Base },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -555,18 +510,10 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line_of(&self, offset: usize) -> usize {
-        self.src[..offset.min(self.src.len())]
-            .bytes()
-            .filter(|&b| b == b'\n')
-            .count()
-            + 1
+        self.src[..offset.min(self.src.len())].bytes().filter(|&b| b == b'\n').count() + 1
     }
     fn push(&mut self, place: &str, line: Option<usize>, msg: impl Into<String>) {
-        self.problems.push(Problem {
-            place: place.to_string(),
-            line,
-            message: msg.into(),
-        });
+        self.problems.push(Problem { place: place.to_string(), line, message: msg.into() });
     }
     fn money(&mut self, place: &str, line: Option<usize>, v: &RawMoney) -> Option<Fen> {
         match &v.0 {
@@ -583,11 +530,7 @@ impl Checker<'_> {
                 }
             },
             toml::Value::Float(_) => {
-                self.push(
-                    place,
-                    line,
-                    "带小数的金额请写成字符串，如 \"1234.56\"（避免浮点误差）",
-                );
+                self.push(place, line, "带小数的金额请写成字符串，如 \"1234.56\"（避免浮点误差）");
                 None
             }
             _ => {
@@ -613,21 +556,10 @@ impl Checker<'_> {
         for s in list {
             match s.as_str() {
                 // "poor" as a shorthand for both registered and exited (四不摘).
-                "poor" => {
-                    set = set
-                        .with(Identity::RegisteredPoor)
-                        .with(Identity::ExitedPoor)
-                }
+                "poor" => set = set.with(Identity::RegisteredPoor).with(Identity::ExitedPoor),
                 other => match Identity::parse(other) {
                     Some(i) => set = set.with(i),
-                    None => self.push(
-                        place,
-                        line,
-                        format!(
-                            "未知的身份“{other}”（可用：poor, {}）",
-                            crate::identity::known_ids()
-                        ),
-                    ),
+                    None => self.push(place, line, format!("未知的身份“{other}”（可用：poor, {}）", crate::identity::known_ids())),
                 },
             }
         }
@@ -639,18 +571,15 @@ impl Checker<'_> {
     fn cond(&mut self, place: &str, line: Option<usize>, c: &RawCond) -> Cond {
         let mut out = Cond::default();
         if let Some(ids) = &c.identities {
-            out.identities =
-                Some(self.identities(&format!("{place} → when.identities"), line, ids));
+            out.identities = Some(self.identities(&format!("{place} → when.identities"), line, ids));
         }
         if let Some(mts) = &c.med_type {
             for m in mts {
                 match MedType::from_code(*m) {
                     Some(mt) => out.med_types |= med_bit(mt),
-                    None => self.push(
-                        &format!("{place} → when.med_type"),
-                        line,
-                        format!("医疗类别 {m} 不受支持（21 住院，14 门诊慢特病）"),
-                    ),
+                    None => {
+                        self.push(&format!("{place} → when.med_type"), line, format!("医疗类别 {m} 不受支持（21 住院，14 门诊慢特病）"))
+                    }
                 }
             }
         }
@@ -659,49 +588,26 @@ impl Checker<'_> {
                 if (1..=3).contains(l) {
                     out.levels |= 1 << (l - 1);
                 } else {
-                    self.push(
-                        &format!("{place} → when.hosp_lv"),
-                        line,
-                        format!("医院等级 {l} 无效（1、2、3）"),
-                    );
+                    self.push(&format!("{place} → when.hosp_lv"), line, format!("医院等级 {l} 无效（1、2、3）"));
                 }
             }
         }
         out.in_county = c.in_county;
         out.referral_ok = c.referral_ok;
         out.major_disease = c.major_disease;
-        out.total_at_least = self.opt_money(
-            &format!("{place} → when.total_at_least"),
-            line,
-            &c.total_at_least,
-        );
-        out.total_above =
-            self.opt_money(&format!("{place} → when.total_above"), line, &c.total_above);
-        out.total_below =
-            self.opt_money(&format!("{place} → when.total_below"), line, &c.total_below);
+        out.total_at_least = self.opt_money(&format!("{place} → when.total_at_least"), line, &c.total_at_least);
+        out.total_above = self.opt_money(&format!("{place} → when.total_above"), line, &c.total_above);
+        out.total_below = self.opt_money(&format!("{place} → when.total_below"), line, &c.total_below);
         out
     }
-    fn caps(
-        &mut self,
-        place: &str,
-        line: Option<usize>,
-        per: &Option<RawMoney>,
-        out: &Option<RawMoney>,
-        ann: &Option<RawMoney>,
-    ) -> Caps {
+    fn caps(&mut self, place: &str, line: Option<usize>, per: &Option<RawMoney>, out: &Option<RawMoney>, ann: &Option<RawMoney>) -> Caps {
         Caps {
             per_claim: self.opt_money(&format!("{place} → per_claim_cap"), line, per),
             outpatient: self.opt_money(&format!("{place} → outpatient_cap"), line, out),
             annual: self.opt_money(&format!("{place} → annual_cap"), line, ann),
         }
     }
-    fn segments(
-        &mut self,
-        place: &str,
-        line: Option<usize>,
-        segs: &[RawSegment],
-        deductible: Fen,
-    ) -> Vec<Segment> {
+    fn segments(&mut self, place: &str, line: Option<usize>, segs: &[RawSegment], deductible: Fen) -> Vec<Segment> {
         let mut out = Vec::new();
         let mut prev: Option<Fen> = None;
         if segs.is_empty() {
@@ -716,29 +622,13 @@ impl Checker<'_> {
             }
             if let (Some(t), Some(pv)) = (to, prev) {
                 if t <= pv {
-                    self.push(
-                        &p,
-                        line,
-                        format!(
-                            "分段重叠或顺序颠倒：上限 {} 不大于上一段上限 {}",
-                            t.grouped(),
-                            pv.grouped()
-                        ),
-                    );
+                    self.push(&p, line, format!("分段重叠或顺序颠倒：上限 {} 不大于上一段上限 {}", t.grouped(), pv.grouped()));
                 }
             }
             if i == 0 {
                 if let Some(t) = to {
                     if t <= deductible {
-                        self.push(
-                            &p,
-                            line,
-                            format!(
-                                "第一段上限 {} 不高于起付线 {}",
-                                t.grouped(),
-                                deductible.grouped()
-                            ),
-                        );
+                        self.push(&p, line, format!("第一段上限 {} 不高于起付线 {}", t.grouped(), deductible.grouped()));
                     }
                 }
             }
@@ -763,59 +653,27 @@ fn level_key(k: &str) -> Option<usize> {
 /// Parses, checks and compiles a policy file. On failure, every problem found is returned.
 pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
     let raw: RawPolicyFile = toml::from_str(src).map_err(|e| {
-        let line = e.span().map(|s| {
-            src[..s.start.min(src.len())]
-                .bytes()
-                .filter(|&b| b == b'\n')
-                .count()
-                + 1
-        });
-        PolicyErrors(vec![Problem {
-            place: "文件结构".into(),
-            line,
-            message: format!("无法解析：{}", e.message()),
-        }])
+        let line = e.span().map(|s| src[..s.start.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1);
+        PolicyErrors(vec![Problem { place: "文件结构".into(), line, message: format!("无法解析：{}", e.message()) }])
     })?;
-    let mut ck = Checker {
-        src,
-        problems: Vec::new(),
-    };
+    let mut ck = Checker { src, problems: Vec::new() };
 
     // metadata
     let m = &raw.policy;
     let meta_place = "policy";
-    if m.id.trim().is_empty()
-        || !m
-            .id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        ck.push(
-            meta_place,
-            None,
-            format!("政策标识 id “{}” 应为非空的字母、数字、连字符", m.id),
-        );
+    if m.id.trim().is_empty() || !m.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        ck.push(meta_place, None, format!("政策标识 id “{}” 应为非空的字母、数字、连字符", m.id));
     }
     for code in std::iter::once(&m.region_code).chain(m.covers.iter()) {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            ck.push(
-                meta_place,
-                None,
-                format!("行政区划代码“{code}”应为 6 位数字"),
-            );
+            ck.push(meta_place, None, format!("行政区划代码“{code}”应为 6 位数字"));
         }
     }
     if !(1990..=2100).contains(&m.year) {
         ck.push(meta_place, None, format!("年度 {} 不合理", m.year));
     }
-    let from = Date::parse(&m.effective_from)
-        .map_err(|e| ck.push(meta_place, None, format!("effective_from：{e}")))
-        .ok();
-    let to = m.effective_to.as_ref().and_then(|s| {
-        Date::parse(s)
-            .map_err(|e| ck.push(meta_place, None, format!("effective_to：{e}")))
-            .ok()
-    });
+    let from = Date::parse(&m.effective_from).map_err(|e| ck.push(meta_place, None, format!("effective_from：{e}"))).ok();
+    let to = m.effective_to.as_ref().and_then(|s| Date::parse(s).map_err(|e| ck.push(meta_place, None, format!("effective_to：{e}"))).ok());
     if let (Some(f), Some(t)) = (from, to) {
         if t < f {
             ck.push(meta_place, None, "失效日期早于生效日期");
@@ -823,14 +681,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
     }
     for (i, s) in m.sources.iter().enumerate() {
         if !matches!(s.mark.as_str(), "S" | "P" | "I") {
-            ck.push(
-                &format!("policy.sources[{i}]"),
-                None,
-                format!(
-                    "来源标记“{}”应为 S（文件规定）、P（公开指南）或 I（示意值）",
-                    s.mark
-                ),
-            );
+            ck.push(&format!("policy.sources[{i}]"), None, format!("来源标记“{}”应为 S（文件规定）、P（公开指南）或 I（示意值）", s.mark));
         }
     }
     if raw.layers.is_empty() {
@@ -852,13 +703,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             ck.push(&place, line, format!("层标识“{}”重复", l.id));
         }
         let when = ck.cond(&place, line, &l.when);
-        let caps = ck.caps(
-            &place,
-            line,
-            &l.per_claim_cap,
-            &l.outpatient_cap,
-            &l.annual_cap,
-        );
+        let caps = ck.caps(&place, line, &l.per_claim_cap, &l.outpatient_cap, &l.annual_cap);
         let fund = match &l.fund {
             Some(code) => match Fund::from_code(code) {
                 Some(f) => Some(f),
@@ -869,11 +714,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             },
             None => None,
         };
-        let base = |ck: &mut Checker,
-                    name: &str,
-                    v: &Option<String>,
-                    allowed: &[Base]|
-         -> Option<Base> {
+        let base = |ck: &mut Checker, name: &str, v: &Option<String>, allowed: &[Base]| -> Option<Base> {
             match v {
                 None => {
                     ck.push(&place, line, format!("缺少 {name}"));
@@ -897,11 +738,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                 None | Some("per_claim") => false,
                 Some("annual") => true,
                 Some(o) => {
-                    ck.push(
-                        &place,
-                        line,
-                        format!("accumulation = “{o}” 无效（per_claim 或 annual）"),
-                    );
+                    ck.push(&place, line, format!("accumulation = “{o}” 无效（per_claim 或 annual）"));
                     false
                 }
             }
@@ -919,11 +756,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                 }
             }
         };
-        let layer_refs = |ck: &mut Checker,
-                          name: &str,
-                          ids: &Option<Vec<String>>,
-                          earlier: &[Layer]|
-         -> Vec<usize> {
+        let layer_refs = |ck: &mut Checker, name: &str, ids: &Option<Vec<String>>, earlier: &[Layer]| -> Vec<usize> {
             let Some(ids) = ids else {
                 ck.push(&place, line, format!("缺少 {name}"));
                 return Vec::new();
@@ -931,15 +764,9 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             let mut out = Vec::new();
             for id in ids {
                 match earlier.iter().position(|x| &x.id == id) {
-                    Some(i) if earlier[i].fund == Some(Fund::Hospital) => {
-                        ck.push(&place, line, format!("{name} 不能包含医院承担层“{id}”"))
-                    }
+                    Some(i) if earlier[i].fund == Some(Fund::Hospital) => ck.push(&place, line, format!("{name} 不能包含医院承担层“{id}”")),
                     Some(i) => out.push(i),
-                    None => ck.push(
-                        &place,
-                        line,
-                        format!("{name} 引用了不存在（或不在本层之前）的层“{id}”"),
-                    ),
+                    None => ck.push(&place, line, format!("{name} 引用了不存在（或不在本层之前）的层“{id}”")),
                 }
             }
             if ids.is_empty() {
@@ -968,156 +795,82 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             "ratio" => {
                 needs_fund(&mut ck);
                 if fund == Some(Fund::Hospital) {
-                    ck.push(
-                        &place,
-                        line,
-                        "医院承担（999996）请用 kind = \"hospital_bears\"",
-                    );
+                    ck.push(&place, line, "医院承担（999996）请用 kind = \"hospital_bears\"");
                 }
                 let b = base(
                     &mut ck,
                     "base",
                     &l.base,
-                    &[
-                        Base::Compliant,
-                        Base::CompliantRemainder,
-                        Base::TotalRemainder,
-                        Base::OutOfScope,
-                        Base::Total,
-                    ],
+                    &[Base::Compliant, Base::CompliantRemainder, Base::TotalRemainder, Base::OutOfScope, Base::Total],
                 );
                 let annual = annual(&mut ck);
                 let select = match l.select.as_deref() {
                     None | Some("first") => Select::First,
                     Some("most_favourable") => Select::MostFavourable,
                     Some(o) => {
-                        ck.push(
-                            &place,
-                            line,
-                            format!("select = “{o}” 无效（first 或 most_favourable）"),
-                        );
+                        ck.push(&place, line, format!("select = “{o}” 无效（first 或 most_favourable）"));
                         Select::First
                     }
                 };
                 if l.branches.is_empty() {
-                    ck.push(
-                        &place,
-                        line,
-                        "按比例支付的层至少需要一个分支（[[layers.branches]]）",
-                    );
+                    ck.push(&place, line, "按比例支付的层至少需要一个分支（[[layers.branches]]）");
                 }
                 let mut branches = Vec::new();
                 for (bi, sb) in l.branches.iter().enumerate() {
                     let bline = Some(ck.line_of(sb.span().start));
                     let b = sb.get_ref();
-                    let bplace = format!(
-                        "{place} → branches[{bi}]{}",
-                        b.name
-                            .as_ref()
-                            .map(|n| format!(" ({n})"))
-                            .unwrap_or_default()
-                    );
+                    let bplace = format!("{place} → branches[{bi}]{}", b.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
                     let bwhen = ck.cond(&bplace, bline, &b.when);
-                    let base_ded =
-                        ck.opt_money(&format!("{bplace} → deductible"), bline, &b.deductible);
+                    let base_ded = ck.opt_money(&format!("{bplace} → deductible"), bline, &b.deductible);
                     let mut ded_by = [base_ded; 3];
                     if let Some(map) = &b.deductible_by_level {
                         for (k, v) in map {
                             match level_key(k) {
-                                Some(i) => {
-                                    ded_by[i] = ck.money(
-                                        &format!("{bplace} → deductible_by_level.{k}"),
-                                        bline,
-                                        v,
-                                    )
-                                }
-                                None => ck.push(
-                                    &bplace,
-                                    bline,
-                                    format!("deductible_by_level 的键“{k}”应为 1、2 或 3"),
-                                ),
+                                Some(i) => ded_by[i] = ck.money(&format!("{bplace} → deductible_by_level.{k}"), bline, v),
+                                None => ck.push(&bplace, bline, format!("deductible_by_level 的键“{k}”应为 1、2 或 3")),
                             }
                         }
                     }
                     let mut sched: [Option<Vec<Segment>>; 3] = [None, None, None];
-                    let count = [
-                        b.ratio.is_some(),
-                        b.ratio_by_level.is_some(),
-                        b.segments.is_some(),
-                        b.segments_by_level.is_some(),
-                    ]
-                    .iter()
-                    .filter(|x| **x)
-                    .count();
+                    let count = [b.ratio.is_some(), b.ratio_by_level.is_some(), b.segments.is_some(), b.segments_by_level.is_some()]
+                        .iter()
+                        .filter(|x| **x)
+                        .count();
                     if count == 0 {
-                        ck.push(
-                            &bplace,
-                            bline,
-                            "缺少报销比例（ratio、ratio_by_level、segments 或 segments_by_level）",
-                        );
+                        ck.push(&bplace, bline, "缺少报销比例（ratio、ratio_by_level、segments 或 segments_by_level）");
                     }
                     if b.ratio.is_some() && b.segments.is_some() {
                         ck.push(&bplace, bline, "ratio 与 segments 只能写一个");
                     }
                     for lv in 0..3 {
                         let d = ded_by[lv].unwrap_or(Fen::ZERO);
-                        let by_seg = b
-                            .segments_by_level
-                            .as_ref()
-                            .and_then(|m| m.get(&(lv + 1).to_string()));
-                        let by_ratio = b
-                            .ratio_by_level
-                            .as_ref()
-                            .and_then(|m| m.get(&(lv + 1).to_string()));
+                        let by_seg = b.segments_by_level.as_ref().and_then(|m| m.get(&(lv + 1).to_string()));
+                        let by_ratio = b.ratio_by_level.as_ref().and_then(|m| m.get(&(lv + 1).to_string()));
                         sched[lv] = if let Some(segs) = by_seg {
-                            Some(ck.segments(
-                                &format!("{bplace} → segments_by_level.{}", lv + 1),
-                                bline,
-                                segs,
-                                d,
-                            ))
+                            Some(ck.segments(&format!("{bplace} → segments_by_level.{}", lv + 1), bline, segs, d))
                         } else if let Some(r) = by_ratio {
                             Some(vec![Segment {
                                 to: None,
-                                ratio: ck
-                                    .ratio(
-                                        &format!("{bplace} → ratio_by_level.{}", lv + 1),
-                                        bline,
-                                        r,
-                                    )
-                                    .unwrap_or(Ratio::ZERO),
+                                ratio: ck.ratio(&format!("{bplace} → ratio_by_level.{}", lv + 1), bline, r).unwrap_or(Ratio::ZERO),
                             }])
                         } else if let Some(segs) = &b.segments {
                             Some(ck.segments(&format!("{bplace} → segments"), bline, segs, d))
                         } else {
                             b.ratio.as_ref().map(|r| {
-                                vec![Segment {
-                                    to: None,
-                                    ratio: ck
-                                        .ratio(&format!("{bplace} → ratio"), bline, r)
-                                        .unwrap_or(Ratio::ZERO),
-                                }]
+                                vec![Segment { to: None, ratio: ck.ratio(&format!("{bplace} → ratio"), bline, r).unwrap_or(Ratio::ZERO) }]
                             })
                         };
                     }
                     for map_keys in [
-                        b.segments_by_level
-                            .as_ref()
-                            .map(|m| m.keys().cloned().collect::<Vec<_>>()),
-                        b.ratio_by_level
-                            .as_ref()
-                            .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+                        b.segments_by_level.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>()),
+                        b.ratio_by_level.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>()),
                     ]
                     .into_iter()
                     .flatten()
                     {
                         for k in map_keys {
                             if level_key(&k).is_none() {
-                                ck.push(
-                                    &bplace,
-                                    bline,
-                                    format!("按等级设置的键“{k}”应为 1、2 或 3"),
-                                );
+                                ck.push(&bplace, bline, format!("按等级设置的键“{k}”应为 1、2 或 3"));
                             }
                         }
                     }
@@ -1126,18 +879,9 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     let mut levels: [Schedule; 3] = Default::default();
                     for lv in 0..3 {
                         match &sched[lv] {
-                            Some(segs) => {
-                                levels[lv] = Schedule {
-                                    deductible: ded_by[lv].unwrap_or(Fen::ZERO),
-                                    segments: segs.clone(),
-                                }
-                            }
+                            Some(segs) => levels[lv] = Schedule { deductible: ded_by[lv].unwrap_or(Fen::ZERO), segments: segs.clone() },
                             None if count > 0 && applies_at(lv) && applies_in(lv) => {
-                                ck.push(
-                                    &bplace,
-                                    bline,
-                                    format!("缺少 {} 级医院的报销比例", lv + 1),
-                                );
+                                ck.push(&bplace, bline, format!("缺少 {} 级医院的报销比例", lv + 1));
                             }
                             None => {}
                         }
@@ -1169,13 +913,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                             bonus.push((set, pts));
                         }
                     }
-                    let caps = ck.caps(
-                        &bplace,
-                        bline,
-                        &b.per_claim_cap,
-                        &b.outpatient_cap,
-                        &b.annual_cap,
-                    );
+                    let caps = ck.caps(&bplace, bline, &b.per_claim_cap, &b.outpatient_cap, &b.annual_cap);
                     branches.push(Branch {
                         name: b.name.clone().unwrap_or_else(|| format!("分支{}", bi + 1)),
                         when: bwhen,
@@ -1186,12 +924,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                         caps,
                     });
                 }
-                LayerKind::Ratio {
-                    base: b.unwrap_or(Base::Compliant),
-                    annual,
-                    select,
-                    branches,
-                }
+                LayerKind::Ratio { base: b.unwrap_or(Base::Compliant), annual, select, branches }
             }
             "floor_topup" => {
                 needs_fund(&mut ck);
@@ -1202,45 +935,21 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                 }
                 let reference = reference(&mut ck, "reference", &l.reference);
                 let counted = layer_refs(&mut ck, "counted_layers", &l.counted_layers, &layers);
-                let limit = base(
-                    &mut ck,
-                    "limit",
-                    &l.limit,
-                    &[Base::CompliantRemainder, Base::TotalRemainder],
-                )
-                .unwrap_or(Base::CompliantRemainder);
-                LayerKind::FloorTopup {
-                    ratio: r.unwrap_or(Ratio::ZERO),
-                    reference,
-                    counted,
-                    limit,
-                }
+                let limit =
+                    base(&mut ck, "limit", &l.limit, &[Base::CompliantRemainder, Base::TotalRemainder]).unwrap_or(Base::CompliantRemainder);
+                LayerKind::FloorTopup { ratio: r.unwrap_or(Ratio::ZERO), reference, counted, limit }
             }
             "oop_cap" => {
                 needs_fund(&mut ck);
                 not_branches(&mut ck);
-                let b = base(
-                    &mut ck,
-                    "base",
-                    &l.base,
-                    &[Base::CompliantRemainder, Base::TotalRemainder],
-                )
-                .unwrap_or(Base::TotalRemainder);
+                let b = base(&mut ck, "base", &l.base, &[Base::CompliantRemainder, Base::TotalRemainder]).unwrap_or(Base::TotalRemainder);
                 let annual = annual(&mut ck);
                 let amount = ck.opt_money(&format!("{place} → amount"), line, &l.amount);
                 let r = ratio_field(&mut ck);
                 if l.amount.is_none() && l.ratio.is_none() {
-                    ck.push(
-                        &place,
-                        line,
-                        "个人负担封顶需要 amount（金额）或 ratio（比例），或两者",
-                    );
+                    ck.push(&place, line, "个人负担封顶需要 amount（金额）或 ratio（比例），或两者");
                 }
-                let ratio_of = if l.ratio.is_some() {
-                    reference(&mut ck, "ratio_of", &l.ratio_of)
-                } else {
-                    Reference::Total
-                };
+                let ratio_of = if l.ratio.is_some() { reference(&mut ck, "ratio_of", &l.ratio_of) } else { Reference::Total };
                 let combine = match l.combine.as_deref() {
                     Some("either") => Combine::Either,
                     Some("both") => Combine::Both,
@@ -1250,22 +959,11 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                         Combine::Either
                     }
                     Some(o) => {
-                        ck.push(
-                            &place,
-                            line,
-                            format!("combine = “{o}” 无效（either 或 both）"),
-                        );
+                        ck.push(&place, line, format!("combine = “{o}” 无效（either 或 both）"));
                         Combine::Either
                     }
                 };
-                LayerKind::OopCap {
-                    base: b,
-                    annual,
-                    amount,
-                    ratio: r,
-                    ratio_of,
-                    combine,
-                }
+                LayerKind::OopCap { base: b, annual, amount, ratio: r, ratio_of, combine }
             }
             "ceiling" => {
                 not_branches(&mut ck);
@@ -1278,59 +976,31 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                 }
                 let reference = reference(&mut ck, "reference", &l.reference);
                 let clawback = layer_refs(&mut ck, "clawback", &l.clawback, &layers);
-                LayerKind::Ceiling {
-                    ratio: r.unwrap_or(Ratio::ONE),
-                    reference,
-                    clawback,
-                }
+                LayerKind::Ceiling { ratio: r.unwrap_or(Ratio::ONE), reference, clawback }
             }
             "hospital_bears" => {
                 not_branches(&mut ck);
                 if fund.is_some() && fund != Some(Fund::Hospital) {
                     ck.push(&place, line, "医院承担层的基金代码应为 999996");
                 }
-                let b = base(
-                    &mut ck,
-                    "base",
-                    &l.base,
-                    &[
-                        Base::OutOfScope,
-                        Base::TotalRemainder,
-                        Base::CompliantRemainder,
-                    ],
-                )
-                .unwrap_or(Base::OutOfScope);
+                let b = base(&mut ck, "base", &l.base, &[Base::OutOfScope, Base::TotalRemainder, Base::CompliantRemainder])
+                    .unwrap_or(Base::OutOfScope);
                 LayerKind::HospitalBears { base: b }
             }
             other => {
                 ck.push(&place, line, format!("未知的层类型“{other}”（可用：ratio, floor_topup, oop_cap, ceiling, hospital_bears）"));
-                LayerKind::HospitalBears {
-                    base: Base::OutOfScope,
-                }
+                LayerKind::HospitalBears { base: Base::OutOfScope }
             }
         };
-        let fund = if l.kind == "hospital_bears" {
-            Some(Fund::Hospital)
-        } else {
-            fund
-        };
+        let fund = if l.kind == "hospital_bears" { Some(Fund::Hospital) } else { fund };
         seen_ids.push(l.id.clone());
-        layers.push(Layer {
-            id: l.id.clone(),
-            name: l.name.clone(),
-            fund,
-            when,
-            kind,
-            caps,
-            note: l.note.clone(),
-        });
+        layers.push(Layer { id: l.id.clone(), name: l.name.clone(), fund, when, kind, caps, note: l.note.clone() });
     }
 
     if !ck.problems.is_empty() {
         // A branch-wide value is checked once per hospital level; report each problem once.
         let mut seen = std::collections::HashSet::new();
-        ck.problems
-            .retain(|p| seen.insert((p.place.clone(), p.line, p.message.clone())));
+        ck.problems.retain(|p| seen.insert((p.place.clone(), p.line, p.message.clone())));
         return Err(PolicyErrors(ck.problems));
     }
     let meta = PolicyMeta {
@@ -1345,11 +1015,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
         sources: m
             .sources
             .iter()
-            .map(|s| Source {
-                mark: s.mark.clone(),
-                title: s.title.clone(),
-                reference: s.reference.clone(),
-            })
+            .map(|s| Source { mark: s.mark.clone(), title: s.title.clone(), reference: s.reference.clone() })
             .collect(),
         note: m.note.clone(),
     };
@@ -1358,12 +1024,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
     let canonical = serde_json::to_string(&(&meta, &layers)).expect("policy serialises");
     let digest = Sha256::digest(canonical.as_bytes());
     let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Ok(Policy {
-        meta,
-        version_id: u64::from_str_radix(&version, 16).expect("hex"),
-        version,
-        layers,
-    })
+    Ok(Policy { meta, version_id: u64::from_str_radix(&version, 16).expect("hex"), version, layers })
 }
 
 // ───────────────────────────── description ─────────────────────────────
@@ -1414,35 +1075,19 @@ fn describe_schedule(s: &Schedule) -> String {
 pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
     let mut rows = Vec::new();
     for (i, l) in policy.layers.iter().enumerate() {
-        let fund = l
-            .fund
-            .map(|f| format!("{} {}", f.code(), f.name_zh()))
-            .unwrap_or_else(|| "—".into());
+        let fund = l.fund.map(|f| format!("{} {}", f.code(), f.name_zh())).unwrap_or_else(|| "—".into());
         let cond = l.when.describe();
         let caps = describe_caps(&l.caps).join("，");
         let no = (i + 1).to_string();
         match &l.kind {
-            LayerKind::Ratio {
-                base,
-                annual,
-                select,
-                branches,
-            } => {
+            LayerKind::Ratio { base, annual, select, branches } => {
                 let acc = if *annual { "年度累计" } else { "按次" };
-                let sel = if *select == Select::MostFavourable {
-                    "，多个身份就高"
-                } else {
-                    ""
-                };
+                let sel = if *select == Select::MostFavourable { "，多个身份就高" } else { "" };
                 rows.push([
                     no,
                     l.name.clone(),
                     fund,
-                    if cond.is_empty() {
-                        "所有参保人".into()
-                    } else {
-                        cond
-                    },
+                    if cond.is_empty() { "所有参保人".into() } else { cond },
                     format!("{acc}，基数：{}{sel}", base.name_zh()),
                     caps,
                 ]);
@@ -1470,18 +1115,11 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                             calc.push(format!("年内再次住院起付线降低 {}", r.lower_by.grouped()));
                         }
                         if !r.waive_same_level.is_empty() {
-                            calc.push(format!(
-                                "{}同级再次住院免起付线",
-                                r.waive_same_level.names_zh()
-                            ));
+                            calc.push(format!("{}同级再次住院免起付线", r.waive_same_level.names_zh()));
                         }
                     }
                     for (ids, p) in &b.bonus {
-                        calc.push(format!(
-                            "{}提高 {} 个百分点",
-                            ids.names_zh(),
-                            p.to_string().trim_end_matches('%')
-                        ));
+                        calc.push(format!("{}提高 {} 个百分点", ids.names_zh(), p.to_string().trim_end_matches('%')));
                     }
                     let bc = b.when.describe();
                     rows.push([
@@ -1494,39 +1132,18 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                     ]);
                 }
             }
-            LayerKind::FloorTopup {
-                ratio,
-                reference,
-                counted,
-                limit,
-            } => {
-                let names: Vec<&str> = counted
-                    .iter()
-                    .map(|&j| policy.layers[j].name.as_str())
-                    .collect();
+            LayerKind::FloorTopup { ratio, reference, counted, limit } => {
+                let names: Vec<&str> = counted.iter().map(|&j| policy.layers[j].name.as_str()).collect();
                 rows.push([
                     no,
                     l.name.clone(),
                     fund,
                     cond,
-                    format!(
-                        "补足至{}的 {}（扣除{}已付），不超过{}",
-                        reference.name_zh(),
-                        ratio,
-                        names.join("、"),
-                        limit.name_zh()
-                    ),
+                    format!("补足至{}的 {}（扣除{}已付），不超过{}", reference.name_zh(), ratio, names.join("、"), limit.name_zh()),
                     caps,
                 ]);
             }
-            LayerKind::OopCap {
-                base,
-                annual,
-                amount,
-                ratio,
-                ratio_of,
-                combine,
-            } => {
+            LayerKind::OopCap { base, annual, amount, ratio, ratio_of, combine } => {
                 let mut capd = Vec::new();
                 if let Some(r) = ratio {
                     capd.push(format!("{}的 {}", ratio_of.name_zh(), r));
@@ -1534,11 +1151,7 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                 if let Some(a) = amount {
                     capd.push(a.grouped());
                 }
-                let joiner = if *combine == Combine::Either {
-                    "或"
-                } else {
-                    "且"
-                };
+                let joiner = if *combine == Combine::Either { "或" } else { "且" };
                 let scope = if *annual { "年度累计" } else { "单次" };
                 let how = match (capd.len(), combine) {
                     (2, Combine::Either) => "（两项满足其一即止）",
@@ -1550,46 +1163,23 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                     l.name.clone(),
                     fund,
                     cond,
-                    format!(
-                        "{scope}{}超过 {} 的部分全额支付{how}",
-                        base.name_zh(),
-                        capd.join(&format!(" {joiner} "))
-                    ),
+                    format!("{scope}{}超过 {} 的部分全额支付{how}", base.name_zh(), capd.join(&format!(" {joiner} "))),
                     caps,
                 ]);
             }
-            LayerKind::Ceiling {
-                ratio,
-                reference,
-                clawback,
-            } => {
-                let names: Vec<&str> = clawback
-                    .iter()
-                    .map(|&j| policy.layers[j].name.as_str())
-                    .collect();
+            LayerKind::Ceiling { ratio, reference, clawback } => {
+                let names: Vec<&str> = clawback.iter().map(|&j| policy.layers[j].name.as_str()).collect();
                 rows.push([
                     no,
                     l.name.clone(),
                     fund,
                     cond,
-                    format!(
-                        "各基金合计不超过{}的 {}，超出部分依次从{}扣回",
-                        reference.name_zh(),
-                        ratio,
-                        names.join("、")
-                    ),
+                    format!("各基金合计不超过{}的 {}，超出部分依次从{}扣回", reference.name_zh(), ratio, names.join("、")),
                     caps,
                 ]);
             }
             LayerKind::HospitalBears { base } => {
-                rows.push([
-                    no,
-                    l.name.clone(),
-                    fund,
-                    cond,
-                    format!("{}由医院承担，患者不负担", base.name_zh()),
-                    caps,
-                ]);
+                rows.push([no, l.name.clone(), fund, cond, format!("{}由医院承担，患者不负担", base.name_zh()), caps]);
             }
         }
     }

@@ -2,30 +2,15 @@
 //! anywhere. The files themselves live in `policies/` at the repository root.
 
 pub const REFERENCE_POLICIES: [(&str, &str); 4] = [
-    (
-        "gansu-huining-2018",
-        include_str!("../../../policies/gansu-huining-2018.toml"),
-    ),
-    (
-        "ningxia-zhongwei-2018",
-        include_str!("../../../policies/ningxia-zhongwei-2018.toml"),
-    ),
-    (
-        "yunnan-2020",
-        include_str!("../../../policies/yunnan-2020.toml"),
-    ),
-    (
-        "neimenggu-2020",
-        include_str!("../../../policies/neimenggu-2020.toml"),
-    ),
+    ("gansu-huining-2018", include_str!("../../../policies/gansu-huining-2018.toml")),
+    ("ningxia-zhongwei-2018", include_str!("../../../policies/ningxia-zhongwei-2018.toml")),
+    ("yunnan-2020", include_str!("../../../policies/yunnan-2020.toml")),
+    ("neimenggu-2020", include_str!("../../../policies/neimenggu-2020.toml")),
 ];
 
 /// The source text of a shipped policy by its id.
 pub fn reference_source(name: &str) -> Option<&'static str> {
-    REFERENCE_POLICIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
+    REFERENCE_POLICIES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
 pub fn reference_names() -> Vec<&'static str> {

@@ -9,10 +9,7 @@ use baozhang_core::{parse_policy, Date, Fen, IdentitySet};
 use proptest::prelude::*;
 
 fn policies() -> Vec<Policy> {
-    REFERENCE_POLICIES
-        .iter()
-        .map(|(_, src)| parse_policy(src).expect("reference policy"))
-        .collect()
+    REFERENCE_POLICIES.iter().map(|(_, src)| parse_policy(src).expect("reference policy")).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -34,42 +31,26 @@ fn claim_strategy() -> impl Strategy<Value = Case> {
         (0u32..=100, 0u32..=100, 0u32..=100),
         (0u16..2, 1u8..=12, 1u8..=28),
     )
-        .prop_map(
-            |(
+        .prop_map(|(person, bits, inpatient, lv, (in_county, referral_ok, major), total, (pct_out, a, b), (yoff, m, d))| {
+            let out = total * i64::from(pct_out) / 400; // up to 25 % out of scope
+            let ful = out * i64::from(a) / 100;
+            let over = (out - ful) * i64::from(b) / 100;
+            let pre = out - ful - over;
+            let bill = Bill::new(Fen(total), Fen(ful), Fen(over), Fen(pre), Fen(total - out)).expect("adds up");
+            Case {
                 person,
-                bits,
-                inpatient,
-                lv,
-                (in_county, referral_ok, major),
-                total,
-                (pct_out, a, b),
-                (yoff, m, d),
-            )| {
-                let out = total * i64::from(pct_out) / 400; // up to 25 % out of scope
-                let ful = out * i64::from(a) / 100;
-                let over = (out - ful) * i64::from(b) / 100;
-                let pre = out - ful - over;
-                let bill = Bill::new(Fen(total), Fen(ful), Fen(over), Fen(pre), Fen(total - out))
-                    .expect("adds up");
-                Case {
-                    person,
-                    ids: IdentitySet::from_bits(bits & 0x3f),
-                    claim: Claim {
-                        setl_date: Date::new(2020 + yoff, m, d).expect("date"),
-                        med_type: if inpatient {
-                            MedType::Inpatient
-                        } else {
-                            MedType::OutpatientChronic
-                        },
-                        hosp_lv: HospLevel::new(lv).expect("level"),
-                        in_county,
-                        referral_ok,
-                        major_disease: major,
-                        bill,
-                    },
-                }
-            },
-        )
+                ids: IdentitySet::from_bits(bits & 0x3f),
+                claim: Claim {
+                    setl_date: Date::new(2020 + yoff, m, d).expect("date"),
+                    med_type: if inpatient { MedType::Inpatient } else { MedType::OutpatientChronic },
+                    hosp_lv: HospLevel::new(lv).expect("level"),
+                    in_county,
+                    referral_ok,
+                    major_disease: major,
+                    bill,
+                },
+            }
+        })
 }
 
 /// Settles the cases in order with per-(person, year) accumulators; returns (before, settlement, after).
@@ -213,14 +194,7 @@ proptest! {
 #[test]
 fn reversing_under_another_policy_is_refused() {
     let ps = policies();
-    let bill = Bill::new(
-        Fen::yuan(1000),
-        Fen::ZERO,
-        Fen::ZERO,
-        Fen::ZERO,
-        Fen::yuan(1000),
-    )
-    .expect("bill");
+    let bill = Bill::new(Fen::yuan(1000), Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::yuan(1000)).expect("bill");
     let claim = Claim {
         setl_date: Date::new(2020, 5, 1).expect("d"),
         med_type: MedType::Inpatient,
@@ -232,8 +206,5 @@ fn reversing_under_another_policy_is_refused() {
     };
     let (s, after) = settle(&ps[0], &claim, IdentitySet::EMPTY, &Accumulators::default());
     assert!(reverse(&ps[1], &s, &after).is_err());
-    assert!(
-        reverse(&ps[0], &s, &Accumulators::default()).is_err(),
-        "reversing against accumulators without it must fail"
-    );
+    assert!(reverse(&ps[0], &s, &Accumulators::default()).is_err(), "reversing against accumulators without it must fail");
 }

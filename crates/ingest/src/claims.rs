@@ -107,10 +107,7 @@ impl<R: Read> Read for Tracked<R> {
         let n = self.inner.read(buf)?;
         let mut log = self.log.borrow_mut();
         let base = log.pos;
-        log.pending.extend(
-            memchr::memchr2_iter(b'\n', b'\r', &buf[..n])
-                .map(|i| (base + i as u64, buf[i] == b'\n')),
-        );
+        log.pending.extend(memchr::memchr2_iter(b'\n', b'\r', &buf[..n]).map(|i| (base + i as u64, buf[i] == b'\n')));
         log.pos += n as u64;
         Ok(n)
     }
@@ -137,37 +134,24 @@ pub struct ClaimReader<R: Read> {
 
 fn flag(b: &[u8], field: &str) -> Result<bool, String> {
     match b {
-        b"1" | b"true" | b"TRUE" | b"\xe6\x98\xaf" => Ok(true), // 是
+        b"1" | b"true" | b"TRUE" | b"\xe6\x98\xaf" => Ok(true),          // 是
         b"0" | b"false" | b"FALSE" | b"\xe5\x90\xa6" | b"" => Ok(false), // 否
-        _ => Err(format!(
-            "{field} 应为 0 或 1，而不是“{}”",
-            String::from_utf8_lossy(b)
-        )),
+        _ => Err(format!("{field} 应为 0 或 1，而不是“{}”", String::from_utf8_lossy(b))),
     }
 }
 
 impl<R: Read> ClaimReader<R> {
     pub fn new(inner: R) -> Result<Self, ReadError> {
         let lines = Rc::new(RefCell::new(NewlineLog::default()));
-        let inner = Tracked {
-            inner,
-            log: Rc::clone(&lines),
-        };
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(inner);
+        let inner = Tracked { inner, log: Rc::clone(&lines) };
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).buffer_capacity(1 << 16).from_reader(inner);
         let mut header = csv::ByteRecord::new();
         if !rdr.read_byte_record(&mut header)? {
             return Err(ReadError::Empty);
         }
         let mut cols = [usize::MAX; 14];
         for (pos, raw) in header.iter().enumerate() {
-            let name = std::str::from_utf8(raw)
-                .unwrap_or("")
-                .trim()
-                .trim_start_matches('\u{feff}');
+            let name = std::str::from_utf8(raw).unwrap_or("").trim().trim_start_matches('\u{feff}');
             if let Some(k) = CLAIM_COLUMNS.iter().position(|c| *c == name) {
                 if cols[k] != usize::MAX {
                     return Err(ReadError::DuplicateColumn(name.to_string()));
@@ -186,13 +170,7 @@ impl<R: Read> ClaimReader<R> {
         if !missing.is_empty() {
             return Err(ReadError::MissingColumns(missing.join(", ")));
         }
-        Ok(ClaimReader {
-            rdr,
-            lines,
-            cols,
-            record: csv::ByteRecord::new(),
-            header,
-        })
+        Ok(ClaimReader { rdr, lines, cols, record: csv::ByteRecord::new(), header })
     }
 
     pub fn header(&self) -> &csv::ByteRecord {
@@ -210,31 +188,18 @@ impl<R: Read> ClaimReader<R> {
             Ok(false) => return Ok(false),
             Ok(true) => {}
             Err(e) => {
-                let line = e
-                    .position()
-                    .map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()));
-                return Err(RowError {
-                    line,
-                    field: "(行)".into(),
-                    reason: format!("CSV 格式错误：{e}"),
-                });
+                let line = e.position().map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()));
+                return Err(RowError { line, field: "(行)".into(), reason: format!("CSV 格式错误：{e}") });
             }
         }
-        row.line = self
-            .record
-            .position()
-            .map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()));
+        row.line = self.record.position().map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()));
         row.claim = None;
         let line = row.line;
         if self.record.len() != self.header.len() {
             return Err(RowError {
                 line,
                 field: "(行)".into(),
-                reason: format!(
-                    "本行有 {} 个字段，表头有 {} 列（可能有未加引号的逗号或缺少字段）",
-                    self.record.len(),
-                    self.header.len()
-                ),
+                reason: format!("本行有 {} 个字段，表头有 {} 列（可能有未加引号的逗号或缺少字段）", self.record.len(), self.header.len()),
             });
         }
         let rec = &self.record;
@@ -246,15 +211,9 @@ impl<R: Read> ClaimReader<R> {
                 rec.get(c).unwrap_or(b"")
             }
         };
-        let err = |k: usize, reason: String| RowError {
-            line,
-            field: CLAIM_COLUMNS[k].to_string(),
-            reason,
-        };
+        let err = |k: usize, reason: String| RowError { line, field: CLAIM_COLUMNS[k].to_string(), reason };
         let text = |k: usize| -> Result<&str, RowError> {
-            std::str::from_utf8(get(k))
-                .map(str::trim)
-                .map_err(|_| err(k, "不是有效的 UTF-8 文本".into()))
+            std::str::from_utf8(get(k)).map(str::trim).map_err(|_| err(k, "不是有效的 UTF-8 文本".into()))
         };
 
         row.claim_id.clear();
@@ -267,36 +226,21 @@ impl<R: Read> ClaimReader<R> {
         if row.psn_no.is_empty() {
             return Err(err(C_PSN_NO, "必填".into()));
         }
-        row.identities =
-            IdentitySet::parse_list(text(C_IDENTITIES)?).map_err(|e| err(C_IDENTITIES, e))?;
-        let setl_date =
-            Date::parse(text(C_SETL_DATE)?).map_err(|e| err(C_SETL_DATE, e.to_string()))?;
+        row.identities = IdentitySet::parse_list(text(C_IDENTITIES)?).map_err(|e| err(C_IDENTITIES, e))?;
+        let setl_date = Date::parse(text(C_SETL_DATE)?).map_err(|e| err(C_SETL_DATE, e.to_string()))?;
         let hosp_lv = HospLevel::parse(text(C_HOSP_LV)?).map_err(|e| err(C_HOSP_LV, e))?;
         let in_county = flag(get(C_IN_COUNTY), "in_county").map_err(|e| err(C_IN_COUNTY, e))?;
         let med_type = MedType::parse(text(C_MED_TYPE)?).map_err(|e| err(C_MED_TYPE, e))?;
-        let referral_ok =
-            flag(get(C_REFERRAL_OK), "referral_ok").map_err(|e| err(C_REFERRAL_OK, e))?;
-        let major_disease =
-            flag(get(C_MAJOR_DISEASE), "major_disease").map_err(|e| err(C_MAJOR_DISEASE, e))?;
-        let money = |k: usize| -> Result<Fen, RowError> {
-            Fen::parse_yuan(text(k)?).map_err(|e| err(k, e.to_string()))
-        };
+        let referral_ok = flag(get(C_REFERRAL_OK), "referral_ok").map_err(|e| err(C_REFERRAL_OK, e))?;
+        let major_disease = flag(get(C_MAJOR_DISEASE), "major_disease").map_err(|e| err(C_MAJOR_DISEASE, e))?;
+        let money = |k: usize| -> Result<Fen, RowError> { Fen::parse_yuan(text(k)?).map_err(|e| err(k, e.to_string())) };
         let total = money(C_MEDFEE)?;
         let ful = money(C_FULAMT)?;
         let over = money(C_OVERLMT)?;
         let pre = money(C_PRESELF)?;
         let inscp = money(C_INSCP)?;
-        let bill =
-            Bill::new(total, ful, over, pre, inscp).map_err(|e| err(C_MEDFEE, e.to_string()))?;
-        row.claim = Some(Claim {
-            setl_date,
-            med_type,
-            hosp_lv,
-            in_county,
-            referral_ok,
-            major_disease,
-            bill,
-        });
+        let bill = Bill::new(total, ful, over, pre, inscp).map_err(|e| err(C_MEDFEE, e.to_string()))?;
+        row.claim = Some(Claim { setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill });
         Ok(true)
     }
 }
@@ -330,19 +274,14 @@ mod tests {
         let e = r.next_row(&mut row).unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (3, "setl_date"));
         let data = format!("{HEADER}P1,C1,2018-05-01,2,1,21,1000,100,0,0,899.99,\n");
-        let e = ClaimReader::new(data.as_bytes())
-            .unwrap()
-            .next_row(&mut row)
-            .unwrap_err();
+        let e = ClaimReader::new(data.as_bytes()).unwrap().next_row(&mut row).unwrap_err();
         assert_eq!(e.field, "medfee_sumamt");
         assert!(e.reason.contains("不等于医疗费总额"), "{}", e.reason);
     }
 
     #[test]
     fn a_missing_column_is_named() {
-        let e = ClaimReader::new("claim_id,psn_no\n".as_bytes())
-            .err()
-            .unwrap();
+        let e = ClaimReader::new("claim_id,psn_no\n".as_bytes()).err().unwrap();
         assert!(e.to_string().contains("setl_date"));
     }
 }

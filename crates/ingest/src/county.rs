@@ -88,8 +88,7 @@ const C_SUBSIDY_MISSING: usize = 10;
 const C_SUBSIDY_EXCESS: usize = 11;
 
 pub const POVERTY_HEADER: &str = "户编号,姓名,证件号码,性别,出生日期,与户主关系,行政区划代码,贫困状态,识别年度,脱贫年度,监测对象类型,纳入监测日期,致贫原因,残疾等级,变动日期\n";
-pub const ENROLMENT_HEADER: &str =
-    "人员编号,证件号码,姓名,参保年度,参保状态,参保地区划,人员类别,标识日期,个人缴费,资助金额,资助来源\n";
+pub const ENROLMENT_HEADER: &str = "人员编号,证件号码,姓名,参保年度,参保状态,参保地区划,人员类别,标识日期,个人缴费,资助金额,资助来源\n";
 pub const CIVIL_HEADER: &str = "证件号码,姓名,行政区划代码,保障起始日期,保障终止日期\n";
 pub const DEATH_HEADER: &str = "证件号码,姓名,死亡日期\n";
 pub const MILITARY_HEADER: &str = "证件号码,姓名,入伍日期,退役日期\n";
@@ -179,33 +178,27 @@ pub fn synthetic_villages(county_code: &str, townships: u32, per_township: u32) 
 // Names
 
 const SURNAMES: &[&str] = &[
-    "王", "张", "李", "刘", "杨", "陈", "赵", "马", "魏", "牛", "郭", "周", "吴", "徐", "孙", "胡",
-    "朱", "高", "何", "罗", "梁", "宋", "郑", "谢", "韩", "唐", "冯", "董", "程", "曹", "袁", "许",
-    "曾", "彭", "吕", "苏", "卢", "蒋", "蔡", "贾", "丁", "薛", "叶", "阎", "余", "潘", "杜", "戴",
-    "夏", "汪", "田", "任", "姜", "范", "方", "石", "姚", "谭", "邹", "金", "陆", "郝", "孔", "白",
-    "崔", "康", "毛", "秦", "史", "顾", "侯", "邵", "孟", "万", "段", "钱", "汤", "尹", "常", "武",
-    "乔", "贺", "文", "柴", "雷", "祁", "安", "党", "窦", "焦", "景", "慕", "岳", "包", "鲁", "严",
-    "裴", "俞", "满", "车", "苟", "火", "豆", "把", "米", "强", "拓", "岳", "芦", "漆", "禄", "靳",
-    "逯", "付", "柳", "童", "葛", "左", "温", "连", "冉", "来", "候", "路", "孛", "滕", "师", "权",
+    "王", "张", "李", "刘", "杨", "陈", "赵", "马", "魏", "牛", "郭", "周", "吴", "徐", "孙", "胡", "朱", "高", "何", "罗", "梁", "宋",
+    "郑", "谢", "韩", "唐", "冯", "董", "程", "曹", "袁", "许", "曾", "彭", "吕", "苏", "卢", "蒋", "蔡", "贾", "丁", "薛", "叶", "阎",
+    "余", "潘", "杜", "戴", "夏", "汪", "田", "任", "姜", "范", "方", "石", "姚", "谭", "邹", "金", "陆", "郝", "孔", "白", "崔", "康",
+    "毛", "秦", "史", "顾", "侯", "邵", "孟", "万", "段", "钱", "汤", "尹", "常", "武", "乔", "贺", "文", "柴", "雷", "祁", "安", "党",
+    "窦", "焦", "景", "慕", "岳", "包", "鲁", "严", "裴", "俞", "满", "车", "苟", "火", "豆", "把", "米", "强", "拓", "岳", "芦", "漆",
+    "禄", "靳", "逯", "付", "柳", "童", "葛", "左", "温", "连", "冉", "来", "候", "路", "孛", "滕", "师", "权",
 ];
 const GIVEN_MALE: &[&str] = &[
-    "建", "国", "军", "平", "明", "华", "强", "伟", "文", "斌", "涛", "勇", "刚", "杰", "磊", "龙",
-    "鹏", "辉", "海", "宏", "峰", "亮", "成", "福", "德", "贵", "生", "才", "忠", "义", "孝", "兴",
-    "旺", "宝", "虎", "天", "祥", "荣", "发", "林", "武", "俊", "博", "浩", "宇", "轩", "泽", "晨",
-    "阳", "飞", "东", "新", "民", "志", "永", "学", "富", "有", "山", "全", "喜", "贤", "仁", "顺",
-    "江", "波", "立", "彪", "振", "昌", "元", "奎", "恒", "瑞", "鑫", "鸿", "毅", "睿", "锋", "栋",
-    "继", "怀", "存", "录", "满", "仓", "银", "保", "来", "禄",
+    "建", "国", "军", "平", "明", "华", "强", "伟", "文", "斌", "涛", "勇", "刚", "杰", "磊", "龙", "鹏", "辉", "海", "宏", "峰", "亮",
+    "成", "福", "德", "贵", "生", "才", "忠", "义", "孝", "兴", "旺", "宝", "虎", "天", "祥", "荣", "发", "林", "武", "俊", "博", "浩",
+    "宇", "轩", "泽", "晨", "阳", "飞", "东", "新", "民", "志", "永", "学", "富", "有", "山", "全", "喜", "贤", "仁", "顺", "江", "波",
+    "立", "彪", "振", "昌", "元", "奎", "恒", "瑞", "鑫", "鸿", "毅", "睿", "锋", "栋", "继", "怀", "存", "录", "满", "仓", "银", "保",
+    "来", "禄",
 ];
 const GIVEN_FEMALE: &[&str] = &[
-    "芳", "娟", "霞", "梅", "兰", "英", "玲", "燕", "丽", "萍", "琴", "花", "秀", "珍", "凤", "娥",
-    "桂", "翠", "敏", "静", "婷", "雪", "慧", "艳", "莉", "娜", "云", "彩", "巧", "琳", "佳", "欣",
-    "怡", "悦", "妍", "莲", "菊", "香", "玉", "荷", "洁", "晶", "倩", "蓉", "瑶", "璐", "蕾", "薇",
-    "茹", "淑", "君", "妮", "媛", "叶", "芬", "霞", "颖", "萱", "琪", "瑾",
+    "芳", "娟", "霞", "梅", "兰", "英", "玲", "燕", "丽", "萍", "琴", "花", "秀", "珍", "凤", "娥", "桂", "翠", "敏", "静", "婷", "雪",
+    "慧", "艳", "莉", "娜", "云", "彩", "巧", "琳", "佳", "欣", "怡", "悦", "妍", "莲", "菊", "香", "玉", "荷", "洁", "晶", "倩", "蓉",
+    "瑶", "璐", "蕾", "薇", "茹", "淑", "君", "妮", "媛", "叶", "芬", "霞", "颖", "萱", "琪", "瑾",
 ];
-const GIVEN_NEUTRAL: &[&str] = &[
-    "小", "海", "红", "春", "晓", "金", "永", "明", "新", "文", "雨", "子", "思", "一", "亚", "彦",
-    "丹", "青", "秋", "冬",
-];
+const GIVEN_NEUTRAL: &[&str] =
+    &["小", "海", "红", "春", "晓", "金", "永", "明", "新", "文", "雨", "子", "思", "一", "亚", "彦", "丹", "青", "秋", "冬"];
 
 const NONE16: u16 = u16::MAX;
 const TAG_FEMALE: u16 = 0x4000;
@@ -352,9 +345,7 @@ impl Plant {
 }
 
 /// Where planted insured-elsewhere people are insured (neighbouring Gansu counties, Zhongwei).
-const OTHER_COUNTIES: [&str; 8] = [
-    "620421", "620423", "620402", "620403", "620102", "621121", "620521", "640502",
-];
+const OTHER_COUNTIES: [&str; 8] = ["620421", "620423", "620402", "620403", "620102", "621121", "620521", "640502"];
 
 struct Person {
     birth: Date,
@@ -417,13 +408,8 @@ const F_EXITED: u8 = 2;
 const F_MARGINAL: u8 = 4;
 const F_DIBAO: u8 = 8;
 const F_EXTREME: u8 = 16;
-const FLAG_NAMES: [(u8, &str); 5] = [
-    (F_REGISTERED, "建档立卡"),
-    (F_EXITED, "已脱贫"),
-    (F_MARGINAL, "边缘户"),
-    (F_DIBAO, "低保"),
-    (F_EXTREME, "特困供养"),
-];
+const FLAG_NAMES: [(u8, &str); 5] =
+    [(F_REGISTERED, "建档立卡"), (F_EXITED, "已脱贫"), (F_MARGINAL, "边缘户"), (F_DIBAO, "低保"), (F_EXTREME, "特困供养")];
 
 fn ymd(y: u16, m: u8, d: u8) -> Date {
     Date::new(y, m, d).expect("valid date")
@@ -439,8 +425,7 @@ fn rand_date(rng: &mut Rng, from: Date, to: Date) -> Date {
 
 /// Stateless per-item randomness (so values derived at writing time don't depend on order).
 fn mix(seed: u64, a: u64, salt: u64) -> u64 {
-    let mut z =
-        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -506,31 +491,12 @@ fn draft_household(rng: &mut Rng, out: &mut Vec<Draft>) {
     if size == 1 {
         let (age, sex) = if rng.chance(650) {
             let a = 60 + rng.below(21) + rng.below(16);
-            (
-                a as i32,
-                if rng.chance(560) {
-                    Sex::Female
-                } else {
-                    Sex::Male
-                },
-            )
+            (a as i32, if rng.chance(560) { Sex::Female } else { Sex::Male })
         } else {
             let a = 22 + rng.below(38);
-            (
-                a as i32,
-                if rng.chance(750) {
-                    Sex::Male
-                } else {
-                    Sex::Female
-                },
-            )
+            (a as i32, if rng.chance(750) { Sex::Male } else { Sex::Female })
         };
-        out.push(Draft {
-            rel: Rel::Head,
-            sex,
-            age,
-            fam: true,
-        });
+        out.push(Draft { rel: Rel::Head, sex, age, fam: true });
         return;
     }
     let r = rng.below(1000);
@@ -541,32 +507,14 @@ fn draft_household(rng: &mut Rng, out: &mut Vec<Draft>) {
         680..=859 => 55 + rng.below(10),
         _ => 65 + rng.below(16),
     } as i32;
-    let head_sex = if rng.chance(880) {
-        Sex::Male
-    } else {
-        Sex::Female
-    };
+    let head_sex = if rng.chance(880) { Sex::Male } else { Sex::Female };
     let spouse = rng.chance(if size == 2 { 850 } else { 920 });
-    out.push(Draft {
-        rel: Rel::Head,
-        sex: head_sex,
-        age: h,
-        fam: !(head_sex == Sex::Female && spouse),
-    });
+    out.push(Draft { rel: Rel::Head, sex: head_sex, age: h, fam: !(head_sex == Sex::Female && spouse) });
     let mut mother = h;
     if spouse {
         let a = (h + rng.below(9) as i32 - 5).clamp(20, 95);
-        let a = if head_sex == Sex::Male {
-            a.min(h + 3)
-        } else {
-            a.max(h - 2)
-        };
-        out.push(Draft {
-            rel: Rel::Spouse,
-            sex: head_sex.opposite(),
-            age: a,
-            fam: head_sex == Sex::Female,
-        });
+        let a = if head_sex == Sex::Male { a.min(h + 3) } else { a.max(h - 2) };
+        out.push(Draft { rel: Rel::Spouse, sex: head_sex.opposite(), age: a, fam: head_sex == Sex::Female });
         if head_sex == Sex::Male {
             mother = a;
         }
@@ -577,12 +525,7 @@ fn draft_household(rng: &mut Rng, out: &mut Vec<Draft>) {
         let mut next = mother - (21 + rng.below(10) as i32);
         while left > 0 && kids.len() < 4 && next >= 0 {
             kids.push(next);
-            out.push(Draft {
-                rel: Rel::Child,
-                sex: child_sex(rng),
-                age: next,
-                fam: true,
-            });
+            out.push(Draft { rel: Rel::Child, sex: child_sex(rng), age: next, fam: true });
             left -= 1;
             next -= 1 + rng.below(5) as i32;
         }
@@ -599,20 +542,10 @@ fn draft_household(rng: &mut Rng, out: &mut Vec<Draft>) {
                 } else {
                     out.last().map(|d| d.sex.opposite()).unwrap_or(Sex::Female)
                 };
-                out.push(Draft {
-                    rel: Rel::Parent,
-                    sex,
-                    age: pa,
-                    fam: sex == Sex::Male,
-                });
+                out.push(Draft { rel: Rel::Parent, sex, age: pa, fam: sex == Sex::Male });
                 parents += 1;
             } else {
-                out.push(Draft {
-                    rel: Rel::Sibling,
-                    sex: child_sex(rng),
-                    age: (h - 8 + rng.below(16) as i32).clamp(16, 95),
-                    fam: true,
-                });
+                out.push(Draft { rel: Rel::Sibling, sex: child_sex(rng), age: (h - 8 + rng.below(16) as i32).clamp(16, 95), fam: true });
             }
             left -= 1;
         }
@@ -627,42 +560,22 @@ fn draft_household(rng: &mut Rng, out: &mut Vec<Draft>) {
                 son = Some(age);
             }
             kids.push(age);
-            out.push(Draft {
-                rel: Rel::Child,
-                sex,
-                age,
-                fam: true,
-            });
+            out.push(Draft { rel: Rel::Child, sex, age, fam: true });
             left -= 1;
             next -= 2 + rng.below(5) as i32;
         }
         if let (Some(sa), true) = (son, left > 0) {
-            out.push(Draft {
-                rel: Rel::Other,
-                sex: Sex::Female,
-                age: (sa - 3 + rng.below(5) as i32).max(20),
-                fam: false,
-            });
+            out.push(Draft { rel: Rel::Other, sex: Sex::Female, age: (sa - 3 + rng.below(5) as i32).max(20), fam: false });
             left -= 1;
         }
         let oldest = kids.iter().copied().max().unwrap_or(0);
         let mut g = oldest - (21 + rng.below(8) as i32);
         while left > 0 {
             if g >= 0 {
-                out.push(Draft {
-                    rel: Rel::Grandchild,
-                    sex: child_sex(rng),
-                    age: g,
-                    fam: true,
-                });
+                out.push(Draft { rel: Rel::Grandchild, sex: child_sex(rng), age: g, fam: true });
                 g -= 1 + rng.below(4) as i32;
             } else {
-                out.push(Draft {
-                    rel: Rel::Other,
-                    sex: child_sex(rng),
-                    age: 10 + rng.below(50) as i32,
-                    fam: false,
-                });
+                out.push(Draft { rel: Rel::Other, sex: child_sex(rng), age: 10 + rng.below(50) as i32, fam: false });
             }
             left -= 1;
         }
@@ -674,11 +587,7 @@ fn draft_household(rng: &mut Rng, out: &mut Vec<Draft>) {
 
 fn birth_for_age(rng: &mut Rng, year: u16, age: i32) -> Date {
     let y = year - age as u16;
-    let len = if baozhang_core::date::is_leap(y) {
-        366
-    } else {
-        365
-    };
+    let len = if baozhang_core::date::is_leap(y) { 366 } else { 365 };
     ymd(y, 1, 1).add_days(rng.below(len) as i32)
 }
 
@@ -713,23 +622,18 @@ struct Gen<'a> {
 }
 
 /// Generates the county into `out_dir` (created if missing). `progress` gets a stage name and a
-/// count (people, rows) as work advances.
-pub fn generate(
-    params: &CountyParams,
-    out_dir: &Path,
-    progress: &mut dyn FnMut(&str, u64),
-) -> io::Result<GenerateSummary> {
+/// count (people, rows) as work advances. Stages, in order: `population`, `planted`, `poverty.csv`,
+/// `enrolment.csv` (also every 100,000 rows), `dibao.csv`, `extreme_poor.csv`, `death.csv`,
+/// `military.csv`, `claims` (claims drawn), `claims.csv` (every 100,000 rows and at the end),
+/// `done` (count = residents). Errors: invalid parameters (`InvalidInput`) and I/O.
+pub fn generate(params: &CountyParams, out_dir: &Path, progress: &mut dyn FnMut(&str, u64)) -> io::Result<GenerateSummary> {
     validate(params)?;
     std::fs::create_dir_all(out_dir)?;
     let mut g = Gen {
         p: params,
         year: params.year,
         rng: Rng::new(params.seed),
-        alloc: IdAlloc {
-            area: params.county_code.clone(),
-            seed: params.seed,
-            used: FxHashMap::default(),
-        },
+        alloc: IdAlloc { area: params.county_code.clone(), seed: params.seed, used: FxHashMap::default() },
         villages: Vec::new(),
         hh: Vec::new(),
         ps: Vec::new(),
@@ -757,10 +661,7 @@ pub fn generate(
     let mut summary = g.summary();
     let mut files = Vec::new();
     files.push(g.write_poverty(out_dir)?);
-    progress(
-        "poverty.csv",
-        files.last().map_or(0, |f: &FileSummary| f.rows),
-    );
+    progress("poverty.csv", files.last().map_or(0, |f: &FileSummary| f.rows));
     files.push(g.write_enrolment(out_dir, progress)?);
     progress("enrolment.csv", files.last().map_or(0, |f| f.rows));
     files.push(g.write_civil(out_dir, true)?);
@@ -796,10 +697,7 @@ fn validate(p: &CountyParams) -> io::Result<()> {
     }
     for v in &p.villages {
         if !digits(&v.code, 12) || !v.code.starts_with(&p.county_code) {
-            return bad(format!(
-                "村代码“{}”应为以{}开头的12位数字",
-                v.code, p.county_code
-            ));
+            return bad(format!("村代码“{}”应为以{}开头的12位数字", v.code, p.county_code));
         }
         if v.code.ends_with("999999") {
             return bad(format!("村代码“{}”保留给无效数据测试", v.code));
@@ -808,8 +706,8 @@ fn validate(p: &CountyParams) -> io::Result<()> {
     if !(p.scale > 0.0 && p.scale <= 20.0) {
         return bad(format!("规模 {} 应在 (0, 20] 之内", p.scale));
     }
-    if !(2000..=2090).contains(&p.year) {
-        return bad(format!("年度 {} 无效", p.year));
+    if !(2014..=2090).contains(&p.year) {
+        return bad(format!("年度 {} 无效（应为2014–2090：建档立卡始于2014年）", p.year));
     }
     Ok(())
 }
@@ -845,20 +743,13 @@ impl Gen<'_> {
         let params = self.p;
         for v in &params.villages {
             let weight = 40 + self.rng.below(260);
-            let tf = *township
-                .entry(v.township_code.clone())
-                .or_insert_with(|| 3 + self.rng.below(6));
+            let tf = *township.entry(v.township_code.clone()).or_insert_with(|| 3 + self.rng.below(6));
             let poverty = tf * (3 + self.rng.below(8));
             let mut dominant = [0u16; 4];
             for d in &mut dominant {
                 *d = self.rng.below(60) as u16;
             }
-            self.villages.push(VillageInfo {
-                weight,
-                poverty,
-                dominant,
-                households: 0,
-            });
+            self.villages.push(VillageInfo { weight, poverty, dominant, households: 0 });
         }
         let total_w: u64 = self.villages.iter().map(|v| v.weight).sum();
         let mut drafts = Vec::with_capacity(8);
@@ -869,18 +760,11 @@ impl Gen<'_> {
             while (self.ps.len() as u64) - start < quota {
                 draft_household(&mut self.rng, &mut drafts);
                 let hi = self.hh.len() as u32;
-                let fam = if self.rng.chance(500) {
-                    self.villages[v].dominant[self.rng.below(4) as usize]
-                } else {
-                    draw_surname(&mut self.rng)
-                };
+                let fam =
+                    if self.rng.chance(500) { self.villages[v].dominant[self.rng.below(4) as usize] } else { draw_surname(&mut self.rng) };
                 let first = self.ps.len() as u32;
                 for d in &drafts {
-                    let sur = if d.fam {
-                        fam
-                    } else {
-                        draw_surname(&mut self.rng)
-                    };
+                    let sur = if d.fam { fam } else { draw_surname(&mut self.rng) };
                     let given = draw_given(&mut self.rng, d.sex);
                     let birth = birth_for_age(&mut self.rng, self.year, d.age);
                     self.ps.push(Person {
@@ -990,18 +874,17 @@ impl Gen<'_> {
         keys.sort_unstable();
         let order: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
         let mut it = order.into_iter();
-        let take =
-            |g: &mut Self, target: u64, status: Status, it: &mut dyn Iterator<Item = u32>| {
-                let mut got = 0u64;
-                let mut list = Vec::new();
-                while got < target {
-                    let Some(h) = it.next() else { break };
-                    g.hh[h as usize].status = status;
-                    got += u64::from(g.hh[h as usize].len);
-                    list.push(h);
-                }
-                list
-            };
+        let take = |g: &mut Self, target: u64, status: Status, it: &mut dyn Iterator<Item = u32>| {
+            let mut got = 0u64;
+            let mut list = Vec::new();
+            while got < target {
+                let Some(h) = it.next() else { break };
+                g.hh[h as usize].status = status;
+                got += u64::from(g.hh[h as usize].len);
+                list.push(h);
+            }
+            list
+        };
         let reg = take(self, target_reg, Status::Registered, &mut it);
         let exited = take(self, target_exit, Status::Exited, &mut it);
         let cleared = take(self, target_cleared, Status::Cleared, &mut it);
@@ -1045,11 +928,8 @@ impl Gen<'_> {
             hh.late_new = k < n_late;
         }
         for &h in &exited {
-            let ident = if year <= 2015 || self.rng.chance(800) {
-                2014.min(year)
-            } else {
-                self.range_year(2015, year.saturating_sub(2).max(2015))
-            };
+            let ident =
+                if year <= 2015 || self.rng.chance(800) { 2014.min(year) } else { self.range_year(2015, year.saturating_sub(2).max(2015)) };
             let exit = self.range_year((ident + 1).max(2015), last).min(year);
             let cause = self.draw_cause();
             let hh = &mut self.hh[h as usize];
@@ -1059,11 +939,7 @@ impl Gen<'_> {
         }
         for &h in cleared.iter().chain(&cleared_p) {
             let ident = self.range_year(2014, last);
-            let date = rand_date(
-                &mut self.rng,
-                ymd(year.saturating_sub(1).max(ident), 3, 1),
-                ymd(year, 6, 30),
-            );
+            let date = rand_date(&mut self.rng, ymd(year.saturating_sub(1).max(ident), 3, 1), ymd(year, 6, 30));
             let cause = self.draw_cause();
             let hh = &mut self.hh[h as usize];
             hh.ident_year = ident.min(date.year());
@@ -1073,11 +949,7 @@ impl Gen<'_> {
         for &h in &marginal {
             let t = if self.rng.chance(850) { 1 } else { 3 };
             let date = rand_date(&mut self.rng, ymd(year - 1, 1, 1), ymd(year, 9, 30));
-            let cause = if t == 3 && self.rng.chance(500) {
-                1
-            } else {
-                self.draw_cause()
-            };
+            let cause = if t == 3 && self.rng.chance(500) { 1 } else { self.draw_cause() };
             let hh = &mut self.hh[h as usize];
             hh.monitor = t;
             hh.monitor_date = date;
@@ -1107,9 +979,7 @@ impl Gen<'_> {
                 continue;
             }
             let members = self.members(h);
-            let must = (cause == 2).then(|| {
-                members.start + self.rng.below(u64::from(members.end - members.start)) as u32
-            });
+            let must = (cause == 2).then(|| members.start + self.rng.below(u64::from(members.end - members.start)) as u32);
             for i in members {
                 if Some(i) == must || self.rng.chance(55) {
                     let lv = match self.rng.below(100) {
@@ -1138,9 +1008,7 @@ impl Gen<'_> {
             .filter(|&h| {
                 let hh = &self.hh[h as usize];
                 let p = &self.ps[hh.first as usize];
-                usable(hh)
-                    && hh.len == 1
-                    && (i32::from(year) - i32::from(p.birth.year()) >= 60 || p.disab == 1)
+                usable(hh) && hh.len == 1 && (i32::from(year) - i32::from(p.birth.year()) >= 60 || p.disab == 1)
             })
             .collect();
         let chosen = self.pick(cands, target_ext);
@@ -1219,14 +1087,11 @@ impl Gen<'_> {
             if ended >= ended_target {
                 break;
             }
-            let start = rand_date(
-                &mut self.rng,
-                ymd(2010, 1, 1),
-                ymd(2014.min(year - 2), 12, 31),
-            );
+            let start = rand_date(&mut self.rng, ymd(2010, 1, 1), ymd(2014.min(year - 2), 12, 31));
             let end = rand_date(&mut self.rng, start.add_days(365), ymd(year - 1, 12, 31));
             for i in self.members(h) {
-                if self.ps[i as usize].extreme {
+                // A child born after the household left dibao was never on that list.
+                if self.ps[i as usize].extreme || self.ps[i as usize].birth >= end {
                     continue;
                 }
                 self.dibao.push((i, start, Some(end)));
@@ -1240,11 +1105,7 @@ impl Gen<'_> {
     fn ordinary(&self, i: u32) -> bool {
         let p = &self.ps[i as usize];
         let hh = &self.hh[p.hh as usize];
-        matches!(hh.status, Status::None | Status::Cleared)
-            && hh.monitor == 0
-            && !hh.cleared_planted
-            && !p.dibao
-            && !p.extreme
+        matches!(hh.status, Status::None | Status::Cleared) && hh.monitor == 0 && !hh.cleared_planted && !p.dibao && !p.extreme
     }
 
     fn assign_military_and_uninsured(&mut self) {
@@ -1254,9 +1115,8 @@ impl Gen<'_> {
             let a = g.age(i);
             g.ps[i as usize].sex == Sex::Male && (18..=24).contains(&a)
         };
-        let cands: Vec<u32> = (0..self.ps.len() as u32)
-            .filter(|&i| young(self, i) && self.ordinary(i) && self.hh_of(i).status == Status::None)
-            .collect();
+        let cands: Vec<u32> =
+            (0..self.ps.len() as u32).filter(|&i| young(self, i) && self.ordinary(i) && self.hh_of(i).status == Status::None).collect();
         for i in self.pick(cands, n) {
             self.ps[i as usize].mil = Mil::Serving;
             let enlist = rand_date(&mut self.rng, ymd(year - 2, 9, 1), ymd(year - 1, 9, 30));
@@ -1275,18 +1135,11 @@ impl Gen<'_> {
         for i in self.pick(cands, n) {
             self.ps[i as usize].mil = Mil::Retired;
             let enlist = rand_date(&mut self.rng, ymd(year - 7, 9, 1), ymd(year - 3, 9, 30));
-            let out = rand_date(
-                &mut self.rng,
-                enlist.add_days(700),
-                enlist.add_days(760).min(ymd(year - 1, 12, 31)),
-            );
-            self.military
-                .push((i, enlist, Some(out.min(ymd(year - 1, 12, 31)))));
+            let out = rand_date(&mut self.rng, enlist.add_days(700), enlist.add_days(760).min(ymd(year - 1, 12, 31)));
+            self.military.push((i, enlist, Some(out.min(ymd(year - 1, 12, 31)))));
         }
         // Ordinary residents without insurance (not a discrepancy of any class).
-        let cands: Vec<u32> = (0..self.ps.len() as u32)
-            .filter(|&i| self.ordinary(i) && self.ps[i as usize].mil == Mil::None)
-            .collect();
+        let cands: Vec<u32> = (0..self.ps.len() as u32).filter(|&i| self.ordinary(i) && self.ps[i as usize].mil == Mil::None).collect();
         let n = cands.len() / 50;
         for (k, i) in self.pick(cands, n).into_iter().enumerate() {
             self.ps[i as usize].uninsured = if k % 2 == 0 { 1 } else { 2 };
@@ -1310,9 +1163,7 @@ impl Gen<'_> {
     }
 
     fn cands(&self, f: impl Fn(&Self, u32) -> bool) -> Vec<u32> {
-        (0..self.ps.len() as u32)
-            .filter(|&i| self.plain(i) && f(self, i))
-            .collect()
+        (0..self.ps.len() as u32).filter(|&i| self.plain(i) && f(self, i)).collect()
     }
 
     fn set_plant(&mut self, list: &[u32], plant: impl Fn(usize) -> Plant) {
@@ -1324,21 +1175,9 @@ impl Gen<'_> {
     fn plant(&mut self) {
         let s = self.p.scale;
         let year = self.year;
-        let reg_people = self
-            .hh
-            .iter()
-            .filter(|h| h.status == Status::Registered)
-            .map(|h| u64::from(h.len))
-            .sum::<u64>() as f64;
-        let marg_people = self
-            .hh
-            .iter()
-            .filter(|h| h.monitor != 0)
-            .map(|h| u64::from(h.len))
-            .sum::<u64>() as f64;
-        let registered_old = |g: &Self, i: u32| {
-            g.hh_of(i).status == Status::Registered && g.hh_of(i).ident_year < year
-        };
+        let reg_people = self.hh.iter().filter(|h| h.status == Status::Registered).map(|h| u64::from(h.len)).sum::<u64>() as f64;
+        let marg_people = self.hh.iter().filter(|h| h.monitor != 0).map(|h| u64::from(h.len)).sum::<u64>() as f64;
+        let registered_old = |g: &Self, i: u32| g.hh_of(i).status == Status::Registered && g.hh_of(i).ident_year < year;
 
         // new_poor_not_insured: every member of the late new households, and newborns.
         for h in 0..self.hh.len() as u32 {
@@ -1351,10 +1190,7 @@ impl Gen<'_> {
         let cands: Vec<u32> = (0..self.ps.len() as u32)
             .filter(|&i| {
                 let p = &self.ps[i as usize];
-                p.plant == Plant::None
-                    && p.birth.year() == year
-                    && !p.dibao
-                    && registered_old(self, i)
+                p.plant == Plant::None && p.birth.year() == year && !p.dibao && registered_old(self, i)
             })
             .collect();
         let l = self.pick(cands, scaled(40.0, s, 1));
@@ -1376,15 +1212,8 @@ impl Gen<'_> {
         let n_dead = scaled(150.0, s, 3);
         let n_dead_poor = n_dead * 3 / 5;
         let l = self.pick(c, n_dead_poor);
-        self.set_plant(&l, |k| {
-            Plant::Dead(if k % 3 == 2 {
-                DeadKind::PoorStopped
-            } else {
-                DeadKind::PoorInsured
-            })
-        });
-        let c =
-            self.cands(|g, i| g.ordinary(i) && g.hh_of(i).status == Status::None && g.age(i) >= 50);
+        self.set_plant(&l, |k| Plant::Dead(if k % 3 == 2 { DeadKind::PoorStopped } else { DeadKind::PoorInsured }));
+        let c = self.cands(|g, i| g.ordinary(i) && g.hh_of(i).status == Status::None && g.age(i) >= 50);
         let l = self.pick(c, n_dead - n_dead_poor);
         self.set_plant(&l, |_| Plant::Dead(DeadKind::OrdinaryInsured));
 
@@ -1396,8 +1225,7 @@ impl Gen<'_> {
         let c = self.cands(|g, i| young(g, i) && registered_old(g, i));
         let l = self.pick(c, n_mil / 2);
         self.set_plant(&l, |_| Plant::Military);
-        let c =
-            self.cands(|g, i| young(g, i) && g.ordinary(i) && g.hh_of(i).status == Status::None);
+        let c = self.cands(|g, i| young(g, i) && g.ordinary(i) && g.hh_of(i).status == Status::None);
         let l = self.pick(c, n_mil - n_mil / 2);
         self.set_plant(&l, |_| Plant::Military);
         for i in 0..self.ps.len() as u32 {
@@ -1410,9 +1238,7 @@ impl Gen<'_> {
 
         let c = self.cands(|g, i| registered_old(g, i) && g.age(i) >= 1);
         let l = self.pick(c, scaled(0.005 * reg_people, 1.0, 2));
-        self.set_plant(&l, |k| Plant::PoorNotInsured {
-            no_record: k % 2 == 0,
-        });
+        self.set_plant(&l, |k| Plant::PoorNotInsured { no_record: k % 2 == 0 });
 
         let c = self.cands(registered_old);
         let l = self.pick(c, scaled(0.004 * reg_people, 1.0, 2));
@@ -1437,11 +1263,7 @@ impl Gen<'_> {
         for &i in &l {
             let own = self.ps[i as usize].hh;
             let v = self.hh[own as usize].village as usize;
-            let pool = if by_village[v].len() >= 2 {
-                &by_village[v]
-            } else {
-                &all_reg
-            };
+            let pool = if by_village[v].len() >= 2 { &by_village[v] } else { &all_reg };
             let mut other = own;
             for _ in 0..64 {
                 other = pool[self.rng.below(pool.len() as u64) as usize];
@@ -1464,9 +1286,7 @@ impl Gen<'_> {
         };
         let c = self.cands(pure_marginal);
         let l = self.pick(c, scaled(0.01 * marg_people, 1.0, 2));
-        self.set_plant(&l, |k| Plant::MarginalNotInsured {
-            no_record: k % 2 == 0,
-        });
+        self.set_plant(&l, |k| Plant::MarginalNotInsured { no_record: k % 2 == 0 });
         let c = self.cands(pure_marginal);
         let l = self.pick(c, scaled(0.015 * marg_people, 1.0, 2));
         self.set_plant(&l, |_| Plant::MarginalNotFlagged);
@@ -1508,11 +1328,7 @@ impl Gen<'_> {
                 70..=89 => 40 + self.rng.below(25),
                 _ => self.rng.below(40),
             } as i32;
-            let sex = if self.rng.chance(560) {
-                Sex::Male
-            } else {
-                Sex::Female
-            };
+            let sex = if self.rng.chance(560) { Sex::Male } else { Sex::Female };
             let mut birth = birth_for_age(&mut self.rng, death.year(), age);
             if birth >= death {
                 birth = death.add_days(-1 - self.rng.below(300) as i32);
@@ -1523,14 +1339,8 @@ impl Gen<'_> {
             let given = draw_given(&mut self.rng, sex);
             let name = [draw_surname(&mut self.rng), given[0], given[1]];
             let id = self.alloc.next(birth, sex);
-            self.deaths
-                .push((Who::Dec(self.deceased.len() as u32), death));
-            self.deceased.push(Deceased {
-                id,
-                name,
-                stopped_record: in_year,
-                psn: 0,
-            });
+            self.deaths.push((Who::Dec(self.deceased.len() as u32), death));
+            self.deceased.push(Deceased { id, name, stopped_record: in_year, psn: 0 });
         }
         for i in 0..self.ps.len() as u32 {
             if let Plant::Dead(_) = self.ps[i as usize].plant {
@@ -1551,11 +1361,7 @@ impl Gen<'_> {
     }
 
     fn summary(&self) -> GenerateSummary {
-        let mut s = GenerateSummary {
-            residents: self.ps.len() as u64,
-            households: self.hh.len() as u64,
-            ..GenerateSummary::default()
-        };
+        let mut s = GenerateSummary { residents: self.ps.len() as u64, households: self.hh.len() as u64, ..GenerateSummary::default() };
         for h in &self.hh {
             let n = u64::from(h.len);
             match h.status {
@@ -1572,8 +1378,7 @@ impl Gen<'_> {
         s.deaths = self.deaths.len() as u64;
         s.military = self.military.len() as u64;
         for (c, name) in CLASSES.iter().enumerate() {
-            s.planted
-                .insert((*name).to_string(), self.planted[c].len() as u64);
+            s.planted.insert((*name).to_string(), self.planted[c].len() as u64);
         }
         s
     }
@@ -1587,9 +1392,7 @@ impl Gen<'_> {
     /// 变动日期 of a newborn's row in a roster household.
     fn newborn_change(&self, i: u32) -> Date {
         let p = &self.ps[i as usize];
-        let d = p
-            .birth
-            .add_days(3 + (mix(self.p.seed, u64::from(i), 11) % 20) as i32);
+        let d = p.birth.add_days(3 + (mix(self.p.seed, u64::from(i), 11) % 20) as i32);
         let d = match self.hh_of(i).change {
             Some(c) => d.max(c),
             None => d,
@@ -1621,10 +1424,7 @@ impl Gen<'_> {
         match hh.status {
             Status::Registered => {
                 f |= F_REGISTERED;
-                at(
-                    self.row_change(i).unwrap_or(ymd(hh.ident_year, 1, 1)),
-                    &mut base,
-                );
+                at(self.row_change(i).unwrap_or(ymd(hh.ident_year, 1, 1)), &mut base);
             }
             Status::Exited => {
                 f |= F_EXITED;
@@ -1651,9 +1451,7 @@ impl Gen<'_> {
                 at(self.extreme[k].1.max(p.birth), &mut base);
             }
         }
-        let date = base.map(|b| {
-            self.clamp_year(b.add_days(3 + (mix(self.p.seed, u64::from(i), 13) % 38) as i32))
-        });
+        let date = base.map(|b| self.clamp_year(b.add_days(3 + (mix(self.p.seed, u64::from(i), 13) % 38) as i32)));
         (f, date)
     }
 
@@ -1663,10 +1461,7 @@ impl Gen<'_> {
         } else {
             self.natural_flags(i).1.or_else(|| {
                 let hh = self.hh_of(i);
-                Some(
-                    ymd(hh.ident_year.max(1900), 1, 1)
-                        .add_days(3 + (mix(self.p.seed, u64::from(i), 13) % 38) as i32),
-                )
+                Some(ymd(hh.ident_year.max(1900), 1, 1).add_days(3 + (mix(self.p.seed, u64::from(i), 13) % 38) as i32))
             })
         }
     }
@@ -1680,65 +1475,32 @@ impl Gen<'_> {
             status: "正常参保",
             area: None,
             flags,
-            flag_date: if flags == 0 {
-                None
-            } else {
-                self.flag_date_with(i, flags)
-            },
+            flag_date: if flags == 0 { None } else { self.flag_date_with(i, flags) },
             subsidy,
         };
         let full = if entitled { self.premium } else { Fen(0) };
         let e = match p.plant {
-            Plant::PoorNotInsured { no_record: true }
-            | Plant::MarginalNotInsured { no_record: true }
-            | Plant::NewPoor => return None,
-            Plant::PoorNotInsured { no_record: false }
-            | Plant::MarginalNotInsured { no_record: false } => Enrol {
-                status: "未参保",
-                area: None,
-                flags,
-                flag_date: fdate,
-                subsidy: Fen(0),
-            },
+            Plant::PoorNotInsured { no_record: true } | Plant::MarginalNotInsured { no_record: true } | Plant::NewPoor => return None,
+            Plant::PoorNotInsured { no_record: false } | Plant::MarginalNotInsured { no_record: false } => {
+                Enrol { status: "未参保", area: None, flags, flag_date: fdate, subsidy: Fen(0) }
+            }
             Plant::PoorNotFlagged => normal(flags & !(F_REGISTERED | F_EXITED), full),
             Plant::FlaggedNotPoor => normal(F_REGISTERED, Fen(0)),
-            Plant::Dead(DeadKind::PoorStopped) => Enrol {
-                status: "停保",
-                area: None,
-                flags,
-                flag_date: fdate,
-                subsidy: Fen(0),
-            },
+            Plant::Dead(DeadKind::PoorStopped) => Enrol { status: "停保", area: None, flags, flag_date: fdate, subsidy: Fen(0) },
             Plant::Dead(_) | Plant::Military | Plant::Duplicate => normal(flags, full),
-            Plant::Elsewhere(k) => Enrol {
-                status: "正常参保",
-                area: Some(OTHER_COUNTIES[usize::from(k)]),
-                flags: 0,
-                flag_date: None,
-                subsidy: Fen(0),
-            },
+            Plant::Elsewhere(k) => {
+                Enrol { status: "正常参保", area: Some(OTHER_COUNTIES[usize::from(k)]), flags: 0, flag_date: None, subsidy: Fen(0) }
+            }
             Plant::MarginalNotFlagged => normal(flags & !F_MARGINAL, full),
             Plant::SubsidyMissing => normal(flags, Fen(0)),
             Plant::SubsidyExcess => normal(flags, Fen(self.premium.0 * 2)),
             Plant::None => {
                 if p.mil == Mil::Serving {
-                    Enrol {
-                        status: "停保",
-                        area: None,
-                        flags: 0,
-                        flag_date: None,
-                        subsidy: Fen(0),
-                    }
+                    Enrol { status: "停保", area: None, flags: 0, flag_date: None, subsidy: Fen(0) }
                 } else if p.uninsured == 1 {
                     return None;
                 } else if p.uninsured == 2 {
-                    Enrol {
-                        status: "未参保",
-                        area: None,
-                        flags: 0,
-                        flag_date: None,
-                        subsidy: Fen(0),
-                    }
+                    Enrol { status: "未参保", area: None, flags: 0, flag_date: None, subsidy: Fen(0) }
                 } else {
                     normal(flags, full)
                 }
@@ -1750,19 +1512,11 @@ impl Gen<'_> {
     // -- files ---------------------------------------------------------------------------------
 
     fn fake_person(&mut self) -> (Sex, Date, [u16; 3]) {
-        let sex = if self.rng.chance(500) {
-            Sex::Male
-        } else {
-            Sex::Female
-        };
+        let sex = if self.rng.chance(500) { Sex::Male } else { Sex::Female };
         let age = 20 + self.rng.below(60) as i32;
         let birth = birth_for_age(&mut self.rng, self.year, age);
         let given = draw_given(&mut self.rng, sex);
-        (
-            sex,
-            birth,
-            [draw_surname(&mut self.rng), given[0], given[1]],
-        )
+        (sex, birth, [draw_surname(&mut self.rng), given[0], given[1]])
     }
 
     /// An ID number whose check character is wrong.
@@ -1770,10 +1524,7 @@ impl Gen<'_> {
         let (sex, birth, name) = self.fake_person();
         let id = self.alloc.next(birth, sex);
         let s = id.as_str();
-        let right = b"10X98765432"
-            .iter()
-            .position(|&c| c == s.as_bytes()[17])
-            .expect("check char");
+        let right = b"10X98765432".iter().position(|&c| c == s.as_bytes()[17]).expect("check char");
         let wrong = b"10X98765432"[(right + 1 + self.rng.below(10) as usize) % 11];
         (format!("{}{}", &s[..17], char::from(wrong)), name)
     }
@@ -1788,13 +1539,7 @@ impl Gen<'_> {
     }
 
     fn invalid_entry(file: &str, field: &str, reason: &str, id: &str) -> InvalidRow {
-        InvalidRow {
-            file: file.to_string(),
-            row: 0,
-            field: field.to_string(),
-            reason: reason.to_string(),
-            id: id.to_string(),
-        }
+        InvalidRow { file: file.to_string(), row: 0, field: field.to_string(), reason: reason.to_string(), id: id.to_string() }
     }
 
     fn village_code(&self, v: u32) -> &str {
@@ -1859,13 +1604,7 @@ impl Gen<'_> {
     fn write_poverty(&mut self, dir: &Path) -> io::Result<FileSummary> {
         const FILE: &str = "poverty.csv";
         let on_roster = |h: &Household| h.status != Status::None || h.monitor != 0;
-        let n_valid = self
-            .hh
-            .iter()
-            .filter(|h| on_roster(h))
-            .map(|h| u64::from(h.len))
-            .sum::<u64>()
-            + self.dup_rows.len() as u64;
+        let n_valid = self.hh.iter().filter(|h| on_roster(h)).map(|h| u64::from(h.len)).sum::<u64>() + self.dup_rows.len() as u64;
         // Invalid rows: single-member households numbered after the village's real ones.
         let mut bad = Vec::new();
         let year = self.year;
@@ -1876,49 +1615,25 @@ impl Gen<'_> {
             let (id, name, sex, birth, field, reason) = match k {
                 0 => {
                     let (id, name) = self.bad_check_id();
-                    let birth =
-                        Date::parse(&format!("{}-{}-{}", &id[6..10], &id[10..12], &id[12..14]))
-                            .ok();
-                    let sex = if (id.as_bytes()[16] - b'0') % 2 == 1 {
-                        Sex::Male
-                    } else {
-                        Sex::Female
-                    };
+                    let birth = Date::parse(&format!("{}-{}-{}", &id[6..10], &id[10..12], &id[12..14])).ok();
+                    let sex = if (id.as_bytes()[16] - b'0') % 2 == 1 { Sex::Male } else { Sex::Female };
                     (id, name, sex, birth, "证件号码", "校验位错误")
                 }
                 1 => {
                     let (id, name) = self.feb30_id();
-                    let sex = if (id.as_bytes()[16] - b'0') % 2 == 1 {
-                        Sex::Male
-                    } else {
-                        Sex::Female
-                    };
+                    let sex = if (id.as_bytes()[16] - b'0') % 2 == 1 { Sex::Male } else { Sex::Female };
                     (id, name, sex, None, "证件号码", "出生日期无效（2月30日）")
                 }
                 2 => {
                     let (sex, birth, name) = self.fake_person();
                     let id = self.alloc.next(birth, sex).to_string();
                     code = format!("{}999999", self.p.county_code);
-                    (
-                        id,
-                        name,
-                        sex,
-                        Some(birth),
-                        "行政区划代码",
-                        "行政区划代码不存在",
-                    )
+                    (id, name, sex, Some(birth), "行政区划代码", "行政区划代码不存在")
                 }
                 _ => {
                     let (sex, birth, name) = self.fake_person();
                     let id = self.alloc.next(birth, sex).to_string();
-                    (
-                        id,
-                        name,
-                        sex.opposite(),
-                        Some(birth),
-                        "性别",
-                        "性别与证件号码不符",
-                    )
+                    (id, name, sex.opposite(), Some(birth), "性别", "性别与证件号码不符")
                 }
             };
             let mut line = Vec::new();
@@ -1968,11 +1683,7 @@ impl Gen<'_> {
         let (rows, invalid) = w.finish()?;
         self.invalid.extend(invalid);
         let bytes = std::fs::metadata(dir.join(file))?.len();
-        Ok(FileSummary {
-            name: file.to_string(),
-            rows,
-            bytes,
-        })
+        Ok(FileSummary { name: file.to_string(), rows, bytes })
     }
 
     fn psn_no(&self, area: &str, serial: u32, line: &mut Vec<u8>) {
@@ -2019,39 +1730,20 @@ impl Gen<'_> {
         line.push(b'\n');
     }
 
-    fn write_enrolment(
-        &mut self,
-        dir: &Path,
-        progress: &mut dyn FnMut(&str, u64),
-    ) -> io::Result<FileSummary> {
+    fn write_enrolment(&mut self, dir: &Path, progress: &mut dyn FnMut(&str, u64)) -> io::Result<FileSummary> {
         const FILE: &str = "enrolment.csv";
-        let records: Vec<Option<Enrol>> = (0..self.ps.len() as u32)
-            .map(|i| self.enrol_of(i))
-            .collect();
-        let n_valid = records.iter().filter(|e| e.is_some()).count() as u64
-            + self.deceased.iter().filter(|d| d.stopped_record).count() as u64;
+        let records: Vec<Option<Enrol>> = (0..self.ps.len() as u32).map(|i| self.enrol_of(i)).collect();
+        let n_valid =
+            records.iter().filter(|e| e.is_some()).count() as u64 + self.deceased.iter().filter(|d| d.stopped_record).count() as u64;
         let mut bad = Vec::new();
         for k in 0..2 {
-            let (id, name) = if k == 0 {
-                self.bad_check_id()
-            } else {
-                self.feb30_id()
-            };
+            let (id, name) = if k == 0 { self.bad_check_id() } else { self.feb30_id() };
             self.next_psn += 1;
-            let e = Enrol {
-                status: "正常参保",
-                area: None,
-                flags: 0,
-                flag_date: None,
-                subsidy: Fen(0),
-            };
+            let e = Enrol { status: "正常参保", area: None, flags: 0, flag_date: None, subsidy: Fen(0) };
             let mut line = Vec::new();
             self.enrol_line(&mut line, self.next_psn, &id, name, &e);
-            let (field, reason) = if k == 0 {
-                ("证件号码", "校验位错误")
-            } else {
-                ("证件号码", "出生日期无效（2月30日）")
-            };
+            let (field, reason) =
+                if k == 0 { ("证件号码", "校验位错误") } else { ("证件号码", "出生日期无效（2月30日）") };
             bad.push((line, Self::invalid_entry(FILE, field, reason, &id)));
         }
         let mut w = Roster::create(dir, FILE, ENROLMENT_HEADER)?;
@@ -2075,13 +1767,7 @@ impl Gen<'_> {
             }
             self.next_psn += 1;
             self.deceased[k].psn = self.next_psn;
-            let e = Enrol {
-                status: "停保",
-                area: None,
-                flags: 0,
-                flag_date: None,
-                subsidy: Fen(0),
-            };
+            let e = Enrol { status: "停保", area: None, flags: 0, flag_date: None, subsidy: Fen(0) };
             let d = &self.deceased[k];
             self.enrol_line(&mut line, self.next_psn, d.id.as_str(), d.name, &e);
             w.row(&line)?;
@@ -2090,16 +1776,8 @@ impl Gen<'_> {
     }
 
     fn write_civil(&mut self, dir: &Path, dibao: bool) -> io::Result<FileSummary> {
-        let file: &'static str = if dibao {
-            "dibao.csv"
-        } else {
-            "extreme_poor.csv"
-        };
-        let n_valid = if dibao {
-            self.dibao.len()
-        } else {
-            self.extreme.len()
-        } as u64;
+        let file: &'static str = if dibao { "dibao.csv" } else { "extreme_poor.csv" };
+        let n_valid = if dibao { self.dibao.len() } else { self.extreme.len() } as u64;
         let mut bad = Vec::new();
         for k in 0..3 {
             let v = self.rng.below(self.villages.len() as u64) as u32;
@@ -2116,12 +1794,7 @@ impl Gen<'_> {
                 _ => {
                     let (sex, birth, name) = self.fake_person();
                     code = format!("{}999999", self.p.county_code);
-                    (
-                        self.alloc.next(birth, sex).to_string(),
-                        name,
-                        "行政区划代码",
-                        "行政区划代码不存在",
-                    )
+                    (self.alloc.next(birth, sex).to_string(), name, "行政区划代码", "行政区划代码不存在")
                 }
             };
             let mut line = Vec::new();
@@ -2163,11 +1836,7 @@ impl Gen<'_> {
         const FILE: &str = "death.csv";
         let mut bad = Vec::new();
         for k in 0..2 {
-            let (id, name) = if k == 0 {
-                self.bad_check_id()
-            } else {
-                self.feb30_id()
-            };
+            let (id, name) = if k == 0 { self.bad_check_id() } else { self.feb30_id() };
             let mut line = Vec::new();
             line.extend_from_slice(id.as_bytes());
             line.push(b',');
@@ -2175,11 +1844,7 @@ impl Gen<'_> {
             line.push(b',');
             push_date(&mut line, ymd(self.year, 5, 1));
             line.push(b'\n');
-            let reason = if k == 0 {
-                "校验位错误"
-            } else {
-                "出生日期无效（2月30日）"
-            };
+            let reason = if k == 0 { "校验位错误" } else { "出生日期无效（2月30日）" };
             bad.push((line, Self::invalid_entry(FILE, "证件号码", reason, &id)));
         }
         let mut w = Roster::create(dir, FILE, DEATH_HEADER)?;
@@ -2206,11 +1871,7 @@ impl Gen<'_> {
         const FILE: &str = "military.csv";
         let mut bad = Vec::new();
         for k in 0..2 {
-            let (id, name) = if k == 0 {
-                self.bad_check_id()
-            } else {
-                self.feb30_id()
-            };
+            let (id, name) = if k == 0 { self.bad_check_id() } else { self.feb30_id() };
             let mut line = Vec::new();
             line.extend_from_slice(id.as_bytes());
             line.push(b',');
@@ -2218,11 +1879,7 @@ impl Gen<'_> {
             line.push(b',');
             push_date(&mut line, ymd(self.year - 1, 9, 10));
             line.extend_from_slice(b",\n");
-            let reason = if k == 0 {
-                "校验位错误"
-            } else {
-                "出生日期无效（2月30日）"
-            };
+            let reason = if k == 0 { "校验位错误" } else { "出生日期无效（2月30日）" };
             bad.push((line, Self::invalid_entry(FILE, "证件号码", reason, &id)));
         }
         let mut w = Roster::create(dir, FILE, MILITARY_HEADER)?;
@@ -2264,11 +1921,7 @@ impl Gen<'_> {
             && p.uninsured == 0
     }
 
-    fn write_claims(
-        &mut self,
-        dir: &Path,
-        progress: &mut dyn FnMut(&str, u64),
-    ) -> io::Result<(FileSummary, u64, u64)> {
+    fn write_claims(&mut self, dir: &Path, progress: &mut dyn FnMut(&str, u64)) -> io::Result<(FileSummary, u64, u64)> {
         const FILE: &str = "claims.csv";
         let year = self.year;
         let y0 = self.year_start().to_days();
@@ -2284,15 +1937,15 @@ impl Gen<'_> {
             let poor = self.is_poor(i);
             let first_day = p.birth.to_days().max(y0);
             let mut per_mille: u64 = match age {
-                0 => 150,
-                1..=4 => 100,
-                5..=14 => 40,
-                15..=44 if p.sex == Sex::Female && (20..=39).contains(&age) => 130,
-                15..=44 => 75,
-                45..=59 => 150,
-                60..=69 => 260,
-                70..=79 => 340,
-                _ => 400,
+                0 => 180,
+                1..=4 => 120,
+                5..=14 => 50,
+                15..=44 if p.sex == Sex::Female && (20..=39).contains(&age) => 160,
+                15..=44 => 95,
+                45..=59 => 185,
+                60..=69 => 310,
+                70..=79 => 400,
+                _ => 450,
             };
             if poor {
                 per_mille = per_mille * 135 / 100;
@@ -2346,11 +1999,7 @@ impl Gen<'_> {
             push_u(&mut line, u64::from(year), 4);
             push_u(&mut line, k as u64 + 1, 9);
             line.push(b',');
-            self.psn_no(
-                &self.p.county_code,
-                self.ps[c.person as usize].psn,
-                &mut line,
-            );
+            self.psn_no(&self.p.county_code, self.ps[c.person as usize].psn, &mut line);
             line.extend_from_slice(b",,");
             push_date(&mut line, Date::from_days(c.day));
             line.push(b',');
@@ -2469,33 +2118,19 @@ impl Gen<'_> {
         m.insert("seed".into(), self.p.seed.into());
         m.insert("scale".into(), self.p.scale.into());
         for (c, name) in CLASSES.iter().enumerate() {
-            let ids: Vec<serde_json::Value> = self.planted[c]
-                .iter()
-                .map(|id| id.as_str().to_string().into())
-                .collect();
+            let ids: Vec<serde_json::Value> = self.planted[c].iter().map(|id| id.as_str().to_string().into()).collect();
             m.insert((*name).to_string(), ids.into());
         }
         let mut invalid = self.invalid.clone();
         invalid.sort_by(|a, b| (&a.file, a.row).cmp(&(&b.file, b.row)));
-        m.insert(
-            "invalid_rows".into(),
-            serde_json::to_value(&invalid).map_err(io::Error::other)?,
-        );
-        m.insert(
-            "summary".into(),
-            serde_json::to_value(summary).map_err(io::Error::other)?,
-        );
+        m.insert("invalid_rows".into(), serde_json::to_value(&invalid).map_err(io::Error::other)?);
+        m.insert("summary".into(), serde_json::to_value(summary).map_err(io::Error::other)?);
         let path = dir.join("truth.json");
         let mut w = BufWriter::new(File::create(&path)?);
-        serde_json::to_writer_pretty(&mut w, &serde_json::Value::Object(m))
-            .map_err(io::Error::other)?;
+        serde_json::to_writer_pretty(&mut w, &serde_json::Value::Object(m)).map_err(io::Error::other)?;
         w.write_all(b"\n")?;
         w.flush()?;
-        Ok(FileSummary {
-            name: "truth.json".into(),
-            rows: 0,
-            bytes: std::fs::metadata(&path)?.len(),
-        })
+        Ok(FileSummary { name: "truth.json".into(), rows: 0, bytes: std::fs::metadata(&path)?.len() })
     }
 }
 
@@ -2564,24 +2199,13 @@ impl Roster {
     fn create(dir: &Path, file: &'static str, header: &str) -> io::Result<Roster> {
         let mut w = BufWriter::with_capacity(1 << 20, File::create(dir.join(file))?);
         w.write_all(header.as_bytes())?;
-        Ok(Roster {
-            file,
-            w,
-            rows: 0,
-            valid: 0,
-            pending: Vec::new(),
-            done: Vec::new(),
-        })
+        Ok(Roster { file, w, rows: 0, valid: 0, pending: Vec::new(), done: Vec::new() })
     }
 
     /// Spreads `rows` evenly among `n_valid` valid rows.
     fn plan_invalid(&mut self, n_valid: u64, rows: Vec<(Vec<u8>, InvalidRow)>) {
         let k = rows.len() as u64;
-        let mut v: Vec<_> = rows
-            .into_iter()
-            .enumerate()
-            .map(|(j, (b, r))| (n_valid * (j as u64 + 1) / (k + 1), b, r))
-            .collect();
+        let mut v: Vec<_> = rows.into_iter().enumerate().map(|(j, (b, r))| (n_valid * (j as u64 + 1) / (k + 1), b, r)).collect();
         v.reverse();
         self.pending = v;
     }
@@ -2620,36 +2244,21 @@ mod tests {
     const COUNTY: &str = "620422";
 
     fn params(scale: f64, seed: u64) -> CountyParams {
-        CountyParams {
-            county_code: COUNTY.into(),
-            villages: synthetic_villages(COUNTY, 3, 10),
-            seed,
-            scale,
-            year: 2018,
-        }
+        CountyParams { county_code: COUNTY.into(), villages: synthetic_villages(COUNTY, 3, 10), seed, scale, year: 2018 }
     }
 
     fn gen(scale: f64, seed: u64) -> (tempfile::TempDir, GenerateSummary) {
         let dir = tempfile::tempdir().unwrap();
         let mut stages = Vec::new();
-        let s = generate(&params(scale, seed), dir.path(), &mut |stage, _| {
-            stages.push(stage.to_string())
-        })
-        .unwrap();
+        let s = generate(&params(scale, seed), dir.path(), &mut |stage, _| stages.push(stage.to_string())).unwrap();
         assert_eq!(stages.last().map(String::as_str), Some("done"));
         (dir, s)
     }
 
-    const FILES: [&str; 8] = [
-        "poverty.csv",
-        "enrolment.csv",
-        "dibao.csv",
-        "extreme_poor.csv",
-        "death.csv",
-        "military.csv",
-        "claims.csv",
-        "truth.json",
-    ];
+    const FILES: [&str; 8] =
+        ["poverty.csv", "enrolment.csv", "dibao.csv", "extreme_poor.csv", "death.csv", "military.csv", "claims.csv", "truth.json"];
+
+    type Row = HashMap<String, String>;
 
     /// Rows as column-name → value maps, with their 1-based row number (header = 1).
     struct Table {
@@ -2663,11 +2272,7 @@ mod tests {
         for (k, rec) in r.records().enumerate() {
             let rec = rec.unwrap();
             assert_eq!(rec.len(), headers.len(), "{file} row {}", k + 2);
-            let m = headers
-                .iter()
-                .cloned()
-                .zip(rec.iter().map(str::to_string))
-                .collect();
+            let m = headers.iter().cloned().zip(rec.iter().map(str::to_string)).collect();
             rows.push((k as u64 + 2, m));
         }
         Table { rows }
@@ -2688,10 +2293,7 @@ mod tests {
         }
         assert_eq!(sa.residents, sb.residents);
         let (c, _) = gen(0.01, 43);
-        assert_ne!(
-            std::fs::read(a.path().join("poverty.csv")).unwrap(),
-            std::fs::read(c.path().join("poverty.csv")).unwrap()
-        );
+        assert_ne!(std::fs::read(a.path().join("poverty.csv")).unwrap(), std::fs::read(c.path().join("poverty.csv")).unwrap());
     }
 
     #[test]
@@ -2712,24 +2314,12 @@ mod tests {
         }
         // Targets at scale 0.01.
         assert!((5_700..=5_950).contains(&s1.residents), "{}", s1.residents);
-        assert!(
-            (630..=700).contains(&s1.registered_poor),
-            "{}",
-            s1.registered_poor
-        );
+        assert!((630..=700).contains(&s1.registered_poor), "{}", s1.registered_poor);
         assert!((195..=260).contains(&s1.exited_poor), "{}", s1.exited_poor);
         let share = |n: u64| n as f64 / s1.residents as f64;
-        assert!(
-            (0.025..=0.04).contains(&share(s1.marginal)),
-            "{}",
-            s1.marginal
-        );
+        assert!((0.025..=0.04).contains(&share(s1.marginal)), "{}", s1.marginal);
         assert!((0.055..=0.07).contains(&share(s1.dibao)), "{}", s1.dibao);
-        assert!(
-            (0.006..=0.01).contains(&share(s1.extreme_poor)),
-            "{}",
-            s1.extreme_poor
-        );
+        assert!((0.006..=0.01).contains(&share(s1.extreme_poor)), "{}", s1.extreme_poor);
         let avg = s1.residents as f64 / s1.households as f64;
         assert!((3.3..=3.9).contains(&avg), "household size {avg}");
         for c in CLASSES {
@@ -2776,11 +2366,7 @@ mod tests {
                 .filter(|(_, r)| matches!(r["贫困状态"].as_str(), "未脱贫" | "已脱贫"))
                 .map(|(_, r)| r["证件号码"].as_str())
                 .collect();
-            enr.rows
-                .iter()
-                .filter(|(_, r)| poor.contains(r["证件号码"].as_str()))
-                .map(|(_, r)| r["人员编号"].clone())
-                .collect()
+            enr.rows.iter().filter(|(_, r)| poor.contains(r["证件号码"].as_str())).map(|(_, r)| r["人员编号"].clone()).collect()
         };
         let claims = read(dir.path(), "claims.csv");
         let mut stay: HashSet<&str> = HashSet::new();
@@ -2791,8 +2377,7 @@ mod tests {
         }
         let share = stay.len() as f64 / s.residents as f64;
         assert!((0.12..=0.22).contains(&share), "inpatient share {share}");
-        let poor_share =
-            stay.iter().filter(|p| psn_poor.contains(**p)).count() as f64 / psn_poor.len() as f64;
+        let poor_share = stay.iter().filter(|p| psn_poor.contains(**p)).count() as f64 / psn_poor.len() as f64;
         assert!(poor_share > share, "poor {poor_share} vs all {share}");
     }
 
@@ -2803,25 +2388,14 @@ mod tests {
         let (dir, s) = gen(0.02, 2018);
         let dir = dir.path();
         let t = truth(dir);
-        let villages: HashSet<String> = params(0.02, 2018)
-            .villages
-            .iter()
-            .map(|v| v.code.clone())
-            .collect();
+        let villages: HashSet<String> = params(0.02, 2018).villages.iter().map(|v| v.code.clone()).collect();
         let invalid: Vec<InvalidRow> = serde_json::from_value(t["invalid_rows"].clone()).unwrap();
         assert_eq!(invalid.len() as u64, s.invalid_rows);
         let mut invalid_at: HashSet<(String, u64)> = HashSet::new();
         for r in &invalid {
             assert!(invalid_at.insert((r.file.clone(), r.row)));
         }
-        for f in [
-            "poverty.csv",
-            "enrolment.csv",
-            "dibao.csv",
-            "extreme_poor.csv",
-            "death.csv",
-            "military.csv",
-        ] {
+        for f in ["poverty.csv", "enrolment.csv", "dibao.csv", "extreme_poor.csv", "death.csv", "military.csv"] {
             assert!(invalid.iter().filter(|r| r.file == f).count() >= 2, "{f}");
         }
 
@@ -2846,15 +2420,8 @@ mod tests {
             }
             Ok(id)
         };
-        let mut tables: HashMap<&str, Vec<(IdCardNo, HashMap<String, String>)>> = HashMap::new();
-        for f in [
-            "poverty.csv",
-            "enrolment.csv",
-            "dibao.csv",
-            "extreme_poor.csv",
-            "death.csv",
-            "military.csv",
-        ] {
+        let mut tables: HashMap<&str, Vec<(IdCardNo, Row)>> = HashMap::new();
+        for f in ["poverty.csv", "enrolment.csv", "dibao.csv", "extreme_poor.csv", "death.csv", "military.csv"] {
             let mut ok = Vec::new();
             for (row, r) in read(dir, f).rows {
                 let planted_bad = invalid_at.contains(&(f.to_string(), row));
@@ -2883,22 +2450,12 @@ mod tests {
         for (id, r) in &tables["poverty.csv"] {
             roster.entry(*id).or_default().push(r);
         }
-        let dead: HashMap<IdCardNo, Date> = tables["death.csv"]
-            .iter()
-            .map(|(id, r)| (*id, Date::parse(&r["死亡日期"]).unwrap()))
-            .collect();
+        let dead: HashMap<IdCardNo, Date> = tables["death.csv"].iter().map(|(id, r)| (*id, Date::parse(&r["死亡日期"]).unwrap())).collect();
         assert_eq!(dead.len(), tables["death.csv"].len());
-        let serving: HashSet<IdCardNo> = tables["military.csv"]
-            .iter()
-            .filter(|(_, r)| r["退役日期"].is_empty())
-            .map(|(id, _)| *id)
-            .collect();
+        let serving: HashSet<IdCardNo> =
+            tables["military.csv"].iter().filter(|(_, r)| r["退役日期"].is_empty()).map(|(id, _)| *id).collect();
         let current = |f: &str| -> HashSet<IdCardNo> {
-            tables[f]
-                .iter()
-                .filter(|(_, r)| r["保障终止日期"].is_empty())
-                .map(|(id, _)| *id)
-                .collect()
+            tables[f].iter().filter(|(_, r)| r["保障终止日期"].is_empty()).map(|(id, _)| *id).collect()
         };
         let (dibao, extreme) = (current("dibao.csv"), current("extreme_poor.csv"));
         assert_eq!(dibao.len() as u64, s.dibao);
@@ -2922,53 +2479,30 @@ mod tests {
             let insured_here = st == "正常参保" && e.is_some_and(|r| r["参保地区划"] == COUNTY);
             let elsewhere = st == "正常参保" && !insured_here;
             let not_insured = e.is_none() || st == "未参保";
-            let flags: Vec<&str> = e.map_or(vec![], |r| {
-                r["人员类别"].split(';').filter(|f| !f.is_empty()).collect()
-            });
+            let flags: Vec<&str> = e.map_or(vec![], |r| r["人员类别"].split(';').filter(|f| !f.is_empty()).collect());
             let has = |f: &str| flags.contains(&f);
             let subsidy = e.map_or(Fen(0), |r| Fen::parse_yuan(&r["资助金额"]).unwrap());
             let premium = e.map_or(Fen(0), |r| Fen::parse_yuan(&r["个人缴费"]).unwrap());
             let new_ish = id.birth_date().year() == 2018
-                || first.is_some_and(|r| {
-                    r["识别年度"] == "2018"
-                        && Date::parse(&r["变动日期"]).is_ok_and(|d| d >= ny_cut)
-                });
+                || first.is_some_and(|r| r["识别年度"] == "2018" && Date::parse(&r["变动日期"]).is_ok_and(|d| d >= ny_cut));
             let mut hit = |c: &'static str, cond: bool| {
                 if cond {
                     found.entry(c).or_default().insert(*id);
                 }
             };
-            hit(
-                "dead_still_counted",
-                dead.contains_key(id) && (status == "未脱贫" || st == "正常参保"),
-            );
-            hit(
-                "military_still_counted",
-                serving.contains(id) && st == "正常参保",
-            );
+            hit("dead_still_counted", dead.contains_key(id) && (status == "未脱贫" || st == "正常参保"));
+            hit("military_still_counted", serving.contains(id) && st == "正常参保");
             let households: BTreeSet<&str> = rows.iter().map(|r| r["户编号"].as_str()).collect();
             hit("duplicate_person", households.len() > 1);
             hit("insured_elsewhere", (poor || marginal) && elsewhere);
             hit("poor_not_insured", poor && not_insured && !new_ish);
             hit("new_poor_not_insured", poor && not_insured && new_ish);
-            hit(
-                "poor_not_flagged",
-                poor && insured_here && !has("建档立卡") && !has("已脱贫"),
-            );
-            hit(
-                "flagged_not_poor",
-                !poor && (has("建档立卡") || has("已脱贫")),
-            );
+            hit("poor_not_flagged", poor && insured_here && !has("建档立卡") && !has("已脱贫"));
+            hit("flagged_not_poor", !poor && (has("建档立卡") || has("已脱贫")));
             hit("marginal_not_insured", marginal && !poor && not_insured);
-            hit(
-                "marginal_not_flagged",
-                marginal && insured_here && !has("边缘户"),
-            );
+            hit("marginal_not_flagged", marginal && insured_here && !has("边缘户"));
             let entitled = poor || dibao.contains(id) || extreme.contains(id);
-            hit(
-                "subsidy_missing",
-                entitled && insured_here && subsidy == Fen(0),
-            );
+            hit("subsidy_missing", entitled && insured_here && subsidy == Fen(0));
             hit("subsidy_excess", subsidy > premium);
             // Flags agree with the civil-affairs lists.
             if insured_here {
@@ -2986,12 +2520,7 @@ mod tests {
             }
         }
         for c in CLASSES {
-            let want: BTreeSet<IdCardNo> = t[c]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| IdCardNo::parse(v.as_str().unwrap()).unwrap())
-                .collect();
+            let want: BTreeSet<IdCardNo> = t[c].as_array().unwrap().iter().map(|v| IdCardNo::parse(v.as_str().unwrap()).unwrap()).collect();
             let got = found.remove(c).unwrap_or_default();
             assert_eq!(got, want, "class {c}");
             assert_eq!(want.len() as u64, s.planted[c], "{c}");
@@ -3018,10 +2547,7 @@ mod tests {
             assert_eq!(e["参保状态"], "正常参保");
             assert_eq!(e["参保地区划"], COUNTY);
             let b = c.bill;
-            assert_eq!(
-                b.total(),
-                b.fulamt_ownpay() + b.overlmt_selfpay() + b.preselfpay() + b.compliant()
-            );
+            assert_eq!(b.total(), b.fulamt_ownpay() + b.overlmt_selfpay() + b.preselfpay() + b.compliant());
             assert!(b.total() > Fen(0));
             assert!(ids.insert(row.claim_id.clone()));
             n += 1;
@@ -3039,21 +2565,11 @@ mod full_scale {
     #[test]
     #[ignore = "full-size county: run in release mode"]
     fn county_full_scale() {
-        let scale: f64 = std::env::var("COUNTY_SCALE")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1.0);
+        let scale: f64 = std::env::var("COUNTY_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
         let tmp = tempfile::tempdir().unwrap();
-        let dir = std::env::var_os("COUNTY_OUT")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| tmp.path().to_path_buf());
-        let params = CountyParams {
-            county_code: "620422".into(),
-            villages: synthetic_villages("620422", 28, 10),
-            seed: 2018,
-            scale,
-            year: 2018,
-        };
+        let dir = std::env::var_os("COUNTY_OUT").map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+        let params =
+            CountyParams { county_code: "620422".into(), villages: synthetic_villages("620422", 28, 10), seed: 2018, scale, year: 2018 };
         let t0 = std::time::Instant::now();
         let s = generate(&params, &dir, &mut |stage, n| {
             eprintln!("{:>8.2}s {stage} {n}", t0.elapsed().as_secs_f64());

@@ -41,12 +41,7 @@ impl KeyIndex {
     /// The id of `key`, and whether it was new.
     pub fn intern(&mut self, key: &[u8]) -> (u32, bool) {
         let h = self.hash(key);
-        let KeyIndex {
-            arena,
-            spans,
-            table,
-            hasher,
-        } = self;
+        let KeyIndex { arena, spans, table, hasher } = self;
         let eq = |&id: &u32| {
             let (a, b) = spans[id as usize];
             &arena[a as usize..b as usize] == key

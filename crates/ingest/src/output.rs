@@ -10,14 +10,7 @@ use baozhang_core::Fen;
 pub const SETTLEMENT_CSV_HEADER: &str = "claim_id,psn_no,act_pay_dedc,hifp_pay,hifmi_pay,maf_pay,oth_pay,hosp_part_amt,fund_pay_sumamt,psn_part_amt,fund_390100,fund_390200,fund_620100,fund_610100,fund_640100,fund_999996\n";
 
 /// Column order of the `fund_*` columns.
-const CSV_FUNDS: [Fund; 6] = [
-    Fund::Basic,
-    Fund::CriticalIllness,
-    Fund::Supplemental,
-    Fund::Assistance,
-    Fund::Fallback,
-    Fund::Hospital,
-];
+const CSV_FUNDS: [Fund; 6] = [Fund::Basic, Fund::CriticalIllness, Fund::Supplemental, Fund::Assistance, Fund::Fallback, Fund::Hospital];
 
 /// Appends a CSV field, quoted only when needed.
 pub fn push_csv_field(out: &mut Vec<u8>, s: &str) {
@@ -40,16 +33,7 @@ pub fn push_settlement_csv(out: &mut Vec<u8>, claim_id: &str, psn_no: &str, s: &
     push_csv_field(out, claim_id);
     out.push(b',');
     push_csv_field(out, psn_no);
-    for v in [
-        s.act_pay_dedc,
-        s.hifp_pay(),
-        s.hifmi_pay(),
-        s.maf_pay(),
-        s.oth_pay(),
-        s.hosp_part_amt,
-        s.fund_pay_sumamt,
-        s.psn_part_amt,
-    ] {
+    for v in [s.act_pay_dedc, s.hifp_pay(), s.hifmi_pay(), s.maf_pay(), s.oth_pay(), s.hosp_part_amt, s.fund_pay_sumamt, s.psn_part_amt] {
         out.push(b',');
         v.write_yuan(out);
     }
@@ -83,13 +67,7 @@ fn push_json_amt(out: &mut String, key: &str, v: Fen) {
 }
 
 /// The national `setlinfo` object (POLICY §6) as JSON text; amounts are JSON numbers with 2 decimals.
-pub fn setlinfo_json(
-    claim_id: &str,
-    setl_id: &str,
-    psn_no: &str,
-    s: &Settlement,
-    bill: &baozhang_core::Bill,
-) -> String {
+pub fn setlinfo_json(claim_id: &str, setl_id: &str, psn_no: &str, s: &Settlement, bill: &baozhang_core::Bill) -> String {
     let mut o = String::with_capacity(900);
     o.push('{');
     push_json_str(&mut o, "mdtrt_id");
@@ -113,10 +91,7 @@ pub fn setlinfo_json(
         ("act_pay_dedc", s.act_pay_dedc),
         ("hifp_pay", s.hifp_pay()),
         // 统筹基金支付后的个人自付（政策范围内）
-        (
-            "pool_prop_selfpay",
-            (s.inscp_scp_amt - s.hifp_pay() - s.act_pay_dedc).max(z),
-        ),
+        ("pool_prop_selfpay", (s.inscp_scp_amt - s.hifp_pay() - s.act_pay_dedc).max(z)),
         ("cvlserv_pay", z),
         ("hifes_pay", z),
         ("hifmi_pay", s.hifmi_pay()),
@@ -246,14 +221,7 @@ pub fn explanation_json(policy: &Policy, s: &Settlement) -> String {
 }
 
 /// One JSONL line (with the trailing newline).
-pub fn push_settlement_jsonl(
-    out: &mut Vec<u8>,
-    policy: &Policy,
-    claim_id: &str,
-    psn_no: &str,
-    s: &Settlement,
-    bill: &baozhang_core::Bill,
-) {
+pub fn push_settlement_jsonl(out: &mut Vec<u8>, policy: &Policy, claim_id: &str, psn_no: &str, s: &Settlement, bill: &baozhang_core::Bill) {
     let mut o = String::with_capacity(4096);
     o.push('{');
     push_json_str(&mut o, "claim_id");

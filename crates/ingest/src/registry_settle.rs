@@ -49,10 +49,9 @@ pub async fn settle_claims_from_registry(
     progress: &mut dyn FnMut(u64),
 ) -> Result<RegistrySettleSummary, RegistrySettleError> {
     let facts = store.person_facts_by_psn().await?;
-    let f = std::fs::File::open(claims)
-        .map_err(|e| RegistrySettleError::Read(format!("无法打开 {}：{e}", claims.display())))?;
-    let mut reader = ClaimReader::new(std::io::BufReader::new(f))
-        .map_err(|e| RegistrySettleError::Read(format!("{}：{e}", claims.display())))?;
+    let f = std::fs::File::open(claims).map_err(|e| RegistrySettleError::Read(format!("无法打开 {}：{e}", claims.display())))?;
+    let mut reader =
+        ClaimReader::new(std::io::BufReader::new(f)).map_err(|e| RegistrySettleError::Read(format!("{}：{e}", claims.display())))?;
     let mut accs: HashMap<(String, u16), Accumulators> = HashMap::new();
     let mut row = ClaimRow::default();
     let mut out = Vec::with_capacity(10_000);
@@ -76,12 +75,8 @@ pub async fn settle_claims_from_registry(
         };
         let d = date_num(claim.setl_date);
         let ids = identities_on(person, d);
-        let acc = accs
-            .entry((person.id_no.clone(), claim.year()))
-            .or_default();
-        let st = s.get_or_insert_with(|| {
-            baozhang_core::settle(policy, &claim, ids, &Accumulators::default()).0
-        });
+        let acc = accs.entry((person.id_no.clone(), claim.year())).or_default();
+        let st = s.get_or_insert_with(|| baozhang_core::settle(policy, &claim, ids, &Accumulators::default()).0);
         settle_in_place(policy, &claim, ids, acc, st);
         out.push(vec![
             Val::T(row.claim_id.clone()),

@@ -25,14 +25,8 @@ pub enum RosterKind {
     Military,
 }
 
-pub const ALL_KINDS: [RosterKind; 6] = [
-    RosterKind::Poverty,
-    RosterKind::Enrolment,
-    RosterKind::Dibao,
-    RosterKind::ExtremePoor,
-    RosterKind::Death,
-    RosterKind::Military,
-];
+pub const ALL_KINDS: [RosterKind; 6] =
+    [RosterKind::Poverty, RosterKind::Enrolment, RosterKind::Dibao, RosterKind::ExtremePoor, RosterKind::Death, RosterKind::Military];
 
 impl RosterKind {
     pub fn id(self) -> &'static str {
@@ -46,9 +40,7 @@ impl RosterKind {
         }
     }
     pub fn parse(s: &str) -> Option<RosterKind> {
-        ALL_KINDS
-            .into_iter()
-            .find(|k| k.id() == s || k.name_zh() == s)
+        ALL_KINDS.into_iter().find(|k| k.id() == s || k.name_zh() == s)
     }
     pub fn name_zh(self) -> &'static str {
         match self {
@@ -93,20 +85,11 @@ impl RosterKind {
                 ("资助金额", false),
                 ("资助来源", false),
             ],
-            RosterKind::Dibao | RosterKind::ExtremePoor => &[
-                ("证件号码", true),
-                ("姓名", true),
-                ("行政区划代码", true),
-                ("保障起始日期", true),
-                ("保障终止日期", false),
-            ],
+            RosterKind::Dibao | RosterKind::ExtremePoor => {
+                &[("证件号码", true), ("姓名", true), ("行政区划代码", true), ("保障起始日期", true), ("保障终止日期", false)]
+            }
             RosterKind::Death => &[("证件号码", true), ("姓名", true), ("死亡日期", true)],
-            RosterKind::Military => &[
-                ("证件号码", true),
-                ("姓名", true),
-                ("入伍日期", true),
-                ("退役日期", false),
-            ],
+            RosterKind::Military => &[("证件号码", true), ("姓名", true), ("入伍日期", true), ("退役日期", false)],
         }
     }
     /// One plausible example row for the template.
@@ -115,7 +98,7 @@ impl RosterKind {
             RosterKind::Poverty => &[
                 "620422100201001",
                 "张三",
-                "620422198001011234",
+                "620422198001011230",
                 "男",
                 "1980-01-01",
                 "户主",
@@ -131,7 +114,7 @@ impl RosterKind {
             ],
             RosterKind::Enrolment => &[
                 "62042200000001",
-                "620422198001011234",
+                "620422198001011230",
                 "张三",
                 "2018",
                 "正常参保",
@@ -142,15 +125,9 @@ impl RosterKind {
                 "220.00",
                 "医疗救助",
             ],
-            RosterKind::Dibao | RosterKind::ExtremePoor => &[
-                "620422198001011234",
-                "张三",
-                "620422100201",
-                "2017-01-01",
-                "",
-            ],
-            RosterKind::Death => &["620422198001011234", "张三", "2018-06-30"],
-            RosterKind::Military => &["620422199801011238", "李四", "2017-09-01", ""],
+            RosterKind::Dibao | RosterKind::ExtremePoor => &["620422198001011230", "张三", "620422100201", "2017-01-01", ""],
+            RosterKind::Death => &["620422198001011230", "张三", "2018-06-30"],
+            RosterKind::Military => &["620422199801011233", "李四", "2017-09-01", ""],
         }
     }
 }
@@ -203,18 +180,12 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions {
-            report_dir: None,
-            batch: 20_000,
-        }
+        ImportOptions { report_dir: None, batch: 20_000 }
     }
 }
 
 fn sha256_file(path: &Path) -> Result<String, ImportError> {
-    let io = |e: std::io::Error| ImportError::Io {
-        file: path.display().to_string(),
-        reason: e.to_string(),
-    };
+    let io = |e: std::io::Error| ImportError::Io { file: path.display().to_string(), reason: e.to_string() };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -262,10 +233,7 @@ type Reject = (String, String);
 
 impl Row<'_> {
     fn get(&self, col: &str) -> &str {
-        self.reader
-            .column(col)
-            .and_then(|i| self.cells.get(i))
-            .map_or("", String::as_str)
+        self.reader.column(col).and_then(|i| self.cells.get(i)).map_or("", String::as_str)
     }
     fn required(&self, col: &str) -> Result<&str, Reject> {
         let v = self.get(col);
@@ -280,9 +248,7 @@ impl Row<'_> {
         if v.is_empty() {
             return Ok(None);
         }
-        Date::parse(v)
-            .map(Some)
-            .map_err(|e| (col.into(), e.to_string()))
+        Date::parse(v).map(Some).map_err(|e| (col.into(), e.to_string()))
     }
     fn req_date(&self, col: &str) -> Result<Date, Reject> {
         self.required(col)?;
@@ -303,9 +269,7 @@ impl Row<'_> {
         if v.is_empty() {
             return Ok(None);
         }
-        Fen::parse_yuan(v)
-            .map(Some)
-            .map_err(|e| (col.into(), e.to_string()))
+        Fen::parse_yuan(v).map(Some).map_err(|e| (col.into(), e.to_string()))
     }
     /// The ID number, checked against 性别 / 出生日期 when the roster has them.
     fn person_id(&self) -> Result<IdCardNo, Reject> {
@@ -315,21 +279,13 @@ impl Row<'_> {
         if !sex.is_empty() {
             match Sex::parse(sex) {
                 Some(s) if s == id.sex() => {}
-                Some(_) => {
-                    return Err((
-                        "性别".into(),
-                        format!("性别“{sex}”与证件号码（{}）不一致", id.sex().name_zh()),
-                    ))
-                }
+                Some(_) => return Err(("性别".into(), format!("性别“{sex}”与证件号码（{}）不一致", id.sex().name_zh()))),
                 None => return Err(("性别".into(), format!("性别“{sex}”无效（男 / 女）"))),
             }
         }
         if let Some(b) = self.date("出生日期")? {
             if b != id.birth_date() {
-                return Err((
-                    "出生日期".into(),
-                    format!("出生日期 {b} 与证件号码中的 {} 不一致", id.birth_date()),
-                ));
+                return Err(("出生日期".into(), format!("出生日期 {b} 与证件号码中的 {} 不一致", id.birth_date())));
             }
         }
         Ok(id)
@@ -360,16 +316,7 @@ fn jan1(y: i64) -> i64 {
     y * 10_000 + 101
 }
 
-const RELATIONS: [&str; 8] = [
-    "户主",
-    "配偶",
-    "子女",
-    "父母",
-    "孙子女",
-    "兄弟姐妹",
-    "儿媳",
-    "其他",
-];
+const RELATIONS: [&str; 8] = ["户主", "配偶", "子女", "父母", "孙子女", "兄弟姐妹", "儿媳", "其他"];
 
 /// Imports one roster file. Rows are validated as they stream; valid rows are staged in batches and
 /// merged when the whole file has been read, all in one transaction.
@@ -380,16 +327,9 @@ pub async fn import_file(
     opts: &ImportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let file_name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().to_string(),
-    );
+    let file_name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().to_string());
     let sha = sha256_file(path)?;
-    let mut report = ImportReport {
-        kind: kind.id().into(),
-        file: path.display().to_string(),
-        ..Default::default()
-    };
+    let mut report = ImportReport { kind: kind.id().into(), file: path.display().to_string(), ..Default::default() };
     if let Some(prev) = store.find_import(kind.id(), &sha).await? {
         report.already_imported_as = Some(prev.id);
         report.rows_total = prev.rows_total as u64;
@@ -444,22 +384,12 @@ pub async fn import_file(
     report.rows_accepted = total - report.rows_rejected;
     report.conflicts = conflicts;
     report.import_id = Some(imp.id);
-    report.changes = imp
-        .finish(total, report.rows_accepted, report.rows_rejected)
-        .await?;
+    report.changes = imp.finish(total, report.rows_accepted, report.rows_rejected).await?;
 
     if !rejections.is_empty() {
-        let dir = opts
-            .report_dir
-            .clone()
-            .unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
-        std::fs::create_dir_all(&dir).map_err(|e| ImportError::Io {
-            file: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let stem = path
-            .file_stem()
-            .map_or("roster".into(), |s| s.to_string_lossy().to_string());
+        let dir = opts.report_dir.clone().unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+        std::fs::create_dir_all(&dir).map_err(|e| ImportError::Io { file: dir.display().to_string(), reason: e.to_string() })?;
+        let stem = path.file_stem().map_or("roster".into(), |s| s.to_string_lossy().to_string());
         let mut header = vec!["行号".to_string(), "字段".to_string(), "原因".to_string()];
         header.extend(reader.header().iter().cloned());
         let rows: Vec<Vec<String>> = rejections
@@ -502,10 +432,7 @@ async fn read_rows(
         if total % 10_000 == 0 {
             progress(total);
         }
-        let row = Row {
-            cells: &cells,
-            reader,
-        };
+        let row = Row { cells: &cells, reader };
         let mark = batch.mark();
         let parsed = parse_row(kind, &row, regions, &mut batch);
         let outcome = match parsed {
@@ -523,11 +450,9 @@ async fn read_rows(
                         conflicts.push((id_key.clone(), detail.clone()));
                         Err(("证件号码".to_string(), format!("{detail}，请核实去重")))
                     } else if *first_other != other && kind == RosterKind::Enrolment {
-                        let detail = format!("同一人同一年度参保两次：人员编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
-                        conflicts.push((
-                            id_key.split(':').next().unwrap_or("").to_string(),
-                            detail.clone(),
-                        ));
+                        let detail =
+                            format!("同一人同一年度参保两次：人员编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
+                        conflicts.push((id_key.split(':').next().unwrap_or("").to_string(), detail.clone()));
                         Err(("证件号码".to_string(), format!("{detail}，请核实去重")))
                     } else {
                         Err(("证件号码".to_string(), format!("与第 {first_row} 行重复")))
@@ -538,12 +463,7 @@ async fn read_rows(
         };
         if let Err((field, reason)) = outcome {
             batch.rollback(mark);
-            rejections.push(Rejection {
-                row: rowno,
-                field,
-                reason,
-                cells: cells.clone(),
-            });
+            rejections.push(Rejection { row: rowno, field, reason, cells: cells.clone() });
         }
         if batch.len() >= opts.batch {
             batch.flush(imp).await?;
@@ -558,13 +478,7 @@ async fn read_rows(
 
 impl Batch {
     fn mark(&self) -> [usize; 5] {
-        [
-            self.persons.len(),
-            self.periods.len(),
-            self.states.len(),
-            self.poverty.len(),
-            self.enrolments.len(),
-        ]
+        [self.persons.len(), self.periods.len(), self.states.len(), self.poverty.len(), self.enrolments.len()]
     }
     /// Drops everything added since `mark` (a row rejected after parsing: nothing of it is applied).
     fn rollback(&mut self, m: [usize; 5]) {
@@ -578,29 +492,14 @@ impl Batch {
 
 /// Parses and validates one row, appending what it means to `batch`. Returns the row's identity key
 /// (for duplicates in the file) and the attribute whose disagreement makes a duplicate a conflict.
-fn parse_row(
-    kind: RosterKind,
-    row: &Row,
-    regions: &HashSet<String>,
-    batch: &mut Batch,
-) -> Result<(String, String), Reject> {
+fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut Batch) -> Result<(String, String), Reject> {
     let id = row.person_id()?;
     let name = row.name()?;
     let region = |col: &str, allow_county: bool| -> Result<String, Reject> {
         let v = row.required(col)?;
         let ok_len = v.len() == 12 || (allow_county && v.len() == 6);
         if !ok_len || !v.bytes().all(|b| b.is_ascii_digit()) {
-            return Err((
-                col.into(),
-                format!(
-                    "行政区划代码“{v}”应为 {} 位数字",
-                    if allow_county {
-                        "12 位（村）或 6"
-                    } else {
-                        "12"
-                    }
-                ),
-            ));
+            return Err((col.into(), format!("行政区划代码“{v}”应为 {} 位数字", if allow_county { "12 位（村）或 6" } else { "12" })));
         }
         if !regions.contains(v) {
             return Err((col.into(), format!("行政区划代码“{v}”不存在")));
@@ -612,18 +511,12 @@ fn parse_row(
             let household = row.required("户编号")?.to_string();
             let relation = row.required("与户主关系")?;
             if !RELATIONS.contains(&relation) {
-                return Err((
-                    "与户主关系".into(),
-                    format!("“{relation}”无效（{}）", RELATIONS.join("、")),
-                ));
+                return Err(("与户主关系".into(), format!("“{relation}”无效（{}）", RELATIONS.join("、"))));
             }
             let village = region("行政区划代码", false)?;
             let status = row.get("贫困状态");
             if !["", "未脱贫", "已脱贫", "已清退"].contains(&status) {
-                return Err((
-                    "贫困状态".into(),
-                    format!("“{status}”无效（未脱贫、已脱贫、已清退，或留空）"),
-                ));
+                return Err(("贫困状态".into(), format!("“{status}”无效（未脱贫、已脱贫、已清退，或留空）")));
             }
             let reg_year = row.year("识别年度")?;
             let exit_year = row.year("脱贫年度")?;
@@ -639,12 +532,8 @@ fn parse_row(
                 }
             }
             let monitor_type = row.get("监测对象类型");
-            if !["", "边缘易致贫户", "脱贫不稳定户", "突发严重困难户"].contains(&monitor_type)
-            {
-                return Err((
-                    "监测对象类型".into(),
-                    format!("“{monitor_type}”无效（边缘易致贫户、脱贫不稳定户、突发严重困难户）"),
-                ));
+            if !["", "边缘易致贫户", "脱贫不稳定户", "突发严重困难户"].contains(&monitor_type) {
+                return Err(("监测对象类型".into(), format!("“{monitor_type}”无效（边缘易致贫户、脱贫不稳定户、突发严重困难户）")));
             }
             let monitor_date = row.date("纳入监测日期")?;
             if !monitor_type.is_empty() && monitor_date.is_none() {
@@ -656,27 +545,20 @@ fn parse_row(
             let cause = row.get("致贫原因");
             let disability = row.get("残疾等级");
             if !["", "一级", "二级", "三级", "四级"].contains(&disability) {
-                return Err((
-                    "残疾等级".into(),
-                    format!("“{disability}”无效（一级至四级）"),
-                ));
+                return Err(("残疾等级".into(), format!("“{disability}”无效（一级至四级）")));
             }
             let change_date = match row.date("变动日期")? {
                 Some(d) => date_num(d),
-                None => jan1(
-                    reg_year.unwrap_or_else(|| monitor_date.map_or(2000, |d| i64::from(d.year()))),
-                ),
+                None => jan1(reg_year.unwrap_or_else(|| monitor_date.map_or(2000, |d| i64::from(d.year())))),
             };
             let id_no = id.as_str().to_string();
             // Identity periods asserted by this row (docs/ROSTERS.md).
             let mut poverty_end = None;
             if let Some(r) = reg_year {
-                let start = jan1(r);
-                let end_all = if status == "已清退" {
-                    Some(change_date.max(start))
-                } else {
-                    None
-                };
+                // Registered during 识别年度: from 变动日期 when it falls in that year (a household found in
+                // November is "new" in November), else from 1 January.
+                let start = if change_date / 10_000 == r { change_date } else { jan1(r) };
+                let end_all = if status == "已清退" { Some(change_date.max(start)) } else { None };
                 match (status, exit_year) {
                     ("已脱贫", Some(e)) | ("已清退", Some(e)) => {
                         let exit = jan1(e).max(start);
@@ -755,30 +637,20 @@ fn parse_row(
         }
         RosterKind::Enrolment => {
             let psn_no = row.required("人员编号")?.to_string();
-            let year = row
-                .year("参保年度")?
-                .ok_or_else(|| ("参保年度".to_string(), "必填项为空".to_string()))?;
+            let year = row.year("参保年度")?.ok_or_else(|| ("参保年度".to_string(), "必填项为空".to_string()))?;
             let status = row.required("参保状态")?;
             let insured = match status {
                 "正常参保" | "参保" | "正常" => true,
                 "未参保" | "停保" | "暂停" | "终止" => false,
-                other => {
-                    return Err((
-                        "参保状态".into(),
-                        format!("“{other}”无效（正常参保、未参保、停保）"),
-                    ))
-                }
+                other => return Err(("参保状态".into(), format!("“{other}”无效（正常参保、未参保、停保）"))),
             };
             let admdvs = row.required("参保地区划")?;
             if admdvs.len() != 6 || !admdvs.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(("参保地区划".into(), format!("“{admdvs}”应为 6 位区划代码")));
             }
-            let flags = IdentitySet::parse_list(row.get("人员类别"))
-                .map_err(|e| ("人员类别".to_string(), e))?;
+            let flags = IdentitySet::parse_list(row.get("人员类别")).map_err(|e| ("人员类别".to_string(), e))?;
             let flag_date = row.date("标识日期")?.map(date_num);
-            let premium = row
-                .money("个人缴费")?
-                .ok_or_else(|| ("个人缴费".to_string(), "必填项为空".to_string()))?;
+            let premium = row.money("个人缴费")?.ok_or_else(|| ("个人缴费".to_string(), "必填项为空".to_string()))?;
             let subsidy = row.money("资助金额")?.unwrap_or(Fen::ZERO);
             let source = row.get("资助来源");
             let mut p = person(&id, name);
@@ -811,21 +683,14 @@ fn parse_row(
                 p.village_code = Some(region_code);
             }
             batch.persons.push(p);
-            let identity = if kind == RosterKind::Dibao {
-                "dibao"
-            } else {
-                "extreme_poor"
-            };
+            let identity = if kind == RosterKind::Dibao { "dibao" } else { "extreme_poor" };
             batch.periods.push(PeriodRow {
                 id_no: id.as_str().to_string(),
                 identity: identity.into(),
                 start_date: date_num(start),
                 end_date: end.map(date_num),
             });
-            Ok((
-                format!("{}:{}", id.as_str(), date_num(start)),
-                String::new(),
-            ))
+            Ok((format!("{}:{}", id.as_str(), date_num(start)), String::new()))
         }
         RosterKind::Death => {
             let d = row.req_date("死亡日期")?;
@@ -833,11 +698,7 @@ fn parse_row(
                 return Err(("死亡日期".into(), "死亡日期早于出生日期".into()));
             }
             batch.persons.push(person(&id, name));
-            batch.states.push(StateRow {
-                id_no: id.as_str().to_string(),
-                start_date: date_num(d),
-                end_date: None,
-            });
+            batch.states.push(StateRow { id_no: id.as_str().to_string(), start_date: date_num(d), end_date: None });
             Ok((id.as_str().to_string(), String::new()))
         }
         RosterKind::Military => {
@@ -847,31 +708,17 @@ fn parse_row(
                 return Err(("退役日期".into(), "退役日期不晚于入伍日期".into()));
             }
             batch.persons.push(person(&id, name));
-            batch.states.push(StateRow {
-                id_no: id.as_str().to_string(),
-                start_date: date_num(start),
-                end_date: end.map(date_num),
-            });
-            Ok((
-                format!("{}:{}", id.as_str(), date_num(start)),
-                String::new(),
-            ))
+            batch.states.push(StateRow { id_no: id.as_str().to_string(), start_date: date_num(start), end_date: end.map(date_num) });
+            Ok((format!("{}:{}", id.as_str(), date_num(start)), String::new()))
         }
     }
 }
 
 /// An empty template of a roster with its headers and one example row (XLSX; ID numbers as text).
 pub fn write_template(kind: RosterKind, path: &Path) -> Result<(), TableError> {
-    let header: Vec<String> = kind
-        .columns()
-        .iter()
-        .map(|(c, req)| if *req { format!("{c}") } else { c.to_string() })
-        .collect();
+    let header: Vec<String> = kind.columns().iter().map(|(c, req)| if *req { format!("{c}") } else { c.to_string() }).collect();
     let example: Vec<String> = kind.example().iter().map(|s| s.to_string()).collect();
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-    {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
         write_csv(path, &header, &[example])
     } else {
         write_xlsx(path, &[(kind.name_zh().to_string(), header, vec![example])])

@@ -9,9 +9,7 @@ use baozhang_core::Fen;
 
 use crate::claims::{ClaimReader, ClaimRow, ReadError, RowError};
 use crate::intern::KeyIndex;
-use crate::output::{
-    push_csv_field, push_settlement_csv, push_settlement_jsonl, SETTLEMENT_CSV_HEADER,
-};
+use crate::output::{push_csv_field, push_settlement_csv, push_settlement_jsonl, SETTLEMENT_CSV_HEADER};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -134,13 +132,7 @@ pub fn settle_stream<R: Read, W: Write>(
         if new {
             accs.push(Accumulators::default());
         }
-        settle_in_place(
-            policy,
-            &claim,
-            row.identities,
-            &mut accs[py as usize],
-            &mut s,
-        );
+        settle_in_place(policy, &claim, row.identities, &mut accs[py as usize], &mut s);
         sum.settled += 1;
         sum.medfee_sumamt += s.medfee_sumamt;
         sum.psn_part_amt += s.psn_part_amt;
@@ -149,14 +141,7 @@ pub fn settle_stream<R: Read, W: Write>(
         }
         match opts.format {
             Format::Csv => push_settlement_csv(&mut buf, &row.claim_id, &row.psn_no, &s),
-            Format::Jsonl => push_settlement_jsonl(
-                &mut buf,
-                policy,
-                &row.claim_id,
-                &row.psn_no,
-                &s,
-                &claim.bill,
-            ),
+            Format::Jsonl => push_settlement_jsonl(&mut buf, policy, &row.claim_id, &row.psn_no, &s, &claim.bill),
         }
         if buf.len() >= 1 << 16 {
             out.write_all(&buf)?;
@@ -171,8 +156,7 @@ pub fn settle_stream<R: Read, W: Write>(
 
 fn empty_settlement(policy: &Policy) -> Settlement {
     // A throw-away settlement of a zero bill: storage for `settle_in_place` to overwrite.
-    let bill = baozhang_core::Bill::new(Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO)
-        .expect("zero bill");
+    let bill = baozhang_core::Bill::new(Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO).expect("zero bill");
     let claim = baozhang_core::Claim {
         setl_date: baozhang_core::Date::new(2000, 1, 1).expect("date"),
         med_type: baozhang_core::MedType::Inpatient,
@@ -182,11 +166,5 @@ fn empty_settlement(policy: &Policy) -> Settlement {
         major_disease: false,
         bill,
     };
-    baozhang_core::settle(
-        policy,
-        &claim,
-        baozhang_core::IdentitySet::EMPTY,
-        &Accumulators::default(),
-    )
-    .0
+    baozhang_core::settle(policy, &claim, baozhang_core::IdentitySet::EMPTY, &Accumulators::default()).0
 }

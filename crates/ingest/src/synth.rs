@@ -66,11 +66,7 @@ pub fn person_identities(rng: &mut Rng) -> IdentitySet {
 /// outpatient chronic visits small. The parts always add up.
 pub fn synth_claim(rng: &mut Rng, year: u16) -> Claim {
     let inpatient = rng.chance(800);
-    let level = if inpatient {
-        [1u8, 1, 2, 2, 2, 3, 3][rng.below(7) as usize]
-    } else {
-        1 + rng.below(2) as u8
-    };
+    let level = if inpatient { [1u8, 1, 2, 2, 2, 3, 3][rng.below(7) as usize] } else { 1 + rng.below(2) as u8 };
     let total_fen: i64 = if inpatient {
         // 300 yuan × 2^(0..10) × (1 + u), a rough log-uniform spread with a tail to ~600,000 yuan.
         let scale = 1i64 << rng.below(11);
@@ -84,22 +80,13 @@ pub fn synth_claim(rng: &mut Rng, year: u16) -> Claim {
     let over = out_of_scope / 5;
     let pre = out_of_scope - ful - over;
     let inscp = total_fen - out_of_scope;
-    let bill = Bill::new(Fen(total_fen), Fen(ful), Fen(over), Fen(pre), Fen(inscp))
-        .expect("synthetic bill adds up");
+    let bill = Bill::new(Fen(total_fen), Fen(ful), Fen(over), Fen(pre), Fen(inscp)).expect("synthetic bill adds up");
     let day = 1 + rng.below(365) as i32;
     let date = Date::new(year, 1, 1).expect("date").add_days(day - 1);
-    let date = if date.year() != year {
-        Date::new(year, 12, 31).expect("date")
-    } else {
-        date
-    };
+    let date = if date.year() != year { Date::new(year, 12, 31).expect("date") } else { date };
     Claim {
         setl_date: date,
-        med_type: if inpatient {
-            MedType::Inpatient
-        } else {
-            MedType::OutpatientChronic
-        },
+        med_type: if inpatient { MedType::Inpatient } else { MedType::OutpatientChronic },
         hosp_lv: HospLevel::new(level).expect("level"),
         in_county: level < 3 && rng.chance(900),
         referral_ok: rng.chance(850),
@@ -147,13 +134,7 @@ pub fn write_claims_csv<W: Write>(out: &mut W, claims: &[SynthClaim]) -> std::io
         buf.extend_from_slice(k.med_type.code().to_string().as_bytes());
         buf.extend_from_slice(b(k.referral_ok));
         buf.extend_from_slice(b(k.major_disease));
-        for v in [
-            k.bill.total(),
-            k.bill.fulamt_ownpay(),
-            k.bill.overlmt_selfpay(),
-            k.bill.preselfpay(),
-            k.bill.compliant(),
-        ] {
+        for v in [k.bill.total(), k.bill.fulamt_ownpay(), k.bill.overlmt_selfpay(), k.bill.preselfpay(), k.bill.compliant()] {
             buf.push(b',');
             v.write_yuan(&mut buf);
         }

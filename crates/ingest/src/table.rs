@@ -17,11 +17,7 @@ pub enum TableError {
     #[error("{file} 是空文件（没有表头）")]
     Empty { file: String },
     #[error("{file} 第 {row} 行无法读取：{reason}")]
-    Row {
-        file: String,
-        row: u64,
-        reason: String,
-    },
+    Row { file: String, row: u64, reason: String },
     #[error("写出 {file} 失败：{reason}")]
     Write { file: String, reason: String },
 }
@@ -57,10 +53,7 @@ fn cell_text(d: &Data) -> String {
             }
         }
         Data::Bool(b) => if *b { "1" } else { "0" }.to_string(),
-        Data::DateTime(dt) => dt
-            .as_datetime()
-            .map(|t| t.date().to_string())
-            .unwrap_or_else(|| dt.to_string()),
+        Data::DateTime(dt) => dt.as_datetime().map(|t| t.date().to_string()).unwrap_or_else(|| dt.to_string()),
         Data::DateTimeIso(s) => s.chars().take(10).collect(),
         Data::DurationIso(s) => s.clone(),
         Data::Error(e) => format!("#ERR {e:?}"),
@@ -70,24 +63,13 @@ fn cell_text(d: &Data) -> String {
 impl TableReader {
     pub fn open(path: &Path) -> Result<TableReader, TableError> {
         let file = path.display().to_string();
-        let open_err = |reason: String| TableError::Open {
-            file: file.clone(),
-            reason,
-        };
-        let ext = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
+        let open_err = |reason: String| TableError::Open { file: file.clone(), reason };
+        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
         let (src, header) = if ext == "xlsx" || ext == "xls" || ext == "xlsm" {
             let mut wb = open_workbook_auto(path).map_err(|e| open_err(e.to_string()))?;
-            let range = wb
-                .worksheet_range_at(0)
-                .ok_or_else(|| open_err("工作簿没有工作表".into()))?
-                .map_err(|e| open_err(e.to_string()))?;
-            let mut rows: Vec<Vec<String>> = range
-                .rows()
-                .map(|r| r.iter().map(cell_text).collect())
-                .collect();
+            let range =
+                wb.worksheet_range_at(0).ok_or_else(|| open_err("工作簿没有工作表".into()))?.map_err(|e| open_err(e.to_string()))?;
+            let mut rows: Vec<Vec<String>> = range.rows().map(|r| r.iter().map(cell_text).collect()).collect();
             if rows.is_empty() {
                 return Err(TableError::Empty { file });
             }
@@ -96,36 +78,17 @@ impl TableReader {
         } else {
             let f = std::fs::File::open(path).map_err(|e| open_err(e.to_string()))?;
             let inner: Box<dyn Read> = Box::new(std::io::BufReader::with_capacity(1 << 20, f));
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(inner);
+            let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(inner);
             let mut h = csv::StringRecord::new();
-            let ok = rdr
-                .read_record(&mut h)
-                .map_err(|e| open_err(format!("不是有效的 UTF-8 CSV：{e}")))?;
+            let ok = rdr.read_record(&mut h).map_err(|e| open_err(format!("不是有效的 UTF-8 CSV：{e}")))?;
             if !ok {
                 return Err(TableError::Empty { file });
             }
-            let header = h
-                .iter()
-                .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
-                .collect();
+            let header = h.iter().map(|s| s.trim().trim_start_matches('\u{feff}').to_string()).collect();
             (Source::Csv(Box::new(rdr), csv::StringRecord::new()), header)
         };
-        let cols = header
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| !h.is_empty())
-            .map(|(i, h)| (h.clone(), i))
-            .collect();
-        Ok(TableReader {
-            file,
-            src,
-            header,
-            cols,
-            row: 1,
-        })
+        let cols = header.iter().enumerate().filter(|(_, h)| !h.is_empty()).map(|(i, h)| (h.clone(), i)).collect();
+        Ok(TableReader { file, src, header, cols, row: 1 })
     }
 
     pub fn file(&self) -> &str {
@@ -137,18 +100,11 @@ impl TableReader {
 
     /// Errors unless every column in `required` is in the header.
     pub fn require(&self, required: &[&str]) -> Result<(), TableError> {
-        let missing: Vec<&str> = required
-            .iter()
-            .filter(|c| !self.cols.contains_key(**c))
-            .copied()
-            .collect();
+        let missing: Vec<&str> = required.iter().filter(|c| !self.cols.contains_key(**c)).copied().collect();
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(TableError::MissingColumns {
-                file: self.file.clone(),
-                columns: missing.join("、"),
-            })
+            Err(TableError::MissingColumns { file: self.file.clone(), columns: missing.join("、") })
         }
     }
 
@@ -167,11 +123,7 @@ impl TableReader {
                         Ok(true) => {}
                         Err(e) => {
                             self.row += 1;
-                            return Err(TableError::Row {
-                                file: self.file.clone(),
-                                row: self.row,
-                                reason: e.to_string(),
-                            });
+                            return Err(TableError::Row { file: self.file.clone(), row: self.row, reason: e.to_string() });
                         }
                     }
                     // The csv crate's line numbers drift on CRLF; rows are what officials count anyway.
@@ -194,44 +146,25 @@ impl TableReader {
 }
 
 /// Writes an XLSX with one header row and rows of text (ID numbers stay text: no float damage).
-pub fn write_xlsx(
-    path: &Path,
-    sheets: &[(String, Vec<String>, Vec<Vec<String>>)],
-) -> Result<(), TableError> {
+pub fn write_xlsx(path: &Path, sheets: &[(String, Vec<String>, Vec<Vec<String>>)]) -> Result<(), TableError> {
     use rust_xlsxwriter::{Format, Workbook};
-    let werr = |e: rust_xlsxwriter::XlsxError| TableError::Write {
-        file: path.display().to_string(),
-        reason: e.to_string(),
-    };
+    let werr = |e: rust_xlsxwriter::XlsxError| TableError::Write { file: path.display().to_string(), reason: e.to_string() };
     let mut wb = Workbook::new();
-    let head = Format::new()
-        .set_bold()
-        .set_background_color(rust_xlsxwriter::Color::RGB(0xDDEBF7));
+    let head = Format::new().set_bold().set_background_color(rust_xlsxwriter::Color::RGB(0xDDEBF7));
     let text = Format::new().set_num_format("@");
     for (name, header, rows) in sheets {
         let ws = wb.add_worksheet();
         // Excel sheet names: at most 31 characters, none of []:*?/\
-        let clean: String = name
-            .chars()
-            .filter(|c| !"[]:*?/\\".contains(*c))
-            .take(31)
-            .collect();
-        ws.set_name(if clean.is_empty() { "Sheet1" } else { &clean })
-            .map_err(werr)?;
+        let clean: String = name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
+        ws.set_name(if clean.is_empty() { "Sheet1" } else { &clean }).map_err(werr)?;
         for (c, h) in header.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, h, &head)
-                .map_err(werr)?;
-            let w = h
-                .chars()
-                .map(|ch| if ch.is_ascii() { 1.0 } else { 2.0 })
-                .sum::<f64>()
-                .max(8.0);
+            ws.write_string_with_format(0, c as u16, h, &head).map_err(werr)?;
+            let w = h.chars().map(|ch| if ch.is_ascii() { 1.0 } else { 2.0 }).sum::<f64>().max(8.0);
             ws.set_column_width(c as u16, w + 2.0).map_err(werr)?;
         }
         for (r, row) in rows.iter().enumerate() {
             for (c, v) in row.iter().enumerate() {
-                ws.write_string_with_format(r as u32 + 1, c as u16, v, &text)
-                    .map_err(werr)?;
+                ws.write_string_with_format(r as u32 + 1, c as u16, v, &text).map_err(werr)?;
             }
         }
         ws.set_freeze_panes(1, 0).map_err(werr)?;
@@ -241,10 +174,7 @@ pub fn write_xlsx(
 
 /// Writes a CSV (UTF-8 with BOM, so Excel opens it as UTF-8).
 pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<(), TableError> {
-    let werr = |e: String| TableError::Write {
-        file: path.display().to_string(),
-        reason: e,
-    };
+    let werr = |e: String| TableError::Write { file: path.display().to_string(), reason: e };
     let mut buf: Vec<u8> = "\u{feff}".as_bytes().to_vec();
     {
         let mut w = csv::Writer::from_writer(&mut buf);

@@ -35,18 +35,8 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 2] = [
-    (
-        1,
-        "registry",
-        include_str!("../migrations/0001_registry.sql"),
-    ),
-    (
-        2,
-        "reconcile",
-        include_str!("../migrations/0002_reconcile.sql"),
-    ),
-];
+const MIGRATIONS: [(i64, &str, &str); 2] =
+    [(1, "registry", include_str!("../migrations/0001_registry.sql")), (2, "reconcile", include_str!("../migrations/0002_reconcile.sql"))];
 
 #[derive(Clone)]
 pub struct Store {
@@ -61,19 +51,10 @@ pub fn normalise_url(url: &str) -> Result<(String, Backend)> {
     if u.starts_with("postgres://") || u.starts_with("postgresql://") {
         return Ok((u.to_string(), Backend::Postgres));
     }
-    let (path, query) = match u
-        .strip_prefix("sqlite://")
-        .or_else(|| u.strip_prefix("sqlite:"))
-    {
-        Some(rest) => rest
-            .split_once('?')
-            .map_or((rest, None), |(p, q)| (p, Some(q))),
+    let (path, query) = match u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")) {
+        Some(rest) => rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q))),
         None if !u.contains("://") => (u, None),
-        None => {
-            return Err(StoreError::BadUrl(format!(
-                "{u}（支持 sqlite://文件 或 postgres://…）"
-            )))
-        }
+        None => return Err(StoreError::BadUrl(format!("{u}（支持 sqlite://文件 或 postgres://…）"))),
     };
     if path.is_empty() {
         return Err(StoreError::BadUrl(u.to_string()));
@@ -139,19 +120,16 @@ impl Store {
 
     /// Applies the migrations not yet applied, each in its own transaction.
     pub async fn migrate(&self) -> Result<()> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await?;
-        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let current: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(&self.pool).await?.try_get(0)?;
         let supported = MIGRATIONS.last().map_or(0, |m| m.0);
         if current > supported {
-            return Err(StoreError::TooNew {
-                found: current,
-                supported,
-            });
+            return Err(StoreError::TooNew { found: current, supported });
         }
         let id_type = match self.backend {
             Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -169,18 +147,14 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join("\n");
             for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(&stmt.replace("{{ID}}", id_type))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(&stmt.replace("{{ID}}", id_type)).execute(&mut *tx).await?;
             }
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(version)
-            .bind(name)
-            .bind(now_text())
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(version)
+                .bind(name)
+                .bind(now_text())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             tracing::info!(version, name, "migration applied");
         }
@@ -188,38 +162,23 @@ impl Store {
     }
 
     pub async fn schema_version(&self) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?,
-        )
+        Ok(sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(&self.pool).await?.try_get(0)?)
     }
 
     pub async fn count(&self, table: &str) -> Result<i64> {
         // `table` is one of ours, never user input.
         debug_assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-        Ok(sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+        Ok(sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?.try_get(0)?)
     }
 }
 
 /// UTC timestamp as ISO-8601 text (portable across both backends).
 pub fn now_text() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let days = secs.div_euclid(86_400) as i32;
     let rem = secs.rem_euclid(86_400);
     let d = baozhang_core::Date::from_days(days);
-    format!(
-        "{d}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{d}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// A date as stored: BIGINT yyyymmdd.
@@ -268,15 +227,13 @@ impl From<Option<String>> for Val {
 
 /// Inserts rows in multi-row statements (bounded: at most ~30,000 bound values a statement, under
 /// both backends' limits).
-pub async fn insert_rows(
-    tx: &mut Tx<'_>,
-    table: &str,
-    cols: &[&str],
-    rows: &[Vec<Val>],
-) -> Result<u64> {
+pub async fn insert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Vec<Val>]) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
+    // SQLite gets positional `?` placeholders: sqlx resolves named `$n` ones by a linear search
+    // each, which is quadratic in a statement with thousands of them.
+    let positional = tx.backend_name() == "SQLite";
     let per = (30_000 / cols.len()).clamp(1, 2000);
     let mut n = 0;
     for chunk in rows.chunks(per) {
@@ -291,8 +248,12 @@ pub async fn insert_rows(
                 if c > 0 {
                     sql.push(',');
                 }
-                sql.push('$');
-                sql.push_str(&k.to_string());
+                if positional {
+                    sql.push('?');
+                } else {
+                    sql.push('$');
+                    sql.push_str(&k.to_string());
+                }
                 k += 1;
             }
             sql.push(')');
@@ -333,22 +294,10 @@ mod tests {
 
     #[test]
     fn urls_are_normalised() {
-        assert_eq!(
-            normalise_url("baozhang.db").unwrap(),
-            ("sqlite://baozhang.db?mode=rwc".into(), Backend::Sqlite)
-        );
-        assert_eq!(
-            normalise_url("sqlite:///tmp/x.db").unwrap().0,
-            "sqlite:///tmp/x.db?mode=rwc"
-        );
-        assert_eq!(
-            normalise_url("sqlite://a.db?mode=ro").unwrap().0,
-            "sqlite://a.db?mode=ro"
-        );
-        assert_eq!(
-            normalise_url("postgres://u@h/db").unwrap().1,
-            Backend::Postgres
-        );
+        assert_eq!(normalise_url("baozhang.db").unwrap(), ("sqlite://baozhang.db?mode=rwc".into(), Backend::Sqlite));
+        assert_eq!(normalise_url("sqlite:///tmp/x.db").unwrap().0, "sqlite:///tmp/x.db?mode=rwc");
+        assert_eq!(normalise_url("sqlite://a.db?mode=ro").unwrap().0, "sqlite://a.db?mode=ro");
+        assert_eq!(normalise_url("postgres://u@h/db").unwrap().1, Backend::Postgres);
         assert!(normalise_url("mysql://x").is_err());
     }
 }

@@ -13,11 +13,7 @@ use crate::{date_num, get_i64, get_opt_i64, get_opt_text, get_text, now_text, Re
 /// A reconciliation class: id, Chinese name, the action it calls for.
 pub const CLASSES: [(&str, &str, &str); 12] = [
     ("poor_not_insured", "贫困人口未参保", "参保"),
-    (
-        "new_poor_not_insured",
-        "新识别贫困人口/新生儿未参保",
-        "参保（新增一人、标识一人、参保一人）",
-    ),
+    ("new_poor_not_insured", "新识别贫困人口/新生儿未参保", "参保（新增一人、标识一人、参保一人）"),
     ("poor_not_flagged", "已参保未标识贫困身份", "标识"),
     ("flagged_not_poor", "已标识但已不是贫困人口", "取消标识"),
     ("dead_still_counted", "已死亡仍在册或参保", "清理"),
@@ -114,27 +110,20 @@ impl Store {
     /// the previous run.
     pub async fn reconcile(&self, params: &ReconcileParams) -> Result<RunSummary> {
         let as_of = params.as_of.unwrap_or_else(|| {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             Date::from_days((secs / 86_400) as i32)
         });
         let d = date_num(as_of);
         let y = i64::from(as_of.year());
-        let window = if params.new_window_days > 0 {
-            params.new_window_days
-        } else {
-            90
-        };
+        let window = if params.new_window_days > 0 { params.new_window_days } else { 90 };
         let recent = date_num(as_of.add_days(-window));
         let year_start = y * 10_000 + 101;
 
         let mut tx = self.begin().await?;
-        let prev: Option<i64> =
-            sqlx::query("SELECT MAX(id) FROM reconcile_runs WHERE finished_at IS NOT NULL")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get::<Option<i64>, _>(0)?;
+        let prev: Option<i64> = sqlx::query("SELECT MAX(id) FROM reconcile_runs WHERE finished_at IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get::<Option<i64>, _>(0)?;
         let run: i64 = sqlx::query("INSERT INTO reconcile_runs (as_of, started_at, previous_run) VALUES ($1, $2, $3) RETURNING id")
             .bind(d)
             .bind(now_text())
@@ -147,26 +136,18 @@ impl Store {
         let dead = dead_by(d);
         let serving = serving_on(d);
         let marginal = identity_on("'marginal'", d);
-        let eligible_subsidy = identity_on(
-            "'registered_poor', 'exited_poor', 'dibao', 'extreme_poor'",
-            d,
-        );
+        let eligible_subsidy = identity_on("'registered_poor', 'exited_poor', 'dibao', 'extreme_poor'", d);
         let insured = enrolled(y, "e.insured = 1");
         let local = "e.insured_admdvs = SUBSTR(p.village_code, 1, 6)";
         let new_poor = format!(
             "(p.birth_date >= {year_start} OR EXISTS (SELECT 1 FROM identity_periods i WHERE i.id_no = p.id_no AND i.identity = 'registered_poor' \
              AND i.retracted_import IS NULL AND i.start_date > {recent} AND i.start_date <= {d}))"
         );
-        let death_date = "(SELECT MIN(s.start_date) FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL)";
+        let death_date =
+            "(SELECT MIN(s.start_date) FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL)";
         let (subsidy_low, subsidy_high) = match params.subsidy_standard_fen {
-            Some(std) => (
-                format!("e.subsidy_fen < {std}"),
-                format!("(e.subsidy_fen > e.premium_fen OR e.subsidy_fen > {std})"),
-            ),
-            None => (
-                "e.subsidy_fen = 0 AND e.premium_fen > 0".to_string(),
-                "e.subsidy_fen > e.premium_fen".to_string(),
-            ),
+            Some(std) => (format!("e.subsidy_fen < {std}"), format!("(e.subsidy_fen > e.premium_fen OR e.subsidy_fen > {std})")),
+            None => ("e.subsidy_fen = 0 AND e.premium_fen > 0".to_string(), "e.subsidy_fen > e.premium_fen".to_string()),
         };
         let rules: Vec<(&str, String, String)> = vec![
             ("dead_still_counted", format!("{dead} AND ({poor} OR {insured})"), format!("'死亡日期 ' || CAST({death_date} AS TEXT)")),
@@ -197,7 +178,7 @@ impl Store {
             ),
             (
                 "subsidy_missing",
-                format!("{eligible_subsidy} AND NOT {dead} AND {}", enrolled(y, &format!("e.insured = 1 AND {subsidy_low}"))),
+                format!("{eligible_subsidy} AND NOT {dead} AND {}", enrolled(y, &format!("e.insured = 1 AND ({local} OR p.village_code IS NULL) AND {subsidy_low}"))),
                 format!("'资助 ' || CAST((SELECT MIN(e.subsidy_fen) FROM enrolments e WHERE e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL) AS TEXT) || ' 分'"),
             ),
             (
@@ -226,12 +207,7 @@ impl Store {
             .await?;
         }
         // Per class: findings, new, resolved (in the previous run, not in this one).
-        let mut summary = RunSummary {
-            run_id: run,
-            as_of: d,
-            previous_run: prev,
-            ..Default::default()
-        };
+        let mut summary = RunSummary { run_id: run, as_of: d, previous_run: prev, ..Default::default() };
         for (class, _, _) in CLASSES {
             let row = sqlx::query(&format!("SELECT COUNT(*), CAST(COALESCE(SUM(is_new), 0) AS BIGINT) FROM reconcile_findings WHERE run_id = {run} AND class = '{class}'")).fetch_one(&mut *tx).await?;
             let (n, new) = (get_i64(&row, 0)?, get_i64(&row, 1)?);
@@ -293,11 +269,7 @@ impl Store {
     /// Findings of the previous run that this run no longer has (resolved).
     pub async fn resolved_findings(&self, run_id: i64) -> Result<Vec<Finding>> {
         let prev: Option<i64> =
-            sqlx::query("SELECT previous_run FROM reconcile_runs WHERE id = $1")
-                .bind(run_id)
-                .fetch_one(self.pool())
-                .await?
-                .try_get(0)?;
+            sqlx::query("SELECT previous_run FROM reconcile_runs WHERE id = $1").bind(run_id).fetch_one(self.pool()).await?.try_get(0)?;
         let Some(prev) = prev else {
             return Ok(Vec::new());
         };
@@ -325,12 +297,10 @@ impl Store {
     }
 
     pub async fn latest_run(&self) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query("SELECT MAX(id) FROM reconcile_runs WHERE finished_at IS NOT NULL")
-                .fetch_one(self.pool())
-                .await?
-                .try_get::<Option<i64>, _>(0)?,
-        )
+        Ok(sqlx::query("SELECT MAX(id) FROM reconcile_runs WHERE finished_at IS NOT NULL")
+            .fetch_one(self.pool())
+            .await?
+            .try_get::<Option<i64>, _>(0)?)
     }
 
     /// Enrolment indicators per village as of a date (R-ENR-3).
@@ -371,25 +341,15 @@ impl Store {
              WHERE p.village_code IS NOT NULL"
         );
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        let mut idx: std::collections::HashMap<String, usize> = out
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.village_code.clone(), i))
-            .collect();
+        let mut idx: std::collections::HashMap<String, usize> = out.iter().enumerate().map(|(i, v)| (v.village_code.clone(), i)).collect();
         for r in &rows {
             let v = get_text(r, 0)?;
-            let (Some(s), Some(f)) = (
-                crate::num_date(get_i64(r, 1)?),
-                get_opt_i64(r, 2)?.and_then(crate::num_date),
-            ) else {
+            let (Some(s), Some(f)) = (crate::num_date(get_i64(r, 1)?), get_opt_i64(r, 2)?.and_then(crate::num_date)) else {
                 continue;
             };
             let days = i64::from((f.to_days() - s.to_days()).max(0));
             let i = *idx.entry(v.clone()).or_insert_with(|| {
-                out.push(VillageIndicators {
-                    village_code: v,
-                    ..Default::default()
-                });
+                out.push(VillageIndicators { village_code: v, ..Default::default() });
                 out.len() - 1
             });
             out[i].flag_delay_days_sum += days;

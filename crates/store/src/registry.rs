@@ -5,9 +5,7 @@
 
 use sqlx::Row;
 
-use crate::{
-    get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, Result, Store, Tx, Val,
-};
+use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, Result, Store, Tx, Val};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionRow {
@@ -45,10 +43,7 @@ fn checked(sql: &str) -> &str {
                     j += 1;
                 }
                 if let Ok(n) = sql[i + 1..j].parse::<usize>() {
-                    assert!(
-                        n <= next,
-                        "placeholder ${n} appears before ${next} in: {sql}"
-                    );
+                    assert!(n <= next, "placeholder ${n} appears before ${next} in: {sql}");
                     if n == next {
                         next += 1;
                     }
@@ -63,20 +58,11 @@ fn checked(sql: &str) -> &str {
 }
 
 async fn exec(tx: &mut Tx<'_>, sql: &str, import_id: i64) -> Result<u64> {
-    Ok(sqlx::query(checked(sql))
-        .bind(import_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected())
+    Ok(sqlx::query(checked(sql)).bind(import_id).execute(&mut **tx).await?.rows_affected())
 }
 
 async fn exec2(tx: &mut Tx<'_>, sql: &str, import_id: i64, s: &str) -> Result<u64> {
-    Ok(sqlx::query(checked(sql))
-        .bind(import_id)
-        .bind(s.to_string())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected())
+    Ok(sqlx::query(checked(sql)).bind(import_id).bind(s.to_string()).execute(&mut **tx).await?.rows_affected())
 }
 
 impl Store {
@@ -87,18 +73,10 @@ impl Store {
         for chunk in rows.chunks(2000) {
             let vals: Vec<Vec<Val>> = chunk
                 .iter()
-                .map(|r| {
-                    vec![
-                        r.code.clone().into(),
-                        r.name.clone().into(),
-                        i64::from(r.level).into(),
-                        r.parent_code.clone().into(),
-                    ]
-                })
+                .map(|r| vec![r.code.clone().into(), r.name.clone().into(), i64::from(r.level).into(), r.parent_code.clone().into()])
                 .collect();
             // Stage through a temporary-free path: upsert row by row in one multi-row statement.
-            let mut sql =
-                String::from("INSERT INTO regions (code, name, level, parent_code) VALUES ");
+            let mut sql = String::from("INSERT INTO regions (code, name, level, parent_code) VALUES ");
             for i in 0..vals.len() {
                 if i > 0 {
                     sql.push(',');
@@ -126,9 +104,7 @@ impl Store {
 
     /// All regions (code, name, level, parent) — a few tens of thousands of rows.
     pub async fn regions(&self) -> Result<Vec<RegionRow>> {
-        let rows = sqlx::query("SELECT code, name, level, parent_code FROM regions ORDER BY code")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query("SELECT code, name, level, parent_code FROM regions ORDER BY code").fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(RegionRow {
@@ -168,7 +144,11 @@ impl Store {
     }
 
     pub async fn imports(&self) -> Result<Vec<ImportRecord>> {
-        let rows = sqlx::query("SELECT id, kind, file_name, imported_at, rows_total, rows_accepted, rows_rejected, changes FROM imports ORDER BY id").fetch_all(self.pool()).await?;
+        let rows = sqlx::query(
+            "SELECT id, kind, file_name, imported_at, rows_total, rows_accepted, rows_rejected, changes FROM imports ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(import_record).collect()
     }
 
@@ -288,17 +268,7 @@ impl Import {
         insert_rows(
             &mut self.tx,
             "stage_persons",
-            &[
-                "import_id",
-                "id_no",
-                "name",
-                "sex",
-                "birth_date",
-                "household_no",
-                "relation",
-                "village_code",
-                "psn_no",
-            ],
+            &["import_id", "id_no", "name", "sex", "birth_date", "household_no", "relation", "village_code", "psn_no"],
             &vals,
         )
         .await?;
@@ -308,45 +278,16 @@ impl Import {
     pub async fn stage_periods(&mut self, rows: &[PeriodRow]) -> Result<()> {
         let vals: Vec<Vec<Val>> = rows
             .iter()
-            .map(|p| {
-                vec![
-                    self.id.into(),
-                    p.id_no.clone().into(),
-                    p.identity.clone().into(),
-                    p.start_date.into(),
-                    p.end_date.into(),
-                ]
-            })
+            .map(|p| vec![self.id.into(), p.id_no.clone().into(), p.identity.clone().into(), p.start_date.into(), p.end_date.into()])
             .collect();
-        insert_rows(
-            &mut self.tx,
-            "stage_periods",
-            &["import_id", "id_no", "identity", "start_date", "end_date"],
-            &vals,
-        )
-        .await?;
+        insert_rows(&mut self.tx, "stage_periods", &["import_id", "id_no", "identity", "start_date", "end_date"], &vals).await?;
         Ok(())
     }
 
     pub async fn stage_states(&mut self, rows: &[StateRow]) -> Result<()> {
-        let vals: Vec<Vec<Val>> = rows
-            .iter()
-            .map(|p| {
-                vec![
-                    self.id.into(),
-                    p.id_no.clone().into(),
-                    p.start_date.into(),
-                    p.end_date.into(),
-                ]
-            })
-            .collect();
-        insert_rows(
-            &mut self.tx,
-            "stage_states",
-            &["import_id", "id_no", "start_date", "end_date"],
-            &vals,
-        )
-        .await?;
+        let vals: Vec<Vec<Val>> =
+            rows.iter().map(|p| vec![self.id.into(), p.id_no.clone().into(), p.start_date.into(), p.end_date.into()]).collect();
+        insert_rows(&mut self.tx, "stage_states", &["import_id", "id_no", "start_date", "end_date"], &vals).await?;
         Ok(())
     }
 
@@ -438,24 +379,9 @@ impl Import {
 
     /// Records rows that contradict others (not applied; listed by reconciliation).
     pub async fn add_conflicts(&mut self, kind: &str, rows: &[(String, String)]) -> Result<()> {
-        let vals: Vec<Vec<Val>> = rows
-            .iter()
-            .map(|(id_no, detail)| {
-                vec![
-                    self.id.into(),
-                    kind.into(),
-                    id_no.clone().into(),
-                    detail.clone().into(),
-                ]
-            })
-            .collect();
-        self.changes += insert_rows(
-            &mut self.tx,
-            "roster_conflicts",
-            &["import_id", "kind", "id_no", "detail"],
-            &vals,
-        )
-        .await?;
+        let vals: Vec<Vec<Val>> =
+            rows.iter().map(|(id_no, detail)| vec![self.id.into(), kind.into(), id_no.clone().into(), detail.clone().into()]).collect();
+        self.changes += insert_rows(&mut self.tx, "roster_conflicts", &["import_id", "kind", "id_no", "detail"], &vals).await?;
         Ok(())
     }
 
@@ -466,30 +392,10 @@ impl Import {
         for (field, text_expr_p, text_expr_s, stated) in [
             ("name", "p.name", "s.name", "1 = 1"),
             ("sex", "p.sex", "s.sex", "1 = 1"),
-            (
-                "birth_date",
-                "CAST(p.birth_date AS TEXT)",
-                "CAST(s.birth_date AS TEXT)",
-                "1 = 1",
-            ),
-            (
-                "household_no",
-                "p.household_no",
-                "s.household_no",
-                "s.household_no IS NOT NULL",
-            ),
-            (
-                "relation",
-                "p.relation",
-                "s.relation",
-                "s.relation IS NOT NULL",
-            ),
-            (
-                "village_code",
-                "p.village_code",
-                "s.village_code",
-                "s.village_code IS NOT NULL",
-            ),
+            ("birth_date", "CAST(p.birth_date AS TEXT)", "CAST(s.birth_date AS TEXT)", "1 = 1"),
+            ("household_no", "p.household_no", "s.household_no", "s.household_no IS NOT NULL"),
+            ("relation", "p.relation", "s.relation", "s.relation IS NOT NULL"),
+            ("village_code", "p.village_code", "s.village_code", "s.village_code IS NOT NULL"),
             ("psn_no", "p.psn_no", "s.psn_no", "s.psn_no IS NOT NULL"),
         ] {
             let sql = format!(
@@ -648,25 +554,9 @@ impl Import {
     }
 
     /// Clears the staging rows, records the counts and commits. Returns the number of changes.
-    pub async fn finish(
-        mut self,
-        rows_total: u64,
-        rows_accepted: u64,
-        rows_rejected: u64,
-    ) -> Result<u64> {
-        for t in [
-            "stage_persons",
-            "stage_periods",
-            "stage_states",
-            "stage_poverty",
-            "stage_enrolments",
-        ] {
-            exec(
-                &mut self.tx,
-                &format!("DELETE FROM {t} WHERE import_id = $1"),
-                self.id,
-            )
-            .await?;
+    pub async fn finish(mut self, rows_total: u64, rows_accepted: u64, rows_rejected: u64) -> Result<u64> {
+        for t in ["stage_persons", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"] {
+            exec(&mut self.tx, &format!("DELETE FROM {t} WHERE import_id = $1"), self.id).await?;
         }
         sqlx::query("UPDATE imports SET rows_total = $1, rows_accepted = $2, rows_rejected = $3, changes = $4 WHERE id = $5")
             .bind(rows_total as i64)
@@ -699,36 +589,23 @@ pub struct PersonFacts {
 impl Store {
     /// Maps insurance person numbers (current enrolments) to the person and their identity periods —
     /// loaded once for a batch settlement.
-    pub async fn person_facts_by_psn(
-        &self,
-    ) -> Result<std::collections::HashMap<String, PersonFacts>> {
+    pub async fn person_facts_by_psn(&self) -> Result<std::collections::HashMap<String, PersonFacts>> {
         let mut by_id: std::collections::HashMap<String, PersonFacts> = Default::default();
-        let rows = sqlx::query("SELECT p.id_no, p.village_code FROM persons p")
+        let rows = sqlx::query("SELECT p.id_no, p.village_code FROM persons p").fetch_all(self.pool()).await?;
+        for r in &rows {
+            let id_no = get_text(r, 0)?;
+            by_id.insert(id_no.clone(), PersonFacts { id_no, village_code: get_opt_text(r, 1)?, periods: Vec::new() });
+        }
+        let rows = sqlx::query("SELECT id_no, identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL")
             .fetch_all(self.pool())
             .await?;
         for r in &rows {
-            let id_no = get_text(r, 0)?;
-            by_id.insert(
-                id_no.clone(),
-                PersonFacts {
-                    id_no,
-                    village_code: get_opt_text(r, 1)?,
-                    periods: Vec::new(),
-                },
-            );
-        }
-        let rows = sqlx::query("SELECT id_no, identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL").fetch_all(self.pool()).await?;
-        for r in &rows {
             if let Some(f) = by_id.get_mut(&get_text(r, 0)?) {
-                f.periods
-                    .push((get_text(r, 1)?, get_i64(r, 2)?, get_opt_i64(r, 3)?));
+                f.periods.push((get_text(r, 1)?, get_i64(r, 2)?, get_opt_i64(r, 3)?));
             }
         }
-        let rows = sqlx::query(
-            "SELECT DISTINCT psn_no, id_no FROM enrolments WHERE superseded_import IS NULL",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query("SELECT DISTINCT psn_no, id_no FROM enrolments WHERE superseded_import IS NULL").fetch_all(self.pool()).await?;
         let mut out = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
             if let Some(f) = by_id.get(&get_text(r, 1)?) {
@@ -792,18 +669,12 @@ impl Store {
 impl Store {
     /// All region codes (for validating roster rows).
     pub async fn region_codes(&self) -> Result<std::collections::HashSet<String>> {
-        let rows = sqlx::query("SELECT code FROM regions")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query("SELECT code FROM regions").fetch_all(self.pool()).await?;
         rows.iter().map(|r| get_text(r, 0)).collect()
     }
 
     /// Regions down to `max_level` (1 province … 5 village), or the subtree under `prefix` when given.
-    pub async fn regions_upto(
-        &self,
-        max_level: u8,
-        prefix: Option<&str>,
-    ) -> Result<Vec<RegionRow>> {
+    pub async fn regions_upto(&self, max_level: u8, prefix: Option<&str>) -> Result<Vec<RegionRow>> {
         let rows = sqlx::query("SELECT code, name, level, parent_code FROM regions WHERE level <= $1 AND code LIKE $2 ORDER BY code")
             .bind(i64::from(max_level))
             .bind(format!("{}%", prefix.unwrap_or("")))
@@ -819,5 +690,45 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// Totals of stored settlements (for the demo summary and indicators).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettlementTotals {
+    pub claims: i64,
+    pub medfee_fen: i64,
+    pub inscp_fen: i64,
+    /// 390100, 390200, 620100, 610100, 640100, 999996
+    pub funds_fen: [i64; 6],
+    pub fund_pay_fen: i64,
+    pub psn_part_fen: i64,
+}
+
+impl Store {
+    /// Totals over settlements; `poor_inpatients` restricts to inpatient claims of registered or
+    /// exited poor people (identity bits 0 and 1).
+    pub async fn settlement_totals(&self, poor_inpatients: bool) -> Result<SettlementTotals> {
+        let filter = if poor_inpatients { "WHERE med_type = 21 AND (identities & 3) <> 0" } else { "" };
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(medfee_sumamt), 0) AS BIGINT), CAST(COALESCE(SUM(inscp_scp_amt), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(fund_390100), 0) AS BIGINT), CAST(COALESCE(SUM(fund_390200), 0) AS BIGINT), CAST(COALESCE(SUM(fund_620100), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(fund_610100), 0) AS BIGINT), CAST(COALESCE(SUM(fund_640100), 0) AS BIGINT), CAST(COALESCE(SUM(fund_999996), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(fund_pay_sumamt), 0) AS BIGINT), CAST(COALESCE(SUM(psn_part_amt), 0) AS BIGINT) FROM settlements {filter}"
+        ))
+        .fetch_one(self.pool())
+        .await?;
+        let mut t = SettlementTotals {
+            claims: get_i64(&row, 0)?,
+            medfee_fen: get_i64(&row, 1)?,
+            inscp_fen: get_i64(&row, 2)?,
+            ..Default::default()
+        };
+        for k in 0..6 {
+            t.funds_fen[k] = get_i64(&row, 3 + k)?;
+        }
+        t.fund_pay_fen = get_i64(&row, 9)?;
+        t.psn_part_fen = get_i64(&row, 10)?;
+        Ok(t)
     }
 }

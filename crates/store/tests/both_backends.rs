@@ -19,40 +19,26 @@ impl TestDb {
         store.pool().close().await;
         if let Some((admin, name)) = cleanup {
             let admin = Store::open(&admin).await.expect("admin");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(admin.pool())
-                .await
-                .expect("drop");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await.expect("drop");
         }
     }
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("BAOZHANG_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("BAOZHANG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn backends(tag: &str) -> Vec<TestDb> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .expect("sqlite");
+    let sqlite = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("sqlite");
     let admin_url = pg_admin_url();
-    let admin = Store::open(&admin_url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL at {admin_url} is required for the store tests: {e}")
-    });
+    let admin = Store::open(&admin_url).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is required for the store tests: {e}"));
     let name = format!(
         "bz_{tag}_{}_{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
     );
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(admin.pool())
-        .await
-        .expect("create db");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.expect("create db");
     admin.pool().close().await;
     let url = match admin_url.rfind('/') {
         Some(i) => format!("{}/{name}", &admin_url[..i]),
@@ -60,18 +46,7 @@ async fn backends(tag: &str) -> Vec<TestDb> {
     };
     let pg = Store::open(&url).await.expect("pg");
     assert_eq!(pg.backend(), Backend::Postgres);
-    vec![
-        TestDb {
-            store: sqlite,
-            cleanup: None,
-            _dir: Some(dir),
-        },
-        TestDb {
-            store: pg,
-            cleanup: Some((admin_url, name)),
-            _dir: None,
-        },
-    ]
+    vec![TestDb { store: sqlite, cleanup: None, _dir: Some(dir) }, TestDb { store: pg, cleanup: Some((admin_url, name)), _dir: None }]
 }
 
 fn d(s: &str) -> i64 {
@@ -92,12 +67,8 @@ fn person(id: &str, name: &str, village: &str, household: &str) -> PersonRow {
 }
 
 async fn regions(s: &Store) {
-    let r = |c: &str, n: &str, l: u8, p: Option<&str>| RegionRow {
-        code: c.into(),
-        name: n.into(),
-        level: l,
-        parent_code: p.map(Into::into),
-    };
+    let r =
+        |c: &str, n: &str, l: u8, p: Option<&str>| RegionRow { code: c.into(), name: n.into(), level: l, parent_code: p.map(Into::into) };
     s.load_regions(&[
         r("62", "甘肃省", 1, None),
         r("6204", "白银市", 2, Some("62")),
@@ -126,21 +97,11 @@ async fn merging_the_same_rows_twice_changes_nothing_the_second_time() {
         let s = &db.store;
         regions(s).await;
         for round in 0..2 {
-            let mut imp = s
-                .start_import("dibao", "x.csv", &format!("sha{round}"))
+            let mut imp = s.start_import("dibao", "x.csv", &format!("sha{round}")).await.unwrap();
+            imp.stage_persons(&[person("A", "甲", "620422100201", "H1")]).await.unwrap();
+            imp.stage_periods(&[PeriodRow { id_no: "A".into(), identity: "dibao".into(), start_date: d("2017-01-01"), end_date: None }])
                 .await
                 .unwrap();
-            imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
-                .await
-                .unwrap();
-            imp.stage_periods(&[PeriodRow {
-                id_no: "A".into(),
-                identity: "dibao".into(),
-                start_date: d("2017-01-01"),
-                end_date: None,
-            }])
-            .await
-            .unwrap();
             imp.merge_persons().await.unwrap();
             imp.merge_periods("dibao").await.unwrap();
             let changes = imp.finish(1, 1, 0).await.unwrap();
@@ -162,9 +123,7 @@ async fn changes_keep_history_and_unconfirmed_periods_are_retracted_not_deleted(
         let s = &db.store;
         regions(s).await;
         let mut imp = s.start_import("poverty", "a.csv", "a").await.unwrap();
-        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
-            .await
-            .unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")]).await.unwrap();
         imp.stage_periods(&[PeriodRow {
             id_no: "A".into(),
             identity: "registered_poor".into(),
@@ -178,9 +137,7 @@ async fn changes_keep_history_and_unconfirmed_periods_are_retracted_not_deleted(
         imp.finish(1, 1, 0).await.unwrap();
         // A later roster: renamed, exited in 2018 (period ends, a new one starts).
         let mut imp = s.start_import("poverty", "b.csv", "b").await.unwrap();
-        imp.stage_persons(&[person("A", "甲乙", "620422100201", "H1")])
-            .await
-            .unwrap();
+        imp.stage_persons(&[person("A", "甲乙", "620422100201", "H1")]).await.unwrap();
         imp.stage_periods(&[
             PeriodRow {
                 id_no: "A".into(),
@@ -188,48 +145,32 @@ async fn changes_keep_history_and_unconfirmed_periods_are_retracted_not_deleted(
                 start_date: d("2016-01-01"),
                 end_date: Some(d("2018-01-01")),
             },
-            PeriodRow {
-                id_no: "A".into(),
-                identity: "exited_poor".into(),
-                start_date: d("2018-01-01"),
-                end_date: None,
-            },
+            PeriodRow { id_no: "A".into(), identity: "exited_poor".into(), start_date: d("2018-01-01"), end_date: None },
         ])
         .await
         .unwrap();
         imp.merge_persons().await.unwrap();
         imp.merge_periods("poverty").await.unwrap();
         imp.finish(1, 1, 0).await.unwrap();
-        let facts = sqlx::query_as::<_, (String, i64, Option<i64>)>("SELECT identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL ORDER BY start_date")
-            .fetch_all(s.pool())
-            .await
-            .unwrap();
-        assert_eq!(
-            facts,
-            vec![
-                (
-                    "registered_poor".into(),
-                    d("2016-01-01"),
-                    Some(d("2018-01-01"))
-                ),
-                ("exited_poor".into(), d("2018-01-01"), None)
-            ]
-        );
-        let changes = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
-            "SELECT field, old_value, new_value FROM person_changes",
+        let facts = sqlx::query_as::<_, (String, i64, Option<i64>)>(
+            "SELECT identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL ORDER BY start_date",
         )
         .fetch_all(s.pool())
         .await
         .unwrap();
         assert_eq!(
-            changes,
-            vec![("name".into(), Some("甲".into()), Some("甲乙".into()))]
+            facts,
+            vec![("registered_poor".into(), d("2016-01-01"), Some(d("2018-01-01"))), ("exited_poor".into(), d("2018-01-01"), None)]
         );
+        let changes =
+            sqlx::query_as::<_, (String, Option<String>, Option<String>)>("SELECT field, old_value, new_value FROM person_changes")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(changes, vec![("name".into(), Some("甲".into()), Some("甲乙".into()))]);
         // A third roster that no longer asserts the exit: retracted, kept.
         let mut imp = s.start_import("poverty", "c.csv", "c").await.unwrap();
-        imp.stage_persons(&[person("A", "甲乙", "620422100201", "H1")])
-            .await
-            .unwrap();
+        imp.stage_persons(&[person("A", "甲乙", "620422100201", "H1")]).await.unwrap();
         imp.stage_periods(&[PeriodRow {
             id_no: "A".into(),
             identity: "registered_poor".into(),
@@ -241,18 +182,12 @@ async fn changes_keep_history_and_unconfirmed_periods_are_retracted_not_deleted(
         imp.merge_persons().await.unwrap();
         imp.merge_periods("poverty").await.unwrap();
         imp.finish(1, 1, 0).await.unwrap();
-        assert_eq!(
-            s.count("identity_periods").await.unwrap(),
-            2,
-            "nothing deleted"
-        );
-        let retracted: i64 = sqlx::query_as::<_, (i64,)>(
-            "SELECT COUNT(*) FROM identity_periods WHERE retracted_import IS NOT NULL",
-        )
-        .fetch_one(s.pool())
-        .await
-        .unwrap()
-        .0;
+        assert_eq!(s.count("identity_periods").await.unwrap(), 2, "nothing deleted");
+        let retracted: i64 = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM identity_periods WHERE retracted_import IS NOT NULL")
+            .fetch_one(s.pool())
+            .await
+            .unwrap()
+            .0;
         assert_eq!(retracted, 1);
         db.drop_pg().await;
     }
@@ -263,9 +198,7 @@ async fn an_abandoned_import_leaves_nothing_behind() {
     for db in backends("abandon").await {
         let s = &db.store;
         let mut imp = s.start_import("death", "x.csv", "x").await.unwrap();
-        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
-            .await
-            .unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")]).await.unwrap();
         imp.merge_persons().await.unwrap();
         imp.abandon().await.unwrap();
         assert_eq!(s.count("persons").await.unwrap(), 0);
@@ -293,24 +226,17 @@ async fn enrolment_changes_make_a_new_version() {
             subsidy_source: None,
         };
         for (i, subsidy) in [0, 22000, 22000].into_iter().enumerate() {
-            let mut imp = s
-                .start_import("enrolment", "e.csv", &format!("e{i}"))
-                .await
-                .unwrap();
-            imp.stage_persons(&[person("A", "甲", "620422100201", "H1")])
-                .await
-                .unwrap();
+            let mut imp = s.start_import("enrolment", "e.csv", &format!("e{i}")).await.unwrap();
+            imp.stage_persons(&[person("A", "甲", "620422100201", "H1")]).await.unwrap();
             imp.stage_enrolments(&[e(subsidy)]).await.unwrap();
             imp.merge_persons().await.unwrap();
             imp.merge_enrolments().await.unwrap();
             imp.finish(1, 1, 0).await.unwrap();
         }
-        let rows = sqlx::query_as::<_, (i64, Option<i64>)>(
-            "SELECT subsidy_fen, superseded_import FROM enrolments ORDER BY id",
-        )
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
+        let rows = sqlx::query_as::<_, (i64, Option<i64>)>("SELECT subsidy_fen, superseded_import FROM enrolments ORDER BY id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 2, "{:?}: {rows:?}", s.backend());
         assert_eq!(rows[0].0, 0);
         assert!(rows[0].1.is_some());
@@ -333,55 +259,28 @@ async fn reconciliation_finds_the_same_classes_on_both_backends_and_tracks_resol
         ])
         .await
         .unwrap();
-        let open = |id: &str| PeriodRow {
-            id_no: id.into(),
-            identity: "registered_poor".into(),
-            start_date: d("2016-01-01"),
-            end_date: None,
-        };
-        imp.stage_periods(&[open("P1"), open("P2"), open("P3")])
-            .await
-            .unwrap();
+        let open =
+            |id: &str| PeriodRow { id_no: id.into(), identity: "registered_poor".into(), start_date: d("2016-01-01"), end_date: None };
+        imp.stage_periods(&[open("P1"), open("P2"), open("P3")]).await.unwrap();
         imp.merge_persons().await.unwrap();
         imp.merge_periods("poverty").await.unwrap();
         imp.finish(3, 3, 0).await.unwrap();
         let mut imp = s.start_import("death", "d.csv", "d").await.unwrap();
-        imp.stage_persons(&[person("P3", "丙", "620422100201", "H2")])
-            .await
-            .unwrap();
-        imp.stage_states(&[StateRow {
-            id_no: "P3".into(),
-            start_date: d("2018-05-01"),
-            end_date: None,
-        }])
-        .await
-        .unwrap();
+        imp.stage_persons(&[person("P3", "丙", "620422100201", "H2")]).await.unwrap();
+        imp.stage_states(&[StateRow { id_no: "P3".into(), start_date: d("2018-05-01"), end_date: None }]).await.unwrap();
         imp.merge_persons().await.unwrap();
         imp.merge_states("death").await.unwrap();
         imp.finish(1, 1, 0).await.unwrap();
         let as_of = Date::parse("2018-12-31").unwrap();
-        let first = s
-            .reconcile(&ReconcileParams {
-                as_of: Some(as_of),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let first = s.reconcile(&ReconcileParams { as_of: Some(as_of), ..Default::default() }).await.unwrap();
         // P1 and P2 not insured (not new: registered 2016), P3 dead still on the roster.
-        let get = |sum: &baozhang_store::reconcile::RunSummary, c: &str| {
-            sum.by_class
-                .iter()
-                .find(|x| x.0 == c)
-                .map(|x| (x.1, x.2, x.3))
-                .unwrap()
-        };
+        let get =
+            |sum: &baozhang_store::reconcile::RunSummary, c: &str| sum.by_class.iter().find(|x| x.0 == c).map(|x| (x.1, x.2, x.3)).unwrap();
         assert_eq!(get(&first, "poor_not_insured"), (2, 2, 0));
         assert_eq!(get(&first, "dead_still_counted"), (1, 1, 0));
         // P1 gets insured; the next run resolves P1, keeps P2 (persists), keeps P3.
         let mut imp = s.start_import("enrolment", "e.csv", "e").await.unwrap();
-        imp.stage_persons(&[person("P1", "甲", "620422100201", "H1")])
-            .await
-            .unwrap();
+        imp.stage_persons(&[person("P1", "甲", "620422100201", "H1")]).await.unwrap();
         imp.stage_enrolments(&[EnrolmentRow {
             id_no: "P1".into(),
             psn_no: "N1".into(),
@@ -400,23 +299,14 @@ async fn reconciliation_finds_the_same_classes_on_both_backends_and_tracks_resol
         imp.merge_persons().await.unwrap();
         imp.merge_enrolments().await.unwrap();
         imp.finish(1, 1, 0).await.unwrap();
-        let second = s
-            .reconcile(&ReconcileParams {
-                as_of: Some(as_of),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let second = s.reconcile(&ReconcileParams { as_of: Some(as_of), ..Default::default() }).await.unwrap();
         assert_eq!(get(&second, "poor_not_insured"), (1, 0, 1));
         assert_eq!(second.previous_run, Some(first.run_id));
         let resolved = s.resolved_findings(second.run_id).await.unwrap();
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].id_no, "P1");
         let ind = s.enrolment_indicators(as_of).await.unwrap();
-        assert_eq!(
-            (ind[0].poor, ind[0].poor_insured, ind[0].flagged),
-            (2, 1, 1)
-        );
+        assert_eq!((ind[0].poor, ind[0].poor_insured, ind[0].flagged), (2, 1, 1));
         assert_eq!(ind[0].flag_delay_days_sum, 762, "2016-01-01 → 2018-02-01");
         results.push((first.by_class.clone(), second.by_class.clone()));
         db.drop_pg().await;
