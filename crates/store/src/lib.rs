@@ -93,6 +93,10 @@ impl Store {
                             "PRAGMA synchronous = FULL",
                             "PRAGMA busy_timeout = 30000",
                             "PRAGMA foreign_keys = ON",
+                            // Imports and reconciliation touch a few hundred MB in one transaction; the default
+                            // 2 MB cache made SQLite re-read its own pages through the WAL.
+                            "PRAGMA cache_size = -131072",
+                            "PRAGMA temp_store = MEMORY",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
@@ -272,6 +276,7 @@ pub async fn insert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Ve
         }
         n += q.execute(&mut **tx).await?.rows_affected();
     }
+    tracing::debug!(table, rows = n, "staged");
     Ok(n)
 }
 

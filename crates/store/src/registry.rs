@@ -15,6 +15,9 @@ pub struct RegionRow {
     pub parent_code: Option<String>,
 }
 
+const STAGE_DDL: &str = include_str!("stage.sql");
+const STAGE_TABLES: [&str; 5] = ["stage_persons", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"];
+
 /// An import as recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportRecord {
@@ -58,11 +61,17 @@ fn checked(sql: &str) -> &str {
 }
 
 async fn exec(tx: &mut Tx<'_>, sql: &str, import_id: i64) -> Result<u64> {
-    Ok(sqlx::query(checked(sql)).bind(import_id).execute(&mut **tx).await?.rows_affected())
+    let t = std::time::Instant::now();
+    let n = sqlx::query(checked(sql)).bind(import_id).execute(&mut **tx).await?.rows_affected();
+    tracing::info!(ms = t.elapsed().as_millis() as u64, rows = n, sql = &sql[..sql.len().min(90)], "merge step");
+    Ok(n)
 }
 
 async fn exec2(tx: &mut Tx<'_>, sql: &str, import_id: i64, s: &str) -> Result<u64> {
-    Ok(sqlx::query(checked(sql)).bind(import_id).bind(s.to_string()).execute(&mut **tx).await?.rows_affected())
+    let t = std::time::Instant::now();
+    let n = sqlx::query(checked(sql)).bind(import_id).bind(s.to_string()).execute(&mut **tx).await?.rows_affected();
+    tracing::info!(ms = t.elapsed().as_millis() as u64, rows = n, sql = &sql[..sql.len().min(90)], "merge step");
+    Ok(n)
 }
 
 impl Store {
@@ -164,6 +173,11 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
+        for stmt in STAGE_DDL.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n").split(';') {
+            if !stmt.trim().is_empty() {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
+        }
         Ok(Import { tx, id, changes: 0 })
     }
 }
@@ -555,8 +569,8 @@ impl Import {
 
     /// Clears the staging rows, records the counts and commits. Returns the number of changes.
     pub async fn finish(mut self, rows_total: u64, rows_accepted: u64, rows_rejected: u64) -> Result<u64> {
-        for t in ["stage_persons", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"] {
-            exec(&mut self.tx, &format!("DELETE FROM {t} WHERE import_id = $1"), self.id).await?;
+        for t in STAGE_TABLES {
+            sqlx::query(&format!("DROP TABLE {t}")).execute(&mut *self.tx).await?;
         }
         sqlx::query("UPDATE imports SET rows_total = $1, rows_accepted = $2, rows_rejected = $3, changes = $4 WHERE id = $5")
             .bind(rows_total as i64)

@@ -1,0 +1,63 @@
+-- Staging tables of one import: TEMP (connection-local; in SQLite in memory, so staged rows never
+-- touch the WAL), created in the import's transaction and dropped when it ends.
+CREATE TEMP TABLE stage_persons (
+    import_id BIGINT NOT NULL,
+    id_no TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sex TEXT NOT NULL,
+    birth_date BIGINT NOT NULL,
+    household_no TEXT,
+    relation TEXT,
+    village_code TEXT,
+    psn_no TEXT
+);
+CREATE INDEX stage_persons_key ON stage_persons (import_id, id_no);
+
+CREATE TEMP TABLE stage_periods (
+    import_id BIGINT NOT NULL,
+    id_no TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    start_date BIGINT NOT NULL,
+    end_date BIGINT
+);
+CREATE INDEX stage_periods_key ON stage_periods (import_id, id_no);
+
+CREATE TEMP TABLE stage_states (
+    import_id BIGINT NOT NULL,
+    id_no TEXT NOT NULL,
+    start_date BIGINT NOT NULL,
+    end_date BIGINT
+);
+CREATE INDEX stage_states_key ON stage_states (import_id, id_no);
+
+CREATE TEMP TABLE stage_enrolments (
+    import_id BIGINT NOT NULL,
+    id_no TEXT NOT NULL,
+    psn_no TEXT NOT NULL,
+    year BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    insured BIGINT NOT NULL,
+    insured_admdvs TEXT NOT NULL,
+    flags BIGINT NOT NULL,
+    flag_date BIGINT,
+    premium_fen BIGINT NOT NULL,
+    subsidy_fen BIGINT NOT NULL,
+    subsidy_source TEXT
+);
+CREATE INDEX stage_enrolments_key ON stage_enrolments (import_id, id_no, year);
+
+CREATE TEMP TABLE stage_poverty (
+    import_id BIGINT NOT NULL,
+    id_no TEXT NOT NULL,
+    household_no TEXT NOT NULL,
+    village_code TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reg_year BIGINT,
+    exit_year BIGINT,
+    monitor_type TEXT,
+    monitor_date BIGINT,
+    cause TEXT,
+    disability TEXT,
+    change_date BIGINT NOT NULL
+);
+CREATE INDEX stage_poverty_key ON stage_poverty (import_id, id_no);
