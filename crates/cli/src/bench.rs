@@ -30,6 +30,19 @@ pub enum BenchCmd {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// 登记与比对性能：生成合成县（--scale），导入各名单（CSV 与 XLSX），比对（import rate, reconciliation time）
+    Registry {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 20181)]
+        seed: u64,
+        /// Database to measure against (default: a fresh SQLite file in a temporary directory).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Keep the generated files here.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Peak resident memory of finished children, in KiB (Linux reports ru_maxrss in KiB).
@@ -51,6 +64,7 @@ fn self_peak_rss_kib() -> i64 {
 
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
+        BenchCmd::Registry { scale, seed, database_url, dir } => bench_registry(scale, seed, database_url, dir),
         BenchCmd::Settle { claims, persons, policy, seed, rounds, dir } => {
             bench_settle(claims, persons.unwrap_or((claims / 4).max(1)), &policy, seed, rounds, dir)
         }
@@ -142,4 +156,82 @@ fn bench_settle(n: usize, persons: usize, policy_name: &str, seed: u64, rounds: 
         children_peak_rss_kib() / 1024
     );
     ExitCode::SUCCESS
+}
+
+fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Option<std::path::PathBuf>) -> ExitCode {
+    use baozhang_ingest::rosters::RosterKind;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = keep.unwrap_or_else(|| tmp.path().to_path_buf());
+    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("bench.db").display()));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    println!("bench registry: scale {scale}, seed {seed}, database {}", crate::data_cmd::redact_url(&url));
+    println!("machine: {cpu}, {} logical CPUs", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let rt = crate::data_cmd::runtime();
+    let r: Result<(), String> = rt.block_on(async {
+        let store = baozhang_store::Store::open(&url).await.map_err(|e| e.to_string())?;
+        crate::data_cmd::ensure_regions(&store).await?;
+        let regions = store.regions_upto(5, Some("620422")).await.map_err(|e| e.to_string())?;
+        let towns: std::collections::HashMap<String, String> = regions.iter().filter(|r| r.level == 4).map(|r| (r.code.clone(), r.name.clone())).collect();
+        let villages = regions
+            .iter()
+            .filter(|r| r.level == 5)
+            .map(|r| baozhang_ingest::county::VillageRef {
+                code: r.code.clone(),
+                name: r.name.clone(),
+                township_code: r.parent_code.clone().unwrap_or_default(),
+                township_name: towns.get(r.parent_code.as_deref().unwrap_or("")).cloned().unwrap_or_default(),
+            })
+            .collect();
+        let params = baozhang_ingest::county::CountyParams { county_code: "620422".into(), villages, seed, scale, year: 2018 };
+        let t = Instant::now();
+        let g = baozhang_ingest::county::generate(&params, &dir, &mut |_, _| {}).map_err(|e| e.to_string())?;
+        println!("generate: {} residents, {} claims in {:.1} s", g.residents, g.claims, t.elapsed().as_secs_f64());
+        let mut rows = 0u64;
+        let t_all = Instant::now();
+        for kind in [RosterKind::Poverty, RosterKind::Dibao, RosterKind::ExtremePoor, RosterKind::Death, RosterKind::Military, RosterKind::Enrolment] {
+            let file = dir.join(format!("{}.csv", kind.id()));
+            let t = Instant::now();
+            let rep = crate::data_cmd::import_one(&store, kind, &file, Some(dir.join("rejected")), true).await?;
+            let secs = t.elapsed().as_secs_f64();
+            rows += rep.rows_total;
+            println!("import {:<13} CSV : {:>9} rows in {:>6.1} s = {:>8.0} rows/s", kind.id(), rep.rows_total, secs, rep.rows_total as f64 / secs);
+        }
+        println!("import all CSV         : {:>9} rows in {:>6.1} s = {:>8.0} rows/s", rows, t_all.elapsed().as_secs_f64(), rows as f64 / t_all.elapsed().as_secs_f64());
+        // XLSX: the dibao roster rewritten as a workbook, imported into a fresh database.
+        let mut reader = baozhang_ingest::table::TableReader::open(&dir.join("dibao.csv")).map_err(|e| e.to_string())?;
+        let header = reader.header().to_vec();
+        let mut data = Vec::new();
+        let mut row = Vec::new();
+        while reader.next_row(&mut row).map_err(|e| e.to_string())?.is_some() {
+            data.push(row.clone());
+        }
+        let xlsx = dir.join("dibao-bench.xlsx");
+        baozhang_ingest::table::write_xlsx(&xlsx, &[("低保".to_string(), header, data)]).map_err(|e| e.to_string())?;
+        let url2 = format!("sqlite://{}", tmp.path().join("bench-xlsx.db").display());
+        let store2 = baozhang_store::Store::open(&url2).await.map_err(|e| e.to_string())?;
+        crate::data_cmd::ensure_regions(&store2).await?;
+        let t = Instant::now();
+        let rep = crate::data_cmd::import_one(&store2, RosterKind::Dibao, &xlsx, Some(dir.join("rejected-xlsx")), true).await?;
+        let secs = t.elapsed().as_secs_f64();
+        println!("import dibao         XLSX : {:>9} rows in {:>6.1} s = {:>8.0} rows/s (fresh SQLite)", rep.rows_total, secs, rep.rows_total as f64 / secs);
+        let t = Instant::now();
+        let params = baozhang_store::reconcile::ReconcileParams { as_of: baozhang_core::Date::new(2018, 12, 31), ..Default::default() };
+        let s = store.reconcile(&params).await.map_err(|e| e.to_string())?;
+        let persons = store.count("persons").await.map_err(|e| e.to_string())?;
+        println!("reconcile: {persons} persons, {} findings in {:.1} s", s.findings, t.elapsed().as_secs_f64());
+        Ok(())
+    });
+    match r {
+        Ok(()) => {
+            println!("peak RSS: {} MiB", self_peak_rss_kib() / 1024);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("错误：{e}");
+            ExitCode::from(crate::EXIT_IO)
+        }
+    }
 }
