@@ -174,7 +174,8 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Opt
         let store = baozhang_store::Store::open(&url).await.map_err(|e| e.to_string())?;
         crate::data_cmd::ensure_regions(&store).await?;
         let regions = store.regions_upto(5, Some("620422")).await.map_err(|e| e.to_string())?;
-        let towns: std::collections::HashMap<String, String> = regions.iter().filter(|r| r.level == 4).map(|r| (r.code.clone(), r.name.clone())).collect();
+        let towns: std::collections::HashMap<String, String> =
+            regions.iter().filter(|r| r.level == 4).map(|r| (r.code.clone(), r.name.clone())).collect();
         let villages = regions
             .iter()
             .filter(|r| r.level == 5)
@@ -191,15 +192,33 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Opt
         println!("generate: {} residents, {} claims in {:.1} s", g.residents, g.claims, t.elapsed().as_secs_f64());
         let mut rows = 0u64;
         let t_all = Instant::now();
-        for kind in [RosterKind::Poverty, RosterKind::Dibao, RosterKind::ExtremePoor, RosterKind::Death, RosterKind::Military, RosterKind::Enrolment] {
+        for kind in [
+            RosterKind::Poverty,
+            RosterKind::Dibao,
+            RosterKind::ExtremePoor,
+            RosterKind::Death,
+            RosterKind::Military,
+            RosterKind::Enrolment,
+        ] {
             let file = dir.join(format!("{}.csv", kind.id()));
             let t = Instant::now();
             let rep = crate::data_cmd::import_one(&store, kind, &file, Some(dir.join("rejected")), true).await?;
             let secs = t.elapsed().as_secs_f64();
             rows += rep.rows_total;
-            println!("import {:<13} CSV : {:>9} rows in {:>6.1} s = {:>8.0} rows/s", kind.id(), rep.rows_total, secs, rep.rows_total as f64 / secs);
+            println!(
+                "import {:<13} CSV : {:>9} rows in {:>6.1} s = {:>8.0} rows/s",
+                kind.id(),
+                rep.rows_total,
+                secs,
+                rep.rows_total as f64 / secs
+            );
         }
-        println!("import all CSV         : {:>9} rows in {:>6.1} s = {:>8.0} rows/s", rows, t_all.elapsed().as_secs_f64(), rows as f64 / t_all.elapsed().as_secs_f64());
+        println!(
+            "import all CSV         : {:>9} rows in {:>6.1} s = {:>8.0} rows/s",
+            rows,
+            t_all.elapsed().as_secs_f64(),
+            rows as f64 / t_all.elapsed().as_secs_f64()
+        );
         // XLSX: the dibao roster rewritten as a workbook, imported into a fresh database.
         let mut reader = baozhang_ingest::table::TableReader::open(&dir.join("dibao.csv")).map_err(|e| e.to_string())?;
         let header = reader.header().to_vec();
@@ -216,7 +235,12 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Opt
         let t = Instant::now();
         let rep = crate::data_cmd::import_one(&store2, RosterKind::Dibao, &xlsx, Some(dir.join("rejected-xlsx")), true).await?;
         let secs = t.elapsed().as_secs_f64();
-        println!("import dibao         XLSX : {:>9} rows in {:>6.1} s = {:>8.0} rows/s (fresh SQLite)", rep.rows_total, secs, rep.rows_total as f64 / secs);
+        println!(
+            "import dibao         XLSX : {:>9} rows in {:>6.1} s = {:>8.0} rows/s (fresh SQLite)",
+            rep.rows_total,
+            secs,
+            rep.rows_total as f64 / secs
+        );
         let t = Instant::now();
         let params = baozhang_store::reconcile::ReconcileParams { as_of: baozhang_core::Date::new(2018, 12, 31), ..Default::default() };
         let s = store.reconcile(&params).await.map_err(|e| e.to_string())?;

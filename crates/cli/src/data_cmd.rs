@@ -321,6 +321,9 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
                 .map_err(|e| e.to_string())?;
         }
         let files = export_worklists(dir, &findings, &regions, a.unmasked).map_err(|e| e.to_string())?;
+        let ind_path = dir.join("参保指标.xlsx");
+        write_indicators(&ind_path, &ind, &regions).map_err(|e| e.to_string())?;
+        println!("已导出参保指标（县、乡镇、村）到 {}", ind_path.display());
         println!(
             "已导出 {} 个乡镇工作清单到 {}{}",
             files.len(),
@@ -329,6 +332,55 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
         );
     }
     Ok(())
+}
+
+/// 参保指标.xlsx: county, township and village sheets with counts, rates and flagging delay.
+fn write_indicators(
+    path: &std::path::Path,
+    ind: &[VillageIndicators],
+    regions: &[RegionRow],
+) -> Result<(), baozhang_ingest::table::TableError> {
+    let names: std::collections::HashMap<&str, &str> = regions.iter().map(|r| (r.code.as_str(), r.name.as_str())).collect();
+    let header: Vec<String> =
+        ["区划代码", "名称", "建档立卡贫困人口", "已参保", "参保率", "监测对象", "已参保", "参保率", "已标识人数", "平均标识时长（天）"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+    let mut levels: [std::collections::BTreeMap<String, VillageIndicators>; 3] = Default::default();
+    for v in ind {
+        for (k, len) in [(0, 6), (1, 9), (2, 12)] {
+            let Some(code) = v.village_code.get(..len) else { continue };
+            let e = levels[k]
+                .entry(code.to_string())
+                .or_insert_with(|| VillageIndicators { village_code: code.to_string(), ..Default::default() });
+            e.poor += v.poor;
+            e.poor_insured += v.poor_insured;
+            e.marginal += v.marginal;
+            e.marginal_insured += v.marginal_insured;
+            e.flag_delay_days_sum += v.flag_delay_days_sum;
+            e.flagged += v.flagged;
+        }
+    }
+    let row = |v: &VillageIndicators| {
+        vec![
+            v.village_code.clone(),
+            names.get(v.village_code.as_str()).copied().unwrap_or("").to_string(),
+            v.poor.to_string(),
+            v.poor_insured.to_string(),
+            pct(v.poor_insured, v.poor),
+            v.marginal.to_string(),
+            v.marginal_insured.to_string(),
+            pct(v.marginal_insured, v.marginal),
+            v.flagged.to_string(),
+            if v.flagged == 0 { String::new() } else { format!("{:.1}", v.flag_delay_days_sum as f64 / v.flagged as f64) },
+        ]
+    };
+    let sheets: Vec<(String, Vec<String>, Vec<Vec<String>>)> = ["县", "乡镇", "村"]
+        .iter()
+        .zip(levels.iter())
+        .map(|(n, m)| (n.to_string(), header.clone(), m.values().map(row).collect()))
+        .collect();
+    baozhang_ingest::table::write_xlsx(path, &sheets)
 }
 
 fn pct(n: i64, d: i64) -> String {

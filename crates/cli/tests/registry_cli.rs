@@ -173,8 +173,13 @@ fn worklists_mask_id_numbers_and_names_by_default() {
     run(&db, &["reconcile", "--as-of", "2018-12-31", "--export", wl.to_str().unwrap()]);
     use calamine::{open_workbook_auto, Reader};
     let mut checked = 0;
+    assert!(wl.join("参保指标.xlsx").exists(), "indicators workbook");
     for book in std::fs::read_dir(&wl).unwrap() {
-        let mut wb = open_workbook_auto(book.unwrap().path()).unwrap();
+        let path = book.unwrap().path();
+        if !path.to_string_lossy().ends_with("比对工作清单.xlsx") {
+            continue;
+        }
+        let mut wb = open_workbook_auto(path).unwrap();
         for name in wb.sheet_names().to_vec() {
             let range = wb.worksheet_range(&name).unwrap();
             for row in range.rows().skip(1) {
