@@ -33,7 +33,8 @@ impl KeyIndex {
         h.finish()
     }
 
-    fn key(&self, id: u32) -> &[u8] {
+    /// The bytes of key `id`.
+    pub fn key(&self, id: u32) -> &[u8] {
         let (a, b) = self.spans[id as usize];
         &self.arena[a as usize..b as usize]
     }

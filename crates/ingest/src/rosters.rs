@@ -424,7 +424,10 @@ async fn read_rows(
     let mut total = 0u64;
     // id (+ year for enrolment) → first row and its household / psn_no, for duplicates in the file.
     let mut seen = KeyIndex::default();
-    let mut seen_info: Vec<(u64, String)> = Vec::new();
+    // Per distinct person: first row and the id of its household / psn_no (interned: many members
+    // share a household), so memory grows by a few bytes a row, not a string.
+    let mut seen_info: Vec<(u64, u32)> = Vec::new();
+    let mut others = KeyIndex::default();
     let mut conflicts: Vec<(String, String)> = Vec::new();
     let mut key = Vec::with_capacity(32);
     while let Some(rowno) = reader.next_row(&mut cells)? {
@@ -440,16 +443,18 @@ async fn read_rows(
                 key.clear();
                 key.extend_from_slice(id_key.as_bytes());
                 let (idx, new) = seen.intern(&key);
+                let (other_id, _) = others.intern(other.as_bytes());
                 if new {
-                    seen_info.push((rowno, other));
+                    seen_info.push((rowno, other_id));
                     Ok(())
                 } else {
-                    let (first_row, first_other) = &seen_info[idx as usize];
-                    if *first_other != other && kind == RosterKind::Poverty {
+                    let (first_row, first_other_id) = seen_info[idx as usize];
+                    let first_other = String::from_utf8_lossy(others.key(first_other_id)).to_string();
+                    if first_other_id != other_id && kind == RosterKind::Poverty {
                         let detail = format!("同一人出现在两个户中：户编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
                         conflicts.push((id_key.clone(), detail.clone()));
                         Err(("证件号码".to_string(), format!("{detail}，请核实去重")))
-                    } else if *first_other != other && kind == RosterKind::Enrolment {
+                    } else if first_other_id != other_id && kind == RosterKind::Enrolment {
                         let detail =
                             format!("同一人同一年度参保两次：人员编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
                         conflicts.push((id_key.split(':').next().unwrap_or("").to_string(), detail.clone()));
