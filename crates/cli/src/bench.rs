@@ -173,19 +173,7 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Opt
     let r: Result<(), String> = rt.block_on(async {
         let store = baozhang_store::Store::open(&url).await.map_err(|e| e.to_string())?;
         crate::data_cmd::ensure_regions(&store).await?;
-        let regions = store.regions_upto(5, Some("620422")).await.map_err(|e| e.to_string())?;
-        let towns: std::collections::HashMap<String, String> =
-            regions.iter().filter(|r| r.level == 4).map(|r| (r.code.clone(), r.name.clone())).collect();
-        let villages = regions
-            .iter()
-            .filter(|r| r.level == 5)
-            .map(|r| baozhang_ingest::county::VillageRef {
-                code: r.code.clone(),
-                name: r.name.clone(),
-                township_code: r.parent_code.clone().unwrap_or_default(),
-                township_name: towns.get(r.parent_code.as_deref().unwrap_or("")).cloned().unwrap_or_default(),
-            })
-            .collect();
+        let villages = crate::demo_cmd::county_villages(&store, "620422").await?;
         let params = baozhang_ingest::county::CountyParams { county_code: "620422".into(), villages, seed, scale, year: 2018 };
         let t = Instant::now();
         let g = baozhang_ingest::county::generate(&params, &dir, &mut |_, _| {}).map_err(|e| e.to_string())?;

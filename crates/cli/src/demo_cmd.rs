@@ -53,7 +53,7 @@ const DEMO_COUNTY: &str = "620422";
 const DEMO_YEAR: u16 = 2018;
 const DEMO_POLICY: &str = "gansu-huining-2018";
 
-async fn county_villages(store: &Store, county: &str) -> Result<Vec<VillageRef>, String> {
+pub async fn county_villages(store: &Store, county: &str) -> Result<Vec<VillageRef>, String> {
     let regions = store.regions_upto(5, Some(county)).await.map_err(|e| e.to_string())?;
     let towns: std::collections::HashMap<&str, &str> =
         regions.iter().filter(|r| r.level == 4).map(|r| (r.code.as_str(), r.name.as_str())).collect();

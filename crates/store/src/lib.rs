@@ -232,6 +232,11 @@ impl From<Option<String>> for Val {
 /// Inserts rows in multi-row statements (bounded: at most ~30,000 bound values a statement, under
 /// both backends' limits).
 pub async fn insert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Vec<Val>]) -> Result<u64> {
+    upsert_rows(tx, table, cols, rows, "").await
+}
+
+/// [`insert_rows`] with a clause after the VALUES (e.g. `ON CONFLICT (code) DO UPDATE …`).
+pub async fn upsert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Vec<Val>], on_conflict: &str) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -261,6 +266,10 @@ pub async fn insert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Ve
                 k += 1;
             }
             sql.push(')');
+        }
+        if !on_conflict.is_empty() {
+            sql.push(' ');
+            sql.push_str(on_conflict);
         }
         let mut q = sqlx::query(&sql);
         for row in chunk {

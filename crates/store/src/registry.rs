@@ -78,35 +78,19 @@ impl Store {
     /// Loads (or renames) administrative divisions; returns how many rows were new or changed.
     pub async fn load_regions(&self, rows: &[RegionRow]) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let mut changed = 0;
-        for chunk in rows.chunks(2000) {
-            let vals: Vec<Vec<Val>> = chunk
-                .iter()
-                .map(|r| vec![r.code.clone().into(), r.name.clone().into(), i64::from(r.level).into(), r.parent_code.clone().into()])
-                .collect();
-            // Stage through a temporary-free path: upsert row by row in one multi-row statement.
-            let mut sql = String::from("INSERT INTO regions (code, name, level, parent_code) VALUES ");
-            for i in 0..vals.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let k = i * 4;
-                sql.push_str(&format!("(${},${},${},${})", k + 1, k + 2, k + 3, k + 4));
-            }
-            sql.push_str(" ON CONFLICT (code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code WHERE regions.name <> excluded.name OR regions.level <> excluded.level OR regions.parent_code IS DISTINCT FROM excluded.parent_code");
-            let mut q = sqlx::query(&sql);
-            for row in &vals {
-                for v in row {
-                    q = match v {
-                        Val::I(i) => q.bind(*i),
-                        Val::T(t) => q.bind(t.clone()),
-                        Val::NullI => q.bind(None::<i64>),
-                        Val::NullT => q.bind(None::<String>),
-                    };
-                }
-            }
-            changed += q.execute(&mut *tx).await?.rows_affected();
-        }
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|r| vec![r.code.clone().into(), r.name.clone().into(), i64::from(r.level).into(), r.parent_code.clone().into()])
+            .collect();
+        let changed = crate::upsert_rows(
+            &mut tx,
+            "regions",
+            &["code", "name", "level", "parent_code"],
+            &vals,
+            "ON CONFLICT (code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code \
+             WHERE regions.name <> excluded.name OR regions.level <> excluded.level OR regions.parent_code IS DISTINCT FROM excluded.parent_code",
+        )
+        .await?;
         tx.commit().await?;
         Ok(changed)
     }
