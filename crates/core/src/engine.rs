@@ -576,6 +576,11 @@ pub fn resettle_year(policy: &Policy, claims: &[(Claim, IdentitySet, Option<Sett
 }
 
 impl Settlement {
+    /// Storage for [`settle_in_place`] to overwrite (batch runs reuse one).
+    pub fn blank() -> Settlement {
+        Settlement::empty_for_resettle()
+    }
+
     fn empty_for_resettle() -> Settlement {
         Settlement {
             policy_version: 0,

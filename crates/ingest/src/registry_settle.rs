@@ -55,7 +55,7 @@ pub async fn settle_claims_from_registry(
     let mut accs: HashMap<(String, u16), Accumulators> = HashMap::new();
     let mut row = ClaimRow::default();
     let mut out = Vec::with_capacity(10_000);
-    let mut s: Option<Settlement> = None;
+    let mut st = Settlement::blank();
     let mut sum = RegistrySettleSummary::default();
     loop {
         match reader.next_row(&mut row) {
@@ -76,8 +76,7 @@ pub async fn settle_claims_from_registry(
         let d = date_num(claim.setl_date);
         let ids = identities_on(person, d);
         let acc = accs.entry((person.id_no.clone(), claim.year())).or_default();
-        let st = s.get_or_insert_with(|| baozhang_core::settle(policy, &claim, ids, &Accumulators::default()).0);
-        settle_in_place(policy, &claim, ids, acc, st);
+        settle_in_place(policy, &claim, ids, acc, &mut st);
         out.push(vec![
             Val::T(row.claim_id.clone()),
             Val::T(row.psn_no.clone()),

@@ -74,7 +74,7 @@ pub fn settle_stream<R: Read, W: Write>(
     let mut row = ClaimRow::default();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut key: Vec<u8> = Vec::with_capacity(64);
-    let mut s = Settlement::clone(&empty_settlement(policy));
+    let mut s = Settlement::blank();
 
     if opts.format == Format::Csv {
         buf.extend_from_slice(SETTLEMENT_CSV_HEADER.as_bytes());
@@ -152,19 +152,4 @@ pub fn settle_stream<R: Read, W: Write>(
     out.flush()?;
     sum.person_years = person_years.len();
     Ok(sum)
-}
-
-fn empty_settlement(policy: &Policy) -> Settlement {
-    // A throw-away settlement of a zero bill: storage for `settle_in_place` to overwrite.
-    let bill = baozhang_core::Bill::new(Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::ZERO).expect("zero bill");
-    let claim = baozhang_core::Claim {
-        setl_date: baozhang_core::Date::new(2000, 1, 1).expect("date"),
-        med_type: baozhang_core::MedType::Inpatient,
-        hosp_lv: baozhang_core::HospLevel::new(1).expect("level"),
-        in_county: false,
-        referral_ok: false,
-        major_disease: false,
-        bill,
-    };
-    baozhang_core::settle(policy, &claim, baozhang_core::IdentitySet::EMPTY, &Accumulators::default()).0
 }
