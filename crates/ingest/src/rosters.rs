@@ -432,7 +432,7 @@ async fn read_rows(
     let mut key = Vec::with_capacity(32);
     while let Some(rowno) = reader.next_row(&mut cells)? {
         total += 1;
-        if total % 10_000 == 0 {
+        if total.is_multiple_of(10_000) {
             progress(total);
         }
         let row = Row { cells: &cells, reader };
@@ -719,13 +719,22 @@ fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut
     }
 }
 
-/// An empty template of a roster with its headers and one example row (XLSX; ID numbers as text).
+/// An empty template of a roster: its headers and one example row, and (XLSX) a 填写说明 sheet saying
+/// which columns are required. ID numbers are written as text.
 pub fn write_template(kind: RosterKind, path: &Path) -> Result<(), TableError> {
-    let header: Vec<String> = kind.columns().iter().map(|(c, req)| if *req { format!("{c}") } else { c.to_string() }).collect();
+    let header: Vec<String> = kind.columns().iter().map(|(c, _)| c.to_string()).collect();
     let example: Vec<String> = kind.example().iter().map(|s| s.to_string()).collect();
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
         write_csv(path, &header, &[example])
     } else {
-        write_xlsx(path, &[(kind.name_zh().to_string(), header, vec![example])])
+        let notes: Vec<Vec<String>> =
+            kind.columns().iter().map(|(c, req)| vec![c.to_string(), if *req { "必填" } else { "选填" }.to_string()]).collect();
+        write_xlsx(
+            path,
+            &[
+                (kind.name_zh().to_string(), header, vec![example]),
+                ("填写说明".to_string(), vec!["列名".to_string(), "是否必填".to_string()], notes),
+            ],
+        )
     }
 }

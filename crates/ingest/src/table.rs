@@ -145,8 +145,11 @@ impl TableReader {
     }
 }
 
+/// A worksheet to write: name, header, rows.
+pub type Sheet = (String, Vec<String>, Vec<Vec<String>>);
+
 /// Writes an XLSX with one header row and rows of text (ID numbers stay text: no float damage).
-pub fn write_xlsx(path: &Path, sheets: &[(String, Vec<String>, Vec<Vec<String>>)]) -> Result<(), TableError> {
+pub fn write_xlsx(path: &Path, sheets: &[Sheet]) -> Result<(), TableError> {
     use rust_xlsxwriter::{Format, Workbook};
     let werr = |e: rust_xlsxwriter::XlsxError| TableError::Write { file: path.display().to_string(), reason: e.to_string() };
     let mut wb = Workbook::new();
