@@ -94,9 +94,9 @@ impl Store {
                             "PRAGMA busy_timeout = 30000",
                             "PRAGMA foreign_keys = ON",
                             // Imports and reconciliation touch a few hundred MB in one transaction; the default
-                            // 2 MB cache made SQLite re-read its own pages through the WAL.
+                            // 2 MB cache made SQLite re-read its own pages through the WAL. TEMP staging tables stay in
+                            // SQLite's temp file (not MEMORY), so a 10-million-row roster does not stage in RAM.
                             "PRAGMA cache_size = -131072",
-                            "PRAGMA temp_store = MEMORY",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
