@@ -286,13 +286,15 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let header: Vec<String> = ["class", "类别", "处理措施", "行政区划代码", "户编号", "证件号码", "姓名", "说明", "本次新增"]
-            .iter()
-            .map(|h| h.to_string())
-            .collect();
+        let resolved = store.resolved_findings(s.run_id).await.map_err(|e| e.to_string())?;
+        let header: Vec<String> =
+            ["class", "类别", "处理措施", "行政区划代码", "户编号", "证件号码", "姓名", "说明", "状态"].iter().map(|h| h.to_string()).collect();
+        let status = |f: &baozhang_store::reconcile::Finding, resolved: bool| if resolved { "已解决" } else if f.is_new { "新增" } else { "持续" };
         let rows: Vec<Vec<String>> = findings
             .iter()
-            .map(|f| {
+            .map(|f| (f, false))
+            .chain(resolved.iter().map(|f| (f, true)))
+            .map(|(f, res)| {
                 let (_, zh, action) = class_info(&f.class).unwrap_or(("", "", ""));
                 vec![
                     f.class.clone(),
@@ -303,12 +305,12 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
                     if a.unmasked { f.id_no.clone() } else { baozhang_ingest::worklist::mask_id(&f.id_no) },
                     if a.unmasked { f.name.clone() } else { baozhang_ingest::worklist::mask_name(&f.name) },
                     f.detail.clone().unwrap_or_default(),
-                    if f.is_new { "是".into() } else { "否".into() },
+                    status(f, res).to_string(),
                 ]
             })
             .collect();
         baozhang_ingest::table::write_csv(path, &header, &rows).map_err(|e| e.to_string())?;
-        println!("已写出比对结果 {} 条到 {}", rows.len(), path.display());
+        println!("已写出比对结果 {} 条（含较上次已解决 {} 条）到 {}", rows.len(), resolved.len(), path.display());
     }
     if let Some(dir) = &a.export {
         let findings = store.findings(s.run_id, None).await.map_err(|e| e.to_string())?;

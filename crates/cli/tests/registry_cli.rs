@@ -112,6 +112,7 @@ fn import_and_reconcile_matches_the_planted_truth(db: &str) {
     );
     let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in read_csv(&findings) {
+        assert_eq!(r["状态"], "新增", "a first run has only new findings");
         found.entry(r["class"].clone()).or_default().insert(r["证件号码"].clone());
     }
     let mut problems = Vec::new();
