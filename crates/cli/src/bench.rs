@@ -107,7 +107,11 @@ fn bench_settle(n: usize, persons: usize, policy_name: &str, seed: u64, rounds: 
         best = best.min(secs);
         println!("engine round {}: {:.3} s, {:.0} claims/s, {:.0} ns/claim", round + 1, secs, n as f64 / secs, secs * 1e9 / n as f64);
     }
-    println!("engine best: {:.0} claims/s (patients' total {} yuan as a checksum)", n as f64 / best, baozhang_core::Fen(checksum).grouped());
+    println!(
+        "engine best: {:.0} claims/s (patients' total {} yuan as a checksum)",
+        n as f64 / best,
+        baozhang_core::Fen(checksum).grouped()
+    );
 
     // End to end: the real command on a real file, in a child process (its own peak memory).
     let tmp = match tempfile::tempdir() {

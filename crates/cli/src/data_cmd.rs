@@ -287,9 +287,19 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
                 .map_err(|e| e.to_string())?;
         }
         let resolved = store.resolved_findings(s.run_id).await.map_err(|e| e.to_string())?;
-        let header: Vec<String> =
-            ["class", "类别", "处理措施", "行政区划代码", "户编号", "证件号码", "姓名", "说明", "状态"].iter().map(|h| h.to_string()).collect();
-        let status = |f: &baozhang_store::reconcile::Finding, resolved: bool| if resolved { "已解决" } else if f.is_new { "新增" } else { "持续" };
+        let header: Vec<String> = ["class", "类别", "处理措施", "行政区划代码", "户编号", "证件号码", "姓名", "说明", "状态"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        let status = |f: &baozhang_store::reconcile::Finding, resolved: bool| {
+            if resolved {
+                "已解决"
+            } else if f.is_new {
+                "新增"
+            } else {
+                "持续"
+            }
+        };
         let rows: Vec<Vec<String>> = findings
             .iter()
             .map(|f| (f, false))
