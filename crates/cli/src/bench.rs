@@ -184,14 +184,7 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Opt
         println!("generate: {} residents, {} claims in {:.1} s", g.residents, g.claims, t.elapsed().as_secs_f64());
         let mut rows = 0u64;
         let t_all = Instant::now();
-        for kind in [
-            RosterKind::Poverty,
-            RosterKind::Dibao,
-            RosterKind::ExtremePoor,
-            RosterKind::Death,
-            RosterKind::Military,
-            RosterKind::Enrolment,
-        ] {
+        for kind in baozhang_ingest::rosters::IMPORT_ORDER {
             let file = dir.join(format!("{}.csv", kind.id()));
             let t = Instant::now();
             let rep = crate::data_cmd::import_one(&store, kind, &file, Some(dir.join("rejected")), true).await?;

@@ -165,14 +165,7 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
             let params = CountyParams { county_code: DEMO_COUNTY.into(), villages, seed: a.seed, scale: a.scale, year: DEMO_YEAR };
             run_generate(&params, &data)?;
         }
-        for kind in [
-            RosterKind::Poverty,
-            RosterKind::Dibao,
-            RosterKind::ExtremePoor,
-            RosterKind::Death,
-            RosterKind::Military,
-            RosterKind::Enrolment,
-        ] {
+        for kind in baozhang_ingest::rosters::IMPORT_ORDER {
             let file = data.join(format!("{}.csv", kind.id()));
             import_one(&store, kind, &file, Some(data.join("rejected")), false).await?;
         }

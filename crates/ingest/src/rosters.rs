@@ -25,6 +25,11 @@ pub enum RosterKind {
     Military,
 }
 
+/// The order rosters are imported in a full load: households first, the enrolment roster (which refers to
+/// everyone) last.
+pub const IMPORT_ORDER: [RosterKind; 6] =
+    [RosterKind::Poverty, RosterKind::Dibao, RosterKind::ExtremePoor, RosterKind::Death, RosterKind::Military, RosterKind::Enrolment];
+
 pub const ALL_KINDS: [RosterKind; 6] =
     [RosterKind::Poverty, RosterKind::Enrolment, RosterKind::Dibao, RosterKind::ExtremePoor, RosterKind::Death, RosterKind::Military];
 
