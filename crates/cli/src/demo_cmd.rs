@@ -10,7 +10,6 @@ use clap::Args;
 use baozhang_core::Fen;
 use baozhang_ingest::county::{generate, CountyParams, VillageRef};
 use baozhang_ingest::registry_settle::settle_claims_from_registry;
-use baozhang_ingest::rosters::RosterKind;
 use baozhang_store::reconcile::class_info;
 use baozhang_store::Store;
 
