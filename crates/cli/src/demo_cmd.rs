@@ -10,7 +10,6 @@ use clap::Args;
 use baozhang_core::Fen;
 use baozhang_ingest::county::{generate, CountyParams, VillageRef};
 use baozhang_ingest::registry_settle::settle_claims_from_registry;
-use baozhang_store::reconcile::class_info;
 use baozhang_store::Store;
 
 use crate::data_cmd::{ensure_regions, import_one, open_store, progress_bar, run_reconcile, runtime, DbArgs, ReconcileArgs};
@@ -216,7 +215,6 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
         ratio(poor.fund_pay_fen, poor.inscp_fen),
         Fen(poor.funds_fen[5]).grouped()
     );
-    let _ = class_info;
     println!("完成，用时 {:.1} 秒。工作清单在 {}。", started.elapsed().as_secs_f64(), data.join("worklists").display());
     Ok(())
 }
