@@ -251,19 +251,7 @@ impl Store {
         .bind(prefix)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Finding {
-                    class: get_text(r, 0)?,
-                    id_no: get_text(r, 1)?,
-                    name: get_text(r, 2)?,
-                    village_code: get_opt_text(r, 3)?,
-                    household_no: get_opt_text(r, 4)?,
-                    detail: get_opt_text(r, 5)?,
-                    is_new: get_i64(r, 6)? == 1,
-                })
-            })
-            .collect()
+        rows.iter().map(finding_from_row).collect()
     }
 
     /// Findings of the previous run that this run no longer has (resolved).
@@ -274,26 +262,14 @@ impl Store {
             return Ok(Vec::new());
         };
         let rows = sqlx::query(
-            "SELECT f.class, f.id_no, COALESCE(p.name, ''), f.village_code, f.household_no, f.detail FROM reconcile_findings f LEFT JOIN persons p ON p.id_no = f.id_no \
+            "SELECT f.class, f.id_no, COALESCE(p.name, ''), f.village_code, f.household_no, f.detail, CAST(0 AS BIGINT) FROM reconcile_findings f LEFT JOIN persons p ON p.id_no = f.id_no \
              WHERE f.run_id = $1 AND NOT EXISTS (SELECT 1 FROM reconcile_findings g WHERE g.run_id = $2 AND g.class = f.class AND g.id_no = f.id_no) ORDER BY f.village_code, f.class",
         )
         .bind(prev)
         .bind(run_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Finding {
-                    class: get_text(r, 0)?,
-                    id_no: get_text(r, 1)?,
-                    name: get_text(r, 2)?,
-                    village_code: get_opt_text(r, 3)?,
-                    household_no: get_opt_text(r, 4)?,
-                    detail: get_opt_text(r, 5)?,
-                    is_new: false,
-                })
-            })
-            .collect()
+        rows.iter().map(finding_from_row).collect()
     }
 
     pub async fn latest_run(&self) -> Result<Option<i64>> {
@@ -357,4 +333,17 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A finding from a row of (class, id_no, name, village_code, household_no, detail, is_new).
+fn finding_from_row(r: &sqlx::any::AnyRow) -> Result<Finding> {
+    Ok(Finding {
+        class: get_text(r, 0)?,
+        id_no: get_text(r, 1)?,
+        name: get_text(r, 2)?,
+        village_code: get_opt_text(r, 3)?,
+        household_no: get_opt_text(r, 4)?,
+        detail: get_opt_text(r, 5)?,
+        is_new: get_i64(r, 6)? == 1,
+    })
 }
