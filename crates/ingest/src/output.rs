@@ -66,13 +66,72 @@ fn push_json_amt(out: &mut String, key: &str, v: Fen) {
     out.push_str(&v.to_string());
 }
 
+/// The amounts of a settlement as the national interface reports them (fen). Built from an engine
+/// [`Settlement`] and its bill, or from a stored ledger row; negated for a cancellation (冲销).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetlAmounts {
+    pub medfee_sumamt: Fen,
+    pub fulamt_ownpay_amt: Fen,
+    pub overlmt_selfpay: Fen,
+    pub preselfpay_amt: Fen,
+    pub inscp_scp_amt: Fen,
+    pub act_pay_dedc: Fen,
+    /// By `Fund::index()`.
+    pub funds_fen: [i64; 6],
+    pub fund_pay_sumamt: Fen,
+    pub hosp_part_amt: Fen,
+    pub psn_part_amt: Fen,
+    pub clr_type: u16,
+}
+
+impl SetlAmounts {
+    pub fn of(s: &Settlement, bill: &baozhang_core::Bill) -> SetlAmounts {
+        SetlAmounts {
+            medfee_sumamt: s.medfee_sumamt,
+            fulamt_ownpay_amt: bill.fulamt_ownpay(),
+            overlmt_selfpay: bill.overlmt_selfpay(),
+            preselfpay_amt: bill.preselfpay(),
+            inscp_scp_amt: s.inscp_scp_amt,
+            act_pay_dedc: s.act_pay_dedc,
+            funds_fen: s.funds_fen,
+            fund_pay_sumamt: s.fund_pay_sumamt,
+            hosp_part_amt: s.hosp_part_amt,
+            psn_part_amt: s.psn_part_amt,
+            clr_type: s.med_type.code(),
+        }
+    }
+    pub fn fund(&self, f: Fund) -> Fen {
+        Fen(self.funds_fen[f.index()])
+    }
+    pub fn negated(&self) -> SetlAmounts {
+        let mut n = *self;
+        for v in [
+            &mut n.medfee_sumamt,
+            &mut n.fulamt_ownpay_amt,
+            &mut n.overlmt_selfpay,
+            &mut n.preselfpay_amt,
+            &mut n.inscp_scp_amt,
+            &mut n.act_pay_dedc,
+            &mut n.fund_pay_sumamt,
+            &mut n.hosp_part_amt,
+            &mut n.psn_part_amt,
+        ] {
+            *v = -*v;
+        }
+        for f in n.funds_fen.iter_mut() {
+            *f = -*f;
+        }
+        n
+    }
+}
+
 /// The national `setlinfo` object (POLICY §6) as JSON text; amounts are JSON numbers with 2 decimals.
-pub fn setlinfo_json(claim_id: &str, setl_id: &str, psn_no: &str, s: &Settlement, bill: &baozhang_core::Bill) -> String {
+pub fn setlinfo_json(mdtrt_id: &str, setl_id: &str, psn_no: &str, a: &SetlAmounts) -> String {
     let mut o = String::with_capacity(900);
     o.push('{');
     push_json_str(&mut o, "mdtrt_id");
     o.push(':');
-    push_json_str(&mut o, claim_id);
+    push_json_str(&mut o, mdtrt_id);
     o.push(',');
     push_json_str(&mut o, "setl_id");
     o.push(':');
@@ -82,27 +141,33 @@ pub fn setlinfo_json(claim_id: &str, setl_id: &str, psn_no: &str, s: &Settlement
     o.push(':');
     push_json_str(&mut o, psn_no);
     let z = Fen::ZERO;
+    let hifp = a.fund(Fund::Basic);
+    // 统筹基金支付后的个人自付（政策范围内）; a cancellation negates it like every other amount.
+    let pool_prop_selfpay = if a.medfee_sumamt.0 < 0 {
+        -(-a.inscp_scp_amt + hifp + a.act_pay_dedc).max(z)
+    } else {
+        (a.inscp_scp_amt - hifp - a.act_pay_dedc).max(z)
+    };
     let fields: [(&str, Fen); 22] = [
-        ("medfee_sumamt", s.medfee_sumamt),
-        ("fulamt_ownpay_amt", bill.fulamt_ownpay()),
-        ("overlmt_selfpay", bill.overlmt_selfpay()),
-        ("preselfpay_amt", bill.preselfpay()),
-        ("inscp_scp_amt", s.inscp_scp_amt),
-        ("act_pay_dedc", s.act_pay_dedc),
-        ("hifp_pay", s.hifp_pay()),
-        // 统筹基金支付后的个人自付（政策范围内）
-        ("pool_prop_selfpay", (s.inscp_scp_amt - s.hifp_pay() - s.act_pay_dedc).max(z)),
+        ("medfee_sumamt", a.medfee_sumamt),
+        ("fulamt_ownpay_amt", a.fulamt_ownpay_amt),
+        ("overlmt_selfpay", a.overlmt_selfpay),
+        ("preselfpay_amt", a.preselfpay_amt),
+        ("inscp_scp_amt", a.inscp_scp_amt),
+        ("act_pay_dedc", a.act_pay_dedc),
+        ("hifp_pay", hifp),
+        ("pool_prop_selfpay", pool_prop_selfpay),
         ("cvlserv_pay", z),
         ("hifes_pay", z),
-        ("hifmi_pay", s.hifmi_pay()),
+        ("hifmi_pay", a.fund(Fund::CriticalIllness)),
         ("hifob_pay", z),
-        ("maf_pay", s.maf_pay()),
-        ("oth_pay", s.oth_pay()),
-        ("fund_pay_sumamt", s.fund_pay_sumamt),
-        ("psn_part_amt", s.psn_part_amt),
+        ("maf_pay", a.fund(Fund::Assistance)),
+        ("oth_pay", a.fund(Fund::Supplemental) + a.fund(Fund::Fallback)),
+        ("fund_pay_sumamt", a.fund_pay_sumamt),
+        ("psn_part_amt", a.psn_part_amt),
         ("acct_pay", z),
-        ("psn_cash_pay", s.psn_part_amt),
-        ("hosp_part_amt", s.hosp_part_amt),
+        ("psn_cash_pay", a.psn_part_amt),
+        ("hosp_part_amt", a.hosp_part_amt),
         ("balc", z),
         ("acct_mulaid_pay", z),
         ("hifdm_pay", z),
@@ -114,17 +179,17 @@ pub fn setlinfo_json(claim_id: &str, setl_id: &str, psn_no: &str, s: &Settlement
     o.push(',');
     push_json_str(&mut o, "clr_type");
     o.push(':');
-    push_json_str(&mut o, &s.med_type.code().to_string());
+    push_json_str(&mut o, &a.clr_type.to_string());
     o.push('}');
     o
 }
 
 /// `setldetail[]`: one entry per fund that paid.
-pub fn setldetail_json(s: &Settlement) -> String {
+pub fn setldetail_json(a: &SetlAmounts) -> String {
     let mut o = String::from("[");
     let mut first = true;
     for f in ALL_FUNDS {
-        let amt = s.fund(f);
+        let amt = a.fund(f);
         if amt.0 == 0 {
             continue;
         }
@@ -141,7 +206,7 @@ pub fn setldetail_json(s: &Settlement) -> String {
         o.push(':');
         push_json_str(&mut o, f.name_zh());
         o.push(',');
-        push_json_amt(&mut o, "inscp_scp_amt", s.inscp_scp_amt);
+        push_json_amt(&mut o, "inscp_scp_amt", a.inscp_scp_amt);
         o.push(',');
         push_json_amt(&mut o, "fund_payamt", amt);
         o.push(',');
@@ -240,9 +305,10 @@ pub fn push_settlement_jsonl(out: &mut Vec<u8>, policy: &Policy, claim_id: &str,
     o.push(':');
     push_json_str(&mut o, &policy.version);
     o.push_str(",\"setlinfo\":");
-    o.push_str(&setlinfo_json(claim_id, claim_id, psn_no, s, bill));
+    let amounts = SetlAmounts::of(s, bill);
+    o.push_str(&setlinfo_json(claim_id, claim_id, psn_no, &amounts));
     o.push_str(",\"setldetail\":");
-    o.push_str(&setldetail_json(s));
+    o.push_str(&setldetail_json(&amounts));
     o.push_str(",\"explanation\":");
     o.push_str(&explanation_json(policy, s));
     o.push_str("}\n");

@@ -3,8 +3,10 @@
 //! SQL). No business rules live here — callers decide what to write; this crate writes it exactly,
 //! in transactions, keeping history.
 
+pub mod ledger;
 pub mod reconcile;
 pub mod registry;
+pub mod service;
 
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("数据库结构版本 {found} 高于本程序支持的 {supported}，请升级 baozhang")]
     TooNew { found: i64, supported: i64 },
+    #[error("数据已损坏：{0}")]
+    Corrupt(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -35,8 +39,11 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 2] =
-    [(1, "registry", include_str!("../migrations/0001_registry.sql")), (2, "reconcile", include_str!("../migrations/0002_reconcile.sql"))];
+const MIGRATIONS: [(i64, &str, &str); 3] = [
+    (1, "registry", include_str!("../migrations/0001_registry.sql")),
+    (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
+    (3, "service", include_str!("../migrations/0003_service.sql")),
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -120,6 +127,15 @@ impl Store {
 
     pub async fn begin(&self) -> Result<Tx<'static>> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// A transaction that will write: on SQLite `BEGIN IMMEDIATE` takes the write lock up front (waiting
+    /// under `busy_timeout`), so it cannot fail later on a lock upgrade; PostgreSQL locks rows as it goes.
+    pub async fn begin_write(&self) -> Result<Tx<'static>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Applies the migrations not yet applied, each in its own transaction.

@@ -1,0 +1,68 @@
+//! Time as the national interface writes it: Beijing time (UTC+8), `yyyy-MM-dd HH:mm:ss` and
+//! `yyyyMMddHHmmssSSS`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use baozhang_core::Date;
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn parts(ms: i64) -> (Date, i64, i64, i64, i64) {
+    let local = ms + 8 * 3_600_000;
+    let secs = local.div_euclid(1000);
+    let d = Date::from_days(secs.div_euclid(86_400) as i32);
+    let rem = secs.rem_euclid(86_400);
+    (d, rem / 3600, rem % 3600 / 60, rem % 60, local.rem_euclid(1000))
+}
+
+pub fn unix_ms_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `yyyyMMddHHmmssSSS`.
+pub fn compact(ms: i64) -> String {
+    let (d, h, m, s, milli) = parts(ms);
+    format!("{:04}{:02}{:02}{h:02}{m:02}{s:02}{milli:03}", d.year(), d.month(), d.day())
+}
+
+/// `yyyy-MM-dd HH:mm:ss`.
+pub fn readable(ms: i64) -> String {
+    let (d, h, m, s, _) = parts(ms);
+    format!("{d} {h:02}:{m:02}:{s:02}")
+}
+
+/// The date part of `yyyy-MM-dd[ HH:mm:ss]` or `yyyyMMdd…`.
+pub fn parse_date_prefix(s: &str) -> Option<Date> {
+    let s = s.trim();
+    if s.len() >= 10 && s.as_bytes()[4] == b'-' {
+        return Date::parse(&s[..10]).ok();
+    }
+    if s.len() >= 8 && s.as_bytes()[..8].iter().all(u8::is_ascii_digit) {
+        let n: u32 = s[..8].parse().ok()?;
+        return Date::new((n / 10_000) as u16, (n / 100 % 100) as u8, (n % 100) as u8);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beijing_time_is_utc_plus_8() {
+        // 2018-03-01T16:30:05.123Z = 2018-03-02 00:30:05.123 in Beijing.
+        let ms = 1_519_921_805_123;
+        assert_eq!(compact(ms), "20180302003005123");
+        assert_eq!(readable(ms), "2018-03-02 00:30:05");
+    }
+
+    #[test]
+    fn dates_are_read_from_both_forms() {
+        assert_eq!(parse_date_prefix("2018-03-02 10:00:00").unwrap().to_string(), "2018-03-02");
+        assert_eq!(parse_date_prefix("20180302").unwrap().to_string(), "2018-03-02");
+        assert!(parse_date_prefix("2018-02-30").is_none());
+        assert!(parse_date_prefix("x").is_none());
+    }
+}

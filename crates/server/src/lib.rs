@@ -1,0 +1,148 @@
+//! The baozhang service (`baozhang serve`): the national medical-insurance interface for hospital
+//! systems (`POST /fsi/api/…`, POLICY §6), the JSON REST API with its OpenAPI document and vendored
+//! Swagger UI, and authentication and scoping.
+//!
+//! Architecture invariants:
+//! - this crate computes no benefit itself: amounts come from `baozhang_core::engine`;
+//! - it writes no ledger row itself: all money writes go through the single [`writer`] task, which calls
+//!   `baozhang_store::ledger` inside one transaction per batch (group commit);
+//! - logs carry no name and no ID number: persons are logged by `psn_no` at most.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod national;
+pub mod openapi;
+pub mod policies;
+pub mod testkit;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use baozhang_store::Store;
+
+pub use policies::Policies;
+
+/// Limits of the service; every one of them bounds memory or time a client can take.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    /// Largest request body accepted (national messages with hundreds of fee lines stay far below).
+    pub max_body_bytes: usize,
+    /// Requests handled at once; further connections wait in the kernel's backlog.
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+    /// Most write transactions committed together (one fsync for the group).
+    pub max_batch: usize,
+    /// Accepted clock skew of signed national requests.
+    pub signature_window_secs: i64,
+    /// Lifetime of a 9001 sign-in and of a user session.
+    pub sign_in_ttl_secs: i64,
+    pub session_ttl_secs: i64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+            max_in_flight: 256,
+            request_timeout: Duration::from_secs(30),
+            max_batch: 256,
+            signature_window_secs: 300,
+            sign_in_ttl_secs: 24 * 3600,
+            session_ttl_secs: 8 * 3600,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub policies: Arc<Policies>,
+    pub writer: writer::WriterHandle,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Starts the writer task on the current runtime.
+    pub fn new(store: Store, policies: Policies, config: Config) -> AppState {
+        let policies = Arc::new(policies);
+        let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch);
+        AppState { store, policies, writer, config: Arc::new(config) }
+    }
+}
+
+/// All routes of the service.
+pub fn router(state: AppState) -> Router {
+    let max_in_flight = state.config.max_in_flight;
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .merge(national::routes())
+        .merge(api::routes())
+        .merge(openapi::routes())
+        .with_state(state)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(max_in_flight))
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish, and waits
+/// for the writer to commit what it has been given.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let writer = state.writer.clone();
+    let app = router(state);
+    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await?;
+    writer.close().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(H[usize::from(b >> 4)] as char);
+        s.push(H[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(data))
+}
+
+/// `n` random bytes as hex (tokens, sign numbers, secrets).
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).expect("the operating system's random source works");
+    hex(&b)
+}

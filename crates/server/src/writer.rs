@@ -1,0 +1,231 @@
+//! The single writer of money: every national write transaction is queued here and committed in
+//! groups — one database transaction (one fsync) for all the jobs waiting, each job in its own
+//! savepoint so a refused one leaves no trace and does not disturb the others.
+//!
+//! Why a single task: settlements of one person must run in order against the latest accumulators;
+//! with one writer per process that holds by construction, and the row lock taken by
+//! `ledger::lock_accumulators` (FOR UPDATE on PostgreSQL, the database write lock on SQLite) keeps it
+//! true across processes. Group commit is what makes durable commits fast: a commit costs an fsync,
+//! and the jobs that arrive during one fsync share the next.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baozhang_store::{Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::national::{self, NatError, PreparedSettle, RespondCtx};
+use crate::Policies;
+
+/// What a write does (validated and prepared before it is queued).
+#[derive(Debug)]
+pub enum WriteOp {
+    SignIn { sign_no: String, opter: String, expires_at: i64 },
+    Register(Box<baozhang_store::service::Mdtrt>),
+    FeeUpload { mdtrt_id: String, psn_no: String, lines: Vec<baozhang_store::service::FeeLine> },
+    Settle(Box<PreparedSettle>),
+    Cancel { setl_id: String, mdtrt_id: String, psn_no: String },
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub msgid: String,
+    pub fixmedins_code: String,
+    pub infno: String,
+    pub opter: String,
+    pub body_sha256: String,
+    pub ctx: RespondCtx,
+    pub op: WriteOp,
+}
+
+/// Why a job did not commit.
+#[derive(Debug)]
+pub enum ExecError {
+    /// Refused for a reason the caller must fix; the savepoint is rolled back, the batch goes on.
+    Refused(NatError),
+    /// The database failed; the whole batch is rolled back and retried.
+    Db(StoreError),
+}
+
+impl From<StoreError> for ExecError {
+    fn from(e: StoreError) -> ExecError {
+        ExecError::Db(e)
+    }
+}
+
+impl From<sqlx::Error> for ExecError {
+    fn from(e: sqlx::Error) -> ExecError {
+        ExecError::Db(StoreError::Db(e))
+    }
+}
+
+type Reply = Result<String, NatError>;
+
+enum Msg {
+    Job(Job, oneshot::Sender<Reply>),
+    Close(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Jobs waiting beyond this make callers wait to enqueue (back-pressure instead of unbounded memory).
+const QUEUE: usize = 4096;
+/// Retries of a batch after a transient database failure (lock timeout, serialization, deadlock).
+const MAX_RETRIES: u32 = 6;
+
+pub fn spawn(store: Store, policies: Arc<Policies>, max_batch: usize) -> WriterHandle {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(store, policies, rx, max_batch.max(1)));
+    WriterHandle { tx }
+}
+
+impl WriterHandle {
+    pub async fn submit(&self, job: Job) -> Reply {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Job(job, reply)).await.is_err() {
+            return Err(NatError::Internal("结算服务正在停止，请稍后重试".into()));
+        }
+        rx.await.unwrap_or_else(|_| Err(NatError::Internal("结算服务内部错误，请用同一报文编号重试".into())))
+    }
+
+    /// Commits everything queued, then stops the writer.
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+    let mut batch: Vec<(Job, oneshot::Sender<Reply>)> = Vec::with_capacity(max_batch);
+    let mut closing: Option<oneshot::Sender<()>> = None;
+    while closing.is_none() {
+        match rx.recv().await {
+            Some(Msg::Job(j, r)) => batch.push((j, r)),
+            Some(Msg::Close(done)) => closing = Some(done),
+            None => break,
+        }
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Msg::Job(j, r)) => batch.push((j, r)),
+                Ok(Msg::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&store, &policies, &mut batch).await;
+        }
+    }
+    // Closing: what is still queued is committed before we stop.
+    rx.close();
+    while let Some(m) = rx.recv().await {
+        if let Msg::Job(j, r) = m {
+            batch.push((j, r));
+            if batch.len() >= max_batch {
+                run_batch(&store, &policies, &mut batch).await;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        run_batch(&store, &policies, &mut batch).await;
+    }
+    tracing::info!("writer stopped");
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(sqlx::Error::Database(d)) => {
+            let code = d.code().map(|c| c.to_string()).unwrap_or_default();
+            let msg = d.message();
+            // PostgreSQL: serialization failure, deadlock, unique violation (a racing writer took the
+            // same seq or msgid — the retry sees its row). SQLite: busy / locked.
+            matches!(code.as_str(), "40001" | "40P01" | "23505" | "5" | "6" | "517" | "261" | "2067" | "1555")
+                || msg.contains("database is locked")
+                || msg.contains("UNIQUE constraint failed")
+        }
+        StoreError::Db(sqlx::Error::PoolTimedOut) | StoreError::Db(sqlx::Error::Io(_)) => true,
+        _ => false,
+    }
+}
+
+/// Commits `batch` (emptying it) and answers every job.
+async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, oneshot::Sender<Reply>)>) {
+    let mut attempt = 0;
+    loop {
+        match try_batch(store, policies, batch).await {
+            Ok(replies) => {
+                for ((_, reply), r) in batch.drain(..).zip(replies) {
+                    let _ = reply.send(r);
+                }
+                return;
+            }
+            Err(e) if retryable(&e) && attempt < MAX_RETRIES => {
+                attempt += 1;
+                tracing::warn!(attempt, error = %e, jobs = batch.len(), "write batch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(2u64 << attempt)).await;
+            }
+            Err(e) if batch.len() > 1 => {
+                // Isolate the job that fails: commit them one by one.
+                tracing::warn!(error = %e, jobs = batch.len(), "write batch failed; committing its jobs one by one");
+                for one in batch.drain(..).collect::<Vec<_>>() {
+                    let mut single = vec![one];
+                    Box::pin(run_batch(store, policies, &mut single)).await;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "write failed");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(NatError::Internal("系统暂时无法处理，请稍后用同一报文编号重试".into())));
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn try_batch(store: &Store, policies: &Policies, batch: &[(Job, oneshot::Sender<Reply>)]) -> Result<Vec<Reply>, StoreError> {
+    let backend = store.backend();
+    let mut tx = store.begin_write().await?;
+    let mut replies = Vec::with_capacity(batch.len());
+    if batch.len() == 1 {
+        // No savepoint needed: a refusal rolls the whole (one-job) transaction back.
+        return match national::execute(&mut tx, backend, policies, &batch[0].0).await {
+            Ok(text) => {
+                tx.commit().await?;
+                Ok(vec![Ok(text)])
+            }
+            Err(ExecError::Refused(e)) => {
+                tx.rollback().await?;
+                Ok(vec![Err(e)])
+            }
+            Err(ExecError::Db(e)) => Err(e),
+        };
+    }
+    for (job, _) in batch {
+        let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+        match national::execute(&mut sp, backend, policies, job).await {
+            Ok(text) => {
+                sp.commit().await?;
+                replies.push(Ok(text));
+            }
+            Err(ExecError::Refused(e)) => {
+                sp.rollback().await?;
+                replies.push(Err(e));
+            }
+            Err(ExecError::Db(e)) => return Err(e),
+        }
+    }
+    tx.commit().await?;
+    Ok(replies)
+}

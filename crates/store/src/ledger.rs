@@ -1,0 +1,683 @@
+//! The ledger (POLICY §2.3, issue 4): the only module that writes `ledger_settlements`,
+//! `ledger_entries` and `accumulators`.
+//!
+//! Architecture invariant: ledger rows are appended, never updated or deleted. A cancellation is a new
+//! settlement row with `reverses` set and negated entries. The person-year accumulators are a cache of the
+//! sum of that person-year's entries, written in the same transaction; [`verify`] recomputes them.
+//!
+//! Concurrency: [`lock_accumulators`] is the first write of a settlement transaction. On PostgreSQL it
+//! takes the row lock (`FOR UPDATE`); on SQLite the first write takes the database write lock. Either way
+//! no two transactions settle one person-year against the same accumulators.
+
+use baozhang_core::engine::{Accumulators, LayerAcc, Settlement};
+use baozhang_core::policy::{Fund, Policy, MAX_LAYERS};
+use baozhang_core::MedType;
+
+use crate::{get_i64, get_opt_text, get_text, insert_rows, now_text, Backend, Result, Store, StoreError, Tx, Val};
+
+/// The personal part's pseudo fund code in `ledger_entries`.
+pub const PERSONAL_FUND: &str = "PSN";
+
+/// Accumulators as stored: `stays s1,s2,s3;` then per layer `base,paid,outpatient,personal` separated by `;`.
+pub fn encode_acc(acc: &Accumulators, n_layers: usize) -> String {
+    let mut s = format!("{},{},{}", acc.inpatient_stays[0], acc.inpatient_stays[1], acc.inpatient_stays[2]);
+    for l in &acc.layers[..n_layers] {
+        s.push_str(&format!(";{},{},{},{}", l.base_fen, l.paid_fen, l.outpatient_paid_fen, l.personal_fen));
+    }
+    s
+}
+
+pub fn decode_acc(s: &str) -> Option<Accumulators> {
+    let mut acc = Accumulators::default();
+    let mut parts = s.split(';');
+    let stays: Vec<u16> = parts.next()?.split(',').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    if stays.len() != 3 {
+        return None;
+    }
+    acc.inpatient_stays.copy_from_slice(&stays);
+    for (i, p) in parts.enumerate() {
+        if i >= MAX_LAYERS {
+            return None;
+        }
+        let v: Vec<i64> = p.split(',').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        let [base_fen, paid_fen, outpatient_paid_fen, personal_fen] = v[..] else { return None };
+        acc.layers[i] = LayerAcc { base_fen, paid_fen, outpatient_paid_fen, personal_fen };
+    }
+    Some(acc)
+}
+
+/// The locked accumulators of a person-year.
+#[derive(Clone, Debug)]
+pub struct LockedAcc {
+    pub acc: Accumulators,
+    /// The policy the person-year was first settled under ('' when new).
+    pub policy_id: String,
+    pub settlements: i64,
+}
+
+/// Creates the person-year's row if missing and locks it for the rest of the transaction.
+pub async fn lock_accumulators(tx: &mut Tx<'_>, backend: Backend, psn_no: &str, year: u16) -> Result<LockedAcc> {
+    sqlx::query(
+        "INSERT INTO accumulators (psn_no, year, policy_id, state, settlements, updated_at) VALUES ($1, $2, '', '0,0,0', 0, $3) \
+         ON CONFLICT (psn_no, year) DO NOTHING",
+    )
+    .bind(psn_no.to_string())
+    .bind(i64::from(year))
+    .bind(now_text())
+    .execute(&mut **tx)
+    .await?;
+    let sql = match backend {
+        Backend::Postgres => "SELECT policy_id, state, settlements FROM accumulators WHERE psn_no = $1 AND year = $2 FOR UPDATE",
+        Backend::Sqlite => "SELECT policy_id, state, settlements FROM accumulators WHERE psn_no = $1 AND year = $2",
+    };
+    let row = sqlx::query(sql).bind(psn_no.to_string()).bind(i64::from(year)).fetch_one(&mut **tx).await?;
+    let state = get_text(&row, 1)?;
+    let acc = decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
+    Ok(LockedAcc { acc, policy_id: get_text(&row, 0)?, settlements: get_i64(&row, 2)? })
+}
+
+/// The committed accumulators of a person-year, without locking (pre-settlement, reports).
+pub async fn read_accumulators(store: &Store, psn_no: &str, year: u16) -> Result<LockedAcc> {
+    let row = sqlx::query("SELECT policy_id, state, settlements FROM accumulators WHERE psn_no = $1 AND year = $2")
+        .bind(psn_no.to_string())
+        .bind(i64::from(year))
+        .fetch_optional(store.pool())
+        .await?;
+    let Some(row) = row else {
+        return Ok(LockedAcc { acc: Accumulators::default(), policy_id: String::new(), settlements: 0 });
+    };
+    let state = get_text(&row, 1)?;
+    let acc = decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
+    Ok(LockedAcc { acc, policy_id: get_text(&row, 0)?, settlements: get_i64(&row, 2)? })
+}
+
+/// The next commit-order number (under the lock of the current transaction; the unique index on `seq`
+/// refuses a duplicate should two PostgreSQL transactions race, and the caller retries).
+pub async fn next_seq(tx: &mut Tx<'_>) -> Result<i64> {
+    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger_settlements").fetch_one(&mut **tx).await?;
+    get_i64(&row, 0)
+}
+
+/// Identification and context of a ledger settlement row.
+#[derive(Clone, Debug)]
+pub struct SettlementHead {
+    pub setl_id: String,
+    pub seq: i64,
+    pub reverses: Option<String>,
+    pub msgid: String,
+    pub mdtrt_id: String,
+    pub psn_no: String,
+    pub id_no: String,
+    pub village_code: Option<String>,
+    pub fixmedins_code: String,
+    pub insuplc_admdvs: String,
+    pub setl_date: i64,
+    pub hosp_lv: i64,
+    pub identities: i64,
+    pub policy_id: String,
+    pub policy_version: String,
+    /// The bill's four parts (negated on a cancellation).
+    pub fulamt_ownpay_amt: i64,
+    pub overlmt_selfpay: i64,
+    pub preselfpay_amt: i64,
+    pub outcome_json: String,
+    pub opter: String,
+}
+
+/// One ledger entry as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub layer: i64,
+    pub fund: String,
+    pub amount_fen: i64,
+    pub outpatient_fen: i64,
+    pub base_delta_fen: i64,
+    pub personal_delta_fen: i64,
+    pub stay_level: i64,
+    pub stay_delta: i64,
+}
+
+/// The entries of a settlement: one per applied layer (with its fund), then the personal part.
+pub fn entries_of(policy: &Policy, s: &Settlement) -> Vec<Entry> {
+    let outpatient = s.med_type == MedType::OutpatientChronic;
+    let mut out = Vec::with_capacity(usize::from(s.n_layers) + 1);
+    for (i, (l, layer)) in s.layers().iter().zip(&policy.layers).enumerate() {
+        // A layer that did not apply can still have nothing to record; skip it only when all is zero.
+        if l.amount_fen == 0 && l.acc_base_delta_fen == 0 && l.acc_personal_delta_fen == 0 && !l.applied {
+            continue;
+        }
+        let fund = layer.fund.map_or("-", Fund::code);
+        out.push(Entry {
+            layer: i as i64,
+            fund: fund.to_string(),
+            amount_fen: l.amount_fen,
+            outpatient_fen: if outpatient { l.amount_fen } else { 0 },
+            base_delta_fen: l.acc_base_delta_fen,
+            personal_delta_fen: l.acc_personal_delta_fen,
+            stay_level: -1,
+            stay_delta: 0,
+        });
+    }
+    let inpatient = s.med_type == MedType::Inpatient;
+    out.push(Entry {
+        layer: -1,
+        fund: PERSONAL_FUND.to_string(),
+        amount_fen: s.psn_part_amt.0,
+        outpatient_fen: 0,
+        base_delta_fen: 0,
+        personal_delta_fen: 0,
+        stay_level: if inpatient { i64::from(s.level_index) } else { -1 },
+        stay_delta: i64::from(inpatient),
+    });
+    out
+}
+
+/// The entries that cancel `entries` (every amount and delta negated).
+pub fn negated(entries: &[Entry]) -> Vec<Entry> {
+    entries
+        .iter()
+        .map(|e| Entry {
+            amount_fen: -e.amount_fen,
+            outpatient_fen: -e.outpatient_fen,
+            base_delta_fen: -e.base_delta_fen,
+            personal_delta_fen: -e.personal_delta_fen,
+            stay_delta: -e.stay_delta,
+            ..e.clone()
+        })
+        .collect()
+}
+
+/// Applies entries to accumulators (what `verify` does from scratch).
+pub fn apply_entries(acc: &mut Accumulators, entries: &[Entry]) {
+    for e in entries {
+        if e.layer >= 0 {
+            let a = &mut acc.layers[e.layer as usize];
+            a.paid_fen += e.amount_fen;
+            a.outpatient_paid_fen += e.outpatient_fen;
+            a.base_fen += e.base_delta_fen;
+            a.personal_fen += e.personal_delta_fen;
+        }
+        if e.stay_level >= 0 {
+            let n = &mut acc.inpatient_stays[e.stay_level as usize];
+            *n = (i64::from(*n) + e.stay_delta) as u16;
+        }
+    }
+}
+
+/// Totals of a settlement row, from its `Settlement` (or the negation for a cancellation).
+#[derive(Clone, Copy, Debug)]
+pub struct Totals {
+    pub year: u16,
+    pub med_type: i64,
+    pub medfee_sumamt: i64,
+    pub inscp_scp_amt: i64,
+    pub act_pay_dedc: i64,
+    pub fund_pay_sumamt: i64,
+    pub hosp_part_amt: i64,
+    pub psn_part_amt: i64,
+}
+
+impl Totals {
+    pub fn of(s: &Settlement) -> Totals {
+        Totals {
+            year: s.year,
+            med_type: i64::from(s.med_type.code()),
+            medfee_sumamt: s.medfee_sumamt.0,
+            inscp_scp_amt: s.inscp_scp_amt.0,
+            act_pay_dedc: s.act_pay_dedc.0,
+            fund_pay_sumamt: s.fund_pay_sumamt.0,
+            hosp_part_amt: s.hosp_part_amt.0,
+            psn_part_amt: s.psn_part_amt.0,
+        }
+    }
+    pub fn negated(&self) -> Totals {
+        Totals {
+            medfee_sumamt: -self.medfee_sumamt,
+            inscp_scp_amt: -self.inscp_scp_amt,
+            act_pay_dedc: -self.act_pay_dedc,
+            fund_pay_sumamt: -self.fund_pay_sumamt,
+            hosp_part_amt: -self.hosp_part_amt,
+            psn_part_amt: -self.psn_part_amt,
+            ..*self
+        }
+    }
+}
+
+/// Appends a settlement (or cancellation) with its entries and stores the accumulators after it.
+/// `acc_after` must equal the locked accumulators with `entries` applied; this is asserted, so a
+/// mismatch aborts the transaction instead of storing a ledger that does not add up.
+#[allow(clippy::too_many_arguments)]
+pub async fn append(
+    tx: &mut Tx<'_>,
+    head: &SettlementHead,
+    totals: &Totals,
+    entries: &[Entry],
+    locked: &LockedAcc,
+    acc_after: &Accumulators,
+    policy_id: &str,
+    n_layers: usize,
+) -> Result<()> {
+    let mut check = locked.acc;
+    apply_entries(&mut check, entries);
+    assert_eq!(&check, acc_after, "ledger entries do not reproduce the accumulators");
+    let fund_sum: i64 = entries.iter().filter(|e| e.layer >= 0 && e.fund != "999996" && e.fund != "-").map(|e| e.amount_fen).sum();
+    assert_eq!(fund_sum, totals.fund_pay_sumamt, "fund entries do not add up to fund_pay_sumamt");
+    assert_eq!(totals.fund_pay_sumamt + totals.hosp_part_amt + totals.psn_part_amt, totals.medfee_sumamt, "settlement parts do not add up");
+    let now = now_text();
+    sqlx::query(
+        "INSERT INTO ledger_settlements (setl_id, seq, reverses, msgid, mdtrt_id, psn_no, id_no, village_code, fixmedins_code, \
+         insuplc_admdvs, setl_date, year, med_type, hosp_lv, identities, policy_id, policy_version, medfee_sumamt, fulamt_ownpay_amt, \
+         overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc, fund_pay_sumamt, hosp_part_amt, psn_part_amt, outcome, created_at, opter) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)",
+    )
+    .bind(head.setl_id.clone())
+    .bind(head.seq)
+    .bind(head.reverses.clone())
+    .bind(head.msgid.clone())
+    .bind(head.mdtrt_id.clone())
+    .bind(head.psn_no.clone())
+    .bind(head.id_no.clone())
+    .bind(head.village_code.clone())
+    .bind(head.fixmedins_code.clone())
+    .bind(head.insuplc_admdvs.clone())
+    .bind(head.setl_date)
+    .bind(i64::from(totals.year))
+    .bind(totals.med_type)
+    .bind(head.hosp_lv)
+    .bind(head.identities)
+    .bind(head.policy_id.clone())
+    .bind(head.policy_version.clone())
+    .bind(totals.medfee_sumamt)
+    .bind(head.fulamt_ownpay_amt)
+    .bind(head.overlmt_selfpay)
+    .bind(head.preselfpay_amt)
+    .bind(totals.inscp_scp_amt)
+    .bind(totals.act_pay_dedc)
+    .bind(totals.fund_pay_sumamt)
+    .bind(totals.hosp_part_amt)
+    .bind(totals.psn_part_amt)
+    .bind(head.outcome_json.clone())
+    .bind(now.clone())
+    .bind(head.opter.clone())
+    .execute(&mut **tx)
+    .await?;
+    let rows: Vec<Vec<Val>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                Val::T(head.setl_id.clone()),
+                Val::T(head.psn_no.clone()),
+                Val::I(i64::from(totals.year)),
+                Val::I(e.layer),
+                Val::T(e.fund.clone()),
+                Val::I(e.amount_fen),
+                Val::I(e.outpatient_fen),
+                Val::I(e.base_delta_fen),
+                Val::I(e.personal_delta_fen),
+                Val::I(e.stay_level),
+                Val::I(e.stay_delta),
+            ]
+        })
+        .collect();
+    insert_rows(
+        tx,
+        "ledger_entries",
+        &[
+            "setl_id",
+            "psn_no",
+            "year",
+            "layer",
+            "fund",
+            "amount_fen",
+            "outpatient_fen",
+            "base_delta_fen",
+            "personal_delta_fen",
+            "stay_level",
+            "stay_delta",
+        ],
+        &rows,
+    )
+    .await?;
+    let delta = if head.reverses.is_some() { -1 } else { 1 };
+    sqlx::query("UPDATE accumulators SET policy_id = $1, state = $2, settlements = settlements + $3, updated_at = $4 WHERE psn_no = $5 AND year = $6")
+        .bind(policy_id.to_string())
+        .bind(encode_acc(acc_after, n_layers))
+        .bind(delta)
+        .bind(now)
+        .bind(head.psn_no.clone())
+        .bind(i64::from(totals.year))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The entries of one settlement, in layer order (the personal entry last).
+pub async fn entries_of_settlement(tx: &mut Tx<'_>, setl_id: &str) -> Result<Vec<Entry>> {
+    let rows = sqlx::query(
+        "SELECT layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
+         FROM ledger_entries WHERE setl_id = $1 ORDER BY id",
+    )
+    .bind(setl_id.to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<Entry> {
+    Ok(Entry {
+        layer: get_i64(r, 0)?,
+        fund: get_text(r, 1)?,
+        amount_fen: get_i64(r, 2)?,
+        outpatient_fen: get_i64(r, 3)?,
+        base_delta_fen: get_i64(r, 4)?,
+        personal_delta_fen: get_i64(r, 5)?,
+        stay_level: get_i64(r, 6)?,
+        stay_delta: get_i64(r, 7)?,
+    })
+}
+
+/// A stored settlement row (for cancellation, slips and the REST API).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StoredSettlement {
+    pub setl_id: String,
+    pub seq: i64,
+    pub reverses: Option<String>,
+    pub cancelled_by: Option<String>,
+    pub mdtrt_id: String,
+    pub psn_no: String,
+    pub id_no: String,
+    pub village_code: Option<String>,
+    pub fixmedins_code: String,
+    pub insuplc_admdvs: String,
+    pub setl_date: i64,
+    pub year: i64,
+    pub med_type: i64,
+    pub hosp_lv: i64,
+    pub identities: i64,
+    pub policy_id: String,
+    pub policy_version: String,
+    pub medfee_sumamt: i64,
+    pub fulamt_ownpay_amt: i64,
+    pub overlmt_selfpay: i64,
+    pub preselfpay_amt: i64,
+    pub inscp_scp_amt: i64,
+    pub act_pay_dedc: i64,
+    pub fund_pay_sumamt: i64,
+    pub hosp_part_amt: i64,
+    pub psn_part_amt: i64,
+    pub outcome: String,
+    pub created_at: String,
+}
+
+const SETTLEMENT_COLS: &str = "s.setl_id, s.seq, s.reverses, (SELECT c.setl_id FROM ledger_settlements c WHERE c.reverses = s.setl_id), \
+    s.mdtrt_id, s.psn_no, s.id_no, s.village_code, s.fixmedins_code, s.insuplc_admdvs, s.setl_date, s.year, s.med_type, s.hosp_lv, \
+    s.identities, s.policy_id, s.policy_version, s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.preselfpay_amt, \
+    s.inscp_scp_amt, s.act_pay_dedc, s.fund_pay_sumamt, s.hosp_part_amt, s.psn_part_amt, s.outcome, s.created_at";
+
+fn settlement_from_row(r: &sqlx::any::AnyRow) -> Result<StoredSettlement> {
+    Ok(StoredSettlement {
+        setl_id: get_text(r, 0)?,
+        seq: get_i64(r, 1)?,
+        reverses: get_opt_text(r, 2)?,
+        cancelled_by: get_opt_text(r, 3)?,
+        mdtrt_id: get_text(r, 4)?,
+        psn_no: get_text(r, 5)?,
+        id_no: get_text(r, 6)?,
+        village_code: get_opt_text(r, 7)?,
+        fixmedins_code: get_text(r, 8)?,
+        insuplc_admdvs: get_text(r, 9)?,
+        setl_date: get_i64(r, 10)?,
+        year: get_i64(r, 11)?,
+        med_type: get_i64(r, 12)?,
+        hosp_lv: get_i64(r, 13)?,
+        identities: get_i64(r, 14)?,
+        policy_id: get_text(r, 15)?,
+        policy_version: get_text(r, 16)?,
+        medfee_sumamt: get_i64(r, 17)?,
+        fulamt_ownpay_amt: get_i64(r, 18)?,
+        overlmt_selfpay: get_i64(r, 19)?,
+        preselfpay_amt: get_i64(r, 20)?,
+        inscp_scp_amt: get_i64(r, 21)?,
+        act_pay_dedc: get_i64(r, 22)?,
+        fund_pay_sumamt: get_i64(r, 23)?,
+        hosp_part_amt: get_i64(r, 24)?,
+        psn_part_amt: get_i64(r, 25)?,
+        outcome: get_text(r, 26)?,
+        created_at: get_text(r, 27)?,
+    })
+}
+
+pub async fn settlement_in_tx(tx: &mut Tx<'_>, setl_id: &str) -> Result<Option<StoredSettlement>> {
+    let sql = format!("SELECT {SETTLEMENT_COLS} FROM ledger_settlements s WHERE s.setl_id = $1");
+    let row = sqlx::query(&sql).bind(setl_id.to_string()).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(settlement_from_row).transpose()
+}
+
+/// Filter for listing settlements; every field narrows (scopes are applied by the caller through these).
+#[derive(Clone, Debug, Default)]
+pub struct SettlementFilter {
+    pub fixmedins_code: Option<String>,
+    /// Prefix of the insured person's village code (region scope).
+    pub region_prefix: Option<String>,
+    pub psn_no: Option<String>,
+    pub mdtrt_id: Option<String>,
+    pub from_date: Option<i64>,
+    pub to_date: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Store {
+    pub async fn settlement(&self, setl_id: &str) -> Result<Option<StoredSettlement>> {
+        let sql = format!("SELECT {SETTLEMENT_COLS} FROM ledger_settlements s WHERE s.setl_id = $1");
+        let row = sqlx::query(&sql).bind(setl_id.to_string()).fetch_optional(self.pool()).await?;
+        row.as_ref().map(settlement_from_row).transpose()
+    }
+
+    /// Settlements matching `f`, in commit order; values are bound, never spliced.
+    pub async fn settlements(&self, f: &SettlementFilter) -> Result<Vec<StoredSettlement>> {
+        let mut sql = format!("SELECT {SETTLEMENT_COLS} FROM ledger_settlements s WHERE 1=1");
+        let mut binds: Vec<Val> = Vec::new();
+        let mut add = |cond: &str, v: Val, sql: &mut String| {
+            binds.push(v);
+            sql.push_str(&cond.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(v) = &f.fixmedins_code {
+            add(" AND s.fixmedins_code = ?", Val::T(v.clone()), &mut sql);
+        }
+        if let Some(v) = &f.region_prefix {
+            add(" AND s.village_code LIKE ?", Val::T(format!("{v}%")), &mut sql);
+        }
+        if let Some(v) = &f.psn_no {
+            add(" AND s.psn_no = ?", Val::T(v.clone()), &mut sql);
+        }
+        if let Some(v) = &f.mdtrt_id {
+            add(" AND s.mdtrt_id = ?", Val::T(v.clone()), &mut sql);
+        }
+        if let Some(v) = f.from_date {
+            add(" AND s.setl_date >= ?", Val::I(v), &mut sql);
+        }
+        if let Some(v) = f.to_date {
+            add(" AND s.setl_date <= ?", Val::I(v), &mut sql);
+        }
+        let limit = if f.limit <= 0 { 100 } else { f.limit.min(1000) };
+        sql.push_str(&format!(" ORDER BY s.seq LIMIT {limit} OFFSET {}", f.offset.max(0)));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Val::I(i) => q.bind(i),
+                Val::T(t) => q.bind(t),
+                Val::NullI => q.bind(None::<i64>),
+                Val::NullT => q.bind(None::<String>),
+            };
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(settlement_from_row).collect()
+    }
+
+    /// Funds of a settlement, by fund code (from its entries).
+    pub async fn settlement_entries(&self, setl_id: &str) -> Result<Vec<Entry>> {
+        let rows = sqlx::query(
+            "SELECT layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
+             FROM ledger_entries WHERE setl_id = $1 ORDER BY id",
+        )
+        .bind(setl_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+}
+
+/// What `baozhang ledger verify` found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VerifyReport {
+    pub settlements: i64,
+    pub cancellations: i64,
+    pub entries: i64,
+    pub person_years: i64,
+    /// Human-readable problems (Chinese); empty when the ledger is consistent.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Rebuilds every person-year's accumulators from the entries and compares them with the stored ones;
+/// checks that every settlement's entries add up to its totals, that every cancellation cancels exactly
+/// one settlement, and that no visit has two live settlements.
+pub async fn verify(store: &Store) -> Result<VerifyReport> {
+    let mut rep = VerifyReport::default();
+    let pool = store.pool();
+    let mut tx = pool.begin().await?;
+    // 1. Person-years.
+    let mut rebuilt: std::collections::BTreeMap<(String, i64), Accumulators> = Default::default();
+    let rows = sqlx::query(
+        "SELECT psn_no, year, layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta FROM ledger_entries",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    rep.entries = rows.len() as i64;
+    for r in &rows {
+        let key = (get_text(r, 0)?, get_i64(r, 1)?);
+        let e = Entry {
+            layer: get_i64(r, 2)?,
+            fund: get_text(r, 3)?,
+            amount_fen: get_i64(r, 4)?,
+            outpatient_fen: get_i64(r, 5)?,
+            base_delta_fen: get_i64(r, 6)?,
+            personal_delta_fen: get_i64(r, 7)?,
+            stay_level: get_i64(r, 8)?,
+            stay_delta: get_i64(r, 9)?,
+        };
+        if e.layer >= MAX_LAYERS as i64 || e.stay_level >= 3 {
+            rep.problems.push(format!("分录层号或住院等级越界：{} {}", key.0, key.1));
+            continue;
+        }
+        apply_entries(rebuilt.entry(key).or_default(), std::slice::from_ref(&e));
+    }
+    let rows = sqlx::query("SELECT psn_no, year, state FROM accumulators").fetch_all(&mut *tx).await?;
+    rep.person_years = rows.len() as i64;
+    let mut stored: std::collections::BTreeMap<(String, i64), Accumulators> = Default::default();
+    for r in &rows {
+        let key = (get_text(r, 0)?, get_i64(r, 1)?);
+        let state = get_text(r, 2)?;
+        match decode_acc(&state) {
+            Some(a) => {
+                stored.insert(key, a);
+            }
+            None => rep.problems.push(format!("累计值无法读取：人员 {} 年度 {}", key.0, key.1)),
+        }
+    }
+    for (key, acc) in &rebuilt {
+        match stored.get(key) {
+            Some(s) if s == acc => {}
+            Some(_) => rep.problems.push(format!("人员 {} 年度 {} 的累计值与台账分录之和不一致", key.0, key.1)),
+            None => rep.problems.push(format!("人员 {} 年度 {} 有台账分录但没有累计值", key.0, key.1)),
+        }
+    }
+    for (key, acc) in &stored {
+        if !rebuilt.contains_key(key) && *acc != Accumulators::default() {
+            rep.problems.push(format!("人员 {} 年度 {} 有累计值但没有台账分录", key.0, key.1));
+        }
+    }
+    // 2. Each settlement's entries add up to its totals; parts add up.
+    let rows = sqlx::query(
+        "SELECT s.setl_id, s.medfee_sumamt, s.fund_pay_sumamt, s.hosp_part_amt, s.psn_part_amt, \
+         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM ledger_entries e WHERE e.setl_id = s.setl_id AND e.layer >= 0 AND e.fund NOT IN ('999996', '-')), 0) AS BIGINT), \
+         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM ledger_entries e WHERE e.setl_id = s.setl_id AND e.fund = '999996'), 0) AS BIGINT), \
+         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM ledger_entries e WHERE e.setl_id = s.setl_id AND e.fund = 'PSN'), 0) AS BIGINT), \
+         s.reverses FROM ledger_settlements s",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &rows {
+        let id = get_text(r, 0)?;
+        let (total, funds, hosp, psn) = (get_i64(r, 1)?, get_i64(r, 2)?, get_i64(r, 3)?, get_i64(r, 4)?);
+        let (e_funds, e_hosp, e_psn) = (get_i64(r, 5)?, get_i64(r, 6)?, get_i64(r, 7)?);
+        if get_opt_text(r, 8)?.is_some() {
+            rep.cancellations += 1;
+        } else {
+            rep.settlements += 1;
+        }
+        if funds + hosp + psn != total {
+            rep.problems.push(format!("结算 {id}：基金 + 医院 + 个人 ≠ 医疗费总额"));
+        }
+        if (e_funds, e_hosp, e_psn) != (funds, hosp, psn) {
+            rep.problems.push(format!("结算 {id}：分录之和与结算记录不一致"));
+        }
+    }
+    // 3. A cancellation cancels one live settlement exactly once, with opposite amounts.
+    let rows = sqlx::query(
+        "SELECT c.setl_id, c.reverses, o.setl_id, o.medfee_sumamt + c.medfee_sumamt, o.psn_part_amt + c.psn_part_amt, o.fund_pay_sumamt + c.fund_pay_sumamt \
+         FROM ledger_settlements c LEFT JOIN ledger_settlements o ON o.setl_id = c.reverses WHERE c.reverses IS NOT NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &rows {
+        let id = get_text(r, 0)?;
+        if get_opt_text(r, 2)?.is_none() {
+            rep.problems.push(format!("冲销 {id} 指向不存在的结算"));
+        } else if (get_i64(r, 3)?, get_i64(r, 4)?, get_i64(r, 5)?) != (0, 0, 0) {
+            rep.problems.push(format!("冲销 {id} 的金额与原结算不相反"));
+        }
+    }
+    let rows =
+        sqlx::query("SELECT reverses, COUNT(*) FROM ledger_settlements WHERE reverses IS NOT NULL GROUP BY reverses HAVING COUNT(*) > 1")
+            .fetch_all(&mut *tx)
+            .await?;
+    for r in &rows {
+        rep.problems.push(format!("结算 {} 被冲销了 {} 次", get_text(r, 0)?, get_i64(r, 1)?));
+    }
+    let rows = sqlx::query(
+        "SELECT s.mdtrt_id, COUNT(*) FROM ledger_settlements s WHERE s.reverses IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM ledger_settlements c WHERE c.reverses = s.setl_id) GROUP BY s.mdtrt_id HAVING COUNT(*) > 1",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &rows {
+        rep.problems.push(format!("就诊 {} 有 {} 笔有效结算（重复结算）", get_text(r, 0)?, get_i64(r, 1)?));
+    }
+    tx.rollback().await?;
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accumulators_round_trip_through_text() {
+        let mut acc = Accumulators::default();
+        acc.inpatient_stays = [1, 0, 2];
+        acc.layers[0] = LayerAcc { base_fen: 100, paid_fen: 50, outpatient_paid_fen: 7, personal_fen: 3 };
+        acc.layers[4] = LayerAcc { base_fen: -1, paid_fen: 9, outpatient_paid_fen: 0, personal_fen: 12 };
+        let s = encode_acc(&acc, 5);
+        assert_eq!(decode_acc(&s), Some(acc));
+        assert_eq!(decode_acc("0,0,0"), Some(Accumulators::default()));
+        assert_eq!(decode_acc("0,0"), None);
+        assert_eq!(decode_acc("0,0,0;1,2,3"), None);
+    }
+}

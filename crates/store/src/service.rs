@@ -1,0 +1,616 @@
+//! Queries of the online service: institutions, users and sessions, sign-ins, visits and fee lines,
+//! message idempotency, person look-ups, and the access and audit logs. Functions that take a
+//! connection run inside the caller's transaction (`&mut **tx`) or on a pooled connection.
+
+use sqlx::AnyConnection;
+
+use crate::{get_i64, get_opt_i64, get_opt_text, get_text, now_text, Result, Store};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Institution {
+    pub fixmedins_code: String,
+    pub name: String,
+    pub hosp_lv: i64,
+    pub admdvs: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct User {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub scope: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Mdtrt {
+    pub mdtrt_id: String,
+    pub psn_no: String,
+    pub id_no: String,
+    pub fixmedins_code: String,
+    pub med_type: i64,
+    pub begn_date: i64,
+    pub insuplc_admdvs: String,
+    pub referral_ok: bool,
+    pub major_disease: bool,
+    pub status: String,
+    pub setl_id: Option<String>,
+}
+
+/// A fee line split into the four parts of POLICY §2.1 (fen).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeLine {
+    pub feedetl_sn: String,
+    pub det_item_fee_sumamt: i64,
+    pub fulamt_ownpay_amt: i64,
+    pub overlmt_selfpay: i64,
+    pub preselfpay_amt: i64,
+    pub inscp_scp_amt: i64,
+    pub med_list_codg: Option<String>,
+}
+
+/// A person as the registry knows them.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PersonRecord {
+    pub id_no: String,
+    pub name: String,
+    pub sex: String,
+    pub birth_date: i64,
+    pub household_no: Option<String>,
+    pub relation: Option<String>,
+    pub village_code: Option<String>,
+    pub psn_no: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct IdentityPeriod {
+    pub identity: String,
+    pub start_date: i64,
+    pub end_date: Option<i64>,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EnrolmentRecord {
+    pub psn_no: String,
+    pub year: i64,
+    pub status: String,
+    pub insured: bool,
+    pub insured_admdvs: String,
+    pub flags: i64,
+    pub flag_date: Option<i64>,
+    pub premium_fen: i64,
+    pub subsidy_fen: i64,
+    pub subsidy_source: Option<String>,
+}
+
+const PERSON_COLS: &str = "p.id_no, p.name, p.sex, p.birth_date, p.household_no, p.relation, p.village_code, \
+    COALESCE(p.psn_no, (SELECT MAX(e.psn_no) FROM enrolments e WHERE e.id_no = p.id_no AND e.superseded_import IS NULL))";
+
+fn person_from_row(r: &sqlx::any::AnyRow) -> Result<PersonRecord> {
+    Ok(PersonRecord {
+        id_no: get_text(r, 0)?,
+        name: get_text(r, 1)?,
+        sex: get_text(r, 2)?,
+        birth_date: get_i64(r, 3)?,
+        household_no: get_opt_text(r, 4)?,
+        relation: get_opt_text(r, 5)?,
+        village_code: get_opt_text(r, 6)?,
+        psn_no: get_opt_text(r, 7)?,
+    })
+}
+
+fn mdtrt_from_row(r: &sqlx::any::AnyRow) -> Result<Mdtrt> {
+    Ok(Mdtrt {
+        mdtrt_id: get_text(r, 0)?,
+        psn_no: get_text(r, 1)?,
+        id_no: get_text(r, 2)?,
+        fixmedins_code: get_text(r, 3)?,
+        med_type: get_i64(r, 4)?,
+        begn_date: get_i64(r, 5)?,
+        insuplc_admdvs: get_text(r, 6)?,
+        referral_ok: get_i64(r, 7)? != 0,
+        major_disease: get_i64(r, 8)? != 0,
+        status: get_text(r, 9)?,
+        setl_id: get_opt_text(r, 10)?,
+    })
+}
+
+const MDTRT_COLS: &str =
+    "mdtrt_id, psn_no, id_no, fixmedins_code, med_type, begn_date, insuplc_admdvs, referral_ok, major_disease, status, setl_id";
+
+/// A stored response to a national message.
+#[derive(Clone, Debug)]
+pub struct LoggedMsg {
+    pub fixmedins_code: String,
+    pub infno: String,
+    pub body_sha256: String,
+    pub response: String,
+}
+
+pub async fn msg_lookup(c: &mut AnyConnection, msgid: &str) -> Result<Option<LoggedMsg>> {
+    let row = sqlx::query("SELECT fixmedins_code, infno, body_sha256, response FROM msg_log WHERE msgid = $1")
+        .bind(msgid.to_string())
+        .fetch_optional(&mut *c)
+        .await?;
+    row.map(|r| {
+        Ok(LoggedMsg {
+            fixmedins_code: get_text(&r, 0)?,
+            infno: get_text(&r, 1)?,
+            body_sha256: get_text(&r, 2)?,
+            response: get_text(&r, 3)?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn msg_record(c: &mut AnyConnection, msgid: &str, m: &LoggedMsg) -> Result<()> {
+    sqlx::query("INSERT INTO msg_log (msgid, fixmedins_code, infno, body_sha256, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(msgid.to_string())
+        .bind(m.fixmedins_code.clone())
+        .bind(m.infno.clone())
+        .bind(m.body_sha256.clone())
+        .bind(m.response.clone())
+        .bind(now_text())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn mdtrt(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<Mdtrt>> {
+    let row = sqlx::query(&format!("SELECT {MDTRT_COLS} FROM mdtrts WHERE mdtrt_id = $1"))
+        .bind(mdtrt_id.to_string())
+        .fetch_optional(&mut *c)
+        .await?;
+    row.as_ref().map(mdtrt_from_row).transpose()
+}
+
+pub async fn insert_mdtrt(c: &mut AnyConnection, m: &Mdtrt) -> Result<()> {
+    sqlx::query(&format!("INSERT INTO mdtrts ({MDTRT_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+        .bind(m.mdtrt_id.clone())
+        .bind(m.psn_no.clone())
+        .bind(m.id_no.clone())
+        .bind(m.fixmedins_code.clone())
+        .bind(m.med_type)
+        .bind(m.begn_date)
+        .bind(m.insuplc_admdvs.clone())
+        .bind(i64::from(m.referral_ok))
+        .bind(i64::from(m.major_disease))
+        .bind(m.status.clone())
+        .bind(m.setl_id.clone())
+        .bind(now_text())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Moves a visit from `from` to `to` status; false when it was not in `from` (someone else moved it).
+pub async fn set_mdtrt_status(c: &mut AnyConnection, mdtrt_id: &str, from: &str, to: &str, setl_id: Option<&str>) -> Result<bool> {
+    let n = sqlx::query("UPDATE mdtrts SET status = $1, setl_id = $2 WHERE mdtrt_id = $3 AND status = $4")
+        .bind(to.to_string())
+        .bind(setl_id.map(str::to_string))
+        .bind(mdtrt_id.to_string())
+        .bind(from.to_string())
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn fee_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Vec<FeeLine>> {
+    let rows = sqlx::query(
+        "SELECT feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, med_list_codg \
+         FROM fee_lines WHERE mdtrt_id = $1 ORDER BY feedetl_sn",
+    )
+    .bind(mdtrt_id.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(FeeLine {
+                feedetl_sn: get_text(r, 0)?,
+                det_item_fee_sumamt: get_i64(r, 1)?,
+                fulamt_ownpay_amt: get_i64(r, 2)?,
+                overlmt_selfpay: get_i64(r, 3)?,
+                preselfpay_amt: get_i64(r, 4)?,
+                inscp_scp_amt: get_i64(r, 5)?,
+                med_list_codg: get_opt_text(r, 6)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[FeeLine]) -> Result<()> {
+    let now = now_text();
+    for l in lines {
+        sqlx::query(
+            "INSERT INTO fee_lines (mdtrt_id, feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, \
+             inscp_scp_amt, med_list_codg, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(mdtrt_id.to_string())
+        .bind(l.feedetl_sn.clone())
+        .bind(l.det_item_fee_sumamt)
+        .bind(l.fulamt_ownpay_amt)
+        .bind(l.overlmt_selfpay)
+        .bind(l.preselfpay_amt)
+        .bind(l.inscp_scp_amt)
+        .bind(l.med_list_codg.clone())
+        .bind(now.clone())
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn insert_sign_in(c: &mut AnyConnection, sign_no: &str, fixmedins_code: &str, opter: &str, expires_at: i64) -> Result<()> {
+    sqlx::query("INSERT INTO sign_ins (sign_no, fixmedins_code, opter, signed_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(sign_no.to_string())
+        .bind(fixmedins_code.to_string())
+        .bind(opter.to_string())
+        .bind(now_text())
+        .bind(expires_at)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Writes an audit record (who, what, target, before / after) in the caller's transaction.
+pub async fn audit_change(
+    c: &mut AnyConnection,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, detail, target, before_val, after_val) VALUES ($1, $2, $3, '', $4, $5, $6)")
+        .bind(now_text())
+        .bind(actor.to_string())
+        .bind(action.to_string())
+        .bind(target.to_string())
+        .bind(before.map(str::to_string))
+        .bind(after.map(str::to_string))
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// One row of the audit log.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AuditRecord {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub detail: String,
+}
+
+/// One row of the access log.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AccessRecord {
+    pub at: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+impl Store {
+    pub async fn add_institution(&self, actor: &str, i: &Institution) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO institutions (fixmedins_code, name, hosp_lv, admdvs, secret, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(i.fixmedins_code.clone())
+            .bind(i.name.clone())
+            .bind(i.hosp_lv)
+            .bind(i.admdvs.clone())
+            .bind(i.secret.clone())
+            .bind(now_text())
+            .bind(i64::from(i.disabled))
+            .execute(&mut *tx)
+            .await?;
+        let after = format!("{{\"name\":{:?},\"hosp_lv\":{},\"admdvs\":{:?}}}", i.name, i.hosp_lv, i.admdvs);
+        audit_change(&mut tx, actor, "institution.add", &i.fixmedins_code, None, Some(&after)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn institution(&self, code: &str) -> Result<Option<Institution>> {
+        let row = sqlx::query("SELECT fixmedins_code, name, hosp_lv, admdvs, secret, disabled FROM institutions WHERE fixmedins_code = $1")
+            .bind(code.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(Institution {
+                fixmedins_code: get_text(&r, 0)?,
+                name: get_text(&r, 1)?,
+                hosp_lv: get_i64(&r, 2)?,
+                admdvs: get_text(&r, 3)?,
+                secret: get_text(&r, 4)?,
+                disabled: get_i64(&r, 5)? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn institutions(&self) -> Result<Vec<Institution>> {
+        let rows = sqlx::query("SELECT fixmedins_code FROM institutions ORDER BY fixmedins_code").fetch_all(self.pool()).await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            if let Some(i) = self.institution(&get_text(r, 0)?).await? {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn add_user(&self, actor: &str, u: &User) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (username, display_name, role, scope, password_hash, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(u.username.clone())
+        .bind(u.display_name.clone())
+        .bind(u.role.clone())
+        .bind(u.scope.clone())
+        .bind(u.password_hash.clone())
+        .bind(now_text())
+        .bind(i64::from(u.disabled))
+        .execute(&mut *tx)
+        .await?;
+        let after = format!("{{\"role\":{:?},\"scope\":{:?}}}", u.role, u.scope);
+        audit_change(&mut tx, actor, "user.add", &u.username, None, Some(&after)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, username: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT username, display_name, role, scope, password_hash, disabled FROM users WHERE username = $1")
+            .bind(username.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(User {
+                username: get_text(&r, 0)?,
+                display_name: get_text(&r, 1)?,
+                role: get_text(&r, 2)?,
+                scope: get_text(&r, 3)?,
+                password_hash: get_text(&r, 4)?,
+                disabled: get_i64(&r, 5)? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT username FROM users ORDER BY username").fetch_all(self.pool()).await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            if let Some(u) = self.user(&get_text(r, 0)?).await? {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn add_session(&self, token_sha256: &str, username: &str, expires_at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO sessions (token_sha256, username, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_sha256.to_string())
+            .bind(username.to_string())
+            .bind(now_text())
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        audit_change(&mut tx, username, "session.login", username, None, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user of a live session.
+    pub async fn session_user(&self, token_sha256: &str, now_unix: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT username FROM sessions WHERE token_sha256 = $1 AND expires_at > $2")
+            .bind(token_sha256.to_string())
+            .bind(now_unix)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| get_text(&r, 0)).transpose()
+    }
+
+    pub async fn end_session(&self, token_sha256: &str) -> Result<()> {
+        sqlx::query("UPDATE sessions SET expires_at = 0 WHERE token_sha256 = $1")
+            .bind(token_sha256.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The institution of a live sign-in.
+    pub async fn sign_in_institution(&self, sign_no: &str, now_unix: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT fixmedins_code FROM sign_ins WHERE sign_no = $1 AND expires_at > $2")
+            .bind(sign_no.to_string())
+            .bind(now_unix)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| get_text(&r, 0)).transpose()
+    }
+
+    pub async fn person(&self, id_no: &str) -> Result<Option<PersonRecord>> {
+        let row = sqlx::query(&format!("SELECT {PERSON_COLS} FROM persons p WHERE p.id_no = $1"))
+            .bind(id_no.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(person_from_row).transpose()
+    }
+
+    /// The person behind an insurance number (any of their enrolment records).
+    pub async fn person_by_psn(&self, psn_no: &str) -> Result<Option<PersonRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PERSON_COLS} FROM persons p WHERE p.psn_no = $1 OR p.id_no = (SELECT MAX(e.id_no) FROM enrolments e WHERE e.psn_no = $1)"
+        ))
+        .bind(psn_no.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(person_from_row).transpose()
+    }
+
+    /// Persons whose village code starts with `region_prefix`, by ID number, paged.
+    pub async fn persons_in(&self, region_prefix: &str, household_no: Option<&str>, limit: i64, offset: i64) -> Result<Vec<PersonRecord>> {
+        let mut sql = format!("SELECT {PERSON_COLS} FROM persons p WHERE p.village_code LIKE $1");
+        if household_no.is_some() {
+            sql.push_str(" AND p.household_no = $2");
+        }
+        sql.push_str(&format!(" ORDER BY p.id_no LIMIT {} OFFSET {}", limit.clamp(1, 1000), offset.max(0)));
+        let mut q = sqlx::query(&sql).bind(format!("{region_prefix}%"));
+        if let Some(h) = household_no {
+            q = q.bind(h.to_string());
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(person_from_row).collect()
+    }
+
+    pub async fn identity_periods(&self, id_no: &str) -> Result<Vec<IdentityPeriod>> {
+        let rows = sqlx::query(
+            "SELECT identity, start_date, end_date, source FROM identity_periods WHERE id_no = $1 AND retracted_import IS NULL ORDER BY start_date, identity",
+        )
+        .bind(id_no.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IdentityPeriod {
+                    identity: get_text(r, 0)?,
+                    start_date: get_i64(r, 1)?,
+                    end_date: get_opt_i64(r, 2)?,
+                    source: get_text(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn enrolments_of(&self, id_no: &str) -> Result<Vec<EnrolmentRecord>> {
+        let rows = sqlx::query(
+            "SELECT psn_no, year, status, insured, insured_admdvs, flags, flag_date, premium_fen, subsidy_fen, subsidy_source \
+             FROM enrolments WHERE id_no = $1 AND superseded_import IS NULL ORDER BY year",
+        )
+        .bind(id_no.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EnrolmentRecord {
+                    psn_no: get_text(r, 0)?,
+                    year: get_i64(r, 1)?,
+                    status: get_text(r, 2)?,
+                    insured: get_i64(r, 3)? != 0,
+                    insured_admdvs: get_text(r, 4)?,
+                    flags: get_i64(r, 5)?,
+                    flag_date: get_opt_i64(r, 6)?,
+                    premium_fen: get_i64(r, 7)?,
+                    subsidy_fen: get_i64(r, 8)?,
+                    subsidy_source: get_opt_text(r, 9)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Special states (death, military) in force, as (state, start yyyymmdd).
+    pub async fn special_states(&self, id_no: &str) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT state, start_date FROM special_states WHERE id_no = $1 AND retracted_import IS NULL ORDER BY start_date")
+                .bind(id_no.to_string())
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(|r| Ok((get_text(r, 0)?, get_i64(r, 1)?))).collect()
+    }
+
+    pub async fn mdtrt(&self, mdtrt_id: &str) -> Result<Option<Mdtrt>> {
+        let mut c = self.pool().acquire().await?;
+        mdtrt(&mut c, mdtrt_id).await
+    }
+
+    pub async fn msg(&self, msgid: &str) -> Result<Option<LoggedMsg>> {
+        let mut c = self.pool().acquire().await?;
+        msg_lookup(&mut c, msgid).await
+    }
+
+    /// Records an unmasked view of personal information (PIPL).
+    pub async fn log_access(&self, actor: &str, role: &str, action: &str, subject_masked: &str, detail: &str) -> Result<()> {
+        sqlx::query("INSERT INTO access_log (at, actor, role, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(now_text())
+            .bind(actor.to_string())
+            .bind(role.to_string())
+            .bind(action.to_string())
+            .bind(subject_masked.to_string())
+            .bind(detail.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn access_log(&self, limit: i64) -> Result<Vec<AccessRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT at, actor, role, action, subject, detail FROM access_log ORDER BY id DESC LIMIT {}",
+            limit.clamp(1, 10_000)
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccessRecord {
+                    at: get_text(r, 0)?,
+                    actor: get_text(r, 1)?,
+                    role: get_text(r, 2)?,
+                    action: get_text(r, 3)?,
+                    subject: get_text(r, 4)?,
+                    detail: get_text(r, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn audit_records(&self, limit: i64) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT at, actor, action, target, before_val, after_val, detail FROM audit_log ORDER BY id DESC LIMIT {}",
+            limit.clamp(1, 10_000)
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    at: get_text(r, 0)?,
+                    actor: get_text(r, 1)?,
+                    action: get_text(r, 2)?,
+                    target: get_opt_text(r, 3)?,
+                    before: get_opt_text(r, 4)?,
+                    after: get_opt_text(r, 5)?,
+                    detail: get_text(r, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Reconciliation runs, newest first.
+    pub async fn reconcile_runs(&self, limit: i64) -> Result<Vec<(i64, i64, String, Option<String>, i64, i64, i64)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT id, as_of, started_at, finished_at, findings, new_findings, resolved_findings FROM reconcile_runs ORDER BY id DESC LIMIT {}",
+            limit.clamp(1, 1000)
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((get_i64(r, 0)?, get_i64(r, 1)?, get_text(r, 2)?, get_opt_text(r, 3)?, get_i64(r, 4)?, get_i64(r, 5)?, get_i64(r, 6)?))
+            })
+            .collect()
+    }
+}
