@@ -5,6 +5,7 @@ mod bench;
 mod data_cmd;
 mod demo_cmd;
 mod policy_cmd;
+mod serve_cmd;
 mod settle_cmd;
 
 use std::process::ExitCode;
@@ -71,6 +72,34 @@ enum Cmd {
         #[command(flatten)]
         args: demo_cmd::DemoArgs,
     },
+    /// 在线结算服务：国家接口（/fsi/api）、REST 接口与接口文档（/api/docs/）
+    Serve {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(flatten)]
+        args: serve_cmd::ServeArgs,
+    },
+    /// 结算台账：核对（由分录重算累计值并与存储值比对）
+    Ledger {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(subcommand)]
+        cmd: serve_cmd::LedgerCmd,
+    },
+    /// 用户账号：添加、列出
+    User {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(subcommand)]
+        cmd: serve_cmd::UserCmd,
+    },
+    /// 定点医药机构：登记（生成签名密钥）、列出
+    Institution {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(subcommand)]
+        cmd: serve_cmd::InstitutionCmd,
+    },
     /// 参保数据比对（R-ENR-2）：按村列出问题与处理措施，并与上次比对对照
     Reconcile {
         #[command(flatten)]
@@ -106,5 +135,9 @@ fn main() -> ExitCode {
         Cmd::Reconcile { db, args } => data_cmd::reconcile(db, args),
         Cmd::Generate { db, args } => demo_cmd::generate_cmd(db, args),
         Cmd::Demo { db, args } => demo_cmd::demo(db, args),
+        Cmd::Serve { db, args } => serve_cmd::serve(db, args),
+        Cmd::Ledger { db, cmd } => serve_cmd::ledger(db, cmd),
+        Cmd::User { db, cmd } => serve_cmd::user(db, cmd),
+        Cmd::Institution { db, cmd } => serve_cmd::institution(db, cmd),
     }
 }

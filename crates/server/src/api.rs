@@ -180,16 +180,19 @@ async fn get_person(State(state): State<AppState>, p: Principal, Path(id_no): Pa
     let unmasked = unmask_wanted(&p, q.unmasked)?;
     let not_found = || ApiError::NotFound("未找到该人员，或不在您的查询范围内".into());
     let person = state.store.person(&id_no).await?.ok_or_else(not_found)?;
+    let enrolments = state.store.enrolments_of(&id_no).await?;
     // A hospital looks up the person whose certificate it holds (it typed the full number); everyone
-    // else only inside their region. Out of scope looks the same as absent.
-    if p.role != Role::Hospital && !p.covers(person.village_code.as_deref()) {
+    // else only inside their region — by village, or, for someone the registry has no village for, by the
+    // county they are insured in. Out of scope looks the same as absent.
+    let in_scope = p.covers(person.village_code.as_deref())
+        || (person.village_code.is_none() && enrolments.iter().any(|e| p.covers(Some(&e.insured_admdvs))));
+    if p.role != Role::Hospital && !in_scope {
         return Err(not_found());
     }
     if unmasked || p.role == Role::Hospital {
         log_unmasked(&state, &p, "persons.get", &id_no).await?;
     }
     let periods = state.store.identity_periods(&id_no).await?;
-    let enrolments = state.store.enrolments_of(&id_no).await?;
     let states = state.store.special_states(&id_no).await?;
     Ok(Json(json!({
         "person": person_json(&person, unmasked),
@@ -304,7 +307,8 @@ async fn get_settlement(State(state): State<AppState>, p: Principal, Path(setl_i
     let s = state.store.settlement(&setl_id).await?.ok_or_else(not_found)?;
     let visible = match p.role {
         Role::Hospital => s.fixmedins_code == p.scope,
-        _ => p.covers(s.village_code.as_deref()),
+        // Without a village, the settlement is in the scope of the county the person is insured in.
+        _ => p.covers(s.village_code.as_deref().or(Some(s.insuplc_admdvs.as_str()))),
     };
     if !visible {
         return Err(not_found());

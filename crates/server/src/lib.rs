@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod clock;
 pub mod national;
 pub mod openapi;
@@ -66,6 +67,55 @@ pub struct AppState {
     pub policies: Arc<Policies>,
     pub writer: writer::WriterHandle,
     pub config: Arc<Config>,
+    pub cache: Arc<AuthCache>,
+}
+
+/// Institutions and sign-ins as recently read: every national request needs both, and they change
+/// rarely (a sign-in never; an institution when an administrator disables it — seen within `TTL`).
+#[derive(Default)]
+pub struct AuthCache {
+    institutions: std::sync::Mutex<std::collections::HashMap<String, (baozhang_store::service::Institution, std::time::Instant)>>,
+    /// sign_no → (fixmedins_code, expires_at unix seconds)
+    sign_ins: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
+}
+
+impl AuthCache {
+    const TTL: Duration = Duration::from_secs(30);
+    /// Entries kept at most (a full cache is simply cleared: the database is the truth).
+    const MAX: usize = 100_000;
+
+    pub async fn institution(&self, store: &Store, code: &str) -> baozhang_store::Result<Option<baozhang_store::service::Institution>> {
+        if let Some((i, at)) = self.institutions.lock().expect("cache lock").get(code) {
+            if at.elapsed() < Self::TTL {
+                return Ok(Some(i.clone()));
+            }
+        }
+        let found = store.institution(code).await?;
+        if let Some(i) = &found {
+            let mut m = self.institutions.lock().expect("cache lock");
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(code.to_string(), (i.clone(), std::time::Instant::now()));
+        }
+        Ok(found)
+    }
+
+    /// The institution of a live sign-in.
+    pub async fn sign_in(&self, store: &Store, sign_no: &str, now_unix: i64) -> baozhang_store::Result<Option<String>> {
+        if let Some((code, exp)) = self.sign_ins.lock().expect("cache lock").get(sign_no) {
+            return Ok((*exp > now_unix).then(|| code.clone()));
+        }
+        let found = store.sign_in(sign_no).await?;
+        if let Some((code, exp)) = &found {
+            let mut m = self.sign_ins.lock().expect("cache lock");
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(sign_no.to_string(), (code.clone(), *exp));
+        }
+        Ok(found.filter(|(_, exp)| *exp > now_unix).map(|(c, _)| c))
+    }
 }
 
 impl AppState {
@@ -73,7 +123,7 @@ impl AppState {
     pub fn new(store: Store, policies: Policies, config: Config) -> AppState {
         let policies = Arc::new(policies);
         let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch);
-        AppState { store, policies, writer, config: Arc::new(config) }
+        AppState { store, policies, writer, config: Arc::new(config), cache: Arc::new(AuthCache::default()) }
     }
 }
 

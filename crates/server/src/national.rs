@@ -129,7 +129,7 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     let received_ms = clock::unix_ms_now();
     let mut ctx = RespondCtx { received_ms, admdvs: String::new() };
     let limit = state.config.max_body_bytes;
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let bytes = match read_body(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             tracing::warn!(limit, "national request refused: body too large or unreadable");
@@ -154,6 +154,33 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             json_response(respond_text(&ctx, &r))
         }
     }
+}
+
+/// Reads a request body of at most `limit` bytes. A larger one is refused, but the rest of it is read and
+/// dropped first (up to 16 × `limit`, within the request timeout): a server that answers and closes while
+/// the client is still sending makes the client's write fail (broken pipe, reset), and the hospital would
+/// never see the refusal.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ()> {
+    use axum::body::HttpBody;
+    let mut body = std::pin::pin!(body);
+    let drain_max = limit.saturating_mul(16);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(data) = frame.map_err(|_| ())?.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        } else if seen > drain_max {
+            return Err(());
+        } else if !buf.is_empty() {
+            buf = Vec::new();
+        }
+    }
+    if seen > limit {
+        return Err(());
+    }
+    Ok(buf.into())
 }
 
 enum Outcome {
@@ -378,8 +405,8 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &
         return Err(refused("签名机构与报文中的 fixmedins_code 不一致"));
     }
     let inst = state
-        .store
-        .institution(paasid)
+        .cache
+        .institution(&state.store, paasid)
         .await?
         .filter(|i| !i.disabled)
         .ok_or_else(|| refused(format!("定点医药机构 {paasid} 未登记或已停用")))?;
@@ -392,7 +419,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &
         return Err(refused("机构签名无效"));
     }
     if env.infno != "9001" {
-        let signed = state.store.sign_in_institution(&env.sign_no, clock::unix_now()).await?;
+        let signed = state.cache.sign_in(&state.store, &env.sign_no, clock::unix_now()).await?;
         if signed.as_deref() != Some(inst.fixmedins_code.as_str()) {
             return Err(refused("签到编号 sign_no 无效或已过期，请先签到（9001）"));
         }
@@ -845,6 +872,14 @@ fn settlement_output(mdtrt_id: &str, setl_id: &str, psn_no: &str, a: &SetlAmount
 }
 
 async fn pre_settle(state: &AppState, p: &PreparedSettle) -> NResult<String> {
+    if p.mdtrt.status != "open" {
+        // Its own settlement is already in the accumulators: a computation now would be a second one.
+        return Err(refused(format!(
+            "就诊 {} 已结算（结算编号 {}），不能预结算；如需重新结算请先撤销",
+            p.mdtrt.mdtrt_id,
+            p.mdtrt.setl_id.as_deref().unwrap_or("-")
+        )));
+    }
     let mut c = state.store.pool().acquire().await.map_err(StoreError::from)?;
     let lines = service::fee_lines(&mut c, &p.mdtrt.mdtrt_id).await?;
     drop(c);
@@ -881,6 +916,25 @@ pub async fn execute(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job
         };
         return replayed(&m, &env_like, &job.body_sha256).map_err(ExecError::Refused);
     }
+    match execute_op(tx, backend, policies, job).await {
+        Err(ExecError::Refused(e)) => {
+            // Another writer (a second process on the same PostgreSQL database) may have committed this very
+            // message while we waited for a row lock: our earlier reads were then stale and the refusal is an
+            // artefact of the race (e.g. "已被结算" for the message that settled it). Its stored response is the
+            // answer: roll the batch back and retry it, and the retry replays that response.
+            if service::msg_lookup(tx, &job.msgid).await?.is_some() {
+                tracing::info!(msgid = %job.msgid, "message committed concurrently by another writer; retrying to replay it");
+                let raced = std::io::Error::new(std::io::ErrorKind::Interrupted, "message committed concurrently by another writer");
+                return Err(ExecError::Db(StoreError::Db(sqlx::Error::Io(raced))));
+            }
+            Err(ExecError::Refused(e))
+        }
+        other => other,
+    }
+}
+
+/// [`execute`] for a message not seen before.
+async fn execute_op(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
     let output = match &job.op {
         WriteOp::SignIn { sign_no, opter, expires_at } => {
             service::insert_sign_in(tx, sign_no, &job.fixmedins_code, opter, *expires_at).await?;
@@ -974,10 +1028,13 @@ async fn settle_in_tx(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, jo
         outcome_json: explanation_json(policy, &s),
         opter: job.opter.clone(),
     };
-    ledger::append(tx, &head, &Totals::of(&s), &entries, &locked, &after, &policy.meta.id, policy.layers.len()).await?;
+    // The visit's state moves first: a refusal must come before anything is written, because the writer
+    // commits a refused job's writes with the rest of its batch. (Another process may have settled the
+    // visit since we read it above; the conditional update sees its committed state.)
     if !service::set_mdtrt_status(tx, mdtrt_id, "open", "settled", Some(&setl_id)).await? {
         return Err(refused(format!("就诊 {mdtrt_id} 已被结算")).into());
     }
+    ledger::append(tx, &head, &Totals::of(&s), &entries, &locked, &after, &policy.meta.id, policy.layers.len()).await?;
     let a = SetlAmounts::of(&s, &bill);
     tracing::debug!(setl_id = %setl_id, psn_no = %p.psn_no, "settled");
     Ok(settlement_output(mdtrt_id, &setl_id, &p.psn_no, &a, None))
@@ -1015,6 +1072,10 @@ async fn cancel_in_tx(
         .ok_or_else(|| refused(format!("原结算所用政策版本 {} 未加载，无法撤销；请联系医保局", orig.policy_version)))?;
     let year = orig.year as u16;
     let locked = ledger::lock_accumulators(tx, backend, psn_no, year).await?;
+    // Read again under the lock: another process may have cancelled it while we waited.
+    if let Some(by) = ledger::settlement_in_tx(tx, setl_id).await?.and_then(|o| o.cancelled_by) {
+        return Err(refused(format!("结算 {setl_id} 已于撤销记录 {by} 撤销")).into());
+    }
     let entries = ledger::entries_of_settlement(tx, setl_id).await?;
     // Rebuild the original settlement's accumulator effect and let the engine reverse it.
     let mut s = Settlement::blank();
@@ -1069,10 +1130,11 @@ async fn cancel_in_tx(
         opter: job.opter.clone(),
     };
     let neg = ledger::negated(&entries);
-    ledger::append(tx, &head, &totals, &neg, &locked, &after, &orig.policy_id, policy.layers.len()).await?;
+    // As in a settlement: the refusal before any write.
     if !service::set_mdtrt_status(tx, mdtrt_id, "settled", "open", None).await? {
         return Err(refused(format!("就诊 {mdtrt_id} 当前不是已结算状态")).into());
     }
+    ledger::append(tx, &head, &totals, &neg, &locked, &after, &orig.policy_id, policy.layers.len()).await?;
     let mut funds = [0i64; 6];
     for e in &neg {
         if let Some(f) = baozhang_core::policy::ALL_FUNDS.iter().find(|f| f.code() == e.fund) {

@@ -1,6 +1,6 @@
 //! The single writer of money: every national write transaction is queued here and committed in
-//! groups — one database transaction (one fsync) for all the jobs waiting, each job in its own
-//! savepoint so a refused one leaves no trace and does not disturb the others.
+//! groups — one database transaction (one fsync) for all the jobs waiting; a refused job leaves no
+//! trace and does not disturb the others.
 //!
 //! Why a single task: settlements of one person must run in order against the latest accumulators;
 //! with one writer per process that holds by construction, and the row lock taken by
@@ -41,7 +41,7 @@ pub struct Job {
 /// Why a job did not commit.
 #[derive(Debug)]
 pub enum ExecError {
-    /// Refused for a reason the caller must fix; the savepoint is rolled back, the batch goes on.
+    /// Refused for a reason the caller must fix (before the job wrote anything); the batch goes on.
     Refused(NatError),
     /// The database failed; the whole batch is rolled back and retried.
     Db(StoreError),
@@ -198,31 +198,13 @@ async fn try_batch(store: &Store, policies: &Policies, batch: &[(Job, oneshot::S
     let backend = store.backend();
     let mut tx = store.begin_write().await?;
     let mut replies = Vec::with_capacity(batch.len());
-    if batch.len() == 1 {
-        // No savepoint needed: a refusal rolls the whole (one-job) transaction back.
-        return match national::execute(&mut tx, backend, policies, &batch[0].0).await {
-            Ok(text) => {
-                tx.commit().await?;
-                Ok(vec![Ok(text)])
-            }
-            Err(ExecError::Refused(e)) => {
-                tx.rollback().await?;
-                Ok(vec![Err(e)])
-            }
-            Err(ExecError::Db(e)) => Err(e),
-        };
-    }
+    // No savepoints: a job refuses before it writes anything that matters (its only earlier write is
+    // the empty accumulator row of `lock_accumulators`, which `ledger verify` ignores), so a refused job
+    // needs no rollback and the others commit with it. A database error rolls the whole batch back.
     for (job, _) in batch {
-        let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-        match national::execute(&mut sp, backend, policies, job).await {
-            Ok(text) => {
-                sp.commit().await?;
-                replies.push(Ok(text));
-            }
-            Err(ExecError::Refused(e)) => {
-                sp.rollback().await?;
-                replies.push(Err(e));
-            }
+        match national::execute(&mut tx, backend, policies, job).await {
+            Ok(text) => replies.push(Ok(text)),
+            Err(ExecError::Refused(e)) => replies.push(Err(e)),
             Err(ExecError::Db(e)) => return Err(e),
         }
     }

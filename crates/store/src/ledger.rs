@@ -94,8 +94,10 @@ pub async fn read_accumulators(store: &Store, psn_no: &str, year: u16) -> Result
 /// The next commit-order number (under the lock of the current transaction; the unique index on `seq`
 /// refuses a duplicate should two PostgreSQL transactions race, and the caller retries).
 pub async fn next_seq(tx: &mut Tx<'_>) -> Result<i64> {
-    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger_settlements").fetch_one(&mut **tx).await?;
-    get_i64(&row, 0)
+    // A bare `SELECT MAX(seq)` is answered from the index's last entry; wrapped in COALESCE(…) + 1
+    // SQLite scanned the whole table (it made settlement time grow with the ledger).
+    let row = sqlx::query("SELECT MAX(seq) FROM ledger_settlements").fetch_one(&mut **tx).await?;
+    Ok(crate::get_opt_i64(&row, 0)?.unwrap_or(0) + 1)
 }
 
 /// Identification and context of a ledger settlement row.
@@ -486,7 +488,9 @@ impl Store {
             add(" AND s.fixmedins_code = ?", Val::T(v.clone()), &mut sql);
         }
         if let Some(v) = &f.region_prefix {
-            add(" AND s.village_code LIKE ?", Val::T(format!("{v}%")), &mut sql);
+            // A person the registry has no village for (insured, never on a village roster) is in the scope
+            // of the county they are insured in.
+            add(" AND (s.village_code LIKE ? OR (s.village_code IS NULL AND s.insuplc_admdvs LIKE ?))", Val::T(format!("{v}%")), &mut sql);
         }
         if let Some(v) = &f.psn_no {
             add(" AND s.psn_no = ?", Val::T(v.clone()), &mut sql);

@@ -433,6 +433,15 @@ impl Store {
         Ok(())
     }
 
+    /// A sign-in: (institution, expiry in unix seconds).
+    pub async fn sign_in(&self, sign_no: &str) -> Result<Option<(String, i64)>> {
+        let row = sqlx::query("SELECT fixmedins_code, expires_at FROM sign_ins WHERE sign_no = $1")
+            .bind(sign_no.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((get_text(&r, 0)?, get_i64(&r, 1)?))).transpose()
+    }
+
     /// The institution of a live sign-in.
     pub async fn sign_in_institution(&self, sign_no: &str, now_unix: i64) -> Result<Option<String>> {
         let row = sqlx::query("SELECT fixmedins_code FROM sign_ins WHERE sign_no = $1 AND expires_at > $2")
@@ -453,13 +462,20 @@ impl Store {
 
     /// The person behind an insurance number (any of their enrolment records).
     pub async fn person_by_psn(&self, psn_no: &str) -> Result<Option<PersonRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PERSON_COLS} FROM persons p WHERE p.psn_no = $1 OR p.id_no = (SELECT MAX(e.id_no) FROM enrolments e WHERE e.psn_no = $1)"
-        ))
-        .bind(psn_no.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(person_from_row).transpose()
+        // Two indexed look-ups: an `OR` across them made SQLite scan `persons`.
+        let row = sqlx::query(&format!("SELECT {PERSON_COLS} FROM persons p WHERE p.psn_no = $1"))
+            .bind(psn_no.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        if let Some(r) = row {
+            return person_from_row(&r).map(Some);
+        }
+        let row =
+            sqlx::query("SELECT MAX(id_no) FROM enrolments WHERE psn_no = $1").bind(psn_no.to_string()).fetch_one(self.pool()).await?;
+        match get_opt_text(&row, 0)? {
+            Some(id_no) => self.person(&id_no).await,
+            None => Ok(None),
+        }
     }
 
     /// Persons whose village code starts with `region_prefix`, by ID number, paged.

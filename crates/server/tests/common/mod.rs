@@ -92,3 +92,153 @@ impl App {
         }
     }
 }
+
+// ───────────────────────────── helpers shared by the integration tests ─────────────────────────────
+
+/// Whether `s` has at least one CJK ideograph (every message to people is in Chinese).
+pub fn has_cjk(s: &str) -> bool {
+    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c))
+}
+
+/// Posts `body` to the national endpoint with the given headers (`None` = the header is left out);
+/// returns the HTTP status and the body text.
+pub async fn post_with_headers(c: &NatClient, body: Vec<u8>, headers: &[(&str, Option<String>)]) -> (u16, String) {
+    let mut rb = c.http.post(format!("{}/fsi/api/fsiIntegratedService", c.base)).header("content-type", "application/json");
+    for (k, v) in headers {
+        if let Some(v) = v {
+            rb = rb.header(*k, v);
+        }
+    }
+    let r = rb.body(body).send().await.expect("the server answers");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("a body"))
+}
+
+/// Posts `body` signed like [`NatClient::post_raw`], but also returns the HTTP status.
+pub async fn post_signed(c: &NatClient, body: Vec<u8>) -> (u16, String) {
+    let ts = baozhang_server::clock::unix_now().to_string();
+    let nonce = baozhang_server::random_hex(8);
+    let sig = baozhang_server::national::sign(&c.secret, &ts, &nonce, &body);
+    post_with_headers(
+        c,
+        body,
+        &[
+            ("x-tif-paasid", Some(c.fixmedins_code.clone())),
+            ("x-tif-timestamp", Some(ts)),
+            ("x-tif-nonce", Some(nonce)),
+            ("x-tif-signature", Some(sig)),
+        ],
+    )
+    .await
+}
+
+/// Parses a national response; panics with the text when it is not the envelope.
+pub fn parse_resp(text: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
+    assert!(v.get("infcode").is_some(), "no infcode: {text}");
+    v
+}
+
+/// Asserts a refusal: infcode -1 and a Chinese err_msg; returns the err_msg.
+pub fn refused(v: &serde_json::Value) -> String {
+    assert_eq!(v["infcode"], -1, "expected a refusal: {v}");
+    let m = v["err_msg"].as_str().unwrap_or_else(|| panic!("err_msg is not text: {v}")).to_string();
+    assert!(!m.is_empty() && has_cjk(&m), "err_msg should be Chinese: {v}");
+    m
+}
+
+/// Asserts success (infcode 0).
+pub fn ok(v: &serde_json::Value) {
+    assert_eq!(v["infcode"], 0, "expected success: {v}");
+}
+
+/// Every settlement row (live and cancellations), in commit order.
+pub async fn all_settlements(store: &Store) -> Vec<baozhang_store::ledger::StoredSettlement> {
+    store.settlements(&baozhang_store::ledger::SettlementFilter { limit: 1000, ..Default::default() }).await.unwrap()
+}
+
+pub async fn assert_ledger_ok(store: &Store) -> baozhang_store::ledger::VerifyReport {
+    let rep = baozhang_store::ledger::verify(store).await.unwrap();
+    assert!(rep.ok(), "ledger verify: {:?}", rep.problems);
+    rep
+}
+
+/// Fen as the yuan text the responses carry ("1234.50").
+pub fn yuan(f: i64) -> String {
+    baozhang_core::Fen(f).to_string()
+}
+
+/// A second server over the same database (a second `Store` opened on the same URL): another process
+/// as far as the database can tell. Returns a client of the first hospital pointed at it.
+pub struct Twin {
+    pub base: String,
+    pub store: Store,
+    pub hospital: NatClient,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    pub async fn twin(&self) -> Twin {
+        let store = Store::open(&self.url).await.unwrap();
+        let (base, shutdown, task) = start(store.clone()).await;
+        let mut hospital = self.hospital.clone(); // shares the msgid counter: no collisions
+        hospital.base = base.clone();
+        Twin { base, store, hospital, shutdown: Some(shutdown), task: Some(task) }
+    }
+}
+
+impl Twin {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// A REST client with an optional bearer token.
+pub struct Rest {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Rest {
+    pub fn anonymous(base: &str) -> Rest {
+        Rest { http: reqwest::Client::new(), base: base.to_string(), token: None }
+    }
+
+    /// Logs in through `POST /api/login`.
+    pub async fn login(base: &str, username: &str, password: &str) -> Rest {
+        let mut r = Rest::anonymous(base);
+        let (status, v) = r.post("/api/login", serde_json::json!({"username": username, "password": password})).await;
+        assert_eq!(status, 200, "login of {username}: {v}");
+        r.token = Some(v["token"].as_str().expect("a token").to_string());
+        r
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let mut rb = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            rb = rb.header("authorization", format!("Bearer {t}"));
+        }
+        let r = rb.send().await.expect("the server answers");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut rb = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body.to_string());
+        if let Some(t) = &self.token {
+            rb = rb.header("authorization", format!("Bearer {t}"));
+        }
+        let r = rb.send().await.expect("the server answers");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+}

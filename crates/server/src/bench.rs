@@ -1,0 +1,146 @@
+//! `baozhang bench serve`: settlements per second and latency of 2304 over loopback, with durable
+//! commits, `clients` concurrent clients spread over `people` persons.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baozhang_store::Store;
+use serde_json::Value;
+
+use crate::testkit::{add_hospital, seed_people, NatClient, SeedPerson};
+use crate::{AppState, Config, Policies};
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub database_url: String,
+    pub people: usize,
+    pub clients: usize,
+    pub settlements: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Phase {
+    pub name: &'static str,
+    pub requests: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Phase {
+    pub fn per_sec(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs `make(i)` for i in 0..n over `clients` concurrent tasks; measures each request.
+async fn run_phase<F>(name: &'static str, client: &NatClient, clients: usize, n: usize, make: F) -> (Phase, Vec<Value>)
+where
+    F: Fn(usize) -> (String, Value) + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (c, make, next) = (client.clone(), make.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let (infno, input) = make(i);
+                let t = Instant::now();
+                let r = c.call(&infno, input).await;
+                lat.push(t.elapsed());
+                out.push((i, r.unwrap_or(Value::Null)));
+            }
+            (lat, out)
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    let mut results = vec![Value::Null; n];
+    for t in tasks {
+        let (l, o) = t.await.expect("bench task");
+        lat.extend(l);
+        for (i, v) in o {
+            results[i] = v;
+        }
+    }
+    let elapsed = start.elapsed();
+    lat.sort();
+    let errors = results.iter().filter(|r| r["infcode"] != 0).count();
+    let phase = Phase {
+        name,
+        requests: n,
+        errors,
+        elapsed,
+        p50: percentile(&lat, 0.50),
+        p99: percentile(&lat, 0.99),
+        max: lat.last().copied().unwrap_or_default(),
+    };
+    (phase, results)
+}
+
+/// Seeds, serves in-process on 127.0.0.1:0, admits, then settles; returns the measured phases.
+pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase>, String> {
+    let store = Store::open(&opts.database_url).await.map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let people = Arc::new(seed_people(&store, opts.people, dir).await?);
+    eprintln!("seeded {} people in {:.1} s", people.len(), t.elapsed().as_secs_f64());
+    let code = format!("H{}", &crate::random_hex(6)[..11]);
+    let secret = add_hospital(&store, &code, 2).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let state = AppState::new(store.clone(), Policies::reference(), Config::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let mut client = NatClient::new(&base, &code, &secret);
+    client.sign_in().await?;
+    let n = opts.settlements;
+    let p = people.clone();
+    let (admit, admitted) = run_phase("2401 入院办理", &client, opts.clients, n, move |i| {
+        let person: &SeedPerson = &p[(i * 7919) % p.len()];
+        let input = serde_json::json!({"mdtrtinfo": {"psn_no": person.psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": person.id_no,
+            "med_type": "21", "begntime": format!("2018-{:02}-{:02} 08:00:00", 1 + i % 12, 1 + i % 28)}});
+        ("2401".to_string(), input)
+    })
+    .await;
+    let mdtrts: Arc<Vec<String>> =
+        Arc::new(admitted.iter().map(|r| r["output"]["data"]["mdtrt_id"].as_str().unwrap_or("").to_string()).collect());
+    let p = people.clone();
+    let (settle, _) = run_phase("2304 住院结算", &client, opts.clients, n, move |i| {
+        let person: &SeedPerson = &p[(i * 7919) % p.len()];
+        // Bills from 1,000 to ~60,000 yuan, 8 % out of scope, 3 % category-B self-pay.
+        let total_fen = 100_000 + (i as i64 * 7_654_321) % 5_900_000;
+        let ful = total_fen * 8 / 100;
+        let pre = total_fen * 3 / 100;
+        let inscp = total_fen - ful - pre;
+        let y = |f: i64| baozhang_core::Fen(f).to_string();
+        ("2304".to_string(), NatClient::settle_input(person, &mdtrts[i], &y(total_fen), &y(ful), "0", &y(pre), &y(inscp)))
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = server.await;
+    let rep = baozhang_store::ledger::verify(&store).await.map_err(|e| e.to_string())?;
+    if !rep.ok() {
+        return Err(format!("ledger verify failed after the benchmark: {:?}", rep.problems));
+    }
+    eprintln!("ledger verify: ok ({} settlements, {} entries, {} person-years)", rep.settlements, rep.entries, rep.person_years);
+    Ok(vec![admit, settle])
+}
