@@ -24,7 +24,7 @@ use baozhang_core::policy::Policy;
 use baozhang_core::{Bill, Claim, Date, Fen, HospLevel, IdCardNo, Identity, IdentitySet, MedType};
 use baozhang_ingest::output::{explanation_json, setldetail_json, setlinfo_json, SetlAmounts};
 use baozhang_ingest::worklist::mask_id;
-use baozhang_store::ledger::{self, SettlementHead, Totals};
+use baozhang_store::ledger::{self, Batch, SettlementHead, Totals};
 use baozhang_store::service::{self, FeeLine, Institution, LoggedMsg, Mdtrt};
 use baozhang_store::{date_num, num_date, Backend, StoreError, Tx};
 use hmac::{Hmac, Mac};
@@ -901,9 +901,17 @@ fn policy_mismatch(had: &str, policy: &Policy) -> NatError {
 
 // ───────────────────────────── writes (run by the writer, inside its transaction) ─────────────────────────────
 
+/// A message answered before: earlier in this batch, or committed.
+async fn msg_seen(tx: &mut Tx<'_>, batch: &Batch, msgid: &str) -> Result<Option<LoggedMsg>, StoreError> {
+    if let Some(m) = batch.msg(msgid) {
+        return Ok(Some(m.clone()));
+    }
+    service::msg_lookup(tx, msgid).await
+}
+
 /// Runs one write job inside `tx` and returns the full response text, which is stored with it.
-pub async fn execute(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
-    if let Some(m) = service::msg_lookup(tx, &job.msgid).await? {
+pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
+    if let Some(m) = msg_seen(tx, batch, &job.msgid).await? {
         let env_like = Envelope {
             infno: job.infno.clone(),
             msgid: job.msgid.clone(),
@@ -916,13 +924,13 @@ pub async fn execute(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job
         };
         return replayed(&m, &env_like, &job.body_sha256).map_err(ExecError::Refused);
     }
-    match execute_op(tx, backend, policies, job).await {
+    match execute_op(tx, batch, backend, policies, job).await {
         Err(ExecError::Refused(e)) => {
             // Another writer (a second process on the same PostgreSQL database) may have committed this very
             // message while we waited for a row lock: our earlier reads were then stale and the refusal is an
             // artefact of the race (e.g. "已被结算" for the message that settled it). Its stored response is the
             // answer: roll the batch back and retry it, and the retry replays that response.
-            if service::msg_lookup(tx, &job.msgid).await?.is_some() {
+            if msg_seen(tx, batch, &job.msgid).await?.is_some() {
                 tracing::info!(msgid = %job.msgid, "message committed concurrently by another writer; retrying to replay it");
                 let raced = std::io::Error::new(std::io::ErrorKind::Interrupted, "message committed concurrently by another writer");
                 return Err(ExecError::Db(StoreError::Db(sqlx::Error::Io(raced))));
@@ -934,7 +942,7 @@ pub async fn execute(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job
 }
 
 /// [`execute`] for a message not seen before.
-async fn execute_op(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
+async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
     let output = match &job.op {
         WriteOp::SignIn { sign_no, opter, expires_at } => {
             service::insert_sign_in(tx, sign_no, &job.fixmedins_code, opter, *expires_at).await?;
@@ -974,17 +982,25 @@ async fn execute_op(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job:
             service::insert_fee_lines(tx, mdtrt_id, &fresh).await?;
             fee_result_json(lines)
         }
-        WriteOp::Settle(p) => settle_in_tx(tx, backend, policies, job, p).await?,
-        WriteOp::Cancel { setl_id, mdtrt_id, psn_no } => cancel_in_tx(tx, backend, policies, job, setl_id, mdtrt_id, psn_no).await?,
+        WriteOp::Settle(p) => settle_in_tx(tx, batch, backend, policies, job, p).await?,
+        WriteOp::Cancel { setl_id, mdtrt_id, psn_no } => cancel_in_tx(tx, batch, backend, policies, job, setl_id, mdtrt_id, psn_no).await?,
     };
     let response = respond_text(&job.ctx, &Ok(output));
     let logged =
         LoggedMsg { fixmedins_code: job.fixmedins_code.clone(), infno: job.infno.clone(), body_sha256: job.body_sha256.clone(), response };
-    service::msg_record(tx, &job.msgid, &logged).await?;
-    Ok(logged.response)
+    let response = logged.response.clone();
+    batch.record_msg(&job.msgid, logged);
+    Ok(response)
 }
 
-async fn settle_in_tx(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, job: &Job, p: &PreparedSettle) -> Result<String, ExecError> {
+async fn settle_in_tx(
+    tx: &mut Tx<'_>,
+    batch: &mut Batch,
+    backend: Backend,
+    policies: &Policies,
+    job: &Job,
+    p: &PreparedSettle,
+) -> Result<String, ExecError> {
     let mdtrt_id = &p.mdtrt.mdtrt_id;
     let current = service::mdtrt(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在")))?;
     if current.status != "open" {
@@ -1003,7 +1019,7 @@ async fn settle_in_tx(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, jo
         return Err(policy_mismatch(&locked.policy_id, policy).into());
     }
     let (s, after) = settle(policy, &claim, p.identities, &locked.acc);
-    let seq = ledger::next_seq(tx).await?;
+    let seq = ledger::next_seq(tx, backend, batch).await?;
     let setl_id = setl_id_of(seq);
     let entries = ledger::entries_of(policy, &s);
     let head = SettlementHead {
@@ -1034,7 +1050,7 @@ async fn settle_in_tx(tx: &mut Tx<'_>, backend: Backend, policies: &Policies, jo
     if !service::set_mdtrt_status(tx, mdtrt_id, "open", "settled", Some(&setl_id)).await? {
         return Err(refused(format!("就诊 {mdtrt_id} 已被结算")).into());
     }
-    ledger::append(tx, &head, &Totals::of(&s), &entries, &locked, &after, &policy.meta.id, policy.layers.len()).await?;
+    ledger::append(tx, batch, &head, &Totals::of(&s), &entries, &locked, &after, &policy.meta.id, policy.layers.len()).await?;
     let a = SetlAmounts::of(&s, &bill);
     tracing::debug!(setl_id = %setl_id, psn_no = %p.psn_no, "settled");
     Ok(settlement_output(mdtrt_id, &setl_id, &p.psn_no, &a, None))
@@ -1047,6 +1063,7 @@ pub fn setl_id_of(seq: i64) -> String {
 #[allow(clippy::too_many_arguments)]
 async fn cancel_in_tx(
     tx: &mut Tx<'_>,
+    batch: &mut Batch,
     backend: Backend,
     policies: &Policies,
     job: &Job,
@@ -1054,6 +1071,8 @@ async fn cancel_in_tx(
     mdtrt_id: &str,
     psn_no: &str,
 ) -> Result<String, ExecError> {
+    // The settlement may have been written earlier in this batch: put pending rows in first.
+    batch.flush(tx).await?;
     let orig = ledger::settlement_in_tx(tx, setl_id).await?.ok_or_else(|| refused(format!("结算 {setl_id} 不存在")))?;
     if orig.fixmedins_code != job.fixmedins_code {
         return Err(refused("该结算不属于本机构，无权撤销").into());
@@ -1094,7 +1113,7 @@ async fn cancel_in_tx(
         s.level_index = pe.stay_level as u8;
     }
     let after = reverse(policy, &s, &locked.acc).map_err(|e| refused(format!("撤销失败：{e}")))?;
-    let seq = ledger::next_seq(tx).await?;
+    let seq = ledger::next_seq(tx, backend, batch).await?;
     let new_id = setl_id_of(seq);
     let totals = Totals {
         year,
@@ -1134,7 +1153,7 @@ async fn cancel_in_tx(
     if !service::set_mdtrt_status(tx, mdtrt_id, "settled", "open", None).await? {
         return Err(refused(format!("就诊 {mdtrt_id} 当前不是已结算状态")).into());
     }
-    ledger::append(tx, &head, &totals, &neg, &locked, &after, &orig.policy_id, policy.layers.len()).await?;
+    ledger::append(tx, batch, &head, &totals, &neg, &locked, &after, &orig.policy_id, policy.layers.len()).await?;
     let mut funds = [0i64; 6];
     for e in &neg {
         if let Some(f) = baozhang_core::policy::ALL_FUNDS.iter().find(|f| f.code() == e.fund) {

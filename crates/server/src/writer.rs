@@ -201,13 +201,15 @@ async fn try_batch(store: &Store, policies: &Policies, batch: &[(Job, oneshot::S
     // No savepoints: a job refuses before it writes anything that matters (its only earlier write is
     // the empty accumulator row of `lock_accumulators`, which `ledger verify` ignores), so a refused job
     // needs no rollback and the others commit with it. A database error rolls the whole batch back.
+    let mut pending = baozhang_store::ledger::Batch::default();
     for (job, _) in batch {
-        match national::execute(&mut tx, backend, policies, job).await {
+        match national::execute(&mut tx, &mut pending, backend, policies, job).await {
             Ok(text) => replies.push(Ok(text)),
             Err(ExecError::Refused(e)) => replies.push(Err(e)),
             Err(ExecError::Db(e)) => return Err(e),
         }
     }
+    pending.flush(&mut tx).await?;
     tx.commit().await?;
     Ok(replies)
 }

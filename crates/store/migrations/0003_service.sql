@@ -110,6 +110,7 @@ CREATE TABLE ledger_settlements (
 CREATE UNIQUE INDEX ledger_settlements_seq ON ledger_settlements (seq);
 CREATE INDEX ledger_settlements_mdtrt ON ledger_settlements (mdtrt_id);
 CREATE INDEX ledger_settlements_reverses ON ledger_settlements (reverses);
+{{PG}} CREATE SEQUENCE ledger_seq;
 CREATE INDEX ledger_settlements_psn ON ledger_settlements (psn_no, year);
 CREATE INDEX ledger_settlements_fixmedins ON ledger_settlements (fixmedins_code, setl_date);
 CREATE INDEX ledger_settlements_village ON ledger_settlements (village_code, setl_date);

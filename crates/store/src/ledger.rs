@@ -55,22 +55,20 @@ pub struct LockedAcc {
     pub settlements: i64,
 }
 
-/// Creates the person-year's row if missing and locks it for the rest of the transaction.
-pub async fn lock_accumulators(tx: &mut Tx<'_>, backend: Backend, psn_no: &str, year: u16) -> Result<LockedAcc> {
-    sqlx::query(
+/// Creates the person-year's row if missing and locks it for the rest of the transaction, in one
+/// statement: the no-op `DO UPDATE` takes the row lock on PostgreSQL (waiting for a concurrent
+/// settlement of the same person-year and then reading its result); on SQLite the transaction already
+/// holds the write lock (`BEGIN IMMEDIATE`).
+pub async fn lock_accumulators(tx: &mut Tx<'_>, _backend: Backend, psn_no: &str, year: u16) -> Result<LockedAcc> {
+    let row = sqlx::query(
         "INSERT INTO accumulators (psn_no, year, policy_id, state, settlements, updated_at) VALUES ($1, $2, '', '0,0,0', 0, $3) \
-         ON CONFLICT (psn_no, year) DO NOTHING",
+         ON CONFLICT (psn_no, year) DO UPDATE SET psn_no = excluded.psn_no RETURNING policy_id, state, settlements",
     )
     .bind(psn_no.to_string())
     .bind(i64::from(year))
     .bind(now_text())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let sql = match backend {
-        Backend::Postgres => "SELECT policy_id, state, settlements FROM accumulators WHERE psn_no = $1 AND year = $2 FOR UPDATE",
-        Backend::Sqlite => "SELECT policy_id, state, settlements FROM accumulators WHERE psn_no = $1 AND year = $2",
-    };
-    let row = sqlx::query(sql).bind(psn_no.to_string()).bind(i64::from(year)).fetch_one(&mut **tx).await?;
     let state = get_text(&row, 1)?;
     let acc = decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
     Ok(LockedAcc { acc, policy_id: get_text(&row, 0)?, settlements: get_i64(&row, 2)? })
@@ -91,13 +89,117 @@ pub async fn read_accumulators(store: &Store, psn_no: &str, year: u16) -> Result
     Ok(LockedAcc { acc, policy_id: get_text(&row, 0)?, settlements: get_i64(&row, 2)? })
 }
 
-/// The next commit-order number (under the lock of the current transaction; the unique index on `seq`
-/// refuses a duplicate should two PostgreSQL transactions race, and the caller retries).
-pub async fn next_seq(tx: &mut Tx<'_>) -> Result<i64> {
-    // A bare `SELECT MAX(seq)` is answered from the index's last entry; wrapped in COALESCE(…) + 1
-    // SQLite scanned the whole table (it made settlement time grow with the ledger).
-    let row = sqlx::query("SELECT MAX(seq) FROM ledger_settlements").fetch_one(&mut **tx).await?;
-    Ok(crate::get_opt_i64(&row, 0)?.unwrap_or(0) + 1)
+/// Rows of a write batch not yet inserted: they go in as multi-row INSERTs just before the commit
+/// ([`Batch::flush`]), which is what makes a group commit cheap. Nothing in a batch reads them back
+/// except a cancellation, which flushes first.
+#[derive(Default)]
+pub struct Batch {
+    /// SQLite: the next `seq` (the transaction holds the database write lock, so MAX + 1 read once stays right).
+    next_seq: Option<i64>,
+    settlements: Vec<Vec<Val>>,
+    entries: Vec<Vec<Val>>,
+    msgs: Vec<(String, crate::service::LoggedMsg)>,
+}
+
+const SETTLEMENT_INSERT_COLS: [&str; 29] = [
+    "setl_id",
+    "seq",
+    "reverses",
+    "msgid",
+    "mdtrt_id",
+    "psn_no",
+    "id_no",
+    "village_code",
+    "fixmedins_code",
+    "insuplc_admdvs",
+    "setl_date",
+    "year",
+    "med_type",
+    "hosp_lv",
+    "identities",
+    "policy_id",
+    "policy_version",
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    "fund_pay_sumamt",
+    "hosp_part_amt",
+    "psn_part_amt",
+    "outcome",
+    "created_at",
+    "opter",
+];
+
+const ENTRY_COLS: [&str; 11] = [
+    "setl_id",
+    "psn_no",
+    "year",
+    "layer",
+    "fund",
+    "amount_fen",
+    "outpatient_fen",
+    "base_delta_fen",
+    "personal_delta_fen",
+    "stay_level",
+    "stay_delta",
+];
+
+impl Batch {
+    /// A message answered earlier in this batch.
+    pub fn msg(&self, msgid: &str) -> Option<&crate::service::LoggedMsg> {
+        self.msgs.iter().rev().find(|(id, _)| id == msgid).map(|(_, m)| m)
+    }
+    pub fn record_msg(&mut self, msgid: &str, m: crate::service::LoggedMsg) {
+        self.msgs.push((msgid.to_string(), m));
+    }
+    /// Inserts what is pending (settlements, entries, message responses).
+    pub async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<()> {
+        insert_rows(tx, "ledger_settlements", &SETTLEMENT_INSERT_COLS, &self.settlements).await?;
+        insert_rows(tx, "ledger_entries", &ENTRY_COLS, &self.entries).await?;
+        let now = now_text();
+        let msgs: Vec<Vec<Val>> = self
+            .msgs
+            .iter()
+            .map(|(id, m)| {
+                vec![
+                    Val::T(id.clone()),
+                    Val::T(m.fixmedins_code.clone()),
+                    Val::T(m.infno.clone()),
+                    Val::T(m.body_sha256.clone()),
+                    Val::T(m.response.clone()),
+                    Val::T(now.clone()),
+                ]
+            })
+            .collect();
+        insert_rows(tx, "msg_log", &["msgid", "fixmedins_code", "infno", "body_sha256", "response", "created_at"], &msgs).await?;
+        self.settlements.clear();
+        self.entries.clear();
+        self.msgs.clear();
+        Ok(())
+    }
+}
+
+/// The next commit-order number. PostgreSQL: a sequence (for one person-year, the row lock orders the
+/// numbers as the commits). SQLite: MAX + 1, read once per batch under the write lock.
+pub async fn next_seq(tx: &mut Tx<'_>, backend: Backend, batch: &mut Batch) -> Result<i64> {
+    if backend == Backend::Postgres {
+        let row = sqlx::query("SELECT nextval('ledger_seq')").fetch_one(&mut **tx).await?;
+        return get_i64(&row, 0);
+    }
+    let seq = match batch.next_seq {
+        Some(s) => s,
+        None => {
+            // A bare `SELECT MAX(seq)` is answered from the index's last entry; wrapped in COALESCE(…) + 1
+            // SQLite scanned the whole table.
+            let row = sqlx::query("SELECT MAX(seq) FROM ledger_settlements").fetch_one(&mut **tx).await?;
+            crate::get_opt_i64(&row, 0)?.unwrap_or(0) + 1
+        }
+    };
+    batch.next_seq = Some(seq + 1);
+    Ok(seq)
 }
 
 /// Identification and context of a ledger settlement row.
@@ -245,12 +347,13 @@ impl Totals {
     }
 }
 
-/// Appends a settlement (or cancellation) with its entries and stores the accumulators after it.
+/// Appends a settlement (or cancellation) with its entries to `batch` and stores the accumulators after it.
 /// `acc_after` must equal the locked accumulators with `entries` applied; this is asserted, so a
 /// mismatch aborts the transaction instead of storing a ledger that does not add up.
 #[allow(clippy::too_many_arguments)]
 pub async fn append(
     tx: &mut Tx<'_>,
+    batch: &mut Batch,
     head: &SettlementHead,
     totals: &Totals,
     entries: &[Entry],
@@ -266,80 +369,52 @@ pub async fn append(
     assert_eq!(fund_sum, totals.fund_pay_sumamt, "fund entries do not add up to fund_pay_sumamt");
     assert_eq!(totals.fund_pay_sumamt + totals.hosp_part_amt + totals.psn_part_amt, totals.medfee_sumamt, "settlement parts do not add up");
     let now = now_text();
-    sqlx::query(
-        "INSERT INTO ledger_settlements (setl_id, seq, reverses, msgid, mdtrt_id, psn_no, id_no, village_code, fixmedins_code, \
-         insuplc_admdvs, setl_date, year, med_type, hosp_lv, identities, policy_id, policy_version, medfee_sumamt, fulamt_ownpay_amt, \
-         overlmt_selfpay, preselfpay_amt, inscp_scp_amt, act_pay_dedc, fund_pay_sumamt, hosp_part_amt, psn_part_amt, outcome, created_at, opter) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)",
-    )
-    .bind(head.setl_id.clone())
-    .bind(head.seq)
-    .bind(head.reverses.clone())
-    .bind(head.msgid.clone())
-    .bind(head.mdtrt_id.clone())
-    .bind(head.psn_no.clone())
-    .bind(head.id_no.clone())
-    .bind(head.village_code.clone())
-    .bind(head.fixmedins_code.clone())
-    .bind(head.insuplc_admdvs.clone())
-    .bind(head.setl_date)
-    .bind(i64::from(totals.year))
-    .bind(totals.med_type)
-    .bind(head.hosp_lv)
-    .bind(head.identities)
-    .bind(head.policy_id.clone())
-    .bind(head.policy_version.clone())
-    .bind(totals.medfee_sumamt)
-    .bind(head.fulamt_ownpay_amt)
-    .bind(head.overlmt_selfpay)
-    .bind(head.preselfpay_amt)
-    .bind(totals.inscp_scp_amt)
-    .bind(totals.act_pay_dedc)
-    .bind(totals.fund_pay_sumamt)
-    .bind(totals.hosp_part_amt)
-    .bind(totals.psn_part_amt)
-    .bind(head.outcome_json.clone())
-    .bind(now.clone())
-    .bind(head.opter.clone())
-    .execute(&mut **tx)
-    .await?;
-    let rows: Vec<Vec<Val>> = entries
-        .iter()
-        .map(|e| {
-            vec![
-                Val::T(head.setl_id.clone()),
-                Val::T(head.psn_no.clone()),
-                Val::I(i64::from(totals.year)),
-                Val::I(e.layer),
-                Val::T(e.fund.clone()),
-                Val::I(e.amount_fen),
-                Val::I(e.outpatient_fen),
-                Val::I(e.base_delta_fen),
-                Val::I(e.personal_delta_fen),
-                Val::I(e.stay_level),
-                Val::I(e.stay_delta),
-            ]
-        })
-        .collect();
-    insert_rows(
-        tx,
-        "ledger_entries",
-        &[
-            "setl_id",
-            "psn_no",
-            "year",
-            "layer",
-            "fund",
-            "amount_fen",
-            "outpatient_fen",
-            "base_delta_fen",
-            "personal_delta_fen",
-            "stay_level",
-            "stay_delta",
-        ],
-        &rows,
-    )
-    .await?;
+    batch.settlements.push(vec![
+        Val::T(head.setl_id.clone()),
+        Val::I(head.seq),
+        head.reverses.clone().into(),
+        Val::T(head.msgid.clone()),
+        Val::T(head.mdtrt_id.clone()),
+        Val::T(head.psn_no.clone()),
+        Val::T(head.id_no.clone()),
+        head.village_code.clone().into(),
+        Val::T(head.fixmedins_code.clone()),
+        Val::T(head.insuplc_admdvs.clone()),
+        Val::I(head.setl_date),
+        Val::I(i64::from(totals.year)),
+        Val::I(totals.med_type),
+        Val::I(head.hosp_lv),
+        Val::I(head.identities),
+        Val::T(head.policy_id.clone()),
+        Val::T(head.policy_version.clone()),
+        Val::I(totals.medfee_sumamt),
+        Val::I(head.fulamt_ownpay_amt),
+        Val::I(head.overlmt_selfpay),
+        Val::I(head.preselfpay_amt),
+        Val::I(totals.inscp_scp_amt),
+        Val::I(totals.act_pay_dedc),
+        Val::I(totals.fund_pay_sumamt),
+        Val::I(totals.hosp_part_amt),
+        Val::I(totals.psn_part_amt),
+        Val::T(head.outcome_json.clone()),
+        Val::T(now.clone()),
+        Val::T(head.opter.clone()),
+    ]);
+    for e in entries {
+        batch.entries.push(vec![
+            Val::T(head.setl_id.clone()),
+            Val::T(head.psn_no.clone()),
+            Val::I(i64::from(totals.year)),
+            Val::I(e.layer),
+            Val::T(e.fund.clone()),
+            Val::I(e.amount_fen),
+            Val::I(e.outpatient_fen),
+            Val::I(e.base_delta_fen),
+            Val::I(e.personal_delta_fen),
+            Val::I(e.stay_level),
+            Val::I(e.stay_delta),
+        ]);
+    }
     let delta = if head.reverses.is_some() { -1 } else { 1 };
     sqlx::query("UPDATE accumulators SET policy_id = $1, state = $2, settlements = settlements + $3, updated_at = $4 WHERE psn_no = $5 AND year = $6")
         .bind(policy_id.to_string())

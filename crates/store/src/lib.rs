@@ -167,6 +167,12 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join("\n");
             for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                // `{{PG}} …` statements are PostgreSQL-only (sequences).
+                let stmt = match stmt.strip_prefix("{{PG}}") {
+                    Some(pg) if self.backend == Backend::Postgres => pg.trim(),
+                    Some(_) => continue,
+                    None => stmt,
+                };
                 sqlx::query(&stmt.replace("{{ID}}", id_type)).execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
