@@ -2,7 +2,8 @@
 //! filtered by the caller's scope; names and ID numbers are masked unless the role may see them and the
 //! caller asks (`?unmasked=true`), and every unmasked view is written to the access log.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -54,6 +55,37 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
+
+/// `Query` whose rejection is a JSON error in Chinese (axum's own is plain English text).
+pub struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Q(v))
+            .map_err(|e| ApiError::Bad(format!("查询参数无效：{}", e.body_text())))
+    }
+}
+
+/// `Path` whose rejection is a JSON error in Chinese.
+pub struct P<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for P<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| P(v))
+            .map_err(|e| ApiError::Bad(format!("路径参数无效：{}", e.body_text())))
+    }
+}
+
+/// Unknown routes answer a JSON 404 like every other error.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("没有这个接口；接口文档见 /api/docs/".into())
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -163,7 +195,7 @@ fn list_region(p: &Principal, asked: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
-async fn list_persons(State(state): State<AppState>, p: Principal, Query(q): Query<Paging>) -> ApiResult {
+async fn list_persons(State(state): State<AppState>, p: Principal, Q(q): Q<Paging>) -> ApiResult {
     let region = list_region(&p, q.region.as_deref())?;
     let unmasked = unmask_wanted(&p, q.unmasked)?;
     let rows = state.store.persons_in(&region, q.household_no.as_deref(), q.limit.unwrap_or(100), q.offset.unwrap_or(0)).await?;
@@ -175,7 +207,7 @@ async fn list_persons(State(state): State<AppState>, p: Principal, Query(q): Que
     Ok(Json(json!({"region": region, "persons": rows.iter().map(|r| person_json(r, unmasked)).collect::<Vec<_>>()})))
 }
 
-async fn get_person(State(state): State<AppState>, p: Principal, Path(id_no): Path<String>, Query(q): Query<Paging>) -> ApiResult {
+async fn get_person(State(state): State<AppState>, p: Principal, P(id_no): P<String>, Q(q): Q<Paging>) -> ApiResult {
     let id_no = id_no.trim().to_ascii_uppercase();
     let unmasked = unmask_wanted(&p, q.unmasked)?;
     let not_found = || ApiError::NotFound("未找到该人员，或不在您的查询范围内".into());
@@ -189,7 +221,7 @@ async fn get_person(State(state): State<AppState>, p: Principal, Path(id_no): Pa
     if p.role != Role::Hospital && !in_scope {
         return Err(not_found());
     }
-    if unmasked || p.role == Role::Hospital {
+    if unmasked {
         log_unmasked(&state, &p, "persons.get", &id_no).await?;
     }
     let periods = state.store.identity_periods(&id_no).await?;
@@ -197,17 +229,16 @@ async fn get_person(State(state): State<AppState>, p: Principal, Path(id_no): Pa
     Ok(Json(json!({
         "person": person_json(&person, unmasked),
         "identities": periods,
-        "enrolments": enrolments,
+        "enrolments": enrolments.iter().map(|e| json!({
+            "psn_no": e.psn_no, "year": e.year, "status": e.status, "insured": e.insured, "insured_admdvs": e.insured_admdvs,
+            "flags": baozhang_core::IdentitySet::from_bits(e.flags as u16).names_zh(), "flag_date": e.flag_date,
+            "premium": yuan(e.premium_fen), "subsidy": yuan(e.subsidy_fen), "subsidy_source": e.subsidy_source,
+        })).collect::<Vec<_>>(),
         "special_states": states.iter().map(|(s, d)| json!({"state": s, "start_date": d})).collect::<Vec<_>>(),
     })))
 }
 
-async fn get_household(
-    State(state): State<AppState>,
-    p: Principal,
-    Path(household_no): Path<String>,
-    Query(q): Query<Paging>,
-) -> ApiResult {
+async fn get_household(State(state): State<AppState>, p: Principal, P(household_no): P<String>, Q(q): Q<Paging>) -> ApiResult {
     let region = list_region(&p, None)?;
     let unmasked = unmask_wanted(&p, q.unmasked)?;
     let members = state.store.persons_in(&region, Some(household_no.trim()), 100, 0).await?;
@@ -290,7 +321,7 @@ fn settlement_filter(p: &Principal) -> SettlementFilter {
     }
 }
 
-async fn list_settlements(State(state): State<AppState>, p: Principal, Query(q): Query<SettlementQuery>) -> ApiResult {
+async fn list_settlements(State(state): State<AppState>, p: Principal, Q(q): Q<SettlementQuery>) -> ApiResult {
     let mut f = settlement_filter(&p);
     f.from_date = date_param(q.from.as_deref(), "from")?;
     f.to_date = date_param(q.to.as_deref(), "to")?;
@@ -302,7 +333,7 @@ async fn list_settlements(State(state): State<AppState>, p: Principal, Query(q):
     Ok(Json(json!({"settlements": rows.iter().map(settlement_json).collect::<Vec<_>>()})))
 }
 
-async fn get_settlement(State(state): State<AppState>, p: Principal, Path(setl_id): Path<String>) -> ApiResult {
+async fn get_settlement(State(state): State<AppState>, p: Principal, P(setl_id): P<String>) -> ApiResult {
     let not_found = || ApiError::NotFound("未找到该结算，或不在您的查询范围内".into());
     let s = state.store.settlement(&setl_id).await?.ok_or_else(not_found)?;
     let visible = match p.role {
@@ -333,7 +364,7 @@ async fn list_runs(State(state): State<AppState>, p: Principal) -> ApiResult {
     })).collect::<Vec<_>>()})))
 }
 
-async fn run_findings(State(state): State<AppState>, p: Principal, Path(run_id): Path<i64>, Query(q): Query<Paging>) -> ApiResult {
+async fn run_findings(State(state): State<AppState>, p: Principal, P(run_id): P<i64>, Q(q): Q<Paging>) -> ApiResult {
     let region = list_region(&p, q.region.as_deref())?;
     let unmasked = unmask_wanted(&p, q.unmasked)?;
     let findings = state.store.findings(run_id, Some(&region)).await?;
@@ -453,12 +484,12 @@ async fn add_institution(
     ))
 }
 
-async fn audit_log(State(state): State<AppState>, p: Principal, Query(q): Query<Paging>) -> ApiResult {
+async fn audit_log(State(state): State<AppState>, p: Principal, Q(q): Q<Paging>) -> ApiResult {
     p.require(&[Role::Admin, Role::Auditor])?;
     Ok(Json(json!({"records": state.store.audit_records(q.limit.unwrap_or(200)).await?})))
 }
 
-async fn access_log(State(state): State<AppState>, p: Principal, Query(q): Query<Paging>) -> ApiResult {
+async fn access_log(State(state): State<AppState>, p: Principal, Q(q): Q<Paging>) -> ApiResult {
     p.require(&[Role::Admin, Role::Auditor])?;
     Ok(Json(json!({"records": state.store.access_log(q.limit.unwrap_or(200)).await?})))
 }

@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(national::routes())
         .merge(api::routes())
         .merge(openapi::routes())
+        .fallback(api::not_found)
         .with_state(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(tower::limit::ConcurrencyLimitLayer::new(max_in_flight))
