@@ -179,7 +179,7 @@ struct Visit {
 fn bill(k: usize) -> [i64; 5] {
     let inscp = 300_000 + ((k * 7_919) % 41) as i64 * 60_000 + k as i64 * 13;
     let ful = (k % 5) as i64 * 25_000 + k as i64;
-    let over = if k % 3 == 0 { 12_345 } else { 0 };
+    let over = if k.is_multiple_of(3) { 12_345 } else { 0 };
     let pre = (k % 7) as i64 * 3_333;
     [inscp + ful + over + pre, ful, over, pre, inscp]
 }
@@ -442,8 +442,9 @@ async fn crash_and_recover(backend: &str, url: &str, dir: &Path) {
     let answered_admissions = answered.len() - answered_settlements;
     let crash_stats = format!(
         "answered {} of {total} before SIGKILL ({answered_at_signal} at the signal; {answered_admissions} admissions, {answered_settlements} settlements); \
-         committed: {admitted_in_db} visits, {} settlements ({} committed but unanswered); {} senders cut off; ledger after crash: {} settlements, {} entries",
+         committed: {admitted_in_db} visits ({} unanswered), {} settlements ({} unanswered); {} senders cut off; ledger after crash: {} settlements, {} entries",
         answered.len(),
+        admitted_in_db - answered_admissions,
         live.len(),
         live.len() - answered_settlements,
         failures.len(),

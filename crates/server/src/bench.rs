@@ -1,6 +1,7 @@
 //! `baozhang bench serve`: settlements per second and latency of 2304 over loopback, with durable
 //! commits, `clients` concurrent clients spread over `people` persons.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,7 @@ pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let state = AppState::new(store.clone(), Policies::reference(), Config::default());
+    let writer = state.writer.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::serve(listener, state, async move {
         let _ = stopped.await;
@@ -135,6 +137,9 @@ pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase
         ("2304".to_string(), NatClient::settle_input(person, &mdtrts[i], &y(total_fen), &y(ful), "0", &y(pre), &y(inscp)))
     })
     .await;
+    let st = writer.stats();
+    let (commits, jobs, retries) = (st.commits.load(Relaxed), st.jobs.load(Relaxed), st.retries.load(Relaxed));
+    eprintln!("writer: {jobs} jobs in {commits} commits ({:.1} jobs per commit), {retries} retries", jobs as f64 / commits.max(1) as f64);
     let _ = stop.send(());
     let _ = server.await;
     let rep = baozhang_store::ledger::verify(&store).await.map_err(|e| e.to_string())?;

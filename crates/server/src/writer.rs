@@ -69,6 +69,15 @@ enum Msg {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Msg>,
+    stats: Arc<Stats>,
+}
+
+/// Counters of the writer (for the benchmark and `/healthz`).
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub commits: std::sync::atomic::AtomicU64,
+    pub jobs: std::sync::atomic::AtomicU64,
+    pub retries: std::sync::atomic::AtomicU64,
 }
 
 /// Jobs waiting beyond this make callers wait to enqueue (back-pressure instead of unbounded memory).
@@ -78,11 +87,16 @@ const MAX_RETRIES: u32 = 6;
 
 pub fn spawn(store: Store, policies: Arc<Policies>, max_batch: usize) -> WriterHandle {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(store, policies, rx, max_batch.max(1)));
-    WriterHandle { tx }
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(run(store, policies, rx, max_batch.max(1), stats.clone()));
+    WriterHandle { tx, stats }
 }
 
 impl WriterHandle {
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     pub async fn submit(&self, job: Job) -> Reply {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Msg::Job(job, reply)).await.is_err() {
@@ -100,7 +114,7 @@ impl WriterHandle {
     }
 }
 
-async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
     let mut batch: Vec<(Job, oneshot::Sender<Reply>)> = Vec::with_capacity(max_batch);
     let mut closing: Option<oneshot::Sender<()>> = None;
     while closing.is_none() {
@@ -120,7 +134,7 @@ async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>,
             }
         }
         if !batch.is_empty() {
-            run_batch(&store, &policies, &mut batch).await;
+            run_batch(&store, &policies, &mut batch, &stats).await;
         }
     }
     // Closing: what is still queued is committed before we stop.
@@ -129,12 +143,12 @@ async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>,
         if let Msg::Job(j, r) = m {
             batch.push((j, r));
             if batch.len() >= max_batch {
-                run_batch(&store, &policies, &mut batch).await;
+                run_batch(&store, &policies, &mut batch, &stats).await;
             }
         }
     }
     if !batch.is_empty() {
-        run_batch(&store, &policies, &mut batch).await;
+        run_batch(&store, &policies, &mut batch, &stats).await;
     }
     tracing::info!("writer stopped");
     if let Some(done) = closing {
@@ -159,11 +173,13 @@ fn retryable(e: &StoreError) -> bool {
 }
 
 /// Commits `batch` (emptying it) and answers every job.
-async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, oneshot::Sender<Reply>)>) {
+async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, oneshot::Sender<Reply>)>, stats: &Stats) {
     let mut attempt = 0;
     loop {
         match try_batch(store, policies, batch).await {
             Ok(replies) => {
+                stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats.jobs.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 for ((_, reply), r) in batch.drain(..).zip(replies) {
                     let _ = reply.send(r);
                 }
@@ -171,6 +187,7 @@ async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, one
             }
             Err(e) if retryable(&e) && attempt < MAX_RETRIES => {
                 attempt += 1;
+                stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(attempt, error = %e, jobs = batch.len(), "write batch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(2u64 << attempt)).await;
             }
@@ -179,7 +196,7 @@ async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, one
                 tracing::warn!(error = %e, jobs = batch.len(), "write batch failed; committing its jobs one by one");
                 for one in batch.drain(..).collect::<Vec<_>>() {
                     let mut single = vec![one];
-                    Box::pin(run_batch(store, policies, &mut single)).await;
+                    Box::pin(run_batch(store, policies, &mut single, stats)).await;
                 }
                 return;
             }
