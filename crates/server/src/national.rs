@@ -205,11 +205,11 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
         "1101" => Outcome::Fresh(person_info(state, env, &inst).await),
         "2201" | "2401" => match prepare_register(state, env).await {
             Ok(m) => write(state, env, ctx, &body_sha256, WriteOp::Register(Box::new(m))).await,
-            Err(e) => Outcome::Fresh(Err(e)),
+            Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         "2204" | "2301" => match parse_fee_upload(env) {
             Ok((mdtrt_id, psn_no, lines)) => write(state, env, ctx, &body_sha256, WriteOp::FeeUpload { mdtrt_id, psn_no, lines }).await,
-            Err(e) => Outcome::Fresh(Err(e)),
+            Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         "2206" | "2303" => match prepare_settle(state, env, &inst).await {
             Ok(p) => Outcome::Fresh(pre_settle(state, &p).await),
@@ -217,11 +217,11 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
         },
         "2207" | "2304" => match prepare_settle(state, env, &inst).await {
             Ok(p) => write(state, env, ctx, &body_sha256, WriteOp::Settle(Box::new(p))).await,
-            Err(e) => Outcome::Fresh(Err(e)),
+            Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         "2208" | "2305" => match parse_cancel(env) {
             Ok((setl_id, mdtrt_id, psn_no)) => write(state, env, ctx, &body_sha256, WriteOp::Cancel { setl_id, mdtrt_id, psn_no }).await,
-            Err(e) => Outcome::Fresh(Err(e)),
+            Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         other => {
             let known: Vec<&str> = TRANSACTIONS.iter().filter(|(_, n)| !n.contains("不支持")).map(|(c, _)| *c).collect();
@@ -231,14 +231,20 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
     r
 }
 
-/// Submits a write and returns the committed (or stored) response text.
-async fn write(state: &AppState, env: &Envelope, ctx: &RespondCtx, body_sha256: &str, op: WriteOp) -> Outcome {
-    // Fast path for a replay: no need to queue behind other writes.
+/// A write refused while being prepared: if its msgid was answered before (the state has moved on since,
+/// e.g. the visit it admitted is now settled), the stored answer is the answer; otherwise the refusal.
+async fn refused_unless_replay(state: &AppState, env: &Envelope, body_sha256: &str, e: NatError) -> Outcome {
     match state.store.msg(&env.msgid).await {
-        Ok(Some(m)) => return Outcome::Fresh(replayed(&m, env, body_sha256)).into_stored(),
-        Ok(None) => {}
-        Err(e) => return Outcome::Fresh(Err(e.into())),
+        Ok(Some(m)) => Outcome::Fresh(replayed(&m, env, body_sha256)).into_stored(),
+        Ok(None) => Outcome::Fresh(Err(e)),
+        Err(se) => Outcome::Fresh(Err(se.into())),
     }
+}
+
+/// Submits a write and returns the committed (or stored) response text. A replayed msgid is answered
+/// by the writer from `msg_log` (checked inside its transaction), so the common case of a new message
+/// costs no extra look-up here.
+async fn write(state: &AppState, env: &Envelope, ctx: &RespondCtx, body_sha256: &str, op: WriteOp) -> Outcome {
     let job = Job {
         msgid: env.msgid.clone(),
         fixmedins_code: env.fixmedins_code.clone(),
@@ -771,8 +777,7 @@ async fn prepare_settle(state: &AppState, env: &Envelope, inst: &Institution) ->
     if setl_date.year() != begn.year() && !inpatient {
         return Err(refused("门诊结算日期应与挂号在同一年度"));
     }
-    let person = state.store.person(&mdtrt.id_no).await?.ok_or_else(|| refused("就诊人员已不在人员库中"))?;
-    let periods = state.store.identity_periods(&mdtrt.id_no).await?;
+    let (village_code, periods) = state.store.village_and_periods(&mdtrt.id_no).await?.ok_or_else(|| refused("就诊人员已不在人员库中"))?;
     let d = date_num(setl_date);
     let mut ids = IdentitySet::EMPTY;
     for p in &periods {
@@ -788,7 +793,7 @@ async fn prepare_settle(state: &AppState, env: &Envelope, inst: &Institution) ->
         .ok_or_else(|| refused(format!("参保地 {} 在 {setl_date} 没有生效的结算政策，请联系医保局配置", mdtrt.insuplc_admdvs)))?;
     Ok(PreparedSettle {
         psn_no: mdtrt.psn_no.clone(),
-        village_code: person.village_code,
+        village_code,
         mdtrt,
         institution: inst.clone(),
         setl_date,
@@ -906,6 +911,17 @@ async fn msg_seen(tx: &mut Tx<'_>, batch: &Batch, msgid: &str) -> Result<Option<
     if let Some(m) = batch.msg(msgid) {
         return Ok(Some(m.clone()));
     }
+    if batch.prefetched() {
+        return Ok(None);
+    }
+    service::msg_lookup(tx, msgid).await
+}
+
+/// [`msg_seen`] that always asks the database (another process may have committed it since the prefetch).
+async fn msg_seen_now(tx: &mut Tx<'_>, batch: &Batch, msgid: &str) -> Result<Option<LoggedMsg>, StoreError> {
+    if let Some(m) = batch.msg(msgid) {
+        return Ok(Some(m.clone()));
+    }
     service::msg_lookup(tx, msgid).await
 }
 
@@ -930,7 +946,7 @@ pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polic
             // message while we waited for a row lock: our earlier reads were then stale and the refusal is an
             // artefact of the race (e.g. "已被结算" for the message that settled it). Its stored response is the
             // answer: roll the batch back and retry it, and the retry replays that response.
-            if msg_seen(tx, batch, &job.msgid).await?.is_some() {
+            if msg_seen_now(tx, batch, &job.msgid).await?.is_some() {
                 tracing::info!(msgid = %job.msgid, "message committed concurrently by another writer; retrying to replay it");
                 let raced = std::io::Error::new(std::io::ErrorKind::Interrupted, "message committed concurrently by another writer");
                 return Err(ExecError::Db(StoreError::Db(sqlx::Error::Io(raced))));
@@ -1002,19 +1018,19 @@ async fn settle_in_tx(
     p: &PreparedSettle,
 ) -> Result<String, ExecError> {
     let mdtrt_id = &p.mdtrt.mdtrt_id;
-    let current = service::mdtrt(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在")))?;
-    if current.status != "open" {
+    let (status, current_setl, lines) =
+        service::mdtrt_status_and_lines(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在")))?;
+    if status != "open" {
         return Err(refused(format!(
             "就诊 {mdtrt_id} 已结算（结算编号 {}），不能重复结算；如需重新结算请先撤销",
-            current.setl_id.as_deref().unwrap_or("-")
+            current_setl.as_deref().unwrap_or("-")
         ))
         .into());
     }
-    let lines = service::fee_lines(tx, mdtrt_id).await?;
     let bill = bill_for(p, &lines)?;
     let claim = claim_for(p, bill)?;
     let policy = policy_of(policies, p)?;
-    let locked = ledger::lock_accumulators(tx, backend, &p.psn_no, claim.year()).await?;
+    let locked = ledger::lock_accumulators(tx, batch, &p.psn_no, claim.year()).await?;
     if !locked.policy_id.is_empty() && locked.policy_id != policy.meta.id {
         return Err(policy_mismatch(&locked.policy_id, policy).into());
     }
@@ -1050,7 +1066,7 @@ async fn settle_in_tx(
     if !service::set_mdtrt_status(tx, mdtrt_id, "open", "settled", Some(&setl_id)).await? {
         return Err(refused(format!("就诊 {mdtrt_id} 已被结算")).into());
     }
-    ledger::append(tx, batch, &head, &Totals::of(&s), &entries, &locked, &after, &policy.meta.id, policy.layers.len()).await?;
+    ledger::append(batch, &head, &Totals::of(&s), &entries, &locked, &after, &policy.meta.id, policy.layers.len())?;
     let a = SetlAmounts::of(&s, &bill);
     tracing::debug!(setl_id = %setl_id, psn_no = %p.psn_no, "settled");
     Ok(settlement_output(mdtrt_id, &setl_id, &p.psn_no, &a, None))
@@ -1090,7 +1106,7 @@ async fn cancel_in_tx(
         .by_version(&orig.policy_version)
         .ok_or_else(|| refused(format!("原结算所用政策版本 {} 未加载，无法撤销；请联系医保局", orig.policy_version)))?;
     let year = orig.year as u16;
-    let locked = ledger::lock_accumulators(tx, backend, psn_no, year).await?;
+    let locked = ledger::lock_accumulators(tx, batch, psn_no, year).await?;
     // Read again under the lock: another process may have cancelled it while we waited.
     if let Some(by) = ledger::settlement_in_tx(tx, setl_id).await?.and_then(|o| o.cancelled_by) {
         return Err(refused(format!("结算 {setl_id} 已于撤销记录 {by} 撤销")).into());
@@ -1153,7 +1169,7 @@ async fn cancel_in_tx(
     if !service::set_mdtrt_status(tx, mdtrt_id, "settled", "open", None).await? {
         return Err(refused(format!("就诊 {mdtrt_id} 当前不是已结算状态")).into());
     }
-    ledger::append(tx, batch, &head, &totals, &neg, &locked, &after, &orig.policy_id, policy.layers.len()).await?;
+    ledger::append(batch, &head, &totals, &neg, &locked, &after, &orig.policy_id, policy.layers.len())?;
     let mut funds = [0i64; 6];
     for e in &neg {
         if let Some(f) = baozhang_core::policy::ALL_FUNDS.iter().find(|f| f.code() == e.fund) {

@@ -219,6 +219,8 @@ async fn try_batch(store: &Store, policies: &Policies, batch: &[(Job, oneshot::S
     // the empty accumulator row of `lock_accumulators`, which `ledger verify` ignores), so a refused job
     // needs no rollback and the others commit with it. A database error rolls the whole batch back.
     let mut pending = baozhang_store::ledger::Batch::default();
+    let msgids: Vec<&str> = batch.iter().map(|(j, _)| j.msgid.as_str()).collect();
+    pending.prefetch_msgs(&mut tx, &msgids).await?;
     for (job, _) in batch {
         match national::execute(&mut tx, &mut pending, backend, policies, job).await {
             Ok(text) => replies.push(Ok(text)),

@@ -59,7 +59,11 @@ pub struct LockedAcc {
 /// statement: the no-op `DO UPDATE` takes the row lock on PostgreSQL (waiting for a concurrent
 /// settlement of the same person-year and then reading its result); on SQLite the transaction already
 /// holds the write lock (`BEGIN IMMEDIATE`).
-pub async fn lock_accumulators(tx: &mut Tx<'_>, _backend: Backend, psn_no: &str, year: u16) -> Result<LockedAcc> {
+pub async fn lock_accumulators(tx: &mut Tx<'_>, batch: &Batch, psn_no: &str, year: u16) -> Result<LockedAcc> {
+    if let Some((l, _)) = batch.accs.get(&(psn_no.to_string(), year)) {
+        // Settled earlier in this batch: the row is ours already, and this is its newest state.
+        return Ok(l.clone());
+    }
     let row = sqlx::query(
         "INSERT INTO accumulators (psn_no, year, policy_id, state, settlements, updated_at) VALUES ($1, $2, '', '0,0,0', 0, $3) \
          ON CONFLICT (psn_no, year) DO UPDATE SET psn_no = excluded.psn_no RETURNING policy_id, state, settlements",
@@ -99,6 +103,11 @@ pub struct Batch {
     settlements: Vec<Vec<Val>>,
     entries: Vec<Vec<Val>>,
     msgs: Vec<(String, crate::service::LoggedMsg)>,
+    /// Accumulators after this batch's settlements (the rows are locked by this transaction), with their
+    /// stored form; upserted at flush.
+    accs: std::collections::HashMap<(String, u16), (LockedAcc, String)>,
+    /// Responses already committed for this batch's msgids (read in one query at the start).
+    committed: Option<std::collections::HashMap<String, crate::service::LoggedMsg>>,
 }
 
 const SETTLEMENT_INSERT_COLS: [&str; 29] = [
@@ -148,9 +157,38 @@ const ENTRY_COLS: [&str; 11] = [
 ];
 
 impl Batch {
-    /// A message answered earlier in this batch.
+    /// A message answered earlier in this batch, or (when prefetched) committed before it.
+    /// `None` from a prefetched batch means "not answered"; without a prefetch the caller must look.
     pub fn msg(&self, msgid: &str) -> Option<&crate::service::LoggedMsg> {
-        self.msgs.iter().rev().find(|(id, _)| id == msgid).map(|(_, m)| m)
+        self.msgs.iter().rev().find(|(id, _)| id == msgid).map(|(_, m)| m).or_else(|| self.committed.as_ref()?.get(msgid))
+    }
+    /// Whether `msg` answers for committed messages too.
+    pub fn prefetched(&self) -> bool {
+        self.committed.is_some()
+    }
+    /// Reads the committed responses of `msgids` in one query.
+    pub async fn prefetch_msgs(&mut self, tx: &mut Tx<'_>, msgids: &[&str]) -> Result<()> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in msgids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql =
+                format!("SELECT msgid, fixmedins_code, infno, body_sha256, response FROM msg_log WHERE msgid IN ({})", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                let m = crate::service::LoggedMsg {
+                    fixmedins_code: get_text(&r, 1)?,
+                    infno: get_text(&r, 2)?,
+                    body_sha256: get_text(&r, 3)?,
+                    response: get_text(&r, 4)?,
+                };
+                found.insert(get_text(&r, 0)?, m);
+            }
+        }
+        self.committed = Some(found);
+        Ok(())
     }
     pub fn record_msg(&mut self, msgid: &str, m: crate::service::LoggedMsg) {
         self.msgs.push((msgid.to_string(), m));
@@ -175,9 +213,39 @@ impl Batch {
             })
             .collect();
         insert_rows(tx, "msg_log", &["msgid", "fixmedins_code", "infno", "body_sha256", "response", "created_at"], &msgs).await?;
+        let accs: Vec<Vec<Val>> = self
+            .accs
+            .iter()
+            .map(|((psn_no, year), (l, state))| {
+                vec![
+                    Val::T(psn_no.clone()),
+                    Val::I(i64::from(*year)),
+                    Val::T(l.policy_id.clone()),
+                    Val::T(state.clone()),
+                    Val::I(l.settlements),
+                    Val::T(now.clone()),
+                ]
+            })
+            .collect();
+        crate::upsert_rows(
+            tx,
+            "accumulators",
+            &["psn_no", "year", "policy_id", "state", "settlements", "updated_at"],
+            &accs,
+            "ON CONFLICT (psn_no, year) DO UPDATE SET policy_id = excluded.policy_id, state = excluded.state, \
+             settlements = excluded.settlements, updated_at = excluded.updated_at",
+        )
+        .await?;
+        if let Some(c) = &mut self.committed {
+            // What was pending is committed-to-be now; keep answering for it.
+            for (id, m) in self.msgs.drain(..) {
+                c.insert(id, m);
+            }
+        }
         self.settlements.clear();
         self.entries.clear();
         self.msgs.clear();
+        self.accs.clear();
         Ok(())
     }
 }
@@ -351,8 +419,7 @@ impl Totals {
 /// `acc_after` must equal the locked accumulators with `entries` applied; this is asserted, so a
 /// mismatch aborts the transaction instead of storing a ledger that does not add up.
 #[allow(clippy::too_many_arguments)]
-pub async fn append(
-    tx: &mut Tx<'_>,
+pub fn append(
     batch: &mut Batch,
     head: &SettlementHead,
     totals: &Totals,
@@ -416,15 +483,8 @@ pub async fn append(
         ]);
     }
     let delta = if head.reverses.is_some() { -1 } else { 1 };
-    sqlx::query("UPDATE accumulators SET policy_id = $1, state = $2, settlements = settlements + $3, updated_at = $4 WHERE psn_no = $5 AND year = $6")
-        .bind(policy_id.to_string())
-        .bind(encode_acc(acc_after, n_layers))
-        .bind(delta)
-        .bind(now)
-        .bind(head.psn_no.clone())
-        .bind(i64::from(totals.year))
-        .execute(&mut **tx)
-        .await?;
+    let after = LockedAcc { acc: *acc_after, policy_id: policy_id.to_string(), settlements: locked.settlements + delta };
+    batch.accs.insert((head.psn_no.clone(), totals.year), (after, encode_acc(acc_after, n_layers)));
     Ok(())
 }
 

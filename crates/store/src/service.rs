@@ -226,6 +226,34 @@ pub async fn fee_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Vec<FeeL
         .collect()
 }
 
+/// A visit's status, settlement and fee lines in one query (the settlement path); None if unknown.
+pub async fn mdtrt_status_and_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<(String, Option<String>, Vec<FeeLine>)>> {
+    let rows = sqlx::query(
+        "SELECT m.status, m.setl_id, f.feedetl_sn, f.det_item_fee_sumamt, f.fulamt_ownpay_amt, f.overlmt_selfpay, f.preselfpay_amt, \
+         f.inscp_scp_amt, f.med_list_codg FROM mdtrts m LEFT JOIN fee_lines f ON f.mdtrt_id = m.mdtrt_id WHERE m.mdtrt_id = $1 ORDER BY f.feedetl_sn",
+    )
+    .bind(mdtrt_id.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let (status, setl_id) = (get_text(first, 0)?, get_opt_text(first, 1)?);
+    let mut lines = Vec::new();
+    for r in &rows {
+        if let Some(feedetl_sn) = get_opt_text(r, 2)? {
+            lines.push(FeeLine {
+                feedetl_sn,
+                det_item_fee_sumamt: get_i64(r, 3)?,
+                fulamt_ownpay_amt: get_i64(r, 4)?,
+                overlmt_selfpay: get_i64(r, 5)?,
+                preselfpay_amt: get_i64(r, 6)?,
+                inscp_scp_amt: get_i64(r, 7)?,
+                med_list_codg: get_opt_text(r, 8)?,
+            });
+        }
+    }
+    Ok(Some((status, setl_id, lines)))
+}
+
 pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[FeeLine]) -> Result<()> {
     let now = now_text();
     for l in lines {
@@ -510,6 +538,31 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// A person's village and live identity periods in one query (the settlement path); None if unknown.
+    pub async fn village_and_periods(&self, id_no: &str) -> Result<Option<(Option<String>, Vec<IdentityPeriod>)>> {
+        let rows = sqlx::query(
+            "SELECT p.village_code, ip.identity, ip.start_date, ip.end_date, ip.source FROM persons p \
+             LEFT JOIN identity_periods ip ON ip.id_no = p.id_no AND ip.retracted_import IS NULL WHERE p.id_no = $1",
+        )
+        .bind(id_no.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let village = get_opt_text(first, 0)?;
+        let mut periods = Vec::new();
+        for r in &rows {
+            if let Some(identity) = get_opt_text(r, 1)? {
+                periods.push(IdentityPeriod {
+                    identity,
+                    start_date: get_i64(r, 2)?,
+                    end_date: get_opt_i64(r, 3)?,
+                    source: get_text(r, 4)?,
+                });
+            }
+        }
+        Ok(Some((village, periods)))
     }
 
     pub async fn enrolments_of(&self, id_no: &str) -> Result<Vec<EnrolmentRecord>> {
