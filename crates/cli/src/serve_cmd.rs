@@ -87,9 +87,12 @@ pub fn serve(db: DbArgs, args: ServeArgs) -> ExitCode {
         }
     };
     runtime().block_on(async move {
-        let store = match open_store(&db).await {
+        let store = match baozhang_store::Store::open_with(&db.database_url, baozhang_store::OpenOptions { background_checkpoint: true }).await {
             Ok(s) => s,
-            Err(c) => return c,
+            Err(e) => {
+                eprintln!("错误：无法打开数据库 {}：{e}", redact_url(&db.database_url));
+                return ExitCode::from(crate::EXIT_IO);
+            }
         };
         if let Err(e) = first_admin(&store).await {
             eprintln!("错误：{e}");

@@ -98,7 +98,7 @@ where
 
 /// Seeds, serves in-process on 127.0.0.1:0, admits, then settles; returns the measured phases.
 pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase>, String> {
-    let store = Store::open(&opts.database_url).await.map_err(|e| e.to_string())?;
+    let store = Store::open_with(&opts.database_url, baozhang_store::OpenOptions { background_checkpoint: true }).await.map_err(|e| e.to_string())?;
     let t = Instant::now();
     let people = Arc::new(seed_people(&store, opts.people, dir).await?);
     eprintln!("seeded {} people in {:.1} s", people.len(), t.elapsed().as_secs_f64());
@@ -139,7 +139,13 @@ pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase
     .await;
     let st = writer.stats();
     let (commits, jobs, retries) = (st.commits.load(Relaxed), st.jobs.load(Relaxed), st.retries.load(Relaxed));
-    eprintln!("writer: {jobs} jobs in {commits} commits ({:.1} jobs per commit), {retries} retries", jobs as f64 / commits.max(1) as f64);
+    let busy = Duration::from_micros(st.busy_us.load(Relaxed));
+    eprintln!(
+        "writer: {jobs} jobs in {commits} commits ({:.1} jobs per commit), {retries} retries, busy {:.1} s of {:.1} s",
+        jobs as f64 / commits.max(1) as f64,
+        busy.as_secs_f64(),
+        (admit.elapsed + settle.elapsed).as_secs_f64()
+    );
     let _ = stop.send(());
     let _ = server.await;
     let rep = baozhang_store::ledger::verify(&store).await.map_err(|e| e.to_string())?;

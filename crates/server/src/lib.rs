@@ -123,7 +123,25 @@ impl AppState {
     pub fn new(store: Store, policies: Policies, config: Config) -> AppState {
         let policies = Arc::new(policies);
         let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch);
+        tokio::spawn(checkpointer(store.clone()));
         AppState { store, policies, writer, config: Arc::new(config), cache: Arc::new(AuthCache::default()) }
+    }
+}
+
+/// Checkpoints SQLite's WAL beside the writer (see `OpenOptions::background_checkpoint`), four times a
+/// second; stops when the store's pool is closed.
+async fn checkpointer(store: Store) {
+    if store.backend() != baozhang_store::Backend::Sqlite {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if store.pool().is_closed() {
+            return;
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
     }
 }
 

@@ -745,7 +745,8 @@ async fn prepare_settle(state: &AppState, env: &Envelope, inst: &Institution) ->
     let (data, at) = input_obj(env, &["data", "mdtrtinfo"])?;
     let mdtrt_id = req_str(data, "mdtrt_id", &at)?;
     let psn_no = req_str(data, "psn_no", &at)?;
-    let mdtrt = state.store.mdtrt(&mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在，请先办理挂号或入院")))?;
+    let (mdtrt, person) =
+        state.store.mdtrt_with_person(&mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在，请先办理挂号或入院")))?;
     check_own_visit(&mdtrt, env, &psn_no)?;
     if let Some(cert) = str_field(data, "mdtrt_cert_no", &at)? {
         if !cert.is_empty() && cert.to_ascii_uppercase() != mdtrt.id_no {
@@ -777,7 +778,7 @@ async fn prepare_settle(state: &AppState, env: &Envelope, inst: &Institution) ->
     if setl_date.year() != begn.year() && !inpatient {
         return Err(refused("门诊结算日期应与挂号在同一年度"));
     }
-    let (village_code, periods) = state.store.village_and_periods(&mdtrt.id_no).await?.ok_or_else(|| refused("就诊人员已不在人员库中"))?;
+    let (village_code, periods) = person.ok_or_else(|| refused("就诊人员已不在人员库中"))?;
     let d = date_num(setl_date);
     let mut ids = IdentitySet::EMPTY;
     for p in &periods {

@@ -78,6 +78,8 @@ pub struct Stats {
     pub commits: std::sync::atomic::AtomicU64,
     pub jobs: std::sync::atomic::AtomicU64,
     pub retries: std::sync::atomic::AtomicU64,
+    /// Time spent committing batches (µs): busy ÷ wall time is the writer's utilisation.
+    pub busy_us: std::sync::atomic::AtomicU64,
 }
 
 /// Jobs waiting beyond this make callers wait to enqueue (back-pressure instead of unbounded memory).
@@ -175,8 +177,11 @@ fn retryable(e: &StoreError) -> bool {
 /// Commits `batch` (emptying it) and answers every job.
 async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, oneshot::Sender<Reply>)>, stats: &Stats) {
     let mut attempt = 0;
+    let started = std::time::Instant::now();
     loop {
-        match try_batch(store, policies, batch).await {
+        let r = try_batch(store, policies, batch).await;
+        stats.busy_us.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        match r {
             Ok(replies) => {
                 stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 stats.jobs.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -540,6 +540,32 @@ impl Store {
             .collect()
     }
 
+    /// A visit with its person's village and live identity periods, in one query (the settlement path).
+    pub async fn mdtrt_with_person(&self, mdtrt_id: &str) -> Result<Option<(Mdtrt, Option<(Option<String>, Vec<IdentityPeriod>)>)>> {
+        let cols: String = MDTRT_COLS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {cols}, p.id_no, p.village_code, ip.identity, ip.start_date, ip.end_date, ip.source FROM mdtrts m \
+             LEFT JOIN persons p ON p.id_no = m.id_no \
+             LEFT JOIN identity_periods ip ON ip.id_no = m.id_no AND ip.retracted_import IS NULL WHERE m.mdtrt_id = $1"
+        ))
+        .bind(mdtrt_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let m = mdtrt_from_row(first)?;
+        if get_opt_text(first, 11)?.is_none() {
+            return Ok(Some((m, None)));
+        }
+        let village = get_opt_text(first, 12)?;
+        let mut periods = Vec::new();
+        for r in &rows {
+            if let Some(identity) = get_opt_text(r, 13)? {
+                periods.push(IdentityPeriod { identity, start_date: get_i64(r, 14)?, end_date: get_opt_i64(r, 15)?, source: get_text(r, 16)? });
+            }
+        }
+        Ok(Some((m, Some((village, periods)))))
+    }
+
     /// A person's village and live identity periods in one query (the settlement path); None if unknown.
     pub async fn village_and_periods(&self, id_no: &str) -> Result<Option<(Option<String>, Vec<IdentityPeriod>)>> {
         let rows = sqlx::query(
