@@ -973,7 +973,10 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
             json!({"data": {"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "ipt_otp_no": ""}}).to_string()
         }
         WriteOp::FeeUpload { mdtrt_id, psn_no, lines } => {
-            let m = service::mdtrt(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在，请先办理挂号或入院")))?;
+            let mut m = service::mdtrt(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在，请先办理挂号或入院")))?;
+            if let Some((st, _)) = batch.pending_status(mdtrt_id) {
+                m.status = st.to_string();
+            }
             if m.fixmedins_code != job.fixmedins_code {
                 return Err(refused("该就诊不属于本机构，不能上传费用").into());
             }
@@ -1019,8 +1022,11 @@ async fn settle_in_tx(
     p: &PreparedSettle,
 ) -> Result<String, ExecError> {
     let mdtrt_id = &p.mdtrt.mdtrt_id;
-    let (status, current_setl, lines) =
+    let (mut status, mut current_setl, lines) =
         service::mdtrt_status_and_lines(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在")))?;
+    if let Some((st, setl)) = batch.pending_status(mdtrt_id) {
+        (status, current_setl) = (st.to_string(), setl.map(str::to_string));
+    }
     if status != "open" {
         return Err(refused(format!(
             "就诊 {mdtrt_id} 已结算（结算编号 {}），不能重复结算；如需重新结算请先撤销",
@@ -1061,12 +1067,9 @@ async fn settle_in_tx(
         outcome_json: explanation_json(policy, &s),
         opter: job.opter.clone(),
     };
-    // The visit's state moves first: a refusal must come before anything is written, because the writer
-    // commits a refused job's writes with the rest of its batch. (Another process may have settled the
-    // visit since we read it above; the conditional update sees its committed state.)
-    if !service::set_mdtrt_status(tx, mdtrt_id, "open", "settled", Some(&setl_id)).await? {
-        return Err(refused(format!("就诊 {mdtrt_id} 已被结算")).into());
-    }
+    // The visit moves open → settled at flush, conditionally: if another process settled it since we read
+    // it above, the flush fails and the batch is retried, and the retry sees it settled and refuses.
+    batch.set_status(mdtrt_id, "open", "settled", Some(&setl_id));
     ledger::append(batch, &head, &Totals::of(&s), &entries, &locked, &after, &policy.meta.id, policy.layers.len())?;
     let a = SetlAmounts::of(&s, &bill);
     tracing::debug!(setl_id = %setl_id, psn_no = %p.psn_no, "settled");

@@ -169,7 +169,7 @@ fn retryable(e: &StoreError) -> bool {
                 || msg.contains("database is locked")
                 || msg.contains("UNIQUE constraint failed")
         }
-        StoreError::Db(sqlx::Error::PoolTimedOut) | StoreError::Db(sqlx::Error::Io(_)) => true,
+        StoreError::Db(sqlx::Error::PoolTimedOut) | StoreError::Db(sqlx::Error::Io(_)) | StoreError::Conflict(_) => true,
         _ => false,
     }
 }

@@ -108,6 +108,8 @@ pub struct Batch {
     accs: std::collections::HashMap<(String, u16), (LockedAcc, String)>,
     /// Responses already committed for this batch's msgids (read in one query at the start).
     committed: Option<std::collections::HashMap<String, crate::service::LoggedMsg>>,
+    /// Visit status changes (mdtrt_id, from, to, setl_id), applied at flush by one conditional UPDATE.
+    statuses: Vec<(String, String, String, Option<String>)>,
 }
 
 const SETTLEMENT_INSERT_COLS: [&str; 29] = [
@@ -161,6 +163,15 @@ impl Batch {
     /// `None` from a prefetched batch means "not answered"; without a prefetch the caller must look.
     pub fn msg(&self, msgid: &str) -> Option<&crate::service::LoggedMsg> {
         self.msgs.iter().rev().find(|(id, _)| id == msgid).map(|(_, m)| m).or_else(|| self.committed.as_ref()?.get(msgid))
+    }
+    /// A visit's status as this batch has left it (None: unchanged in this batch).
+    pub fn pending_status(&self, mdtrt_id: &str) -> Option<(&str, Option<&str>)> {
+        self.statuses.iter().rev().find(|(id, ..)| id == mdtrt_id).map(|(_, _, to, setl)| (to.as_str(), setl.as_deref()))
+    }
+    /// Moves a visit from `from` to `to` at flush. If by then it is no longer in `from` (another process
+    /// moved it), the flush fails and the batch is retried against the new state.
+    pub fn set_status(&mut self, mdtrt_id: &str, from: &str, to: &str, setl_id: Option<&str>) {
+        self.statuses.push((mdtrt_id.to_string(), from.to_string(), to.to_string(), setl_id.map(str::to_string)));
     }
     /// Whether `msg` answers for committed messages too.
     pub fn prefetched(&self) -> bool {
@@ -236,6 +247,28 @@ impl Batch {
              settlements = excluded.settlements, updated_at = excluded.updated_at",
         )
         .await?;
+        for chunk in self.statuses.chunks(500) {
+            let mut sql = String::from("WITH v (id, from_status, to_status, setl_id) AS (VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let b = i * 4;
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+            }
+            sql.push_str(
+                ") UPDATE mdtrts SET status = v.to_status, setl_id = v.setl_id FROM v WHERE mdtrts.mdtrt_id = v.id AND mdtrts.status = v.from_status",
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, from, to, setl) in chunk {
+                q = q.bind(id.clone()).bind(from.clone()).bind(to.clone()).bind(setl.clone());
+            }
+            let n = q.execute(&mut **tx).await?.rows_affected();
+            if n != chunk.len() as u64 {
+                return Err(StoreError::Conflict(format!("{} of {} visits changed status under this batch", chunk.len() as u64 - n, chunk.len())));
+            }
+        }
+        self.statuses.clear();
         if let Some(c) = &mut self.committed {
             // What was pending is committed-to-be now; keep answering for it.
             for (id, m) in self.msgs.drain(..) {

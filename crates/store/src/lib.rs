@@ -26,6 +26,9 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("数据已损坏：{0}")]
     Corrupt(String),
+    /// Another writer changed what this transaction relied on; retry it.
+    #[error("并发冲突，请重试：{0}")]
+    Conflict(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -55,6 +58,8 @@ pub struct OpenOptions {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// One connection for [`Store::begin_write`].
+    write_pool: AnyPool,
     backend: Backend,
 }
 
@@ -100,37 +105,10 @@ impl Store {
             Backend::Sqlite => 4,
             Backend::Postgres => 8,
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if conn.backend_name() == "SQLite" {
-                        // WAL for concurrent readers; FULL sync because this is money.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = FULL",
-                            "PRAGMA busy_timeout = 30000",
-                            "PRAGMA foreign_keys = ON",
-                            // Imports and reconciliation touch a few hundred MB in one transaction; the default
-                            // 2 MB cache made SQLite re-read its own pages through the WAL. TEMP staging tables stay in
-                            // SQLite's temp file (not MEMORY), so a 10-million-row roster does not stage in RAM.
-                            "PRAGMA cache_size = -131072",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                        if opts.background_checkpoint {
-                            // The committing connection would otherwise copy the WAL into the database every
-                            // 1,000 pages, inside a settlement's latency; [`Store::checkpoint`] does it beside.
-                            sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        let store = Store { pool, backend };
+        let pool = connect_pool(&url, max, opts).await?;
+        // The writer's own connection: a settlement never waits for a reader to hand one back.
+        let write_pool = if url.contains(":memory:") { pool.clone() } else { connect_pool(&url, 1, opts).await? };
+        let store = Store { pool, write_pool, backend };
         store.migrate().await?;
         Ok(store)
     }
@@ -165,8 +143,8 @@ impl Store {
     /// under `busy_timeout`), so it cannot fail later on a lock upgrade; PostgreSQL locks rows as it goes.
     pub async fn begin_write(&self) -> Result<Tx<'static>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write_pool.begin().await?,
         })
     }
 
@@ -228,6 +206,40 @@ impl Store {
         debug_assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         Ok(sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?.try_get(0)?)
     }
+}
+
+/// A pool whose connections are set up for money (WAL, FULL sync, busy timeout …).
+async fn connect_pool(url: &str, max: u32, opts: OpenOptions) -> std::result::Result<AnyPool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if conn.backend_name() == "SQLite" {
+                    // WAL for concurrent readers; FULL sync because this is money.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 30000",
+                        "PRAGMA foreign_keys = ON",
+                        // Imports and reconciliation touch a few hundred MB in one transaction; the default
+                        // 2 MB cache made SQLite re-read its own pages through the WAL. TEMP staging tables stay in
+                        // SQLite's temp file (not MEMORY), so a 10-million-row roster does not stage in RAM.
+                        "PRAGMA cache_size = -131072",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    if opts.background_checkpoint {
+                        // The committing connection would otherwise copy the WAL into the database every
+                        // 1,000 pages, inside a settlement's latency; [`Store::checkpoint`] does it beside.
+                        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
 }
 
 /// UTC timestamp as ISO-8601 text (portable across both backends).
