@@ -98,7 +98,9 @@ where
 
 /// Seeds, serves in-process on 127.0.0.1:0, admits, then settles; returns the measured phases.
 pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase>, String> {
-    let store = Store::open_with(&opts.database_url, baozhang_store::OpenOptions { background_checkpoint: true }).await.map_err(|e| e.to_string())?;
+    let store = Store::open_with(&opts.database_url, baozhang_store::OpenOptions { background_checkpoint: true })
+        .await
+        .map_err(|e| e.to_string())?;
     let t = Instant::now();
     let people = Arc::new(seed_people(&store, opts.people, dir).await?);
     eprintln!("seeded {} people in {:.1} s", people.len(), t.elapsed().as_secs_f64());

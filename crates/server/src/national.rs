@@ -973,7 +973,8 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
             json!({"data": {"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "ipt_otp_no": ""}}).to_string()
         }
         WriteOp::FeeUpload { mdtrt_id, psn_no, lines } => {
-            let mut m = service::mdtrt(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在，请先办理挂号或入院")))?;
+            let mut m =
+                service::mdtrt(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在，请先办理挂号或入院")))?;
             if let Some((st, _)) = batch.pending_status(mdtrt_id) {
                 m.status = st.to_string();
             }
@@ -1000,6 +1001,7 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
                 }
             }
             service::insert_fee_lines(tx, mdtrt_id, &fresh).await?;
+            batch.forget_visit(mdtrt_id);
             fee_result_json(lines)
         }
         WriteOp::Settle(p) => settle_in_tx(tx, batch, backend, policies, job, p).await?,
@@ -1022,8 +1024,11 @@ async fn settle_in_tx(
     p: &PreparedSettle,
 ) -> Result<String, ExecError> {
     let mdtrt_id = &p.mdtrt.mdtrt_id;
-    let (mut status, mut current_setl, lines) =
-        service::mdtrt_status_and_lines(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在")))?;
+    let visit = match batch.visit(mdtrt_id) {
+        Some(v) => Some(v.clone()),
+        None => service::mdtrt_status_and_lines(tx, mdtrt_id).await?,
+    };
+    let (mut status, mut current_setl, lines) = visit.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在")))?;
     if let Some((st, setl)) = batch.pending_status(mdtrt_id) {
         (status, current_setl) = (st.to_string(), setl.map(str::to_string));
     }
@@ -1170,6 +1175,7 @@ async fn cancel_in_tx(
     };
     let neg = ledger::negated(&entries);
     // As in a settlement: the refusal before any write.
+    batch.forget_visit(mdtrt_id);
     if !service::set_mdtrt_status(tx, mdtrt_id, "settled", "open", None).await? {
         return Err(refused(format!("就诊 {mdtrt_id} 当前不是已结算状态")).into());
     }

@@ -60,8 +60,13 @@ pub struct LockedAcc {
 /// settlement of the same person-year and then reading its result); on SQLite the transaction already
 /// holds the write lock (`BEGIN IMMEDIATE`).
 pub async fn lock_accumulators(tx: &mut Tx<'_>, batch: &Batch, psn_no: &str, year: u16) -> Result<LockedAcc> {
-    if let Some((l, _)) = batch.accs.get(&(psn_no.to_string(), year)) {
+    let key = (psn_no.to_string(), year);
+    if let Some((l, _)) = batch.accs.get(&key) {
         // Settled earlier in this batch: the row is ours already, and this is its newest state.
+        return Ok(l.clone());
+    }
+    if let Some(l) = batch.locked.get(&key) {
+        // Locked by `lock_many` at the start of the batch and not changed since.
         return Ok(l.clone());
     }
     let row = sqlx::query(
@@ -76,6 +81,39 @@ pub async fn lock_accumulators(tx: &mut Tx<'_>, batch: &Batch, psn_no: &str, yea
     let state = get_text(&row, 1)?;
     let acc = decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
     Ok(LockedAcc { acc, policy_id: get_text(&row, 0)?, settlements: get_i64(&row, 2)? })
+}
+
+/// Locks the person-years of a whole batch in one statement (sorted, so two processes locking
+/// overlapping sets cannot deadlock) and keeps what they hold in `batch`.
+pub async fn lock_many(tx: &mut Tx<'_>, batch: &mut Batch, keys: &[(String, u16)]) -> Result<()> {
+    let mut keys: Vec<&(String, u16)> = keys.iter().filter(|k| !batch.locked.contains_key(*k) && !batch.accs.contains_key(*k)).collect();
+    keys.sort();
+    keys.dedup();
+    let now = now_text();
+    for chunk in keys.chunks(500) {
+        let mut sql = String::from("INSERT INTO accumulators (psn_no, year, policy_id, state, settlements, updated_at) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${}, '', '0,0,0', 0, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+        }
+        sql.push_str(
+            " ON CONFLICT (psn_no, year) DO UPDATE SET psn_no = excluded.psn_no RETURNING psn_no, year, policy_id, state, settlements",
+        );
+        let mut q = sqlx::query(&sql);
+        for (psn_no, year) in chunk {
+            q = q.bind(psn_no.clone()).bind(i64::from(*year)).bind(now.clone());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let state = get_text(&row, 3)?;
+            let acc =
+                decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
+            let key = (get_text(&row, 0)?, get_i64(&row, 1)? as u16);
+            batch.locked.insert(key, LockedAcc { acc, policy_id: get_text(&row, 2)?, settlements: get_i64(&row, 4)? });
+        }
+    }
+    Ok(())
 }
 
 /// The committed accumulators of a person-year, without locking (pre-settlement, reports).
@@ -110,6 +148,10 @@ pub struct Batch {
     committed: Option<std::collections::HashMap<String, crate::service::LoggedMsg>>,
     /// Visit status changes (mdtrt_id, from, to, setl_id), applied at flush by one conditional UPDATE.
     statuses: Vec<(String, String, String, Option<String>)>,
+    /// Person-years locked at the start of the batch ([`lock_many`]), as they were then.
+    locked: std::collections::HashMap<(String, u16), LockedAcc>,
+    /// Visits read at the start of the batch: status, settlement, fee lines.
+    visits: std::collections::HashMap<String, crate::service::VisitState>,
 }
 
 const SETTLEMENT_INSERT_COLS: [&str; 29] = [
@@ -163,6 +205,22 @@ impl Batch {
     /// `None` from a prefetched batch means "not answered"; without a prefetch the caller must look.
     pub fn msg(&self, msgid: &str) -> Option<&crate::service::LoggedMsg> {
         self.msgs.iter().rev().find(|(id, _)| id == msgid).map(|(_, m)| m).or_else(|| self.committed.as_ref()?.get(msgid))
+    }
+    /// A visit as read at the start of the batch (None: not read, or changed since by this batch).
+    pub fn visit(&self, mdtrt_id: &str) -> Option<&crate::service::VisitState> {
+        self.visits.get(mdtrt_id)
+    }
+    /// Forgets what was read of a visit (this batch changed it directly: fee upload, cancellation).
+    pub fn forget_visit(&mut self, mdtrt_id: &str) {
+        self.visits.remove(mdtrt_id);
+    }
+    /// Reads the state of the batch's visits in one query.
+    pub async fn prefetch_visits(&mut self, tx: &mut Tx<'_>, mdtrt_ids: &[&str]) -> Result<()> {
+        for chunk in mdtrt_ids.chunks(500) {
+            let found = crate::service::visit_states(tx, chunk).await?;
+            self.visits.extend(found);
+        }
+        Ok(())
     }
     /// A visit's status as this batch has left it (None: unchanged in this batch).
     pub fn pending_status(&self, mdtrt_id: &str) -> Option<(&str, Option<&str>)> {
@@ -265,7 +323,11 @@ impl Batch {
             }
             let n = q.execute(&mut **tx).await?.rows_affected();
             if n != chunk.len() as u64 {
-                return Err(StoreError::Conflict(format!("{} of {} visits changed status under this batch", chunk.len() as u64 - n, chunk.len())));
+                return Err(StoreError::Conflict(format!(
+                    "{} of {} visits changed status under this batch",
+                    chunk.len() as u64 - n,
+                    chunk.len()
+                )));
             }
         }
         self.statuses.clear();
@@ -274,6 +336,9 @@ impl Batch {
             for (id, m) in self.msgs.drain(..) {
                 c.insert(id, m);
             }
+        }
+        for key in self.accs.keys() {
+            self.locked.remove(key);
         }
         self.settlements.clear();
         self.entries.clear();

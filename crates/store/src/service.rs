@@ -226,32 +226,50 @@ pub async fn fee_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Vec<FeeL
         .collect()
 }
 
-/// A visit's status, settlement and fee lines in one query (the settlement path); None if unknown.
-pub async fn mdtrt_status_and_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<(String, Option<String>, Vec<FeeLine>)>> {
-    let rows = sqlx::query(
-        "SELECT m.status, m.setl_id, f.feedetl_sn, f.det_item_fee_sumamt, f.fulamt_ownpay_amt, f.overlmt_selfpay, f.preselfpay_amt, \
-         f.inscp_scp_amt, f.med_list_codg FROM mdtrts m LEFT JOIN fee_lines f ON f.mdtrt_id = m.mdtrt_id WHERE m.mdtrt_id = $1 ORDER BY f.feedetl_sn",
-    )
-    .bind(mdtrt_id.to_string())
-    .fetch_all(&mut *c)
-    .await?;
-    let Some(first) = rows.first() else { return Ok(None) };
-    let (status, setl_id) = (get_text(first, 0)?, get_opt_text(first, 1)?);
-    let mut lines = Vec::new();
-    for r in &rows {
-        if let Some(feedetl_sn) = get_opt_text(r, 2)? {
-            lines.push(FeeLine {
+/// What a settlement needs to know of its visit: status, settlement, fee lines.
+pub type VisitState = (String, Option<String>, Vec<FeeLine>);
+
+/// The states of several visits in one query (absent ones are missing from the map).
+pub async fn visit_states(c: &mut AnyConnection, mdtrt_ids: &[&str]) -> Result<std::collections::HashMap<String, VisitState>> {
+    let mut out = std::collections::HashMap::new();
+    if mdtrt_ids.is_empty() {
+        return Ok(out);
+    }
+    let marks: Vec<String> = (1..=mdtrt_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT m.mdtrt_id, m.status, m.setl_id, f.feedetl_sn, f.det_item_fee_sumamt, f.fulamt_ownpay_amt, f.overlmt_selfpay, \
+         f.preselfpay_amt, f.inscp_scp_amt, f.med_list_codg FROM mdtrts m LEFT JOIN fee_lines f ON f.mdtrt_id = m.mdtrt_id \
+         WHERE m.mdtrt_id IN ({}) ORDER BY m.mdtrt_id, f.feedetl_sn",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for id in mdtrt_ids {
+        q = q.bind(id.to_string());
+    }
+    for r in q.fetch_all(&mut *c).await? {
+        let id = get_text(&r, 0)?;
+        let entry = match out.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert((get_text(&r, 1)?, get_opt_text(&r, 2)?, Vec::new())),
+        };
+        if let Some(feedetl_sn) = get_opt_text(&r, 3)? {
+            entry.2.push(FeeLine {
                 feedetl_sn,
-                det_item_fee_sumamt: get_i64(r, 3)?,
-                fulamt_ownpay_amt: get_i64(r, 4)?,
-                overlmt_selfpay: get_i64(r, 5)?,
-                preselfpay_amt: get_i64(r, 6)?,
-                inscp_scp_amt: get_i64(r, 7)?,
-                med_list_codg: get_opt_text(r, 8)?,
+                det_item_fee_sumamt: get_i64(&r, 4)?,
+                fulamt_ownpay_amt: get_i64(&r, 5)?,
+                overlmt_selfpay: get_i64(&r, 6)?,
+                preselfpay_amt: get_i64(&r, 7)?,
+                inscp_scp_amt: get_i64(&r, 8)?,
+                med_list_codg: get_opt_text(&r, 9)?,
             });
         }
     }
-    Ok(Some((status, setl_id, lines)))
+    Ok(out)
+}
+
+/// A visit's status, settlement and fee lines in one query (the settlement path); None if unknown.
+pub async fn mdtrt_status_and_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<VisitState>> {
+    Ok(visit_states(c, &[mdtrt_id]).await?.remove(mdtrt_id))
 }
 
 pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[FeeLine]) -> Result<()> {
@@ -560,7 +578,12 @@ impl Store {
         let mut periods = Vec::new();
         for r in &rows {
             if let Some(identity) = get_opt_text(r, 13)? {
-                periods.push(IdentityPeriod { identity, start_date: get_i64(r, 14)?, end_date: get_opt_i64(r, 15)?, source: get_text(r, 16)? });
+                periods.push(IdentityPeriod {
+                    identity,
+                    start_date: get_i64(r, 14)?,
+                    end_date: get_opt_i64(r, 15)?,
+                    source: get_text(r, 16)?,
+                });
             }
         }
         Ok(Some((m, Some((village, periods)))))

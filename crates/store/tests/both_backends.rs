@@ -18,10 +18,17 @@ impl TestDb {
         let TestDb { store, cleanup, .. } = self;
         store.pool().close().await;
         if let Some((admin, name)) = cleanup {
-            let admin = Store::open(&admin).await.expect("admin");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await.expect("drop");
+            let mut admin = admin_connection(&admin).await;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.expect("drop");
         }
     }
+}
+
+/// A plain connection to the admin database: no `Store`, so the tests never migrate (and race on) it.
+async fn admin_connection(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for the store tests: {e}"))
 }
 
 fn pg_admin_url() -> String {
@@ -32,14 +39,14 @@ async fn backends(tag: &str) -> Vec<TestDb> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("sqlite");
     let admin_url = pg_admin_url();
-    let admin = Store::open(&admin_url).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is required for the store tests: {e}"));
+    let mut admin = admin_connection(&admin_url).await;
     let name = format!(
         "bz_{tag}_{}_{}",
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
     );
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.expect("create db");
-    admin.pool().close().await;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create db");
+    drop(admin);
     let url = match admin_url.rfind('/') {
         Some(i) => format!("{}/{name}", &admin_url[..i]),
         None => panic!("bad PG url"),
