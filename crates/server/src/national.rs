@@ -966,10 +966,9 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
             json!({"signinoutb": {"sign_time": clock::readable(job.ctx.received_ms), "sign_no": sign_no}}).to_string()
         }
         WriteOp::Register(m) => {
-            if service::mdtrt(tx, &m.mdtrt_id).await?.is_some() {
+            if !service::insert_mdtrt(tx, m).await? {
                 return Err(ExecError::Refused(refused(format!("就诊编号 {} 已存在", m.mdtrt_id))));
             }
-            service::insert_mdtrt(tx, m).await?;
             json!({"data": {"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "ipt_otp_no": ""}}).to_string()
         }
         WriteOp::FeeUpload { mdtrt_id, psn_no, lines } => {

@@ -171,8 +171,11 @@ pub async fn mdtrt(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<Mdtrt
     row.as_ref().map(mdtrt_from_row).transpose()
 }
 
-pub async fn insert_mdtrt(c: &mut AnyConnection, m: &Mdtrt) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO mdtrts ({MDTRT_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+/// Inserts a visit; false (and nothing written) when its id exists already.
+pub async fn insert_mdtrt(c: &mut AnyConnection, m: &Mdtrt) -> Result<bool> {
+    let n = sqlx::query(&format!(
+        "INSERT INTO mdtrts ({MDTRT_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (mdtrt_id) DO NOTHING"
+    ))
         .bind(m.mdtrt_id.clone())
         .bind(m.psn_no.clone())
         .bind(m.id_no.clone())
@@ -186,8 +189,9 @@ pub async fn insert_mdtrt(c: &mut AnyConnection, m: &Mdtrt) -> Result<()> {
         .bind(m.setl_id.clone())
         .bind(now_text())
         .execute(&mut *c)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected();
+    Ok(n == 1)
 }
 
 /// Moves a visit from `from` to `to` status; false when it was not in `from` (someone else moved it).
@@ -274,22 +278,33 @@ pub async fn mdtrt_status_and_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Re
 
 pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[FeeLine]) -> Result<()> {
     let now = now_text();
-    for l in lines {
-        sqlx::query(
+    for chunk in lines.chunks(500) {
+        let mut sql = String::from(
             "INSERT INTO fee_lines (mdtrt_id, feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, \
-             inscp_scp_amt, med_list_codg, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(mdtrt_id.to_string())
-        .bind(l.feedetl_sn.clone())
-        .bind(l.det_item_fee_sumamt)
-        .bind(l.fulamt_ownpay_amt)
-        .bind(l.overlmt_selfpay)
-        .bind(l.preselfpay_amt)
-        .bind(l.inscp_scp_amt)
-        .bind(l.med_list_codg.clone())
-        .bind(now.clone())
-        .execute(&mut *c)
-        .await?;
+             inscp_scp_amt, med_list_codg, created_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = i * 9;
+            let marks: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
+            sql.push_str(&format!("({})", marks.join(", ")));
+        }
+        let mut q = sqlx::query(&sql);
+        for l in chunk {
+            q = q
+                .bind(mdtrt_id.to_string())
+                .bind(l.feedetl_sn.clone())
+                .bind(l.det_item_fee_sumamt)
+                .bind(l.fulamt_ownpay_amt)
+                .bind(l.overlmt_selfpay)
+                .bind(l.preselfpay_amt)
+                .bind(l.inscp_scp_amt)
+                .bind(l.med_list_codg.clone())
+                .bind(now.clone());
+        }
+        q.execute(&mut *c).await?;
     }
     Ok(())
 }
