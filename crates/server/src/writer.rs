@@ -62,7 +62,7 @@ impl From<sqlx::Error> for ExecError {
 type Reply = Result<String, NatError>;
 
 enum Msg {
-    Job(Job, oneshot::Sender<Reply>),
+    Job(Box<Job>, oneshot::Sender<Reply>),
     Close(oneshot::Sender<()>),
 }
 
@@ -111,7 +111,7 @@ impl WriterHandle {
 
     pub async fn submit(&self, job: Job) -> Reply {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Msg::Job(job, reply)).await.is_err() {
+        if self.tx.send(Msg::Job(Box::new(job), reply)).await.is_err() {
             return Err(NatError::Internal("结算服务正在停止，请稍后重试".into()));
         }
         rx.await.unwrap_or_else(|_| Err(NatError::Internal("结算服务内部错误，请用同一报文编号重试".into())))
@@ -131,13 +131,13 @@ async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>,
     let mut closing: Option<oneshot::Sender<()>> = None;
     while closing.is_none() {
         match rx.recv().await {
-            Some(Msg::Job(j, r)) => batch.push((j, r)),
+            Some(Msg::Job(j, r)) => batch.push((*j, r)),
             Some(Msg::Close(done)) => closing = Some(done),
             None => break,
         }
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(Msg::Job(j, r)) => batch.push((j, r)),
+                Ok(Msg::Job(j, r)) => batch.push((*j, r)),
                 Ok(Msg::Close(done)) => {
                     closing = Some(done);
                     break;
@@ -153,7 +153,7 @@ async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>,
     rx.close();
     while let Some(m) = rx.recv().await {
         if let Msg::Job(j, r) = m {
-            batch.push((j, r));
+            batch.push((*j, r));
             if batch.len() >= max_batch {
                 run_batch(&store, &policies, &mut batch, &stats).await;
             }
@@ -209,7 +209,7 @@ async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, one
             Err(e) if batch.len() > 1 => {
                 // Isolate the job that fails: commit them one by one.
                 tracing::warn!(error = %e, jobs = batch.len(), "write batch failed; committing its jobs one by one");
-                for one in batch.drain(..).collect::<Vec<_>>() {
+                for one in std::mem::take(batch) {
                     let mut single = vec![one];
                     Box::pin(run_batch(store, policies, &mut single, stats)).await;
                 }

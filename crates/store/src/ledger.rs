@@ -907,8 +907,7 @@ mod tests {
 
     #[test]
     fn accumulators_round_trip_through_text() {
-        let mut acc = Accumulators::default();
-        acc.inpatient_stays = [1, 0, 2];
+        let mut acc = Accumulators { inpatient_stays: [1, 0, 2], ..Default::default() };
         acc.layers[0] = LayerAcc { base_fen: 100, paid_fen: 50, outpatient_paid_fen: 7, personal_fen: 3 };
         acc.layers[4] = LayerAcc { base_fen: -1, paid_fen: 9, outpatient_paid_fen: 0, personal_fen: 12 };
         let s = encode_acc(&acc, 5);
