@@ -433,26 +433,26 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &
     Ok(inst)
 }
 
-/// hex(HMAC-SHA256(secret, timestamp + "\n" + nonce + "\n" + body)).
-pub fn sign(secret: &str, timestamp: &str, nonce: &str, body: &[u8]) -> String {
+/// HMAC-SHA256(secret, timestamp + "\n" + nonce + "\n" + body), not yet finalised.
+fn request_mac(secret: &str, timestamp: &str, nonce: &str, body: &[u8]) -> Hmac<sha2::Sha256> {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.as_bytes());
     mac.update(b"\n");
     mac.update(nonce.as_bytes());
     mac.update(b"\n");
     mac.update(body);
-    crate::hex(&mac.finalize().into_bytes())
+    mac
 }
 
+/// The request signature: lower-hex HMAC-SHA256(secret, timestamp + "\n" + nonce + "\n" + body).
+pub fn sign(secret: &str, timestamp: &str, nonce: &str, body: &[u8]) -> String {
+    crate::hex(&request_mac(secret, timestamp, nonce, body).finalize().into_bytes())
+}
+
+/// Checks a signature in constant time.
 fn signature_ok(secret: &str, timestamp: &str, nonce: &str, body: &[u8], sig: &str) -> bool {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b"\n");
-    mac.update(nonce.as_bytes());
-    mac.update(b"\n");
-    mac.update(body);
     let Some(raw) = unhex(sig) else { return false };
-    mac.verify_slice(&raw).is_ok()
+    request_mac(secret, timestamp, nonce, body).verify_slice(&raw).is_ok()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

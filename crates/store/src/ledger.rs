@@ -587,13 +587,13 @@ pub fn append(
 }
 
 /// The entries of one settlement, in layer order (the personal entry last).
-pub async fn entries_of_settlement(tx: &mut Tx<'_>, setl_id: &str) -> Result<Vec<Entry>> {
+pub async fn entries_of_settlement(c: &mut sqlx::AnyConnection, setl_id: &str) -> Result<Vec<Entry>> {
     let rows = sqlx::query(
         "SELECT layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
          FROM ledger_entries WHERE setl_id = $1 ORDER BY id",
     )
     .bind(setl_id.to_string())
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *c)
     .await?;
     rows.iter().map(entry_from_row).collect()
 }
@@ -752,16 +752,10 @@ impl Store {
         rows.iter().map(settlement_from_row).collect()
     }
 
-    /// Funds of a settlement, by fund code (from its entries).
+    /// The entries of a settlement, in layer order (the personal entry last).
     pub async fn settlement_entries(&self, setl_id: &str) -> Result<Vec<Entry>> {
-        let rows = sqlx::query(
-            "SELECT layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
-             FROM ledger_entries WHERE setl_id = $1 ORDER BY id",
-        )
-        .bind(setl_id.to_string())
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(entry_from_row).collect()
+        let mut c = self.pool().acquire().await?;
+        entries_of_settlement(&mut c, setl_id).await
     }
 }
 

@@ -222,7 +222,7 @@ pub struct PovertyRow {
     pub change_date: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct EnrolmentRow {
     pub id_no: String,
     pub psn_no: String,

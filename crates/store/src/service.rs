@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use crate::registry::EnrolmentRow;
 use crate::{get_i64, get_opt_i64, get_opt_text, get_text, now_text, Result, Store};
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -74,20 +75,6 @@ pub struct IdentityPeriod {
     pub start_date: i64,
     pub end_date: Option<i64>,
     pub source: String,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct EnrolmentRecord {
-    pub psn_no: String,
-    pub year: i64,
-    pub status: String,
-    pub insured: bool,
-    pub insured_admdvs: String,
-    pub flags: i64,
-    pub flag_date: Option<i64>,
-    pub premium_fen: i64,
-    pub subsidy_fen: i64,
-    pub subsidy_source: Option<String>,
 }
 
 const PERSON_COLS: &str = "p.id_no, p.name, p.sex, p.birth_date, p.household_no, p.relation, p.village_code, \
@@ -604,34 +591,9 @@ impl Store {
         Ok(Some((m, Some((village, periods)))))
     }
 
-    /// A person's village and live identity periods in one query (the settlement path); None if unknown.
-    pub async fn village_and_periods(&self, id_no: &str) -> Result<Option<(Option<String>, Vec<IdentityPeriod>)>> {
+    pub async fn enrolments_of(&self, id_no: &str) -> Result<Vec<EnrolmentRow>> {
         let rows = sqlx::query(
-            "SELECT p.village_code, ip.identity, ip.start_date, ip.end_date, ip.source FROM persons p \
-             LEFT JOIN identity_periods ip ON ip.id_no = p.id_no AND ip.retracted_import IS NULL WHERE p.id_no = $1",
-        )
-        .bind(id_no.to_string())
-        .fetch_all(self.pool())
-        .await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let village = get_opt_text(first, 0)?;
-        let mut periods = Vec::new();
-        for r in &rows {
-            if let Some(identity) = get_opt_text(r, 1)? {
-                periods.push(IdentityPeriod {
-                    identity,
-                    start_date: get_i64(r, 2)?,
-                    end_date: get_opt_i64(r, 3)?,
-                    source: get_text(r, 4)?,
-                });
-            }
-        }
-        Ok(Some((village, periods)))
-    }
-
-    pub async fn enrolments_of(&self, id_no: &str) -> Result<Vec<EnrolmentRecord>> {
-        let rows = sqlx::query(
-            "SELECT psn_no, year, status, insured, insured_admdvs, flags, flag_date, premium_fen, subsidy_fen, subsidy_source \
+            "SELECT psn_no, year, status, insured, insured_admdvs, flags, flag_date, premium_fen, subsidy_fen, subsidy_source, id_no \
              FROM enrolments WHERE id_no = $1 AND superseded_import IS NULL ORDER BY year",
         )
         .bind(id_no.to_string())
@@ -639,7 +601,8 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(EnrolmentRecord {
+                Ok(EnrolmentRow {
+                    id_no: get_text(r, 10)?,
                     psn_no: get_text(r, 0)?,
                     year: get_i64(r, 1)?,
                     status: get_text(r, 2)?,
