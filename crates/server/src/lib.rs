@@ -77,6 +77,9 @@ pub struct AuthCache {
     institutions: std::sync::Mutex<std::collections::HashMap<String, (baozhang_store::service::Institution, std::time::Instant)>>,
     /// sign_no → (fixmedins_code, expires_at unix seconds)
     sign_ins: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
+    /// (institution, nonce) → until when it is remembered (its timestamp's window end): a signed request
+    /// can not be replayed while its timestamp is still accepted.
+    nonces: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
 }
 
 impl AuthCache {
@@ -99,6 +102,27 @@ impl AuthCache {
             m.insert(code.to_string(), (i.clone(), std::time::Instant::now()));
         }
         Ok(found)
+    }
+
+    /// Records a nonce; false if the institution used it already within the signature window. (Held in
+    /// memory: after a restart a replayed write still meets the msgid check; a replayed read only reads.)
+    pub fn fresh_nonce(&self, fixmedins_code: &str, nonce: &str, remember_until: i64, now_unix: i64) -> bool {
+        let mut m = self.nonces.lock().expect("cache lock");
+        if m.len() >= Self::MAX {
+            m.retain(|_, until| *until >= now_unix);
+            if m.len() >= Self::MAX {
+                // Still full of live nonces: a flood. Refuse rather than forget them.
+                return false;
+            }
+        }
+        let key = (fixmedins_code.to_string(), nonce.to_string());
+        match m.get(&key) {
+            Some(until) if *until >= now_unix => false,
+            _ => {
+                m.insert(key, remember_until);
+                true
+            }
+        }
     }
 
     /// The institution of a live sign-in.

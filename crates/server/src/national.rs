@@ -424,6 +424,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &
         tracing::warn!(fixmedins = %paasid, "national request with a bad signature");
         return Err(refused("机构签名无效"));
     }
+    if !state.cache.fresh_nonce(paasid, nonce, t + state.config.signature_window_secs, clock::unix_now()) {
+        tracing::warn!(fixmedins = %paasid, "national request with a reused nonce refused");
+        return Err(refused("请求随机数 x-tif-nonce 已使用过（疑似重放）；每次请求请使用新的随机数"));
+    }
     if env.infno != "9001" {
         let signed = state.cache.sign_in(&state.store, &env.sign_no, clock::unix_now()).await?;
         if signed.as_deref() != Some(inst.fixmedins_code.as_str()) {
@@ -661,7 +665,10 @@ fn parse_fee_upload(env: &Envelope) -> NResult<(String, String, Vec<FeeLine>)> {
             let v: Vec<Fen> = given.iter().map(|x| x.unwrap_or(Fen::ZERO)).collect();
             (v[0], v[1], v[2], v[3])
         } else {
-            match code_field(o, "chrgitm_lv", &at)?.as_deref() {
+            // "01", or 1 written as a number.
+            let numeric = matches!(o.get("chrgitm_lv"), Some(Value::Number(_)));
+            let lv = code_field(o, "chrgitm_lv", &at)?.map(|c| if numeric && c.len() == 1 { format!("0{c}") } else { c });
+            match lv.as_deref() {
                 Some("01") => (Fen::ZERO, Fen::ZERO, Fen::ZERO, total),
                 Some("03") => (total, Fen::ZERO, Fen::ZERO, Fen::ZERO),
                 Some("02") => {

@@ -42,3 +42,52 @@ async fn a_poor_inpatient_is_admitted_settled_and_cancelled() {
         app.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_replayed_with_its_nonce_is_refused() {
+    let app = spawn_app(common::Db::Sqlite, 2).await;
+    let h = &app.hospital;
+    let p = &app.people[0];
+    let body =
+        serde_json::to_vec(&h.envelope("1101", &h.next_msgid(), json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no}})))
+            .unwrap();
+    let ts = baozhang_server::clock::unix_now().to_string();
+    let sig = baozhang_server::national::sign(&h.secret, &ts, "nonce-1", &body);
+    let send = || async {
+        let r = h
+            .http
+            .post(format!("{}/fsi/api/x", app.base))
+            .header("x-tif-paasid", &h.fixmedins_code)
+            .header("x-tif-timestamp", &ts)
+            .header("x-tif-nonce", "nonce-1")
+            .header("x-tif-signature", &sig)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()
+    };
+    assert_eq!(send().await["infcode"], 0);
+    let again = send().await;
+    assert_eq!(again["infcode"], -1);
+    assert!(again["err_msg"].as_str().unwrap().contains("随机数"), "{again}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_level_written_as_a_number_is_understood() {
+    let app = spawn_app(common::Db::Sqlite, 2).await;
+    let h = &app.hospital;
+    let p = &app.people[0];
+    let mdtrt = h.admit(p, "2018-06-01").await.unwrap();
+    let up = h
+        .call(
+            "2301",
+            json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt, "psn_no": p.psn_no, "det_item_fee_sumamt": 100, "chrgitm_lv": 3}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up["infcode"], 0, "{up}");
+    assert_eq!(up["output"]["result"][0]["fulamt_ownpay_amt"].to_string(), "100.00");
+    app.stop().await;
+}
