@@ -195,7 +195,9 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
         Ok(i) => i,
         Err(e) => return Outcome::Fresh(Err(e)),
     };
-    let body_sha256 = sha256_hex(format!("{}\n{}", env.infno, Value::Object(env.input.clone())).as_bytes());
+    // infno + the canonical (key-sorted, compact) input: a retry with a new inf_time or sign_no is the same message.
+    let input_text = serde_json::to_string(&env.input).expect("a JSON map serialises");
+    let body_sha256 = sha256_hex(format!("{}\n{input_text}", env.infno).as_bytes());
     let r = match env.infno.as_str() {
         "9001" => {
             let sign_no = crate::random_hex(16);
@@ -235,7 +237,7 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
 /// e.g. the visit it admitted is now settled), the stored answer is the answer; otherwise the refusal.
 async fn refused_unless_replay(state: &AppState, env: &Envelope, body_sha256: &str, e: NatError) -> Outcome {
     match state.store.msg(&env.msgid).await {
-        Ok(Some(m)) => Outcome::Fresh(replayed(&m, env, body_sha256)).into_stored(),
+        Ok(Some(m)) => Outcome::Fresh(replayed(&m, &env.fixmedins_code, &env.infno, &env.msgid, body_sha256)).into_stored(),
         Ok(None) => Outcome::Fresh(Err(e)),
         Err(se) => Outcome::Fresh(Err(se.into())),
     }
@@ -271,9 +273,10 @@ impl Outcome {
 }
 
 /// The answer to a msgid seen before: the original bytes if it is the same message.
-pub fn replayed(m: &LoggedMsg, env: &Envelope, body_sha256: &str) -> Result<String, NatError> {
-    if m.fixmedins_code != env.fixmedins_code || m.infno != env.infno || m.body_sha256 != body_sha256 {
-        return Err(refused(format!("报文编号 msgid={} 已被另一笔内容不同的报文使用，请使用新的报文编号", env.msgid)));
+/// `fixmedins_code`, `infno`, `msgid` are the new message's.
+pub fn replayed(m: &LoggedMsg, fixmedins_code: &str, infno: &str, msgid: &str, body_sha256: &str) -> Result<String, NatError> {
+    if m.fixmedins_code != fixmedins_code || m.infno != infno || m.body_sha256 != body_sha256 {
+        return Err(refused(format!("报文编号 msgid={msgid} 已被另一笔内容不同的报文使用，请使用新的报文编号")));
     }
     Ok(m.response.clone())
 }
@@ -936,17 +939,7 @@ async fn msg_seen_now(tx: &mut Tx<'_>, batch: &Batch, msgid: &str) -> Result<Opt
 /// Runs one write job inside `tx` and returns the full response text, which is stored with it.
 pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
     if let Some(m) = msg_seen(tx, batch, &job.msgid).await? {
-        let env_like = Envelope {
-            infno: job.infno.clone(),
-            msgid: job.msgid.clone(),
-            fixmedins_code: job.fixmedins_code.clone(),
-            insuplc_admdvs: String::new(),
-            mdtrtarea_admvs: String::new(),
-            sign_no: String::new(),
-            opter: String::new(),
-            input: Map::new(),
-        };
-        return replayed(&m, &env_like, &job.body_sha256).map_err(ExecError::Refused);
+        return replayed(&m, &job.fixmedins_code, &job.infno, &job.msgid, &job.body_sha256).map_err(ExecError::Refused);
     }
     match execute_op(tx, batch, backend, policies, job).await {
         Err(ExecError::Refused(e)) => {
