@@ -42,9 +42,69 @@ pub struct DemoArgs {
     /// 生成的名单存放目录
     #[arg(long, default_value = "demo-data")]
     pub dir: PathBuf,
-    /// 只准备数据后退出（本版本尚无工作台，总是如此）
+    /// 只准备数据后退出（默认在准备完成后启动工作台）
     #[arg(long)]
     pub no_serve: bool,
+    /// 工作台监听地址
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+}
+
+/// The demo accounts' password (demo data only; printed with the accounts).
+pub const DEMO_PASSWORD: &str = "Demo-2018";
+/// The demo county's hospital, registered for the settlement window.
+pub const DEMO_HOSPITAL: &str = "H62042200001";
+
+/// One account per role on the demo county (created once; a second run only lists them). The village
+/// cadre gets the village with the most reconciliation findings, so the worklist has work in it.
+async fn demo_accounts(store: &Store) -> Result<Vec<(String, &'static str, String)>, String> {
+    use baozhang_server::auth::{create_user, Role};
+    let err = |e: baozhang_store::StoreError| e.to_string();
+    if store.institution(DEMO_HOSPITAL).await.map_err(err)?.is_none() {
+        let inst = baozhang_store::service::Institution {
+            fixmedins_code: DEMO_HOSPITAL.into(),
+            name: "会宁县人民医院".into(),
+            hosp_lv: 2,
+            admdvs: DEMO_COUNTY.into(),
+            secret: baozhang_server::random_hex(32),
+            disabled: false,
+        };
+        store.add_institution("demo", &inst).await.map_err(err)?;
+    }
+    let village = match store.latest_run().await.map_err(err)? {
+        Some(run) => {
+            let mut n: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+            for f in store.findings(run, Some(DEMO_COUNTY)).await.map_err(err)? {
+                if let Some(v) = f.village_code {
+                    *n.entry(v).or_default() += 1;
+                }
+            }
+            n.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|(v, _)| v)
+        }
+        None => None,
+    };
+    let village = match village {
+        Some(v) => v,
+        None => county_villages(store, DEMO_COUNTY).await?.first().map(|v| v.code.clone()).ok_or("没有村级区划")?,
+    };
+    let wanted: [(&str, Role, String, &str); 5] = [
+        ("admin", Role::Admin, String::new(), "系统管理员"),
+        ("county", Role::Bureau, DEMO_COUNTY.to_string(), "会宁县医保局"),
+        ("hospital", Role::Hospital, DEMO_HOSPITAL.to_string(), "会宁县人民医院结算窗口"),
+        ("cadre", Role::Cadre, village, "村卫生健康专干"),
+        ("auditor", Role::Auditor, DEMO_COUNTY.to_string(), "审计督查"),
+    ];
+    let mut out = Vec::new();
+    for (name, role, scope, display) in wanted {
+        match store.user(name).await.map_err(err)? {
+            Some(u) => out.push((u.username, role.name_zh(), u.scope)),
+            None => {
+                create_user(store, "demo", name, display, role, &scope, DEMO_PASSWORD).await?;
+                out.push((name.to_string(), role.name_zh(), scope));
+            }
+        }
+    }
+    Ok(out)
 }
 
 const DEMO_COUNTY: &str = "620422";
@@ -182,21 +242,27 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
     run_reconcile(&store, &rec, as_of).await?;
 
     let policy = crate::policy_cmd::load_policy(DEMO_POLICY)?;
-    if store.count("settlements").await.map_err(|e| e.to_string())? == 0 {
-        let pb = progress_bar("结算");
-        let t = Instant::now();
-        let s = settle_claims_from_registry(&store, &policy, &data.join("claims.csv"), &mut |n| pb.set_position(n))
-            .await
-            .map_err(|e| e.to_string())?;
-        pb.finish_and_clear();
+    // Into the settlement ledger, as the online service records settlements; claims already in it (an
+    // earlier run) are not settled again.
+    let pb = progress_bar("结算");
+    let t = Instant::now();
+    let s = settle_claims_from_registry(&store, &policy, &data.join("claims.csv"), &mut |n| pb.set_position(n))
+        .await
+        .map_err(|e| e.to_string())?;
+    pb.finish_and_clear();
+    if s.stored == 0 && s.already_settled > 0 {
+        println!("结算台账中已有这些理赔的结算（{} 条），未重复结算。", s.already_settled);
+    } else {
         println!(
-            "已按 {}（版本 {}）结算 {} 条理赔并入库 {} 条（未找到参保人 {} 条，无效 {} 条）；用时 {:.1} 秒",
+            "已按 {}（版本 {}）结算 {} 条理赔，记入结算台账 {} 条（此前已入账 {} 条，未找到参保人 {} 条，无效 {} 条，政策不一致 {} 条）；用时 {:.1} 秒",
             policy.meta.name,
             policy.version,
             s.claims,
             s.stored,
+            s.already_settled,
             s.unknown_persons,
             s.rejected,
+            s.policy_conflicts,
             t.elapsed().as_secs_f64()
         );
     }
@@ -216,5 +282,25 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
         Fen(poor.funds_fen[5]).grouped()
     );
     println!("完成，用时 {:.1} 秒。工作清单在 {}。", started.elapsed().as_secs_f64(), data.join("worklists").display());
-    Ok(())
+    let accounts = demo_accounts(&store).await?;
+    let regions = store.regions_upto(5, Some(DEMO_COUNTY)).await.map_err(|e| e.to_string())?;
+    println!("\n演示账号（密码均为 {DEMO_PASSWORD}，仅用于演示数据）：");
+    for (name, role, scope) in &accounts {
+        let place = regions.iter().find(|r| &r.code == scope).map(|r| r.name.as_str()).unwrap_or(if scope == DEMO_HOSPITAL { "会宁县人民医院" } else { "" });
+        println!("  {name:<10} {role:<10} {scope} {place}");
+    }
+    if a.no_serve {
+        return Ok(());
+    }
+    drop(store);
+    let store = Store::open_with(&db.database_url, baozhang_store::OpenOptions { background_checkpoint: true })
+        .await
+        .map_err(|e| format!("无法打开数据库：{e}"))?;
+    let policies = crate::serve_cmd::load_policies(&[])?;
+    let config = baozhang_server::Config { addr: a.addr, ..baozhang_server::Config::default() };
+    println!("\n工作台：http://{}/ （按 Ctrl-C 停止）", a.addr);
+    match crate::serve_cmd::run_server(store, policies, config, &crate::data_cmd::redact_url(&db.database_url)).await {
+        c if c == ExitCode::SUCCESS => Ok(()),
+        _ => Err("工作台未能启动或异常退出".into()),
+    }
 }

@@ -68,7 +68,7 @@ pub enum InstitutionCmd {
     List,
 }
 
-fn load_policies(files: &[PathBuf]) -> Result<Policies, String> {
+pub fn load_policies(files: &[PathBuf]) -> Result<Policies, String> {
     let mut p = Policies::reference();
     for f in files {
         let src = std::fs::read_to_string(f).map_err(|e| format!("无法读取政策文件 {}：{e}", f.display()))?;
@@ -98,34 +98,40 @@ pub fn serve(db: DbArgs, args: ServeArgs) -> ExitCode {
             eprintln!("错误：{e}");
             return ExitCode::from(crate::EXIT_IO);
         }
-        let listener = match tokio::net::TcpListener::bind(args.addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("错误：无法监听 {}：{e}", args.addr);
-                return ExitCode::from(crate::EXIT_IO);
-            }
-        };
         let config = Config { addr: args.addr, max_body_bytes: args.max_body_bytes, max_in_flight: args.max_in_flight, ..Config::default() };
-        eprintln!(
-            "baozhang 在线结算服务：http://{}（数据库 {}；政策 {} 个）\n  国家接口 POST /fsi/api/…   REST 接口 /api/…   接口文档 http://{}/api/docs/",
-            args.addr,
-            redact_url(&db.database_url),
-            policies.all().len(),
-            args.addr
-        );
-        tracing::info!(addr = %args.addr, "serving");
-        let state = AppState::new(store, policies, config);
-        match baozhang_server::serve(listener, state, baozhang_server::shutdown_signal()).await {
-            Ok(()) => {
-                eprintln!("服务已停止（所有已受理的结算均已提交）");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("错误：服务异常退出：{e}");
-                ExitCode::from(crate::EXIT_IO)
-            }
-        }
+        run_server(store, policies, config, &redact_url(&db.database_url)).await
     })
+}
+
+/// Binds, serves the national interface, the REST API and the workbench until Ctrl-C / SIGTERM, and
+/// warms the workbench's dashboard figures in the background.
+pub async fn run_server(store: baozhang_store::Store, policies: Policies, config: Config, db_label: &str) -> ExitCode {
+    let addr = config.addr;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("错误：无法监听 {addr}：{e}");
+            return ExitCode::from(crate::EXIT_IO);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(addr);
+    eprintln!(
+        "baozhang 服务：http://{addr}（数据库 {db_label}；政策 {} 个）\n  工作台 http://{addr}/   国家接口 POST /fsi/api/…   REST 接口 /api/…   接口文档 http://{addr}/api/docs/",
+        policies.all().len(),
+    );
+    tracing::info!(%addr, "serving");
+    let state = AppState::new(store, policies, config);
+    baozhang_server::web::dashboard::warm(&state);
+    match baozhang_server::serve(listener, state, baozhang_server::shutdown_signal()).await {
+        Ok(()) => {
+            eprintln!("服务已停止（所有已受理的结算均已提交）");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("错误：服务异常退出：{e}");
+            ExitCode::from(crate::EXIT_IO)
+        }
+    }
 }
 
 /// On first start there is no account: create `admin` with a random password and print it once.

@@ -1,6 +1,7 @@
 //! The registry end to end through the binary: a generated county (whose generator records exactly
 //! which rows are invalid and which people carry which discrepancy) is imported and reconciled, and
-//! what the product finds must be exactly what was planted — on SQLite and on PostgreSQL.
+//! what the product finds must be exactly what was planted — on SQLite and on PostgreSQL. The demo's
+//! batch settlement lands in the service's ledger, where online settlements continue from it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -220,4 +221,154 @@ fn an_unknown_roster_kind_is_refused_in_chinese() {
     let o = bin().args(["template", "payroll", "--out", "/tmp/x.xlsx"]).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("未知的名单类型"));
+}
+
+/// `demo` settles its claims into the ledger exactly as the service records settlements: `ledger verify`
+/// passes, a second run settles nothing twice, every person-year's accumulators are the sum of its
+/// entries, and an online settlement of a demo person in the same year continues from the demo's
+/// accumulators.
+fn demo_settles_into_the_ledger(db: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let args = ["demo", "--scale", "0.02", "--seed", "7", "--no-serve", "--dir", data.to_str().unwrap()];
+    let first = stdout(&run(db, &args));
+    let stored: i64 = first
+        .split("记入结算台账 ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no settlement count in the demo's output:\n{first}"));
+    assert!(stored > 1_000, "{first}");
+    let verify = stdout(&run(db, &["ledger", "verify"]));
+    assert!(verify.contains("结果：一致"), "{verify}");
+    let again = stdout(&run(db, &args));
+    assert!(again.contains("未重复结算"), "{again}");
+    tokio::runtime::Runtime::new().unwrap().block_on(demo_ledger_is_the_service_ledger(db, stored));
+}
+
+async fn demo_ledger_is_the_service_ledger(db: &str, stored: i64) {
+    use baozhang_core::engine::{settle, Accumulators};
+    use baozhang_core::{Bill, Claim, Date, Fen, HospLevel, MedType};
+    use baozhang_server::testkit::{add_hospital, NatClient, SeedPerson};
+    use baozhang_store::ledger::{self, SettlementFilter, StoredSettlement};
+
+    let store = baozhang_store::Store::open(db).await.unwrap();
+    let rep = ledger::verify(&store).await.unwrap();
+    assert!(rep.ok(), "{:?}", rep.problems);
+    assert_eq!((rep.settlements, rep.cancellations), (stored, 0));
+    assert_eq!(store.count("ledger_settlements").await.unwrap(), stored, "the second run added settlements");
+    assert_eq!(store.count("settlements").await.unwrap(), 0, "nothing writes the old batch table any more");
+    let all = store.settlement_totals(false).await.unwrap();
+    assert_eq!(all.claims, stored);
+    assert_eq!(all.funds_fen[..5].iter().sum::<i64>(), all.fund_pay_fen);
+    assert_eq!(all.fund_pay_fen + all.funds_fen[5] + all.psn_part_fen, all.medfee_fen);
+    let poor = store.settlement_totals(true).await.unwrap();
+    assert!(poor.claims > 0 && poor.claims < stored, "{poor:?}");
+
+    let mut rows: Vec<StoredSettlement> = Vec::new();
+    loop {
+        let page = store.settlements(&SettlementFilter { limit: 1000, offset: rows.len() as i64, ..Default::default() }).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        rows.extend(page);
+    }
+    assert_eq!(rows.len() as i64, stored);
+    let mut by_person: BTreeMap<String, Vec<&StoredSettlement>> = BTreeMap::new();
+    for s in &rows {
+        assert_eq!(s.setl_id, ledger::setl_id_of(s.seq), "the service's settlement numbers");
+        assert!(s.fixmedins_code.starts_with("DEMO-LV"), "{}", s.fixmedins_code);
+        assert_eq!(s.insuplc_admdvs, "620422");
+        assert_eq!(s.year, 2018);
+        by_person.entry(s.psn_no.clone()).or_default().push(s);
+    }
+    // The people with the most settlements: accumulators = their entries, in commit order.
+    let mut busiest: Vec<(&String, &Vec<&StoredSettlement>)> = by_person.iter().collect();
+    busiest.sort_by_key(|(psn, list)| (std::cmp::Reverse(list.len()), (*psn).clone()));
+    for (psn, list) in busiest.iter().take(20) {
+        let mut acc = Accumulators::default();
+        for s in list.iter() {
+            ledger::apply_entries(&mut acc, &store.settlement_entries(&s.setl_id).await.unwrap());
+        }
+        let stored_acc = ledger::read_accumulators(&store, psn, 2018).await.unwrap();
+        assert_eq!(stored_acc.acc, acc, "{psn}: accumulators are not the sum of the entries");
+        assert_eq!(stored_acc.settlements, list.len() as i64, "{psn}");
+    }
+
+    // An online settlement on 31 December of a demo person whose demo settlements change what it pays.
+    let policies = baozhang_server::Policies::reference();
+    let facts = store.person_facts_by_psn().await.unwrap();
+    let day = Date::new(2018, 12, 31).unwrap();
+    let claim = Claim {
+        setl_date: day,
+        med_type: MedType::Inpatient,
+        hosp_lv: HospLevel::new(2).unwrap(),
+        in_county: true,
+        referral_ok: true,
+        major_disease: false,
+        bill: Bill::new(Fen::yuan(20_000), Fen::yuan(1_000), Fen::ZERO, Fen::yuan(1_000), Fen::yuan(18_000)).unwrap(),
+    };
+    let mut heaviest: Vec<(&String, i64)> = by_person.iter().map(|(p, l)| (p, l.iter().map(|s| s.medfee_sumamt).sum())).collect();
+    heaviest.sort_by_key(|(p, fee)| (std::cmp::Reverse(*fee), (*p).clone()));
+    let mut chosen = None;
+    for (psn, _) in heaviest.iter().take(200) {
+        let policy = policies.by_version(&by_person[*psn][0].policy_version).expect("the demo's policy is a reference policy");
+        let ids = baozhang_ingest::registry_settle::identities_on(&facts[*psn], 20181231);
+        let before = ledger::read_accumulators(&store, psn, 2018).await.unwrap();
+        let (cont, after) = settle(policy, &claim, ids, &before.acc);
+        let (fresh, _) = settle(policy, &claim, ids, &Accumulators::default());
+        if (cont.fund_pay_sumamt, cont.psn_part_amt) != (fresh.fund_pay_sumamt, fresh.psn_part_amt) {
+            chosen = Some(((*psn).clone(), ids, before, cont, after));
+            break;
+        }
+    }
+    let (psn, ids, before, expected, expected_after) = chosen.expect("a demo person whose accumulators matter");
+    let person = SeedPerson { psn_no: psn.clone(), id_no: facts[&psn].id_no.clone(), village: String::new(), poor: false };
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let secret = add_hospital(&store, "H62042200009", 2).await.unwrap();
+    let state = baozhang_server::AppState::new(store.clone(), baozhang_server::Policies::reference(), Default::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(baozhang_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let mut hospital = NatClient::new(&base, "H62042200009", &secret);
+    hospital.sign_in().await.unwrap();
+    let mdtrt_id = hospital.admit(&person, "2018-12-31").await.unwrap();
+    let r = hospital
+        .call("2304", NatClient::settle_input(&person, &mdtrt_id, "20000.00", "1000.00", "0", "1000.00", "18000.00"))
+        .await
+        .unwrap();
+    assert_eq!(r["infcode"], 0, "{r}");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+
+    let online = store.settlements(&SettlementFilter { mdtrt_id: Some(mdtrt_id.clone()), ..Default::default() }).await.unwrap();
+    let [online] = &online[..] else { panic!("one settlement of {mdtrt_id}: {online:?}") };
+    assert_eq!(online.identities, i64::from(ids.bits()));
+    assert!(online.seq > rows.iter().map(|s| s.seq).max().unwrap());
+    assert_eq!(
+        (online.fund_pay_sumamt, online.hosp_part_amt, online.psn_part_amt),
+        (expected.fund_pay_sumamt.0, expected.hosp_part_amt.0, expected.psn_part_amt.0),
+        "{psn}: the online settlement did not continue from the demo's accumulators"
+    );
+    let after = ledger::read_accumulators(&store, &psn, 2018).await.unwrap();
+    assert_eq!(after.acc, expected_after);
+    assert_eq!(after.settlements, before.settlements + 1);
+    let rep = ledger::verify(&store).await.unwrap();
+    assert!(rep.ok(), "{:?}", rep.problems);
+    assert_eq!(rep.settlements, stored + 1);
+}
+
+#[test]
+fn demo_settles_into_the_ledger_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_settles_into_the_ledger(&format!("sqlite://{}", dir.path().join("t.db").display()));
+}
+
+#[test]
+fn demo_settles_into_the_ledger_on_postgresql() {
+    let (_pg, url) = Pg::create().unwrap();
+    demo_settles_into_the_ledger(&url);
 }

@@ -192,6 +192,17 @@ pub async fn login(state: &AppState, username: &str, password: &str) -> Result<(
     Ok((token, expires_at, user))
 }
 
+/// The workbench's session cookie (HttpOnly, SameSite=Strict): the same token as the API's bearer token.
+pub const SESSION_COOKIE: &str = "bz_session";
+
+/// The session token from the `Cookie` header, if any.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get_all(axum::http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -203,7 +214,10 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .or_else(|| session_cookie(&parts.headers))
             .ok_or_else(|| ApiError::Unauthorized("请先登录（Authorization: Bearer 令牌）".into()))?;
+        let token = token.as_str();
         let username = state
             .store
             .session_user(&sha256_hex(token.as_bytes()), clock::unix_now())

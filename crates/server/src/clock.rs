@@ -27,6 +27,11 @@ pub fn compact(ms: i64) -> String {
     format!("{:04}{:02}{:02}{h:02}{m:02}{s:02}{milli:03}", d.year(), d.month(), d.day())
 }
 
+/// Today in Beijing time.
+pub fn today() -> Date {
+    parts(unix_ms_now()).0
+}
+
 /// `yyyy-MM-dd HH:mm:ss`.
 pub fn readable(ms: i64) -> String {
     let (d, h, m, s, _) = parts(ms);

@@ -16,6 +16,7 @@ pub mod national;
 pub mod openapi;
 pub mod policies;
 pub mod testkit;
+pub mod web;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -68,6 +69,7 @@ pub struct AppState {
     pub writer: writer::WriterHandle,
     pub config: Arc<Config>,
     pub cache: Arc<AuthCache>,
+    pub web: Arc<web::WebState>,
 }
 
 /// Institutions and sign-ins as recently read: every national request needs both, and they change
@@ -148,7 +150,7 @@ impl AppState {
         let policies = Arc::new(policies);
         let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch);
         tokio::spawn(checkpointer(store.clone()));
-        AppState { store, policies, writer, config: Arc::new(config), cache: Arc::new(AuthCache::default()) }
+        AppState { store, policies, writer, config: Arc::new(config), cache: Arc::new(AuthCache::default()), web: Arc::new(web::WebState::default()) }
     }
 }
 
@@ -177,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .merge(national::routes())
         .merge(api::routes())
         .merge(openapi::routes())
+        .merge(web::routes())
         .fallback(api::not_found)
         .with_state(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))

@@ -195,6 +195,44 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
         Ok(i) => i,
         Err(e) => return Outcome::Fresh(Err(e)),
     };
+    run(state, env, &inst, ctx).await
+}
+
+static INTERNAL_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A transaction on behalf of an institution's signed-in web user (the workbench's settlement window):
+/// the same path as a signed national message after authentication — same checks, same writer, same
+/// msg_log idempotency — with a fresh msgid. Returns the `output` object.
+pub async fn internal(state: &AppState, inst: &Institution, infno: &str, opter: &str, insuplc_admdvs: &str, input: Map<String, Value>) -> NResult<Value> {
+    // msgid ≤ 30: the institution code's last 10 characters + time to the millisecond (17) + a counter (3).
+    let code: Vec<char> = inst.fixmedins_code.chars().filter(char::is_ascii_alphanumeric).collect();
+    let code: String = code[code.len().saturating_sub(10)..].iter().collect();
+    let now = clock::unix_ms_now();
+    let seq = INTERNAL_SEQ.fetch_add(1, Ordering::Relaxed) % 1000;
+    let env = Envelope {
+        infno: infno.to_string(),
+        msgid: format!("{code}{}{seq:03}", clock::compact(now)),
+        fixmedins_code: inst.fixmedins_code.clone(),
+        insuplc_admdvs: insuplc_admdvs.to_string(),
+        mdtrtarea_admvs: inst.admdvs.clone(),
+        sign_no: String::new(),
+        opter: opter.to_string(),
+        input,
+    };
+    let ctx = RespondCtx { received_ms: now, admdvs: inst.admdvs.clone() };
+    let text = match run(state, &env, inst, &ctx).await {
+        Outcome::Stored(t) => t,
+        Outcome::Fresh(r) => respond_text(&ctx, &r),
+    };
+    let v: Value = serde_json::from_str(&text).map_err(|_| NatError::Internal("应答无法解析".into()))?;
+    if v.get("infcode").and_then(Value::as_i64) == Some(0) {
+        Ok(v.get("output").cloned().unwrap_or(Value::Null))
+    } else {
+        Err(refused(v.get("err_msg").and_then(Value::as_str).unwrap_or("交易失败").to_string()))
+    }
+}
+
+async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &RespondCtx) -> Outcome {
     // infno + the canonical (key-sorted, compact) input: a retry with a new inf_time or sign_no is the same message.
     let input_text = serde_json::to_string(&env.input).expect("a JSON map serialises");
     let body_sha256 = sha256_hex(format!("{}\n{input_text}", env.infno).as_bytes());
@@ -204,7 +242,7 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
             let expires_at = clock::unix_now() + state.config.sign_in_ttl_secs;
             write(state, env, ctx, &body_sha256, WriteOp::SignIn { sign_no, opter: env.opter.clone(), expires_at }).await
         }
-        "1101" => Outcome::Fresh(person_info(state, env, &inst).await),
+        "1101" => Outcome::Fresh(person_info(state, env, inst).await),
         "2201" | "2401" => match prepare_register(state, env).await {
             Ok(m) => write(state, env, ctx, &body_sha256, WriteOp::Register(Box::new(m))).await,
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
@@ -213,11 +251,11 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Enve
             Ok((mdtrt_id, psn_no, lines)) => write(state, env, ctx, &body_sha256, WriteOp::FeeUpload { mdtrt_id, psn_no, lines }).await,
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
-        "2206" | "2303" => match prepare_settle(state, env, &inst).await {
+        "2206" | "2303" => match prepare_settle(state, env, inst).await {
             Ok(p) => Outcome::Fresh(pre_settle(state, &p).await),
             Err(e) => Outcome::Fresh(Err(e)),
         },
-        "2207" | "2304" => match prepare_settle(state, env, &inst).await {
+        "2207" | "2304" => match prepare_settle(state, env, inst).await {
             Ok(p) => write(state, env, ctx, &body_sha256, WriteOp::Settle(Box::new(p))).await,
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
@@ -1080,9 +1118,7 @@ async fn settle_in_tx(
     Ok(settlement_output(mdtrt_id, &setl_id, &p.psn_no, &a, None))
 }
 
-pub fn setl_id_of(seq: i64) -> String {
-    format!("BZ{seq:016}")
-}
+pub use baozhang_store::ledger::setl_id_of;
 
 #[allow(clippy::too_many_arguments)]
 async fn cancel_in_tx(

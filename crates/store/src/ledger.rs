@@ -368,6 +368,57 @@ pub async fn next_seq(tx: &mut Tx<'_>, backend: Backend, batch: &mut Batch) -> R
     Ok(seq)
 }
 
+/// `count` commit-order numbers at once, ascending (a batch settlement numbers a whole chunk in one round
+/// trip). PostgreSQL: from the sequence, like [`next_seq`] (call it after the chunk's person-years are
+/// locked, so a concurrent settlement of one of them numbers after it). SQLite: as [`next_seq`].
+pub async fn next_seqs(tx: &mut Tx<'_>, backend: Backend, batch: &mut Batch, count: usize) -> Result<Vec<i64>> {
+    let mut out = Vec::with_capacity(count);
+    if backend == Backend::Postgres {
+        if count > 0 {
+            let rows =
+                sqlx::query("SELECT nextval('ledger_seq') FROM generate_series(1, $1)").bind(count as i64).fetch_all(&mut **tx).await?;
+            for r in &rows {
+                out.push(get_i64(r, 0)?);
+            }
+            out.sort_unstable();
+        }
+        return Ok(out);
+    }
+    for _ in 0..count {
+        out.push(next_seq(tx, backend, batch).await?);
+    }
+    Ok(out)
+}
+
+/// The settlement number of commit-order number `seq` (`BZ` and 16 digits), for the service and batch
+/// settlement alike.
+pub fn setl_id_of(seq: i64) -> String {
+    format!("BZ{seq:016}")
+}
+
+/// Those of `mdtrt_ids` that have a settlement in the ledger (cancelled or not; cancellations themselves
+/// are not counted). Batch settlement uses it to settle each claim once however often it is run.
+pub async fn visits_settled(tx: &mut Tx<'_>, mdtrt_ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in mdtrt_ids.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        // `reverses IS NULL` is filtered here, not in SQL: with it in the WHERE clause SQLite (no statistics)
+        // searched the `reverses` index, where nearly every row is NULL, instead of `mdtrt_id`'s — a scan of
+        // the whole ledger per query.
+        let sql = format!("SELECT mdtrt_id, reverses FROM ledger_settlements WHERE mdtrt_id IN ({})", marks.join(", "));
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            if get_opt_text(&r, 1)?.is_none() {
+                found.insert(get_text(&r, 0)?);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Identification and context of a ledger settlement row.
 #[derive(Clone, Debug)]
 pub struct SettlementHead {

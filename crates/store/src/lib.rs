@@ -3,6 +3,7 @@
 //! SQL). No business rules live here — callers decide what to write; this crate writes it exactly,
 //! in transactions, keeping history.
 
+pub mod indicators;
 pub mod ledger;
 pub mod reconcile;
 pub mod registry;
@@ -42,10 +43,11 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
+    (4, "workbench", include_str!("../migrations/0004_workbench.sql")),
 ];
 
 /// How to open a store.

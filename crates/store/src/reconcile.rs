@@ -79,7 +79,7 @@ pub struct VillageIndicators {
     pub flagged: i64,
 }
 
-fn poor_on(d: i64) -> String {
+pub(crate) fn poor_on(d: i64) -> String {
     format!(
         "EXISTS (SELECT 1 FROM identity_periods i WHERE i.id_no = p.id_no AND i.identity IN ('registered_poor', 'exited_poor') \
          AND i.retracted_import IS NULL AND i.start_date <= {d} AND (i.end_date IS NULL OR i.end_date > {d}))"
@@ -91,7 +91,7 @@ fn identity_on(identity_list: &str, d: i64) -> String {
          AND i.retracted_import IS NULL AND i.start_date <= {d} AND (i.end_date IS NULL OR i.end_date > {d}))"
     )
 }
-fn dead_by(d: i64) -> String {
+pub(crate) fn dead_by(d: i64) -> String {
     format!("EXISTS (SELECT 1 FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL AND s.start_date <= {d})")
 }
 fn serving_on(d: i64) -> String {
@@ -101,7 +101,7 @@ fn serving_on(d: i64) -> String {
     )
 }
 /// A current enrolment of year `y` matching `cond` (on alias e).
-fn enrolled(y: i64, cond: &str) -> String {
+pub(crate) fn enrolled(y: i64, cond: &str) -> String {
     format!("EXISTS (SELECT 1 FROM enrolments e WHERE e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL AND {cond})")
 }
 
@@ -206,6 +206,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // Worklist marks made on earlier runs: confirmed if this run no longer finds them, reopened if it does.
+        crate::indicators::resolve_marks(&mut tx, run).await?;
         // Per class: findings, new, resolved (in the previous run, not in this one).
         let mut summary = RunSummary { run_id: run, as_of: d, previous_run: prev, ..Default::default() };
         for (class, _, _) in CLASSES {

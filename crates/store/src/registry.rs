@@ -612,6 +612,19 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The insured area (`insured_admdvs`) of each insurance person number and year, from the current
+    /// enrolments — what a hospital sends as `insuplc_admdvs` (batch settlement records it the same way).
+    pub async fn insured_areas_by_psn(&self) -> Result<std::collections::HashMap<(String, u16), String>> {
+        let rows = sqlx::query("SELECT psn_no, year, insured_admdvs FROM enrolments WHERE superseded_import IS NULL")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            out.insert((get_text(r, 0)?, get_i64(r, 1)? as u16), get_text(r, 2)?);
+        }
+        Ok(out)
+    }
 }
 
 impl Store {
@@ -625,42 +638,6 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
-    }
-
-    /// Stores batch settlements (one row per claim; a claim already stored is left as it is).
-    pub async fn insert_settlements(&self, rows: &[Vec<Val>]) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let n = insert_rows(
-            &mut tx,
-            "settlements",
-            &[
-                "claim_id",
-                "psn_no",
-                "id_no",
-                "village_code",
-                "setl_date",
-                "med_type",
-                "hosp_lv",
-                "identities",
-                "policy_id",
-                "policy_version",
-                "medfee_sumamt",
-                "inscp_scp_amt",
-                "act_pay_dedc",
-                "fund_390100",
-                "fund_390200",
-                "fund_620100",
-                "fund_610100",
-                "fund_640100",
-                "fund_999996",
-                "fund_pay_sumamt",
-                "psn_part_amt",
-            ],
-            rows,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(n)
     }
 }
 
@@ -691,7 +668,7 @@ impl Store {
     }
 }
 
-/// Totals of stored settlements (for the demo summary and indicators).
+/// Totals of the settlement ledger (for the demo summary and indicators).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SettlementTotals {
     pub claims: i64,
@@ -704,15 +681,18 @@ pub struct SettlementTotals {
 }
 
 impl Store {
-    /// Totals over settlements; `poor_inpatients` restricts to inpatient claims of registered or
-    /// exited poor people (identity bits 0 and 1).
+    /// Totals over the settlement ledger, net of cancellations (a cancellation carries the negated amounts
+    /// and entries, and the medical type and identities of the settlement it cancels). `claims` counts the
+    /// settlements not cancelled; the funds are the ledger entries by fund. `poor_inpatients` restricts to
+    /// inpatient settlements of people registered or exited poor on the settlement date (identity bits 0
+    /// and 1, as recorded with the settlement).
     pub async fn settlement_totals(&self, poor_inpatients: bool) -> Result<SettlementTotals> {
-        let filter = if poor_inpatients { "WHERE med_type = 21 AND (identities & 3) <> 0" } else { "" };
+        let filter = if poor_inpatients { "WHERE s.med_type = 21 AND (s.identities & 3) <> 0" } else { "" };
         let row = sqlx::query(&format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(medfee_sumamt), 0) AS BIGINT), CAST(COALESCE(SUM(inscp_scp_amt), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(fund_390100), 0) AS BIGINT), CAST(COALESCE(SUM(fund_390200), 0) AS BIGINT), CAST(COALESCE(SUM(fund_620100), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(fund_610100), 0) AS BIGINT), CAST(COALESCE(SUM(fund_640100), 0) AS BIGINT), CAST(COALESCE(SUM(fund_999996), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(fund_pay_sumamt), 0) AS BIGINT), CAST(COALESCE(SUM(psn_part_amt), 0) AS BIGINT) FROM settlements {filter}"
+            "SELECT CAST(COALESCE(SUM(CASE WHEN s.reverses IS NULL THEN 1 ELSE -1 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(s.medfee_sumamt), 0) AS BIGINT), CAST(COALESCE(SUM(s.inscp_scp_amt), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(s.fund_pay_sumamt), 0) AS BIGINT), CAST(COALESCE(SUM(s.psn_part_amt), 0) AS BIGINT) \
+             FROM ledger_settlements s {filter}"
         ))
         .fetch_one(self.pool())
         .await?;
@@ -720,13 +700,21 @@ impl Store {
             claims: get_i64(&row, 0)?,
             medfee_fen: get_i64(&row, 1)?,
             inscp_fen: get_i64(&row, 2)?,
+            fund_pay_fen: get_i64(&row, 3)?,
+            psn_part_fen: get_i64(&row, 4)?,
             ..Default::default()
         };
-        for k in 0..6 {
-            t.funds_fen[k] = get_i64(&row, 3 + k)?;
+        let by_fund = if poor_inpatients {
+            "SELECT e.fund, CAST(SUM(e.amount_fen) AS BIGINT) FROM ledger_settlements s JOIN ledger_entries e ON e.setl_id = s.setl_id \
+             WHERE s.med_type = 21 AND (s.identities & 3) <> 0 AND e.layer >= 0 GROUP BY e.fund"
+        } else {
+            "SELECT e.fund, CAST(SUM(e.amount_fen) AS BIGINT) FROM ledger_entries e WHERE e.layer >= 0 GROUP BY e.fund"
+        };
+        for r in sqlx::query(by_fund).fetch_all(self.pool()).await? {
+            if let Some(f) = baozhang_core::policy::Fund::from_code(&get_text(&r, 0)?) {
+                t.funds_fen[f.index()] += get_i64(&r, 1)?;
+            }
         }
-        t.fund_pay_fen = get_i64(&row, 9)?;
-        t.psn_part_fen = get_i64(&row, 10)?;
         Ok(t)
     }
 }

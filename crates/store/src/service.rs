@@ -628,6 +628,32 @@ impl Store {
         rows.iter().map(|r| Ok((get_text(r, 0)?, get_i64(r, 1)?))).collect()
     }
 
+    /// An institution's open visits of a person (newest first), with the sums of their uploaded fee
+    /// lines: [total, fully self-paid, over-limit, pre-self-pay, compliant] and the line count.
+    pub async fn open_visits(&self, fixmedins_code: &str, psn_no: &str) -> Result<Vec<(Mdtrt, [i64; 5], i64)>> {
+        let cols = MDTRT_COLS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {cols}, COALESCE(SUM(f.det_item_fee_sumamt), 0), COALESCE(SUM(f.fulamt_ownpay_amt), 0), \
+             COALESCE(SUM(f.overlmt_selfpay), 0), COALESCE(SUM(f.preselfpay_amt), 0), COALESCE(SUM(f.inscp_scp_amt), 0), COUNT(f.feedetl_sn) \
+             FROM mdtrts m LEFT JOIN fee_lines f ON f.mdtrt_id = m.mdtrt_id \
+             WHERE m.fixmedins_code = $1 AND m.psn_no = $2 AND m.status = 'open' \
+             GROUP BY {cols} ORDER BY m.begn_date DESC, m.mdtrt_id DESC LIMIT 50"
+        );
+        let rows = sqlx::query(&sql).bind(fixmedins_code.to_string()).bind(psn_no.to_string()).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                let sums = [get_i64(r, 11)?, get_i64(r, 12)?, get_i64(r, 13)?, get_i64(r, 14)?, get_i64(r, 15)?];
+                Ok((mdtrt_from_row(r)?, sums, get_i64(r, 16)?))
+            })
+            .collect()
+    }
+
+    /// The latest year any enrolment is recorded for (the workbench's default period).
+    pub async fn latest_enrolment_year(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MAX(year) FROM enrolments WHERE superseded_import IS NULL").fetch_one(self.pool()).await?;
+        Ok(crate::get_opt_i64(&row, 0)?)
+    }
+
     pub async fn mdtrt(&self, mdtrt_id: &str) -> Result<Option<Mdtrt>> {
         let mut c = self.pool().acquire().await?;
         mdtrt(&mut c, mdtrt_id).await

@@ -320,3 +320,151 @@ async fn reconciliation_finds_the_same_classes_on_both_backends_and_tracks_resol
     }
     assert_eq!(results[0], results[1], "SQLite and PostgreSQL disagree");
 }
+
+mod ledger_batch {
+    use super::*;
+    use baozhang_core::engine::{reverse, settle, Settlement};
+    use baozhang_core::{Bill, Claim, Fen, HospLevel, Identity, IdentitySet, MedType, Policy};
+    use baozhang_store::ledger::{self, Batch, SettlementHead, Totals};
+    use baozhang_store::Tx;
+
+    fn policy() -> Policy {
+        baozhang_core::parse_policy(baozhang_core::reference::reference_source("gansu-huining-2018").unwrap()).unwrap()
+    }
+
+    fn claim(day: &str, yuan: i64) -> Claim {
+        let total = Fen::yuan(yuan);
+        Claim {
+            setl_date: Date::parse(day).unwrap(),
+            med_type: MedType::Inpatient,
+            hosp_lv: HospLevel::new(2).unwrap(),
+            in_county: true,
+            referral_ok: true,
+            major_disease: false,
+            bill: Bill::new(total, Fen::ZERO, Fen::ZERO, Fen::ZERO, total).unwrap(),
+        }
+    }
+
+    fn head(setl_id: &str, seq: i64, mdtrt_id: &str, psn_no: &str, ids: IdentitySet, policy: &Policy) -> SettlementHead {
+        SettlementHead {
+            setl_id: setl_id.into(),
+            seq,
+            reverses: None,
+            msgid: format!("BATCH{mdtrt_id}"),
+            mdtrt_id: mdtrt_id.into(),
+            psn_no: psn_no.into(),
+            id_no: format!("ID{psn_no}"),
+            village_code: Some("620422100201".into()),
+            fixmedins_code: "DEMO-LV2".into(),
+            insuplc_admdvs: "620422".into(),
+            setl_date: 20180301,
+            hosp_lv: 2,
+            identities: i64::from(ids.bits()),
+            policy_id: policy.meta.id.clone(),
+            policy_version: policy.version.clone(),
+            fulamt_ownpay_amt: 0,
+            overlmt_selfpay: 0,
+            preselfpay_amt: 0,
+            outcome_json: "[]".into(),
+            opter: "batch".into(),
+        }
+    }
+
+    /// Settles one claim into `batch` as batch settlement does; returns its settlement.
+    async fn settle_one(
+        tx: &mut Tx<'_>,
+        batch: &mut Batch,
+        policy: &Policy,
+        seq: i64,
+        (mdtrt_id, psn_no, c, ids): (&str, &str, Claim, IdentitySet),
+    ) -> Settlement {
+        let locked = ledger::lock_accumulators(tx, batch, psn_no, 2018).await.unwrap();
+        let (s, after) = settle(policy, &c, ids, &locked.acc);
+        let h = head(&ledger::setl_id_of(seq), seq, mdtrt_id, psn_no, ids, policy);
+        ledger::append(batch, &h, &Totals::of(&s), &ledger::entries_of(policy, &s), &locked, &after, &policy.meta.id, policy.layers.len())
+            .unwrap();
+        s
+    }
+
+    fn add(t: &mut baozhang_store::registry::SettlementTotals, s: &Settlement, sign: i64) {
+        t.claims += sign;
+        t.medfee_fen += sign * s.medfee_sumamt.0;
+        t.inscp_fen += sign * s.inscp_scp_amt.0;
+        for k in 0..6 {
+            t.funds_fen[k] += sign * s.funds_fen[k];
+        }
+        t.fund_pay_fen += sign * s.fund_pay_sumamt.0;
+        t.psn_part_fen += sign * s.psn_part_amt.0;
+    }
+
+    /// Chunked batch settlement through the ledger API: numbers from the service's sequence, visits already
+    /// settled found, totals from the ledger net of a cancellation, `verify` clean — on both backends.
+    #[tokio::test]
+    async fn batch_settlements_and_a_cancellation_add_up_in_the_ledger_totals() {
+        let policy = policy();
+        let poor = IdentitySet::EMPTY.with(Identity::RegisteredPoor);
+        let plain = IdentitySet::EMPTY;
+        for db in backends("ledger").await {
+            let s = &db.store;
+            let backend = s.backend();
+            let mut tx = s.begin_write().await.unwrap();
+            let mut batch = Batch::default();
+            ledger::lock_many(&mut tx, &mut batch, &[("P1".to_string(), 2018), ("P2".to_string(), 2018)]).await.unwrap();
+            let seqs = ledger::next_seqs(&mut tx, backend, &mut batch, 3).await.unwrap();
+            assert_eq!(seqs.len(), 3, "{backend:?}");
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{backend:?}: {seqs:?}");
+            let s1 = settle_one(&mut tx, &mut batch, &policy, seqs[0], ("V1", "P1", claim("2018-03-01", 8_000), poor)).await;
+            let s2 = settle_one(&mut tx, &mut batch, &policy, seqs[1], ("V2", "P1", claim("2018-05-01", 30_000), poor)).await;
+            let s3 = settle_one(&mut tx, &mut batch, &policy, seqs[2], ("V3", "P2", claim("2018-04-01", 12_000), plain)).await;
+            batch.flush(&mut tx).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_ne!(s1.psn_part_amt, s2.psn_part_amt, "the second settlement ran on the first one's accumulators");
+
+            // Cancel P1's second settlement (the last of the person-year), as the service does.
+            let mut tx = s.begin_write().await.unwrap();
+            let mut batch = Batch::default();
+            let v2 = ledger::setl_id_of(seqs[1]);
+            let locked = ledger::lock_accumulators(&mut tx, &batch, "P1", 2018).await.unwrap();
+            let entries = ledger::entries_of_settlement(&mut tx, &v2).await.unwrap();
+            let after = reverse(&policy, &s2, &locked.acc).unwrap();
+            let seq = ledger::next_seq(&mut tx, backend, &mut batch).await.unwrap();
+            assert!(seq > seqs[2], "{backend:?}");
+            let mut h = head(&ledger::setl_id_of(seq), seq, "V2", "P1", poor, &policy);
+            h.reverses = Some(v2.clone());
+            let totals = Totals::of(&s2).negated();
+            ledger::append(&mut batch, &h, &totals, &ledger::negated(&entries), &locked, &after, &policy.meta.id, policy.layers.len())
+                .unwrap();
+            batch.flush(&mut tx).await.unwrap();
+            tx.commit().await.unwrap();
+
+            let rep = ledger::verify(s).await.unwrap();
+            assert!(rep.ok(), "{backend:?}: {:?}", rep.problems);
+            assert_eq!((rep.settlements, rep.cancellations), (3, 1), "{backend:?}");
+
+            // Totals: net of the cancellation; the poor inpatient ones are P1's.
+            let mut all = baozhang_store::registry::SettlementTotals::default();
+            add(&mut all, &s1, 1);
+            add(&mut all, &s3, 1);
+            assert_eq!(s.settlement_totals(false).await.unwrap(), all, "{backend:?}");
+            let mut poor_t = baozhang_store::registry::SettlementTotals::default();
+            add(&mut poor_t, &s1, 1);
+            assert_eq!(s.settlement_totals(true).await.unwrap(), poor_t, "{backend:?}");
+            assert_eq!(s.count("settlements").await.unwrap(), 0, "nothing writes the old batch table");
+
+            // Visits with a settlement (cancelled or not) are the ones a re-run skips.
+            let mut tx = s.begin_write().await.unwrap();
+            let found = ledger::visits_settled(&mut tx, &["V1", "V2", "V3", "V4"]).await.unwrap();
+            tx.rollback().await.unwrap();
+            let mut found: Vec<String> = found.into_iter().collect();
+            found.sort();
+            assert_eq!(found, ["V1", "V2", "V3"], "{backend:?}");
+
+            // P1's accumulators are the sum of its entries: only the first settlement's remain.
+            let acc = ledger::read_accumulators(s, "P1", 2018).await.unwrap();
+            let (_, expected) = settle(&policy, &claim("2018-03-01", 8_000), poor, &Default::default());
+            assert_eq!(acc.acc, expected, "{backend:?}");
+            assert_eq!(acc.settlements, 1, "{backend:?}");
+            db.drop_pg().await;
+        }
+    }
+}

@@ -1,0 +1,104 @@
+// 保障工作台: tables (sort, filter, pages), charts (ECharts, click to drill down), the window's visit picker.
+(function () {
+  'use strict';
+
+  function setupTable(sec) {
+    var table = sec.querySelector('table');
+    if (!table) return;
+    var tbody = table.tBodies[0];
+    var rows = Array.prototype.slice.call(tbody.rows).filter(function (r) { return !r.classList.contains('empty'); });
+    var pageSize = parseInt(sec.getAttribute('data-page-size') || '20', 10);
+    var page = 0, shown = rows;
+    var pager = sec.querySelector('.pager');
+    var count = sec.querySelector('.count');
+    function render() {
+      var pages = Math.max(1, Math.ceil(shown.length / pageSize));
+      if (page >= pages) page = pages - 1;
+      rows.forEach(function (r) { r.style.display = 'none'; });
+      shown.forEach(function (r, i) {
+        r.style.display = (i >= page * pageSize && i < (page + 1) * pageSize) ? '' : 'none';
+        tbody.appendChild(r);
+      });
+      if (count) count.textContent = '共 ' + shown.length + ' 条' + (shown.length !== rows.length ? '（筛选自 ' + rows.length + ' 条）' : '');
+      if (!pager) return;
+      pager.innerHTML = '';
+      if (pages <= 1) return;
+      var prev = document.createElement('button'); prev.type = 'button'; prev.textContent = '上一页'; prev.disabled = page === 0;
+      prev.onclick = function () { page--; render(); };
+      var next = document.createElement('button'); next.type = 'button'; next.textContent = '下一页'; next.disabled = page >= pages - 1;
+      next.onclick = function () { page++; render(); };
+      var info = document.createElement('span'); info.textContent = '第 ' + (page + 1) + ' / ' + pages + ' 页';
+      pager.appendChild(prev); pager.appendChild(info); pager.appendChild(next);
+    }
+    var filter = sec.querySelector('.tbl-filter');
+    if (filter) filter.addEventListener('input', function () {
+      var q = filter.value.trim().toLowerCase();
+      shown = q ? rows.filter(function (r) { return r.textContent.toLowerCase().indexOf(q) >= 0; }) : rows.slice();
+      page = 0; render();
+    });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+      function sort() {
+        var asc = !th.classList.contains('asc');
+        Array.prototype.forEach.call(th.parentNode.cells, function (c) { c.classList.remove('asc', 'desc'); });
+        th.classList.add(asc ? 'asc' : 'desc');
+        var num = th.getAttribute('data-type') === 'num';
+        var key = function (r) {
+          var c = r.cells[col]; if (!c) return '';
+          return num ? parseFloat(c.getAttribute('data-v') || '0') : c.textContent.trim();
+        };
+        var cmp = function (a, b) {
+          var x = key(a), y = key(b);
+          var d = num ? x - y : String(x).localeCompare(String(y), 'zh-CN');
+          return asc ? d : -d;
+        };
+        rows.sort(cmp); shown.sort(cmp); page = 0; render();
+      }
+      th.addEventListener('click', sort);
+      th.addEventListener('keydown', function (e) { if (e.key === 'Enter') sort(); });
+    });
+    render();
+  }
+
+  function setupChart(el) {
+    if (!window.echarts) return;
+    var opt;
+    try { opt = JSON.parse(el.getAttribute('data-chart')); } catch (e) { return; }
+    var links = opt.links; delete opt.links;
+    var chart = window.echarts.init(el, null, { renderer: 'svg' });
+    chart.setOption(opt);
+    if (links) chart.on('click', function (p) { var h = links[p.dataIndex]; if (h) window.location.href = h; });
+    window.addEventListener('resize', function () { chart.resize(); });
+  }
+
+  window.bzPickVisit = function (btn) {
+    var f = document.getElementById('settle-form');
+    if (!f) return;
+    var set = function (n, v) { var e = f.querySelector('[name="' + n + '"]'); if (e) e.value = v; };
+    set('mdtrt_id', btn.getAttribute('data-mdtrt'));
+    set('med_type', btn.getAttribute('data-medtype'));
+    set('begin', btn.getAttribute('data-begin'));
+    set('total', btn.getAttribute('data-total'));
+    set('fulamt', btn.getAttribute('data-fulamt'));
+    set('overlmt', btn.getAttribute('data-overlmt'));
+    set('preselfpay', btn.getAttribute('data-preselfpay'));
+    f.scrollIntoView({ behavior: 'smooth' });
+  };
+
+  // A visit registered by a pre-settlement belongs to its type and dates: change them, and the next
+  // action registers a new one.
+  document.addEventListener('change', function (e) {
+    var f = e.target.form;
+    if (f && f.id === 'settle-form' && ['med_type', 'begin'].indexOf(e.target.name) >= 0) {
+      var m = document.getElementById('mdtrt_id'); if (m) m.value = '';
+    }
+  });
+
+  function init() {
+    Array.prototype.forEach.call(document.querySelectorAll('section.tbl'), setupTable);
+    Array.prototype.forEach.call(document.querySelectorAll('.chart[data-chart]'), setupChart);
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init); else init();
+  document.addEventListener('htmx:afterSwap', function (e) {
+    Array.prototype.forEach.call(e.target.querySelectorAll('section.tbl'), setupTable);
+  });
+})();

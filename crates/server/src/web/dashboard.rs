@@ -1,0 +1,480 @@
+//! The dashboard (驾驶舱) of a region and a year, drillable county → township → village → household →
+//! person: the POLICY §5 indicators that exist so far, each with a chart and its numbers.
+//!
+//! Speed: per-village figures come from one set-based pass over the store
+//! (`Store::village_indicators`), cached in memory per year and refreshed in the background when older
+//! than [`Cache::TTL`] (or at once after an import or a reconciliation from the workbench); every region
+//! is a sum of its villages, so a page costs a scan of a few hundred cached rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect};
+use baozhang_core::policy::ALL_FUNDS;
+use baozhang_core::Date;
+use baozhang_ingest::worklist::{mask_id, mask_name};
+use baozhang_store::indicators::{VillageStats, PSN_PART_BUCKETS_FEN};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::table::{Cell, Table};
+use super::{card, chart, esc, pct, ratio_bp, urlencode, yuan, Page, WebError, WebResult, WebUser};
+use crate::AppState;
+
+/// The per-village figures of one year, as last computed.
+pub struct Snapshot {
+    pub year: i64,
+    pub villages: Vec<VillageStats>,
+    pub computed: Instant,
+    pub compute_ms: u128,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    years: Mutex<HashMap<i64, Arc<Snapshot>>>,
+    refreshing: Mutex<std::collections::HashSet<i64>>,
+}
+
+impl Cache {
+    pub const TTL: Duration = Duration::from_secs(60);
+
+    /// Drops every snapshot (after an import or a reconciliation).
+    pub fn invalidate(&self) {
+        self.years.lock().expect("cache lock").clear();
+    }
+
+    /// The year's snapshot: the cached one (refreshed in the background when stale), or computed now.
+    pub async fn get(&self, state: &AppState, year: i64) -> Result<Arc<Snapshot>, WebError> {
+        let cached = self.years.lock().expect("cache lock").get(&year).cloned();
+        if let Some(s) = cached {
+            if s.computed.elapsed() > Self::TTL && self.refreshing.lock().expect("cache lock").insert(year) {
+                let st = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = st.web.dashboard.compute(&st, year).await {
+                        tracing::warn!(status = %e.status, "background refresh of the dashboard failed");
+                    }
+                    st.web.dashboard.refreshing.lock().expect("cache lock").remove(&year);
+                });
+            }
+            return Ok(s);
+        }
+        self.compute(state, year).await
+    }
+
+    async fn compute(&self, state: &AppState, year: i64) -> Result<Arc<Snapshot>, WebError> {
+        let t = Instant::now();
+        let as_of = Date::new(year as u16, 12, 31).ok_or_else(|| WebError::bad(format!("年度 {year} 无效")))?;
+        let villages = state.store.village_indicators(year, as_of, state.web.warning_line_fen).await?;
+        let s = Arc::new(Snapshot { year, villages, computed: Instant::now(), compute_ms: t.elapsed().as_millis() });
+        tracing::info!(year, villages = s.villages.len(), ms = s.compute_ms as u64, "dashboard figures computed");
+        self.years.lock().expect("cache lock").insert(year, s.clone());
+        Ok(s)
+    }
+}
+
+/// Computes the default year's figures in the background, so the first page is fast too.
+pub fn warm(state: &AppState) {
+    // The slip renderer loads its CJK fonts once; do it now rather than on the first print.
+    let web = state.web.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = web.slip_renderer() {
+            tracing::warn!(error = %e.message, "settlement slips unavailable");
+        }
+    });
+    let st = state.clone();
+    tokio::spawn(async move {
+        let year = default_year(&st).await;
+        if let Err(e) = st.web.dashboard.get(&st, year).await {
+            tracing::warn!(status = %e.status, "warming the dashboard failed");
+        }
+    });
+}
+
+/// Code lengths of the levels: province, city, county, township, village.
+const LEVELS: [usize; 5] = [2, 4, 6, 9, 12];
+
+fn child_len(code: &str) -> Option<usize> {
+    LEVELS.iter().copied().find(|&l| l > code.len())
+}
+
+fn level_name(len: usize) -> &'static str {
+    match len {
+        2 => "省",
+        4 => "市",
+        6 => "县（区）",
+        9 => "乡镇",
+        12 => "村",
+        _ => "区划",
+    }
+}
+
+/// Sum of the villages under `code`, and per child region.
+fn rollup(s: &Snapshot, code: &str) -> (VillageStats, BTreeMap<String, VillageStats>) {
+    let mut total = VillageStats::default();
+    let mut children: BTreeMap<String, VillageStats> = BTreeMap::new();
+    let cl = child_len(code);
+    for v in s.villages.iter().filter(|v| v.village_code.starts_with(code)) {
+        total.add(v);
+        if let Some(l) = cl {
+            if v.village_code.len() >= l {
+                children.entry(v.village_code[..l].to_string()).or_default().add(v);
+            }
+        }
+    }
+    (total, children)
+}
+
+/// Breadcrumbs from the user's own region down to `code`.
+pub async fn crumbs_for(state: &AppState, u: &WebUser, code: &str) -> Result<Vec<(String, String)>, WebError> {
+    let names = state.web.region_names(&state.store).await?;
+    let own = u.region()?;
+    let mut out = Vec::new();
+    for l in LEVELS {
+        if l > code.len() {
+            break;
+        }
+        let c = &code[..l];
+        if c.len() < own.len() {
+            continue;
+        }
+        out.push((names.get(c).cloned().unwrap_or_else(|| c.to_string()), format!("/web/region/{c}")));
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize, Default)]
+pub struct RegionQ {
+    #[serde(default)]
+    year: Option<i64>,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+/// The latest year with enrolment data (the demo's data is of 2018), else this year.
+async fn default_year(state: &AppState) -> i64 {
+    state.store.latest_enrolment_year().await.ok().flatten().unwrap_or_else(|| i64::from(crate::clock::today().year()))
+}
+
+/// The user's own region — or, for a whole-country administrator, the first region that has more than
+/// one child (so the landing page is the county, not a chain of single provinces and cities).
+pub async fn region_home(State(state): State<AppState>, u: WebUser, Query(q): Query<RegionQ>) -> WebResult {
+    let own = u.region()?.to_string();
+    let year = match q.year {
+        Some(y) => y,
+        None => default_year(&state).await,
+    };
+    let snap = state.web.dashboard.get(&state, year).await?;
+    let mut code = own;
+    loop {
+        let (_, children) = rollup(&snap, &code);
+        if children.len() == 1 && code.len() < 6 {
+            code = children.into_keys().next().unwrap_or_default();
+        } else {
+            break;
+        }
+    }
+    if code.is_empty() {
+        let mut p = Page::new("驾驶舱");
+        p.push("<div class=\"alert\">尚无数据：请先导入名单（名单导入）或运行 <code>baozhang demo</code>。</div>");
+        return Ok(p.render(&u));
+    }
+    Ok(Redirect::to(&format!("/web/region/{code}?year={year}")).into_response())
+}
+
+fn year_end(year: i64) -> Result<Date, WebError> {
+    Date::new(year as u16, 12, 31).ok_or_else(|| WebError::bad(format!("年度 {year} 无效")))
+}
+
+pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): Path<String>, Query(q): Query<RegionQ>) -> WebResult {
+    let code = u.region_in_scope(Some(&code))?.to_string();
+    let year = match q.year {
+        Some(y) if (2000..=2100).contains(&y) => y,
+        Some(y) => return Err(WebError::bad(format!("年度 {y} 无效"))),
+        None => default_year(&state).await,
+    };
+    let started = Instant::now();
+    let names = state.web.region_names(&state.store).await?;
+    let snap = state.web.dashboard.get(&state, year).await?;
+    let (t, children) = rollup(&snap, &code);
+    let region_name = names.get(&code).cloned().unwrap_or_else(|| code.clone());
+    if !names.contains_key(&code) && !snap.villages.iter().any(|v| v.village_code.starts_with(&code)) {
+        return Err(WebError::not_found("没有这个区划"));
+    }
+    let cl = child_len(&code);
+    let child_level = cl.map(level_name).unwrap_or("户");
+    let link = |c: &str| format!("/web/region/{c}?year={year}");
+
+    // The children's table (or, in a village, its households).
+    let mut ct = Table::new(
+        "children",
+        format!("下辖{child_level}"),
+        vec![
+            child_level,
+            "建档立卡人数",
+            "已参保",
+            "参保率",
+            "监测对象参保率",
+            "比对问题",
+            "结算人次",
+            "基金支付（元）",
+            "贫困人口住院实际报销比例",
+            "超预警线人数",
+        ],
+    );
+    for (c, s) in &children {
+        ct.rows.push(vec![
+            Cell::Link(names.get(c).cloned().unwrap_or_else(|| c.clone()), link(c)),
+            Cell::Int(s.poor),
+            Cell::Int(s.poor_insured),
+            Cell::Pct(ratio_bp(s.poor_insured, s.poor)),
+            Cell::Pct(ratio_bp(s.marginal_insured, s.marginal)),
+            Cell::Int(s.findings_total()),
+            Cell::Int(s.settlements),
+            Cell::Yuan(s.fund_pay_fen),
+            Cell::Pct(s.poor_inpatient_ratio_total_bp()),
+            Cell::Int(s.over_warning_line),
+        ]);
+    }
+    let mut households = Table::new("households", "农户", vec!["户编号", "户主", "人数", "建档立卡人数", "已参保", "结算人次", "个人负担（元）"]);
+    households.page_size = 25;
+    if code.len() == 12 {
+        for h in state.store.households_in(&code, year, year_end(year)?).await? {
+            households.rows.push(vec![
+                Cell::Link(h.household_no.clone(), format!("/web/household/{}?year={year}", urlencode(&h.household_no))),
+                Cell::text(h.head_name.as_deref().map(mask_name).unwrap_or_default()),
+                Cell::Int(h.members),
+                Cell::Int(h.poor),
+                Cell::Int(h.insured),
+                Cell::Int(h.settlements),
+                Cell::Yuan(h.psn_part_fen),
+            ]);
+        }
+    }
+    let mut classes = Table::new("findings", "参保比对问题（最近一次比对）", vec!["问题类别", "人数", "应采取措施"]);
+    for (k, (class, name, action)) in baozhang_store::reconcile::CLASSES.iter().enumerate() {
+        let n = t.findings[k];
+        if n == 0 {
+            continue;
+        }
+        classes.rows.push(vec![
+            Cell::Link(name.to_string(), format!("/web/worklist?region={code}&class={class}")),
+            Cell::Int(n),
+            Cell::text(*action),
+        ]);
+    }
+    let mut layers = Table::new("layers", "各层基金支付", vec!["支付项目", "金额（元）", "占医疗费总额", "支付人次", "占结算人次"]);
+    for f in ALL_FUNDS {
+        let i = f.index();
+        layers.rows.push(vec![
+            Cell::text(f.name_zh()),
+            Cell::Yuan(t.funds_fen[i]),
+            Cell::Pct(ratio_bp(t.funds_fen[i], t.medfee_fen)),
+            Cell::Int(t.fund_hits[i]),
+            Cell::Pct(ratio_bp(t.fund_hits[i], t.settlements)),
+        ]);
+    }
+    layers.rows.push(vec![
+        Cell::text("个人负担"),
+        Cell::Yuan(t.psn_part_fen),
+        Cell::Pct(ratio_bp(t.psn_part_fen, t.medfee_fen)),
+        Cell::Int(t.settlements),
+        Cell::Pct(Some(10_000).filter(|_| t.settlements > 0)),
+    ]);
+    let mut dist = Table::new("psn-part", "贫困人口住院个人负担分布（每次结算）", vec!["个人负担区间", "人次", "占比"]);
+    let bucket_names = bucket_labels();
+    let dist_total: i64 = t.poor_inpatient_psn_part_buckets.iter().sum();
+    for (i, n) in t.poor_inpatient_psn_part_buckets.iter().enumerate() {
+        dist.rows.push(vec![Cell::text(&bucket_names[i]), Cell::Int(*n), Cell::Pct(ratio_bp(*n, dist_total))]);
+    }
+    let tables = [&ct, &households, &classes, &layers, &dist];
+    if let Some(id) = q.export.as_deref() {
+        return super::table::export(&tables, id);
+    }
+
+    let mut page = Page::new(format!("{region_name} · {year} 年"));
+    page.crumbs = crumbs_for(&state, &u, &code).await?;
+    if let Some(last) = page.crumbs.last_mut() {
+        last.1 = String::new();
+    }
+    let mut years = String::new();
+    let this = default_year(&state).await;
+    for y in (this - 4..=this).rev() {
+        years.push_str(&format!("<option value=\"{y}\"{}>{y} 年</option>", if y == year { " selected" } else { "" }));
+    }
+    page.push(&format!(
+        "<form class=\"inline\" method=\"get\" action=\"/web/region/{}\"><label>年度 <select name=\"year\" onchange=\"this.form.submit()\">{years}</select></label><noscript><button>查看</button></noscript></form>",
+        esc(&code)
+    ));
+    let avg_delay = t.flag_delay_avg_days().map_or_else(|| "—".into(), |d| format!("{d} 天"));
+    let cards = [
+        card("建档立卡贫困人口参保率", &pct(ratio_bp(t.poor_insured, t.poor)), &format!("{} / {} 人（目标 100%）", t.poor_insured, t.poor)),
+        card("监测对象（边缘户）参保率", &pct(ratio_bp(t.marginal_insured, t.marginal)), &format!("{} / {} 人", t.marginal_insured, t.marginal)),
+        card("标识及时性", &avg_delay, &format!("认定到参保标识的平均天数（{} 人）", t.flagged)),
+        card("参保比对问题", &t.findings_total().to_string(), "最近一次比对，点击下表查看清单"),
+        card("一站式结算人次", &t.settlements.to_string(), &format!("其中住院 {} 人次", t.inpatient)),
+        card("基金支付", &format!("{} 元", yuan(t.fund_pay_fen)), &format!("医疗费总额 {} 元", yuan(t.medfee_fen))),
+        card(
+            "贫困人口住院实际报销比例",
+            &pct(t.poor_inpatient_ratio_total_bp()),
+            &format!(
+                "政策范围内口径 {}；{} 人次，人均个人负担 {} 元",
+                pct(t.poor_inpatient_ratio_compliant_bp()),
+                t.poor_inpatient,
+                t.poor_inpatient_psn_part_avg_fen().map(yuan).unwrap_or_else(|| "—".into())
+            ),
+        ),
+        card(
+            "个人负担超预警线",
+            &format!("{} 人", t.over_warning_line),
+            &format!("年个人负担超过 {} 元；接近预警线 {} 人", yuan(state.web.warning_line_fen), t.near_warning_line),
+        ),
+    ];
+    page.push(&format!("<div class=\"cards\" data-testid=\"cards\">{}</div>", cards.concat()));
+
+    // Charts.
+    let child_names: Vec<String> = children.keys().map(|c| names.get(c).cloned().unwrap_or_else(|| c.clone())).collect();
+    let child_links: Vec<String> = children.keys().map(|c| link(c)).collect();
+    let rates: Vec<f64> = children.values().map(|s| ratio_bp(s.poor_insured, s.poor).map_or(0.0, |b| b as f64 / 100.0)).collect();
+    let mut charts = String::new();
+    if !children.is_empty() {
+        charts.push_str(&chart(
+            "chart-enrol",
+            &format!("各{child_level}建档立卡贫困人口参保率（%）——点击下钻"),
+            &json!({
+                "tooltip": {"trigger": "axis"}, "grid": {"left": 40, "right": 10, "bottom": 60, "top": 20},
+                "xAxis": {"type": "category", "data": child_names, "axisLabel": {"rotate": 40, "interval": 0, "fontSize": 10}},
+                "yAxis": {"type": "value", "min": (rates.iter().cloned().fold(100.0, f64::min) - 1.0).floor().max(0.0), "max": 100},
+                "series": [{"type": "bar", "data": rates, "itemStyle": {"color": "#1f5fa8"}}],
+                "links": child_links,
+            }),
+        ));
+        let findings: Vec<i64> = children.values().map(VillageStats::findings_total).collect();
+        charts.push_str(&chart(
+            "chart-findings",
+            &format!("各{child_level}参保比对问题数——点击下钻"),
+            &json!({
+                "tooltip": {"trigger": "axis"}, "grid": {"left": 40, "right": 10, "bottom": 60, "top": 20},
+                "xAxis": {"type": "category", "data": child_names, "axisLabel": {"rotate": 40, "interval": 0, "fontSize": 10}},
+                "yAxis": {"type": "value"},
+                "series": [{"type": "bar", "data": findings, "itemStyle": {"color": "#b3261e"}}],
+                "links": children.keys().map(|c| link(c)).collect::<Vec<_>>(),
+            }),
+        ));
+    }
+    let fund_data: Vec<serde_json::Value> = ALL_FUNDS
+        .iter()
+        .map(|f| json!({"name": f.name_zh(), "value": t.funds_fen[f.index()] / 100}))
+        .chain(std::iter::once(json!({"name": "个人负担", "value": t.psn_part_fen / 100})))
+        .collect();
+    charts.push_str(&chart(
+        "chart-funds",
+        "医疗费用由谁支付（元）",
+        &json!({"tooltip": {"trigger": "item"}, "legend": {"bottom": 0, "type": "scroll"},
+                "series": [{"type": "pie", "radius": ["35%", "65%"], "data": fund_data, "label": {"formatter": "{b}\n{d}%"}}]}),
+    ));
+    charts.push_str(&chart(
+        "chart-dist",
+        "贫困人口住院个人负担分布（人次）",
+        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 50, "right": 10, "bottom": 40, "top": 20},
+                "xAxis": {"type": "category", "data": bucket_names, "axisLabel": {"interval": 0, "fontSize": 10}},
+                "yAxis": {"type": "value"},
+                "series": [{"type": "bar", "data": t.poor_inpatient_psn_part_buckets.to_vec(), "itemStyle": {"color": "#8a5a00"}}]}),
+    ));
+    let hit_share: Vec<f64> = ALL_FUNDS.iter().map(|f| ratio_bp(t.fund_hits[f.index()], t.settlements).map_or(0.0, |b| b as f64 / 100.0)).collect();
+    charts.push_str(&chart(
+        "chart-hits",
+        "各层保障触及的结算人次占比（%）",
+        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 90, "right": 20, "bottom": 20, "top": 10},
+                "yAxis": {"type": "category", "data": ALL_FUNDS.iter().map(|f| f.name_zh()).collect::<Vec<_>>()},
+                "xAxis": {"type": "value", "max": 100},
+                "series": [{"type": "bar", "data": hit_share, "itemStyle": {"color": "#1e7b34"}}]}),
+    ));
+    page.push(&format!("<div class=\"charts\">{charts}</div>"));
+    let path = u.path.clone();
+    if code.len() == 12 {
+        page.push(&households.html(&path));
+    } else {
+        page.push(&ct.html(&path));
+    }
+    page.push(&classes.html(&path)).push(&layers.html(&path)).push(&dist.html(&path));
+    page.push(&format!(
+        "<p class=\"muted\">数据截至 {year}-12-31；统计口径：参保率按年末在册且未死亡人员计；结算为一站式结算台账净额（已冲销的不计）；实际报销比例 = （基金支付 + 医院承担）÷ 医疗费总额。\
+         汇总数据 {} 秒前计算（用时 {} 毫秒），本页服务端用时 {} 毫秒。</p>",
+        snap.computed.elapsed().as_secs(),
+        snap.compute_ms,
+        started.elapsed().as_millis()
+    ));
+    Ok(page.render(&u))
+}
+
+fn bucket_labels() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lo = 0i64;
+    for (i, hi) in PSN_PART_BUCKETS_FEN.iter().enumerate() {
+        if i == 0 && *hi == 0 {
+            out.push("0 元".to_string());
+        } else {
+            out.push(format!("{}–{} 元", lo / 100, hi / 100));
+        }
+        lo = *hi;
+    }
+    out.push(format!("{} 元以上", lo / 100));
+    out
+}
+
+#[derive(Deserialize, Default)]
+pub struct HouseholdQ {
+    #[serde(default)]
+    year: Option<i64>,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+pub async fn household_page(State(state): State<AppState>, u: WebUser, Path(household_no): Path<String>, Query(q): Query<HouseholdQ>) -> WebResult {
+    let own = u.region()?.to_string();
+    let year = match q.year {
+        Some(y) => y,
+        None => default_year(&state).await,
+    };
+    let members = state.store.persons_of_household(household_no.trim(), year, year_end(year)?).await?;
+    let village = members.iter().find_map(|m| m.village_code.clone());
+    if members.is_empty() || !village.as_deref().is_some_and(|v| v.starts_with(&own)) {
+        return Err(WebError::not_found("未找到该户，或不在您的管辖范围内"));
+    }
+    let mut t = Table::new("members", "家庭成员", vec!["姓名", "证件号码", "性别", "出生日期", "与户主关系", "身份", "参保", "结算人次", "个人负担（元）"]);
+    for m in &members {
+        t.rows.push(vec![
+            Cell::Link(mask_name(&m.name), format!("/web/person/{}", urlencode(&m.id_no))),
+            Cell::text(mask_id(&m.id_no)),
+            Cell::text(&m.sex),
+            Cell::text(super::date_text(m.birth_date)),
+            Cell::text(m.relation.clone().unwrap_or_default()),
+            Cell::text(if m.identities.is_empty() {
+                "—".to_string()
+            } else {
+                m.identities.iter().map(|i| baozhang_core::Identity::parse(i).map_or(i.as_str(), |x| x.name_zh())).collect::<Vec<_>>().join("、")
+            }),
+            Cell::text(if m.dead {
+                "已故"
+            } else if m.insured {
+                "已参保"
+            } else {
+                "未参保"
+            }),
+            Cell::Int(m.settlements),
+            Cell::Yuan(m.psn_part_fen),
+        ]);
+    }
+    if let Some(id) = q.export.as_deref() {
+        return super::table::export(&[&t], id);
+    }
+    let mut page = Page::new(format!("户 {}", household_no.trim()));
+    if let Some(v) = &village {
+        page.crumbs = crumbs_for(&state, &u, v).await?;
+    }
+    page.crumbs.push((format!("户 {}", household_no.trim()), String::new()));
+    page.push(&t.html(&u.path));
+    Ok(page.render(&u))
+}

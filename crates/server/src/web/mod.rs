@@ -1,0 +1,518 @@
+//! The web workbench (工作台): server-rendered pages in Simplified Chinese for county bureaus, hospital
+//! windows, village cadres and auditors, served by `baozhang serve` itself (no CDN: htmx and ECharts are
+//! vendored under `assets/web/vendor` with their licences and compiled into the binary).
+//!
+//! - Sessions: the same token as the REST API's bearer token, in an HttpOnly, SameSite=Strict cookie.
+//! - Scope: every page checks the user's region (or institution) exactly as the REST API does; a region
+//!   outside it looks the same as one that does not exist.
+//! - Personal information is masked unless the role may see it and the user asks; every such view is in
+//!   the access log.
+//! - Every table sorts, filters and pages in the browser and exports to Excel (`?export=<table id>`, built
+//!   on the server from the same rows).
+
+pub mod dashboard;
+pub mod import;
+pub mod person;
+pub mod policy;
+pub mod table;
+pub mod window;
+pub mod worklist;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::api::ApiError;
+use crate::auth::{self, Principal, Role, SESSION_COOKIE};
+use crate::{clock, AppState};
+
+/// What the workbench keeps between requests.
+pub struct WebState {
+    region_names: tokio::sync::OnceCell<Arc<HashMap<String, String>>>,
+    pub dashboard: dashboard::Cache,
+    slip: std::sync::OnceLock<Result<baozhang_slip::SlipRenderer, String>>,
+    /// R-RISK-1: annual personal payment above which a person is flagged (default 5,000 yuan).
+    pub warning_line_fen: i64,
+}
+
+impl Default for WebState {
+    fn default() -> WebState {
+        WebState {
+            region_names: tokio::sync::OnceCell::new(),
+            dashboard: dashboard::Cache::default(),
+            slip: std::sync::OnceLock::new(),
+            warning_line_fen: 500_000,
+        }
+    }
+}
+
+impl WebState {
+    /// Region code → name (loaded once; the division tree changes with an import, i.e. a restart).
+    pub async fn region_names(&self, store: &baozhang_store::Store) -> Result<Arc<HashMap<String, String>>, WebError> {
+        self.region_names
+            .get_or_try_init(|| async {
+                let regions = store.regions_upto(5, None).await?;
+                Ok::<_, baozhang_store::StoreError>(Arc::new(regions.into_iter().map(|r| (r.code, r.name)).collect()))
+            })
+            .await
+            .map(Arc::clone)
+            .map_err(WebError::from)
+    }
+
+    pub fn slip_renderer(&self) -> Result<&baozhang_slip::SlipRenderer, WebError> {
+        self.slip
+            .get_or_init(|| baozhang_slip::SlipRenderer::new().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| WebError::new(StatusCode::SERVICE_UNAVAILABLE, e.clone()))
+    }
+}
+
+// ───────────────────────────── errors ─────────────────────────────
+
+/// A page that could not be shown: status and a Chinese message (the log has the cause).
+#[derive(Debug)]
+pub struct WebError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl WebError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> WebError {
+        WebError { status, message: message.into() }
+    }
+    pub fn bad(message: impl Into<String>) -> WebError {
+        WebError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> WebError {
+        WebError::new(StatusCode::FORBIDDEN, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> WebError {
+        WebError::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<baozhang_store::StoreError> for WebError {
+    fn from(e: baozhang_store::StoreError) -> WebError {
+        tracing::error!(error = %e, "storage failed while rendering a page");
+        WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "系统暂时无法处理，请稍后重试")
+    }
+}
+
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> WebError {
+        let status = match &e {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Bad(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        WebError::new(status, e.to_string())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let title = match self.status {
+            StatusCode::FORBIDDEN => "无权访问",
+            StatusCode::NOT_FOUND => "未找到",
+            StatusCode::BAD_REQUEST => "输入有误",
+            _ => "出错了",
+        };
+        let html = ErrorPage { title, message: &self.message }.render().unwrap_or_else(|_| esc(&self.message));
+        (self.status, Html(html)).into_response()
+    }
+}
+
+pub type WebResult = Result<Response, WebError>;
+
+// ───────────────────────────── the signed-in user ─────────────────────────────
+
+/// The signed-in user of a page; without a live session the browser is sent to the login page.
+pub struct WebUser {
+    pub p: Principal,
+    pub path: String,
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<WebUser, Response> {
+        let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/web/".into());
+        if auth::session_cookie(&parts.headers).is_none() {
+            return Err(to_login(&path));
+        }
+        match Principal::from_request_parts(parts, state).await {
+            Ok(p) => Ok(WebUser { p, path }),
+            Err(ApiError::Unauthorized(_)) => Err(to_login(&path)),
+            Err(e) => Err(WebError::from(e).into_response()),
+        }
+    }
+}
+
+fn to_login(next: &str) -> Response {
+    Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
+}
+
+impl WebUser {
+    /// The region the user may read; hospitals have none.
+    pub fn region(&self) -> Result<&str, WebError> {
+        self.p.region().ok_or_else(|| WebError::forbidden("定点医疗机构账号请使用一站式结算窗口"))
+    }
+    /// A region code the user asked for, if it lies inside their own.
+    pub fn region_in_scope<'a>(&'a self, asked: Option<&'a str>) -> Result<&'a str, WebError> {
+        let own = self.region()?;
+        match asked.map(str::trim).filter(|a| !a.is_empty()) {
+            None => Ok(own),
+            Some(a) if a.starts_with(own) && a.bytes().all(|b| b.is_ascii_digit()) => Ok(a),
+            Some(_) => Err(WebError::forbidden("该区划不在您的管辖范围内")),
+        }
+    }
+    pub fn may_unmask(&self, asked: bool) -> Result<bool, WebError> {
+        match asked {
+            true if self.p.may_unmask() => Ok(true),
+            true => Err(WebError::forbidden(format!("{}不能查看未脱敏的个人信息", self.p.role.name_zh()))),
+            false => Ok(false),
+        }
+    }
+}
+
+// ───────────────────────────── layout ─────────────────────────────
+
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub active: bool,
+}
+
+pub struct Chrome {
+    pub user: String,
+    pub role: &'static str,
+    pub scope_label: String,
+    pub nav: Vec<NavItem>,
+    pub search: bool,
+}
+
+#[derive(Template)]
+#[template(path = "base.html")]
+struct PageTpl<'a> {
+    title: &'a str,
+    chrome: &'a Chrome,
+    crumbs: &'a [(String, String)],
+    body: &'a str,
+}
+
+/// A page: title, breadcrumbs (label, href; the last without href) and the body's HTML.
+pub struct Page {
+    pub title: String,
+    pub crumbs: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Page {
+    pub fn new(title: impl Into<String>) -> Page {
+        Page { title: title.into(), crumbs: Vec::new(), body: String::new() }
+    }
+    pub fn push(&mut self, html: &str) -> &mut Page {
+        self.body.push_str(html);
+        self
+    }
+    pub fn render(&self, u: &WebUser) -> Response {
+        let chrome = chrome(u);
+        let html = PageTpl { title: &self.title, chrome: &chrome, crumbs: &self.crumbs, body: &self.body }
+            .render()
+            .unwrap_or_else(|e| format!("<p>页面渲染失败：{}</p>", esc(&e.to_string())));
+        (
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store")), (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            html,
+        )
+            .into_response()
+    }
+}
+
+fn chrome(u: &WebUser) -> Chrome {
+    let path = u.path.split('?').next().unwrap_or("");
+    let items: &[(&'static str, &'static str)] = match u.p.role {
+        Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/policy", "政策与测算")],
+        Role::Cadre => &[("/web/region", "本村概况"), ("/web/worklist", "比对工作清单"), ("/web/policy", "政策与测算")],
+        Role::Auditor => &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/policy", "政策与测算")],
+        Role::Admin | Role::Bureau => {
+            &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/policy", "政策与测算"), ("/web/import", "名单导入")]
+        }
+    };
+    Chrome {
+        user: u.p.username.clone(),
+        role: u.p.role.name_zh(),
+        scope_label: if u.p.scope.is_empty() { "全部".into() } else { format!("范围 {}", u.p.scope) },
+        nav: items.iter().map(|(href, label)| NavItem { href, label, active: path.starts_with(href) }).collect(),
+        search: u.p.role != Role::Hospital,
+    }
+}
+
+// ───────────────────────────── HTML helpers ─────────────────────────────
+
+/// HTML-escapes text (element content and attribute values).
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            o.push(b as char);
+        } else {
+            let _ = write!(o, "%{b:02X}");
+        }
+    }
+    o
+}
+
+/// Yuan with thousands separators, from fen (exact).
+pub fn yuan(fen: i64) -> String {
+    baozhang_core::Fen(fen).grouped()
+}
+
+/// Basis points as a percentage with two decimals; "—" without a denominator.
+pub fn pct(bp: Option<i64>) -> String {
+    match bp {
+        Some(b) => format!("{}{}.{:02}%", if b < 0 { "-" } else { "" }, b.abs() / 100, b.abs() % 100),
+        None => "—".into(),
+    }
+}
+
+/// n / d in basis points, rounded half away from zero (None without a denominator).
+pub use baozhang_store::indicators::bp as ratio_bp;
+
+/// yyyymmdd → yyyy-mm-dd.
+pub fn date_text(d: i64) -> String {
+    if d <= 0 {
+        return String::new();
+    }
+    format!("{:04}-{:02}-{:02}", d / 10_000, d / 100 % 100, d % 100)
+}
+
+/// A number card of the dashboard.
+pub fn card(label: &str, value: &str, note: &str) -> String {
+    format!("<div class=\"card\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"note\">{}</div></div>", esc(label), esc(value), esc(note))
+}
+
+/// A chart placeholder; `app.js` draws it with ECharts from the option in `data-chart` (and navigates to
+/// `links[i]` when bar or slice i is clicked).
+pub fn chart(id: &str, title: &str, option: &serde_json::Value) -> String {
+    format!(
+        "<figure class=\"chart-box\"><figcaption>{}</figcaption><div class=\"chart\" id=\"{}\" data-chart=\"{}\"></div></figure>",
+        esc(title),
+        esc(id),
+        esc(&option.to_string())
+    )
+}
+
+// ───────────────────────────── routes ─────────────────────────────
+
+const APP_CSS: &str = include_str!("../../assets/web/app.css");
+const APP_JS: &str = include_str!("../../assets/web/app.js");
+const HTMX_JS: &str = include_str!("../../assets/web/vendor/htmx.min.js");
+const ECHARTS_JS: &str = include_str!("../../assets/web/vendor/echarts.min.js");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/web/") }))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route("/static/app.js", get(|| async { asset("application/javascript; charset=utf-8", APP_JS) }))
+        .route("/static/htmx.min.js", get(|| async { asset("application/javascript; charset=utf-8", HTMX_JS) }))
+        .route("/static/echarts.min.js", get(|| async { asset("application/javascript; charset=utf-8", ECHARTS_JS) }))
+        .route("/web", get(home))
+        .route("/web/", get(home))
+        .route("/web/find", get(person::find))
+        .route("/web/person/{id_no}", get(person::person_page))
+        .route("/web/household/{household_no}", get(dashboard::household_page))
+        .route("/web/region", get(dashboard::region_home))
+        .route("/web/region/{code}", get(dashboard::region_page))
+        .route("/web/worklist", get(worklist::worklist_page))
+        .route("/web/worklist/mark", post(worklist::mark))
+        .route("/web/worklist/undo", post(worklist::undo))
+        .route("/web/worklist/reconcile", post(worklist::reconcile_now))
+        .route("/web/policy", get(policy::policy_page))
+        .route("/web/policy/calc", post(policy::calculate))
+        .route(
+            "/web/import",
+            get(import::import_page).post(import::upload).layer(axum::extract::DefaultBodyLimit::max(import::MAX_UPLOAD_BYTES)),
+        )
+        .route("/web/window", get(window::window_page))
+        .route("/web/window/presettle", post(window::presettle))
+        .route("/web/window/settle", post(window::settle))
+        .route("/web/window/cancel", post(window::cancel))
+        .route("/web/slip/{setl_id}", get(window::slip))
+}
+
+async fn home(u: WebUser) -> Redirect {
+    Redirect::to(match u.p.role {
+        Role::Hospital => "/web/window",
+        _ => "/web/region",
+    })
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTpl<'a> {
+    error: &'a str,
+    username: &'a str,
+    next: &'a str,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQ {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only local paths: a login link must not send the user to another site.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/web/"
+    }
+}
+
+async fn login_page(axum::extract::Query(q): axum::extract::Query<NextQ>) -> Html<String> {
+    Html(LoginTpl { error: "", username: "", next: safe_next(&q.next) }.render().unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    let next = safe_next(&f.next).to_string();
+    match auth::login(&state, f.username.trim(), &f.password).await {
+        Ok((token, expires_at, _user)) => {
+            let max_age = (expires_at - clock::unix_now()).max(0);
+            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+            let mut r = Redirect::to(&next).into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => {
+            let status = match e {
+                ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let html = LoginTpl { error: &e.to_string(), username: f.username.trim(), next: &next }.render().unwrap_or_default();
+            (status, Html(html)).into_response()
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(t) = auth::session_cookie(&headers) {
+        if let Err(e) = state.store.end_session(&crate::sha256_hex(t.as_bytes())).await {
+            tracing::warn!(error = %e, "could not end a session");
+        }
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("bz_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    r
+}
+
+/// An htmx fragment (no layout).
+pub fn fragment(html: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html).into_response()
+}
+
+/// A fragment with an error message, still 200 so htmx swaps it in.
+pub fn fragment_error(msg: &str) -> Response {
+    fragment(format!("<div class=\"alert error\" role=\"alert\">{}</div>", esc(msg)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_for_html() {
+        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(esc("张三"), "张三");
+    }
+
+    #[test]
+    fn percentages_from_basis_points() {
+        assert_eq!(pct(Some(9_943)), "99.43%");
+        assert_eq!(pct(Some(10_000)), "100.00%");
+        assert_eq!(pct(Some(5)), "0.05%");
+        assert_eq!(pct(Some(-250)), "-2.50%");
+        assert_eq!(pct(None), "—");
+        assert_eq!(ratio_bp(4155, 4179), Some(9943));
+        assert_eq!(ratio_bp(1, 0), None);
+    }
+
+    #[test]
+    fn login_redirects_stay_on_this_site() {
+        assert_eq!(safe_next("/web/region/620422?year=2018"), "/web/region/620422?year=2018");
+        assert_eq!(safe_next("//evil.example/"), "/web/");
+        assert_eq!(safe_next("https://evil.example/"), "/web/");
+        assert_eq!(safe_next("/\\evil.example"), "/web/");
+        assert_eq!(safe_next(""), "/web/");
+    }
+
+    #[test]
+    fn urls_are_percent_encoded() {
+        assert_eq!(urlencode("/web/x?a=1&b=会宁"), "/web/x%3Fa%3D1%26b%3D%E4%BC%9A%E5%AE%81");
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; bz_session=abc123; b=2"));
+        assert_eq!(auth::session_cookie(&h).as_deref(), Some("abc123"));
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("bz_session=; x=1"));
+        assert_eq!(auth::session_cookie(&h), None);
+    }
+
+    #[test]
+    fn dates_read_as_people_write_them() {
+        assert_eq!(date_text(20181220), "2018-12-20");
+        assert_eq!(date_text(0), "");
+    }
+}

@@ -1,0 +1,249 @@
+//! The person page: identity history, enrolment by year, special states, and every settlement with the
+//! explanation of every layer.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect};
+use baozhang_core::{Identity, IdentitySet};
+use baozhang_ingest::worklist::{mask_id, mask_name};
+use baozhang_store::ledger::{SettlementFilter, StoredSettlement};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::table::{Cell, Table};
+use super::{date_text, esc, urlencode, Page, WebError, WebResult, WebUser};
+use crate::auth::Role;
+use crate::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct FindQ {
+    #[serde(default)]
+    q: String,
+}
+
+/// The header's search box: an ID number or a person number.
+pub async fn find(State(state): State<AppState>, u: WebUser, Query(q): Query<FindQ>) -> WebResult {
+    u.region()?;
+    let q = q.q.trim().to_ascii_uppercase();
+    if q.is_empty() {
+        return Err(WebError::bad("请输入身份证号码或人员编号"));
+    }
+    let person = match state.store.person(&q).await? {
+        Some(p) => Some(p),
+        None => state.store.person_by_psn(&q).await?,
+    };
+    match person {
+        Some(p) if u.p.covers(p.village_code.as_deref()) => Ok(Redirect::to(&format!("/web/person/{}", urlencode(&p.id_no))).into_response()),
+        _ => Err(WebError::not_found("未找到该人员，或不在您的管辖范围内")),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct PersonQ {
+    #[serde(default)]
+    unmasked: Option<String>,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+fn identity_name(id: &str) -> String {
+    Identity::parse(id).map(|i| i.name_zh().to_string()).unwrap_or_else(|| id.to_string())
+}
+
+pub fn med_type_name(code: i64) -> &'static str {
+    match code {
+        21 => "住院",
+        14 => "门诊慢特病",
+        _ => "其他",
+    }
+}
+
+/// One applied layer of a stored settlement's explanation.
+pub struct ExplLine {
+    pub name: String,
+    pub fund: Option<String>,
+    pub amount_fen: i64,
+    pub text: String,
+}
+
+/// A JSON amount in yuan (a number or a string, as written by `explanation_json`) in fen.
+pub fn json_fen(v: Option<&Value>) -> i64 {
+    let t = match v {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => return 0,
+    };
+    let t = t.trim();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t),
+    };
+    let f = baozhang_core::Fen::parse_yuan(digits).map(|f| f.0).unwrap_or(0);
+    if neg {
+        -f
+    } else {
+        f
+    }
+}
+
+/// The applied layers of a stored settlement, from its explanation.
+pub fn explanation_lines(s: &StoredSettlement) -> Vec<ExplLine> {
+    let v: Value = serde_json::from_str(&s.outcome).unwrap_or(Value::Null);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e.get("applied").and_then(Value::as_bool).unwrap_or(false))
+                .map(|e| ExplLine {
+                    name: e.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    fund: e.get("fund").and_then(Value::as_str).map(str::to_string),
+                    amount_fen: json_fen(e.get("amount")),
+                    text: e.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn explanation_html(s: &StoredSettlement) -> String {
+    let lines = explanation_lines(s);
+    if lines.is_empty() {
+        return "<span class=\"muted\">（冲销记录）</span>".into();
+    }
+    let mut o = String::from("<details><summary>各层说明</summary><ol class=\"explain\">");
+    for l in &lines {
+        o.push_str(&format!("<li>{}</li>", esc(&l.text)));
+    }
+    o.push_str("</ol></details>");
+    o
+}
+
+pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(id_no): Path<String>, Query(q): Query<PersonQ>) -> WebResult {
+    u.region()?;
+    let id_no = id_no.trim().to_ascii_uppercase();
+    let not_found = || WebError::not_found("未找到该人员，或不在您的管辖范围内");
+    let person = state.store.person(&id_no).await?.ok_or_else(not_found)?;
+    if !u.p.covers(person.village_code.as_deref()) {
+        return Err(not_found());
+    }
+    let unmasked = u.may_unmask(q.unmasked.as_deref() == Some("1"))?;
+    if unmasked {
+        state.store.log_access(&u.p.username, u.p.role.as_str(), "web.person", &mask_id(&id_no), "查看未脱敏个人信息").await?;
+    }
+    let enrolments = state.store.enrolments_of(&id_no).await?;
+    let periods = state.store.identity_periods(&id_no).await?;
+    let states = state.store.special_states(&id_no).await?;
+    let mut psn_nos: Vec<String> = enrolments.iter().map(|e| e.psn_no.clone()).chain(person.psn_no.clone()).collect();
+    psn_nos.sort();
+    psn_nos.dedup();
+    let mut settlements = Vec::new();
+    for psn in &psn_nos {
+        let f = SettlementFilter { psn_no: Some(psn.clone()), limit: 1000, ..Default::default() };
+        settlements.extend(state.store.settlements(&f).await?);
+    }
+    settlements.sort_by(|a, b| (a.setl_date, a.seq).cmp(&(b.setl_date, b.seq)));
+
+    let shown_name = if unmasked { person.name.clone() } else { mask_name(&person.name) };
+    let shown_id = if unmasked { person.id_no.clone() } else { mask_id(&person.id_no) };
+
+    let mut ids = Table::new("identities", "身份认定历史", vec!["身份", "起始日期", "终止日期", "来源"]);
+    ids.empty = "无特殊身份（普通居民）";
+    for p in &periods {
+        ids.rows.push(vec![
+            Cell::text(identity_name(&p.identity)),
+            Cell::text(date_text(p.start_date)),
+            Cell::text(p.end_date.map(date_text).unwrap_or_else(|| "至今".into())),
+            Cell::text(&p.source),
+        ]);
+    }
+    let mut enr = Table::new("enrolments", "参保记录（按年度）", vec!["年度", "人员编号", "参保状态", "参保地", "标识", "标识日期", "个人缴费", "资助金额", "资助来源"]);
+    enr.empty = "无参保记录";
+    for e in &enrolments {
+        enr.rows.push(vec![
+            Cell::Int(e.year),
+            Cell::text(&e.psn_no),
+            Cell::text(if e.insured { "参保" } else { e.status.as_str() }),
+            Cell::text(&e.insured_admdvs),
+            Cell::text(IdentitySet::from_bits(e.flags as u16).names_zh()),
+            Cell::text(e.flag_date.map(date_text).unwrap_or_default()),
+            Cell::Yuan(e.premium_fen),
+            Cell::Yuan(e.subsidy_fen),
+            Cell::text(e.subsidy_source.clone().unwrap_or_default()),
+        ]);
+    }
+    let mut st = Table::new(
+        "settlements",
+        "结算记录",
+        vec!["结算编号", "结算日期", "医疗类别", "医院等级", "身份", "医疗费总额", "政策范围内", "基金支付", "医院承担", "个人负担", "实际报销比例", "说明", "结算单"],
+    );
+    st.empty = "本人没有结算记录";
+    st.page_size = 10;
+    for s in &settlements {
+        let status = match (&s.reverses, &s.cancelled_by) {
+            (Some(orig), _) => format!("{}（冲销 {}）", s.setl_id, orig),
+            (None, Some(_)) => format!("{}（已冲销）", s.setl_id),
+            _ => s.setl_id.clone(),
+        };
+        let expl_text = explanation_lines(s).into_iter().map(|l| l.text).collect::<Vec<_>>().join("；");
+        st.rows.push(vec![
+            Cell::text(status),
+            Cell::text(date_text(s.setl_date)),
+            Cell::text(med_type_name(s.med_type)),
+            Cell::text(format!("{} 级", s.hosp_lv)),
+            Cell::text(IdentitySet::from_bits(s.identities as u16).names_zh()),
+            Cell::Yuan(s.medfee_sumamt),
+            Cell::Yuan(s.inscp_scp_amt),
+            Cell::Yuan(s.fund_pay_sumamt),
+            Cell::Yuan(s.hosp_part_amt),
+            Cell::Yuan(s.psn_part_amt),
+            Cell::Pct(super::ratio_bp(s.fund_pay_sumamt + s.hosp_part_amt, s.medfee_sumamt)),
+            Cell::Html(explanation_html(s), expl_text),
+            Cell::Html(
+                if s.reverses.is_none() { format!("<a href=\"/web/slip/{}\" target=\"_blank\">PDF</a>", urlencode(&s.setl_id)) } else { String::new() },
+                String::new(),
+            ),
+        ]);
+    }
+    if let Some(id) = q.export.as_deref() {
+        return super::table::export(&[&ids, &enr, &st], id);
+    }
+
+    let mut page = Page::new(format!("人员档案 · {shown_name}"));
+    if let Some(v) = &person.village_code {
+        page.crumbs = super::dashboard::crumbs_for(&state, &u, v).await?;
+        if let Some(h) = &person.household_no {
+            page.crumbs.push((format!("户 {h}"), format!("/web/household/{}", urlencode(h))));
+        }
+    }
+    page.crumbs.push((shown_name.clone(), String::new()));
+    let age_note = if person.birth_date > 0 { format!("出生日期 {}", date_text(person.birth_date)) } else { String::new() };
+    let mut info = format!(
+        "<section class=\"info\"><dl><dt>姓名</dt><dd>{}</dd><dt>身份证号码</dt><dd>{}</dd><dt>性别</dt><dd>{}</dd><dt>出生</dt><dd>{}</dd>\
+         <dt>户编号</dt><dd>{}</dd><dt>与户主关系</dt><dd>{}</dd><dt>村</dt><dd>{}</dd><dt>人员编号</dt><dd>{}</dd><dt>特殊状态</dt><dd>{}</dd></dl>",
+        esc(&shown_name),
+        esc(&shown_id),
+        esc(&person.sex),
+        esc(&age_note),
+        esc(person.household_no.as_deref().unwrap_or("")),
+        esc(person.relation.as_deref().unwrap_or("")),
+        esc(person.village_code.as_deref().unwrap_or("")),
+        esc(&psn_nos.join("、")),
+        esc(&if states.is_empty() {
+            "无".to_string()
+        } else {
+            states.iter().map(|(s, d)| format!("{s}（{}）", date_text(*d))).collect::<Vec<_>>().join("、")
+        }),
+    );
+    if !unmasked && u.p.may_unmask() {
+        info.push_str(&format!(
+            "<p><a class=\"btn secondary\" href=\"/web/person/{}?unmasked=1\">显示完整姓名和证件号码（将记入查看日志）</a></p>",
+            urlencode(&id_no)
+        ));
+    }
+    info.push_str("</section>");
+    page.push(&info);
+    let path = u.path.clone();
+    page.push(&ids.html(&path)).push(&enr.html(&path)).push(&st.html(&path));
+    if u.p.role == Role::Auditor {
+        page.push("<p class=\"muted\">审计督查人员只能查看脱敏信息。</p>");
+    }
+    Ok(page.render(&u))
+}

@@ -1,0 +1,170 @@
+//! Tables of the workbench: rendered as HTML that `app.js` sorts, filters and pages in the browser, and
+//! exported to Excel from the same rows (`?export=<id>`), so what is exported is what is shown.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use rust_xlsxwriter::{Format, Workbook};
+
+use super::{esc, pct, urlencode, yuan, WebError};
+
+pub enum Cell {
+    Text(String),
+    /// Text linking to a page.
+    Link(String, String),
+    Int(i64),
+    /// Money in fen, shown in yuan.
+    Yuan(i64),
+    /// A ratio in basis points, shown as a percentage.
+    Pct(Option<i64>),
+    /// Trusted HTML (buttons, forms) and the text to export for it.
+    Html(String, String),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(s.into())
+    }
+    fn sort_key(&self) -> Option<String> {
+        match self {
+            Cell::Int(n) | Cell::Yuan(n) => Some(n.to_string()),
+            Cell::Pct(Some(b)) => Some(b.to_string()),
+            Cell::Pct(None) => Some("-1".into()),
+            _ => None,
+        }
+    }
+    fn html(&self) -> String {
+        match self {
+            Cell::Text(s) => esc(s),
+            Cell::Link(s, href) => format!("<a href=\"{}\">{}</a>", esc(href), esc(s)),
+            Cell::Int(n) => n.to_string(),
+            Cell::Yuan(f) => yuan(*f),
+            Cell::Pct(b) => pct(*b),
+            Cell::Html(h, _) => h.clone(),
+        }
+    }
+    fn numeric(&self) -> bool {
+        matches!(self, Cell::Int(_) | Cell::Yuan(_) | Cell::Pct(_))
+    }
+}
+
+pub struct Table {
+    /// Unique on the page; the export parameter.
+    pub id: &'static str,
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+    pub page_size: usize,
+    /// Shown when there are no rows.
+    pub empty: &'static str,
+}
+
+impl Table {
+    pub fn new(id: &'static str, title: impl Into<String>, columns: Vec<&str>) -> Table {
+        Table { id, title: title.into(), columns: columns.into_iter().map(str::to_string).collect(), rows: Vec::new(), page_size: 20, empty: "暂无数据" }
+    }
+
+    /// The table with its tools; `path` is the page's own path and query (for the export link).
+    pub fn html(&self, path: &str) -> String {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut o = String::with_capacity(256 + self.rows.len() * 128);
+        o.push_str(&format!(
+            "<section class=\"tbl\" data-page-size=\"{}\"><div class=\"tbl-head\"><h2>{}</h2><span class=\"count\">共 {} 条</span>\
+             <input type=\"search\" class=\"tbl-filter\" placeholder=\"筛选…\" aria-label=\"筛选{}\">\
+             <a class=\"btn\" href=\"{}{}export={}\" download>导出 Excel</a></div><div class=\"tbl-scroll\"><table id=\"{}\"><thead><tr>",
+            self.page_size,
+            esc(&self.title),
+            self.rows.len(),
+            esc(&self.title),
+            esc(path),
+            sep,
+            urlencode(self.id),
+            esc(self.id)
+        ));
+        let numeric: Vec<bool> = (0..self.columns.len()).map(|c| self.rows.first().and_then(|r| r.get(c)).is_some_and(Cell::numeric)).collect();
+        for (c, name) in self.columns.iter().enumerate() {
+            o.push_str(&format!(
+                "<th data-type=\"{}\" tabindex=\"0\" title=\"点击排序\">{}</th>",
+                if numeric[c] { "num" } else { "text" },
+                esc(name)
+            ));
+        }
+        o.push_str("</tr></thead><tbody>");
+        if self.rows.is_empty() {
+            o.push_str(&format!("<tr class=\"empty\"><td colspan=\"{}\">{}</td></tr>", self.columns.len(), esc(self.empty)));
+        }
+        for row in &self.rows {
+            o.push_str("<tr>");
+            for cell in row {
+                match cell.sort_key() {
+                    Some(k) => o.push_str(&format!("<td class=\"num\" data-v=\"{k}\">{}</td>", cell.html())),
+                    None => o.push_str(&format!("<td>{}</td>", cell.html())),
+                }
+            }
+            o.push_str("</tr>");
+        }
+        o.push_str("</tbody></table></div><div class=\"pager\"></div></section>");
+        o
+    }
+
+    /// The table as an .xlsx workbook: numbers as numbers (yuan with two decimals), text as text (so ID
+    /// numbers keep their digits).
+    pub fn xlsx(&self) -> Result<Vec<u8>, WebError> {
+        let fail = |e: rust_xlsxwriter::XlsxError| {
+            tracing::error!(error = %e, "xlsx export failed");
+            WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "导出 Excel 失败")
+        };
+        let mut wb = Workbook::new();
+        let bold = Format::new().set_bold();
+        let money = Format::new().set_num_format("#,##0.00");
+        let percent = Format::new().set_num_format("0.00%");
+        let ws = wb.add_worksheet();
+        let name: String = self.title.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
+        if !name.is_empty() {
+            ws.set_name(&name).map_err(fail)?;
+        }
+        for (c, col) in self.columns.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, col, &bold).map_err(fail)?;
+            ws.set_column_width(c as u16, 14).map_err(fail)?;
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            let r = (r + 1) as u32;
+            for (c, cell) in row.iter().enumerate() {
+                let c = c as u16;
+                match cell {
+                    Cell::Text(s) | Cell::Link(s, _) | Cell::Html(_, s) => {
+                        ws.write_string(r, c, s).map_err(fail)?;
+                    }
+                    Cell::Int(n) => {
+                        ws.write_number(r, c, *n as f64).map_err(fail)?;
+                    }
+                    // Display conversion only: the cell shows the exact fen amount with two decimals.
+                    Cell::Yuan(f) => {
+                        ws.write_number_with_format(r, c, *f as f64 / 100.0, &money).map_err(fail)?;
+                    }
+                    Cell::Pct(Some(b)) => {
+                        ws.write_number_with_format(r, c, *b as f64 / 10_000.0, &percent).map_err(fail)?;
+                    }
+                    Cell::Pct(None) => {
+                        ws.write_string(r, c, "—").map_err(fail)?;
+                    }
+                }
+            }
+        }
+        wb.save_to_buffer().map_err(fail)
+    }
+}
+
+/// The response to `?export=<id>`: the named table as a download.
+pub fn export(tables: &[&Table], id: &str) -> Result<Response, WebError> {
+    let t = tables.iter().find(|t| t.id == id).ok_or_else(|| WebError::bad(format!("没有可导出的表格“{id}”")))?;
+    let bytes = t.xlsx()?;
+    let filename = format!("{}.xlsx", t.title);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"export.xlsx\"; filename*=UTF-8''{}", urlencode(&filename))),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,472 @@
+//! The one-stop settlement window (一站式结算窗口) of a hospital: find the patient, see identities,
+//! enrolment and the year's accumulators, enter the bill (or take a visit whose fees came through 2301),
+//! pre-settle, settle, cancel, and print the A5 slip. Every action is a national transaction run through
+//! [`national::internal`] — the same checks, writer, ledger and idempotency as a hospital system's message.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use baozhang_core::{Date, Identity, IdentitySet};
+use baozhang_ingest::worklist::{mask_id, mask_name};
+use baozhang_store::ledger::{read_accumulators, SettlementFilter};
+use baozhang_store::service::{Institution, PersonRecord};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::person::{explanation_lines, json_fen, med_type_name};
+use super::table::{Cell, Table};
+use super::{date_text, esc, fragment, fragment_error, urlencode, yuan, Page, WebError, WebResult, WebUser};
+use crate::auth::Role;
+use crate::national;
+use crate::AppState;
+
+async fn institution_of(state: &AppState, u: &WebUser) -> Result<Institution, WebError> {
+    if u.p.role != Role::Hospital {
+        return Err(WebError::forbidden("一站式结算窗口仅供定点医疗机构账号使用"));
+    }
+    let inst = state
+        .cache
+        .institution(&state.store, &u.p.scope)
+        .await?
+        .ok_or_else(|| WebError::forbidden(format!("定点医疗机构 {} 未登记，请联系医保局", u.p.scope)))?;
+    if inst.disabled {
+        return Err(WebError::forbidden("本机构已被停用，不能办理结算"));
+    }
+    Ok(inst)
+}
+
+#[derive(Deserialize, Default)]
+pub struct WindowQ {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    date: String,
+}
+
+async fn lookup(state: &AppState, q: &str) -> Result<Option<PersonRecord>, WebError> {
+    let q = q.trim().to_ascii_uppercase();
+    if q.is_empty() {
+        return Ok(None);
+    }
+    Ok(match state.store.person(&q).await? {
+        Some(p) => Some(p),
+        None => state.store.person_by_psn(&q).await?,
+    })
+}
+
+/// Identities in force on `d` (yyyymmdd).
+fn identities_on(periods: &[baozhang_store::service::IdentityPeriod], d: i64) -> IdentitySet {
+    let mut ids = IdentitySet::EMPTY;
+    for p in periods {
+        if p.start_date <= d && p.end_date.is_none_or(|e| e > d) {
+            if let Some(i) = Identity::parse(&p.identity) {
+                ids = ids.with(i);
+            }
+        }
+    }
+    ids
+}
+
+pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Query<WindowQ>) -> WebResult {
+    let inst = institution_of(&state, &u).await?;
+    let mut page = Page::new("一站式结算窗口");
+    page.push(&format!(
+        "<p class=\"muted\">{}（{}，{} 级，所在区划 {}）</p>\
+         <form class=\"inline search-big\" method=\"get\" action=\"/web/window\"><label>患者身份证号码或社保卡号（人员编号）\
+         <input name=\"q\" value=\"{}\" required autofocus data-testid=\"window-q\"></label><button>查找</button></form>",
+        esc(&inst.name),
+        esc(&inst.fixmedins_code),
+        inst.hosp_lv,
+        esc(&inst.admdvs),
+        esc(&q.q)
+    ));
+    if q.q.trim().is_empty() {
+        return Ok(page.render(&u));
+    }
+    let Some(person) = lookup(&state, &q.q).await? else {
+        page.push("<div class=\"alert error\" role=\"alert\">未找到该人员：请核对证件号码或社保卡号；未登记的人员请到医保经办机构办理参保登记。</div>");
+        return Ok(page.render(&u));
+    };
+    state.store.log_access(&u.p.username, u.p.role.as_str(), "web.window.lookup", &mask_id(&person.id_no), "结算窗口查询参保人").await?;
+    let enrolments = state.store.enrolments_of(&person.id_no).await?;
+    let periods = state.store.identity_periods(&person.id_no).await?;
+    // The settlement date: what the clerk chose, else today — or, for data of a past year (the demo),
+    // the last day of the latest year the person was insured.
+    let today = crate::clock::today();
+    let latest_year = enrolments.iter().filter(|e| e.insured).map(|e| e.year).max();
+    let date = match Date::parse(q.date.trim()) {
+        Ok(d) => d,
+        Err(_) => match latest_year {
+            Some(y) if y < i64::from(today.year()) => Date::new(y as u16, 12, 20).unwrap_or(today),
+            _ => today,
+        },
+    };
+    let year = i64::from(date.year());
+    let enr = enrolments.iter().find(|e| e.year == year);
+    let ids = identities_on(&periods, baozhang_store::date_num(date));
+    let psn_no = enr.map(|e| e.psn_no.clone()).or(person.psn_no.clone()).unwrap_or_default();
+
+    let mut info = format!(
+        "<section class=\"info\" data-testid=\"patient\"><dl><dt>姓名</dt><dd>{}</dd><dt>证件号码</dt><dd>{}</dd><dt>性别</dt><dd>{}</dd>\
+         <dt>人员编号</dt><dd>{}</dd><dt>{} 年人员身份</dt><dd>{}</dd><dt>{} 年参保</dt><dd>{}</dd></dl></section>",
+        esc(&person.name),
+        esc(&mask_id(&person.id_no)),
+        esc(&person.sex),
+        esc(&psn_no),
+        year,
+        esc(&if ids.is_empty() { "普通居民".into() } else { ids.names_zh() }),
+        year,
+        match enr {
+            Some(e) if e.insured => format!("已参保（参保地 {}）", esc(&e.insured_admdvs)),
+            Some(e) => format!("<strong class=\"bad\">{}</strong>", esc(&e.status)),
+            None => "<strong class=\"bad\">未参保</strong>".into(),
+        }
+    );
+    let insured_area = enr.map(|e| e.insured_admdvs.clone()).unwrap_or_default();
+    let policy = state.policies.for_area(&insured_area, date);
+    // The year's accumulators.
+    if !psn_no.is_empty() {
+        let acc = read_accumulators(&state.store, &psn_no, date.year()).await?;
+        let mut t = Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
+        t.empty = "本年度尚无结算";
+        if let Some(p) = policy {
+            for (i, l) in p.layers.iter().enumerate() {
+                let a = acc.acc.layers[i];
+                if a.base_fen != 0 || a.paid_fen != 0 {
+                    t.rows.push(vec![Cell::text(&l.name), Cell::Yuan(a.base_fen), Cell::Yuan(a.paid_fen), Cell::Yuan(a.outpatient_paid_fen)]);
+                }
+            }
+        }
+        info.push_str(&format!(
+            "<p class=\"muted\">本年度已结算 {} 次，住院 {} 次。</p>",
+            acc.settlements,
+            acc.acc.stays_total()
+        ));
+        info.push_str(&t.html(&u.path));
+    }
+    page.push(&info);
+
+    if enr.is_none_or(|e| !e.insured) {
+        page.push("<div class=\"alert error\" role=\"alert\">该人员本年度未参保或已停保，不能按医保结算。</div>");
+        return Ok(page.render(&u));
+    }
+    let Some(policy) = policy else {
+        page.push(&format!("<div class=\"alert error\">参保地 {} 在 {date} 没有生效的结算政策，请联系医保局。</div>", esc(&insured_area)));
+        return Ok(page.render(&u));
+    };
+
+    // Visits whose fees were uploaded (2301), then the entry form.
+    let visits = state.store.open_visits(&inst.fixmedins_code, &psn_no).await?;
+    let mut vt = Table::new("visits", "本院未结算的就诊", vec!["就诊编号", "医疗类别", "就诊日期", "费用明细", "医疗费总额", "政策范围内", "操作"]);
+    vt.empty = "没有未结算的就诊（可直接在下方录入费用）";
+    for (m, sums, n) in &visits {
+        let pick = format!(
+            "<button type=\"button\" class=\"small\" onclick=\"bzPickVisit(this)\" data-mdtrt=\"{}\" data-medtype=\"{}\" data-begin=\"{}\" \
+             data-total=\"{}\" data-fulamt=\"{}\" data-overlmt=\"{}\" data-preselfpay=\"{}\">选择</button>",
+            esc(&m.mdtrt_id),
+            m.med_type,
+            date_text(m.begn_date),
+            baozhang_core::Fen(sums[0]),
+            baozhang_core::Fen(sums[1]),
+            baozhang_core::Fen(sums[2]),
+            baozhang_core::Fen(sums[3])
+        );
+        vt.rows.push(vec![
+            Cell::text(&m.mdtrt_id),
+            Cell::text(med_type_name(m.med_type)),
+            Cell::text(date_text(m.begn_date)),
+            Cell::Int(*n),
+            Cell::Yuan(sums[0]),
+            Cell::Yuan(sums[4]),
+            Cell::Html(pick, String::new()),
+        ]);
+    }
+    page.push(&vt.html(&u.path));
+    let d = date.to_string();
+    page.push(&format!(
+        "<section class=\"calc\"><h2>录入费用并结算</h2><p class=\"muted\">适用政策：{}（版本 {}）。政策范围内费用 = 总额 − 全自费 − 超限价自费 − 先行自付。</p>\
+         <form id=\"settle-form\" class=\"grid-form\" hx-target=\"#settle-result\" data-testid=\"settle-form\">\
+         <input type=\"hidden\" name=\"psn_no\" value=\"{}\"><input type=\"hidden\" name=\"cert_no\" value=\"{}\">\
+         <input type=\"hidden\" name=\"insuplc\" value=\"{}\"><input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"\">\
+         <label>医疗类别<select name=\"med_type\"><option value=\"21\">住院</option><option value=\"14\">门诊慢特病</option></select></label>\
+         <label>入院（就诊）日期<input type=\"date\" name=\"begin\" value=\"{d}\" required></label>\
+         <label>出院（结算）日期<input type=\"date\" name=\"end\" value=\"{d}\" required></label>\
+         <label class=\"check\"><input type=\"checkbox\" name=\"referral_ok\" value=\"1\" checked> 按规定转诊</label>\
+         <label class=\"check\"><input type=\"checkbox\" name=\"major_disease\" value=\"1\"> 大病集中救治病种</label>\
+         {}\
+         <div class=\"actions\"><button type=\"button\" hx-post=\"/web/window/presettle\" hx-include=\"#settle-form\" class=\"secondary\">预结算</button>\
+         <button type=\"button\" hx-post=\"/web/window/settle\" hx-include=\"#settle-form\" hx-confirm=\"确认按以上费用结算？\">结算</button></div></form>\
+         <div id=\"settle-result\" aria-live=\"polite\"></div></section>",
+        esc(&policy.meta.name),
+        esc(&policy.version),
+        esc(&psn_no),
+        esc(&person.id_no),
+        esc(&insured_area),
+        super::policy::bill_fields()
+    ));
+
+    // This institution's settlements of the person.
+    let f = SettlementFilter { fixmedins_code: Some(inst.fixmedins_code.clone()), psn_no: Some(psn_no.clone()), limit: 100, ..Default::default() };
+    let done = state.store.settlements(&f).await?;
+    let mut st = Table::new("done", "本院结算记录", vec!["结算编号", "结算日期", "医疗类别", "医疗费总额", "基金支付", "医院承担", "个人负担", "状态", "操作"]);
+    st.empty = "本院尚无该患者的结算记录";
+    for s in done.iter().filter(|s| s.reverses.is_none()) {
+        let actions = if s.cancelled_by.is_some() {
+            String::new()
+        } else {
+            format!(
+                "<a href=\"/web/slip/{}\" target=\"_blank\">结算单</a> <button class=\"small danger\" hx-post=\"/web/window/cancel\" hx-vals='{}' hx-target=\"#settle-result\" hx-confirm=\"确认冲销结算 {}？\">冲销</button>",
+                urlencode(&s.setl_id),
+                esc(&serde_json::json!({"setl_id": s.setl_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no, "insuplc": s.insuplc_admdvs}).to_string()),
+                esc(&s.setl_id)
+            )
+        };
+        st.rows.push(vec![
+            Cell::text(&s.setl_id),
+            Cell::text(date_text(s.setl_date)),
+            Cell::text(med_type_name(s.med_type)),
+            Cell::Yuan(s.medfee_sumamt),
+            Cell::Yuan(s.fund_pay_sumamt),
+            Cell::Yuan(s.hosp_part_amt),
+            Cell::Yuan(s.psn_part_amt),
+            Cell::text(if s.cancelled_by.is_some() { "已冲销" } else { "有效" }),
+            Cell::Html(actions, String::new()),
+        ]);
+    }
+    page.push(&st.html(&u.path));
+    Ok(page.render(&u))
+}
+
+#[derive(Deserialize)]
+pub struct SettleForm {
+    psn_no: String,
+    cert_no: String,
+    insuplc: String,
+    #[serde(default)]
+    mdtrt_id: String,
+    med_type: String,
+    begin: String,
+    end: String,
+    #[serde(default)]
+    referral_ok: Option<String>,
+    #[serde(default)]
+    major_disease: Option<String>,
+    total: String,
+    #[serde(default)]
+    fulamt: String,
+    #[serde(default)]
+    overlmt: String,
+    #[serde(default)]
+    preselfpay: String,
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Registers the visit (2401 / 2201) unless the form names one; returns its id.
+async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &SettleForm) -> Result<String, String> {
+    if !f.mdtrt_id.trim().is_empty() {
+        return Ok(f.mdtrt_id.trim().to_string());
+    }
+    let inpatient = f.med_type == "21";
+    let data = serde_json::json!({
+        "psn_no": f.psn_no, "mdtrt_cert_no": f.cert_no, "begntime": f.begin, "med_type": f.med_type,
+        "refl_flag": if f.referral_ok.is_some() { "1" } else { "0" }, "major_dise_flag": if f.major_disease.is_some() { "1" } else { "0" },
+    });
+    let input = if inpatient { serde_json::json!({"mdtrtinfo": data}) } else { serde_json::json!({"data": data}) };
+    let out = national::internal(state, inst, if inpatient { "2401" } else { "2201" }, &u.p.username, &f.insuplc, obj(input))
+        .await
+        .map_err(|e| e.to_string())?;
+    out.get("data")
+        .and_then(|r| r.get("mdtrt_id"))
+        .or_else(|| out.get("mdtrt_id"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| "登记就诊的应答中没有就诊编号".to_string())
+}
+
+async fn run_settle(state: &AppState, u: &WebUser, f: &SettleForm, commit: bool) -> Result<String, String> {
+    let inst = institution_of(state, u).await.map_err(|e| e.message)?;
+    let bill = super::policy::parse_bill(&f.total, &f.fulamt, &f.overlmt, &f.preselfpay)?;
+    let mdtrt_id = ensure_visit(state, &inst, u, f).await?;
+    let inpatient = f.med_type == "21";
+    let infno = match (inpatient, commit) {
+        (true, false) => "2303",
+        (true, true) => "2304",
+        (false, false) => "2206",
+        (false, true) => "2207",
+    };
+    let input = serde_json::json!({"data": {
+        "mdtrt_id": mdtrt_id, "psn_no": f.psn_no, "mdtrt_cert_no": f.cert_no,
+        "medfee_sumamt": bill.total().to_string(), "fulamt_ownpay_amt": bill.fulamt_ownpay().to_string(),
+        "overlmt_selfpay": bill.overlmt_selfpay().to_string(), "preselfpay_amt": bill.preselfpay().to_string(),
+        "inscp_scp_amt": bill.compliant().to_string(), "dscg_time": f.end,
+    }});
+    let out = national::internal(state, &inst, infno, &u.p.username, &f.insuplc, obj(input)).await;
+    // The visit id goes back into the form (out of band) so a settle after a pre-settle uses the same visit.
+    let keep = format!("<input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"{}\" hx-swap-oob=\"true\">", esc(&mdtrt_id));
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return Ok(format!("{keep}<div class=\"alert error\" role=\"alert\">{}</div>", esc(&e.to_string()))),
+    };
+    Ok(format!("{keep}{}", result_from_output(&out, commit)))
+}
+
+fn amount(v: &Value, k: &str) -> i64 {
+    json_fen(v.get(k))
+}
+
+fn result_from_output(out: &Value, committed: bool) -> String {
+    let info = out.get("setlinfo").cloned().unwrap_or(Value::Null);
+    let setl_id = info.get("setl_id").and_then(Value::as_str).unwrap_or("");
+    let mut rows = String::new();
+    if let Some(a) = out.get("explanation").and_then(Value::as_array) {
+        for e in a.iter().filter(|e| e.get("applied").and_then(Value::as_bool).unwrap_or(false)) {
+            rows.push_str(&format!(
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"rule\">{}</td></tr>",
+                esc(e.get("name").and_then(Value::as_str).unwrap_or("")),
+                yuan(amount(e, "amount")),
+                esc(e.get("text").and_then(Value::as_str).unwrap_or(""))
+            ));
+        }
+    }
+    let head = if committed {
+        format!(
+            "<h3>结算成功 · 结算编号 <span data-testid=\"setl-id\">{}</span></h3><p><a class=\"btn\" href=\"/web/slip/{}\" target=\"_blank\" data-testid=\"slip-link\">打印结算单（PDF）</a></p>",
+            esc(setl_id),
+            urlencode(setl_id)
+        )
+    } else {
+        "<h3>预结算结果（未入账）</h3>".to_string()
+    };
+    format!(
+        "<div class=\"result\" data-testid=\"result\">{head}<table class=\"plain\"><thead><tr><th>支付项目</th><th>金额（元）</th><th>依据</th></tr></thead><tbody>{rows}</tbody>\
+         <tfoot><tr><th>医疗费总额</th><td class=\"num\">{}</td><td>政策范围内 {}</td></tr>\
+         <tr><th>基金支付合计</th><td class=\"num\" data-testid=\"fund-total\">{}</td><td></td></tr>\
+         <tr><th>医院承担</th><td class=\"num\">{}</td><td></td></tr>\
+         <tr class=\"strong\"><th>个人负担（患者应付）</th><td class=\"num\" data-testid=\"psn-part\">{}</td><td></td></tr></tfoot></table></div>",
+        yuan(amount(&info, "medfee_sumamt")),
+        yuan(amount(&info, "inscp_scp_amt")),
+        yuan(amount(&info, "fund_pay_sumamt")),
+        yuan(amount(&info, "hosp_part_amt")),
+        yuan(amount(&info, "psn_part_amt")),
+    )
+}
+
+pub async fn presettle(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<SettleForm>) -> Response {
+    match run_settle(&state, &u, &f, false).await {
+        Ok(html) => fragment(html),
+        Err(e) => fragment_error(&e),
+    }
+}
+
+pub async fn settle(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<SettleForm>) -> Response {
+    match run_settle(&state, &u, &f, true).await {
+        Ok(html) => fragment(html),
+        Err(e) => fragment_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CancelForm {
+    setl_id: String,
+    mdtrt_id: String,
+    psn_no: String,
+    insuplc: String,
+}
+
+pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<CancelForm>) -> Response {
+    let inst = match institution_of(&state, &u).await {
+        Ok(i) => i,
+        Err(e) => return fragment_error(&e.message),
+    };
+    let med_type = state.store.settlement(&f.setl_id).await.ok().flatten().map(|s| s.med_type).unwrap_or(21);
+    let infno = if med_type == 21 { "2305" } else { "2208" };
+    let input = serde_json::json!({"data": {"setl_id": f.setl_id, "mdtrt_id": f.mdtrt_id, "psn_no": f.psn_no}});
+    match national::internal(&state, &inst, infno, &u.p.username, &f.insuplc, obj(input)).await {
+        Ok(_) => fragment(format!(
+            "<div class=\"alert ok\" role=\"status\">结算 {} 已冲销，基金与个人累计已退回；该就诊可重新结算。刷新页面查看最新记录。</div>",
+            esc(&f.setl_id)
+        )),
+        Err(e) => fragment_error(&e.to_string()),
+    }
+}
+
+/// The A5 settlement slip of a settlement (PDF): for the hospital that settled it, or a region user
+/// whose region covers the patient (name masked for them).
+pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path<String>) -> WebResult {
+    let setl_id = setl_id.trim_end_matches(".pdf").to_string();
+    let not_found = || WebError::not_found("未找到该结算，或不在您的查询范围内");
+    let s = state.store.settlement(&setl_id).await?.ok_or_else(not_found)?;
+    let own_hospital = u.p.role == Role::Hospital && s.fixmedins_code == u.p.scope;
+    if !own_hospital && !(u.p.role != Role::Hospital && u.p.covers(s.village_code.as_deref().or(Some(s.insuplc_admdvs.as_str())))) {
+        return Err(not_found());
+    }
+    if s.reverses.is_some() {
+        return Err(WebError::bad("这是一条冲销记录，请打印原结算的结算单"));
+    }
+    let person = state.store.person(&s.id_no).await?;
+    let inst = state.store.institution(&s.fixmedins_code).await?;
+    let name = person.as_ref().map(|p| if own_hospital { p.name.clone() } else { mask_name(&p.name) }).unwrap_or_default();
+    state.store.log_access(&u.p.username, u.p.role.as_str(), "web.slip", &mask_id(&s.id_no), &format!("打印结算单 {setl_id}")).await?;
+    let mdtrt = state.store.mdtrt(&s.mdtrt_id).await?;
+    let policy_name = state.policies.by_version(&s.policy_version).map(|p| p.meta.name.clone()).unwrap_or_else(|| s.policy_id.clone());
+    let lines: Vec<baozhang_slip::SlipLine> = explanation_lines(&s)
+        .into_iter()
+        .filter(|l| l.fund.is_some())
+        .map(|l| baozhang_slip::SlipLine { name: l.name, fund_code: l.fund.unwrap_or_default(), amount_fen: l.amount_fen, rule: l.text })
+        .collect();
+    let region = s.insuplc_admdvs.clone();
+    let county_name = state.web.region_names(&state.store).await.ok().and_then(|m| m.get(&region).cloned()).unwrap_or_default();
+    let data = baozhang_slip::SlipData {
+        title: format!("{county_name}基本医疗保险“一站式”结算单"),
+        setl_id: s.setl_id.clone(),
+        mdtrt_id: s.mdtrt_id.clone(),
+        institution: inst.as_ref().map(|i| i.name.clone()).unwrap_or_else(|| s.fixmedins_code.clone()),
+        institution_code: s.fixmedins_code.clone(),
+        patient_name: name,
+        id_no_masked: mask_id(&s.id_no),
+        psn_no: s.psn_no.clone(),
+        identities: {
+            let ids = IdentitySet::from_bits(s.identities as u16);
+            if ids.is_empty() {
+                "普通居民".into()
+            } else {
+                ids.names_zh()
+            }
+        },
+        med_type: med_type_name(s.med_type).into(),
+        begin_date: mdtrt.map(|m| date_text(m.begn_date)).unwrap_or_default(),
+        setl_date: date_text(s.setl_date),
+        policy: format!("{policy_name}（{}）", s.policy_version),
+        medfee_sumamt_fen: s.medfee_sumamt,
+        fulamt_ownpay_fen: s.fulamt_ownpay_amt,
+        overlmt_selfpay_fen: s.overlmt_selfpay,
+        preselfpay_fen: s.preselfpay_amt,
+        inscp_scp_fen: s.inscp_scp_amt,
+        lines,
+        fund_pay_sumamt_fen: s.fund_pay_sumamt,
+        hosp_part_fen: s.hosp_part_amt,
+        psn_part_fen: s.psn_part_amt,
+        operator: u.p.username.clone(),
+        printed_at: crate::clock::readable(crate::clock::unix_ms_now()),
+        cancelled: s.cancelled_by.is_some(),
+    };
+    state.web.slip_renderer()?;
+    let web = state.web.clone();
+    let pdf = tokio::task::spawn_blocking(move || web.slip_renderer().and_then(|r| r.render(&data).map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("结算单生成失败：{e}")))))
+        .await
+        .map_err(|_| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "结算单生成失败"))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (header::CONTENT_DISPOSITION, format!("inline; filename=\"slip-{}.pdf\"", s.setl_id)),
+        ],
+        pdf,
+    )
+        .into_response())
+}

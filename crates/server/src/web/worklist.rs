@@ -1,0 +1,241 @@
+//! Worklists (比对结果): the latest reconciliation's findings in the user's region, per village, with
+//! the action each calls for. A cadre (or the bureau) marks an item done; the mark records who and
+//! when; the next reconciliation confirms it (the finding is gone) or reopens it (still there).
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::Form;
+use baozhang_ingest::worklist::{mask_id, mask_name};
+use baozhang_store::indicators::{Mark, MarkError, MarkState, WorklistItem};
+use baozhang_store::reconcile::{class_info, ReconcileParams, CLASSES};
+use serde::Deserialize;
+
+use super::table::{Cell, Table};
+use super::{esc, fragment, fragment_error, Page, WebError, WebResult, WebUser};
+use crate::auth::Role;
+use crate::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct WorklistQ {
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+fn may_mark(u: &WebUser) -> bool {
+    matches!(u.p.role, Role::Cadre | Role::Bureau | Role::Admin)
+}
+
+fn mark_cell(item_id: i64, mark: Option<&Mark>, can: bool) -> (String, String) {
+    match mark {
+        Some(m) if m.state == MarkState::Pending => {
+            let undo = if can {
+                format!(
+                    " <button class=\"small secondary\" hx-post=\"/web/worklist/undo\" hx-vals='{{\"mark_id\":{}}}' hx-target=\"closest td\">撤销</button>",
+                    m.id
+                )
+            } else {
+                String::new()
+            };
+            let text = format!("已处理，待比对确认（{} {}）", m.marked_by, m.marked_at);
+            (format!("<span class=\"tag done\">{}</span>{undo}", esc(&text)), text)
+        }
+        Some(m) => {
+            let text = format!("{}（{} {}）", m.state.name_zh(), m.marked_by, m.marked_at);
+            (format!("<span class=\"tag\">{}</span>", esc(&text)), text)
+        }
+        None if can => (
+            format!(
+                "<button class=\"small\" hx-post=\"/web/worklist/mark\" hx-vals='{{\"finding_id\":{item_id}}}' hx-target=\"closest td\" data-testid=\"mark-{item_id}\">标记已处理</button>"
+            ),
+            "待处理".into(),
+        ),
+        None => ("<span class=\"tag new\">待处理</span>".into(), "待处理".into()),
+    }
+}
+
+pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): Query<WorklistQ>) -> WebResult {
+    let region = u.region_in_scope(q.region.as_deref())?.to_string();
+    let names = state.web.region_names(&state.store).await?;
+    let Some(run) = state.store.latest_run().await? else {
+        let mut p = Page::new("比对结果");
+        p.push("<div class=\"alert\">尚未进行参保比对（<code>baozhang reconcile</code>）。</div>");
+        return Ok(p.render(&u));
+    };
+    let runs = state.store.reconcile_runs(2).await?;
+    let items: Vec<WorklistItem> = state.store.findings_with_marks(run, Some(&region)).await?;
+    let class = q.class.as_deref().filter(|c| class_info(c).is_some());
+    let state_filter = q.state.as_deref().filter(|s| !s.is_empty());
+    let can = may_mark(&u);
+    let mut by_class = vec![0i64; CLASSES.len()];
+    let mut t = Table::new(
+        "worklist",
+        "工作清单",
+        vec!["问题类别", "应采取措施", "村", "户编号", "姓名", "证件号码", "说明", "本次", "处理情况"],
+    );
+    t.page_size = 25;
+    t.empty = "没有需要处理的问题";
+    for it in &items {
+        let f = &it.finding;
+        if let Some(k) = CLASSES.iter().position(|c| c.0 == f.class) {
+            by_class[k] += 1;
+        }
+        if class.is_some_and(|c| c != f.class) {
+            continue;
+        }
+        let pending = it.mark.as_ref().is_some_and(|m| m.state == MarkState::Pending);
+        match state_filter {
+            Some("open") if pending => continue,
+            Some("done") if !pending => continue,
+            _ => {}
+        }
+        let (_, cname, action) = class_info(&f.class).unwrap_or(("", "", ""));
+        let village = f.village_code.as_deref().unwrap_or("");
+        let (html, text) = mark_cell(it.finding_id, it.mark.as_ref(), can);
+        let novelty = match (&it.reopened, f.is_new) {
+            (Some(m), _) => format!("重新打开（{} 曾于 {} 标记已处理）", m.marked_by, m.marked_at),
+            (None, true) => "新增".into(),
+            (None, false) => "持续".into(),
+        };
+        t.rows.push(vec![
+            Cell::text(cname),
+            Cell::text(action),
+            Cell::text(names.get(village).cloned().unwrap_or_else(|| village.to_string())),
+            Cell::text(f.household_no.clone().unwrap_or_default()),
+            Cell::Link(mask_name(&f.name), format!("/web/person/{}", super::urlencode(&f.id_no))),
+            Cell::text(mask_id(&f.id_no)),
+            Cell::text(f.detail.clone().unwrap_or_default()),
+            Cell::text(novelty),
+            Cell::Html(html, text),
+        ]);
+    }
+    let mut summary = Table::new("classes", "按问题类别", vec!["问题类别", "人数", "应采取措施"]);
+    for (k, (id, name, action)) in CLASSES.iter().enumerate() {
+        if by_class[k] > 0 {
+            summary.rows.push(vec![Cell::Link(name.to_string(), format!("/web/worklist?region={region}&class={id}")), Cell::Int(by_class[k]), Cell::text(*action)]);
+        }
+    }
+    if let Some(id) = q.export.as_deref() {
+        return super::table::export(&[&t, &summary], id);
+    }
+    let region_name = names.get(&region).cloned().unwrap_or_else(|| if region.is_empty() { "全部".into() } else { region.clone() });
+    let mut page = Page::new(format!("比对工作清单 · {region_name}"));
+    if !region.is_empty() {
+        page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
+    }
+    let (as_of, started) = runs.first().map(|r| (r.1, r.2.clone())).unwrap_or_default();
+    page.push(&format!(
+        "<p class=\"muted\">第 {run} 次比对（数据截至 {}，{} 运行）。标记“已处理”后，下一次比对会自动确认（问题已消除）或重新打开（问题仍在）。</p>",
+        super::date_text(as_of),
+        esc(&started)
+    ));
+    let mut filters = format!("<form class=\"inline\" method=\"get\" action=\"/web/worklist\"><input type=\"hidden\" name=\"region\" value=\"{}\">", esc(&region));
+    filters.push_str("<label>问题类别<select name=\"class\"><option value=\"\">全部</option>");
+    for (id, name, _) in CLASSES {
+        filters.push_str(&format!("<option value=\"{id}\"{}>{name}</option>", if class == Some(id) { " selected" } else { "" }));
+    }
+    filters.push_str("</select></label><label>处理情况<select name=\"state\">");
+    for (v, n) in [("", "全部"), ("open", "待处理"), ("done", "已处理待确认")] {
+        filters.push_str(&format!("<option value=\"{v}\"{}>{n}</option>", if state_filter.unwrap_or("") == v { " selected" } else { "" }));
+    }
+    filters.push_str("</select></label><button>筛选</button></form>");
+    page.push(&filters);
+    if matches!(u.p.role, Role::Admin | Role::Bureau) {
+        page.push(
+            "<form method=\"post\" action=\"/web/worklist/reconcile\" class=\"inline\" onsubmit=\"return confirm('按上次比对的截止日期重新比对全部名单？')\">\
+             <button class=\"secondary\" type=\"submit\">立即重新比对</button></form>",
+        );
+    }
+    let path = u.path.clone();
+    page.push(&summary.html(&path)).push(&t.html(&path));
+    Ok(page.render(&u))
+}
+
+/// Finds a finding of the latest run inside the user's region.
+async fn finding_in_scope(state: &AppState, u: &WebUser, finding_id: i64) -> Result<WorklistItem, WebError> {
+    let region = u.region()?;
+    let run = state.store.latest_run().await?.ok_or_else(|| WebError::not_found("尚未进行参保比对"))?;
+    state
+        .store
+        .findings_with_marks(run, Some(region))
+        .await?
+        .into_iter()
+        .find(|i| i.finding_id == finding_id)
+        .ok_or_else(|| WebError::not_found("该问题不在最新一次比对结果中，或不在您的管辖范围内"))
+}
+
+fn mark_error(e: MarkError) -> String {
+    match e {
+        MarkError::Store(s) => {
+            tracing::error!(error = %s, "marking a finding failed");
+            "系统暂时无法处理，请稍后重试".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MarkForm {
+    finding_id: i64,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+pub async fn mark(State(state): State<AppState>, u: WebUser, Form(f): Form<MarkForm>) -> Response {
+    if !may_mark(&u) {
+        return fragment_error(&format!("{}不能标记处理情况", u.p.role.name_zh()));
+    }
+    if let Err(e) = finding_in_scope(&state, &u, f.finding_id).await {
+        return fragment_error(&e.message);
+    }
+    let note = f.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    match state.store.mark_finding_done(f.finding_id, &u.p.username, note).await {
+        Ok(m) => fragment(mark_cell(f.finding_id, Some(&m), true).0),
+        Err(e) => fragment_error(&mark_error(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UndoForm {
+    mark_id: i64,
+}
+
+pub async fn undo(State(state): State<AppState>, u: WebUser, Form(f): Form<UndoForm>) -> Response {
+    if !may_mark(&u) {
+        return fragment_error(&format!("{}不能撤销处理标记", u.p.role.name_zh()));
+    }
+    let m = match state.store.mark(f.mark_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return fragment_error("处理标记不存在"),
+        Err(e) => return fragment_error(&WebError::from(e).message),
+    };
+    if !u.p.covers(m.village_code.as_deref()) {
+        return fragment_error("该标记不在您的管辖范围内");
+    }
+    match state.store.undo_mark(f.mark_id, &u.p.username).await {
+        Ok(_) => fragment(mark_cell(m.finding_id, None, true).0),
+        Err(e) => fragment_error(&mark_error(e)),
+    }
+}
+
+/// Runs a reconciliation now, as of the previous run's date (bureau and administrators).
+pub async fn reconcile_now(State(state): State<AppState>, u: WebUser) -> WebResult {
+    if !matches!(u.p.role, Role::Admin | Role::Bureau) {
+        return Err(WebError::forbidden("只有医保局工作人员可以发起比对"));
+    }
+    let as_of = state.store.reconcile_runs(1).await?.first().and_then(|r| baozhang_store::num_date(r.1));
+    let summary = state.store.reconcile(&ReconcileParams { as_of, new_window_days: 90, subsidy_standard_fen: None }).await?;
+    state.store.audit(&u.p.username, "web.reconcile", &format!("run {}", summary.run_id)).await?;
+    state.web.dashboard.invalidate();
+    let mut page = Page::new("比对完成");
+    page.push(&format!(
+        "<div class=\"alert ok\" role=\"status\">第 {} 次比对完成：发现问题 {} 条，其中新增 {} 条，已消除 {} 条。</div><p><a class=\"btn\" href=\"/web/worklist\">查看工作清单</a></p>",
+        summary.run_id, summary.findings, summary.new_findings, summary.resolved
+    ));
+    Ok(page.render(&u))
+}

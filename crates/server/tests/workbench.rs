@@ -1,0 +1,1063 @@
+//! The web workbench (工作台) through HTTP, on both backends: login and sessions, scope, masking, the
+//! dashboard's numbers and its cache, Excel export, the settlement window, the policy calculator,
+//! worklist marks and roster upload.
+
+mod common;
+
+use std::io::Cursor;
+
+use baozhang_core::{Date, Fen, IdCardNo, Sex};
+use baozhang_ingest::rosters::{import_file, ImportOptions, RosterKind};
+use baozhang_ingest::worklist::mask_id;
+use baozhang_server::auth::{create_user, Role};
+use baozhang_server::testkit::{add_hospital, NatClient, SeedPerson, COUNTY, VILLAGES};
+use baozhang_store::reconcile::ReconcileParams;
+use common::{has_cjk, ok, spawn_app, App, Rest, BACKENDS};
+use serde_json::Value;
+
+const PASSWORD: &str = "correct-horse-9";
+/// The poor household of the second village the fixture adds (people 1 and 3).
+const HOUSEHOLD_B: &str = "HB00000001";
+/// A household of the first village from the seeded poverty roster (person 0 is its head).
+const HOUSEHOLD_A: &str = "H00000000";
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+// ───────────────────────────── a browser without cookie jar ─────────────────────────────
+
+/// An HTTP response, read whole.
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// A header as text ("" when absent).
+    fn header(&self, name: &str) -> String {
+        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
+    }
+}
+
+/// A browser that follows no redirects and sends the session cookie by hand (reqwest's cookie store is
+/// not compiled in).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// The token of a `Set-Cookie: bz_session=<token>; …` header.
+fn session_token(r: &Resp) -> Option<String> {
+    let c = r.header("set-cookie");
+    let v = c.strip_prefix("bz_session=")?;
+    let t = v.split(';').next().unwrap_or("");
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+impl Browser {
+    fn anonymous(base: &str) -> Browser {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client");
+        Browser { http, base: base.to_string(), token: None }
+    }
+
+    fn with_token(base: &str, token: &str) -> Browser {
+        Browser { token: Some(token.to_string()), ..Browser::anonymous(base) }
+    }
+
+    /// Logs in through the login form.
+    async fn login(base: &str, username: &str) -> Browser {
+        let b = Browser::anonymous(base);
+        let r = b.post_form("/login", &[("username", username), ("password", PASSWORD), ("next", "/web/")]).await;
+        assert_eq!(r.status, 303, "login of {username}: {}", r.text());
+        let token = session_token(&r).unwrap_or_else(|| panic!("login of {username} set no session cookie: {:?}", r.headers));
+        Browser { token: Some(token), ..b }
+    }
+
+    /// The same session as a bearer token of the JSON API.
+    fn rest(&self) -> Rest {
+        Rest { http: reqwest::Client::new(), base: self.base.clone(), token: self.token.clone() }
+    }
+
+    async fn send(&self, mut rb: reqwest::RequestBuilder) -> Result<Resp, String> {
+        if let Some(t) = &self.token {
+            rb = rb.header("cookie", format!("theme=light; bz_session={t}"));
+        }
+        let r = rb.send().await.map_err(|e| format!("no answer: {e}"))?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.map_err(|e| format!("no body: {e}"))?.to_vec();
+        Ok(Resp { status, headers, body })
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.send(self.http.get(format!("{}{path}", self.base))).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    async fn try_post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Result<Resp, String> {
+        let body = serde_urlencoded::to_string(pairs).expect("form encodes");
+        self.send(self.http.post(format!("{}{path}", self.base)).header("content-type", "application/x-www-form-urlencoded").body(body))
+            .await
+    }
+
+    async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Resp {
+        self.try_post_form(path, pairs).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// Posts a multipart form with text fields and one file (`file`).
+    async fn post_multipart(&self, path: &str, fields: &[(&str, &str)], file_name: &str, data: &[u8]) -> Resp {
+        let boundary = "----bzboundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let rb = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body);
+        self.send(rb).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+}
+
+// ───────────────────────────── the registry of the tests ─────────────────────────────
+
+/// A person the fixture puts on the poverty roster of the first village without insuring them (a
+/// reconciliation finding there).
+fn newcomer_id() -> String {
+    IdCardNo::synthesize(COUNTY, Date::new(1990, 5, 5).expect("date"), 901, Sex::Male).as_str().to_string()
+}
+
+async fn import(app: &App, kind: RosterKind, name: &str, csv: &str) {
+    let path = app._dir.path().join(name);
+    std::fs::write(&path, csv).unwrap();
+    let rep = import_file(&app.store, kind, &path, &ImportOptions::default(), &mut |_| {}).await.unwrap();
+    assert_eq!(rep.rows_rejected, 0, "{name}");
+}
+
+/// Eight seeded people (even: poor, first village; odd: second village, on the enrolment roster only),
+/// plus: people 1 and 3 as one poor household of the second village (which gives them its village
+/// code), the newcomer, and one user of each role (hospital users for both hospitals).
+async fn fixture(db: common::Db) -> App {
+    let app = spawn_app(db, 8).await;
+    let (a, b) = (VILLAGES[0], VILLAGES[1]);
+    let mut csv = String::from("户编号,姓名,证件号码,性别,与户主关系,行政区划代码,贫困状态,识别年度\n");
+    csv.push_str(&format!("{HOUSEHOLD_B},测试1,{},女,户主,{b},未脱贫,2017\n", app.people[1].id_no));
+    csv.push_str(&format!("{HOUSEHOLD_B},测试3,{},女,配偶,{b},未脱贫,2017\n", app.people[3].id_no));
+    csv.push_str(&format!("HA00000099,新增甲,{},男,户主,{a},未脱贫,2018\n", newcomer_id()));
+    import(&app, RosterKind::Poverty, "poverty-extra.csv", &csv).await;
+    add_hospital(&app.store, "H62042200002", 1).await.unwrap();
+    let s = &app.store;
+    for (user, role, scope) in [
+        ("admin1", Role::Admin, ""),
+        ("bureau1", Role::Bureau, COUNTY),
+        ("audit1", Role::Auditor, COUNTY),
+        ("cadre_a", Role::Cadre, a),
+        ("cadre_b", Role::Cadre, b),
+        ("hosp1", Role::Hospital, "H62042200001"),
+        ("hosp2", Role::Hospital, "H62042200002"),
+    ] {
+        create_user(s, "test", user, "", role, scope, PASSWORD).await.unwrap();
+    }
+    app
+}
+
+async fn reconcile(app: &App) -> i64 {
+    let p = ReconcileParams { as_of: Date::new(2018, 12, 31), new_window_days: 90, subsidy_standard_fen: None };
+    app.store.reconcile(&p).await.unwrap().run_id
+}
+
+/// Admission on 2018-06-01 and settlement (2304) through the national interface; returns `setlinfo`.
+async fn settle_national(h: &NatClient, p: &SeedPerson, total: &str, ful: &str, pre: &str, inscp: &str) -> Value {
+    let mdtrt = h.admit(p, "2018-06-01").await.unwrap();
+    let r = h.call("2304", NatClient::settle_input(p, &mdtrt, total, ful, "0", pre, inscp)).await.unwrap();
+    ok(&r);
+    r["output"]["setlinfo"].clone()
+}
+
+/// The settlement window's form (as the page's hidden fields and inputs send it).
+fn window_form<'a>(
+    p: &'a SeedPerson,
+    mdtrt_id: &'a str,
+    total: &'a str,
+    fulamt: &'a str,
+    preselfpay: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("psn_no", p.psn_no.as_str()),
+        ("cert_no", p.id_no.as_str()),
+        ("insuplc", COUNTY),
+        ("mdtrt_id", mdtrt_id),
+        ("med_type", "21"),
+        ("begin", "2018-07-01"),
+        ("end", "2018-07-08"),
+        ("referral_ok", "1"),
+        ("total", total),
+        ("fulamt", fulamt),
+        ("overlmt", "0"),
+        ("preselfpay", preselfpay),
+    ]
+}
+
+// ───────────────────────────── reading pages ─────────────────────────────
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+/// The value of a dashboard card.
+fn card(html: &str, label: &str) -> String {
+    between(html, &format!("<div class=\"label\">{label}</div><div class=\"value\">"), "</div>")
+        .unwrap_or_else(|| panic!("no card {label}: {html}"))
+        .to_string()
+}
+
+/// Yuan text as shown ("8,000.00", "-12.30") in fen.
+fn fen(text: &str) -> i64 {
+    let t = text.trim().replace(',', "");
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d.to_string()),
+        None => (false, t),
+    };
+    let f = Fen::parse_yuan(&digits).unwrap_or_else(|e| panic!("not yuan: {text:?}: {e}")).0;
+    if neg {
+        -f
+    } else {
+        f
+    }
+}
+
+/// A JSON amount of the API (an exact decimal number) in fen.
+fn json_fen(v: &Value) -> i64 {
+    assert!(v.is_number(), "not an amount: {v}");
+    fen(&v.to_string())
+}
+
+/// (fund total, hospital, personal) of a settlement or calculator result block.
+fn result_parts(html: &str) -> (i64, i64, i64) {
+    let fund = between(html, "data-testid=\"fund-total\">", "</td>").unwrap_or_else(|| panic!("no fund total: {html}"));
+    let hosp = between(html, "<th>医院承担</th><td class=\"num\">", "</td>").unwrap_or_else(|| panic!("no hospital part: {html}"));
+    let psn = between(html, "data-testid=\"psn-part\">", "</td>").unwrap_or_else(|| panic!("no personal part: {html}"));
+    (fen(fund), fen(hosp), fen(psn))
+}
+
+/// The `href`s of the page's 导出 Excel buttons (unescaped).
+fn export_links(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("\" download>导出 Excel</a>") {
+        let head = &rest[..i];
+        if let Some(h) = head.rfind("href=\"") {
+            out.push(head[h + 6..].replace("&amp;", "&"));
+        }
+        rest = &rest[i + 1..];
+    }
+    out
+}
+
+fn sheet(bytes: &[u8]) -> calamine::Range<calamine::Data> {
+    use calamine::Reader;
+    let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("an xlsx workbook");
+    wb.worksheet_range_at(0).expect("a worksheet").expect("a readable worksheet")
+}
+
+fn cell_text(r: &calamine::Range<calamine::Data>, row: usize, col: usize) -> String {
+    match r.get((row, col)) {
+        Some(calamine::Data::String(s)) => s.clone(),
+        other => panic!("cell ({row}, {col}) is not text: {other:?}"),
+    }
+}
+
+fn cell_number(r: &calamine::Range<calamine::Data>, row: usize, col: usize) -> f64 {
+    match r.get((row, col)) {
+        Some(calamine::Data::Float(f)) => *f,
+        Some(calamine::Data::Int(i)) => *i as f64,
+        other => panic!("cell ({row}, {col}) is not a number: {other:?}"),
+    }
+}
+
+fn header_row(r: &calamine::Range<calamine::Data>) -> Vec<String> {
+    (0..r.width()).map(|c| cell_text(r, 0, c)).collect()
+}
+
+async fn ledger_rows(admin: &Rest) -> usize {
+    let (st, v) = admin.get("/api/settlements?limit=1000").await;
+    assert_eq!(st, 200, "{v}");
+    v["settlements"].as_array().unwrap_or_else(|| panic!("{v}")).len()
+}
+
+// ───────────────────────────── 1. login and sessions ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_sets_an_httponly_session_cookie_and_logout_ends_it() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let anon = Browser::anonymous(&app.base);
+
+        // Without a session every page sends the browser to the login page, remembering where it was.
+        let r = anon.get("/web/region").await;
+        assert_eq!(r.status, 303, "{db:?}");
+        assert_eq!(r.header("location"), "/login?next=/web/region", "{db:?}");
+        let r = anon.get("/web/person/620422X?unmasked=1").await;
+        assert_eq!(r.status, 303, "{db:?}");
+        assert_eq!(r.header("location"), "/login?next=/web/person/620422X%3Funmasked%3D1", "{db:?}");
+        let r = Browser::with_token(&app.base, "0123456789abcdef").get("/web/worklist").await;
+        assert_eq!((r.status, r.header("location").as_str()), (303, "/login?next=/web/worklist"), "{db:?}: an unknown session");
+        let r = anon.get("/login?next=/web/region").await;
+        assert_eq!(r.status, 200, "{db:?}");
+        assert!(r.text().contains("name=\"next\" value=\"/web/region\""), "{db:?}: {}", r.text());
+
+        // A wrong password: 401, the form again with the message, no cookie.
+        for (user, pass) in [("bureau1", "wrong-pass-1"), ("nobody", PASSWORD)] {
+            let r = anon.post_form("/login", &[("username", user), ("password", pass), ("next", "/web/region")]).await;
+            assert_eq!(r.status, 401, "{db:?}: {user}");
+            assert!(r.text().contains("用户名或密码错误"), "{db:?}: {}", r.text());
+            assert!(r.header("set-cookie").is_empty(), "{db:?}: a failed login set a cookie");
+        }
+
+        // The right password: 303 to `next`, an HttpOnly, SameSite=Strict session cookie.
+        let r = anon.post_form("/login", &[("username", "bureau1"), ("password", PASSWORD), ("next", "/web/region")]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        assert_eq!(r.header("location"), "/web/region", "{db:?}");
+        let cookie = r.header("set-cookie");
+        assert!(cookie.starts_with("bz_session="), "{db:?}: {cookie}");
+        let attrs: Vec<&str> = cookie.split(';').map(str::trim).collect();
+        for a in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(attrs.contains(&a), "{db:?}: cookie without {a}: {cookie}");
+        }
+        let token = session_token(&r).unwrap();
+        let bureau = Browser::with_token(&app.base, &token);
+        let r = bureau.get("/web/region").await;
+        assert_eq!((r.status, r.header("location").as_str()), (303, "/web/region/620422?year=2018"), "{db:?}");
+        let r = bureau.get("/web/region/620422?year=2018").await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        assert!(r.text().contains("会宁县") && r.text().contains("bureau1"), "{db:?}");
+        assert_eq!(r.header("cache-control"), "no-store", "{db:?}");
+        // The cookie's token is the API's bearer token.
+        let (st, me) = bureau.rest().get("/api/me").await;
+        assert_eq!((st, me["username"].as_str()), (200, Some("bureau1")), "{db:?}: {me}");
+
+        // `next` pointing off-site is ignored.
+        for next in ["//evil.com", "//evil.com/web/", "https://evil.com/", "/\\evil.com", "evil.com", ""] {
+            let r = anon.post_form("/login", &[("username", "bureau1"), ("password", PASSWORD), ("next", next)]).await;
+            assert_eq!(r.status, 303, "{db:?}: next {next:?}");
+            assert_eq!(r.header("location"), "/web/", "{db:?}: next {next:?}");
+            let r = anon.get(&format!("/login?next={}", next.replace('/', "%2F").replace('\\', "%5C"))).await;
+            assert!(r.text().contains("name=\"next\" value=\"/web/\""), "{db:?}: next {next:?} kept on the form: {}", r.text());
+        }
+
+        // Logout ends the session: the cookie is cleared and the old token no longer works anywhere.
+        let r = bureau.post_form("/logout", &[]).await;
+        assert_eq!((r.status, r.header("location").as_str()), (303, "/login"), "{db:?}");
+        let cleared = r.header("set-cookie");
+        assert!(cleared.starts_with("bz_session=;") && cleared.contains("Max-Age=0"), "{db:?}: {cleared}");
+        let r = bureau.get("/web/region/620422").await;
+        assert_eq!(
+            (r.status, r.header("location").as_str()),
+            (303, "/login?next=/web/region/620422"),
+            "{db:?}: session still valid after logout"
+        );
+        assert_eq!(bureau.rest().get("/api/me").await.0, 401, "{db:?}");
+        app.stop().await;
+    }
+}
+
+/// A redirect target a browser can only resolve to this site: a local path without control characters
+/// (which browsers strip) or backslashes (which they read as slashes).
+fn on_site(location: &str) -> bool {
+    location.starts_with('/') && !location.starts_with("//") && !location.bytes().any(|b| b.is_ascii_control() || b == b'\\')
+}
+
+/// Browsers drop tabs and newlines inside a URL ("/\t/evil.com" is followed as "//evil.com"), and a
+/// header value cannot carry a line break: such a `next` must be ignored like any other off-site one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_next_with_control_characters_stays_on_site() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let anon = Browser::anonymous(&app.base);
+        let mut wrong = Vec::new();
+        for next in ["/\t/evil.com", "/\n/evil.com", "/web/\r\nSet-Cookie: x=1"] {
+            match anon.try_post_form("/login", &[("username", "bureau1"), ("password", PASSWORD), ("next", next)]).await {
+                Ok(r) if r.status == 303 && on_site(&r.header("location")) => {}
+                Ok(r) => wrong.push(format!("next {next:?}: {} location {:?} body {:?}", r.status, r.header("location"), r.text())),
+                Err(e) => wrong.push(format!("next {next:?}: {e}")),
+            }
+        }
+        assert!(wrong.is_empty(), "{db:?}: a login with such a `next` must redirect on this site: {wrong:#?}");
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 2. scope ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_keeps_to_the_users_scope() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let (a, b) = (VILLAGES[0], VILLAGES[1]);
+        let (in_a, in_b) = (&app.people[0], &app.people[1]);
+        assert_eq!(app.store.person(&in_b.id_no).await.unwrap().unwrap().village_code.as_deref(), Some(b), "{db:?}");
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let hosp = Browser::login(&app.base, "hosp1").await;
+
+        // The cadre: their village, its people and households.
+        let r = cadre.get("/web/region").await;
+        assert_eq!((r.status, r.header("location")), (303, format!("/web/region/{a}?year=2018")), "{db:?}");
+        for path in [
+            format!("/web/region/{a}"),
+            format!("/web/person/{}", in_a.id_no),
+            format!("/web/household/{HOUSEHOLD_A}"),
+            "/web/worklist".into(),
+            "/web/policy".into(),
+        ] {
+            let r = cadre.get(&path).await;
+            assert_eq!(r.status, 200, "{db:?}: cadre {path}: {}", r.text());
+        }
+        let r = cadre.get(&format!("/web/find?q={}", in_a.id_no)).await;
+        assert_eq!((r.status, r.header("location")), (303, format!("/web/person/{}", in_a.id_no)), "{db:?}");
+
+        // Not the other village: a region outside the scope is refused whether or not it exists; a
+        // person or household outside it looks exactly like one that does not exist.
+        let refused_region = cadre.get(&format!("/web/region/{b}")).await;
+        assert_eq!(refused_region.status, 403, "{db:?}: {}", refused_region.text());
+        assert!(has_cjk(&refused_region.text()), "{db:?}");
+        for path in [
+            "/web/region/620422100299".to_string(),
+            format!("/web/region/{b}?export=children"),
+            "/web/region/620422".into(),
+            format!("/web/worklist?region={b}"),
+        ] {
+            let r = cadre.get(&path).await;
+            assert_eq!(r.status, 403, "{db:?}: cadre {path}: {}", r.text());
+        }
+        let absent = cadre.get("/web/person/620422199001010000").await;
+        assert_eq!(absent.status, 404, "{db:?}");
+        let r = cadre.get(&format!("/web/person/{}", in_b.id_no)).await;
+        assert_eq!(r.status, 404, "{db:?}: cadre of {a} on a person of {b}: {}", r.text());
+        assert_eq!(r.text(), absent.text(), "{db:?}: out of scope must look like absent");
+        for path in [format!("/web/person/{}?unmasked=1", in_b.id_no), format!("/web/person/{}?export=settlements", in_b.id_no)] {
+            assert_eq!(cadre.get(&path).await.status, 404, "{db:?}: {path}");
+        }
+        let absent = cadre.get("/web/household/HX99999999").await;
+        assert_eq!(absent.status, 404, "{db:?}");
+        let r = cadre.get(&format!("/web/household/{HOUSEHOLD_B}")).await;
+        assert_eq!(r.status, 404, "{db:?}: cadre of {a} on a household of {b}: {}", r.text());
+        assert_eq!(r.text(), absent.text(), "{db:?}: out of scope must look like absent");
+        assert_eq!(cadre.get(&format!("/web/find?q={}", in_b.id_no)).await.status, 404, "{db:?}");
+        for path in ["/web/window", "/web/import"] {
+            assert_eq!(cadre.get(path).await.status, 403, "{db:?}: cadre {path}");
+        }
+
+        // The county's bureau: everything in the county.
+        for path in [
+            "/web/region/620422".to_string(),
+            format!("/web/region/{a}"),
+            format!("/web/region/{b}"),
+            format!("/web/person/{}", in_a.id_no),
+            format!("/web/person/{}", in_b.id_no),
+            format!("/web/household/{HOUSEHOLD_A}"),
+            format!("/web/household/{HOUSEHOLD_B}"),
+            format!("/web/worklist?region={b}"),
+            "/web/import".into(),
+        ] {
+            let r = bureau.get(&path).await;
+            assert_eq!(r.status, 200, "{db:?}: bureau {path}: {}", r.text());
+        }
+        let r = bureau.get(&format!("/web/household/{HOUSEHOLD_B}")).await;
+        assert!(r.text().contains(&mask_id(&app.people[3].id_no)), "{db:?}: the household lists its members");
+        assert_eq!(bureau.get("/web/region/620421").await.status, 403, "{db:?}: a neighbouring county");
+
+        // A hospital has no region.
+        let r = hosp.get("/web/").await;
+        assert_eq!((r.status, r.header("location").as_str()), (303, "/web/window"), "{db:?}");
+        for path in [
+            "/web/region".to_string(),
+            "/web/region/620422".into(),
+            format!("/web/person/{}", in_a.id_no),
+            format!("/web/household/{HOUSEHOLD_A}"),
+            "/web/worklist".into(),
+            format!("/web/find?q={}", in_a.id_no),
+            "/web/import".into(),
+        ] {
+            let r = hosp.get(&path).await;
+            assert_eq!(r.status, 403, "{db:?}: hospital {path}: {}", r.text());
+        }
+        assert_eq!(hosp.get("/web/window").await.status, 200, "{db:?}");
+        app.stop().await;
+    }
+}
+
+/// The REST API shows a county's bureau a person insured in the county whom no village roster names
+/// (`api::get_person`); the workbench promises to check scope "exactly as the REST API does".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_county_sees_its_insured_people_without_a_village_as_the_api_does() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let q = &app.people[5];
+        assert_eq!(app.store.person(&q.id_no).await.unwrap().unwrap().village_code, None, "{db:?}");
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let (st, v) = bureau.rest().get(&format!("/api/persons/{}", q.id_no)).await;
+        assert_eq!(st, 200, "{db:?}: the API shows the county's bureau this person: {v}");
+        assert_eq!(cadre.get(&format!("/web/person/{}", q.id_no)).await.status, 404, "{db:?}");
+        let r = bureau.get(&format!("/web/person/{}", q.id_no)).await;
+        assert_eq!(r.status, 200, "{db:?}: the person page refuses what the API shows: {}", r.text());
+        let r = bureau.get(&format!("/web/find?q={}", q.id_no)).await;
+        assert_eq!(r.status, 303, "{db:?}: the search box refuses what the API shows: {}", r.text());
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_roles_that_may_unmask_do_and_every_unmasked_view_is_logged() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let p = &app.people[0];
+        let auditor = Browser::login(&app.base, "audit1").await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let hosp = Browser::login(&app.base, "hosp1").await;
+        let admin = Browser::login(&app.base, "admin1").await.rest();
+        let logged = app.store.count("access_log").await.unwrap();
+
+        let r = auditor.get(&format!("/web/person/{}?unmasked=1", p.id_no)).await;
+        assert_eq!(r.status, 403, "{db:?}: {}", r.text());
+        assert!(r.text().contains("不能查看未脱敏的个人信息"), "{db:?}: {}", r.text());
+        assert_eq!(hosp.get(&format!("/web/person/{}?unmasked=1", p.id_no)).await.status, 403, "{db:?}");
+        let r = auditor.get(&format!("/web/person/{}", p.id_no)).await;
+        assert_eq!(r.status, 200, "{db:?}");
+        assert!(!r.text().contains("unmasked=1"), "{db:?}: the auditor is offered an unmasked view");
+        assert!(r.text().contains("审计督查人员只能查看脱敏信息"), "{db:?}");
+        assert_eq!(app.store.count("access_log").await.unwrap(), logged, "{db:?}: refused or masked views are not logged");
+
+        let r = bureau.get(&format!("/web/person/{}?unmasked=1", p.id_no)).await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        assert!(r.text().contains(&p.id_no) && r.text().contains("测试0"), "{db:?}: the unmasked view shows name and ID number");
+        assert_eq!(app.store.count("access_log").await.unwrap(), logged + 1, "{db:?}");
+        let (st, v) = admin.get("/api/access-log").await;
+        assert_eq!(st, 200, "{db:?}: {v}");
+        let rec = &v["records"][0];
+        assert_eq!(rec["actor"], "bureau1", "{db:?}: {v}");
+        assert_eq!(rec["role"], "bureau", "{db:?}: {v}");
+        assert_eq!(rec["action"], "web.person", "{db:?}: {v}");
+        assert_eq!(rec["subject"], mask_id(&p.id_no).as_str(), "{db:?}: the log names the person masked: {v}");
+        assert!(!v.to_string().contains(&p.id_no), "{db:?}: the access log holds a full ID number");
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 3. masking ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn masked_pages_never_carry_a_full_id_number() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        reconcile(&app).await;
+        let p = &app.people[0];
+        let masked = mask_id(&p.id_no);
+        assert_eq!(masked, format!("{}********{}", &p.id_no[..6], &p.id_no[14..]), "{db:?}: first 6 and last 4 digits");
+        let mut ids_a: Vec<String> = app.people.iter().filter(|q| q.village == VILLAGES[0]).map(|q| q.id_no.clone()).collect();
+        ids_a.push(newcomer_id());
+        let mut leaks = Vec::new();
+        for user in ["audit1", "bureau1", "cadre_a"] {
+            let b = Browser::login(&app.base, user).await;
+            let r = b.get(&format!("/web/person/{}", p.id_no)).await;
+            assert_eq!(r.status, 200, "{db:?}: {user}: {}", r.text());
+            let html = r.text();
+            assert!(html.contains(&masked), "{db:?}: {user}: the masked ID number is shown");
+            assert!(html.contains("测*") && !html.contains("测试0"), "{db:?}: {user}: the name is masked");
+            if html.contains(&p.id_no) {
+                leaks.push(format!("{user}: /web/person/<id> (masked view)"));
+            }
+            for path in [format!("/web/household/{HOUSEHOLD_A}"), "/web/worklist".to_string(), format!("/web/region/{}", VILLAGES[0])] {
+                let r = b.get(&path).await;
+                assert_eq!(r.status, 200, "{db:?}: {user} {path}");
+                let html = r.text();
+                for id in &ids_a {
+                    if html.contains(id.as_str()) {
+                        leaks.push(format!("{user}: {path} carries {}", mask_id(id)));
+                    }
+                }
+            }
+        }
+        assert!(leaks.is_empty(), "{db:?}: full ID numbers in masked pages' HTML: {leaks:#?}");
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 4. the dashboard's numbers and cache ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_shows_what_was_settled_and_refreshes_as_documented() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        reconcile(&app).await;
+        settle_national(&app.hospital, &app.people[0], "8000.00", "300.00", "200.00", "7500.00").await;
+        settle_national(&app.hospital, &app.people[1], "3000.00", "100.00", "0", "2900.00").await;
+        let ledger = common::all_settlements(&app.store).await;
+        assert_eq!(ledger.len(), 2, "{db:?}");
+        let fund: i64 = ledger.iter().map(|s| s.fund_pay_sumamt).sum();
+        let medfee: i64 = ledger.iter().map(|s| s.medfee_sumamt).sum();
+        assert!(fund > 0, "{db:?}");
+
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let r = bureau.get("/web/region/620422?year=2018").await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        let html = r.text();
+        assert_eq!(card(&html, "一站式结算人次"), "2", "{db:?}");
+        assert_eq!(card(&html, "基金支付"), format!("{} 元", Fen(fund).grouped()), "{db:?}");
+        assert!(html.contains(&format!("医疗费总额 {} 元", Fen(medfee).grouped())), "{db:?}");
+        for (v, s) in [(VILLAGES[0], &ledger[0]), (VILLAGES[1], &ledger[1])] {
+            let html = bureau.get(&format!("/web/region/{v}?year=2018")).await.text();
+            assert_eq!(card(&html, "一站式结算人次"), "1", "{db:?}: {v}");
+            assert_eq!(card(&html, "基金支付"), format!("{} 元", Fen(s.fund_pay_sumamt).grouped()), "{db:?}: {v}");
+        }
+
+        // One more settlement through the web window.
+        let hosp = Browser::login(&app.base, "hosp1").await;
+        let form = window_form(&app.people[2], "", "5000.00", "0", "0");
+        let r = hosp.post_form("/web/window/settle", &form).await;
+        assert!(r.text().contains("结算成功"), "{db:?}: {}", r.text());
+        let third = common::all_settlements(&app.store).await.pop().unwrap();
+        assert_eq!(bureau.rest().get("/api/settlements").await.1["settlements"].as_array().unwrap().len(), 3, "{db:?}");
+
+        // The dashboard's figures are cached per year for up to `Cache::TTL` (60 s) and not dropped by a
+        // settlement: the page still shows the earlier figures, and says how old they are.
+        let html = bureau.get("/web/region/620422?year=2018").await.text();
+        assert_eq!(card(&html, "一站式结算人次"), "2", "{db:?}: the cache is documented to lag settlements");
+        let age: u64 = between(&html, "汇总数据 ", " 秒前计算").expect("the page says how old its figures are").trim().parse().unwrap();
+        assert!(age <= 60, "{db:?}: {age}");
+        // A reconciliation from the workbench drops the cache at once.
+        let r = bureau.post_form("/web/worklist/reconcile", &[]).await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        assert!(r.text().contains("比对完成"), "{db:?}");
+        let html = bureau.get("/web/region/620422?year=2018").await.text();
+        assert_eq!(card(&html, "一站式结算人次"), "3", "{db:?}");
+        assert_eq!(card(&html, "基金支付"), format!("{} 元", Fen(fund + third.fund_pay_sumamt).grouped()), "{db:?}");
+        let html = bureau.get(&format!("/web/region/{}?year=2018", VILLAGES[0])).await.text();
+        assert_eq!(card(&html, "一站式结算人次"), "2", "{db:?}");
+        // A cadre may not start a reconciliation.
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        assert_eq!(cadre.post_form("/web/worklist/reconcile", &[]).await.status, 403, "{db:?}");
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 5. Excel export ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tables_export_to_excel_with_numbers_as_numbers() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        reconcile(&app).await;
+        settle_national(&app.hospital, &app.people[0], "8000.00", "300.00", "200.00", "7500.00").await;
+        settle_national(&app.hospital, &app.people[2], "1234.56", "0", "0", "1234.56").await;
+        let ledger = common::all_settlements(&app.store).await;
+        let fund: i64 = ledger.iter().map(|s| s.fund_pay_sumamt).sum();
+        let psn: i64 = ledger.iter().map(|s| s.psn_part_amt).sum();
+        let bureau = Browser::login(&app.base, "bureau1").await;
+
+        // The county's townships.
+        let r = bureau.get("/web/region/620422?year=2018&export=children").await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        assert_eq!(r.header("content-type"), XLSX, "{db:?}");
+        assert!(r.header("content-disposition").starts_with("attachment"), "{db:?}");
+        let s = sheet(&r.body);
+        assert_eq!(
+            header_row(&s),
+            [
+                "乡镇",
+                "建档立卡人数",
+                "已参保",
+                "参保率",
+                "监测对象参保率",
+                "比对问题",
+                "结算人次",
+                "基金支付（元）",
+                "贫困人口住院实际报销比例",
+                "超预警线人数"
+            ],
+            "{db:?}"
+        );
+        assert_eq!(s.height(), 2, "{db:?}: one township");
+        assert_eq!(cell_text(&s, 1, 0), "会师镇", "{db:?}");
+        assert_eq!(cell_number(&s, 1, 6), 2.0, "{db:?}: settlements as a number");
+        let yuan = cell_number(&s, 1, 7);
+        assert_eq!((yuan * 100.0).round() as i64, fund, "{db:?}: fund in yuan: {yuan}");
+        assert_eq!(yuan, fund as f64 / 100.0, "{db:?}");
+        let poor = cell_number(&s, 1, 1);
+        assert!(poor >= 4.0, "{db:?}: {poor}");
+
+        // The payers of the first village: yuan with two decimals.
+        let r = bureau.get(&format!("/web/region/{}?year=2018&export=layers", VILLAGES[0])).await;
+        assert_eq!(r.header("content-type"), XLSX, "{db:?}: {}", r.text());
+        let s = sheet(&r.body);
+        assert_eq!(header_row(&s), ["支付项目", "金额（元）", "占医疗费总额", "支付人次", "占结算人次"], "{db:?}");
+        let last = s.height() - 1;
+        assert_eq!(cell_text(&s, last, 0), "个人负担", "{db:?}");
+        assert_eq!(cell_number(&s, last, 1), psn as f64 / 100.0, "{db:?}");
+        assert_eq!(cell_number(&s, last, 3), 2.0, "{db:?}");
+
+        // Every 导出 Excel button of the page gives a workbook.
+        let html = bureau.get("/web/region/620422?year=2018").await.text();
+        let links = export_links(&html);
+        assert!(links.len() >= 4, "{db:?}: {links:?}");
+        for l in &links {
+            let r = bureau.get(l).await;
+            assert_eq!((r.status, r.header("content-type").as_str()), (200, XLSX), "{db:?}: {l}");
+        }
+        let r = bureau.get("/web/region/620422?export=nope").await;
+        assert_eq!(r.status, 400, "{db:?}");
+        assert!(r.text().contains("没有可导出的表格"), "{db:?}");
+
+        // The worklist: ID numbers as (masked) text.
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let r = cadre.get("/web/worklist?export=worklist").await;
+        assert_eq!(r.header("content-type"), XLSX, "{db:?}: {}", r.text());
+        let s = sheet(&r.body);
+        assert_eq!(header_row(&s), ["问题类别", "应采取措施", "村", "户编号", "姓名", "证件号码", "说明", "本次", "处理情况"], "{db:?}");
+        let masked = mask_id(&newcomer_id());
+        let row =
+            (1..s.height()).find(|&r| cell_text(&s, r, 5) == masked).unwrap_or_else(|| panic!("{db:?}: the newcomer's finding: {s:?}"));
+        assert_eq!(cell_text(&s, row, 2), "南关村", "{db:?}");
+        assert_eq!(cell_text(&s, row, 3), "HA00000099", "{db:?}");
+        assert_eq!(cell_text(&s, row, 4), "新**", "{db:?}");
+        assert_eq!(cell_text(&s, row, 8), "待处理", "{db:?}");
+        for r in 1..s.height() {
+            assert!(cell_text(&s, r, 5).contains('*'), "{db:?}: an unmasked ID number in the export");
+        }
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 6. the settlement window ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_window_presettles_settles_once_prints_and_cancels() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let p = &app.people[0];
+        let hosp = Browser::login(&app.base, "hosp1").await;
+        let hosp2 = Browser::login(&app.base, "hosp2").await;
+        let admin = Browser::login(&app.base, "admin1").await.rest();
+
+        let r = hosp.get(&format!("/web/window?q={}", p.id_no)).await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        let html = r.text();
+        assert!(html.contains("data-testid=\"settle-form\"") && html.contains(&p.psn_no), "{db:?}: {html}");
+        assert!(html.contains(&format!("name=\"insuplc\" value=\"{COUNTY}\"")), "{db:?}");
+        let r = hosp.get("/web/window?q=620422199001010000").await;
+        assert!(r.text().contains("未找到该人员"), "{db:?}");
+
+        // Pre-settlement: a result, nothing in the ledger.
+        let form = window_form(p, "", "8000.00", "300.00", "200.00");
+        let r = hosp.post_form("/web/window/presettle", &form).await;
+        assert_eq!(r.status, 200, "{db:?}");
+        let html = r.text();
+        assert!(html.contains("预结算结果（未入账）"), "{db:?}: {html}");
+        let mdtrt = between(&html, "name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"", "\"").unwrap_or_default().to_string();
+        assert!(!mdtrt.is_empty(), "{db:?}: the visit goes back into the form: {html}");
+        let (f0, h0, p0) = result_parts(&html);
+        assert_eq!(f0 + h0 + p0, 800_000, "{db:?}: {html}");
+        assert_eq!(ledger_rows(&admin).await, 0, "{db:?}: a pre-settlement wrote to the ledger");
+        assert_eq!(app.store.count("ledger_settlements").await.unwrap(), 0, "{db:?}");
+
+        // Settlement of the same visit: one settlement whose parts add up.
+        let form = window_form(p, &mdtrt, "8000.00", "300.00", "200.00");
+        let r = hosp.post_form("/web/window/settle", &form).await;
+        let html = r.text();
+        assert!(html.contains("结算成功"), "{db:?}: {html}");
+        let setl_id = between(&html, "data-testid=\"setl-id\">", "</span>").unwrap().to_string();
+        assert_eq!(result_parts(&html), (f0, h0, p0), "{db:?}: the settlement is what the pre-settlement said");
+        assert_eq!(ledger_rows(&admin).await, 1, "{db:?}");
+        let (st, s) = admin.get(&format!("/api/settlements/{setl_id}")).await;
+        assert_eq!(st, 200, "{db:?}: {s}");
+        assert_eq!(s["mdtrt_id"], mdtrt.as_str(), "{db:?}");
+        assert_eq!(s["fixmedins_code"], "H62042200001", "{db:?}");
+        let total = json_fen(&s["medfee_sumamt"]);
+        assert_eq!(total, 800_000, "{db:?}");
+        assert_eq!(json_fen(&s["fund_pay_sumamt"]) + json_fen(&s["hosp_part_amt"]) + json_fen(&s["psn_part_amt"]), total, "{db:?}: {s}");
+        assert_eq!(json_fen(&s["fund_pay_sumamt"]), f0, "{db:?}");
+
+        // The same form again: refused in Chinese, nothing written.
+        let r = hosp.post_form("/web/window/settle", &form).await;
+        let html = r.text();
+        assert!(html.contains("alert error") && html.contains("不能重复结算"), "{db:?}: {html}");
+        assert!(!html.contains("结算成功"), "{db:?}");
+        assert_eq!(ledger_rows(&admin).await, 1, "{db:?}: double settlement");
+        let r = hosp.post_form("/web/window/presettle", &form).await;
+        assert!(r.text().contains("alert error"), "{db:?}: {}", r.text());
+
+        // The slip: a PDF for the hospital that settled, not found for another one.
+        let r = hosp.get(&format!("/web/slip/{setl_id}")).await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        assert_eq!(r.header("content-type"), "application/pdf", "{db:?}");
+        assert!(r.body.starts_with(b"%PDF"), "{db:?}");
+        let r = hosp2.get(&format!("/web/slip/{setl_id}")).await;
+        assert_eq!(r.status, 404, "{db:?}: another hospital's slip: {}", r.text());
+        assert_eq!(hosp.get("/web/slip/NOSUCHSETTLEMENT").await.status, 404, "{db:?}");
+
+        // Cancelling: not by another hospital; by the owner, reversing it.
+        let cancel = [("setl_id", setl_id.as_str()), ("mdtrt_id", mdtrt.as_str()), ("psn_no", p.psn_no.as_str()), ("insuplc", COUNTY)];
+        let r = hosp2.post_form("/web/window/cancel", &cancel).await;
+        assert!(r.text().contains("alert error") && r.text().contains("不属于本机构"), "{db:?}: {}", r.text());
+        assert!(app.store.settlement(&setl_id).await.unwrap().unwrap().cancelled_by.is_none(), "{db:?}");
+        let r = hosp.post_form("/web/window/cancel", &cancel).await;
+        assert!(r.text().contains("已冲销"), "{db:?}: {}", r.text());
+        let orig = app.store.settlement(&setl_id).await.unwrap().unwrap();
+        let rev_id = orig.cancelled_by.clone().expect("cancelled");
+        let rev = app.store.settlement(&rev_id).await.unwrap().unwrap();
+        assert_eq!(rev.reverses.as_deref(), Some(setl_id.as_str()), "{db:?}");
+        assert_eq!(
+            (rev.medfee_sumamt, rev.fund_pay_sumamt, rev.psn_part_amt),
+            (-orig.medfee_sumamt, -orig.fund_pay_sumamt, -orig.psn_part_amt)
+        );
+        assert_eq!(ledger_rows(&admin).await, 2, "{db:?}: the settlement and its reversal");
+        let (st, v) = admin.get("/api/ledger/verify").await;
+        assert_eq!(st, 200, "{db:?}: {v}");
+        assert_eq!(v["ok"], true, "{db:?}: {v}");
+        assert_eq!((v["report"]["settlements"].as_i64(), v["report"]["cancellations"].as_i64()), (Some(1), Some(1)), "{db:?}: {v}");
+
+        // The visit can be settled again.
+        let r = hosp.post_form("/web/window/settle", &form).await;
+        assert!(r.text().contains("结算成功"), "{db:?}: {}", r.text());
+        assert_eq!(ledger_rows(&admin).await, 3, "{db:?}");
+        common::assert_ledger_ok(&app.store).await;
+        let r = hosp.get(&format!("/web/window?q={}", p.psn_no)).await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        let html = r.text();
+        assert!(html.contains("已冲销") && html.contains("有效"), "{db:?}: the window lists both settlements: {html}");
+
+        // Only hospitals use the window.
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let r = bureau.post_form("/web/window/settle", &form).await;
+        assert!(r.text().contains("alert error"), "{db:?}: {}", r.text());
+        assert_eq!(ledger_rows(&admin).await, 3, "{db:?}");
+
+        // A visit registered (by a pre-settlement) and not settled yet is offered on the patient's page.
+        let q = &app.people[2];
+        let html = hosp.post_form("/web/window/presettle", &window_form(q, "", "1000.00", "0", "0")).await.text();
+        let open = between(&html, "name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"", "\"").unwrap_or_default().to_string();
+        assert!(html.contains("预结算结果（未入账）") && !open.is_empty(), "{db:?}: {html}");
+        let r = hosp.get(&format!("/web/window?q={}", q.id_no)).await;
+        assert_eq!(r.status, 200, "{db:?}: the window page of a patient with an open visit: {}", r.text());
+        assert!(r.text().contains(&format!("data-mdtrt=\"{open}\"")), "{db:?}: the open visit is offered: {}", r.text());
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 7. the policy calculator ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_policy_calculator_adds_up_and_names_the_bad_field() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let r = bureau.get("/web/policy").await;
+        assert_eq!(r.status, 200, "{db:?}");
+        assert!(r.text().contains("name=\"policy\" value=\"gansu-huining-2018\""), "{db:?}: the county's policy is the default");
+
+        let calc = |identity: &'static str, total: &'static str| {
+            vec![
+                ("policy", "gansu-huining-2018"),
+                ("identity", identity),
+                ("med_type", "21"),
+                ("hosp_lv", "2"),
+                ("date", "2018-06-01"),
+                ("in_county", "1"),
+                ("referral_ok", "1"),
+                ("total", total),
+                ("fulamt", "500.00"),
+                ("overlmt", "0"),
+                ("preselfpay", "0"),
+            ]
+        };
+        let r = bureau.post_form("/web/policy/calc", &calc("registered_poor", "10000.00")).await;
+        assert_eq!(r.status, 200, "{db:?}");
+        let html = r.text();
+        assert!(html.contains("测算结果") && !html.contains("alert error"), "{db:?}: {html}");
+        assert!(html.contains("医疗费总额 10,000.00 元"), "{db:?}: {html}");
+        let (fund, hosp, psn) = result_parts(&html);
+        assert_eq!(fund + hosp + psn, 1_000_000, "{db:?}: {html}");
+        assert!(fund > 0 && psn >= 0, "{db:?}: {html}");
+        // Without an identity the patient pays at least as much.
+        let mut ordinary = calc("", "10000.00");
+        ordinary.retain(|(k, _)| *k != "identity");
+        let html = bureau.post_form("/web/policy/calc", &ordinary).await.text();
+        let (f2, h2, p2) = result_parts(&html);
+        assert_eq!(f2 + h2 + p2, 1_000_000, "{db:?}: {html}");
+        assert!(p2 >= psn, "{db:?}: ordinary {p2} < poor {psn}");
+
+        // Bad input: an error fragment in Chinese naming the field.
+        for (field, value, names) in [("total", "abc", "医疗费总额"), ("fulamt", "x1", "全自费"), ("preselfpay", "-3", "先行自付")]
+        {
+            let mut f = calc("registered_poor", "10000.00");
+            for kv in f.iter_mut() {
+                if kv.0 == field {
+                    kv.1 = value;
+                }
+            }
+            let r = bureau.post_form("/web/policy/calc", &f).await;
+            let html = r.text();
+            assert!(html.contains("alert error"), "{db:?}: {field}={value}: {html}");
+            assert!(html.contains(names) && has_cjk(&html), "{db:?}: {field}={value}: {html}");
+            assert!(!html.contains("fund-total"), "{db:?}");
+        }
+        let html = bureau.post_form("/web/policy/calc", &calc("registered_poor", "")).await.text();
+        assert!(html.contains("alert error") && html.contains("医疗费总额"), "{db:?}: {html}");
+        assert_eq!(app.store.count("ledger_settlements").await.unwrap(), 0, "{db:?}: the calculator writes nothing");
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 8. worklist marks ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worklist_marks_stay_in_the_cadres_village_and_can_be_undone() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let run = reconcile(&app).await;
+        let newcomer = newcomer_id();
+        let in_a = app.store.findings_with_marks(run, Some(VILLAGES[0])).await.unwrap();
+        let finding = in_a.iter().find(|i| i.finding.id_no == newcomer).unwrap_or_else(|| panic!("{db:?}: no finding for the newcomer"));
+        let fid = finding.finding_id.to_string();
+        let in_b = app.store.findings_with_marks(run, Some(VILLAGES[1])).await.unwrap();
+        assert!(!in_b.is_empty(), "{db:?}: the second village has findings too");
+        let cadre_a = Browser::login(&app.base, "cadre_a").await;
+        let cadre_b = Browser::login(&app.base, "cadre_b").await;
+        let auditor = Browser::login(&app.base, "audit1").await;
+
+        let html = cadre_a.get("/web/worklist").await.text();
+        assert!(html.contains(&format!("data-testid=\"mark-{fid}\"")), "{db:?}: {html}");
+        assert!(html.contains(&mask_id(&newcomer)), "{db:?}");
+
+        // Another village's cadre cannot mark it; neither can an auditor.
+        for (who, b) in [("cadre_b", &cadre_b), ("audit1", &auditor)] {
+            let r = b.post_form("/web/worklist/mark", &[("finding_id", fid.as_str())]).await;
+            let html = r.text();
+            assert!(html.contains("alert error") && has_cjk(&html), "{db:?}: {who}: {html}");
+            assert!(!html.contains("已处理"), "{db:?}: {who}: {html}");
+        }
+        assert!(app.store.marks(None, None).await.unwrap().is_empty(), "{db:?}: a refused mark was written");
+
+        // The cadre marks it done.
+        let r = cadre_a.post_form("/web/worklist/mark", &[("finding_id", fid.as_str())]).await;
+        assert_eq!(r.status, 200, "{db:?}");
+        let html = r.text();
+        assert!(html.contains("已处理") && !html.contains("alert error"), "{db:?}: {html}");
+        assert!(html.contains("cadre_a"), "{db:?}: the mark says who: {html}");
+        let mark_id = between(&html, "{\"mark_id\":", "}").unwrap_or_else(|| panic!("{db:?}: no undo button: {html}")).to_string();
+        let marks = app.store.marks(None, None).await.unwrap();
+        assert_eq!(marks.len(), 1, "{db:?}");
+        assert_eq!((marks[0].id.to_string(), marks[0].marked_by.as_str()), (mark_id.clone(), "cadre_a"), "{db:?}");
+        let html = cadre_a.get("/web/worklist").await.text();
+        assert!(html.contains("已处理，待比对确认"), "{db:?}");
+        let r = cadre_a.post_form("/web/worklist/mark", &[("finding_id", fid.as_str())]).await;
+        assert!(r.text().contains("已处理"), "{db:?}: marking twice keeps the mark");
+        assert_eq!(app.store.marks(None, None).await.unwrap().len(), 1, "{db:?}");
+
+        // A finding of the other village is not the first cadre's to mark.
+        let other = in_b[0].finding_id.to_string();
+        let r = cadre_a.post_form("/web/worklist/mark", &[("finding_id", other.as_str())]).await;
+        assert!(r.text().contains("alert error"), "{db:?}: {}", r.text());
+        let r = cadre_a.post_form("/web/worklist/mark", &[("finding_id", "999999")]).await;
+        assert!(r.text().contains("alert error"), "{db:?}: {}", r.text());
+
+        // Undo: not by the other village's cadre; by the first.
+        let r = cadre_b.post_form("/web/worklist/undo", &[("mark_id", mark_id.as_str())]).await;
+        assert!(r.text().contains("alert error"), "{db:?}: {}", r.text());
+        assert_eq!(app.store.mark(marks[0].id).await.unwrap().unwrap().state.as_str(), "pending", "{db:?}");
+        let r = cadre_a.post_form("/web/worklist/undo", &[("mark_id", mark_id.as_str())]).await;
+        let html = r.text();
+        assert!(!html.contains("alert error") && !html.contains("已处理，待比对确认"), "{db:?}: {html}");
+        assert!(html.contains(&format!("data-testid=\"mark-{fid}\"")), "{db:?}: the mark button is back: {html}");
+        assert_eq!(app.store.mark(marks[0].id).await.unwrap().unwrap().state.as_str(), "undone", "{db:?}");
+        let html = cadre_a.get("/web/worklist").await.text();
+        assert!(!html.contains("已处理，待比对确认"), "{db:?}");
+        let r = cadre_a.post_form("/web/worklist/undo", &[("mark_id", mark_id.as_str())]).await;
+        assert!(r.text().contains("alert error"), "{db:?}: undoing twice: {}", r.text());
+        app.stop().await;
+    }
+}
+
+// ───────────────────────────── 9. roster upload ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn roster_upload_reports_rejected_rows_and_is_for_the_bureau() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let b = VILLAGES[1];
+        let (good1, good2) = (&app.people[3], &app.people[5]);
+        let mut bad = app.people[7].id_no.clone();
+        let check = bad.pop().unwrap();
+        bad.push(if check == '0' { '1' } else { '0' });
+        let csv = format!(
+            "证件号码,姓名,行政区划代码,保障起始日期,保障终止日期\n{},测试3,{b},2018-01-01,\n{},测试5,{b},2018-01-01,\n{bad},测试7,{b},2018-01-01,\n",
+            good1.id_no, good2.id_no
+        );
+
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let r = cadre.post_multipart("/web/import", &[("kind", "dibao")], "dibao.csv", csv.as_bytes()).await;
+        assert_eq!(r.status, 403, "{db:?}: {}", r.text());
+        assert!(r.text().contains("不能导入名单"), "{db:?}");
+        let auditor = Browser::login(&app.base, "audit1").await;
+        assert_eq!(auditor.post_multipart("/web/import", &[("kind", "dibao")], "dibao.csv", csv.as_bytes()).await.status, 403, "{db:?}");
+        assert_eq!(
+            app.store.person(&good2.id_no).await.unwrap().unwrap().village_code,
+            None,
+            "{db:?}: a refused upload changed the registry"
+        );
+
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        assert!(bureau.get("/web/import").await.text().contains("data-testid=\"import-form\""), "{db:?}");
+        let r = bureau.post_multipart("/web/import", &[("kind", "dibao")], "dibao.csv", csv.as_bytes()).await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        let html = r.text();
+        assert!(html.contains("共 3 行，接受 <strong>2</strong> 行，拒绝 <strong>1</strong> 行"), "{db:?}: {html}");
+        assert!(html.contains("证件号码校验位错误"), "{db:?}: the reason of the rejected row: {html}");
+        assert!(html.contains(&mask_id(&bad)), "{db:?}: the rejected row, masked");
+        assert!(!html.contains(&bad), "{db:?}: the rejected row's full ID number is on the page");
+        assert_eq!(
+            app.store.person(&good2.id_no).await.unwrap().unwrap().village_code.as_deref(),
+            Some(b),
+            "{db:?}: the accepted rows are in"
+        );
+        assert!(app.store.person(&bad).await.unwrap().is_none(), "{db:?}");
+
+        // The same file again changes nothing.
+        let html = bureau.post_multipart("/web/import", &[("kind", "dibao")], "dibao.csv", csv.as_bytes()).await.text();
+        assert!(html.contains("已于导入批次") && html.contains("未做任何更改"), "{db:?}: {html}");
+        // Bad uploads are refused in Chinese.
+        let r = bureau.post_multipart("/web/import", &[("kind", "nonsense")], "dibao.csv", csv.as_bytes()).await;
+        assert_eq!(r.status, 400, "{db:?}");
+        assert!(r.text().contains("名单类型"), "{db:?}");
+        let r = bureau.post_multipart("/web/import", &[("kind", "dibao")], "dibao.exe", csv.as_bytes()).await;
+        assert_eq!(r.status, 400, "{db:?}");
+
+        // Every 导出 Excel button on the result page gives a workbook (the rejected rows' table has one).
+        let html = bureau.post_multipart("/web/import", &[("kind", "dibao")], "dibao2.csv", format!("{csv}\n").as_bytes()).await.text();
+        let links = export_links(&html);
+        assert!(!links.is_empty(), "{db:?}: {html}");
+        for l in &links {
+            let r = bureau.get(l).await;
+            assert_eq!(
+                (r.status, r.header("content-type").as_str()),
+                (200, XLSX),
+                "{db:?}: the 导出 Excel button {l} of the import result"
+            );
+        }
+        app.stop().await;
+    }
+}

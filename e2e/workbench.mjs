@@ -1,0 +1,880 @@
+// End-to-end test of the web workbench (工作台) in a real browser: Debian's headless Chromium, driven by
+// Playwright (playwright-core, no bundled browser). Started by `cargo test` (crates/cli/tests/workbench_e2e.rs)
+// against a `baozhang demo` server; can also be run by hand against one:
+//
+//   baozhang demo --scale 0.03 --addr 127.0.0.1:8080 &      # prints the accounts (the cadre's village)
+//   cd e2e && npm ci && BASE_URL=http://127.0.0.1:8080 CADRE_VILLAGE=620422109204 node workbench.mjs
+//
+// Environment: BASE_URL (required); CADRE_VILLAGE (the cadre's 12-digit village, from the demo's account
+// list; checked when given); PASSWORD (default Demo-2018); USER_ADMIN, USER_COUNTY, USER_HOSPITAL,
+// USER_CADRE, USER_AUDITOR (default admin, county, hospital, cadre, auditor); SCREENSHOT_DIR (default
+// <repo>/target/screenshots); CHROMIUM (default /usr/bin/chromium); PDFTOTEXT (default pdftotext).
+//
+// Each role has a browser context of its own (its own session cookie). Scenarios run in order; a failing
+// scenario is reported with its step, a screenshot and the page's HTML (failure-<scenario>.*), and the
+// others still run. The exit code is non-zero when anything failed.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BASE_URL = (process.env.BASE_URL || '').replace(/\/+$/, '');
+const PASSWORD = process.env.PASSWORD || 'Demo-2018';
+const CADRE_VILLAGE = process.env.CADRE_VILLAGE || '';
+const SHOTS = path.resolve(process.env.SCREENSHOT_DIR || path.join(here, '..', 'target', 'screenshots'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PDFTOTEXT = process.env.PDFTOTEXT || 'pdftotext';
+const USERS = {
+  admin: process.env.USER_ADMIN || 'admin',
+  county: process.env.USER_COUNTY || 'county',
+  hospital: process.env.USER_HOSPITAL || 'hospital',
+  cadre: process.env.USER_CADRE || 'cadre',
+  auditor: process.env.USER_AUDITOR || 'auditor',
+};
+const COUNTY = process.env.COUNTY || '620422';
+const YEAR = process.env.YEAR || '2018';
+const DESKTOP = { width: 1366, height: 768 };
+const PHONE = { width: 375, height: 812 };
+
+if (!BASE_URL) {
+  console.error('BASE_URL is not set (e.g. BASE_URL=http://127.0.0.1:8080)');
+  process.exit(2);
+}
+
+// ───────────────────────────── reporting ─────────────────────────────
+
+const failures = [];
+const warnings = [];
+const shots = [];
+let currentStep = '';
+
+function warn(msg) {
+  warnings.push(msg);
+  console.log(`    ! ${msg}`);
+}
+
+async function step(name, fn) {
+  currentStep = name;
+  const t = Date.now();
+  const r = await fn();
+  console.log(`    ✓ ${name} (${Date.now() - t} ms)`);
+  return r;
+}
+
+/** A full-page screenshot; horizontal overflow of the page is noted (asserted only where the issue asks). */
+async function shot(page, name, opts = {}) {
+  const file = path.join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true, ...opts });
+  shots.push(path.basename(file));
+  const o = await overflow(page);
+  if (o.scrollWidth > o.clientWidth + 1) {
+    const vp = page.viewportSize();
+    warn(`${name}: the page overflows horizontally at ${vp.width}×${vp.height} (body scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth}; widest: ${o.wide.join(', ')})`);
+  }
+}
+
+/** Runs a scenario; a failure is recorded with its step, a screenshot and the page's HTML. */
+async function scenario(name, ctxs, fn) {
+  console.log(`\n▶ ${name}`);
+  const t = Date.now();
+  const pageErrors = [];
+  const watch = (ctx) => {
+    ctx.on('page', (p) => watchPage(p));
+    ctx.pages().forEach(watchPage);
+  };
+  const watchPage = (p) => {
+    p.on('pageerror', (e) => pageErrors.push(`${p.url()}: ${e.message}`));
+    p.on('console', (m) => {
+      if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) warn(`console error on ${p.url()}: ${m.text()}`);
+    });
+    // 401 (a wrong password) and 403 (refused pages) are asked for on purpose; other errors are noted.
+    p.on('response', (r) => {
+      if (r.status() === 404 || r.status() >= 500) warn(`${r.request().method()} ${r.url()} → ${r.status()} (on ${p.url()})`);
+    });
+  };
+  ctxs.forEach(watch);
+  currentStep = '(start)';
+  try {
+    await fn();
+    assert.deepEqual(pageErrors, [], 'JavaScript errors on the pages');
+    console.log(`  ✓ ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    const msg = (e && e.stack) || String(e);
+    console.log(`  ✗ ${name} — step “${currentStep}” failed:\n${indent(msg, '      ')}`);
+    failures.push({ scenario: name, step: currentStep, error: (e && e.message) || String(e) });
+    for (const ctx of ctxs) {
+      for (const [i, p] of ctx.pages().entries()) {
+        const base = path.join(SHOTS, `failure-${slug(name)}-${i}`);
+        try {
+          await p.screenshot({ path: `${base}.png`, fullPage: true });
+          fs.writeFileSync(`${base}.html`, await p.content());
+          console.log(`      page ${p.url()} saved as ${base}.png/.html`);
+        } catch (_) {
+          /* the page may be gone */
+        }
+      }
+    }
+  }
+}
+
+function indent(s, pre) {
+  return s.split('\n').map((l) => pre + l).join('\n');
+}
+
+function slug(s) {
+  return s.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase() || 'x';
+}
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+/** "19,000.00" / "-0.05" → fen (integers: no floating point for money). */
+function fen(text) {
+  const t = String(text).replace(/[,\s元]/g, '');
+  const m = /^(-?)(\d+)\.(\d{2})$/.exec(t);
+  assert.ok(m, `not an amount in yuan with two decimals: “${text}”`);
+  const v = Number(m[2]) * 100 + Number(m[3]);
+  return m[1] ? -v : v;
+}
+
+function yuanText(f) {
+  const neg = f < 0;
+  const a = Math.abs(f);
+  const int = String(Math.floor(a / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${neg ? '-' : ''}${int}.${String(a % 100).padStart(2, '0')}`;
+}
+
+async function newContext(browser, viewport = DESKTOP, extra = {}) {
+  const ctx = await browser.newContext({ viewport, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', acceptDownloads: true, ...extra });
+  ctx.setDefaultTimeout(20_000);
+  ctx.setDefaultNavigationTimeout(30_000);
+  return ctx;
+}
+
+/** Logs in through the form; returns the page, on the landing page. */
+async function login(ctx, user, { screenshot } = {}) {
+  const page = await ctx.newPage();
+  const r = await page.goto(`${BASE_URL}/login`);
+  assert.equal(r.status(), 200, 'GET /login');
+  if (screenshot) await shot(page, screenshot);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', PASSWORD);
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('button[type=submit]')]);
+  const cookies = await ctx.cookies();
+  const session = cookies.find((c) => c.httpOnly);
+  assert.ok(session, `${user}: no HttpOnly session cookie after logging in (cookies: ${cookies.map((c) => c.name).join(', ')})`);
+  assert.equal(session.sameSite, 'Strict', `${user}: the session cookie should be SameSite=Strict`);
+  return page;
+}
+
+function pathOf(page) {
+  return new URL(page.url()).pathname;
+}
+
+/** Horizontal overflow of the document's body (the issue's test: scrollWidth <= clientWidth + 1). */
+async function overflow(page) {
+  return page.evaluate(() => {
+    const b = document.body;
+    const wide = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const r = el.getBoundingClientRect();
+      if (r.right > document.documentElement.clientWidth + 1 && r.width > 0 && getComputedStyle(el).position !== 'fixed') {
+        // Only the outermost offenders; skip what is inside a scrolling box.
+        let p = el.parentElement;
+        let inside = false;
+        while (p && p !== b) {
+          const s = getComputedStyle(p);
+          if (/(auto|scroll|hidden)/.test(s.overflowX)) inside = true;
+          if (p.getBoundingClientRect().right > document.documentElement.clientWidth + 1) inside = true;
+          p = p.parentElement;
+        }
+        if (!inside) wide.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : ''} (right ${Math.round(r.right)})`);
+      }
+    }
+    return { scrollWidth: b.scrollWidth, clientWidth: b.clientWidth, wide: wide.slice(0, 8) };
+  });
+}
+
+/** A table's rows as text (all rows, including those on other pages of the browser-side pager). */
+async function tableRows(page, tableId) {
+  return page.$$eval(`table#${tableId} tbody tr:not(.empty)`, (trs) =>
+    trs.map((tr) => ({
+      cells: Array.from(tr.cells).map((td) => td.textContent.trim()),
+      v: Array.from(tr.cells).map((td) => td.getAttribute('data-v')),
+      href: (tr.querySelector('a[href]') || {}).href || null,
+      visible: tr.style.display !== 'none',
+    })),
+  );
+}
+
+async function columnIndex(page, tableId, header) {
+  const heads = await page.$$eval(`table#${tableId} thead th`, (ths) => ths.map((th) => th.textContent.trim()));
+  const i = heads.indexOf(header);
+  assert.ok(i >= 0, `table #${tableId} has no column “${header}” (columns: ${heads.join(' | ')})`);
+  return i;
+}
+
+/** Sorts a table by a numeric column, descending, by clicking its header twice; checks the order. */
+async function sortDescending(page, tableId, header) {
+  const col = await columnIndex(page, tableId, header);
+  const th = page.locator(`table#${tableId} thead th`).nth(col);
+  await th.click();
+  await th.click();
+  await assertClass(th, 'desc');
+  const rows = await tableRows(page, tableId);
+  const vs = rows.map((r) => Number(r.v[col]));
+  const sorted = [...vs].sort((a, b) => b - a);
+  assert.deepEqual(vs, sorted, `table #${tableId} is not sorted by “${header}” descending after two clicks on its header`);
+  assert.ok(rows.length === 0 || rows[0].visible, `the first row of #${tableId} is not shown after sorting`);
+  return { col, rows };
+}
+
+async function assertClass(locator, cls) {
+  const c = (await locator.getAttribute('class')) || '';
+  assert.ok(c.split(/\s+/).includes(cls), `expected class “${cls}” on the element, it has “${c}”`);
+}
+
+/** Clicks the link in the first row of a table and waits for the page it leads to. */
+async function followFirstRow(page, tableId, urlPart) {
+  const link = page.locator(`table#${tableId} tbody tr`).first().locator('a[href]').first();
+  const text = (await link.textContent()).trim();
+  const href = await link.getAttribute('href');
+  await Promise.all([page.waitForURL((u) => u.href.includes(urlPart)), link.click()]);
+  return { text, href };
+}
+
+/** Clicks bar `name` of an ECharts bar chart (by the chart's own geometry) and waits for the page it links to. */
+async function clickBar(page, chartId, name, urlPart) {
+  await page.locator(`#${chartId}`).scrollIntoViewIfNeeded();
+  const pt = await page.evaluate(
+    ({ chartId, name }) => {
+      const el = document.getElementById(chartId);
+      const ch = window.echarts && window.echarts.getInstanceByDom(el);
+      if (!ch) return { error: 'no ECharts instance on #' + chartId };
+      const opt = ch.getOption();
+      const i = opt.xAxis[0].data.indexOf(name);
+      if (i < 0) return { error: `“${name}” is not a bar of #${chartId} (${opt.xAxis[0].data.join(', ')})` };
+      const v = opt.series[0].data[i];
+      const min = typeof opt.yAxis[0].min === 'number' ? opt.yAxis[0].min : 0;
+      const top = ch.convertToPixel({ seriesIndex: 0 }, [i, v]);
+      const base = ch.convertToPixel({ seriesIndex: 0 }, [i, min]);
+      const r = el.getBoundingClientRect();
+      return { x: r.left + top[0], y: r.top + (top[1] + base[1]) / 2, height: base[1] - top[1] };
+    },
+    { chartId, name },
+  );
+  assert.ok(!pt.error, pt.error);
+  if (pt.height < 4) return false;
+  await Promise.all([page.waitForURL((u) => u.href.includes(urlPart)), page.mouse.click(pt.x, pt.y)]);
+  return true;
+}
+
+async function waitForCharts(page) {
+  await page.waitForFunction(() => {
+    const charts = document.querySelectorAll('.chart[data-chart]');
+    return charts.length > 0 && Array.from(charts).every((c) => c.querySelector('svg, canvas'));
+  });
+}
+
+/** The amounts of a result block ([data-testid=result]): medfee (if shown), funds, hospital, person. */
+async function resultAmounts(scope) {
+  const rows = await scope.locator('tfoot tr').evaluateAll((trs) =>
+    trs.map((tr) => [tr.querySelector('th').textContent.trim(), (tr.querySelector('td.num') || {}).textContent || '']),
+  );
+  const get = (label) => {
+    const r = rows.find(([h]) => h.startsWith(label));
+    assert.ok(r, `the result has no row “${label}” (rows: ${rows.map((x) => x[0]).join(' | ')})`);
+    return r[1].trim();
+  };
+  const a = {
+    fund: get('基金支付合计'),
+    hosp: get('医院承担'),
+    psn: get('个人负担'),
+    medfee: rows.some(([h]) => h.startsWith('医疗费总额')) ? get('医疗费总额') : null,
+  };
+  assert.equal(await scope.locator('[data-testid=fund-total]').textContent(), a.fund, 'fund-total cell');
+  assert.equal(await scope.locator('[data-testid=psn-part]').textContent(), a.psn, 'psn-part cell');
+  return a;
+}
+
+// ───────────────────────────── a minimal .xlsx (zip) reader ─────────────────────────────
+
+/** The files of a zip archive (stored or deflated), read through its central directory. */
+function unzip(buf) {
+  let eocd = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
+    if (buf.readUInt32LE(i) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  assert.ok(eocd >= 0, 'not a zip file (no end of central directory)');
+  const count = buf.readUInt16LE(eocd + 10);
+  let p = buf.readUInt32LE(eocd + 16);
+  const files = new Map();
+  for (let k = 0; k < count; k++) {
+    assert.equal(buf.readUInt32LE(p), 0x02014b50, 'zip: bad central directory entry');
+    const method = buf.readUInt16LE(p + 10);
+    const csize = buf.readUInt32LE(p + 20);
+    const nameLen = buf.readUInt16LE(p + 28);
+    const extraLen = buf.readUInt16LE(p + 30);
+    const commentLen = buf.readUInt16LE(p + 32);
+    const local = buf.readUInt32LE(p + 42);
+    const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
+    assert.equal(buf.readUInt32LE(local), 0x04034b50, `zip: bad local header of ${name}`);
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    const data = buf.subarray(start, start + csize);
+    if (method === 0) files.set(name, data);
+    else if (method === 8) files.set(name, zlib.inflateRawSync(data));
+    else throw new Error(`zip: ${name} uses compression method ${method}`);
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return files;
+}
+
+function xmlText(s) {
+  return s
+    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
+    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, '&');
+}
+
+/** The first worksheet of an .xlsx as { A1: value, … } (shared and inline strings as text, numbers as numbers). */
+function readXlsx(buf) {
+  const files = unzip(buf);
+  const strings = [];
+  const sst = files.get('xl/sharedStrings.xml');
+  if (sst) {
+    for (const m of sst.toString('utf8').matchAll(/<si>([\s\S]*?)<\/si>/g)) {
+      strings.push(xmlText([...m[1].matchAll(/<t(?:\s[^>]*)?>([\s\S]*?)<\/t>/g)].map((t) => t[1]).join('')));
+    }
+  }
+  const sheetName = files.has('xl/worksheets/sheet1.xml')
+    ? 'xl/worksheets/sheet1.xml'
+    : [...files.keys()].filter((n) => /^xl\/worksheets\/sheet\d+\.xml$/.test(n)).sort()[0];
+  assert.ok(sheetName, `no worksheet in the .xlsx (files: ${[...files.keys()].join(', ')})`);
+  const cells = {};
+  for (const m of files.get(sheetName).toString('utf8').matchAll(/<c\s([^>]*?)(?:\/>|>([\s\S]*?)<\/c>)/g)) {
+    const attrs = m[1];
+    const ref = /\br="([A-Z]+\d+)"/.exec(attrs)?.[1];
+    const type = /\bt="([^"]+)"/.exec(attrs)?.[1];
+    const body = m[2] || '';
+    const v = /<v>([\s\S]*?)<\/v>/.exec(body)?.[1];
+    if (!ref) continue;
+    if (type === 's') cells[ref] = strings[Number(v)];
+    else if (type === 'inlineStr') cells[ref] = xmlText([...body.matchAll(/<t(?:\s[^>]*)?>([\s\S]*?)<\/t>/g)].map((t) => t[1]).join(''));
+    else if (type === 'str' || type === 'b') cells[ref] = v === undefined ? '' : xmlText(v);
+    else cells[ref] = v === undefined ? null : Number(v);
+  }
+  return cells;
+}
+
+// ───────────────────────────── the scenarios ─────────────────────────────
+
+const found = {
+  personId: '', // a 2018-insured person with settlements, found by drilling down as the county
+  personName: '',
+  personVillage: '',
+  villages: [], // village codes seen while drilling down
+};
+
+fs.mkdirSync(SHOTS, { recursive: true });
+for (const f of fs.readdirSync(SHOTS)) {
+  // Only what this script writes (the directory may be shared).
+  if (/^(\d\d-[\w-]+\.png|failure-[\w-]+\.(png|html)|slip\.(pdf|txt)|townships\.xlsx)$/.test(f)) fs.rmSync(path.join(SHOTS, f));
+}
+
+console.log(`workbench e2e: ${BASE_URL}, Chromium ${CHROMIUM}, screenshots in ${SHOTS}`);
+const started = Date.now();
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+console.log(`browser: Chromium ${browser.version()}`);
+
+try {
+  // ── the login page, and what happens without a session ──
+  {
+    const ctx = await newContext(browser);
+    await scenario('login page', [ctx], async () => {
+      const page = await ctx.newPage();
+      await step('a page without a session redirects to the login page, keeping the target', async () => {
+        await page.goto(`${BASE_URL}/web/worklist`);
+        const u = new URL(page.url());
+        assert.equal(u.pathname, '/login');
+        assert.equal(u.searchParams.get('next'), '/web/worklist');
+        await shot(page, '01-login');
+      });
+      await step('a wrong password is refused in Chinese and no session is set', async () => {
+        await page.fill('input[name=username]', USERS.county);
+        await page.fill('input[name=password]', 'not-the-password');
+        const [resp] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/login') && r.request().method() === 'POST'), page.click('button[type=submit]')]);
+        assert.equal(resp.status(), 401);
+        await page.locator('[role=alert]').waitFor();
+        assert.equal(new URL(page.url()).pathname, '/login');
+        assert.equal((await ctx.cookies()).filter((c) => c.httpOnly).length, 0, 'a session cookie was set for a wrong password');
+      });
+      await step('logging in sends the user on to the page asked for', async () => {
+        await page.fill('input[name=password]', PASSWORD);
+        await Promise.all([page.waitForURL((u) => u.pathname === '/web/worklist'), page.click('button[type=submit]')]);
+      });
+    });
+    await ctx.close();
+  }
+
+  // ── the county bureau: dashboard, drill-down to a person, export, worklist, policy, import ──
+  {
+    const ctx = await newContext(browser);
+    await scenario('county bureau: dashboard, drill-down, Excel export, policy, import', [ctx], async () => {
+      let page;
+      await step('county logs in and lands on the county dashboard', async () => {
+        page = await login(ctx, USERS.county);
+        assert.equal(pathOf(page), `/web/region/${COUNTY}`);
+        assert.equal(new URL(page.url()).searchParams.get('year'), YEAR);
+      });
+      await step('the dashboard has number cards and charts drawn as SVG/canvas', async () => {
+        const cards = page.locator('[data-testid=cards] .card');
+        assert.ok((await cards.count()) >= 4, `expected at least 4 cards, found ${await cards.count()}`);
+        const rate = await page.locator('.card', { hasText: '建档立卡贫困人口参保率' }).locator('.value').textContent();
+        assert.match(rate, /^\d+\.\d{2}%$/, 'enrolment rate card');
+        await waitForCharts(page);
+        const n = await page.locator('.chart svg, .chart canvas').count();
+        assert.ok(n >= 1, 'no chart was drawn');
+        const box = await page.locator('.chart').first().boundingBox();
+        assert.ok(box && box.width > 200 && box.height > 100, `the first chart is too small: ${JSON.stringify(box)}`);
+        await shot(page, '02-dashboard-1366x768');
+        await shot(page, '02-dashboard-1366x768-viewport', { fullPage: false });
+        const o = await overflow(page);
+        assert.ok(o.scrollWidth <= o.clientWidth + 1, `the dashboard overflows horizontally at 1366 px: ${JSON.stringify(o)}`);
+      });
+
+      let township;
+      await step('the townships table sorts by settlements (click on the header)', async () => {
+        const { rows } = await sortDescending(page, 'children', '结算人次');
+        assert.ok(rows.length >= 2, `expected several townships, found ${rows.length}`);
+        township = { name: rows[0].cells[0], href: rows[0].href };
+        assert.match(township.href, /\/web\/region\/\d{9}\?year=/);
+      });
+
+      await step('export the townships table to Excel and check its cells', async () => {
+        const rows = await tableRows(page, 'children');
+        const link = page.locator('section.tbl', { has: page.locator('table#children') }).getByText('导出 Excel');
+        assert.match(await link.getAttribute('href'), /[?&]export=children\b/);
+        const [dl] = await Promise.all([page.waitForEvent('download'), link.click()]);
+        const file = path.join(SHOTS, 'townships.xlsx');
+        await dl.saveAs(file);
+        assert.match(dl.suggestedFilename(), /\.xlsx$/, `download name ${dl.suggestedFilename()}`);
+        const cells = readXlsx(fs.readFileSync(file));
+        assert.equal(cells.A1, '乡镇', 'header cell A1');
+        assert.equal(cells.B1, '建档立卡人数', 'header cell B1');
+        const names = [];
+        for (let r = 2; cells[`A${r}`] !== undefined; r++) names.push(cells[`A${r}`]);
+        assert.deepEqual([...names].sort(), rows.map((r) => r.cells[0]).sort(), 'the township names in the workbook are those of the table');
+        // A number: the registered poor of the township we drill into, as on the page.
+        const r = names.indexOf(township.name) + 2;
+        const onPage = rows.find((x) => x.cells[0] === township.name).cells[1];
+        assert.equal(cells[`B${r}`], Number(onPage), `建档立卡人数 of ${township.name} in the workbook`);
+        console.log(`      ${file}: A1=${cells.A1}, A${r}=${cells[`A${r}`]}, B${r}=${cells[`B${r}`]}`);
+      });
+
+      await step(`drill down to a township by clicking its bar in the chart`, async () => {
+        await page.locator('#chart-enrol').scrollIntoViewIfNeeded();
+        const code = /\/web\/region\/(\d{9})/.exec(township.href)[1];
+        const clicked = await clickBar(page, 'chart-enrol', township.name, `/web/region/${code}`);
+        if (!clicked) {
+          warn(`the bar of ${township.name} is too short to click; followed the table link instead`);
+          await Promise.all([page.waitForURL((u) => u.pathname === `/web/region/${code}`), page.locator('table#children a', { hasText: township.name }).click()]);
+        }
+        assert.equal(pathOf(page), `/web/region/${code}`);
+        assert.ok((await page.locator('h1').textContent()).includes(township.name), 'the township page is titled with its name');
+        const crumbs = await page.locator('.crumbs').textContent();
+        assert.ok(crumbs.includes(township.name), `breadcrumbs “${crumbs}” lack the township`);
+        await waitForCharts(page);
+        await shot(page, '03-township');
+      });
+
+      let village;
+      await step('drill down to the village with the most settlements (table link)', async () => {
+        const all = await tableRows(page, 'children');
+        found.villages = all.map((r) => /\/web\/region\/(\d{12})/.exec(r.href)?.[1]).filter(Boolean);
+        assert.ok(found.villages.length >= 1, 'the township lists no villages');
+        const { rows } = await sortDescending(page, 'children', '结算人次');
+        village = { name: rows[0].cells[0], code: /\/web\/region\/(\d{12})/.exec(rows[0].href)[1] };
+        await followFirstRow(page, 'children', `/web/region/${village.code}`);
+        assert.ok((await page.locator('h1').textContent()).includes(village.name));
+        await waitForCharts(page);
+        await shot(page, '04-village');
+      });
+
+      await step('the village lists its households; open the one with the most settlements', async () => {
+        const { rows } = await sortDescending(page, 'households', '结算人次');
+        assert.ok(rows.length >= 1, 'the village has no households');
+        const col = await columnIndex(page, 'households', '结算人次');
+        assert.ok(Number(rows[0].v[col]) > 0, `no household of ${village.name} has a settlement in ${YEAR}`);
+        const head = await columnIndex(page, 'households', '户主');
+        assert.match(rows[0].cells[head], /^.\*+$/, 'the head of household is shown masked (张**)');
+        await followFirstRow(page, 'households', '/web/household/');
+        await shot(page, '05-household');
+      });
+
+      await step('the household lists its members; open an insured member with settlements', async () => {
+        const rows = await tableRows(page, 'members');
+        const [cSet, cIns, cId] = await Promise.all(['结算人次', '参保', '证件号码'].map((h) => columnIndex(page, 'members', h)));
+        const pick = rows.find((r) => Number(r.v[cSet]) > 0 && r.cells[cIns] === '已参保');
+        assert.ok(pick, `no insured member with settlements: ${JSON.stringify(rows.map((r) => r.cells))}`);
+        assert.match(pick.cells[cId], /^\d{6}\*+[\dX]{4}$/, 'ID numbers are masked on the household page');
+        if (/\/web\/person\/\d{17}[\dX]/.test(pick.href)) {
+          warn(`the household page's member links carry the full, unmasked ID number in the URL (${pick.href.replace(/(\d{6})\d{8}/, '$1********')}), although the page masks it`);
+        }
+        await Promise.all([page.waitForURL((u) => u.pathname.startsWith('/web/person/')), page.locator('table#members a', { hasText: pick.cells[0] }).first().click()]);
+      });
+
+      await step('the person page shows identities, enrolment and 结算记录 (masked)', async () => {
+        await page.locator('h2', { hasText: '结算记录' }).waitFor();
+        const rows = await tableRows(page, 'settlements');
+        assert.ok(rows.length >= 1, 'the person has no settlement rows');
+        assert.ok(rows[0].cells[0].length > 0, 'settlement id');
+        const shownId = await page.locator('dt:text-is("身份证号码") + dd').textContent();
+        assert.match(shownId, /^\d{6}\*+[\dX]{4}$/, 'the ID number is masked by default');
+        const enr = await tableRows(page, 'enrolments');
+        assert.ok(enr.some((r) => r.cells[0] === YEAR && r.cells[2] === '参保'), `not insured in ${YEAR}: ${JSON.stringify(enr.map((r) => r.cells))}`);
+        await page.locator('details summary').first().click();
+        await shot(page, '06-person');
+      });
+
+      await step('the bureau may unmask the person (the ID number for the settlement window)', async () => {
+        await Promise.all([page.waitForURL((u) => u.searchParams.get('unmasked') === '1'), page.getByText('显示完整姓名和证件号码').click()]);
+        found.personId = (await page.locator('dt:text-is("身份证号码") + dd').textContent()).trim();
+        found.personName = (await page.locator('dt:text-is("姓名") + dd').textContent()).trim();
+        found.personVillage = (await page.locator('dt:text-is("村") + dd').textContent()).trim();
+        assert.match(found.personId, /^\d{17}[\dX]$/, 'the unmasked ID number');
+        assert.ok(!found.personName.includes('*'), 'the unmasked name');
+      });
+
+      await step('the header search finds the person by ID number', async () => {
+        await page.goto(`${BASE_URL}/web/region/${COUNTY}?year=${YEAR}`);
+        await page.fill('header.top .search input[name=q]', found.personId.toLowerCase());
+        await Promise.all([page.waitForURL((u) => u.pathname === `/web/person/${found.personId}`), page.locator('header.top .search button').click()]);
+      });
+
+      await step('the county worklist lists findings with “标记已处理” buttons', async () => {
+        await page.goto(`${BASE_URL}/web/worklist`);
+        const rows = await tableRows(page, 'worklist');
+        assert.ok(rows.length >= 1, 'the county has no findings');
+        assert.ok((await page.locator('button[data-testid^=mark-]').count()) >= 1, 'no 标记已处理 buttons for the bureau');
+      });
+
+      await step('the policy calculator computes a settlement (fund + hospital + person = total)', async () => {
+        await page.goto(`${BASE_URL}/web/policy`);
+        const layers = await page.locator('section.tbl table tbody tr').count();
+        assert.ok(layers >= 3, `the policy shows ${layers} layers`);
+        const form = page.locator('[data-testid=calc-form]');
+        await form.locator('input[name=identity][value=registered_poor]').check();
+        await form.locator('input[name=total]').fill('10000');
+        await form.locator('input[name=fulamt]').fill('300');
+        await form.getByRole('button', { name: '测算' }).click();
+        const result = page.locator('#calc-result [data-testid=result]');
+        await result.waitFor();
+        const a = await resultAmounts(result);
+        assert.equal(fen(a.fund) + fen(a.hosp) + fen(a.psn), 1_000_000, `fund ${a.fund} + hospital ${a.hosp} + person ${a.psn} ≠ 10,000.00`);
+        assert.ok(fen(a.fund) > 0, 'a registered poor inpatient gets something from the funds');
+        assert.ok((await result.textContent()).includes('建档立卡'), 'the result names the identity');
+        await result.scrollIntoViewIfNeeded();
+        await shot(page, '09-policy');
+      });
+
+      await step('the import page shows the upload form', async () => {
+        const r = await page.goto(`${BASE_URL}/web/import`);
+        assert.equal(r.status(), 200);
+        await page.locator('[data-testid=import-form] input[type=file]').waitFor({ state: 'attached' });
+        assert.ok((await page.locator('[data-testid=import-form] select[name=kind] option').count()) >= 2, 'roster kinds');
+        await shot(page, '10-import');
+      });
+    });
+    await ctx.close();
+  }
+
+  // ── the hospital: the one-stop settlement window ──
+  {
+    const ctx = await newContext(browser);
+    await scenario('hospital: settle a bill in the window, print the slip', [ctx], async () => {
+      let page;
+      await step('hospital logs in and lands on the settlement window', async () => {
+        page = await login(ctx, USERS.hospital);
+        assert.equal(pathOf(page), '/web/window');
+        await page.locator('[data-testid=window-q]').waitFor();
+      });
+      await step('the hospital cannot open the dashboard', async () => {
+        const r = await ctx.request.get(`${BASE_URL}/web/region/${COUNTY}`);
+        assert.equal(r.status(), 403);
+      });
+      if (!found.personId) {
+        await step('(the drill-down found no person) find one through the REST API', async () => {
+          found.personId = await personFromApi();
+        });
+      }
+      await step('find the patient by ID number', async () => {
+        await page.fill('[data-testid=window-q]', found.personId);
+        await Promise.all([page.waitForURL((u) => u.searchParams.get('q') === found.personId), page.locator('form.search-big button').click()]);
+        const patient = page.locator('[data-testid=patient]');
+        await patient.waitFor();
+        assert.ok((await patient.textContent()).includes('已参保'), `the patient is not shown as insured: ${await patient.textContent()}`);
+        if (found.personName) assert.ok((await patient.textContent()).includes(found.personName), 'the window shows the patient’s name');
+        await page.locator('#settle-form').waitFor();
+      });
+      const bill = { total: 2_000_000, fulamt: 50_000, overlmt: 0, preselfpay: 100_000 };
+      let pre;
+      await step('pre-settle 20,000.00 (500.00 own-pay, 1,000.00 pre-self-pay)', async () => {
+        const f = page.locator('#settle-form');
+        await f.locator('[name=total]').fill('20000');
+        await f.locator('[name=fulamt]').fill('500');
+        await f.locator('[name=overlmt]').fill('0');
+        await f.locator('[name=preselfpay]').fill('1000');
+        await f.getByRole('button', { name: '预结算', exact: true }).click();
+        const r = page.locator('#settle-result [data-testid=result]');
+        await r.waitFor();
+        assert.ok((await r.textContent()).includes('预结算结果（未入账）'));
+        pre = await resultAmounts(r);
+        assert.equal(fen(pre.fund) + fen(pre.hosp) + fen(pre.psn), bill.total, `pre-settlement: ${JSON.stringify(pre)}`);
+      });
+      let setlId;
+      let amounts;
+      await step('settle (accepting the confirmation dialog): fund + hospital + person = 20,000.00', async () => {
+        let dialog = '';
+        page.once('dialog', (d) => {
+          dialog = d.message();
+          d.accept();
+        });
+        await page.locator('#settle-form').getByRole('button', { name: '结算', exact: true }).click();
+        const r = page.locator('#settle-result [data-testid=result]');
+        await page.locator('#settle-result [data-testid=setl-id]').waitFor();
+        assert.equal(dialog, '确认按以上费用结算？', 'the confirmation dialog');
+        setlId = (await page.locator('[data-testid=setl-id]').textContent()).trim();
+        assert.ok(setlId.length > 0, 'settlement id');
+        amounts = await resultAmounts(r);
+        assert.equal(amounts.medfee, '20,000.00', 'medical fees total');
+        assert.equal(fen(amounts.fund) + fen(amounts.hosp) + fen(amounts.psn), bill.total, `fund ${amounts.fund} + hospital ${amounts.hosp} + person ${amounts.psn} ≠ 20,000.00`);
+        assert.ok(fen(amounts.psn) >= bill.fulamt + bill.preselfpay - fen(amounts.hosp), 'the patient pays at least the own-pay parts (less what the hospital bears)');
+        assert.deepEqual(
+          { fund: amounts.fund, hosp: amounts.hosp, psn: amounts.psn },
+          { fund: pre.fund, hosp: pre.hosp, psn: pre.psn },
+          'the settlement differs from its pre-settlement',
+        );
+        console.log(`      settled ${setlId}: fund ${amounts.fund} + hospital ${amounts.hosp} + person ${amounts.psn} = ${yuanText(bill.total)}`);
+        await r.scrollIntoViewIfNeeded();
+        await shot(page, '08-window');
+      });
+      await step('download the slip (PDF) and check its text with pdftotext', async () => {
+        const link = page.locator('[data-testid=slip-link]');
+        assert.equal(await link.getAttribute('target'), '_blank', 'the slip opens in a new tab');
+        const url = new URL(await link.getAttribute('href'), BASE_URL).href;
+        assert.ok(url.endsWith(`/web/slip/${encodeURIComponent(setlId)}`), `slip link ${url}`);
+        const r = await page.request.get(url);
+        assert.equal(r.status(), 200, `GET ${url}: ${r.status()} ${(await r.text()).slice(0, 200)}`);
+        assert.match(r.headers()['content-type'] || '', /^application\/pdf/);
+        const pdf = await r.body();
+        assert.equal(pdf.subarray(0, 5).toString('latin1'), '%PDF-', 'not a PDF');
+        const file = path.join(SHOTS, 'slip.pdf');
+        fs.writeFileSync(file, pdf);
+        const out = spawnSync(PDFTOTEXT, ['-enc', 'UTF-8', '-layout', file, '-'], { encoding: 'utf8' });
+        assert.ok(!out.error, `could not run ${PDFTOTEXT}: ${out.error && out.error.message} (apt-get install poppler-utils)`);
+        assert.equal(out.status, 0, `pdftotext failed: ${out.stderr}`);
+        fs.writeFileSync(path.join(SHOTS, 'slip.txt'), out.stdout);
+        const text = out.stdout.replace(/\s+/g, '');
+        for (const needle of ['结算单', '个人负担', setlId, '20,000.00', amounts.fund, amounts.psn, amounts.hosp, found.personName].filter(Boolean)) {
+          assert.ok(text.includes(needle.replace(/\s+/g, '')), `the slip's text lacks “${needle}”:\n${out.stdout}`);
+        }
+      });
+      await step('the settlement is listed as 有效 among the hospital’s settlements of the patient', async () => {
+        await page.goto(`${BASE_URL}/web/window?q=${encodeURIComponent(found.personId)}`);
+        const rows = await tableRows(page, 'done');
+        const row = rows.find((r) => r.cells[0] === setlId);
+        assert.ok(row, `settlement ${setlId} is not listed: ${JSON.stringify(rows.map((r) => r.cells[0]))}`);
+        assert.ok(row.cells.includes('有效'), `status of ${setlId}: ${row.cells.join(' | ')}`);
+      });
+    });
+    await ctx.close();
+  }
+
+  // ── the village cadre: own village only; worklist marks ──
+  {
+    const ctx = await newContext(browser);
+    await scenario('village cadre: own village, no other village, marks a finding done', [ctx], async () => {
+      let page;
+      let own;
+      await step('cadre logs in and lands on their own village', async () => {
+        page = await login(ctx, USERS.cadre);
+        const m = /^\/web\/region\/(\d{12})$/.exec(pathOf(page));
+        assert.ok(m, `the cadre landed on ${page.url()}, not a village`);
+        own = m[1];
+        if (CADRE_VILLAGE) assert.equal(own, CADRE_VILLAGE, 'the cadre’s village (from the demo’s account list)');
+        await page.locator('table#households').waitFor();
+        await waitForCharts(page);
+        await shot(page, '11-cadre-village');
+      });
+      await step('cadre gets 403 无权访问 for another village and for the township', async () => {
+        const other = found.villages.find((v) => v !== own) || own.slice(0, 9) + (own.endsWith('001') ? '002' : '001');
+        for (const code of [other, own.slice(0, 9), COUNTY]) {
+          const r = await page.goto(`${BASE_URL}/web/region/${code}?year=${YEAR}`);
+          assert.equal(r.status(), 403, `GET /web/region/${code} as the cadre of ${own}`);
+          const body = await page.locator('body').textContent();
+          assert.ok(body.includes('无权访问'), `403 page text: ${body}`);
+          assert.ok(body.includes('不在您的管辖范围内'), `403 page text: ${body}`);
+          if (code === other) await shot(page, '12-cadre-forbidden');
+        }
+        const xr = await ctx.request.get(`${BASE_URL}/web/region/${other}?year=${YEAR}&export=households`);
+        assert.equal(xr.status(), 403, 'the Excel export of another village');
+        const ir = await ctx.request.get(`${BASE_URL}/web/import`);
+        assert.equal(ir.status(), 403, 'the cadre may not import rosters');
+        if (found.personId && found.personVillage && found.personVillage !== own) {
+          const pr = await ctx.request.get(`${BASE_URL}/web/person/${found.personId}`);
+          assert.equal(pr.status(), 404, `a person of village ${found.personVillage}, asked for by the cadre of ${own}`);
+        }
+      });
+      await step('cadre marks a finding done on the worklist and sees 已处理', async () => {
+        await page.goto(`${BASE_URL}/web/worklist`);
+        const btn = page.locator('button[data-testid^=mark-]').first();
+        await btn.waitFor();
+        const tid = await btn.getAttribute('data-testid');
+        const td = await btn.evaluateHandle((b) => b.closest('td'));
+        const [resp] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/web/worklist/mark')), btn.click()]);
+        assert.equal(resp.status(), 200);
+        await page.waitForFunction((td) => td.textContent.includes('已处理'), td);
+        const text = await td.evaluate((td) => td.textContent);
+        assert.ok(text.includes(USERS.cadre), `the mark does not name the cadre: ${text}`);
+        assert.equal(await td.evaluate((td) => td.querySelectorAll('.alert').length), 0, `marking failed: ${text}`);
+        await shot(page, '07-worklist');
+        // It stays marked.
+        await page.goto(`${BASE_URL}/web/worklist?state=done`);
+        const rows = await tableRows(page, 'worklist');
+        assert.ok(rows.length >= 1 && rows.every((r) => r.cells.at(-1).includes('已处理')), `marked items: ${JSON.stringify(rows.map((r) => r.cells.at(-1)))}`);
+        assert.equal(await page.locator(`[data-testid=${tid}]`).count(), 0, 'the marked finding still offers 标记已处理');
+      });
+    });
+    await ctx.close();
+  }
+
+  // ── the auditor: read-only, masked ──
+  {
+    const ctx = await newContext(browser);
+    await scenario('auditor: dashboard, read-only worklist', [ctx], async () => {
+      let page;
+      await step('auditor logs in and lands on the dashboard', async () => {
+        page = await login(ctx, USERS.auditor);
+        assert.equal(pathOf(page), `/web/region/${COUNTY}`);
+        assert.ok((await page.locator('[data-testid=cards] .card').count()) >= 4);
+        await waitForCharts(page);
+      });
+      await step('the auditor sees findings but cannot mark them, nor unmask a person', async () => {
+        await page.goto(`${BASE_URL}/web/worklist`);
+        assert.ok((await tableRows(page, 'worklist')).length >= 1, 'no findings for the auditor');
+        assert.equal(await page.locator('button[data-testid^=mark-]').count(), 0, 'the auditor is offered 标记已处理');
+        const leaks = await page.$$eval('a[href^="/web/person/"]', (as) => as.map((a) => a.getAttribute('href')).filter((h) => /\/web\/person\/\d{17}[\dX]/.test(h)).length);
+        if (leaks > 0) warn(`the auditor's worklist links carry ${leaks} full ID numbers in their URLs (/web/person/<id>), though the auditor may only see masked ones`);
+        if (found.personId) {
+          const r = await page.goto(`${BASE_URL}/web/person/${found.personId}?unmasked=1`);
+          assert.equal(r.status(), 403, 'the auditor asking for an unmasked person');
+        }
+      });
+    });
+    await ctx.close();
+  }
+
+  // ── the administrator ──
+  {
+    const ctx = await newContext(browser);
+    await scenario('administrator: lands on the county', [ctx], async () => {
+      await step('admin logs in and lands on the county dashboard (first region with several children)', async () => {
+        const page = await login(ctx, USERS.admin);
+        assert.equal(pathOf(page), `/web/region/${COUNTY}`);
+        assert.ok((await page.locator('nav a', { hasText: '名单导入' }).count()) === 1, 'the administrator has 名单导入 in the menu');
+      });
+    });
+    await ctx.close();
+  }
+
+  // ── phone width ──
+  {
+    const ctx = await newContext(browser, PHONE, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    await scenario('phone width (375×812): dashboard without horizontal overflow', [ctx], async () => {
+      let page;
+      await step('county logs in on a phone', async () => {
+        page = await login(ctx, USERS.county);
+        assert.equal(pathOf(page), `/web/region/${COUNTY}`);
+        await waitForCharts(page);
+      });
+      await step('the menu is behind ☰ and opens', async () => {
+        const nav = page.locator('header.top nav');
+        assert.equal(await nav.isVisible(), false, 'the menu is open on a phone before ☰ is touched');
+        await page.locator('header.top button.menu').click();
+        await nav.waitFor({ state: 'visible' });
+        await page.locator('header.top button.menu').click();
+        await nav.waitFor({ state: 'hidden' });
+      });
+      await step('screenshots of the dashboard at 375×812', async () => {
+        await shot(page, '02-dashboard-375x812');
+        await shot(page, '02-dashboard-375x812-viewport', { fullPage: false });
+      });
+      // Other pages: measured and reported (not asserted: the issue asks it of the dashboard).
+      for (const [name, url] of [
+        ['person', found.personId ? `/web/person/${found.personId}` : null],
+        ['worklist', '/web/worklist'],
+        ['policy', '/web/policy'],
+        ['import', '/web/import'],
+      ]) {
+        if (!url) continue;
+        await page.goto(BASE_URL + url);
+        const o = await overflow(page);
+        if (o.scrollWidth > o.clientWidth + 1) warn(`phone width: ${name} page overflows horizontally (body scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth}; widest: ${o.wide.join(', ')})`);
+      }
+      await step('the dashboard does not overflow horizontally (body scrollWidth <= clientWidth + 1)', async () => {
+        await page.goto(`${BASE_URL}/web/region/${COUNTY}?year=${YEAR}`);
+        await waitForCharts(page);
+        const o = await overflow(page);
+        assert.ok(o.scrollWidth <= o.clientWidth + 1, `the dashboard overflows at 375 px: body scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth} + 1; outermost wide elements: ${o.wide.join(', ')}`);
+      });
+    });
+    await ctx.close();
+  }
+} finally {
+  await browser.close();
+}
+
+/** A 2018-insured person with a settlement, through the REST API (only if the drill-down found none). */
+async function personFromApi() {
+  const login = await fetch(`${BASE_URL}/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: USERS.county, password: PASSWORD }),
+  });
+  assert.equal(login.status, 200, 'POST /api/login');
+  const { token } = await login.json();
+  const auth = { authorization: `Bearer ${token}` };
+  const list = await (await fetch(`${BASE_URL}/api/persons?region=${COUNTY}&limit=50&unmasked=true`, { headers: auth })).json();
+  for (const p of list.persons || []) {
+    const d = await (await fetch(`${BASE_URL}/api/persons/${p.id_no}?unmasked=true`, { headers: auth })).json();
+    if ((d.enrolments || []).some((e) => String(e.year) === YEAR && e.insured)) {
+      found.personName = d.person.name;
+      return p.id_no;
+    }
+  }
+  throw new Error(`no person insured in ${YEAR} among the first 50 of ${COUNTY}`);
+}
+
+// ───────────────────────────── summary ─────────────────────────────
+
+console.log(`\nscreenshots (${SHOTS}):\n${shots.map((s) => '  ' + s).join('\n')}`);
+if (warnings.length) console.log(`\nwarnings:\n${warnings.map((w) => '  ! ' + w).join('\n')}`);
+console.log(`\n${((Date.now() - started) / 1000).toFixed(1)} s`);
+if (failures.length) {
+  console.log(`\nFAILED (${failures.length}):`);
+  for (const f of failures) console.log(`  ✗ ${f.scenario} — ${f.step}: ${f.error.split('\n')[0]}`);
+  process.exit(1);
+}
+console.log('all workbench checks passed');
