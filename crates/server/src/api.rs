@@ -216,9 +216,7 @@ async fn get_person(State(state): State<AppState>, p: Principal, P(id_no): P<Str
     // A hospital looks up the person whose certificate it holds (it typed the full number); everyone
     // else only inside their region — by village, or, for someone the registry has no village for, by the
     // county they are insured in. Out of scope looks the same as absent.
-    let in_scope = p.covers(person.village_code.as_deref())
-        || (person.village_code.is_none() && enrolments.iter().any(|e| p.covers(Some(&e.insured_admdvs))));
-    if p.role != Role::Hospital && !in_scope {
+    if p.role != Role::Hospital && !p.covers_person(person.village_code.as_deref(), &enrolments) {
         return Err(not_found());
     }
     if unmasked {

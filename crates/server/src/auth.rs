@@ -100,6 +100,11 @@ impl Principal {
             None => false,
         }
     }
+    /// Whether a person is in the region (hospitals aside): by village, or, for someone the registry has
+    /// no village for, by a county they are insured in. The API and the pages decide alike.
+    pub fn covers_person(&self, village_code: Option<&str>, enrolments: &[baozhang_store::registry::EnrolmentRow]) -> bool {
+        self.covers(village_code) || (village_code.is_none() && enrolments.iter().any(|e| self.covers(Some(&e.insured_admdvs))))
+    }
     /// Whether the role may ask for names and ID numbers in clear (every such view is logged).
     pub fn may_unmask(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Bureau | Role::Cadre | Role::Hospital)

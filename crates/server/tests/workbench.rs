@@ -96,6 +96,20 @@ impl Browser {
         self.send(self.http.get(format!("{}{path}", self.base))).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    /// GET, following the redirects a browser follows on this site (an ID number typed into a person
+    /// address is answered with the person's opaque address); never to the login page.
+    async fn page(&self, path: &str) -> Resp {
+        let mut r = self.get(path).await;
+        for _ in 0..3 {
+            let loc = r.header("location");
+            if !(r.status == 303 && loc.starts_with("/web/")) {
+                break;
+            }
+            r = self.get(&loc).await;
+        }
+        r
+    }
+
     async fn try_post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Result<Resp, String> {
         let body = serde_urlencoded::to_string(pairs).expect("form encodes");
         self.send(self.http.post(format!("{}{path}", self.base)).header("content-type", "application/x-www-form-urlencoded").body(body))
@@ -267,6 +281,24 @@ fn export_links(html: &str) -> Vec<String> {
     out
 }
 
+/// Standard base64 (RFC 4648, with padding).
+fn base64_decode(s: &str) -> Vec<u8> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = T.iter().position(|&t| t == c).unwrap_or_else(|| panic!("not base64: {c}")) as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
 fn sheet(bytes: &[u8]) -> calamine::Range<calamine::Data> {
     use calamine::Reader;
     let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("an xlsx workbook");
@@ -423,11 +455,20 @@ async fn every_page_keeps_to_the_users_scope() {
             "/web/worklist".into(),
             "/web/policy".into(),
         ] {
-            let r = cadre.get(&path).await;
+            let r = cadre.page(&path).await;
             assert_eq!(r.status, 200, "{db:?}: cadre {path}: {}", r.text());
         }
+        // The search box leads to the person's page, whose address does not carry the ID number.
         let r = cadre.get(&format!("/web/find?q={}", in_a.id_no)).await;
-        assert_eq!((r.status, r.header("location")), (303, format!("/web/person/{}", in_a.id_no)), "{db:?}");
+        let to = r.header("location");
+        assert!(r.status == 303 && to.starts_with("/web/person/") && !to.contains(&in_a.id_no), "{db:?}: {} {to}", r.status);
+        let page = cadre.get(&to).await;
+        assert_eq!(page.status, 200, "{db:?}");
+        assert!(page.text().contains(&mask_id(&in_a.id_no)), "{db:?}");
+        assert_eq!(cadre.get(&format!("/web/person/{}", in_a.id_no)).await.header("location"), to, "{db:?}: a typed ID number goes there too");
+        // A key altered by one digit is nobody's.
+        let last = format!("{}{}", &to[..to.len() - 1], if to.ends_with('0') { '1' } else { '0' });
+        assert_eq!(cadre.get(&last).await.status, 404, "{db:?}: {last}");
 
         // Not the other village: a region outside the scope is refused whether or not it exists; a
         // person or household outside it looks exactly like one that does not exist.
@@ -445,7 +486,7 @@ async fn every_page_keeps_to_the_users_scope() {
         }
         let absent = cadre.get("/web/person/620422199001010000").await;
         assert_eq!(absent.status, 404, "{db:?}");
-        let r = cadre.get(&format!("/web/person/{}", in_b.id_no)).await;
+        let r = cadre.page(&format!("/web/person/{}", in_b.id_no)).await;
         assert_eq!(r.status, 404, "{db:?}: cadre of {a} on a person of {b}: {}", r.text());
         assert_eq!(r.text(), absent.text(), "{db:?}: out of scope must look like absent");
         for path in [format!("/web/person/{}?unmasked=1", in_b.id_no), format!("/web/person/{}?export=settlements", in_b.id_no)] {
@@ -473,7 +514,7 @@ async fn every_page_keeps_to_the_users_scope() {
             format!("/web/worklist?region={b}"),
             "/web/import".into(),
         ] {
-            let r = bureau.get(&path).await;
+            let r = bureau.page(&path).await;
             assert_eq!(r.status, 200, "{db:?}: bureau {path}: {}", r.text());
         }
         let r = bureau.get(&format!("/web/household/{HOUSEHOLD_B}")).await;
@@ -512,8 +553,8 @@ async fn the_county_sees_its_insured_people_without_a_village_as_the_api_does() 
         let cadre = Browser::login(&app.base, "cadre_a").await;
         let (st, v) = bureau.rest().get(&format!("/api/persons/{}", q.id_no)).await;
         assert_eq!(st, 200, "{db:?}: the API shows the county's bureau this person: {v}");
-        assert_eq!(cadre.get(&format!("/web/person/{}", q.id_no)).await.status, 404, "{db:?}");
-        let r = bureau.get(&format!("/web/person/{}", q.id_no)).await;
+        assert_eq!(cadre.page(&format!("/web/person/{}", q.id_no)).await.status, 404, "{db:?}");
+        let r = bureau.page(&format!("/web/person/{}", q.id_no)).await;
         assert_eq!(r.status, 200, "{db:?}: the person page refuses what the API shows: {}", r.text());
         let r = bureau.get(&format!("/web/find?q={}", q.id_no)).await;
         assert_eq!(r.status, 303, "{db:?}: the search box refuses what the API shows: {}", r.text());
@@ -532,17 +573,17 @@ async fn only_roles_that_may_unmask_do_and_every_unmasked_view_is_logged() {
         let admin = Browser::login(&app.base, "admin1").await.rest();
         let logged = app.store.count("access_log").await.unwrap();
 
-        let r = auditor.get(&format!("/web/person/{}?unmasked=1", p.id_no)).await;
+        let r = auditor.page(&format!("/web/person/{}?unmasked=1", p.id_no)).await;
         assert_eq!(r.status, 403, "{db:?}: {}", r.text());
         assert!(r.text().contains("不能查看未脱敏的个人信息"), "{db:?}: {}", r.text());
-        assert_eq!(hosp.get(&format!("/web/person/{}?unmasked=1", p.id_no)).await.status, 403, "{db:?}");
-        let r = auditor.get(&format!("/web/person/{}", p.id_no)).await;
+        assert_eq!(hosp.page(&format!("/web/person/{}?unmasked=1", p.id_no)).await.status, 403, "{db:?}");
+        let r = auditor.page(&format!("/web/person/{}", p.id_no)).await;
         assert_eq!(r.status, 200, "{db:?}");
         assert!(!r.text().contains("unmasked=1"), "{db:?}: the auditor is offered an unmasked view");
         assert!(r.text().contains("审计督查人员只能查看脱敏信息"), "{db:?}");
         assert_eq!(app.store.count("access_log").await.unwrap(), logged, "{db:?}: refused or masked views are not logged");
 
-        let r = bureau.get(&format!("/web/person/{}?unmasked=1", p.id_no)).await;
+        let r = bureau.page(&format!("/web/person/{}?unmasked=1", p.id_no)).await;
         assert_eq!(r.status, 200, "{db:?}: {}", r.text());
         assert!(r.text().contains(&p.id_no) && r.text().contains("测试0"), "{db:?}: the unmasked view shows name and ID number");
         assert_eq!(app.store.count("access_log").await.unwrap(), logged + 1, "{db:?}");
@@ -573,7 +614,7 @@ async fn masked_pages_never_carry_a_full_id_number() {
         let mut leaks = Vec::new();
         for user in ["audit1", "bureau1", "cadre_a"] {
             let b = Browser::login(&app.base, user).await;
-            let r = b.get(&format!("/web/person/{}", p.id_no)).await;
+            let r = b.page(&format!("/web/person/{}", p.id_no)).await;
             assert_eq!(r.status, 200, "{db:?}: {user}: {}", r.text());
             let html = r.text();
             assert!(html.contains(&masked), "{db:?}: {user}: the masked ID number is shown");
@@ -1051,12 +1092,13 @@ async fn roster_upload_reports_rejected_rows_and_is_for_the_bureau() {
         let links = export_links(&html);
         assert!(!links.is_empty(), "{db:?}: {html}");
         for l in &links {
-            let r = bureau.get(l).await;
-            assert_eq!(
-                (r.status, r.header("content-type").as_str()),
-                (200, XLSX),
-                "{db:?}: the 导出 Excel button {l} of the import result"
-            );
+            // The result of a POST cannot be fetched again: its tables carry their workbook inline.
+            let b64 = l.strip_prefix(&format!("data:{XLSX};base64,")).unwrap_or_else(|| panic!("{db:?}: an inline workbook: {l}"));
+            let rows = sheet(&base64_decode(b64));
+            assert!(rows.height() >= 2, "{db:?}: header and the rejected row");
+            let text: Vec<String> = rows.rows().flat_map(|r| r.iter().map(|c| c.to_string())).collect();
+            assert!(text.iter().any(|c| c == &mask_id(&bad)), "{db:?}: the rejected row, masked as on screen: {text:?}");
+            assert!(!text.iter().any(|c| c == &bad), "{db:?}");
         }
         app.stop().await;
     }

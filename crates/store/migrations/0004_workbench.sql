@@ -31,4 +31,12 @@ CREATE INDEX worklist_marks_village ON worklist_marks (village_code, state);
 -- 1.2 → 0.5 s, the per-settlement fund sums 2.7 → 1.1 s, on a loaded 2-core machine).
 CREATE INDEX ledger_settlements_year ON ledger_settlements (year, id_no, village_code, insuplc_admdvs, reverses, med_type, identities,
     medfee_sumamt, inscp_scp_amt, fund_pay_sumamt, hosp_part_amt, psn_part_amt);
-CREATE INDEX ledger_entries_year ON ledger_entries (year, setl_id, fund, layer, amount_fen)
+CREATE INDEX ledger_entries_year ON ledger_entries (year, setl_id, fund, layer, amount_fen);
+
+-- Server secrets shared by every server process on the database, e.g. the key of the opaque person
+-- links of the workbench (a page address never carries an ID number).
+CREATE TABLE app_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);

@@ -632,9 +632,12 @@ impl Store {
     /// lines: [total, fully self-paid, over-limit, pre-self-pay, compliant] and the line count.
     pub async fn open_visits(&self, fixmedins_code: &str, psn_no: &str) -> Result<Vec<(Mdtrt, [i64; 5], i64)>> {
         let cols = MDTRT_COLS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+        // PostgreSQL sums BIGINT as NUMERIC: cast back.
+        let sums = ["det_item_fee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt"]
+            .map(|c| format!("CAST(COALESCE(SUM(f.{c}), 0) AS BIGINT)"))
+            .join(", ");
         let sql = format!(
-            "SELECT {cols}, COALESCE(SUM(f.det_item_fee_sumamt), 0), COALESCE(SUM(f.fulamt_ownpay_amt), 0), \
-             COALESCE(SUM(f.overlmt_selfpay), 0), COALESCE(SUM(f.preselfpay_amt), 0), COALESCE(SUM(f.inscp_scp_amt), 0), COUNT(f.feedetl_sn) \
+            "SELECT {cols}, {sums}, COUNT(f.feedetl_sn) \
              FROM mdtrts m LEFT JOIN fee_lines f ON f.mdtrt_id = m.mdtrt_id \
              WHERE m.fixmedins_code = $1 AND m.psn_no = $2 AND m.status = 'open' \
              GROUP BY {cols} ORDER BY m.begn_date DESC, m.mdtrt_id DESC LIMIT 50"
@@ -662,6 +665,19 @@ impl Store {
     pub async fn msg(&self, msgid: &str) -> Result<Option<LoggedMsg>> {
         let mut c = self.pool().acquire().await?;
         msg_lookup(&mut c, msgid).await
+    }
+
+    /// A server secret by name: the stored one, or `candidate` stored now if there is none. Every server
+    /// process on the database gets the same value (the first insert wins), and it survives restarts.
+    pub async fn secret(&self, name: &str, candidate: &str) -> Result<String> {
+        sqlx::query("INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name.to_string())
+            .bind(candidate.to_string())
+            .bind(now_text())
+            .execute(self.pool())
+            .await?;
+        let row = sqlx::query("SELECT value FROM app_secrets WHERE name = $1").bind(name.to_string()).fetch_one(self.pool()).await?;
+        get_text(&row, 0)
     }
 
     /// Records an unmasked view of personal information (PIPL).

@@ -443,10 +443,11 @@ pub async fn household_page(State(state): State<AppState>, u: WebUser, Path(hous
     if members.is_empty() || !village.as_deref().is_some_and(|v| v.starts_with(&own)) {
         return Err(WebError::not_found("未找到该户，或不在您的管辖范围内"));
     }
+    let pid = state.web.pid_key(&state.store).await?;
     let mut t = Table::new("members", "家庭成员", vec!["姓名", "证件号码", "性别", "出生日期", "与户主关系", "身份", "参保", "结算人次", "个人负担（元）"]);
     for m in &members {
         t.rows.push(vec![
-            Cell::Link(mask_name(&m.name), format!("/web/person/{}", urlencode(&m.id_no))),
+            Cell::Link(mask_name(&m.name), super::person::person_href(&pid, &m.id_no)),
             Cell::text(mask_id(&m.id_no)),
             Cell::text(&m.sex),
             Cell::text(super::date_text(m.birth_date)),

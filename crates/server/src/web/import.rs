@@ -10,6 +10,8 @@ use super::{esc, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 /// Largest roster accepted from the browser (bigger ones: `baozhang import` on the server).
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
 
@@ -156,11 +158,13 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
                     .collect(),
             );
         }
+        // The result of a POST cannot be fetched again: the table's export is its own workbook, inline.
+        t.export_href = Some(format!("data:{XLSX};base64,{}", base64(&t.xlsx()?)));
         page.push(&t.html("/web/import"));
         if let Some(x) = &report.rejections_xlsx {
             if let Ok(b) = std::fs::read(x) {
                 page.push(&format!(
-                    "<p><a class=\"btn\" download=\"{}.rejected.xlsx\" href=\"data:application/vnd.openxmlformats-officedocument.spreadsheetml.sheet;base64,{}\">下载被拒绝的行（Excel，含原始内容）</a></p>",
+                    "<p><a class=\"btn\" download=\"{}.rejected.xlsx\" href=\"data:{XLSX};base64,{}\">下载被拒绝的行（Excel，含原始内容）</a></p>",
                     esc(&name),
                     base64(&b)
                 ));

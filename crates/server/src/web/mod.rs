@@ -13,6 +13,7 @@
 pub mod dashboard;
 pub mod import;
 pub mod person;
+pub mod pid;
 pub mod policy;
 pub mod table;
 pub mod window;
@@ -42,6 +43,7 @@ pub struct WebState {
     slip: std::sync::OnceLock<Result<baozhang_slip::SlipRenderer, String>>,
     /// R-RISK-1: annual personal payment above which a person is flagged (default 5,000 yuan).
     pub warning_line_fen: i64,
+    pid: tokio::sync::OnceCell<pid::PidKey>,
 }
 
 impl Default for WebState {
@@ -51,11 +53,23 @@ impl Default for WebState {
             dashboard: dashboard::Cache::default(),
             slip: std::sync::OnceLock::new(),
             warning_line_fen: 500_000,
+            pid: tokio::sync::OnceCell::new(),
         }
     }
 }
 
 impl WebState {
+    /// The key of the person links (`app_secrets`, created by the first server on the database).
+    pub async fn pid_key(&self, store: &baozhang_store::Store) -> Result<pid::PidKey, WebError> {
+        self.pid
+            .get_or_try_init(|| async {
+                let hex = store.secret("web.person_link", &pid::PidKey::random_hex()).await?;
+                pid::PidKey::from_hex(&hex).ok_or_else(|| WebError::internal("app_secrets web.person_link is not 32 bytes of hex"))
+            })
+            .await
+            .cloned()
+    }
+
     /// Region code → name (loaded once; the division tree changes with an import, i.e. a restart).
     pub async fn region_names(&self, store: &baozhang_store::Store) -> Result<Arc<HashMap<String, String>>, WebError> {
         self.region_names
@@ -97,6 +111,11 @@ impl WebError {
     }
     pub fn not_found(message: impl Into<String>) -> WebError {
         WebError::new(StatusCode::NOT_FOUND, message)
+    }
+    /// A fault of the server: logged in English, shown as a polite Chinese message.
+    pub fn internal(log: &str) -> WebError {
+        tracing::error!(error = log, "page failed");
+        WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "系统暂时无法处理，请稍后重试")
     }
 }
 
@@ -400,17 +419,28 @@ pub struct NextQ {
     next: String,
 }
 
-/// Only local paths: a login link must not send the user to another site.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/web/"
+/// Only local paths: a login link must not send the user to another site. Browsers drop tabs and line
+/// breaks inside a URL (so "/\t/evil.com" would be followed as "//evil.com") and read a backslash as a
+/// slash; such a `next` is ignored. Anything outside visible ASCII (a Chinese query value) is
+/// percent-encoded, since a `Location` header carries ASCII only.
+fn safe_next(next: &str) -> String {
+    let local = next.starts_with('/') && !next.starts_with("//");
+    if !local || next.bytes().any(|b| b.is_ascii_control() || b == b'\\') {
+        return "/web/".to_string();
     }
+    let mut o = String::with_capacity(next.len());
+    for b in next.bytes() {
+        if b.is_ascii_graphic() {
+            o.push(b as char);
+        } else {
+            let _ = write!(o, "%{b:02X}");
+        }
+    }
+    o
 }
 
 async fn login_page(axum::extract::Query(q): axum::extract::Query<NextQ>) -> Html<String> {
-    Html(LoginTpl { error: "", username: "", next: safe_next(&q.next) }.render().unwrap_or_default())
+    Html(LoginTpl { error: "", username: "", next: &safe_next(&q.next) }.render().unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -422,7 +452,7 @@ pub struct LoginForm {
 }
 
 async fn login_submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    let next = safe_next(&f.next).to_string();
+    let next = safe_next(&f.next);
     match auth::login(&state, f.username.trim(), &f.password).await {
         Ok((token, expires_at, _user)) => {
             let max_age = (expires_at - clock::unix_now()).max(0);
@@ -493,6 +523,9 @@ mod tests {
         assert_eq!(safe_next("https://evil.example/"), "/web/");
         assert_eq!(safe_next("/\\evil.example"), "/web/");
         assert_eq!(safe_next(""), "/web/");
+        assert_eq!(safe_next("/\t/evil.example"), "/web/");
+        assert_eq!(safe_next("/web/\r\nSet-Cookie: x=1"), "/web/");
+        assert_eq!(safe_next("/web/find?q=张"), "/web/find?q=%E5%BC%A0");
     }
 
     #[test]

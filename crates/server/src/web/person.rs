@@ -9,6 +9,7 @@ use baozhang_store::ledger::{SettlementFilter, StoredSettlement};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::pid::PidKey;
 use super::table::{Cell, Table};
 use super::{date_text, esc, urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
@@ -31,8 +32,15 @@ pub async fn find(State(state): State<AppState>, u: WebUser, Query(q): Query<Fin
         Some(p) => Some(p),
         None => state.store.person_by_psn(&q).await?,
     };
+    let in_scope = match &person {
+        Some(p) => u.p.covers_person(p.village_code.as_deref(), &state.store.enrolments_of(&p.id_no).await?),
+        None => false,
+    };
     match person {
-        Some(p) if u.p.covers(p.village_code.as_deref()) => Ok(Redirect::to(&format!("/web/person/{}", urlencode(&p.id_no))).into_response()),
+        Some(p) if in_scope => {
+            let key = state.web.pid_key(&state.store).await?;
+            Ok(Redirect::to(&person_href(&key, &p.id_no)).into_response())
+        }
         _ => Err(WebError::not_found("未找到该人员，或不在您的管辖范围内")),
     }
 }
@@ -116,19 +124,35 @@ pub fn explanation_html(s: &StoredSettlement) -> String {
     o
 }
 
-pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(id_no): Path<String>, Query(q): Query<PersonQ>) -> WebResult {
+/// The address of a person's page: an opaque key, never the ID number (see `pid`).
+pub fn person_href(key: &PidKey, id_no: &str) -> String {
+    format!("/web/person/{}", key.encode(id_no))
+}
+
+/// `/web/person/{key}`; an ID number typed in place of the key is looked up the same way and answered
+/// with a redirect to the key's address, so the page's own links never carry it.
+pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): Path<String>, Query(q): Query<PersonQ>) -> WebResult {
     u.region()?;
-    let id_no = id_no.trim().to_ascii_uppercase();
+    let pid = state.web.pid_key(&state.store).await?;
+    let (id_no, typed) = match pid.decode(key.trim()) {
+        Some(id) => (id, false),
+        None => (key.trim().to_ascii_uppercase(), true),
+    };
     let not_found = || WebError::not_found("未找到该人员，或不在您的管辖范围内");
     let person = state.store.person(&id_no).await?.ok_or_else(not_found)?;
-    if !u.p.covers(person.village_code.as_deref()) {
+    let enrolments = state.store.enrolments_of(&id_no).await?;
+    if !u.p.covers_person(person.village_code.as_deref(), &enrolments) {
         return Err(not_found());
     }
     let unmasked = u.may_unmask(q.unmasked.as_deref() == Some("1"))?;
+    let here = person_href(&pid, &id_no);
+    if typed {
+        let query = u.path.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+        return Ok(Redirect::to(&format!("{here}{query}")).into_response());
+    }
     if unmasked {
         state.store.log_access(&u.p.username, u.p.role.as_str(), "web.person", &mask_id(&id_no), "查看未脱敏个人信息").await?;
     }
-    let enrolments = state.store.enrolments_of(&id_no).await?;
     let periods = state.store.identity_periods(&id_no).await?;
     let states = state.store.special_states(&id_no).await?;
     let mut psn_nos: Vec<String> = enrolments.iter().map(|e| e.psn_no.clone()).chain(person.psn_no.clone()).collect();
@@ -234,8 +258,7 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(id_no):
     );
     if !unmasked && u.p.may_unmask() {
         info.push_str(&format!(
-            "<p><a class=\"btn secondary\" href=\"/web/person/{}?unmasked=1\">显示完整姓名和证件号码（将记入查看日志）</a></p>",
-            urlencode(&id_no)
+            "<p><a class=\"btn secondary\" href=\"{here}?unmasked=1\">显示完整姓名和证件号码（将记入查看日志）</a></p>"
         ));
     }
     info.push_str("</section>");

@@ -56,28 +56,33 @@ pub struct Table {
     pub page_size: usize,
     /// Shown when there are no rows.
     pub empty: &'static str,
+    /// Where the 导出 Excel button points when the page cannot be fetched again by its address (the
+    /// result of an upload): a `data:` URI of the table's own workbook. `None`: `<page>?export=<id>`.
+    pub export_href: Option<String>,
 }
 
 impl Table {
     pub fn new(id: &'static str, title: impl Into<String>, columns: Vec<&str>) -> Table {
-        Table { id, title: title.into(), columns: columns.into_iter().map(str::to_string).collect(), rows: Vec::new(), page_size: 20, empty: "暂无数据" }
+        Table { id, title: title.into(), columns: columns.into_iter().map(str::to_string).collect(), rows: Vec::new(), page_size: 20, empty: "暂无数据", export_href: None }
     }
 
     /// The table with its tools; `path` is the page's own path and query (for the export link).
     pub fn html(&self, path: &str) -> String {
         let sep = if path.contains('?') { '&' } else { '?' };
+        let export = match &self.export_href {
+            Some(h) => h.clone(),
+            None => format!("{path}{sep}export={}", urlencode(self.id)),
+        };
         let mut o = String::with_capacity(256 + self.rows.len() * 128);
         o.push_str(&format!(
             "<section class=\"tbl\" data-page-size=\"{}\"><div class=\"tbl-head\"><h2>{}</h2><span class=\"count\">共 {} 条</span>\
              <input type=\"search\" class=\"tbl-filter\" placeholder=\"筛选…\" aria-label=\"筛选{}\">\
-             <a class=\"btn\" href=\"{}{}export={}\" download>导出 Excel</a></div><div class=\"tbl-scroll\"><table id=\"{}\"><thead><tr>",
+             <a class=\"btn\" href=\"{}\" download>导出 Excel</a></div><div class=\"tbl-scroll\"><table id=\"{}\"><thead><tr>",
             self.page_size,
             esc(&self.title),
             self.rows.len(),
             esc(&self.title),
-            esc(path),
-            sep,
-            urlencode(self.id),
+            esc(&export),
             esc(self.id)
         ));
         let numeric: Vec<bool> = (0..self.columns.len()).map(|c| self.rows.first().and_then(|r| r.get(c)).is_some_and(Cell::numeric)).collect();

@@ -80,6 +80,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
     );
     t.page_size = 25;
     t.empty = "没有需要处理的问题";
+    let pid = state.web.pid_key(&state.store).await?;
     for it in &items {
         let f = &it.finding;
         if let Some(k) = CLASSES.iter().position(|c| c.0 == f.class) {
@@ -107,7 +108,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
             Cell::text(action),
             Cell::text(names.get(village).cloned().unwrap_or_else(|| village.to_string())),
             Cell::text(f.household_no.clone().unwrap_or_default()),
-            Cell::Link(mask_name(&f.name), format!("/web/person/{}", super::urlencode(&f.id_no))),
+            Cell::Link(mask_name(&f.name), super::person::person_href(&pid, &f.id_no)),
             Cell::text(mask_id(&f.id_no)),
             Cell::text(f.detail.clone().unwrap_or_default()),
             Cell::text(novelty),
