@@ -693,6 +693,10 @@ try {
         }
       });
       await step('the settlement is listed as 有效 among the hospital’s settlements of the patient', async () => {
+        // Right away (the list is swapped in with the result) …
+        const now = await tableRows(page, 'done');
+        assert.ok(now.some((r) => r.cells[0] === setlId && r.cells.includes('有效')), `not listed without a reload: ${JSON.stringify(now.map((r) => r.cells[0]))}`);
+        // … and after a reload.
         await page.goto(`${BASE_URL}/web/window?q=${encodeURIComponent(found.personId)}`);
         const rows = await tableRows(page, 'done');
         const row = rows.find((r) => r.cells[0] === setlId);
@@ -822,18 +826,20 @@ try {
         await shot(page, '02-dashboard-375x812');
         await shot(page, '02-dashboard-375x812-viewport', { fullPage: false });
       });
-      // Other pages: measured and reported (not asserted: the issue asks it of the dashboard).
-      for (const [name, url] of [
-        ['person', found.personId ? `/web/person/${found.personId}` : null],
-        ['worklist', '/web/worklist'],
-        ['policy', '/web/policy'],
-        ['import', '/web/import'],
-      ]) {
-        if (!url) continue;
-        await page.goto(BASE_URL + url);
-        const o = await overflow(page);
-        if (o.scrollWidth > o.clientWidth + 1) warn(`phone width: ${name} page overflows horizontally (body scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth}; widest: ${o.wide.join(', ')})`);
-      }
+      // The other pages the county uses fit the phone too (wide tables scroll inside their box).
+      await step('the person, worklist, policy and import pages do not overflow horizontally either', async () => {
+        for (const [name, url] of [
+          ['person', found.personPath || null],
+          ['worklist', '/web/worklist'],
+          ['policy', '/web/policy'],
+          ['import', '/web/import'],
+        ]) {
+          if (!url) continue;
+          await page.goto(BASE_URL + url);
+          const o = await overflow(page);
+          assert.ok(o.scrollWidth <= o.clientWidth + 1, `phone width: the ${name} page overflows horizontally (body scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth}; widest: ${o.wide.join(', ')})`);
+        }
+      });
       await step('the dashboard does not overflow horizontally (body scrollWidth <= clientWidth + 1)', async () => {
         await page.goto(`${BASE_URL}/web/region/${COUNTY}?year=${YEAR}`);
         await waitForCharts(page);

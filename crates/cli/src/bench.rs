@@ -55,6 +55,20 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20_000)]
         settlements: usize,
     },
+    /// 工作台页面服务器耗时：在已准备的数据库上（先运行 baozhang demo --no-serve），逐页测量（server time per page）
+    Web {
+        /// Database prepared by `baozhang demo --no-serve` (default: the demo's, ./baozhang.db).
+        #[arg(long, env = "BAOZHANG_DATABASE_URL", default_value = baozhang_store::DEFAULT_URL)]
+        database_url: String,
+        /// The account that drills down (the demo's county bureau user).
+        #[arg(long, default_value = "county")]
+        username: String,
+        #[arg(long, default_value = "Demo-2018")]
+        password: String,
+        /// Requests per page after the first.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
 }
 
 /// Peak resident memory of finished children, in KiB (Linux reports ru_maxrss in KiB).
@@ -78,6 +92,7 @@ pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Registry { scale, seed, database_url, dir } => bench_registry(scale, seed, database_url, dir),
         BenchCmd::Serve { database_url, people, clients, settlements } => bench_serve(database_url, people, clients, settlements),
+        BenchCmd::Web { database_url, username, password, rounds } => bench_web(database_url, username, password, rounds),
         BenchCmd::Settle { claims, persons, policy, seed, rounds, dir } => {
             bench_settle(claims, persons.unwrap_or((claims / 4).max(1)), &policy, seed, rounds, dir)
         }
@@ -295,6 +310,46 @@ fn bench_serve(database_url: Option<String>, people: usize, clients: usize, sett
                     p.p99.as_secs_f64() * 1e3,
                     p.max.as_secs_f64() * 1e3
                 );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("错误：{e}");
+            ExitCode::from(crate::EXIT_IO)
+        }
+    }
+}
+
+fn bench_web(database_url: String, username: String, password: String, rounds: usize) -> ExitCode {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    println!("bench web: {} as {username}, {rounds} requests per page after the first", crate::data_cmd::redact_url(&database_url));
+    println!("machine: {cpu}, {} logical CPUs; server in-process over loopback", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = baozhang_server::bench_web::WebBenchOptions { database_url, username, password, rounds: rounds.max(1) };
+    let rt = crate::data_cmd::runtime();
+    match rt.block_on(baozhang_server::bench_web::run(&opts)) {
+        Ok(rep) => {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            println!("dashboard figures of {} (all villages, once; then cached and rolled up in memory): {:.0} ms", rep.year, ms(rep.figures));
+            println!("{:<26} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}  path", "page", "first ms", "p50 ms", "p95 ms", "max ms", "client p50", "bytes");
+            for p in &rep.pages {
+                println!(
+                    "{:<26} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>9}  {}",
+                    p.name,
+                    ms(p.first),
+                    ms(p.server_p50),
+                    ms(p.server_p95),
+                    ms(p.server_max),
+                    ms(p.client_p50),
+                    p.bytes,
+                    p.path
+                );
+            }
+            let worst = rep.pages.iter().max_by_key(|p| p.server_p95);
+            if let Some(w) = worst {
+                println!("slowest page (p95 server time): {} {:.1} ms", w.name, ms(w.server_p95));
             }
             ExitCode::SUCCESS
         }

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod bench_web;
 pub mod clock;
 pub mod national;
 pub mod openapi;

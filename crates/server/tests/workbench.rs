@@ -466,6 +466,10 @@ async fn every_page_keeps_to_the_users_scope() {
         assert_eq!(page.status, 200, "{db:?}");
         assert!(page.text().contains(&mask_id(&in_a.id_no)), "{db:?}");
         assert_eq!(cadre.get(&format!("/web/person/{}", in_a.id_no)).await.header("location"), to, "{db:?}: a typed ID number goes there too");
+        // The header's search box posts (the ID number stays out of the address bar).
+        let r = cadre.post_form("/web/find", &[("q", &in_a.id_no.to_lowercase())]).await;
+        assert_eq!((r.status, r.header("location")), (303, to.clone()), "{db:?}");
+        assert!(page.header("server-timing").starts_with("app;dur="), "{db:?}: {:?}", page.headers);
         // A key altered by one digit is nobody's.
         let last = format!("{}{}", &to[..to.len() - 1], if to.ends_with('0') { '1' } else { '0' });
         assert_eq!(cadre.get(&last).await.status, 404, "{db:?}: {last}");

@@ -4,7 +4,8 @@
 
   function setupTable(sec) {
     var table = sec.querySelector('table');
-    if (!table) return;
+    if (!table || sec.getAttribute('data-ready')) return;
+    sec.setAttribute('data-ready', '1');
     var tbody = table.tBodies[0];
     var rows = Array.prototype.slice.call(tbody.rows).filter(function (r) { return !r.classList.contains('empty'); });
     var pageSize = parseInt(sec.getAttribute('data-page-size') || '20', 10);
@@ -98,7 +99,11 @@
     Array.prototype.forEach.call(document.querySelectorAll('.chart[data-chart]'), setupChart);
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init); else init();
-  document.addEventListener('htmx:afterSwap', function (e) {
-    Array.prototype.forEach.call(e.target.querySelectorAll('section.tbl'), setupTable);
+  // New content from htmx, swapped into the target or out of band (the refreshed settlement list).
+  document.addEventListener('htmx:load', function (e) {
+    var el = e.detail && e.detail.elt;
+    if (!el || !el.querySelectorAll) return;
+    if (el.matches && el.matches('section.tbl')) setupTable(el);
+    Array.prototype.forEach.call(el.querySelectorAll('section.tbl'), setupTable);
   });
 })();

@@ -376,7 +376,7 @@ pub fn routes() -> Router<AppState> {
         .route("/static/echarts.min.js", get(|| async { asset("application/javascript; charset=utf-8", ECHARTS_JS) }))
         .route("/web", get(home))
         .route("/web/", get(home))
-        .route("/web/find", get(person::find))
+        .route("/web/find", get(person::find).post(person::find_form))
         .route("/web/person/{id_no}", get(person::person_page))
         .route("/web/household/{household_no}", get(dashboard::household_page))
         .route("/web/region", get(dashboard::region_home))
@@ -396,6 +396,19 @@ pub fn routes() -> Router<AppState> {
         .route("/web/window/settle", post(window::settle))
         .route("/web/window/cancel", post(window::cancel))
         .route("/web/slip/{setl_id}", get(window::slip))
+        .layer(axum::middleware::from_fn(server_timing))
+}
+
+/// `Server-Timing: app;dur=<ms>` on every page: the time the server spent on it (shown by the
+/// browser's developer tools; read by `baozhang bench web`).
+async fn server_timing(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut r = next.run(req).await;
+    let micros = started.elapsed().as_micros();
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={}.{:03}", micros / 1000, micros % 1000)) {
+        r.headers_mut().insert("server-timing", v);
+    }
+    r
 }
 
 async fn home(u: WebUser) -> Redirect {

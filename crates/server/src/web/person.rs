@@ -21,8 +21,18 @@ pub struct FindQ {
     q: String,
 }
 
-/// The header's search box: an ID number or a person number.
+/// The header's search box (posted, so the ID number stays out of the address bar and the history).
+pub async fn find_form(State(state): State<AppState>, u: WebUser, axum::Form(q): axum::Form<FindQ>) -> WebResult {
+    find_person(&state, &u, q).await
+}
+
+/// `GET /web/find?q=`: the same, for a link or a typed address.
 pub async fn find(State(state): State<AppState>, u: WebUser, Query(q): Query<FindQ>) -> WebResult {
+    find_person(&state, &u, q).await
+}
+
+/// An ID number or a person number → that person's page, if in the user's region.
+async fn find_person(state: &AppState, u: &WebUser, q: FindQ) -> WebResult {
     u.region()?;
     let q = q.q.trim().to_ascii_uppercase();
     if q.is_empty() {

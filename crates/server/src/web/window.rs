@@ -205,7 +205,14 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         super::policy::bill_fields()
     ));
 
-    // This institution's settlements of the person.
+    page.push(&done_list(&state, &inst, &psn_no).await?);
+    Ok(page.render(&u))
+}
+
+/// This institution's settlements of the person, in a box that a settlement or a cancellation replaces
+/// out of band (so the list is current without reloading the page).
+async fn done_list(state: &AppState, inst: &Institution, psn_no: &str) -> Result<String, WebError> {
+    let psn_no = psn_no.to_string();
     let f = SettlementFilter { fixmedins_code: Some(inst.fixmedins_code.clone()), psn_no: Some(psn_no.clone()), limit: 100, ..Default::default() };
     let done = state.store.settlements(&f).await?;
     let mut st = Table::new("done", "本院结算记录", vec!["结算编号", "结算日期", "医疗类别", "医疗费总额", "基金支付", "医院承担", "个人负担", "状态", "操作"]);
@@ -233,8 +240,15 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
             Cell::Html(actions, String::new()),
         ]);
     }
-    page.push(&st.html(&u.path));
-    Ok(page.render(&u))
+    Ok(format!("<div id=\"done-list\">{}</div>", st.html(&format!("/web/window?q={}", urlencode(&psn_no)))))
+}
+
+/// The refreshed list of settlements, swapped in by htmx next to a fragment's message.
+async fn done_list_oob(state: &AppState, inst: &Institution, psn_no: &str) -> String {
+    match done_list(state, inst, psn_no).await {
+        Ok(html) => html.replacen("<div id=\"done-list\">", "<div id=\"done-list\" hx-swap-oob=\"true\">", 1),
+        Err(_) => String::new(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -313,7 +327,8 @@ async fn run_settle(state: &AppState, u: &WebUser, f: &SettleForm, commit: bool)
         Ok(o) => o,
         Err(e) => return Ok(format!("{keep}<div class=\"alert error\" role=\"alert\">{}</div>", esc(&e.to_string()))),
     };
-    Ok(format!("{keep}{}", result_from_output(&out, commit)))
+    let list = if commit { done_list_oob(state, &inst, &f.psn_no).await } else { String::new() };
+    Ok(format!("{keep}{}{list}", result_from_output(&out, commit)))
 }
 
 fn amount(v: &Value, k: &str) -> i64 {
@@ -389,8 +404,9 @@ pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): ax
     let input = serde_json::json!({"data": {"setl_id": f.setl_id, "mdtrt_id": f.mdtrt_id, "psn_no": f.psn_no}});
     match national::internal(&state, &inst, infno, &u.p.username, &f.insuplc, obj(input)).await {
         Ok(_) => fragment(format!(
-            "<div class=\"alert ok\" role=\"status\">结算 {} 已冲销，基金与个人累计已退回；该就诊可重新结算。刷新页面查看最新记录。</div>",
-            esc(&f.setl_id)
+            "<div class=\"alert ok\" role=\"status\">结算 {} 已冲销，基金与个人累计已退回；该就诊可重新结算。</div>{}",
+            esc(&f.setl_id),
+            done_list_oob(&state, &inst, &f.psn_no).await
         )),
         Err(e) => fragment_error(&e.to_string()),
     }
