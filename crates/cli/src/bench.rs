@@ -326,14 +326,24 @@ fn bench_web(database_url: String, username: String, password: String, rounds: u
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into());
     println!("bench web: {} as {username}, {rounds} requests per page after the first", crate::data_cmd::redact_url(&database_url));
-    println!("machine: {cpu}, {} logical CPUs; server in-process over loopback", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "machine: {cpu}, {} logical CPUs; server in-process over loopback",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     let opts = baozhang_server::bench_web::WebBenchOptions { database_url, username, password, rounds: rounds.max(1) };
     let rt = crate::data_cmd::runtime();
     match rt.block_on(baozhang_server::bench_web::run(&opts)) {
         Ok(rep) => {
             let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-            println!("dashboard figures of {} (all villages, once; then cached and rolled up in memory): {:.0} ms", rep.year, ms(rep.figures));
-            println!("{:<26} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}  path", "page", "first ms", "p50 ms", "p95 ms", "max ms", "client p50", "bytes");
+            println!(
+                "dashboard figures of {} (all villages, once; then cached and rolled up in memory): {:.0} ms",
+                rep.year,
+                ms(rep.figures)
+            );
+            println!(
+                "{:<26} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}  path",
+                "page", "first ms", "p50 ms", "p95 ms", "max ms", "client p50", "bytes"
+            );
             for p in &rep.pages {
                 println!(
                     "{:<26} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>9}  {}",

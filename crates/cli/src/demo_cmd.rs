@@ -286,7 +286,11 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
     let regions = store.regions_upto(5, Some(DEMO_COUNTY)).await.map_err(|e| e.to_string())?;
     println!("\n演示账号（密码均为 {DEMO_PASSWORD}，仅用于演示数据）：");
     for (name, role, scope) in &accounts {
-        let place = regions.iter().find(|r| &r.code == scope).map(|r| r.name.as_str()).unwrap_or(if scope == DEMO_HOSPITAL { "会宁县人民医院" } else { "" });
+        let place = regions.iter().find(|r| &r.code == scope).map(|r| r.name.as_str()).unwrap_or(if scope == DEMO_HOSPITAL {
+            "会宁县人民医院"
+        } else {
+            ""
+        });
         println!("  {name:<10} {role:<10} {scope} {place}");
     }
     if a.no_serve {

@@ -87,18 +87,20 @@ pub fn serve(db: DbArgs, args: ServeArgs) -> ExitCode {
         }
     };
     runtime().block_on(async move {
-        let store = match baozhang_store::Store::open_with(&db.database_url, baozhang_store::OpenOptions { background_checkpoint: true }).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("错误：无法打开数据库 {}：{e}", redact_url(&db.database_url));
-                return ExitCode::from(crate::EXIT_IO);
-            }
-        };
+        let store =
+            match baozhang_store::Store::open_with(&db.database_url, baozhang_store::OpenOptions { background_checkpoint: true }).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("错误：无法打开数据库 {}：{e}", redact_url(&db.database_url));
+                    return ExitCode::from(crate::EXIT_IO);
+                }
+            };
         if let Err(e) = first_admin(&store).await {
             eprintln!("错误：{e}");
             return ExitCode::from(crate::EXIT_IO);
         }
-        let config = Config { addr: args.addr, max_body_bytes: args.max_body_bytes, max_in_flight: args.max_in_flight, ..Config::default() };
+        let config =
+            Config { addr: args.addr, max_body_bytes: args.max_body_bytes, max_in_flight: args.max_in_flight, ..Config::default() };
         run_server(store, policies, config, &redact_url(&db.database_url)).await
     })
 }

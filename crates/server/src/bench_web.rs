@@ -152,7 +152,8 @@ async fn measure(c: &Client, name: &str, path: &str, rounds: usize, post: Option
 /// Serves the database in-process and measures the pages.
 pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     let store = Store::open(&opts.database_url).await.map_err(|e| e.to_string())?;
-    let year = store.latest_enrolment_year().await.map_err(|e| e.to_string())?.ok_or("数据库中没有参保数据：请先运行 baozhang demo --no-serve")?;
+    let year =
+        store.latest_enrolment_year().await.map_err(|e| e.to_string())?.ok_or("数据库中没有参保数据：请先运行 baozhang demo --no-serve")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let state = AppState::new(store.clone(), Policies::reference(), Config::default());
@@ -194,12 +195,14 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     let mut pages = Vec::new();
     let county_page = c.get(&format!("{county}{y}")).await?;
     let code = county.trim_start_matches("/web/region/").to_string();
-    let township = first_link(&county_page.body, &format!("/web/region/{code}"), |rest| rest.split('?').next().is_some_and(|r| !r.is_empty()))
-        .ok_or("县页面没有乡镇链接")?;
+    let township =
+        first_link(&county_page.body, &format!("/web/region/{code}"), |rest| rest.split('?').next().is_some_and(|r| !r.is_empty()))
+            .ok_or("县页面没有乡镇链接")?;
     let township_page = c.get(&township).await?;
     let tcode = township.trim_start_matches("/web/region/").split('?').next().unwrap_or("").to_string();
-    let village = first_link(&township_page.body, &format!("/web/region/{tcode}"), |rest| rest.split('?').next().is_some_and(|r| !r.is_empty()))
-        .ok_or("乡镇页面没有村链接")?;
+    let village =
+        first_link(&township_page.body, &format!("/web/region/{tcode}"), |rest| rest.split('?').next().is_some_and(|r| !r.is_empty()))
+            .ok_or("乡镇页面没有村链接")?;
     let village_page = c.get(&village).await?;
     let household = first_link(&village_page.body, "/web/household/", |_| true).ok_or("村页面没有户链接")?;
     let household_page = c.get(&household).await?;
@@ -217,7 +220,19 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     let vcode = village.trim_start_matches("/web/region/").split('?').next().unwrap_or("");
     pages.push(measure(&c, "比对结果（一个村）", &format!("/web/worklist?region={vcode}"), opts.rounds, None).await?);
     pages.push(measure(&c, "政策与测算", "/web/policy", opts.rounds, None).await?);
-    let calc: &[(&str, &str)] = &[("policy", "gansu-huining-2018"), ("med_type", "21"), ("hosp_lv", "2"), ("date", "2018-06-30"), ("identity", "registered_poor"), ("in_county", "1"), ("referral_ok", "1"), ("total", "30000"), ("fulamt", "1000"), ("overlmt", "0"), ("preselfpay", "1500")];
+    let calc: &[(&str, &str)] = &[
+        ("policy", "gansu-huining-2018"),
+        ("med_type", "21"),
+        ("hosp_lv", "2"),
+        ("date", "2018-06-30"),
+        ("identity", "registered_poor"),
+        ("in_county", "1"),
+        ("referral_ok", "1"),
+        ("total", "30000"),
+        ("fulamt", "1000"),
+        ("overlmt", "0"),
+        ("preselfpay", "1500"),
+    ];
     pages.push(measure(&c, "政策测算（计算）", "/web/policy/calc", opts.rounds, Some(calc)).await?);
     pages.push(measure(&c, "导出 Excel（县的乡镇表）", &format!("{county}{y}&export=children"), opts.rounds, None).await?);
     if let Some(s) = slip {

@@ -151,7 +151,14 @@ impl AppState {
         let policies = Arc::new(policies);
         let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch);
         tokio::spawn(checkpointer(store.clone()));
-        AppState { store, policies, writer, config: Arc::new(config), cache: Arc::new(AuthCache::default()), web: Arc::new(web::WebState::default()) }
+        AppState {
+            store,
+            policies,
+            writer,
+            config: Arc::new(config),
+            cache: Arc::new(AuthCache::default()),
+            web: Arc::new(web::WebState::default()),
+        }
     }
 }
 

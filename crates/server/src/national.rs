@@ -203,7 +203,14 @@ static INTERNAL_SEQ: AtomicU64 = AtomicU64::new(0);
 /// A transaction on behalf of an institution's signed-in web user (the workbench's settlement window):
 /// the same path as a signed national message after authentication — same checks, same writer, same
 /// msg_log idempotency — with a fresh msgid. Returns the `output` object.
-pub async fn internal(state: &AppState, inst: &Institution, infno: &str, opter: &str, insuplc_admdvs: &str, input: Map<String, Value>) -> NResult<Value> {
+pub async fn internal(
+    state: &AppState,
+    inst: &Institution,
+    infno: &str,
+    opter: &str,
+    insuplc_admdvs: &str,
+    input: Map<String, Value>,
+) -> NResult<Value> {
     // msgid ≤ 30: the institution code's last 10 characters + time to the millisecond (17) + a counter (3).
     let code: Vec<char> = inst.fixmedins_code.chars().filter(char::is_ascii_alphanumeric).collect();
     let code: String = code[code.len().saturating_sub(10)..].iter().collect();

@@ -465,7 +465,11 @@ async fn every_page_keeps_to_the_users_scope() {
         let page = cadre.get(&to).await;
         assert_eq!(page.status, 200, "{db:?}");
         assert!(page.text().contains(&mask_id(&in_a.id_no)), "{db:?}");
-        assert_eq!(cadre.get(&format!("/web/person/{}", in_a.id_no)).await.header("location"), to, "{db:?}: a typed ID number goes there too");
+        assert_eq!(
+            cadre.get(&format!("/web/person/{}", in_a.id_no)).await.header("location"),
+            to,
+            "{db:?}: a typed ID number goes there too"
+        );
         // The header's search box posts (the ID number stays out of the address bar).
         let r = cadre.post_form("/web/find", &[("q", &in_a.id_no.to_lowercase())]).await;
         assert_eq!((r.status, r.header("location")), (303, to.clone()), "{db:?}");

@@ -231,7 +231,7 @@ impl Store {
         let Some(as_of) = date_in_year(year, as_of) else { return Ok(Vec::new()) };
         let started = std::time::Instant::now();
         let mut by: BTreeMap<String, VillageStats> = BTreeMap::new();
-        fn at<'a>(by: &'a mut BTreeMap<String, VillageStats>, v: String) -> &'a mut VillageStats {
+        fn at(by: &mut BTreeMap<String, VillageStats>, v: String) -> &mut VillageStats {
             by.entry(v.clone()).or_insert_with(|| VillageStats { village_code: v, ..Default::default() })
         }
 

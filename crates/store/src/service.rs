@@ -654,7 +654,7 @@ impl Store {
     /// The latest year any enrolment is recorded for (the workbench's default period).
     pub async fn latest_enrolment_year(&self) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT MAX(year) FROM enrolments WHERE superseded_import IS NULL").fetch_one(self.pool()).await?;
-        Ok(crate::get_opt_i64(&row, 0)?)
+        crate::get_opt_i64(&row, 0)
     }
 
     pub async fn mdtrt(&self, mdtrt_id: &str) -> Result<Option<Mdtrt>> {

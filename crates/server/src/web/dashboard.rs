@@ -35,6 +35,8 @@ pub struct Snapshot {
 pub struct Cache {
     years: Mutex<HashMap<i64, Arc<Snapshot>>>,
     refreshing: Mutex<std::collections::HashSet<i64>>,
+    /// The latest enrolment year and when it was read (a scan of the enrolments: ~50 ms for a county).
+    latest_year: Mutex<Option<(Instant, i64)>>,
 }
 
 impl Cache {
@@ -43,6 +45,27 @@ impl Cache {
     /// Drops every snapshot (after an import or a reconciliation).
     pub fn invalidate(&self) {
         self.years.lock().expect("cache lock").clear();
+        *self.latest_year.lock().expect("cache lock") = None;
+    }
+
+    /// The latest year with enrolments (the default period), read at most once a TTL.
+    async fn latest_year(&self, state: &AppState) -> Option<i64> {
+        if let Some((at, y)) = *self.latest_year.lock().expect("cache lock") {
+            if at.elapsed() <= Self::TTL {
+                return Some(y);
+            }
+        }
+        match state.store.latest_enrolment_year().await {
+            Ok(Some(y)) => {
+                *self.latest_year.lock().expect("cache lock") = Some((Instant::now(), y));
+                Some(y)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "latest enrolment year unreadable; the current year is shown");
+                None
+            }
+        }
     }
 
     /// The year's snapshot: the cached one (refreshed in the background when stale), or computed now.
@@ -154,7 +177,7 @@ pub struct RegionQ {
 
 /// The latest year with enrolment data (the demo's data is of 2018), else this year.
 async fn default_year(state: &AppState) -> i64 {
-    state.store.latest_enrolment_year().await.ok().flatten().unwrap_or_else(|| i64::from(crate::clock::today().year()))
+    state.web.dashboard.latest_year(state).await.unwrap_or_else(|| i64::from(crate::clock::today().year()))
 }
 
 /// The user's own region — or, for a whole-country administrator, the first region that has more than
@@ -237,7 +260,8 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
             Cell::Int(s.over_warning_line),
         ]);
     }
-    let mut households = Table::new("households", "农户", vec!["户编号", "户主", "人数", "建档立卡人数", "已参保", "结算人次", "个人负担（元）"]);
+    let mut households =
+        Table::new("households", "农户", vec!["户编号", "户主", "人数", "建档立卡人数", "已参保", "结算人次", "个人负担（元）"]);
     households.page_size = 25;
     if code.len() == 12 {
         for h in state.store.households_in(&code, year, year_end(year)?).await? {
@@ -310,7 +334,11 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     let avg_delay = t.flag_delay_avg_days().map_or_else(|| "—".into(), |d| format!("{d} 天"));
     let cards = [
         card("建档立卡贫困人口参保率", &pct(ratio_bp(t.poor_insured, t.poor)), &format!("{} / {} 人（目标 100%）", t.poor_insured, t.poor)),
-        card("监测对象（边缘户）参保率", &pct(ratio_bp(t.marginal_insured, t.marginal)), &format!("{} / {} 人", t.marginal_insured, t.marginal)),
+        card(
+            "监测对象（边缘户）参保率",
+            &pct(ratio_bp(t.marginal_insured, t.marginal)),
+            &format!("{} / {} 人", t.marginal_insured, t.marginal),
+        ),
         card("标识及时性", &avg_delay, &format!("认定到参保标识的平均天数（{} 人）", t.flagged)),
         card("参保比对问题", &t.findings_total().to_string(), "最近一次比对，点击下表查看清单"),
         card("一站式结算人次", &t.settlements.to_string(), &format!("其中住院 {} 人次", t.inpatient)),
@@ -382,7 +410,8 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
                 "yAxis": {"type": "value"},
                 "series": [{"type": "bar", "data": t.poor_inpatient_psn_part_buckets.to_vec(), "itemStyle": {"color": "#8a5a00"}}]}),
     ));
-    let hit_share: Vec<f64> = ALL_FUNDS.iter().map(|f| ratio_bp(t.fund_hits[f.index()], t.settlements).map_or(0.0, |b| b as f64 / 100.0)).collect();
+    let hit_share: Vec<f64> =
+        ALL_FUNDS.iter().map(|f| ratio_bp(t.fund_hits[f.index()], t.settlements).map_or(0.0, |b| b as f64 / 100.0)).collect();
     charts.push_str(&chart(
         "chart-hits",
         "各层保障触及的结算人次占比（%）",
@@ -432,7 +461,12 @@ pub struct HouseholdQ {
     export: Option<String>,
 }
 
-pub async fn household_page(State(state): State<AppState>, u: WebUser, Path(household_no): Path<String>, Query(q): Query<HouseholdQ>) -> WebResult {
+pub async fn household_page(
+    State(state): State<AppState>,
+    u: WebUser,
+    Path(household_no): Path<String>,
+    Query(q): Query<HouseholdQ>,
+) -> WebResult {
     let own = u.region()?.to_string();
     let year = match q.year {
         Some(y) => y,
@@ -444,7 +478,11 @@ pub async fn household_page(State(state): State<AppState>, u: WebUser, Path(hous
         return Err(WebError::not_found("未找到该户，或不在您的管辖范围内"));
     }
     let pid = state.web.pid_key(&state.store).await?;
-    let mut t = Table::new("members", "家庭成员", vec!["姓名", "证件号码", "性别", "出生日期", "与户主关系", "身份", "参保", "结算人次", "个人负担（元）"]);
+    let mut t = Table::new(
+        "members",
+        "家庭成员",
+        vec!["姓名", "证件号码", "性别", "出生日期", "与户主关系", "身份", "参保", "结算人次", "个人负担（元）"],
+    );
     for m in &members {
         t.rows.push(vec![
             Cell::Link(mask_name(&m.name), super::person::person_href(&pid, &m.id_no)),
@@ -455,7 +493,11 @@ pub async fn household_page(State(state): State<AppState>, u: WebUser, Path(hous
             Cell::text(if m.identities.is_empty() {
                 "—".to_string()
             } else {
-                m.identities.iter().map(|i| baozhang_core::Identity::parse(i).map_or(i.as_str(), |x| x.name_zh())).collect::<Vec<_>>().join("、")
+                m.identities
+                    .iter()
+                    .map(|i| baozhang_core::Identity::parse(i).map_or(i.as_str(), |x| x.name_zh()))
+                    .collect::<Vec<_>>()
+                    .join("、")
             }),
             Cell::text(if m.dead {
                 "已故"

@@ -74,7 +74,10 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
             }
             Some("file") => {
                 let name = safe_file_name(field.file_name().unwrap_or("upload.xlsx"));
-                let bytes = field.bytes().await.map_err(|e| WebError::bad(format!("文件过大或上传中断（上限 {} MB）：{}", MAX_UPLOAD_BYTES >> 20, e.body_text())))?;
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| WebError::bad(format!("文件过大或上传中断（上限 {} MB）：{}", MAX_UPLOAD_BYTES >> 20, e.body_text())))?;
                 file = Some((name, bytes));
             }
             _ => {}
@@ -114,7 +117,11 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
         .map_err(|e| WebError::bad(format!("{name}：{e}")))?;
     state
         .store
-        .audit(&u.p.username, "web.import", &format!("{} {name}: accepted {} rejected {}", kind.id(), report.rows_accepted, report.rows_rejected))
+        .audit(
+            &u.p.username,
+            "web.import",
+            &format!("{} {name}: accepted {} rejected {}", kind.id(), report.rows_accepted, report.rows_rejected),
+        )
         .await?;
     state.web.dashboard.invalidate();
 
@@ -136,12 +143,21 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
     if let Some(csv_path) = &report.rejections_csv {
         let mut t = Table::new("rejected", "被拒绝的行及原因", vec![]);
         t.page_size = 50;
-        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(csv_path).map_err(|e| WebError::bad(format!("拒绝报告无法读取：{e}")))?;
+        let mut rdr =
+            csv::ReaderBuilder::new().flexible(true).from_path(csv_path).map_err(|e| WebError::bad(format!("拒绝报告无法读取：{e}")))?;
         let headers: Vec<String> = rdr.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
         // On screen, ID numbers and names are masked; the Excel download is the uploader's own rows.
         let masks: Vec<u8> = headers
             .iter()
-            .map(|h| if h.contains("身份证") || h.contains("证件号码") { 1 } else if h.contains("姓名") { 2 } else { 0 })
+            .map(|h| {
+                if h.contains("身份证") || h.contains("证件号码") {
+                    1
+                } else if h.contains("姓名") {
+                    2
+                } else {
+                    0
+                }
+            })
             .collect();
         t.columns = headers;
         for rec in rdr.records().flatten().take(10_000) {

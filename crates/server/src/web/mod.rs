@@ -258,7 +258,10 @@ impl Page {
             .render()
             .unwrap_or_else(|e| format!("<p>页面渲染失败：{}</p>", esc(&e.to_string())));
         (
-            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store")), (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            [
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            ],
             html,
         )
             .into_response()
@@ -340,7 +343,12 @@ pub fn date_text(d: i64) -> String {
 
 /// A number card of the dashboard.
 pub fn card(label: &str, value: &str, note: &str) -> String {
-    format!("<div class=\"card\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"note\">{}</div></div>", esc(label), esc(value), esc(note))
+    format!(
+        "<div class=\"card\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"note\">{}</div></div>",
+        esc(label),
+        esc(value),
+        esc(note)
+    )
 }
 
 /// A chart placeholder; `app.js` draws it with ECharts from the option in `data-chart` (and navigates to

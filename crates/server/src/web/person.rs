@@ -173,7 +173,7 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
         let f = SettlementFilter { psn_no: Some(psn.clone()), limit: 1000, ..Default::default() };
         settlements.extend(state.store.settlements(&f).await?);
     }
-    settlements.sort_by(|a, b| (a.setl_date, a.seq).cmp(&(b.setl_date, b.seq)));
+    settlements.sort_by_key(|a| (a.setl_date, a.seq));
 
     let shown_name = if unmasked { person.name.clone() } else { mask_name(&person.name) };
     let shown_id = if unmasked { person.id_no.clone() } else { mask_id(&person.id_no) };
@@ -188,7 +188,11 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
             Cell::text(&p.source),
         ]);
     }
-    let mut enr = Table::new("enrolments", "参保记录（按年度）", vec!["年度", "人员编号", "参保状态", "参保地", "标识", "标识日期", "个人缴费", "资助金额", "资助来源"]);
+    let mut enr = Table::new(
+        "enrolments",
+        "参保记录（按年度）",
+        vec!["年度", "人员编号", "参保状态", "参保地", "标识", "标识日期", "个人缴费", "资助金额", "资助来源"],
+    );
     enr.empty = "无参保记录";
     for e in &enrolments {
         enr.rows.push(vec![
@@ -206,7 +210,21 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     let mut st = Table::new(
         "settlements",
         "结算记录",
-        vec!["结算编号", "结算日期", "医疗类别", "医院等级", "身份", "医疗费总额", "政策范围内", "基金支付", "医院承担", "个人负担", "实际报销比例", "说明", "结算单"],
+        vec![
+            "结算编号",
+            "结算日期",
+            "医疗类别",
+            "医院等级",
+            "身份",
+            "医疗费总额",
+            "政策范围内",
+            "基金支付",
+            "医院承担",
+            "个人负担",
+            "实际报销比例",
+            "说明",
+            "结算单",
+        ],
     );
     st.empty = "本人没有结算记录";
     st.page_size = 10;
@@ -231,7 +249,11 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
             Cell::Pct(super::ratio_bp(s.fund_pay_sumamt + s.hosp_part_amt, s.medfee_sumamt)),
             Cell::Html(explanation_html(s), expl_text),
             Cell::Html(
-                if s.reverses.is_none() { format!("<a href=\"/web/slip/{}\" target=\"_blank\">PDF</a>", urlencode(&s.setl_id)) } else { String::new() },
+                if s.reverses.is_none() {
+                    format!("<a href=\"/web/slip/{}\" target=\"_blank\">PDF</a>", urlencode(&s.setl_id))
+                } else {
+                    String::new()
+                },
                 String::new(),
             ),
         ]);

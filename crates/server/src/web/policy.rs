@@ -25,7 +25,16 @@ pub struct PolicyQ {
 fn default_policy<'a>(state: &'a AppState, u: &WebUser) -> Option<&'a Policy> {
     let all = state.policies.all();
     let scope = &u.p.scope;
-    all.iter().find(|p| !scope.is_empty() && p.meta.covers.iter().chain(std::iter::once(&p.meta.region_code)).any(|c| scope.starts_with(c.as_str()) || c.starts_with(scope.as_str()))).or(all.first())
+    all.iter()
+        .find(|p| {
+            !scope.is_empty()
+                && p.meta
+                    .covers
+                    .iter()
+                    .chain(std::iter::once(&p.meta.region_code))
+                    .any(|c| scope.starts_with(c.as_str()) || c.starts_with(scope.as_str()))
+        })
+        .or(all.first())
 }
 
 pub const IDENTITY_CHOICES: [Identity; 6] =
@@ -33,10 +42,13 @@ pub const IDENTITY_CHOICES: [Identity; 6] =
 
 pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Query<PolicyQ>) -> WebResult {
     let policy = match q.id.as_deref() {
-        Some(id) => state.policies.all().iter().find(|p| p.meta.id == id).ok_or_else(|| super::WebError::not_found(format!("没有政策“{id}”")))?,
+        Some(id) => {
+            state.policies.all().iter().find(|p| p.meta.id == id).ok_or_else(|| super::WebError::not_found(format!("没有政策“{id}”")))?
+        }
         None => default_policy(&state, &u).ok_or_else(|| super::WebError::not_found("尚未配置任何结算政策"))?,
     };
-    let mut layers = Table::new("layers", format!("{} 各层待遇", policy.meta.name), vec!["序号", "层次", "基金", "适用条件", "计算方法", "封顶"]);
+    let mut layers =
+        Table::new("layers", format!("{} 各层待遇", policy.meta.name), vec!["序号", "层次", "基金", "适用条件", "计算方法", "封顶"]);
     layers.page_size = 50;
     for row in describe(policy) {
         layers.rows.push(row.into_iter().map(Cell::Text).collect());
@@ -45,7 +57,9 @@ pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         return super::table::export(&[&layers], id);
     }
     let mut page = Page::new("政策与测算");
-    let mut sel = String::from("<form class=\"inline\" method=\"get\" action=\"/web/policy\"><label>政策 <select name=\"id\" onchange=\"this.form.submit()\">");
+    let mut sel = String::from(
+        "<form class=\"inline\" method=\"get\" action=\"/web/policy\"><label>政策 <select name=\"id\" onchange=\"this.form.submit()\">",
+    );
     for p in state.policies.all() {
         sel.push_str(&format!(
             "<option value=\"{}\"{}>{}（{}）</option>",
@@ -80,7 +94,11 @@ fn p_covers(p: &Policy) -> String {
 fn calculator_form(policy: &Policy) -> String {
     let mut ids = String::new();
     for i in IDENTITY_CHOICES {
-        ids.push_str(&format!("<label class=\"check\"><input type=\"checkbox\" name=\"identity\" value=\"{}\"> {}</label>", i.id(), i.name_zh()));
+        ids.push_str(&format!(
+            "<label class=\"check\"><input type=\"checkbox\" name=\"identity\" value=\"{}\"> {}</label>",
+            i.id(),
+            i.name_zh()
+        ));
     }
     let date = policy.meta.effective_from;
     format!(
@@ -194,7 +212,11 @@ fn calc(state: &AppState, f: &CalcForm) -> Result<String, String> {
     }
     let med_type = MedType::parse(&f.med_type).map_err(|e| format!("医疗类别：{e}"))?;
     let hosp_lv = HospLevel::parse(&f.hosp_lv).map_err(|e| format!("医院等级：{e}"))?;
-    let setl_date = if f.date.trim().is_empty() { policy.meta.effective_from } else { Date::parse(f.date.trim()).map_err(|e| format!("结算日期：{e}"))? };
+    let setl_date = if f.date.trim().is_empty() {
+        policy.meta.effective_from
+    } else {
+        Date::parse(f.date.trim()).map_err(|e| format!("结算日期：{e}"))?
+    };
     if setl_date < policy.meta.effective_from || policy.meta.effective_to.is_some_and(|to| setl_date > to) {
         return Err(format!("结算日期 {setl_date} 不在该政策的施行期内"));
     }

@@ -63,7 +63,15 @@ pub struct Table {
 
 impl Table {
     pub fn new(id: &'static str, title: impl Into<String>, columns: Vec<&str>) -> Table {
-        Table { id, title: title.into(), columns: columns.into_iter().map(str::to_string).collect(), rows: Vec::new(), page_size: 20, empty: "暂无数据", export_href: None }
+        Table {
+            id,
+            title: title.into(),
+            columns: columns.into_iter().map(str::to_string).collect(),
+            rows: Vec::new(),
+            page_size: 20,
+            empty: "暂无数据",
+            export_href: None,
+        }
     }
 
     /// The table with its tools; `path` is the page's own path and query (for the export link).
@@ -85,7 +93,8 @@ impl Table {
             esc(&export),
             esc(self.id)
         ));
-        let numeric: Vec<bool> = (0..self.columns.len()).map(|c| self.rows.first().and_then(|r| r.get(c)).is_some_and(Cell::numeric)).collect();
+        let numeric: Vec<bool> =
+            (0..self.columns.len()).map(|c| self.rows.first().and_then(|r| r.get(c)).is_some_and(Cell::numeric)).collect();
         for (c, name) in self.columns.iter().enumerate() {
             o.push_str(&format!(
                 "<th data-type=\"{}\" tabindex=\"0\" title=\"点击排序\">{}</th>",

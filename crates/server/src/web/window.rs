@@ -127,21 +127,23 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     // The year's accumulators.
     if !psn_no.is_empty() {
         let acc = read_accumulators(&state.store, &psn_no, date.year()).await?;
-        let mut t = Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
+        let mut t =
+            Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
         t.empty = "本年度尚无结算";
         if let Some(p) = policy {
             for (i, l) in p.layers.iter().enumerate() {
                 let a = acc.acc.layers[i];
                 if a.base_fen != 0 || a.paid_fen != 0 {
-                    t.rows.push(vec![Cell::text(&l.name), Cell::Yuan(a.base_fen), Cell::Yuan(a.paid_fen), Cell::Yuan(a.outpatient_paid_fen)]);
+                    t.rows.push(vec![
+                        Cell::text(&l.name),
+                        Cell::Yuan(a.base_fen),
+                        Cell::Yuan(a.paid_fen),
+                        Cell::Yuan(a.outpatient_paid_fen),
+                    ]);
                 }
             }
         }
-        info.push_str(&format!(
-            "<p class=\"muted\">本年度已结算 {} 次，住院 {} 次。</p>",
-            acc.settlements,
-            acc.acc.stays_total()
-        ));
+        info.push_str(&format!("<p class=\"muted\">本年度已结算 {} 次，住院 {} 次。</p>", acc.settlements, acc.acc.stays_total()));
         info.push_str(&t.html(&u.path));
     }
     page.push(&info);
@@ -157,7 +159,8 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
 
     // Visits whose fees were uploaded (2301), then the entry form.
     let visits = state.store.open_visits(&inst.fixmedins_code, &psn_no).await?;
-    let mut vt = Table::new("visits", "本院未结算的就诊", vec!["就诊编号", "医疗类别", "就诊日期", "费用明细", "医疗费总额", "政策范围内", "操作"]);
+    let mut vt =
+        Table::new("visits", "本院未结算的就诊", vec!["就诊编号", "医疗类别", "就诊日期", "费用明细", "医疗费总额", "政策范围内", "操作"]);
     vt.empty = "没有未结算的就诊（可直接在下方录入费用）";
     for (m, sums, n) in &visits {
         let pick = format!(
@@ -213,9 +216,18 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
 /// out of band (so the list is current without reloading the page).
 async fn done_list(state: &AppState, inst: &Institution, psn_no: &str) -> Result<String, WebError> {
     let psn_no = psn_no.to_string();
-    let f = SettlementFilter { fixmedins_code: Some(inst.fixmedins_code.clone()), psn_no: Some(psn_no.clone()), limit: 100, ..Default::default() };
+    let f = SettlementFilter {
+        fixmedins_code: Some(inst.fixmedins_code.clone()),
+        psn_no: Some(psn_no.clone()),
+        limit: 100,
+        ..Default::default()
+    };
     let done = state.store.settlements(&f).await?;
-    let mut st = Table::new("done", "本院结算记录", vec!["结算编号", "结算日期", "医疗类别", "医疗费总额", "基金支付", "医院承担", "个人负担", "状态", "操作"]);
+    let mut st = Table::new(
+        "done",
+        "本院结算记录",
+        vec!["结算编号", "结算日期", "医疗类别", "医疗费总额", "基金支付", "医院承担", "个人负担", "状态", "操作"],
+    );
     st.empty = "本院尚无该患者的结算记录";
     for s in done.iter().filter(|s| s.reverses.is_none()) {
         let actions = if s.cancelled_by.is_some() {
@@ -419,7 +431,8 @@ pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path
     let not_found = || WebError::not_found("未找到该结算，或不在您的查询范围内");
     let s = state.store.settlement(&setl_id).await?.ok_or_else(not_found)?;
     let own_hospital = u.p.role == Role::Hospital && s.fixmedins_code == u.p.scope;
-    if !own_hospital && !(u.p.role != Role::Hospital && u.p.covers(s.village_code.as_deref().or(Some(s.insuplc_admdvs.as_str())))) {
+    let in_region = u.p.role != Role::Hospital && u.p.covers(s.village_code.as_deref().or(Some(s.insuplc_admdvs.as_str())));
+    if !(own_hospital || in_region) {
         return Err(not_found());
     }
     if s.reverses.is_some() {
@@ -474,9 +487,12 @@ pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path
     };
     state.web.slip_renderer()?;
     let web = state.web.clone();
-    let pdf = tokio::task::spawn_blocking(move || web.slip_renderer().and_then(|r| r.render(&data).map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("结算单生成失败：{e}")))))
-        .await
-        .map_err(|_| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "结算单生成失败"))??;
+    let pdf = tokio::task::spawn_blocking(move || {
+        web.slip_renderer()
+            .and_then(|r| r.render(&data).map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("结算单生成失败：{e}"))))
+    })
+    .await
+    .map_err(|_| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "结算单生成失败"))??;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),

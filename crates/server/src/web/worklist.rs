@@ -73,11 +73,8 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
     let state_filter = q.state.as_deref().filter(|s| !s.is_empty());
     let can = may_mark(&u);
     let mut by_class = vec![0i64; CLASSES.len()];
-    let mut t = Table::new(
-        "worklist",
-        "工作清单",
-        vec!["问题类别", "应采取措施", "村", "户编号", "姓名", "证件号码", "说明", "本次", "处理情况"],
-    );
+    let mut t =
+        Table::new("worklist", "工作清单", vec!["问题类别", "应采取措施", "村", "户编号", "姓名", "证件号码", "说明", "本次", "处理情况"]);
     t.page_size = 25;
     t.empty = "没有需要处理的问题";
     let pid = state.web.pid_key(&state.store).await?;
@@ -118,7 +115,11 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
     let mut summary = Table::new("classes", "按问题类别", vec!["问题类别", "人数", "应采取措施"]);
     for (k, (id, name, action)) in CLASSES.iter().enumerate() {
         if by_class[k] > 0 {
-            summary.rows.push(vec![Cell::Link(name.to_string(), format!("/web/worklist?region={region}&class={id}")), Cell::Int(by_class[k]), Cell::text(*action)]);
+            summary.rows.push(vec![
+                Cell::Link(name.to_string(), format!("/web/worklist?region={region}&class={id}")),
+                Cell::Int(by_class[k]),
+                Cell::text(*action),
+            ]);
         }
     }
     if let Some(id) = q.export.as_deref() {
@@ -135,7 +136,10 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
         super::date_text(as_of),
         esc(&started)
     ));
-    let mut filters = format!("<form class=\"inline\" method=\"get\" action=\"/web/worklist\"><input type=\"hidden\" name=\"region\" value=\"{}\">", esc(&region));
+    let mut filters = format!(
+        "<form class=\"inline\" method=\"get\" action=\"/web/worklist\"><input type=\"hidden\" name=\"region\" value=\"{}\">",
+        esc(&region)
+    );
     filters.push_str("<label>问题类别<select name=\"class\"><option value=\"\">全部</option>");
     for (id, name, _) in CLASSES {
         filters.push_str(&format!("<option value=\"{id}\"{}>{name}</option>", if class == Some(id) { " selected" } else { "" }));
