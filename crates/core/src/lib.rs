@@ -10,6 +10,7 @@ pub mod identity;
 pub mod money;
 pub mod policy;
 pub mod reference;
+pub mod risk;
 
 pub use claim::{Bill, Claim, HospLevel, MedType};
 pub use date::Date;
