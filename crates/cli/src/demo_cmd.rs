@@ -57,6 +57,21 @@ pub const DEMO_HOSPITAL: &str = "H62042200001";
 
 /// One account per role on the demo county (created once; a second run only lists them). The village
 /// cadre gets the village with the most reconciliation findings, so the worklist has work in it.
+/// The demo county's warning line of illness-caused poverty (R-RISK-1), once: 50 % of an illustrative
+/// rural per-capita disposable income (not an official figure; the bureau sets the real one).
+pub const DEMO_RURAL_INCOME_FEN: i64 = 750_000;
+
+async fn demo_warning_line(store: &Store) -> Result<(), String> {
+    let year = i64::from(DEMO_YEAR);
+    if store.warning_line(DEMO_COUNTY, year).await.map_err(|e| e.to_string())?.is_none() {
+        store
+            .set_warning_line(DEMO_COUNTY, year, DEMO_RURAL_INCOME_FEN, 5_000, "演示数据：示意的农村居民人均可支配收入，非官方统计", "demo")
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 async fn demo_accounts(store: &Store) -> Result<Vec<(String, &'static str, String)>, String> {
     use baozhang_server::auth::{create_user, Role};
     let err = |e: baozhang_store::StoreError| e.to_string();
@@ -282,6 +297,7 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
         Fen(poor.funds_fen[5]).grouped()
     );
     println!("完成，用时 {:.1} 秒。工作清单在 {}。", started.elapsed().as_secs_f64(), data.join("worklists").display());
+    demo_warning_line(&store).await?;
     let accounts = demo_accounts(&store).await?;
     let regions = store.regions_upto(5, Some(DEMO_COUNTY)).await.map_err(|e| e.to_string())?;
     println!("\n演示账号（密码均为 {DEMO_PASSWORD}，仅用于演示数据）：");

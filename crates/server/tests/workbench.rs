@@ -907,6 +907,78 @@ async fn the_window_presettles_settles_once_prints_and_cancels() {
     }
 }
 
+// ───────────────────────────── 6b. early warning of illness-caused poverty ─────────────────────────────
+
+/// R-RISK-1 end to end: the bureau sets a line, a hospital settles, the person is flagged on the warning
+/// list (masked, with the settlement behind the figure), in its Excel export and on their page; a cadre
+/// of another village does not see them; only the bureau sets lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_warning_list_flags_people_over_the_line_of_their_region() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let p = &app.people[0];
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let hosp = Browser::login(&app.base, "hosp1").await;
+        let auditor = Browser::login(&app.base, "audit1").await;
+
+        // No line yet: the default, said so.
+        let html = bureau.get(&format!("/web/risk?region={COUNTY}&as_of=2018-12-31")).await.text();
+        assert!(html.contains("尚未设定 2018 年本地预警线"), "{db:?}: {html}");
+        assert!(html.contains("没有达到预警条件的人员"), "{db:?}");
+
+        // Only the bureau sets a line; bad input is refused in Chinese and changes nothing.
+        let line = [("region", COUNTY), ("year", "2018"), ("income", "1000.00"), ("share", "50"), ("source", "测试")];
+        assert_eq!(auditor.post_form("/web/risk/line", &line).await.status, 403, "{db:?}");
+        let bad = [("region", COUNTY), ("year", "2018"), ("income", "1000.001"), ("share", "50"), ("source", "测试")];
+        let r = bureau.post_form("/web/risk/line", &bad).await;
+        assert_eq!(r.status, 400, "{db:?}");
+        assert!(r.text().contains("人均可支配收入"), "{db:?}: {}", r.text());
+        let r = bureau.post_form("/web/risk/line", &[("region", "620421"), ("year", "2018"), ("income", "1000"), ("share", "50"), ("source", "x")]).await;
+        assert_eq!(r.status, 403, "{db:?}: a neighbouring county's line");
+        assert!(app.store.warning_line(COUNTY, 2018).await.unwrap().is_none(), "{db:?}");
+        let r = bureau.post_form("/web/risk/line", &line).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let set = app.store.warning_line(VILLAGES[0], 2018).await.unwrap().expect("the county's line covers its villages");
+        assert_eq!((set.line().line_fen, set.set_by.as_str()), (50_000, "bureau1"), "{db:?}");
+
+        // A settlement whose personal part is over 500 yuan.
+        let html = hosp.post_form("/web/window/settle", &window_form(p, "", "8000.00", "300.00", "200.00")).await.text();
+        assert!(html.contains("结算成功"), "{db:?}: {html}");
+        let psn = result_parts(&html).2;
+        assert!(psn >= 50_000, "{db:?}: the personal part {psn} is under the 500-yuan line");
+
+        let r = bureau.get(&format!("/web/risk?region={COUNTY}&as_of=2018-12-31")).await;
+        assert_eq!(r.status, 200, "{db:?}");
+        let html = r.text();
+        assert!(html.contains("2018 年预警线 500.00 元"), "{db:?}: {html}");
+        assert!(html.contains(&mask_id(&p.id_no)) && !html.contains(&p.id_no), "{db:?}: flagged, masked");
+        assert!(html.contains("超过预警线") && html.contains("2018-07-08"), "{db:?}: the level and the settlement behind it");
+        // Before the settlement's date, or a year and more after it, nobody is flagged.
+        for day in ["2018-07-07", "2019-07-08"] {
+            let html = bureau.get(&format!("/web/risk?region={COUNTY}&as_of={day}")).await.text();
+            assert!(!html.contains(&mask_id(&p.id_no)), "{db:?}: flagged as of {day}");
+        }
+        // The export has the same rows.
+        let x = bureau.get(&format!("/web/risk?region={COUNTY}&as_of=2018-12-31&export=persons")).await;
+        assert_eq!(x.header("content-type"), XLSX, "{db:?}");
+        let rows = sheet(&x.body);
+        let cells: Vec<String> = rows.rows().flat_map(|r| r.iter().map(|c| c.to_string())).collect();
+        assert!(cells.iter().any(|c| c == &mask_id(&p.id_no)), "{db:?}: {cells:?}");
+        assert!(cells.iter().any(|c| c == "超过预警线"), "{db:?}: {cells:?}");
+        // The person page says so.
+        let html = bureau.page(&format!("/web/person/{}", p.id_no)).await.text();
+        assert!(html.contains("超过预警线：截至 2018-12-31 近 12 个月个人负担"), "{db:?}: {html}");
+
+        // Cadres: their own village only.
+        let cadre_a = Browser::login(&app.base, "cadre_a").await;
+        let cadre_b = Browser::login(&app.base, "cadre_b").await;
+        assert!(cadre_a.get("/web/risk?as_of=2018-12-31").await.text().contains(&mask_id(&p.id_no)), "{db:?}");
+        assert!(!cadre_b.get("/web/risk?as_of=2018-12-31").await.text().contains(&mask_id(&p.id_no)), "{db:?}");
+        assert_eq!(cadre_b.get(&format!("/web/risk?region={}", VILLAGES[0])).await.status, 403, "{db:?}");
+        app.stop().await;
+    }
+}
+
 // ───────────────────────────── 7. the policy calculator ─────────────────────────────
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,6 +7,7 @@ pub mod indicators;
 pub mod ledger;
 pub mod reconcile;
 pub mod registry;
+pub mod risk;
 pub mod service;
 
 use std::time::Duration;
@@ -43,11 +44,12 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
     (4, "workbench", include_str!("../migrations/0004_workbench.sql")),
+    (5, "health", include_str!("../migrations/0005_health.sql")),
 ];
 
 /// How to open a store.

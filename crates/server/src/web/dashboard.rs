@@ -176,7 +176,7 @@ pub struct RegionQ {
 }
 
 /// The latest year with enrolment data (the demo's data is of 2018), else this year.
-async fn default_year(state: &AppState) -> i64 {
+pub async fn default_year(state: &AppState) -> i64 {
     state.web.dashboard.latest_year(state).await.unwrap_or_else(|| i64::from(crate::clock::today().year()))
 }
 
@@ -360,6 +360,10 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
         ),
     ];
     page.push(&format!("<div class=\"cards\" data-testid=\"cards\">{}</div>", cards.concat()));
+    page.push(&format!(
+        "<p class=\"noprint\"><a class=\"btn secondary\" href=\"/web/risk?region={}&amp;as_of={year}-12-31\" data-testid=\"risk-link\">因病返贫致贫预警名单（近 12 个月个人负担，按本地预警线）</a></p>",
+        urlencode(&code)
+    ));
 
     // Charts.
     let child_names: Vec<String> = children.keys().map(|c| names.get(c).cloned().unwrap_or_else(|| c.clone())).collect();

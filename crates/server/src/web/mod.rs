@@ -15,6 +15,7 @@ pub mod import;
 pub mod person;
 pub mod pid;
 pub mod policy;
+pub mod risk;
 pub mod table;
 pub mod window;
 pub mod worklist;
@@ -272,11 +273,15 @@ fn chrome(u: &WebUser) -> Chrome {
     let path = u.path.split('?').next().unwrap_or("");
     let items: &[(&'static str, &'static str)] = match u.p.role {
         Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/policy", "政策与测算")],
-        Role::Cadre => &[("/web/region", "本村概况"), ("/web/worklist", "比对工作清单"), ("/web/policy", "政策与测算")],
-        Role::Auditor => &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/policy", "政策与测算")],
-        Role::Admin | Role::Bureau => {
-            &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/policy", "政策与测算"), ("/web/import", "名单导入")]
-        }
+        Role::Cadre => &[("/web/region", "本村概况"), ("/web/worklist", "比对工作清单"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")],
+        Role::Auditor => &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")],
+        Role::Admin | Role::Bureau => &[
+            ("/web/region", "驾驶舱"),
+            ("/web/worklist", "比对结果"),
+            ("/web/risk", "因病致贫预警"),
+            ("/web/policy", "政策与测算"),
+            ("/web/import", "名单导入"),
+        ],
     };
     Chrome {
         user: u.p.username.clone(),
@@ -393,6 +398,8 @@ pub fn routes() -> Router<AppState> {
         .route("/web/worklist/mark", post(worklist::mark))
         .route("/web/worklist/undo", post(worklist::undo))
         .route("/web/worklist/reconcile", post(worklist::reconcile_now))
+        .route("/web/risk", get(risk::risk_page))
+        .route("/web/risk/line", post(risk::set_line))
         .route("/web/policy", get(policy::policy_page))
         .route("/web/policy/calc", post(policy::calculate))
         .route(

@@ -175,6 +175,8 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     }
     settlements.sort_by_key(|a| (a.setl_date, a.seq));
 
+    let flag_day = baozhang_core::Date::new(super::dashboard::default_year(&state).await as u16, 12, 31).unwrap_or(crate::clock::today());
+    let risk_flag = super::risk::person_flag(&state, &person.id_no, person.village_code.as_deref(), flag_day).await?;
     let shown_name = if unmasked { person.name.clone() } else { mask_name(&person.name) };
     let shown_id = if unmasked { person.id_no.clone() } else { mask_id(&person.id_no) };
 
@@ -273,7 +275,7 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     let age_note = if person.birth_date > 0 { format!("出生日期 {}", date_text(person.birth_date)) } else { String::new() };
     let mut info = format!(
         "<section class=\"info\"><dl><dt>姓名</dt><dd>{}</dd><dt>身份证号码</dt><dd>{}</dd><dt>性别</dt><dd>{}</dd><dt>出生</dt><dd>{}</dd>\
-         <dt>户编号</dt><dd>{}</dd><dt>与户主关系</dt><dd>{}</dd><dt>村</dt><dd>{}</dd><dt>人员编号</dt><dd>{}</dd><dt>特殊状态</dt><dd>{}</dd></dl>",
+         <dt>户编号</dt><dd>{}</dd><dt>与户主关系</dt><dd>{}</dd><dt>村</dt><dd>{}</dd><dt>人员编号</dt><dd>{}</dd><dt>特殊状态</dt><dd>{}</dd><dt>因病致贫预警</dt><dd data-testid=\"risk-flag\">{}</dd></dl>",
         esc(&shown_name),
         esc(&shown_id),
         esc(&person.sex),
@@ -287,6 +289,7 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
         } else {
             states.iter().map(|(s, d)| format!("{s}（{}）", date_text(*d))).collect::<Vec<_>>().join("、")
         }),
+        esc(&risk_flag),
     );
     if !unmasked && u.p.may_unmask() {
         info.push_str(&format!(

@@ -1,0 +1,299 @@
+//! 因病返贫致贫预警 (R-RISK-1): people and households of a region whose personal medical payment over
+//! the last 12 months is over, near or rising fast toward the warning line of their region and year
+//! (`core::risk`), with the settlements behind each figure; exported for the poverty office's monitoring.
+//! The bureau sets the line (a share of the rural per-capita disposable income) per region and year.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::Form;
+use baozhang_core::risk::{assess, assess_household, months_back, Assessment, Level, WarningLine};
+use baozhang_core::{Date, Fen};
+use baozhang_ingest::worklist::{mask_id, mask_name};
+use serde::Deserialize;
+
+use super::table::{Cell, Table};
+use super::{card, esc, yuan, Page, WebError, WebResult, WebUser};
+use crate::auth::Role;
+use crate::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct RiskQ {
+    #[serde(default)]
+    region: Option<String>,
+    /// yyyy-mm-dd; default: the end of the latest enrolment year.
+    #[serde(default)]
+    as_of: Option<String>,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+/// The line of a region and year, and how it was set (for the page's note).
+pub struct LineInForce {
+    pub line: WarningLine,
+    pub note: String,
+    pub configured: bool,
+}
+
+/// The line in force: the one set for the region (or above it), else the workbench's default line.
+pub async fn line_in_force(state: &AppState, region: &str, year: i64) -> Result<LineInForce, WebError> {
+    Ok(match state.store.warning_line(region, year).await? {
+        Some(l) => LineInForce {
+            line: l.line(),
+            note: format!(
+                "{} 年预警线 {} 元 = 农村居民人均可支配收入 {} 元 × {}（{}，{} 于 {} 设定，适用于 {}）",
+                l.year,
+                yuan(l.line().line_fen),
+                yuan(l.income_fen),
+                super::pct(Some(l.share_bp)),
+                l.source,
+                l.set_by,
+                l.set_at.get(..10).unwrap_or(&l.set_at),
+                l.region_code
+            ),
+            configured: true,
+        },
+        None => LineInForce {
+            line: WarningLine { line_fen: state.web.warning_line_fen, near_bp: 8_000 },
+            note: format!("尚未设定 {year} 年本地预警线，暂按默认 {} 元（请医保局按当地农村居民人均可支配收入设定）", yuan(state.web.warning_line_fen)),
+            configured: false,
+        },
+    })
+}
+
+/// A flagged person or household, for the tables.
+struct Flagged {
+    village: String,
+    household: String,
+    name: String,
+    id_no: String,
+    a: Assessment,
+    detail: String,
+}
+
+fn level_cell(l: Level) -> Cell {
+    let class = match l {
+        Level::Over => "new",
+        Level::Near => "reopened",
+        _ => "",
+    };
+    Cell::Html(format!("<span class=\"tag {class}\">{}</span>", l.name_zh()), l.name_zh().to_string())
+}
+
+fn parse_as_of(s: Option<&str>, default: Date) -> Result<Date, WebError> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => Date::parse(s).map_err(|e| WebError::bad(format!("评估日期“{s}”无效：{e}"))),
+    }
+}
+
+pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Query<RiskQ>) -> WebResult {
+    let region = u.region_in_scope(q.region.as_deref())?.to_string();
+    let year = super::dashboard::default_year(&state).await;
+    let default_day = Date::new(year as u16, 12, 31).ok_or_else(|| WebError::bad("年度无效"))?;
+    let as_of = parse_as_of(q.as_of.as_deref(), default_day)?;
+    let lf = line_in_force(&state, &region, i64::from(as_of.year())).await?;
+    let from = months_back(as_of, 12);
+    let people = state.store.payments_in(&region, from, as_of).await?;
+    let sizes = state.store.household_sizes(&region).await?;
+    let names = state.web.region_names(&state.store).await?;
+    let pid = state.web.pid_key(&state.store).await?;
+
+    let mut persons: Vec<(Flagged, String)> = Vec::new();
+    let mut households: BTreeMap<String, (String, Vec<Assessment>)> = BTreeMap::new();
+    for p in &people {
+        let a = assess(&p.payments, as_of, &lf.line);
+        if let Some(h) = &p.household_no {
+            households.entry(h.clone()).or_insert_with(|| (p.village_code.clone(), Vec::new())).1.push(a);
+        }
+        if a.level == Level::None {
+            continue;
+        }
+        let mut pays: Vec<_> = p.payments.iter().filter(|x| x.date > from && x.date <= as_of).collect();
+        pays.sort_by_key(|x| x.date);
+        let detail = pays.iter().map(|x| format!("{} {} 元", x.date, Fen(x.psn_part_fen).grouped())).collect::<Vec<_>>().join("；");
+        persons.push((
+            Flagged {
+                village: names.get(&p.village_code).cloned().unwrap_or_else(|| p.village_code.clone()),
+                household: p.household_no.clone().unwrap_or_default(),
+                name: p.name.clone(),
+                id_no: p.id_no.clone(),
+                a,
+                detail,
+            },
+            super::person::person_href(&pid, &p.id_no),
+        ));
+    }
+    persons.sort_by(|(x, _), (y, _)| (y.a.level, y.a.twelve_months_fen).cmp(&(x.a.level, x.a.twelve_months_fen)));
+
+    let mut pt = Table::new(
+        "persons",
+        "预警人员（近 12 个月个人负担）",
+        vec!["村", "户编号", "姓名", "证件号码", "近12个月个人负担（元）", "其中近3个月（元）", "结算人次", "预警等级", "结算明细（日期 个人负担）"],
+    );
+    pt.empty = "没有达到预警条件的人员";
+    pt.page_size = 25;
+    for (f, href) in &persons {
+        pt.rows.push(vec![
+            Cell::text(&f.village),
+            Cell::text(&f.household),
+            Cell::Link(mask_name(&f.name), href.clone()),
+            Cell::text(mask_id(&f.id_no)),
+            Cell::Yuan(f.a.twelve_months_fen),
+            Cell::Yuan(f.a.three_months_fen),
+            Cell::Int(f.a.settlements),
+            level_cell(f.a.level),
+            Cell::Html(format!("<details><summary>{} 笔</summary><span class=\"muted\">{}</span></details>", f.a.settlements, esc(&f.detail)), f.detail.clone()),
+        ]);
+    }
+
+    let mut hflags: Vec<(String, String, i64, Assessment)> = Vec::new();
+    for (h, (village, members)) in &households {
+        let size = sizes.get(h).copied().unwrap_or(members.len() as i64).max(members.len() as i64);
+        let mut all = members.clone();
+        all.resize(size as usize, Assessment { twelve_months_fen: 0, three_months_fen: 0, settlements: 0, level: Level::None });
+        let a = assess_household(&all, &lf.line);
+        if a.level != Level::None {
+            hflags.push((h.clone(), village.clone(), size, a));
+        }
+    }
+    hflags.sort_by(|x, y| (y.3.level, y.3.twelve_months_fen).cmp(&(x.3.level, x.3.twelve_months_fen)));
+    let mut ht = Table::new("households", "预警家庭（按人均与预警线比较）", vec!["村", "户编号", "人数", "近12个月个人负担合计（元）", "人均（元）", "其中近3个月（元）", "预警等级"]);
+    ht.empty = "没有达到预警条件的家庭";
+    for (h, village, size, a) in &hflags {
+        ht.rows.push(vec![
+            Cell::text(names.get(village).cloned().unwrap_or_else(|| village.clone())),
+            Cell::Link(h.clone(), format!("/web/household/{}", super::urlencode(h))),
+            Cell::Int(*size),
+            Cell::Yuan(a.twelve_months_fen),
+            Cell::Yuan(a.twelve_months_fen / size.max(&1)),
+            Cell::Yuan(a.three_months_fen),
+            level_cell(a.level),
+        ]);
+    }
+    if let Some(id) = q.export.as_deref() {
+        return super::table::export(&[&pt, &ht], id);
+    }
+
+    let count = |l: Level| persons.iter().filter(|(f, _)| f.a.level == l).count();
+    let region_name = names.get(&region).cloned().unwrap_or_else(|| region.clone());
+    let mut page = Page::new(format!("因病返贫致贫预警 · {region_name}"));
+    page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
+    page.crumbs.push(("因病致贫预警".into(), String::new()));
+    page.push(&format!(
+        "<form class=\"inline noprint\" method=\"get\" action=\"/web/risk\"><input type=\"hidden\" name=\"region\" value=\"{}\">\
+         <label>评估日期<input type=\"date\" name=\"as_of\" value=\"{}\"></label><button>查看</button></form>\
+         <p class=\"muted\" data-testid=\"risk-line\">{}。统计期 {} 至 {}（近 12 个月）。超过预警线：近 12 个月个人负担达到预警线；接近：达到预警线的 80%；快速上升：近 3 个月的负担再持续一个季度即超过预警线。家庭按人均比较。</p>",
+        esc(&region),
+        as_of,
+        esc(&lf.note),
+        from.add_days(1),
+        as_of
+    ));
+    page.push(&format!(
+        "<div class=\"cards\" data-testid=\"risk-cards\">{}{}{}{}</div>",
+        card("超过预警线", &format!("{} 人", count(Level::Over)), &format!("预警线 {} 元/年", yuan(lf.line.line_fen))),
+        card("接近预警线", &format!("{} 人", count(Level::Near)), &format!("{} 元以上", yuan(lf.line.near_fen()))),
+        card("快速上升", &format!("{} 人", count(Level::Rising)), "近 3 个月负担较重"),
+        card("预警家庭", &format!("{} 户", hflags.len()), &format!("有结算的 {} 人", people.len())),
+    ));
+    let path = u.path.clone();
+    page.push(&pt.html(&path)).push(&ht.html(&path));
+    if matches!(u.p.role, Role::Admin | Role::Bureau) {
+        page.push(&line_form(&region, i64::from(as_of.year()), &lf));
+    }
+    Ok(page.render(&u))
+}
+
+fn line_form(region: &str, year: i64, lf: &LineInForce) -> String {
+    format!(
+        "<section class=\"calc noprint\"><h2>设定预警线</h2><form method=\"post\" action=\"/web/risk/line\" class=\"grid-form\" data-testid=\"line-form\">\
+         <label>区划代码<input name=\"region\" value=\"{}\" required></label>\
+         <label>年度<input name=\"year\" inputmode=\"numeric\" value=\"{year}\" required></label>\
+         <label>农村居民人均可支配收入（元/年）<input name=\"income\" inputmode=\"decimal\" required placeholder=\"如 7286.00\"></label>\
+         <label>预警线占收入比例（%）<input name=\"share\" inputmode=\"decimal\" value=\"50\" required></label>\
+         <label>数据来源<input name=\"source\" required placeholder=\"如 2018 年统计公报\"></label>\
+         <div class=\"actions\"><button type=\"submit\">保存</button></div></form>\
+         <p class=\"muted\">{}。每次设定都会保留记录；下级区划单独设定的预警线优先。</p></section>",
+        esc(region),
+        if lf.configured { "当前已设定" } else { "当前未设定，按默认值" }
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LineForm {
+    region: String,
+    year: String,
+    income: String,
+    share: String,
+    source: String,
+}
+
+/// Percent with up to two decimals → basis points.
+fn percent_bp(s: &str) -> Option<i64> {
+    let f = Fen::parse_yuan(s.trim()).ok()?;
+    (0..=10_000).contains(&f.0).then_some(f.0)
+}
+
+pub async fn set_line(State(state): State<AppState>, u: WebUser, Form(f): Form<LineForm>) -> WebResult {
+    if !matches!(u.p.role, Role::Admin | Role::Bureau) {
+        return Err(WebError::forbidden(format!("{}不能设定预警线", u.p.role.name_zh())));
+    }
+    let region = u.region_in_scope(Some(&f.region))?.to_string();
+    let year: i64 = f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
+    let income = Fen::parse_yuan(f.income.trim()).map_err(|e| WebError::bad(format!("人均可支配收入“{}”无效：{e}", f.income)))?;
+    if income.0 <= 0 {
+        return Err(WebError::bad("人均可支配收入必须大于 0"));
+    }
+    let share = percent_bp(&f.share).ok_or_else(|| WebError::bad(format!("比例“{}”无效（0–100，最多两位小数）", f.share)))?;
+    let source = f.source.trim();
+    if source.is_empty() {
+        return Err(WebError::bad("请填写数据来源"));
+    }
+    state.store.set_warning_line(&region, year, income.0, share, source, &u.p.username).await?;
+    state.store.audit(&u.p.username, "web.warning_line", &format!("{region} {year}: income {} share {share} bp ({source})", income.0)).await?;
+    Ok(Redirect::to(&format!("/web/risk?region={region}&as_of={year}-12-31")).into_response())
+}
+
+/// The person page's line: their assessment on the day.
+pub async fn person_flag(state: &AppState, id_no: &str, village: Option<&str>, as_of: Date) -> Result<String, WebError> {
+    let Some(village) = village else { return Ok(String::new()) };
+    let lf = line_in_force(state, village, i64::from(as_of.year())).await?;
+    let from = months_back(as_of, 12);
+    let pays = state.store.payments_in(village, from, as_of).await?;
+    let Some(p) = pays.iter().find(|p| p.id_no == id_no) else {
+        return Ok(format!("近 12 个月（截至 {as_of}）无结算"));
+    };
+    let a = assess(&p.payments, as_of, &lf.line);
+    Ok(format!(
+        "{}：截至 {as_of} 近 12 个月个人负担 {} 元（预警线 {} 元）",
+        a.level.name_zh(),
+        yuan(a.twelve_months_fen),
+        yuan(lf.line.line_fen)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_become_basis_points() {
+        assert_eq!(percent_bp("50"), Some(5_000));
+        assert_eq!(percent_bp("37.5"), Some(3_750));
+        assert_eq!(percent_bp("100"), Some(10_000));
+        assert_eq!(percent_bp("100.01"), None);
+        assert_eq!(percent_bp("-1"), None);
+        assert_eq!(percent_bp("abc"), None);
+    }
+
+    #[test]
+    fn as_of_defaults_and_is_checked() {
+        let d = Date::new(2018, 12, 31).unwrap();
+        assert_eq!(parse_as_of(None, d).unwrap(), d);
+        assert_eq!(parse_as_of(Some(" "), d).unwrap(), d);
+        assert_eq!(parse_as_of(Some("2018-06-30"), d).unwrap(), Date::new(2018, 6, 30).unwrap());
+        assert!(parse_as_of(Some("2018-02-30"), d).is_err());
+    }
+}
