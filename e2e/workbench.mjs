@@ -571,6 +571,23 @@ try {
         assert.ok((await page.locator('button[data-testid^=mark-]').count()) >= 1, 'no 标记已处理 buttons for the bureau');
       });
 
+      await step('the early-warning list (因病返贫致贫预警) from the dashboard: people over the line, masked, exported', async () => {
+        await page.goto(`${BASE_URL}/web/region/${COUNTY}?year=${YEAR}`);
+        await Promise.all([page.waitForURL((u) => u.pathname === '/web/risk'), page.locator('[data-testid=risk-link]').click()]);
+        const note = await page.locator('[data-testid=risk-line]').textContent();
+        assert.match(note, /预警线 [\d,]+\.\d\d 元/, `the line in force is stated: ${note}`);
+        const rows = await tableRows(page, 'persons');
+        assert.ok(rows.length >= 1, 'nobody on the demo county\'s warning list');
+        const [cId, cLevel] = await Promise.all(['证件号码', '预警等级'].map((h) => columnIndex(page, 'persons', h)));
+        assert.ok(rows.every((r) => /^\d{6}\*+[\dX]{4}$/.test(r.cells[cId])), 'ID numbers are masked on the warning list');
+        assert.ok(rows.some((r) => r.cells[cLevel] === '超过预警线'), `no one over the line: ${JSON.stringify(rows.slice(0, 3).map((r) => r.cells))}`);
+        const [download] = await Promise.all([page.waitForEvent('download'), page.locator('section.tbl', { has: page.locator('table#persons') }).getByText('导出 Excel').click()]);
+        const file = path.join(SHOTS, 'warning-persons.xlsx');
+        await download.saveAs(file);
+        assert.ok(fs.statSync(file).size > 1000, 'the exported warning list is empty');
+        await shot(page, '13-risk');
+      });
+
       await step('the policy calculator computes a settlement (fund + hospital + person = total)', async () => {
         await page.goto(`${BASE_URL}/web/policy`);
         const layers = await page.locator('section.tbl table tbody tr').count();

@@ -933,7 +933,9 @@ async fn the_warning_list_flags_people_over_the_line_of_their_region() {
         let r = bureau.post_form("/web/risk/line", &bad).await;
         assert_eq!(r.status, 400, "{db:?}");
         assert!(r.text().contains("人均可支配收入"), "{db:?}: {}", r.text());
-        let r = bureau.post_form("/web/risk/line", &[("region", "620421"), ("year", "2018"), ("income", "1000"), ("share", "50"), ("source", "x")]).await;
+        let r = bureau
+            .post_form("/web/risk/line", &[("region", "620421"), ("year", "2018"), ("income", "1000"), ("share", "50"), ("source", "x")])
+            .await;
         assert_eq!(r.status, 403, "{db:?}: a neighbouring county's line");
         assert!(app.store.warning_line(COUNTY, 2018).await.unwrap().is_none(), "{db:?}");
         let r = bureau.post_form("/web/risk/line", &line).await;

@@ -43,7 +43,15 @@ fn prefix_end(prefix: &str) -> String {
 
 impl Store {
     /// Records a warning line (a new row; the latest counts).
-    pub async fn set_warning_line(&self, region_code: &str, year: i64, income_fen: i64, share_bp: i64, source: &str, by: &str) -> Result<()> {
+    pub async fn set_warning_line(
+        &self,
+        region_code: &str,
+        year: i64,
+        income_fen: i64,
+        share_bp: i64,
+        source: &str,
+        by: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO warning_lines (region_code, year, income_fen, share_bp, source, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -92,9 +100,11 @@ impl Store {
 
     /// Every line set, newest first (the page's history).
     pub async fn warning_lines(&self) -> Result<Vec<LineRow>> {
-        let rows = sqlx::query("SELECT region_code, year, income_fen, share_bp, source, set_by, set_at FROM warning_lines ORDER BY id DESC LIMIT 200")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT region_code, year, income_fen, share_bp, source, set_by, set_at FROM warning_lines ORDER BY id DESC LIMIT 200",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(LineRow {

@@ -273,8 +273,12 @@ fn chrome(u: &WebUser) -> Chrome {
     let path = u.path.split('?').next().unwrap_or("");
     let items: &[(&'static str, &'static str)] = match u.p.role {
         Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/policy", "政策与测算")],
-        Role::Cadre => &[("/web/region", "本村概况"), ("/web/worklist", "比对工作清单"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")],
-        Role::Auditor => &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")],
+        Role::Cadre => {
+            &[("/web/region", "本村概况"), ("/web/worklist", "比对工作清单"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")]
+        }
+        Role::Auditor => {
+            &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")]
+        }
         Role::Admin | Role::Bureau => &[
             ("/web/region", "驾驶舱"),
             ("/web/worklist", "比对结果"),

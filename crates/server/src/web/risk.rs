@@ -56,7 +56,10 @@ pub async fn line_in_force(state: &AppState, region: &str, year: i64) -> Result<
         },
         None => LineInForce {
             line: WarningLine { line_fen: state.web.warning_line_fen, near_bp: 8_000 },
-            note: format!("尚未设定 {year} 年本地预警线，暂按默认 {} 元（请医保局按当地农村居民人均可支配收入设定）", yuan(state.web.warning_line_fen)),
+            note: format!(
+                "尚未设定 {year} 年本地预警线，暂按默认 {} 元（请医保局按当地农村居民人均可支配收入设定）",
+                yuan(state.web.warning_line_fen)
+            ),
             configured: false,
         },
     })
@@ -130,7 +133,17 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     let mut pt = Table::new(
         "persons",
         "预警人员（近 12 个月个人负担）",
-        vec!["村", "户编号", "姓名", "证件号码", "近12个月个人负担（元）", "其中近3个月（元）", "结算人次", "预警等级", "结算明细（日期 个人负担）"],
+        vec![
+            "村",
+            "户编号",
+            "姓名",
+            "证件号码",
+            "近12个月个人负担（元）",
+            "其中近3个月（元）",
+            "结算人次",
+            "预警等级",
+            "结算明细（日期 个人负担）",
+        ],
     );
     pt.empty = "没有达到预警条件的人员";
     pt.page_size = 25;
@@ -144,7 +157,10 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
             Cell::Yuan(f.a.three_months_fen),
             Cell::Int(f.a.settlements),
             level_cell(f.a.level),
-            Cell::Html(format!("<details><summary>{} 笔</summary><span class=\"muted\">{}</span></details>", f.a.settlements, esc(&f.detail)), f.detail.clone()),
+            Cell::Html(
+                format!("<details><summary>{} 笔</summary><span class=\"muted\">{}</span></details>", f.a.settlements, esc(&f.detail)),
+                f.detail.clone(),
+            ),
         ]);
     }
 
@@ -159,7 +175,11 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
         }
     }
     hflags.sort_by(|x, y| (y.3.level, y.3.twelve_months_fen).cmp(&(x.3.level, x.3.twelve_months_fen)));
-    let mut ht = Table::new("households", "预警家庭（按人均与预警线比较）", vec!["村", "户编号", "人数", "近12个月个人负担合计（元）", "人均（元）", "其中近3个月（元）", "预警等级"]);
+    let mut ht = Table::new(
+        "households",
+        "预警家庭（按人均与预警线比较）",
+        vec!["村", "户编号", "人数", "近12个月个人负担合计（元）", "人均（元）", "其中近3个月（元）", "预警等级"],
+    );
     ht.empty = "没有达到预警条件的家庭";
     for (h, village, size, a) in &hflags {
         ht.rows.push(vec![
@@ -241,7 +261,8 @@ pub async fn set_line(State(state): State<AppState>, u: WebUser, Form(f): Form<L
         return Err(WebError::forbidden(format!("{}不能设定预警线", u.p.role.name_zh())));
     }
     let region = u.region_in_scope(Some(&f.region))?.to_string();
-    let year: i64 = f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
+    let year: i64 =
+        f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
     let income = Fen::parse_yuan(f.income.trim()).map_err(|e| WebError::bad(format!("人均可支配收入“{}”无效：{e}", f.income)))?;
     if income.0 <= 0 {
         return Err(WebError::bad("人均可支配收入必须大于 0"));
@@ -252,7 +273,10 @@ pub async fn set_line(State(state): State<AppState>, u: WebUser, Form(f): Form<L
         return Err(WebError::bad("请填写数据来源"));
     }
     state.store.set_warning_line(&region, year, income.0, share, source, &u.p.username).await?;
-    state.store.audit(&u.p.username, "web.warning_line", &format!("{region} {year}: income {} share {share} bp ({source})", income.0)).await?;
+    state
+        .store
+        .audit(&u.p.username, "web.warning_line", &format!("{region} {year}: income {} share {share} bp ({source})", income.0))
+        .await?;
     Ok(Redirect::to(&format!("/web/risk?region={region}&as_of={year}-12-31")).into_response())
 }
 
