@@ -219,6 +219,8 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     pages.push(measure(&c, "比对结果（全县）", "/web/worklist", opts.rounds, None).await?);
     let vcode = village.trim_start_matches("/web/region/").split('?').next().unwrap_or("");
     pages.push(measure(&c, "比对结果（一个村）", &format!("/web/worklist?region={vcode}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "因病致贫预警（全县）", &format!("/web/risk?region={code}&as_of={year}-12-31"), opts.rounds, None).await?);
+    pages.push(measure(&c, "因病致贫预警（一个村）", &format!("/web/risk?region={vcode}&as_of={year}-12-31"), opts.rounds, None).await?);
     pages.push(measure(&c, "政策与测算", "/web/policy", opts.rounds, None).await?);
     let calc: &[(&str, &str)] = &[
         ("policy", "gansu-huining-2018"),
