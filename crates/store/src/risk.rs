@@ -36,6 +36,30 @@ pub struct PersonPayments {
     pub payments: Vec<Payment>,
 }
 
+fn line_row(r: &sqlx::any::AnyRow) -> Result<LineRow> {
+    Ok(LineRow {
+        region_code: get_text(r, 0)?,
+        year: get_i64(r, 1)?,
+        income_fen: get_i64(r, 2)?,
+        share_bp: get_i64(r, 3)?,
+        source: get_text(r, 4)?,
+        set_by: get_text(r, 5)?,
+        set_at: get_text(r, 6)?,
+    })
+}
+
+/// The line in force for `code` among a year's lines (in the order set): the longest region prefix of
+/// `code`, and of that region the latest.
+pub fn best_line<'a>(lines: &'a [LineRow], code: &str) -> Option<&'a LineRow> {
+    let mut best: Option<&LineRow> = None;
+    for l in lines.iter().filter(|l| code.starts_with(&l.region_code)) {
+        if best.is_none_or(|b| l.region_code.len() >= b.region_code.len()) {
+            best = Some(l);
+        }
+    }
+    best
+}
+
 /// The upper bound of the codes under a prefix (codes are digits).
 fn prefix_end(prefix: &str) -> String {
     format!("{prefix}~")
@@ -70,32 +94,18 @@ impl Store {
     /// The line in force for a region (or any region under it, `code`) and year: the latest line set for
     /// the longest prefix of `code`.
     pub async fn warning_line(&self, code: &str, year: i64) -> Result<Option<LineRow>> {
+        Ok(best_line(&self.warning_lines_of_year(year).await?, code).cloned())
+    }
+
+    /// Every line set for a year, in the order they were set.
+    pub async fn warning_lines_of_year(&self, year: i64) -> Result<Vec<LineRow>> {
         let rows = sqlx::query(
             "SELECT region_code, year, income_fen, share_bp, source, set_by, set_at FROM warning_lines WHERE year = $1 ORDER BY id",
         )
         .bind(year)
         .fetch_all(self.pool())
         .await?;
-        let mut best: Option<LineRow> = None;
-        for r in &rows {
-            let row = LineRow {
-                region_code: get_text(r, 0)?,
-                year: get_i64(r, 1)?,
-                income_fen: get_i64(r, 2)?,
-                share_bp: get_i64(r, 3)?,
-                source: get_text(r, 4)?,
-                set_by: get_text(r, 5)?,
-                set_at: get_text(r, 6)?,
-            };
-            if !code.starts_with(&row.region_code) {
-                continue;
-            }
-            // Longer prefix wins; for the same region, the later row (rows come in id order).
-            if best.as_ref().is_none_or(|b| row.region_code.len() >= b.region_code.len()) {
-                best = Some(row);
-            }
-        }
-        Ok(best)
+        rows.iter().map(line_row).collect()
     }
 
     /// Every line set, newest first (the page's history).
@@ -105,19 +115,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LineRow {
-                    region_code: get_text(r, 0)?,
-                    year: get_i64(r, 1)?,
-                    income_fen: get_i64(r, 2)?,
-                    share_bp: get_i64(r, 3)?,
-                    source: get_text(r, 4)?,
-                    set_by: get_text(r, 5)?,
-                    set_at: get_text(r, 6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(line_row).collect()
     }
 
     /// The people of the villages under `region` with a settlement dated in `(from, to]`, with those
@@ -169,5 +167,31 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(|r| Ok((get_text(r, 0)?, get_i64(r, 1)?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(region: &str, income: i64) -> LineRow {
+        LineRow {
+            region_code: region.into(),
+            year: 2018,
+            income_fen: income,
+            share_bp: 5_000,
+            source: String::new(),
+            set_by: String::new(),
+            set_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_and_latest_line_wins() {
+        let lines = [l("620422", 100), l("620422100", 200), l("620422", 300)];
+        assert_eq!(best_line(&lines, "620422100001").map(|x| x.income_fen), Some(200), "the township's over the county's");
+        assert_eq!(best_line(&lines, "620422101001").map(|x| x.income_fen), Some(300), "the county's latest");
+        assert_eq!(best_line(&lines, "620421100001"), None, "another county");
+        assert_eq!(best_line(&lines, "620422").map(|x| x.income_fen), Some(300));
     }
 }

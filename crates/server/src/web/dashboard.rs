@@ -112,6 +112,11 @@ pub fn warm(state: &AppState) {
         if let Err(e) = st.web.dashboard.get(&st, year).await {
             tracing::warn!(status = %e.status, "warming the dashboard failed");
         }
+        if let Some(day) = Date::new(year as u16, 12, 31) {
+            if let Err(e) = st.web.risk.get(&st, day).await {
+                tracing::warn!(status = %e.status, "warming the early-warning list failed");
+            }
+        }
     });
 }
 

@@ -45,6 +45,8 @@ pub struct WebState {
     /// R-RISK-1: annual personal payment above which a person is flagged (default 5,000 yuan).
     pub warning_line_fen: i64,
     pid: tokio::sync::OnceCell<pid::PidKey>,
+    /// The early-warning list per day assessed (R-RISK-1).
+    pub risk: risk::RiskCache,
 }
 
 impl Default for WebState {
@@ -55,6 +57,7 @@ impl Default for WebState {
             slip: std::sync::OnceLock::new(),
             warning_line_fen: 500_000,
             pid: tokio::sync::OnceCell::new(),
+            risk: risk::RiskCache::default(),
         }
     }
 }

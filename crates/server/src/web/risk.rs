@@ -3,7 +3,9 @@
 //! (`core::risk`), with the settlements behind each figure; exported for the poverty office's monitoring.
 //! The bureau sets the line (a share of the rural per-capita disposable income) per region and year.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
@@ -11,6 +13,7 @@ use axum::Form;
 use baozhang_core::risk::{assess, assess_household, months_back, Assessment, Level, WarningLine};
 use baozhang_core::{Date, Fen};
 use baozhang_ingest::worklist::{mask_id, mask_name};
+use baozhang_store::risk::{best_line, LineRow};
 use serde::Deserialize;
 
 use super::table::{Cell, Table};
@@ -36,9 +39,10 @@ pub struct LineInForce {
     pub configured: bool,
 }
 
-/// The line in force: the one set for the region (or above it), else the workbench's default line.
-pub async fn line_in_force(state: &AppState, region: &str, year: i64) -> Result<LineInForce, WebError> {
-    Ok(match state.store.warning_line(region, year).await? {
+/// The line in force for a region among a year's lines: the one set for it (or above it), else the
+/// workbench's default line.
+pub fn line_from(lines: &[LineRow], default_fen: i64, region: &str, year: i64) -> LineInForce {
+    match best_line(lines, region) {
         Some(l) => LineInForce {
             line: l.line(),
             note: format!(
@@ -55,25 +59,125 @@ pub async fn line_in_force(state: &AppState, region: &str, year: i64) -> Result<
             configured: true,
         },
         None => LineInForce {
-            line: WarningLine { line_fen: state.web.warning_line_fen, near_bp: 8_000 },
-            note: format!(
-                "尚未设定 {year} 年本地预警线，暂按默认 {} 元（请医保局按当地农村居民人均可支配收入设定）",
-                yuan(state.web.warning_line_fen)
-            ),
+            line: WarningLine { line_fen: default_fen, near_bp: 8_000 },
+            note: format!("尚未设定 {year} 年本地预警线，暂按默认 {} 元（请医保局按当地农村居民人均可支配收入设定）", yuan(default_fen)),
             configured: false,
         },
-    })
+    }
 }
 
-/// A flagged person or household, for the tables.
-struct Flagged {
-    village: String,
-    household: String,
-    name: String,
-    id_no: String,
-    a: Assessment,
-    detail: String,
+pub async fn line_in_force(state: &AppState, region: &str, year: i64) -> Result<LineInForce, WebError> {
+    let lines = state.store.warning_lines_of_year(year).await?;
+    Ok(line_from(&lines, state.web.warning_line_fen, region, year))
 }
+
+/// A flagged person (the whole database's, once per day assessed; a page filters by region).
+pub struct PersonRisk {
+    pub village_code: String,
+    pub household_no: String,
+    pub name: String,
+    pub id_no: String,
+    pub a: Assessment,
+    /// The settlements behind the figure: "date amount；…".
+    pub detail: String,
+}
+
+pub struct HouseholdRisk {
+    pub village_code: String,
+    pub household_no: String,
+    pub size: i64,
+    pub a: Assessment,
+}
+
+/// Everyone's assessment on a day, each against the line of their own village.
+pub struct RiskResult {
+    pub computed: Instant,
+    pub compute_ms: u128,
+    /// Flagged people, most serious first.
+    pub persons: Vec<PersonRisk>,
+    pub households: Vec<HouseholdRisk>,
+    /// People with a settlement in the window, per village.
+    pub settled: HashMap<String, usize>,
+}
+
+/// Assessments cached per day (60 s, like the dashboard; cleared when a line is set).
+#[derive(Default)]
+pub struct RiskCache {
+    days: Mutex<HashMap<Date, Arc<RiskResult>>>,
+}
+
+impl RiskCache {
+    pub const TTL: Duration = Duration::from_secs(60);
+
+    pub fn invalidate(&self) {
+        self.days.lock().expect("risk cache lock").clear();
+    }
+
+    pub async fn get(&self, state: &AppState, as_of: Date) -> Result<Arc<RiskResult>, WebError> {
+        if let Some(r) = self.days.lock().expect("risk cache lock").get(&as_of) {
+            if r.computed.elapsed() <= Self::TTL {
+                return Ok(r.clone());
+            }
+        }
+        let r = Arc::new(compute(state, as_of).await?);
+        tracing::info!(%as_of, flagged = r.persons.len(), ms = r.compute_ms as u64, "early-warning list computed");
+        self.days.lock().expect("risk cache lock").insert(as_of, r.clone());
+        Ok(r)
+    }
+}
+
+async fn compute(state: &AppState, as_of: Date) -> Result<RiskResult, WebError> {
+    let t = Instant::now();
+    let year = i64::from(as_of.year());
+    let lines = state.store.warning_lines_of_year(year).await?;
+    let from = months_back(as_of, 12);
+    let people = state.store.payments_in("", from, as_of).await?;
+    let sizes = state.store.household_sizes("").await?;
+    let mut line_of: HashMap<String, WarningLine> = HashMap::new();
+    let mut line_for = |village: &str| {
+        *line_of.entry(village.to_string()).or_insert_with(|| line_from(&lines, state.web.warning_line_fen, village, year).line)
+    };
+
+    let mut persons = Vec::new();
+    let mut settled: HashMap<String, usize> = HashMap::new();
+    let mut households: BTreeMap<String, (String, Vec<Assessment>)> = BTreeMap::new();
+    for p in &people {
+        *settled.entry(p.village_code.clone()).or_default() += 1;
+        let a = assess(&p.payments, as_of, &line_for(&p.village_code));
+        if let Some(h) = &p.household_no {
+            households.entry(h.clone()).or_insert_with(|| (p.village_code.clone(), Vec::new())).1.push(a);
+        }
+        if a.level == Level::None {
+            continue;
+        }
+        let mut pays: Vec<_> = p.payments.iter().filter(|x| x.date > from && x.date <= as_of).collect();
+        pays.sort_by_key(|x| x.date);
+        persons.push(PersonRisk {
+            village_code: p.village_code.clone(),
+            household_no: p.household_no.clone().unwrap_or_default(),
+            name: p.name.clone(),
+            id_no: p.id_no.clone(),
+            a,
+            detail: pays.iter().map(|x| format!("{} {} 元", x.date, Fen(x.psn_part_fen).grouped())).collect::<Vec<_>>().join("；"),
+        });
+    }
+    persons.sort_by(|x, y| (y.a.level, y.a.twelve_months_fen).cmp(&(x.a.level, x.a.twelve_months_fen)));
+    let mut hflags = Vec::new();
+    for (h, (village, members)) in households {
+        let size = sizes.get(&h).copied().unwrap_or(0).max(members.len() as i64);
+        let mut all = members;
+        all.resize(size as usize, Assessment { twelve_months_fen: 0, three_months_fen: 0, settlements: 0, level: Level::None });
+        let a = assess_household(&all, &line_for(&village));
+        if a.level != Level::None {
+            hflags.push(HouseholdRisk { village_code: village, household_no: h, size, a });
+        }
+    }
+    hflags.sort_by(|x, y| (y.a.level, y.a.twelve_months_fen).cmp(&(x.a.level, x.a.twelve_months_fen)));
+    Ok(RiskResult { computed: Instant::now(), compute_ms: t.elapsed().as_millis(), persons, households: hflags, settled })
+}
+
+/// Rows shown on the page per table (the Excel export has all).
+const SHOWN_ROWS: usize = 1_000;
 
 fn level_cell(l: Level) -> Cell {
     let class = match l {
@@ -96,40 +200,16 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     let year = super::dashboard::default_year(&state).await;
     let default_day = Date::new(year as u16, 12, 31).ok_or_else(|| WebError::bad("年度无效"))?;
     let as_of = parse_as_of(q.as_of.as_deref(), default_day)?;
+    let started = Instant::now();
     let lf = line_in_force(&state, &region, i64::from(as_of.year())).await?;
     let from = months_back(as_of, 12);
-    let people = state.store.payments_in(&region, from, as_of).await?;
-    let sizes = state.store.household_sizes(&region).await?;
+    let res = state.web.risk.get(&state, as_of).await?;
     let names = state.web.region_names(&state.store).await?;
     let pid = state.web.pid_key(&state.store).await?;
+    let exporting = q.export.is_some();
+    let village_name = |c: &str| names.get(c).cloned().unwrap_or_else(|| c.to_string());
 
-    let mut persons: Vec<(Flagged, String)> = Vec::new();
-    let mut households: BTreeMap<String, (String, Vec<Assessment>)> = BTreeMap::new();
-    for p in &people {
-        let a = assess(&p.payments, as_of, &lf.line);
-        if let Some(h) = &p.household_no {
-            households.entry(h.clone()).or_insert_with(|| (p.village_code.clone(), Vec::new())).1.push(a);
-        }
-        if a.level == Level::None {
-            continue;
-        }
-        let mut pays: Vec<_> = p.payments.iter().filter(|x| x.date > from && x.date <= as_of).collect();
-        pays.sort_by_key(|x| x.date);
-        let detail = pays.iter().map(|x| format!("{} {} 元", x.date, Fen(x.psn_part_fen).grouped())).collect::<Vec<_>>().join("；");
-        persons.push((
-            Flagged {
-                village: names.get(&p.village_code).cloned().unwrap_or_else(|| p.village_code.clone()),
-                household: p.household_no.clone().unwrap_or_default(),
-                name: p.name.clone(),
-                id_no: p.id_no.clone(),
-                a,
-                detail,
-            },
-            super::person::person_href(&pid, &p.id_no),
-        ));
-    }
-    persons.sort_by(|(x, _), (y, _)| (y.a.level, y.a.twelve_months_fen).cmp(&(x.a.level, x.a.twelve_months_fen)));
-
+    let mine: Vec<&PersonRisk> = res.persons.iter().filter(|p| p.village_code.starts_with(&region)).collect();
     let mut pt = Table::new(
         "persons",
         "预警人员（近 12 个月个人负担）",
@@ -147,64 +227,58 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     );
     pt.empty = "没有达到预警条件的人员";
     pt.page_size = 25;
-    for (f, href) in &persons {
+    for f in mine.iter().take(if exporting { usize::MAX } else { SHOWN_ROWS }) {
         pt.rows.push(vec![
-            Cell::text(&f.village),
-            Cell::text(&f.household),
-            Cell::Link(mask_name(&f.name), href.clone()),
+            Cell::text(village_name(&f.village_code)),
+            Cell::text(&f.household_no),
+            Cell::Link(mask_name(&f.name), super::person::person_href(&pid, &f.id_no)),
             Cell::text(mask_id(&f.id_no)),
             Cell::Yuan(f.a.twelve_months_fen),
             Cell::Yuan(f.a.three_months_fen),
             Cell::Int(f.a.settlements),
             level_cell(f.a.level),
-            Cell::Html(
-                format!("<details><summary>{} 笔</summary><span class=\"muted\">{}</span></details>", f.a.settlements, esc(&f.detail)),
-                f.detail.clone(),
-            ),
+            if exporting {
+                Cell::text(&f.detail)
+            } else {
+                Cell::Html(
+                    format!("<details><summary>{} 笔</summary><span class=\"muted\">{}</span></details>", f.a.settlements, esc(&f.detail)),
+                    f.detail.clone(),
+                )
+            },
         ]);
     }
-
-    let mut hflags: Vec<(String, String, i64, Assessment)> = Vec::new();
-    for (h, (village, members)) in &households {
-        let size = sizes.get(h).copied().unwrap_or(members.len() as i64).max(members.len() as i64);
-        let mut all = members.clone();
-        all.resize(size as usize, Assessment { twelve_months_fen: 0, three_months_fen: 0, settlements: 0, level: Level::None });
-        let a = assess_household(&all, &lf.line);
-        if a.level != Level::None {
-            hflags.push((h.clone(), village.clone(), size, a));
-        }
-    }
-    hflags.sort_by(|x, y| (y.3.level, y.3.twelve_months_fen).cmp(&(x.3.level, x.3.twelve_months_fen)));
+    let homes: Vec<&HouseholdRisk> = res.households.iter().filter(|h| h.village_code.starts_with(&region)).collect();
     let mut ht = Table::new(
         "households",
         "预警家庭（按人均与预警线比较）",
         vec!["村", "户编号", "人数", "近12个月个人负担合计（元）", "人均（元）", "其中近3个月（元）", "预警等级"],
     );
     ht.empty = "没有达到预警条件的家庭";
-    for (h, village, size, a) in &hflags {
+    for h in homes.iter().take(if exporting { usize::MAX } else { SHOWN_ROWS }) {
         ht.rows.push(vec![
-            Cell::text(names.get(village).cloned().unwrap_or_else(|| village.clone())),
-            Cell::Link(h.clone(), format!("/web/household/{}", super::urlencode(h))),
-            Cell::Int(*size),
-            Cell::Yuan(a.twelve_months_fen),
-            Cell::Yuan(a.twelve_months_fen / size.max(&1)),
-            Cell::Yuan(a.three_months_fen),
-            level_cell(a.level),
+            Cell::text(village_name(&h.village_code)),
+            Cell::Link(h.household_no.clone(), format!("/web/household/{}", super::urlencode(&h.household_no))),
+            Cell::Int(h.size),
+            Cell::Yuan(h.a.twelve_months_fen),
+            Cell::Yuan(h.a.twelve_months_fen / h.size.max(1)),
+            Cell::Yuan(h.a.three_months_fen),
+            level_cell(h.a.level),
         ]);
     }
     if let Some(id) = q.export.as_deref() {
         return super::table::export(&[&pt, &ht], id);
     }
 
-    let count = |l: Level| persons.iter().filter(|(f, _)| f.a.level == l).count();
-    let region_name = names.get(&region).cloned().unwrap_or_else(|| region.clone());
+    let count = |l: Level| mine.iter().filter(|f| f.a.level == l).count();
+    let settled: usize = res.settled.iter().filter(|(v, _)| v.starts_with(&region)).map(|(_, n)| n).sum();
+    let region_name = village_name(&region);
     let mut page = Page::new(format!("因病返贫致贫预警 · {region_name}"));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
     page.crumbs.push(("因病致贫预警".into(), String::new()));
     page.push(&format!(
         "<form class=\"inline noprint\" method=\"get\" action=\"/web/risk\"><input type=\"hidden\" name=\"region\" value=\"{}\">\
          <label>评估日期<input type=\"date\" name=\"as_of\" value=\"{}\"></label><button>查看</button></form>\
-         <p class=\"muted\" data-testid=\"risk-line\">{}。统计期 {} 至 {}（近 12 个月）。超过预警线：近 12 个月个人负担达到预警线；接近：达到预警线的 80%；快速上升：近 3 个月的负担再持续一个季度即超过预警线。家庭按人均比较。</p>",
+         <p class=\"muted\" data-testid=\"risk-line\">{}。统计期 {} 至 {}（近 12 个月）。超过预警线：近 12 个月个人负担达到预警线；接近：达到预警线的 80%；快速上升：近 3 个月的负担再持续一个季度即超过预警线。家庭按人均比较。每人按其所在村适用的预警线评估。</p>",
         esc(&region),
         as_of,
         esc(&lf.note),
@@ -216,13 +290,26 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
         card("超过预警线", &format!("{} 人", count(Level::Over)), &format!("预警线 {} 元/年", yuan(lf.line.line_fen))),
         card("接近预警线", &format!("{} 人", count(Level::Near)), &format!("{} 元以上", yuan(lf.line.near_fen()))),
         card("快速上升", &format!("{} 人", count(Level::Rising)), "近 3 个月负担较重"),
-        card("预警家庭", &format!("{} 户", hflags.len()), &format!("有结算的 {} 人", people.len())),
+        card("预警家庭", &format!("{} 户", homes.len()), &format!("近 12 个月有结算的 {settled} 人")),
     ));
+    if mine.len() > SHOWN_ROWS || homes.len() > SHOWN_ROWS {
+        page.push(&format!(
+            "<div class=\"alert\" role=\"status\">名单较长：页面按严重程度显示前 {SHOWN_ROWS} 条，完整名单请点“导出 Excel”（预警人员 {} 人，预警家庭 {} 户）。</div>",
+            mine.len(),
+            homes.len()
+        ));
+    }
     let path = u.path.clone();
     page.push(&pt.html(&path)).push(&ht.html(&path));
     if matches!(u.p.role, Role::Admin | Role::Bureau) {
         page.push(&line_form(&region, i64::from(as_of.year()), &lf));
     }
+    page.push(&format!(
+        "<p class=\"muted small\">名单于 {} 秒前计算（全库一次 {} 毫秒，每分钟更新）；本页服务器用时 {} 毫秒。</p>",
+        res.computed.elapsed().as_secs(),
+        res.compute_ms,
+        started.elapsed().as_millis()
+    ));
     Ok(page.render(&u))
 }
 
@@ -273,6 +360,7 @@ pub async fn set_line(State(state): State<AppState>, u: WebUser, Form(f): Form<L
         return Err(WebError::bad("请填写数据来源"));
     }
     state.store.set_warning_line(&region, year, income.0, share, source, &u.p.username).await?;
+    state.web.risk.invalidate();
     state
         .store
         .audit(&u.p.username, "web.warning_line", &format!("{region} {year}: income {} share {share} bp ({source})", income.0))
