@@ -71,6 +71,14 @@ pub enum BenchCmd {
     },
 }
 
+/// The machine's CPU model (for the printed numbers).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
 /// Peak resident memory of finished children, in KiB (Linux reports ru_maxrss in KiB).
 fn children_peak_rss_kib() -> i64 {
     // SAFETY: getrusage writes into the struct we pass and nothing else.
@@ -107,10 +115,7 @@ fn bench_settle(n: usize, persons: usize, policy_name: &str, seed: u64, rounds: 
             return ExitCode::from(crate::EXIT_INVALID);
         }
     };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = cpu_model();
     println!("bench settle: policy {} ({}), {n} claims over {persons} persons, seed {seed}", policy.meta.id, policy.version);
     println!("machine: {cpu}, {} logical CPUs; single-threaded", std::thread::available_parallelism().map_or(1, |n| n.get()));
 
@@ -283,10 +288,7 @@ fn bench_serve(database_url: Option<String>, people: usize, clients: usize, sett
     };
     let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = cpu_model();
     println!(
         "bench serve: {} — {settlements} settlements by {clients} concurrent clients over {people} people",
         crate::data_cmd::redact_url(&url)
@@ -321,10 +323,7 @@ fn bench_serve(database_url: Option<String>, people: usize, clients: usize, sett
 }
 
 fn bench_web(database_url: String, username: String, password: String, rounds: usize) -> ExitCode {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = cpu_model();
     println!("bench web: {} as {username}, {rounds} requests per page after the first", crate::data_cmd::redact_url(&database_url));
     println!(
         "machine: {cpu}, {} logical CPUs; server in-process over loopback",

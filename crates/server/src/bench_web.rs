@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use baozhang_store::Store;
 
+use crate::bench::percentile;
 use crate::{AppState, Config, Policies};
 
 #[derive(Clone, Debug)]
@@ -106,14 +107,6 @@ fn first_link(html: &str, prefix: &str, ok: impl Fn(&str) -> bool) -> Option<Str
         rest = &tail[end..];
     }
     None
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 async fn measure(c: &Client, name: &str, path: &str, rounds: usize, post: Option<&[(&str, &str)]>) -> Result<PageTiming, String> {

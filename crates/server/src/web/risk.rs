@@ -126,6 +126,11 @@ impl RiskCache {
     }
 }
 
+/// Most serious first: the level, then the 12-month payment.
+fn seriousness(a: &Assessment) -> std::cmp::Reverse<(Level, i64)> {
+    std::cmp::Reverse((a.level, a.twelve_months_fen))
+}
+
 async fn compute(state: &AppState, as_of: Date) -> Result<RiskResult, WebError> {
     let t = Instant::now();
     let year = i64::from(as_of.year());
@@ -161,7 +166,7 @@ async fn compute(state: &AppState, as_of: Date) -> Result<RiskResult, WebError> 
             detail: pays.iter().map(|x| format!("{} {} 元", x.date, Fen(x.psn_part_fen).grouped())).collect::<Vec<_>>().join("；"),
         });
     }
-    persons.sort_by(|x, y| (y.a.level, y.a.twelve_months_fen).cmp(&(x.a.level, x.a.twelve_months_fen)));
+    persons.sort_by_key(|p| seriousness(&p.a));
     let mut hflags = Vec::new();
     for (h, (village, members)) in households {
         let size = sizes.get(&h).copied().unwrap_or(0).max(members.len() as i64);
@@ -172,7 +177,7 @@ async fn compute(state: &AppState, as_of: Date) -> Result<RiskResult, WebError> 
             hflags.push(HouseholdRisk { village_code: village, household_no: h, size, a });
         }
     }
-    hflags.sort_by(|x, y| (y.a.level, y.a.twelve_months_fen).cmp(&(x.a.level, x.a.twelve_months_fen)));
+    hflags.sort_by_key(|h| seriousness(&h.a));
     Ok(RiskResult { computed: Instant::now(), compute_ms: t.elapsed().as_millis(), persons, households: hflags, settled })
 }
 
