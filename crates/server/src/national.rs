@@ -1182,17 +1182,7 @@ async fn cancel_in_tx(
     let after = reverse(policy, &s, &locked.acc).map_err(|e| refused(format!("撤销失败：{e}")))?;
     let seq = ledger::next_seq(tx, backend, batch).await?;
     let new_id = setl_id_of(seq);
-    let totals = Totals {
-        year,
-        med_type: orig.med_type,
-        medfee_sumamt: orig.medfee_sumamt,
-        inscp_scp_amt: orig.inscp_scp_amt,
-        act_pay_dedc: orig.act_pay_dedc,
-        fund_pay_sumamt: orig.fund_pay_sumamt,
-        hosp_part_amt: orig.hosp_part_amt,
-        psn_part_amt: orig.psn_part_amt,
-    }
-    .negated();
+    let totals = Totals::of_stored(&orig).negated();
     let head = SettlementHead {
         setl_id: new_id.clone(),
         seq,

@@ -539,6 +539,20 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// The totals of a stored settlement row (negate them for its cancellation).
+    pub fn of_stored(s: &StoredSettlement) -> Totals {
+        Totals {
+            year: s.year as u16,
+            med_type: s.med_type,
+            medfee_sumamt: s.medfee_sumamt,
+            inscp_scp_amt: s.inscp_scp_amt,
+            act_pay_dedc: s.act_pay_dedc,
+            fund_pay_sumamt: s.fund_pay_sumamt,
+            hosp_part_amt: s.hosp_part_amt,
+            psn_part_amt: s.psn_part_amt,
+        }
+    }
+
     pub fn of(s: &Settlement) -> Totals {
         Totals {
             year: s.year,

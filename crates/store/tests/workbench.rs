@@ -10,55 +10,10 @@ use baozhang_store::indicators::{MarkError, MarkState, VillageStats, N_BUCKETS};
 use baozhang_store::ledger::{self, Batch, Entry, SettlementHead, Totals};
 use baozhang_store::reconcile::{ReconcileParams, CLASSES};
 use baozhang_store::registry::{EnrolmentRow, PeriodRow, PersonRow, RegionRow, StateRow};
-use baozhang_store::{Backend, Store};
+use baozhang_store::Store;
 
-struct TestDb {
-    store: Store,
-    cleanup: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDb {
-    async fn drop_pg(self) {
-        let TestDb { store, cleanup, .. } = self;
-        store.pool().close().await;
-        if let Some((admin, name)) = cleanup {
-            let mut admin = admin_connection(&admin).await;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.expect("drop");
-        }
-    }
-}
-
-async fn admin_connection(url: &str) -> sqlx::AnyConnection {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for the store tests: {e}"))
-}
-
-async fn backends(tag: &str) -> Vec<TestDb> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("sqlite");
-    let admin_url = std::env::var("BAOZHANG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut admin = admin_connection(&admin_url).await;
-    let name = format!(
-        "bz_{tag}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-    );
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create db");
-    drop(admin);
-    let url = match admin_url.rfind('/') {
-        Some(i) => format!("{}/{name}", &admin_url[..i]),
-        None => panic!("bad PG url"),
-    };
-    let pg = Store::open(&url).await.expect("pg");
-    assert_eq!(pg.backend(), Backend::Postgres);
-    vec![TestDb { store: sqlite, cleanup: None, _dir: Some(dir) }, TestDb { store: pg, cleanup: Some((admin_url, name)), _dir: None }]
-}
-
-fn d(s: &str) -> i64 {
-    baozhang_store::date_num(Date::parse(s).unwrap())
-}
+mod common;
+use common::{backends, d};
 
 const V1: &str = "620422100201";
 const V2: &str = "620422100202";
@@ -238,17 +193,7 @@ async fn settle(
 async fn cancel(s: &Store, setl_id: &str) -> String {
     let orig = s.settlement(setl_id).await.unwrap().expect("settlement");
     let entries = ledger::negated(&s.settlement_entries(setl_id).await.unwrap());
-    let totals = Totals {
-        year: orig.year as u16,
-        med_type: orig.med_type,
-        medfee_sumamt: orig.medfee_sumamt,
-        inscp_scp_amt: orig.inscp_scp_amt,
-        act_pay_dedc: orig.act_pay_dedc,
-        fund_pay_sumamt: orig.fund_pay_sumamt,
-        hosp_part_amt: orig.hosp_part_amt,
-        psn_part_amt: orig.psn_part_amt,
-    }
-    .negated();
+    let totals = Totals::of_stored(&orig).negated();
     write(s, &orig.id_no, orig.village_code.as_deref(), orig.identities, Some(setl_id), &totals, &entries).await
 }
 
