@@ -9,6 +9,7 @@ pub mod idcard;
 pub mod identity;
 pub mod money;
 pub mod policy;
+pub mod programmes;
 pub mod reference;
 pub mod risk;
 
