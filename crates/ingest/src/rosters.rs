@@ -23,6 +23,13 @@ pub enum RosterKind {
     ExtremePoor,
     Death,
     Military,
+    /// Health programmes (`crate::programmes`): the public-health chronic registry, the card register,
+    /// family-doctor teams, contracts and service records.
+    ChronicRegistry,
+    ChronicCards,
+    FdcTeams,
+    FdcContracts,
+    FdcServices,
 }
 
 /// The order rosters are imported in a full load: households first, the enrolment roster (which refers to
@@ -30,8 +37,23 @@ pub enum RosterKind {
 pub const IMPORT_ORDER: [RosterKind; 6] =
     [RosterKind::Poverty, RosterKind::Dibao, RosterKind::ExtremePoor, RosterKind::Death, RosterKind::Military, RosterKind::Enrolment];
 
-pub const ALL_KINDS: [RosterKind; 6] =
-    [RosterKind::Poverty, RosterKind::Enrolment, RosterKind::Dibao, RosterKind::ExtremePoor, RosterKind::Death, RosterKind::Military];
+pub const ALL_KINDS: [RosterKind; 11] = [
+    RosterKind::Poverty,
+    RosterKind::Enrolment,
+    RosterKind::Dibao,
+    RosterKind::ExtremePoor,
+    RosterKind::Death,
+    RosterKind::Military,
+    RosterKind::ChronicRegistry,
+    RosterKind::ChronicCards,
+    RosterKind::FdcTeams,
+    RosterKind::FdcContracts,
+    RosterKind::FdcServices,
+];
+
+/// The programme files in the order a full load imports them (teams before the contracts naming them).
+pub const PROGRAMME_ORDER: [RosterKind; 5] =
+    [RosterKind::ChronicRegistry, RosterKind::ChronicCards, RosterKind::FdcTeams, RosterKind::FdcContracts, RosterKind::FdcServices];
 
 impl RosterKind {
     pub fn id(self) -> &'static str {
@@ -42,6 +64,11 @@ impl RosterKind {
             RosterKind::ExtremePoor => "extreme_poor",
             RosterKind::Death => "death",
             RosterKind::Military => "military",
+            RosterKind::ChronicRegistry => "chronic_registry",
+            RosterKind::ChronicCards => "chronic_cards",
+            RosterKind::FdcTeams => "fdc_teams",
+            RosterKind::FdcContracts => "fdc_contracts",
+            RosterKind::FdcServices => "fdc_services",
         }
     }
     pub fn parse(s: &str) -> Option<RosterKind> {
@@ -55,7 +82,16 @@ impl RosterKind {
             RosterKind::ExtremePoor => "特困供养人员名单",
             RosterKind::Death => "死亡人员登记",
             RosterKind::Military => "服兵役人员登记",
+            RosterKind::ChronicRegistry => "公共卫生慢病患者登记（卫生健康部门）",
+            RosterKind::ChronicCards => "慢病卡登记",
+            RosterKind::FdcTeams => "家庭医生团队",
+            RosterKind::FdcContracts => "家庭医生签约名单",
+            RosterKind::FdcServices => "家庭医生服务记录（随访、送医上门、送人就医）",
         }
+    }
+    /// A health-programme file rather than a registry roster.
+    pub fn is_programme(self) -> bool {
+        PROGRAMME_ORDER.contains(&self)
     }
     /// (column, required) in template order.
     pub fn columns(self) -> &'static [(&'static str, bool)] {
@@ -95,6 +131,7 @@ impl RosterKind {
             }
             RosterKind::Death => &[("证件号码", true), ("姓名", true), ("死亡日期", true)],
             RosterKind::Military => &[("证件号码", true), ("姓名", true), ("入伍日期", true), ("退役日期", false)],
+            k => crate::programmes::columns(k),
         }
     }
     /// One plausible example row for the template.
@@ -133,6 +170,7 @@ impl RosterKind {
             RosterKind::Dibao | RosterKind::ExtremePoor => &["620422198001011230", "张三", "620422100201", "2017-01-01", ""],
             RosterKind::Death => &["620422198001011230", "张三", "2018-06-30"],
             RosterKind::Military => &["620422199801011233", "李四", "2017-09-01", ""],
+            k => crate::programmes::example(k),
         }
     }
 }
@@ -229,18 +267,18 @@ impl Batch {
     }
 }
 
-struct Row<'a> {
-    cells: &'a [String],
-    reader: &'a TableReader,
+pub(crate) struct Row<'a> {
+    pub(crate) cells: &'a [String],
+    pub(crate) reader: &'a TableReader,
 }
 
-type Reject = (String, String);
+pub(crate) type Reject = (String, String);
 
 impl Row<'_> {
-    fn get(&self, col: &str) -> &str {
+    pub(crate) fn get(&self, col: &str) -> &str {
         self.reader.column(col).and_then(|i| self.cells.get(i)).map_or("", String::as_str)
     }
-    fn required(&self, col: &str) -> Result<&str, Reject> {
+    pub(crate) fn required(&self, col: &str) -> Result<&str, Reject> {
         let v = self.get(col);
         if v.is_empty() {
             Err((col.into(), "必填项为空".into()))
@@ -248,18 +286,18 @@ impl Row<'_> {
             Ok(v)
         }
     }
-    fn date(&self, col: &str) -> Result<Option<Date>, Reject> {
+    pub(crate) fn date(&self, col: &str) -> Result<Option<Date>, Reject> {
         let v = self.get(col);
         if v.is_empty() {
             return Ok(None);
         }
         Date::parse(v).map(Some).map_err(|e| (col.into(), e.to_string()))
     }
-    fn req_date(&self, col: &str) -> Result<Date, Reject> {
+    pub(crate) fn req_date(&self, col: &str) -> Result<Date, Reject> {
         self.required(col)?;
         Ok(self.date(col)?.expect("non-empty"))
     }
-    fn year(&self, col: &str) -> Result<Option<i64>, Reject> {
+    pub(crate) fn year(&self, col: &str) -> Result<Option<i64>, Reject> {
         let v = self.get(col);
         if v.is_empty() {
             return Ok(None);
@@ -269,7 +307,7 @@ impl Row<'_> {
             _ => Err((col.into(), format!("年度“{v}”无效（应为四位年份）"))),
         }
     }
-    fn money(&self, col: &str) -> Result<Option<Fen>, Reject> {
+    pub(crate) fn money(&self, col: &str) -> Result<Option<Fen>, Reject> {
         let v = self.get(col);
         if v.is_empty() {
             return Ok(None);
@@ -277,7 +315,7 @@ impl Row<'_> {
         Fen::parse_yuan(v).map(Some).map_err(|e| (col.into(), e.to_string()))
     }
     /// The ID number, checked against 性别 / 出生日期 when the roster has them.
-    fn person_id(&self) -> Result<IdCardNo, Reject> {
+    pub(crate) fn person_id(&self) -> Result<IdCardNo, Reject> {
         let raw = self.required("证件号码")?;
         let id = IdCardNo::parse(raw).map_err(|e| ("证件号码".to_string(), e.to_string()))?;
         let sex = self.get("性别");
@@ -295,7 +333,7 @@ impl Row<'_> {
         }
         Ok(id)
     }
-    fn name(&self) -> Result<String, Reject> {
+    pub(crate) fn name(&self) -> Result<String, Reject> {
         let n = self.required("姓名")?;
         if n.chars().count() > 30 {
             return Err(("姓名".into(), "姓名过长".into()));
@@ -353,7 +391,11 @@ pub async fn import_file(
     }
 
     let mut imp = store.start_import(kind.id(), &file_name, &sha).await?;
-    let result = read_rows(kind, &mut reader, &regions, &mut imp, opts, progress).await;
+    let result = if kind.is_programme() {
+        crate::programmes::read_and_merge(store, kind, &mut reader, &regions, &mut imp, progress).await.map(|(r, t)| (r, 0, t))
+    } else {
+        read_rows(kind, &mut reader, &regions, &mut imp, opts, progress).await
+    };
     let (rejections, conflicts, total) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -383,6 +425,8 @@ pub async fn import_file(
             imp.merge_persons().await?;
             imp.merge_states("military").await?;
         }
+        // Merged as they were read.
+        _ => {}
     }
     report.rows_total = total;
     report.rows_rejected = rejections.len() as u64;
@@ -721,6 +765,8 @@ fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut
             batch.states.push(StateRow { id_no: id.as_str().to_string(), start_date: date_num(start), end_date: end.map(date_num) });
             Ok((format!("{}:{}", id.as_str(), date_num(start)), String::new()))
         }
+        // Programme files are read by `crate::programmes`.
+        k => Err((String::new(), format!("{} 不是户籍类名单", k.name_zh()))),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod indicators;
 pub mod ledger;
+pub mod programmes;
 pub mod reconcile;
 pub mod registry;
 pub mod risk;
@@ -44,12 +45,13 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
     (4, "workbench", include_str!("../migrations/0004_workbench.sql")),
     (5, "health", include_str!("../migrations/0005_health.sql")),
+    (6, "programmes", include_str!("../migrations/0006_programmes.sql")),
 ];
 
 /// How to open a store.

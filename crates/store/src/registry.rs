@@ -246,6 +246,11 @@ pub struct Import {
 }
 
 impl Import {
+    /// The import's transaction, for the writes of other modules (`programmes`).
+    pub(crate) fn tx(&mut self) -> &mut Tx<'static> {
+        &mut self.tx
+    }
+
     pub async fn stage_persons(&mut self, rows: &[PersonRow]) -> Result<()> {
         let vals: Vec<Vec<Val>> = rows
             .iter()
