@@ -5,6 +5,7 @@ mod bench;
 mod data_cmd;
 mod demo_cmd;
 mod policy_cmd;
+mod programmes_demo;
 mod serve_cmd;
 mod settle_cmd;
 

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use baozhang_core::claim::{Bill, Claim, HospLevel, MedType};
 use baozhang_core::{Date, Fen, IdentitySet};
 
-pub const CLAIM_COLUMNS: [&str; 14] = [
+pub const CLAIM_COLUMNS: [&str; 15] = [
     "claim_id",
     "psn_no",
     "identities",
@@ -25,6 +25,7 @@ pub const CLAIM_COLUMNS: [&str; 14] = [
     "overlmt_selfpay",
     "preselfpay_amt",
     "inscp_scp_amt",
+    "dise_codg",
 ];
 const C_CLAIM_ID: usize = 0;
 const C_PSN_NO: usize = 1;
@@ -40,6 +41,8 @@ const C_FULAMT: usize = 10;
 const C_OVERLMT: usize = 11;
 const C_PRESELF: usize = 12;
 const C_INSCP: usize = 13;
+/// Optional: the main diagnosis (ICD-10), for the major-disease ledger.
+const C_DISE_CODG: usize = 14;
 
 /// A problem with one row: which line, which field, why (Chinese, for the person fixing the file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,13 +124,15 @@ pub struct ClaimRow {
     pub psn_no: String,
     pub identities: IdentitySet,
     pub claim: Option<Claim>,
+    /// The main diagnosis (ICD-10, upper case), empty when the file has none.
+    pub dise_codg: String,
 }
 
 pub struct ClaimReader<R: Read> {
     rdr: csv::Reader<Tracked<R>>,
     lines: Rc<RefCell<NewlineLog>>,
     /// Position in the record of each of `CLAIM_COLUMNS`.
-    cols: [usize; 14],
+    cols: [usize; 15],
     record: csv::ByteRecord,
     header: csv::ByteRecord,
 }
@@ -149,7 +154,7 @@ impl<R: Read> ClaimReader<R> {
         if !rdr.read_byte_record(&mut header)? {
             return Err(ReadError::Empty);
         }
-        let mut cols = [usize::MAX; 14];
+        let mut cols = [usize::MAX; 15];
         for (pos, raw) in header.iter().enumerate() {
             let name = std::str::from_utf8(raw).unwrap_or("").trim().trim_start_matches('\u{feff}');
             if let Some(k) = CLAIM_COLUMNS.iter().position(|c| *c == name) {
@@ -159,12 +164,12 @@ impl<R: Read> ClaimReader<R> {
                 cols[k] = pos;
             }
         }
-        // `referral_ok` and `major_disease` default to 0 when absent; everything else is required —
+        // `referral_ok` and `major_disease` default to 0 when absent, `dise_codg` to none; everything else is required —
         // `identities` too: without it every poor person would silently settle as an ordinary resident.
         let missing: Vec<&str> = CLAIM_COLUMNS
             .iter()
             .enumerate()
-            .filter(|(k, _)| cols[*k] == usize::MAX && *k != C_REFERRAL_OK && *k != C_MAJOR_DISEASE)
+            .filter(|(k, _)| cols[*k] == usize::MAX && *k != C_REFERRAL_OK && *k != C_MAJOR_DISEASE && *k != C_DISE_CODG)
             .map(|(_, c)| *c)
             .collect();
         if !missing.is_empty() {
@@ -240,6 +245,12 @@ impl<R: Read> ClaimReader<R> {
         let pre = money(C_PRESELF)?;
         let inscp = money(C_INSCP)?;
         let bill = Bill::new(total, ful, over, pre, inscp).map_err(|e| err(C_MEDFEE, e.to_string()))?;
+        let dise = text(C_DISE_CODG)?;
+        if !dise.is_empty() && !baozhang_core::programmes::valid_icd(&dise.to_ascii_uppercase()) {
+            return Err(err(C_DISE_CODG, format!("诊断编码“{dise}”不是 ICD-10 编码（如 C16.9）")));
+        }
+        row.dise_codg.clear();
+        row.dise_codg.push_str(&dise.to_ascii_uppercase());
         row.claim = Some(Claim { setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill });
         Ok(true)
     }

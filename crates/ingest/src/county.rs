@@ -92,7 +92,7 @@ pub const ENROLMENT_HEADER: &str = "人员编号,证件号码,姓名,参保年�
 pub const CIVIL_HEADER: &str = "证件号码,姓名,行政区划代码,保障起始日期,保障终止日期\n";
 pub const DEATH_HEADER: &str = "证件号码,姓名,死亡日期\n";
 pub const MILITARY_HEADER: &str = "证件号码,姓名,入伍日期,退役日期\n";
-pub const CLAIMS_HEADER: &str = "claim_id,psn_no,identities,setl_date,hosp_lv,in_county,med_type,referral_ok,major_disease,medfee_sumamt,fulamt_ownpay_amt,overlmt_selfpay,preselfpay_amt,inscp_scp_amt\n";
+pub const CLAIMS_HEADER: &str = "claim_id,psn_no,identities,setl_date,hosp_lv,in_county,med_type,referral_ok,major_disease,medfee_sumamt,fulamt_ownpay_amt,overlmt_selfpay,preselfpay_amt,inscp_scp_amt,dise_codg\n";
 
 /// A row planted with invalid data, for testing import rejection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -2013,6 +2013,8 @@ impl Gen<'_> {
                 line.push(b',');
                 Fen(v).write_yuan(&mut line);
             }
+            line.push(b',');
+            line.extend_from_slice(diagnosis(c, k).as_bytes());
             line.push(b'\n');
             w.row(&line)?;
             if (k + 1) % 100_000 == 0 {
@@ -2155,6 +2157,25 @@ struct ClaimRec {
     ful: i64,
     over: i64,
     pre: i64,
+}
+
+/// A plausible main diagnosis (ICD-10) for a claim, chosen from its index (no draw from the generator's
+/// random stream, so adding it changed no other figure): a listed major disease for a major-disease
+/// stay (all on the Gansu list, see data/mdt), hypertension or diabetes for a chronic visit, a common
+/// diagnosis otherwise.
+fn diagnosis(c: &ClaimRec, k: usize) -> &'static str {
+    const MAJOR: [&str; 12] = ["C16.9", "C34.9", "C50.9", "C22.0", "C15.9", "C18.9", "N18.5", "I63.9", "I61.9", "H25.9", "C53.9", "I21.9"];
+    const CHRONIC: [&str; 3] = ["I10", "E11.9", "I10"];
+    const COMMON: [&str; 8] = ["J18.9", "K80.2", "N39.0", "K35.8", "J20.9", "I25.1", "M17.9", "K29.7"];
+    let h = (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    let pick = |t: &[&'static str]| t[(h % t.len() as u64) as usize];
+    if c.major {
+        pick(&MAJOR)
+    } else if !c.inpatient {
+        pick(&CHRONIC)
+    } else {
+        pick(&COMMON)
+    }
 }
 
 fn push_u(line: &mut Vec<u8>, v: u64, width: usize) {

@@ -6,6 +6,7 @@ pub mod county;
 pub mod divisions;
 pub mod intern;
 pub mod health;
+pub mod health_demo;
 pub mod output;
 pub mod programmes;
 pub mod registry_settle;

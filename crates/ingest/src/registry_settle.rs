@@ -85,6 +85,8 @@ pub fn batch_msgid(claim_id: &str) -> String {
 /// (what its own earlier claims left): everything its ledger rows need except the settlement number.
 struct Prepared {
     claim_id: String,
+    /// The main diagnosis (ICD-10) when the claims file has one.
+    dise_codg: String,
     psn_no: String,
     id_no: String,
     village_code: Option<String>,
@@ -162,6 +164,7 @@ fn prepare_claims(
             let acc = accs.entry((row.psn_no.clone(), year)).or_default();
             let mut p = Prepared {
                 claim_id: row.claim_id.clone(),
+                dise_codg: row.dise_codg.clone(),
                 psn_no: row.psn_no.clone(),
                 id_no: person.id_no.clone(),
                 village_code: person.village_code.clone(),
@@ -264,6 +267,7 @@ async fn settle_chunk(
     // PostgreSQL: the chunk's numbers from the sequence in one round trip; SQLite: MAX + 1 read once.
     let prefetched = if backend == Backend::Postgres { ledger::next_seqs(&mut tx, backend, &mut batch, todo).await? } else { Vec::new() };
     let mut seqs = prefetched.into_iter();
+    let mut diagnoses: Vec<Vec<baozhang_store::Val>> = Vec::new();
     for p in chunk.iter_mut() {
         if !done.insert(p.claim_id.clone()) {
             // In the ledger already, or the same claim twice in the file: one visit, one settlement.
@@ -309,9 +313,20 @@ async fn settle_chunk(
             opter: BATCH_OPTER.to_string(),
         };
         ledger::append(&mut batch, &head, &Totals::of(st), &p.entries, &locked, &p.after, &policy.meta.id, policy.layers.len())?;
+        if !p.dise_codg.is_empty() {
+            diagnoses.push(vec![p.claim_id.clone().into(), p.dise_codg.clone().into(), "batch".into()]);
+        }
         sum.stored += 1;
     }
     batch.flush(&mut tx).await?;
+    baozhang_store::upsert_rows(
+        &mut tx,
+        "visit_diagnoses",
+        &["mdtrt_id", "dise_codg", "source"],
+        &diagnoses,
+        "ON CONFLICT (mdtrt_id) DO NOTHING",
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }

@@ -251,7 +251,7 @@ async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &Respond
         }
         "1101" => Outcome::Fresh(person_info(state, env, inst).await),
         "2201" | "2401" => match prepare_register(state, env).await {
-            Ok(m) => write(state, env, ctx, &body_sha256, WriteOp::Register(Box::new(m))).await,
+            Ok((m, dise)) => write(state, env, ctx, &body_sha256, WriteOp::Register(Box::new(m), dise)).await,
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         "2204" | "2301" => match parse_fee_upload(env) {
@@ -607,7 +607,22 @@ async fn person_info(state: &AppState, env: &Envelope, inst: &Institution) -> NR
 
 // ───────────────────────────── 2201 / 2401 registration ─────────────────────────────
 
-async fn prepare_register(state: &AppState, env: &Envelope) -> NResult<Mdtrt> {
+/// The main diagnosis of an admission: `dise_codg` (2201) or `dscg_maindiag_code` / `adm_diag_code`
+/// (2401), with its name; checked to look like ICD-10.
+fn diagnosis_of(data: &Map<String, Value>, at: &str) -> NResult<Option<(String, Option<String>)>> {
+    for (code_key, name_key) in [("dise_codg", "dise_name"), ("dscg_maindiag_code", "dscg_maindiag_name"), ("adm_diag_code", "adm_diag_name")] {
+        if let Some(code) = str_field(data, code_key, at)?.map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()) {
+            if !baozhang_core::programmes::valid_icd(&code) {
+                return Err(refused(format!("字段 {at}.{code_key}：诊断编码“{code}”不是 ICD-10 编码")));
+            }
+            let name = str_field(data, name_key, at)?.map(|n| n.chars().take(100).collect::<String>()).filter(|n| !n.is_empty());
+            return Ok(Some((code, name)));
+        }
+    }
+    Ok(None)
+}
+
+async fn prepare_register(state: &AppState, env: &Envelope) -> NResult<(Mdtrt, Option<(String, Option<String>)>)> {
     let inpatient = env.infno == "2401";
     let (data, at) = if inpatient { input_obj(env, &["mdtrtinfo", "data"])? } else { input_obj(env, &["data"])? };
     let psn_no = req_str(data, "psn_no", &at)?;
@@ -633,7 +648,8 @@ async fn prepare_register(state: &AppState, env: &Envelope) -> NResult<Mdtrt> {
     if !insured {
         return Err(refused(format!("该人员 {year} 年度未参保或已停保，不能按医保办理就诊")));
     }
-    Ok(Mdtrt {
+    let diagnosis = diagnosis_of(data, &at)?;
+    let m = Mdtrt {
         mdtrt_id: format!("MD{}", env.msgid),
         psn_no,
         id_no: person.id_no,
@@ -645,7 +661,8 @@ async fn prepare_register(state: &AppState, env: &Envelope) -> NResult<Mdtrt> {
         major_disease: flag_field(data, "major_dise_flag", &at, false)?,
         status: "open".to_string(),
         setl_id: None,
-    })
+    };
+    Ok((m, diagnosis))
 }
 
 fn insured_area(env: &Envelope) -> NResult<String> {
@@ -1010,9 +1027,12 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
             service::insert_sign_in(tx, sign_no, &job.fixmedins_code, opter, *expires_at).await?;
             json!({"signinoutb": {"sign_time": clock::readable(job.ctx.received_ms), "sign_no": sign_no}}).to_string()
         }
-        WriteOp::Register(m) => {
+        WriteOp::Register(m, diagnosis) => {
             if !service::insert_mdtrt(tx, m).await? {
                 return Err(ExecError::Refused(refused(format!("就诊编号 {} 已存在", m.mdtrt_id))));
+            }
+            if let Some((code, name)) = diagnosis {
+                baozhang_store::programmes::insert_diagnosis(tx, &m.mdtrt_id, code, name.as_deref(), "national").await?;
             }
             json!({"data": {"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "ipt_otp_no": ""}}).to_string()
         }

@@ -21,7 +21,8 @@ use crate::Policies;
 #[derive(Debug)]
 pub enum WriteOp {
     SignIn { sign_no: String, opter: String, expires_at: i64 },
-    Register(Box<baozhang_store::service::Mdtrt>),
+    /// A visit and its main diagnosis (ICD-10 code and name) when the admission names one.
+    Register(Box<baozhang_store::service::Mdtrt>, Option<(String, Option<String>)>),
     FeeUpload { mdtrt_id: String, psn_no: String, lines: Vec<baozhang_store::service::FeeLine> },
     Settle(Box<PreparedSettle>),
     Cancel { setl_id: String, mdtrt_id: String, psn_no: String },
