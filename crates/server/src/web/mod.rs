@@ -10,8 +10,12 @@
 //! - Every table sorts, filters and pages in the browser and exports to Excel (`?export=<table id>`, built
 //!   on the server from the same rows).
 
+pub mod chronic;
 pub mod dashboard;
+pub mod fdc;
+pub mod health;
 pub mod import;
+pub mod mdt;
 pub mod person;
 pub mod pid;
 pub mod policy;
@@ -277,15 +281,32 @@ fn chrome(u: &WebUser) -> Chrome {
     let items: &[(&'static str, &'static str)] = match u.p.role {
         Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/policy", "政策与测算")],
         Role::Cadre => {
-            &[("/web/region", "本村概况"), ("/web/worklist", "比对工作清单"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")]
+            &[
+                ("/web/region", "本村概况"),
+                ("/web/worklist", "比对工作清单"),
+                ("/web/risk", "因病致贫预警"),
+                ("/web/fdc", "家庭医生"),
+                ("/web/policy", "政策与测算"),
+            ]
         }
         Role::Auditor => {
-            &[("/web/region", "驾驶舱"), ("/web/worklist", "比对结果"), ("/web/risk", "因病致贫预警"), ("/web/policy", "政策与测算")]
+            &[
+                ("/web/region", "驾驶舱"),
+                ("/web/worklist", "比对结果"),
+                ("/web/risk", "因病致贫预警"),
+                ("/web/chronic", "慢病卡"),
+                ("/web/fdc", "家庭医生"),
+                ("/web/mdt", "大病救治"),
+                ("/web/policy", "政策与测算"),
+            ]
         }
         Role::Admin | Role::Bureau => &[
             ("/web/region", "驾驶舱"),
             ("/web/worklist", "比对结果"),
             ("/web/risk", "因病致贫预警"),
+            ("/web/chronic", "慢病卡"),
+            ("/web/fdc", "家庭医生"),
+            ("/web/mdt", "大病救治"),
             ("/web/policy", "政策与测算"),
             ("/web/import", "名单导入"),
         ],
@@ -407,6 +428,21 @@ pub fn routes() -> Router<AppState> {
         .route("/web/worklist/reconcile", post(worklist::reconcile_now))
         .route("/web/risk", get(risk::risk_page))
         .route("/web/risk/line", post(risk::set_line))
+        .route("/web/chronic", get(chronic::chronic_page))
+        .route("/web/chronic/draw", post(chronic::draw))
+        .route("/web/chronic/audit/{id}", get(chronic::audit_page))
+        .route("/web/chronic/audit/{id}/result", post(chronic::set_result))
+        .route("/web/fdc", get(fdc::fdc_page))
+        .route("/web/fdc/person/{key}", get(fdc::person_page))
+        .route("/web/fdc/person/{key}/plan", post(fdc::save_plan))
+        .route("/web/fdc/person/{key}/service", post(fdc::add_service))
+        .route("/web/mdt", get(mdt::mdt_page))
+        .route("/web/mdt/scan", post(mdt::scan))
+        .route("/web/mdt/case", post(mdt::add_case))
+        .route("/web/mdt/case/{id}", get(mdt::case_page))
+        .route("/web/mdt/case/{id}/follow", post(mdt::follow_up))
+        .route("/web/mdt/lists", get(mdt::lists_page))
+        .route("/web/mdt/lists/save", post(mdt::save_disease))
         .route("/web/policy", get(policy::policy_page))
         .route("/web/policy/calc", post(policy::calculate))
         .route(

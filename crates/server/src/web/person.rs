@@ -291,6 +291,10 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
         }),
         esc(&risk_flag),
     );
+    info.push_str(&format!(
+        "<p class=\"noprint\"><a href=\"{}\" data-testid=\"fdc-link\">家庭医生签约、一人一策与服务记录</a></p>",
+        here.replacen("/web/person/", "/web/fdc/person/", 1)
+    ));
     if !unmasked && u.p.may_unmask() {
         info.push_str(&format!(
             "<p><a class=\"btn secondary\" href=\"{here}?unmasked=1\">显示完整姓名和证件号码（将记入查看日志）</a></p>"

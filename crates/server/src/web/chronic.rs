@@ -1,0 +1,295 @@
+//! 慢病卡 (R-CHR-1/2): the health department's chronic registry compared with the card register —
+//! eligible poor patients without a card, patients under medication guarantee, cards to check — exported
+//! as the feedback file for the health department; and the monthly random audit of new cards: a draw of
+//! at least 10 % with a recorded seed (re-drawn on the audit page to show it reproduces), and its findings.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::Form;
+use baozhang_ingest::health::{card_coverage, compare_cards, drawn_cards, fresh_seed, new_cards_of_month, CardClass};
+use baozhang_store::programmes::AUDIT_RESULTS;
+use serde::Deserialize;
+
+use super::health::{may_manage, require_manage, unmask_link, Ctx};
+use super::table::{Cell, Table};
+use super::{card, esc, Page, WebError, WebResult, WebUser};
+use crate::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct ChronicQ {
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    export: Option<String>,
+    #[serde(default)]
+    unmasked: Option<String>,
+}
+
+fn bp(n: usize, d: usize) -> Option<i64> {
+    (d > 0).then(|| (n as i64 * 10_000 + d as i64 / 2) / d as i64)
+}
+
+fn yyyymm(m: i64) -> String {
+    format!("{}-{:02}", m / 100, m % 100)
+}
+
+pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Query<ChronicQ>) -> WebResult {
+    let ctx = Ctx::new(&state, &u, q.region.as_deref(), q.unmasked.as_deref() == Some("1"), "web.chronic").await?;
+    let year = super::dashboard::default_year(&state).await;
+    let day = year * 10_000 + 1231;
+    let registry = state.store.chronic_registry(&ctx.region).await?;
+    let cards = state.store.chronic_cards(&ctx.region).await?;
+    let poor: HashSet<String> = state.store.registered_poor(&ctx.region, day).await?.into_iter().map(|(id, _)| id).collect();
+    let findings = compare_cards(&registry, &cards, &poor);
+    let (covered, eligible) = card_coverage(&findings, &poor);
+
+    let mut t = Table::new(
+        "feedback",
+        "比对结果（反馈卫生健康部门）",
+        vec!["类别", "处理意见", "村", "姓名", "证件号码", "病种", "慢病卡号", "说明"],
+    );
+    t.empty = "卫健部门慢病登记与慢病卡尚未导入（名单导入：公共卫生慢病患者登记、慢病卡登记）";
+    t.page_size = 25;
+    for f in findings.iter().filter(|f| f.class != CardClass::Matched || q.export.is_some()) {
+        let [village, name, id] = ctx.person(&f.id_no, &f.who);
+        t.rows.push(vec![
+            Cell::Html(format!("<span class=\"tag {}\">{}</span>", class_css(f.class), f.class.name_zh()), f.class.name_zh().into()),
+            Cell::text(f.class.action_zh()),
+            village,
+            name,
+            id,
+            Cell::text(&f.disease),
+            Cell::text(&f.card_no),
+            Cell::text(&f.detail),
+        ]);
+    }
+    let audits = state.store.chronic_audits(&ctx.region).await?;
+    let mut at = Table::new("audits", "每月新办慢病卡随机抽审", vec!["月份", "区划", "当月新办卡", "抽取", "抽取比例", "已审核", "人情卡及不规范", "随机种子", "抽取人", "抽取时间"]);
+    at.empty = "尚未抽审";
+    for a in &audits {
+        at.rows.push(vec![
+            Cell::Link(yyyymm(a.month), format!("/web/chronic/audit/{}", a.id)),
+            Cell::text(ctx.place(&a.region_code)),
+            Cell::Int(a.population),
+            Cell::Int(a.drawn),
+            Cell::Pct(bp(a.drawn as usize, a.population as usize)),
+            Cell::Int(a.checked),
+            Cell::Int(a.irregular),
+            Cell::text(a.seed.to_string()),
+            Cell::text(&a.drawn_by),
+            Cell::text(a.drawn_at.get(..16).unwrap_or(&a.drawn_at).replace('T', " ")),
+        ]);
+    }
+    if let Some(id) = q.export.as_deref() {
+        return super::table::export(&[&t, &at], id);
+    }
+
+    let count = |c: CardClass| findings.iter().filter(|f| f.class == c).count();
+    let (drawn, checked): (i64, i64) = audits.iter().filter(|a| a.month / 100 == year).fold((0, 0), |(d, c), a| (d + a.drawn, c + a.checked));
+    let irregular: i64 = audits.iter().map(|a| a.irregular).sum();
+    let mut page = Page::new(format!("慢病卡管理 · {}", ctx.place(&ctx.region)));
+    page.crumbs = super::dashboard::crumbs_for(&state, &u, &ctx.region).await?;
+    page.crumbs.push(("慢病卡".into(), String::new()));
+    page.push(&format!(
+        "<div class=\"cards\" data-testid=\"chronic-cards\">{}{}{}{}{}</div>",
+        card("登记慢病贫困患者覆盖率", &super::pct(bp(covered, eligible)), &format!("符合认定标准 {eligible} 人，已办卡 {covered} 人")),
+        card("应办未办", &format!("{} 人", count(CardClass::Missing)), "发卡并标识"),
+        card("纳入用药保障", &format!("{} 人", count(CardClass::MedicationGuarantee)), "不符合办卡标准"),
+        card("持卡待核查", &format!("{} 张", count(CardClass::Unsupported)), "不在登记或不符合标准"),
+        card(&format!("{year} 年抽审完成率"), &super::pct(bp(checked as usize, drawn as usize)), &format!("抽取 {drawn} 张，已审 {checked} 张，人情卡及不规范 {irregular} 张")),
+    ));
+    page.push(&format!(
+        "<p class=\"muted\">比对口径：{year} 年末在册的建档立卡贫困人口（含已脱贫）；卫健部门登记“符合慢病卡认定标准”且无有效慢病卡的为应办未办；登记为不符合标准的纳入用药保障；\
+         有效慢病卡无对应登记或登记为不符合标准的须核查。导出的表格即反馈卫生健康部门的“账账相符”核对表（含账账相符的行）。</p>{}",
+        unmask_link(&u, &ctx)
+    ));
+    let path = u.path.clone();
+    page.push(&t.html(&path));
+    page.push(&at.html(&path));
+    if may_manage(&u) {
+        page.push(&format!(
+            "<section class=\"calc noprint\"><h2>抽取本月新办慢病卡</h2><form method=\"post\" action=\"/web/chronic/draw\" class=\"grid-form\" data-testid=\"draw-form\">\
+             <input type=\"hidden\" name=\"region\" value=\"{}\">\
+             <label>月份<input type=\"month\" name=\"month\" required value=\"{year}-12\"></label>\
+             <label>随机种子（留空则自动生成并记录）<input name=\"seed\" inputmode=\"numeric\" placeholder=\"如 20181201\"></label>\
+             <div class=\"actions\"><button type=\"submit\">抽取</button></div></form>\
+             <p class=\"muted\">按卡号排序后用记录的种子抽取不少于 10%（向上取整）；每个区划每月只抽一次，同一种子对同一批卡总是抽出相同的卡。</p></section>",
+            esc(&ctx.region)
+        ));
+    }
+    Ok(page.render(&u))
+}
+
+fn class_css(c: CardClass) -> &'static str {
+    match c {
+        CardClass::Missing => "new",
+        CardClass::Unsupported => "reopened",
+        _ => "",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DrawForm {
+    region: String,
+    month: String,
+    #[serde(default)]
+    seed: String,
+}
+
+fn parse_month(s: &str) -> Option<i64> {
+    let (y, m) = s.trim().split_once('-')?;
+    let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
+    ((2000..=2100).contains(&y) && (1..=12).contains(&m)).then_some(y * 100 + m)
+}
+
+pub async fn draw(State(state): State<AppState>, u: WebUser, Form(f): Form<DrawForm>) -> WebResult {
+    require_manage(&u, "抽取慢病卡")?;
+    let region = u.region_in_scope(Some(&f.region))?.to_string();
+    let month = parse_month(&f.month).ok_or_else(|| WebError::bad(format!("月份“{}”无效（如 2018-06）", f.month)))?;
+    let seed: u64 = match f.seed.trim() {
+        "" => fresh_seed(),
+        s => s.parse().ok().filter(|v| *v < (1u64 << 53)).ok_or_else(|| WebError::bad(format!("随机种子“{s}”无效（非负整数）")))?,
+    };
+    let cards = state.store.chronic_cards(&region).await?;
+    let pop = new_cards_of_month(&cards, month);
+    if pop.is_empty() {
+        return Err(WebError::bad(format!("{} 没有新办慢病卡，无需抽取", yyyymm(month))));
+    }
+    let drawn = drawn_cards(&pop, seed);
+    let id = state
+        .store
+        .record_chronic_audit(&region, month, seed as i64, pop.len() as i64, &drawn, &u.p.username)
+        .await?
+        .ok_or_else(|| WebError::bad(format!("{} 已抽取过（每月一次，不能重抽）", yyyymm(month))))?;
+    state.store.audit(&u.p.username, "chronic.draw", &format!("{region} {month}: seed {seed}, {} of {}", drawn.len(), pop.len())).await?;
+    Ok(Redirect::to(&format!("/web/chronic/audit/{id}")).into_response())
+}
+
+pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>, Query(q): Query<ChronicQ>) -> WebResult {
+    let own = u.region()?.to_string();
+    let a = state
+        .store
+        .chronic_audits(&own)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(|| WebError::not_found("未找到该抽审，或不在您的管辖范围内"))?;
+    let ctx = Ctx::new(&state, &u, Some(&a.region_code), q.unmasked.as_deref() == Some("1"), "web.chronic.audit").await?;
+    let items = state.store.chronic_audit_items(id).await?;
+    let cards = state.store.chronic_cards(&a.region_code).await?;
+    let by_no: HashMap<&str, _> = cards.iter().map(|c| (c.row.card_no.as_str(), c)).collect();
+    // Reproducibility: the same seed over the month's cards as they are now.
+    let pop = new_cards_of_month(&cards, a.month);
+    let again = drawn_cards(&pop, a.seed as u64);
+    let recorded: Vec<String> = items.iter().map(|i| i.card_no.clone()).collect();
+    let repro = if again == recorded {
+        format!("<p class=\"ok\" data-testid=\"repro\">按记录的种子 {} 对当月 {} 张新办卡重新抽取，结果与记录一致。</p>", a.seed, pop.len())
+    } else {
+        format!(
+            "<p class=\"alert\" data-testid=\"repro\">按记录的种子重新抽取的结果与记录不同：抽取时当月新办卡 {} 张，现为 {} 张（抽取后有补录或注销的卡）。</p>",
+            a.population,
+            pop.len()
+        )
+    };
+    let manage = may_manage(&u);
+    let mut t = Table::new("items", format!("{} 抽审明细", yyyymm(a.month)), vec!["序号", "慢病卡号", "村", "姓名", "证件号码", "病种", "办卡日期", "审核结论", "说明", "审核人"]);
+    for i in &items {
+        let (who_cells, disease, issue) = match by_no.get(i.card_no.as_str()) {
+            Some(c) => (ctx.person(&c.row.id_no, &c.who), c.row.disease.clone(), super::date_text(c.row.issue_date)),
+            None => ([Cell::text(""), Cell::text("（卡已不在登记中）"), Cell::text("")], String::new(), String::new()),
+        };
+        let [village, name, idc] = who_cells;
+        let result = if manage {
+            let opts: String = std::iter::once("")
+                .chain(AUDIT_RESULTS)
+                .map(|r| format!("<option value=\"{r}\"{}>{}</option>", if r == i.result { " selected" } else { "" }, if r.is_empty() { "待审核" } else { r }))
+                .collect();
+            Cell::Html(
+                format!(
+                    "<form method=\"post\" action=\"/web/chronic/audit/{id}/result\" class=\"inline\"><input type=\"hidden\" name=\"card_no\" value=\"{}\">\
+                     <select name=\"result\" aria-label=\"审核结论\">{opts}</select><input name=\"note\" value=\"{}\" placeholder=\"说明\" aria-label=\"说明\"><button>保存</button></form>",
+                    esc(&i.card_no),
+                    esc(&i.note)
+                ),
+                i.result.clone(),
+            )
+        } else {
+            Cell::text(if i.result.is_empty() { "待审核" } else { &i.result })
+        };
+        t.rows.push(vec![
+            Cell::Int(i.draw_order),
+            Cell::text(&i.card_no),
+            village,
+            name,
+            idc,
+            Cell::text(disease),
+            Cell::text(issue),
+            result,
+            Cell::text(&i.note),
+            Cell::text(&i.checked_by),
+        ]);
+    }
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export(&[&t], x);
+    }
+    let mut page = Page::new(format!("慢病卡抽审 · {} · {}", ctx.place(&a.region_code), yyyymm(a.month)));
+    page.crumbs = super::dashboard::crumbs_for(&state, &u, &a.region_code).await?;
+    page.crumbs.push(("慢病卡".into(), format!("/web/chronic?region={}", a.region_code)));
+    page.crumbs.push((yyyymm(a.month), String::new()));
+    page.push(&format!(
+        "<div class=\"cards\">{}{}{}</div>{repro}{}",
+        card("当月新办卡", &format!("{} 张", a.population), &format!("抽取 {} 张", a.drawn)),
+        card("已审核", &format!("{} / {}", a.checked, a.drawn), &format!("人情卡及不规范 {} 张", a.irregular)),
+        card("随机种子", &a.seed.to_string(), &format!("{} 于 {} 抽取", a.drawn_by, a.drawn_at.get(..10).unwrap_or(""))),
+        unmask_link(&u, &ctx)
+    ));
+    page.push(&t.html(&u.path));
+    Ok(page.render(&u))
+}
+
+#[derive(Deserialize)]
+pub struct ResultForm {
+    card_no: String,
+    result: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn set_result(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>, Form(f): Form<ResultForm>) -> WebResult {
+    require_manage(&u, "录入抽审结论")?;
+    let own = u.region()?.to_string();
+    if !state.store.chronic_audits(&own).await?.iter().any(|a| a.id == id) {
+        return Err(WebError::not_found("未找到该抽审，或不在您的管辖范围内"));
+    }
+    let result = f.result.trim();
+    if !result.is_empty() && !AUDIT_RESULTS.contains(&result) {
+        return Err(WebError::bad(format!("审核结论“{result}”无效（{}）", AUDIT_RESULTS.join("、"))));
+    }
+    let note = f.note.trim();
+    if note.chars().count() > 200 {
+        return Err(WebError::bad("说明不超过 200 字"));
+    }
+    if (result == "人情卡" || result == "流程不规范") && note.is_empty() {
+        return Err(WebError::bad("认定为人情卡或流程不规范时，请在说明中写明依据"));
+    }
+    if !state.store.set_audit_result(id, f.card_no.trim(), result, note, &u.p.username).await? {
+        return Err(WebError::not_found(format!("慢病卡 {} 不在本次抽审中", f.card_no.trim())));
+    }
+    Ok(Redirect::to(&format!("/web/chronic/audit/{id}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_are_checked() {
+        assert_eq!(parse_month("2018-06"), Some(201806));
+        assert_eq!(parse_month(" 2018-12 "), Some(201812));
+        assert_eq!(parse_month("2018-13"), None);
+        assert_eq!(parse_month("2018"), None);
+        assert_eq!(parse_month("abc-01"), None);
+    }
+}

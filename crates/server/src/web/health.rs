@@ -1,0 +1,93 @@
+//! What the health-programme pages (`chronic`, `fdc`, `mdt`) share: the region and masking of a page,
+//! and the cells that name a person.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use baozhang_ingest::worklist::{mask_id, mask_name};
+use baozhang_store::programmes::Who;
+
+use super::pid::PidKey;
+use super::table::Cell;
+use super::{WebError, WebUser};
+use crate::auth::Role;
+use crate::AppState;
+
+/// A programme page's context: the region asked for (inside the user's), names, links, masking.
+pub struct Ctx {
+    pub region: String,
+    pub names: Arc<HashMap<String, String>>,
+    pub pid: PidKey,
+    pub unmasked: bool,
+}
+
+impl Ctx {
+    /// Checks the region and the unmask request; an unmasked view is written to the access log.
+    pub async fn new(state: &AppState, u: &WebUser, region: Option<&str>, unmasked: bool, what: &str) -> Result<Ctx, WebError> {
+        let region = u.region_in_scope(region)?.to_string();
+        let unmasked = u.may_unmask(unmasked)?;
+        if unmasked {
+            state.store.log_access(&u.p.username, u.p.role.as_str(), what, &region, "查看未脱敏个人信息").await?;
+        }
+        Ok(Ctx { region, names: state.web.region_names(&state.store).await?, pid: state.web.pid_key(&state.store).await?, unmasked })
+    }
+    pub fn place(&self, code: &str) -> String {
+        self.names.get(code).cloned().unwrap_or_else(|| code.to_string())
+    }
+    /// Village, name (linking to the person page) and ID number, masked unless asked and allowed.
+    pub fn person(&self, id_no: &str, who: &Who) -> [Cell; 3] {
+        let name = if who.name.is_empty() { "（未登记）".to_string() } else if self.unmasked { who.name.clone() } else { mask_name(&who.name) };
+        let id = if self.unmasked { id_no.to_string() } else { mask_id(id_no) };
+        [
+            Cell::text(if who.village_code.is_empty() { String::new() } else { self.place(&who.village_code) }),
+            if who.village_code.is_empty() { Cell::text(name) } else { Cell::Link(name, super::person::person_href(&self.pid, id_no)) },
+            Cell::text(id),
+        ]
+    }
+    /// Whether a row about a person belongs on this page (their village lies in the region; people the
+    /// registry does not know only on an unrestricted page).
+    pub fn covers(&self, who: &Who) -> bool {
+        if who.village_code.is_empty() {
+            self.region.is_empty()
+        } else {
+            who.village_code.starts_with(&self.region)
+        }
+    }
+}
+
+/// Roles that manage programme data (draws, audit results, plans, cases, lists).
+pub fn may_manage(u: &WebUser) -> bool {
+    matches!(u.p.role, Role::Admin | Role::Bureau)
+}
+
+pub fn require_manage(u: &WebUser, what: &str) -> Result<(), WebError> {
+    if may_manage(u) {
+        Ok(())
+    } else {
+        Err(WebError::forbidden(format!("{}不能{what}", u.p.role.name_zh())))
+    }
+}
+
+/// `yyyy-mm-dd` (or empty: the default) → yyyymmdd.
+pub fn parse_day(s: Option<&str>, default: i64, field: &str) -> Result<i64, WebError> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => baozhang_core::Date::parse(s)
+            .map(baozhang_store::date_num)
+            .map_err(|e| WebError::bad(format!("{field}“{s}”无效：{e}"))),
+    }
+}
+
+/// The mask toggle shown to roles that may unmask.
+pub fn unmask_link(u: &WebUser, ctx: &Ctx) -> String {
+    if !u.p.may_unmask() {
+        return String::new();
+    }
+    let base = u.path.replace("&unmasked=1", "").replace("?unmasked=1", "?");
+    if ctx.unmasked {
+        format!("<p class=\"muted noprint\"><a href=\"{}\">恢复脱敏显示</a>（本次查看已记录）</p>", super::esc(&base))
+    } else {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("<p class=\"muted noprint\"><a href=\"{}{sep}unmasked=1\">显示完整姓名与证件号码</a>（将记入访问日志）</p>", super::esc(&base))
+    }
+}
