@@ -588,6 +588,79 @@ try {
         await shot(page, '13-risk');
       });
 
+      await step('慢病卡: the registry compared with the cards, the audit draw reproduces, a finding is recorded', async () => {
+        await page.goto(`${BASE_URL}/web/chronic?region=${COUNTY}`);
+        const cards = await page.locator('[data-testid=chronic-cards]').textContent();
+        assert.match(cards, /覆盖率\s*\d+\.\d\d%/, `coverage card: ${cards}`);
+        const rows = await tableRows(page, 'feedback');
+        assert.ok(rows.length >= 1, 'the demo county has nothing to feed back to the health department');
+        const cId = await columnIndex(page, 'feedback', '证件号码');
+        assert.ok(rows.every((r) => /^\d{6}\*+[\dX]{4}$/.test(r.cells[cId])), 'ID numbers are masked in the comparison');
+        const [download] = await Promise.all([page.waitForEvent('download'), page.locator('section.tbl', { has: page.locator('table#feedback') }).getByText('导出 Excel').click()]);
+        const file = path.join(SHOTS, 'chronic-feedback.xlsx');
+        await download.saveAs(file);
+        assert.ok(fs.statSync(file).size > 1000, 'the feedback file is empty');
+        await shot(page, '14-chronic');
+        // The newest draw (not yet checked in the demo): reproducible, and a finding saved.
+        await Promise.all([page.waitForURL(/\/web\/chronic\/audit\/\d+/), page.locator('table#audits tbody tr').first().locator('a').first().click()]);
+        assert.match(await page.locator('[data-testid=repro]').textContent(), /结果与记录一致/);
+        const form = page.locator('table#items form').first();
+        await form.locator('select[name=result]').selectOption('合规');
+        await Promise.all([page.waitForURL(/\/web\/chronic\/audit\/\d+$/), form.getByRole('button', { name: '保存' }).click()]);
+        assert.equal(await page.locator('table#items form').first().locator('select[name=result]').inputValue(), '合规', 'the finding was not kept');
+        await shot(page, '15-chronic-audit');
+      });
+
+      await step('家庭医生: contract rates, the fee statement in Excel, and a follow-up entered for an overdue patient', async () => {
+        await page.goto(`${BASE_URL}/web/fdc?region=${COUNTY}&year=${YEAR}`);
+        const cards = await page.locator('[data-testid=fdc-cards]').textContent();
+        assert.match(cards, /签约率\s*\d+\.\d\d%/, `contract-rate card: ${cards}`);
+        const fees = await tableRows(page, 'fees');
+        assert.ok(fees.length >= 2, 'no fee statement');
+        const [download] = await Promise.all([page.waitForEvent('download'), page.locator('section.tbl', { has: page.locator('table#fees') }).getByText('导出 Excel').click()]);
+        const file = path.join(SHOTS, 'fdc-fees.xlsx');
+        await download.saveAs(file);
+        assert.ok(fs.statSync(file).size > 1000, 'the fee statement is empty');
+        await shot(page, '16-fdc');
+        const overdue = await tableRows(page, 'overdue');
+        assert.ok(overdue.length >= 1, 'nobody overdue in the demo county');
+        await Promise.all([page.waitForURL(/\/web\/person\//), page.locator('table#overdue tbody tr').first().locator('a').first().click()]);
+        await Promise.all([page.waitForURL(/\/web\/fdc\/person\//), page.locator('[data-testid=fdc-link]').click()]);
+        const before = (await tableRows(page, 'services')).length;
+        const form = page.locator('[data-testid=service-form]');
+        await form.locator('input[name=date]').fill(`${YEAR}-12-20`);
+        await form.locator('select[name=kind]').selectOption('随访');
+        await form.locator('select[name=disease]').selectOption('高血压');
+        await form.locator('input[name=doctor]').fill('测试村医');
+        await Promise.all([page.waitForURL(/\/web\/fdc\/person\/[^/]+$/), form.getByRole('button', { name: '登记' }).click()]);
+        const after = await tableRows(page, 'services');
+        assert.equal(after.length, before + 1, 'the follow-up was not recorded');
+        assert.ok(after.some((r) => r.cells.includes(`${YEAR}-12-20`)), 'the new follow-up is not listed');
+        await shot(page, '17-fdc-person');
+      });
+
+      await step('大病救治: the ledger with its treatment rate; a follow-up updates a case', async () => {
+        await page.goto(`${BASE_URL}/web/mdt?region=${COUNTY}`);
+        const cards = await page.locator('[data-testid=mdt-cards]').textContent();
+        assert.match(cards, /救治率\s*\d+\.\d\d%/, `treatment-rate card: ${cards}`);
+        const rows = await tableRows(page, 'cases');
+        assert.ok(rows.length >= 1, 'no cases in the demo county');
+        await shot(page, '18-mdt');
+        const cStatus = await columnIndex(page, 'cases', '救治状态');
+        const open = rows.findIndex((r) => r.cells[cStatus] === '待救治');
+        assert.ok(open >= 0, 'no case waiting for treatment in the demo');
+        await page.goto(rows[open].href);
+        const form = page.locator('[data-testid=follow-form]');
+        await form.locator('input[name=date]').fill(`${YEAR}-12-01`);
+        await form.locator('select[name=status]').selectOption('救治中');
+        await form.locator('input[name=note]').fill('已入住定点医院');
+        await Promise.all([page.waitForURL(/\/web\/mdt\/case\/\d+$/), form.getByRole('button', { name: '记录' }).click()]);
+        assert.equal((await page.locator('[data-testid=case-status]').textContent()).trim(), '救治中');
+        assert.ok((await page.locator('table#followups').textContent()).includes('已入住定点医院'));
+        await page.goto(`${BASE_URL}/web/mdt/lists`);
+        assert.equal(await page.locator('[data-testid=list-gansu-50] table tbody tr').count(), 50, 'the Gansu list has 50 diseases');
+      });
+
       await step('the policy calculator computes a settlement (fund + hospital + person = total)', async () => {
         await page.goto(`${BASE_URL}/web/policy`);
         const layers = await page.locator('section.tbl table tbody tr').count();

@@ -122,10 +122,6 @@ pub async fn run_server(store: baozhang_store::Store, policies: Policies, config
         policies.all().len(),
     );
     tracing::info!(%addr, "serving");
-    // The shipped major-disease lists, on a database that has none of them yet (edited lists are kept).
-    if let Err(e) = store.ensure_mdt_lists(&baozhang_ingest::health::shipped_mdt_lists()).await {
-        tracing::warn!(error = %e, "could not load the shipped major-disease lists");
-    }
     let state = AppState::new(store, policies, config);
     baozhang_server::web::dashboard::warm(&state);
     match baozhang_server::serve(listener, state, baozhang_server::shutdown_signal()).await {

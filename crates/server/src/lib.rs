@@ -202,6 +202,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let writer = state.writer.clone();
+    // The shipped major-disease lists, on a database that has none of them yet (edited lists are kept).
+    if let Err(e) = state.store.ensure_mdt_lists(&baozhang_ingest::health::shipped_mdt_lists()).await {
+        tracing::warn!(error = %e, "could not load the shipped major-disease lists");
+    }
     let app = router(state);
     axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await?;
     writer.close().await;

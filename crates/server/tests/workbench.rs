@@ -1186,3 +1186,204 @@ async fn roster_upload_reports_rejected_rows_and_is_for_the_bureau() {
         app.stop().await;
     }
 }
+
+// ───────────────────────────── 10. health programmes ─────────────────────────────
+
+/// Imports a programme file and returns the import's report.
+async fn import_report(app: &App, kind: RosterKind, name: &str, csv: &str) -> baozhang_ingest::rosters::ImportReport {
+    let path = app._dir.path().join(name);
+    std::fs::write(&path, csv).unwrap();
+    import_file(&app.store, kind, &path, &ImportOptions::default(), &mut |_| {}).await.unwrap()
+}
+
+/// The fixture's programme data: p0 hypertension (card), p2 diabetes (eligible, no card), p4
+/// hypertension (not eligible), p6 osteoarthritis (card cancelled); p1 holds a card the registry does not
+/// support; p0, p2, p4 basic and p6 intermediate contracts with one county team; p0 followed up twice.
+async fn programme_files(app: &App) {
+    let p = |i: usize| app.people[i].id_no.clone();
+    let reg = format!(
+        "证件号码,姓名,病种,是否符合慢病卡标准,确诊日期\n{},测试0,高血压,是,2015-03-01\n{},测试2,2型糖尿病,是,\n{},测试4,高血压,否,\n{},测试6,骨关节炎,是,\n",
+        p(0),
+        p(2),
+        p(4),
+        p(6)
+    );
+    import(app, RosterKind::ChronicRegistry, "registry.csv", &reg).await;
+    let cards = format!(
+        "卡号,证件号码,姓名,病种,办卡日期,状态\nK1,{},测试0,高血压,2018-06-05,有效\nK2,{},测试1,冠心病,2018-06-10,有效\nK3,{},测试6,骨关节炎,2018-05-01,注销\nK4,{},测试2,感冒,2018-06-11,有效\n",
+        p(0),
+        p(1),
+        p(6),
+        p(2)
+    );
+    let rep = import_report(app, RosterKind::ChronicCards, "cards.csv", &cards).await;
+    assert_eq!((rep.rows_accepted, rep.rows_rejected), (3, 1), "the card of a disease not on the list is rejected");
+    let report = std::fs::read_to_string(rep.rejections_csv.expect("a reject report")).unwrap();
+    assert!(report.contains("5,病种,病种“感冒”无效"), "row, field and reason: {report}");
+    assert_eq!(import_report(app, RosterKind::ChronicCards, "cards.csv", &cards).await.already_imported_as, rep.import_id, "the same file twice");
+    import(app, RosterKind::FdcTeams, "teams.csv", &format!("团队编号,团队名称,团队级别,结算医疗机构,服务区划代码\nT1,县医院团队,县级,H62042200001,{COUNTY}\n")).await;
+    let contracts = format!(
+        "证件号码,姓名,签约年度,团队编号,责任医生,服务包,签约日期\n{},测试0,2018,T1,王医生,基础包,2018-01-10\n{},测试2,2018,T1,王医生,基础包,2018-01-10\n{},测试4,2018,T1,王医生,基础包,2018-01-11\n{},测试6,2018,T1,李医生,中级包,2018-01-12\n",
+        p(0),
+        p(2),
+        p(4),
+        p(6)
+    );
+    import(app, RosterKind::FdcContracts, "contracts.csv", &contracts).await;
+    let bad = format!("证件号码,姓名,签约年度,团队编号,责任医生,服务包,签约日期\n{},测试1,2018,T9,王医生,基础包,2018-01-10\n", p(1));
+    let rep = import_report(app, RosterKind::FdcContracts, "contracts-bad.csv", &bad).await;
+    assert_eq!(rep.rows_rejected, 1, "a contract with a team nobody registered");
+    let services = format!(
+        "证件号码,姓名,服务日期,服务类型,病种,服务医生\n{},测试0,2018-02-10,随访,高血压,王医生\n{},测试0,2018-04-10,随访,高血压,王医生\n",
+        p(0),
+        p(0)
+    );
+    import(app, RosterKind::FdcServices, "services.csv", &services).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_programmes_compare_audit_contract_follow_up_and_treat() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        programme_files(&app).await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let auditor = Browser::login(&app.base, "audit1").await;
+        let cadre_a = Browser::login(&app.base, "cadre_a").await;
+
+        // 慢病卡: the comparison, class by class, masked, and the feedback file.
+        let html = bureau.get(&format!("/web/chronic?region={COUNTY}")).await.text();
+        assert_eq!(card(&html, "登记慢病贫困患者覆盖率"), "33.33%", "{db:?}: p0 of p0, p2, p6");
+        assert_eq!(card(&html, "应办未办"), "2 人", "{db:?}");
+        assert_eq!(card(&html, "纳入用药保障"), "1 人", "{db:?}");
+        assert_eq!(card(&html, "持卡待核查"), "1 张", "{db:?}");
+        assert!(html.contains(&mask_id(&app.people[2].id_no)) && !html.contains(&app.people[2].id_no), "{db:?}: masked");
+        let x = bureau.get(&format!("/web/chronic?region={COUNTY}&export=feedback")).await;
+        assert_eq!(x.header("content-type"), XLSX, "{db:?}");
+        let s = sheet(&x.body);
+        assert_eq!(s.height(), 6, "{db:?}: header and five rows, the matched one too");
+        let classes: Vec<String> = (1..s.height()).map(|r| cell_text(&s, r, 0)).collect();
+        assert_eq!(classes, ["应办未办", "应办未办", "纳入用药保障", "持卡待核查", "账账相符"], "{db:?}");
+        assert_eq!(auditor.get(&format!("/web/chronic?region={COUNTY}&unmasked=1")).await.status, 403, "{db:?}");
+
+        // The monthly draw: once a month, recorded, reproducible; findings need a reason.
+        let draw = [("region", COUNTY), ("month", "2018-06"), ("seed", "7")];
+        assert_eq!(auditor.post_form("/web/chronic/draw", &draw).await.status, 403, "{db:?}");
+        let r = bureau.post_form("/web/chronic/draw", &draw).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let audit = r.header("location");
+        let html = bureau.get(&audit).await.text();
+        assert!(html.contains("结果与记录一致"), "{db:?}: {html}");
+        let drawn = app.store.chronic_audit(COUNTY, 201806).await.unwrap().expect("recorded");
+        assert_eq!((drawn.seed, drawn.population, drawn.drawn), (7, 2, 1), "{db:?}: 10 % of June's 2 cards, rounded up");
+        let again = bureau.post_form("/web/chronic/draw", &draw).await;
+        assert_eq!(again.status, 400, "{db:?}: no second draw");
+        assert!(again.text().contains("已抽取过"), "{db:?}");
+        let item = app.store.chronic_audit_items(drawn.id).await.unwrap().remove(0);
+        let result = format!("{audit}/result");
+        let r = bureau.post_form(&result, &[("card_no", &item.card_no), ("result", "人情卡"), ("note", "")]).await;
+        assert_eq!(r.status, 400, "{db:?}: a 人情卡 finding without its grounds");
+        let r = bureau.post_form(&result, &[("card_no", &item.card_no), ("result", "人情卡"), ("note", "无诊断证明")]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let a = app.store.chronic_audit(COUNTY, 201806).await.unwrap().unwrap();
+        assert_eq!((a.checked, a.irregular), (1, 1), "{db:?}");
+        assert_eq!(cadre_a.post_form(&result, &[("card_no", &item.card_no), ("result", "合规")]).await.status, 403, "{db:?}");
+
+        // 家庭医生: contract rates, follow-ups per doctor, the fee statement.
+        let fdc = format!("/web/fdc?region={COUNTY}&year=2018&as_of=2018-07-01");
+        let html = bureau.get(&fdc).await.text();
+        assert_eq!(card(&html, "建档立卡贫困人口签约率"), "57.14%", "{db:?}: 4 of 7 registered poor");
+        assert_eq!(card(&html, "重点人群签约率"), "100.00%", "{db:?}");
+        assert_eq!(card(&html, "随访完成率"), "22.22%", "{db:?}: 2 of 9 due by 1 July");
+        assert_eq!(card(&html, "随访逾期"), "3 人", "{db:?}");
+        let x = bureau.get(&format!("{fdc}&export=fees")).await;
+        let s = sheet(&x.body);
+        assert!(cell_text(&s, 1, 0).ends_with("（H62042200001）"), "{db:?}: the hospital by name and code");
+        let money: Vec<f64> = [4, 5, 6, 7, 8, 10, 11].iter().map(|&c| cell_number(&s, 1, c)).collect();
+        assert_eq!(money, [250.0, 125.0, 125.0, 0.0, 75.0, 25.0, -50.0], "{db:?}: fee, fund, public health, person, prepaid, earned, balance");
+        let x = bureau.get(&format!("{fdc}&export=overdue")).await;
+        let s = sheet(&x.body);
+        let doctors: Vec<String> = (1..s.height()).map(|r| cell_text(&s, r, 0)).collect();
+        assert_eq!(doctors, ["王医生", "王医生", "王医生"], "{db:?}");
+        assert_eq!(cadre_a.get(&format!("/web/fdc?year=2018&as_of=2018-07-01&export=fees")).await.status, 403, "{db:?}");
+        assert!(cadre_a.get(&format!("/web/fdc?region={}", VILLAGES[1])).await.status == 403, "{db:?}");
+
+        // One person: the plan and a follow-up entered in the workbench.
+        let page = cadre_a.page(&format!("/web/person/{}", app.people[0].id_no)).await.text();
+        let link = between(&page, "<a href=\"/web/fdc/person/", "\"").expect("the person page links to the contract page");
+        let here = format!("/web/fdc/person/{link}");
+        let plan = [("category", "慢病"), ("doctors", "王医生"), ("referral", ""), ("medication", "硝苯地平 10mg 每日两次"), ("schedule", "每两月一次")];
+        assert_eq!(auditor.post_form(&format!("{here}/plan"), &plan).await.status, 403, "{db:?}");
+        assert_eq!(cadre_a.post_form(&format!("{here}/plan"), &plan).await.status, 303, "{db:?}");
+        assert!(app.store.fdc_plan(&app.people[0].id_no, 2018).await.unwrap().is_some_and(|p| p.medication.contains("硝苯地平")), "{db:?}");
+        let fu = [("date", "2018-06-20"), ("kind", "随访"), ("disease", "高血压"), ("doctor", "王医生"), ("note", "")];
+        assert_eq!(cadre_a.post_form(&format!("{here}/service"), &fu).await.status, 303, "{db:?}");
+        assert_eq!(cadre_a.post_form(&format!("{here}/service"), &fu).await.status, 400, "{db:?}: the same record twice");
+        let html = bureau.get(&fdc).await.text();
+        assert_eq!(card(&html, "随访完成率"), "33.33%", "{db:?}");
+        assert_eq!(card(&html, "随访逾期"), "2 人", "{db:?}");
+
+        // 大病救治: a case from a settlement with a listed diagnosis, one by hand, the treatment rate.
+        let p2 = &app.people[2];
+        let r = app
+            .hospital
+            .call(
+                "2401",
+                serde_json::json!({"mdtrtinfo": {"psn_no": p2.psn_no, "insutype": "390", "mdtrt_cert_type": "02", "mdtrt_cert_no": p2.id_no,
+                    "med_type": "21", "begntime": "2018-08-01 08:00:00", "dscg_maindiag_code": "C16.900", "dscg_maindiag_name": "胃恶性肿瘤"}}),
+            )
+            .await
+            .unwrap();
+        let mdtrt = r["output"]["data"]["mdtrt_id"].as_str().expect("admitted").to_string();
+        ok(&app.hospital.call("2304", NatClient::settle_input(p2, &mdtrt, "20000.00", "0", "0", "0", "20000.00")).await.unwrap());
+        let scan = [("region", COUNTY), ("year", "2018")];
+        assert_eq!(auditor.post_form("/web/mdt/scan", &scan).await.status, 403, "{db:?}");
+        let r = bureau.post_form("/web/mdt/scan", &scan).await;
+        let html = bureau.page(&r.header("location")).await.text();
+        assert!(html.contains("新建病例 1 个"), "{db:?}: {html}");
+        assert!(html.contains("胃癌") && html.contains("C16.900"), "{db:?}");
+        let r = bureau.post_form("/web/mdt/scan", &scan).await;
+        assert!(bureau.page(&r.header("location")).await.text().contains("新建病例 0 个"), "{db:?}: found once");
+        let cataract = baozhang_ingest::health::shipped_mdt_lists()
+            .into_iter()
+            .find(|l| l.list_code == "gansu-50")
+            .and_then(|l| l.diseases.into_iter().find(|d| d.name.contains("白内障")))
+            .expect("cataract on the Gansu list")
+            .no
+            .to_string();
+        let case = [
+            ("list_code", "gansu-50"),
+            ("id_no", app.people[4].id_no.as_str()),
+            ("disease_no", cataract.as_str()),
+            ("dise_codg", "h25.9"),
+            ("hospital", "H62042200001"),
+            ("diagnosis_date", "2018-09-01"),
+            ("status", "待救治"),
+        ];
+        assert_eq!(bureau.post_form("/web/mdt/case", &case).await.status, 303, "{db:?}");
+        assert_eq!(bureau.post_form("/web/mdt/case", &case).await.status, 400, "{db:?}: one case per person and disease");
+        let html = bureau.get(&format!("/web/mdt?region={COUNTY}")).await.text();
+        assert_eq!(card(&html, "救治率"), "50.00%", "{db:?}");
+        let cases = app.store.mdt_cases(COUNTY).await.unwrap();
+        let manual = cases.iter().find(|c| c.row.origin == "手工").expect("the manual case");
+        assert_eq!(manual.row.dise_codg, "H25.9", "{db:?}");
+        let follow = [("date", "2018-10-08"), ("status", "已救治"), ("referral", ""), ("note", "白内障手术，术后恢复良好")];
+        assert_eq!(bureau.post_form(&format!("/web/mdt/case/{}/follow", manual.row.id), &follow).await.status, 303, "{db:?}");
+        let html = bureau.get(&format!("/web/mdt?region={COUNTY}")).await.text();
+        assert_eq!(card(&html, "救治率"), "100.00%", "{db:?}");
+        let html = bureau.get(&format!("/web/mdt/case/{}", manual.row.id)).await.text();
+        assert!(html.contains("白内障手术"), "{db:?}");
+
+        // The lists: marked with their source, editable by the bureau only, codes checked.
+        let html = bureau.get("/web/mdt/lists").await.text();
+        assert!(html.contains("甘肃省") && html.contains("非官方原文目录"), "{db:?}");
+        let edit = [("list_code", "gansu-50"), ("no", "51"), ("name", "测试病种"), ("icd10", "Q99；Z99.2")];
+        assert_eq!(auditor.post_form("/web/mdt/lists/save", &edit).await.status, 403, "{db:?}");
+        let r = bureau.post_form("/web/mdt/lists/save", &[("list_code", "gansu-50"), ("no", "51"), ("name", "测试病种"), ("icd10", "高血压")]).await;
+        assert_eq!(r.status, 400, "{db:?}");
+        assert_eq!(bureau.post_form("/web/mdt/lists/save", &edit).await.status, 303, "{db:?}");
+        let lists = app.store.mdt_lists().await.unwrap();
+        let g = lists.iter().find(|l| l.list_code == "gansu-50").unwrap();
+        assert_eq!((g.diseases.len(), g.diseases[50].icd10.clone()), (51, vec!["Q99".to_string(), "Z99.2".to_string()]), "{db:?}");
+        app.stop().await;
+    }
+}
