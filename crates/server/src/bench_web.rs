@@ -214,6 +214,10 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     pages.push(measure(&c, "比对结果（一个村）", &format!("/web/worklist?region={vcode}"), opts.rounds, None).await?);
     pages.push(measure(&c, "因病致贫预警（全县）", &format!("/web/risk?region={code}&as_of={year}-12-31"), opts.rounds, None).await?);
     pages.push(measure(&c, "因病致贫预警（一个村）", &format!("/web/risk?region={vcode}&as_of={year}-12-31"), opts.rounds, None).await?);
+    pages.push(measure(&c, "慢病卡比对（全县）", &format!("/web/chronic?region={code}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "家庭医生（全县）", &format!("/web/fdc?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "家庭医生（一个村）", &format!("/web/fdc?region={vcode}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "大病救治台账（全县）", &format!("/web/mdt?region={code}"), opts.rounds, None).await?);
     pages.push(measure(&c, "政策与测算", "/web/policy", opts.rounds, None).await?);
     let calc: &[(&str, &str)] = &[
         ("policy", "gansu-huining-2018"),

@@ -971,6 +971,10 @@ async fn the_warning_list_flags_people_over_the_line_of_their_region() {
         // The person page says so.
         let html = bureau.page(&format!("/web/person/{}", p.id_no)).await.text();
         assert!(html.contains("超过预警线：截至 2018-12-31 近 12 个月个人负担"), "{db:?}: {html}");
+        // The dashboard counts the same people, against the same local line.
+        let html = bureau.get(&format!("/web/region/{COUNTY}?year=2018")).await.text();
+        assert_eq!(card(&html, "个人负担超预警线"), "1 人", "{db:?}");
+        assert!(html.contains("按本地预警线"), "{db:?}");
 
         // Cadres: their own village only.
         let cadre_a = Browser::login(&app.base, "cadre_a").await;

@@ -453,6 +453,27 @@ impl Store {
             .collect()
     }
 
+    /// A person's active registry rows.
+    pub async fn chronic_registry_of(&self, id_no: &str) -> Result<Vec<RegistryRow>> {
+        let rows = sqlx::query(
+            "SELECT id_no, disease, eligible, diagnosed_date, mgmt_org FROM chronic_registry WHERE id_no = $1 AND superseded_import IS NULL ORDER BY disease",
+        )
+        .bind(id_no.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RegistryRow {
+                    id_no: get_text(r, 0)?,
+                    disease: get_text(r, 1)?,
+                    eligible: get_i64(r, 2)? != 0,
+                    diagnosed_date: get_opt_i64(r, 3)?,
+                    mgmt_org: get_opt_text(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
     /// Active cards of people under `region`.
     pub async fn chronic_cards(&self, region: &str) -> Result<Vec<With<CardRow>>> {
         let sql = format!(

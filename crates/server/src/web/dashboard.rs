@@ -233,6 +233,12 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     let cl = child_len(&code);
     let child_level = cl.map(level_name).unwrap_or("户");
     let link = |c: &str| format!("/web/region/{c}?year={year}");
+    // R-RISK-1 as the early-warning list has it: the 12 months to the year's end, each person against the
+    // line of their own village (cached per day; `risk::RiskCache`).
+    let risk = state.web.risk.get(&state, year_end(year)?).await?;
+    let flagged = |prefix: &str, level: baozhang_core::risk::Level| {
+        risk.persons.iter().filter(|p| p.a.level == level && p.village_code.starts_with(prefix)).count() as i64
+    };
 
     // The children's table (or, in a village, its households).
     let mut ct = Table::new(
@@ -262,7 +268,7 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
             Cell::Int(s.settlements),
             Cell::Yuan(s.fund_pay_fen),
             Cell::Pct(s.poor_inpatient_ratio_total_bp()),
-            Cell::Int(s.over_warning_line),
+            Cell::Int(flagged(c, baozhang_core::risk::Level::Over)),
         ]);
     }
     let mut households =
@@ -360,8 +366,12 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
         ),
         card(
             "个人负担超预警线",
-            &format!("{} 人", t.over_warning_line),
-            &format!("年个人负担超过 {} 元；接近预警线 {} 人", yuan(state.web.warning_line_fen), t.near_warning_line),
+            &format!("{} 人", flagged(&code, baozhang_core::risk::Level::Over)),
+            &format!(
+                "截至 {year}-12-31 近 12 个月，按本地预警线；接近预警线 {} 人，快速上升 {} 人",
+                flagged(&code, baozhang_core::risk::Level::Near),
+                flagged(&code, baozhang_core::risk::Level::Rising)
+            ),
         ),
     ];
     page.push(&format!("<div class=\"cards\" data-testid=\"cards\">{}</div>", cards.concat()));

@@ -303,12 +303,21 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     let plan = state.store.fdc_plan(&p.id_no, year).await?.unwrap_or_default();
     let services = state.store.fdc_services_of(&p.id_no).await?;
     let person_link = super::person::person_href(&state.web.pid_key(&state.store).await?, &p.id_no);
+    let teams: HashMap<String, String> = state.store.fdc_teams().await?.into_iter().map(|t| (t.team_code, t.name)).collect();
+    let registered: Vec<_> = state.store.chronic_registry_of(&p.id_no).await?;
+    let schedule = baozhang_core::programmes::Schedule::of(registered.iter().map(|r| r.disease.as_str()));
+    let follow_dates: Vec<Date> = services.iter().filter(|s| s.kind == "随访").filter_map(|s| num_date(s.service_date)).collect();
+    let day = {
+        let today = crate::clock::today();
+        if i64::from(today.year()) == year { today } else { Date::new(year as u16, 12, 31).unwrap_or(today) }
+    };
+    let status = baozhang_core::programmes::follow_up_status(schedule, &follow_dates, day);
     let mut ct = Table::new("contracts", "签约记录", vec!["年度", "团队", "责任医生", "服务包", "服务费（元）", "签约日期"]);
     ct.empty = "未签约";
     for c in &contracts {
         ct.rows.push(vec![
             Cell::Int(c.year),
-            Cell::text(&c.team_code),
+            Cell::text(teams.get(&c.team_code).map_or_else(|| c.team_code.clone(), |n| format!("{n}（{}）", c.team_code))),
             Cell::text(&c.doctor),
             Cell::text(&c.package),
             Cell::Yuan(c.fee_fen),
@@ -332,14 +341,26 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     }
     page.crumbs.push((format!("{} {}", mask_name(&p.name), mask_id(&p.id_no)), person_link));
     page.crumbs.push(("家庭医生".into(), String::new()));
+    page.push(&format!(
+        "<p data-testid=\"chronic-line\">慢病登记：{}。随访要求：{}；截至 {day} 已随访 {} 次，应随访 {} 次{}。</p>",
+        if registered.is_empty() {
+            "无".to_string()
+        } else {
+            registered.iter().map(|r| format!("{}（{}）", r.disease, if r.eligible { "符合办卡标准" } else { "不符合办卡标准" })).collect::<Vec<_>>().join("、")
+        },
+        schedule.name_zh(),
+        status.done,
+        status.due,
+        if status.overdue > 0 { format!("，<strong>欠 {} 次</strong>", status.overdue) } else { String::new() }
+    ));
     page.push(&ct.html(&u.path));
     let here = format!("/web/fdc/person/{}", esc(key.trim()));
     let field = |name: &str, label: &str, value: &str| {
         format!("<label>{label}<input name=\"{name}\" value=\"{}\"{}></label>", esc(value), if may_record(&u) { "" } else { " readonly" })
     };
-    let cats: String = PLAN_CATEGORIES
-        .iter()
-        .map(|c| format!("<option{}>{c}</option>", if *c == plan.category { " selected" } else { "" }))
+    let cats: String = std::iter::once(&"")
+        .chain(PLAN_CATEGORIES.iter())
+        .map(|c| format!("<option value=\"{c}\"{}>{}</option>", if *c == plan.category { " selected" } else { "" }, if c.is_empty() { "请选择" } else { c }))
         .collect();
     page.push(&format!(
         "<section class=\"calc\"><h2>{year} 年一人一策</h2><form method=\"post\" action=\"{here}/plan\" class=\"grid-form\" data-testid=\"plan-form\">\

@@ -196,6 +196,7 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
          <label>出院（结算）日期<input type=\"date\" name=\"end\" value=\"{d}\" required></label>\
          <label class=\"check\"><input type=\"checkbox\" name=\"referral_ok\" value=\"1\" checked> 按规定转诊</label>\
          <label class=\"check\"><input type=\"checkbox\" name=\"major_disease\" value=\"1\"> 大病集中救治病种</label>\
+         <label>主要诊断编码（ICD-10，可空）<input name=\"dise_codg\" placeholder=\"如 C16.9\" autocomplete=\"off\"></label>\
          {}\
          <div class=\"actions\"><button type=\"button\" hx-post=\"/web/window/presettle\" hx-include=\"#settle-form\" class=\"secondary\">预结算</button>\
          <button type=\"button\" hx-post=\"/web/window/settle\" hx-include=\"#settle-form\" hx-confirm=\"确认按以上费用结算？\">结算</button></div></form>\
@@ -277,6 +278,9 @@ pub struct SettleForm {
     referral_ok: Option<String>,
     #[serde(default)]
     major_disease: Option<String>,
+    /// The main diagnosis (ICD-10), for the major-disease ledger; checked by the admission message.
+    #[serde(default)]
+    dise_codg: String,
     total: String,
     #[serde(default)]
     fulamt: String,
@@ -299,10 +303,13 @@ async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &Set
         return Ok(f.mdtrt_id.trim().to_string());
     }
     let inpatient = f.med_type == "21";
-    let data = serde_json::json!({
+    let mut data = serde_json::json!({
         "psn_no": f.psn_no, "mdtrt_cert_no": f.cert_no, "begntime": f.begin, "med_type": f.med_type,
         "refl_flag": if f.referral_ok.is_some() { "1" } else { "0" }, "major_dise_flag": if f.major_disease.is_some() { "1" } else { "0" },
     });
+    if !f.dise_codg.trim().is_empty() {
+        data["dise_codg"] = Value::String(f.dise_codg.trim().to_string());
+    }
     let input = if inpatient { serde_json::json!({"mdtrtinfo": data}) } else { serde_json::json!({"data": data}) };
     let out = national::internal(state, inst, if inpatient { "2401" } else { "2201" }, &u.p.username, &f.insuplc, obj(input))
         .await
