@@ -77,7 +77,8 @@ pub async fn write_programme_files(store: &Store, county: &str, year: u16, dir: 
         let doctor = format!("{}村医", SURNAMES[(who.village_code.bytes().map(u64::from).sum::<u64>() % 12) as usize]);
         // Chronic diseases: more with age.
         let pm = match age {
-            0..=34 => 10,
+            ..=14 => 0,
+            15..=34 => 10,
             35..=49 => 90,
             50..=64 => 220,
             _ => 340,

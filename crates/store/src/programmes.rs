@@ -309,13 +309,21 @@ pub struct With<T> {
 }
 
 /// `LEFT JOIN persons p` restricted to villages under `region` (all rows when `region` is empty,
-/// including people the registry does not know).
+/// including people the registry does not know). A township or village (9+ digits) is found through the
+/// persons' village index; a county or wider compares a prefix, so the plan starts from the programme
+/// table (thousands of rows) rather than from every person of the county.
 fn region_clause(region: &str, first: usize) -> String {
     if region.is_empty() {
         String::new()
-    } else {
+    } else if narrow(region) {
         format!(" AND p.village_code >= ${first} AND p.village_code < ${}", first + 1)
+    } else {
+        format!(" AND SUBSTR(p.village_code, 1, LENGTH(${first})) = ${first}")
     }
+}
+
+fn narrow(region: &str) -> bool {
+    region.len() >= 9
 }
 
 fn who(r: &sqlx::any::AnyRow, from: usize) -> Result<Who> {
@@ -330,8 +338,10 @@ macro_rules! bind_region {
     ($q:expr, $region:expr) => {
         if $region.is_empty() {
             $q
-        } else {
+        } else if narrow($region) {
             $q.bind($region.to_string()).bind(prefix_end($region))
+        } else {
+            $q.bind($region.to_string())
         }
     };
 }
@@ -502,24 +512,37 @@ impl Store {
     /// Registered poor people (建档立卡: not yet out of poverty or out of it) of the villages under
     /// `region` on `day`, alive on it, with who they are.
     pub async fn registered_poor(&self, region: &str, day: i64) -> Result<Vec<(String, Who)>> {
-        let sql = format!(
-            "SELECT p.id_no, p.name, p.village_code, p.household_no FROM persons p WHERE EXISTS (SELECT 1 FROM identity_periods i \
-             WHERE i.id_no = p.id_no AND i.identity IN ('registered_poor', 'exited_poor') AND i.retracted_import IS NULL \
-             AND i.start_date <= $1 AND (i.end_date IS NULL OR i.end_date > $1)) \
-             AND NOT EXISTS (SELECT 1 FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL AND s.start_date <= $1){} \
-             ORDER BY p.village_code, p.household_no, p.id_no",
-            region_clause(region, 2)
-        );
+        const POOR: &str = "i.identity IN ('registered_poor', 'exited_poor') AND i.retracted_import IS NULL \
+             AND i.start_date <= $1 AND (i.end_date IS NULL OR i.end_date > $1)";
+        const ALIVE: &str =
+            "NOT EXISTS (SELECT 1 FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL AND s.start_date <= $1)";
+        // A village: its persons by index, each checked; a county: the poverty periods, then their persons.
+        let sql = if narrow(region) {
+            format!(
+                "SELECT p.id_no, p.name, p.village_code, p.household_no FROM persons p WHERE EXISTS (SELECT 1 FROM identity_periods i \
+                 WHERE i.id_no = p.id_no AND {POOR}) AND {ALIVE}{} ORDER BY p.village_code, p.household_no, p.id_no",
+                region_clause(region, 2)
+            )
+        } else {
+            format!(
+                "SELECT DISTINCT p.id_no, p.name, p.village_code, p.household_no FROM identity_periods i JOIN persons p ON p.id_no = i.id_no \
+                 WHERE {POOR} AND {ALIVE}{} ORDER BY p.village_code, p.household_no, p.id_no",
+                region_clause(region, 2)
+            )
+        };
         let rows = bind_region!(sqlx::query(&sql).bind(day), region).fetch_all(self.pool()).await?;
         rows.iter().map(|r| Ok((get_text(r, 0)?, who(r, 1)?))).collect()
     }
 
-    /// ID numbers of people insured (enrolled, not stopped) in a year.
-    pub async fn insured_ids(&self, year: i64) -> Result<HashSet<String>> {
-        let rows = sqlx::query("SELECT DISTINCT id_no FROM enrolments WHERE year = $1 AND insured = 1 AND superseded_import IS NULL")
-            .bind(year)
-            .fetch_all(self.pool())
-            .await?;
+    /// The contracted people of a year under `region` who were insured that year (their fee is split
+    /// with the insurance fund).
+    pub async fn fdc_insured(&self, region: &str, year: i64) -> Result<HashSet<String>> {
+        let sql = format!(
+            "SELECT c.id_no FROM fdc_contracts c LEFT JOIN persons p ON p.id_no = c.id_no WHERE c.year = $1 AND c.superseded_import IS NULL \
+             AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id_no = c.id_no AND e.year = c.year AND e.insured = 1 AND e.superseded_import IS NULL){}",
+            region_clause(region, 2)
+        );
+        let rows = bind_region!(sqlx::query(&sql).bind(year), region).fetch_all(self.pool()).await?;
         rows.iter().map(|r| get_text(r, 0)).collect()
     }
 

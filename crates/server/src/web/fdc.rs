@@ -150,7 +150,8 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
     // The fee statement (not for village cadres: it is the hospitals' money).
     let institutions: HashMap<String, String> = state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect();
     let team_inst: HashMap<String, String> = teams.iter().map(|t| (t.team_code.clone(), t.institution.clone())).collect();
-    let insured = state.store.insured_ids(year).await?;
+    let show_fees = u.p.role != Role::Cadre;
+    let insured = if show_fees { state.store.fdc_insured(&ctx.region, year).await? } else { HashSet::new() };
     let served: HashSet<String> = services.iter().map(|s| s.id_no.clone()).collect();
     let statement = fee_statement(&contracts, &team_inst, &insured, &served);
     let mut ft = Table::new(
@@ -226,7 +227,6 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
         ]);
     }
     tt.empty = "尚未导入家庭医生团队";
-    let show_fees = u.p.role != Role::Cadre;
     if let Some(x) = q.export.as_deref() {
         if x == "fees" && !show_fees {
             return Err(WebError::forbidden("村干部不能导出服务费结算表"));
