@@ -661,6 +661,24 @@ try {
         assert.equal(await page.locator('[data-testid=list-gansu-50] table tbody tr').count(), 50, 'the Gansu list has 50 diseases');
       });
 
+      await step('基金监管: the demo audit run lists leads with their evidence; one is confirmed and kept on its trail', async () => {
+        await page.goto(`${BASE_URL}/web/audit`);
+        assert.match(await page.locator('[data-testid=audit-cards]').textContent(), /疑点线索\s*\d+ 条/);
+        assert.match(await page.locator('[data-testid=params]').textContent(), /split_days/);
+        const rows = await tableRows(page, 'leads');
+        assert.ok(rows.length >= 1, 'no leads in the demo county');
+        const cState = await columnIndex(page, 'leads', '状态');
+        const open = rows.findIndex((r) => r.cells[cState] === '待核查');
+        assert.ok(open >= 0, 'no open lead');
+        await page.goto(rows[open].href);
+        const form = page.locator('[data-testid=lead-form]');
+        await form.locator('input[name=note]').fill('核对病历，确认');
+        await Promise.all([page.waitForURL(/\/web\/audit\/lead\/\d+$/), form.getByRole('button', { name: '确认违规' }).click()]);
+        assert.equal((await page.locator('[data-testid=lead-state]').textContent()).trim(), '已确认违规');
+        assert.ok((await page.locator('table#trail').textContent()).includes('核对病历，确认'), 'the trail keeps the step');
+        await shot(page, '19-audit-lead');
+      });
+
       await step('the policy calculator computes a settlement (fund + hospital + person = total)', async () => {
         await page.goto(`${BASE_URL}/web/policy`);
         const layers = await page.locator('section.tbl table tbody tr').count();

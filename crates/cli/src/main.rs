@@ -1,6 +1,7 @@
 //! `baozhang` — 保障: the one binary of the product. Subcommands are thin: they parse arguments, call a
 //! library, and turn errors into a Chinese message and an exit code.
 
+mod audit_cmd;
 mod bench;
 mod data_cmd;
 mod demo_cmd;
@@ -101,6 +102,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: serve_cmd::InstitutionCmd,
     },
+    /// 基金监管审核（R-AUD-1）：对某年度已结算的理赔运行审核规则，保存疑点线索
+    Audit {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(flatten)]
+        args: audit_cmd::AuditArgs,
+    },
     /// 参保数据比对（R-ENR-2）：按村列出问题与处理措施，并与上次比对对照
     Reconcile {
         #[command(flatten)]
@@ -134,6 +142,7 @@ fn main() -> ExitCode {
         Cmd::Import { db, kind, file, report_dir } => data_cmd::import(db, kind, file, report_dir),
         Cmd::Template { kind, out } => data_cmd::template(kind, out),
         Cmd::Reconcile { db, args } => data_cmd::reconcile(db, args),
+        Cmd::Audit { db, args } => audit_cmd::audit(db, args),
         Cmd::Generate { db, args } => demo_cmd::generate_cmd(db, args),
         Cmd::Demo { db, args } => demo_cmd::demo(db, args),
         Cmd::Serve { db, args } => serve_cmd::serve(db, args),

@@ -90,3 +90,18 @@ pub async fn demo_programmes(store: &Store, county: &str, year: u16, data: &Path
     println!("慢病卡抽审：3—11 月共抽取 {drawn_total} 张（每月新办卡的 10% 以上，种子已记录）。");
     Ok(())
 }
+
+/// One fund-supervision audit of the demo year (once), with a few leads already handled.
+pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
+    if !store.audit_runs().await.map_err(e)?.is_empty() {
+        return Ok(());
+    }
+    let o = baozhang_ingest::oversight::run_audit(store, i64::from(year), baozhang_ingest::oversight::DEFAULT_RULES, BY).await.map_err(e)?;
+    let leads = store.audit_leads(o.run_id, None).await.map_err(e)?;
+    for (k, l) in leads.iter().enumerate().filter(|(k, _)| k % 9 == 0).take(12) {
+        let (action, note) = if k % 2 == 0 { ("confirm", "核对病历与费用清单，确认") } else { ("dismiss", "病情需要，排除") };
+        store.act_on_lead(l.id, action, false, BY, "医保局工作人员", note).await.map_err(e)?;
+    }
+    println!("基金监管审核（{year} 年）：结算 {} 条，疑点线索 {} 条（工作台“基金监管”查看与处理）。", o.claims, o.leads.len());
+    Ok(())
+}

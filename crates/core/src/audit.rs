@@ -16,7 +16,7 @@
 //!   where the hospital bore nothing although the stay's out-of-scope costs exceed its level's limit and
 //!   the patient paid at least that excess.
 //! - **Cost outliers** (次均费用异常): an inpatient claim costing more than `outlier_factor_pct` % of the
-//!   median of its diagnosis category, where the category has at least `outlier_min_cases` claims.
+//!   median of its diagnosis category (default 500 %), where the category has at least `outlier_min_cases` claims.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -60,7 +60,7 @@ pub struct AuditParams {
 
 impl Default for AuditParams {
     fn default() -> AuditParams {
-        AuditParams { split_days: 15, repeat_stays: 4, out_of_scope_limit_bp: [100, 200, 300], outlier_factor_pct: 300, outlier_min_cases: 5 }
+        AuditParams { split_days: 15, repeat_stays: 4, out_of_scope_limit_bp: [100, 200, 300], outlier_factor_pct: 500, outlier_min_cases: 5 }
     }
 }
 
@@ -251,12 +251,12 @@ pub fn run(p: &AuditParams, claims: &[AuditClaim]) -> Vec<Lead> {
                 fixmedins_code: c.fixmedins_code.clone(),
                 claims: vec![c.setl_id.clone()],
                 evidence: format!(
-                    "目录外费用 {} 元超出 {} 级医院限额（{} 即 {} 元）{} 元，医院承担 0 元，个人负担 {} 元",
+                    "目录外费用 {} 元，超出限额 {} 元（{} 级医院限额 {} 即 {} 元）；医院承担 0 元，个人负担 {} 元",
                     yuan(c.out_of_scope_fen),
+                    yuan(excess),
                     c.hosp_lv,
                     pct(p.limit_bp(c.hosp_lv), 10_000),
                     yuan(allowed),
-                    yuan(excess),
                     yuan(c.psn_part_fen)
                 ),
                 amount_fen: excess,
@@ -417,10 +417,10 @@ mod tests {
         let p = AuditParams::default();
         let mut cs: Vec<_> = (0..5).map(|i| stay(&format!("C{i}"), &format!("P{i}"), "2018-01-01", "2018-01-05", "K80.2")).collect();
         assert!(run(&p, &cs).is_empty(), "all alike");
-        cs[4].medfee_fen = 3_000_001; // just over 300 % of the 10,000-yuan median
+        cs[4].medfee_fen = 5_000_001; // just over 500 % of the 10,000-yuan median
         let leads = run(&p, &cs);
         assert_eq!(rules(&leads), vec![(Rule::CostOutlier, vec!["C4".to_string()])]);
-        cs[4].medfee_fen = 3_000_000; // exactly 300 %: not above
+        cs[4].medfee_fen = 5_000_000; // exactly 500 %: not above
         assert!(run(&p, &cs).is_empty());
         // Too few cases of the category: no comparison.
         let mut four = cs[..4].to_vec();

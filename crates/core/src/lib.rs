@@ -1,6 +1,7 @@
 //! The domain of baozhang (保障): money, dates, identities, claims, the policy model and the
 //! settlement engine. No I/O, no SQL, no HTTP — see docs/ARCHITECTURE.md.
 
+pub mod audit;
 pub mod claim;
 pub mod date;
 pub mod engine;

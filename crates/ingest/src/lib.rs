@@ -8,6 +8,7 @@ pub mod intern;
 pub mod health;
 pub mod health_demo;
 pub mod output;
+pub mod oversight;
 pub mod programmes;
 pub mod registry_settle;
 pub mod rosters;

@@ -1391,3 +1391,75 @@ async fn health_programmes_compare_audit_contract_follow_up_and_treat() {
         app.stop().await;
     }
 }
+
+// ───────────────────────────── 11. fund-supervision audits ─────────────────────────────
+
+/// An inpatient stay of `p` at the fixture's hospital through the national interface: admitted on
+/// `begin`, discharged and settled on `end`, with a diagnosis.
+async fn stay(app: &App, p: &SeedPerson, begin: &str, end: &str, dx: &str, total: &str) {
+    let r = app
+        .hospital
+        .call(
+            "2401",
+            serde_json::json!({"mdtrtinfo": {"psn_no": p.psn_no, "insutype": "390", "mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no,
+                "med_type": "21", "begntime": format!("{begin} 08:00:00"), "dscg_maindiag_code": dx}}),
+        )
+        .await
+        .unwrap();
+    let mdtrt = r["output"]["data"]["mdtrt_id"].as_str().unwrap_or_else(|| panic!("admitted: {r}")).to_string();
+    let mut input = NatClient::settle_input(p, &mdtrt, total, "0", "0", "0", total);
+    input["data"]["dscg_time"] = Value::String(format!("{end} 10:00:00"));
+    ok(&app.hospital.call("2304", input).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_leads_carry_their_evidence_and_every_dispute_is_kept() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let p = &app.people[0];
+        // Re-admitted 5 days after discharge, same hospital, same diagnosis category: a split stay.
+        stay(&app, p, "2018-03-01", "2018-03-10", "J18.9", "6000.00").await;
+        stay(&app, p, "2018-03-15", "2018-03-20", "J18.0", "4000.00").await;
+        // Another person's single stay: nothing.
+        stay(&app, &app.people[2], "2018-03-01", "2018-03-05", "J18.9", "3000.00").await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let auditor = Browser::login(&app.base, "audit1").await;
+        let hosp1 = Browser::login(&app.base, "hosp1").await;
+        let hosp2 = Browser::login(&app.base, "hosp2").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+
+        assert_eq!(auditor.post_form("/web/audit/run", &[("year", "2018")]).await.status, 403, "{db:?}");
+        let r = bureau.post_form("/web/audit/run", &[("year", "2018")]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let html = bureau.page(&r.header("location")).await.text();
+        assert!(html.contains("split_days = 15"), "{db:?}: the parameters as used are shown");
+        let run = app.store.audit_runs().await.unwrap().remove(0);
+        assert_eq!(run.claims, 3, "{db:?}");
+        let leads = app.store.audit_leads(run.id, None).await.unwrap();
+        let split: Vec<_> = leads.iter().filter(|l| l.rule == "split_stay").collect();
+        assert_eq!(split.len(), 1, "{db:?}: {leads:?}");
+        let lead = split[0];
+        assert_eq!((lead.subject.as_str(), lead.claims.len(), lead.amount_fen), (p.psn_no.as_str(), 2, 400_000), "{db:?}");
+        assert!(lead.evidence.contains("2018-03-10 出院后 5 天"), "{db:?}: {}", lead.evidence);
+        let path = format!("/web/audit/lead/{}", lead.id);
+
+        // The hospital sees its own leads and disputes with a reason; another hospital sees nothing.
+        assert!(hosp1.get("/web/audit").await.text().contains("分解住院"), "{db:?}");
+        assert_eq!(hosp2.get(&path).await.status, 404, "{db:?}");
+        assert!(!hosp2.get("/web/audit").await.text().contains(&p.psn_no), "{db:?}");
+        assert_eq!(cadre.get("/web/audit").await.status, 403, "{db:?}");
+        assert_eq!(hosp1.post_form(&path, &[("action", "dispute"), ("note", "")]).await.status, 400, "{db:?}: a dispute needs its reason");
+        assert_eq!(hosp1.post_form(&path, &[("action", "confirm"), ("note", "")]).await.status, 400, "{db:?}: a hospital does not judge");
+        assert_eq!(hosp1.post_form(&path, &[("action", "dispute"), ("note", "两次住院为不同病程，有病历为证")]).await.status, 303, "{db:?}");
+        assert_eq!(hosp2.post_form(&path, &[("action", "dispute"), ("note", "x")]).await.status, 404, "{db:?}");
+        // The auditor decides; the trail keeps both steps.
+        assert_eq!(auditor.post_form(&path, &[("action", "confirm"), ("note", "间隔 5 天，诊断同类")]).await.status, 303, "{db:?}");
+        assert_eq!(auditor.post_form(&path, &[("action", "confirm"), ("note", "")]).await.status, 400, "{db:?}: already confirmed");
+        let trail = app.store.audit_lead_events(lead.id).await.unwrap();
+        let steps: Vec<(&str, &str, &str)> = trail.iter().map(|e| (e.actor.as_str(), e.from_state.as_str(), e.to_state.as_str())).collect();
+        assert_eq!(steps, [("hosp1", "open", "disputed"), ("audit1", "disputed", "confirmed")], "{db:?}");
+        let html = bureau.get(&path).await.text();
+        assert!(html.contains("两次住院为不同病程") && html.contains("已确认违规"), "{db:?}");
+        app.stop().await;
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod indicators;
 pub mod ledger;
+pub mod oversight;
 pub mod programmes;
 pub mod reconcile;
 pub mod registry;
@@ -45,13 +46,14 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str); 7] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
     (4, "workbench", include_str!("../migrations/0004_workbench.sql")),
     (5, "health", include_str!("../migrations/0005_health.sql")),
     (6, "programmes", include_str!("../migrations/0006_programmes.sql")),
+    (7, "oversight", include_str!("../migrations/0007_oversight.sql")),
 ];
 
 /// How to open a store.

@@ -10,6 +10,7 @@
 //! - Every table sorts, filters and pages in the browser and exports to Excel (`?export=<table id>`, built
 //!   on the server from the same rows).
 
+pub mod audit;
 pub mod chronic;
 pub mod dashboard;
 pub mod fdc;
@@ -279,7 +280,7 @@ impl Page {
 fn chrome(u: &WebUser) -> Chrome {
     let path = u.path.split('?').next().unwrap_or("");
     let items: &[(&'static str, &'static str)] = match u.p.role {
-        Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/policy", "政策与测算")],
+        Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/audit", "基金监管线索"), ("/web/policy", "政策与测算")],
         Role::Cadre => {
             &[
                 ("/web/region", "本村概况"),
@@ -297,6 +298,7 @@ fn chrome(u: &WebUser) -> Chrome {
                 ("/web/chronic", "慢病卡"),
                 ("/web/fdc", "家庭医生"),
                 ("/web/mdt", "大病救治"),
+                ("/web/audit", "基金监管"),
                 ("/web/policy", "政策与测算"),
             ]
         }
@@ -307,6 +309,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/chronic", "慢病卡"),
             ("/web/fdc", "家庭医生"),
             ("/web/mdt", "大病救治"),
+            ("/web/audit", "基金监管"),
             ("/web/policy", "政策与测算"),
             ("/web/import", "名单导入"),
         ],
@@ -428,6 +431,9 @@ pub fn routes() -> Router<AppState> {
         .route("/web/worklist/reconcile", post(worklist::reconcile_now))
         .route("/web/risk", get(risk::risk_page))
         .route("/web/risk/line", post(risk::set_line))
+        .route("/web/audit", get(audit::audit_page))
+        .route("/web/audit/run", post(audit::run))
+        .route("/web/audit/lead/{id}", get(audit::lead_page).post(audit::act))
         .route("/web/chronic", get(chronic::chronic_page))
         .route("/web/chronic/draw", post(chronic::draw))
         .route("/web/chronic/audit/{id}", get(chronic::audit_page))

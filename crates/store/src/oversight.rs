@@ -1,0 +1,302 @@
+//! Oversight (POLICY §4). Fund-supervision audits (R-AUD-1/2): the year's settled claims as the rules
+//! of `core::audit` see them, audit runs with their leads, and the trail of every action on a lead
+//! (confirm, dismiss, a hospital's dispute, reopen). A lead's state changes only with an event row.
+
+use baozhang_core::audit::{AuditClaim, Lead};
+use baozhang_core::identity::POOR;
+use baozhang_core::IdentitySet;
+
+use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, num_date, Result, Store, Val};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRun {
+    pub id: i64,
+    pub year: i64,
+    pub params: String,
+    pub claims: i64,
+    pub leads: i64,
+    pub run_by: String,
+    pub run_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub rule: String,
+    pub subject: String,
+    pub fixmedins_code: String,
+    pub claims: Vec<String>,
+    pub evidence: String,
+    pub amount_fen: i64,
+    pub state: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadEvent {
+    pub at: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub note: String,
+}
+
+/// What a lead's state becomes on an action, and who may take it: the bureau confirms, dismisses or
+/// reopens; the hospital the lead is about disputes an open or confirmed lead. `None`: not allowed.
+pub fn next_state(state: &str, action: &str, by_hospital: bool) -> Option<&'static str> {
+    match (state, action, by_hospital) {
+        ("open" | "disputed", "confirm", false) => Some("confirmed"),
+        ("open" | "disputed", "dismiss", false) => Some("dismissed"),
+        ("open" | "confirmed", "dispute", true) => Some("disputed"),
+        ("confirmed" | "dismissed", "reopen", false) => Some("open"),
+        _ => None,
+    }
+}
+
+pub fn state_zh(state: &str) -> &'static str {
+    match state {
+        "open" => "待核查",
+        "confirmed" => "已确认违规",
+        "dismissed" => "已排除",
+        "disputed" => "医院申诉中",
+        _ => "未知",
+    }
+}
+
+fn lead_row(r: &sqlx::any::AnyRow) -> Result<LeadRow> {
+    Ok(LeadRow {
+        id: get_i64(r, 0)?,
+        run_id: get_i64(r, 1)?,
+        rule: get_text(r, 2)?,
+        subject: get_text(r, 3)?,
+        fixmedins_code: get_text(r, 4)?,
+        claims: get_text(r, 5)?.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        evidence: get_text(r, 6)?,
+        amount_fen: get_i64(r, 7)?,
+        state: get_text(r, 8)?,
+        updated_at: get_text(r, 9)?,
+    })
+}
+
+const LEAD_COLS: &str = "id, run_id, rule, subject, fixmedins_code, claims, evidence, amount_fen, state, updated_at";
+
+/// Why an action on a lead was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LeadError {
+    #[error("{0}")]
+    Store(#[from] crate::StoreError),
+    #[error("线索不存在")]
+    NotFound,
+    #[error("当前状态“{0}”下不能{1}")]
+    NotAllowed(&'static str, &'static str),
+}
+
+fn action_zh(action: &str) -> &'static str {
+    match action {
+        "confirm" => "确认违规",
+        "dismiss" => "排除",
+        "dispute" => "申诉",
+        "reopen" => "重新核查",
+        _ => "执行该操作",
+    }
+}
+
+impl Store {
+    /// The settled, not cancelled claims of a year: admission date from the visit when the service
+    /// registered it (batch claims: the settlement date), diagnosis when known, poor from the identities
+    /// the settlement was computed with.
+    pub async fn audit_claims(&self, year: i64) -> Result<Vec<AuditClaim>> {
+        let rows = sqlx::query(
+            "SELECT s.setl_id, s.psn_no, s.fixmedins_code, s.hosp_lv, s.med_type, m.begn_date, s.setl_date, d.dise_codg, s.identities, \
+             s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.psn_part_amt, s.hosp_part_amt \
+             FROM ledger_settlements s LEFT JOIN mdtrts m ON m.mdtrt_id = s.mdtrt_id LEFT JOIN visit_diagnoses d ON d.mdtrt_id = s.mdtrt_id \
+             WHERE s.year = $1 AND s.reverses IS NULL AND NOT EXISTS (SELECT 1 FROM ledger_settlements r WHERE r.reverses = s.setl_id) \
+             ORDER BY s.seq",
+        )
+        .bind(year)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(end) = num_date(get_i64(r, 6)?) else { continue };
+            let begin = get_opt_i64(r, 5)?.and_then(num_date).filter(|b| *b <= end).unwrap_or(end);
+            out.push(AuditClaim {
+                setl_id: get_text(r, 0)?,
+                psn_no: get_text(r, 1)?,
+                fixmedins_code: get_text(r, 2)?,
+                hosp_lv: get_i64(r, 3)?,
+                inpatient: get_i64(r, 4)? == 21,
+                begin,
+                end,
+                dise_codg: get_opt_text(r, 7)?.unwrap_or_default(),
+                poor: IdentitySet::from_bits(get_i64(r, 8)? as u16).intersects(POOR),
+                medfee_fen: get_i64(r, 9)?,
+                out_of_scope_fen: get_i64(r, 10)? + get_i64(r, 11)?,
+                psn_part_fen: get_i64(r, 12)?,
+                hosp_part_fen: get_i64(r, 13)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores a run and its leads (all open) in one transaction; returns the run's id.
+    pub async fn record_audit_run(&self, year: i64, params: &str, claims: usize, leads: &[Lead], by: &str) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let now = now_text();
+        let id: i64 = get_i64(
+            &sqlx::query("INSERT INTO audit_runs (year, params, claims, leads, run_by, run_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+                .bind(year)
+                .bind(params.to_string())
+                .bind(claims as i64)
+                .bind(leads.len() as i64)
+                .bind(by.to_string())
+                .bind(now.clone())
+                .fetch_one(&mut *tx)
+                .await?,
+            0,
+        )?;
+        let rows: Vec<Vec<Val>> = leads
+            .iter()
+            .map(|l| {
+                vec![
+                    id.into(),
+                    l.rule.id().into(),
+                    l.subject.clone().into(),
+                    l.fixmedins_code.clone().into(),
+                    l.claims.join(",").into(),
+                    l.evidence.clone().into(),
+                    l.amount_fen.into(),
+                    "open".into(),
+                    now.clone().into(),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut tx,
+            "audit_leads",
+            &["run_id", "rule", "subject", "fixmedins_code", "claims", "evidence", "amount_fen", "state", "updated_at"],
+            &rows,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Runs, newest first.
+    pub async fn audit_runs(&self) -> Result<Vec<AuditRun>> {
+        let rows = sqlx::query("SELECT id, year, params, claims, leads, run_by, run_at FROM audit_runs ORDER BY id DESC")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRun {
+                    id: get_i64(r, 0)?,
+                    year: get_i64(r, 1)?,
+                    params: get_text(r, 2)?,
+                    claims: get_i64(r, 3)?,
+                    leads: get_i64(r, 4)?,
+                    run_by: get_text(r, 5)?,
+                    run_at: get_text(r, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A run's leads, optionally only those about one hospital.
+    pub async fn audit_leads(&self, run_id: i64, hospital: Option<&str>) -> Result<Vec<LeadRow>> {
+        let all = format!("SELECT {LEAD_COLS} FROM audit_leads WHERE run_id = $1 ORDER BY rule, id");
+        let one = format!("SELECT {LEAD_COLS} FROM audit_leads WHERE run_id = $1 AND fixmedins_code = $2 ORDER BY rule, id");
+        let rows = match hospital {
+            None => sqlx::query(&all).bind(run_id),
+            Some(h) => sqlx::query(&one).bind(run_id).bind(h.to_string()),
+        }
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(lead_row).collect()
+    }
+
+    pub async fn audit_lead(&self, id: i64) -> Result<Option<LeadRow>> {
+        let r = sqlx::query(&format!("SELECT {LEAD_COLS} FROM audit_leads WHERE id = $1")).bind(id).fetch_optional(self.pool()).await?;
+        r.as_ref().map(lead_row).transpose()
+    }
+
+    pub async fn audit_lead_events(&self, id: i64) -> Result<Vec<LeadEvent>> {
+        let rows = sqlx::query("SELECT at_time, actor, role, action, from_state, to_state, note FROM audit_lead_events WHERE lead_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeadEvent {
+                    at: get_text(r, 0)?,
+                    actor: get_text(r, 1)?,
+                    role: get_text(r, 2)?,
+                    action: get_text(r, 3)?,
+                    from_state: get_text(r, 4)?,
+                    to_state: get_text(r, 5)?,
+                    note: get_text(r, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes an action on a lead: checks the transition against the state it has *now* (the update is
+    /// conditional on it, so two people acting at once cannot both move it) and records the event.
+    pub async fn act_on_lead(&self, id: i64, action: &str, by_hospital: bool, actor: &str, role: &str, note: &str) -> std::result::Result<&'static str, LeadError> {
+        let lead = self.audit_lead(id).await?.ok_or(LeadError::NotFound)?;
+        let to = next_state(&lead.state, action, by_hospital).ok_or(LeadError::NotAllowed(state_zh(&lead.state), action_zh(action)))?;
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE audit_leads SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(to)
+            .bind(now_text())
+            .bind(id)
+            .bind(lead.state.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::StoreError::from)?
+            .rows_affected();
+        if n != 1 {
+            tx.rollback().await.map_err(crate::StoreError::from)?;
+            return Err(LeadError::NotAllowed(state_zh(&lead.state), action_zh(action)));
+        }
+        sqlx::query(
+            "INSERT INTO audit_lead_events (lead_id, at_time, actor, role, action, from_state, to_state, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(now_text())
+        .bind(actor.to_string())
+        .bind(role.to_string())
+        .bind(action.to_string())
+        .bind(lead.state.clone())
+        .bind(to)
+        .bind(note.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(crate::StoreError::from)?;
+        tx.commit().await.map_err(crate::StoreError::from)?;
+        Ok(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leads_move_only_along_the_documented_paths() {
+        assert_eq!(next_state("open", "confirm", false), Some("confirmed"));
+        assert_eq!(next_state("open", "dismiss", false), Some("dismissed"));
+        assert_eq!(next_state("open", "dispute", true), Some("disputed"));
+        assert_eq!(next_state("confirmed", "dispute", true), Some("disputed"), "a hospital contests a deduction");
+        assert_eq!(next_state("disputed", "confirm", false), Some("confirmed"));
+        assert_eq!(next_state("disputed", "dismiss", false), Some("dismissed"));
+        assert_eq!(next_state("dismissed", "reopen", false), Some("open"));
+        assert_eq!(next_state("open", "confirm", true), None, "a hospital does not judge itself");
+        assert_eq!(next_state("open", "dispute", false), None, "the bureau does not dispute");
+        assert_eq!(next_state("dismissed", "dispute", true), None);
+        assert_eq!(next_state("open", "reopen", false), None);
+    }
+}
