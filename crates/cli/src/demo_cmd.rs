@@ -122,7 +122,7 @@ async fn demo_accounts(store: &Store) -> Result<Vec<(String, &'static str, Strin
     Ok(out)
 }
 
-const DEMO_COUNTY: &str = "620422";
+pub const DEMO_COUNTY: &str = "620422";
 const DEMO_YEAR: u16 = 2018;
 const DEMO_POLICY: &str = "gansu-huining-2018";
 

@@ -103,5 +103,46 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
         store.act_on_lead(l.id, action, false, BY, "医保局工作人员", note).await.map_err(e)?;
     }
     println!("基金监管审核（{year} 年）：结算 {} 条，疑点线索 {} 条（工作台“基金监管”查看与处理）。", o.claims, o.leads.len());
+
+    // The rectification ledger: confirmed leads, an inspection's findings (two overdue), one closed.
+    use baozhang_store::oversight::Rectification;
+    let y = i64::from(year);
+    let mut made = Vec::new();
+    let confirmed: Vec<_> = store.audit_leads(o.run_id, None).await.map_err(e)?.into_iter().filter(|l| l.state == "confirmed").take(3).collect();
+    for l in &confirmed {
+        let r = Rectification {
+            problem: format!("基金监管线索 #{}：{}", l.id, l.evidence),
+            source: "基金监管".into(),
+            source_ref: Some(format!("lead:{}", l.id)),
+            region_code: crate::demo_cmd::DEMO_COUNTY.into(),
+            subject: l.subject.clone(),
+            responsible_unit: l.fixmedins_code.clone(),
+            responsible_person: "医疗机构负责人".into(),
+            deadline: y * 10_000 + 1_231,
+            measures: "核查并退回违规费用".into(),
+            ..Default::default()
+        };
+        made.extend(store.add_rectification(&r, BY).await.map_err(e)?);
+    }
+    let villages = store.regions_upto(5, Some(crate::demo_cmd::DEMO_COUNTY)).await.map_err(e)?;
+    let today = baozhang_store::date_num(baozhang_core::Date::parse(&baozhang_store::now_text()[..10]).map_err(e)?);
+    for (k, v) in villages.iter().filter(|r| r.level == 5).step_by(40).take(5).enumerate() {
+        let r = Rectification {
+            problem: ["贫困人口参保资助未到位", "村卫生室未公示医保扶贫政策", "慢病患者随访记录不全", "家庭医生签约未履约", "一站式结算窗口未设置"][k].into(),
+            source: "督查检查".into(),
+            region_code: v.code.clone(),
+            subject: v.name.clone(),
+            responsible_unit: "乡镇人民政府".into(),
+            responsible_person: "分管副乡长".into(),
+            deadline: if k < 2 { y * 10_000 + 1_130 } else { today + 10_000 },
+            measures: "逐户核实并补办".into(),
+            ..Default::default()
+        };
+        made.extend(store.add_rectification(&r, BY).await.map_err(e)?);
+    }
+    if let Some(first) = made.first() {
+        store.close_rectification(*first, "退回违规费用的收据及医院整改报告", "auditor", BY).await.map_err(e)?;
+    }
+    println!("整改台账：{} 项（其中逾期 2 项、已销号 1 项）。", made.len());
     Ok(())
 }

@@ -1460,6 +1460,48 @@ async fn audit_leads_carry_their_evidence_and_every_dispute_is_kept() {
         assert_eq!(steps, [("hosp1", "open", "disputed"), ("audit1", "disputed", "confirmed")], "{db:?}");
         let html = bureau.get(&path).await.text();
         assert!(html.contains("两次住院为不同病程") && html.contains("已确认违规"), "{db:?}");
+
+        // Into the rectification ledger in one step, once; closed only with evidence and another reviewer.
+        assert_eq!(hosp1.post_form(&format!("/web/rectify/from-lead/{}", lead.id), &[]).await.status, 403, "{db:?}");
+        let r = bureau.post_form(&format!("/web/rectify/from-lead/{}", lead.id), &[]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let item = r.header("location");
+        assert_eq!(bureau.post_form(&format!("/web/rectify/from-lead/{}", lead.id), &[]).await.header("location"), item, "{db:?}: one item per lead");
+        assert!(bureau.get(&item).await.text().contains("分解住院"), "{db:?}");
+        let close = format!("{item}/close");
+        let r = bureau.post_form(&close, &[("evidence", ""), ("reviewer", "audit1")]).await;
+        assert!(r.status == 400 && r.text().contains("佐证"), "{db:?}: {}", r.text());
+        let r = bureau.post_form(&close, &[("evidence", "退回违规费用 4,000 元，收据 2018-001"), ("reviewer", "bureau1")]).await;
+        assert!(r.status == 400 && r.text().contains("复核"), "{db:?}: {}", r.text());
+        assert_eq!(bureau.post_form(&close, &[("evidence", "退回违规费用 4,000 元，收据 2018-001"), ("reviewer", "audit1")]).await.status, 303, "{db:?}");
+        assert!(bureau.get(&item).await.text().contains("已销号"), "{db:?}");
+        assert_eq!(bureau.post_form(&close, &[("evidence", "x"), ("reviewer", "audit1")]).await.status, 400, "{db:?}: closed once");
+
+        // An item past its deadline is overdue; a reconciliation finding becomes an item of its village.
+        let form = [
+            ("problem", "村卫生室未悬挂政策公示牌"),
+            ("source", "督查检查"),
+            ("region", VILLAGES[0]),
+            ("subject", "村卫生室"),
+            ("unit", "乡卫生院"),
+            ("person", "张院长"),
+            ("deadline", "2018-01-31"),
+            ("measures", "制作并悬挂公示牌"),
+        ];
+        assert_eq!(cadre.post_form("/web/rectify", &form).await.status, 403, "{db:?}");
+        assert_eq!(bureau.post_form("/web/rectify", &form).await.status, 303, "{db:?}");
+        let html = bureau.get(&format!("/web/rectify?region={COUNTY}")).await.text();
+        assert_eq!(card(&html, "逾期未销号"), "1 项", "{db:?}");
+        assert_eq!(card(&html, "已销号"), "1 项", "{db:?}");
+        let run_id = reconcile(&app).await;
+        let finding = app.store.findings_with_marks(run_id, Some(VILLAGES[0])).await.unwrap().remove(0);
+        let r = bureau.post_form(&format!("/web/rectify/from-finding/{}", finding.finding_id), &[]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let items = app.store.rectifications(VILLAGES[0]).await.unwrap();
+        assert_eq!(items.len(), 2, "{db:?}: the overdue item and the finding's");
+        assert!(cadre.get(&format!("/web/rectify?region={}", VILLAGES[0])).await.text().contains("村卫生室未悬挂政策公示牌"), "{db:?}");
+        let cadre_b = Browser::login(&app.base, "cadre_b").await;
+        assert_eq!(cadre_b.get(&r.header("location")).await.status, 404, "{db:?}: another village's item");
         app.stop().await;
     }
 }

@@ -38,3 +38,38 @@ CREATE TABLE audit_lead_events (
     note TEXT NOT NULL
 );
 CREATE INDEX audit_lead_events_lead ON audit_lead_events (lead_id);
+
+-- The rectification ledger (整改台账, R-SUP-2): a problem, where it came from, where it is, who answers
+-- for it, by when, what is done; closed (销号) only with evidence and a reviewer other than the closer.
+-- `source_ref` ties an item to the lead or finding it was made from (one item each).
+CREATE TABLE rectifications (
+    id {{ID}},
+    problem TEXT NOT NULL,
+    source TEXT NOT NULL,             -- 国家考核 / 督查检查 / 普查 / 自查 / 参保比对 / 基金监管 / 退出验收 / 其他
+    source_ref TEXT,
+    region_code TEXT NOT NULL,
+    subject TEXT NOT NULL,            -- household / person (masked) / hospital, as text
+    responsible_unit TEXT NOT NULL,
+    responsible_person TEXT NOT NULL,
+    deadline BIGINT NOT NULL,
+    measures TEXT NOT NULL,
+    status TEXT NOT NULL,             -- open / closed
+    evidence TEXT,
+    reviewer TEXT,
+    closed_by TEXT,
+    closed_at TEXT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX rectifications_source_ref ON rectifications (source_ref);
+CREATE INDEX rectifications_region ON rectifications (region_code, status);
+
+CREATE TABLE rectification_events (
+    id {{ID}},
+    item_id BIGINT NOT NULL,
+    at_time TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,             -- create / update / close
+    note TEXT NOT NULL
+);
+CREATE INDEX rectification_events_item ON rectification_events (item_id);

@@ -300,3 +300,224 @@ mod tests {
         assert_eq!(next_state("open", "reopen", false), None);
     }
 }
+
+// ───────────────────────────── the rectification ledger (R-SUP-2) ─────────────────────────────
+
+/// The sources of a ledger item.
+pub const RECT_SOURCES: [&str; 8] = ["国家考核", "督查检查", "普查", "自查", "参保比对", "基金监管", "退出验收", "其他"];
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rectification {
+    pub id: i64,
+    pub problem: String,
+    pub source: String,
+    pub source_ref: Option<String>,
+    pub region_code: String,
+    pub subject: String,
+    pub responsible_unit: String,
+    pub responsible_person: String,
+    /// yyyymmdd
+    pub deadline: i64,
+    pub measures: String,
+    /// open / closed
+    pub status: String,
+    pub evidence: String,
+    pub reviewer: String,
+    pub closed_by: String,
+    pub closed_at: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl Rectification {
+    /// Open and past its deadline on `today` (yyyymmdd).
+    pub fn overdue(&self, today: i64) -> bool {
+        self.status == "open" && self.deadline < today
+    }
+}
+
+const RECT_COLS: &str = "id, problem, source, source_ref, region_code, subject, responsible_unit, responsible_person, deadline, measures, status, \
+                         evidence, reviewer, closed_by, closed_at, created_by, created_at";
+
+fn rect_row(r: &sqlx::any::AnyRow) -> Result<Rectification> {
+    Ok(Rectification {
+        id: get_i64(r, 0)?,
+        problem: get_text(r, 1)?,
+        source: get_text(r, 2)?,
+        source_ref: get_opt_text(r, 3)?,
+        region_code: get_text(r, 4)?,
+        subject: get_text(r, 5)?,
+        responsible_unit: get_text(r, 6)?,
+        responsible_person: get_text(r, 7)?,
+        deadline: get_i64(r, 8)?,
+        measures: get_text(r, 9)?,
+        status: get_text(r, 10)?,
+        evidence: get_opt_text(r, 11)?.unwrap_or_default(),
+        reviewer: get_opt_text(r, 12)?.unwrap_or_default(),
+        closed_by: get_opt_text(r, 13)?.unwrap_or_default(),
+        closed_at: get_opt_text(r, 14)?.unwrap_or_default(),
+        created_by: get_text(r, 15)?,
+        created_at: get_text(r, 16)?,
+    })
+}
+
+/// Why closing an item was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    #[error("{0}")]
+    Store(#[from] crate::StoreError),
+    #[error("整改事项不存在")]
+    NotFound,
+    #[error("该事项已销号")]
+    AlreadyClosed,
+    #[error("销号须附整改佐证材料说明")]
+    NoEvidence,
+    #[error("销号须由另一人复核：复核人不能是销号人本人")]
+    SelfReview,
+}
+
+impl Store {
+    /// Adds an item (with its creation event). `Ok(None)` when an item was already made from the same
+    /// source (`source_ref`): one lead or finding, one item.
+    pub async fn add_rectification(&self, r: &Rectification, by: &str) -> Result<Option<i64>> {
+        let mut tx = self.begin().await?;
+        let now = now_text();
+        let id = sqlx::query(&format!(
+            "INSERT INTO rectifications (problem, source, source_ref, region_code, subject, responsible_unit, responsible_person, deadline, measures, status, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) ON CONFLICT (source_ref) DO NOTHING RETURNING id"
+        ))
+        .bind(r.problem.clone())
+        .bind(r.source.clone())
+        .bind(r.source_ref.clone())
+        .bind(r.region_code.clone())
+        .bind(r.subject.clone())
+        .bind(r.responsible_unit.clone())
+        .bind(r.responsible_person.clone())
+        .bind(r.deadline)
+        .bind(r.measures.clone())
+        .bind(by.to_string())
+        .bind(now.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let id = get_i64(&id, 0)?;
+        sqlx::query("INSERT INTO rectification_events (item_id, at_time, actor, action, note) VALUES ($1, $2, $3, 'create', $4)")
+            .bind(id)
+            .bind(now)
+            .bind(by.to_string())
+            .bind(format!("来源：{}", r.source))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Items of the regions under `region`, oldest deadline first.
+    pub async fn rectifications(&self, region: &str) -> Result<Vec<Rectification>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECT_COLS} FROM rectifications WHERE region_code >= $1 AND region_code < $2 ORDER BY status DESC, deadline, id"
+        ))
+        .bind(region.to_string())
+        .bind(format!("{region}~"))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(rect_row).collect()
+    }
+
+    pub async fn rectification(&self, id: i64) -> Result<Option<Rectification>> {
+        let r = sqlx::query(&format!("SELECT {RECT_COLS} FROM rectifications WHERE id = $1")).bind(id).fetch_optional(self.pool()).await?;
+        r.as_ref().map(rect_row).transpose()
+    }
+
+    /// The item's trail: (at, actor, action, note).
+    pub async fn rectification_events(&self, id: i64) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query("SELECT at_time, actor, action, note FROM rectification_events WHERE item_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((get_text(r, 0)?, get_text(r, 1)?, get_text(r, 2)?, get_text(r, 3)?))).collect()
+    }
+
+    /// Records progress on the measures (an event; the measures text is replaced, the old one is in the trail).
+    pub async fn update_rectification(&self, id: i64, measures: &str, by: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE rectifications SET measures = $1 WHERE id = $2 AND status = 'open'")
+            .bind(measures.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            sqlx::query("INSERT INTO rectification_events (item_id, at_time, actor, action, note) VALUES ($1, $2, $3, 'update', $4)")
+                .bind(id)
+                .bind(now_text())
+                .bind(by.to_string())
+                .bind(measures.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Closes (销号) an item: evidence required, reviewed by someone other than the closer.
+    pub async fn close_rectification(&self, id: i64, evidence: &str, reviewer: &str, by: &str) -> std::result::Result<(), CloseError> {
+        let item = self.rectification(id).await?.ok_or(CloseError::NotFound)?;
+        if item.status != "open" {
+            return Err(CloseError::AlreadyClosed);
+        }
+        if evidence.trim().is_empty() {
+            return Err(CloseError::NoEvidence);
+        }
+        if reviewer.trim().is_empty() || reviewer.trim() == by {
+            return Err(CloseError::SelfReview);
+        }
+        let mut tx = self.begin().await.map_err(CloseError::from)?;
+        let now = now_text();
+        let n = sqlx::query("UPDATE rectifications SET status = 'closed', evidence = $1, reviewer = $2, closed_by = $3, closed_at = $4 WHERE id = $5 AND status = 'open'")
+            .bind(evidence.trim().to_string())
+            .bind(reviewer.trim().to_string())
+            .bind(by.to_string())
+            .bind(now.clone())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::StoreError::from)?
+            .rows_affected();
+        if n != 1 {
+            tx.rollback().await.map_err(crate::StoreError::from)?;
+            return Err(CloseError::AlreadyClosed);
+        }
+        sqlx::query("INSERT INTO rectification_events (item_id, at_time, actor, action, note) VALUES ($1, $2, $3, 'close', $4)")
+            .bind(id)
+            .bind(now)
+            .bind(by.to_string())
+            .bind(format!("佐证：{}；复核人：{}", evidence.trim(), reviewer.trim()))
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::StoreError::from)?;
+        tx.commit().await.map_err(crate::StoreError::from)?;
+        Ok(())
+    }
+
+    /// A reconciliation finding as a ledger item's raw material: (class, id_no, village_code, household_no, detail).
+    pub async fn reconcile_finding(&self, id: i64) -> Result<Option<(String, String, String, String, String)>> {
+        let r = sqlx::query("SELECT class, id_no, village_code, household_no, detail FROM reconcile_findings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        r.map(|r| {
+            Ok((
+                get_text(&r, 0)?,
+                get_text(&r, 1)?,
+                get_opt_text(&r, 2)?.unwrap_or_default(),
+                get_opt_text(&r, 3)?.unwrap_or_default(),
+                get_opt_text(&r, 4)?.unwrap_or_default(),
+            ))
+        })
+        .transpose()
+    }
+}

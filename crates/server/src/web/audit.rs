@@ -205,6 +205,11 @@ pub async fn lead_page(State(state): State<AppState>, u: WebUser, Path(id): Path
         _ if may_judge(&u) => &[("confirm", "确认违规"), ("dismiss", "排除"), ("reopen", "重新核查")],
         _ => &[],
     };
+    if may_judge(&u) {
+        page.push(&format!(
+            "<form method=\"post\" action=\"/web/rectify/from-lead/{id}\" class=\"inline noprint\"><button class=\"secondary\" data-testid=\"to-ledger\">转入整改台账</button></form>"
+        ));
+    }
     if !actions.is_empty() {
         let buttons: String = actions.iter().map(|(a, label)| format!("<button name=\"action\" value=\"{a}\">{label}</button>")).collect();
         page.push(&format!(

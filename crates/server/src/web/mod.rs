@@ -19,6 +19,7 @@ pub mod import;
 pub mod mdt;
 pub mod person;
 pub mod pid;
+pub mod rectify;
 pub mod policy;
 pub mod risk;
 pub mod table;
@@ -287,6 +288,7 @@ fn chrome(u: &WebUser) -> Chrome {
                 ("/web/worklist", "比对工作清单"),
                 ("/web/risk", "因病致贫预警"),
                 ("/web/fdc", "家庭医生"),
+                ("/web/rectify", "整改台账"),
                 ("/web/policy", "政策与测算"),
             ]
         }
@@ -299,6 +301,7 @@ fn chrome(u: &WebUser) -> Chrome {
                 ("/web/fdc", "家庭医生"),
                 ("/web/mdt", "大病救治"),
                 ("/web/audit", "基金监管"),
+                ("/web/rectify", "整改台账"),
                 ("/web/policy", "政策与测算"),
             ]
         }
@@ -310,6 +313,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/fdc", "家庭医生"),
             ("/web/mdt", "大病救治"),
             ("/web/audit", "基金监管"),
+            ("/web/rectify", "整改台账"),
             ("/web/policy", "政策与测算"),
             ("/web/import", "名单导入"),
         ],
@@ -434,6 +438,12 @@ pub fn routes() -> Router<AppState> {
         .route("/web/audit", get(audit::audit_page))
         .route("/web/audit/run", post(audit::run))
         .route("/web/audit/lead/{id}", get(audit::lead_page).post(audit::act))
+        .route("/web/rectify", get(rectify::ledger_page).post(rectify::create))
+        .route("/web/rectify/{id}", get(rectify::item_page))
+        .route("/web/rectify/{id}/update", post(rectify::update))
+        .route("/web/rectify/{id}/close", post(rectify::close))
+        .route("/web/rectify/from-lead/{id}", post(rectify::from_lead))
+        .route("/web/rectify/from-finding/{id}", post(rectify::from_finding))
         .route("/web/chronic", get(chronic::chronic_page))
         .route("/web/chronic/draw", post(chronic::draw))
         .route("/web/chronic/audit/{id}", get(chronic::audit_page))
