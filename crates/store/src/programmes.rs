@@ -949,7 +949,10 @@ impl Store {
              AND NOT EXISTS (SELECT 1 FROM ledger_settlements r WHERE r.reverses = s.setl_id){} ORDER BY s.seq",
             if region.is_empty() { "" } else { " AND s.village_code >= $3 AND s.village_code < $4" }
         );
-        let rows = bind_region!(sqlx::query(&sql).bind(from).bind(to), region).fetch_all(self.pool()).await?;
+        // The ledger's (village_code, setl_date) index serves a range of any length.
+        let q = sqlx::query(&sql).bind(from).bind(to);
+        let q = if region.is_empty() { q } else { q.bind(region.to_string()).bind(prefix_end(region)) };
+        let rows = q.fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(SettledDiagnosis {
