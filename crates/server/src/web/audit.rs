@@ -34,6 +34,9 @@ fn hospital_of(u: &WebUser) -> Result<Option<String>, WebError> {
     }
 }
 
+/// Leads shown on the page (the Excel export has all).
+const SHOWN_ROWS: usize = 1_000;
+
 fn may_judge(u: &WebUser) -> bool {
     matches!(u.p.role, Role::Admin | Role::Bureau | Role::Auditor)
 }
@@ -63,7 +66,8 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     let mut t = Table::new("leads", "疑点线索", vec!["编号", "规则", "对象", "医疗机构", "结算记录", "涉及金额（元）", "状态", "依据"]);
     t.empty = "没有疑点线索";
     t.page_size = 25;
-    for l in &shown {
+    let exporting = q.export.is_some();
+    for l in shown.iter().take(if exporting { usize::MAX } else { SHOWN_ROWS }) {
         t.rows.push(vec![
             Cell::Link(l.id.to_string(), format!("/web/audit/lead/{}", l.id)),
             Cell::text(rule_zh(&l.rule)),
@@ -115,6 +119,12 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         "<p class=\"muted\">线索是疑点，不是结论：请核对结算记录后确认或排除；医院可对线索申诉。本次审核所用参数：</p><pre class=\"small\" data-testid=\"params\">{}</pre>",
         esc(&run.params)
     ));
+    if shown.len() > SHOWN_ROWS {
+        page.push(&format!(
+            "<div class=\"alert\" role=\"status\">线索较多：页面显示前 {SHOWN_ROWS} 条（共 {} 条），可在上表按规则筛选，完整名单请点“导出 Excel”。</div>",
+            shown.len()
+        ));
+    }
     let path = u.path.clone();
     page.push(&rt.html(&path)).push(&t.html(&path));
     if hospital.is_none() {
