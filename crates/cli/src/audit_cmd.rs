@@ -43,7 +43,12 @@ pub fn audit(db: DbArgs, a: AuditArgs) -> ExitCode {
                 println!("{} 年基金监管审核：结算 {} 条，疑点线索 {} 条（运行 #{}）", a.year, o.claims, o.leads.len(), o.run_id);
                 for r in Rule::ALL {
                     let of: Vec<_> = o.leads.iter().filter(|l| l.rule == r).collect();
-                    println!("  {:<28} {:>6} 条  涉及金额 {:>16} 元", r.name_zh(), of.len(), Fen(of.iter().map(|l| l.amount_fen).sum()).grouped());
+                    println!(
+                        "  {:<28} {:>6} 条  涉及金额 {:>16} 元",
+                        r.name_zh(),
+                        of.len(),
+                        Fen(of.iter().map(|l| l.amount_fen).sum()).grouped()
+                    );
                 }
                 ExitCode::SUCCESS
             }

@@ -39,7 +39,8 @@ pub async fn demo_programmes(store: &Store, county: &str, year: u16, data: &Path
     let lists = store.mdt_lists().await.map_err(e)?;
     if let Some(list) = baozhang_ingest::health::list_for(&lists, county) {
         let pick = |name: &str| list.diseases.iter().find(|d| d.name.contains(name)).or(list.diseases.first());
-        let manual = [("白内障", "待救治", "H25.9"), ("终末期肾病", "救治中", "N18.5"), ("食管癌", "已转诊", "C15.9"), ("胃癌", "待救治", "C16.9")];
+        let manual =
+            [("白内障", "待救治", "H25.9"), ("终末期肾病", "救治中", "N18.5"), ("食管癌", "已转诊", "C15.9"), ("胃癌", "待救治", "C16.9")];
         for (k, (name, status, code)) in manual.iter().enumerate() {
             let (Some(d), Some((id_no, _))) = (pick(name), poor.get(100 + 997 * k)) else { continue };
             let case = MdtCase {
@@ -58,8 +59,13 @@ pub async fn demo_programmes(store: &Store, county: &str, year: u16, data: &Path
                 updated_at: String::new(),
             };
             if store.add_mdt_case(&case, BY).await.map_err(e)? {
-                if let Some(c) = store.mdt_cases(county).await.map_err(e)?.into_iter().find(|c| c.row.id_no == case.id_no && c.row.disease_no == d.no) {
-                    store.mdt_follow_up(c.row.id, y * 10_000 + 1_115, status, None, "村医随访：已告知定点医院与免押金政策", BY).await.map_err(e)?;
+                if let Some(c) =
+                    store.mdt_cases(county).await.map_err(e)?.into_iter().find(|c| c.row.id_no == case.id_no && c.row.disease_no == d.no)
+                {
+                    store
+                        .mdt_follow_up(c.row.id, y * 10_000 + 1_115, status, None, "村医随访：已告知定点医院与免押金政策", BY)
+                        .await
+                        .map_err(e)?;
                 }
             }
         }
@@ -96,10 +102,12 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
     if !store.audit_runs().await.map_err(e)?.is_empty() {
         return Ok(());
     }
-    let o = baozhang_ingest::oversight::run_audit(store, i64::from(year), baozhang_ingest::oversight::DEFAULT_RULES, BY).await.map_err(e)?;
+    let o =
+        baozhang_ingest::oversight::run_audit(store, i64::from(year), baozhang_ingest::oversight::DEFAULT_RULES, BY).await.map_err(e)?;
     let leads = store.audit_leads(o.run_id, None).await.map_err(e)?;
     for (k, l) in leads.iter().enumerate().filter(|(k, _)| k % 9 == 0).take(12) {
-        let (action, note) = if k % 2 == 0 { ("confirm", "核对病历与费用清单，确认") } else { ("dismiss", "病情需要，排除") };
+        let (action, note) =
+            if k % 2 == 0 { ("confirm", "核对病历与费用清单，确认") } else { ("dismiss", "病情需要，排除") };
         store.act_on_lead(l.id, action, false, BY, "医保局工作人员", note).await.map_err(e)?;
     }
     println!("基金监管审核（{year} 年）：结算 {} 条，疑点线索 {} 条（工作台“基金监管”查看与处理）。", o.claims, o.leads.len());
@@ -108,7 +116,8 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
     use baozhang_store::oversight::Rectification;
     let y = i64::from(year);
     let mut made = Vec::new();
-    let confirmed: Vec<_> = store.audit_leads(o.run_id, None).await.map_err(e)?.into_iter().filter(|l| l.state == "confirmed").take(3).collect();
+    let confirmed: Vec<_> =
+        store.audit_leads(o.run_id, None).await.map_err(e)?.into_iter().filter(|l| l.state == "confirmed").take(3).collect();
     for l in &confirmed {
         let r = Rectification {
             problem: format!("基金监管线索 #{}：{}", l.id, l.evidence),
@@ -128,7 +137,14 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
     let today = baozhang_store::date_num(baozhang_core::Date::parse(&baozhang_store::now_text()[..10]).map_err(e)?);
     for (k, v) in villages.iter().filter(|r| r.level == 5).step_by(40).take(5).enumerate() {
         let r = Rectification {
-            problem: ["贫困人口参保资助未到位", "村卫生室未公示医保扶贫政策", "慢病患者随访记录不全", "家庭医生签约未履约", "一站式结算窗口未设置"][k].into(),
+            problem: [
+                "贫困人口参保资助未到位",
+                "村卫生室未公示医保扶贫政策",
+                "慢病患者随访记录不全",
+                "家庭医生签约未履约",
+                "一站式结算窗口未设置",
+            ][k]
+                .into(),
             source: "督查检查".into(),
             region_code: v.code.clone(),
             subject: v.name.clone(),

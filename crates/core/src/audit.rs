@@ -60,7 +60,13 @@ pub struct AuditParams {
 
 impl Default for AuditParams {
     fn default() -> AuditParams {
-        AuditParams { split_days: 15, repeat_stays: 4, out_of_scope_limit_bp: [100, 200, 300], outlier_factor_pct: 500, outlier_min_cases: 5 }
+        AuditParams {
+            split_days: 15,
+            repeat_stays: 4,
+            out_of_scope_limit_bp: [100, 200, 300],
+            outlier_factor_pct: 500,
+            outlier_min_cases: 5,
+        }
     }
 }
 
@@ -91,7 +97,8 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 6] = [Rule::SplitStay, Rule::RepeatedStays, Rule::OutpatientDuringStay, Rule::OutOfScopeShare, Rule::ChargedToPoor, Rule::CostOutlier];
+    pub const ALL: [Rule; 6] =
+        [Rule::SplitStay, Rule::RepeatedStays, Rule::OutpatientDuringStay, Rule::OutOfScopeShare, Rule::ChargedToPoor, Rule::CostOutlier];
     pub fn id(self) -> &'static str {
         match self {
             Rule::SplitStay => "split_stay",

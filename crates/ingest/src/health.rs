@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use baozhang_core::programmes::{self, follow_up_status, icd_matches, split_fee, year_end, FollowUpStatus, Schedule, YearEnd};
 use baozhang_core::Date;
-use baozhang_store::programmes::{CardRow, ContractRow, MdtCase, MdtDisease, MdtList, RegistryRow, ServiceRow, With, Who};
+use baozhang_store::programmes::{CardRow, ContractRow, MdtCase, MdtDisease, MdtList, RegistryRow, ServiceRow, Who, With};
 use baozhang_store::{num_date, Store, StoreError};
 use serde::Deserialize;
 
@@ -376,7 +376,14 @@ mod tests {
     }
     fn card(no: &str, id: &str, d: &str, status: &str, issue: i64) -> With<CardRow> {
         With {
-            row: CardRow { card_no: no.into(), id_no: id.into(), disease: d.into(), issue_date: issue, issuer: None, status: status.into() },
+            row: CardRow {
+                card_no: no.into(),
+                id_no: id.into(),
+                disease: d.into(),
+                issue_date: issue,
+                issuer: None,
+                status: status.into(),
+            },
             who: who("620422100001"),
         }
     }
@@ -384,12 +391,12 @@ mod tests {
     #[test]
     fn the_registry_and_the_cards_are_compared_class_by_class() {
         let registry = vec![
-            reg("A", "高血压", true),     // poor, card → matched
-            reg("B", "2型糖尿病", true),  // poor, no card → missing
-            reg("C", "高血压", false),    // poor, not eligible → medication guarantee
-            reg("D", "高血压", true),     // not poor, no card → not ours
-            reg("E", "冠心病", false),    // not eligible but holds a card → check
-            reg("F", "高血压", true),     // poor, card cancelled → missing
+            reg("A", "高血压", true),    // poor, card → matched
+            reg("B", "2型糖尿病", true), // poor, no card → missing
+            reg("C", "高血压", false),   // poor, not eligible → medication guarantee
+            reg("D", "高血压", true),    // not poor, no card → not ours
+            reg("E", "冠心病", false),   // not eligible but holds a card → check
+            reg("F", "高血压", true),    // poor, card cancelled → missing
         ];
         let cards = vec![
             card("K1", "A", "高血压", "有效", 20180301),
@@ -418,7 +425,8 @@ mod tests {
 
     #[test]
     fn a_months_draw_is_of_its_new_cards_and_reproducible() {
-        let cards: Vec<_> = (0..37).map(|i| card(&format!("K{i:03}"), "A", "高血压", "有效", if i < 25 { 20180610 } else { 20180702 })).collect();
+        let cards: Vec<_> =
+            (0..37).map(|i| card(&format!("K{i:03}"), "A", "高血压", "有效", if i < 25 { 20180610 } else { 20180702 })).collect();
         let june = new_cards_of_month(&cards, 201806);
         assert_eq!(june.len(), 25);
         let a = drawn_cards(&june, 99);
@@ -448,7 +456,8 @@ mod tests {
 
     #[test]
     fn the_fee_statement_splits_prepays_and_settles_per_hospital() {
-        let contracts = vec![contract("A", "T1", 5_000), contract("B", "T1", 10_000), contract("C", "T2", 5_000), contract("D", "T1", 5_000)];
+        let contracts =
+            vec![contract("A", "T1", 5_000), contract("B", "T1", 10_000), contract("C", "T2", 5_000), contract("D", "T1", 5_000)];
         let inst: HashMap<String, String> = [("T1", "H1"), ("T2", "H2")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         let insured: HashSet<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
         let served: HashSet<String> = ["A", "D"].iter().map(|s| s.to_string()).collect();

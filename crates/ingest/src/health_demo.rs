@@ -45,8 +45,22 @@ pub async fn write_programme_files(store: &Store, county: &str, year: u16, dir: 
     // Teams: a city expert team, a county hospital team, and per township a township and a village team.
     let header = |k: RosterKind| -> Vec<String> { k.columns().iter().map(|c| c.0.to_string()).collect() };
     let mut teams: Vec<Vec<String>> = vec![
-        vec![format!("T{}-CITY", &county[..4]), "市级专家团队".into(), "省市级".into(), format!("H{}01", &county[..4]), county[..4].to_string(), "赵主任".into()],
-        vec![format!("T{county}-CTY"), "县医院家庭医生团队".into(), "县级".into(), "H62042200001".into(), county.to_string(), "钱主任".into()],
+        vec![
+            format!("T{}-CITY", &county[..4]),
+            "市级专家团队".into(),
+            "省市级".into(),
+            format!("H{}01", &county[..4]),
+            county[..4].to_string(),
+            "赵主任".into(),
+        ],
+        vec![
+            format!("T{county}-CTY"),
+            "县医院家庭医生团队".into(),
+            "县级".into(),
+            "H62042200001".into(),
+            county.to_string(),
+            "钱主任".into(),
+        ],
     ];
     let mut team_of_township: BTreeMap<String, String> = BTreeMap::new();
     for (i, t) in townships.iter().enumerate() {
@@ -60,7 +74,14 @@ pub async fn write_programme_files(store: &Store, county: &str, year: u16, dir: 
             t.code.clone(),
             format!("{}院长", SURNAMES[i % SURNAMES.len()]),
         ]);
-        teams.push(vec![format!("T{}-V", t.code), format!("{}村医团队", t.name), "村级".into(), format!("WSY{}", t.code), t.code.clone(), String::new()]);
+        teams.push(vec![
+            format!("T{}-V", t.code),
+            format!("{}村医团队", t.name),
+            "村级".into(),
+            format!("WSY{}", t.code),
+            t.code.clone(),
+            String::new(),
+        ]);
     }
 
     let mut registry = Vec::new();
@@ -165,7 +186,15 @@ pub async fn write_programme_files(store: &Store, county: &str, year: u16, dir: 
                 }
                 if rng.chance(120) {
                     let d = Date::new(year, 1 + rng.below(12) as u8, 1 + rng.below(28) as u8).expect("date");
-                    services.push(vec![id_no.clone(), who.name.clone(), d.to_string(), "送医上门".into(), String::new(), doctor.clone(), "上门送药".into()]);
+                    services.push(vec![
+                        id_no.clone(),
+                        who.name.clone(),
+                        d.to_string(),
+                        "送医上门".into(),
+                        String::new(),
+                        doctor.clone(),
+                        "上门送药".into(),
+                    ]);
                 }
             }
             if rng.chance(15) {
@@ -200,17 +229,36 @@ pub async fn write_programme_files(store: &Store, county: &str, year: u16, dir: 
         let last = if bad.ends_with('0') { '1' } else { '0' };
         bad.pop();
         bad.push(last);
-        cards.push(vec![format!("MB{year}999998"), bad, who.name.clone(), "高血压".into(), format!("{year}-05-06"), String::new(), "有效".into()]);
-        cards.push(vec![format!("MB{year}999999"), id_no.clone(), who.name.clone(), "感冒".into(), format!("{year}-05-06"), String::new(), "有效".into()]);
+        cards.push(vec![
+            format!("MB{year}999998"),
+            bad,
+            who.name.clone(),
+            "高血压".into(),
+            format!("{year}-05-06"),
+            String::new(),
+            "有效".into(),
+        ]);
+        cards.push(vec![
+            format!("MB{year}999999"),
+            id_no.clone(),
+            who.name.clone(),
+            "感冒".into(),
+            format!("{year}-05-06"),
+            String::new(),
+            "有效".into(),
+        ]);
     }
 
     let mut files = Vec::new();
     let reg_path = dir.join(format!("{}.xlsx", RosterKind::ChronicRegistry.id()));
     write_xlsx(&reg_path, &[(RosterKind::ChronicRegistry.name_zh().to_string(), header(RosterKind::ChronicRegistry), registry)])?;
     files.push((RosterKind::ChronicRegistry, reg_path));
-    for (kind, rows) in
-        [(RosterKind::ChronicCards, cards), (RosterKind::FdcTeams, teams), (RosterKind::FdcContracts, contracts.clone()), (RosterKind::FdcServices, services)]
-    {
+    for (kind, rows) in [
+        (RosterKind::ChronicCards, cards),
+        (RosterKind::FdcTeams, teams),
+        (RosterKind::FdcContracts, contracts.clone()),
+        (RosterKind::FdcServices, services),
+    ] {
         let path = dir.join(format!("{}.csv", kind.id()));
         write_csv(&path, &header(kind), &rows)?;
         files.push((kind, path));

@@ -4,9 +4,9 @@
 pub mod claims;
 pub mod county;
 pub mod divisions;
-pub mod intern;
 pub mod health;
 pub mod health_demo;
+pub mod intern;
 pub mod output;
 pub mod oversight;
 pub mod programmes;

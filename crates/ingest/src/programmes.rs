@@ -11,7 +11,7 @@ use baozhang_store::programmes::{parse_team_level, CardRow, ContractRow, Registr
 use baozhang_store::registry::Import;
 use baozhang_store::{date_num, Store};
 
-use crate::rosters::{ImportError, Rejection, Reject, RosterKind, Row};
+use crate::rosters::{ImportError, Reject, Rejection, RosterKind, Row};
 use crate::table::TableReader;
 
 /// The chronic diseases a registry row or card may name.
@@ -27,15 +27,9 @@ pub fn columns(kind: RosterKind) -> &'static [(&'static str, bool)] {
         RosterKind::ChronicRegistry => {
             &[("证件号码", true), ("姓名", true), ("病种", true), ("是否符合慢病卡标准", true), ("确诊日期", false), ("管理机构", false)]
         }
-        RosterKind::ChronicCards => &[
-            ("卡号", true),
-            ("证件号码", true),
-            ("姓名", true),
-            ("病种", true),
-            ("办卡日期", true),
-            ("发卡机构", false),
-            ("状态", false),
-        ],
+        RosterKind::ChronicCards => {
+            &[("卡号", true), ("证件号码", true), ("姓名", true), ("病种", true), ("办卡日期", true), ("发卡机构", false), ("状态", false)]
+        }
         RosterKind::FdcTeams => {
             &[("团队编号", true), ("团队名称", true), ("团队级别", true), ("结算医疗机构", true), ("服务区划代码", true), ("团队长", false)]
         }
@@ -252,11 +246,8 @@ pub(crate) async fn read_and_merge(
     imp: &mut Import,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<Rejection>, u64), ImportError> {
-    let teams: HashSet<String> = if kind == RosterKind::FdcContracts {
-        store.fdc_teams().await?.into_iter().map(|t| t.team_code).collect()
-    } else {
-        HashSet::new()
-    };
+    let teams: HashSet<String> =
+        if kind == RosterKind::FdcContracts { store.fdc_teams().await?.into_iter().map(|t| t.team_code).collect() } else { HashSet::new() };
     let mut out = Rows::default();
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut rejections = Vec::new();

@@ -610,7 +610,9 @@ async fn person_info(state: &AppState, env: &Envelope, inst: &Institution) -> NR
 /// The main diagnosis of an admission: `dise_codg` (2201) or `dscg_maindiag_code` / `adm_diag_code`
 /// (2401), with its name; checked to look like ICD-10.
 fn diagnosis_of(data: &Map<String, Value>, at: &str) -> NResult<Option<(String, Option<String>)>> {
-    for (code_key, name_key) in [("dise_codg", "dise_name"), ("dscg_maindiag_code", "dscg_maindiag_name"), ("adm_diag_code", "adm_diag_name")] {
+    for (code_key, name_key) in
+        [("dise_codg", "dise_name"), ("dscg_maindiag_code", "dscg_maindiag_name"), ("adm_diag_code", "adm_diag_name")]
+    {
         if let Some(code) = str_field(data, code_key, at)?.map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()) {
             if !baozhang_core::programmes::valid_icd(&code) {
                 return Err(refused(format!("字段 {at}.{code_key}：诊断编码“{code}”不是 ICD-10 编码")));

@@ -20,12 +20,24 @@ use crate::Policies;
 /// What a write does (validated and prepared before it is queued).
 #[derive(Debug)]
 pub enum WriteOp {
-    SignIn { sign_no: String, opter: String, expires_at: i64 },
+    SignIn {
+        sign_no: String,
+        opter: String,
+        expires_at: i64,
+    },
     /// A visit and its main diagnosis (ICD-10 code and name) when the admission names one.
     Register(Box<baozhang_store::service::Mdtrt>, Option<(String, Option<String>)>),
-    FeeUpload { mdtrt_id: String, psn_no: String, lines: Vec<baozhang_store::service::FeeLine> },
+    FeeUpload {
+        mdtrt_id: String,
+        psn_no: String,
+        lines: Vec<baozhang_store::service::FeeLine>,
+    },
     Settle(Box<PreparedSettle>),
-    Cancel { setl_id: String, mdtrt_id: String, psn_no: String },
+    Cancel {
+        setl_id: String,
+        mdtrt_id: String,
+        psn_no: String,
+    },
 }
 
 #[derive(Debug)]

@@ -1224,8 +1224,18 @@ async fn programme_files(app: &App) {
     assert_eq!((rep.rows_accepted, rep.rows_rejected), (3, 1), "the card of a disease not on the list is rejected");
     let report = std::fs::read_to_string(rep.rejections_csv.expect("a reject report")).unwrap();
     assert!(report.contains("5,病种,病种“感冒”无效"), "row, field and reason: {report}");
-    assert_eq!(import_report(app, RosterKind::ChronicCards, "cards.csv", &cards).await.already_imported_as, rep.import_id, "the same file twice");
-    import(app, RosterKind::FdcTeams, "teams.csv", &format!("团队编号,团队名称,团队级别,结算医疗机构,服务区划代码\nT1,县医院团队,县级,H62042200001,{COUNTY}\n")).await;
+    assert_eq!(
+        import_report(app, RosterKind::ChronicCards, "cards.csv", &cards).await.already_imported_as,
+        rep.import_id,
+        "the same file twice"
+    );
+    import(
+        app,
+        RosterKind::FdcTeams,
+        "teams.csv",
+        &format!("团队编号,团队名称,团队级别,结算医疗机构,服务区划代码\nT1,县医院团队,县级,H62042200001,{COUNTY}\n"),
+    )
+    .await;
     let contracts = format!(
         "证件号码,姓名,签约年度,团队编号,责任医生,服务包,签约日期\n{},测试0,2018,T1,王医生,基础包,2018-01-10\n{},测试2,2018,T1,王医生,基础包,2018-01-10\n{},测试4,2018,T1,王医生,基础包,2018-01-11\n{},测试6,2018,T1,李医生,中级包,2018-01-12\n",
         p(0),
@@ -1303,19 +1313,29 @@ async fn health_programmes_compare_audit_contract_follow_up_and_treat() {
         let s = sheet(&x.body);
         assert!(cell_text(&s, 1, 0).ends_with("（H62042200001）"), "{db:?}: the hospital by name and code");
         let money: Vec<f64> = [4, 5, 6, 7, 8, 10, 11].iter().map(|&c| cell_number(&s, 1, c)).collect();
-        assert_eq!(money, [250.0, 125.0, 125.0, 0.0, 75.0, 25.0, -50.0], "{db:?}: fee, fund, public health, person, prepaid, earned, balance");
+        assert_eq!(
+            money,
+            [250.0, 125.0, 125.0, 0.0, 75.0, 25.0, -50.0],
+            "{db:?}: fee, fund, public health, person, prepaid, earned, balance"
+        );
         let x = bureau.get(&format!("{fdc}&export=overdue")).await;
         let s = sheet(&x.body);
         let doctors: Vec<String> = (1..s.height()).map(|r| cell_text(&s, r, 0)).collect();
         assert_eq!(doctors, ["王医生", "王医生", "王医生"], "{db:?}");
-        assert_eq!(cadre_a.get(&format!("/web/fdc?year=2018&as_of=2018-07-01&export=fees")).await.status, 403, "{db:?}");
+        assert_eq!(cadre_a.get("/web/fdc?year=2018&as_of=2018-07-01&export=fees").await.status, 403, "{db:?}");
         assert!(cadre_a.get(&format!("/web/fdc?region={}", VILLAGES[1])).await.status == 403, "{db:?}");
 
         // One person: the plan and a follow-up entered in the workbench.
         let page = cadre_a.page(&format!("/web/person/{}", app.people[0].id_no)).await.text();
         let link = between(&page, "<a href=\"/web/fdc/person/", "\"").expect("the person page links to the contract page");
         let here = format!("/web/fdc/person/{link}");
-        let plan = [("category", "慢病"), ("doctors", "王医生"), ("referral", ""), ("medication", "硝苯地平 10mg 每日两次"), ("schedule", "每两月一次")];
+        let plan = [
+            ("category", "慢病"),
+            ("doctors", "王医生"),
+            ("referral", ""),
+            ("medication", "硝苯地平 10mg 每日两次"),
+            ("schedule", "每两月一次"),
+        ];
         assert_eq!(auditor.post_form(&format!("{here}/plan"), &plan).await.status, 403, "{db:?}");
         assert_eq!(cadre_a.post_form(&format!("{here}/plan"), &plan).await.status, 303, "{db:?}");
         assert!(app.store.fdc_plan(&app.people[0].id_no, 2018).await.unwrap().is_some_and(|p| p.medication.contains("硝苯地平")), "{db:?}");
@@ -1382,7 +1402,9 @@ async fn health_programmes_compare_audit_contract_follow_up_and_treat() {
         assert!(html.contains("甘肃省") && html.contains("非官方原文目录"), "{db:?}");
         let edit = [("list_code", "gansu-50"), ("no", "51"), ("name", "测试病种"), ("icd10", "Q99；Z99.2")];
         assert_eq!(auditor.post_form("/web/mdt/lists/save", &edit).await.status, 403, "{db:?}");
-        let r = bureau.post_form("/web/mdt/lists/save", &[("list_code", "gansu-50"), ("no", "51"), ("name", "测试病种"), ("icd10", "高血压")]).await;
+        let r = bureau
+            .post_form("/web/mdt/lists/save", &[("list_code", "gansu-50"), ("no", "51"), ("name", "测试病种"), ("icd10", "高血压")])
+            .await;
         assert_eq!(r.status, 400, "{db:?}");
         assert_eq!(bureau.post_form("/web/mdt/lists/save", &edit).await.status, 303, "{db:?}");
         let lists = app.store.mdt_lists().await.unwrap();
@@ -1450,7 +1472,11 @@ async fn audit_leads_carry_their_evidence_and_every_dispute_is_kept() {
         assert_eq!(cadre.get("/web/audit").await.status, 403, "{db:?}");
         assert_eq!(hosp1.post_form(&path, &[("action", "dispute"), ("note", "")]).await.status, 400, "{db:?}: a dispute needs its reason");
         assert_eq!(hosp1.post_form(&path, &[("action", "confirm"), ("note", "")]).await.status, 400, "{db:?}: a hospital does not judge");
-        assert_eq!(hosp1.post_form(&path, &[("action", "dispute"), ("note", "两次住院为不同病程，有病历为证")]).await.status, 303, "{db:?}");
+        assert_eq!(
+            hosp1.post_form(&path, &[("action", "dispute"), ("note", "两次住院为不同病程，有病历为证")]).await.status,
+            303,
+            "{db:?}"
+        );
         assert_eq!(hosp2.post_form(&path, &[("action", "dispute"), ("note", "x")]).await.status, 404, "{db:?}");
         // The auditor decides; the trail keeps both steps.
         assert_eq!(auditor.post_form(&path, &[("action", "confirm"), ("note", "间隔 5 天，诊断同类")]).await.status, 303, "{db:?}");
@@ -1466,14 +1492,22 @@ async fn audit_leads_carry_their_evidence_and_every_dispute_is_kept() {
         let r = bureau.post_form(&format!("/web/rectify/from-lead/{}", lead.id), &[]).await;
         assert_eq!(r.status, 303, "{db:?}: {}", r.text());
         let item = r.header("location");
-        assert_eq!(bureau.post_form(&format!("/web/rectify/from-lead/{}", lead.id), &[]).await.header("location"), item, "{db:?}: one item per lead");
+        assert_eq!(
+            bureau.post_form(&format!("/web/rectify/from-lead/{}", lead.id), &[]).await.header("location"),
+            item,
+            "{db:?}: one item per lead"
+        );
         assert!(bureau.get(&item).await.text().contains("分解住院"), "{db:?}");
         let close = format!("{item}/close");
         let r = bureau.post_form(&close, &[("evidence", ""), ("reviewer", "audit1")]).await;
         assert!(r.status == 400 && r.text().contains("佐证"), "{db:?}: {}", r.text());
         let r = bureau.post_form(&close, &[("evidence", "退回违规费用 4,000 元，收据 2018-001"), ("reviewer", "bureau1")]).await;
         assert!(r.status == 400 && r.text().contains("复核"), "{db:?}: {}", r.text());
-        assert_eq!(bureau.post_form(&close, &[("evidence", "退回违规费用 4,000 元，收据 2018-001"), ("reviewer", "audit1")]).await.status, 303, "{db:?}");
+        assert_eq!(
+            bureau.post_form(&close, &[("evidence", "退回违规费用 4,000 元，收据 2018-001"), ("reviewer", "audit1")]).await.status,
+            303,
+            "{db:?}"
+        );
         assert!(bureau.get(&item).await.text().contains("已销号"), "{db:?}");
         assert_eq!(bureau.post_form(&close, &[("evidence", "x"), ("reviewer", "audit1")]).await.status, 400, "{db:?}: closed once");
 

@@ -147,15 +147,17 @@ impl Store {
         let mut tx = self.begin().await?;
         let now = now_text();
         let id: i64 = get_i64(
-            &sqlx::query("INSERT INTO audit_runs (year, params, claims, leads, run_by, run_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
-                .bind(year)
-                .bind(params.to_string())
-                .bind(claims as i64)
-                .bind(leads.len() as i64)
-                .bind(by.to_string())
-                .bind(now.clone())
-                .fetch_one(&mut *tx)
-                .await?,
+            &sqlx::query(
+                "INSERT INTO audit_runs (year, params, claims, leads, run_by, run_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(year)
+            .bind(params.to_string())
+            .bind(claims as i64)
+            .bind(leads.len() as i64)
+            .bind(by.to_string())
+            .bind(now.clone())
+            .fetch_one(&mut *tx)
+            .await?,
             0,
         )?;
         let rows: Vec<Vec<Val>> = leads
@@ -224,10 +226,12 @@ impl Store {
     }
 
     pub async fn audit_lead_events(&self, id: i64) -> Result<Vec<LeadEvent>> {
-        let rows = sqlx::query("SELECT at_time, actor, role, action, from_state, to_state, note FROM audit_lead_events WHERE lead_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT at_time, actor, role, action, from_state, to_state, note FROM audit_lead_events WHERE lead_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(LeadEvent {
@@ -245,7 +249,15 @@ impl Store {
 
     /// Takes an action on a lead: checks the transition against the state it has *now* (the update is
     /// conditional on it, so two people acting at once cannot both move it) and records the event.
-    pub async fn act_on_lead(&self, id: i64, action: &str, by_hospital: bool, actor: &str, role: &str, note: &str) -> std::result::Result<&'static str, LeadError> {
+    pub async fn act_on_lead(
+        &self,
+        id: i64,
+        action: &str,
+        by_hospital: bool,
+        actor: &str,
+        role: &str,
+        note: &str,
+    ) -> std::result::Result<&'static str, LeadError> {
         let lead = self.audit_lead(id).await?.ok_or(LeadError::NotFound)?;
         let to = next_state(&lead.state, action, by_hospital).ok_or(LeadError::NotAllowed(state_zh(&lead.state), action_zh(action)))?;
         let mut tx = self.begin().await?;
@@ -336,7 +348,8 @@ impl Rectification {
     }
 }
 
-const RECT_COLS: &str = "id, problem, source, source_ref, region_code, subject, responsible_unit, responsible_person, deadline, measures, status, \
+const RECT_COLS: &str =
+    "id, problem, source, source_ref, region_code, subject, responsible_unit, responsible_person, deadline, measures, status, \
                          evidence, reviewer, closed_by, closed_at, created_by, created_at";
 
 fn rect_row(r: &sqlx::any::AnyRow) -> Result<Rectification> {
@@ -382,10 +395,10 @@ impl Store {
     pub async fn add_rectification(&self, r: &Rectification, by: &str) -> Result<Option<i64>> {
         let mut tx = self.begin().await?;
         let now = now_text();
-        let id = sqlx::query(&format!(
+        let id = sqlx::query(
             "INSERT INTO rectifications (problem, source, source_ref, region_code, subject, responsible_unit, responsible_person, deadline, measures, status, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) ON CONFLICT (source_ref) DO NOTHING RETURNING id"
-        ))
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) ON CONFLICT (source_ref) DO NOTHING RETURNING id",
+        )
         .bind(r.problem.clone())
         .bind(r.source.clone())
         .bind(r.source_ref.clone())

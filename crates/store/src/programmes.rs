@@ -123,9 +123,8 @@ async fn merge_versioned(
 ) -> Result<u64> {
     let text = |c: &str| format!("COALESCE(CAST({c} AS TEXT), '')");
     let sel: Vec<String> = key_cols.iter().chain(val_cols).map(|c| text(c)).collect();
-    let existing = sqlx::query(&format!("SELECT id, {} FROM {table} WHERE superseded_import IS NULL", sel.join(", ")))
-        .fetch_all(&mut **tx)
-        .await?;
+    let existing =
+        sqlx::query(&format!("SELECT id, {} FROM {table} WHERE superseded_import IS NULL", sel.join(", "))).fetch_all(&mut **tx).await?;
     let nk = key_cols.len();
     let mut active: HashMap<Vec<String>, (i64, Vec<String>)> = HashMap::with_capacity(existing.len());
     for r in &existing {
@@ -150,7 +149,11 @@ async fn merge_versioned(
         inserts.push(row);
     }
     for id in &superseded {
-        sqlx::query(&format!("UPDATE {table} SET superseded_import = $1 WHERE id = $2")).bind(import_id).bind(*id).execute(&mut **tx).await?;
+        sqlx::query(&format!("UPDATE {table} SET superseded_import = $1 WHERE id = $2"))
+            .bind(import_id)
+            .bind(*id)
+            .execute(&mut **tx)
+            .await?;
     }
     let mut cols: Vec<&str> = key_cols.iter().chain(val_cols).copied().collect();
     cols.push("import_id");
@@ -173,15 +176,9 @@ impl Import {
             })
             .collect();
         let id = self.id;
-        self.changes += merge_versioned(
-            self.tx(),
-            id,
-            "chronic_registry",
-            &["id_no", "disease"],
-            &["eligible", "diagnosed_date", "mgmt_org"],
-            vals,
-        )
-        .await?;
+        self.changes +=
+            merge_versioned(self.tx(), id, "chronic_registry", &["id_no", "disease"], &["eligible", "diagnosed_date", "mgmt_org"], vals)
+                .await?;
         Ok(())
     }
 
@@ -200,15 +197,9 @@ impl Import {
             })
             .collect();
         let id = self.id;
-        self.changes += merge_versioned(
-            self.tx(),
-            id,
-            "chronic_cards",
-            &["card_no"],
-            &["id_no", "disease", "issue_date", "issuer", "status"],
-            vals,
-        )
-        .await?;
+        self.changes +=
+            merge_versioned(self.tx(), id, "chronic_cards", &["card_no"], &["id_no", "disease", "issue_date", "issuer", "status"], vals)
+                .await?;
         Ok(())
     }
 
@@ -447,20 +438,7 @@ impl Store {
             region_clause(region, 1)
         );
         let rows = bind_region!(sqlx::query(&sql), region).fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(With {
-                    row: RegistryRow {
-                        id_no: get_text(r, 0)?,
-                        disease: get_text(r, 1)?,
-                        eligible: get_i64(r, 2)? != 0,
-                        diagnosed_date: get_opt_i64(r, 3)?,
-                        mgmt_org: get_opt_text(r, 4)?,
-                    },
-                    who: who(r, 5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| Ok(With { row: registry_row(r)?, who: who(r, 5)? })).collect()
     }
 
     /// A person's active registry rows.
@@ -471,17 +449,7 @@ impl Store {
         .bind(id_no.to_string())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RegistryRow {
-                    id_no: get_text(r, 0)?,
-                    disease: get_text(r, 1)?,
-                    eligible: get_i64(r, 2)? != 0,
-                    diagnosed_date: get_opt_i64(r, 3)?,
-                    mgmt_org: get_opt_text(r, 4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(registry_row).collect()
     }
 
     /// Active cards of people under `region`.
@@ -652,21 +620,19 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         let Some(before) = before else { return Ok(false) };
-        sqlx::query("UPDATE chronic_audit_items SET result = $1, note = $2, checked_by = $3, checked_at = $4 WHERE audit_id = $5 AND card_no = $6")
-            .bind(result.to_string())
-            .bind(note.to_string())
-            .bind(by.to_string())
-            .bind(now_text())
-            .bind(audit_id)
-            .bind(card_no.to_string())
-            .execute(self.pool())
-            .await?;
-        self.audit(
-            by,
-            "chronic.audit_result",
-            &format!("audit {audit_id} card {card_no}: '{}' -> '{result}'", get_text(&before, 0)?),
+        sqlx::query(
+            "UPDATE chronic_audit_items SET result = $1, note = $2, checked_by = $3, checked_at = $4 WHERE audit_id = $5 AND card_no = $6",
         )
+        .bind(result.to_string())
+        .bind(note.to_string())
+        .bind(by.to_string())
+        .bind(now_text())
+        .bind(audit_id)
+        .bind(card_no.to_string())
+        .execute(self.pool())
         .await?;
+        self.audit(by, "chronic.audit_result", &format!("audit {audit_id} card {card_no}: '{}' -> '{result}'", get_text(&before, 0)?))
+            .await?;
         Ok(true)
     }
 
@@ -698,22 +664,7 @@ impl Store {
             region_clause(region, 2)
         );
         let rows = bind_region!(sqlx::query(&sql).bind(year), region).fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(With {
-                    row: ContractRow {
-                        id_no: get_text(r, 0)?,
-                        year: get_i64(r, 1)?,
-                        team_code: get_text(r, 2)?,
-                        doctor: get_text(r, 3)?,
-                        package: get_text(r, 4)?,
-                        fee_fen: get_i64(r, 5)?,
-                        signed_date: get_i64(r, 6)?,
-                    },
-                    who: who(r, 7)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| Ok(With { row: contract_row(r)?, who: who(r, 7)? })).collect()
     }
 
     /// Service records of a year of people under `region`.
@@ -723,7 +674,8 @@ impl Store {
              WHERE s.service_date >= $1 AND s.service_date <= $2{} ORDER BY s.id_no, s.service_date",
             region_clause(region, 3)
         );
-        let rows = bind_region!(sqlx::query(&sql).bind(year * 10_000 + 101).bind(year * 10_000 + 1231), region).fetch_all(self.pool()).await?;
+        let rows =
+            bind_region!(sqlx::query(&sql).bind(year * 10_000 + 101).bind(year * 10_000 + 1231), region).fetch_all(self.pool()).await?;
         rows.iter().map(service_row).collect()
     }
 
@@ -766,19 +718,7 @@ impl Store {
         .bind(id_no.to_string())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ContractRow {
-                    id_no: get_text(r, 0)?,
-                    year: get_i64(r, 1)?,
-                    team_code: get_text(r, 2)?,
-                    doctor: get_text(r, 3)?,
-                    package: get_text(r, 4)?,
-                    fee_fen: get_i64(r, 5)?,
-                    signed_date: get_i64(r, 6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(contract_row).collect()
     }
 
     pub async fn fdc_plan(&self, id_no: &str, year: i64) -> Result<Option<Plan>> {
@@ -881,7 +821,9 @@ impl Store {
         let lists = sqlx::query("SELECT list_code, name, region_prefix, source, exact, note FROM mdt_lists ORDER BY list_code")
             .fetch_all(self.pool())
             .await?;
-        let ds = sqlx::query("SELECT list_code, seq_no, name, icd10 FROM mdt_diseases ORDER BY list_code, seq_no").fetch_all(self.pool()).await?;
+        let ds = sqlx::query("SELECT list_code, seq_no, name, icd10 FROM mdt_diseases ORDER BY list_code, seq_no")
+            .fetch_all(self.pool())
+            .await?;
         let mut by: HashMap<String, Vec<MdtDisease>> = HashMap::new();
         for r in &ds {
             by.entry(get_text(r, 0)?).or_default().push(MdtDisease {
@@ -1053,6 +995,30 @@ impl Store {
     }
 }
 
+/// A contract from its first seven columns (id_no, year, team_code, doctor, package, fee_fen, signed_date).
+fn contract_row(r: &sqlx::any::AnyRow) -> Result<ContractRow> {
+    Ok(ContractRow {
+        id_no: get_text(r, 0)?,
+        year: get_i64(r, 1)?,
+        team_code: get_text(r, 2)?,
+        doctor: get_text(r, 3)?,
+        package: get_text(r, 4)?,
+        fee_fen: get_i64(r, 5)?,
+        signed_date: get_i64(r, 6)?,
+    })
+}
+
+/// A registry row from its first five columns (id_no, disease, eligible, diagnosed_date, mgmt_org).
+fn registry_row(r: &sqlx::any::AnyRow) -> Result<RegistryRow> {
+    Ok(RegistryRow {
+        id_no: get_text(r, 0)?,
+        disease: get_text(r, 1)?,
+        eligible: get_i64(r, 2)? != 0,
+        diagnosed_date: get_opt_i64(r, 3)?,
+        mgmt_org: get_opt_text(r, 4)?,
+    })
+}
+
 fn service_row(r: &sqlx::any::AnyRow) -> Result<ServiceRow> {
     Ok(ServiceRow {
         id_no: get_text(r, 0)?,
@@ -1084,12 +1050,14 @@ fn mdt_case(r: &sqlx::any::AnyRow) -> Result<MdtCase> {
 
 /// Stores a visit's diagnosis (inside the caller's transaction); a visit keeps its first diagnosis.
 pub async fn insert_diagnosis(c: &mut sqlx::AnyConnection, mdtrt_id: &str, code: &str, name: Option<&str>, source: &str) -> Result<()> {
-    sqlx::query("INSERT INTO visit_diagnoses (mdtrt_id, dise_codg, dise_name, source) VALUES ($1, $2, $3, $4) ON CONFLICT (mdtrt_id) DO NOTHING")
-        .bind(mdtrt_id.to_string())
-        .bind(code.to_string())
-        .bind(name.map(String::from))
-        .bind(source.to_string())
-        .execute(c)
-        .await?;
+    sqlx::query(
+        "INSERT INTO visit_diagnoses (mdtrt_id, dise_codg, dise_name, source) VALUES ($1, $2, $3, $4) ON CONFLICT (mdtrt_id) DO NOTHING",
+    )
+    .bind(mdtrt_id.to_string())
+    .bind(code.to_string())
+    .bind(name.map(String::from))
+    .bind(source.to_string())
+    .execute(c)
+    .await?;
     Ok(())
 }

@@ -66,7 +66,11 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
         ]);
     }
     let audits = state.store.chronic_audits(&ctx.region).await?;
-    let mut at = Table::new("audits", "每月新办慢病卡随机抽审", vec!["月份", "区划", "当月新办卡", "抽取", "抽取比例", "已审核", "人情卡及不规范", "随机种子", "抽取人", "抽取时间"]);
+    let mut at = Table::new(
+        "audits",
+        "每月新办慢病卡随机抽审",
+        vec!["月份", "区划", "当月新办卡", "抽取", "抽取比例", "已审核", "人情卡及不规范", "随机种子", "抽取人", "抽取时间"],
+    );
     at.empty = "尚未抽审";
     for a in &audits {
         at.rows.push(vec![
@@ -87,7 +91,8 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     }
 
     let count = |c: CardClass| findings.iter().filter(|f| f.class == c).count();
-    let (drawn, checked): (i64, i64) = audits.iter().filter(|a| a.month / 100 == year).fold((0, 0), |(d, c), a| (d + a.drawn, c + a.checked));
+    let (drawn, checked): (i64, i64) =
+        audits.iter().filter(|a| a.month / 100 == year).fold((0, 0), |(d, c), a| (d + a.drawn, c + a.checked));
     let irregular: i64 = audits.iter().map(|a| a.irregular).sum();
     let mut page = Page::new(format!("慢病卡管理 · {}", ctx.place(&ctx.region)));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &ctx.region).await?;
@@ -98,7 +103,11 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
         card("应办未办", &format!("{} 人", count(CardClass::Missing)), "发卡并标识"),
         card("纳入用药保障", &format!("{} 人", count(CardClass::MedicationGuarantee)), "不符合办卡标准"),
         card("持卡待核查", &format!("{} 张", count(CardClass::Unsupported)), "不在登记或不符合标准"),
-        card(&format!("{year} 年抽审完成率"), &super::pct(bp(checked as usize, drawn as usize)), &format!("抽取 {drawn} 张，已审 {checked} 张，人情卡及不规范 {irregular} 张")),
+        card(
+            &format!("{year} 年抽审完成率"),
+            &super::pct(bp(checked as usize, drawn as usize)),
+            &format!("抽取 {drawn} 张，已审 {checked} 张，人情卡及不规范 {irregular} 张")
+        ),
     ));
     page.push(&format!(
         "<p class=\"muted\">比对口径：{year} 年末在册的建档立卡贫困人口（含已脱贫）；卫健部门登记“符合慢病卡认定标准”且无有效慢病卡的为应办未办；登记为不符合标准的纳入用药保障；\
@@ -194,7 +203,11 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         )
     };
     let manage = may_manage(&u);
-    let mut t = Table::new("items", format!("{} 抽审明细", yyyymm(a.month)), vec!["序号", "慢病卡号", "村", "姓名", "证件号码", "病种", "办卡日期", "审核结论", "说明", "审核人"]);
+    let mut t = Table::new(
+        "items",
+        format!("{} 抽审明细", yyyymm(a.month)),
+        vec!["序号", "慢病卡号", "村", "姓名", "证件号码", "病种", "办卡日期", "审核结论", "说明", "审核人"],
+    );
     for i in &items {
         let (who_cells, disease, issue) = match by_no.get(i.card_no.as_str()) {
             Some(c) => (ctx.person(&c.row.id_no, &c.who), c.row.disease.clone(), super::date_text(c.row.issue_date)),
@@ -204,7 +217,13 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         let result = if manage {
             let opts: String = std::iter::once("")
                 .chain(AUDIT_RESULTS)
-                .map(|r| format!("<option value=\"{r}\"{}>{}</option>", if r == i.result { " selected" } else { "" }, if r.is_empty() { "待审核" } else { r }))
+                .map(|r| {
+                    format!(
+                        "<option value=\"{r}\"{}>{}</option>",
+                        if r == i.result { " selected" } else { "" },
+                        if r.is_empty() { "待审核" } else { r }
+                    )
+                })
                 .collect();
             Cell::Html(
                 format!(

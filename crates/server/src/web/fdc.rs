@@ -118,7 +118,13 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
     }
     let mut dt = Table::new("doctors", "随访逾期（按责任医生）", vec!["责任医生", "村", "管理慢病患者", "逾期患者", "欠随访次数"]);
     for ((doc, v), n) in by_doc.iter().filter(|(_, n)| n[1] > 0) {
-        dt.rows.push(vec![Cell::text(*doc), Cell::text(ctx.place(v)), Cell::Int(i64::from(n[0])), Cell::Int(i64::from(n[1])), Cell::Int(i64::from(n[2]))]);
+        dt.rows.push(vec![
+            Cell::text(*doc),
+            Cell::text(ctx.place(v)),
+            Cell::Int(i64::from(n[0])),
+            Cell::Int(i64::from(n[1])),
+            Cell::Int(i64::from(n[2])),
+        ]);
     }
     dt.empty = "没有逾期的随访";
     let mut ot = Table::new(
@@ -189,7 +195,11 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
             Cell::Yuan(l.year.earned_fen),
             Cell::Yuan(l.year.balance_fen),
         ]);
-        for (k, v) in [l.fee_fen, l.year.fund_share_fen, l.public_health_fen, l.person_fen, l.year.prepaid_fen, l.year.earned_fen, l.year.balance_fen].iter().enumerate() {
+        for (k, v) in
+            [l.fee_fen, l.year.fund_share_fen, l.public_health_fen, l.person_fen, l.year.prepaid_fen, l.year.earned_fen, l.year.balance_fen]
+                .iter()
+                .enumerate()
+        {
             total[k] += v;
         }
     }
@@ -214,7 +224,11 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
         *m.entry(c.row.team_code.as_str()).or_default() += 1;
         m
     });
-    let mut tt = Table::new("teams", "家庭医生团队", vec!["团队编号", "团队名称", "级别", "结算医疗机构", "服务区划", "团队长", "本年签约（本区划）"]);
+    let mut tt = Table::new(
+        "teams",
+        "家庭医生团队",
+        vec!["团队编号", "团队名称", "级别", "结算医疗机构", "服务区划", "团队长", "本年签约（本区划）"],
+    );
     for t in teams.iter().filter(|t| t.region_code.starts_with(&ctx.region) || ctx.region.starts_with(&t.region_code)) {
         tt.rows.push(vec![
             Cell::text(&t.team_code),
@@ -309,7 +323,11 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     let follow_dates: Vec<Date> = services.iter().filter(|s| s.kind == "随访").filter_map(|s| num_date(s.service_date)).collect();
     let day = {
         let today = crate::clock::today();
-        if i64::from(today.year()) == year { today } else { Date::new(year as u16, 12, 31).unwrap_or(today) }
+        if i64::from(today.year()) == year {
+            today
+        } else {
+            Date::new(year as u16, 12, 31).unwrap_or(today)
+        }
     };
     let status = baozhang_core::programmes::follow_up_status(schedule, &follow_dates, day);
     let mut ct = Table::new("contracts", "签约记录", vec!["年度", "团队", "责任医生", "服务包", "服务费（元）", "签约日期"]);
@@ -346,7 +364,11 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
         if registered.is_empty() {
             "无".to_string()
         } else {
-            registered.iter().map(|r| format!("{}（{}）", r.disease, if r.eligible { "符合办卡标准" } else { "不符合办卡标准" })).collect::<Vec<_>>().join("、")
+            registered
+                .iter()
+                .map(|r| format!("{}（{}）", r.disease, if r.eligible { "符合办卡标准" } else { "不符合办卡标准" }))
+                .collect::<Vec<_>>()
+                .join("、")
         },
         schedule.name_zh(),
         status.done,
@@ -360,7 +382,13 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     };
     let cats: String = std::iter::once(&"")
         .chain(PLAN_CATEGORIES.iter())
-        .map(|c| format!("<option value=\"{c}\"{}>{}</option>", if *c == plan.category { " selected" } else { "" }, if c.is_empty() { "请选择" } else { c }))
+        .map(|c| {
+            format!(
+                "<option value=\"{c}\"{}>{}</option>",
+                if *c == plan.category { " selected" } else { "" },
+                if c.is_empty() { "请选择" } else { c }
+            )
+        })
         .collect();
     page.push(&format!(
         "<section class=\"calc\"><h2>{year} 年一人一策</h2><form method=\"post\" action=\"{here}/plan\" class=\"grid-form\" data-testid=\"plan-form\">\
@@ -377,8 +405,11 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     page.push(&st.html(&u.path));
     if may_record(&u) {
         let kinds: String = SERVICE_KINDS.iter().map(|k| format!("<option>{k}</option>")).collect();
-        let diseases: String =
-            std::iter::once(&"").chain(KEY_DISEASES.iter()).chain(FURTHER_DISEASES.iter()).map(|d| format!("<option value=\"{d}\">{d}</option>")).collect();
+        let diseases: String = std::iter::once(&"")
+            .chain(KEY_DISEASES.iter())
+            .chain(FURTHER_DISEASES.iter())
+            .map(|d| format!("<option value=\"{d}\">{d}</option>"))
+            .collect();
         page.push(&format!(
             "<section class=\"calc noprint\"><h2>登记服务</h2><form method=\"post\" action=\"{here}/service\" class=\"grid-form\" data-testid=\"service-form\">\
              <label>日期<input type=\"date\" name=\"date\" required></label><label>类型<select name=\"kind\">{kinds}</select></label>\

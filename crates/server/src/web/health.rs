@@ -36,7 +36,13 @@ impl Ctx {
     }
     /// Village, name (linking to the person page) and ID number, masked unless asked and allowed.
     pub fn person(&self, id_no: &str, who: &Who) -> [Cell; 3] {
-        let name = if who.name.is_empty() { "（未登记）".to_string() } else if self.unmasked { who.name.clone() } else { mask_name(&who.name) };
+        let name = if who.name.is_empty() {
+            "（未登记）".to_string()
+        } else if self.unmasked {
+            who.name.clone()
+        } else {
+            mask_name(&who.name)
+        };
         let id = if self.unmasked { id_no.to_string() } else { mask_id(id_no) };
         [
             Cell::text(if who.village_code.is_empty() { String::new() } else { self.place(&who.village_code) }),
@@ -72,9 +78,7 @@ pub fn require_manage(u: &WebUser, what: &str) -> Result<(), WebError> {
 pub fn parse_day(s: Option<&str>, default: i64, field: &str) -> Result<i64, WebError> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(default),
-        Some(s) => baozhang_core::Date::parse(s)
-            .map(baozhang_store::date_num)
-            .map_err(|e| WebError::bad(format!("{field}“{s}”无效：{e}"))),
+        Some(s) => baozhang_core::Date::parse(s).map(baozhang_store::date_num).map_err(|e| WebError::bad(format!("{field}“{s}”无效：{e}"))),
     }
 }
 
@@ -88,6 +92,9 @@ pub fn unmask_link(u: &WebUser, ctx: &Ctx) -> String {
         format!("<p class=\"muted noprint\"><a href=\"{}\">恢复脱敏显示</a>（本次查看已记录）</p>", super::esc(&base))
     } else {
         let sep = if base.contains('?') { '&' } else { '?' };
-        format!("<p class=\"muted noprint\"><a href=\"{}{sep}unmasked=1\">显示完整姓名与证件号码</a>（将记入访问日志）</p>", super::esc(&base))
+        format!(
+            "<p class=\"muted noprint\"><a href=\"{}{sep}unmasked=1\">显示完整姓名与证件号码</a>（将记入访问日志）</p>",
+            super::esc(&base)
+        )
     }
 }

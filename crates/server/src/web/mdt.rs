@@ -56,7 +56,21 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
     let mut t = Table::new(
         "cases",
         "大病集中救治台账",
-        vec!["编号", "村", "姓名", "证件号码", "病种", "诊断编码", "定点医院", "确诊日期", "救治状态", "救治日期", "转诊", "来源", "更新时间"],
+        vec![
+            "编号",
+            "村",
+            "姓名",
+            "证件号码",
+            "病种",
+            "诊断编码",
+            "定点医院",
+            "确诊日期",
+            "救治状态",
+            "救治日期",
+            "转诊",
+            "来源",
+            "更新时间",
+        ],
     );
     t.empty = "台账中还没有病例";
     t.page_size = 25;
@@ -145,7 +159,8 @@ pub struct ScanForm {
 pub async fn scan(State(state): State<AppState>, u: WebUser, Form(f): Form<ScanForm>) -> WebResult {
     require_manage(&u, "从结算中发现病例")?;
     let region = u.region_in_scope(Some(&f.region))?.to_string();
-    let year: i64 = f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
+    let year: i64 =
+        f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
     let (listed, opened) = cases_from_settlements(&state.store, &region, year, &u.p.username).await?;
     state.store.audit(&u.p.username, "mdt.scan", &format!("{region} {year}: {listed} listed visits, {opened} cases opened")).await?;
     let msg = format!("{year} 年有 {listed} 次结算的主要诊断在目录内，新建病例 {opened} 个");
@@ -211,7 +226,12 @@ pub async fn add_case(State(state): State<AppState>, u: WebUser, Form(f): Form<C
         return Err(WebError::bad(format!("此人已有“{}”的病例，请在原病例中随访更新", disease.name)));
     }
     let region = person.village_code.unwrap_or_default();
-    Ok(Redirect::to(&format!("/web/mdt?region={}&done={}", super::urlencode(u.region_in_scope(Some(&region)).unwrap_or("")), super::urlencode("病例已登记"))).into_response())
+    Ok(Redirect::to(&format!(
+        "/web/mdt?region={}&done={}",
+        super::urlencode(u.region_in_scope(Some(&region)).unwrap_or("")),
+        super::urlencode("病例已登记")
+    ))
+    .into_response())
 }
 
 async fn case_in_scope(state: &AppState, u: &WebUser, id: i64) -> Result<baozhang_store::programmes::With<MdtCase>, WebError> {
@@ -304,10 +324,7 @@ pub async fn follow_up(State(state): State<AppState>, u: WebUser, Path(id): Path
         return Err(WebError::bad("请填写随访情况（不超过 200 字）"));
     }
     let referral = f.referral.trim();
-    state
-        .store
-        .mdt_follow_up(id, date_num(day), status, (!referral.is_empty()).then_some(referral), note, &u.p.username)
-        .await?;
+    state.store.mdt_follow_up(id, date_num(day), status, (!referral.is_empty()).then_some(referral), note, &u.p.username).await?;
     Ok(Redirect::to(&format!("/web/mdt/case/{id}")).into_response())
 }
 
@@ -319,7 +336,11 @@ pub async fn lists_page(State(state): State<AppState>, u: WebUser) -> WebResult 
     page.crumbs.push(("病种目录".into(), String::new()));
     page.push("<p class=\"muted\">诊断编码按前缀匹配（去掉小数点后比较，如 C16 匹配 C16.900）。目录随系统提供，可按正式文件修改；每次修改都记入审计日志。</p>");
     for l in &lists {
-        let mut t = Table::new("list", format!("{}（{} 种，适用区划 {}）", l.name, l.diseases.len(), l.region_prefix), vec!["序号", "病种", "ICD-10 编码"]);
+        let mut t = Table::new(
+            "list",
+            format!("{}（{} 种，适用区划 {}）", l.name, l.diseases.len(), l.region_prefix),
+            vec!["序号", "病种", "ICD-10 编码"],
+        );
         for d in &l.diseases {
             t.rows.push(vec![Cell::Int(d.no), Cell::text(&d.name), Cell::text(d.icd10.join("；"))]);
         }
@@ -366,7 +387,8 @@ pub async fn save_disease(State(state): State<AppState>, u: WebUser, Form(f): Fo
     if list.diseases.iter().any(|d| d.name == name && d.no != no) {
         return Err(WebError::bad(format!("“{name}”已在目录中")));
     }
-    let codes: Vec<String> = f.icd10.split([';', '；', ',', '，', ' ']).map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect();
+    let codes: Vec<String> =
+        f.icd10.split([';', '；', ',', '，', ' ']).map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect();
     if codes.is_empty() {
         return Err(WebError::bad("请填写 ICD-10 编码"));
     }

@@ -19,8 +19,8 @@ pub mod import;
 pub mod mdt;
 pub mod person;
 pub mod pid;
-pub mod rectify;
 pub mod policy;
+pub mod rectify;
 pub mod risk;
 pub mod table;
 pub mod window;
@@ -282,29 +282,25 @@ fn chrome(u: &WebUser) -> Chrome {
     let path = u.path.split('?').next().unwrap_or("");
     let items: &[(&'static str, &'static str)] = match u.p.role {
         Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/audit", "基金监管线索"), ("/web/policy", "政策与测算")],
-        Role::Cadre => {
-            &[
-                ("/web/region", "本村概况"),
-                ("/web/worklist", "比对工作清单"),
-                ("/web/risk", "因病致贫预警"),
-                ("/web/fdc", "家庭医生"),
-                ("/web/rectify", "整改台账"),
-                ("/web/policy", "政策与测算"),
-            ]
-        }
-        Role::Auditor => {
-            &[
-                ("/web/region", "驾驶舱"),
-                ("/web/worklist", "比对结果"),
-                ("/web/risk", "因病致贫预警"),
-                ("/web/chronic", "慢病卡"),
-                ("/web/fdc", "家庭医生"),
-                ("/web/mdt", "大病救治"),
-                ("/web/audit", "基金监管"),
-                ("/web/rectify", "整改台账"),
-                ("/web/policy", "政策与测算"),
-            ]
-        }
+        Role::Cadre => &[
+            ("/web/region", "本村概况"),
+            ("/web/worklist", "比对工作清单"),
+            ("/web/risk", "因病致贫预警"),
+            ("/web/fdc", "家庭医生"),
+            ("/web/rectify", "整改台账"),
+            ("/web/policy", "政策与测算"),
+        ],
+        Role::Auditor => &[
+            ("/web/region", "驾驶舱"),
+            ("/web/worklist", "比对结果"),
+            ("/web/risk", "因病致贫预警"),
+            ("/web/chronic", "慢病卡"),
+            ("/web/fdc", "家庭医生"),
+            ("/web/mdt", "大病救治"),
+            ("/web/audit", "基金监管"),
+            ("/web/rectify", "整改台账"),
+            ("/web/policy", "政策与测算"),
+        ],
         Role::Admin | Role::Bureau => &[
             ("/web/region", "驾驶舱"),
             ("/web/worklist", "比对结果"),

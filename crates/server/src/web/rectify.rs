@@ -54,7 +54,11 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
             _ => true,
         })
         .collect();
-    let mut t = Table::new("items", "整改台账", vec!["编号", "问题", "来源", "区划", "对象", "责任单位", "责任人", "整改期限", "状态", "整改措施", "销号日期"]);
+    let mut t = Table::new(
+        "items",
+        "整改台账",
+        vec!["编号", "问题", "来源", "区划", "对象", "责任单位", "责任人", "整改期限", "状态", "整改措施", "销号日期"],
+    );
     t.empty = "没有整改事项";
     t.page_size = 25;
     for r in &shown {
@@ -85,7 +89,8 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let open = items.iter().filter(|r| r.status == "open").count();
     let overdue = items.iter().filter(|r| r.overdue(now)).count();
     let closed: Vec<_> = items.iter().filter(|r| r.status == "closed").collect();
-    let on_time = closed.iter().filter(|r| r.closed_at.get(..10).is_some_and(|d| Date::parse(d).is_ok_and(|d| date_num(d) <= r.deadline))).count();
+    let on_time =
+        closed.iter().filter(|r| r.closed_at.get(..10).is_some_and(|d| Date::parse(d).is_ok_and(|d| date_num(d) <= r.deadline))).count();
     let mut page = Page::new(format!("整改台账 · {}", names.get(&region).cloned().unwrap_or_else(|| region.clone())));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
     page.crumbs.push(("整改台账".into(), String::new()));
@@ -185,7 +190,12 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
             "close" => "销号",
             other => other,
         };
-        et.rows.push(vec![Cell::text(at.get(..16).unwrap_or(at).replace('T', " ")), Cell::text(actor), Cell::text(action), Cell::text(note)]);
+        et.rows.push(vec![
+            Cell::text(at.get(..16).unwrap_or(at).replace('T', " ")),
+            Cell::text(actor),
+            Cell::text(action),
+            Cell::text(note),
+        ]);
     }
     let status = if r.overdue(today()) {
         "逾期未销号"
@@ -306,7 +316,8 @@ pub async fn from_finding(State(state): State<AppState>, u: WebUser, Path(id): P
     if !village.starts_with(own) && !own.is_empty() {
         return Err(WebError::not_found("没有这条比对结果"));
     }
-    let (name, action) = baozhang_store::reconcile::class_info(&class).map_or((class.clone(), String::new()), |c| (c.1.to_string(), c.2.to_string()));
+    let (name, action) =
+        baozhang_store::reconcile::class_info(&class).map_or((class.clone(), String::new()), |c| (c.1.to_string(), c.2.to_string()));
     let r = Rectification {
         problem: format!("{name}{}", if detail.is_empty() { String::new() } else { format!("：{detail}") }),
         source: "参保比对".into(),
