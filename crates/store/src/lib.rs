@@ -265,6 +265,11 @@ pub fn now_text() -> String {
     format!("{d}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// The upper bound of the region codes under a prefix (codes are digits, `~` sorts after them).
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}~")
+}
+
 /// A date as stored: BIGINT yyyymmdd.
 pub fn date_num(d: baozhang_core::Date) -> i64 {
     i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())

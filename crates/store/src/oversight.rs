@@ -6,7 +6,7 @@ use baozhang_core::audit::{AuditClaim, Lead};
 use baozhang_core::identity::POOR;
 use baozhang_core::IdentitySet;
 
-use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, num_date, Result, Store, Val};
+use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, num_date, prefix_end, Result, Store, Val};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRun {
@@ -434,10 +434,19 @@ impl Store {
             "SELECT {RECT_COLS} FROM rectifications WHERE region_code >= $1 AND region_code < $2 ORDER BY status DESC, deadline, id"
         ))
         .bind(region.to_string())
-        .bind(format!("{region}~"))
+        .bind(prefix_end(region))
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(rect_row).collect()
+    }
+
+    /// The item made from a lead or finding (`source_ref`), if any.
+    pub async fn rectification_by_ref(&self, source_ref: &str) -> Result<Option<Rectification>> {
+        let r = sqlx::query(&format!("SELECT {RECT_COLS} FROM rectifications WHERE source_ref = $1"))
+            .bind(source_ref.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        r.as_ref().map(rect_row).transpose()
     }
 
     pub async fn rectification(&self, id: i64) -> Result<Option<Rectification>> {

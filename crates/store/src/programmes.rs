@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::registry::Import;
-use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, Result, Store, Tx, Val};
+use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, prefix_end, Result, Store, Tx, Val};
 
 /// An ID number as the audit log shows it: the first 6 and last 4 characters.
 fn mask(id_no: &str) -> String {
@@ -18,11 +18,6 @@ fn mask(id_no: &str) -> String {
         return "*".repeat(n);
     }
     id_no.chars().enumerate().map(|(i, c)| if i < 6 || i >= n - 4 { c } else { '*' }).collect()
-}
-
-/// The upper bound of the codes under a prefix (codes are digits).
-fn prefix_end(prefix: &str) -> String {
-    format!("{prefix}~")
 }
 
 // ───────────────────────────── rows ─────────────────────────────

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use baozhang_core::risk::{Payment, WarningLine};
 use baozhang_core::Date;
 
-use crate::{date_num, get_i64, get_opt_text, get_text, now_text, num_date, Result, Store};
+use crate::{date_num, get_i64, get_opt_text, get_text, now_text, num_date, prefix_end, Result, Store};
 
 /// A stored warning line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,11 +58,6 @@ pub fn best_line<'a>(lines: &'a [LineRow], code: &str) -> Option<&'a LineRow> {
         }
     }
     best
-}
-
-/// The upper bound of the codes under a prefix (codes are digits).
-fn prefix_end(prefix: &str) -> String {
-    format!("{prefix}~")
 }
 
 impl Store {

@@ -12,7 +12,7 @@ use baozhang_ingest::health::{card_coverage, compare_cards, drawn_cards, fresh_s
 use baozhang_store::programmes::AUDIT_RESULTS;
 use serde::Deserialize;
 
-use super::health::{may_manage, require_manage, unmask_link, Ctx};
+use super::health::{bp, may_manage, require_manage, unmask_link, Ctx};
 use super::table::{Cell, Table};
 use super::{card, esc, Page, WebError, WebResult, WebUser};
 use crate::AppState;
@@ -25,10 +25,6 @@ pub struct ChronicQ {
     export: Option<String>,
     #[serde(default)]
     unmasked: Option<String>,
-}
-
-fn bp(n: usize, d: usize) -> Option<i64> {
-    (d > 0).then(|| (n as i64 * 10_000 + d as i64 / 2) / d as i64)
 }
 
 fn yyyymm(m: i64) -> String {

@@ -17,7 +17,7 @@ use baozhang_store::programmes::{team_level_zh, Plan, ServiceRow};
 use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
-use super::health::{may_manage, unmask_link, Ctx};
+use super::health::{bp, may_manage, unmask_link, Ctx};
 use super::table::{Cell, Table};
 use super::{card, esc, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
@@ -35,10 +35,6 @@ pub struct FdcQ {
     export: Option<String>,
     #[serde(default)]
     unmasked: Option<String>,
-}
-
-fn bp(n: usize, d: usize) -> Option<i64> {
-    (d > 0).then(|| (n as i64 * 10_000 + d as i64 / 2) / d as i64)
 }
 
 /// The plan's categories (R-FDC-2).

@@ -61,6 +61,11 @@ impl Ctx {
     }
 }
 
+/// `ratio_bp` of counts: a share in basis points, rounded half up; `None` of nothing.
+pub fn bp(n: usize, d: usize) -> Option<i64> {
+    super::ratio_bp(n as i64, d as i64)
+}
+
 /// Roles that manage programme data (draws, audit results, plans, cases, lists).
 pub fn may_manage(u: &WebUser) -> bool {
     matches!(u.p.role, Role::Admin | Role::Bureau)

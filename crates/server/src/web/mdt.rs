@@ -14,7 +14,7 @@ use baozhang_store::date_num;
 use baozhang_store::programmes::{MdtCase, MdtDisease, MdtList, MDT_STATUSES};
 use serde::Deserialize;
 
-use super::health::{may_manage, require_manage, unmask_link, Ctx};
+use super::health::{bp, may_manage, require_manage, unmask_link, Ctx};
 use super::table::{Cell, Table};
 use super::{card, esc, Page, WebError, WebResult, WebUser};
 use crate::AppState;
@@ -29,10 +29,6 @@ pub struct MdtQ {
     unmasked: Option<String>,
     #[serde(default)]
     done: Option<String>,
-}
-
-fn bp(n: usize, d: usize) -> Option<i64> {
-    (d > 0).then(|| (n as i64 * 10_000 + d as i64 / 2) / d as i64)
 }
 
 fn disease_name(lists: &[MdtList], list: &str, no: i64) -> String {

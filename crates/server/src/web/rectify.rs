@@ -340,10 +340,8 @@ pub async fn from_finding(State(state): State<AppState>, u: WebUser, Path(id): P
 async fn existing(state: &AppState, source_ref: &str) -> Result<i64, WebError> {
     state
         .store
-        .rectifications("")
+        .rectification_by_ref(source_ref)
         .await?
-        .into_iter()
-        .find(|r| r.source_ref.as_deref() == Some(source_ref))
         .map(|r| r.id)
         .ok_or_else(|| WebError::internal("a rectification with this source_ref vanished"))
 }
