@@ -157,7 +157,8 @@ pub async fn write_programme_files(store: &Store, county: &str, year: u16, dir: 
             } else {
                 team_of_township.get(&township).cloned().unwrap_or_else(|| format!("T{county}-CTY"))
             };
-            let signed = Date::new(year, 1 + rng.below(3) as u8, 1 + rng.below(28) as u8).expect("date");
+            // A child born during the year is signed up after birth.
+            let signed = Date::new(year, 1 + rng.below(3) as u8, 1 + rng.below(28) as u8).expect("date").max(id.birth_date());
             contracts.push(vec![
                 id_no.clone(),
                 who.name.clone(),
@@ -198,7 +199,7 @@ pub async fn write_programme_files(store: &Store, county: &str, year: u16, dir: 
                 }
             }
             if rng.chance(15) {
-                let d = Date::new(year, 1 + rng.below(12) as u8, 1 + rng.below(28) as u8).expect("date");
+                let d = Date::new(year, 1 + rng.below(12) as u8, 1 + rng.below(28) as u8).expect("date").max(id.birth_date());
                 services.push(vec![
                     id_no.clone(),
                     who.name.clone(),

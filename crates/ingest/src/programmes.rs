@@ -181,6 +181,9 @@ fn parse(kind: RosterKind, row: &Row, regions: &HashSet<String>, teams: &HashSet
             let p = row.required("服务包")?;
             let package = Package::parse(p).ok_or_else(|| ("服务包".to_string(), format!("“{p}”无效（基础包 50 元 / 中级包 100 元）")))?;
             let signed = row.req_date("签约日期")?;
+            if signed < id.birth_date() {
+                return Err(("签约日期".into(), "签约日期早于出生日期".into()));
+            }
             if i64::from(signed.year()) > year || i64::from(signed.year()) < year - 1 {
                 return Err(("签约日期".into(), format!("签约日期 {signed} 与签约年度 {year} 不符")));
             }
