@@ -13,6 +13,7 @@ pub mod policy;
 pub mod programmes;
 pub mod reference;
 pub mod risk;
+pub mod supervise;
 pub mod workdays;
 
 pub use claim::{Bill, Claim, HospLevel, MedType};

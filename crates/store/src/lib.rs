@@ -11,6 +11,7 @@ pub mod reconcile;
 pub mod registry;
 pub mod risk;
 pub mod service;
+pub mod supervise;
 
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str); 8] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -54,6 +55,7 @@ const MIGRATIONS: [(i64, &str, &str); 7] = [
     (5, "health", include_str!("../migrations/0005_health.sql")),
     (6, "programmes", include_str!("../migrations/0006_programmes.sql")),
     (7, "oversight", include_str!("../migrations/0007_oversight.sql")),
+    (8, "supervision", include_str!("../migrations/0008_supervision.sql")),
 ];
 
 /// How to open a store.

@@ -85,7 +85,7 @@ pub(crate) fn poor_on(d: i64) -> String {
          AND i.retracted_import IS NULL AND i.start_date <= {d} AND (i.end_date IS NULL OR i.end_date > {d}))"
     )
 }
-fn identity_on(identity_list: &str, d: i64) -> String {
+pub(crate) fn identity_on(identity_list: &str, d: i64) -> String {
     format!(
         "EXISTS (SELECT 1 FROM identity_periods i WHERE i.id_no = p.id_no AND i.identity IN ({identity_list}) \
          AND i.retracted_import IS NULL AND i.start_date <= {d} AND (i.end_date IS NULL OR i.end_date > {d}))"
