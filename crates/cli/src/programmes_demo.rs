@@ -162,3 +162,157 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
     println!("整改台账：{} 项（其中逾期 2 项、已销号 1 项）。", made.len());
     Ok(())
 }
+
+/// 挂牌督战, reports and funds of the demo county (issue 7): the villages that meet the thresholds
+/// most strongly put under supervision (and one by hand), two responsibility zones, inspections whose
+/// findings went to the ledger, a year of monthly report submissions (some late, some missing), budgets
+/// with prepayment and assessment, and the quarterly fallback statements (one paid late, one unpaid).
+pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<(), String> {
+    use baozhang_core::supervise::{selection_reasons, ReportKind, Thresholds, REPORT_KINDS};
+    use baozhang_store::oversight::Rectification;
+    use baozhang_store::supervise::{Inspection, Submission, Zone};
+    let y = i64::from(year);
+    if !store.sup_villages(county, y).await.map_err(e)?.is_empty() {
+        return Ok(());
+    }
+    let t = Thresholds::parse(include_str!("../../../data/supervision/thresholds.toml"))?;
+    let facts = store.village_facts(county, y * 10_000 + 1231).await.map_err(e)?;
+    let mut cands: Vec<_> = facts.iter().map(|(v, f)| (v, f, selection_reasons(f, &t))).filter(|c| !c.2.is_empty()).collect();
+    cands.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.1.remaining_poor.cmp(&a.1.remaining_poor)).then(a.0.cmp(b.0)));
+    let zones = [("北片", "赵振华", "孙立新"), ("南片", "钱文斌", "周建国")];
+    let mut zone_ids = Vec::new();
+    for (name, city, county_leader) in zones {
+        let z = Zone { id: 0, name: name.into(), region_code: county.into(), city_leader: city.into(), county_leader: county_leader.into() };
+        zone_ids.push(store.add_zone(&z, BY).await.map_err(e)?);
+    }
+    let mut chosen = Vec::new();
+    for (k, (v, _, reasons)) in cands.iter().take(6).enumerate() {
+        store.select_village(v, y, &reasons.join("；"), false, Some(zone_ids[k % 2]), BY).await.map_err(e)?;
+        chosen.push((*v).clone());
+    }
+    if let Some((v, _)) = facts.iter().find(|(v, _)| !chosen.contains(v)) {
+        store.select_village(v, y, "手工纳入：易地扶贫搬迁安置村，遗留问题较多", true, Some(zone_ids[0]), BY).await.map_err(e)?;
+        chosen.push(v.clone());
+    }
+    let findings = ["无", "2 户贫困户成员未参保，资助未到位", "村卫生室未张贴医保扶贫政策", "慢病患者随访记录不全"];
+    let modes = ["field", "phone", "remote", "field"];
+    let mut inspected = 0;
+    for (k, v) in chosen.iter().take(4).enumerate() {
+        let on = y * 10_000 + 1_105 + 7 * k as i64;
+        let i = Inspection {
+            village_code: v.clone(),
+            on_date: on,
+            mode: modes[k].into(),
+            inspector: "县医保局督导组".into(),
+            findings: findings[k].into(),
+            ..Default::default()
+        };
+        let id = store.add_inspection(&i, BY).await.map_err(e)?;
+        inspected += 1;
+        if findings[k] != "无" {
+            let r = Rectification {
+                problem: findings[k].into(),
+                source: "督查检查".into(),
+                source_ref: Some(format!("inspection:{id}")),
+                region_code: v.clone(),
+                subject: "挂牌督战督导".into(),
+                responsible_unit: "乡镇人民政府、村委会".into(),
+                responsible_person: "驻村工作队".into(),
+                deadline: on + 100,
+                measures: "按督导意见整改".into(),
+                ..Default::default()
+            };
+            if let Some(item) = store.add_rectification(&r, BY).await.map_err(e)? {
+                store.link_inspection(id, item).await.map_err(e)?;
+            }
+        }
+    }
+    println!("挂牌督战（{year} 年）：符合条件的村 {} 个，纳入督战 {} 个（含手工纳入 1 个），督导 {inspected} 次。", cands.len(), chosen.len());
+
+    // A year of monthly reports: most on time, some late, the last month's missing for two units.
+    let mut n = 0;
+    for kind in REPORT_KINDS {
+        for (ui, (unit, _)) in kind.units().iter().enumerate() {
+            for m in 1..=12i64 {
+                let period = y * 100 + m;
+                let due = kind.due_day() as i64;
+                let day = match (kind, ui, m) {
+                    (_, _, 12) if ui > 0 || kind == ReportKind::CountyProgress => continue,
+                    (ReportKind::CountyProgress, _, 3 | 8) => due + 3,
+                    (ReportKind::InfoExchange, 2, m) if m % 4 == 0 => due + 5,
+                    _ => due - 2 - (m + ui as i64) % 4,
+                };
+                let s = Submission {
+                    kind: kind.id().into(),
+                    region_code: county.into(),
+                    unit: (*unit).into(),
+                    period,
+                    submitted_on: period * 100 + day,
+                    submitted_by: BY.into(),
+                    note: String::new(),
+                };
+                n += usize::from(store.submit_report(&s).await.map_err(e)?);
+            }
+        }
+    }
+    println!("月报报送：{n} 次（含迟报与未报，见工作台“月报与分析”）。");
+
+    // Budgets (60 % prepaid in January, half assessed), and the quarterly fallback statements. The batch
+    // settlements of the demo name one hospital per level (DEMO-LV1, DEMO-LV2); they are registered as
+    // the county's hospitals of those levels (disabled: they never call the national interface).
+    for (code, name, lv) in [("DEMO-LV1", "乡镇卫生院（演示汇总）", 1), ("DEMO-LV2", "县级定点医院（演示汇总）", 2)] {
+        if store.institution(code).await.map_err(e)?.is_none() {
+            let inst = baozhang_store::service::Institution {
+                fixmedins_code: code.into(),
+                name: name.into(),
+                hosp_lv: lv,
+                admdvs: county.into(),
+                secret: baozhang_server::random_hex(32),
+                disabled: true,
+            };
+            store.add_institution(BY, &inst).await.map_err(e)?;
+        }
+    }
+    let hospitals: Vec<_> = store.institutions().await.map_err(e)?.into_iter().filter(|h| h.admdvs.starts_with(county)).collect();
+    for (k, h) in hospitals.iter().enumerate() {
+        let budget = match h.hosp_lv {
+            1 => 3_000_000_00,
+            2 => 40_000_000_00,
+            _ => 80_000_000_00,
+        } + 1_000_000_00 * (k as i64 % 3);
+        store.set_budget(&h.fixmedins_code, y, budget, BY).await.map_err(e)?;
+        if k != 1 {
+            store.budget_step(&h.fixmedins_code, y, Some(y * 10_000 + 115), None, BY).await.map_err(e)?;
+        }
+        if k % 2 == 0 {
+            store.budget_step(&h.fixmedins_code, y, None, Some((9_250 - 150 * k as i64 % 1_000, (y + 1) * 10_000 + 120)), BY).await.map_err(e)?;
+        }
+    }
+    let codes: Vec<&str> = hospitals.iter().map(|h| h.fixmedins_code.as_str()).collect();
+    let mut statements = 0;
+    for (k, (code, q, amount, claims)) in store.fallback_by_quarter(y).await.map_err(e)?.into_iter().enumerate() {
+        if !codes.contains(&code.as_str()) {
+            continue;
+        }
+        let Some(id) = store.draw_up_statement(&code, y, q, amount, claims, BY).await.map_err(e)? else { continue };
+        statements += 1;
+        let (ny, nm) = if q == 4 { (y + 1, 1) } else { (y, 3 * q + 1) };
+        let base = ny * 10_000 + nm * 100;
+        let submitted = base + if k % 7 == 3 { 14 } else { 8 };
+        store.statement_step(id, "submit", submitted, BY).await.map_err(e)?;
+        let accepted = submitted + 2;
+        store.statement_step(id, "accept", accepted, BY).await.map_err(e)?;
+        // Paid within 15 working days, except one paid a month late and the last quarter's first unpaid.
+        let paid = match (k % 11, q) {
+            (_, 4) if k % 2 == 0 => None,
+            (5, _) => Some(base + 100 + 20),
+            _ => Some(base + 20),
+        };
+        if let Some(p) = paid {
+            let p = baozhang_store::num_date(p).map(baozhang_store::date_num).unwrap_or(base + 28);
+            store.statement_step(id, "pay", p, BY).await.map_err(e)?;
+        }
+    }
+    println!("资金拨付：{} 家定点医疗机构年度预算，兜底资金季度对账表 {statements} 张。", hospitals.len());
+    Ok(())
+}

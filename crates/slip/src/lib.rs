@@ -34,6 +34,28 @@ pub const SYSTEM_FONT_DIR: &str = "/usr/share/fonts";
 
 /// The fixed template; see the module docs.
 const TEMPLATE: &str = include_str!("slip.typ");
+/// The report template (A4 landscape tables).
+const REPORT_TEMPLATE: &str = include_str!("report.typ");
+
+/// One table of a report: every cell is text as it is to be printed (amounts already formatted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportTable {
+    pub title: String,
+    pub columns: Vec<String>,
+    /// Right-aligned columns (numbers), one flag per column.
+    pub numeric: Vec<bool>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// A report: title, a subtitle line (unit, period, date) and its tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportData {
+    pub title: String,
+    pub subtitle: String,
+    /// Printed at the foot of every page (e.g. 制表单位、制表时间).
+    pub footer: String,
+    pub tables: Vec<ReportTable>,
+}
 
 /// How many renders a memoised Typst result may go unused before it is dropped. Typst memoises
 /// across compilations in a process-wide cache (`comemo`); without eviction it grows with every
@@ -140,6 +162,8 @@ pub struct SlipRenderer {
     /// The template, parsed once.
     main: Source,
     main_id: FileId,
+    report: Source,
+    report_id: FileId,
     data_id: FileId,
     /// Font families for `set text(font: ..)`, best first (Simplified Chinese forms first).
     families: Vec<String>,
@@ -177,6 +201,7 @@ impl SlipRenderer {
         let found = fonts::find_cjk(dirs)
             .ok_or_else(|| SlipError::NoFont { searched: dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join("、") })?;
         let main_id = project_file("main.typ");
+        let report_id = project_file("report.typ");
         let data_id = project_file("data.json");
         Ok(SlipRenderer {
             library: LazyHash::new(Library::default()),
@@ -184,6 +209,8 @@ impl SlipRenderer {
             fonts: found.fonts,
             main: Source::new(main_id, TEMPLATE.to_owned()),
             main_id,
+            report: Source::new(report_id, REPORT_TEMPLATE.to_owned()),
+            report_id,
             data_id,
             families: found.families,
             fake_bold: !found.has_bold,
@@ -198,7 +225,7 @@ impl SlipRenderer {
     /// Renders one slip as a PDF (A5 portrait; more pages only if the payment lines overflow).
     pub fn render(&self, slip: &SlipData) -> Result<Vec<u8>, SlipError> {
         let data = serde_json::to_vec(&self.data_json(slip)).map_err(|e| SlipError::Typeset(e.to_string()))?;
-        let world = SlipWorld { renderer: self, data: Bytes::new(data) };
+        let world = SlipWorld { renderer: self, data: Bytes::new(data), report: false };
         let document = typst::compile::<PagedDocument>(&world).output;
         let result = document.map_err(|d| SlipError::Typeset(join_diagnostics(&d))).and_then(|doc| {
             let options = typst_pdf::PdfOptions {
@@ -207,6 +234,39 @@ impl SlipRenderer {
                 ident: Smart::Custom(format!("baozhang-slip/{}/{}", slip.setl_id, if slip.cancelled { "cancelled" } else { "valid" })),
                 ..Default::default()
             };
+            typst_pdf::pdf(&doc, &options).map_err(|d| SlipError::Pdf(join_diagnostics(&d)))
+        });
+        typst::comemo::evict(CACHE_MAX_AGE);
+        result
+    }
+
+    /// Renders a report as a PDF (A4 landscape, as many pages as the tables need). A row with fewer or
+    /// more cells than its table has columns is padded or cut, so a caller's slip cannot break the layout.
+    pub fn render_report(&self, r: &ReportData) -> Result<Vec<u8>, SlipError> {
+        let tables: Vec<_> = r
+            .tables
+            .iter()
+            .map(|t| {
+                let n = t.columns.len().max(1);
+                let rows: Vec<Vec<String>> = t.rows.iter().map(|row| (0..n).map(|i| row.get(i).cloned().unwrap_or_default()).collect()).collect();
+                let numeric: Vec<bool> = (0..n).map(|i| t.numeric.get(i).copied().unwrap_or(false)).collect();
+                let columns: Vec<String> = (0..n).map(|i| t.columns.get(i).cloned().unwrap_or_default()).collect();
+                json!({ "title": t.title, "columns": columns, "numeric": numeric, "rows": rows })
+            })
+            .collect();
+        let data = json!({
+            "fonts": self.families,
+            "fake_bold": self.fake_bold,
+            "title": r.title,
+            "subtitle": r.subtitle,
+            "footer": r.footer,
+            "tables": tables,
+        });
+        let data = serde_json::to_vec(&data).map_err(|e| SlipError::Typeset(e.to_string()))?;
+        let world = SlipWorld { renderer: self, data: Bytes::new(data), report: true };
+        let document = typst::compile::<PagedDocument>(&world).output;
+        let result = document.map_err(|d| SlipError::Typeset(join_diagnostics(&d))).and_then(|doc| {
+            let options = typst_pdf::PdfOptions { ident: Smart::Custom(format!("baozhang-report/{}", r.title)), ..Default::default() };
             typst_pdf::pdf(&doc, &options).map_err(|d| SlipError::Pdf(join_diagnostics(&d)))
         });
         typst::comemo::evict(CACHE_MAX_AGE);
@@ -272,6 +332,8 @@ fn join_diagnostics(diags: &[SourceDiagnostic]) -> String {
 struct SlipWorld<'a> {
     renderer: &'a SlipRenderer,
     data: Bytes,
+    /// Typesets the report template instead of the slip's.
+    report: bool,
 }
 
 impl World for SlipWorld<'_> {
@@ -284,12 +346,18 @@ impl World for SlipWorld<'_> {
     }
 
     fn main(&self) -> FileId {
-        self.renderer.main_id
+        if self.report {
+            self.renderer.report_id
+        } else {
+            self.renderer.main_id
+        }
     }
 
     fn source(&self, id: FileId) -> FileResult<Source> {
         if id == self.renderer.main_id {
             Ok(self.renderer.main.clone())
+        } else if id == self.renderer.report_id {
+            Ok(self.renderer.report.clone())
         } else {
             Err(not_found(id))
         }
@@ -300,6 +368,8 @@ impl World for SlipWorld<'_> {
             Ok(self.data.clone())
         } else if id == self.renderer.main_id {
             Ok(Bytes::from_string(self.renderer.main.clone()))
+        } else if id == self.renderer.report_id {
+            Ok(Bytes::from_string(self.renderer.report.clone()))
         } else {
             Err(not_found(id))
         }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use baozhang_slip::{format_yuan, SlipData, SlipError, SlipLine, SlipRenderer};
+use baozhang_slip::{format_yuan, ReportData, ReportTable, SlipData, SlipError, SlipLine, SlipRenderer};
 
 /// Fonts are loaded once for the whole test binary, as a server would.
 fn renderer() -> &'static SlipRenderer {
@@ -237,5 +237,30 @@ fn no_cjk_font_is_a_clear_chinese_error() {
     let msg = err.to_string();
     for needle in ["中文字体", "fonts-noto-cjk", "fonts-wqy-microhei", "BAOZHANG_FONT_DIR"] {
         assert!(msg.contains(needle), "{needle} missing from: {msg}");
+    }
+}
+
+#[test]
+fn a_report_is_a_landscape_a4_pdf_of_its_tables_and_many_rows_flow_onto_more_pages() {
+    let rows: Vec<Vec<String>> = (1..=120).map(|i| vec![format!("第{i}行#[x]"), format_yuan(i * 12_345), "按时".into()]).collect();
+    let report = ReportData {
+        title: "会宁县健康扶贫月度分析表".into(),
+        subtitle: "2018 年 5 月 · 会宁县医疗保障局".into(),
+        footer: "制表：保障系统".into(),
+        tables: vec![
+            ReportTable { title: "一、结算".into(), columns: vec!["月份".into(), "金额".into(), "报送".into()], numeric: vec![false, true, false], rows },
+            // A short row is padded, not an error.
+            ReportTable { title: "二、报送".into(), columns: vec!["单位".into(), "状态".into()], numeric: vec![], rows: vec![vec!["医保部门".into()]] },
+        ],
+    };
+    let pdf = renderer().render_report(&report).unwrap();
+    let boxes = media_boxes(&pdf);
+    assert!(boxes.len() >= 3, "120 rows need several pages, got {}", boxes.len());
+    for (w, h) in &boxes {
+        assert!((w - 841.89).abs() < 1.0 && (h - 595.28).abs() < 1.0, "A4 landscape, got {w}×{h}");
+    }
+    let flat = squeeze(&pdf_text("report", &pdf));
+    for needle in ["会宁县健康扶贫月度分析表", "一、结算", "第1行#[x]", "第120行#[x]", &format_yuan(120 * 12_345), "二、报送", "医保部门", "共"] {
+        assert!(flat.contains(&squeeze(needle)), "{needle:?} missing:\n{flat}");
     }
 }

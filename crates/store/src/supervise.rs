@@ -434,6 +434,14 @@ impl Store {
         sheet_row(&r)
     }
 
+    pub async fn score_sheet_by_id(&self, id: i64) -> Result<Option<ScoreSheet>> {
+        let r = sqlx::query("SELECT id, form_id, region_code, year, created_by, created_at FROM score_sheets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        r.as_ref().map(sheet_row).transpose()
+    }
+
     /// Sheets of a year for units under `region`.
     pub async fn score_sheets(&self, region: &str, year: i64) -> Result<Vec<ScoreSheet>> {
         let (a, b) = region_range(region);
@@ -544,6 +552,12 @@ impl Store {
         Ok(out)
     }
 
+    /// The village of a household.
+    pub async fn household_village(&self, household_no: &str) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT village_code FROM households WHERE household_no = $1").bind(household_no.to_string()).fetch_optional(self.pool()).await?;
+        r.map(|r| get_text(&r, 0)).transpose()
+    }
+
     // ── R-FUND-1 ──
 
     pub async fn set_budget(&self, code: &str, year: i64, budget_fen: i64, by: &str) -> Result<()> {
@@ -601,14 +615,18 @@ impl Store {
             .collect()
     }
 
-    /// The fallback fund each hospital advanced per quarter of a year, from the ledger (net of
-    /// cancellations): (fixmedins_code, quarter, amount, settlements).
+    /// The fallback money each hospital advanced per quarter of a year, from the ledger (net of
+    /// cancellations): (fixmedins_code, quarter, amount, settlements). "Fallback" (兜底) is what the
+    /// hospital pays out at the one-stop window on behalf of the two safety-net layers and recovers
+    /// later: medical assistance (民政医疗救助兜底, seed 001) and the government fallback (政府兜底,
+    /// seed 002).
     pub async fn fallback_by_quarter(&self, year: i64) -> Result<Vec<(String, i64, i64, i64)>> {
         let sql = format!(
             "SELECT s.fixmedins_code, ((s.setl_date / 100) % 100 + 2) / 3, CAST(SUM(f.amount) AS BIGINT), \
              CAST(SUM(CASE WHEN s.reverses IS NULL THEN 1 ELSE -1 END) AS BIGINT) \
-             FROM (SELECT setl_id, SUM(amount_fen) AS amount FROM ledger_entries WHERE year = $1 AND layer >= 0 AND fund = '{}' GROUP BY setl_id) f \
+             FROM (SELECT setl_id, SUM(amount_fen) AS amount FROM ledger_entries WHERE year = $1 AND layer >= 0 AND fund IN ('{}', '{}') GROUP BY setl_id) f \
              JOIN ledger_settlements s ON s.setl_id = f.setl_id WHERE f.amount <> 0 GROUP BY s.fixmedins_code, ((s.setl_date / 100) % 100 + 2) / 3 ORDER BY 1, 2",
+            Fund::Assistance.code(),
             Fund::Fallback.code()
         );
         let rows = sqlx::query(&sql).bind(year).fetch_all(self.pool()).await?;

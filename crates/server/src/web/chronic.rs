@@ -143,7 +143,8 @@ pub struct DrawForm {
     seed: String,
 }
 
-fn parse_month(s: &str) -> Option<i64> {
+/// `2019-05` → 201905.
+pub fn parse_month(s: &str) -> Option<i64> {
     let (y, m) = s.trim().split_once('-')?;
     let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
     ((2000..=2100).contains(&y) && (1..=12).contains(&m)).then_some(y * 100 + m)

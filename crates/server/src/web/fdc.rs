@@ -42,13 +42,8 @@ pub const PLAN_CATEGORIES: [&str; 6] = ["大病", "慢病", "需住院治疗", "
 
 pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query<FdcQ>) -> WebResult {
     let ctx = Ctx::new(&state, &u, q.region.as_deref(), q.unmasked.as_deref() == Some("1"), "web.fdc").await?;
-    let year = match q.year.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => super::dashboard::default_year(&state).await,
-        Some(y) => y.parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{y}”无效")))?,
-    };
-    let year_end = Date::new(year as u16, 12, 31).ok_or_else(|| WebError::bad("年度无效"))?;
-    let today = crate::clock::today();
-    let default_day = if today.year() as i64 == year { today } else { year_end };
+    let year = super::health::year_param(&state, q.year.as_deref()).await?;
+    let default_day = super::health::count_day(year)?;
     let as_of_n = super::health::parse_day(q.as_of.as_deref(), date_num(default_day), "统计日期")?;
     let as_of = num_date(as_of_n).ok_or_else(|| WebError::bad("统计日期无效"))?;
     if i64::from(as_of.year()) != year {

@@ -87,6 +87,21 @@ pub fn parse_day(s: Option<&str>, default: i64, field: &str) -> Result<i64, WebE
     }
 }
 
+/// The `year` of a page's query (the dashboard's latest year when absent).
+pub async fn year_param(state: &AppState, s: Option<&str>) -> Result<i64, WebError> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(super::dashboard::default_year(state).await),
+        Some(y) => y.parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{y}”无效"))),
+    }
+}
+
+/// The day a year's figures are counted on: today in the current year, else the year's last day.
+pub fn count_day(year: i64) -> Result<baozhang_core::Date, WebError> {
+    let year_end = baozhang_core::Date::new(u16::try_from(year).unwrap_or(0), 12, 31).ok_or_else(|| WebError::bad("年度无效"))?;
+    let today = crate::clock::today();
+    Ok(if i64::from(today.year()) == year { today } else { year_end })
+}
+
 /// The mask toggle shown to roles that may unmask.
 pub fn unmask_link(u: &WebUser, ctx: &Ctx) -> String {
     if !u.p.may_unmask() {

@@ -13,7 +13,9 @@
 pub mod audit;
 pub mod chronic;
 pub mod dashboard;
+pub mod exit;
 pub mod fdc;
+pub mod funds;
 pub mod health;
 pub mod import;
 pub mod mdt;
@@ -21,7 +23,10 @@ pub mod person;
 pub mod pid;
 pub mod policy;
 pub mod rectify;
+pub mod reports;
 pub mod risk;
+pub mod scores;
+pub mod supervise;
 pub mod table;
 pub mod window;
 pub mod worklist;
@@ -298,6 +303,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/fdc", "家庭医生"),
             ("/web/mdt", "大病救治"),
             ("/web/audit", "基金监管"),
+            ("/web/supervise", "督战考核"),
             ("/web/rectify", "整改台账"),
             ("/web/policy", "政策与测算"),
         ],
@@ -309,7 +315,9 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/fdc", "家庭医生"),
             ("/web/mdt", "大病救治"),
             ("/web/audit", "基金监管"),
+            ("/web/supervise", "督战考核"),
             ("/web/rectify", "整改台账"),
+            ("/web/funds", "资金拨付"),
             ("/web/policy", "政策与测算"),
             ("/web/import", "名单导入"),
         ],
@@ -440,6 +448,27 @@ pub fn routes() -> Router<AppState> {
         .route("/web/rectify/{id}/close", post(rectify::close))
         .route("/web/rectify/from-lead/{id}", post(rectify::from_lead))
         .route("/web/rectify/from-finding/{id}", post(rectify::from_finding))
+        .route("/web/supervise", get(supervise::supervise_page))
+        .route("/web/supervise/select", post(supervise::select))
+        .route("/web/supervise/remove", post(supervise::remove))
+        .route("/web/supervise/zone", post(supervise::add_zone))
+        .route("/web/supervise/assign", post(supervise::assign))
+        .route("/web/supervise/inspect", post(supervise::inspect))
+        .route("/web/reports", get(reports::reports_page))
+        .route("/web/reports/submit", post(reports::submit))
+        .route("/web/scores", get(scores::scores_page))
+        .route("/web/scores/open", post(scores::open))
+        .route("/web/scores/{id}", get(scores::sheet_page))
+        .route("/web/scores/{id}/answer", post(scores::answer))
+        .route("/web/scores/{id}/auto", post(scores::auto))
+        .route("/web/exit", get(exit::exit_page))
+        .route("/web/exit/rectify", post(exit::to_rectify))
+        .route("/web/funds", get(funds::funds_page))
+        .route("/web/funds/budget", post(funds::set_budget))
+        .route("/web/funds/prepay", post(funds::prepay))
+        .route("/web/funds/assess", post(funds::assess))
+        .route("/web/funds/statement", post(funds::draw_up))
+        .route("/web/funds/step", post(funds::step))
         .route("/web/chronic", get(chronic::chronic_page))
         .route("/web/chronic/draw", post(chronic::draw))
         .route("/web/chronic/audit/{id}", get(chronic::audit_page))

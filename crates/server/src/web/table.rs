@@ -59,6 +59,11 @@ pub struct Table {
     /// Where the 导出 Excel button points when the page cannot be fetched again by its address (the
     /// result of an upload): a `data:` URI of the table's own workbook. `None`: `<page>?export=<id>`.
     pub export_href: Option<String>,
+    /// Lines above the header row in the workbook (the report's title, unit and period), each merged
+    /// across the columns: the layout officials file.
+    pub heading: Vec<String>,
+    /// A last row in bold (合计), after the data rows, in the page and the workbook.
+    pub total: Option<Vec<Cell>>,
 }
 
 impl Table {
@@ -71,6 +76,8 @@ impl Table {
             page_size: 20,
             empty: "暂无数据",
             export_href: None,
+            heading: Vec::new(),
+            total: None,
         }
     }
 
@@ -116,7 +123,16 @@ impl Table {
             }
             o.push_str("</tr>");
         }
-        o.push_str("</tbody></table></div><div class=\"pager\"></div></section>");
+        o.push_str("</tbody>");
+        if let Some(total) = &self.total {
+            o.push_str("<tfoot><tr class=\"total\">");
+            for cell in total {
+                let cls = if cell.numeric() { " class=\"num\"" } else { "" };
+                o.push_str(&format!("<th{cls}>{}</th>", cell.html()));
+            }
+            o.push_str("</tr></tfoot>");
+        }
+        o.push_str("</table></div><div class=\"pager\"></div></section>");
         o
     }
 
@@ -132,16 +148,28 @@ impl Table {
         let money = Format::new().set_num_format("#,##0.00");
         let percent = Format::new().set_num_format("0.00%");
         let ws = wb.add_worksheet();
+        let top = self.heading.len() as u32;
+        let title_fmt = Format::new().set_bold().set_font_size(14).set_align(rust_xlsxwriter::FormatAlign::Center);
+        let sub_fmt = Format::new().set_align(rust_xlsxwriter::FormatAlign::Center);
+        let last_col = self.columns.len().saturating_sub(1) as u16;
+        for (i, line) in self.heading.iter().enumerate() {
+            let f = if i == 0 { &title_fmt } else { &sub_fmt };
+            if last_col > 0 {
+                ws.merge_range(i as u32, 0, i as u32, last_col, line, f).map_err(fail)?;
+            } else {
+                ws.write_string_with_format(i as u32, 0, line, f).map_err(fail)?;
+            }
+        }
         let name: String = self.title.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
         if !name.is_empty() {
             ws.set_name(&name).map_err(fail)?;
         }
         for (c, col) in self.columns.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, col, &bold).map_err(fail)?;
+            ws.write_string_with_format(top, c as u16, col, &bold).map_err(fail)?;
             ws.set_column_width(c as u16, 14).map_err(fail)?;
         }
-        for (r, row) in self.rows.iter().enumerate() {
-            let r = (r + 1) as u32;
+        for (r, row) in self.rows.iter().chain(self.total.iter()).enumerate() {
+            let r = top + (r + 1) as u32;
             for (c, cell) in row.iter().enumerate() {
                 let c = c as u16;
                 match cell {
@@ -165,6 +193,27 @@ impl Table {
             }
         }
         wb.save_to_buffer().map_err(fail)
+    }
+}
+
+impl Table {
+    /// The table for a PDF report: cells as the page shows them, the total row last.
+    pub fn report_table(&self) -> baozhang_slip::ReportTable {
+        let text = |c: &Cell| match c {
+            Cell::Text(s) | Cell::Link(s, _) | Cell::Html(_, s) => s.clone(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Yuan(f) => super::yuan(*f),
+            Cell::Pct(b) => super::pct(*b),
+        };
+        let numeric = (0..self.columns.len())
+            .map(|i| self.rows.first().and_then(|r| r.get(i)).is_some_and(|c| matches!(c, Cell::Int(_) | Cell::Yuan(_) | Cell::Pct(_))))
+            .collect();
+        baozhang_slip::ReportTable {
+            title: self.title.clone(),
+            columns: self.columns.clone(),
+            numeric,
+            rows: self.rows.iter().chain(self.total.iter()).map(|r| r.iter().map(text).collect()).collect(),
+        }
     }
 }
 

@@ -72,6 +72,8 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
     let class = q.class.as_deref().filter(|c| class_info(c).is_some());
     let state_filter = q.state.as_deref().filter(|s| !s.is_empty());
     let can = may_mark(&u);
+    // The rectification ledger's managers turn a finding into a ledger item in one step.
+    let to_ledger = matches!(u.p.role, Role::Admin | Role::Bureau | Role::Auditor);
     let mut by_class = vec![0i64; CLASSES.len()];
     let mut t =
         Table::new("worklist", "工作清单", vec!["问题类别", "应采取措施", "村", "户编号", "姓名", "证件号码", "说明", "本次", "处理情况"]);
@@ -94,7 +96,13 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
         }
         let (_, cname, action) = class_info(&f.class).unwrap_or(("", "", ""));
         let village = f.village_code.as_deref().unwrap_or("");
-        let (html, text) = mark_cell(it.finding_id, it.mark.as_ref(), can);
+        let (mut html, text) = mark_cell(it.finding_id, it.mark.as_ref(), can);
+        if to_ledger {
+            html.push_str(&format!(
+                " <form method=\"post\" action=\"/web/rectify/from-finding/{}\" class=\"inline\"><button class=\"small\">转整改</button></form>",
+                it.finding_id
+            ));
+        }
         let novelty = match (&it.reopened, f.is_new) {
             (Some(m), _) => format!("重新打开（{} 曾于 {} 标记已处理）", m.marked_by, m.marked_at),
             (None, true) => "新增".into(),

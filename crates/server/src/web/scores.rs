@@ -1,0 +1,499 @@
+//! 考核评分 (R-SUP-4): assessment forms as data (data/forms/*.toml: seed 001's cadre form and its
+//! 五督 form), a sheet per form, unit and year; the items the data can answer are filled by
+//! 自动评分 with the evidence (figures and where they come from), the rest by hand; every answer is
+//! kept (the latest counts); totals per unit, to Excel and PDF.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect};
+use axum::Form as AxForm;
+use baozhang_core::supervise::{probe_policy, score, total, Answer, Form, ScoreRule, AUTO_CHECKS};
+use baozhang_ingest::health::{card_coverage, compare_cards, contract_rate, follow_up_completion, follow_ups, treatment_rate};
+use baozhang_slip::ReportData;
+use baozhang_store::date_num;
+use baozhang_store::indicators::VillageStats;
+use baozhang_store::supervise::{ScoreAnswer, ScoreSheet};
+use serde::Deserialize;
+
+use super::health::{count_day, year_param};
+use super::table::{Cell, Table};
+use super::{card, esc, urlencode, yuan, Page, WebError, WebResult, WebUser};
+use crate::auth::Role;
+use crate::AppState;
+
+/// The shipped forms (checked by a unit test in core).
+pub fn forms() -> &'static [Form] {
+    static F: OnceLock<Vec<Form>> = OnceLock::new();
+    F.get_or_init(|| {
+        [include_str!("../../../../data/forms/wudu.toml"), include_str!("../../../../data/forms/cadre.toml")]
+            .iter()
+            .map(|t| Form::parse(t).expect("data/forms is valid"))
+            .collect()
+    })
+}
+
+fn form(id: &str) -> Result<&'static Form, WebError> {
+    forms().iter().find(|f| f.id == id).ok_or_else(|| WebError::not_found(format!("没有考核表“{id}”")))
+}
+
+fn may_score(u: &WebUser) -> bool {
+    matches!(u.p.role, Role::Admin | Role::Bureau | Role::Auditor)
+}
+
+#[derive(Deserialize, Default)]
+pub struct ScoresQ {
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    year: Option<String>,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+/// The latest answer of each item.
+fn latest(answers: &[ScoreAnswer]) -> HashMap<&str, &ScoreAnswer> {
+    answers.iter().map(|a| (a.item_no.as_str(), a)).collect()
+}
+
+fn rating(points: i64, veto: bool) -> &'static str {
+    match (veto, points) {
+        (true, _) => "差（一票否决）",
+        (_, p) if p >= 90 => "好",
+        (_, p) if p >= 75 => "较好",
+        (_, p) if p >= 60 => "一般",
+        _ => "差",
+    }
+}
+
+pub async fn scores_page(State(state): State<AppState>, u: WebUser, Query(q): Query<ScoresQ>) -> WebResult {
+    let region = u.region_in_scope(q.region.as_deref())?.to_string();
+    let year = year_param(&state, q.year.as_deref()).await?;
+    let names = state.web.region_names(&state.store).await?;
+    let sheets = state.store.score_sheets(&region, year).await?;
+    let mut t = Table::new("totals", format!("{year} 年考核得分（按单位）"), vec!["考核表", "被考核单位", "已评项", "得分", "满分", "等次", "评分表"]);
+    t.empty = "本年尚未建立考核表";
+    for s in &sheets {
+        let Ok(f) = form(&s.form_id) else { continue };
+        let answers = state.store.score_answers(s.id).await?;
+        let l = latest(&answers);
+        let (pts, n, veto) = total(f, l.iter().filter_map(|(no, a)| Answer::parse(&a.answer).map(|x| (*no, x))));
+        t.rows.push(vec![
+            Cell::text(&f.title),
+            Cell::text(names.get(&s.region_code).cloned().unwrap_or_else(|| s.region_code.clone())),
+            Cell::text(format!("{n}/{}", f.items.len())),
+            Cell::Int(pts),
+            Cell::Int(f.total_points()),
+            Cell::text(if n == f.items.len() { rating(pts * 100 / f.total_points().max(1), veto) } else { "评分中" }),
+            Cell::Link("打开".into(), format!("/web/scores/{}", s.id)),
+        ]);
+    }
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export(&[&t], x);
+    }
+    let mut ft = Table::new("forms", "考核表", vec!["考核表", "来源", "考核项", "满分", "可自动评分项"]);
+    for f in forms() {
+        ft.rows.push(vec![
+            Cell::text(&f.title),
+            Cell::text(&f.source),
+            Cell::Int(f.items.len() as i64),
+            Cell::Int(f.total_points()),
+            Cell::Int(f.items.iter().filter(|i| i.auto.is_some()).count() as i64),
+        ]);
+    }
+    let mut page = Page::new(format!("考核评分 · {year} 年"));
+    page.crumbs.push(("考核评分".into(), String::new()));
+    page.push(&super::supervise::subnav("/web/scores"));
+    page.push(&t.html(&u.path));
+    if may_score(&u) {
+        let options: String = forms().iter().map(|f| format!("<option value=\"{}\">{}</option>", esc(&f.id), esc(&f.title))).collect();
+        page.push(&format!(
+            "<section class=\"calc noprint\"><h2>建立或打开评分表</h2><form method=\"post\" action=\"/web/scores/open\" class=\"grid-form\" data-testid=\"open-sheet\">\
+             <label>考核表<select name=\"form\">{options}</select></label><label>被考核单位（区划代码）<input name=\"region\" value=\"{}\" required></label>\
+             <label>年度<input name=\"year\" value=\"{year}\" required></label><div class=\"actions\"><button>打开</button></div></form></section>",
+            esc(&region)
+        ));
+    }
+    page.push(&ft.html(&u.path));
+    page.push("<p class=\"muted\">“五督”考核表各项分值之和为 95 分（原表如此，总分栏空白）；等次按得分率：≥90% 好，≥75% 较好，≥60% 一般，其余差；包抓干部考核表第 1 项答“是”的，年度考核直接定为“差”。</p>");
+    Ok(page.render(&u))
+}
+
+#[derive(Deserialize)]
+pub struct OpenForm {
+    form: String,
+    region: String,
+    year: String,
+}
+
+pub async fn open(State(state): State<AppState>, u: WebUser, AxForm(f): AxForm<OpenForm>) -> WebResult {
+    if !may_score(&u) {
+        return Err(WebError::forbidden(format!("{}不能评分", u.p.role.name_zh())));
+    }
+    let region = u.region_in_scope(Some(&f.region))?.to_string();
+    if !state.web.region_names(&state.store).await?.contains_key(&region) {
+        return Err(WebError::bad(format!("区划代码 {region} 不存在")));
+    }
+    let fm = form(f.form.trim())?;
+    let year: i64 = f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad("年度无效"))?;
+    let s = state.store.score_sheet(&fm.id, &region, year, &u.p.username).await?;
+    Ok(Redirect::to(&format!("/web/scores/{}", s.id)).into_response())
+}
+
+async fn sheet_in_scope(state: &AppState, u: &WebUser, id: i64) -> Result<(ScoreSheet, &'static Form), WebError> {
+    let own = u.region()?;
+    let s = state.store.score_sheet_by_id(id).await?.ok_or_else(|| WebError::not_found("没有这张评分表"))?;
+    if !s.region_code.starts_with(own) {
+        return Err(WebError::not_found("没有这张评分表"));
+    }
+    let f = form(&s.form_id)?;
+    Ok((s, f))
+}
+
+#[derive(Deserialize, Default)]
+pub struct SheetQ {
+    #[serde(default)]
+    export: Option<String>,
+    #[serde(default)]
+    pdf: Option<String>,
+}
+
+pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>, Query(q): Query<SheetQ>) -> WebResult {
+    let (s, f) = sheet_in_scope(&state, &u, id).await?;
+    let names = state.web.region_names(&state.store).await?;
+    let unit = names.get(&s.region_code).cloned().unwrap_or_else(|| s.region_code.clone());
+    let answers = state.store.score_answers(id).await?;
+    let l = latest(&answers);
+    let check_name: HashMap<&str, &str> = AUTO_CHECKS.iter().copied().collect();
+    let mut t = Table::new("sheet", f.title.clone(), vec!["序号", "考核内容", "考核指标", "分值", "评分方式", "答复", "得分", "依据", "评分人"]);
+    t.page_size = 30;
+    let scoring = may_score(&u);
+    for it in &f.items {
+        let a = l.get(it.no.as_str());
+        let got = a.map(|a| a.points);
+        let how = match &it.auto {
+            Some(k) => format!("自动：{}", check_name.get(k.as_str()).unwrap_or(&"")),
+            None => match it.rule {
+                ScoreRule::Partial => "人工（酌情给分）".into(),
+                ScoreRule::VetoNo => "人工（“是”则一票否决）".into(),
+                ScoreRule::No => "人工（“否”得分）".into(),
+                ScoreRule::Yes => "人工".into(),
+            },
+        };
+        let answer_cell = if scoring {
+            let input = if it.rule == ScoreRule::Partial {
+                format!("<input name=\"answer\" size=\"3\" aria-label=\"得分\" value=\"{}\">", a.map(|a| esc(&a.answer)).unwrap_or_default())
+            } else {
+                let cur = a.map(|a| a.answer.as_str()).unwrap_or("");
+                format!(
+                    "<select name=\"answer\" aria-label=\"答复\"><option{}>是</option><option{}>否</option></select>",
+                    if cur == "是" { " selected" } else { "" },
+                    if cur == "否" { " selected" } else { "" }
+                )
+            };
+            format!(
+                "<form method=\"post\" action=\"/web/scores/{id}/answer\" class=\"inline\" data-item=\"{no}\"><input type=\"hidden\" name=\"item\" value=\"{no}\">{input}\
+                 <input name=\"evidence\" placeholder=\"依据\" aria-label=\"依据\" value=\"{}\"><button>保存</button></form>",
+                a.filter(|a| a.source == "hand").map(|a| esc(&a.evidence)).unwrap_or_default(),
+                no = esc(&it.no)
+            )
+        } else {
+            esc(a.map(|a| a.answer.as_str()).unwrap_or(""))
+        };
+        t.rows.push(vec![
+            Cell::text(&it.no),
+            Cell::text(&it.section),
+            Cell::text(&it.indicator),
+            Cell::Int(it.points),
+            Cell::text(how),
+            Cell::Html(answer_cell, a.map(|a| a.answer.clone()).unwrap_or_default()),
+            match got {
+                Some(p) => Cell::Int(p),
+                None => Cell::text("未评"),
+            },
+            Cell::text(a.map(|a| a.evidence.clone()).unwrap_or_default()),
+            Cell::text(a.map(|a| format!("{}{}", if a.source == "auto" { "自动·" } else { "" }, a.answered_by)).unwrap_or_default()),
+        ]);
+    }
+    let (pts, n, veto) = total(f, l.iter().filter_map(|(no, a)| Answer::parse(&a.answer).map(|x| (*no, x))));
+    t.total = Some(vec![
+        Cell::text("总分"),
+        Cell::text(""),
+        Cell::text(""),
+        Cell::Int(f.total_points()),
+        Cell::text(""),
+        Cell::text(format!("已评 {n}/{}", f.items.len())),
+        Cell::Int(pts),
+        Cell::text(if veto { "一票否决" } else { "" }),
+        Cell::text(""),
+    ]);
+    t.heading = vec![f.title.clone(), format!("被考核单位：{unit} · {} 年", s.year)];
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export(&[&t], x);
+    }
+    if q.pdf.is_some() {
+        let mut rt = t.report_table();
+        // The PDF leaves out the evaluator column of the page's form (it prints the answer text).
+        rt.title = format!("{unit} · {} 年", s.year);
+        let data = ReportData {
+            title: f.title.clone(),
+            subtitle: format!("被考核单位：{unit} · 得分 {pts} / {} · {}", f.total_points(), rating(pts * 100 / f.total_points().max(1), veto)),
+            footer: format!("保障系统生成于 {} · 由 {} 导出", crate::clock::today(), u.p.username),
+            tables: vec![rt],
+        };
+        let pdf = state.web.slip_renderer()?.render_report(&data).map_err(|e| {
+            tracing::error!(error = %e, "score sheet PDF failed");
+            WebError::internal("score sheet PDF failed")
+        })?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (header::CONTENT_DISPOSITION, format!("inline; filename=\"sheet.pdf\"; filename*=UTF-8''{}", urlencode(&format!("{}{unit}.pdf", f.title)))),
+            ],
+            pdf,
+        )
+            .into_response());
+    }
+    let mut page = Page::new(format!("{} · {unit} · {} 年", f.title, s.year));
+    page.crumbs.push(("考核评分".into(), format!("/web/scores?year={}", s.year)));
+    page.crumbs.push((unit.clone(), String::new()));
+    page.push(&super::supervise::subnav("/web/scores"));
+    page.push(&format!(
+        "<div class=\"cards\" data-testid=\"sheet-cards\">{}{}{}</div>",
+        card("得分", &format!("{pts} 分"), &format!("满分 {}", f.total_points())),
+        card("已评项", &format!("{n} / {}", f.items.len()), &format!("可自动评分 {} 项", f.items.iter().filter(|i| i.auto.is_some()).count())),
+        card("等次", if n == f.items.len() { rating(pts * 100 / f.total_points().max(1), veto) } else { "评分中" }, if veto { "一票否决" } else { "" }),
+    ));
+    page.push(&format!(
+        "<p class=\"noprint\">{}<a class=\"btn\" href=\"/web/scores/{id}?pdf=1\">打印 PDF</a></p><p class=\"muted\">来源：{}</p>",
+        if scoring {
+            format!("<form method=\"post\" action=\"/web/scores/{id}/auto\" class=\"inline\"><button data-testid=\"auto-score\">自动评分</button></form> ")
+        } else {
+            String::new()
+        },
+        esc(&f.source)
+    ));
+    page.push(&t.html(&u.path));
+    Ok(page.render(&u))
+}
+
+#[derive(Deserialize)]
+pub struct AnswerForm {
+    item: String,
+    answer: String,
+    #[serde(default)]
+    evidence: String,
+}
+
+pub async fn answer(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>, AxForm(f): AxForm<AnswerForm>) -> WebResult {
+    if !may_score(&u) {
+        return Err(WebError::forbidden(format!("{}不能评分", u.p.role.name_zh())));
+    }
+    let (_, fm) = sheet_in_scope(&state, &u, id).await?;
+    let it = fm.item(f.item.trim()).ok_or_else(|| WebError::bad(format!("没有第 {} 项", f.item)))?;
+    let a = Answer::parse(&f.answer).ok_or_else(|| WebError::bad(format!("第 {} 项：答复“{}”无效", it.no, f.answer)))?;
+    let (points, veto) = score(it, a).map_err(WebError::bad)?;
+    let evidence = f.evidence.trim();
+    if evidence.chars().count() > 300 {
+        return Err(WebError::bad("依据不超过 300 字"));
+    }
+    if it.rule == ScoreRule::Partial && points < it.points && evidence.is_empty() {
+        return Err(WebError::bad(format!("第 {} 项扣分须写明依据", it.no)));
+    }
+    state
+        .store
+        .add_score_answer(
+            id,
+            &ScoreAnswer {
+                item_no: it.no.clone(),
+                answer: a.text(),
+                points,
+                veto,
+                evidence: evidence.into(),
+                source: "hand".into(),
+                answered_by: u.p.username.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/web/scores/{id}")).into_response())
+}
+
+/// Fills every item that names a data check (answers given by hand are overwritten by a newer answer
+/// only here: the trail keeps both).
+pub async fn auto(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>) -> WebResult {
+    if !may_score(&u) {
+        return Err(WebError::forbidden(format!("{}不能评分", u.p.role.name_zh())));
+    }
+    let (s, fm) = sheet_in_scope(&state, &u, id).await?;
+    let facts = Facts::gather(&state, &s.region_code, s.year).await?;
+    let mut filled = 0;
+    for it in &fm.items {
+        let Some(key) = &it.auto else { continue };
+        let Some((a, evidence)) = facts.answer(key) else { continue };
+        let (points, veto) = score(it, a).map_err(WebError::bad)?;
+        state
+            .store
+            .add_score_answer(
+                id,
+                &ScoreAnswer {
+                    item_no: it.no.clone(),
+                    answer: a.text(),
+                    points,
+                    veto,
+                    evidence,
+                    source: "auto".into(),
+                    answered_by: u.p.username.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        filled += 1;
+    }
+    tracing::info!(sheet = id, filled, "score sheet filled from data");
+    Ok(Redirect::to(&format!("/web/scores/{id}")).into_response())
+}
+
+/// What the data says about a unit and year, gathered once for all of a sheet's data checks.
+pub struct Facts {
+    stats: VillageStats,
+    probe: Option<(String, baozhang_core::supervise::PolicyProbe)>,
+    prepaid: (usize, usize),
+    mdt: (usize, usize),
+    contract: (usize, usize),
+    escorts: usize,
+    follow_up: (u32, u32),
+    cards_missing: usize,
+    cards_covered: usize,
+}
+
+impl Facts {
+    pub async fn gather(state: &AppState, region: &str, year: i64) -> Result<Facts, WebError> {
+        let snap = state.web.dashboard.get(state, year).await?;
+        let mut stats = VillageStats::default();
+        for v in snap.villages.iter().filter(|v| v.village_code.starts_with(region)) {
+            stats.add(v);
+        }
+        let day = count_day(year)?;
+        let county = region.get(..6).unwrap_or(region);
+        let probe = state.policies.for_area(county, day).map(|p| (p.meta.name.clone(), probe_policy(p, day)));
+        let hospitals: HashSet<String> =
+            state.store.institutions().await?.into_iter().filter(|h| h.admdvs.starts_with(county)).map(|h| h.fixmedins_code).collect();
+        let budgets = state.store.budgets(year).await?;
+        let mine: Vec<_> = budgets.iter().filter(|b| hospitals.contains(&b.fixmedins_code)).collect();
+        let prepaid = (mine.iter().filter(|b| b.prepaid_on.is_some()).count(), mine.len());
+        let cases = state.store.mdt_cases(region).await?;
+        let mdt = treatment_rate(&cases);
+        let d = date_num(day);
+        let poor = state.store.registered_poor(region, d).await?;
+        let contracts = state.store.fdc_contracts(region, year).await?;
+        let registry = state.store.chronic_registry(region).await?;
+        let key: HashSet<String> = registry.iter().map(|r| r.row.id_no.clone()).collect();
+        let rate = contract_rate(&poor, &contracts, &key);
+        let services = state.store.fdc_services(region, year).await?;
+        let escorts = services.iter().filter(|s| s.kind == "送人就医").count();
+        let follow_up = follow_up_completion(&follow_ups(&poor, &registry, &contracts, &services, day));
+        let cards = state.store.chronic_cards(region).await?;
+        let poor_ids: HashSet<String> = poor.iter().map(|(id, _)| id.clone()).collect();
+        let findings = compare_cards(&registry, &cards, &poor_ids);
+        let (covered, due) = card_coverage(&findings, &poor_ids);
+        Ok(Facts {
+            stats,
+            probe,
+            prepaid,
+            mdt,
+            contract: (rate.contracted, rate.poor),
+            escorts,
+            follow_up,
+            cards_missing: due - covered,
+            cards_covered: covered,
+        })
+    }
+
+    /// The answer of a data check and its evidence; `None` when the data cannot answer it.
+    pub fn answer(&self, key: &str) -> Option<(Answer, String)> {
+        let yes = |ok: bool| if ok { Answer::Yes } else { Answer::No };
+        let s = &self.stats;
+        let probe = self.probe.as_ref();
+        let critical = || {
+            probe.map(|(name, p)| match p.critical_start_fen {
+                Some(f) => (f <= 200_000, format!("按《{name}》测算，贫困人口基本医保报销后合规自付 {} 元起大病保险支付", yuan(f))),
+                None => (false, format!("按《{name}》测算，大病保险未支付")),
+            })
+        };
+        let ratio = || {
+            s.poor_inpatient_ratio_compliant_bp().map(|bp| {
+                (
+                    bp >= 8_500,
+                    format!("贫困人口住院 {} 人次，合规费用 {} 元，基金支付 {} 元，实际补偿比 {}", s.poor_inpatient, yuan(s.poor_inpatient_inscp_fen), yuan(s.poor_inpatient_fund_pay_fen), super::pct(Some(bp))),
+                )
+            })
+        };
+        let fallback =
+            || probe.map(|(name, p)| (p.oop_200k_fen <= 300_000, format!("按《{name}》测算，贫困人口县内住院合规费用 20 万元，个人负担 {} 元", yuan(p.oop_200k_fen))));
+        let (ok, evidence) = match key {
+            "poor_all_insured" => {
+                if s.poor == 0 {
+                    return None;
+                }
+                (s.poor_insured == s.poor, format!("建档立卡贫困人口 {} 人，参保 {} 人，参保率 {}", s.poor, s.poor_insured, super::pct(s.poor_enrolment_bp())))
+            }
+            "poor_subsidy" => {
+                let n = s.findings_of("subsidy_missing");
+                if s.poor == 0 {
+                    return None;
+                }
+                (n == 0, format!("最近一次参保比对：应资助未资助 {n} 人"))
+            }
+            "critical_2000" => critical()?,
+            "ratio_85" => ratio()?,
+            "fallback_3000" => fallback()?,
+            "critical_2000_ratio_85_fallback_3000" => {
+                let (a, b, c) = (critical()?, ratio()?, fallback()?);
+                (a.0 && b.0 && c.0, format!("{}；{}；{}", a.1, b.1, c.1))
+            }
+            "prepay_60_no_deposit_no_deductible" => {
+                let (name, p) = probe?;
+                let (paid, of) = self.prepaid;
+                if of == 0 {
+                    return None;
+                }
+                (
+                    paid == of && p.deductible_fen == 0,
+                    format!("{of} 家定点医疗机构中 {paid} 家已拨付 60% 预付金；按《{name}》测算，贫困人口乡镇卫生院住院起付线 {} 元", yuan(p.deductible_fen)),
+                )
+            }
+            "one_stop" => {
+                if s.poor_inpatient == 0 {
+                    return None;
+                }
+                (true, format!("本年贫困人口住院 {} 人次均经“一站式”结算（基本医保、大病保险、医疗救助、兜底同步结算）", s.poor_inpatient))
+            }
+            "mdt_treatment" => {
+                let (treated, n) = self.mdt;
+                if n == 0 {
+                    return None;
+                }
+                (treated == n, format!("大病专项救治 {n} 人，已救治 {treated} 人，救治率 {}", super::pct(super::ratio_bp(treated as i64, n as i64))))
+            }
+            "fdc_contract_95" => {
+                let (c, n) = self.contract;
+                let bp = super::ratio_bp(c as i64, n as i64)?;
+                (bp >= 9_500, format!("建档立卡贫困人口 {n} 人，签约 {c} 人，签约率 {}", super::pct(Some(bp))))
+            }
+            "escort_case" => (self.escorts > 0, format!("本年“送人就医”服务记录 {} 条", self.escorts)),
+            "chronic_cards_90" => {
+                let (made, due) = self.follow_up;
+                let bp = super::ratio_bp(i64::from(made), i64::from(due))?;
+                (
+                    bp >= 9_000 && self.cards_missing < 2,
+                    format!("慢病随访完成 {made}/{due}（{}）；已办慢病卡 {} 人，应办未办 {} 人", super::pct(Some(bp)), self.cards_covered, self.cards_missing),
+                )
+            }
+            _ => return None,
+        };
+        Some((yes(ok), evidence))
+    }
+}

@@ -1,0 +1,464 @@
+//! 挂牌督战 (R-SUP-1): the villages that meet the thresholds of data/supervision/thresholds.toml
+//! (each with every criterion it meets), put under supervision by the bureau or by hand with a reason;
+//! responsibility zones with a city and a county leader; inspections (field / remote / phone) with their
+//! findings, which go to the rectification ledger in one step.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::Form;
+use baozhang_core::supervise::{pct, selection_reasons, Thresholds};
+use baozhang_core::Date;
+use baozhang_store::date_num;
+use baozhang_store::oversight::Rectification;
+use baozhang_store::supervise::{mode_zh, Inspection, Zone, INSPECTION_MODES};
+use serde::Deserialize;
+
+use super::health::{count_day, year_param};
+use super::table::{Cell, Table};
+use super::{card, esc, Page, WebError, WebResult, WebUser};
+use crate::auth::Role;
+use crate::AppState;
+
+/// The shipped thresholds (checked by a unit test in core).
+pub fn thresholds() -> &'static Thresholds {
+    static T: OnceLock<Thresholds> = OnceLock::new();
+    T.get_or_init(|| {
+        Thresholds::parse(include_str!("../../../../data/supervision/thresholds.toml")).expect("data/supervision/thresholds.toml is valid")
+    })
+}
+
+/// The oversight pages' own menu.
+pub fn subnav(active: &str) -> String {
+    let items = [
+        ("/web/supervise", "挂牌督战"),
+        ("/web/rectify", "整改台账"),
+        ("/web/reports", "月报与分析"),
+        ("/web/scores", "考核评分"),
+        ("/web/exit", "退出验收"),
+        ("/web/funds", "资金拨付"),
+    ];
+    let links: Vec<String> = items
+        .iter()
+        .map(|(h, l)| if *h == active { format!("<strong>{l}</strong>") } else { format!("<a href=\"{h}\">{l}</a>") })
+        .collect();
+    format!("<p class=\"subnav noprint\">{}</p>", links.join(" · "))
+}
+
+fn may_manage(u: &WebUser) -> bool {
+    matches!(u.p.role, Role::Admin | Role::Bureau)
+}
+
+fn may_inspect(u: &WebUser) -> bool {
+    matches!(u.p.role, Role::Admin | Role::Bureau | Role::Auditor)
+}
+
+#[derive(Deserialize, Default)]
+pub struct SupQ {
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    year: Option<String>,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q): Query<SupQ>) -> WebResult {
+    let region = u.region_in_scope(q.region.as_deref())?.to_string();
+    let year = year_param(&state, q.year.as_deref()).await?;
+    let day = count_day(year)?;
+    let names = state.web.region_names(&state.store).await?;
+    let place = |c: &str| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let township = |c: &str| c.get(..9).map(&place).unwrap_or_default();
+    let t = thresholds();
+    let facts = state.store.village_facts(&region, date_num(day)).await?;
+    let selected = state.store.sup_villages(&region, year).await?;
+    let zones = state.store.zones(&region).await?;
+    let zone_of: HashMap<i64, &Zone> = zones.iter().map(|z| (z.id, z)).collect();
+    let inspections = state.store.inspections(&region, year * 10_000 + 101, year * 10_000 + 1231).await?;
+    let items = state.store.rectifications(&region).await?;
+    let now = date_num(crate::clock::today());
+    let mut insp_by: HashMap<&str, (usize, i64)> = HashMap::new();
+    for i in &inspections {
+        let e = insp_by.entry(i.village_code.as_str()).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(i.on_date);
+    }
+    let mut open_by: HashMap<&str, usize> = HashMap::new();
+    for r in items.iter().filter(|r| r.status == "open") {
+        *open_by.entry(r.region_code.as_str()).or_default() += 1;
+    }
+    let active: Vec<_> = selected.iter().filter(|v| v.status == "active").collect();
+    let is_active: std::collections::HashSet<&str> = active.iter().map(|v| v.village_code.as_str()).collect();
+    let manage = may_manage(&u);
+
+    let mut st = Table::new(
+        "selected",
+        format!("{year} 年督战村"),
+        vec!["村", "乡镇", "入选理由", "方式", "责任片区", "市级责任领导", "县级责任领导", "督导次数", "最近督导", "未销号整改事项", "操作"],
+    );
+    st.empty = "尚未确定督战村";
+    for v in &active {
+        let z = v.zone_id.and_then(|id| zone_of.get(&id));
+        let (n, last) = insp_by.get(v.village_code.as_str()).copied().unwrap_or_default();
+        let open = open_by.iter().filter(|(k, _)| k.starts_with(v.village_code.as_str())).map(|(_, n)| n).sum::<usize>();
+        let op = if manage {
+            let options: String = zones
+                .iter()
+                .map(|z| format!("<option value=\"{}\"{}>{}</option>", z.id, if Some(z.id) == v.zone_id { " selected" } else { "" }, esc(&z.name)))
+                .collect();
+            format!(
+                "<form method=\"post\" action=\"/web/supervise/assign\" class=\"inline\"><input type=\"hidden\" name=\"village\" value=\"{vc}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
+                 <select name=\"zone\" aria-label=\"责任片区\"><option value=\"\">（未分片）</option>{options}</select><button>分片</button></form> \
+                 <form method=\"post\" action=\"/web/supervise/remove\" class=\"inline\"><input type=\"hidden\" name=\"village\" value=\"{vc}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
+                 <input name=\"reason\" placeholder=\"移出理由\" required aria-label=\"移出理由\"><button>移出</button></form>",
+                vc = esc(&v.village_code)
+            )
+        } else {
+            String::new()
+        };
+        st.rows.push(vec![
+            Cell::Link(place(&v.village_code), format!("/web/region/{}", v.village_code)),
+            Cell::text(township(&v.village_code)),
+            Cell::text(&v.reasons),
+            Cell::text(if v.by_hand { "手工纳入" } else { "按条件" }),
+            Cell::text(z.map(|z| z.name.clone()).unwrap_or_default()),
+            Cell::text(z.map(|z| z.city_leader.clone()).unwrap_or_default()),
+            Cell::text(z.map(|z| z.county_leader.clone()).unwrap_or_default()),
+            Cell::Int(n as i64),
+            Cell::text(if last > 0 { super::date_text(last) } else { String::new() }),
+            Cell::Int(open as i64),
+            Cell::Html(op, String::new()),
+        ]);
+    }
+
+    let mut ct = Table::new(
+        "candidates",
+        "符合条件的候选村",
+        vec!["村", "乡镇", "在册人口", "未脱贫人口", "贫困发生率", "边缘户人口", "满足条件", "操作"],
+    );
+    ct.empty = "没有村符合选择条件";
+    let mut cands: Vec<_> = facts
+        .iter()
+        .filter(|(v, _)| !is_active.contains(v.as_str()))
+        .map(|(v, f)| (v, f, selection_reasons(f, t)))
+        .filter(|(_, _, r)| !r.is_empty())
+        .collect();
+    cands.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.1.remaining_poor.cmp(&a.1.remaining_poor)).then(a.0.cmp(b.0)));
+    for (v, f, reasons) in &cands {
+        let op = if manage {
+            format!(
+                "<form method=\"post\" action=\"/web/supervise/select\" class=\"inline\"><input type=\"hidden\" name=\"village\" value=\"{}\"><input type=\"hidden\" name=\"year\" value=\"{year}\"><button>纳入督战</button></form>",
+                esc(v)
+            )
+        } else {
+            String::new()
+        };
+        ct.rows.push(vec![
+            Cell::Link(place(v), format!("/web/region/{v}")),
+            Cell::text(township(v)),
+            Cell::Int(f.population),
+            Cell::Int(f.remaining_poor),
+            Cell::Pct(f.incidence_bp()),
+            Cell::Int(f.marginal),
+            Cell::text(reasons.join("；")),
+            Cell::Html(op, String::new()),
+        ]);
+    }
+
+    let mut zt = Table::new("zones", "责任片区", vec!["片区", "范围", "市级责任领导", "县级责任领导", "督战村"]);
+    zt.empty = "尚未设立责任片区";
+    for z in &zones {
+        let n = active.iter().filter(|v| v.zone_id == Some(z.id)).count();
+        zt.rows.push(vec![
+            Cell::text(&z.name),
+            Cell::text(place(&z.region_code)),
+            Cell::text(&z.city_leader),
+            Cell::text(&z.county_leader),
+            Cell::Int(n as i64),
+        ]);
+    }
+
+    let mut it = Table::new("inspections", format!("{year} 年督导记录"), vec!["日期", "村", "方式", "督导人", "发现问题", "整改事项"]);
+    it.empty = "本年尚无督导记录";
+    for i in &inspections {
+        it.rows.push(vec![
+            Cell::text(super::date_text(i.on_date)),
+            Cell::text(place(&i.village_code)),
+            Cell::text(mode_zh(&i.mode)),
+            Cell::text(&i.inspector),
+            Cell::text(&i.findings),
+            match i.rect_id {
+                Some(id) => Cell::Link(format!("#{id}"), format!("/web/rectify/{id}")),
+                None => Cell::text(""),
+            },
+        ]);
+    }
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export(&[&st, &ct, &zt, &it], x);
+    }
+
+    let mut page = Page::new(format!("挂牌督战 · {year} 年 · {}", place(&region)));
+    page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
+    page.crumbs.push(("挂牌督战".into(), String::new()));
+    page.push(&subnav("/web/supervise"));
+    let inspected = active.iter().filter(|v| insp_by.contains_key(v.village_code.as_str())).count();
+    let overdue = items.iter().filter(|r| r.overdue(now) && active.iter().any(|v| r.region_code.starts_with(&v.village_code))).count();
+    page.push(&format!(
+        "<div class=\"cards\" data-testid=\"sup-cards\">{}{}{}{}</div>",
+        card("督战村", &format!("{} 个", active.len()), &format!("手工纳入 {} 个", active.iter().filter(|v| v.by_hand).count())),
+        card("符合条件未纳入", &format!("{} 个", cands.len()), &format!("共 {} 个村", facts.len())),
+        card("已督导的督战村", &format!("{inspected} 个"), &format!("督导 {} 次", inspections.len())),
+        card("督战村逾期整改", &format!("{overdue} 项"), "未按期销号"),
+    ));
+    page.push(&format!(
+        "<p class=\"muted\">选择条件（满足任一）：贫困发生率 {}–{}；剩余贫困人口 ≥{} 人；边缘户人口 ≥{} 人。人口按 {} 的名单计算。</p>",
+        pct(t.incidence_min_bp),
+        pct(t.incidence_max_bp),
+        t.remaining_poor_min,
+        t.marginal_min,
+        day
+    ));
+    page.push(&st.html(&u.path));
+    page.push(&ct.html(&u.path));
+    if manage {
+        page.push(&format!(
+            "<section class=\"calc noprint\"><h2>手工纳入督战村</h2><form method=\"post\" action=\"/web/supervise/select\" class=\"grid-form\" data-testid=\"hand-form\">\
+             <input type=\"hidden\" name=\"year\" value=\"{year}\"><label>村代码（12 位）<input name=\"village\" required pattern=\"[0-9]{{12}}\"></label>\
+             <label>纳入理由（脱贫难度大、遗留问题多、移民村等）<input name=\"reason\" required></label><div class=\"actions\"><button>纳入</button></div></form></section>"
+        ));
+    }
+    page.push(&zt.html(&u.path));
+    if manage {
+        page.push(&format!(
+            "<section class=\"calc noprint\"><h2>设立责任片区</h2><form method=\"post\" action=\"/web/supervise/zone\" class=\"grid-form\" data-testid=\"zone-form\">\
+             <label>片区名称<input name=\"name\" required></label><label>范围（区划代码）<input name=\"region\" value=\"{}\" required></label>\
+             <label>市级责任领导<input name=\"city_leader\" required></label><label>县级责任领导<input name=\"county_leader\" required></label>\
+             <div class=\"actions\"><button>设立</button></div></form></section>",
+            esc(&region)
+        ));
+    }
+    page.push(&it.html(&u.path));
+    if may_inspect(&u) && !active.is_empty() {
+        let villages: String =
+            active.iter().map(|v| format!("<option value=\"{}\">{}</option>", esc(&v.village_code), esc(&place(&v.village_code)))).collect();
+        let modes: String = INSPECTION_MODES.iter().map(|(m, z)| format!("<option value=\"{m}\">{z}</option>")).collect();
+        page.push(&format!(
+            "<section class=\"calc noprint\"><h2>登记督导</h2><form method=\"post\" action=\"/web/supervise/inspect\" class=\"grid-form\" data-testid=\"inspect-form\">\
+             <label>督战村<select name=\"village\">{villages}</select></label><label>日期<input type=\"date\" name=\"on_date\" required value=\"{}\"></label>\
+             <label>方式<select name=\"mode\">{modes}</select></label><label>督导人<input name=\"inspector\" required></label>\
+             <label>发现问题（无问题填“无”）<input name=\"findings\" required></label>\
+             <label>整改期限（有问题时转入整改台账）<input type=\"date\" name=\"deadline\" value=\"{}\"></label>\
+             <div class=\"actions\"><button>登记</button></div></form></section>",
+            crate::clock::today(),
+            crate::clock::today().add_days(30)
+        ));
+    }
+    Ok(page.render(&u))
+}
+
+fn back(year: i64) -> WebResult {
+    Ok(Redirect::to(&format!("/web/supervise?year={year}")).into_response())
+}
+
+fn require(ok: bool, u: &WebUser, what: &str) -> Result<(), WebError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(WebError::forbidden(format!("{}不能{what}", u.p.role.name_zh())))
+    }
+}
+
+fn year_of(s: &str) -> Result<i64, WebError> {
+    s.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{s}”无效")))
+}
+
+#[derive(Deserialize)]
+pub struct SelectForm {
+    village: String,
+    year: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Puts a village under supervision: with the criteria it meets (recomputed here, not taken from the
+/// form), or by hand with the reason given.
+pub async fn select(State(state): State<AppState>, u: WebUser, Form(f): Form<SelectForm>) -> WebResult {
+    require(may_manage(&u), &u, "确定督战村")?;
+    let village = u.region_in_scope(Some(&f.village))?.to_string();
+    if village.len() != 12 {
+        return Err(WebError::bad(format!("“{village}”不是村级区划代码（12 位）")));
+    }
+    let names = state.web.region_names(&state.store).await?;
+    if !names.contains_key(&village) {
+        return Err(WebError::bad(format!("区划代码 {village} 不存在")));
+    }
+    let year = year_of(&f.year)?;
+    let day = count_day(year)?;
+    let reason = f.reason.trim();
+    let (reasons, by_hand) = if reason.is_empty() {
+        let facts = state.store.village_facts(&village, date_num(day)).await?;
+        let r = facts.first().map(|(_, f)| selection_reasons(f, thresholds())).unwrap_or_default();
+        if r.is_empty() {
+            return Err(WebError::bad("该村不满足选择条件；如需纳入，请手工纳入并填写理由"));
+        }
+        (r.join("；"), false)
+    } else {
+        if reason.chars().count() > 200 {
+            return Err(WebError::bad("纳入理由不超过 200 字"));
+        }
+        (format!("手工纳入：{reason}"), true)
+    };
+    if !state.store.select_village(&village, year, &reasons, by_hand, None, &u.p.username).await? {
+        return Err(WebError::bad("该村已是本年督战村"));
+    }
+    tracing::info!(village = %village, year, by_hand, "village put under supervision");
+    back(year)
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    village: String,
+    year: String,
+    reason: String,
+}
+
+pub async fn remove(State(state): State<AppState>, u: WebUser, Form(f): Form<RemoveForm>) -> WebResult {
+    require(may_manage(&u), &u, "移出督战村")?;
+    let village = u.region_in_scope(Some(&f.village))?.to_string();
+    let year = year_of(&f.year)?;
+    if f.reason.trim().is_empty() {
+        return Err(WebError::bad("请填写移出理由"));
+    }
+    if !state.store.remove_village(&village, year, f.reason.trim(), &u.p.username).await? {
+        return Err(WebError::bad("该村不是本年督战村"));
+    }
+    back(year)
+}
+
+#[derive(Deserialize)]
+pub struct ZoneForm {
+    name: String,
+    region: String,
+    city_leader: String,
+    county_leader: String,
+}
+
+pub async fn add_zone(State(state): State<AppState>, u: WebUser, Form(f): Form<ZoneForm>) -> WebResult {
+    require(may_manage(&u), &u, "设立责任片区")?;
+    let region = u.region_in_scope(Some(&f.region))?.to_string();
+    let field = |s: &str, name: &str| {
+        let s = s.trim();
+        if s.is_empty() || s.chars().count() > 50 {
+            Err(WebError::bad(format!("请填写{name}（不超过 50 字）")))
+        } else {
+            Ok(s.to_string())
+        }
+    };
+    let z = Zone {
+        id: 0,
+        name: field(&f.name, "片区名称")?,
+        region_code: region,
+        city_leader: field(&f.city_leader, "市级责任领导")?,
+        county_leader: field(&f.county_leader, "县级责任领导")?,
+    };
+    state.store.add_zone(&z, &u.p.username).await?;
+    Ok(Redirect::to("/web/supervise").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    village: String,
+    year: String,
+    #[serde(default)]
+    zone: String,
+}
+
+pub async fn assign(State(state): State<AppState>, u: WebUser, Form(f): Form<AssignForm>) -> WebResult {
+    require(may_manage(&u), &u, "分配责任片区")?;
+    let village = u.region_in_scope(Some(&f.village))?.to_string();
+    let year = year_of(&f.year)?;
+    let zone = match f.zone.trim() {
+        "" => None,
+        z => {
+            let id: i64 = z.parse().map_err(|_| WebError::bad("责任片区无效"))?;
+            if !state.store.zones(&village).await?.iter().any(|z| z.id == id) {
+                return Err(WebError::bad("该片区不覆盖这个村"));
+            }
+            Some(id)
+        }
+    };
+    if !state.store.assign_zone(&village, year, zone).await? {
+        return Err(WebError::bad("该村不是本年督战村"));
+    }
+    back(year)
+}
+
+#[derive(Deserialize)]
+pub struct InspectForm {
+    village: String,
+    on_date: String,
+    mode: String,
+    inspector: String,
+    findings: String,
+    #[serde(default)]
+    deadline: String,
+}
+
+/// Records an inspection; findings other than 无 become a ledger item (source 督查检查) at once.
+pub async fn inspect(State(state): State<AppState>, u: WebUser, Form(f): Form<InspectForm>) -> WebResult {
+    require(may_inspect(&u), &u, "登记督导")?;
+    let village = u.region_in_scope(Some(&f.village))?.to_string();
+    let on = Date::parse(f.on_date.trim()).map_err(|e| WebError::bad(format!("督导日期无效：{e}")))?;
+    if on > crate::clock::today() {
+        return Err(WebError::bad("督导日期不能晚于今天"));
+    }
+    let year = i64::from(on.year());
+    if !state.store.sup_villages(&village, year).await?.iter().any(|v| v.village_code == village && v.status == "active") {
+        return Err(WebError::bad(format!("该村不是 {year} 年督战村")));
+    }
+    if !INSPECTION_MODES.iter().any(|(m, _)| *m == f.mode) {
+        return Err(WebError::bad(format!("督导方式“{}”无效", f.mode)));
+    }
+    let inspector = f.inspector.trim();
+    let findings = f.findings.trim();
+    if inspector.is_empty() || findings.is_empty() {
+        return Err(WebError::bad("请填写督导人和发现问题（无问题填“无”）"));
+    }
+    if findings.chars().count() > 500 {
+        return Err(WebError::bad("发现问题不超过 500 字"));
+    }
+    let i = Inspection {
+        village_code: village.clone(),
+        on_date: date_num(on),
+        mode: f.mode.clone(),
+        inspector: inspector.to_string(),
+        findings: findings.to_string(),
+        ..Default::default()
+    };
+    let id = state.store.add_inspection(&i, &u.p.username).await?;
+    if !matches!(findings, "无" | "未发现问题") {
+        let deadline = match f.deadline.trim() {
+            "" => on.add_days(30),
+            d => Date::parse(d).map_err(|e| WebError::bad(format!("整改期限无效：{e}")))?,
+        };
+        let r = Rectification {
+            problem: findings.to_string(),
+            source: "督查检查".into(),
+            source_ref: Some(format!("inspection:{id}")),
+            region_code: village.clone(),
+            subject: format!("{}（{}）", mode_zh(&f.mode), super::date_text(date_num(on))),
+            responsible_unit: "乡镇人民政府、村委会".into(),
+            responsible_person: "驻村工作队".into(),
+            deadline: date_num(deadline),
+            measures: "按督导意见整改".into(),
+            ..Default::default()
+        };
+        if let Some(item) = state.store.add_rectification(&r, &u.p.username).await? {
+            state.store.link_inspection(id, item).await?;
+        }
+    }
+    back(year)
+}
