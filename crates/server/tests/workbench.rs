@@ -1539,3 +1539,301 @@ async fn audit_leads_carry_their_evidence_and_every_dispute_is_kept() {
         app.stop().await;
     }
 }
+
+/// The text of a table row (tags dropped, cells joined with "|") containing `needle`.
+fn row_with(html: &str, needle: &str) -> String {
+    let i = html.find(needle).unwrap_or_else(|| panic!("no {needle:?} in the page"));
+    let start = html[..i].rfind("<tr").unwrap_or(0);
+    let end = html[i..].find("</tr>").map_or(html.len(), |j| i + j);
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html[start..end].replace("</td>", "|</td>").replace("</th>", "|</th>").chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn supervision_villages_zones_and_inspections_reach_the_ledger() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let (a, b) = (VILLAGES[0], VILLAGES[1]);
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let auditor = Browser::login(&app.base, "audit1").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+
+        // The registry's facts: village A has people 0, 2, 4, 6 and the newcomer, all poor, none exited.
+        let facts = app.store.village_facts(COUNTY, 20_181_231).await.unwrap();
+        let fa = &facts.iter().find(|(v, _)| v == a).unwrap_or_else(|| panic!("{db:?}: {facts:?}")).1;
+        assert_eq!((fa.population, fa.remaining_poor, fa.marginal), (5, 5, 0), "{db:?}");
+        // 100 % incidence and 5 poor: no criterion met; selecting it "by the thresholds" is refused.
+        let r = bureau.post_form("/web/supervise/select", &[("village", a), ("year", "2018")]).await;
+        assert!(r.status == 400 && r.text().contains("不满足选择条件"), "{db:?}: {}", r.text());
+        assert_eq!(cadre.post_form("/web/supervise/select", &[("village", a), ("year", "2018"), ("reason", "x")]).await.status, 403, "{db:?}");
+        let hand = [("village", a), ("year", "2018"), ("reason", "移民村，遗留问题较多")];
+        assert_eq!(bureau.post_form("/web/supervise/select", &hand).await.status, 303, "{db:?}");
+        assert_eq!(bureau.post_form("/web/supervise/select", &hand).await.status, 400, "{db:?}: once a year");
+        let r = bureau.post_form("/web/supervise/select", &[("village", "620422100299"), ("year", "2018"), ("reason", "x")]).await;
+        assert!(r.status == 400 && r.text().contains("不存在"), "{db:?}: {}", r.text());
+
+        // A zone with its two leaders; the village is assigned to it.
+        let zone = [("name", "北片"), ("region", COUNTY), ("city_leader", "市局甲"), ("county_leader", "县局乙")];
+        assert_eq!(bureau.post_form("/web/supervise/zone", &zone).await.status, 303, "{db:?}");
+        let z = app.store.zones(COUNTY).await.unwrap().remove(0);
+        let r = bureau.post_form("/web/supervise/assign", &[("village", a), ("year", "2018"), ("zone", &z.id.to_string())]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let html = bureau.page("/web/supervise?year=2018").await.text();
+        let row = row_with(&html, "移民村，遗留问题较多");
+        assert!(row.contains("手工纳入") && row.contains("北片") && row.contains("市局甲") && row.contains("县局乙"), "{db:?}: {row}");
+        assert_eq!(card(&html, "督战村"), "1 个", "{db:?}");
+
+        // Inspections: only of a supervised village; findings go to the ledger (督查检查), "无" does not.
+        let inspect = |v: &'static str, findings: &'static str| {
+            [("village", v), ("on_date", "2018-11-20"), ("mode", "phone"), ("inspector", "督导组"), ("findings", findings), ("deadline", "2018-12-20")]
+        };
+        let r = auditor.post_form("/web/supervise/inspect", &inspect(b, "x")).await;
+        assert!(r.status == 400 && r.text().contains("不是 2018 年督战村"), "{db:?}: {}", r.text());
+        assert_eq!(cadre.post_form("/web/supervise/inspect", &inspect(a, "无")).await.status, 403, "{db:?}");
+        assert_eq!(auditor.post_form("/web/supervise/inspect", &inspect(a, "无")).await.status, 303, "{db:?}");
+        assert_eq!(auditor.post_form("/web/supervise/inspect", &inspect(a, "新增贫困人口未参保")).await.status, 303, "{db:?}");
+        let items = app.store.rectifications(a).await.unwrap();
+        assert_eq!(items.len(), 1, "{db:?}: {items:?}");
+        assert_eq!((items[0].source.as_str(), items[0].problem.as_str(), items[0].deadline), ("督查检查", "新增贫困人口未参保", 20_181_220), "{db:?}");
+        let insp = app.store.inspections(COUNTY, 20_180_101, 20_181_231).await.unwrap();
+        assert_eq!(insp.len(), 2, "{db:?}");
+        assert_eq!(insp.iter().filter_map(|i| i.rect_id).collect::<Vec<_>>(), vec![items[0].id], "{db:?}: linked to its item");
+        let html = bureau.page("/web/supervise?year=2018").await.text();
+        assert!(html.contains(&format!("/web/rectify/{}", items[0].id)) && html.contains("电话抽查"), "{db:?}");
+        assert_eq!(card(&html, "督战村逾期整改"), "1 项", "{db:?}: the deadline has passed");
+
+        // Removed with a reason, kept on record.
+        assert_eq!(bureau.post_form("/web/supervise/remove", &[("village", a), ("year", "2018"), ("reason", "")]).await.status, 400, "{db:?}");
+        assert_eq!(bureau.post_form("/web/supervise/remove", &[("village", a), ("year", "2018"), ("reason", "已脱贫摘帽")]).await.status, 303, "{db:?}");
+        let v = app.store.sup_villages(COUNTY, 2018).await.unwrap();
+        assert_eq!((v.len(), v[0].status.as_str(), v[0].remove_reason.as_str()), (1, "removed", "已脱贫摘帽"), "{db:?}");
+        assert_eq!(card(&bureau.page("/web/supervise?year=2018").await.text(), "督战村"), "0 个", "{db:?}");
+
+        // The worklist offers 转整改 to the ledger's managers only.
+        reconcile(&app).await;
+        assert!(bureau.page(&format!("/web/worklist?region={a}")).await.text().contains("/web/rectify/from-finding/"), "{db:?}");
+        assert!(!cadre.page(&format!("/web/worklist?region={a}")).await.text().contains("/web/rectify/from-finding/"), "{db:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_are_tracked_against_their_due_days_and_export_to_excel_and_pdf() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let form = |what: &'static str, period: &'static str, on: &'static str| {
+            [("region", COUNTY), ("what", what), ("period", period), ("submitted_on", on), ("note", "")]
+        };
+        // The county's progress report of May 2018 two days after the 18th; the exchange on time.
+        assert_eq!(cadre.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-20")).await.status, 403, "{db:?}");
+        assert_eq!(bureau.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-20")).await.status, 303, "{db:?}");
+        let r = bureau.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-17")).await;
+        assert!(r.status == 400 && r.text().contains("不能重复登记"), "{db:?}: {}", r.text());
+        assert_eq!(bureau.post_form("/web/reports/submit", &form("info_exchange:insurance", "2018-05", "2018-05-10")).await.status, 303, "{db:?}");
+        let r = bureau.post_form("/web/reports/submit", &form("info_exchange:nobody", "2018-05", "2018-05-10")).await;
+        assert_eq!(r.status, 400, "{db:?}: an unknown unit");
+        let r = bureau.post_form("/web/reports/submit", &form("info_exchange:civil", "2018-13", "2018-05-10")).await;
+        assert!(r.status == 400 && r.text().contains("所属月份"), "{db:?}: {}", r.text());
+        let r = bureau.post_form("/web/reports/submit", &form("info_exchange:civil", "2018-06", "2099-01-01")).await;
+        assert_eq!(r.status, 400, "{db:?}: a date in the future");
+
+        let html = bureau.page(&format!("/web/reports?region={COUNTY}&year=2018")).await.text();
+        assert!(row_with(&html, "2018-05-20").contains("迟报 2 天"), "{db:?}");
+        assert!(row_with(&html, "2018-05-10</td>").contains("按时"), "{db:?}");
+        // All of 2018 is due: 12 months × 4 units, one on time.
+        assert_eq!(card(&html, "按时报送率"), "2.08%", "{db:?}");
+        assert_eq!(card(&html, "逾期未报"), "46 次", "{db:?}");
+
+        // Excel in the filed layout: title rows over the header; PDF of the analysis tables.
+        let x = bureau.get(&format!("/web/reports?region={COUNTY}&year=2018&export=ontime")).await;
+        assert_eq!(x.header("content-type"), XLSX, "{db:?}");
+        let r = sheet(&x.body);
+        assert!(cell_text(&r, 0, 0).contains("按时报送率") && cell_text(&r, 0, 0).contains("会宁县"), "{db:?}");
+        assert_eq!(cell_text(&r, 2, 0), "报表", "{db:?}: the header under two title rows");
+        assert_eq!(cell_text(&r, 7, 0), "合计", "{db:?}: four units, then the total");
+        assert_eq!(cell_number(&r, 7, 3), 1.0, "{db:?}");
+        let pdf = bureau.get(&format!("/web/reports?region={COUNTY}&year=2018&pdf=1")).await;
+        assert_eq!(pdf.header("content-type"), "application/pdf", "{db:?}");
+        assert!(pdf.body.starts_with(b"%PDF"), "{db:?}");
+        let admin = Browser::login(&app.base, "admin1").await;
+        assert!(admin.page("/web/reports").await.text().contains(&format!("/web/reports?region={COUNTY}")), "{db:?}: the admin picks a county");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn score_sheets_fill_from_data_with_evidence_and_total_per_unit() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        stay(&app, &app.people[0], "2018-03-01", "2018-03-10", "J18.9", "6000.00").await;
+        let auditor = Browser::login(&app.base, "audit1").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        assert_eq!(cadre.post_form("/web/scores/open", &[("form", "wudu"), ("region", COUNTY), ("year", "2018")]).await.status, 403, "{db:?}");
+        let r = auditor.post_form("/web/scores/open", &[("form", "wudu"), ("region", COUNTY), ("year", "2018")]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let sheet_path = r.header("location");
+        let again = auditor.post_form("/web/scores/open", &[("form", "wudu"), ("region", COUNTY), ("year", "2018")]).await;
+        assert_eq!(again.header("location"), sheet_path, "{db:?}: one sheet per form, unit and year");
+        let id: i64 = sheet_path.rsplit('/').next().unwrap().parse().unwrap();
+
+        assert_eq!(auditor.post_form(&format!("{sheet_path}/auto"), &[]).await.status, 303, "{db:?}");
+        let answers = app.store.score_answers(id).await.unwrap();
+        let of = |no: &str| answers.iter().rev().find(|a| a.item_no == no).cloned();
+        // Item 12: nobody is contracted in the fixture — 否, 0 points, with the figures.
+        let a12 = of("12").unwrap_or_else(|| panic!("{db:?}: {answers:?}"));
+        assert_eq!((a12.answer.as_str(), a12.points, a12.source.as_str()), ("否", 0, "auto"), "{db:?}");
+        assert!(a12.evidence.contains("签约 0 人"), "{db:?}: {}", a12.evidence);
+        // Item 1: the policy probed with the engine and the poor inpatient's actual ratio.
+        let a1 = of("1").unwrap_or_else(|| panic!("{db:?}: {answers:?}"));
+        assert!(a1.evidence.contains("测算") && a1.evidence.contains("实际补偿比") && a1.evidence.contains("3,000.00"), "{db:?}: {}", a1.evidence);
+        assert_eq!(a1.points, if a1.answer == "是" { 5 } else { 0 }, "{db:?}");
+        // Items without a data check stay for the hand.
+        assert!(of("3").is_none(), "{db:?}");
+        let r = auditor.post_form(&format!("{sheet_path}/answer"), &[("item", "3"), ("answer", "是"), ("evidence", "经费拨付凭证")]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let r = auditor.post_form(&format!("{sheet_path}/answer"), &[("item", "3"), ("answer", "4"), ("evidence", "")]).await;
+        assert!(r.status == 400 && r.text().contains("是"), "{db:?}: a yes/no item takes 是 or 否");
+        assert_eq!(auditor.post_form(&format!("{sheet_path}/answer"), &[("item", "99"), ("answer", "是")]).await.status, 400, "{db:?}");
+        let answers = app.store.score_answers(id).await.unwrap();
+        let latest: std::collections::HashMap<&str, i64> = answers.iter().map(|a| (a.item_no.as_str(), a.points)).collect();
+        let expected: i64 = latest.values().sum();
+        let html = auditor.page(&sheet_path).await.text();
+        assert_eq!(card(&html, "得分"), format!("{expected} 分"), "{db:?}");
+        assert_eq!(card(&html, "已评项"), format!("{} / 26", latest.len()), "{db:?}");
+        let totals = auditor.page("/web/scores?year=2018").await.text();
+        assert!(row_with(&totals, "“五督”").contains(&format!("{}/26|{expected}|95", latest.len())), "{db:?}: {}", row_with(&totals, "“五督”"));
+
+        // The cadre form: a partial item needs a reason to deduct; 是 on item 1 vetoes the year.
+        let r = auditor.post_form("/web/scores/open", &[("form", "cadre"), ("region", COUNTY), ("year", "2018")]).await;
+        let cadre_sheet = r.header("location");
+        let r = auditor.post_form(&format!("{cadre_sheet}/answer"), &[("item", "9.1"), ("answer", "3"), ("evidence", "")]).await;
+        assert!(r.status == 400 && r.text().contains("依据"), "{db:?}: {}", r.text());
+        let r = auditor.post_form(&format!("{cadre_sheet}/answer"), &[("item", "9.1"), ("answer", "6"), ("evidence", "x")]).await;
+        assert!(r.status == 400 && r.text().contains("0–5"), "{db:?}: {}", r.text());
+        assert_eq!(auditor.post_form(&format!("{cadre_sheet}/answer"), &[("item", "9.1"), ("answer", "3"), ("evidence", "定向医学生未到岗")]).await.status, 303);
+        assert_eq!(auditor.post_form(&format!("{cadre_sheet}/answer"), &[("item", "1.1"), ("answer", "是"), ("evidence", "省考核发现重大问题")]).await.status, 303);
+        let html = auditor.page(&cadre_sheet).await.text();
+        assert!(html.contains("一票否决"), "{db:?}");
+        assert_eq!(card(&html, "得分"), "3 分", "{db:?}");
+        // Both the sheet and the totals export; the sheet prints as PDF.
+        let x = auditor.get(&format!("{sheet_path}?export=sheet")).await;
+        let r = sheet(&x.body);
+        assert!(cell_text(&r, 0, 0).contains("五督"), "{db:?}");
+        assert_eq!(cell_text(&r, 2, 0), "序号", "{db:?}");
+        assert_eq!(cell_text(&r, 29, 0), "总分", "{db:?}: 26 items, then the total");
+        let pdf = auditor.get(&format!("{sheet_path}?pdf=1")).await;
+        assert!(pdf.body.starts_with(b"%PDF"), "{db:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exit_check_lists_failing_households_and_sends_them_to_the_ledger() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let a = VILLAGES[0];
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let html = cadre.page(&format!("/web/exit?region={a}&year=2018")).await.text();
+        // The newcomer (a poor household of one) is not insured; the seeded poor of the village are.
+        let row = row_with(&html, "HA00000099");
+        assert!(row.contains("未参加基本医疗保险") && row.contains("新*"), "{db:?}: {row}");
+        assert!(!html.contains("新增甲"), "{db:?}: names are masked");
+        assert!(!html.contains(HOUSEHOLD_A), "{db:?}: a passing household is not listed as failing");
+        assert_eq!(card(&html, "贫困户"), "5 户", "{db:?}");
+        assert_eq!(card(&html, "未通过"), "1 户", "{db:?}");
+        assert_eq!(cadre.post_form("/web/exit/rectify", &[("household", "HA00000099"), ("year", "2018")]).await.status, 403, "{db:?}");
+        let r = bureau.post_form("/web/exit/rectify", &[("household", "HA00000099"), ("year", "2018")]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let again = bureau.post_form("/web/exit/rectify", &[("household", "HA00000099"), ("year", "2018")]).await;
+        assert_eq!(again.header("location"), r.header("location"), "{db:?}: one item per household and year");
+        let item = app.store.rectification_by_ref("exit:2018:HA00000099").await.unwrap().expect("the item");
+        assert_eq!((item.source.as_str(), item.region_code.as_str()), ("退出验收", a), "{db:?}");
+        assert!(item.problem.contains("未参加基本医疗保险") && !item.problem.contains("新增甲"), "{db:?}: {}", item.problem);
+        let r = bureau.post_form("/web/exit/rectify", &[("household", HOUSEHOLD_A), ("year", "2018")]).await;
+        assert!(r.status == 400 && r.text().contains("已通过"), "{db:?}: {}", r.text());
+        let x = bureau.get(&format!("/web/exit?region={a}&year=2018&export=failing")).await;
+        assert_eq!(sheet(&x.body).height(), 2, "{db:?}: the header and one household");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn funds_split_the_budget_to_the_fen_and_count_payment_days_across_a_holiday() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        // A large stay of a poor person: medical assistance pays above the 3,000-yuan line (fallback money).
+        stay(&app, &app.people[0], "2018-03-01", "2018-03-20", "C16.9", "60000.00").await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let budget = [("code", "H62042200001"), ("year", "2018"), ("amount", "1000000.01")];
+        assert_eq!(cadre.post_form("/web/funds/budget", &budget).await.status, 403, "{db:?}");
+        assert_eq!(bureau.post_form("/web/funds/budget", &budget).await.status, 303, "{db:?}");
+        let bad = [("code", "H62042200001"), ("year", "2018"), ("amount", "-5")];
+        assert_eq!(bureau.post_form("/web/funds/budget", &bad).await.status, 400, "{db:?}");
+        assert_eq!(
+            bureau.post_form("/web/funds/prepay", &[("code", "H62042200001"), ("year", "2018"), ("on", "2018-01-15")]).await.status,
+            303,
+            "{db:?}"
+        );
+        let assess = |r: &'static str| [("code", "H62042200001"), ("year", "2018"), ("result", r), ("on", "2019-01-20")];
+        assert_eq!(bureau.post_form("/web/funds/assess", &assess("101")).await.status, 400, "{db:?}");
+        assert_eq!(bureau.post_form("/web/funds/assess", &assess("91.5")).await.status, 303, "{db:?}");
+        let html = bureau.page("/web/funds?year=2018").await.text();
+        let row = row_with(&html, "（H62042200001）</td><td class=\"num\"");
+        // 60 % of 1,000,000.01 is 600,000.006 → 600,000.01; the 40 % is the rest; 91.50 % of it is paid.
+        for part in ["1,000,000.01", "600,000.01", "2018-01-15", "400,000.00", "91.50%", "366,000.00", "34,000.00"] {
+            assert!(row.contains(part), "{db:?}: {part} in {row}");
+        }
+        let r = bureau.post_form("/web/funds/budget", &budget).await;
+        assert!(r.status == 400 && r.text().contains("不能再修改"), "{db:?}: a prepaid budget is fixed");
+
+        // The first quarter's fallback money, from the ledger.
+        let ledger = app.store.fallback_by_quarter(2018).await.unwrap();
+        let (_, q, amount, claims) = ledger.iter().find(|l| l.0 == "H62042200001").cloned().unwrap_or_else(|| panic!("{db:?}: {ledger:?}"));
+        assert_eq!((q, claims), (1, 1), "{db:?}");
+        assert!(amount > 0, "{db:?}");
+        let form = [("code", "H62042200001"), ("year", "2018"), ("quarter", "1")];
+        assert_eq!(bureau.post_form("/web/funds/statement", &form).await.status, 303, "{db:?}");
+        assert_eq!(bureau.post_form("/web/funds/statement", &form).await.status, 400, "{db:?}: drawn up once");
+        let s = app.store.fallback_statements(2018).await.unwrap().remove(0);
+        assert_eq!(s.amount_fen, amount, "{db:?}");
+        let id = s.id.to_string();
+        let step = |step: &'static str, on: &'static str| [("id", id.clone()), ("step", step.to_string()), ("on", on.to_string())];
+        let post = |f: [(&'static str, String); 3]| {
+            let b = &bureau;
+            async move { b.post_form("/web/funds/step", &f.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await.status }
+        };
+        assert_eq!(post(step("accept", "2018-04-13")).await, 400, "{db:?}: accepted before it was submitted");
+        assert_eq!(post(step("submit", "2018-04-12")).await, 303, "{db:?}");
+        assert_eq!(post(step("accept", "2018-04-11")).await, 400, "{db:?}: accepted before the submission date");
+        assert_eq!(post(step("accept", "2018-04-13")).await, 303, "{db:?}");
+        // Accepted Friday 13 April: 15 working days, with Saturday 28 April worked and 29 April – 1 May off,
+        // end on Monday 7 May; paid on the 10th, the 18th working day.
+        assert_eq!(post(step("pay", "2018-05-10")).await, 303, "{db:?}");
+        let html = bureau.page("/web/funds?year=2018").await.text();
+        let row = row_with(&html, "第一季度");
+        for part in ["2018-04-10", "2018-04-12", "迟报 2 天", "2018-05-07", "2018-05-10", "逾期拨付（第 18 个工作日）", &format_fen(amount)] {
+            assert!(row.contains(part), "{db:?}: {part} in {row}");
+        }
+        let x = bureau.get("/web/funds?year=2018&export=statements").await;
+        assert_eq!(sheet(&x.body).height(), 2, "{db:?}");
+        assert_eq!(Browser::login(&app.base, "hosp1").await.get("/web/funds").await.status, 403, "{db:?}");
+        app.stop().await;
+    }
+}
+
+fn format_fen(f: i64) -> String {
+    Fen(f).grouped()
+}
