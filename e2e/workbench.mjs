@@ -679,6 +679,104 @@ try {
         await shot(page, '19-audit-lead');
       });
 
+      await step('挂牌督战: the selected villages with their reasons; the findings of an inspection become a ledger item', async () => {
+        await page.goto(`${BASE_URL}/web/supervise?year=${YEAR}`);
+        assert.match(await page.locator('[data-testid=sup-cards]').textContent(), /督战村\s*\d+ 个/);
+        const selected = await tableRows(page, 'selected');
+        assert.ok(selected.length >= 2, 'the demo selects villages');
+        const cReason = await columnIndex(page, 'selected', '入选理由');
+        assert.ok(selected.every((r) => /剩余贫困人口 \d+ 人（≥30）|贫困发生率 \d+\.\d\d%|边缘户人口 \d+ 人|^手工纳入：/.test(r.cells[cReason])), 'every village says why it was selected');
+        assert.ok(selected.some((r) => r.cells[cReason].startsWith('手工纳入：')), 'a village selected by hand gives its reason');
+        const before = (await tableRows(page, 'inspections')).length;
+        const form = page.locator('[data-testid=inspect-form]');
+        await form.locator('input[name=on_date]').fill(`${YEAR}-12-10`);
+        await form.locator('select[name=mode]').selectOption('field');
+        await form.locator('input[name=inspector]').fill('浏览器测试督导组');
+        await form.locator('input[name=findings]').fill('村卫生室未公示兜底政策');
+        await Promise.all([page.waitForURL(/\/web\/supervise/), form.getByRole('button', { name: '登记' }).click()]);
+        const after = await tableRows(page, 'inspections');
+        assert.equal(after.length, before + 1, 'the inspection was not recorded');
+        const row = after.find((r) => r.cells.includes('村卫生室未公示兜底政策'));
+        assert.ok(row && row.href && /\/web\/rectify\/\d+$/.test(row.href), 'the findings did not become a ledger item');
+        await shot(page, '20-supervise');
+        await page.goto(row.href);
+        assert.ok((await page.locator('dl.facts').textContent()).includes('督查检查'), 'the item names its source');
+      });
+
+      await step('月报与分析: on-time rates per unit; a late report is counted late; the analysis PDF reads back', async () => {
+        await page.goto(`${BASE_URL}/web/reports?region=${COUNTY}&year=${YEAR}`);
+        assert.match(await page.locator('[data-testid=report-cards]').textContent(), /按时报送率\s*\d+\.\d\d%/);
+        const form = page.locator('[data-testid=submit-form]');
+        await form.locator('select[name=what]').selectOption('county_progress:county');
+        await form.locator('input[name=period]').fill(`${YEAR}-12`);
+        await form.locator('input[name=submitted_on]').fill(`${YEAR}-12-20`);
+        await Promise.all([page.waitForURL(/\/web\/reports/), form.getByRole('button', { name: '登记' }).click()]);
+        const rows = await tableRows(page, 'submissions');
+        const dec = rows.find((r) => r.cells[0] === '挂牌督战工作进展月报' && r.cells[2] === `${YEAR}年12月`);
+        assert.ok(dec, 'December is listed');
+        assert.equal(dec.cells[5], '迟报 2 天', `the 18th is the due day: ${dec.cells.join(' | ')}`);
+        await shot(page, '21-reports');
+        const r = await page.request.get(`${BASE_URL}/web/reports?region=${COUNTY}&year=${YEAR}&pdf=1`);
+        assert.match(r.headers()['content-type'] || '', /^application\/pdf/);
+        const file = path.join(SHOTS, 'reports.pdf');
+        fs.writeFileSync(file, await r.body());
+        const out = spawnSync(PDFTOTEXT, ['-enc', 'UTF-8', '-layout', file, '-'], { encoding: 'utf8' });
+        assert.equal(out.status, 0, `pdftotext failed: ${out.stderr}`);
+        const text = out.stdout.replace(/\s+/g, '');
+        for (const needle of ['健康扶贫月度分析表', '健康扶贫季度分析表', '按时报送率', '合计']) {
+          assert.ok(text.includes(needle), `the report PDF lacks “${needle}”`);
+        }
+      });
+
+      await step('考核评分: the 五督 sheet is filled from data with evidence, one item by hand', async () => {
+        await page.goto(`${BASE_URL}/web/scores?year=${YEAR}`);
+        const open = page.locator('[data-testid=open-sheet]');
+        await open.locator('select[name=form]').selectOption('wudu');
+        await Promise.all([page.waitForURL(/\/web\/scores\/\d+$/), open.getByRole('button', { name: '打开' }).click()]);
+        await Promise.all([page.waitForURL(/\/web\/scores\/\d+$/), page.locator('[data-testid=auto-score]').click()]);
+        const rows = await tableRows(page, 'sheet');
+        assert.equal(rows.length, 26, 'the 五督 form has 26 items');
+        const cEv = await columnIndex(page, 'sheet', '依据');
+        const item12 = rows.find((r) => r.cells[0] === '12');
+        assert.match(item12.cells[cEv], /签约率 \d+\.\d\d%/, 'the contract-rate item carries its figures');
+        const filled = (await page.locator('[data-testid=sheet-cards]').textContent()).match(/(\d+) \/ 26/)[1];
+        const form = page.locator('table#sheet form[data-item="3"]');
+        await form.locator('select[name=answer]').selectOption('是');
+        await form.locator('input[name=evidence]').fill('经费拨付凭证');
+        await Promise.all([page.waitForURL(/\/web\/scores\/\d+$/), form.getByRole('button', { name: '保存' }).click()]);
+        assert.ok((await page.locator('[data-testid=sheet-cards]').textContent()).includes(`${Number(filled) + 1} / 26`), 'the hand answer counts');
+        await shot(page, '22-score-sheet');
+      });
+
+      await step('退出验收: failing households with reasons (masked); one goes to the ledger', async () => {
+        await page.goto(`${BASE_URL}/web/exit?region=${COUNTY}&year=${YEAR}`);
+        assert.match(await page.locator('[data-testid=exit-cards]').textContent(), /未通过\s*\d+ 户/);
+        const rows = await tableRows(page, 'failing');
+        assert.ok(rows.length >= 1, 'every demo household passes');
+        const cWhy = await columnIndex(page, 'failing', '原因');
+        assert.ok(rows.every((r) => /^\S\*+：/.test(r.cells[cWhy])), 'names are masked');
+        await shot(page, '23-exit');
+        await Promise.all([page.waitForURL(/\/web\/rectify\/\d+$/), page.locator('table#failing tbody tr').first().getByRole('button', { name: '转整改' }).click()]);
+        assert.ok((await page.locator('dl.facts').textContent()).includes('退出验收'), 'the item names its source');
+      });
+
+      await step('资金拨付: the 60/40 budget split adds up; an overdue fallback payment is recorded', async () => {
+        await page.goto(`${BASE_URL}/web/funds?year=${YEAR}`);
+        const budgets = await tableRows(page, 'budgets');
+        assert.ok(budgets.length >= 1, 'no budgets in the demo');
+        for (const b of budgets) {
+          assert.equal(fen(b.cells[2]) + fen(b.cells[4]), fen(b.cells[1]), `60 % + 40 % ≠ the budget: ${b.cells.join(' | ')}`);
+        }
+        const overdue = await tableRows(page, 'overdue');
+        assert.ok(overdue.length >= 1, 'the demo has an overdue payment');
+        const form = page.locator('table#statements form').filter({ has: page.locator('input[name=step][value=pay]') }).first();
+        await Promise.all([page.waitForURL(/\/web\/funds/), form.getByRole('button', { name: '登记拨付' }).click()]);
+        assert.equal((await tableRows(page, 'overdue')).length, overdue.length - 1, 'the paid statement is no longer overdue');
+        const st = await tableRows(page, 'statements');
+        assert.ok(st.some((r) => r.cells.some((c) => c.startsWith('逾期拨付'))), 'the late payment is marked');
+        await shot(page, '24-funds');
+      });
+
       await step('the policy calculator computes a settlement (fund + hospital + person = total)', async () => {
         await page.goto(`${BASE_URL}/web/policy`);
         const layers = await page.locator('section.tbl table tbody tr').count();
@@ -941,6 +1039,8 @@ try {
           ['worklist', '/web/worklist'],
           ['policy', '/web/policy'],
           ['import', '/web/import'],
+          ['supervise', '/web/supervise'],
+          ['funds', '/web/funds'],
         ]) {
           if (!url) continue;
           await page.goto(BASE_URL + url);

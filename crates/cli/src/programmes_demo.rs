@@ -190,8 +190,17 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
         store.select_village(v, y, &reasons.join("；"), false, Some(zone_ids[k % 2]), BY).await.map_err(e)?;
         chosen.push((*v).clone());
     }
+    // By hand: a resettlement village, and (a small demo county's villages rarely reach the thresholds)
+    // the villages with the most remaining poor until there are three, each with its figure.
     if let Some((v, _)) = facts.iter().find(|(v, _)| !chosen.contains(v)) {
         store.select_village(v, y, "手工纳入：易地扶贫搬迁安置村，遗留问题较多", true, Some(zone_ids[0]), BY).await.map_err(e)?;
+        chosen.push(v.clone());
+    }
+    let mut most: Vec<_> = facts.iter().filter(|(v, _)| !chosen.contains(v)).collect();
+    most.sort_by(|a, b| b.1.remaining_poor.cmp(&a.1.remaining_poor).then(a.0.cmp(&b.0)));
+    for (v, f) in most.into_iter().take(3usize.saturating_sub(chosen.len())) {
+        let why = format!("手工纳入：剩余贫困人口 {} 人，居全县前列", f.remaining_poor);
+        store.select_village(v, y, &why, true, Some(zone_ids[1]), BY).await.map_err(e)?;
         chosen.push(v.clone());
     }
     let findings = ["无", "2 户贫困户成员未参保，资助未到位", "村卫生室未张贴医保扶贫政策", "慢病患者随访记录不全"];
@@ -227,7 +236,7 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
             }
         }
     }
-    println!("挂牌督战（{year} 年）：符合条件的村 {} 个，纳入督战 {} 个（含手工纳入 1 个），督导 {inspected} 次。", cands.len(), chosen.len());
+    println!("挂牌督战（{year} 年）：符合条件的村 {} 个，纳入督战 {} 个，督导 {inspected} 次。", cands.len(), chosen.len());
 
     // A year of monthly reports: most on time, some late, the last month's missing for two units.
     let mut n = 0;

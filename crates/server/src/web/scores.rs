@@ -188,7 +188,7 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
             } else {
                 let cur = a.map(|a| a.answer.as_str()).unwrap_or("");
                 format!(
-                    "<select name=\"answer\" aria-label=\"答复\"><option{}>是</option><option{}>否</option></select>",
+                    "<select name=\"answer\" aria-label=\"答复\" required><option value=\"\">（请选择）</option><option{}>是</option><option{}>否</option></select>",
                     if cur == "是" { " selected" } else { "" },
                     if cur == "否" { " selected" } else { "" }
                 )
@@ -293,6 +293,9 @@ pub async fn answer(State(state): State<AppState>, u: WebUser, Path(id): Path<i6
     }
     let (_, fm) = sheet_in_scope(&state, &u, id).await?;
     let it = fm.item(f.item.trim()).ok_or_else(|| WebError::bad(format!("没有第 {} 项", f.item)))?;
+    if f.answer.trim().is_empty() {
+        return Err(WebError::bad(format!("第 {} 项：请选择答复或填写得分", it.no)));
+    }
     let a = Answer::parse(&f.answer).ok_or_else(|| WebError::bad(format!("第 {} 项：答复“{}”无效", it.no, f.answer)))?;
     let (points, veto) = score(it, a).map_err(WebError::bad)?;
     let evidence = f.evidence.trim();
