@@ -182,7 +182,8 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
     let zones = [("北片", "赵振华", "孙立新"), ("南片", "钱文斌", "周建国")];
     let mut zone_ids = Vec::new();
     for (name, city, county_leader) in zones {
-        let z = Zone { id: 0, name: name.into(), region_code: county.into(), city_leader: city.into(), county_leader: county_leader.into() };
+        let z =
+            Zone { id: 0, name: name.into(), region_code: county.into(), city_leader: city.into(), county_leader: county_leader.into() };
         zone_ids.push(store.add_zone(&z, BY).await.map_err(e)?);
     }
     let mut chosen = Vec::new();
@@ -269,7 +270,8 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
     // Budgets (60 % prepaid in January, half assessed), and the quarterly fallback statements. The batch
     // settlements of the demo name one hospital per level (DEMO-LV1, DEMO-LV2); they are registered as
     // the county's hospitals of those levels (disabled: they never call the national interface).
-    for (code, name, lv) in [("DEMO-LV1", "乡镇卫生院（演示汇总）", 1), ("DEMO-LV2", "县级定点医院（演示汇总）", 2)] {
+    for (code, name, lv) in [("DEMO-LV1", "乡镇卫生院（演示汇总）", 1), ("DEMO-LV2", "县级定点医院（演示汇总）", 2)]
+    {
         if store.institution(code).await.map_err(e)?.is_none() {
             let inst = baozhang_store::service::Institution {
                 fixmedins_code: code.into(),
@@ -285,16 +287,19 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
     let hospitals: Vec<_> = store.institutions().await.map_err(e)?.into_iter().filter(|h| h.admdvs.starts_with(county)).collect();
     for (k, h) in hospitals.iter().enumerate() {
         let budget = match h.hosp_lv {
-            1 => 3_000_000_00,
-            2 => 40_000_000_00,
-            _ => 80_000_000_00,
-        } + 1_000_000_00 * (k as i64 % 3);
+            1 => 3_000_000 * 100,
+            2 => 40_000_000 * 100,
+            _ => 80_000_000 * 100,
+        } + 1_000_000 * 100 * (k as i64 % 3);
         store.set_budget(&h.fixmedins_code, y, budget, BY).await.map_err(e)?;
         if k != 1 {
             store.budget_step(&h.fixmedins_code, y, Some(y * 10_000 + 115), None, BY).await.map_err(e)?;
         }
         if k % 2 == 0 {
-            store.budget_step(&h.fixmedins_code, y, None, Some((9_250 - 150 * k as i64 % 1_000, (y + 1) * 10_000 + 120)), BY).await.map_err(e)?;
+            store
+                .budget_step(&h.fixmedins_code, y, None, Some((9_250 - 150 * k as i64 % 1_000, (y + 1) * 10_000 + 120)), BY)
+                .await
+                .map_err(e)?;
         }
     }
     let codes: Vec<&str> = hospitals.iter().map(|h| h.fixmedins_code.as_str()).collect();

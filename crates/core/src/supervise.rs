@@ -381,7 +381,6 @@ pub fn budget_split(budget_fen: i64, assessed_bp: Option<i64>) -> BudgetSplit {
     BudgetSplit { budget_fen, prepay_fen: prepay, held_fen: held, assessed_pay_fen: pay, withheld_fen: pay.map(|p| held - p) }
 }
 
-
 // ───────────────────────────── policy probes (R-SUP-4 auto-fill) ─────────────────────────────
 
 /// What a policy does for a registered poor inpatient in the county, found by settling test claims
@@ -514,14 +513,24 @@ mod tests {
         assert!(cadre.items.iter().any(|i| i.rule == ScoreRule::VetoNo));
         let all_yes = wudu.items.iter().map(|i| (i.no.as_str(), Answer::Yes));
         assert_eq!(total(&wudu, all_yes), (95, 26, false));
-        assert!(Form::parse("id='x'\ntitle='x'\nsource=''\nunit='county'\n[[items]]\nno='1'\nsection=''\nindicator=''\npoints=1\nrule='yes'\nauto='nope'").is_err());
+        assert!(Form::parse(
+            "id='x'\ntitle='x'\nsource=''\nunit='county'\n[[items]]\nno='1'\nsection=''\nindicator=''\npoints=1\nrule='yes'\nauto='nope'"
+        )
+        .is_err());
     }
 
     #[test]
     fn exit_check_names_every_failure() {
         assert!(exit_failures(&ExitMember { insured: true, ..Default::default() }).is_empty());
         assert!(exit_failures(&ExitMember { dead: true, ..Default::default() }).is_empty(), "the dead are not checked");
-        let m = ExitMember { insured: false, without_preferences: 2, chronic: true, contracted: false, untreated_case: true, ..Default::default() };
+        let m = ExitMember {
+            insured: false,
+            without_preferences: 2,
+            chronic: true,
+            contracted: false,
+            untreated_case: true,
+            ..Default::default()
+        };
         assert_eq!(exit_failures(&m).len(), 4);
         let m = ExitMember { insured: true, chronic: true, contracted: true, follow_ups_missing: 2, ..Default::default() };
         assert_eq!(exit_failures(&m), vec!["慢病患者欠随访 2 次".to_string()]);

@@ -218,6 +218,11 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     pages.push(measure(&c, "家庭医生（全县）", &format!("/web/fdc?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "家庭医生（一个村）", &format!("/web/fdc?region={vcode}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "大病救治台账（全县）", &format!("/web/mdt?region={code}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "挂牌督战（全县）", &format!("/web/supervise?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "月报与分析（全县）", &format!("/web/reports?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "退出验收（全县）", &format!("/web/exit?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "退出验收（一个村）", &format!("/web/exit?region={vcode}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "资金拨付", &format!("/web/funds?year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "政策与测算", "/web/policy", opts.rounds, None).await?);
     let calc: &[(&str, &str)] = &[
         ("policy", "gansu-huining-2018"),

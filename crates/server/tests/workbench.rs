@@ -1574,7 +1574,11 @@ async fn supervision_villages_zones_and_inspections_reach_the_ledger() {
         // 100 % incidence and 5 poor: no criterion met; selecting it "by the thresholds" is refused.
         let r = bureau.post_form("/web/supervise/select", &[("village", a), ("year", "2018")]).await;
         assert!(r.status == 400 && r.text().contains("不满足选择条件"), "{db:?}: {}", r.text());
-        assert_eq!(cadre.post_form("/web/supervise/select", &[("village", a), ("year", "2018"), ("reason", "x")]).await.status, 403, "{db:?}");
+        assert_eq!(
+            cadre.post_form("/web/supervise/select", &[("village", a), ("year", "2018"), ("reason", "x")]).await.status,
+            403,
+            "{db:?}"
+        );
         let hand = [("village", a), ("year", "2018"), ("reason", "移民村，遗留问题较多")];
         assert_eq!(bureau.post_form("/web/supervise/select", &hand).await.status, 303, "{db:?}");
         assert_eq!(bureau.post_form("/web/supervise/select", &hand).await.status, 400, "{db:?}: once a year");
@@ -1594,7 +1598,14 @@ async fn supervision_villages_zones_and_inspections_reach_the_ledger() {
 
         // Inspections: only of a supervised village; findings go to the ledger (督查检查), "无" does not.
         let inspect = |v: &'static str, findings: &'static str| {
-            [("village", v), ("on_date", "2018-11-20"), ("mode", "phone"), ("inspector", "督导组"), ("findings", findings), ("deadline", "2018-12-20")]
+            [
+                ("village", v),
+                ("on_date", "2018-11-20"),
+                ("mode", "phone"),
+                ("inspector", "督导组"),
+                ("findings", findings),
+                ("deadline", "2018-12-20"),
+            ]
         };
         let r = auditor.post_form("/web/supervise/inspect", &inspect(b, "x")).await;
         assert!(r.status == 400 && r.text().contains("不是 2018 年督战村"), "{db:?}: {}", r.text());
@@ -1603,7 +1614,11 @@ async fn supervision_villages_zones_and_inspections_reach_the_ledger() {
         assert_eq!(auditor.post_form("/web/supervise/inspect", &inspect(a, "新增贫困人口未参保")).await.status, 303, "{db:?}");
         let items = app.store.rectifications(a).await.unwrap();
         assert_eq!(items.len(), 1, "{db:?}: {items:?}");
-        assert_eq!((items[0].source.as_str(), items[0].problem.as_str(), items[0].deadline), ("督查检查", "新增贫困人口未参保", 20_181_220), "{db:?}");
+        assert_eq!(
+            (items[0].source.as_str(), items[0].problem.as_str(), items[0].deadline),
+            ("督查检查", "新增贫困人口未参保", 20_181_220),
+            "{db:?}"
+        );
         let insp = app.store.inspections(COUNTY, 20_180_101, 20_181_231).await.unwrap();
         assert_eq!(insp.len(), 2, "{db:?}");
         assert_eq!(insp.iter().filter_map(|i| i.rect_id).collect::<Vec<_>>(), vec![items[0].id], "{db:?}: linked to its item");
@@ -1612,8 +1627,16 @@ async fn supervision_villages_zones_and_inspections_reach_the_ledger() {
         assert_eq!(card(&html, "督战村逾期整改"), "1 项", "{db:?}: the deadline has passed");
 
         // Removed with a reason, kept on record.
-        assert_eq!(bureau.post_form("/web/supervise/remove", &[("village", a), ("year", "2018"), ("reason", "")]).await.status, 400, "{db:?}");
-        assert_eq!(bureau.post_form("/web/supervise/remove", &[("village", a), ("year", "2018"), ("reason", "已脱贫摘帽")]).await.status, 303, "{db:?}");
+        assert_eq!(
+            bureau.post_form("/web/supervise/remove", &[("village", a), ("year", "2018"), ("reason", "")]).await.status,
+            400,
+            "{db:?}"
+        );
+        assert_eq!(
+            bureau.post_form("/web/supervise/remove", &[("village", a), ("year", "2018"), ("reason", "已脱贫摘帽")]).await.status,
+            303,
+            "{db:?}"
+        );
         let v = app.store.sup_villages(COUNTY, 2018).await.unwrap();
         assert_eq!((v.len(), v[0].status.as_str(), v[0].remove_reason.as_str()), (1, "removed", "已脱贫摘帽"), "{db:?}");
         assert_eq!(card(&bureau.page("/web/supervise?year=2018").await.text(), "督战村"), "0 个", "{db:?}");
@@ -1636,11 +1659,23 @@ async fn reports_are_tracked_against_their_due_days_and_export_to_excel_and_pdf(
             [("region", COUNTY), ("what", what), ("period", period), ("submitted_on", on), ("note", "")]
         };
         // The county's progress report of May 2018 two days after the 18th; the exchange on time.
-        assert_eq!(cadre.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-20")).await.status, 403, "{db:?}");
-        assert_eq!(bureau.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-20")).await.status, 303, "{db:?}");
+        assert_eq!(
+            cadre.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-20")).await.status,
+            403,
+            "{db:?}"
+        );
+        assert_eq!(
+            bureau.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-20")).await.status,
+            303,
+            "{db:?}"
+        );
         let r = bureau.post_form("/web/reports/submit", &form("county_progress:county", "2018-05", "2018-05-17")).await;
         assert!(r.status == 400 && r.text().contains("不能重复登记"), "{db:?}: {}", r.text());
-        assert_eq!(bureau.post_form("/web/reports/submit", &form("info_exchange:insurance", "2018-05", "2018-05-10")).await.status, 303, "{db:?}");
+        assert_eq!(
+            bureau.post_form("/web/reports/submit", &form("info_exchange:insurance", "2018-05", "2018-05-10")).await.status,
+            303,
+            "{db:?}"
+        );
         let r = bureau.post_form("/web/reports/submit", &form("info_exchange:nobody", "2018-05", "2018-05-10")).await;
         assert_eq!(r.status, 400, "{db:?}: an unknown unit");
         let r = bureau.post_form("/web/reports/submit", &form("info_exchange:civil", "2018-13", "2018-05-10")).await;
@@ -1667,7 +1702,10 @@ async fn reports_are_tracked_against_their_due_days_and_export_to_excel_and_pdf(
         assert_eq!(pdf.header("content-type"), "application/pdf", "{db:?}");
         assert!(pdf.body.starts_with(b"%PDF"), "{db:?}");
         let admin = Browser::login(&app.base, "admin1").await;
-        assert!(admin.page("/web/reports").await.text().contains(&format!("/web/reports?region={COUNTY}")), "{db:?}: the admin picks a county");
+        assert!(
+            admin.page("/web/reports").await.text().contains(&format!("/web/reports?region={COUNTY}")),
+            "{db:?}: the admin picks a county"
+        );
         app.stop().await;
     }
 }
@@ -1679,7 +1717,11 @@ async fn score_sheets_fill_from_data_with_evidence_and_total_per_unit() {
         stay(&app, &app.people[0], "2018-03-01", "2018-03-10", "J18.9", "6000.00").await;
         let auditor = Browser::login(&app.base, "audit1").await;
         let cadre = Browser::login(&app.base, "cadre_a").await;
-        assert_eq!(cadre.post_form("/web/scores/open", &[("form", "wudu"), ("region", COUNTY), ("year", "2018")]).await.status, 403, "{db:?}");
+        assert_eq!(
+            cadre.post_form("/web/scores/open", &[("form", "wudu"), ("region", COUNTY), ("year", "2018")]).await.status,
+            403,
+            "{db:?}"
+        );
         let r = auditor.post_form("/web/scores/open", &[("form", "wudu"), ("region", COUNTY), ("year", "2018")]).await;
         assert_eq!(r.status, 303, "{db:?}: {}", r.text());
         let sheet_path = r.header("location");
@@ -1696,7 +1738,11 @@ async fn score_sheets_fill_from_data_with_evidence_and_total_per_unit() {
         assert!(a12.evidence.contains("签约 0 人"), "{db:?}: {}", a12.evidence);
         // Item 1: the policy probed with the engine and the poor inpatient's actual ratio.
         let a1 = of("1").unwrap_or_else(|| panic!("{db:?}: {answers:?}"));
-        assert!(a1.evidence.contains("测算") && a1.evidence.contains("实际补偿比") && a1.evidence.contains("3,000.00"), "{db:?}: {}", a1.evidence);
+        assert!(
+            a1.evidence.contains("测算") && a1.evidence.contains("实际补偿比") && a1.evidence.contains("3,000.00"),
+            "{db:?}: {}",
+            a1.evidence
+        );
         assert_eq!(a1.points, if a1.answer == "是" { 5 } else { 0 }, "{db:?}");
         // Items without a data check stay for the hand.
         assert!(of("3").is_none(), "{db:?}");
@@ -1712,7 +1758,11 @@ async fn score_sheets_fill_from_data_with_evidence_and_total_per_unit() {
         assert_eq!(card(&html, "得分"), format!("{expected} 分"), "{db:?}");
         assert_eq!(card(&html, "已评项"), format!("{} / 26", latest.len()), "{db:?}");
         let totals = auditor.page("/web/scores?year=2018").await.text();
-        assert!(row_with(&totals, "“五督”").contains(&format!("{}/26|{expected}|95", latest.len())), "{db:?}: {}", row_with(&totals, "“五督”"));
+        assert!(
+            row_with(&totals, "“五督”").contains(&format!("{}/26|{expected}|95", latest.len())),
+            "{db:?}: {}",
+            row_with(&totals, "“五督”")
+        );
 
         // The cadre form: a partial item needs a reason to deduct; 是 on item 1 vetoes the year.
         let r = auditor.post_form("/web/scores/open", &[("form", "cadre"), ("region", COUNTY), ("year", "2018")]).await;
@@ -1721,8 +1771,20 @@ async fn score_sheets_fill_from_data_with_evidence_and_total_per_unit() {
         assert!(r.status == 400 && r.text().contains("依据"), "{db:?}: {}", r.text());
         let r = auditor.post_form(&format!("{cadre_sheet}/answer"), &[("item", "9.1"), ("answer", "6"), ("evidence", "x")]).await;
         assert!(r.status == 400 && r.text().contains("0–5"), "{db:?}: {}", r.text());
-        assert_eq!(auditor.post_form(&format!("{cadre_sheet}/answer"), &[("item", "9.1"), ("answer", "3"), ("evidence", "定向医学生未到岗")]).await.status, 303);
-        assert_eq!(auditor.post_form(&format!("{cadre_sheet}/answer"), &[("item", "1.1"), ("answer", "是"), ("evidence", "省考核发现重大问题")]).await.status, 303);
+        assert_eq!(
+            auditor
+                .post_form(&format!("{cadre_sheet}/answer"), &[("item", "9.1"), ("answer", "3"), ("evidence", "定向医学生未到岗")])
+                .await
+                .status,
+            303
+        );
+        assert_eq!(
+            auditor
+                .post_form(&format!("{cadre_sheet}/answer"), &[("item", "1.1"), ("answer", "是"), ("evidence", "省考核发现重大问题")])
+                .await
+                .status,
+            303
+        );
         let html = auditor.page(&cadre_sheet).await.text();
         assert!(html.contains("一票否决"), "{db:?}");
         assert_eq!(card(&html, "得分"), "3 分", "{db:?}");
@@ -1824,7 +1886,8 @@ async fn funds_split_the_budget_to_the_fen_and_count_payment_days_across_a_holid
         assert_eq!(post(step("pay", "2018-05-10")).await, 303, "{db:?}");
         let html = bureau.page("/web/funds?year=2018").await.text();
         let row = row_with(&html, "第一季度");
-        for part in ["2018-04-10", "2018-04-12", "迟报 2 天", "2018-05-07", "2018-05-10", "逾期拨付（第 18 个工作日）", &format_fen(amount)] {
+        for part in ["2018-04-10", "2018-04-12", "迟报 2 天", "2018-05-07", "2018-05-10", "逾期拨付（第 18 个工作日）", &format_fen(amount)]
+        {
             assert!(row.contains(part), "{db:?}: {part} in {row}");
         }
         let x = bureau.get("/web/funds?year=2018&export=statements").await;

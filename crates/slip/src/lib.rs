@@ -248,7 +248,8 @@ impl SlipRenderer {
             .iter()
             .map(|t| {
                 let n = t.columns.len().max(1);
-                let rows: Vec<Vec<String>> = t.rows.iter().map(|row| (0..n).map(|i| row.get(i).cloned().unwrap_or_default()).collect()).collect();
+                let rows: Vec<Vec<String>> =
+                    t.rows.iter().map(|row| (0..n).map(|i| row.get(i).cloned().unwrap_or_default()).collect()).collect();
                 let numeric: Vec<bool> = (0..n).map(|i| t.numeric.get(i).copied().unwrap_or(false)).collect();
                 let columns: Vec<String> = (0..n).map(|i| t.columns.get(i).cloned().unwrap_or_default()).collect();
                 json!({ "title": t.title, "columns": columns, "numeric": numeric, "rows": rows })

@@ -248,9 +248,19 @@ fn a_report_is_a_landscape_a4_pdf_of_its_tables_and_many_rows_flow_onto_more_pag
         subtitle: "2018 年 5 月 · 会宁县医疗保障局".into(),
         footer: "制表：保障系统".into(),
         tables: vec![
-            ReportTable { title: "一、结算".into(), columns: vec!["月份".into(), "金额".into(), "报送".into()], numeric: vec![false, true, false], rows },
+            ReportTable {
+                title: "一、结算".into(),
+                columns: vec!["月份".into(), "金额".into(), "报送".into()],
+                numeric: vec![false, true, false],
+                rows,
+            },
             // A short row is padded, not an error.
-            ReportTable { title: "二、报送".into(), columns: vec!["单位".into(), "状态".into()], numeric: vec![], rows: vec![vec!["医保部门".into()]] },
+            ReportTable {
+                title: "二、报送".into(),
+                columns: vec!["单位".into(), "状态".into()],
+                numeric: vec![],
+                rows: vec![vec!["医保部门".into()]],
+            },
         ],
     };
     let pdf = renderer().render_report(&report).unwrap();
@@ -260,7 +270,9 @@ fn a_report_is_a_landscape_a4_pdf_of_its_tables_and_many_rows_flow_onto_more_pag
         assert!((w - 841.89).abs() < 1.0 && (h - 595.28).abs() < 1.0, "A4 landscape, got {w}×{h}");
     }
     let flat = squeeze(&pdf_text("report", &pdf));
-    for needle in ["会宁县健康扶贫月度分析表", "一、结算", "第1行#[x]", "第120行#[x]", &format_yuan(120 * 12_345), "二、报送", "医保部门", "共"] {
+    for needle in
+        ["会宁县健康扶贫月度分析表", "一、结算", "第1行#[x]", "第120行#[x]", &format_yuan(120 * 12_345), "二、报送", "医保部门", "共"]
+    {
         assert!(flat.contains(&squeeze(needle)), "{needle:?} missing:\n{flat}");
     }
 }

@@ -146,17 +146,22 @@ impl Store {
         let rows = sqlx::query(&sql).bind(a).bind(b).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    get_text(r, 0)?,
-                    VillageFacts { population: get_i64(r, 1)?, remaining_poor: get_i64(r, 2)?, marginal: get_i64(r, 3)? },
-                ))
+                Ok((get_text(r, 0)?, VillageFacts { population: get_i64(r, 1)?, remaining_poor: get_i64(r, 2)?, marginal: get_i64(r, 3)? }))
             })
             .collect()
     }
 
     /// Puts a village under supervision for a year. `Ok(false)`: it already is. A village removed
     /// earlier is selected again with the new reasons.
-    pub async fn select_village(&self, village: &str, year: i64, reasons: &str, by_hand: bool, zone: Option<i64>, by: &str) -> Result<bool> {
+    pub async fn select_village(
+        &self,
+        village: &str,
+        year: i64,
+        reasons: &str,
+        by_hand: bool,
+        zone: Option<i64>,
+        by: &str,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let existing = sqlx::query("SELECT status FROM sup_villages WHERE village_code = $1 AND year = $2")
             .bind(village.to_string())
@@ -315,7 +320,11 @@ impl Store {
     }
 
     pub async fn link_inspection(&self, id: i64, rect_id: i64) -> Result<()> {
-        sqlx::query("UPDATE sup_inspections SET rect_id = $1 WHERE id = $2 AND rect_id IS NULL").bind(rect_id).bind(id).execute(self.pool()).await?;
+        sqlx::query("UPDATE sup_inspections SET rect_id = $1 WHERE id = $2 AND rect_id IS NULL")
+            .bind(rect_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -336,10 +345,12 @@ impl Store {
     }
 
     pub async fn inspection(&self, id: i64) -> Result<Option<Inspection>> {
-        let r = sqlx::query("SELECT id, village_code, on_date, mode, inspector, findings, rect_id, created_by FROM sup_inspections WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let r = sqlx::query(
+            "SELECT id, village_code, on_date, mode, inspector, findings, rect_id, created_by FROM sup_inspections WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         r.as_ref().map(inspection_row).transpose()
     }
 
@@ -405,9 +416,7 @@ impl Store {
         .bind(b)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| Ok([get_i64(r, 0)?, get_i64(r, 1)?, get_i64(r, 2)?, get_i64(r, 3)?, get_i64(r, 4)?, get_i64(r, 5)?]))
-            .collect()
+        rows.iter().map(|r| Ok([get_i64(r, 0)?, get_i64(r, 1)?, get_i64(r, 2)?, get_i64(r, 3)?, get_i64(r, 4)?, get_i64(r, 5)?])).collect()
     }
 
     // ── R-SUP-4 ──
@@ -554,7 +563,10 @@ impl Store {
 
     /// The village of a household.
     pub async fn household_village(&self, household_no: &str) -> Result<Option<String>> {
-        let r = sqlx::query("SELECT village_code FROM households WHERE household_no = $1").bind(household_no.to_string()).fetch_optional(self.pool()).await?;
+        let r = sqlx::query("SELECT village_code FROM households WHERE household_no = $1")
+            .bind(household_no.to_string())
+            .fetch_optional(self.pool())
+            .await?;
         r.map(|r| get_text(&r, 0)).transpose()
     }
 
@@ -576,7 +588,14 @@ impl Store {
     }
 
     /// Records the prepayment date or the assessment of a budget. `Ok(false)`: no such budget.
-    pub async fn budget_step(&self, code: &str, year: i64, prepaid_on: Option<i64>, assessed: Option<(i64, i64)>, by: &str) -> Result<bool> {
+    pub async fn budget_step(
+        &self,
+        code: &str,
+        year: i64,
+        prepaid_on: Option<i64>,
+        assessed: Option<(i64, i64)>,
+        by: &str,
+    ) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE fund_budgets SET prepaid_on = COALESCE($1, prepaid_on), assessed_bp = COALESCE($2, assessed_bp), assessed_on = COALESCE($3, assessed_on), \
              updated_by = $4, updated_at = $5 WHERE fixmedins_code = $6 AND year = $7",
@@ -635,7 +654,15 @@ impl Store {
 
     /// Draws up a quarter's statement (amount and count from the ledger). `Ok(None)`: it exists already
     /// (a statement is not redrawn once made).
-    pub async fn draw_up_statement(&self, code: &str, year: i64, quarter: i64, amount_fen: i64, claims: i64, by: &str) -> Result<Option<i64>> {
+    pub async fn draw_up_statement(
+        &self,
+        code: &str,
+        year: i64,
+        quarter: i64,
+        amount_fen: i64,
+        claims: i64,
+        by: &str,
+    ) -> Result<Option<i64>> {
         let r = sqlx::query(
             "INSERT INTO fallback_statements (fixmedins_code, year, quarter, amount_fen, claims, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (fixmedins_code, year, quarter) DO NOTHING RETURNING id",
@@ -660,14 +687,16 @@ impl Store {
             "pay" => ("paid_on", "accepted_on IS NOT NULL AND accepted_on <= $1"),
             _ => return Ok(false),
         };
-        let n = sqlx::query(&format!("UPDATE fallback_statements SET {col} = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND {col} IS NULL AND {before}"))
-            .bind(on)
-            .bind(by.to_string())
-            .bind(now_text())
-            .bind(id)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+        let n = sqlx::query(&format!(
+            "UPDATE fallback_statements SET {col} = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND {col} IS NULL AND {before}"
+        ))
+        .bind(on)
+        .bind(by.to_string())
+        .bind(now_text())
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         Ok(n == 1)
     }
 

@@ -177,7 +177,10 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     ));
     page.push(&unmask_link(&u, &ctx));
     if shown < failing.len() {
-        page.push(&format!("<p class=\"muted\">未通过的户共 {} 户，页面显示前 {shown} 户，全部请导出 Excel 或按乡镇、村查看。</p>", failing.len()));
+        page.push(&format!(
+            "<p class=\"muted\">未通过的户共 {} 户，页面显示前 {shown} 户，全部请导出 Excel 或按乡镇、村查看。</p>",
+            failing.len()
+        ));
     }
     page.push(&ft.html(&u.path));
     page.push(&vt.html(&u.path));
@@ -223,7 +226,9 @@ pub async fn to_rectify(State(state): State<AppState>, u: WebUser, Form(f): Form
     };
     let id = match state.store.add_rectification(&r, &u.p.username).await? {
         Some(id) => id,
-        None => state.store.rectification_by_ref(&source_ref).await?.map(|r| r.id).ok_or_else(|| WebError::internal("ledger item vanished"))?,
+        None => {
+            state.store.rectification_by_ref(&source_ref).await?.map(|r| r.id).ok_or_else(|| WebError::internal("ledger item vanished"))?
+        }
     };
     Ok(Redirect::to(&format!("/web/rectify/{id}")).into_response())
 }

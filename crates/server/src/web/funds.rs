@@ -159,7 +159,21 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     let mut st = Table::new(
         "statements",
         format!("{year} 年兜底资金季度对账与拨付"),
-        vec!["定点医疗机构", "季度", "账面垫付兜底资金（救助+兜底）", "笔数", "对账金额", "对账截止", "报送日期", "报送", "受理日期", "拨付截止（15 个工作日）", "拨付日期", "拨付", "操作"],
+        vec![
+            "定点医疗机构",
+            "季度",
+            "账面垫付兜底资金（救助+兜底）",
+            "笔数",
+            "对账金额",
+            "对账截止",
+            "报送日期",
+            "报送",
+            "受理日期",
+            "拨付截止（15 个工作日）",
+            "拨付日期",
+            "拨付",
+            "操作",
+        ],
     );
     st.empty = "本年尚无兜底资金垫付";
     st.page_size = 24;
@@ -181,7 +195,19 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
                 } else {
                     String::new()
                 };
-                (vec![Cell::text("未生成"), Cell::text(""), Cell::text(""), Cell::text(""), Cell::text(""), Cell::text(""), Cell::text(""), Cell::text("")], op)
+                (
+                    vec![
+                        Cell::text("未生成"),
+                        Cell::text(""),
+                        Cell::text(""),
+                        Cell::text(""),
+                        Cell::text(""),
+                        Cell::text(""),
+                        Cell::text(""),
+                        Cell::text(""),
+                    ],
+                    op,
+                )
             }
             Some(s) => {
                 let ss = statement_state(s, today);
@@ -259,19 +285,27 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     let fallback_total: i64 = ledger.iter().filter(|l| name.contains_key(l.0.as_str())).map(|l| l.2).sum();
     page.push(&format!(
         "<div class=\"cards\" data-testid=\"fund-cards\">{}{}{}</div>",
-        card("年度预算", &format!("{} 元", yuan(sums[0])), &format!("已预付 {} 家", budgets.iter().filter(|b| b.prepaid_on.is_some()).count())),
+        card(
+            "年度预算",
+            &format!("{} 元", yuan(sums[0])),
+            &format!("已预付 {} 家", budgets.iter().filter(|b| b.prepaid_on.is_some()).count())
+        ),
         card("医院垫付兜底资金", &format!("{} 元", yuan(fallback_total)), &format!("{} 家医院", hospitals.len())),
         card("逾期事项", &format!("{overdue} 项"), "对账逾期未报或拨付超过 15 个工作日"),
     ));
     if !calendar().knows(year as u16) {
-        page.push(&format!("<p class=\"tag new\">节假日配置中没有 {year} 年，工作日暂按周一至周五计算；请在 data/calendar/cn.toml 中补充。</p>"));
+        page.push(&format!(
+            "<p class=\"tag new\">节假日配置中没有 {year} 年，工作日暂按周一至周五计算；请在 data/calendar/cn.toml 中补充。</p>"
+        ));
     }
     page.push(&ot.html(&u.path));
     page.push(&st.html(&u.path));
     page.push(&bt.html(&u.path));
     if manage {
-        let options: String =
-            hospitals.iter().map(|h| format!("<option value=\"{}\">{}（{}）</option>", esc(&h.fixmedins_code), esc(&h.name), esc(&h.fixmedins_code))).collect();
+        let options: String = hospitals
+            .iter()
+            .map(|h| format!("<option value=\"{}\">{}（{}）</option>", esc(&h.fixmedins_code), esc(&h.name), esc(&h.fixmedins_code)))
+            .collect();
         page.push(&format!(
             "<section class=\"calc noprint\"><h2>登记年度预算</h2><form method=\"post\" action=\"/web/funds/budget\" class=\"grid-form\" data-testid=\"budget-form\">\
              <input type=\"hidden\" name=\"year\" value=\"{year}\"><label>定点医疗机构<select name=\"code\">{options}</select></label>\
@@ -361,7 +395,9 @@ pub async fn assess(State(state): State<AppState>, u: WebUser, Form(f): Form<Ass
     let year = year_of(&f.year)?;
     let on = day_of(&f.on, "考核日期")?;
     // A percentage with up to two decimals, as basis points (exact: parsed like yuan).
-    let bp = Fen::parse_yuan(f.result.trim().trim_end_matches('%')).map_err(|_| WebError::bad(format!("考核结果“{}”无效（0–100）", f.result)))?.0;
+    let bp = Fen::parse_yuan(f.result.trim().trim_end_matches('%'))
+        .map_err(|_| WebError::bad(format!("考核结果“{}”无效（0–100）", f.result)))?
+        .0;
     if !(0..=10_000).contains(&bp) {
         return Err(WebError::bad(format!("考核结果“{}”须在 0–100 之间", f.result)));
     }

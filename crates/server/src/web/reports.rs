@@ -83,9 +83,14 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     let by: HashMap<(&str, &str, i64), &Submission> = subs.iter().map(|s| ((s.kind.as_str(), s.unit.as_str(), s.period), s)).collect();
 
     // Submissions, month by month, and the on-time rate per unit.
-    let mut grid = Table::new("submissions", format!("{year} 年报送情况"), vec!["报表", "报送单位", "月份", "截止日期", "报送日期", "状态", "报送人", "说明"]);
+    let mut grid = Table::new(
+        "submissions",
+        format!("{year} 年报送情况"),
+        vec!["报表", "报送单位", "月份", "截止日期", "报送日期", "状态", "报送人", "说明"],
+    );
     grid.page_size = 36;
-    let mut rate = Table::new("ontime", format!("{year} 年按时报送率"), vec!["报表", "报送单位", "应报", "按时", "迟报", "逾期未报", "按时报送率"]);
+    let mut rate =
+        Table::new("ontime", format!("{year} 年按时报送率"), vec!["报表", "报送单位", "应报", "按时", "迟报", "逾期未报", "按时报送率"]);
     let (mut all_counted, mut all_on_time) = (0i64, 0i64);
     let mut overdue_now = 0;
     for kind in REPORT_KINDS {
@@ -183,7 +188,11 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     page.push(&super::supervise::subnav("/web/reports"));
     page.push(&format!(
         "<div class=\"cards\" data-testid=\"report-cards\">{}{}{}</div>",
-        card("按时报送率", &super::pct(super::ratio_bp(all_on_time, all_counted)), &format!("应报 {all_counted} 次，按时 {all_on_time} 次")),
+        card(
+            "按时报送率",
+            &super::pct(super::ratio_bp(all_on_time, all_counted)),
+            &format!("应报 {all_counted} 次，按时 {all_on_time} 次")
+        ),
         card("逾期未报", &format!("{overdue_now} 次"), &format!("截至 {today}")),
         card("报送时限", "每月 18 日 / 10 日", "督战进展报市医保局；信息交换报卫健部门"),
     ));
@@ -194,7 +203,9 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     if may_manage(&u) {
         let kinds: String = REPORT_KINDS
             .iter()
-            .flat_map(|k| k.units().iter().map(move |(unit, name)| format!("<option value=\"{}:{unit}\">{} · {name}</option>", k.id(), k.name_zh())))
+            .flat_map(|k| {
+                k.units().iter().map(move |(unit, name)| format!("<option value=\"{}:{unit}\">{} · {name}</option>", k.id(), k.name_zh()))
+            })
             .collect();
         page.push(&format!(
             "<section class=\"calc noprint\"><h2>登记报送</h2><form method=\"post\" action=\"/web/reports/submit\" class=\"grid-form\" data-testid=\"submit-form\">\
@@ -242,7 +253,18 @@ async fn analysis(state: &AppState, county: &str, year: i64) -> Result<(Table, T
     for i in &inspections {
         m[(i.on_date / 100 % 100) as usize][7] += 1;
     }
-    let cols = vec!["期间", "结算人次", "住院人次", "医疗总费用", "基金支付", "个人负担", "个人负担占比", "新增整改事项", "销号整改事项", "督导次数"];
+    let cols = vec![
+        "期间",
+        "结算人次",
+        "住院人次",
+        "医疗总费用",
+        "基金支付",
+        "个人负担",
+        "个人负担占比",
+        "新增整改事项",
+        "销号整改事项",
+        "督导次数",
+    ];
     let row = |label: String, v: &[i64; 8]| {
         vec![
             Cell::text(label),
@@ -300,7 +322,8 @@ pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<Sub
     if !kind.units().iter().any(|(u, _)| *u == unit) {
         return Err(WebError::bad("报送单位无效"));
     }
-    let period = super::chronic::parse_month(&f.period).ok_or_else(|| WebError::bad(format!("所属月份“{}”无效（格式 2019-05）", f.period)))?;
+    let period =
+        super::chronic::parse_month(&f.period).ok_or_else(|| WebError::bad(format!("所属月份“{}”无效（格式 2019-05）", f.period)))?;
     let on = Date::parse(f.submitted_on.trim()).map_err(|e| WebError::bad(format!("报送日期无效：{e}")))?;
     if on > crate::clock::today() {
         return Err(WebError::bad("报送日期不能晚于今天"));
@@ -319,7 +342,13 @@ pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<Sub
         note: note.into(),
     };
     if !state.store.submit_report(&s).await? {
-        return Err(WebError::bad(format!("{}（{}）{} 年 {} 月已登记报送，不能重复登记", kind.name_zh(), unit, period / 100, period % 100)));
+        return Err(WebError::bad(format!(
+            "{}（{}）{} 年 {} 月已登记报送，不能重复登记",
+            kind.name_zh(),
+            unit,
+            period / 100,
+            period % 100
+        )));
     }
     Ok(Redirect::to(&format!("/web/reports?region={county}&year={}", period / 100)).into_response())
 }

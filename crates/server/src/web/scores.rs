@@ -73,7 +73,11 @@ pub async fn scores_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let year = year_param(&state, q.year.as_deref()).await?;
     let names = state.web.region_names(&state.store).await?;
     let sheets = state.store.score_sheets(&region, year).await?;
-    let mut t = Table::new("totals", format!("{year} 年考核得分（按单位）"), vec!["考核表", "被考核单位", "已评项", "得分", "满分", "等次", "评分表"]);
+    let mut t = Table::new(
+        "totals",
+        format!("{year} 年考核得分（按单位）"),
+        vec!["考核表", "被考核单位", "已评项", "得分", "满分", "等次", "评分表"],
+    );
     t.empty = "本年尚未建立考核表";
     for s in &sheets {
         let Ok(f) = form(&s.form_id) else { continue };
@@ -167,7 +171,8 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
     let answers = state.store.score_answers(id).await?;
     let l = latest(&answers);
     let check_name: HashMap<&str, &str> = AUTO_CHECKS.iter().copied().collect();
-    let mut t = Table::new("sheet", f.title.clone(), vec!["序号", "考核内容", "考核指标", "分值", "评分方式", "答复", "得分", "依据", "评分人"]);
+    let mut t =
+        Table::new("sheet", f.title.clone(), vec!["序号", "考核内容", "考核指标", "分值", "评分方式", "答复", "得分", "依据", "评分人"]);
     t.page_size = 30;
     let scoring = may_score(&u);
     for it in &f.items {
@@ -184,7 +189,10 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         };
         let answer_cell = if scoring {
             let input = if it.rule == ScoreRule::Partial {
-                format!("<input name=\"answer\" size=\"3\" aria-label=\"得分\" value=\"{}\">", a.map(|a| esc(&a.answer)).unwrap_or_default())
+                format!(
+                    "<input name=\"answer\" size=\"3\" aria-label=\"得分\" value=\"{}\">",
+                    a.map(|a| esc(&a.answer)).unwrap_or_default()
+                )
             } else {
                 let cur = a.map(|a| a.answer.as_str()).unwrap_or("");
                 format!(
@@ -239,7 +247,11 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         rt.title = format!("{unit} · {} 年", s.year);
         let data = ReportData {
             title: f.title.clone(),
-            subtitle: format!("被考核单位：{unit} · 得分 {pts} / {} · {}", f.total_points(), rating(pts * 100 / f.total_points().max(1), veto)),
+            subtitle: format!(
+                "被考核单位：{unit} · 得分 {pts} / {} · {}",
+                f.total_points(),
+                rating(pts * 100 / f.total_points().max(1), veto)
+            ),
             footer: format!("保障系统生成于 {} · 由 {} 导出", crate::clock::today(), u.p.username),
             tables: vec![rt],
         };
@@ -250,7 +262,10 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         return Ok((
             [
                 (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (header::CONTENT_DISPOSITION, format!("inline; filename=\"sheet.pdf\"; filename*=UTF-8''{}", urlencode(&format!("{}{unit}.pdf", f.title)))),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"sheet.pdf\"; filename*=UTF-8''{}", urlencode(&format!("{}{unit}.pdf", f.title))),
+                ),
             ],
             pdf,
         )
@@ -263,8 +278,16 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
     page.push(&format!(
         "<div class=\"cards\" data-testid=\"sheet-cards\">{}{}{}</div>",
         card("得分", &format!("{pts} 分"), &format!("满分 {}", f.total_points())),
-        card("已评项", &format!("{n} / {}", f.items.len()), &format!("可自动评分 {} 项", f.items.iter().filter(|i| i.auto.is_some()).count())),
-        card("等次", if n == f.items.len() { rating(pts * 100 / f.total_points().max(1), veto) } else { "评分中" }, if veto { "一票否决" } else { "" }),
+        card(
+            "已评项",
+            &format!("{n} / {}", f.items.len()),
+            &format!("可自动评分 {} 项", f.items.iter().filter(|i| i.auto.is_some()).count())
+        ),
+        card(
+            "等次",
+            if n == f.items.len() { rating(pts * 100 / f.total_points().max(1), veto) } else { "评分中" },
+            if veto { "一票否决" } else { "" }
+        ),
     ));
     page.push(&format!(
         "<p class=\"noprint\">{}<a class=\"btn\" href=\"/web/scores/{id}?pdf=1\">打印 PDF</a></p><p class=\"muted\">来源：{}</p>",
@@ -430,18 +453,33 @@ impl Facts {
             s.poor_inpatient_ratio_compliant_bp().map(|bp| {
                 (
                     bp >= 8_500,
-                    format!("贫困人口住院 {} 人次，合规费用 {} 元，基金支付 {} 元，实际补偿比 {}", s.poor_inpatient, yuan(s.poor_inpatient_inscp_fen), yuan(s.poor_inpatient_fund_pay_fen), super::pct(Some(bp))),
+                    format!(
+                        "贫困人口住院 {} 人次，合规费用 {} 元，基金支付 {} 元，实际补偿比 {}",
+                        s.poor_inpatient,
+                        yuan(s.poor_inpatient_inscp_fen),
+                        yuan(s.poor_inpatient_fund_pay_fen),
+                        super::pct(Some(bp))
+                    ),
                 )
             })
         };
-        let fallback =
-            || probe.map(|(name, p)| (p.oop_200k_fen <= 300_000, format!("按《{name}》测算，贫困人口县内住院合规费用 20 万元，个人负担 {} 元", yuan(p.oop_200k_fen))));
+        let fallback = || {
+            probe.map(|(name, p)| {
+                (
+                    p.oop_200k_fen <= 300_000,
+                    format!("按《{name}》测算，贫困人口县内住院合规费用 20 万元，个人负担 {} 元", yuan(p.oop_200k_fen)),
+                )
+            })
+        };
         let (ok, evidence) = match key {
             "poor_all_insured" => {
                 if s.poor == 0 {
                     return None;
                 }
-                (s.poor_insured == s.poor, format!("建档立卡贫困人口 {} 人，参保 {} 人，参保率 {}", s.poor, s.poor_insured, super::pct(s.poor_enrolment_bp())))
+                (
+                    s.poor_insured == s.poor,
+                    format!("建档立卡贫困人口 {} 人，参保 {} 人，参保率 {}", s.poor, s.poor_insured, super::pct(s.poor_enrolment_bp())),
+                )
             }
             "poor_subsidy" => {
                 let n = s.findings_of("subsidy_missing");
@@ -465,7 +503,10 @@ impl Facts {
                 }
                 (
                     paid == of && p.deductible_fen == 0,
-                    format!("{of} 家定点医疗机构中 {paid} 家已拨付 60% 预付金；按《{name}》测算，贫困人口乡镇卫生院住院起付线 {} 元", yuan(p.deductible_fen)),
+                    format!(
+                        "{of} 家定点医疗机构中 {paid} 家已拨付 60% 预付金；按《{name}》测算，贫困人口乡镇卫生院住院起付线 {} 元",
+                        yuan(p.deductible_fen)
+                    ),
                 )
             }
             "one_stop" => {
@@ -479,7 +520,10 @@ impl Facts {
                 if n == 0 {
                     return None;
                 }
-                (treated == n, format!("大病专项救治 {n} 人，已救治 {treated} 人，救治率 {}", super::pct(super::ratio_bp(treated as i64, n as i64))))
+                (
+                    treated == n,
+                    format!("大病专项救治 {n} 人，已救治 {treated} 人，救治率 {}", super::pct(super::ratio_bp(treated as i64, n as i64))),
+                )
             }
             "fdc_contract_95" => {
                 let (c, n) = self.contract;
@@ -492,7 +536,12 @@ impl Facts {
                 let bp = super::ratio_bp(i64::from(made), i64::from(due))?;
                 (
                     bp >= 9_000 && self.cards_missing < 2,
-                    format!("慢病随访完成 {made}/{due}（{}）；已办慢病卡 {} 人，应办未办 {} 人", super::pct(Some(bp)), self.cards_covered, self.cards_missing),
+                    format!(
+                        "慢病随访完成 {made}/{due}（{}）；已办慢病卡 {} 人，应办未办 {} 人",
+                        super::pct(Some(bp)),
+                        self.cards_covered,
+                        self.cards_missing
+                    ),
                 )
             }
             _ => return None,

@@ -97,7 +97,19 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
     let mut st = Table::new(
         "selected",
         format!("{year} 年督战村"),
-        vec!["村", "乡镇", "入选理由", "方式", "责任片区", "市级责任领导", "县级责任领导", "督导次数", "最近督导", "未销号整改事项", "操作"],
+        vec![
+            "村",
+            "乡镇",
+            "入选理由",
+            "方式",
+            "责任片区",
+            "市级责任领导",
+            "县级责任领导",
+            "督导次数",
+            "最近督导",
+            "未销号整改事项",
+            "操作",
+        ],
     );
     st.empty = "尚未确定督战村";
     for v in &active {
@@ -107,7 +119,14 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
         let op = if manage {
             let options: String = zones
                 .iter()
-                .map(|z| format!("<option value=\"{}\"{}>{}</option>", z.id, if Some(z.id) == v.zone_id { " selected" } else { "" }, esc(&z.name)))
+                .map(|z| {
+                    format!(
+                        "<option value=\"{}\"{}>{}</option>",
+                        z.id,
+                        if Some(z.id) == v.zone_id { " selected" } else { "" },
+                        esc(&z.name)
+                    )
+                })
                 .collect();
             format!(
                 "<form method=\"post\" action=\"/web/supervise/assign\" class=\"inline\"><input type=\"hidden\" name=\"village\" value=\"{vc}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
@@ -242,8 +261,10 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
     }
     page.push(&it.html(&u.path));
     if may_inspect(&u) && !active.is_empty() {
-        let villages: String =
-            active.iter().map(|v| format!("<option value=\"{}\">{}</option>", esc(&v.village_code), esc(&place(&v.village_code)))).collect();
+        let villages: String = active
+            .iter()
+            .map(|v| format!("<option value=\"{}\">{}</option>", esc(&v.village_code), esc(&place(&v.village_code))))
+            .collect();
         let modes: String = INSPECTION_MODES.iter().map(|(m, z)| format!("<option value=\"{m}\">{z}</option>")).collect();
         page.push(&format!(
             "<section class=\"calc noprint\"><h2>登记督导</h2><form method=\"post\" action=\"/web/supervise/inspect\" class=\"grid-form\" data-testid=\"inspect-form\">\
