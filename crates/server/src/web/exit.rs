@@ -5,6 +5,8 @@
 //! the rectification ledger in one step.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
@@ -28,6 +30,37 @@ pub struct HouseholdCheck {
     pub village_code: String,
     pub members: usize,
     pub failures: Vec<(String, Vec<String>)>,
+}
+
+/// The checks of a region and year, kept for a minute (a county takes seconds; its Excel export and a
+/// second look then cost nothing). Dropped on import, like the dashboard's figures.
+#[derive(Default)]
+pub struct ExitCache {
+    map: Mutex<HashMap<(String, i64), (Instant, Arc<Vec<HouseholdCheck>>)>>,
+}
+
+impl ExitCache {
+    pub const TTL: Duration = Duration::from_secs(60);
+
+    pub fn invalidate(&self) {
+        self.map.lock().expect("exit cache lock").clear();
+    }
+
+    pub async fn get(&self, state: &AppState, region: &str, year: i64) -> Result<Arc<Vec<HouseholdCheck>>, WebError> {
+        let key = (region.to_string(), year);
+        if let Some((at, v)) = self.map.lock().expect("exit cache lock").get(&key) {
+            if at.elapsed() <= Self::TTL {
+                return Ok(v.clone());
+            }
+        }
+        let t = Instant::now();
+        let v = Arc::new(check(state, region, year).await?);
+        tracing::info!(region, year, households = v.len(), ms = t.elapsed().as_millis() as u64, "exit check computed");
+        let mut m = self.map.lock().expect("exit cache lock");
+        m.retain(|_, (at, _)| at.elapsed() <= Self::TTL);
+        m.insert(key, (Instant::now(), v.clone()));
+        Ok(v)
+    }
 }
 
 /// Checks every household with a poor member under `region` for the year, counted on its count day.
@@ -98,9 +131,9 @@ fn may_rectify(u: &WebUser) -> bool {
 pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Query<ExitQ>) -> WebResult {
     let ctx = Ctx::new(&state, &u, q.region.as_deref(), q.unmasked.as_deref() == Some("1"), "web.exit").await?;
     let year = year_param(&state, q.year.as_deref()).await?;
-    let checks = check(&state, &ctx.region, year).await?;
+    let checks = state.web.exit.get(&state, &ctx.region, year).await?;
     let mut villages: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    for h in &checks {
+    for h in checks.iter() {
         let v = villages.entry(h.village_code.as_str()).or_default();
         v[0] += 1;
         v[1] += usize::from(h.failures.is_empty());

@@ -124,6 +124,7 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
         )
         .await?;
     state.web.dashboard.invalidate();
+    state.web.exit.invalidate();
 
     let mut page = Page::new("名单导入结果");
     let summary = match report.already_imported_as {

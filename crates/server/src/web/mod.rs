@@ -58,6 +58,8 @@ pub struct WebState {
     pid: tokio::sync::OnceCell<pid::PidKey>,
     /// The early-warning list per day assessed (R-RISK-1).
     pub risk: risk::RiskCache,
+    /// Exit checks per region and year (R-EXIT-1).
+    pub exit: exit::ExitCache,
 }
 
 impl Default for WebState {
@@ -69,6 +71,7 @@ impl Default for WebState {
             warning_line_fen: 500_000,
             pid: tokio::sync::OnceCell::new(),
             risk: risk::RiskCache::default(),
+            exit: exit::ExitCache::default(),
         }
     }
 }
