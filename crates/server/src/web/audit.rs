@@ -153,8 +153,7 @@ pub async fn run(State(state): State<AppState>, u: WebUser, Form(f): Form<RunFor
     if !matches!(u.p.role, Role::Admin | Role::Bureau) {
         return Err(WebError::forbidden(format!("{}不能运行审核", u.p.role.name_zh())));
     }
-    let year: i64 =
-        f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
+    let year: i64 = super::health::parse_year(&f.year)?;
     let o = run_audit(&state.store, year, DEFAULT_RULES, &u.p.username).await.map_err(|e| match e {
         AuditError::Params(m) => WebError::bad(m),
         AuditError::Store(s) => WebError::from(s),

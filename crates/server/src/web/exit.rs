@@ -36,8 +36,11 @@ pub struct HouseholdCheck {
 /// second look then cost nothing). Dropped on import, like the dashboard's figures.
 #[derive(Default)]
 pub struct ExitCache {
-    map: Mutex<HashMap<(String, i64), (Instant, Arc<Vec<HouseholdCheck>>)>>,
+    map: Mutex<HashMap<(String, i64), Computed>>,
 }
+
+/// When a region's checks were computed, and the checks.
+type Computed = (Instant, Arc<Vec<HouseholdCheck>>);
 
 impl ExitCache {
     pub const TTL: Duration = Duration::from_secs(60);
@@ -233,7 +236,7 @@ pub async fn to_rectify(State(state): State<AppState>, u: WebUser, Form(f): Form
         return Err(WebError::forbidden(format!("{}不能登记整改事项", u.p.role.name_zh())));
     }
     let own = u.region()?.to_string();
-    let year: i64 = f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad("年度无效"))?;
+    let year = super::health::parse_year(&f.year)?;
     let village = state.store.household_village(f.household.trim()).await?.ok_or_else(|| WebError::not_found("没有这个户"))?;
     if !village.starts_with(&own) {
         return Err(WebError::not_found("没有这个户"));

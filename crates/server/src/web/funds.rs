@@ -332,10 +332,6 @@ async fn hospital_in_scope(state: &AppState, u: &WebUser, code: &str) -> Result<
     }
 }
 
-fn year_of(s: &str) -> Result<i64, WebError> {
-    s.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{s}”无效")))
-}
-
 fn day_of(s: &str, field: &str) -> Result<i64, WebError> {
     let d = Date::parse(s.trim()).map_err(|e| WebError::bad(format!("{field}无效：{e}")))?;
     if d > crate::clock::today() {
@@ -353,7 +349,7 @@ pub struct BudgetForm {
 
 pub async fn set_budget(State(state): State<AppState>, u: WebUser, Form(f): Form<BudgetForm>) -> WebResult {
     hospital_in_scope(&state, &u, &f.code).await?;
-    let year = year_of(&f.year)?;
+    let year = super::health::parse_year(&f.year)?;
     let fen = Fen::parse_yuan(f.amount.trim()).map_err(|e| WebError::bad(format!("年度预算“{}”无效：{e}", f.amount)))?;
     if fen.0 <= 0 {
         return Err(WebError::bad("年度预算须大于 0"));
@@ -374,7 +370,7 @@ pub struct PrepayForm {
 
 pub async fn prepay(State(state): State<AppState>, u: WebUser, Form(f): Form<PrepayForm>) -> WebResult {
     hospital_in_scope(&state, &u, &f.code).await?;
-    let year = year_of(&f.year)?;
+    let year = super::health::parse_year(&f.year)?;
     let on = day_of(&f.on, "预付日期")?;
     if !state.store.budget_step(f.code.trim(), year, Some(on), None, &u.p.username).await? {
         return Err(WebError::bad("请先登记该机构的年度预算"));
@@ -392,7 +388,7 @@ pub struct AssessForm {
 
 pub async fn assess(State(state): State<AppState>, u: WebUser, Form(f): Form<AssessForm>) -> WebResult {
     hospital_in_scope(&state, &u, &f.code).await?;
-    let year = year_of(&f.year)?;
+    let year = super::health::parse_year(&f.year)?;
     let on = day_of(&f.on, "考核日期")?;
     // A percentage with up to two decimals, as basis points (exact: parsed like yuan).
     let bp = Fen::parse_yuan(f.result.trim().trim_end_matches('%'))
@@ -417,7 +413,7 @@ pub struct StatementForm {
 /// Draws up a quarter's statement from the ledger (once; the amount is fixed when drawn up).
 pub async fn draw_up(State(state): State<AppState>, u: WebUser, Form(f): Form<StatementForm>) -> WebResult {
     hospital_in_scope(&state, &u, &f.code).await?;
-    let year = year_of(&f.year)?;
+    let year = super::health::parse_year(&f.year)?;
     let quarter: i64 = f.quarter.trim().parse().ok().filter(|q| (1..=4).contains(q)).ok_or_else(|| WebError::bad("季度无效"))?;
     let (amount, claims) = state
         .store

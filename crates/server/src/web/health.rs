@@ -87,11 +87,17 @@ pub fn parse_day(s: Option<&str>, default: i64, field: &str) -> Result<i64, WebE
     }
 }
 
+/// A year typed into a form or address (2000–2100).
+pub fn parse_year(s: &str) -> Result<i64, WebError> {
+    let s = s.trim();
+    s.parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{s}”无效")))
+}
+
 /// The `year` of a page's query (the dashboard's latest year when absent).
 pub async fn year_param(state: &AppState, s: Option<&str>) -> Result<i64, WebError> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(super::dashboard::default_year(state).await),
-        Some(y) => y.parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{y}”无效"))),
+        Some(y) => parse_year(y),
     }
 }
 

@@ -155,8 +155,7 @@ pub struct ScanForm {
 pub async fn scan(State(state): State<AppState>, u: WebUser, Form(f): Form<ScanForm>) -> WebResult {
     require_manage(&u, "从结算中发现病例")?;
     let region = u.region_in_scope(Some(&f.region))?.to_string();
-    let year: i64 =
-        f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
+    let year: i64 = super::health::parse_year(&f.year)?;
     let (listed, opened) = cases_from_settlements(&state.store, &region, year, &u.p.username).await?;
     state.store.audit(&u.p.username, "mdt.scan", &format!("{region} {year}: {listed} listed visits, {opened} cases opened")).await?;
     let msg = format!("{year} 年有 {listed} 次结算的主要诊断在目录内，新建病例 {opened} 个");

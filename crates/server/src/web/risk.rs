@@ -353,8 +353,7 @@ pub async fn set_line(State(state): State<AppState>, u: WebUser, Form(f): Form<L
         return Err(WebError::forbidden(format!("{}不能设定预警线", u.p.role.name_zh())));
     }
     let region = u.region_in_scope(Some(&f.region))?.to_string();
-    let year: i64 =
-        f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{}”无效", f.year)))?;
+    let year: i64 = super::health::parse_year(&f.year)?;
     let income = Fen::parse_yuan(f.income.trim()).map_err(|e| WebError::bad(format!("人均可支配收入“{}”无效：{e}", f.income)))?;
     if income.0 <= 0 {
         return Err(WebError::bad("人均可支配收入必须大于 0"));

@@ -141,7 +141,7 @@ pub async fn open(State(state): State<AppState>, u: WebUser, AxForm(f): AxForm<O
         return Err(WebError::bad(format!("区划代码 {region} 不存在")));
     }
     let fm = form(f.form.trim())?;
-    let year: i64 = f.year.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad("年度无效"))?;
+    let year = super::health::parse_year(&f.year)?;
     let s = state.store.score_sheet(&fm.id, &region, year, &u.p.username).await?;
     Ok(Redirect::to(&format!("/web/scores/{}", s.id)).into_response())
 }

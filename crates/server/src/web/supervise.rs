@@ -292,10 +292,6 @@ fn require(ok: bool, u: &WebUser, what: &str) -> Result<(), WebError> {
     }
 }
 
-fn year_of(s: &str) -> Result<i64, WebError> {
-    s.trim().parse().ok().filter(|y| (2000..=2100).contains(y)).ok_or_else(|| WebError::bad(format!("年度“{s}”无效")))
-}
-
 #[derive(Deserialize)]
 pub struct SelectForm {
     village: String,
@@ -316,7 +312,7 @@ pub async fn select(State(state): State<AppState>, u: WebUser, Form(f): Form<Sel
     if !names.contains_key(&village) {
         return Err(WebError::bad(format!("区划代码 {village} 不存在")));
     }
-    let year = year_of(&f.year)?;
+    let year = super::health::parse_year(&f.year)?;
     let day = count_day(year)?;
     let reason = f.reason.trim();
     let (reasons, by_hand) = if reason.is_empty() {
@@ -349,7 +345,7 @@ pub struct RemoveForm {
 pub async fn remove(State(state): State<AppState>, u: WebUser, Form(f): Form<RemoveForm>) -> WebResult {
     require(may_manage(&u), &u, "移出督战村")?;
     let village = u.region_in_scope(Some(&f.village))?.to_string();
-    let year = year_of(&f.year)?;
+    let year = super::health::parse_year(&f.year)?;
     if f.reason.trim().is_empty() {
         return Err(WebError::bad("请填写移出理由"));
     }
@@ -400,7 +396,7 @@ pub struct AssignForm {
 pub async fn assign(State(state): State<AppState>, u: WebUser, Form(f): Form<AssignForm>) -> WebResult {
     require(may_manage(&u), &u, "分配责任片区")?;
     let village = u.region_in_scope(Some(&f.village))?.to_string();
-    let year = year_of(&f.year)?;
+    let year = super::health::parse_year(&f.year)?;
     let zone = match f.zone.trim() {
         "" => None,
         z => {
