@@ -828,7 +828,8 @@ try {
       }
       await step('find the patient by ID number', async () => {
         await page.fill('[data-testid=window-q]', found.personId);
-        await Promise.all([page.waitForURL((u) => u.searchParams.get('q') === found.personId), page.locator('form.search-big button').click()]);
+        await Promise.all([page.waitForURL((u) => u.pathname === '/web/window' && u.searchParams.has('p')), page.locator('form.search-big button').click()]);
+        assert.ok(!page.url().includes(found.personId), `the window's address carries the ID number: ${page.url()}`);
         const patient = page.locator('[data-testid=patient]');
         await patient.waitFor();
         assert.ok((await patient.textContent()).includes('已参保'), `the patient is not shown as insured: ${await patient.textContent()}`);

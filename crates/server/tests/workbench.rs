@@ -802,9 +802,19 @@ async fn the_window_presettles_settles_once_prints_and_cancels() {
         let hosp2 = Browser::login(&app.base, "hosp2").await;
         let admin = Browser::login(&app.base, "admin1").await.rest();
 
-        let r = hosp.get(&format!("/web/window?q={}", p.id_no)).await;
+        // The search posts; the answer is the patient's page by key: no address carries the ID number.
+        let r = hosp.post_form("/web/window/find", &[("q", &p.id_no)]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let loc = r.header("location");
+        assert!(loc.starts_with("/web/window?p=") && !loc.contains(&p.id_no), "{db:?}: {loc}");
+        assert_eq!(hosp.get(&format!("/web/window?q={}", p.id_no)).await.header("location"), loc, "{db:?}: a typed address redirects too");
+        let r = hosp.get(&loc).await;
         assert_eq!(r.status, 200, "{db:?}: {}", r.text());
         let html = r.text();
+        assert!(!html.contains(&p.id_no), "{db:?}: the page shows the ID number masked");
+        assert!(hosp.get("/web/window?p=00ff").await.text().contains("未找到该人员"), "{db:?}: an altered key finds nobody");
+        let r = hosp.post_form("/web/window/find", &[("q", "620422199001010000")]).await;
+        assert!(r.status == 200 && r.text().contains("未找到该人员") && !r.text().contains("620422199001010000"), "{db:?}");
         assert!(html.contains("data-testid=\"settle-form\"") && html.contains(&p.psn_no), "{db:?}: {html}");
         assert!(html.contains(&format!("name=\"insuplc\" value=\"{COUNTY}\"")), "{db:?}");
         let r = hosp.get("/web/window?q=620422199001010000").await;
@@ -888,6 +898,9 @@ async fn the_window_presettles_settles_once_prints_and_cancels() {
         assert_eq!(r.status, 200, "{db:?}: {}", r.text());
         let html = r.text();
         assert!(html.contains("已冲销") && html.contains("有效"), "{db:?}: the window lists both settlements: {html}");
+        let x = hosp.get(&format!("/web/window?q={}&export=done", p.psn_no)).await;
+        assert_eq!(x.header("content-type"), XLSX, "{db:?}: the settlements export to Excel");
+        assert_eq!(sheet(&x.body).height(), 3, "{db:?}: the header and both settlements");
 
         // Only hospitals use the window.
         let bureau = Browser::login(&app.base, "bureau1").await;
@@ -900,7 +913,7 @@ async fn the_window_presettles_settles_once_prints_and_cancels() {
         let html = hosp.post_form("/web/window/presettle", &window_form(q, "", "1000.00", "0", "0")).await.text();
         let open = between(&html, "name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"", "\"").unwrap_or_default().to_string();
         assert!(html.contains("预结算结果（未入账）") && !open.is_empty(), "{db:?}: {html}");
-        let r = hosp.get(&format!("/web/window?q={}", q.id_no)).await;
+        let r = hosp.page(&format!("/web/window?q={}", q.id_no)).await;
         assert_eq!(r.status, 200, "{db:?}: the window page of a patient with an open visit: {}", r.text());
         assert!(r.text().contains(&format!("data-mdtrt=\"{open}\"")), "{db:?}: the open visit is offered: {}", r.text());
         app.stop().await;

@@ -494,6 +494,7 @@ pub fn routes() -> Router<AppState> {
             get(import::import_page).post(import::upload).layer(axum::extract::DefaultBodyLimit::max(import::MAX_UPLOAD_BYTES)),
         )
         .route("/web/window", get(window::window_page))
+        .route("/web/window/find", post(window::find))
         .route("/web/window/presettle", post(window::presettle))
         .route("/web/window/settle", post(window::settle))
         .route("/web/window/cancel", post(window::cancel))

@@ -37,10 +37,40 @@ async fn institution_of(state: &AppState, u: &WebUser) -> Result<Institution, We
 
 #[derive(Deserialize, Default)]
 pub struct WindowQ {
+    /// What the clerk typed: an ID number (answered with a redirect to `p`) or a 人员编号.
     #[serde(default)]
     q: String,
+    /// The patient's opaque key (`web::pid`): no page address carries an ID number.
+    #[serde(default)]
+    p: String,
     #[serde(default)]
     date: String,
+    #[serde(default)]
+    export: Option<String>,
+}
+
+/// Whether typed text is an ID number (rather than a 人员编号).
+fn looks_like_id(q: &str) -> bool {
+    let q = q.trim();
+    q.len() == 18 && q[..17].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The search form posts: an ID number never goes into an address. Found: the patient's page by key.
+pub async fn find(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<WindowQ>) -> WebResult {
+    institution_of(&state, &u).await?;
+    let q = f.q.trim();
+    if q.is_empty() {
+        return Ok(axum::response::Redirect::to("/web/window").into_response());
+    }
+    match lookup(&state, q).await? {
+        Some(person) => {
+            let key = state.web.pid_key(&state.store).await?.encode(&person.id_no);
+            let date = if f.date.trim().is_empty() { String::new() } else { format!("&date={}", urlencode(f.date.trim())) };
+            Ok(axum::response::Redirect::to(&format!("/web/window?p={key}{date}")).into_response())
+        }
+        // Not found: the page says so (an ID number typed is not echoed back).
+        None => window_page(State(state), u, Query(WindowQ { q: q.to_string(), ..Default::default() })).await,
+    }
 }
 
 async fn lookup(state: &AppState, q: &str) -> Result<Option<PersonRecord>, WebError> {
@@ -72,18 +102,33 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let mut page = Page::new("一站式结算窗口");
     page.push(&format!(
         "<p class=\"muted\">{}（{}，{} 级，所在区划 {}）</p>\
-         <form class=\"inline search-big\" method=\"get\" action=\"/web/window\"><label>患者身份证号码或社保卡号（人员编号）\
-         <input name=\"q\" value=\"{}\" required autofocus data-testid=\"window-q\"></label><button>查找</button></form>",
+         <form class=\"inline search-big\" method=\"post\" action=\"/web/window/find\"><label>患者身份证号码或社保卡号（人员编号）\
+         <input name=\"q\" value=\"{}\" required autofocus autocomplete=\"off\" data-testid=\"window-q\"></label><button>查找</button></form>",
         esc(&inst.name),
         esc(&inst.fixmedins_code),
         inst.hosp_lv,
         esc(&inst.admdvs),
-        esc(&q.q)
+        if looks_like_id(&q.q) { String::new() } else { esc(q.q.trim()) }
     ));
-    if q.q.trim().is_empty() {
-        return Ok(page.render(&u));
+    // An ID number typed into the address: answered with the patient's key (as the person page does).
+    if looks_like_id(&q.q) {
+        if let Some(person) = lookup(&state, &q.q).await? {
+            let key = state.web.pid_key(&state.store).await?.encode(&person.id_no);
+            let date = if q.date.trim().is_empty() { String::new() } else { format!("&date={}", urlencode(q.date.trim())) };
+            return Ok(axum::response::Redirect::to(&format!("/web/window?p={key}{date}")).into_response());
+        }
     }
-    let Some(person) = lookup(&state, &q.q).await? else {
+    let found = if !q.p.trim().is_empty() {
+        match state.web.pid_key(&state.store).await?.decode(q.p.trim()) {
+            Some(id_no) => state.store.person(&id_no).await?,
+            None => None,
+        }
+    } else if q.q.trim().is_empty() {
+        return Ok(page.render(&u));
+    } else {
+        lookup(&state, &q.q).await?
+    };
+    let Some(person) = found else {
         page.push("<div class=\"alert error\" role=\"alert\">未找到该人员：请核对证件号码或社保卡号；未登记的人员请到医保经办机构办理参保登记。</div>");
         return Ok(page.render(&u));
     };
@@ -204,11 +249,14 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         esc(&policy.meta.name),
         esc(&policy.version),
         esc(&psn_no),
-        esc(&person.id_no),
+        esc(&state.web.pid_key(&state.store).await?.encode(&person.id_no)),
         esc(&insured_area),
         super::policy::bill_fields()
     ));
 
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export(&[&done_table(&state, &inst, &psn_no).await?], x);
+    }
     page.push(&done_list(&state, &inst, &psn_no).await?);
     Ok(page.render(&u))
 }
@@ -216,6 +264,12 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
 /// This institution's settlements of the person, in a box that a settlement or a cancellation replaces
 /// out of band (so the list is current without reloading the page).
 async fn done_list(state: &AppState, inst: &Institution, psn_no: &str) -> Result<String, WebError> {
+    let st = done_table(state, inst, psn_no).await?;
+    Ok(format!("<div id=\"done-list\">{}</div>", st.html(&format!("/web/window?q={}", urlencode(psn_no)))))
+}
+
+/// The hospital's settlements of the patient (人员编号: the export link names the 人员编号, never an ID number).
+async fn done_table(state: &AppState, inst: &Institution, psn_no: &str) -> Result<Table, WebError> {
     let psn_no = psn_no.to_string();
     let f = SettlementFilter {
         fixmedins_code: Some(inst.fixmedins_code.clone()),
@@ -253,7 +307,7 @@ async fn done_list(state: &AppState, inst: &Institution, psn_no: &str) -> Result
             Cell::Html(actions, String::new()),
         ]);
     }
-    Ok(format!("<div id=\"done-list\">{}</div>", st.html(&format!("/web/window?q={}", urlencode(&psn_no)))))
+    Ok(st)
 }
 
 /// The refreshed list of settlements, swapped in by htmx next to a fragment's message.
@@ -391,7 +445,22 @@ fn result_from_output(out: &Value, committed: bool) -> String {
     )
 }
 
+/// The form carries the patient's key, not the ID number (a hospital system may post the ID number
+/// itself); the national message needs the ID number.
+async fn with_cert(state: &AppState, mut f: SettleForm) -> Result<SettleForm, String> {
+    let c = f.cert_no.trim();
+    if !looks_like_id(c) {
+        let key = state.web.pid_key(&state.store).await.map_err(|e| e.message)?;
+        f.cert_no = key.decode(c).ok_or_else(|| "患者信息无效，请重新查找患者".to_string())?;
+    }
+    Ok(f)
+}
+
 pub async fn presettle(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<SettleForm>) -> Response {
+    let f = match with_cert(&state, f).await {
+        Ok(f) => f,
+        Err(e) => return fragment_error(&e),
+    };
     match run_settle(&state, &u, &f, false).await {
         Ok(html) => fragment(html),
         Err(e) => fragment_error(&e),
@@ -399,6 +468,10 @@ pub async fn presettle(State(state): State<AppState>, u: WebUser, axum::Form(f):
 }
 
 pub async fn settle(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<SettleForm>) -> Response {
+    let f = match with_cert(&state, f).await {
+        Ok(f) => f,
+        Err(e) => return fragment_error(&e),
+    };
     match run_settle(&state, &u, &f, true).await {
         Ok(html) => fragment(html),
         Err(e) => fragment_error(&e),
