@@ -123,6 +123,10 @@ pub struct FallbackStatement {
     pub paid_on: Option<i64>,
 }
 
+const INSPECTION_COLS: &str = "id, village_code, on_date, mode, inspector, findings, rect_id, created_by";
+const SHEET_COLS: &str = "id, form_id, region_code, year, created_by, created_at";
+const STATEMENT_COLS: &str = "id, fixmedins_code, year, quarter, amount_fen, claims, submitted_on, accepted_on, paid_on";
+
 fn region_range(region: &str) -> (String, String) {
     (region.to_string(), prefix_end(region))
 }
@@ -331,10 +335,10 @@ impl Store {
     /// Inspections under `region` between two days (yyyymmdd, inclusive), newest first.
     pub async fn inspections(&self, region: &str, from: i64, to: i64) -> Result<Vec<Inspection>> {
         let (a, b) = region_range(region);
-        let rows = sqlx::query(
-            "SELECT id, village_code, on_date, mode, inspector, findings, rect_id, created_by FROM sup_inspections \
-             WHERE village_code >= $1 AND village_code < $2 AND on_date >= $3 AND on_date <= $4 ORDER BY on_date DESC, id DESC",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {INSPECTION_COLS} FROM sup_inspections \
+             WHERE village_code >= $1 AND village_code < $2 AND on_date >= $3 AND on_date <= $4 ORDER BY on_date DESC, id DESC"
+        ))
         .bind(a)
         .bind(b)
         .bind(from)
@@ -345,12 +349,10 @@ impl Store {
     }
 
     pub async fn inspection(&self, id: i64) -> Result<Option<Inspection>> {
-        let r = sqlx::query(
-            "SELECT id, village_code, on_date, mode, inspector, findings, rect_id, created_by FROM sup_inspections WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
+        let r = sqlx::query(&format!("SELECT {INSPECTION_COLS} FROM sup_inspections WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         r.as_ref().map(inspection_row).transpose()
     }
 
@@ -434,7 +436,7 @@ impl Store {
         .bind(now_text())
         .execute(self.pool())
         .await?;
-        let r = sqlx::query("SELECT id, form_id, region_code, year, created_by, created_at FROM score_sheets WHERE form_id = $1 AND region_code = $2 AND year = $3")
+        let r = sqlx::query(&format!("SELECT {SHEET_COLS} FROM score_sheets WHERE form_id = $1 AND region_code = $2 AND year = $3"))
             .bind(form_id.to_string())
             .bind(region.to_string())
             .bind(year)
@@ -444,18 +446,14 @@ impl Store {
     }
 
     pub async fn score_sheet_by_id(&self, id: i64) -> Result<Option<ScoreSheet>> {
-        let r = sqlx::query("SELECT id, form_id, region_code, year, created_by, created_at FROM score_sheets WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let r = sqlx::query(&format!("SELECT {SHEET_COLS} FROM score_sheets WHERE id = $1")).bind(id).fetch_optional(self.pool()).await?;
         r.as_ref().map(sheet_row).transpose()
     }
 
     /// Sheets of a year for units under `region`.
     pub async fn score_sheets(&self, region: &str, year: i64) -> Result<Vec<ScoreSheet>> {
         let (a, b) = region_range(region);
-        let rows = sqlx::query(
-            "SELECT id, form_id, region_code, year, created_by, created_at FROM score_sheets WHERE year = $1 AND region_code >= $2 AND region_code < $3 ORDER BY form_id, region_code",
+        let rows = sqlx::query(&format!("SELECT {SHEET_COLS} FROM score_sheets WHERE year = $1 AND region_code >= $2 AND region_code < $3 ORDER BY form_id, region_code"),
         )
         .bind(year)
         .bind(a)
@@ -701,17 +699,16 @@ impl Store {
     }
 
     pub async fn fallback_statements(&self, year: i64) -> Result<Vec<FallbackStatement>> {
-        let rows = sqlx::query(
-            "SELECT id, fixmedins_code, year, quarter, amount_fen, claims, submitted_on, accepted_on, paid_on FROM fallback_statements WHERE year = $1 ORDER BY quarter, fixmedins_code",
-        )
-        .bind(year)
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {STATEMENT_COLS} FROM fallback_statements WHERE year = $1 ORDER BY quarter, fixmedins_code"))
+                .bind(year)
+                .fetch_all(self.pool())
+                .await?;
         rows.iter().map(statement_row).collect()
     }
 
     pub async fn fallback_statement(&self, id: i64) -> Result<Option<FallbackStatement>> {
-        let r = sqlx::query("SELECT id, fixmedins_code, year, quarter, amount_fen, claims, submitted_on, accepted_on, paid_on FROM fallback_statements WHERE id = $1")
+        let r = sqlx::query(&format!("SELECT {STATEMENT_COLS} FROM fallback_statements WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
