@@ -232,9 +232,7 @@ pub struct RectForm {
 
 /// A failing household into the ledger (source 退出验收; one item per household and year).
 pub async fn to_rectify(State(state): State<AppState>, u: WebUser, Form(f): Form<RectForm>) -> WebResult {
-    if !may_rectify(&u) {
-        return Err(WebError::forbidden(format!("{}不能登记整改事项", u.p.role.name_zh())));
-    }
+    u.require(may_rectify(&u), "登记整改事项")?;
     let own = u.region()?.to_string();
     let year = super::health::parse_year(&f.year)?;
     let village = state.store.household_village(f.household.trim()).await?.ok_or_else(|| WebError::not_found("没有这个户"))?;

@@ -321,9 +321,7 @@ fn back(year: i64) -> WebResult {
 }
 
 async fn hospital_in_scope(state: &AppState, u: &WebUser, code: &str) -> Result<(), WebError> {
-    if !may_manage(u) {
-        return Err(WebError::forbidden(format!("{}不能登记资金拨付", u.p.role.name_zh())));
-    }
+    u.require(may_manage(u), "登记资金拨付")?;
     let own = u.region()?;
     let county = own.get(..6).unwrap_or(own);
     match state.store.institution(code.trim()).await? {
@@ -333,11 +331,7 @@ async fn hospital_in_scope(state: &AppState, u: &WebUser, code: &str) -> Result<
 }
 
 fn day_of(s: &str, field: &str) -> Result<i64, WebError> {
-    let d = Date::parse(s.trim()).map_err(|e| WebError::bad(format!("{field}无效：{e}")))?;
-    if d > crate::clock::today() {
-        return Err(WebError::bad(format!("{field}不能晚于今天")));
-    }
-    Ok(date_num(d))
+    super::health::past_day(s, field).map(date_num)
 }
 
 #[derive(Deserialize)]

@@ -72,11 +72,16 @@ pub fn may_manage(u: &WebUser) -> bool {
 }
 
 pub fn require_manage(u: &WebUser, what: &str) -> Result<(), WebError> {
-    if may_manage(u) {
-        Ok(())
-    } else {
-        Err(WebError::forbidden(format!("{}不能{what}", u.p.role.name_zh())))
+    u.require(may_manage(u), what)
+}
+
+/// A date typed into a form that must not lie in the future (when something was done).
+pub fn past_day(s: &str, field: &str) -> Result<baozhang_core::Date, WebError> {
+    let d = baozhang_core::Date::parse(s.trim()).map_err(|e| WebError::bad(format!("{field}无效：{e}")))?;
+    if d > crate::clock::today() {
+        return Err(WebError::bad(format!("{field}不能晚于今天")));
     }
+    Ok(d)
 }
 
 /// `yyyy-mm-dd` (or empty: the default) → yyyymmdd.

@@ -221,6 +221,14 @@ impl WebUser {
             Some(_) => Err(WebError::forbidden("该区划不在您的管辖范围内")),
         }
     }
+    /// Refuses an action the user's role may not take: "<role>不能<what>" (403).
+    pub fn require(&self, allowed: bool, what: &str) -> Result<(), WebError> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(WebError::forbidden(format!("{}不能{what}", self.p.role.name_zh())))
+        }
+    }
     pub fn may_unmask(&self, asked: bool) -> Result<bool, WebError> {
         match asked {
             true if self.p.may_unmask() => Ok(true),

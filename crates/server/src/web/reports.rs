@@ -10,7 +10,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use baozhang_core::supervise::{report_status, ReportKind, ReportStatus, REPORT_KINDS};
-use baozhang_core::Date;
 use baozhang_slip::ReportData;
 use baozhang_store::date_num;
 use baozhang_store::supervise::Submission;
@@ -310,9 +309,7 @@ pub struct SubmitForm {
 }
 
 pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<SubmitForm>) -> WebResult {
-    if !may_manage(&u) {
-        return Err(WebError::forbidden(format!("{}不能登记报送", u.p.role.name_zh())));
-    }
+    u.require(may_manage(&u), "登记报送")?;
     let county = u.region_in_scope(Some(&f.region))?.to_string();
     if county.len() != 6 {
         return Err(WebError::bad("报送按县（区）登记"));
@@ -324,10 +321,7 @@ pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<Sub
     }
     let period =
         super::chronic::parse_month(&f.period).ok_or_else(|| WebError::bad(format!("所属月份“{}”无效（格式 2019-05）", f.period)))?;
-    let on = Date::parse(f.submitted_on.trim()).map_err(|e| WebError::bad(format!("报送日期无效：{e}")))?;
-    if on > crate::clock::today() {
-        return Err(WebError::bad("报送日期不能晚于今天"));
-    }
+    let on = super::health::past_day(&f.submitted_on, "报送日期")?;
     let note = f.note.trim();
     if note.chars().count() > 200 {
         return Err(WebError::bad("说明不超过 200 字"));

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect};
 use axum::Form as AxForm;
-use baozhang_core::supervise::{probe_policy, score, total, Answer, Form, ScoreRule, AUTO_CHECKS};
+use baozhang_core::supervise::{probe_policy, score, total, Answer, Form, FormItem, ScoreRule, AUTO_CHECKS};
 use baozhang_ingest::health::{card_coverage, compare_cards, contract_rate, follow_up_completion, follow_ups, treatment_rate};
 use baozhang_slip::ReportData;
 use baozhang_store::date_num;
@@ -133,9 +133,7 @@ pub struct OpenForm {
 }
 
 pub async fn open(State(state): State<AppState>, u: WebUser, AxForm(f): AxForm<OpenForm>) -> WebResult {
-    if !may_score(&u) {
-        return Err(WebError::forbidden(format!("{}不能评分", u.p.role.name_zh())));
-    }
+    u.require(may_score(&u), "评分")?;
     let region = u.region_in_scope(Some(&f.region))?.to_string();
     if !state.web.region_names(&state.store).await?.contains_key(&region) {
         return Err(WebError::bad(format!("区划代码 {region} 不存在")));
@@ -311,16 +309,14 @@ pub struct AnswerForm {
 }
 
 pub async fn answer(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>, AxForm(f): AxForm<AnswerForm>) -> WebResult {
-    if !may_score(&u) {
-        return Err(WebError::forbidden(format!("{}不能评分", u.p.role.name_zh())));
-    }
+    u.require(may_score(&u), "评分")?;
     let (_, fm) = sheet_in_scope(&state, &u, id).await?;
     let it = fm.item(f.item.trim()).ok_or_else(|| WebError::bad(format!("没有第 {} 项", f.item)))?;
     if f.answer.trim().is_empty() {
         return Err(WebError::bad(format!("第 {} 项：请选择答复或填写得分", it.no)));
     }
     let a = Answer::parse(&f.answer).ok_or_else(|| WebError::bad(format!("第 {} 项：答复“{}”无效", it.no, f.answer)))?;
-    let (points, veto) = score(it, a).map_err(WebError::bad)?;
+    let (points, _) = score(it, a).map_err(WebError::bad)?;
     let evidence = f.evidence.trim();
     if evidence.chars().count() > 300 {
         return Err(WebError::bad("依据不超过 300 字"));
@@ -328,58 +324,41 @@ pub async fn answer(State(state): State<AppState>, u: WebUser, Path(id): Path<i6
     if it.rule == ScoreRule::Partial && points < it.points && evidence.is_empty() {
         return Err(WebError::bad(format!("第 {} 项扣分须写明依据", it.no)));
     }
-    state
-        .store
-        .add_score_answer(
-            id,
-            &ScoreAnswer {
-                item_no: it.no.clone(),
-                answer: a.text(),
-                points,
-                veto,
-                evidence: evidence.into(),
-                source: "hand".into(),
-                answered_by: u.p.username.clone(),
-                ..Default::default()
-            },
-        )
-        .await?;
+    record(&state, id, it, a, evidence, "hand", &u.p.username).await?;
     Ok(Redirect::to(&format!("/web/scores/{id}")).into_response())
 }
 
 /// Fills every item that names a data check (answers given by hand are overwritten by a newer answer
 /// only here: the trail keeps both).
 pub async fn auto(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>) -> WebResult {
-    if !may_score(&u) {
-        return Err(WebError::forbidden(format!("{}不能评分", u.p.role.name_zh())));
-    }
+    u.require(may_score(&u), "评分")?;
     let (s, fm) = sheet_in_scope(&state, &u, id).await?;
     let facts = Facts::gather(&state, &s.region_code, s.year).await?;
     let mut filled = 0;
     for it in &fm.items {
         let Some(key) = &it.auto else { continue };
         let Some((a, evidence)) = facts.answer(key) else { continue };
-        let (points, veto) = score(it, a).map_err(WebError::bad)?;
-        state
-            .store
-            .add_score_answer(
-                id,
-                &ScoreAnswer {
-                    item_no: it.no.clone(),
-                    answer: a.text(),
-                    points,
-                    veto,
-                    evidence,
-                    source: "auto".into(),
-                    answered_by: u.p.username.clone(),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        record(&state, id, it, a, &evidence, "auto", &u.p.username).await?;
         filled += 1;
     }
     tracing::info!(sheet = id, filled, "score sheet filled from data");
     Ok(Redirect::to(&format!("/web/scores/{id}")).into_response())
+}
+
+/// Scores an answer by the item's rule and appends it to the sheet's trail.
+async fn record(state: &AppState, sheet: i64, it: &FormItem, a: Answer, evidence: &str, source: &str, by: &str) -> Result<(), WebError> {
+    let (points, veto) = score(it, a).map_err(WebError::bad)?;
+    let answer = ScoreAnswer {
+        item_no: it.no.clone(),
+        answer: a.text(),
+        points,
+        veto,
+        evidence: evidence.into(),
+        source: source.into(),
+        answered_by: by.into(),
+        ..Default::default()
+    };
+    Ok(state.store.add_score_answer(sheet, &answer).await?)
 }
 
 /// What the data says about a unit and year, gathered once for all of a sheet's data checks.

@@ -284,14 +284,6 @@ fn back(year: i64) -> WebResult {
     Ok(Redirect::to(&format!("/web/supervise?year={year}")).into_response())
 }
 
-fn require(ok: bool, u: &WebUser, what: &str) -> Result<(), WebError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(WebError::forbidden(format!("{}不能{what}", u.p.role.name_zh())))
-    }
-}
-
 #[derive(Deserialize)]
 pub struct SelectForm {
     village: String,
@@ -303,7 +295,7 @@ pub struct SelectForm {
 /// Puts a village under supervision: with the criteria it meets (recomputed here, not taken from the
 /// form), or by hand with the reason given.
 pub async fn select(State(state): State<AppState>, u: WebUser, Form(f): Form<SelectForm>) -> WebResult {
-    require(may_manage(&u), &u, "确定督战村")?;
+    u.require(may_manage(&u), "确定督战村")?;
     let village = u.region_in_scope(Some(&f.village))?.to_string();
     if village.len() != 12 {
         return Err(WebError::bad(format!("“{village}”不是村级区划代码（12 位）")));
@@ -343,7 +335,7 @@ pub struct RemoveForm {
 }
 
 pub async fn remove(State(state): State<AppState>, u: WebUser, Form(f): Form<RemoveForm>) -> WebResult {
-    require(may_manage(&u), &u, "移出督战村")?;
+    u.require(may_manage(&u), "移出督战村")?;
     let village = u.region_in_scope(Some(&f.village))?.to_string();
     let year = super::health::parse_year(&f.year)?;
     if f.reason.trim().is_empty() {
@@ -364,7 +356,7 @@ pub struct ZoneForm {
 }
 
 pub async fn add_zone(State(state): State<AppState>, u: WebUser, Form(f): Form<ZoneForm>) -> WebResult {
-    require(may_manage(&u), &u, "设立责任片区")?;
+    u.require(may_manage(&u), "设立责任片区")?;
     let region = u.region_in_scope(Some(&f.region))?.to_string();
     let field = |s: &str, name: &str| {
         let s = s.trim();
@@ -394,7 +386,7 @@ pub struct AssignForm {
 }
 
 pub async fn assign(State(state): State<AppState>, u: WebUser, Form(f): Form<AssignForm>) -> WebResult {
-    require(may_manage(&u), &u, "分配责任片区")?;
+    u.require(may_manage(&u), "分配责任片区")?;
     let village = u.region_in_scope(Some(&f.village))?.to_string();
     let year = super::health::parse_year(&f.year)?;
     let zone = match f.zone.trim() {
@@ -426,12 +418,9 @@ pub struct InspectForm {
 
 /// Records an inspection; findings other than 无 become a ledger item (source 督查检查) at once.
 pub async fn inspect(State(state): State<AppState>, u: WebUser, Form(f): Form<InspectForm>) -> WebResult {
-    require(may_inspect(&u), &u, "登记督导")?;
+    u.require(may_inspect(&u), "登记督导")?;
     let village = u.region_in_scope(Some(&f.village))?.to_string();
-    let on = Date::parse(f.on_date.trim()).map_err(|e| WebError::bad(format!("督导日期无效：{e}")))?;
-    if on > crate::clock::today() {
-        return Err(WebError::bad("督导日期不能晚于今天"));
-    }
+    let on = super::health::past_day(&f.on_date, "督导日期")?;
     let year = i64::from(on.year());
     if !state.store.sup_villages(&village, year).await?.iter().any(|v| v.village_code == village && v.status == "active") {
         return Err(WebError::bad(format!("该村不是 {year} 年督战村")));
