@@ -830,6 +830,7 @@ try {
         await page.fill('[data-testid=window-q]', found.personId);
         await Promise.all([page.waitForURL((u) => u.pathname === '/web/window' && u.searchParams.has('p')), page.locator('form.search-big button').click()]);
         assert.ok(!page.url().includes(found.personId), `the window's address carries the ID number: ${page.url()}`);
+        found.windowUrl = page.url();
         const patient = page.locator('[data-testid=patient]');
         await patient.waitFor();
         assert.ok((await patient.textContent()).includes('已参保'), `the patient is not shown as insured: ${await patient.textContent()}`);
@@ -904,7 +905,7 @@ try {
         const now = await tableRows(page, 'done');
         assert.ok(now.some((r) => r.cells[0] === setlId && r.cells.includes('有效')), `not listed without a reload: ${JSON.stringify(now.map((r) => r.cells[0]))}`);
         // … and after a reload.
-        await page.goto(`${BASE_URL}/web/window?q=${encodeURIComponent(found.personId)}`);
+        await page.goto(found.windowUrl);
         const rows = await tableRows(page, 'done');
         const row = rows.find((r) => r.cells[0] === setlId);
         assert.ok(row, `settlement ${setlId} is not listed: ${JSON.stringify(rows.map((r) => r.cells[0]))}`);
@@ -944,8 +945,8 @@ try {
         assert.equal(xr.status(), 403, 'the Excel export of another village');
         const ir = await ctx.request.get(`${BASE_URL}/web/import`);
         assert.equal(ir.status(), 403, 'the cadre may not import rosters');
-        if (found.personId && found.personVillage && found.personVillage !== own) {
-          const pr = await ctx.request.get(`${BASE_URL}/web/person/${found.personId}`);
+        if (found.personPath && found.personVillage && found.personVillage !== own) {
+          const pr = await ctx.request.get(`${BASE_URL}${found.personPath}`);
           assert.equal(pr.status(), 404, `a person of village ${found.personVillage}, asked for by the cadre of ${own}`);
         }
       });
@@ -989,8 +990,8 @@ try {
         assert.equal(await page.locator('button[data-testid^=mark-]').count(), 0, 'the auditor is offered 标记已处理');
         const leaks = await page.$$eval('a[href^="/web/person/"]', (as) => as.map((a) => a.getAttribute('href')).filter((h) => /\/web\/person\/\d{17}[\dX]/.test(h)).length);
         assert.equal(leaks, 0, `the auditor's worklist links carry ${leaks} full ID numbers in their URLs`);
-        if (found.personId) {
-          const r = await page.goto(`${BASE_URL}/web/person/${found.personId}?unmasked=1`);
+        if (found.personPath) {
+          const r = await page.goto(`${BASE_URL}${found.personPath}?unmasked=1`);
           assert.equal(r.status(), 403, 'the auditor asking for an unmasked person');
         }
       });
@@ -1074,7 +1075,7 @@ async function personFromApi() {
   const auth = { authorization: `Bearer ${token}` };
   const list = await (await fetch(`${BASE_URL}/api/persons?region=${COUNTY}&limit=50&unmasked=true`, { headers: auth })).json();
   for (const p of list.persons || []) {
-    const d = await (await fetch(`${BASE_URL}/api/persons/${p.id_no}?unmasked=true`, { headers: auth })).json();
+    const d = await (await fetch(`${BASE_URL}/api/persons/${p.key}?unmasked=true`, { headers: auth })).json();
     if ((d.enrolments || []).some((e) => String(e.year) === YEAR && e.insured)) {
       found.personName = d.person.name;
       return p.id_no;

@@ -38,7 +38,7 @@ pub fn audit(db: DbArgs, a: AuditArgs) -> ExitCode {
             Ok(s) => s,
             Err(c) => return c,
         };
-        match run_audit(&store, a.year, &params, "cli").await {
+        match run_audit(&store, a.year, "", &params, "cli").await {
             Ok(o) => {
                 println!("{} 年基金监管审核：结算 {} 条，疑点线索 {} 条（运行 #{}）", a.year, o.claims, o.leads.len(), o.run_id);
                 for r in Rule::ALL {

@@ -55,6 +55,21 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20_000)]
         settlements: usize,
     },
+    /// 一个机构大量并发请求时另一个机构的结算延迟（p50/p99，先单独测、再在洪泛下测）
+    Flood {
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 2_000)]
+        people: usize,
+        /// The settling institution's concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 2_000)]
+        settlements: usize,
+        /// The flooding institution's concurrent clients.
+        #[arg(long, default_value_t = 256)]
+        flood_clients: usize,
+    },
     /// 工作台页面服务器耗时：在已准备的数据库上（先运行 baozhang demo --no-serve），逐页测量（server time per page）
     Web {
         /// Database prepared by `baozhang demo --no-serve` (default: the demo's, ./baozhang.db).
@@ -101,6 +116,9 @@ pub fn run(cmd: BenchCmd) -> ExitCode {
         BenchCmd::Registry { scale, seed, database_url, dir } => bench_registry(scale, seed, database_url, dir),
         BenchCmd::Serve { database_url, people, clients, settlements } => bench_serve(database_url, people, clients, settlements),
         BenchCmd::Web { database_url, username, password, rounds } => bench_web(database_url, username, password, rounds),
+        BenchCmd::Flood { database_url, people, clients, settlements, flood_clients } => {
+            bench_flood(database_url, people, clients, settlements, flood_clients)
+        }
         BenchCmd::Settle { claims, persons, policy, seed, rounds, dir } => {
             bench_settle(claims, persons.unwrap_or((claims / 4).max(1)), &policy, seed, rounds, dir)
         }
@@ -313,6 +331,55 @@ fn bench_serve(database_url: Option<String>, people: usize, clients: usize, sett
                     p.max.as_secs_f64() * 1e3
                 );
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("错误：{e}");
+            ExitCode::from(crate::EXIT_IO)
+        }
+    }
+}
+
+fn bench_flood(database_url: Option<String>, people: usize, clients: usize, settlements: usize, flood_clients: usize) -> ExitCode {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("错误：无法创建临时目录：{e}");
+            return ExitCode::from(crate::EXIT_IO);
+        }
+    };
+    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements };
+    println!(
+        "bench flood: {} — institution A settles {settlements} with {clients} clients; institution B floods with {flood_clients} clients",
+        crate::data_cmd::redact_url(&url)
+    );
+    println!(
+        "machine: {}, {} logical CPUs; server and clients in one process over loopback; durable commits",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    match crate::data_cmd::runtime().block_on(baozhang_server::bench::run_flood(&opts, flood_clients, dir.path())) {
+        Ok(r) => {
+            for p in [&r.alone, &r.under] {
+                println!(
+                    "{:<18} {:>6} requests, {:>4} errors: {:>7.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms",
+                    p.name,
+                    p.requests,
+                    p.errors,
+                    p.per_sec(),
+                    p.p50.as_secs_f64() * 1e3,
+                    p.p99.as_secs_f64() * 1e3,
+                    p.max.as_secs_f64() * 1e3
+                );
+            }
+            println!(
+                "flooding institution: {} requests in {:.1} s ({:.0} /s), {} refused or failed",
+                r.flood_requests,
+                r.flood_secs,
+                r.flood_requests as f64 / r.flood_secs.max(1e-9),
+                r.flood_refused
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -102,9 +102,10 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
     if !store.audit_runs().await.map_err(e)?.is_empty() {
         return Ok(());
     }
-    let o =
-        baozhang_ingest::oversight::run_audit(store, i64::from(year), baozhang_ingest::oversight::DEFAULT_RULES, BY).await.map_err(e)?;
-    let leads = store.audit_leads(o.run_id, None).await.map_err(e)?;
+    let o = baozhang_ingest::oversight::run_audit(store, i64::from(year), "", baozhang_ingest::oversight::DEFAULT_RULES, BY)
+        .await
+        .map_err(e)?;
+    let leads = store.audit_leads(o.run_id, "", None).await.map_err(e)?;
     for (k, l) in leads.iter().enumerate().filter(|(k, _)| k % 9 == 0).take(12) {
         let (action, note) =
             if k % 2 == 0 { ("confirm", "核对病历与费用清单，确认") } else { ("dismiss", "病情需要，排除") };
@@ -117,7 +118,7 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
     let y = i64::from(year);
     let mut made = Vec::new();
     let confirmed: Vec<_> =
-        store.audit_leads(o.run_id, None).await.map_err(e)?.into_iter().filter(|l| l.state == "confirmed").take(3).collect();
+        store.audit_leads(o.run_id, "", None).await.map_err(e)?.into_iter().filter(|l| l.state == "confirmed").take(3).collect();
     for l in &confirmed {
         let r = Rectification {
             problem: format!("基金监管线索 #{}：{}", l.id, l.evidence),

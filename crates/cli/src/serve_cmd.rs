@@ -23,9 +23,62 @@ pub struct ServeArgs {
     /// 请求体上限（字节）
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
-    /// 同时处理的请求上限
+    /// 同时处理的请求上限（全服务一个限额）
     #[arg(long, default_value_t = 256)]
     pub max_in_flight: usize,
+    /// 每个来源（机构、登录会话或地址）同时处理的请求上限；超出的排队等候本来源的名额
+    #[arg(long, default_value_t = 32)]
+    pub max_in_flight_per_party: usize,
+    /// 同时打开的连接上限，及每个 IP 地址的连接上限
+    #[arg(long, default_value_t = 2048)]
+    pub max_connections: usize,
+    #[arg(long, default_value_t = 128)]
+    pub max_connections_per_ip: usize,
+    /// 请求头须在此秒数内收完（防慢速攻击）；请求体须在此秒数内收完
+    #[arg(long, default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    #[arg(long, default_value_t = 15)]
+    pub body_read_timeout_secs: u64,
+    /// 每次就诊最多的费用明细条数
+    #[arg(long, default_value_t = 20_000)]
+    pub max_fee_lines_per_visit: usize,
+    /// 每个机构同时排队的记账业务上限
+    #[arg(long, default_value_t = 64)]
+    pub max_queued_writes_per_institution: usize,
+    /// 登录：同一账号 / 同一地址在 15 分钟内失败多少次后锁定（锁定时间逐次加倍，最长 15 分钟）
+    #[arg(long, default_value_t = 5)]
+    pub login_max_failures_per_account: u32,
+    #[arg(long, default_value_t = 20)]
+    pub login_max_failures_per_ip: u32,
+    /// 部署在 HTTPS 之后：Cookie 加 Secure，并发送 HSTS
+    #[arg(long, env = "BAOZHANG_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// 反向代理改写 Host 时，允许提交表单的页面来源（如 https://ybj.example.gov.cn，可重复）
+    #[arg(long = "trusted-origin")]
+    pub trusted_origins: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The service's limits from the command line (everything else as `Config::default`).
+    pub fn config(&self) -> Config {
+        Config {
+            addr: self.addr,
+            max_body_bytes: self.max_body_bytes,
+            max_in_flight: self.max_in_flight,
+            max_in_flight_per_party: self.max_in_flight_per_party,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            body_read_timeout: std::time::Duration::from_secs(self.body_read_timeout_secs.max(1)),
+            max_fee_lines_per_visit: self.max_fee_lines_per_visit,
+            max_queued_writes_per_institution: self.max_queued_writes_per_institution,
+            login_max_failures_per_account: self.login_max_failures_per_account,
+            login_max_failures_per_ip: self.login_max_failures_per_ip,
+            secure_cookies: self.secure_cookies,
+            trusted_origins: self.trusted_origins.clone(),
+            ..Config::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -99,8 +152,7 @@ pub fn serve(db: DbArgs, args: ServeArgs) -> ExitCode {
             eprintln!("错误：{e}");
             return ExitCode::from(crate::EXIT_IO);
         }
-        let config =
-            Config { addr: args.addr, max_body_bytes: args.max_body_bytes, max_in_flight: args.max_in_flight, ..Config::default() };
+        let config = args.config();
         run_server(store, policies, config, &redact_url(&db.database_url)).await
     })
 }

@@ -192,7 +192,7 @@ fn plan(client: &NatClient, people: &[SeedPerson]) -> Vec<Visit> {
             let (month, day) = (1 + k % 12, 1 + k % 25);
             let admit_id = format!("{HOSPITAL}ADM{k:06}");
             let settle_id = format!("{HOSPITAL}SET{k:06}");
-            let mdtrt_id = format!("MD{admit_id}");
+            let mdtrt_id = baozhang_server::national::mdtrt_id_of(HOSPITAL, &admit_id);
             let admit = json!({"mdtrtinfo": {"psn_no": p.psn_no, "insutype": "390", "mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no,
                 "med_type": "21", "ipt_no": "", "begntime": format!("2018-{month:02}-{day:02} 08:00:00")}});
             let [total, ful, over, pre, inscp] = bill(k).map(|f| Fen(f).to_string());

@@ -287,6 +287,23 @@ fn bonus_for(b: &Branch, ids: IdentitySet) -> Ratio {
     b.bonus.iter().filter(|(set, _)| set.intersects(ids)).map(|&(_, r)| r).max().unwrap_or(Ratio::ZERO)
 }
 
+/// The most a person-year's accumulators may reach, in fen (10¹⁰ yuan). A bill field is at most 10⁸ yuan,
+/// and with accumulators below this bound every product of fen and basis points stays below 10¹⁶, far
+/// inside `i64`: [`within_bounds`] is what callers check before settling, so no sum or product can
+/// overflow (and no invariant assertion can be reached by accumulating absurd totals).
+pub const MAX_ANNUAL_FEN: i64 = 1_000_000_000_000;
+
+/// Whether settling `claim` keeps every accumulator of the person-year within [`MAX_ANNUAL_FEN`].
+pub fn within_bounds(claim: &Claim, acc: &Accumulators) -> bool {
+    let t = claim.bill.total().0;
+    t >= 0
+        && acc.layers.iter().all(|l| {
+            [l.base_fen, l.paid_fen, l.outpatient_paid_fen, l.personal_fen]
+                .iter()
+                .all(|v| v.checked_add(t).is_some_and(|s| s <= MAX_ANNUAL_FEN))
+        })
+}
+
 /// Settles one claim: the pure function of the design. Returns the settlement and the accumulators after.
 pub fn settle(policy: &Policy, claim: &Claim, ids: IdentitySet, before: &Accumulators) -> (Settlement, Accumulators) {
     let mut acc = *before;

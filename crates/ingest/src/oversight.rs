@@ -22,12 +22,12 @@ pub struct AuditOutcome {
     pub leads: Vec<Lead>,
 }
 
-/// Runs every rule over a year and stores the run.
-pub async fn run_audit(store: &Store, year: i64, params_text: &str, by: &str) -> Result<AuditOutcome, AuditError> {
+/// Runs every rule over a year's settlements insured in `region` (`""` = all) and stores the run.
+pub async fn run_audit(store: &Store, year: i64, region: &str, params_text: &str, by: &str) -> Result<AuditOutcome, AuditError> {
     let params = AuditParams::parse(params_text).map_err(AuditError::Params)?;
-    let claims = store.audit_claims(year).await?;
+    let claims = store.audit_claims(year, region).await?;
     let leads = run(&params, &claims);
-    let run_id = store.record_audit_run(year, params_text, claims.len(), &leads, by).await?;
+    let run_id = store.record_audit_run(year, region, params_text, claims.len(), &leads, by).await?;
     tracing::info!(year, claims = claims.len(), leads = leads.len(), run_id, "audit run");
     Ok(AuditOutcome { run_id, claims: claims.len(), leads })
 }

@@ -219,11 +219,13 @@ pub struct ImportOptions {
     pub report_dir: Option<PathBuf>,
     /// Rows staged per batch (bounds memory).
     pub batch: usize,
+    /// Bounds on the file (rows, columns, cell size, XLSX uncompressed size).
+    pub limits: crate::table::ReadLimits,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { report_dir: None, batch: 20_000 }
+        ImportOptions { report_dir: None, batch: 20_000, limits: crate::table::ReadLimits::default() }
     }
 }
 
@@ -380,7 +382,7 @@ pub async fn import_file(
         report.rows_rejected = prev.rows_rejected as u64;
         return Ok(report);
     }
-    let mut reader = TableReader::open(path)?;
+    let mut reader = TableReader::open_with(path, &opts.limits)?;
     let required: Vec<&str> = kind.columns().iter().filter(|c| c.1).map(|c| c.0).collect();
     reader.require(&required)?;
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use calamine::{open_workbook_auto, Data, Reader};
+use calamine::{Data, Reader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -20,12 +20,44 @@ pub enum TableError {
     Row { file: String, row: u64, reason: String },
     #[error("写出 {file} 失败：{reason}")]
     Write { file: String, reason: String },
+    /// Beyond a configured bound ([`ReadLimits`]): the file is refused whole, nothing is imported.
+    #[error("{file} 超出导入上限：{what}（{limit}）；请拆分文件后分批导入")]
+    TooLarge { file: String, what: String, limit: String },
+}
+
+/// Bounds on a table read from outside: an untrusted file must not take unbounded memory or time.
+#[derive(Clone, Debug)]
+pub struct ReadLimits {
+    /// Data rows (the header not counted).
+    pub max_rows: u64,
+    /// Columns of any row (a cell beyond is refused, not silently dropped).
+    pub max_cols: u32,
+    /// Characters of one cell (Excel's own limit is 32,767).
+    pub max_cell_chars: usize,
+    /// XLSX: the uncompressed size of all parts of the workbook together, as declared by the archive
+    /// (a few kilobytes of zip can declare gigabytes).
+    pub max_uncompressed_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    /// For files on the server's own disk (`baozhang import`): a province's roster fits.
+    fn default() -> ReadLimits {
+        ReadLimits { max_rows: 50_000_000, max_cols: 512, max_cell_chars: 32_767, max_uncompressed_bytes: 8 << 30 }
+    }
+}
+
+impl ReadLimits {
+    /// For uploads from the browser (the workbench's 名单导入): a county's roster fits.
+    pub fn upload() -> ReadLimits {
+        ReadLimits { max_rows: 2_000_000, max_cols: 256, max_cell_chars: 32_767, max_uncompressed_bytes: 1 << 30 }
+    }
 }
 
 enum Source {
     Csv(Box<csv::Reader<Box<dyn Read>>>, csv::StringRecord),
-    /// XLSX is read whole by calamine; rows are handed out one by one.
-    Xlsx(std::vec::IntoIter<Vec<String>>),
+    /// XLSX is streamed cell by cell by a reader thread of its own (calamine's cell reader borrows the
+    /// workbook); rows arrive through a small bounded channel, so memory stays one row deep.
+    Xlsx(std::sync::mpsc::Receiver<Result<(u64, Vec<String>), TableError>>),
 }
 
 /// A table being read: header positions by name, then rows.
@@ -36,6 +68,7 @@ pub struct TableReader {
     cols: HashMap<String, usize>,
     /// 1-based row number of the row last returned (the header is row 1).
     row: u64,
+    limits: ReadLimits,
 }
 
 fn cell_text(d: &Data) -> String {
@@ -60,21 +93,158 @@ fn cell_text(d: &Data) -> String {
     }
 }
 
+/// Column letters of a 0-based column index (0 → A, 26 → AA).
+fn column_letters(mut c: u32) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'A' + (c % 26) as u8);
+        if c < 26 {
+            break;
+        }
+        c = c / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+/// Refuses a workbook whose parts declare more uncompressed bytes than allowed (a zip bomb), before
+/// calamine inflates anything.
+fn check_archive(path: &Path, file: &str, limits: &ReadLimits) -> Result<(), TableError> {
+    let open_err = |reason: String| TableError::Open { file: file.to_string(), reason };
+    let f = std::fs::File::open(path).map_err(|e| open_err(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| open_err(format!("不是有效的 XLSX 文件：{e}")))?;
+    let mut total: u64 = 0;
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i).map_err(|e| open_err(format!("不是有效的 XLSX 文件：{e}")))?;
+        total = total.saturating_add(entry.size());
+    }
+    if total > limits.max_uncompressed_bytes {
+        return Err(TableError::TooLarge {
+            file: file.to_string(),
+            what: format!("解压后 {} MB", total >> 20),
+            limit: format!("{} MB", limits.max_uncompressed_bytes >> 20),
+        });
+    }
+    Ok(())
+}
+
+/// Streams the first sheet's rows (header included) into `tx`, each with its 1-based row number. Stops
+/// at the first cell beyond the limits, sending the error.
+fn stream_xlsx(path: &Path, file: &str, limits: &ReadLimits, tx: &std::sync::mpsc::SyncSender<Result<(u64, Vec<String>), TableError>>) {
+    let open_err = |reason: String| TableError::Open { file: file.to_string(), reason };
+    let send = |r| tx.send(r).is_ok();
+    let mut wb: calamine::Xlsx<std::io::BufReader<std::fs::File>> = match calamine::open_workbook(path) {
+        Ok(w) => w,
+        Err(e) => {
+            send(Err(open_err(e.to_string())));
+            return;
+        }
+    };
+    let Some(name) = wb.sheet_names().first().cloned() else {
+        send(Err(open_err("工作簿没有工作表".into())));
+        return;
+    };
+    let mut cells = match wb.worksheet_cells_reader(&name) {
+        Ok(c) => c,
+        Err(e) => {
+            send(Err(open_err(e.to_string())));
+            return;
+        }
+    };
+    let mut current: Option<(u32, Vec<String>)> = None;
+    loop {
+        let cell = match cells.next_cell() {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => {
+                let row = current.as_ref().map_or(1, |(r, _)| u64::from(*r) + 1);
+                send(Err(TableError::Row { file: file.to_string(), row, reason: e.to_string() }));
+                return;
+            }
+        };
+        let (r, c) = cell.get_position();
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        if c >= limits.max_cols {
+            send(Err(TableError::TooLarge {
+                file: file.to_string(),
+                what: format!("第 {} 行 {} 列有内容", u64::from(r) + 1, column_letters(c)),
+                limit: format!("最多 {} 列", limits.max_cols),
+            }));
+            return;
+        }
+        if u64::from(r) > limits.max_rows {
+            send(Err(TableError::TooLarge {
+                file: file.to_string(),
+                what: format!("第 {} 行有内容", u64::from(r) + 1),
+                limit: format!("最多 {} 行数据", limits.max_rows),
+            }));
+            return;
+        }
+        if text.chars().count() > limits.max_cell_chars {
+            send(Err(TableError::Row {
+                file: file.to_string(),
+                row: u64::from(r) + 1,
+                reason: format!("{} 列内容超过 {} 个字符", column_letters(c), limits.max_cell_chars),
+            }));
+            return;
+        }
+        match &mut current {
+            Some((cr, row)) if *cr == r => {
+                if row.len() <= c as usize {
+                    row.resize(c as usize + 1, String::new());
+                }
+                row[c as usize] = text;
+            }
+            _ => {
+                if let Some((cr, row)) = current.take() {
+                    if !send(Ok((u64::from(cr) + 1, row))) {
+                        return;
+                    }
+                }
+                let mut row = vec![String::new(); c as usize + 1];
+                row[c as usize] = text;
+                current = Some((r, row));
+            }
+        }
+    }
+    if let Some((cr, row)) = current {
+        send(Ok((u64::from(cr) + 1, row)));
+    }
+}
+
 impl TableReader {
+    /// Opens a table with the limits for files on the server's own disk.
     pub fn open(path: &Path) -> Result<TableReader, TableError> {
+        TableReader::open_with(path, &ReadLimits::default())
+    }
+
+    /// Opens a table, refusing it (with the file and the limit named) once it goes beyond `limits`.
+    pub fn open_with(path: &Path, limits: &ReadLimits) -> Result<TableReader, TableError> {
         let file = path.display().to_string();
         let open_err = |reason: String| TableError::Open { file: file.clone(), reason };
         let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
-        let (src, header) = if ext == "xlsx" || ext == "xls" || ext == "xlsm" {
-            let mut wb = open_workbook_auto(path).map_err(|e| open_err(e.to_string()))?;
-            let range =
-                wb.worksheet_range_at(0).ok_or_else(|| open_err("工作簿没有工作表".into()))?.map_err(|e| open_err(e.to_string()))?;
-            let mut rows: Vec<Vec<String>> = range.rows().map(|r| r.iter().map(cell_text).collect()).collect();
-            if rows.is_empty() {
-                return Err(TableError::Empty { file });
-            }
-            let header = rows.remove(0);
-            (Source::Xlsx(rows.into_iter()), header)
+        let (src, header) = if ext == "xls" {
+            // The old binary format is read whole into a dense grid by the only reader available; a
+            // crafted file could claim a huge one. Officials save as .xlsx or CSV in one step.
+            return Err(open_err("不支持旧版 Excel 97-2003（.xls）文件，请在 Excel 中“另存为” .xlsx 或 CSV 后再导入".into()));
+        } else if ext == "xlsx" || ext == "xlsm" {
+            check_archive(path, &file, limits)?;
+            let (tx, rx) = std::sync::mpsc::sync_channel(256);
+            let (p, f, l) = (path.to_path_buf(), file.clone(), limits.clone());
+            std::thread::Builder::new()
+                .name("bz-xlsx".into())
+                .spawn(move || stream_xlsx(&p, &f, &l, &tx))
+                .map_err(|e| open_err(e.to_string()))?;
+            // The header is the first row with content (as calamine's ranges start there).
+            let header = match rx.recv() {
+                Ok(Ok((_, h))) => h,
+                Err(_) => return Err(TableError::Empty { file }),
+                Ok(Err(e)) => return Err(e),
+            };
+            (Source::Xlsx(rx), header)
         } else {
             let f = std::fs::File::open(path).map_err(|e| open_err(e.to_string()))?;
             let inner: Box<dyn Read> = Box::new(std::io::BufReader::with_capacity(1 << 20, f));
@@ -84,11 +254,18 @@ impl TableReader {
             if !ok {
                 return Err(TableError::Empty { file });
             }
-            let header = h.iter().map(|s| s.trim().trim_start_matches('\u{feff}').to_string()).collect();
+            let header: Vec<String> = h.iter().map(|s| s.trim().trim_start_matches('\u{feff}').to_string()).collect();
+            if header.len() > limits.max_cols as usize {
+                return Err(TableError::TooLarge {
+                    file,
+                    what: format!("表头 {} 列", header.len()),
+                    limit: format!("最多 {} 列", limits.max_cols),
+                });
+            }
             (Source::Csv(Box::new(rdr), csv::StringRecord::new()), header)
         };
         let cols = header.iter().enumerate().filter(|(_, h)| !h.is_empty()).map(|(i, h)| (h.clone(), i)).collect();
-        Ok(TableReader { file, src, header, cols, row: 1 })
+        Ok(TableReader { file, src, header, cols, row: 1, limits: limits.clone() })
     }
 
     pub fn file(&self) -> &str {
@@ -128,12 +305,36 @@ impl TableReader {
                     }
                     // The csv crate's line numbers drift on CRLF; rows are what officials count anyway.
                     self.row += 1;
+                    if self.row - 1 > self.limits.max_rows {
+                        return Err(TableError::TooLarge {
+                            file: self.file.clone(),
+                            what: format!("第 {} 行有内容", self.row),
+                            limit: format!("最多 {} 行数据", self.limits.max_rows),
+                        });
+                    }
+                    if rec.len() > self.limits.max_cols as usize {
+                        return Err(TableError::TooLarge {
+                            file: self.file.clone(),
+                            what: format!("第 {} 行有 {} 列", self.row, rec.len()),
+                            limit: format!("最多 {} 列", self.limits.max_cols),
+                        });
+                    }
+                    if let Some(i) =
+                        rec.iter().position(|c| c.len() > self.limits.max_cell_chars * 4 || c.chars().count() > self.limits.max_cell_chars)
+                    {
+                        return Err(TableError::Row {
+                            file: self.file.clone(),
+                            row: self.row,
+                            reason: format!("第 {} 列内容超过 {} 个字符", i + 1, self.limits.max_cell_chars),
+                        });
+                    }
                     out.extend(rec.iter().map(|s| s.trim().to_string()));
                 }
-                Source::Xlsx(it) => match it.next() {
-                    None => return Ok(None),
-                    Some(r) => {
-                        self.row += 1;
+                Source::Xlsx(rx) => match rx.recv() {
+                    Err(_) => return Ok(None),
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok((n, r))) => {
+                        self.row = n;
                         out.extend(r);
                     }
                 },

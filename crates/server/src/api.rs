@@ -30,6 +30,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Bad(String),
+    /// Too many attempts (login back-off).
+    #[error("{0}")]
+    TooMany(String),
     #[error("系统暂时无法处理，请稍后重试")]
     Internal,
 }
@@ -48,6 +51,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Bad(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         (status, Json(json!({"error": self.to_string(), "code": code}))).into_response()
@@ -94,7 +98,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .route("/api/persons", get(list_persons))
-        .route("/api/persons/{id_no}", get(get_person))
+        .route("/api/persons/lookup", post(lookup_person))
+        .route("/api/persons/{key}", get(get_person))
         .route("/api/households/{household_no}", get(get_household))
         .route("/api/settlements", get(list_settlements))
         .route("/api/settlements/{setl_id}", get(get_settlement))
@@ -107,9 +112,29 @@ pub fn routes() -> Router<AppState> {
         .route("/api/ledger/verify", get(ledger_verify))
 }
 
-async fn healthz(State(state): State<AppState>) -> ApiResult {
-    let schema = state.store.schema_version().await?;
-    Ok(Json(json!({"status": "ok", "schema_version": schema, "policies": state.policies.all().len()})))
+/// Liveness: the database answers and the writer takes jobs (a stopped writer means no settlement can
+/// commit: 503, so a load balancer or monitor sees it).
+async fn healthz(State(state): State<AppState>) -> Response {
+    let schema = match state.store.schema_version().await {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let w = state.writer.stats();
+    let alive = state.writer.alive();
+    let body = json!({
+        "status": if alive { "ok" } else { "degraded" },
+        "schema_version": schema,
+        "policies": state.policies.all().len(),
+        "writer": {
+            "alive": alive,
+            "queued": state.writer.queued(),
+            "commits": w.commits.load(std::sync::atomic::Ordering::Relaxed),
+            "panicked_jobs": w.panics.load(std::sync::atomic::Ordering::Relaxed),
+        },
+        "in_flight": state.admission.in_flight(state.config.max_in_flight),
+    });
+    let status = if alive { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -118,9 +143,13 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(state): State<AppState>, body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>) -> ApiResult {
+async fn login(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::edge::Peer>>,
+    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
     let Json(b) = body.map_err(|_| ApiError::Bad("请求体应为 JSON：{\"username\": …, \"password\": …}".into()))?;
-    let (token, expires_at, user) = auth::login(&state, &b.username, &b.password).await?;
+    let (token, expires_at, user) = auth::login(&state, &b.username, &b.password, peer.map(|p| p.0 .0.ip())).await?;
     Ok(Json(json!({
         "token": token,
         "expires_at": expires_at,
@@ -131,11 +160,25 @@ async fn login(State(state): State<AppState>, body: Result<Json<LoginBody>, axum
     })))
 }
 
-async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap, _p: Principal) -> ApiResult {
-    if let Some(t) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
-        state.store.end_session(&crate::sha256_hex(t.trim().as_bytes())).await?;
+/// Ends the session that authenticated the call: the bearer token, or else the workbench's cookie (a
+/// cookie session must not outlive a logout through the API).
+async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap, _p: Principal) -> Response {
+    let bearer =
+        headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let token = bearer.map(str::to_string).or_else(|| auth::session_cookie(&headers));
+    if let Some(t) = token {
+        if let Err(e) = state.store.end_session(&crate::sha256_hex(t.as_bytes())).await {
+            return ApiError::from(e).into_response();
+        }
     }
-    Ok(Json(json!({"ok": true})))
+    let mut r = Json(json!({"ok": true})).into_response();
+    if bearer.is_none() {
+        r.headers_mut().insert(
+            axum::http::header::SET_COOKIE,
+            axum::http::HeaderValue::from_static("bz_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        );
+    }
+    r
 }
 
 async fn me(p: Principal) -> ApiResult {
@@ -200,16 +243,79 @@ async fn list_persons(State(state): State<AppState>, p: Principal, Q(q): Q<Pagin
     let unmasked = unmask_wanted(&p, q.unmasked)?;
     let rows = state.store.persons_in(&region, q.household_no.as_deref(), q.limit.unwrap_or(100), q.offset.unwrap_or(0)).await?;
     if unmasked {
-        for r in &rows {
-            log_unmasked(&state, &p, "persons.list", &r.id_no).await?;
-        }
+        let subjects: Vec<String> = rows.iter().map(|r| mask_id(&r.id_no)).collect();
+        state.store.log_access_many(&p.username, p.role.as_str(), "persons.list", &subjects, "查看未脱敏个人信息").await?;
     }
-    Ok(Json(json!({"region": region, "persons": rows.iter().map(|r| person_json(r, unmasked)).collect::<Vec<_>>()})))
+    let pid = pid_key(&state).await?;
+    let persons: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = person_json(r, unmasked);
+            v["key"] = Value::String(pid.encode(&r.id_no));
+            v
+        })
+        .collect();
+    Ok(Json(json!({"region": region, "persons": persons})))
 }
 
-async fn get_person(State(state): State<AppState>, p: Principal, P(id_no): P<String>, Q(q): Q<Paging>) -> ApiResult {
-    let id_no = id_no.trim().to_ascii_uppercase();
-    let unmasked = unmask_wanted(&p, q.unmasked)?;
+async fn pid_key(state: &AppState) -> Result<crate::web::pid::PidKey, ApiError> {
+    state.web.pid_key(&state.store).await.map_err(|e| {
+        tracing::error!(error = %e.message, "no person-link key");
+        ApiError::Internal
+    })
+}
+
+/// Whether text is shaped like an ID number (17 digits and a digit or X).
+fn looks_like_id_no(s: &str) -> bool {
+    let b = s.trim().as_bytes();
+    b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x')
+}
+
+/// `GET /api/persons/{key}`: a person by the opaque key that listings return (`key`) or by 人员编号 —
+/// never by ID number, which must not appear in an address (proxies and access logs keep addresses); an
+/// ID number is looked up with `POST /api/persons/lookup`.
+async fn get_person(State(state): State<AppState>, p: Principal, P(key): P<String>, Q(q): Q<Paging>) -> ApiResult {
+    let key = key.trim();
+    if looks_like_id_no(key) {
+        return Err(ApiError::Bad(
+            "证件号码不能放在地址中（代理和日志会记录地址）；请用 POST /api/persons/lookup，请求体 {\"id_no\": …}".into(),
+        ));
+    }
+    if p.role == Role::Hospital {
+        return Err(ApiError::Forbidden("医院账号只能按患者出示的证件号码查询（POST /api/persons/lookup）".into()));
+    }
+    let not_found = || ApiError::NotFound("未找到该人员，或不在您的查询范围内".into());
+    let id_no = match pid_key(&state).await?.decode(key) {
+        Some(id) => id,
+        None => state.store.person_by_psn(key).await?.map(|r| r.id_no).ok_or_else(not_found)?,
+    };
+    person_view(&state, &p, &id_no, q.unmasked).await
+}
+
+#[derive(Deserialize)]
+struct LookupBody {
+    id_no: String,
+    #[serde(default)]
+    unmasked: Option<bool>,
+}
+
+/// `POST /api/persons/lookup {"id_no": …, "unmasked": …}`: a person by the full ID number (a hospital: the
+/// certificate its patient presented; every such read is in the access log).
+async fn lookup_person(
+    State(state): State<AppState>,
+    p: Principal,
+    body: Result<Json<LookupBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(b) = body.map_err(|_| ApiError::Bad("请求体应为 JSON：{\"id_no\": \"18 位证件号码\"}".into()))?;
+    let id = baozhang_core::IdCardNo::parse(b.id_no.trim()).map_err(|e| ApiError::Bad(format!("字段 id_no：{e}")))?;
+    person_view(&state, &p, id.as_str(), b.unmasked).await
+}
+
+async fn person_view(state: &AppState, p: &Principal, id_no: &str, unmasked: Option<bool>) -> ApiResult {
+    let id_no = id_no.to_ascii_uppercase();
+    let unmasked = unmask_wanted(p, unmasked)?;
+    let state = state.clone();
+    let p = p.clone();
     let not_found = || ApiError::NotFound("未找到该人员，或不在您的查询范围内".into());
     let person = state.store.person(&id_no).await?.ok_or_else(not_found)?;
     let enrolments = state.store.enrolments_of(&id_no).await?;
@@ -221,6 +327,9 @@ async fn get_person(State(state): State<AppState>, p: Principal, P(id_no): P<Str
     }
     if unmasked {
         log_unmasked(&state, &p, "persons.get", &id_no).await?;
+    } else if p.role == Role::Hospital {
+        // A hospital reads a patient's identities: logged like the national 1101 look-up.
+        state.store.log_access(&p.username, p.role.as_str(), "persons.get", &mask_id(&id_no), "医院按出示的证件查询参保人员").await?;
     }
     let periods = state.store.identity_periods(&id_no).await?;
     let states = state.store.special_states(&id_no).await?;

@@ -173,24 +173,60 @@ pub async fn create_user(
     store.add_user(actor, &u).await.map_err(|e| e.to_string())
 }
 
+/// A refusal because of too many failures: when to try again, in Chinese.
+fn locked_message(l: &crate::guard::Locked, now: i64) -> String {
+    let mins = ((l.until - now).max(1) + 59) / 60;
+    if l.by_address {
+        format!("本机登录失败次数过多，请 {mins} 分钟后再试")
+    } else {
+        format!("该账号登录失败次数过多，已暂时锁定，请 {mins} 分钟后再试或联系管理员")
+    }
+}
+
 /// Logs in; returns the bearer token (only its hash is stored) and its expiry (unix seconds).
-pub async fn login(state: &AppState, username: &str, password: &str) -> Result<(String, i64, User), ApiError> {
+///
+/// Failures count per account and per address (`ip`); past the limits both are locked for a back-off
+/// that doubles with every further failure, and a locked login is refused before any hash is computed.
+/// Every failure and lock is in the audit log. The argon2 check runs on the blocking pool behind a small
+/// semaphore, so a burst of logins neither starves the async workers nor takes unbounded memory.
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(String, i64, User), ApiError> {
+    let now = clock::unix_now();
+    let shown: String = username.chars().filter(|c| !c.is_control()).take(64).collect();
+    let from = ip.map_or_else(|| "-".to_string(), |i| i.to_string());
+    if username.len() > 256 || password.len() > 1024 {
+        return Err(ApiError::Unauthorized("用户名或密码错误".into()));
+    }
+    if let Some(l) = state.guard.locked(username, ip, now) {
+        tracing::warn!("login refused: locked after repeated failures");
+        state.store.audit(&shown, "login.locked", &format!("refused while locked (from {from})")).await?;
+        return Err(ApiError::TooMany(locked_message(&l, now)));
+    }
     let user = state.store.user(username).await?;
-    let ok = match &user {
-        Some(u) if !u.disabled => verify_password(password, &u.password_hash),
-        _ => {
-            // Spend the same time as a real check so timing does not reveal which usernames exist.
-            let _ = verify_password(
-                password,
-                "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$W2Wdw5xkw3E8u0s0mJc8cQy3kBYbJmYKQ6tqfS8b3Lk",
-            );
-            false
-        }
+    // A missing or disabled account spends the same time as a real check, so timing does not reveal
+    // which usernames exist.
+    let phc = match &user {
+        Some(u) if !u.disabled => u.password_hash.clone(),
+        _ => "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$W2Wdw5xkw3E8u0s0mJc8cQy3kBYbJmYKQ6tqfS8b3Lk".to_string(),
     };
+    let pw = password.to_string();
+    let verified = state.guard.hash_work(move || verify_password(&pw, &phc)).await;
+    let ok = verified && user.as_ref().is_some_and(|u| !u.disabled);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("login refused");
+        let lock = state.guard.failed(&state.config, username, ip, now);
+        state.store.audit(&shown, "login.failed", &format!("wrong username or password (from {from})")).await?;
+        if let Some(l) = lock {
+            state.store.audit(&shown, "login.locked", &format!("locked until {} (from {from})", l.until)).await?;
+            return Err(ApiError::TooMany(locked_message(&l, now)));
+        }
         return Err(ApiError::Unauthorized("用户名或密码错误".into()));
     };
+    state.guard.succeeded(username);
     let token = random_hex(32);
     let expires_at = clock::unix_now() + state.config.session_ttl_secs;
     state.store.add_session(&sha256_hex(token.as_bytes()), &user.username, expires_at).await?;

@@ -158,3 +158,118 @@ pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase
     eprintln!("ledger verify: ok ({} settlements, {} entries, {} person-years)", rep.settlements, rep.entries, rep.person_years);
     Ok(vec![admit, settle])
 }
+
+/// `baozhang bench flood`: one institution floods the service with `flood_clients` concurrent clients
+/// (person look-ups, admissions and 200-line fee uploads as fast as it is answered) while another
+/// institution settles with `clients` clients; the second institution's latency is measured alone and
+/// under the flood.
+pub async fn run_flood(opts: &BenchOptions, flood_clients: usize, dir: &std::path::Path) -> Result<FloodReport, String> {
+    let store = Store::open_with(&opts.database_url, baozhang_store::OpenOptions { background_checkpoint: true })
+        .await
+        .map_err(|e| e.to_string())?;
+    let people = Arc::new(seed_people(&store, opts.people, dir).await?);
+    let victim_code = format!("H{}", &crate::random_hex(6)[..11]);
+    let flood_code = format!("F{}", &crate::random_hex(6)[..11]);
+    let victim_secret = add_hospital(&store, &victim_code, 2).await?;
+    let flood_secret = add_hospital(&store, &flood_code, 2).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let state = AppState::new(store.clone(), Policies::reference(), Config::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let mut victim = NatClient::new(&base, &victim_code, &victim_secret);
+    victim.sign_in().await?;
+    let mut flooder = NatClient::new(&base, &flood_code, &flood_secret);
+    flooder.prefix = "F".into();
+    flooder.sign_in().await?;
+    flooder.http = reqwest::Client::builder().pool_max_idle_per_host(flood_clients).build().map_err(|e| e.to_string())?;
+
+    let n = opts.settlements;
+    let settle_phase = |name: &'static str, offset: usize| {
+        let (p, c) = (people.clone(), victim.clone());
+        async move {
+            let (_, admitted) = run_phase("2401", &c, opts.clients, n, {
+                let p = p.clone();
+                move |i| {
+                    let person: &SeedPerson = &p[((i + offset) * 7919) % p.len()];
+                    let input = serde_json::json!({"mdtrtinfo": {"psn_no": person.psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": person.id_no,
+                        "med_type": "21", "begntime": format!("2018-{:02}-{:02} 08:00:00", 1 + i % 12, 1 + i % 28)}});
+                    ("2401".to_string(), input)
+                }
+            })
+            .await;
+            let mdtrts: Arc<Vec<String>> =
+                Arc::new(admitted.iter().map(|r| r["output"]["data"]["mdtrt_id"].as_str().unwrap_or("").to_string()).collect());
+            let (phase, _) = run_phase(name, &c, opts.clients, n, move |i| {
+                let person: &SeedPerson = &p[((i + offset) * 7919) % p.len()];
+                let y = |f: i64| baozhang_core::Fen(f).to_string();
+                let total = 100_000 + (i as i64 * 7_654_321) % 5_900_000;
+                ("2304".to_string(), NatClient::settle_input(person, &mdtrts[i], &y(total), "0", "0", "0", &y(total)))
+            })
+            .await;
+            phase
+        }
+    };
+    let alone = settle_phase("2304 alone", 0).await;
+
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (sent, refused) = (Arc::new(std::sync::atomic::AtomicUsize::new(0)), Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+    let mut flood = Vec::new();
+    for k in 0..flood_clients {
+        let (c, p, running, sent, refused) = (flooder.clone(), people.clone(), running.clone(), sent.clone(), refused.clone());
+        flood.push(tokio::spawn(async move {
+            let mut i = k;
+            while running.load(Relaxed) {
+                let person: &SeedPerson = &p[(i * 31) % p.len()];
+                let r = match i % 3 {
+                    0 => c.call("1101", serde_json::json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": person.id_no}})).await,
+                    _ => match c.admit(person, "2018-07-01").await {
+                        Ok(m) => {
+                            let lines: Vec<Value> = (0..200)
+                                .map(|l| {
+                                    serde_json::json!({"feedetl_sn": format!("{i}-{l}"), "mdtrt_id": m, "psn_no": person.psn_no,
+                                    "det_item_fee_sumamt": "3.00", "chrgitm_lv": "01"})
+                                })
+                                .collect();
+                            c.call("2301", serde_json::json!({"feedetail": lines})).await
+                        }
+                        Err(e) => Err(e),
+                    },
+                };
+                sent.fetch_add(1, Relaxed);
+                if !matches!(&r, Ok(v) if v["infcode"] == 0) {
+                    refused.fetch_add(1, Relaxed);
+                }
+                i += flood_clients;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let flood_started = Instant::now();
+    let under = settle_phase("2304 under flood", n).await;
+    let flood_secs = flood_started.elapsed().as_secs_f64();
+    let flood_sent = sent.load(Relaxed);
+    running.store(false, Relaxed);
+    for t in flood {
+        let _ = t.await;
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    let rep = baozhang_store::ledger::verify(&store).await.map_err(|e| e.to_string())?;
+    if !rep.ok() {
+        return Err(format!("ledger verify failed after the benchmark: {:?}", rep.problems));
+    }
+    Ok(FloodReport { alone, under, flood_requests: flood_sent, flood_refused: refused.load(Relaxed), flood_secs })
+}
+
+/// What `bench flood` measured.
+pub struct FloodReport {
+    pub alone: Phase,
+    pub under: Phase,
+    /// Requests the flooding institution made (and had refused) while the other one settled.
+    pub flood_requests: usize,
+    pub flood_refused: usize,
+    pub flood_secs: f64,
+}

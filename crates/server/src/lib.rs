@@ -13,6 +13,8 @@ pub mod auth;
 pub mod bench;
 pub mod bench_web;
 pub mod clock;
+pub mod edge;
+pub mod guard;
 pub mod national;
 pub mod openapi;
 pub mod policies;
@@ -35,9 +37,44 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Largest request body accepted (national messages with hundreds of fee lines stay far below).
     pub max_body_bytes: usize,
-    /// Requests handled at once; further connections wait in the kernel's backlog.
+    /// Requests processed at once by the whole server (one limit for every route).
     pub max_in_flight: usize,
+    /// Requests processed at once for one party (an institution, a user session, an address); a party
+    /// over its share waits for its own slots.
+    pub max_in_flight_per_party: usize,
+    /// How long a request may wait for its slots before it is refused as busy.
+    pub queue_timeout: Duration,
     pub request_timeout: Duration,
+    /// Open connections at once (further ones wait in the kernel's backlog) and per address (further
+    /// ones are closed).
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Time for a request's headers to arrive (slowloris) and for its body (slow uploads).
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// Fee lines one visit may hold (2301/2204 uploads add up to it).
+    pub max_fee_lines_per_visit: usize,
+    /// Writes one institution may have queued for the writer at once.
+    pub max_queued_writes_per_institution: usize,
+    /// Live nonces remembered per institution (a flood beyond it is refused for that institution only).
+    pub max_nonces_per_institution: usize,
+    /// Mark cookies `Secure` and send HSTS (set when the service is behind TLS).
+    pub secure_cookies: bool,
+    /// Origins besides the request's own `Host` from which state-changing browser requests are accepted
+    /// (e.g. `https://ybj.example.gov.cn` behind a reverse proxy that rewrites `Host`).
+    pub trusted_origins: Vec<String>,
+    /// Login: failures of one account (or one address) within `login_window_secs` before it is locked
+    /// for a back-off that doubles with each further failure, up to `login_max_lock_secs`.
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_window_secs: i64,
+    pub login_max_lock_secs: i64,
+    /// Password hashes computed at once (argon2 takes ~20 MB and ~50 ms each, off the async workers).
+    pub max_concurrent_hashes: usize,
+    /// Fault injection for the tests of the writer's panic recovery: a write job whose msgid ends with
+    /// this text panics inside the writer. Never set in production.
+    #[doc(hidden)]
+    pub panic_on_msgid_suffix: Option<String>,
     /// Most write transactions committed together (one fsync for the group).
     pub max_batch: usize,
     /// Accepted clock skew of signed national requests.
@@ -53,7 +90,24 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1 << 20,
             max_in_flight: 256,
+            max_in_flight_per_party: 32,
+            queue_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            max_connections: 2048,
+            max_connections_per_ip: 128,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(15),
+            max_fee_lines_per_visit: 20_000,
+            max_queued_writes_per_institution: 64,
+            max_nonces_per_institution: 50_000,
+            secure_cookies: false,
+            trusted_origins: Vec::new(),
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 20,
+            login_window_secs: 900,
+            login_max_lock_secs: 900,
+            max_concurrent_hashes: 2,
+            panic_on_msgid_suffix: None,
             max_batch: 256,
             signature_window_secs: 300,
             sign_in_ttl_secs: 24 * 3600,
@@ -71,6 +125,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub cache: Arc<AuthCache>,
     pub web: Arc<web::WebState>,
+    pub admission: Arc<edge::Admission>,
+    pub guard: Arc<guard::Guard>,
 }
 
 /// Institutions and sign-ins as recently read: every national request needs both, and they change
@@ -80,14 +136,26 @@ pub struct AuthCache {
     institutions: std::sync::Mutex<std::collections::HashMap<String, (baozhang_store::service::Institution, std::time::Instant)>>,
     /// sign_no → (fixmedins_code, expires_at unix seconds)
     sign_ins: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
-    /// (institution, nonce) → until when it is remembered (its timestamp's window end): a signed request
+    /// institution → nonce → until when it is remembered (its timestamp's window end): a signed request
     /// can not be replayed while its timestamp is still accepted.
-    nonces: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
+    nonces: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, i64>>>,
+    /// institution → its share of the writer's queue.
+    write_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// What the in-memory nonce check says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NonceCheck {
+    Fresh,
+    Reused,
+    /// The institution has its quota of live nonces: refused for that institution only.
+    Flood,
 }
 
 impl AuthCache {
     const TTL: Duration = Duration::from_secs(30);
-    /// Entries kept at most (a full cache is simply cleared: the database is the truth).
+    /// Entries kept at most (a full cache is simply cleared: the database is the truth). For nonces:
+    /// institutions with live nonces.
     const MAX: usize = 100_000;
 
     pub async fn institution(&self, store: &Store, code: &str) -> baozhang_store::Result<Option<baozhang_store::service::Institution>> {
@@ -107,25 +175,44 @@ impl AuthCache {
         Ok(found)
     }
 
-    /// Records a nonce; false if the institution used it already within the signature window. (Held in
-    /// memory: after a restart a replayed write still meets the msgid check; a replayed read only reads.)
-    pub fn fresh_nonce(&self, fixmedins_code: &str, nonce: &str, remember_until: i64, now_unix: i64) -> bool {
-        let mut m = self.nonces.lock().expect("cache lock");
-        if m.len() >= Self::MAX {
+    /// Checks and remembers a nonce in memory (the first, cheap check; the durable one is the
+    /// `national_nonces` row written with the request). Each institution has its own table and quota, so a
+    /// flood of fresh nonces from one institution refuses that institution only.
+    pub fn fresh_nonce(&self, fixmedins_code: &str, nonce: &str, remember_until: i64, now_unix: i64, quota: usize) -> NonceCheck {
+        let mut all = self.nonces.lock().expect("cache lock");
+        if all.len() >= Self::MAX && !all.contains_key(fixmedins_code) {
+            all.retain(|_, m| {
+                m.retain(|_, until| *until >= now_unix);
+                !m.is_empty()
+            });
+        }
+        let m = all.entry(fixmedins_code.to_string()).or_default();
+        if let Some(until) = m.get(nonce) {
+            if *until >= now_unix {
+                return NonceCheck::Reused;
+            }
+        }
+        if m.len() >= quota.max(1) {
             m.retain(|_, until| *until >= now_unix);
-            if m.len() >= Self::MAX {
-                // Still full of live nonces: a flood. Refuse rather than forget them.
-                return false;
+            if m.len() >= quota.max(1) {
+                // Still full of live nonces: this institution is flooding. Refuse rather than forget them.
+                return NonceCheck::Flood;
             }
         }
-        let key = (fixmedins_code.to_string(), nonce.to_string());
-        match m.get(&key) {
-            Some(until) if *until >= now_unix => false,
-            _ => {
-                m.insert(key, remember_until);
-                true
+        m.insert(nonce.to_string(), remember_until);
+        NonceCheck::Fresh
+    }
+
+    /// A slot of the institution's share of the writer's queue, waiting at most `wait`.
+    pub async fn write_slot(&self, fixmedins_code: &str, share: usize, wait: Duration) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let sem = {
+            let mut m = self.write_slots.lock().expect("cache lock");
+            if m.len() > 10_000 {
+                m.retain(|_, s| s.available_permits() < share.max(1));
             }
-        }
+            m.entry(fixmedins_code.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(share.max(1)))).clone()
+        };
+        tokio::time::timeout(wait, sem.acquire_owned()).await.ok()?.ok()
     }
 
     /// The institution of a live sign-in.
@@ -149,12 +236,15 @@ impl AppState {
     /// Starts the writer task on the current runtime.
     pub fn new(store: Store, policies: Policies, config: Config) -> AppState {
         let policies = Arc::new(policies);
-        let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch);
+        let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch, config.panic_on_msgid_suffix.clone());
         tokio::spawn(checkpointer(store.clone()));
+        tokio::spawn(nonce_pruner(store.clone()));
         AppState {
             store,
             policies,
             writer,
+            admission: Arc::new(edge::Admission::new(config.max_in_flight, config.max_in_flight_per_party)),
+            guard: Arc::new(guard::Guard::new(&config)),
             config: Arc::new(config),
             cache: Arc::new(AuthCache::default()),
             web: Arc::new(web::WebState::default()),
@@ -179,19 +269,38 @@ async fn checkpointer(store: Store) {
     }
 }
 
+/// Deletes expired nonces once a minute; stops when the store's pool is closed.
+async fn nonce_pruner(store: Store) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        if store.pool().is_closed() {
+            return;
+        }
+        if let Err(e) = store.prune_nonces(clock::unix_now()).await {
+            tracing::warn!(error = %e, "pruning nonces failed; will retry");
+        }
+    }
+}
+
 /// All routes of the service.
+/// All routes of the service. The layers are applied to the router as a whole (one admission limit and
+/// one CSRF check for every route; `Router::layer` wraps each route in its own copy of a layer, which for a
+/// concurrency limit would mean one limit per route).
 pub fn router(state: AppState) -> Router {
-    let max_in_flight = state.config.max_in_flight;
     let timeout = state.config.request_timeout;
-    Router::new()
+    let routes = Router::new()
         .merge(national::routes())
         .merge(api::routes())
         .merge(openapi::routes())
         .merge(web::routes())
         .fallback(api::not_found)
-        .with_state(state)
+        .with_state(state.clone());
+    let stack = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(max_in_flight))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::admit))
+        .layer(axum::middleware::from_fn_with_state(state, guard::csrf));
+    Router::new().fallback_service(stack.service(routes))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish, and waits
@@ -206,8 +315,9 @@ pub async fn serve(
     if let Err(e) = state.store.ensure_mdt_lists(&baozhang_ingest::health::shipped_mdt_lists()).await {
         tracing::warn!(error = %e, "could not load the shipped major-disease lists");
     }
+    let config = state.config.clone();
     let app = router(state);
-    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await?;
+    edge::serve_connections(listener, app, config, shutdown).await?;
     writer.close().await;
     Ok(())
 }

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use baozhang_core::engine::{reverse, settle, Settlement};
+use baozhang_core::engine::{reverse, settle, within_bounds, Settlement};
 use baozhang_core::money::div_round_half_away;
 use baozhang_core::policy::Policy;
 use baozhang_core::{Bill, Claim, Date, Fen, HospLevel, IdCardNo, Identity, IdentitySet, MedType};
@@ -121,6 +121,12 @@ pub fn respond_text(ctx: &RespondCtx, result: &Result<String, NatError>) -> Stri
     )
 }
 
+/// A refusal before any envelope was read (limits of the edge): the national envelope, HTTP 200.
+pub fn refusal_response(msg: &str) -> Response {
+    let ctx = RespondCtx { received_ms: clock::unix_ms_now(), admdvs: String::new() };
+    json_response(respond_text(&ctx, &Err(refused(msg.to_string()))))
+}
+
 fn json_response(text: String) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], text).into_response()
 }
@@ -129,7 +135,7 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     let received_ms = clock::unix_ms_now();
     let mut ctx = RespondCtx { received_ms, admdvs: String::new() };
     let limit = state.config.max_body_bytes;
-    let bytes = match read_body(body, limit).await {
+    let bytes = match crate::edge::read_bounded(body, limit, state.config.body_read_timeout).await {
         Ok(b) => b,
         Err(_) => {
             tracing::warn!(limit, "national request refused: body too large or unreadable");
@@ -156,33 +162,6 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     }
 }
 
-/// Reads a request body of at most `limit` bytes. A larger one is refused, but the rest of it is read and
-/// dropped first (up to 16 × `limit`, within the request timeout): a server that answers and closes while
-/// the client is still sending makes the client's write fail (broken pipe, reset), and the hospital would
-/// never see the refusal.
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ()> {
-    use axum::body::HttpBody;
-    let mut body = std::pin::pin!(body);
-    let drain_max = limit.saturating_mul(16);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut seen = 0usize;
-    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-        let Ok(data) = frame.map_err(|_| ())?.into_data() else { continue };
-        seen = seen.saturating_add(data.len());
-        if seen <= limit {
-            buf.extend_from_slice(&data);
-        } else if seen > drain_max {
-            return Err(());
-        } else if !buf.is_empty() {
-            buf = Vec::new();
-        }
-    }
-    if seen > limit {
-        return Err(());
-    }
-    Ok(buf.into())
-}
-
 enum Outcome {
     /// A complete stored or freshly committed response (writes).
     Stored(String),
@@ -191,11 +170,25 @@ enum Outcome {
 }
 
 async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Envelope, ctx: &RespondCtx) -> Outcome {
-    let inst = match authenticate(state, headers, body, env).await {
+    let (inst, nonce) = match authenticate(state, headers, body, env).await {
         Ok(i) => i,
         Err(e) => return Outcome::Fresh(Err(e)),
     };
-    run(state, env, &inst, ctx).await
+    run(state, env, &inst, ctx, Some(nonce)).await
+}
+
+/// A nonce to record durably with the request it signed (so that a replay is refused after a restart too).
+#[derive(Clone, Debug)]
+pub struct NonceUse {
+    pub nonce: String,
+    /// Until when it must be remembered (unix seconds: its timestamp's window end).
+    pub until: i64,
+}
+
+/// The key of a message in `msg_log`: msgids are the institution's own numbering, so one institution's
+/// msgid never answers (or blocks) another's.
+pub fn msg_key(fixmedins_code: &str, msgid: &str) -> String {
+    format!("{fixmedins_code}/{msgid}")
 }
 
 static INTERNAL_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -227,7 +220,7 @@ pub async fn internal(
         input,
     };
     let ctx = RespondCtx { received_ms: now, admdvs: inst.admdvs.clone() };
-    let text = match run(state, &env, inst, &ctx).await {
+    let text = match run(state, &env, inst, &ctx, None).await {
         Outcome::Stored(t) => t,
         Outcome::Fresh(r) => respond_text(&ctx, &r),
     };
@@ -239,23 +232,38 @@ pub async fn internal(
     }
 }
 
-async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &RespondCtx) -> Outcome {
+async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &RespondCtx, nonce: Option<NonceUse>) -> Outcome {
     // infno + the canonical (key-sorted, compact) input: a retry with a new inf_time or sign_no is the same message.
     let input_text = serde_json::to_string(&env.input).expect("a JSON map serialises");
     let body_sha256 = sha256_hex(format!("{}\n{input_text}", env.infno).as_bytes());
+    let is_write = matches!(env.infno.as_str(), "9001" | "2201" | "2401" | "2204" | "2301" | "2207" | "2304" | "2208" | "2305");
+    // A read's nonce is committed before it is answered; a write's in the same transaction as its effect.
+    let write_nonce = if is_write {
+        nonce
+    } else {
+        if let Some(n) = nonce {
+            if let Err(e) = record_nonce(state, env, ctx, n).await {
+                return Outcome::Fresh(Err(e));
+            }
+        }
+        None
+    };
+    let write = |op: WriteOp| write(state, env, ctx, &body_sha256, op, write_nonce.clone());
     let r = match env.infno.as_str() {
         "9001" => {
             let sign_no = crate::random_hex(16);
             let expires_at = clock::unix_now() + state.config.sign_in_ttl_secs;
-            write(state, env, ctx, &body_sha256, WriteOp::SignIn { sign_no, opter: env.opter.clone(), expires_at }).await
+            write(WriteOp::SignIn { sign_no, opter: env.opter.clone(), expires_at }).await
         }
         "1101" => Outcome::Fresh(person_info(state, env, inst).await),
         "2201" | "2401" => match prepare_register(state, env).await {
-            Ok((m, dise)) => write(state, env, ctx, &body_sha256, WriteOp::Register(Box::new(m), dise)).await,
+            Ok((m, dise)) => write(WriteOp::Register(Box::new(m), dise)).await,
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         "2204" | "2301" => match parse_fee_upload(env) {
-            Ok((mdtrt_id, psn_no, lines)) => write(state, env, ctx, &body_sha256, WriteOp::FeeUpload { mdtrt_id, psn_no, lines }).await,
+            Ok((mdtrt_id, psn_no, lines)) => {
+                write(WriteOp::FeeUpload { mdtrt_id, psn_no, lines, max_per_visit: state.config.max_fee_lines_per_visit }).await
+            }
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         "2206" | "2303" => match prepare_settle(state, env, inst).await {
@@ -263,11 +271,11 @@ async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &Respond
             Err(e) => Outcome::Fresh(Err(e)),
         },
         "2207" | "2304" => match prepare_settle(state, env, inst).await {
-            Ok(p) => write(state, env, ctx, &body_sha256, WriteOp::Settle(Box::new(p))).await,
+            Ok(p) => write(WriteOp::Settle(Box::new(p))).await,
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         "2208" | "2305" => match parse_cancel(env) {
-            Ok((setl_id, mdtrt_id, psn_no)) => write(state, env, ctx, &body_sha256, WriteOp::Cancel { setl_id, mdtrt_id, psn_no }).await,
+            Ok((setl_id, mdtrt_id, psn_no)) => write(WriteOp::Cancel { setl_id, mdtrt_id, psn_no }).await,
             Err(e) => refused_unless_replay(state, env, &body_sha256, e).await,
         },
         other => {
@@ -281,7 +289,7 @@ async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &Respond
 /// A write refused while being prepared: if its msgid was answered before (the state has moved on since,
 /// e.g. the visit it admitted is now settled), the stored answer is the answer; otherwise the refusal.
 async fn refused_unless_replay(state: &AppState, env: &Envelope, body_sha256: &str, e: NatError) -> Outcome {
-    match state.store.msg(&env.msgid).await {
+    match state.store.msg(&msg_key(&env.fixmedins_code, &env.msgid)).await {
         Ok(Some(m)) => Outcome::Fresh(replayed(&m, &env.fixmedins_code, &env.infno, &env.msgid, body_sha256)).into_stored(),
         Ok(None) => Outcome::Fresh(Err(e)),
         Err(se) => Outcome::Fresh(Err(se.into())),
@@ -291,9 +299,17 @@ async fn refused_unless_replay(state: &AppState, env: &Envelope, body_sha256: &s
 /// Submits a write and returns the committed (or stored) response text. A replayed msgid is answered
 /// by the writer from `msg_log` (checked inside its transaction), so the common case of a new message
 /// costs no extra look-up here.
-async fn write(state: &AppState, env: &Envelope, ctx: &RespondCtx, body_sha256: &str, op: WriteOp) -> Outcome {
+async fn write(state: &AppState, env: &Envelope, ctx: &RespondCtx, body_sha256: &str, op: WriteOp, nonce: Option<NonceUse>) -> Outcome {
+    // The institution's share of the writer's queue: a flood from one institution waits for its own
+    // slots and delays others by at most its share.
+    let Some(_slot) =
+        state.cache.write_slot(&env.fixmedins_code, state.config.max_queued_writes_per_institution, state.config.queue_timeout).await
+    else {
+        return Outcome::Fresh(Err(refused("本机构同时提交的结算业务过多，请稍后重试")));
+    };
     let job = Job {
-        msgid: env.msgid.clone(),
+        msgid: msg_key(&env.fixmedins_code, &env.msgid),
+        nonce,
         fixmedins_code: env.fixmedins_code.clone(),
         infno: env.infno.clone(),
         opter: env.opter.clone(),
@@ -305,6 +321,21 @@ async fn write(state: &AppState, env: &Envelope, ctx: &RespondCtx, body_sha256: 
         Ok(text) => Outcome::Stored(text),
         Err(e) => Outcome::Fresh(Err(e)),
     }
+}
+
+/// Commits a read's nonce through the writer (one row, grouped with the writes of the moment).
+async fn record_nonce(state: &AppState, env: &Envelope, ctx: &RespondCtx, n: NonceUse) -> NResult<()> {
+    let job = Job {
+        msgid: String::new(),
+        nonce: Some(n),
+        fixmedins_code: env.fixmedins_code.clone(),
+        infno: env.infno.clone(),
+        opter: env.opter.clone(),
+        body_sha256: String::new(),
+        ctx: ctx.clone(),
+        op: WriteOp::Nonce,
+    };
+    state.writer.submit(job).await.map(|_| ())
 }
 
 impl Outcome {
@@ -449,7 +480,13 @@ fn flag_field(obj: &Map<String, Value>, key: &str, parent: &str, default: bool) 
 
 // ───────────────────────────── authentication ─────────────────────────────
 
-async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Envelope) -> NResult<Institution> {
+/// Whether a nonce has a sane shape: 6–64 letters, digits, `-` or `_` (the gateway's are 6–32 letters
+/// and digits; a UUID with its dashes fits too). Bounded so that nonces cannot fill memory or the table.
+fn nonce_ok(n: &str) -> bool {
+    (6..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &Envelope) -> NResult<(Institution, NonceUse)> {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
     let (paasid, ts, nonce, sig) = (h("x-tif-paasid"), h("x-tif-timestamp"), h("x-tif-nonce"), h("x-tif-signature"));
     if paasid.is_empty() || ts.is_empty() || nonce.is_empty() || sig.is_empty() {
@@ -472,9 +509,20 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &
         tracing::warn!(fixmedins = %paasid, "national request with a bad signature");
         return Err(refused("机构签名无效"));
     }
-    if !state.cache.fresh_nonce(paasid, nonce, t + state.config.signature_window_secs, clock::unix_now()) {
-        tracing::warn!(fixmedins = %paasid, "national request with a reused nonce refused");
-        return Err(refused("请求随机数 x-tif-nonce 已使用过（疑似重放）；每次请求请使用新的随机数"));
+    if !nonce_ok(nonce) {
+        return Err(refused("请求随机数 x-tif-nonce 应为 6–64 位字母、数字、- 或 _"));
+    }
+    let until = t + state.config.signature_window_secs;
+    match state.cache.fresh_nonce(paasid, nonce, until, clock::unix_now(), state.config.max_nonces_per_institution) {
+        crate::NonceCheck::Fresh => {}
+        crate::NonceCheck::Reused => {
+            tracing::warn!(fixmedins = %paasid, "national request with a reused nonce refused");
+            return Err(refused(NONCE_REUSED));
+        }
+        crate::NonceCheck::Flood => {
+            tracing::warn!(fixmedins = %paasid, "national request refused: the institution's nonce quota is full");
+            return Err(refused("本机构请求过于频繁（签名随机数超过限额），请稍后重试"));
+        }
     }
     if env.infno != "9001" {
         let signed = state.cache.sign_in(&state.store, &env.sign_no, clock::unix_now()).await?;
@@ -482,8 +530,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], env: &
             return Err(refused("签到编号 sign_no 无效或已过期，请先签到（9001）"));
         }
     }
-    Ok(inst)
+    Ok((inst, NonceUse { nonce: nonce.to_string(), until }))
 }
+
+pub const NONCE_REUSED: &str = "请求随机数 x-tif-nonce 已使用过（疑似重放）；每次请求请使用新的随机数";
 
 /// HMAC-SHA256(secret, timestamp + "\n" + nonce + "\n" + body), not yet finalised.
 fn request_mac(secret: &str, timestamp: &str, nonce: &str, body: &[u8]) -> Hmac<sha2::Sha256> {
@@ -652,7 +702,7 @@ async fn prepare_register(state: &AppState, env: &Envelope) -> NResult<(Mdtrt, O
     }
     let diagnosis = diagnosis_of(data, &at)?;
     let m = Mdtrt {
-        mdtrt_id: format!("MD{}", env.msgid),
+        mdtrt_id: mdtrt_id_of(&env.fixmedins_code, &env.msgid),
         psn_no,
         id_no: person.id_no,
         fixmedins_code: env.fixmedins_code.clone(),
@@ -665,6 +715,12 @@ async fn prepare_register(state: &AppState, env: &Envelope) -> NResult<(Mdtrt, O
         setl_id: None,
     };
     Ok((m, diagnosis))
+}
+
+/// The visit number a registration gets: "MD" + 6 hex of the institution + its msgid (msgids are each
+/// institution's own numbering, so the institution part keeps two institutions' visits apart).
+pub fn mdtrt_id_of(fixmedins_code: &str, msgid: &str) -> String {
+    format!("MD{}{msgid}", &sha256_hex(fixmedins_code.as_bytes())[..6])
 }
 
 fn insured_area(env: &Envelope) -> NResult<String> {
@@ -970,9 +1026,19 @@ async fn pre_settle(state: &AppState, p: &PreparedSettle) -> NResult<String> {
     if !acc.policy_id.is_empty() && acc.policy_id != policy.meta.id {
         return Err(policy_mismatch(&acc.policy_id, policy));
     }
+    if !within_bounds(&claim, &acc.acc) {
+        return Err(beyond_bounds());
+    }
     let (s, _) = settle(policy, &claim, p.identities, &acc.acc);
     let a = SetlAmounts::of(&s, &bill);
     Ok(settlement_output(&p.mdtrt.mdtrt_id, "", &p.psn_no, &a, Some(&explanation_json(policy, &s))))
+}
+
+fn beyond_bounds() -> NatError {
+    refused(format!(
+        "该人员本年度累计医疗费用将超过系统上限（{} 元），不能按一站式结算办理；请联系医保经办机构核查",
+        Fen(baozhang_core::engine::MAX_ANNUAL_FEN).grouped()
+    ))
 }
 
 fn policy_mismatch(had: &str, policy: &Policy) -> NatError {
@@ -1002,6 +1068,16 @@ async fn msg_seen_now(tx: &mut Tx<'_>, batch: &Batch, msgid: &str) -> Result<Opt
 
 /// Runs one write job inside `tx` and returns the full response text, which is stored with it.
 pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
+    // The nonce first: a request replayed with its captured signature is refused even after a restart.
+    if let Some(n) = &job.nonce {
+        if !service::record_nonce(tx, &job.fixmedins_code, &n.nonce, n.until).await? {
+            tracing::warn!(fixmedins = %job.fixmedins_code, "national request with a reused nonce refused (stored)");
+            return Err(ExecError::Refused(refused(NONCE_REUSED)));
+        }
+    }
+    if matches!(job.op, WriteOp::Nonce) {
+        return Ok(String::new());
+    }
     if let Some(m) = msg_seen(tx, batch, &job.msgid).await? {
         return replayed(&m, &job.fixmedins_code, &job.infno, &job.msgid, &job.body_sha256).map_err(ExecError::Refused);
     }
@@ -1038,7 +1114,8 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
             }
             json!({"data": {"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "ipt_otp_no": ""}}).to_string()
         }
-        WriteOp::FeeUpload { mdtrt_id, psn_no, lines } => {
+        WriteOp::Nonce => return Ok(String::new()),
+        WriteOp::FeeUpload { mdtrt_id, psn_no, lines, max_per_visit } => {
             let mut m =
                 service::mdtrt(tx, mdtrt_id).await?.ok_or_else(|| refused(format!("就诊 {mdtrt_id} 不存在，请先办理挂号或入院")))?;
             if let Some((st, _)) = batch.pending_status(mdtrt_id) {
@@ -1054,9 +1131,10 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
                 return Err(refused(format!("就诊 {mdtrt_id} 已结算，不能再上传费用；如需更正请先撤销结算")).into());
             }
             let existing = service::fee_lines(tx, mdtrt_id).await?;
+            let by_sn: std::collections::HashMap<&str, &FeeLine> = existing.iter().map(|e| (e.feedetl_sn.as_str(), e)).collect();
             let mut fresh = Vec::new();
             for l in lines {
-                match existing.iter().find(|e| e.feedetl_sn == l.feedetl_sn) {
+                match by_sn.get(l.feedetl_sn.as_str()) {
                     Some(e)
                         if e.det_item_fee_sumamt == l.det_item_fee_sumamt
                             && e.inscp_scp_amt == l.inscp_scp_amt
@@ -1065,6 +1143,14 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
                     Some(_) => return Err(refused(format!("明细流水号 {} 已上传且金额不同；已上传的明细不能修改", l.feedetl_sn)).into()),
                     None => fresh.push(l.clone()),
                 }
+            }
+            if existing.len() + fresh.len() > *max_per_visit {
+                return Err(refused(format!(
+                    "一次就诊最多 {max_per_visit} 条费用明细（已上传 {} 条，本次新增 {} 条）；请按项目汇总后上传",
+                    existing.len(),
+                    fresh.len()
+                ))
+                .into());
             }
             service::insert_fee_lines(tx, mdtrt_id, &fresh).await?;
             batch.forget_visit(mdtrt_id);
@@ -1111,6 +1197,9 @@ async fn settle_in_tx(
     let locked = ledger::lock_accumulators(tx, batch, &p.psn_no, claim.year()).await?;
     if !locked.policy_id.is_empty() && locked.policy_id != policy.meta.id {
         return Err(policy_mismatch(&locked.policy_id, policy).into());
+    }
+    if !within_bounds(&claim, &locked.acc) {
+        return Err(beyond_bounds().into());
     }
     let (s, after) = settle(policy, &claim, p.identities, &locked.acc);
     let seq = ledger::next_seq(tx, backend, batch).await?;

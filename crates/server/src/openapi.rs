@@ -39,13 +39,14 @@ mod tests {
 
     /// Every route of `api::routes()` (axum `{param}` syntax is also OpenAPI's), with its methods.
     /// Keep in step with `crate::api::routes`.
-    const API_ROUTES: [(&str, &[&str]); 16] = [
+    const API_ROUTES: [(&str, &[&str]); 17] = [
         ("/healthz", &["get"]),
         ("/api/login", &["post"]),
         ("/api/logout", &["post"]),
         ("/api/me", &["get"]),
         ("/api/persons", &["get"]),
-        ("/api/persons/{id_no}", &["get"]),
+        ("/api/persons/lookup", &["post"]),
+        ("/api/persons/{key}", &["get"]),
         ("/api/households/{household_no}", &["get"]),
         ("/api/settlements", &["get"]),
         ("/api/settlements/{setl_id}", &["get"]),

@@ -31,7 +31,11 @@ pub enum WriteOp {
         mdtrt_id: String,
         psn_no: String,
         lines: Vec<baozhang_store::service::FeeLine>,
+        /// Lines the visit may hold in all (`Config::max_fee_lines_per_visit`).
+        max_per_visit: usize,
     },
+    /// Only the job's nonce is recorded (a read's signature, committed before the read is answered).
+    Nonce,
     Settle(Box<PreparedSettle>),
     Cancel {
         setl_id: String,
@@ -42,7 +46,10 @@ pub enum WriteOp {
 
 #[derive(Debug)]
 pub struct Job {
+    /// The message's key in `msg_log` (`national::msg_key`: institution and msgid).
     pub msgid: String,
+    /// The request's nonce, recorded in the job's transaction (none for the workbench's own calls).
+    pub nonce: Option<national::NonceUse>,
     pub fixmedins_code: String,
     pub infno: String,
     pub opter: String,
@@ -93,6 +100,10 @@ pub struct Stats {
     pub retries: std::sync::atomic::AtomicU64,
     /// Time spent committing batches (µs): busy ÷ wall time is the writer's utilisation.
     pub busy_us: std::sync::atomic::AtomicU64,
+    /// Jobs refused because they panicked (an invariant assertion of the engine, say).
+    pub panics: std::sync::atomic::AtomicU64,
+    /// Set when the writer has stopped (closed, or died): `/healthz` then reports it.
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Jobs waiting beyond this make callers wait to enqueue (back-pressure instead of unbounded memory).
@@ -100,7 +111,7 @@ const QUEUE: usize = 4096;
 /// Retries of a batch after a transient database failure (lock timeout, serialization, deadlock).
 const MAX_RETRIES: u32 = 6;
 
-pub fn spawn(store: Store, policies: Arc<Policies>, max_batch: usize) -> WriterHandle {
+pub fn spawn(store: Store, policies: Arc<Policies>, max_batch: usize, fault: Option<String>) -> WriterHandle {
     let (tx, rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(Stats::default());
     // The writer gets its own thread and runtime: on a small machine its many short database round trips
@@ -111,7 +122,14 @@ pub fn spawn(store: Store, policies: Arc<Policies>, max_batch: usize) -> WriterH
         .name("bz-writer".into())
         .spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("writer runtime");
-            rt.block_on(run(store, policies, rx, max_batch.max(1), st));
+            let alive = st.clone();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(run(store, policies, rx, max_batch.max(1), st, fault.as_deref()))
+            }));
+            if r.is_err() {
+                tracing::error!("the writer stopped after a panic outside a job; settlements are refused until a restart");
+            }
+            alive.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
         })
         .expect("spawn the writer thread");
     WriterHandle { tx, stats }
@@ -120,6 +138,16 @@ pub fn spawn(store: Store, policies: Arc<Policies>, max_batch: usize) -> WriterH
 impl WriterHandle {
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Whether the writer still takes jobs.
+    pub fn alive(&self) -> bool {
+        !self.stats.stopped.load(std::sync::atomic::Ordering::SeqCst) && !self.tx.is_closed()
+    }
+
+    /// Writes queued now.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     pub async fn submit(&self, job: Job) -> Reply {
@@ -139,7 +167,7 @@ impl WriterHandle {
     }
 }
 
-async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
+async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>, max_batch: usize, stats: Arc<Stats>, fault: Option<&str>) {
     let mut batch: Vec<(Job, oneshot::Sender<Reply>)> = Vec::with_capacity(max_batch);
     let mut closing: Option<oneshot::Sender<()>> = None;
     while closing.is_none() {
@@ -159,7 +187,7 @@ async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>,
             }
         }
         if !batch.is_empty() {
-            run_batch(&store, &policies, &mut batch, &stats).await;
+            run_batch(&store, &policies, &mut batch, &stats, fault).await;
         }
     }
     // Closing: what is still queued is committed before we stop.
@@ -168,12 +196,12 @@ async fn run(store: Store, policies: Arc<Policies>, mut rx: mpsc::Receiver<Msg>,
         if let Msg::Job(j, r) = m {
             batch.push((*j, r));
             if batch.len() >= max_batch {
-                run_batch(&store, &policies, &mut batch, &stats).await;
+                run_batch(&store, &policies, &mut batch, &stats, fault).await;
             }
         }
     }
     if !batch.is_empty() {
-        run_batch(&store, &policies, &mut batch, &stats).await;
+        run_batch(&store, &policies, &mut batch, &stats, fault).await;
     }
     tracing::info!("writer stopped");
     if let Some(done) = closing {
@@ -198,12 +226,28 @@ fn retryable(e: &StoreError) -> bool {
 }
 
 /// Commits `batch` (emptying it) and answers every job.
-async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, oneshot::Sender<Reply>)>, stats: &Stats) {
+async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, oneshot::Sender<Reply>)>, stats: &Stats, fault: Option<&str>) {
     let mut attempt = 0;
     let started = std::time::Instant::now();
     loop {
-        let r = try_batch(store, policies, batch).await;
+        let r = try_batch(store, policies, batch, fault).await;
         stats.busy_us.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        let r = match r {
+            Err(BatchError::Panicked(i)) => {
+                // The transaction was dropped (rolled back) with the panic: nothing of the batch is
+                // written. The job that panicked is refused; the others are tried again without it.
+                stats.panics.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (job, reply) = batch.remove(i);
+                tracing::error!(msgid = %job.msgid, infno = %job.infno, fixmedins = %job.fixmedins_code, "a write job panicked; refused, the others go on");
+                let _ = reply.send(Err(NatError::Refused("该笔业务触发系统校验异常，已拒绝且未记账；请联系医保经办机构核查".into())));
+                if batch.is_empty() {
+                    return;
+                }
+                continue;
+            }
+            Err(BatchError::Db(e)) => Err(e),
+            Ok(v) => Ok(v),
+        };
         match r {
             Ok(replies) => {
                 stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -224,7 +268,7 @@ async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, one
                 tracing::warn!(error = %e, jobs = batch.len(), "write batch failed; committing its jobs one by one");
                 for one in std::mem::take(batch) {
                     let mut single = vec![one];
-                    Box::pin(run_batch(store, policies, &mut single, stats)).await;
+                    Box::pin(run_batch(store, policies, &mut single, stats, fault)).await;
                 }
                 return;
             }
@@ -239,7 +283,31 @@ async fn run_batch(store: &Store, policies: &Policies, batch: &mut Vec<(Job, one
     }
 }
 
-async fn try_batch(store: &Store, policies: &Policies, batch: &[(Job, oneshot::Sender<Reply>)]) -> Result<Vec<Reply>, StoreError> {
+enum BatchError {
+    Db(StoreError),
+    /// The job at this index panicked.
+    Panicked(usize),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(e: StoreError) -> BatchError {
+        BatchError::Db(e)
+    }
+}
+
+impl From<sqlx::Error> for BatchError {
+    fn from(e: sqlx::Error) -> BatchError {
+        BatchError::Db(StoreError::Db(e))
+    }
+}
+
+async fn try_batch(
+    store: &Store,
+    policies: &Policies,
+    batch: &[(Job, oneshot::Sender<Reply>)],
+    fault: Option<&str>,
+) -> Result<Vec<Reply>, BatchError> {
+    use futures_util::FutureExt;
     let backend = store.backend();
     let mut tx = store.begin_write().await?;
     let mut replies = Vec::with_capacity(batch.len());
@@ -265,11 +333,20 @@ async fn try_batch(store: &Store, policies: &Policies, batch: &[(Job, oneshot::S
         baozhang_store::ledger::lock_many(&mut tx, &mut pending, &keys).await?;
         pending.prefetch_visits(&mut tx, &visits).await?;
     }
-    for (job, _) in batch {
-        match national::execute(&mut tx, &mut pending, backend, policies, job).await {
-            Ok(text) => replies.push(Ok(text)),
-            Err(ExecError::Refused(e)) => replies.push(Err(e)),
-            Err(ExecError::Db(e)) => return Err(e),
+    for (i, (job, _)) in batch.iter().enumerate() {
+        let injected = fault.is_some_and(|f| !f.is_empty() && job.msgid.ends_with(f));
+        let work = async {
+            if injected {
+                panic!("fault injected for msgid {}", job.msgid);
+            }
+            national::execute(&mut tx, &mut pending, backend, policies, job).await
+        };
+        let run = std::panic::AssertUnwindSafe(work).catch_unwind().await;
+        match run {
+            Ok(Ok(text)) => replies.push(Ok(text)),
+            Ok(Err(ExecError::Refused(e))) => replies.push(Err(e)),
+            Ok(Err(ExecError::Db(e))) => return Err(BatchError::Db(e)),
+            Err(_) => return Err(BatchError::Panicked(i)),
         }
     }
     pending.flush(&mut tx).await?;

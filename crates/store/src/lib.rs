@@ -47,7 +47,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 8] = [
+const MIGRATIONS: [(i64, &str, &str); 9] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -56,6 +56,7 @@ const MIGRATIONS: [(i64, &str, &str); 8] = [
     (6, "programmes", include_str!("../migrations/0006_programmes.sql")),
     (7, "oversight", include_str!("../migrations/0007_oversight.sql")),
     (8, "supervision", include_str!("../migrations/0008_supervision.sql")),
+    (9, "trust", include_str!("../migrations/0009_trust.sql")),
 ];
 
 /// How to open a store.

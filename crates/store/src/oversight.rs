@@ -17,6 +17,8 @@ pub struct AuditRun {
     pub leads: i64,
     pub run_by: String,
     pub run_at: String,
+    /// The region whose settlements it covered (`""` = all).
+    pub region_code: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct LeadRow {
     pub amount_fen: i64,
     pub state: String,
     pub updated_at: String,
+    /// The insured area of the lead's first settlement: the region whose bureau judges it.
+    pub admdvs: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,10 +82,11 @@ fn lead_row(r: &sqlx::any::AnyRow) -> Result<LeadRow> {
         amount_fen: get_i64(r, 7)?,
         state: get_text(r, 8)?,
         updated_at: get_text(r, 9)?,
+        admdvs: get_text(r, 10)?,
     })
 }
 
-const LEAD_COLS: &str = "id, run_id, rule, subject, fixmedins_code, claims, evidence, amount_fen, state, updated_at";
+const LEAD_COLS: &str = "id, run_id, rule, subject, fixmedins_code, claims, evidence, amount_fen, state, updated_at, admdvs";
 
 /// Why an action on a lead was refused.
 #[derive(Debug, thiserror::Error)]
@@ -108,15 +113,17 @@ impl Store {
     /// The settled, not cancelled claims of a year: admission date from the visit when the service
     /// registered it (batch claims: the settlement date), diagnosis when known, poor from the identities
     /// the settlement was computed with.
-    pub async fn audit_claims(&self, year: i64) -> Result<Vec<AuditClaim>> {
+    pub async fn audit_claims(&self, year: i64, region: &str) -> Result<Vec<AuditClaim>> {
         let rows = sqlx::query(
             "SELECT s.setl_id, s.psn_no, s.fixmedins_code, s.hosp_lv, s.med_type, m.begn_date, s.setl_date, d.dise_codg, s.identities, \
              s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.psn_part_amt, s.hosp_part_amt \
              FROM ledger_settlements s LEFT JOIN mdtrts m ON m.mdtrt_id = s.mdtrt_id LEFT JOIN visit_diagnoses d ON d.mdtrt_id = s.mdtrt_id \
-             WHERE s.year = $1 AND s.reverses IS NULL AND NOT EXISTS (SELECT 1 FROM ledger_settlements r WHERE r.reverses = s.setl_id) \
+             WHERE s.year = $1 AND s.insuplc_admdvs LIKE $2 AND s.reverses IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM ledger_settlements r WHERE r.reverses = s.setl_id) \
              ORDER BY s.seq",
         )
         .bind(year)
+        .bind(format!("{region}%"))
         .fetch_all(self.pool())
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -143,12 +150,26 @@ impl Store {
     }
 
     /// Stores a run and its leads (all open) in one transaction; returns the run's id.
-    pub async fn record_audit_run(&self, year: i64, params: &str, claims: usize, leads: &[Lead], by: &str) -> Result<i64> {
+    pub async fn record_audit_run(&self, year: i64, region: &str, params: &str, claims: usize, leads: &[Lead], by: &str) -> Result<i64> {
+        // Each lead's region: the insured area of its first settlement.
+        let mut area: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let firsts: Vec<&str> = leads.iter().filter_map(|l| l.claims.first().map(String::as_str)).collect();
+        for chunk in firsts.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT setl_id, insuplc_admdvs FROM ledger_settlements WHERE setl_id IN ({})", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q.bind(c.to_string());
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                area.insert(get_text(&r, 0)?, get_text(&r, 1)?);
+            }
+        }
         let mut tx = self.begin().await?;
         let now = now_text();
         let id: i64 = get_i64(
             &sqlx::query(
-                "INSERT INTO audit_runs (year, params, claims, leads, run_by, run_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "INSERT INTO audit_runs (year, params, claims, leads, run_by, run_at, region_code) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             )
             .bind(year)
             .bind(params.to_string())
@@ -156,6 +177,7 @@ impl Store {
             .bind(leads.len() as i64)
             .bind(by.to_string())
             .bind(now.clone())
+            .bind(region.to_string())
             .fetch_one(&mut *tx)
             .await?,
             0,
@@ -173,13 +195,14 @@ impl Store {
                     l.amount_fen.into(),
                     "open".into(),
                     now.clone().into(),
+                    l.claims.first().and_then(|c| area.get(c)).cloned().unwrap_or_else(|| region.to_string()).into(),
                 ]
             })
             .collect();
         insert_rows(
             &mut tx,
             "audit_leads",
-            &["run_id", "rule", "subject", "fixmedins_code", "claims", "evidence", "amount_fen", "state", "updated_at"],
+            &["run_id", "rule", "subject", "fixmedins_code", "claims", "evidence", "amount_fen", "state", "updated_at", "admdvs"],
             &rows,
         )
         .await?;
@@ -189,7 +212,7 @@ impl Store {
 
     /// Runs, newest first.
     pub async fn audit_runs(&self) -> Result<Vec<AuditRun>> {
-        let rows = sqlx::query("SELECT id, year, params, claims, leads, run_by, run_at FROM audit_runs ORDER BY id DESC")
+        let rows = sqlx::query("SELECT id, year, params, claims, leads, run_by, run_at, region_code FROM audit_runs ORDER BY id DESC")
             .fetch_all(self.pool())
             .await?;
         rows.iter()
@@ -202,18 +225,20 @@ impl Store {
                     leads: get_i64(r, 4)?,
                     run_by: get_text(r, 5)?,
                     run_at: get_text(r, 6)?,
+                    region_code: get_text(r, 7)?,
                 })
             })
             .collect()
     }
 
-    /// A run's leads, optionally only those about one hospital.
-    pub async fn audit_leads(&self, run_id: i64, hospital: Option<&str>) -> Result<Vec<LeadRow>> {
-        let all = format!("SELECT {LEAD_COLS} FROM audit_leads WHERE run_id = $1 ORDER BY rule, id");
-        let one = format!("SELECT {LEAD_COLS} FROM audit_leads WHERE run_id = $1 AND fixmedins_code = $2 ORDER BY rule, id");
+    /// A run's leads in a region (`""` = all), optionally only those about one hospital.
+    pub async fn audit_leads(&self, run_id: i64, region: &str, hospital: Option<&str>) -> Result<Vec<LeadRow>> {
+        let all = format!("SELECT {LEAD_COLS} FROM audit_leads WHERE run_id = $1 AND admdvs LIKE $2 ORDER BY rule, id");
+        let one =
+            format!("SELECT {LEAD_COLS} FROM audit_leads WHERE run_id = $1 AND admdvs LIKE $2 AND fixmedins_code = $3 ORDER BY rule, id");
         let rows = match hospital {
-            None => sqlx::query(&all).bind(run_id),
-            Some(h) => sqlx::query(&one).bind(run_id).bind(h.to_string()),
+            None => sqlx::query(&all).bind(run_id).bind(format!("{region}%")),
+            Some(h) => sqlx::query(&one).bind(run_id).bind(format!("{region}%")).bind(h.to_string()),
         }
         .fetch_all(self.pool())
         .await?;

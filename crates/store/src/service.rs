@@ -150,6 +150,17 @@ pub async fn msg_record(c: &mut AnyConnection, msgid: &str, m: &LoggedMsg) -> Re
     Ok(())
 }
 
+/// Records a signed request's nonce; false if the institution used it before (still remembered).
+pub async fn record_nonce(c: &mut AnyConnection, fixmedins_code: &str, nonce: &str, expires_at: i64) -> Result<bool> {
+    let r = sqlx::query("INSERT INTO national_nonces (fixmedins_code, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(fixmedins_code.to_string())
+        .bind(nonce.to_string())
+        .bind(expires_at)
+        .execute(&mut *c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn mdtrt(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<Mdtrt>> {
     let row = sqlx::query(&format!("SELECT {MDTRT_COLS} FROM mdtrts WHERE mdtrt_id = $1"))
         .bind(mdtrt_id.to_string())
@@ -681,6 +692,60 @@ impl Store {
     }
 
     /// Records an unmasked view of personal information (PIPL).
+    /// Forgets nonces whose window has passed (their timestamps are refused anyway).
+    pub async fn prune_nonces(&self, now_unix: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM national_nonces WHERE expires_at < $1").bind(now_unix).execute(self.pool()).await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Whether the registry holds anyone outside `prefix` (by village, or by insured area for people
+    /// without a village): a run over the whole database would then touch another region's people.
+    pub async fn anyone_outside(&self, prefix: &str) -> Result<bool> {
+        if prefix.is_empty() {
+            return Ok(false);
+        }
+        let like = format!("{prefix}%");
+        let p = sqlx::query("SELECT 1 FROM persons WHERE village_code IS NOT NULL AND village_code NOT LIKE $1 LIMIT 1")
+            .bind(like.clone())
+            .fetch_optional(self.pool())
+            .await?;
+        if p.is_some() {
+            return Ok(true);
+        }
+        let e =
+            sqlx::query("SELECT 1 FROM enrolments WHERE insured_admdvs NOT LIKE $1 LIMIT 1").bind(like).fetch_optional(self.pool()).await?;
+        Ok(e.is_some())
+    }
+
+    /// Access-log rows, one per person shown (PIPL art. 51/55: every unmasked view or export is logged per
+    /// person), in one transaction.
+    pub async fn log_access_many(&self, actor: &str, role: &str, action: &str, subjects_masked: &[String], detail: &str) -> Result<()> {
+        if subjects_masked.is_empty() {
+            return Ok(());
+        }
+        let at = now_text();
+        let mut tx = self.begin().await?;
+        for chunk in subjects_masked.chunks(400) {
+            let marks: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${})", i * 6 + 1, i * 6 + 2, i * 6 + 3, i * 6 + 4, i * 6 + 5, i * 6 + 6))
+                .collect();
+            let sql = format!("INSERT INTO access_log (at, actor, role, action, subject, detail) VALUES {}", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for sub in chunk {
+                q = q
+                    .bind(at.clone())
+                    .bind(actor.to_string())
+                    .bind(role.to_string())
+                    .bind(action.to_string())
+                    .bind(sub.clone())
+                    .bind(detail.to_string());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn log_access(&self, actor: &str, role: &str, action: &str, subject_masked: &str, detail: &str) -> Result<()> {
         sqlx::query("INSERT INTO access_log (at, actor, role, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(now_text())

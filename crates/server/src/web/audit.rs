@@ -34,6 +34,27 @@ fn hospital_of(u: &WebUser) -> Result<Option<String>, WebError> {
     }
 }
 
+/// The region whose leads the user reads: their own (admin: all; hospitals: every region, but only their
+/// own leads).
+fn lead_region(u: &WebUser) -> &str {
+    u.p.region().unwrap_or("")
+}
+
+/// Whether a run is one the user may see: it covered part of their region, or their region lies in it.
+fn run_visible(u: &WebUser, run_region: &str) -> bool {
+    let own = lead_region(u);
+    u.p.role == Role::Hospital || run_region.starts_with(own) || own.starts_with(run_region)
+}
+
+/// A lead is in scope: inside the user's region, and for a hospital about itself.
+pub fn lead_visible(u: &WebUser, l: &LeadRow) -> bool {
+    match u.p.role {
+        Role::Hospital => l.fixmedins_code == u.p.scope,
+        Role::Cadre => false,
+        _ => l.admdvs.starts_with(lead_region(u)),
+    }
+}
+
 /// Leads shown on the page (the Excel export has all).
 const SHOWN_ROWS: usize = 1_000;
 
@@ -47,7 +68,7 @@ fn rule_zh(id: &str) -> &'static str {
 
 pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Query<AuditQ>) -> WebResult {
     let hospital = hospital_of(&u)?;
-    let runs = state.store.audit_runs().await?;
+    let runs: Vec<_> = state.store.audit_runs().await?.into_iter().filter(|r| run_visible(&u, &r.region_code)).collect();
     let run = match q.run {
         Some(id) => Some(runs.iter().find(|r| r.id == id).ok_or_else(|| WebError::not_found("没有这次审核"))?),
         None => runs.first(),
@@ -61,7 +82,8 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         }
         return Ok(page.render(&u));
     };
-    let leads = state.store.audit_leads(run.id, hospital.as_deref()).await?;
+    let region = if hospital.is_some() { "" } else { lead_region(&u) };
+    let leads = state.store.audit_leads(run.id, region, hospital.as_deref()).await?;
     let shown: Vec<&LeadRow> = leads.iter().filter(|l| q.rule.as_deref().is_none_or(|r| r.is_empty() || l.rule == r)).collect();
     let mut t = Table::new("leads", "疑点线索", vec!["编号", "规则", "对象", "医疗机构", "结算记录", "涉及金额（元）", "状态", "依据"]);
     t.empty = "没有疑点线索";
@@ -154,7 +176,9 @@ pub async fn run(State(state): State<AppState>, u: WebUser, Form(f): Form<RunFor
         return Err(WebError::forbidden(format!("{}不能运行审核", u.p.role.name_zh())));
     }
     let year: i64 = super::health::parse_year(&f.year)?;
-    let o = run_audit(&state.store, year, DEFAULT_RULES, &u.p.username).await.map_err(|e| match e {
+    // A run covers the settlements of the runner's region only (a county bureau audits its own fund).
+    let region = u.region()?.to_string();
+    let o = run_audit(&state.store, year, &region, DEFAULT_RULES, &u.p.username).await.map_err(|e| match e {
         AuditError::Params(m) => WebError::bad(m),
         AuditError::Store(s) => WebError::from(s),
     })?;
@@ -165,7 +189,7 @@ pub async fn run(State(state): State<AppState>, u: WebUser, Form(f): Form<RunFor
 async fn lead_in_scope(state: &AppState, u: &WebUser, id: i64) -> Result<LeadRow, WebError> {
     let hospital = hospital_of(u)?;
     let l = state.store.audit_lead(id).await?.ok_or_else(|| WebError::not_found("没有这条线索"))?;
-    if hospital.is_some_and(|h| h != l.fixmedins_code) {
+    if hospital.is_some_and(|h| h != l.fixmedins_code) || !lead_visible(u, &l) {
         return Err(WebError::not_found("没有这条线索"));
     }
     Ok(l)

@@ -83,6 +83,7 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
         ]);
     }
     if let Some(id) = q.export.as_deref() {
+        ctx.log_shown(&state, &u, Some(id)).await?;
         return super::table::export(&[&t, &at], id);
     }
 
@@ -124,6 +125,7 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
             esc(&ctx.region)
         ));
     }
+    ctx.log_shown(&state, &u, None).await?;
     Ok(page.render(&u))
 }
 
@@ -248,6 +250,7 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         ]);
     }
     if let Some(x) = q.export.as_deref() {
+        ctx.log_shown(&state, &u, Some(x)).await?;
         return super::table::export(&[&t], x);
     }
     let mut page = Page::new(format!("慢病卡抽审 · {} · {}", ctx.place(&a.region_code), yyyymm(a.month)));

@@ -339,7 +339,7 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
         years.push_str(&format!("<option value=\"{y}\"{}>{y} 年</option>", if y == year { " selected" } else { "" }));
     }
     page.push(&format!(
-        "<form class=\"inline\" method=\"get\" action=\"/web/region/{}\"><label>年度 <select name=\"year\" onchange=\"this.form.submit()\">{years}</select></label><noscript><button>查看</button></noscript></form>",
+        "<form class=\"inline\" method=\"get\" action=\"/web/region/{}\"><label>年度 <select name=\"year\" data-autosubmit>{years}</select></label><noscript><button>查看</button></noscript></form>",
         esc(&code)
     ));
     let avg_delay = t.flag_delay_avg_days().map_or_else(|| "—".into(), |d| format!("{d} 天"));
@@ -491,9 +491,16 @@ pub async fn household_page(
         Some(y) => y,
         None => default_year(&state).await,
     };
-    let members = state.store.persons_of_household(household_no.trim(), year, year_end(year)?).await?;
-    let village = members.iter().find_map(|m| m.village_code.clone());
-    if members.is_empty() || !village.as_deref().is_some_and(|v| v.starts_with(&own)) {
+    // Every member is checked, not the first: a household number shared across villages (a data error,
+    // or another county's numbering) shows only the members inside the user's region.
+    let members: Vec<_> = state
+        .store
+        .persons_of_household(household_no.trim(), year, year_end(year)?)
+        .await?
+        .into_iter()
+        .filter(|m| m.village_code.as_deref().is_some_and(|v| v.starts_with(&own)))
+        .collect();
+    if members.is_empty() {
         return Err(WebError::not_found("未找到该户，或不在您的管辖范围内"));
     }
     let pid = state.web.pid_key(&state.store).await?;
@@ -533,7 +540,7 @@ pub async fn household_page(
         return super::table::export(&[&t], id);
     }
     let mut page = Page::new(format!("户 {}", household_no.trim()));
-    if let Some(v) = &village {
+    if let Some(v) = &members.iter().find_map(|m| m.village_code.clone()) {
         page.crumbs = crumbs_for(&state, &u, v).await?;
     }
     page.crumbs.push((format!("户 {}", household_no.trim()), String::new()));

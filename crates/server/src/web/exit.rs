@@ -30,6 +30,8 @@ pub struct HouseholdCheck {
     pub village_code: String,
     pub members: usize,
     pub failures: Vec<(String, Vec<String>)>,
+    /// The ID numbers of the members in `failures`, in the same order (for the access log).
+    pub failing_ids: Vec<String>,
 }
 
 /// The checks of a region and year, kept for a minute (a county takes seconds; its Excel export and a
@@ -92,6 +94,7 @@ pub async fn check(state: &AppState, region: &str, year: i64) -> Result<Vec<Hous
             village_code: r.village_code.clone(),
             members: 0,
             failures: Vec::new(),
+            failing_ids: Vec::new(),
         });
         if r.dead {
             continue;
@@ -110,6 +113,7 @@ pub async fn check(state: &AppState, region: &str, year: i64) -> Result<Vec<Hous
         let why = exit_failures(&m);
         if !why.is_empty() {
             h.failures.push((r.name.clone(), why));
+            h.failing_ids.push(r.id_no.clone());
         }
     }
     Ok(by.into_values().collect())
@@ -160,6 +164,7 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     // A county lists thousands: the page shows the first 1,000 (the export has all).
     let shown = if q.export.is_some() { failing.len() } else { failing.len().min(1_000) };
     for h in &failing[..shown] {
+        h.failing_ids.iter().for_each(|id| ctx.note_shown(id));
         let why: Vec<String> = h
             .failures
             .iter()
@@ -183,6 +188,7 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
         ]);
     }
     if let Some(x) = q.export.as_deref() {
+        ctx.log_shown(&state, &u, Some(x)).await?;
         return super::table::export(&[&vt, &ft], x);
     }
     let mut page = Page::new(format!("退出验收 · {} · {year} 年", ctx.place(&ctx.region)));
@@ -221,6 +227,7 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     page.push(&ft.html(&u.path));
     page.push(&vt.html(&u.path));
     page.push("<p class=\"muted\">验收标准（基本医疗有保障）：在世成员全部参加基本医保；住院按贫困人口享受基本医保、大病保险、医疗救助倾斜政策；慢病患者签约家庭医生并按期随访；大病患者得到救治。</p>");
+    ctx.log_shown(&state, &u, None).await?;
     Ok(page.render(&u))
 }
 

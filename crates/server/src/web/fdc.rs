@@ -236,6 +236,7 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
         if x == "fees" && !show_fees {
             return Err(WebError::forbidden("村干部不能导出服务费结算表"));
         }
+        ctx.log_shown(&state, &u, Some(x)).await?;
         return super::table::export(&[&vt, &dt, &ot, &ft, &tt], x);
     }
 
@@ -276,6 +277,7 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
         page.push(&ft.html(&path));
     }
     page.push(&tt.html(&path));
+    ctx.log_shown(&state, &u, None).await?;
     Ok(page.render(&u))
 }
 

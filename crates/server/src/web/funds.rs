@@ -80,8 +80,7 @@ pub fn statement_state(s: &FallbackStatement, today: Date) -> StatementState {
 }
 
 pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Query<FundsQ>) -> WebResult {
-    let region = u.region()?.to_string();
-    let county = region.get(..6).unwrap_or(&region).to_string();
+    let county = u.county_scope("资金拨付")?.to_string();
     let year = year_param(&state, q.year.as_deref()).await?;
     let today = crate::clock::today();
     let hospitals: Vec<_> = state.store.institutions().await?.into_iter().filter(|h| h.admdvs.starts_with(&county)).collect();
@@ -322,8 +321,7 @@ fn back(year: i64) -> WebResult {
 
 async fn hospital_in_scope(state: &AppState, u: &WebUser, code: &str) -> Result<(), WebError> {
     u.require(may_manage(u), "登记资金拨付")?;
-    let own = u.region()?;
-    let county = own.get(..6).unwrap_or(own);
+    let county = u.county_scope("资金拨付")?;
     match state.store.institution(code.trim()).await? {
         Some(h) if h.admdvs.starts_with(county) => Ok(()),
         _ => Err(WebError::not_found(format!("没有定点医疗机构“{code}”"))),

@@ -19,17 +19,48 @@ pub struct Ctx {
     pub names: Arc<HashMap<String, String>>,
     pub pid: PidKey,
     pub unmasked: bool,
+    /// What the page is (the access log's action).
+    what: String,
+    /// The people shown in clear so far (masked ID numbers): one access-log row each (PIPL art. 51/55).
+    shown: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx {
-    /// Checks the region and the unmask request; an unmasked view is written to the access log.
+    /// Checks the region and the unmask request. Every person then shown in clear is remembered and
+    /// written to the access log by [`Ctx::log_shown`] before the page or file goes out.
     pub async fn new(state: &AppState, u: &WebUser, region: Option<&str>, unmasked: bool, what: &str) -> Result<Ctx, WebError> {
         let region = u.region_in_scope(region)?.to_string();
         let unmasked = u.may_unmask(unmasked)?;
-        if unmasked {
-            state.store.log_access(&u.p.username, u.p.role.as_str(), what, &region, "查看未脱敏个人信息").await?;
+        Ok(Ctx {
+            region,
+            names: state.web.region_names(&state.store).await?,
+            pid: state.web.pid_key(&state.store).await?,
+            unmasked,
+            what: what.to_string(),
+            shown: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+    /// Notes a person shown in clear (the cells of [`Ctx::person`] do it themselves).
+    pub fn note_shown(&self, id_no: &str) {
+        if self.unmasked {
+            self.shown.lock().expect("shown lock").push(mask_id(id_no));
         }
-        Ok(Ctx { region, names: state.web.region_names(&state.store).await?, pid: state.web.pid_key(&state.store).await?, unmasked })
+    }
+    /// Writes one access-log row per person shown in clear, saying whether it was a view or an export
+    /// (and of which table: the export's purpose). Called before the response is sent.
+    pub async fn log_shown(&self, state: &AppState, u: &WebUser, export: Option<&str>) -> Result<(), WebError> {
+        if !self.unmasked {
+            return Ok(());
+        }
+        let mut subjects = std::mem::take(&mut *self.shown.lock().expect("shown lock"));
+        subjects.sort();
+        subjects.dedup();
+        let detail = match export {
+            Some(table) => format!("导出未脱敏个人信息（{}，表 {table}，区划 {}）", self.what, self.region),
+            None => format!("查看未脱敏个人信息（{}，区划 {}）", self.what, self.region),
+        };
+        state.store.log_access_many(&u.p.username, u.p.role.as_str(), &self.what, &subjects, &detail).await?;
+        Ok(())
     }
     pub fn place(&self, code: &str) -> String {
         self.names.get(code).cloned().unwrap_or_else(|| code.to_string())
@@ -44,6 +75,7 @@ impl Ctx {
             mask_name(&who.name)
         };
         let id = if self.unmasked { id_no.to_string() } else { mask_id(id_no) };
+        self.note_shown(id_no);
         [
             Cell::text(if who.village_code.is_empty() { String::new() } else { self.place(&who.village_code) }),
             if who.village_code.is_empty() { Cell::text(name) } else { Cell::Link(name, super::person::person_href(&self.pid, id_no)) },

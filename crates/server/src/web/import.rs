@@ -36,7 +36,7 @@ fn form(kind: Option<RosterKind>) -> String {
     format!(
         "<section class=\"calc\"><form method=\"post\" action=\"/web/import\" enctype=\"multipart/form-data\" class=\"grid-form\" data-testid=\"import-form\">\
          <label>名单类型<select name=\"kind\">{opts}</select></label>\
-         <label>文件（.xlsx 或 .csv，不超过 {} MB）<input type=\"file\" name=\"file\" accept=\".xlsx,.xls,.csv\" required></label>\
+         <label>文件（.xlsx 或 .csv，不超过 {} MB）<input type=\"file\" name=\"file\" accept=\".xlsx,.csv\" required></label>\
          <div class=\"actions\"><button type=\"submit\">上传并导入</button></div></form>\
          <p class=\"muted\">格式与表头见空白模板（<code>baozhang template 名单类型 --out 模板.xlsx</code>）。每一行都会校验：身份证校验位、性别与出生日期、区划代码、日期、金额、必填项、重复；\
          有问题的行不导入，并逐行列出原因；其余的行在一个事务中合并入库。同一文件重复上传不会重复导入。</p></section>",
@@ -62,12 +62,31 @@ fn safe_file_name(name: &str) -> String {
     }
 }
 
-pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart) -> WebResult {
+/// Imports run one at a time, each on a worker thread of its own: a roster import is long and
+/// memory-hungry, and two at once would only compete for the single database writer.
+static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+pub async fn upload(
+    State(state): State<AppState>,
+    u: WebUser,
+    pending: Option<axum::Extension<crate::guard::CsrfPending>>,
+    mut mp: Multipart,
+) -> WebResult {
     require(&u)?;
+    let pending = pending.map(|p| p.0);
+    let mut csrf_ok = pending.is_none();
     let mut kind: Option<RosterKind> = None;
     let mut file: Option<(String, axum::body::Bytes)> = None;
     while let Some(field) = mp.next_field().await.map_err(|e| WebError::bad(format!("上传内容无法读取：{}", e.body_text())))? {
         match field.name() {
+            Some(crate::guard::CSRF_FIELD) => {
+                let v = field.text().await.map_err(|_| WebError::bad("校验码无法读取"))?;
+                csrf_ok = crate::guard::check_pending(pending.as_ref(), Some(v.trim()));
+            }
+            // The token comes first in the form: a file without it is not even read.
+            Some("file") if !csrf_ok => {
+                return Err(WebError::forbidden("页面已过期或请求来源无法确认（缺少或错误的校验码），请刷新页面后重试"));
+            }
             Some("kind") => {
                 let v = field.text().await.map_err(|_| WebError::bad("名单类型无法读取"))?;
                 kind = Some(RosterKind::parse(&v).ok_or_else(|| WebError::bad(format!("名单类型“{v}”无效")))?);
@@ -83,11 +102,17 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
             _ => {}
         }
     }
+    if !csrf_ok {
+        return Err(WebError::forbidden("页面已过期或请求来源无法确认（缺少或错误的校验码），请刷新页面后重试"));
+    }
     let kind = kind.ok_or_else(|| WebError::bad("请选择名单类型"))?;
     let (name, bytes) = file.filter(|(_, b)| !b.is_empty()).ok_or_else(|| WebError::bad("请选择要上传的文件"))?;
     let lower = name.to_lowercase();
-    if !(lower.ends_with(".xlsx") || lower.ends_with(".xls") || lower.ends_with(".csv")) {
-        return Err(WebError::bad(format!("文件“{name}”不是 .xlsx、.xls 或 .csv")));
+    if lower.ends_with(".xls") {
+        return Err(WebError::bad(format!("文件“{name}”是旧版 Excel 97-2003（.xls）格式，请在 Excel 中“另存为” .xlsx 或 CSV 后再上传")));
+    }
+    if !(lower.ends_with(".xlsx") || lower.ends_with(".csv")) {
+        return Err(WebError::bad(format!("文件“{name}”不是 .xlsx 或 .csv")));
     }
     let dir = tempfile::tempdir().map_err(|e| {
         tracing::error!(error = %e, "no temporary directory for an upload");
@@ -98,9 +123,17 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
         tracing::error!(error = %e, "could not store an upload");
         WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "服务器无法保存上传的文件")
     })?;
-    let opts = ImportOptions { report_dir: Some(dir.path().join("rejected")), ..Default::default() };
+    let opts = ImportOptions {
+        report_dir: Some(dir.path().join("rejected")),
+        limits: baozhang_ingest::table::ReadLimits::upload(),
+        ..Default::default()
+    };
     tracing::info!(kind = kind.id(), bytes = bytes.len(), user = %u.p.username, "roster upload");
-    // The import's future holds a `&mut dyn FnMut` (not `Send`): it runs on a thread of its own.
+    let Ok(_one_at_a_time) = IMPORTS.try_acquire() else {
+        return Err(WebError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "另一份名单正在导入，请稍后再上传"));
+    };
+    // The import's future holds a `&mut dyn FnMut` (not `Send`): it runs on a thread of its own. A
+    // panic there ends that thread only (the channel is dropped and the page says so).
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (store, import_path) = (state.store.clone(), path.clone());
     std::thread::spawn(move || {
@@ -114,7 +147,8 @@ pub async fn upload(State(state): State<AppState>, u: WebUser, mut mp: Multipart
     let report = rx
         .await
         .map_err(|_| WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "导入中断"))?
-        .map_err(|e| WebError::bad(format!("{name}：{e}")))?;
+        // The message names the uploaded file, not the server's temporary path.
+        .map_err(|e| WebError::bad(format!("{name}：{}", e.replace(&format!("{}/", dir.path().display()), ""))))?;
     state
         .store
         .audit(

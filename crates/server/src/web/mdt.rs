@@ -94,6 +94,7 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
         ]);
     }
     if let Some(x) = q.export.as_deref() {
+        ctx.log_shown(&state, &u, Some(x)).await?;
         return super::table::export(&[&t], x);
     }
     let list = list_for(&lists, if ctx.region.is_empty() { "62" } else { &ctx.region });
@@ -143,6 +144,7 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
             ));
         }
     }
+    ctx.log_shown(&state, &u, None).await?;
     Ok(page.render(&u))
 }
 
@@ -324,8 +326,15 @@ pub async fn follow_up(State(state): State<AppState>, u: WebUser, Path(id): Path
 }
 
 pub async fn lists_page(State(state): State<AppState>, u: WebUser) -> WebResult {
-    u.region()?;
-    let lists = state.store.mdt_lists().await?;
+    let own = u.region()?.to_string();
+    // The lists that apply somewhere in the user's region (a county sees its province's list).
+    let lists: Vec<_> = state
+        .store
+        .mdt_lists()
+        .await?
+        .into_iter()
+        .filter(|l| l.region_prefix.starts_with(&own) || own.starts_with(&l.region_prefix))
+        .collect();
     let mut page = Page::new("大病集中救治病种目录");
     page.crumbs.push(("大病救治".into(), "/web/mdt".into()));
     page.crumbs.push(("病种目录".into(), String::new()));
@@ -374,6 +383,14 @@ pub async fn save_disease(State(state): State<AppState>, u: WebUser, Form(f): Fo
     require_manage(&u, "修改病种目录")?;
     let lists = state.store.mdt_lists().await?;
     let list = lists.iter().find(|l| l.list_code == f.list_code.trim()).ok_or_else(|| WebError::bad("病种目录无效"))?;
+    // A list is the province's (or prefecture's) own: only a user whose region covers all of it edits it.
+    let own = u.region()?;
+    if !list.region_prefix.starts_with(own) {
+        return Err(WebError::forbidden(format!(
+            "病种目录“{}”适用于区划 {}，由该级医保部门维护；您的范围是 {own}",
+            list.name, list.region_prefix
+        )));
+    }
     let no: i64 = f.no.trim().parse().ok().filter(|n| (1..=500).contains(n)).ok_or_else(|| WebError::bad(format!("序号“{}”无效", f.no)))?;
     let name = f.name.trim();
     if name.is_empty() || name.chars().count() > 60 {

@@ -151,6 +151,7 @@ impl From<ApiError> for WebError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Bad(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         WebError::new(status, e.to_string())
@@ -185,6 +186,8 @@ pub type WebResult = Result<Response, WebError>;
 pub struct WebUser {
     pub p: Principal,
     pub path: String,
+    /// The session's CSRF token (`guard::csrf`), put into every posted form of the user's pages.
+    pub csrf: String,
 }
 
 impl FromRequestParts<AppState> for WebUser {
@@ -196,7 +199,11 @@ impl FromRequestParts<AppState> for WebUser {
             return Err(to_login(&path));
         }
         match Principal::from_request_parts(parts, state).await {
-            Ok(p) => Ok(WebUser { p, path }),
+            Ok(p) => {
+                let session = auth::session_cookie(&parts.headers).unwrap_or_default();
+                let csrf = state.guard.csrf_token(&state.store, &session).await.map_err(|e| WebError::from(e).into_response())?;
+                Ok(WebUser { p, path, csrf })
+            }
             Err(ApiError::Unauthorized(_)) => Err(to_login(&path)),
             Err(e) => Err(WebError::from(e).into_response()),
         }
@@ -221,6 +228,15 @@ impl WebUser {
             Some(_) => Err(WebError::forbidden("该区划不在您的管辖范围内")),
         }
     }
+    /// The user's region for pages kept per county (reports, budgets): a county or wider. A township or
+    /// village account is refused — cutting its code to the county would widen its scope.
+    pub fn county_scope(&self, what: &str) -> Result<&str, WebError> {
+        let own = self.region()?;
+        if own.len() > 6 {
+            return Err(WebError::forbidden(format!("{what}按县（区）编制，需县级及以上范围的账号（您的范围是 {own}）")));
+        }
+        Ok(own)
+    }
     /// Refuses an action the user's role may not take: "<role>不能<what>" (403).
     pub fn require(&self, allowed: bool, what: &str) -> Result<(), WebError> {
         if allowed {
@@ -236,6 +252,18 @@ impl WebUser {
             false => Ok(false),
         }
     }
+}
+
+/// Whether text is shaped like an ID number (17 digits and a digit or X).
+pub fn looks_like_id_no(s: &str) -> bool {
+    let b = s.trim().as_bytes();
+    b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] | 0x20 == b'x')
+}
+
+/// The refusal of an address that carries an ID number: addresses are kept by browsers' histories,
+/// proxies and access logs, so the workbench neither builds nor accepts them.
+pub fn id_in_address() -> WebError {
+    WebError::bad("证件号码不能放在网址中（浏览器历史、代理和日志会记录网址）：请在页面顶部或结算窗口的查找框中输入")
 }
 
 // ───────────────────────────── layout ─────────────────────────────
@@ -258,6 +286,7 @@ pub struct Chrome {
 #[template(path = "base.html")]
 struct PageTpl<'a> {
     title: &'a str,
+    csrf: &'a str,
     chrome: &'a Chrome,
     crumbs: &'a [(String, String)],
     body: &'a str,
@@ -280,9 +309,10 @@ impl Page {
     }
     pub fn render(&self, u: &WebUser) -> Response {
         let chrome = chrome(u);
-        let html = PageTpl { title: &self.title, chrome: &chrome, crumbs: &self.crumbs, body: &self.body }
+        let html = PageTpl { title: &self.title, csrf: &u.csrf, chrome: &chrome, crumbs: &self.crumbs, body: &self.body }
             .render()
             .unwrap_or_else(|e| format!("<p>页面渲染失败：{}</p>", esc(&e.to_string())));
+        let html = crate::guard::add_token_to_forms(&html, &u.csrf);
         (
             [
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
@@ -575,12 +605,17 @@ pub struct LoginForm {
     next: String,
 }
 
-async fn login_submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+async fn login_submit(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::edge::Peer>>,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = safe_next(&f.next);
-    match auth::login(&state, f.username.trim(), &f.password).await {
+    match auth::login(&state, f.username.trim(), &f.password, peer.map(|p| p.0 .0.ip())).await {
         Ok((token, expires_at, _user)) => {
             let max_age = (expires_at - clock::unix_now()).max(0);
-            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+            let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
             let mut r = Redirect::to(&next).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
@@ -590,6 +625,7 @@ async fn login_submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -
         Err(e) => {
             let status = match e {
                 ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let html = LoginTpl { error: &e.to_string(), username: f.username.trim(), next: &next }.render().unwrap_or_default();

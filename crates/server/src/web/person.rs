@@ -26,8 +26,12 @@ pub async fn find_form(State(state): State<AppState>, u: WebUser, axum::Form(q):
     find_person(&state, &u, q).await
 }
 
-/// `GET /web/find?q=`: the same, for a link or a typed address.
+/// `GET /web/find?q=`: the same by 人员编号, for a link or a typed address; an ID number in the address
+/// is refused.
 pub async fn find(State(state): State<AppState>, u: WebUser, Query(q): Query<FindQ>) -> WebResult {
+    if super::looks_like_id_no(&q.q) {
+        return Err(super::id_in_address());
+    }
     find_person(&state, &u, q).await
 }
 
@@ -144,6 +148,9 @@ pub fn person_href(key: &PidKey, id_no: &str) -> String {
 pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): Path<String>, Query(q): Query<PersonQ>) -> WebResult {
     u.region()?;
     let pid = state.web.pid_key(&state.store).await?;
+    if super::looks_like_id_no(&key) {
+        return Err(super::id_in_address());
+    }
     let (id_no, typed) = match pid.decode(key.trim()) {
         Some(id) => (id, false),
         None => (key.trim().to_ascii_uppercase(), true),

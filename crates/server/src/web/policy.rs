@@ -57,9 +57,8 @@ pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         return super::table::export(&[&layers], id);
     }
     let mut page = Page::new("政策与测算");
-    let mut sel = String::from(
-        "<form class=\"inline\" method=\"get\" action=\"/web/policy\"><label>政策 <select name=\"id\" onchange=\"this.form.submit()\">",
-    );
+    let mut sel =
+        String::from("<form class=\"inline\" method=\"get\" action=\"/web/policy\"><label>政策 <select name=\"id\" data-autosubmit>");
     for p in state.policies.all() {
         sel.push_str(&format!(
             "<option value=\"{}\"{}>{}（{}）</option>",
@@ -270,7 +269,7 @@ pub fn result_html(
         yuan(a.hosp_part_amt.0),
         yuan(a.psn_part_amt.0),
         pct(ratio_bp(total - a.psn_part_amt.0, total)),
-        if printable { "<p class=\"noprint\"><button type=\"button\" onclick=\"window.print()\">打印</button></p>" } else { "" }
+        if printable { "<p class=\"noprint\"><button type=\"button\" data-print>打印</button></p>" } else { "" }
     )
 }
 

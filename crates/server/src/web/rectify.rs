@@ -284,13 +284,19 @@ pub async fn from_lead(State(state): State<AppState>, u: WebUser, Path(id): Path
     if !may_manage(&u) {
         return Err(WebError::forbidden(format!("{}不能登记整改事项", u.p.role.name_zh())));
     }
-    let l = state.store.audit_lead(id).await?.ok_or_else(|| WebError::not_found("没有这条线索"))?;
+    let l = state
+        .store
+        .audit_lead(id)
+        .await?
+        .filter(|l| super::audit::lead_visible(&u, l))
+        .ok_or_else(|| WebError::not_found("没有这条线索"))?;
     let rule = baozhang_core::audit::Rule::parse(&l.rule).map_or("基金监管线索", |r| r.name_zh());
     let r = Rectification {
         problem: format!("{rule}：{}", l.evidence),
         source: "基金监管".into(),
         source_ref: Some(format!("lead:{id}")),
-        region_code: u.region()?.to_string(),
+        // The lead's own region (inside the user's): the item belongs where the settlements were insured.
+        region_code: if l.admdvs.is_empty() { u.region()?.to_string() } else { l.admdvs.clone() },
         subject: l.subject.clone(),
         responsible_unit: l.fixmedins_code.clone(),
         responsible_person: "医疗机构负责人".into(),

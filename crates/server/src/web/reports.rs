@@ -39,6 +39,7 @@ fn may_manage(u: &WebUser) -> bool {
 
 /// A county page: the user's own county, or one they pick. `Err(page)`: the picker.
 async fn county_of(state: &AppState, u: &WebUser, asked: Option<&str>, path: &str) -> Result<Result<String, Response>, WebError> {
+    u.county_scope("月报与分析")?;
     let region = u.region_in_scope(asked)?.to_string();
     if region.len() == 6 {
         return Ok(Ok(region));
@@ -310,6 +311,7 @@ pub struct SubmitForm {
 
 pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<SubmitForm>) -> WebResult {
     u.require(may_manage(&u), "登记报送")?;
+    u.county_scope("报送登记")?;
     let county = u.region_in_scope(Some(&f.region))?.to_string();
     if county.len() != 6 {
         return Err(WebError::bad("报送按县（区）登记"));

@@ -73,15 +73,16 @@ pub async fn find(State(state): State<AppState>, u: WebUser, axum::Form(f): axum
     }
 }
 
+/// The patient of the certificate presented: a window finds a person only by the full, valid ID number
+/// on the card (as the national 1101 does), never by the sequential 人员编号, so a clerk cannot walk the
+/// register.
 async fn lookup(state: &AppState, q: &str) -> Result<Option<PersonRecord>, WebError> {
     let q = q.trim().to_ascii_uppercase();
     if q.is_empty() {
         return Ok(None);
     }
-    Ok(match state.store.person(&q).await? {
-        Some(p) => Some(p),
-        None => state.store.person_by_psn(&q).await?,
-    })
+    let id = baozhang_core::IdCardNo::parse(&q).map_err(|e| WebError::bad(format!("请输入患者出示的居民身份证号码（18 位）：{e}")))?;
+    Ok(state.store.person(id.as_str()).await?)
 }
 
 /// Identities in force on `d` (yyyymmdd).
@@ -102,7 +103,7 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let mut page = Page::new("一站式结算窗口");
     page.push(&format!(
         "<p class=\"muted\">{}（{}，{} 级，所在区划 {}）</p>\
-         <form class=\"inline search-big\" method=\"post\" action=\"/web/window/find\"><label>患者身份证号码或社保卡号（人员编号）\
+         <form class=\"inline search-big\" method=\"post\" action=\"/web/window/find\"><label>患者出示的居民身份证号码\
          <input name=\"q\" value=\"{}\" required autofocus autocomplete=\"off\" data-testid=\"window-q\"></label><button>查找</button></form>",
         esc(&inst.name),
         esc(&inst.fixmedins_code),
@@ -110,13 +111,9 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         esc(&inst.admdvs),
         if looks_like_id(&q.q) { String::new() } else { esc(q.q.trim()) }
     ));
-    // An ID number typed into the address: answered with the patient's key (as the person page does).
+    // An ID number typed into the address is refused (the search box posts it).
     if looks_like_id(&q.q) {
-        if let Some(person) = lookup(&state, &q.q).await? {
-            let key = state.web.pid_key(&state.store).await?.encode(&person.id_no);
-            let date = if q.date.trim().is_empty() { String::new() } else { format!("&date={}", urlencode(q.date.trim())) };
-            return Ok(axum::response::Redirect::to(&format!("/web/window?p={key}{date}")).into_response());
-        }
+        return Err(super::id_in_address());
     }
     let found = if !q.p.trim().is_empty() {
         match state.web.pid_key(&state.store).await?.decode(q.p.trim()) {
@@ -209,7 +206,7 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     vt.empty = "没有未结算的就诊（可直接在下方录入费用）";
     for (m, sums, n) in &visits {
         let pick = format!(
-            "<button type=\"button\" class=\"small\" onclick=\"bzPickVisit(this)\" data-mdtrt=\"{}\" data-medtype=\"{}\" data-begin=\"{}\" \
+            "<button type=\"button\" class=\"small\" data-pick-visit data-mdtrt=\"{}\" data-medtype=\"{}\" data-begin=\"{}\" \
              data-total=\"{}\" data-fulamt=\"{}\" data-overlmt=\"{}\" data-preselfpay=\"{}\">选择</button>",
             esc(&m.mdtrt_id),
             m.med_type,

@@ -160,7 +160,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
     page.push(&filters);
     if matches!(u.p.role, Role::Admin | Role::Bureau) {
         page.push(
-            "<form method=\"post\" action=\"/web/worklist/reconcile\" class=\"inline\" onsubmit=\"return confirm('按上次比对的截止日期重新比对全部名单？')\">\
+            "<form method=\"post\" action=\"/web/worklist/reconcile\" class=\"inline\" data-confirm=\"按上次比对的截止日期重新比对全部名单？\">\
              <button class=\"secondary\" type=\"submit\">立即重新比对</button></form>",
         );
     }
@@ -240,6 +240,11 @@ pub async fn undo(State(state): State<AppState>, u: WebUser, Form(f): Form<UndoF
 pub async fn reconcile_now(State(state): State<AppState>, u: WebUser) -> WebResult {
     if !matches!(u.p.role, Role::Admin | Role::Bureau) {
         return Err(WebError::forbidden("只有医保局工作人员可以发起比对"));
+    }
+    // A reconciliation runs over the whole registry: only a user whose region covers all of it may start one.
+    let own = u.region()?;
+    if state.store.anyone_outside(own).await? {
+        return Err(WebError::forbidden(format!("名单中有您的范围（{own}）以外的人员，全库比对须由上级医保部门或系统管理员发起")));
     }
     let as_of = state.store.reconcile_runs(1).await?.first().and_then(|r| baozhang_store::num_date(r.1));
     let summary = state.store.reconcile(&ReconcileParams { as_of, new_window_days: 90, subsidy_standard_fen: None }).await?;

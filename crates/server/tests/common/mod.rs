@@ -47,12 +47,17 @@ pub async fn fresh_db(db: Db, dir: &std::path::Path) -> String {
 }
 
 pub async fn spawn_app(db: Db, people: usize) -> App {
+    spawn_app_with(db, people, Config::default()).await
+}
+
+/// [`spawn_app`] with other limits.
+pub async fn spawn_app_with(db: Db, people: usize, config: Config) -> App {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_db(db, dir.path()).await;
     let store = Store::open(&url).await.unwrap();
     let people = seed_people(&store, people, dir.path()).await.unwrap();
     let secret = add_hospital(&store, "H62042200001", 2).await.unwrap();
-    let (base, shutdown, task) = start(store.clone()).await;
+    let (base, shutdown, task) = start_with(store.clone(), config).await;
     let mut hospital = NatClient::new(&base, "H62042200001", &secret);
     hospital.sign_in().await.unwrap();
     App { base, store, people, hospital, url, _dir: dir, shutdown: Some(shutdown), task: Some(task) }
@@ -60,9 +65,14 @@ pub async fn spawn_app(db: Db, people: usize) -> App {
 
 /// Starts a server over `store` on 127.0.0.1:0.
 pub async fn start(store: Store) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    start_with(store, Config::default()).await
+}
+
+/// Starts a server with the given limits over `store` on 127.0.0.1:0.
+pub async fn start_with(store: Store, config: Config) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(store, Policies::reference(), Config::default());
+    let state = AppState::new(store, Policies::reference(), config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         baozhang_server::serve(listener, state, async move {
@@ -241,4 +251,168 @@ impl Rest {
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
+}
+
+/// The password of every user the tests create.
+pub const PASSWORD: &str = "correct-horse-9";
+
+// ───────────────────────────── a browser without cookie jar ─────────────────────────────
+
+/// An HTTP response, read whole.
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// A header as text ("" when absent).
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
+    }
+}
+
+/// A browser that follows no redirects and sends the session cookie by hand (reqwest's cookie store is
+/// not compiled in).
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+    /// The session's CSRF token, read from a page's `<meta name="csrf-token">` on the first post.
+    csrf: std::sync::Mutex<Option<String>>,
+}
+
+/// The content of `<meta name="csrf-token" content="…">`.
+pub fn csrf_meta(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf-token\" content=\"")? + "name=\"csrf-token\" content=\"".len();
+    Some(html[at..].split('"').next()?.to_string())
+}
+
+/// The token of a `Set-Cookie: bz_session=<token>; …` header.
+pub fn session_token(r: &Resp) -> Option<String> {
+    let c = r.header("set-cookie");
+    let v = c.strip_prefix("bz_session=")?;
+    let t = v.split(';').next().unwrap_or("");
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+impl Browser {
+    pub fn anonymous(base: &str) -> Browser {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client");
+        Browser { http, base: base.to_string(), token: None, csrf: std::sync::Mutex::new(None) }
+    }
+
+    pub fn with_token(base: &str, token: &str) -> Browser {
+        Browser { token: Some(token.to_string()), ..Browser::anonymous(base) }
+    }
+
+    /// Logs in through the login form.
+    pub async fn login(base: &str, username: &str) -> Browser {
+        let b = Browser::anonymous(base);
+        let r = b.post_form("/login", &[("username", username), ("password", PASSWORD), ("next", "/web/")]).await;
+        assert_eq!(r.status, 303, "login of {username}: {}", r.text());
+        let token = session_token(&r).unwrap_or_else(|| panic!("login of {username} set no session cookie: {:?}", r.headers));
+        Browser { token: Some(token), ..b }
+    }
+
+    /// The same session as a bearer token of the JSON API.
+    pub fn rest(&self) -> Rest {
+        Rest { http: reqwest::Client::new(), base: self.base.clone(), token: self.token.clone() }
+    }
+
+    pub async fn send(&self, mut rb: reqwest::RequestBuilder) -> Result<Resp, String> {
+        if let Some(t) = &self.token {
+            rb = rb.header("cookie", format!("theme=light; bz_session={t}"));
+        }
+        let r = rb.send().await.map_err(|e| format!("no answer: {e}"))?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.map_err(|e| format!("no body: {e}"))?.to_vec();
+        Ok(Resp { status, headers, body })
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.http.get(format!("{}{path}", self.base))).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// GET, following the redirects a browser follows on this site (an ID number typed into a person
+    /// address is answered with the person's opaque address); never to the login page.
+    pub async fn page(&self, path: &str) -> Resp {
+        let mut r = self.get(path).await;
+        for _ in 0..3 {
+            let loc = r.header("location");
+            if !(r.status == 303 && loc.starts_with("/web/")) {
+                break;
+            }
+            r = self.get(&loc).await;
+        }
+        r
+    }
+
+    /// The session's CSRF token (none without a session), as the pages carry it.
+    pub async fn csrf(&self) -> Option<String> {
+        self.token.as_ref()?;
+        if let Some(t) = self.csrf.lock().unwrap().clone() {
+            return Some(t);
+        }
+        let t = csrf_meta(&self.get("/web/policy").await.text())?;
+        *self.csrf.lock().unwrap() = Some(t.clone());
+        Some(t)
+    }
+
+    pub async fn try_post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Result<Resp, String> {
+        let mut pairs: Vec<(&str, &str)> = pairs.to_vec();
+        let token = self.csrf().await;
+        if let Some(t) = &token {
+            pairs.push(("csrf", t));
+        }
+        self.try_post_form_raw(path, &pairs).await
+    }
+
+    /// Posts exactly these fields (no CSRF token added).
+    pub async fn try_post_form_raw(&self, path: &str, pairs: &[(&str, &str)]) -> Result<Resp, String> {
+        let body = serde_urlencoded::to_string(pairs).expect("form encodes");
+        self.send(self.http.post(format!("{}{path}", self.base)).header("content-type", "application/x-www-form-urlencoded").body(body))
+            .await
+    }
+
+    pub async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Resp {
+        self.try_post_form(path, pairs).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// Posts a multipart form with text fields and one file (`file`).
+    pub async fn post_multipart(&self, path: &str, fields: &[(&str, &str)], file_name: &str, data: &[u8]) -> Resp {
+        let boundary = "----bzboundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        if let Some(t) = self.csrf().await {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{t}\r\n").as_bytes());
+        }
+        for (k, v) in fields {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let rb = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body);
+        self.send(rb).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+}
+
+/// The address of a person's page, as the workbench builds it (the opaque key, never the ID number).
+pub async fn person_path(store: &Store, id_no: &str) -> String {
+    use baozhang_server::web::pid::PidKey;
+    let hex = store.secret("web.person_link", &PidKey::random_hex()).await.expect("the person-link secret");
+    format!("/web/person/{}", PidKey::from_hex(&hex).expect("32 bytes of hex").encode(id_no))
 }
