@@ -280,13 +280,12 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
     print_indicators(store, &ind).await.map_err(|e| e.to_string())?;
     if let Some(path) = &a.findings {
         let findings = store.findings(s.run_id, None).await.map_err(|e| e.to_string())?;
-        if a.unmasked {
-            store
-                .audit("cli", "export_unmasked_findings", &format!("run {} → {}", s.run_id, path.display()))
-                .await
-                .map_err(|e| e.to_string())?;
-        }
         let resolved = store.resolved_findings(s.run_id).await.map_err(|e| e.to_string())?;
+        if a.unmasked {
+            let what = format!("run {} → {}", s.run_id, path.display());
+            store.audit("cli", "export_unmasked_findings", &what).await.map_err(|e| e.to_string())?;
+            log_exported(store, "export_unmasked_findings", findings.iter().chain(&resolved), &what).await?;
+        }
         let header: Vec<String> = ["class", "类别", "处理措施", "行政区划代码", "户编号", "证件号码", "姓名", "说明", "状态"]
             .iter()
             .map(|h| h.to_string())
@@ -327,10 +326,9 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
         let county = findings.iter().find_map(|f| f.village_code.as_deref().and_then(|v| v.get(..6)).map(str::to_string));
         let regions = store.regions_upto(5, county.as_deref()).await.map_err(|e| e.to_string())?;
         if a.unmasked {
-            store
-                .audit("cli", "export_unmasked_worklists", &format!("run {} → {}", s.run_id, dir.display()))
-                .await
-                .map_err(|e| e.to_string())?;
+            let what = format!("run {} → {}", s.run_id, dir.display());
+            store.audit("cli", "export_unmasked_worklists", &what).await.map_err(|e| e.to_string())?;
+            log_exported(store, "export_unmasked_worklists", findings.iter(), &what).await?;
         }
         let files = export_worklists(dir, &findings, &regions, a.unmasked).map_err(|e| e.to_string())?;
         let ind_path = dir.join("参保指标.xlsx");
@@ -464,4 +462,17 @@ pub fn reconcile(db: DbArgs, a: ReconcileArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// One access-log row per person in an unmasked export (PIPL art. 51/55), with what was exported where.
+async fn log_exported<'a>(
+    store: &baozhang_store::Store,
+    action: &str,
+    findings: impl Iterator<Item = &'a baozhang_store::reconcile::Finding>,
+    what: &str,
+) -> Result<(), String> {
+    let mut subjects: Vec<String> = findings.map(|f| baozhang_ingest::worklist::mask_id(&f.id_no)).collect();
+    subjects.sort();
+    subjects.dedup();
+    store.log_access_many("cli", "cli", action, &subjects, &format!("导出未脱敏个人信息（{what}）")).await.map_err(|e| e.to_string())
 }

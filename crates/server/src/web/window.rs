@@ -47,6 +47,9 @@ pub struct WindowQ {
     date: String,
     #[serde(default)]
     export: Option<String>,
+    /// Set by the search when nobody has the number typed (never from the address).
+    #[serde(skip)]
+    missing: bool,
 }
 
 /// Whether typed text is an ID number (rather than a 人员编号).
@@ -69,7 +72,7 @@ pub async fn find(State(state): State<AppState>, u: WebUser, axum::Form(f): axum
             Ok(axum::response::Redirect::to(&format!("/web/window?p={key}{date}")).into_response())
         }
         // Not found: the page says so (an ID number typed is not echoed back).
-        None => window_page(State(state), u, Query(WindowQ { q: q.to_string(), ..Default::default() })).await,
+        None => window_page(State(state), u, Query(WindowQ { missing: true, ..Default::default() })).await,
     }
 }
 
@@ -115,7 +118,9 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     if looks_like_id(&q.q) {
         return Err(super::id_in_address());
     }
-    let found = if !q.p.trim().is_empty() {
+    let found = if q.missing {
+        None
+    } else if !q.p.trim().is_empty() {
         match state.web.pid_key(&state.store).await?.decode(q.p.trim()) {
             Some(id_no) => state.store.person(&id_no).await?,
             None => None,
