@@ -424,8 +424,11 @@ async fn crash_and_recover(backend: &str, url: &str, dir: &Path) {
         for (j, m) in v.msgs.iter().enumerate() {
             let Some(text) = &before[2 * k + j] else { continue };
             // What was answered is stored with its response…
-            let logged =
-                store.msg(&m.msgid).await.unwrap().unwrap_or_else(|| panic!("answered {} {} is not in the message log", m.infno, m.msgid));
+            let logged = store
+                .msg(&baozhang_server::national::msg_key(HOSPITAL, &m.msgid))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("answered {} {} is not in the message log", m.infno, m.msgid));
             assert_eq!(&logged.response, text, "{}: the stored response differs from the one sent", m.msgid);
             // …and with its effect.
             if j == 0 {

@@ -167,28 +167,35 @@ fn stream_xlsx(path: &Path, file: &str, limits: &ReadLimits, tx: &std::sync::mps
         if text.is_empty() {
             continue;
         }
-        if c >= limits.max_cols {
-            send(Err(TableError::TooLarge {
+        let beyond = if c >= limits.max_cols {
+            Some(TableError::TooLarge {
                 file: file.to_string(),
                 what: format!("第 {} 行 {} 列有内容", u64::from(r) + 1, column_letters(c)),
                 limit: format!("最多 {} 列", limits.max_cols),
-            }));
-            return;
-        }
-        if u64::from(r) > limits.max_rows {
-            send(Err(TableError::TooLarge {
+            })
+        } else if u64::from(r) > limits.max_rows {
+            Some(TableError::TooLarge {
                 file: file.to_string(),
                 what: format!("第 {} 行有内容", u64::from(r) + 1),
                 limit: format!("最多 {} 行数据", limits.max_rows),
-            }));
-            return;
-        }
-        if text.chars().count() > limits.max_cell_chars {
-            send(Err(TableError::Row {
+            })
+        } else if text.chars().count() > limits.max_cell_chars {
+            Some(TableError::Row {
                 file: file.to_string(),
                 row: u64::from(r) + 1,
                 reason: format!("{} 列内容超过 {} 个字符", column_letters(c), limits.max_cell_chars),
-            }));
+            })
+        } else {
+            None
+        };
+        if let Some(e) = beyond {
+            // The rows before it first, in order (the reader stops at the error either way).
+            if let Some((cr, row)) = current.take() {
+                if u64::from(cr) != u64::from(r) && !send(Ok((u64::from(cr) + 1, row))) {
+                    return;
+                }
+            }
+            send(Err(e));
             return;
         }
         match &mut current {
@@ -389,4 +396,87 @@ pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result
         w.flush().map_err(|e| werr(e.to_string()))?;
     }
     std::fs::write(path, buf).map_err(|e| werr(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows_of(r: &mut TableReader) -> Vec<(u64, Vec<String>)> {
+        let mut out = Vec::new();
+        let mut row = Vec::new();
+        while let Some(n) = r.next_row(&mut row).expect("a row") {
+            out.push((n, row.clone()));
+        }
+        out
+    }
+
+    #[test]
+    fn an_xlsx_streams_its_rows_with_their_numbers_and_skips_blank_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.xlsx");
+        let rows = vec![vec!["1".to_string(), "甲".into()], vec![String::new(), String::new()], vec!["3".into(), "丙".into()]];
+        write_xlsx(&p, &[("名单".into(), vec!["序号".into(), "姓名".into()], rows)]).unwrap();
+        let mut r = TableReader::open(&p).unwrap();
+        assert_eq!(r.header(), ["序号", "姓名"]);
+        assert_eq!(r.column("姓名"), Some(1));
+        assert_eq!(rows_of(&mut r), vec![(2, vec!["1".to_string(), "甲".into()]), (4, vec!["3".to_string(), "丙".into()])]);
+    }
+
+    #[test]
+    fn a_cell_beyond_the_limits_refuses_the_sheet_naming_the_file_cell_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("far.xlsx");
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.write_string(0, 0, "户编号").unwrap();
+        ws.write_string(1, 0, "H1").unwrap();
+        ws.write_string(1_048_575, 16_383, "x").unwrap();
+        wb.save(&p).unwrap();
+        let mut r = TableReader::open_with(&p, &ReadLimits::upload()).unwrap();
+        let mut row = Vec::new();
+        assert_eq!(r.next_row(&mut row).unwrap(), Some(2));
+        let e = r.next_row(&mut row).unwrap_err().to_string();
+        assert!(e.contains("far.xlsx") && e.contains("XFD") && e.contains("最多 256 列"), "{e}");
+        // Rows too: the same cell in column A of the last row.
+        let limits = ReadLimits { max_rows: 10, ..ReadLimits::upload() };
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.write_string(0, 0, "户编号").unwrap();
+        ws.write_string(1_048_575, 0, "x").unwrap();
+        wb.save(&p).unwrap();
+        let mut r = TableReader::open_with(&p, &limits).unwrap();
+        let e = r.next_row(&mut row).unwrap_err().to_string();
+        assert!(e.contains("第 1048576 行") && e.contains("最多 10 行数据"), "{e}");
+    }
+
+    #[test]
+    fn a_workbook_declaring_more_than_the_uncompressed_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.xlsx");
+        let rows: Vec<Vec<String>> = (0..2_000).map(|i| vec![format!("{i:08}"), "x".repeat(50)]).collect();
+        write_xlsx(&p, &[("s".into(), vec!["a".into(), "b".into()], rows)]).unwrap();
+        let limits = ReadLimits { max_uncompressed_bytes: 64 * 1024, ..ReadLimits::upload() };
+        let e = TableReader::open_with(&p, &limits).err().expect("refused").to_string();
+        assert!(e.contains("big.xlsx") && e.contains("解压后"), "{e}");
+    }
+
+    #[test]
+    fn a_csv_row_beyond_the_limits_is_refused_with_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, format!("a,b\n1,2\n3,{}\n", "x".repeat(40_000))).unwrap();
+        let mut r = TableReader::open(&p).unwrap();
+        let mut row = Vec::new();
+        assert_eq!(r.next_row(&mut row).unwrap(), Some(2));
+        let e = r.next_row(&mut row).unwrap_err().to_string();
+        assert!(e.contains("第 3 行") && e.contains("32767"), "{e}");
+        let wide = (0..600).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        std::fs::write(&p, format!("{wide}\n")).unwrap();
+        assert!(TableReader::open(&p).err().expect("refused").to_string().contains("最多 512 列"));
+        // .xls is refused with what to do.
+        let x = dir.path().join("old.xls");
+        std::fs::write(&x, b"\xd0\xcf\x11\xe0").unwrap();
+        assert!(TableReader::open(&x).err().expect("refused").to_string().contains("另存为"));
+    }
 }

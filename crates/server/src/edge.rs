@@ -165,6 +165,11 @@ impl Admission {
         .flatten()
     }
 
+    /// A slot of the party only (long uploads, which must not hold the server's slots).
+    async fn enter_party(&self, party: &str, wait: Duration) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(wait, self.party(party).acquire_owned()).await.ok()?.ok()
+    }
+
     /// Requests being processed now (for `/healthz`).
     pub fn in_flight(&self, max: usize) -> usize {
         max.saturating_sub(self.global.available_permits())
@@ -253,7 +258,22 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     let path = req.uri().path().to_string();
     let cfg = state.config.clone();
     let party = party_of(&req);
-    let req = if streams_its_body(&req) || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if streams_its_body(&req) {
+        // A large upload streams for a long time: only a live session may start one, and it holds only
+        // its party's slot (the import itself runs one at a time), never one of the server's.
+        let live = match crate::auth::session_cookie(req.headers()) {
+            Some(t) => state.store.session_user(&crate::sha256_hex(t.as_bytes()), crate::clock::unix_now()).await.ok().flatten().is_some(),
+            None => false,
+        };
+        if !live {
+            return refusal(&path, StatusCode::UNAUTHORIZED, "请先登录");
+        }
+        let Some(_mine) = state.admission.enter_party(&party, cfg.queue_timeout).await else {
+            return refusal(&path, StatusCode::SERVICE_UNAVAILABLE, "系统繁忙，请稍后重试");
+        };
+        return next.run(req).await;
+    }
+    let req = if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         req
     } else {
         let (parts, body) = req.into_parts();
@@ -295,7 +315,9 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Addresses never leave for other sites; same-origin requests keep their Origin (with `no-referrer` a
+    // browser sends `Origin: null` on its own form posts).
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if state.config.secure_cookies {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }

@@ -151,16 +151,15 @@ fn authority(origin: &str) -> Option<&str> {
     Some(rest.split('/').next().unwrap_or(rest))
 }
 
-/// Whether the browser says the request comes from this site: `Sec-Fetch-Site` same-origin / none, and an
-/// `Origin` whose authority is the `Host` (or a trusted origin). Browsers too old to send either are
+/// Whether the browser says the request comes from this site. `Sec-Fetch-Site` (which no page script can
+/// set) decides when present: same-origin or none. Otherwise an `Origin` whose authority is the `Host` (or
+/// a trusted origin). Browsers too old to send either, or privacy settings that send `Origin: null`, are
 /// covered by the token alone.
 pub fn same_site(headers: &HeaderMap, trusted: &[String]) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return false;
-        }
+        return matches!(site, "same-origin" | "none");
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).filter(|o| *o != "null") {
         if trusted.iter().any(|t| t.trim_end_matches('/') == origin) {
             return true;
         }
@@ -304,6 +303,9 @@ mod tests {
         assert!(!same_site(&h, &[]));
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
         assert!(same_site(&h, &[]));
+        h.remove("sec-fetch-site");
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(same_site(&h, &[]), "an opaque origin: the token decides");
     }
 
     #[test]

@@ -586,7 +586,7 @@ async fn responses_carry_security_headers_and_logout_ends_every_session() {
             );
             assert_eq!(r.header("x-content-type-options"), "nosniff", "{db:?}: {path}");
             assert_eq!(r.header("x-frame-options"), "DENY", "{db:?}: {path}");
-            assert_eq!(r.header("referrer-policy"), "no-referrer", "{db:?}: {path}");
+            assert_eq!(r.header("referrer-policy"), "same-origin", "{db:?}: {path}");
             assert!(r.header("strict-transport-security").contains("max-age="), "{db:?}: {path}");
         }
         let r = anon.try_post_form_raw("/login", &[("username", "bureau1"), ("password", PASSWORD), ("next", "/web/")]).await.unwrap();
