@@ -296,15 +296,21 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Opt
     }
 }
 
-fn bench_serve(database_url: Option<String>, people: usize, clients: usize, settlements: usize) -> ExitCode {
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("错误：无法创建临时目录：{e}");
-            return ExitCode::from(crate::EXIT_IO);
-        }
-    };
+/// A temporary directory and the benchmark's database: the one given, or a fresh SQLite file in it.
+fn bench_db(database_url: Option<String>) -> Result<(tempfile::TempDir, String), ExitCode> {
+    let dir = tempfile::tempdir().map_err(|e| {
+        eprintln!("错误：无法创建临时目录：{e}");
+        ExitCode::from(crate::EXIT_IO)
+    })?;
     let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    Ok((dir, url))
+}
+
+fn bench_serve(database_url: Option<String>, people: usize, clients: usize, settlements: usize) -> ExitCode {
+    let (dir, url) = match bench_db(database_url) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements };
     let cpu = cpu_model();
     println!(
@@ -341,14 +347,10 @@ fn bench_serve(database_url: Option<String>, people: usize, clients: usize, sett
 }
 
 fn bench_flood(database_url: Option<String>, people: usize, clients: usize, settlements: usize, flood_clients: usize) -> ExitCode {
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("错误：无法创建临时目录：{e}");
-            return ExitCode::from(crate::EXIT_IO);
-        }
+    let (dir, url) = match bench_db(database_url) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements };
     println!(
         "bench flood: {} — institution A settles {settlements} with {clients} clients; institution B floods with {flood_clients} clients",

@@ -97,6 +97,17 @@ where
     (phase, results)
 }
 
+/// The 2401 input of admission `i` of a person (a day of 2018).
+fn admission_input(person: &SeedPerson, i: usize) -> Value {
+    serde_json::json!({"mdtrtinfo": {"psn_no": person.psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": person.id_no,
+        "med_type": "21", "begntime": format!("2018-{:02}-{:02} 08:00:00", 1 + i % 12, 1 + i % 28)}})
+}
+
+/// The visit numbers of admission answers (empty where one failed).
+fn visit_ids(admitted: &[Value]) -> Arc<Vec<String>> {
+    Arc::new(admitted.iter().map(|r| r["output"]["data"]["mdtrt_id"].as_str().unwrap_or("").to_string()).collect())
+}
+
 /// Seeds, serves in-process on 127.0.0.1:0, admits, then settles; returns the measured phases.
 pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase>, String> {
     let store = Store::open_with(&opts.database_url, baozhang_store::OpenOptions { background_checkpoint: true })
@@ -120,14 +131,10 @@ pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase
     let n = opts.settlements;
     let p = people.clone();
     let (admit, admitted) = run_phase("2401 入院办理", &client, opts.clients, n, move |i| {
-        let person: &SeedPerson = &p[(i * 7919) % p.len()];
-        let input = serde_json::json!({"mdtrtinfo": {"psn_no": person.psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": person.id_no,
-            "med_type": "21", "begntime": format!("2018-{:02}-{:02} 08:00:00", 1 + i % 12, 1 + i % 28)}});
-        ("2401".to_string(), input)
+        ("2401".to_string(), admission_input(&p[(i * 7919) % p.len()], i))
     })
     .await;
-    let mdtrts: Arc<Vec<String>> =
-        Arc::new(admitted.iter().map(|r| r["output"]["data"]["mdtrt_id"].as_str().unwrap_or("").to_string()).collect());
+    let mdtrts = visit_ids(&admitted);
     let p = people.clone();
     let (settle, _) = run_phase("2304 住院结算", &client, opts.clients, n, move |i| {
         let person: &SeedPerson = &p[(i * 7919) % p.len()];
@@ -192,16 +199,10 @@ pub async fn run_flood(opts: &BenchOptions, flood_clients: usize, dir: &std::pat
         async move {
             let (_, admitted) = run_phase("2401", &c, opts.clients, n, {
                 let p = p.clone();
-                move |i| {
-                    let person: &SeedPerson = &p[((i + offset) * 7919) % p.len()];
-                    let input = serde_json::json!({"mdtrtinfo": {"psn_no": person.psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": person.id_no,
-                        "med_type": "21", "begntime": format!("2018-{:02}-{:02} 08:00:00", 1 + i % 12, 1 + i % 28)}});
-                    ("2401".to_string(), input)
-                }
+                move |i| ("2401".to_string(), admission_input(&p[((i + offset) * 7919) % p.len()], i))
             })
             .await;
-            let mdtrts: Arc<Vec<String>> =
-                Arc::new(admitted.iter().map(|r| r["output"]["data"]["mdtrt_id"].as_str().unwrap_or("").to_string()).collect());
+            let mdtrts = visit_ids(&admitted);
             let (phase, _) = run_phase(name, &c, opts.clients, n, move |i| {
                 let person: &SeedPerson = &p[((i + offset) * 7919) % p.len()];
                 let y = |f: i64| baozhang_core::Fen(f).to_string();

@@ -176,12 +176,18 @@ impl Admission {
     }
 }
 
-/// Who is asking, for the per-party share: the institution of a national message, the session or bearer
-/// token of a user (hashed), else the peer address.
+/// Who is asking, for the per-party share: the institution of a national message together with its
+/// address (the header is not yet authenticated here, so a forger elsewhere gets a party of its own and
+/// cannot use up the institution's share), the session or bearer token of a user (hashed), else the
+/// peer address.
 fn party_of(req: &Request) -> String {
     let h = req.headers();
+    let ip = match req.extensions().get::<Peer>() {
+        Some(Peer(a)) => a.ip().to_string(),
+        None => "local".to_string(),
+    };
     if let Some(p) = h.get("x-tif-paasid").and_then(|v| v.to_str().ok()).filter(|p| !p.is_empty()) {
-        return format!("inst:{}", p.chars().take(64).collect::<String>());
+        return format!("inst:{}@{ip}", p.chars().take(64).collect::<String>());
     }
     let token = h
         .get(header::AUTHORIZATION)
@@ -192,10 +198,7 @@ fn party_of(req: &Request) -> String {
     if let Some(t) = token {
         return format!("user:{}", &crate::sha256_hex(t.as_bytes())[..16]);
     }
-    match req.extensions().get::<Peer>() {
-        Some(Peer(a)) => format!("ip:{}", a.ip()),
-        None => "ip:local".to_string(),
-    }
+    format!("ip:{ip}")
 }
 
 /// Routes whose bodies are not read here (they stream large uploads under their own limits).

@@ -1070,7 +1070,7 @@ async fn msg_seen_now(tx: &mut Tx<'_>, batch: &Batch, msgid: &str) -> Result<Opt
 pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, policies: &Policies, job: &Job) -> Result<String, ExecError> {
     // The nonce first: a request replayed with its captured signature is refused even after a restart.
     if let Some(n) = &job.nonce {
-        if !service::record_nonce(tx, &job.fixmedins_code, &n.nonce, n.until).await? {
+        if !batch.use_nonce(&job.fixmedins_code, &n.nonce, n.until) {
             tracing::warn!(fixmedins = %job.fixmedins_code, "national request with a reused nonce refused (stored)");
             return Err(ExecError::Refused(refused(NONCE_REUSED)));
         }

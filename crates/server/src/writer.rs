@@ -317,6 +317,11 @@ async fn try_batch(
     let mut pending = baozhang_store::ledger::Batch::default();
     let msgids: Vec<&str> = batch.iter().map(|(j, _)| j.msgid.as_str()).collect();
     pending.prefetch_msgs(&mut tx, &msgids).await?;
+    let nonces: Vec<(&str, &str)> =
+        batch.iter().filter_map(|(j, _)| j.nonce.as_ref().map(|n| (j.fixmedins_code.as_str(), n.nonce.as_str()))).collect();
+    if !nonces.is_empty() {
+        pending.prefetch_nonces(&mut tx, &nonces).await?;
+    }
     // Read the visits and lock the person-years of the batch's settlements up front, in two statements
     // instead of two per settlement.
     let mut visits: Vec<&str> = Vec::new();

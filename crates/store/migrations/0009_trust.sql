@@ -8,7 +8,8 @@ CREATE TABLE national_nonces (
     fixmedins_code TEXT NOT NULL,
     nonce TEXT NOT NULL,
     expires_at BIGINT NOT NULL,
-    PRIMARY KEY (fixmedins_code, nonce)
+    -- nonce first: a batch looks its nonces up by nonce alone
+    PRIMARY KEY (nonce, fixmedins_code)
 );
 CREATE INDEX national_nonces_expiry ON national_nonces (expires_at);
 

@@ -152,6 +152,10 @@ pub struct Batch {
     locked: std::collections::HashMap<(String, u16), LockedAcc>,
     /// Visits read at the start of the batch: status, settlement, fee lines.
     visits: std::collections::HashMap<String, crate::service::VisitState>,
+    /// Nonces of signed requests already stored (institution, nonce), read at the start of the batch.
+    nonces_seen: std::collections::HashSet<(String, String)>,
+    /// Nonces used by this batch's jobs (institution, nonce, expiry), inserted at flush.
+    nonces: Vec<(String, String, i64)>,
 }
 
 const SETTLEMENT_INSERT_COLS: [&str; 29] = [
@@ -259,11 +263,39 @@ impl Batch {
         self.committed = Some(found);
         Ok(())
     }
+    /// Reads which of the batch's nonces (institution, nonce) are stored already, in one query per 500.
+    pub async fn prefetch_nonces(&mut self, tx: &mut Tx<'_>, nonces: &[(&str, &str)]) -> Result<()> {
+        for chunk in nonces.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT fixmedins_code, nonce FROM national_nonces WHERE nonce IN ({})", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for (_, n) in chunk {
+                q = q.bind(n.to_string());
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                self.nonces_seen.insert((get_text(&r, 0)?, get_text(&r, 1)?));
+            }
+        }
+        Ok(())
+    }
+    /// Uses a nonce: false if it is stored already or used earlier in this batch. (Two processes using the
+    /// same nonce at once: the second flush violates the key, its batch is retried and then refuses.)
+    pub fn use_nonce(&mut self, fixmedins_code: &str, nonce: &str, expires_at: i64) -> bool {
+        let key = (fixmedins_code.to_string(), nonce.to_string());
+        if self.nonces_seen.contains(&key) {
+            return false;
+        }
+        self.nonces_seen.insert(key);
+        self.nonces.push((fixmedins_code.to_string(), nonce.to_string(), expires_at));
+        true
+    }
     pub fn record_msg(&mut self, msgid: &str, m: crate::service::LoggedMsg) {
         self.msgs.push((msgid.to_string(), m));
     }
     /// Inserts what is pending (settlements, entries, message responses).
     pub async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<()> {
+        let nonces: Vec<Vec<Val>> = self.nonces.iter().map(|(c, n, e)| vec![Val::T(c.clone()), Val::T(n.clone()), Val::I(*e)]).collect();
+        insert_rows(tx, "national_nonces", &["fixmedins_code", "nonce", "expires_at"], &nonces).await?;
         insert_rows(tx, "ledger_settlements", &SETTLEMENT_INSERT_COLS, &self.settlements).await?;
         insert_rows(tx, "ledger_entries", &ENTRY_COLS, &self.entries).await?;
         let now = now_text();
@@ -344,6 +376,8 @@ impl Batch {
         self.entries.clear();
         self.msgs.clear();
         self.accs.clear();
+        // Written: a flush in the middle of a batch (before a cancellation reads) must not insert them again.
+        self.nonces.clear();
         Ok(())
     }
 }

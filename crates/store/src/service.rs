@@ -150,17 +150,6 @@ pub async fn msg_record(c: &mut AnyConnection, msgid: &str, m: &LoggedMsg) -> Re
     Ok(())
 }
 
-/// Records a signed request's nonce; false if the institution used it before (still remembered).
-pub async fn record_nonce(c: &mut AnyConnection, fixmedins_code: &str, nonce: &str, expires_at: i64) -> Result<bool> {
-    let r = sqlx::query("INSERT INTO national_nonces (fixmedins_code, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(fixmedins_code.to_string())
-        .bind(nonce.to_string())
-        .bind(expires_at)
-        .execute(&mut *c)
-        .await?;
-    Ok(r.rows_affected() == 1)
-}
-
 pub async fn mdtrt(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<Mdtrt>> {
     let row = sqlx::query(&format!("SELECT {MDTRT_COLS} FROM mdtrts WHERE mdtrt_id = $1"))
         .bind(mdtrt_id.to_string())
