@@ -66,8 +66,8 @@ pub enum BenchCmd {
         clients: usize,
         #[arg(long, default_value_t = 2_000)]
         settlements: usize,
-        /// The flooding institution's concurrent clients.
-        #[arg(long, default_value_t = 256)]
+        /// The flooding institution's concurrent clients (from 127.0.0.2).
+        #[arg(long, default_value_t = 128)]
         flood_clients: usize,
     },
     /// 工作台页面服务器耗时：在已准备的数据库上（先运行 baozhang demo --no-serve），逐页测量（server time per page）

@@ -191,7 +191,12 @@ pub async fn run_flood(opts: &BenchOptions, flood_clients: usize, dir: &std::pat
     let mut flooder = NatClient::new(&base, &flood_code, &flood_secret);
     flooder.prefix = "F".into();
     flooder.sign_in().await?;
-    flooder.http = reqwest::Client::builder().pool_max_idle_per_host(flood_clients).build().map_err(|e| e.to_string())?;
+    // The flood comes from another address (127.0.0.2), as another hospital's would.
+    flooder.http = reqwest::Client::builder()
+        .pool_max_idle_per_host(flood_clients)
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .map_err(|e| e.to_string())?;
 
     let n = opts.settlements;
     let settle_phase = |name: &'static str, offset: usize| {
