@@ -12,7 +12,7 @@ use baozhang_ingest::worklist::mask_id;
 use baozhang_server::auth::{create_user, Role};
 use baozhang_server::testkit::{add_hospital, NatClient, SeedPerson, COUNTY, VILLAGES};
 use baozhang_store::reconcile::ReconcileParams;
-use common::{has_cjk, ok, person_path, session_token, spawn_app, App, Browser, Resp, Rest, BACKENDS, PASSWORD};
+use common::{has_cjk, ok, person_path, session_token, spawn_app, App, Browser, Rest, BACKENDS, PASSWORD};
 use serde_json::Value;
 
 /// The poor household of the second village the fixture adds (people 1 and 3).
