@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 20_000)]
     pub max_fee_lines_per_visit: usize,
     /// 每个机构同时排队的记账业务上限
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 16)]
     pub max_queued_writes_per_institution: usize,
     /// 登录：同一账号 / 同一地址在 15 分钟内失败多少次后锁定（锁定时间逐次加倍，最长 15 分钟）
     #[arg(long, default_value_t = 5)]

@@ -98,7 +98,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),
             max_fee_lines_per_visit: 20_000,
-            max_queued_writes_per_institution: 64,
+            max_queued_writes_per_institution: 16,
             max_nonces_per_institution: 50_000,
             secure_cookies: false,
             trusted_origins: Vec::new(),
