@@ -265,18 +265,12 @@ async fn pid_key(state: &AppState) -> Result<crate::web::pid::PidKey, ApiError> 
     })
 }
 
-/// Whether text is shaped like an ID number (17 digits and a digit or X).
-fn looks_like_id_no(s: &str) -> bool {
-    let b = s.trim().as_bytes();
-    b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x')
-}
-
 /// `GET /api/persons/{key}`: a person by the opaque key that listings return (`key`) or by 人员编号 —
 /// never by ID number, which must not appear in an address (proxies and access logs keep addresses); an
 /// ID number is looked up with `POST /api/persons/lookup`.
 async fn get_person(State(state): State<AppState>, p: Principal, P(key): P<String>, Q(q): Q<Paging>) -> ApiResult {
     let key = key.trim();
-    if looks_like_id_no(key) {
+    if crate::web::looks_like_id_no(key) {
         return Err(ApiError::Bad(
             "证件号码不能放在地址中（代理和日志会记录地址）；请用 POST /api/persons/lookup，请求体 {\"id_no\": …}".into(),
         ));

@@ -132,6 +132,8 @@ impl Guard {
 /// The form field and header that carry the token.
 pub const CSRF_FIELD: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// What a request without the right token is told.
+pub const CSRF_REFUSAL: &str = "页面已过期或请求来源无法确认（缺少或错误的校验码），请刷新页面后重试";
 
 /// Marks a multipart request whose token is checked by its handler (the token is a field of the body,
 /// which the middleware does not read): the expected token.
@@ -238,7 +240,7 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
         }
         _ => {
             tracing::warn!(path = %path, "request without a valid CSRF token refused");
-            forbidden(&path, "页面已过期或请求来源无法确认（缺少或错误的校验码），请刷新页面后重试")
+            forbidden(&path, CSRF_REFUSAL)
         }
     }
 }

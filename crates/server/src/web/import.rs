@@ -85,7 +85,7 @@ pub async fn upload(
             }
             // The token comes first in the form: a file without it is not even read.
             Some("file") if !csrf_ok => {
-                return Err(WebError::forbidden("页面已过期或请求来源无法确认（缺少或错误的校验码），请刷新页面后重试"));
+                return Err(WebError::forbidden(crate::guard::CSRF_REFUSAL));
             }
             Some("kind") => {
                 let v = field.text().await.map_err(|_| WebError::bad("名单类型无法读取"))?;
@@ -103,7 +103,7 @@ pub async fn upload(
         }
     }
     if !csrf_ok {
-        return Err(WebError::forbidden("页面已过期或请求来源无法确认（缺少或错误的校验码），请刷新页面后重试"));
+        return Err(WebError::forbidden(crate::guard::CSRF_REFUSAL));
     }
     let kind = kind.ok_or_else(|| WebError::bad("请选择名单类型"))?;
     let (name, bytes) = file.filter(|(_, b)| !b.is_empty()).ok_or_else(|| WebError::bad("请选择要上传的文件"))?;

@@ -52,12 +52,6 @@ pub struct WindowQ {
     missing: bool,
 }
 
-/// Whether typed text is an ID number (rather than a 人员编号).
-fn looks_like_id(q: &str) -> bool {
-    let q = q.trim();
-    q.len() == 18 && q[..17].bytes().all(|b| b.is_ascii_digit())
-}
-
 /// The search form posts: an ID number never goes into an address. Found: the patient's page by key.
 pub async fn find(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<WindowQ>) -> WebResult {
     institution_of(&state, &u).await?;
@@ -112,10 +106,10 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         esc(&inst.fixmedins_code),
         inst.hosp_lv,
         esc(&inst.admdvs),
-        if looks_like_id(&q.q) { String::new() } else { esc(q.q.trim()) }
+        if super::looks_like_id_no(&q.q) { String::new() } else { esc(q.q.trim()) }
     ));
     // An ID number typed into the address is refused (the search box posts it).
-    if looks_like_id(&q.q) {
+    if super::looks_like_id_no(&q.q) {
         return Err(super::id_in_address());
     }
     let found = if q.missing {
@@ -451,7 +445,7 @@ fn result_from_output(out: &Value, committed: bool) -> String {
 /// itself); the national message needs the ID number.
 async fn with_cert(state: &AppState, mut f: SettleForm) -> Result<SettleForm, String> {
     let c = f.cert_no.trim();
-    if !looks_like_id(c) {
+    if !super::looks_like_id_no(c) {
         let key = state.web.pid_key(&state.store).await.map_err(|e| e.message)?;
         f.cert_no = key.decode(c).ok_or_else(|| "患者信息无效，请重新查找患者".to_string())?;
     }
