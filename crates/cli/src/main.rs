@@ -7,6 +7,7 @@ mod data_cmd;
 mod demo_cmd;
 mod policy_cmd;
 mod programmes_demo;
+mod resettle_cmd;
 mod serve_cmd;
 mod settle_cmd;
 
@@ -109,6 +110,13 @@ enum Cmd {
         #[command(flatten)]
         args: audit_cmd::AuditArgs,
     },
+    /// 重新结算（年终清算、身份认定滞后、撤销非末笔、依申请救助）：差额记为台账调整分录，列出补付与追回
+    Resettle {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(flatten)]
+        args: resettle_cmd::ResettleArgs,
+    },
     /// 参保数据比对（R-ENR-2）：按村列出问题与处理措施，并与上次比对对照
     Reconcile {
         #[command(flatten)]
@@ -143,6 +151,7 @@ fn main() -> ExitCode {
         Cmd::Template { kind, out } => data_cmd::template(kind, out),
         Cmd::Reconcile { db, args } => data_cmd::reconcile(db, args),
         Cmd::Audit { db, args } => audit_cmd::audit(db, args),
+        Cmd::Resettle { db, args } => resettle_cmd::resettle(db, args),
         Cmd::Generate { db, args } => demo_cmd::generate_cmd(db, args),
         Cmd::Demo { db, args } => demo_cmd::demo(db, args),
         Cmd::Serve { db, args } => serve_cmd::serve(db, args),

@@ -206,14 +206,17 @@ pub fn ledger(db: DbArgs, cmd: LedgerCmd) -> ExitCode {
             Ok(s) => s,
             Err(c) => return c,
         };
-        match baozhang_store::ledger::verify(&store).await {
+        let policies = baozhang_server::Policies::reference();
+        match baozhang_server::resettle::verify_ledger(&store, &policies).await {
             Ok(rep) => {
                 println!(
-                    "台账核对：结算 {} 笔，冲销 {} 笔，分录 {} 条，人员年度累计 {} 个",
-                    rep.settlements, rep.cancellations, rep.entries, rep.person_years
+                    "台账核对：结算 {} 笔，冲销 {} 笔，重算调整 {} 笔（{} 个人员年度），分录 {} 条，人员年度累计 {} 个",
+                    rep.settlements, rep.cancellations, rep.adjustments, rep.resettled_years, rep.entries, rep.person_years
                 );
                 if rep.ok() {
-                    println!("结果：一致（累计值 = 分录之和；每笔结算各部分相加等于总额；冲销一一对应；无重复结算）");
+                    println!(
+                        "结果：一致（累计值 = 分录之和；每笔结算各部分相加等于总额；冲销一一对应；无重复结算；重算过的年度 = 原结算 + 调整 = 按记录身份重算）"
+                    );
                     ExitCode::SUCCESS
                 } else {
                     for p in &rep.problems {

@@ -11,6 +11,7 @@ pub mod output;
 pub mod oversight;
 pub mod programmes;
 pub mod registry_settle;
+pub mod resettle_report;
 pub mod rosters;
 pub mod settle_run;
 pub mod synth;

@@ -311,6 +311,7 @@ async fn settle_chunk(
             preselfpay_amt: p.claim.bill.preselfpay().0,
             outcome_json: std::mem::take(&mut p.outcome_json),
             opter: BATCH_OPTER.to_string(),
+            claim_flags: Some(ledger::claim_flags(p.claim.in_county, p.claim.referral_ok, p.claim.major_disease)),
         };
         ledger::append(&mut batch, &head, &Totals::of(st), &p.entries, &locked, &p.after, &policy.meta.id, policy.layers.len())?;
         if !p.dise_codg.is_empty() {

@@ -110,6 +110,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/audit-log", get(audit_log))
         .route("/api/access-log", get(access_log))
         .route("/api/ledger/verify", get(ledger_verify))
+        .route("/api/resettle", get(crate::resettle::api_list).post(crate::resettle::api_start))
+        .route("/api/resettle/{run_id}", get(crate::resettle::api_run))
 }
 
 /// Liveness: the database answers and the writer takes jobs (a stopped writer means no settlement can
@@ -227,7 +229,7 @@ async fn log_unmasked(state: &AppState, p: &Principal, action: &str, id_no: &str
 }
 
 /// The region to list: the caller's own, or a narrower one inside it.
-fn list_region(p: &Principal, asked: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn list_region(p: &Principal, asked: Option<&str>) -> Result<String, ApiError> {
     let Some(own) = p.region() else {
         return Err(ApiError::Forbidden("医院账号只能按出示的证件号码查询人员".into()));
     };
@@ -379,7 +381,7 @@ fn date_param(s: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn yuan(f: i64) -> Value {
+pub(crate) fn yuan(f: i64) -> Value {
     // Exact decimal text as a JSON number (serde_json keeps it with `arbitrary_precision`).
     serde_json::from_str(&Fen(f).to_string()).unwrap_or(Value::Null)
 }
@@ -597,6 +599,6 @@ async fn access_log(State(state): State<AppState>, p: Principal, Q(q): Q<Paging>
 
 async fn ledger_verify(State(state): State<AppState>, p: Principal) -> ApiResult {
     p.require(&[Role::Admin, Role::Auditor, Role::Bureau])?;
-    let rep = baozhang_store::ledger::verify(&state.store).await?;
+    let rep = crate::resettle::verify_ledger(&state.store, &state.policies).await?;
     Ok(Json(json!({"ok": rep.ok(), "report": rep})))
 }

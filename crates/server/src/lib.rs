@@ -18,6 +18,7 @@ pub mod guard;
 pub mod national;
 pub mod openapi;
 pub mod policies;
+pub mod resettle;
 pub mod testkit;
 pub mod web;
 pub mod writer;
@@ -314,6 +315,12 @@ pub async fn serve(
     // The shipped major-disease lists, on a database that has none of them yet (edited lists are kept).
     if let Err(e) = state.store.ensure_mdt_lists(&baozhang_ingest::health::shipped_mdt_lists()).await {
         tracing::warn!(error = %e, "could not load the shipped major-disease lists");
+    }
+    // Re-settlement runs a previous process left unfinished go on from their last committed person-year.
+    match resettle::resume_unfinished(&state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(runs = n, "resuming unfinished re-settlement runs"),
+        Err(e) => tracing::warn!(error = %e, "could not look for unfinished re-settlement runs"),
     }
     let config = state.config.clone();
     let app = router(state);

@@ -1158,6 +1158,7 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
         }
         WriteOp::Settle(p) => settle_in_tx(tx, batch, backend, policies, job, p).await?,
         WriteOp::Cancel { setl_id, mdtrt_id, psn_no } => cancel_in_tx(tx, batch, backend, policies, job, setl_id, mdtrt_id, psn_no).await?,
+        WriteOp::Resettle { run, year, psns } => crate::resettle::execute(tx, batch, policies, run, *year, psns).await?,
     };
     let response = respond_text(&job.ctx, &Ok(output));
     let logged =
@@ -1226,6 +1227,7 @@ async fn settle_in_tx(
         preselfpay_amt: bill.preselfpay().0,
         outcome_json: explanation_json(policy, &s),
         opter: job.opter.clone(),
+        claim_flags: Some(ledger::claim_flags(claim.in_county, claim.referral_ok, claim.major_disease)),
     };
     // The visit moves open → settled at flush, conditionally: if another process settled it since we read
     // it above, the flush fails and the batch is retried, and the retry sees it settled and refuses.
@@ -1273,7 +1275,8 @@ async fn cancel_in_tx(
     if let Some(by) = ledger::settlement_in_tx(tx, setl_id).await?.and_then(|o| o.cancelled_by) {
         return Err(refused(format!("结算 {setl_id} 已于撤销记录 {by} 撤销")).into());
     }
-    let entries = ledger::entries_of_settlement(tx, setl_id).await?;
+    // What the settlement amounts to now: its entries and any re-settlement adjustments of it.
+    let entries = ledger::effective_entries(tx, setl_id).await?;
     // Rebuild the original settlement's accumulator effect and let the engine reverse it.
     let mut s = Settlement::blank();
     s.policy_version = policy.version_id;
@@ -1293,7 +1296,7 @@ async fn cancel_in_tx(
     let after = reverse(policy, &s, &locked.acc).map_err(|e| refused(format!("撤销失败：{e}")))?;
     let seq = ledger::next_seq(tx, backend, batch).await?;
     let new_id = setl_id_of(seq);
-    let totals = Totals::of_stored(&orig).negated();
+    let totals = ledger::effective_totals(tx, &orig).await?.negated();
     let head = SettlementHead {
         setl_id: new_id.clone(),
         seq,
@@ -1315,6 +1318,7 @@ async fn cancel_in_tx(
         preselfpay_amt: -orig.preselfpay_amt,
         outcome_json: "[]".to_string(),
         opter: job.opter.clone(),
+        claim_flags: orig.claim_flags,
     };
     let neg = ledger::negated(&entries);
     // As in a settlement: the refusal before any write.
@@ -1323,6 +1327,14 @@ async fn cancel_in_tx(
         return Err(refused(format!("就诊 {mdtrt_id} 当前不是已结算状态")).into());
     }
     ledger::append(batch, &head, &totals, &neg, &locked, &after, &orig.policy_id, policy.layers.len())?;
+    // A settlement that was not the person-year's last: the later ones were computed on accumulators
+    // that included it. Settle the year again in this transaction (adjustment entries, reason
+    // 'cancellation'), so the ledger is right the moment the cancellation commits.
+    if ledger::later_live_settlements(tx, psn_no, year, orig.seq).await? > 0 {
+        batch.flush(tx).await?;
+        let place = orig.village_code.clone().unwrap_or_else(|| orig.insuplc_admdvs.clone());
+        crate::resettle::after_cancellation(tx, batch, policies, psn_no, &place, year, setl_id, &job.opter).await?;
+    }
     let mut funds = [0i64; 6];
     for e in &neg {
         if let Some(f) = baozhang_core::policy::ALL_FUNDS.iter().find(|f| f.code() == e.fund) {

@@ -42,6 +42,12 @@ pub enum WriteOp {
         mdtrt_id: String,
         psn_no: String,
     },
+    /// Re-settles person-years of a run (`crate::resettle`).
+    Resettle {
+        run: baozhang_store::resettle::RunCtx,
+        year: u16,
+        psns: Vec<String>,
+    },
 }
 
 #[derive(Debug)]

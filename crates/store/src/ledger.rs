@@ -118,10 +118,20 @@ pub async fn lock_many(tx: &mut Tx<'_>, batch: &mut Batch, keys: &[(String, u16)
 
 /// The committed accumulators of a person-year, without locking (pre-settlement, reports).
 pub async fn read_accumulators(store: &Store, psn_no: &str, year: u16) -> Result<LockedAcc> {
+    let mut c = store.pool().acquire().await?;
+    read_accumulators_on(&mut c, psn_no, year).await
+}
+
+/// [`read_accumulators`] inside a transaction, without locking (a dry run of a re-settlement).
+pub async fn read_accumulators_in(tx: &mut Tx<'_>, psn_no: &str, year: u16) -> Result<LockedAcc> {
+    read_accumulators_on(tx, psn_no, year).await
+}
+
+async fn read_accumulators_on(c: &mut sqlx::AnyConnection, psn_no: &str, year: u16) -> Result<LockedAcc> {
     let row = sqlx::query("SELECT policy_id, state, settlements FROM accumulators WHERE psn_no = $1 AND year = $2")
         .bind(psn_no.to_string())
         .bind(i64::from(year))
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *c)
         .await?;
     let Some(row) = row else {
         return Ok(LockedAcc { acc: Accumulators::default(), policy_id: String::new(), settlements: 0 });
@@ -156,9 +166,11 @@ pub struct Batch {
     nonces_seen: std::collections::HashSet<(String, String)>,
     /// Nonces used by this batch's jobs (institution, nonce, expiry), inserted at flush.
     nonces: Vec<(String, String, i64)>,
+    /// Adjustment rows of re-settlements ([`append_adjustment`]), inserted at flush.
+    adjustments: Vec<Vec<Val>>,
 }
 
-const SETTLEMENT_INSERT_COLS: [&str; 29] = [
+const SETTLEMENT_INSERT_COLS: [&str; 30] = [
     "setl_id",
     "seq",
     "reverses",
@@ -188,6 +200,7 @@ const SETTLEMENT_INSERT_COLS: [&str; 29] = [
     "outcome",
     "created_at",
     "opter",
+    "claim_flags",
 ];
 
 const ENTRY_COLS: [&str; 11] = [
@@ -297,6 +310,7 @@ impl Batch {
         let nonces: Vec<Vec<Val>> = self.nonces.iter().map(|(c, n, e)| vec![Val::T(c.clone()), Val::T(n.clone()), Val::I(*e)]).collect();
         insert_rows(tx, "national_nonces", &["fixmedins_code", "nonce", "expires_at"], &nonces).await?;
         insert_rows(tx, "ledger_settlements", &SETTLEMENT_INSERT_COLS, &self.settlements).await?;
+        insert_rows(tx, "ledger_adjustments", &ADJUSTMENT_COLS, &self.adjustments).await?;
         insert_rows(tx, "ledger_entries", &ENTRY_COLS, &self.entries).await?;
         let now = now_text();
         let msgs: Vec<Vec<Val>> = self
@@ -373,6 +387,7 @@ impl Batch {
             self.locked.remove(key);
         }
         self.settlements.clear();
+        self.adjustments.clear();
         self.entries.clear();
         self.msgs.clear();
         self.accs.clear();
@@ -477,6 +492,13 @@ pub struct SettlementHead {
     pub preselfpay_amt: i64,
     pub outcome_json: String,
     pub opter: String,
+    /// [`claim_flags`] of the claim (None: not known, as on rows written before migration 10).
+    pub claim_flags: Option<i64>,
+}
+
+/// The claim's conditions beyond its bill, as stored in `ledger_settlements.claim_flags`.
+pub fn claim_flags(in_county: bool, referral_ok: bool, major_disease: bool) -> i64 {
+    i64::from(in_county) | i64::from(referral_ok) << 1 | i64::from(major_disease) << 2
 }
 
 /// One ledger entry as stored.
@@ -663,6 +685,7 @@ pub fn append(
         Val::T(head.outcome_json.clone()),
         Val::T(now.clone()),
         Val::T(head.opter.clone()),
+        head.claim_flags.into(),
     ]);
     for e in entries {
         batch.entries.push(vec![
@@ -685,6 +708,216 @@ pub fn append(
     Ok(())
 }
 
+const ADJUSTMENT_COLS: [&str; 28] = [
+    "adj_id",
+    "run_id",
+    "setl_id",
+    "psn_no",
+    "year",
+    "mdtrt_id",
+    "id_no",
+    "village_code",
+    "fixmedins_code",
+    "insuplc_admdvs",
+    "setl_date",
+    "reason",
+    "identities",
+    "policy_id",
+    "policy_version",
+    "fund_390100",
+    "fund_390200",
+    "fund_620100",
+    "fund_610100",
+    "fund_640100",
+    "fund_999996",
+    "act_pay_dedc",
+    "fund_pay_sumamt",
+    "hosp_part_amt",
+    "psn_part_amt",
+    "outcome",
+    "created_at",
+    "opter",
+];
+
+/// One adjustment of a settlement by a re-settlement run: what the engine computes now minus what the
+/// settlement (with its earlier adjustments) paid. Amounts are differences; its entries likewise.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdjustmentHead {
+    pub adj_id: String,
+    pub run_id: i64,
+    pub setl_id: String,
+    pub psn_no: String,
+    pub year: u16,
+    pub mdtrt_id: String,
+    pub id_no: String,
+    pub village_code: Option<String>,
+    pub fixmedins_code: String,
+    pub insuplc_admdvs: String,
+    pub setl_date: i64,
+    pub reason: String,
+    pub identities: i64,
+    pub policy_id: String,
+    pub policy_version: String,
+    /// By `Fund::index()`.
+    pub funds_fen: [i64; 6],
+    pub act_pay_dedc: i64,
+    pub fund_pay_sumamt: i64,
+    pub hosp_part_amt: i64,
+    pub psn_part_amt: i64,
+    pub outcome_json: String,
+    pub opter: String,
+}
+
+/// The adjustment id of run `run_id` for settlement `setl_id` (one per run and settlement).
+pub fn adj_id_of(run_id: i64, setl_id: &str) -> String {
+    format!("AJ{run_id:08}-{setl_id}")
+}
+
+/// What `entries` amount to, per (layer, fund, stay level): a settlement's entries plus its adjustments'.
+fn entry_sums(entries: &[Entry]) -> std::collections::BTreeMap<(i64, String, i64), Entry> {
+    let mut m: std::collections::BTreeMap<(i64, String, i64), Entry> = Default::default();
+    for e in entries {
+        let k = (e.layer, e.fund.clone(), e.stay_level);
+        let t = m.entry(k).or_insert_with(|| Entry {
+            layer: e.layer,
+            fund: e.fund.clone(),
+            amount_fen: 0,
+            outpatient_fen: 0,
+            base_delta_fen: 0,
+            personal_delta_fen: 0,
+            stay_level: e.stay_level,
+            stay_delta: 0,
+        });
+        t.amount_fen += e.amount_fen;
+        t.outpatient_fen += e.outpatient_fen;
+        t.base_delta_fen += e.base_delta_fen;
+        t.personal_delta_fen += e.personal_delta_fen;
+        t.stay_delta += e.stay_delta;
+    }
+    m
+}
+
+/// The entries that take a settlement from `current` (its entries and earlier adjustments) to `new`
+/// (what it would be now): per layer, fund and stay level, new − current, leaving out what is zero.
+/// Layers in order, the personal entry last. Empty when nothing changes.
+pub fn entry_diff(current: &[Entry], new: &[Entry]) -> Vec<Entry> {
+    let cur = entry_sums(current);
+    let mut out = entry_sums(new);
+    for (k, c) in cur {
+        let t = out.entry(k).or_insert_with(|| Entry {
+            amount_fen: 0,
+            outpatient_fen: 0,
+            base_delta_fen: 0,
+            personal_delta_fen: 0,
+            stay_delta: 0,
+            ..c.clone()
+        });
+        t.amount_fen -= c.amount_fen;
+        t.outpatient_fen -= c.outpatient_fen;
+        t.base_delta_fen -= c.base_delta_fen;
+        t.personal_delta_fen -= c.personal_delta_fen;
+        t.stay_delta -= c.stay_delta;
+    }
+    let mut v: Vec<Entry> = out
+        .into_values()
+        .filter(|e| e.amount_fen != 0 || e.outpatient_fen != 0 || e.base_delta_fen != 0 || e.personal_delta_fen != 0 || e.stay_delta != 0)
+        .collect();
+    v.sort_by_key(|e| (e.layer < 0, e.layer));
+    v
+}
+
+/// Money of entries by fund: (`Fund::index()` amounts, funds paid (all but the hospital's share),
+/// the hospital's share, the personal part).
+pub fn entry_money(entries: &[Entry]) -> ([i64; 6], i64, i64, i64) {
+    let mut funds = [0i64; 6];
+    let (mut fund_pay, mut hosp, mut psn) = (0i64, 0i64, 0i64);
+    for e in entries {
+        if e.fund == PERSONAL_FUND {
+            psn += e.amount_fen;
+        } else if e.layer >= 0 {
+            if let Some(f) = Fund::from_code(&e.fund) {
+                funds[f.index()] += e.amount_fen;
+            }
+            if e.fund == "999996" {
+                hosp += e.amount_fen;
+            } else if e.fund != "-" {
+                fund_pay += e.amount_fen;
+            }
+        }
+    }
+    (funds, fund_pay, hosp, psn)
+}
+
+/// Appends a re-settlement's adjustment of one settlement and its entries to `batch`. The entries must
+/// add up to the head's amounts (asserted, like [`append`]); the accumulators follow through
+/// [`set_accumulators`] once per person-year.
+pub fn append_adjustment(batch: &mut Batch, head: &AdjustmentHead, entries: &[Entry]) -> Result<()> {
+    let (funds, fund_pay, hosp, psn) = entry_money(entries);
+    assert_eq!(funds, head.funds_fen, "adjustment entries do not add up to its funds");
+    assert_eq!((fund_pay, hosp, psn), (head.fund_pay_sumamt, head.hosp_part_amt, head.psn_part_amt), "adjustment entries do not add up");
+    assert_eq!(fund_pay + hosp + psn, 0, "an adjustment moves money between parts of one bill; it must add up to zero");
+    let now = now_text();
+    let mut row = vec![
+        Val::T(head.adj_id.clone()),
+        Val::I(head.run_id),
+        Val::T(head.setl_id.clone()),
+        Val::T(head.psn_no.clone()),
+        Val::I(i64::from(head.year)),
+        Val::T(head.mdtrt_id.clone()),
+        Val::T(head.id_no.clone()),
+        head.village_code.clone().into(),
+        Val::T(head.fixmedins_code.clone()),
+        Val::T(head.insuplc_admdvs.clone()),
+        Val::I(head.setl_date),
+        Val::T(head.reason.clone()),
+        Val::I(head.identities),
+        Val::T(head.policy_id.clone()),
+        Val::T(head.policy_version.clone()),
+    ];
+    row.extend(head.funds_fen.iter().map(|&f| Val::I(f)));
+    row.extend([
+        Val::I(head.act_pay_dedc),
+        Val::I(head.fund_pay_sumamt),
+        Val::I(head.hosp_part_amt),
+        Val::I(head.psn_part_amt),
+        Val::T(head.outcome_json.clone()),
+        Val::T(now),
+        Val::T(head.opter.clone()),
+    ]);
+    batch.adjustments.push(row);
+    for e in entries {
+        batch.entries.push(vec![
+            Val::T(head.adj_id.clone()),
+            Val::T(head.psn_no.clone()),
+            Val::I(i64::from(head.year)),
+            Val::I(e.layer),
+            Val::T(e.fund.clone()),
+            Val::I(e.amount_fen),
+            Val::I(e.outpatient_fen),
+            Val::I(e.base_delta_fen),
+            Val::I(e.personal_delta_fen),
+            Val::I(e.stay_level),
+            Val::I(e.stay_delta),
+        ]);
+    }
+    Ok(())
+}
+
+/// Stores a person-year's accumulators after a re-settlement (upserted at flush, with the batch). The
+/// caller has checked that they equal the locked ones with the adjustments' entries applied.
+pub fn set_accumulators(
+    batch: &mut Batch,
+    psn_no: &str,
+    year: u16,
+    locked: &LockedAcc,
+    acc: &Accumulators,
+    policy_id: &str,
+    n_layers: usize,
+) {
+    let after = LockedAcc { acc: *acc, policy_id: policy_id.to_string(), settlements: locked.settlements };
+    batch.accs.insert((psn_no.to_string(), year), (after, encode_acc(acc, n_layers)));
+}
+
 /// The entries of one settlement, in layer order (the personal entry last).
 pub async fn entries_of_settlement(c: &mut sqlx::AnyConnection, setl_id: &str) -> Result<Vec<Entry>> {
     let rows = sqlx::query(
@@ -695,6 +928,55 @@ pub async fn entries_of_settlement(c: &mut sqlx::AnyConnection, setl_id: &str) -
     .fetch_all(&mut *c)
     .await?;
     rows.iter().map(entry_from_row).collect()
+}
+
+/// What a settlement amounts to now: its entries and those of its adjustments, one per layer (and the
+/// personal entry last) — what a cancellation negates.
+pub async fn effective_entries(c: &mut sqlx::AnyConnection, setl_id: &str) -> Result<Vec<Entry>> {
+    let rows = sqlx::query(
+        "SELECT layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
+         FROM ledger_entries WHERE setl_id = $1 OR setl_id IN (SELECT a.adj_id FROM ledger_adjustments a WHERE a.setl_id = $2) ORDER BY id",
+    )
+    .bind(setl_id.to_string())
+    .bind(setl_id.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    let entries: Vec<Entry> = rows.iter().map(entry_from_row).collect::<Result<_>>()?;
+    let mut v: Vec<Entry> = entry_sums(&entries).into_values().collect();
+    v.sort_by_key(|e| (e.layer < 0, e.layer));
+    Ok(v)
+}
+
+/// Live settlements of a person-year committed after `seq` (a cancellation of one that is not the
+/// last makes the year need re-settling).
+pub async fn later_live_settlements(tx: &mut Tx<'_>, psn_no: &str, year: u16, seq: i64) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM ledger_settlements s WHERE s.psn_no = $1 AND s.year = $2 AND s.seq > $3 AND s.reverses IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM ledger_settlements c WHERE c.reverses = s.setl_id)",
+    )
+    .bind(psn_no.to_string())
+    .bind(i64::from(year))
+    .bind(seq)
+    .fetch_one(&mut **tx)
+    .await?;
+    get_i64(&row, 0)
+}
+
+/// A stored settlement's totals with its adjustments added (what a cancellation negates).
+pub async fn effective_totals(c: &mut sqlx::AnyConnection, s: &StoredSettlement) -> Result<Totals> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(act_pay_dedc), 0) AS BIGINT), CAST(COALESCE(SUM(fund_pay_sumamt), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(hosp_part_amt), 0) AS BIGINT), CAST(COALESCE(SUM(psn_part_amt), 0) AS BIGINT) FROM ledger_adjustments WHERE setl_id = $1",
+    )
+    .bind(s.setl_id.clone())
+    .fetch_one(&mut *c)
+    .await?;
+    let mut t = Totals::of_stored(s);
+    t.act_pay_dedc += get_i64(&row, 0)?;
+    t.fund_pay_sumamt += get_i64(&row, 1)?;
+    t.hosp_part_amt += get_i64(&row, 2)?;
+    t.psn_part_amt += get_i64(&row, 3)?;
+    Ok(t)
 }
 
 fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<Entry> {
@@ -741,12 +1023,13 @@ pub struct StoredSettlement {
     pub psn_part_amt: i64,
     pub outcome: String,
     pub created_at: String,
+    pub claim_flags: Option<i64>,
 }
 
 const SETTLEMENT_COLS: &str = "s.setl_id, s.seq, s.reverses, (SELECT c.setl_id FROM ledger_settlements c WHERE c.reverses = s.setl_id), \
     s.mdtrt_id, s.psn_no, s.id_no, s.village_code, s.fixmedins_code, s.insuplc_admdvs, s.setl_date, s.year, s.med_type, s.hosp_lv, \
     s.identities, s.policy_id, s.policy_version, s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.preselfpay_amt, \
-    s.inscp_scp_amt, s.act_pay_dedc, s.fund_pay_sumamt, s.hosp_part_amt, s.psn_part_amt, s.outcome, s.created_at";
+    s.inscp_scp_amt, s.act_pay_dedc, s.fund_pay_sumamt, s.hosp_part_amt, s.psn_part_amt, s.outcome, s.created_at, s.claim_flags";
 
 fn settlement_from_row(r: &sqlx::any::AnyRow) -> Result<StoredSettlement> {
     Ok(StoredSettlement {
@@ -778,6 +1061,7 @@ fn settlement_from_row(r: &sqlx::any::AnyRow) -> Result<StoredSettlement> {
         psn_part_amt: get_i64(r, 25)?,
         outcome: get_text(r, 26)?,
         created_at: get_text(r, 27)?,
+        claim_flags: crate::get_opt_i64(r, 28)?,
     })
 }
 
@@ -865,6 +1149,10 @@ pub struct VerifyReport {
     pub cancellations: i64,
     pub entries: i64,
     pub person_years: i64,
+    /// Re-settlement adjustments, and the person-years they touch (checked against the engine by
+    /// `resettle::verify_resettled`).
+    pub adjustments: i64,
+    pub resettled_years: i64,
     /// Human-readable problems (Chinese); empty when the ledger is consistent.
     pub problems: Vec<String>,
 }
@@ -959,9 +1247,40 @@ pub async fn verify(store: &Store) -> Result<VerifyReport> {
             rep.problems.push(format!("结算 {id}：分录之和与结算记录不一致"));
         }
     }
-    // 3. A cancellation cancels one live settlement exactly once, with opposite amounts.
+    // 2b. Each adjustment's entries add up to its amounts, which move money between the parts of one
+    // bill (they sum to zero), and it adjusts a settlement, not a cancellation.
     let rows = sqlx::query(
-        "SELECT c.setl_id, c.reverses, o.setl_id, o.medfee_sumamt + c.medfee_sumamt, o.psn_part_amt + c.psn_part_amt, o.fund_pay_sumamt + c.fund_pay_sumamt \
+        "SELECT a.adj_id, a.fund_pay_sumamt, a.hosp_part_amt, a.psn_part_amt, \
+         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM ledger_entries e WHERE e.setl_id = a.adj_id AND e.layer >= 0 AND e.fund NOT IN ('999996', '-')), 0) AS BIGINT), \
+         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM ledger_entries e WHERE e.setl_id = a.adj_id AND e.fund = '999996'), 0) AS BIGINT), \
+         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM ledger_entries e WHERE e.setl_id = a.adj_id AND e.fund = 'PSN'), 0) AS BIGINT), \
+         (SELECT o.reverses FROM ledger_settlements o WHERE o.setl_id = a.setl_id), \
+         (SELECT COUNT(*) FROM ledger_settlements o WHERE o.setl_id = a.setl_id) FROM ledger_adjustments a",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    rep.adjustments = rows.len() as i64;
+    for r in &rows {
+        let id = get_text(r, 0)?;
+        let (funds, hosp, psn) = (get_i64(r, 1)?, get_i64(r, 2)?, get_i64(r, 3)?);
+        if funds + hosp + psn != 0 {
+            rep.problems.push(format!("调整 {id}：基金 + 医院 + 个人的调整额之和不为零"));
+        }
+        if (get_i64(r, 4)?, get_i64(r, 5)?, get_i64(r, 6)?) != (funds, hosp, psn) {
+            rep.problems.push(format!("调整 {id}：分录之和与调整记录不一致"));
+        }
+        if get_i64(r, 8)? == 0 {
+            rep.problems.push(format!("调整 {id} 指向不存在的结算"));
+        } else if get_opt_text(r, 7)?.is_some() {
+            rep.problems.push(format!("调整 {id} 指向一笔撤销记录"));
+        }
+    }
+    // 3. A cancellation cancels one live settlement exactly once, with opposite amounts (the settlement's
+    // and its adjustments').
+    let rows = sqlx::query(
+        "SELECT c.setl_id, c.reverses, o.setl_id, o.medfee_sumamt + c.medfee_sumamt, \
+         CAST(o.psn_part_amt + c.psn_part_amt + COALESCE((SELECT SUM(a.psn_part_amt) FROM ledger_adjustments a WHERE a.setl_id = o.setl_id), 0) AS BIGINT), \
+         CAST(o.fund_pay_sumamt + c.fund_pay_sumamt + COALESCE((SELECT SUM(a.fund_pay_sumamt) FROM ledger_adjustments a WHERE a.setl_id = o.setl_id), 0) AS BIGINT) \
          FROM ledger_settlements c LEFT JOIN ledger_settlements o ON o.setl_id = c.reverses WHERE c.reverses IS NOT NULL",
     )
     .fetch_all(&mut *tx)

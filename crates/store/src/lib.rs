@@ -9,6 +9,7 @@ pub mod oversight;
 pub mod programmes;
 pub mod reconcile;
 pub mod registry;
+pub mod resettle;
 pub mod risk;
 pub mod service;
 pub mod supervise;
@@ -47,7 +48,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [(i64, &str, &str); 10] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -57,6 +58,7 @@ const MIGRATIONS: [(i64, &str, &str); 9] = [
     (7, "oversight", include_str!("../migrations/0007_oversight.sql")),
     (8, "supervision", include_str!("../migrations/0008_supervision.sql")),
     (9, "trust", include_str!("../migrations/0009_trust.sql")),
+    (10, "resettle", include_str!("../migrations/0010_resettle.sql")),
 ];
 
 /// How to open a store.

@@ -686,7 +686,7 @@ pub struct SettlementTotals {
 }
 
 impl Store {
-    /// Totals over the settlement ledger, net of cancellations (a cancellation carries the negated amounts
+    /// Totals over the settlement ledger, net of cancellations and with re-settlement adjustments (a cancellation carries the negated amounts
     /// and entries, and the medical type and identities of the settlement it cancels). `claims` counts the
     /// settlements not cancelled; the funds are the ledger entries by fund. `poor_inpatients` restricts to
     /// inpatient settlements of people registered or exited poor on the settlement date (identity bits 0
@@ -709,8 +709,23 @@ impl Store {
             psn_part_fen: get_i64(&row, 4)?,
             ..Default::default()
         };
+        // Re-settlement adjustments move money between the parts of settled bills (the bill total stays);
+        // a claim stays in the class its settlement was recorded in.
+        let adj_filter = if poor_inpatients {
+            "JOIN ledger_settlements s ON s.setl_id = a.setl_id WHERE s.med_type = 21 AND (s.identities & 3) <> 0"
+        } else {
+            ""
+        };
+        let row = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(a.fund_pay_sumamt), 0) AS BIGINT), CAST(COALESCE(SUM(a.psn_part_amt), 0) AS BIGINT) FROM ledger_adjustments a {adj_filter}"
+        ))
+        .fetch_one(self.pool())
+        .await?;
+        t.fund_pay_fen += get_i64(&row, 0)?;
+        t.psn_part_fen += get_i64(&row, 1)?;
         let by_fund = if poor_inpatients {
-            "SELECT e.fund, CAST(SUM(e.amount_fen) AS BIGINT) FROM ledger_settlements s JOIN ledger_entries e ON e.setl_id = s.setl_id \
+            "SELECT e.fund, CAST(SUM(e.amount_fen) AS BIGINT) FROM ledger_entries e LEFT JOIN ledger_adjustments a ON a.adj_id = e.setl_id \
+             JOIN ledger_settlements s ON s.setl_id = COALESCE(a.setl_id, e.setl_id) \
              WHERE s.med_type = 21 AND (s.identities & 3) <> 0 AND e.layer >= 0 GROUP BY e.fund"
         } else {
             "SELECT e.fund, CAST(SUM(e.amount_fen) AS BIGINT) FROM ledger_entries e WHERE e.layer >= 0 GROUP BY e.fund"

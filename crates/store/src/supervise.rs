@@ -633,7 +633,8 @@ impl Store {
     }
 
     /// The fallback money each hospital advanced per quarter of a year, from the ledger (net of
-    /// cancellations): (fixmedins_code, quarter, amount, settlements). "Fallback" (兜底) is what the
+    /// cancellations, with re-settlement adjustments in the quarter of the settlement they adjust):
+    /// (fixmedins_code, quarter, amount, settlements). "Fallback" (兜底) is what the
     /// hospital pays out at the one-stop window on behalf of the two safety-net layers and recovers
     /// later: medical assistance (民政医疗救助兜底, seed 001) and the government fallback (政府兜底,
     /// seed 002).
@@ -641,7 +642,9 @@ impl Store {
         let sql = format!(
             "SELECT s.fixmedins_code, ((s.setl_date / 100) % 100 + 2) / 3, CAST(SUM(f.amount) AS BIGINT), \
              CAST(SUM(CASE WHEN s.reverses IS NULL THEN 1 ELSE -1 END) AS BIGINT) \
-             FROM (SELECT setl_id, SUM(amount_fen) AS amount FROM ledger_entries WHERE year = $1 AND layer >= 0 AND fund IN ('{}', '{}') GROUP BY setl_id) f \
+             FROM (SELECT COALESCE(a.setl_id, e.setl_id) AS setl_id, SUM(e.amount_fen) AS amount FROM ledger_entries e \
+             LEFT JOIN ledger_adjustments a ON a.adj_id = e.setl_id WHERE e.year = $1 AND e.layer >= 0 AND e.fund IN ('{}', '{}') \
+             GROUP BY COALESCE(a.setl_id, e.setl_id)) f \
              JOIN ledger_settlements s ON s.setl_id = f.setl_id WHERE f.amount <> 0 GROUP BY s.fixmedins_code, ((s.setl_date / 100) % 100 + 2) / 3 ORDER BY 1, 2",
             Fund::Assistance.code(),
             Fund::Fallback.code()

@@ -317,6 +317,7 @@ mod ledger_batch {
             preselfpay_amt: 0,
             outcome_json: "[]".into(),
             opter: "batch".into(),
+            claim_flags: Some(ledger::claim_flags(true, true, false)),
         }
     }
 

@@ -235,6 +235,7 @@ async fn write(
         preselfpay_amt: 0,
         outcome_json: "[]".into(),
         opter: "test".into(),
+        claim_flags: None,
     };
     ledger::append(&mut batch, &head, totals, entries, &locked, &after, "test", 12).unwrap();
     batch.flush(&mut tx).await.unwrap();
