@@ -38,6 +38,22 @@ pub fn readable(ms: i64) -> String {
     format!("{d} {h:02}:{m:02}:{s:02}")
 }
 
+/// A stored UTC time (`yyyy-MM-ddTHH:mm:ssZ`, the store's `now_text`) as Beijing time
+/// `yyyy-MM-dd HH:mm:ss`; text of another shape is returned as it is.
+pub fn beijing_text(utc: &str) -> String {
+    let b = utc.as_bytes();
+    let shaped = b.len() == 20 && b[10] == b'T' && b[19] == b'Z';
+    let parsed = shaped
+        .then(|| {
+            let d = Date::parse(&utc[..10]).ok()?;
+            let hms: Vec<i64> = utc[11..19].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+            let [h, m, s] = hms[..] else { return None };
+            Some((i64::from(d.to_days()) * 86_400 + h * 3600 + m * 60 + s) * 1000)
+        })
+        .flatten();
+    parsed.map_or_else(|| utc.to_string(), readable)
+}
+
 /// The date part of `yyyy-MM-dd[ HH:mm:ss]` or `yyyyMMdd…`.
 pub fn parse_date_prefix(s: &str) -> Option<Date> {
     let s = s.trim();
@@ -54,6 +70,12 @@ pub fn parse_date_prefix(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_utc_times_read_in_beijing_time() {
+        assert_eq!(beijing_text("2018-03-01T16:30:05Z"), "2018-03-02 00:30:05");
+        assert_eq!(beijing_text("不是时间"), "不是时间");
+    }
 
     #[test]
     fn beijing_time_is_utc_plus_8() {

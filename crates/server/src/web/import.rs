@@ -10,7 +10,7 @@ use super::{esc, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+use super::table::{base64, XLSX_TYPE as XLSX};
 
 /// Largest roster accepted from the browser (bigger ones: `baozhang import` on the server).
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
@@ -210,7 +210,7 @@ pub async fn upload(
             );
         }
         // The result of a POST cannot be fetched again: the table's export is its own workbook, inline.
-        t.export_href = Some(format!("data:{XLSX};base64,{}", base64(&t.xlsx()?)));
+        t.export_href = Some(t.data_uri()?);
         page.push(&t.html("/web/import"));
         if let Some(x) = &report.rejections_xlsx {
             if let Ok(b) = std::fs::read(x) {
@@ -224,22 +224,6 @@ pub async fn upload(
     }
     page.push(&form(Some(kind)));
     Ok(page.render(&u))
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut o = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for k in 0..4 {
-            if k <= c.len() {
-                o.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                o.push('=');
-            }
-        }
-    }
-    o
 }
 
 #[cfg(test)]

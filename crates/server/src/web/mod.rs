@@ -24,6 +24,7 @@ pub mod pid;
 pub mod policy;
 pub mod rectify;
 pub mod reports;
+pub mod resettle;
 pub mod risk;
 pub mod scores;
 pub mod supervise;
@@ -359,6 +360,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/supervise", "督战考核"),
             ("/web/rectify", "整改台账"),
             ("/web/funds", "资金拨付"),
+            ("/web/resettle", "重新结算"),
             ("/web/policy", "政策与测算"),
             ("/web/import", "名单导入"),
         ],
@@ -510,6 +512,12 @@ pub fn routes() -> Router<AppState> {
         .route("/web/funds/assess", post(funds::assess))
         .route("/web/funds/statement", post(funds::draw_up))
         .route("/web/funds/step", post(funds::step))
+        .route("/web/resettle", get(resettle::resettle_page))
+        .route("/web/resettle/preview", post(resettle::preview_page))
+        .route("/web/resettle/run", post(resettle::run))
+        .route("/web/resettle/run/{id}", get(resettle::run_page))
+        .route("/web/resettle/apply", post(resettle::apply))
+        .route("/web/resettle/decide", post(resettle::decide))
         .route("/web/chronic", get(chronic::chronic_page))
         .route("/web/chronic/draw", post(chronic::draw))
         .route("/web/chronic/audit/{id}", get(chronic::audit_page))

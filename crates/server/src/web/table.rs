@@ -217,6 +217,33 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The table's own workbook as a `data:` address (for a page that answers a POST and cannot be
+    /// fetched again by its address).
+    pub fn data_uri(&self) -> Result<String, WebError> {
+        Ok(format!("data:{XLSX_TYPE};base64,{}", base64(&self.xlsx()?)))
+    }
+}
+
+pub const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Standard base64 (for `data:` addresses).
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut o = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                o.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                o.push('=');
+            }
+        }
+    }
+    o
+}
+
 /// The response to `?export=<id>`: the named table as a download.
 pub fn export(tables: &[&Table], id: &str) -> Result<Response, WebError> {
     let t = tables.iter().find(|t| t.id == id).ok_or_else(|| WebError::bad(format!("没有可导出的表格“{id}”")))?;

@@ -168,7 +168,8 @@ pub async fn all_settlements(store: &Store) -> Vec<baozhang_store::ledger::Store
 }
 
 pub async fn assert_ledger_ok(store: &Store) -> baozhang_store::ledger::VerifyReport {
-    let rep = baozhang_store::ledger::verify(store).await.unwrap();
+    // The ledger's own checks and every re-settled year against the engine.
+    let rep = baozhang_server::resettle::verify_ledger(store, &baozhang_server::Policies::reference()).await.unwrap();
     assert!(rep.ok(), "ledger verify: {:?}", rep.problems);
     rep
 }
