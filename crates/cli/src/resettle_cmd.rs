@@ -45,6 +45,9 @@ pub struct ResettleArgs {
     /// 另外加载的政策文件（与服务相同：按参保地与日期选用）
     #[arg(long = "policy")]
     pub policies: Vec<PathBuf>,
+    /// 每个事务重算的人员年度数（中断后从最后提交处继续）
+    #[arg(long, default_value_t = resettle::STEP)]
+    pub step: usize,
 }
 
 pub fn resettle(db: DbArgs, a: ResettleArgs) -> ExitCode {
@@ -134,7 +137,8 @@ pub fn resettle(db: DbArgs, a: ResettleArgs) -> ExitCode {
             pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} 人员年度 ({per_sec}) [{elapsed}]").expect("template"));
             let run = RunCtx { run_id, reason, opter: "cli".into() };
             let r =
-                resettle::drive_run(&store, &run, a.year, &psns, &policies, &explain, &mut |done, _| pb.set_position(done as u64)).await;
+                resettle::drive_run(&store, &run, a.year, &psns, a.step, &policies, &explain, &mut |done, _| pb.set_position(done as u64))
+                    .await;
             pb.finish_and_clear();
             match r {
                 Ok(o) => (o, Some(run_id)),

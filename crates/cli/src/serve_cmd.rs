@@ -83,8 +83,12 @@ impl ServeArgs {
 
 #[derive(Subcommand)]
 pub enum LedgerCmd {
-    /// 由台账分录重算每人每年的累计值，与存储的累计值比对；检查每笔结算各部分相加、冲销一一对应、无重复结算
-    Verify,
+    /// 由台账分录重算每人每年的累计值，与存储的累计值比对；检查每笔结算各部分相加、冲销一一对应、无重复结算、重算调整与现算结果一致
+    Verify {
+        /// 另外加载的政策文件（重算时用 --policy 加载过的政策，核对时也要加载）
+        #[arg(long = "policy")]
+        policies: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,13 +204,19 @@ async fn first_admin(store: &baozhang_store::Store) -> Result<(), String> {
 }
 
 pub fn ledger(db: DbArgs, cmd: LedgerCmd) -> ExitCode {
-    let LedgerCmd::Verify = cmd;
+    let LedgerCmd::Verify { policies } = cmd;
+    let policies = match load_policies(&policies) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("错误：{e}");
+            return ExitCode::from(crate::EXIT_INVALID);
+        }
+    };
     runtime().block_on(async move {
         let store = match open_store(&db).await {
             Ok(s) => s,
             Err(c) => return c,
         };
-        let policies = baozhang_server::Policies::reference();
         match baozhang_server::resettle::verify_ledger(&store, &policies).await {
             Ok(rep) => {
                 println!(

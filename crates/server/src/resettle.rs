@@ -27,6 +27,9 @@ impl resettle::PolicySource for Policies {
     fn policy_for(&self, area: &str, date: Date) -> Option<&Policy> {
         self.for_area(area, date)
     }
+    fn by_version(&self, version: &str) -> Option<&Policy> {
+        Policies::by_version(self, version)
+    }
 }
 
 /// The per-layer explanation stored with an adjustment (the same JSON as a settlement's).

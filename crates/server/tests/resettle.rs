@@ -231,7 +231,11 @@ async fn cancelling_a_settlement_that_is_not_the_last_resettles_the_rest_of_the_
 
         // Cancelling an adjusted settlement negates it with its adjustments.
         let last = rest.last().unwrap();
-        let r = app.hospital.call("2305", json!({"data": {"setl_id": last.setl_id, "mdtrt_id": last.mdtrt_id, "psn_no": p.psn_no}})).await.unwrap();
+        let r = app
+            .hospital
+            .call("2305", json!({"data": {"setl_id": last.setl_id, "mdtrt_id": last.mdtrt_id, "psn_no": p.psn_no}}))
+            .await
+            .unwrap();
         ok(&r);
         assert_ledger_ok(&app.store).await;
         app.stop().await;
@@ -252,7 +256,13 @@ async fn an_approved_application_recognises_the_identity_and_resettles_the_year_
         let page = bureau.page("/web/resettle").await;
         assert_eq!(page.status, 200);
         assert!(page.text().contains("依申请救助"));
-        let form = [("id_no", p.id_no.as_str()), ("year", "2018"), ("kind", "dibao"), ("effective_from", "2018-01-01"), ("documents", "申请书、低保证")];
+        let form = [
+            ("id_no", p.id_no.as_str()),
+            ("year", "2018"),
+            ("kind", "dibao"),
+            ("effective_from", "2018-01-01"),
+            ("documents", "申请书、低保证"),
+        ];
         let r = bureau.post_form("/web/resettle/apply", &form).await;
         assert_eq!(r.status, 303, "{}", r.text());
         let apps = app.store.applications(COUNTY, None, 10).await.unwrap();
@@ -292,7 +302,9 @@ async fn an_approved_application_recognises_the_identity_and_resettles_the_year_
         assert_ledger_ok(&app.store).await;
 
         // The preview of the whole county now finds nothing to change.
-        let r = bureau.post_form("/web/resettle/preview", &[("year", "2018"), ("region", ""), ("id_no", ""), ("reason", "year_end"), ("note", "")]).await;
+        let r = bureau
+            .post_form("/web/resettle/preview", &[("year", "2018"), ("region", ""), ("id_no", ""), ("reason", "year_end"), ("note", "")])
+            .await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(r.text().contains("没有需要调整的结算"), "{}", r.text());
         app.stop().await;

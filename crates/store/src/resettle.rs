@@ -23,6 +23,8 @@ use crate::{get_i64, get_opt_i64, get_opt_text, get_text, now_text, num_date, Re
 /// Where re-settlement finds the policy of a claim: by insured area and date, as the online service does.
 pub trait PolicySource: Sync {
     fn policy_for(&self, area: &str, date: Date) -> Option<&Policy>;
+    /// A policy by its version (the hash recorded with every settlement and adjustment).
+    fn by_version(&self, version: &str) -> Option<&Policy>;
 }
 
 /// Why a person-year is settled again (recorded with the run and every adjustment).
@@ -572,10 +574,10 @@ pub async fn resettle_step(
     Ok(out)
 }
 
-/// Person-years per transaction of a run driven outside the server (the CLI).
+/// Person-years per transaction of a run driven outside the server (the CLI's default).
 pub const STEP: usize = 200;
 
-/// Runs (or resumes) a re-settlement run directly against the store, [`STEP`] person-years per
+/// Runs (or resumes) a re-settlement run directly against the store, `step` person-years per
 /// transaction — for the CLI, when no server's writer is running. `progress(done, total)` after each step.
 #[allow(clippy::too_many_arguments)]
 pub async fn drive_run(
@@ -583,12 +585,13 @@ pub async fn drive_run(
     run: &RunCtx,
     year: u16,
     psns: &[String],
+    step: usize,
     policies: &dyn PolicySource,
     explain: &(dyn Fn(&Policy, &Settlement) -> String + Sync),
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<StepOutcome> {
     let mut total = StepOutcome::default();
-    for chunk in psns.chunks(STEP) {
+    for chunk in psns.chunks(step.max(1)) {
         let mut tx = store.begin_write().await?;
         let mut batch = Batch::default();
         let step = resettle_step(&mut tx, &mut batch, run, year, chunk, policies, explain, true).await?;
@@ -803,8 +806,19 @@ pub async fn verify_resettled(store: &Store, policies: &dyn PolicySource) -> std
             Err(e) => return Err(e),
         };
         let Some(first) = claims.first() else { continue };
-        let Some(policy) = policies.policy_for(&first.insuplc_admdvs, first.claim.setl_date) else {
-            problems.push(format!("人员 {psn_no} 年度 {year}：参保地 {} 没有生效的结算政策，无法核对重算", first.insuplc_admdvs));
+        // The policy the year was last re-settled under, as recorded with its newest adjustment.
+        let row = sqlx::query("SELECT policy_version FROM ledger_adjustments WHERE psn_no = $1 AND year = $2 ORDER BY run_id DESC LIMIT 1")
+            .bind(psn_no.clone())
+            .bind(i64::from(year))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        let version = get_text(&row, 0)?;
+        let Some(policy) = policies.by_version(&version) else {
+            problems.push(format!(
+                "人员 {psn_no} 年度 {year}：重算所用政策版本 {version} 未加载，无法核对（参保地 {}；请用 --policy 加载该政策文件）",
+                first.insuplc_admdvs
+            ));
             continue;
         };
         let ids: Vec<IdentitySet> = claims.iter().map(|c| IdentitySet::from_bits(c.identities as u16)).collect();

@@ -13,11 +13,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use baozhang_core::policy::ALL_FUNDS;
-use baozhang_core::{Date, Identity, IdCardNo};
+use baozhang_core::{Date, IdCardNo, Identity};
 use baozhang_ingest::resettle_report::{direction_zh, owed, OwedReport};
 use baozhang_ingest::worklist::mask_id;
-use baozhang_store::resettle::{Adjusted, NewApplication, Reason, ALL_REASONS};
 use baozhang_store::date_num;
+use baozhang_store::resettle::{Adjusted, NewApplication, Reason, ALL_REASONS};
 use serde::Deserialize;
 
 use super::health::year_param;
@@ -36,7 +36,8 @@ fn may_view(u: &WebUser) -> bool {
 }
 
 /// Identities an application may ask to have recognised.
-const APPLICABLE: [Identity; 5] = [Identity::IllnessPoor, Identity::Dibao, Identity::ExtremePoor, Identity::Marginal, Identity::RegisteredPoor];
+const APPLICABLE: [Identity; 5] =
+    [Identity::IllnessPoor, Identity::Dibao, Identity::ExtremePoor, Identity::Marginal, Identity::RegisteredPoor];
 
 struct PreviewView {
     year: u16,
@@ -86,16 +87,8 @@ fn owed_cards(r: &OwedReport, person_years: usize) -> Vec<(String, String, Strin
     vec![
         ("人员年度".into(), format!("{person_years} 个"), "在重算范围内".into()),
         ("需调整结算".into(), format!("{} 笔", r.total.claims), format!("涉及 {} 人、{} 家医疗机构", r.persons.len(), r.hospitals.len())),
-        (
-            "应补付个人".into(),
-            format!("{} 元", yuan(back)),
-            format!("{} 人", r.persons.values().filter(|o| o.psn_fen < 0).count()),
-        ),
-        (
-            "应追回个人".into(),
-            format!("{} 元", yuan(recover)),
-            format!("{} 人", r.persons.values().filter(|o| o.psn_fen > 0).count()),
-        ),
+        ("应补付个人".into(), format!("{} 元", yuan(back)), format!("{} 人", r.persons.values().filter(|o| o.psn_fen < 0).count())),
+        ("应追回个人".into(), format!("{} 元", yuan(recover)), format!("{} 人", r.persons.values().filter(|o| o.psn_fen > 0).count())),
     ]
 }
 
@@ -127,9 +120,7 @@ async fn owed_tables(state: &AppState, r: &OwedReport, title: &str) -> Result<Ve
             Cell::Int(o.claims as i64),
         ];
         row.extend(o.funds_fen.iter().map(|&f| Cell::Yuan(f)));
-        row.push(Cell::Yuan(
-            o.funds_fen[baozhang_core::Fund::Assistance.index()] + o.funds_fen[baozhang_core::Fund::Fallback.index()],
-        ));
+        row.push(Cell::Yuan(o.funds_fen[baozhang_core::Fund::Assistance.index()] + o.funds_fen[baozhang_core::Fund::Fallback.index()]));
         hospitals.rows.push(row);
     }
     hospitals.empty = "没有需要调整的结算";
@@ -168,10 +159,15 @@ pub async fn resettle_page(State(state): State<AppState>, u: WebUser, Query(q): 
     let region = u.region()?.to_string();
     let year = year_param(&state, q.year.as_deref()).await?;
     let runs = state.store.resettle_runs(&region, 200).await?;
-    let mut rt = Table::new("runs", "重算批次", vec!["批次", "年度", "范围", "原因", "状态", "人员年度", "调整笔数", "未重算", "发起人", "开始时间"]);
+    let mut rt = Table::new(
+        "runs",
+        "重算批次",
+        vec!["批次", "年度", "范围", "原因", "状态", "人员年度", "调整笔数", "未重算", "发起人", "开始时间"],
+    );
     rt.empty = "尚无重算批次";
     for r in &runs {
-        let status = if r.status == "done" { "已完成".to_string() } else { format!("进行中 {}/{}", r.done_person_years, r.person_years) };
+        let status =
+            if r.status == "done" { "已完成".to_string() } else { format!("进行中 {}/{}", r.done_person_years, r.person_years) };
         rt.rows.push(vec![
             Cell::Link(format!("#{}", r.id), format!("/web/resettle/run/{}", r.id)),
             Cell::Int(r.year),
@@ -186,7 +182,11 @@ pub async fn resettle_page(State(state): State<AppState>, u: WebUser, Query(q): 
         ]);
     }
     let apps = state.store.applications(&region, None, 500).await?;
-    let mut at = Table::new("applications", "依申请救助", vec!["申请", "证件号码", "年度", "认定身份", "生效日期", "已收材料", "状态", "重算批次", "操作"]);
+    let mut at = Table::new(
+        "applications",
+        "依申请救助",
+        vec!["申请", "证件号码", "年度", "认定身份", "生效日期", "已收材料", "状态", "重算批次", "操作"],
+    );
     at.empty = "尚无申请";
     let manage = may_manage(&u);
     for a in &apps {
@@ -314,7 +314,14 @@ pub async fn run(State(state): State<AppState>, u: WebUser, Form(f): Form<Previe
     let (scope, _) = form_scope(&state, &u, &f).await?;
     let note: String = f.note.chars().take(200).collect();
     let run_id = start(&state, &scope, reason, &note, &u.p.username).await?;
-    state.store.audit(&u.p.username, "resettle.start", &format!("重算批次 #{run_id}：{} 年度，区划 {}，原因 {}", scope.year, scope.region, reason.name_zh())).await?;
+    state
+        .store
+        .audit(
+            &u.p.username,
+            "resettle.start",
+            &format!("重算批次 #{run_id}：{} 年度，区划 {}，原因 {}", scope.year, scope.region, reason.name_zh()),
+        )
+        .await?;
     Ok(Redirect::to(&format!("/web/resettle/run/{run_id}")).into_response())
 }
 
@@ -407,7 +414,10 @@ pub async fn apply(State(state): State<AppState>, u: WebUser, Form(f): Form<Appl
         documents,
     };
     let app_id = state.store.record_application(&app, &u.p.username).await?;
-    state.store.audit(&u.p.username, "resettle.application", &format!("依申请救助 #{app_id}：{}，{}", mask_id(id.as_str()), kind.name_zh())).await?;
+    state
+        .store
+        .audit(&u.p.username, "resettle.application", &format!("依申请救助 #{app_id}：{}，{}", mask_id(id.as_str()), kind.name_zh()))
+        .await?;
     Ok(Redirect::to("/web/resettle").into_response())
 }
 
@@ -447,6 +457,9 @@ pub async fn decide(State(state): State<AppState>, u: WebUser, Form(f): Form<Dec
         let run_id = start(&state, &scope, Reason::Application, &format!("依申请救助 #{}", a.id), &u.p.username).await?;
         state.store.link_application_run(a.id, run_id).await?;
     }
-    state.store.audit(&u.p.username, "resettle.decide", &format!("依申请救助 #{}：{}", a.id, if approve { "批准" } else { "不予批准" })).await?;
+    state
+        .store
+        .audit(&u.p.username, "resettle.decide", &format!("依申请救助 #{}：{}", a.id, if approve { "批准" } else { "不予批准" }))
+        .await?;
     Ok(Redirect::to("/web/resettle").into_response())
 }
