@@ -70,6 +70,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 128)]
         flood_clients: usize,
     },
+    /// 重新结算性能：在已准备的演示库上（先运行 baozhang demo --no-serve）重算全年，每秒人员年度数（SQLite 库先复制，不改动原库）
+    Resettle {
+        /// Database prepared by `baozhang demo --no-serve` (default ./baozhang.db). A SQLite file is copied
+        /// first; a PostgreSQL database is used as it is (the adjustments written are real ledger entries).
+        #[arg(long, env = "BAOZHANG_DATABASE_URL", default_value = baozhang_store::DEFAULT_URL)]
+        database_url: String,
+        #[arg(long, default_value_t = 2018)]
+        year: u16,
+        /// Policy to re-settle under (default: Huining 2018 with the assistance threshold corrected from
+        /// 3,000 to 1,000 yuan, so that most poor person-years change).
+        #[arg(long)]
+        policy: Option<std::path::PathBuf>,
+    },
     /// 工作台页面服务器耗时：在已准备的数据库上（先运行 baozhang demo --no-serve），逐页测量（server time per page）
     Web {
         /// Database prepared by `baozhang demo --no-serve` (default: the demo's, ./baozhang.db).
@@ -119,6 +132,7 @@ pub fn run(cmd: BenchCmd) -> ExitCode {
         BenchCmd::Flood { database_url, people, clients, settlements, flood_clients } => {
             bench_flood(database_url, people, clients, settlements, flood_clients)
         }
+        BenchCmd::Resettle { database_url, year, policy } => bench_resettle(database_url, year, policy),
         BenchCmd::Settle { claims, persons, policy, seed, rounds, dir } => {
             bench_settle(claims, persons.unwrap_or((claims / 4).max(1)), &policy, seed, rounds, dir)
         }
@@ -436,4 +450,143 @@ fn bench_web(database_url: String, username: String, password: String, rounds: u
             ExitCode::from(crate::EXIT_IO)
         }
     }
+}
+
+/// The default policy of `bench resettle`: Huining 2018 with the assistance threshold lowered (same id,
+/// another version), a correction that changes most poor person-years.
+fn corrected_huining() -> Result<baozhang_core::Policy, String> {
+    let src = baozhang_core::reference::reference_source("gansu-huining-2018").ok_or("gansu-huining-2018 is shipped")?;
+    let at = src.find("id = \"assistance\"").ok_or("the assistance layer of gansu-huining-2018")?;
+    let text = format!("{}{}", &src[..at], src[at..].replacen("amount = 3000", "amount = 1000", 1));
+    baozhang_core::parse_policy(&text).map_err(|e| e.to_string())
+}
+
+fn bench_resettle(database_url: String, year: u16, policy: Option<std::path::PathBuf>) -> ExitCode {
+    use baozhang_store::resettle::{self, Reason, RunCtx};
+    let mut policies = baozhang_server::Policies::reference();
+    let added = match &policy {
+        Some(p) => crate::serve_cmd::load_policies(std::slice::from_ref(p)).map(|ps| ps.all().last().cloned()),
+        None => corrected_huining().map(Some),
+    };
+    match added {
+        Ok(Some(p)) => {
+            println!("bench resettle: re-settling under {} ({})", p.meta.id, p.version);
+            policies.add(p);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("错误：{e}");
+            return ExitCode::from(crate::EXIT_INVALID);
+        }
+    }
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let url = match database_url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let copy = tmp.path().join("bench.db");
+            for (from, to) in [(path.to_string(), copy.clone()), (format!("{path}-wal"), tmp.path().join("bench.db-wal"))] {
+                if std::path::Path::new(&from).exists() {
+                    if let Err(e) = std::fs::copy(&from, &to) {
+                        eprintln!("错误：无法复制数据库 {from}：{e}");
+                        return ExitCode::from(crate::EXIT_IO);
+                    }
+                }
+            }
+            format!("sqlite://{}", copy.display())
+        }
+        None => database_url.clone(),
+    };
+    println!(
+        "machine: {}, {} logical CPUs; database {}",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        crate::data_cmd::redact_url(&database_url)
+    );
+    let rt = crate::data_cmd::runtime();
+    rt.block_on(async move {
+        let store = match baozhang_store::Store::open(&url).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("错误：无法打开数据库：{e}");
+                return ExitCode::from(crate::EXIT_IO);
+            }
+        };
+        let explain = baozhang_server::resettle::explain;
+        let t = Instant::now();
+        let psns = match resettle::person_years_in_scope(&store, year, "", None, None).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("错误：{e}");
+                return ExitCode::from(crate::EXIT_IO);
+            }
+        };
+        println!("person-years of {year}: {} (listed in {:.2} s)", psns.len(), t.elapsed().as_secs_f64());
+        if psns.is_empty() {
+            eprintln!("错误：该库 {year} 年度没有结算；请先运行 baozhang demo --no-serve");
+            return ExitCode::from(crate::EXIT_INVALID);
+        }
+        let report = |what: &str, t: Instant, o: &resettle::StepOutcome| {
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "{what}: {} person-years, {} claims, {} adjusted, {} refused in {s:.2} s = {:.0} person-years/s ({:.0} claims/s)",
+                o.person_years,
+                o.claims,
+                o.adjusted.len(),
+                o.refused.len(),
+                o.person_years as f64 / s,
+                o.claims as f64 / s
+            );
+        };
+        let t = Instant::now();
+        match resettle::preview(&store, year, &psns, &policies, &explain).await {
+            Ok(o) => report("dry run (read and compute, nothing written)", t, &o),
+            Err(e) => {
+                eprintln!("错误：{e}");
+                return ExitCode::from(crate::EXIT_IO);
+            }
+        }
+        for (round, what) in [(1, "run (adjustments written, durable commits)"), (2, "second run (nothing left to change)")] {
+            let mut tx = match store.begin_write().await {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("错误：{e}");
+                    return ExitCode::from(crate::EXIT_IO);
+                }
+            };
+            let run_id = match resettle::create_run_in(&mut tx, year, "", None, Reason::YearEnd, &format!("bench round {round}"), "bench", psns.len() as i64).await {
+                Ok(id) => id,
+                Err(e) => {
+                    eprintln!("错误：{e}");
+                    return ExitCode::from(crate::EXIT_IO);
+                }
+            };
+            if let Err(e) = tx.commit().await {
+                eprintln!("错误：{e}");
+                return ExitCode::from(crate::EXIT_IO);
+            }
+            let run = RunCtx { run_id, reason: Reason::YearEnd, opter: "bench".into() };
+            let t = Instant::now();
+            match resettle::drive_run(&store, &run, year, &psns, resettle::STEP, &policies, &explain, &mut |_, _| {}).await {
+                Ok(o) => report(what, t, &o),
+                Err(e) => {
+                    eprintln!("错误：{e}");
+                    return ExitCode::from(crate::EXIT_IO);
+                }
+            }
+        }
+        let t = Instant::now();
+        match baozhang_server::resettle::verify_ledger(&store, &policies).await {
+            Ok(rep) => println!(
+                "ledger verify: {} in {:.2} s ({} adjustments over {} re-settled person-years)",
+                if rep.ok() { "consistent" } else { "PROBLEMS" },
+                t.elapsed().as_secs_f64(),
+                rep.adjustments,
+                rep.resettled_years
+            ),
+            Err(e) => {
+                eprintln!("错误：{e}");
+                return ExitCode::from(crate::EXIT_IO);
+            }
+        }
+        ExitCode::SUCCESS
+    })
 }
