@@ -300,6 +300,9 @@ async fn an_approved_application_recognises_the_identity_and_resettles_the_year_
         assert_eq!(xlsx.status, 200);
         assert_eq!(other.page(&format!("/web/resettle/run/{run_id}")).await.status, 404, "{db:?}: not another county's");
         assert_ledger_ok(&app.store).await;
+        // The person page shows the history: the application and the re-settlement.
+        let person = bureau.page(&common::person_path(&app.store, &p.id_no).await).await.text();
+        assert!(person.contains("重新结算记录") && person.contains("依申请救助") && person.contains("补付 1,500.00"), "{person}");
 
         // The preview of the whole county now finds nothing to change.
         let r = bureau

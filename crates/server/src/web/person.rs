@@ -267,8 +267,50 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
             ),
         ]);
     }
+    // Re-settlements of this person's settlements and applications for assistance after discharge.
+    let mut adjustments = Vec::new();
+    for psn in &psn_nos {
+        adjustments.extend(state.store.adjustments(None, "", Some(psn)).await?);
+    }
+    let mut rs = Table::new(
+        "resettlements",
+        "重新结算记录",
+        vec!["结算编号", "结算日期", "重算批次", "原因", "按身份", "基金变化", "个人负担变化", "补付 / 追回", "重算时间"],
+    );
+    rs.empty = "没有重新结算";
+    for a in &adjustments {
+        rs.rows.push(vec![
+            Cell::text(&a.setl_id),
+            Cell::text(date_text(a.setl_date)),
+            Cell::Link(format!("#{}", a.run_id), format!("/web/resettle/run/{}", a.run_id)),
+            Cell::text(baozhang_store::resettle::Reason::parse(&a.reason).map_or(a.reason.clone(), |r| r.name_zh().to_string())),
+            Cell::text(IdentitySet::from_bits(a.identities as u16).names_zh()),
+            Cell::Yuan(a.fund_pay_fen + a.hosp_fen),
+            Cell::Yuan(a.psn_fen),
+            Cell::text(baozhang_ingest::resettle_report::direction_zh(a.psn_fen)),
+            Cell::text(crate::clock::beijing_text(&a.created_at)),
+        ]);
+    }
+    let apps = state.store.applications("", Some(&id_no), 100).await?;
+    let mut ap = Table::new("applications", "依申请救助", vec!["申请", "年度", "认定身份", "生效日期", "已收材料", "状态", "登记时间"]);
+    ap.empty = "没有申请";
+    for a in &apps {
+        ap.rows.push(vec![
+            Cell::Int(a.id),
+            Cell::Int(a.year),
+            Cell::text(identity_name(&a.kind)),
+            Cell::text(date_text(a.effective_from)),
+            Cell::text(&a.documents),
+            Cell::text(match a.status.as_str() {
+                "pending" => "待审核".to_string(),
+                "approved" => "已批准".to_string(),
+                _ => format!("不予批准：{}", a.decision_note.clone().unwrap_or_default()),
+            }),
+            Cell::text(crate::clock::beijing_text(&a.created_at)),
+        ]);
+    }
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&[&ids, &enr, &st], id);
+        return super::table::export(&[&ids, &enr, &st, &rs, &ap], id);
     }
 
     let mut page = Page::new(format!("人员档案 · {shown_name}"));
@@ -311,6 +353,9 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     page.push(&info);
     let path = u.path.clone();
     page.push(&ids.html(&path)).push(&enr.html(&path)).push(&st.html(&path));
+    if !adjustments.is_empty() || !apps.is_empty() {
+        page.push(&rs.html(&path)).push(&ap.html(&path));
+    }
     if u.p.role == Role::Auditor {
         page.push("<p class=\"muted\">审计督查人员只能查看脱敏信息。</p>");
     }
