@@ -304,6 +304,15 @@ async fn an_approved_application_recognises_the_identity_and_resettles_the_year_
         let person = bureau.page(&common::person_path(&app.store, &p.id_no).await).await.text();
         assert!(person.contains("重新结算记录") && person.contains("依申请救助") && person.contains("补付 1,500.00"), "{person}");
 
+        // The patient's slip for the adjustment, with the reason and what is paid back.
+        let slip = bureau.get(&format!("/web/slip/{}?adj={}", s.setl_id, adj[0].adj_id)).await;
+        assert_eq!(slip.status, 200);
+        assert_eq!(slip.header("content-type"), "application/pdf");
+        assert!(slip.body.starts_with(b"%PDF"), "a PDF");
+        let text = common::pdf_text(&slip.body);
+        let flat: String = text.split_whitespace().collect();
+        assert!(flat.contains("重新结算") && flat.contains("依申请救助") && flat.contains("应补付患者") && flat.contains("1,500.00"), "{text}");
+
         // The preview of the whole county now finds nothing to change.
         let r = bureau
             .post_form("/web/resettle/preview", &[("year", "2018"), ("region", ""), ("id_no", ""), ("reason", "year_end"), ("note", "")])

@@ -47,6 +47,7 @@ fn slip(i: u32) -> SlipData {
         operator: "李经办".into(),
         printed_at: "2024-05-17 10:32:05".into(),
         cancelled: i % 10 == 9,
+        adjustment: None,
     }
 }
 

@@ -110,6 +110,20 @@ pub struct SlipData {
     pub printed_at: String,
     /// Prints a large 已冲销 mark (and a watermark): the settlement was reversed.
     pub cancelled: bool,
+    /// A re-settlement slip: the settlement as it is after this adjustment (the lines and totals above
+    /// are then the new amounts), with why and what changed for the patient.
+    pub adjustment: Option<SlipAdjustment>,
+}
+
+/// What a re-settlement changed on a settlement (printed on the adjustment's slip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlipAdjustment {
+    /// e.g. 身份认定滞后（重算批次 #12，2018-11-02）.
+    pub reason: String,
+    /// What the patient paid before this adjustment.
+    pub psn_before_fen: i64,
+    /// The change of the personal part: negative = paid back (补付), positive = recovered (追回).
+    pub psn_change_fen: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +245,12 @@ impl SlipRenderer {
             let options = typst_pdf::PdfOptions {
                 // A stable document id per settlement (the default hashes the title, which all
                 // slips of a county share).
-                ident: Smart::Custom(format!("baozhang-slip/{}/{}", slip.setl_id, if slip.cancelled { "cancelled" } else { "valid" })),
+                ident: Smart::Custom(format!(
+                    "baozhang-slip/{}/{}{}",
+                    slip.setl_id,
+                    if slip.cancelled { "cancelled" } else { "valid" },
+                    slip.adjustment.as_ref().map_or(String::new(), |a| format!("/{}", a.reason))
+                )),
                 ..Default::default()
             };
             typst_pdf::pdf(&doc, &options).map_err(|d| SlipError::Pdf(join_diagnostics(&d)))
@@ -316,6 +335,12 @@ impl SlipRenderer {
             "operator": s.operator,
             "printed_at": s.printed_at,
             "cancelled": s.cancelled,
+            "adjustment": s.adjustment.as_ref().map(|a| json!({
+                "reason": a.reason,
+                "psn_before": format_yuan(a.psn_before_fen),
+                "direction": if a.psn_change_fen < 0 { "应补付患者" } else if a.psn_change_fen > 0 { "应向患者追回" } else { "个人负担不变" },
+                "change": format_yuan(a.psn_change_fen.abs()),
+            })),
         })
     }
 }

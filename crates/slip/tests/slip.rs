@@ -48,6 +48,7 @@ fn sample() -> SlipData {
         operator: "李经办".into(),
         printed_at: "2024-05-17 10:32:05".into(),
         cancelled: false,
+        adjustment: None,
     }
 }
 

@@ -47,7 +47,7 @@ pub fn decode_acc(s: &str) -> Option<Accumulators> {
 }
 
 /// The locked accumulators of a person-year.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LockedAcc {
     pub acc: Accumulators,
     /// The policy the person-year was first settled under ('' when new).
@@ -116,15 +116,37 @@ pub async fn lock_many(tx: &mut Tx<'_>, batch: &mut Batch, keys: &[(String, u16)
     Ok(())
 }
 
+/// The accumulators of many person-years without locking (a dry run of a re-settlement); a person-year
+/// without a row is absent.
+pub async fn read_many(tx: &mut Tx<'_>, keys: &[(String, u16)]) -> Result<std::collections::HashMap<(String, u16), LockedAcc>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in keys.chunks(500) {
+        let Some((_, year)) = chunk.first() else { continue };
+        // One year per call (a re-settlement step): the year bound once after the person numbers.
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT psn_no, year, policy_id, state, settlements FROM accumulators WHERE psn_no IN ({}) AND year = ${}",
+            marks.join(", "),
+            chunk.len() + 1
+        );
+        let mut q = sqlx::query(&sql);
+        for (p, _) in chunk {
+            q = q.bind(p.clone());
+        }
+        for row in q.bind(i64::from(*year)).fetch_all(&mut **tx).await? {
+            let state = get_text(&row, 3)?;
+            let acc = decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
+            let key = (get_text(&row, 0)?, get_i64(&row, 1)? as u16);
+            out.insert(key, LockedAcc { acc, policy_id: get_text(&row, 2)?, settlements: get_i64(&row, 4)? });
+        }
+    }
+    Ok(out)
+}
+
 /// The committed accumulators of a person-year, without locking (pre-settlement, reports).
 pub async fn read_accumulators(store: &Store, psn_no: &str, year: u16) -> Result<LockedAcc> {
     let mut c = store.pool().acquire().await?;
     read_accumulators_on(&mut c, psn_no, year).await
-}
-
-/// [`read_accumulators`] inside a transaction, without locking (a dry run of a re-settlement).
-pub async fn read_accumulators_in(tx: &mut Tx<'_>, psn_no: &str, year: u16) -> Result<LockedAcc> {
-    read_accumulators_on(tx, psn_no, year).await
 }
 
 async fn read_accumulators_on(c: &mut sqlx::AnyConnection, psn_no: &str, year: u16) -> Result<LockedAcc> {

@@ -93,119 +93,170 @@ pub struct YearClaim {
     pub act_pay_dedc: i64,
 }
 
+/// Placeholders `$from..$from+n-1`.
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A person-year's live settlements, or why it cannot be re-settled.
+pub type Loaded = std::result::Result<Vec<YearClaim>, String>;
+
 /// The live settlements of a person-year in commit order, each with its effective entries.
 pub async fn load_person_year(tx: &mut Tx<'_>, psn_no: &str, year: u16) -> std::result::Result<Vec<YearClaim>, ResettleError> {
-    let rows = sqlx::query(
-        "SELECT s.setl_id, s.seq, s.mdtrt_id, s.id_no, s.village_code, s.fixmedins_code, s.insuplc_admdvs, s.setl_date, s.med_type, \
-         s.hosp_lv, s.identities, s.policy_id, s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.preselfpay_amt, \
-         s.inscp_scp_amt, s.act_pay_dedc, s.claim_flags, m.referral_ok, m.major_disease, i.admdvs \
-         FROM ledger_settlements s LEFT JOIN mdtrts m ON m.mdtrt_id = s.mdtrt_id LEFT JOIN institutions i ON i.fixmedins_code = s.fixmedins_code \
-         WHERE s.psn_no = $1 AND s.year = $2 AND s.reverses IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM ledger_settlements c WHERE c.reverses = s.setl_id) ORDER BY s.seq",
-    )
-    .bind(psn_no.to_string())
-    .bind(i64::from(year))
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(StoreError::from)?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for r in &rows {
-        let setl_id = get_text(r, 0)?;
-        let bad = |what: &str| ResettleError::Refused(format!("结算 {setl_id} 的{what}数据有误，无法重算"));
-        let setl_date = num_date(get_i64(r, 7)?).ok_or_else(|| bad("结算日期"))?;
-        let med_type = MedType::from_code(get_i64(r, 8)? as u16).ok_or_else(|| bad("医疗类别"))?;
-        let hosp_lv = HospLevel::new(get_i64(r, 9)? as u8).ok_or_else(|| bad("医院等级"))?;
-        let fixmedins_code = get_text(r, 5)?;
-        let insuplc_admdvs = get_text(r, 6)?;
-        let (in_county, referral_ok, major_disease) = match get_opt_i64(r, 18)? {
-            Some(f) => (f & 1 != 0, f & 2 != 0, f & 4 != 0),
-            None => {
-                // Written before claim conditions were stored: from the visit and the institution.
-                let (Some(referral), Some(major)) = (get_opt_i64(r, 19)?, get_opt_i64(r, 20)?) else {
-                    return Err(ResettleError::Refused(format!(
-                        "结算 {setl_id} 记账时未保存就诊条件（转诊、重大疾病），也没有对应的就诊登记，无法重算"
-                    )));
-                };
-                let in_county = match get_opt_text(r, 21)? {
-                    Some(a) => a == insuplc_admdvs,
-                    None => !fixmedins_code.ends_with("-OUT"),
-                };
-                (in_county, referral != 0, major != 0)
-            }
-        };
-        let bill = Bill::new(Fen(get_i64(r, 12)?), Fen(get_i64(r, 13)?), Fen(get_i64(r, 14)?), Fen(get_i64(r, 15)?), Fen(get_i64(r, 16)?))
-            .map_err(|e| ResettleError::Refused(format!("结算 {setl_id} 的费用数据有误，无法重算：{e}")))?;
-        index.insert(setl_id.clone(), out.len());
-        out.push(YearClaim {
-            seq: get_i64(r, 1)?,
-            mdtrt_id: get_text(r, 2)?,
-            id_no: get_text(r, 3)?,
-            village_code: get_opt_text(r, 4)?,
-            fixmedins_code,
-            insuplc_admdvs,
-            setl_date: get_i64(r, 7)?,
-            claim: Claim { setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill },
-            policy_id: get_text(r, 11)?,
-            identities: get_i64(r, 10)?,
-            entries: Vec::new(),
-            act_pay_dedc: get_i64(r, 17)?,
-            setl_id,
-        });
-    }
-    if out.is_empty() {
-        return Ok(out);
-    }
-    // Earlier adjustments: which settlement each belongs to, the identities it used, its deductible change.
-    let rows = sqlx::query(
-        "SELECT adj_id, setl_id, identities, act_pay_dedc FROM ledger_adjustments WHERE psn_no = $1 AND year = $2 ORDER BY run_id",
-    )
-    .bind(psn_no.to_string())
-    .bind(i64::from(year))
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(StoreError::from)?;
-    let mut owner: HashMap<String, usize> = HashMap::new();
-    for r in &rows {
-        if let Some(&i) = index.get(&get_text(r, 1)?) {
-            owner.insert(get_text(r, 0)?, i);
-            out[i].identities = get_i64(r, 2)?;
-            out[i].act_pay_dedc += get_i64(r, 3)?;
-        }
-    }
-    let rows = sqlx::query(
-        "SELECT setl_id, layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
-         FROM ledger_entries WHERE psn_no = $1 AND year = $2 ORDER BY id",
-    )
-    .bind(psn_no.to_string())
-    .bind(i64::from(year))
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(StoreError::from)?;
-    for r in &rows {
-        let id = get_text(r, 0)?;
-        let Some(&i) = index.get(&id).or_else(|| owner.get(&id)) else { continue };
-        out[i].entries.push(Entry {
-            layer: get_i64(r, 1)?,
-            fund: get_text(r, 2)?,
-            amount_fen: get_i64(r, 3)?,
-            outpatient_fen: get_i64(r, 4)?,
-            base_delta_fen: get_i64(r, 5)?,
-            personal_delta_fen: get_i64(r, 6)?,
-            stay_level: get_i64(r, 7)?,
-            stay_delta: get_i64(r, 8)?,
-        });
+    let mut m = load_person_years(tx, &[psn_no.to_string()], year).await?;
+    m.remove(psn_no).unwrap_or(Ok(Vec::new())).map_err(ResettleError::Refused)
+}
+
+/// [`load_person_year`] for many person-years of one year in three queries per 500 (settlements with their
+/// visit and institution, earlier adjustments, entries).
+pub async fn load_person_years(tx: &mut Tx<'_>, psns: &[String], year: u16) -> Result<HashMap<String, Loaded>> {
+    let mut out: HashMap<String, Loaded> = HashMap::new();
+    for chunk in psns.chunks(500) {
+        load_chunk(tx, chunk, year, &mut out).await?;
     }
     Ok(out)
 }
 
-/// Identity periods of a person as the registry holds them now: (identity, start, end exclusive).
-pub async fn identity_periods(tx: &mut Tx<'_>, id_no: &str) -> Result<Vec<(String, i64, Option<i64>)>> {
-    let rows = sqlx::query("SELECT identity, start_date, end_date FROM identity_periods WHERE id_no = $1 AND retracted_import IS NULL")
-        .bind(id_no.to_string())
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(|r| Ok((get_text(r, 0)?, get_i64(r, 1)?, get_opt_i64(r, 2)?))).collect()
+async fn load_chunk(tx: &mut Tx<'_>, psns: &[String], year: u16, out: &mut HashMap<String, Loaded>) -> Result<()> {
+    let n = psns.len();
+    let sql = format!(
+        "SELECT s.setl_id, s.seq, s.mdtrt_id, s.id_no, s.village_code, s.fixmedins_code, s.insuplc_admdvs, s.setl_date, s.med_type, \
+         s.hosp_lv, s.identities, s.policy_id, s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.preselfpay_amt, \
+         s.inscp_scp_amt, s.act_pay_dedc, s.claim_flags, m.referral_ok, m.major_disease, i.admdvs, s.psn_no \
+         FROM ledger_settlements s LEFT JOIN mdtrts m ON m.mdtrt_id = s.mdtrt_id LEFT JOIN institutions i ON i.fixmedins_code = s.fixmedins_code \
+         WHERE s.psn_no IN ({}) AND s.year = ${} AND s.reverses IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM ledger_settlements c WHERE c.reverses = s.setl_id) ORDER BY s.psn_no, s.seq",
+        marks(1, n),
+        n + 1
+    );
+    let mut q = sqlx::query(&sql);
+    for p in psns {
+        q = q.bind(p.clone());
+    }
+    let rows = q.bind(i64::from(year)).fetch_all(&mut **tx).await?;
+    // (psn, index in its list) of each settlement.
+    let mut index: HashMap<String, (String, usize)> = HashMap::new();
+    for r in &rows {
+        let psn = get_text(r, 22)?;
+        let entry = out.entry(psn.clone()).or_insert_with(|| Ok(Vec::new()));
+        let Ok(list) = entry else { continue };
+        match claim_from_row(r)? {
+            Ok(c) => {
+                index.insert(c.setl_id.clone(), (psn, list.len()));
+                list.push(c);
+            }
+            Err(why) => *entry = Err(why),
+        }
+    }
+    let sql = format!(
+        "SELECT adj_id, setl_id, identities, act_pay_dedc FROM ledger_adjustments WHERE psn_no IN ({}) AND year = ${} ORDER BY run_id",
+        marks(1, n),
+        n + 1
+    );
+    let mut q = sqlx::query(&sql);
+    for p in psns {
+        q = q.bind(p.clone());
+    }
+    let mut owner: HashMap<String, (String, usize)> = HashMap::new();
+    for r in &q.bind(i64::from(year)).fetch_all(&mut **tx).await? {
+        if let Some((psn, i)) = index.get(&get_text(r, 1)?).cloned() {
+            if let Some(Ok(list)) = out.get_mut(&psn) {
+                list[i].identities = get_i64(r, 2)?;
+                list[i].act_pay_dedc += get_i64(r, 3)?;
+            }
+            owner.insert(get_text(r, 0)?, (psn, i));
+        }
+    }
+    let sql = format!(
+        "SELECT setl_id, layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
+         FROM ledger_entries WHERE psn_no IN ({}) AND year = ${} ORDER BY id",
+        marks(1, n),
+        n + 1
+    );
+    let mut q = sqlx::query(&sql);
+    for p in psns {
+        q = q.bind(p.clone());
+    }
+    for r in &q.bind(i64::from(year)).fetch_all(&mut **tx).await? {
+        let id = get_text(r, 0)?;
+        let Some((psn, i)) = index.get(&id).or_else(|| owner.get(&id)) else { continue };
+        if let Some(Ok(list)) = out.get_mut(psn) {
+            list[*i].entries.push(Entry {
+                layer: get_i64(r, 1)?,
+                fund: get_text(r, 2)?,
+                amount_fen: get_i64(r, 3)?,
+                outpatient_fen: get_i64(r, 4)?,
+                base_delta_fen: get_i64(r, 5)?,
+                personal_delta_fen: get_i64(r, 6)?,
+                stay_level: get_i64(r, 7)?,
+                stay_delta: get_i64(r, 8)?,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A live settlement row as a claim to settle again, or why it cannot be.
+fn claim_from_row(r: &sqlx::any::AnyRow) -> Result<std::result::Result<YearClaim, String>> {
+    let setl_id = get_text(r, 0)?;
+    let bad = |what: &str| format!("结算 {setl_id} 的{what}数据有误，无法重算");
+    let Some(setl_date) = num_date(get_i64(r, 7)?) else { return Ok(Err(bad("结算日期"))) };
+    let Some(med_type) = MedType::from_code(get_i64(r, 8)? as u16) else { return Ok(Err(bad("医疗类别"))) };
+    let Some(hosp_lv) = HospLevel::new(get_i64(r, 9)? as u8) else { return Ok(Err(bad("医院等级"))) };
+    let fixmedins_code = get_text(r, 5)?;
+    let insuplc_admdvs = get_text(r, 6)?;
+    let (in_county, referral_ok, major_disease) = match get_opt_i64(r, 18)? {
+        Some(f) => (f & 1 != 0, f & 2 != 0, f & 4 != 0),
+        None => {
+            // Written before claim conditions were stored: from the visit and the institution.
+            let (Some(referral), Some(major)) = (get_opt_i64(r, 19)?, get_opt_i64(r, 20)?) else {
+                return Ok(Err(format!("结算 {setl_id} 记账时未保存就诊条件（转诊、重大疾病），也没有对应的就诊登记，无法重算")));
+            };
+            let in_county = match get_opt_text(r, 21)? {
+                Some(a) => a == insuplc_admdvs,
+                None => !fixmedins_code.ends_with("-OUT"),
+            };
+            (in_county, referral != 0, major != 0)
+        }
+    };
+    let bill = match Bill::new(Fen(get_i64(r, 12)?), Fen(get_i64(r, 13)?), Fen(get_i64(r, 14)?), Fen(get_i64(r, 15)?), Fen(get_i64(r, 16)?)) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(format!("结算 {setl_id} 的费用数据有误，无法重算：{e}"))),
+    };
+    Ok(Ok(YearClaim {
+        seq: get_i64(r, 1)?,
+        mdtrt_id: get_text(r, 2)?,
+        id_no: get_text(r, 3)?,
+        village_code: get_opt_text(r, 4)?,
+        fixmedins_code,
+        insuplc_admdvs,
+        setl_date: get_i64(r, 7)?,
+        claim: Claim { setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill },
+        policy_id: get_text(r, 11)?,
+        identities: get_i64(r, 10)?,
+        entries: Vec::new(),
+        act_pay_dedc: get_i64(r, 17)?,
+        setl_id,
+    }))
+}
+
+/// Identity periods as the registry holds them now, by ID number: (identity, start, end exclusive).
+pub async fn identity_periods_of(tx: &mut Tx<'_>, id_nos: &[String]) -> Result<HashMap<String, Vec<(String, i64, Option<i64>)>>> {
+    let mut out: HashMap<String, Vec<(String, i64, Option<i64>)>> = HashMap::new();
+    for chunk in id_nos.chunks(500) {
+        let sql = format!(
+            "SELECT id_no, identity, start_date, end_date FROM identity_periods WHERE id_no IN ({}) AND retracted_import IS NULL",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for r in &q.fetch_all(&mut **tx).await? {
+            out.entry(get_text(r, 0)?).or_default().push((get_text(r, 1)?, get_i64(r, 2)?, get_opt_i64(r, 3)?));
+        }
+    }
+    Ok(out)
 }
 
 /// The identities in force on `d` (yyyymmdd) among `periods`.
@@ -307,30 +358,25 @@ pub struct PersonYearResult {
     pub adjusted: Vec<Adjusted>,
 }
 
-/// Re-settles one person-year inside `tx` (the caller's write transaction; `batch` is flushed first and
-/// holds the adjustments and accumulators afterwards — the caller flushes and commits). With
-/// `write == false` nothing is appended (a dry run; the caller rolls back).
+/// Re-settles one person-year from what was loaded for it (its live settlements, the person's identity
+/// periods now, its accumulators as locked): the plan, checked against the accumulators, and — with
+/// `write` — its adjustments and accumulators appended to `batch` (the caller flushes and commits).
 ///
 /// `policies` finds the policy by insured area and date (the one the online service would use);
 /// `explain` renders a settlement's per-layer explanation (stored with the adjustment).
 #[allow(clippy::too_many_arguments)]
-pub async fn resettle_person_year(
-    tx: &mut Tx<'_>,
+pub fn resettle_loaded(
     batch: &mut Batch,
     run: &RunCtx,
     psn_no: &str,
     year: u16,
+    claims: &[YearClaim],
+    periods: &[(String, i64, Option<i64>)],
+    locked: &ledger::LockedAcc,
     policies: &dyn PolicySource,
     explain: &(dyn Fn(&Policy, &Settlement) -> String + Sync),
     write: bool,
 ) -> std::result::Result<PersonYearResult, ResettleError> {
-    batch.flush(tx).await?;
-    let locked = if write {
-        ledger::lock_accumulators(tx, batch, psn_no, year).await?
-    } else {
-        ledger::read_accumulators_in(tx, psn_no, year).await?
-    };
-    let claims = load_person_year(tx, psn_no, year).await?;
     let mut res = PersonYearResult { claims: claims.len(), adjusted: Vec::new() };
     let Some(first) = claims.first() else {
         return Ok(res);
@@ -347,7 +393,7 @@ pub async fn resettle_person_year(
     }
     // What the ledger holds must be what its entries say before anything is added to it.
     let mut current = Accumulators::default();
-    for c in &claims {
+    for c in claims {
         ledger::apply_entries(&mut current, &c.entries);
     }
     if current != locked.acc {
@@ -355,9 +401,8 @@ pub async fn resettle_person_year(
             "person-year accumulators differ from its live entries before re-settlement (year {year})"
         ))));
     }
-    let periods = identity_periods(tx, &first.id_no).await?;
-    let ids: Vec<IdentitySet> = claims.iter().map(|c| identities_on(&periods, c.setl_date)).collect();
-    let (planned, after) = plan(policy, &claims, &ids).map_err(ResettleError::Refused)?;
+    let ids: Vec<IdentitySet> = claims.iter().map(|c| identities_on(periods, c.setl_date)).collect();
+    let (planned, after) = plan(policy, claims, &ids).map_err(ResettleError::Refused)?;
     let mut check = locked.acc;
     for p in &planned {
         ledger::apply_entries(&mut check, &p.diff);
@@ -411,7 +456,7 @@ pub async fn resettle_person_year(
         ledger::append_adjustment(batch, &head, &p.diff)?;
     }
     if write && !res.adjusted.is_empty() {
-        ledger::set_accumulators(batch, psn_no, year, &locked, &after, &policy.meta.id, policy.layers.len());
+        ledger::set_accumulators(batch, psn_no, year, locked, &after, &policy.meta.id, policy.layers.len());
     }
     Ok(res)
 }
@@ -536,8 +581,9 @@ impl StepOutcome {
     }
 }
 
-/// Re-settles `psns` (one year) inside `tx`: each person-year as [`resettle_person_year`]; a refused
-/// person-year writes nothing and is listed. With `write`, the run's progress is recorded in `tx` too.
+/// Re-settles `psns` (one year) inside `tx`: their person-years locked (or, in a dry run, read) and
+/// loaded in a few statements, then each as [`resettle_loaded`]; a refused person-year writes nothing and
+/// is listed. With `write`, the run's progress is recorded in `tx` too.
 #[allow(clippy::too_many_arguments)]
 pub async fn resettle_step(
     tx: &mut Tx<'_>,
@@ -550,8 +596,34 @@ pub async fn resettle_step(
     write: bool,
 ) -> Result<StepOutcome> {
     let mut out = StepOutcome::default();
+    // Pending rows of this transaction first: they are part of what the person-years hold.
+    batch.flush(tx).await?;
+    let keys: Vec<(String, u16)> = psns.iter().map(|p| (p.clone(), year)).collect();
+    let accs = if write {
+        // Locked before they are read, as a settlement does (sorted, in one statement per 500).
+        ledger::lock_many(tx, batch, &keys).await?;
+        None
+    } else {
+        Some(ledger::read_many(tx, &keys).await?)
+    };
+    let mut loaded = load_person_years(tx, psns, year).await?;
+    let id_nos: Vec<String> = loaded.values().filter_map(|l| l.as_ref().ok()?.first().map(|c| c.id_no.clone())).collect();
+    let periods = identity_periods_of(tx, &id_nos).await?;
+    let none = Vec::new();
     for psn in psns {
-        match resettle_person_year(tx, batch, run, psn, year, policies, explain, write).await {
+        let result = match loaded.remove(psn) {
+            None => Ok(PersonYearResult::default()),
+            Some(Err(why)) => Err(ResettleError::Refused(why)),
+            Some(Ok(claims)) => {
+                let locked = match &accs {
+                    Some(m) => m.get(&(psn.clone(), year)).cloned().unwrap_or_default(),
+                    None => ledger::lock_accumulators(tx, batch, psn, year).await?,
+                };
+                let p = claims.first().and_then(|c| periods.get(&c.id_no)).unwrap_or(&none);
+                resettle_loaded(batch, run, psn, year, &claims, p, &locked, policies, explain, write)
+            }
+        };
+        match result {
             Ok(r) => {
                 out.person_years += 1;
                 out.claims += r.claims;
@@ -791,52 +863,56 @@ pub struct AdjustmentRow {
 pub async fn verify_resettled(store: &Store, policies: &dyn PolicySource) -> std::result::Result<(i64, Vec<String>), ResettleError> {
     let mut problems = Vec::new();
     let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
-    let years = sqlx::query("SELECT DISTINCT psn_no, year FROM ledger_adjustments ORDER BY psn_no, year")
+    // Each re-settled person-year with the policy version of its newest adjustment.
+    let rows = sqlx::query("SELECT psn_no, year, policy_version, run_id FROM ledger_adjustments ORDER BY year, psn_no, run_id")
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-    for r in &years {
-        let (psn_no, year) = (get_text(r, 0)?, get_i64(r, 1)? as u16);
-        let claims = match load_person_year(&mut tx, &psn_no, year).await {
-            Ok(c) => c,
-            Err(ResettleError::Refused(why)) => {
-                problems.push(format!("人员 {psn_no} 年度 {year}：{why}"));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let Some(first) = claims.first() else { continue };
-        // The policy the year was last re-settled under, as recorded with its newest adjustment.
-        let row = sqlx::query("SELECT policy_version FROM ledger_adjustments WHERE psn_no = $1 AND year = $2 ORDER BY run_id DESC LIMIT 1")
-            .bind(psn_no.clone())
-            .bind(i64::from(year))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        let version = get_text(&row, 0)?;
-        let Some(policy) = policies.by_version(&version) else {
-            problems.push(format!(
-                "人员 {psn_no} 年度 {year}：重算所用政策版本 {version} 未加载，无法核对（参保地 {}；请用 --policy 加载该政策文件）",
-                first.insuplc_admdvs
-            ));
-            continue;
-        };
-        let ids: Vec<IdentitySet> = claims.iter().map(|c| IdentitySet::from_bits(c.identities as u16)).collect();
-        match plan(policy, &claims, &ids) {
-            Ok((planned, _)) => {
-                for p in planned.iter().filter(|p| p.changed()) {
+    let mut latest: std::collections::BTreeMap<(u16, String), String> = Default::default();
+    for r in &rows {
+        latest.insert((get_i64(r, 1)? as u16, get_text(r, 0)?), get_text(r, 2)?);
+    }
+    let years: std::collections::BTreeSet<u16> = latest.keys().map(|(y, _)| *y).collect();
+    for year in years {
+        let psns: Vec<String> = latest.range((year, String::new())..).take_while(|((y, _), _)| *y == year).map(|((_, p), _)| p.clone()).collect();
+        for chunk in psns.chunks(500) {
+            let mut loaded = load_person_years(&mut tx, chunk, year).await?;
+            for psn_no in chunk {
+                let claims = match loaded.remove(psn_no) {
+                    None => continue,
+                    Some(Err(why)) => {
+                        problems.push(format!("人员 {psn_no} 年度 {year}：{why}"));
+                        continue;
+                    }
+                    Some(Ok(c)) => c,
+                };
+                let Some(first) = claims.first() else { continue };
+                let version = &latest[&(year, psn_no.clone())];
+                let Some(policy) = policies.by_version(version) else {
                     problems.push(format!(
-                        "人员 {psn_no} 年度 {year}：结算 {} 的原结算加调整与按记录身份重算的结果相差（个人 {} 元）",
-                        claims[p.index].setl_id,
-                        Fen(p.psn_fen)
+                        "人员 {psn_no} 年度 {year}：重算所用政策版本 {version} 未加载，无法核对（参保地 {}；请用 --policy 加载该政策文件）",
+                        first.insuplc_admdvs
                     ));
+                    continue;
+                };
+                let ids: Vec<IdentitySet> = claims.iter().map(|c| IdentitySet::from_bits(c.identities as u16)).collect();
+                match plan(policy, &claims, &ids) {
+                    Ok((planned, _)) => {
+                        for p in planned.iter().filter(|p| p.changed()) {
+                            problems.push(format!(
+                                "人员 {psn_no} 年度 {year}：结算 {} 的原结算加调整与按记录身份重算的结果相差（个人 {} 元）",
+                                claims[p.index].setl_id,
+                                Fen(p.psn_fen)
+                            ));
+                        }
+                    }
+                    Err(why) => problems.push(format!("人员 {psn_no} 年度 {year}：{why}")),
                 }
             }
-            Err(why) => problems.push(format!("人员 {psn_no} 年度 {year}：{why}")),
         }
     }
     tx.rollback().await.map_err(StoreError::from)?;
-    Ok((years.len() as i64, problems))
+    Ok((latest.len() as i64, problems))
 }
 
 // ───────────────────────────── applications (依申请救助) ─────────────────────────────

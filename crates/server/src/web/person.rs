@@ -275,7 +275,7 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     let mut rs = Table::new(
         "resettlements",
         "重新结算记录",
-        vec!["结算编号", "结算日期", "重算批次", "原因", "按身份", "基金变化", "个人负担变化", "补付 / 追回", "重算时间"],
+        vec!["结算编号", "结算日期", "重算批次", "原因", "按身份", "基金变化", "个人负担变化", "补付 / 追回", "重算时间", "结算单"],
     );
     rs.empty = "没有重新结算";
     for a in &adjustments {
@@ -289,6 +289,10 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
             Cell::Yuan(a.psn_fen),
             Cell::text(baozhang_ingest::resettle_report::direction_zh(a.psn_fen)),
             Cell::text(crate::clock::beijing_text(&a.created_at)),
+            Cell::Html(
+                format!("<a href=\"/web/slip/{}?adj={}\" target=\"_blank\">PDF</a>", urlencode(&a.setl_id), urlencode(&a.adj_id)),
+                String::new(),
+            ),
         ]);
     }
     let apps = state.store.applications("", Some(&id_no), 100).await?;

@@ -502,10 +502,17 @@ pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): ax
 
 /// The A5 settlement slip of a settlement (PDF): for the hospital that settled it, or a region user
 /// whose region covers the patient (name masked for them).
-pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path<String>) -> WebResult {
+#[derive(Deserialize, Default)]
+pub struct SlipQ {
+    /// A re-settlement adjustment of the settlement: print the settlement as that adjustment left it.
+    #[serde(default)]
+    adj: Option<String>,
+}
+
+pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path<String>, Query(q): Query<SlipQ>) -> WebResult {
     let setl_id = setl_id.trim_end_matches(".pdf").to_string();
     let not_found = || WebError::not_found("未找到该结算，或不在您的查询范围内");
-    let s = state.store.settlement(&setl_id).await?.ok_or_else(not_found)?;
+    let mut s = state.store.settlement(&setl_id).await?.ok_or_else(not_found)?;
     let own_hospital = u.p.role == Role::Hospital && s.fixmedins_code == u.p.scope;
     let in_region = u.p.role != Role::Hospital && u.p.covers(s.village_code.as_deref().or(Some(s.insuplc_admdvs.as_str())));
     if !(own_hospital || in_region) {
@@ -513,6 +520,29 @@ pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path
     }
     if s.reverses.is_some() {
         return Err(WebError::bad("这是一条冲销记录，请打印原结算的结算单"));
+    }
+    // A re-settlement slip: the settlement with its adjustments up to the one asked for, explained as
+    // that adjustment computed it.
+    let mut adjustment = None;
+    if let Some(adj_id) = q.adj.as_deref().filter(|a| !a.is_empty()) {
+        let all: Vec<_> =
+            state.store.adjustments(None, "", Some(&s.psn_no)).await?.into_iter().filter(|a| a.setl_id == s.setl_id).collect();
+        let at = all.iter().position(|a| a.adj_id == adj_id).ok_or_else(|| WebError::not_found("没有这笔重新结算调整"))?;
+        let psn_before = s.psn_part_amt + all[..at].iter().map(|a| a.psn_fen).sum::<i64>();
+        for a in &all[..=at] {
+            s.fund_pay_sumamt += a.fund_pay_fen;
+            s.hosp_part_amt += a.hosp_fen;
+            s.psn_part_amt += a.psn_fen;
+        }
+        let a = &all[at];
+        s.outcome = a.outcome.clone();
+        s.identities = a.identities;
+        let reason = baozhang_store::resettle::Reason::parse(&a.reason).map_or(a.reason.clone(), |r| r.name_zh().to_string());
+        adjustment = Some(baozhang_slip::SlipAdjustment {
+            reason: format!("{reason}（重算批次 #{}，{}）", a.run_id, crate::clock::beijing_text(&a.created_at)),
+            psn_before_fen: psn_before,
+            psn_change_fen: a.psn_fen,
+        });
     }
     let person = state.store.person(&s.id_no).await?;
     let inst = state.store.institution(&s.fixmedins_code).await?;
@@ -560,6 +590,7 @@ pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path
         operator: u.p.username.clone(),
         printed_at: crate::clock::readable(crate::clock::unix_ms_now()),
         cancelled: s.cancelled_by.is_some(),
+        adjustment,
     };
     state.web.slip_renderer()?;
     let web = state.web.clone();

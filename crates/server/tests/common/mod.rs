@@ -417,3 +417,15 @@ pub async fn person_path(store: &Store, id_no: &str) -> String {
     let hex = store.secret("web.person_link", &PidKey::random_hex()).await.expect("the person-link secret");
     format!("/web/person/{}", PidKey::from_hex(&hex).expect("32 bytes of hex").encode(id_no))
 }
+
+/// The text of a PDF as poppler's `pdftotext -layout` reads it (CI installs poppler-utils).
+pub fn pdf_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext").arg("-layout").arg(&path).arg("-").output().unwrap_or_else(|e| {
+        panic!("pdftotext not found ({e}): install poppler-utils (apt-get install poppler-utils; .ci/run does)")
+    });
+    assert!(out.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
