@@ -777,6 +777,30 @@ try {
         await shot(page, '24-funds');
       });
 
+      await step('重新结算: the demo run paid back through an adjustment; the pending application approved; a year-end preview', async () => {
+        await page.goto(`${BASE_URL}/web/resettle?year=${YEAR}`);
+        const runs = await tableRows(page, 'runs');
+        assert.ok(runs.length >= 1, 'the demo has a re-settlement run');
+        const apps = await tableRows(page, 'applications');
+        assert.ok(apps.some((r) => r.cells.some((c) => c.includes('待审核'))), 'the demo has a pending application');
+        assert.ok(apps.every((r) => /^\d{6}\*+\w{4}$/.test(r.cells[1])), 'ID numbers are masked');
+        const form = page.locator('table#applications form').first();
+        await form.locator('input[name=note]').fill('材料齐全');
+        await Promise.all([page.waitForURL(/\/web\/resettle$/), form.getByRole('button', { name: '批准并重算' }).click()]);
+        assert.ok((await tableRows(page, 'runs')).length > runs.length, 'the approval started a run');
+        await Promise.all([page.waitForURL(/\/web\/resettle\/run\/\d+/), page.locator('table#runs tbody tr a').last().click()]);
+        const cards = await page.locator('[data-testid=resettle-cards]').textContent();
+        assert.ok(cards.includes('应补付个人'), `the run page shows what is paid back: ${cards}`);
+        assert.ok((await tableRows(page, 'funds')).length === 6, 'six funds');
+        await shot(page, '25-resettle-run');
+        await page.goto(`${BASE_URL}/web/resettle?year=${YEAR}`);
+        const f = page.locator('[data-testid=resettle-form]');
+        await f.locator('select[name=reason]').selectOption('year_end');
+        await Promise.all([page.waitForURL(/\/web\/resettle\/preview/), f.getByRole('button', { name: '预览差额' }).click()]);
+        await page.locator('[data-testid=resettle-preview]').waitFor();
+        await shot(page, '26-resettle-preview');
+      });
+
       await step('the policy calculator computes a settlement (fund + hospital + person = total)', async () => {
         await page.goto(`${BASE_URL}/web/policy`);
         const layers = await page.locator('section.tbl table tbody tr').count();
@@ -1043,6 +1067,7 @@ try {
           ['import', '/web/import'],
           ['supervise', '/web/supervise'],
           ['funds', '/web/funds'],
+          ['resettle', '/web/resettle'],
         ]) {
           if (!url) continue;
           await page.goto(BASE_URL + url);

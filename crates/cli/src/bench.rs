@@ -552,7 +552,18 @@ fn bench_resettle(database_url: String, year: u16, policy: Option<std::path::Pat
                     return ExitCode::from(crate::EXIT_IO);
                 }
             };
-            let run_id = match resettle::create_run_in(&mut tx, year, "", None, Reason::YearEnd, &format!("bench round {round}"), "bench", psns.len() as i64).await {
+            let run_id = match resettle::create_run_in(
+                &mut tx,
+                year,
+                "",
+                None,
+                Reason::YearEnd,
+                &format!("bench round {round}"),
+                "bench",
+                psns.len() as i64,
+            )
+            .await
+            {
                 Ok(id) => id,
                 Err(e) => {
                     eprintln!("错误：{e}");

@@ -301,6 +301,7 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
     crate::programmes_demo::demo_programmes(&store, DEMO_COUNTY, DEMO_YEAR, &data, a.seed).await?;
     crate::programmes_demo::demo_audit(&store, DEMO_YEAR).await?;
     crate::programmes_demo::demo_supervise(&store, DEMO_COUNTY, DEMO_YEAR).await?;
+    crate::programmes_demo::demo_resettle(&store, DEMO_YEAR).await?;
     let accounts = demo_accounts(&store).await?;
     let regions = store.regions_upto(5, Some(DEMO_COUNTY)).await.map_err(|e| e.to_string())?;
     println!("\n演示账号（密码均为 {DEMO_PASSWORD}，仅用于演示数据）：");

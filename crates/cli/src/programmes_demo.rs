@@ -331,3 +331,71 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
     println!("资金拨付：{} 家定点医疗机构年度预算，兜底资金季度对账表 {statements} 张。", hospitals.len());
     Ok(())
 }
+
+/// Re-settlement in the demo county (issue 17): two persons not on any roster applied for assistance
+/// after discharge; one application is approved (低保 recognised from 1 January, the person's year
+/// re-settled: the critical-illness deductible falls and the difference is paid back), one waits for the
+/// bureau on 重新结算.
+pub async fn demo_resettle(store: &Store, year: u16) -> Result<(), String> {
+    use baozhang_store::resettle::{self, NewApplication, Reason, RunCtx};
+    if !store.applications("", None, 1).await.map_err(e)?.is_empty() {
+        return Ok(());
+    }
+    // The largest inpatient bills of people with no identity at all (ordinary residents).
+    let rows = store.largest_plain_inpatients(year, 2).await.map_err(e)?;
+    if rows.len() < 2 {
+        return Ok(());
+    }
+    let policies = baozhang_server::Policies::reference();
+    for (k, (psn_no, id_no, village)) in rows.iter().enumerate() {
+        let app = NewApplication {
+            psn_no: psn_no.clone(),
+            id_no: id_no.clone(),
+            village_code: village.clone(),
+            year,
+            kind: baozhang_core::Identity::Dibao,
+            effective_from: i64::from(year) * 10_000 + 101,
+            documents: "申请书、低保证复印件、出院小结、费用清单".into(),
+        };
+        let id = store.record_application(&app, "county").await.map_err(e)?;
+        if k == 0 {
+            store.decide_application(id, true, "材料齐全，低保自 1 月 1 日起", "county").await.map_err(e)?;
+            let mut tx = store.begin_write().await.map_err(e)?;
+            let region = village.clone().unwrap_or_default();
+            let run_id = resettle::create_run_in(
+                &mut tx,
+                year,
+                &region,
+                Some(psn_no),
+                Reason::Application,
+                &format!("依申请救助 #{id}"),
+                "county",
+                1,
+            )
+            .await
+            .map_err(e)?;
+            tx.commit().await.map_err(e)?;
+            let run = RunCtx { run_id, reason: Reason::Application, opter: "county".into() };
+            let o = resettle::drive_run(
+                store,
+                &run,
+                year,
+                std::slice::from_ref(psn_no),
+                resettle::STEP,
+                &policies,
+                &baozhang_server::resettle::explain,
+                &mut |_, _| {},
+            )
+            .await
+            .map_err(e)?;
+            store.link_application_run(id, run_id).await.map_err(e)?;
+            let back: i64 = o.adjusted.iter().map(|a| -a.psn_fen).sum();
+            println!(
+                "重新结算：依申请救助 1 件已批准并重算（调整 {} 笔，补付个人 {} 元），1 件待审核。",
+                o.adjusted.len(),
+                baozhang_core::Fen(back).grouped()
+            );
+        }
+    }
+    Ok(())
+}

@@ -311,7 +311,10 @@ async fn an_approved_application_recognises_the_identity_and_resettles_the_year_
         assert!(slip.body.starts_with(b"%PDF"), "a PDF");
         let text = common::pdf_text(&slip.body);
         let flat: String = text.split_whitespace().collect();
-        assert!(flat.contains("重新结算") && flat.contains("依申请救助") && flat.contains("应补付患者") && flat.contains("1,500.00"), "{text}");
+        assert!(
+            flat.contains("重新结算") && flat.contains("依申请救助") && flat.contains("应补付患者") && flat.contains("1,500.00"),
+            "{text}"
+        );
 
         // The preview of the whole county now finds nothing to change.
         let r = bureau

@@ -135,7 +135,8 @@ pub async fn read_many(tx: &mut Tx<'_>, keys: &[(String, u16)]) -> Result<std::c
         }
         for row in q.bind(i64::from(*year)).fetch_all(&mut **tx).await? {
             let state = get_text(&row, 3)?;
-            let acc = decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
+            let acc =
+                decode_acc(&state).ok_or_else(|| StoreError::Corrupt(format!("accumulators of a person-year unreadable: {state}")))?;
             let key = (get_text(&row, 0)?, get_i64(&row, 1)? as u16);
             out.insert(key, LockedAcc { acc, policy_id: get_text(&row, 2)?, settlements: get_i64(&row, 4)? });
         }
