@@ -39,7 +39,7 @@ mod tests {
 
     /// Every route of `api::routes()` (axum `{param}` syntax is also OpenAPI's), with its methods.
     /// Keep in step with `crate::api::routes`.
-    const API_ROUTES: [(&str, &[&str]); 17] = [
+    const API_ROUTES: [(&str, &[&str]); 19] = [
         ("/healthz", &["get"]),
         ("/api/login", &["post"]),
         ("/api/logout", &["post"]),
@@ -57,6 +57,8 @@ mod tests {
         ("/api/audit-log", &["get"]),
         ("/api/access-log", &["get"]),
         ("/api/ledger/verify", &["get"]),
+        ("/api/resettle", &["get", "post"]),
+        ("/api/resettle/{run_id}", &["get"]),
     ];
 
     /// Follows a local `$ref` (`#/components/...`).
