@@ -131,6 +131,7 @@ async fn drive(state: AppState, run: RunCtx, year: u16, psns: Vec<String>) {
 
 /// Runs one person-year's re-settlement inside the writer's transaction (a cancellation of a settlement
 /// that was not the person-year's last): the run is created in the same transaction.
+#[allow(clippy::too_many_arguments)]
 pub async fn after_cancellation(
     tx: &mut Tx<'_>,
     batch: &mut Batch,

@@ -711,19 +711,7 @@ pub fn append(
         head.claim_flags.into(),
     ]);
     for e in entries {
-        batch.entries.push(vec![
-            Val::T(head.setl_id.clone()),
-            Val::T(head.psn_no.clone()),
-            Val::I(i64::from(totals.year)),
-            Val::I(e.layer),
-            Val::T(e.fund.clone()),
-            Val::I(e.amount_fen),
-            Val::I(e.outpatient_fen),
-            Val::I(e.base_delta_fen),
-            Val::I(e.personal_delta_fen),
-            Val::I(e.stay_level),
-            Val::I(e.stay_delta),
-        ]);
+        batch.entries.push(entry_row(&head.setl_id, &head.psn_no, totals.year, e));
     }
     let delta = if head.reverses.is_some() { -1 } else { 1 };
     let after = LockedAcc { acc: *acc_after, policy_id: policy_id.to_string(), settlements: locked.settlements + delta };
@@ -909,19 +897,7 @@ pub fn append_adjustment(batch: &mut Batch, head: &AdjustmentHead, entries: &[En
     ]);
     batch.adjustments.push(row);
     for e in entries {
-        batch.entries.push(vec![
-            Val::T(head.adj_id.clone()),
-            Val::T(head.psn_no.clone()),
-            Val::I(i64::from(head.year)),
-            Val::I(e.layer),
-            Val::T(e.fund.clone()),
-            Val::I(e.amount_fen),
-            Val::I(e.outpatient_fen),
-            Val::I(e.base_delta_fen),
-            Val::I(e.personal_delta_fen),
-            Val::I(e.stay_level),
-            Val::I(e.stay_delta),
-        ]);
+        batch.entries.push(entry_row(&head.adj_id, &head.psn_no, head.year, e));
     }
     Ok(())
 }
@@ -939,6 +915,23 @@ pub fn set_accumulators(
 ) {
     let after = LockedAcc { acc: *acc, policy_id: policy_id.to_string(), settlements: locked.settlements };
     batch.accs.insert((psn_no.to_string(), year), (after, encode_acc(acc, n_layers)));
+}
+
+/// An entry as a row of `ledger_entries` (`ENTRY_COLS`), for the settlement or adjustment `owner`.
+fn entry_row(owner: &str, psn_no: &str, year: u16, e: &Entry) -> Vec<Val> {
+    vec![
+        Val::T(owner.to_string()),
+        Val::T(psn_no.to_string()),
+        Val::I(i64::from(year)),
+        Val::I(e.layer),
+        Val::T(e.fund.clone()),
+        Val::I(e.amount_fen),
+        Val::I(e.outpatient_fen),
+        Val::I(e.base_delta_fen),
+        Val::I(e.personal_delta_fen),
+        Val::I(e.stay_level),
+        Val::I(e.stay_delta),
+    ]
 }
 
 /// The entries of one settlement, in layer order (the personal entry last).
@@ -1002,7 +995,9 @@ pub async fn effective_totals(c: &mut sqlx::AnyConnection, s: &StoredSettlement)
     Ok(t)
 }
 
-fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<Entry> {
+/// An entry from the first eight columns of a row (`layer, fund, amount_fen, outpatient_fen, base_delta_fen,
+/// personal_delta_fen, stay_level, stay_delta`).
+pub(crate) fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<Entry> {
     Ok(Entry {
         layer: get_i64(r, 0)?,
         fund: get_text(r, 1)?,

@@ -168,7 +168,7 @@ async fn load_chunk(tx: &mut Tx<'_>, psns: &[String], year: u16, out: &mut HashM
         }
     }
     let sql = format!(
-        "SELECT setl_id, layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta \
+        "SELECT layer, fund, amount_fen, outpatient_fen, base_delta_fen, personal_delta_fen, stay_level, stay_delta, setl_id \
          FROM ledger_entries WHERE psn_no IN ({}) AND year = ${} ORDER BY id",
         marks(1, n),
         n + 1
@@ -178,19 +178,10 @@ async fn load_chunk(tx: &mut Tx<'_>, psns: &[String], year: u16, out: &mut HashM
         q = q.bind(p.clone());
     }
     for r in &q.bind(i64::from(year)).fetch_all(&mut **tx).await? {
-        let id = get_text(r, 0)?;
+        let id = get_text(r, 8)?;
         let Some((psn, i)) = index.get(&id).or_else(|| owner.get(&id)) else { continue };
         if let Some(Ok(list)) = out.get_mut(psn) {
-            list[*i].entries.push(Entry {
-                layer: get_i64(r, 1)?,
-                fund: get_text(r, 2)?,
-                amount_fen: get_i64(r, 3)?,
-                outpatient_fen: get_i64(r, 4)?,
-                base_delta_fen: get_i64(r, 5)?,
-                personal_delta_fen: get_i64(r, 6)?,
-                stay_level: get_i64(r, 7)?,
-                stay_delta: get_i64(r, 8)?,
-            });
+            list[*i].entries.push(ledger::entry_from_row(r)?);
         }
     }
     Ok(())

@@ -409,6 +409,12 @@ pub fn yuan(fen: i64) -> String {
     baozhang_core::Fen(fen).grouped()
 }
 
+/// A count with thousands separators ("115,014"), as officials read numbers.
+pub fn count(n: i64) -> String {
+    let g = baozhang_core::Fen(n.saturating_mul(100)).grouped();
+    g.trim_end_matches(".00").to_string()
+}
+
 /// Basis points as a percentage with two decimals; "—" without a denominator.
 pub fn pct(bp: Option<i64>) -> String {
     match bp {
@@ -671,6 +677,14 @@ mod tests {
     fn text_is_escaped_for_html() {
         assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
         assert_eq!(esc("张三"), "张三");
+    }
+
+    #[test]
+    fn counts_read_with_thousands_separators() {
+        assert_eq!(count(115_014), "115,014");
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(-1_234_567), "-1,234,567");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::health::year_param;
 use super::table::{Cell, Table};
-use super::{yuan, Page, WebError, WebResult, WebUser};
+use super::{count, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::resettle::{preview, scope_of, start, Scope};
 use crate::AppState;
@@ -85,8 +85,12 @@ fn owed_cards(r: &OwedReport, person_years: usize) -> Vec<(String, String, Strin
     let back: i64 = r.persons.values().map(|o| o.pay_back_fen()).sum();
     let recover: i64 = r.persons.values().map(|o| o.recover_fen()).sum();
     vec![
-        ("人员年度".into(), format!("{person_years} 个"), "在重算范围内".into()),
-        ("需调整结算".into(), format!("{} 笔", r.total.claims), format!("涉及 {} 人、{} 家医疗机构", r.persons.len(), r.hospitals.len())),
+        ("人员年度".into(), format!("{} 个", count(person_years as i64)), "在重算范围内".into()),
+        (
+            "需调整结算".into(),
+            format!("{} 笔", count(r.total.claims as i64)),
+            format!("涉及 {} 人、{} 家医疗机构", count(r.persons.len() as i64), r.hospitals.len()),
+        ),
         ("应补付个人".into(), format!("{} 元", yuan(back)), format!("{} 人", r.persons.values().filter(|o| o.psn_fen < 0).count())),
         ("应追回个人".into(), format!("{} 元", yuan(recover)), format!("{} 人", r.persons.values().filter(|o| o.psn_fen > 0).count())),
     ]
@@ -96,6 +100,7 @@ fn owed_cards(r: &OwedReport, person_years: usize) -> Vec<(String, String, Strin
 async fn owed_tables(state: &AppState, r: &OwedReport, title: &str) -> Result<Vec<Table>, WebError> {
     let names: HashMap<String, String> = state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect();
     let key = state.web.pid_key(&state.store).await?;
+    let places = state.web.region_names(&state.store).await?;
     let mut funds = Table::new("funds", format!("{title} · 按基金"), vec!["基金", "本年度变化（元）", "说明"]);
     for f in ALL_FUNDS {
         let v = r.total.funds_fen[f.index()];
@@ -134,7 +139,10 @@ async fn owed_tables(state: &AppState, r: &OwedReport, title: &str) -> Result<Ve
     for (id, o) in &r.persons {
         persons.rows.push(vec![
             Cell::Link(mask_id(id), format!("/web/person/{}", key.encode(id))),
-            Cell::text(o.village_code.clone().unwrap_or_default()),
+            Cell::text(o.village_code.as_deref().map_or(String::new(), |v| match places.get(v) {
+                Some(name) => format!("{name}（{v}）"),
+                None => v.to_string(),
+            })),
             Cell::Int(o.claims as i64),
             Cell::Yuan(o.fund_pay_fen),
             Cell::Yuan(o.psn_fen),
@@ -354,7 +362,12 @@ pub async fn run_page(State(state): State<AppState>, u: WebUser, Path(id): Path<
         (
             "状态".into(),
             if r.status == "done" { "已完成".into() } else { "进行中".into() },
-            format!("{}/{} 个人员年度 · {}", r.done_person_years, r.person_years, Reason::parse(&r.reason).map_or("", Reason::name_zh)),
+            format!(
+                "{}/{} 个人员年度 · {}",
+                count(r.done_person_years),
+                count(r.person_years),
+                Reason::parse(&r.reason).map_or("", Reason::name_zh)
+            ),
         ),
     );
     let view = ResettleView { manage: false, ..ResettleView::new(&u, r.year, "", cards, None) };
