@@ -93,6 +93,8 @@ impl App {
         c
     }
 
+    /// Stops the server; a PostgreSQL test database is dropped (a CI machine runs the suite again and
+    /// again against the same server).
     pub async fn stop(mut self) {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
@@ -100,6 +102,18 @@ impl App {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        drop_pg_db(&self.url).await;
+    }
+}
+
+/// Drops the PostgreSQL database of `url` if it is one of the tests' own (`bz_srv_…`).
+pub async fn drop_pg_db(url: &str) {
+    use sqlx::Connection;
+    let Some(name) = url.strip_prefix("postgres://").and_then(|u| u.rsplit('/').next()).filter(|n| n.starts_with("bz_srv_")) else {
+        return;
+    };
+    if let Ok(mut c) = sqlx::AnyConnection::connect(&pg_admin_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
     }
 }
 
