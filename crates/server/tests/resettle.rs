@@ -179,6 +179,13 @@ async fn a_late_identity_is_paid_back_through_adjustment_entries_once() {
         let assistance_adj: i64 = adj.iter().map(|a| a.funds_fen[3] + a.funds_fen[4]).sum();
         let ledger_total: i64 = by_quarter.iter().map(|q| q.2).sum();
         assert!(assistance_adj > 0 && ledger_total >= assistance_adj, "{db:?}: {by_quarter:?} vs {assistance_adj}");
+        // … and the funds page shows each quarter's fallback with the adjustment in it.
+        let web = Browser::login(&app.base, "bureau1").await;
+        let funds = web.page("/web/funds?year=2018").await.text();
+        for (code, quarter, amount, _) in &by_quarter {
+            assert_eq!(code, "H62042200001");
+            assert!(funds.contains(&Fen(*amount).grouped()), "{db:?}: quarter {quarter}'s {} on the funds page", Fen(*amount).grouped());
+        }
 
         // Once only: the same run again changes nothing.
         let (_, v) = bureau.post("/api/resettle", json!({"year": 2018, "id_no": p.id_no, "reason": "late_identity"})).await;
