@@ -16,7 +16,7 @@ use std::path::Path;
 
 use baozhang_core::engine::{settle_in_place, Accumulators, Settlement};
 use baozhang_core::policy::Policy;
-use baozhang_core::{Claim, Identity, IdentitySet};
+use baozhang_core::{Claim, IdentitySet};
 use baozhang_store::ledger::{self, Batch, Entry, SettlementHead, Totals};
 use baozhang_store::registry::PersonFacts;
 use baozhang_store::{date_num, Backend, Store, StoreError};
@@ -52,17 +52,9 @@ pub struct RegistrySettleSummary {
     pub policy_conflicts: u64,
 }
 
-/// Identities of a person on a date (yyyymmdd).
+/// Identities of a person on a date (yyyymmdd): the same rule as a re-settlement's.
 pub fn identities_on(facts: &PersonFacts, d: i64) -> IdentitySet {
-    let mut set = IdentitySet::EMPTY;
-    for (id, start, end) in &facts.periods {
-        if *start <= d && end.is_none_or(|e| e > d) {
-            if let Some(i) = Identity::parse(id) {
-                set = set.with(i);
-            }
-        }
-    }
-    set
+    baozhang_store::resettle::identities_on(&facts.periods, d)
 }
 
 /// The institution code recorded for a batch claim, whose file names no hospital: one per hospital level,

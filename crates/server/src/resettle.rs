@@ -203,6 +203,10 @@ pub struct StartBody {
 /// The scope of a request: the region inside the caller's, or one person inside it.
 pub async fn scope_of(state: &AppState, p: &Principal, year: u16, region: Option<&str>, id_no: Option<&str>) -> Result<Scope, ApiError> {
     let region = list_region(p, region)?;
+    // A region is a prefix of division codes; it goes into a LIKE pattern, so digits only.
+    if region.len() > 12 || !region.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::Bad(format!("字段 region：区划代码应为数字（至多 12 位），实际为“{region}”")));
+    }
     if !(2018..=2100).contains(&year) {
         return Err(ApiError::Bad(format!("字段 year：年度 {year} 无效")));
     }

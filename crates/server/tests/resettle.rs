@@ -284,6 +284,23 @@ async fn an_approved_application_recognises_the_identity_and_resettles_the_year_
         let id = apps[0].id.to_string();
         let r = other.post_form("/web/resettle/decide", &[("id", &id), ("decision", "approve")]).await;
         assert!(r.status == 403 || r.status == 404, "{db:?}: {}", r.status);
+        // Nor preview this county, nor record an application for its people.
+        let r = other
+            .post_form(
+                "/web/resettle/preview",
+                &[("year", "2018"), ("region", COUNTY), ("id_no", ""), ("reason", "year_end"), ("note", "")],
+            )
+            .await;
+        assert_eq!(r.status, 403, "{db:?}: another county cannot preview this one");
+        let r = other.post_form("/web/resettle/apply", &form).await;
+        assert_eq!(r.status, 404, "{db:?}: nor file an application for its people");
+        let r = bureau
+            .post_form(
+                "/web/resettle/preview",
+                &[("year", "2018"), ("region", "620422%"), ("id_no", ""), ("reason", "year_end"), ("note", "")],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{db:?}: a region is digits only");
         let auditor = Browser::login(&app.base, "audit1").await;
         assert_eq!(auditor.page("/web/resettle").await.status, 200);
         let r = auditor.post_form("/web/resettle/decide", &[("id", &id), ("decision", "approve")]).await;

@@ -61,6 +61,10 @@ struct ResettleView {
     reasons: Vec<(&'static str, &'static str)>,
     identities: Vec<(&'static str, &'static str)>,
     preview: Option<PreviewView>,
+    /// A run's refused person-years, one line each.
+    problems: Vec<String>,
+    /// A run's note.
+    note: String,
 }
 
 impl ResettleView {
@@ -73,6 +77,8 @@ impl ResettleView {
             reasons: ALL_REASONS.iter().map(|r| (r.code(), r.name_zh())).collect(),
             identities: APPLICABLE.iter().map(|i| (i.id(), i.name_zh())).collect(),
             preview,
+            problems: Vec::new(),
+            note: String::new(),
         }
     }
     fn html(&self) -> Result<String, WebError> {
@@ -370,21 +376,16 @@ pub async fn run_page(State(state): State<AppState>, u: WebUser, Path(id): Path<
             ),
         ),
     );
-    let view = ResettleView { manage: false, ..ResettleView::new(&u, r.year, "", cards, None) };
+    let view = ResettleView {
+        manage: false,
+        problems: r.problems.lines().map(str::to_string).collect(),
+        note: r.note.clone(),
+        ..ResettleView::new(&u, r.year, "", cards, None)
+    };
     let mut page = Page::new(format!("重算批次 #{} · {} 年度", r.id, r.year));
     page.crumbs.push(("重新结算".into(), "/web/resettle".into()));
     page.crumbs.push((format!("批次 #{}", r.id), String::new()));
     page.push(&view.html()?);
-    if !r.problems.is_empty() {
-        page.push("<section><h2>未重算的人员年度</h2><ul>");
-        for line in r.problems.lines() {
-            page.push(&format!("<li>{}</li>", super::esc(line)));
-        }
-        page.push("</ul></section>");
-    }
-    if !r.note.is_empty() {
-        page.push(&format!("<p class=\"muted\">说明：{}</p>", super::esc(&r.note)));
-    }
     for t in &tables {
         page.push(&t.html(&u.path));
     }
