@@ -48,7 +48,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 10] = [
+const MIGRATIONS: [(i64, &str, &str); 13] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -59,6 +59,9 @@ const MIGRATIONS: [(i64, &str, &str); 10] = [
     (8, "supervision", include_str!("../migrations/0008_supervision.sql")),
     (9, "trust", include_str!("../migrations/0009_trust.sql")),
     (10, "resettle", include_str!("../migrations/0010_resettle.sql")),
+    (11, "gateway", include_str!("../migrations/0011_gateway.sql")),
+    (12, "catalogue", include_str!("../migrations/0012_catalogue.sql")),
+    (13, "files", include_str!("../migrations/0013_files.sql")),
 ];
 
 /// How to open a store.

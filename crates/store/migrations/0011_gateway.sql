@@ -1,0 +1,1 @@
+-- gateway: filled in by this session's issue-15 work

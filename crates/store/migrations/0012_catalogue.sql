@@ -1,0 +1,1 @@
+-- catalogue: filled in by this session's issue-15 work

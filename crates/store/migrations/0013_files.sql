@@ -1,0 +1,1 @@
+-- files: filled in by this session's issue-15 work
