@@ -2,6 +2,7 @@
 //! settlement engine. No I/O, no SQL, no HTTP — see docs/ARCHITECTURE.md.
 
 pub mod audit;
+pub mod catalogue;
 pub mod claim;
 pub mod date;
 pub mod engine;
