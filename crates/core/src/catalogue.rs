@@ -458,11 +458,7 @@ pub fn classify(
         }
     };
     assert!(
-        split.total() == amount
-            && split.fulamt_ownpay.0 >= 0
-            && split.overlmt.0 >= 0
-            && split.preselfpay.0 >= 0
-            && split.inscp.0 >= 0,
+        split.total() == amount && split.fulamt_ownpay.0 >= 0 && split.overlmt.0 >= 0 && split.preselfpay.0 >= 0 && split.inscp.0 >= 0,
         "catalogue split does not add up: {split:?} of {amount:?}"
     );
     Ok(split)

@@ -3,6 +3,7 @@
 //! SQL). No business rules live here — callers decide what to write; this crate writes it exactly,
 //! in transactions, keeping history.
 
+pub mod catalogue;
 pub mod indicators;
 pub mod ledger;
 pub mod oversight;
