@@ -14,6 +14,7 @@ pub mod registry_settle;
 pub mod resettle_report;
 pub mod rosters;
 pub mod settle_run;
+pub mod stmt_file;
 pub mod synth;
 pub mod table;
 pub mod worklist;
