@@ -4,6 +4,7 @@
 //! in transactions, keeping history.
 
 pub mod catalogue;
+pub mod files;
 pub mod indicators;
 pub mod ledger;
 pub mod oversight;
