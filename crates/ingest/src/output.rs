@@ -142,13 +142,11 @@ pub fn setlinfo_json(mdtrt_id: &str, setl_id: &str, psn_no: &str, a: &SetlAmount
     push_json_str(&mut o, psn_no);
     let z = Fen::ZERO;
     let hifp = a.fund(Fund::Basic);
-    // 统筹基金支付后的个人自付（政策范围内）; a cancellation negates it like every other amount.
-    let pool_prop_selfpay = if a.medfee_sumamt.0 < 0 {
-        -(-a.inscp_scp_amt + hifp + a.act_pay_dedc).max(z)
-    } else {
-        (a.inscp_scp_amt - hifp - a.act_pay_dedc).max(z)
-    };
-    let fields: [(&str, Fen); 22] = [
+    // pool_prop_selfpay is a ratio (0–1), as the national interface defines it: here the share of the
+    // compliant amount above the deductible that the basic fund paid, to four decimals.
+    let base = (a.inscp_scp_amt - a.act_pay_dedc).0.abs();
+    let pool_bp = if base > 0 { baozhang_core::money::div_round_half_away(hifp.0.abs() * 10_000, base).clamp(0, 10_000) } else { 0 };
+    let fields: [(&str, Fen); 21] = [
         ("medfee_sumamt", a.medfee_sumamt),
         ("fulamt_ownpay_amt", a.fulamt_ownpay_amt),
         ("overlmt_selfpay", a.overlmt_selfpay),
@@ -156,7 +154,6 @@ pub fn setlinfo_json(mdtrt_id: &str, setl_id: &str, psn_no: &str, a: &SetlAmount
         ("inscp_scp_amt", a.inscp_scp_amt),
         ("act_pay_dedc", a.act_pay_dedc),
         ("hifp_pay", hifp),
-        ("pool_prop_selfpay", pool_prop_selfpay),
         ("cvlserv_pay", z),
         ("hifes_pay", z),
         ("hifmi_pay", a.fund(Fund::CriticalIllness)),
@@ -176,6 +173,7 @@ pub fn setlinfo_json(mdtrt_id: &str, setl_id: &str, psn_no: &str, a: &SetlAmount
         o.push(',');
         push_json_amt(&mut o, k, *v);
     }
+    o.push_str(&format!(",\"pool_prop_selfpay\":{}.{:04}", pool_bp / 10_000, pool_bp % 10_000));
     o.push(',');
     push_json_str(&mut o, "clr_type");
     o.push(':');
@@ -209,6 +207,9 @@ pub fn setldetail_json(a: &SetlAmounts) -> String {
         push_json_amt(&mut o, "inscp_scp_amt", a.inscp_scp_amt);
         o.push(',');
         push_json_amt(&mut o, "fund_payamt", amt);
+        o.push(',');
+        // 本次可支付限额金额: what the fund could pay on this claim — what it paid (its layers' caps applied).
+        push_json_amt(&mut o, "crt_payb_lmt_amt", amt);
         o.push(',');
         push_json_str(&mut o, "setl_proc_info");
         o.push(':');

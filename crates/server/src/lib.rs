@@ -134,6 +134,11 @@ pub struct AppState {
 /// rarely (a sign-in never; an institution when an administrator disables it — seen within `TTL`).
 #[derive(Default)]
 pub struct AuthCache {
+    /// How many catalogue items are live (0: no catalogue loaded; fee lines are classified as sent).
+    catalogue: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
+    /// Gateway accounts by paasid (None: no such account — remembered too, as most callers of the first
+    /// deployments sign as their institution).
+    accounts: std::sync::Mutex<std::collections::HashMap<String, (Option<baozhang_store::service::Account>, std::time::Instant)>>,
     institutions: std::sync::Mutex<std::collections::HashMap<String, (baozhang_store::service::Institution, std::time::Instant)>>,
     /// sign_no → (fixmedins_code, expires_at unix seconds)
     sign_ins: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
@@ -174,6 +179,48 @@ impl AuthCache {
             m.insert(code.to_string(), (i.clone(), std::time::Instant::now()));
         }
         Ok(found)
+    }
+
+    pub async fn account(&self, store: &Store, paasid: &str) -> baozhang_store::Result<Option<baozhang_store::service::Account>> {
+        if let Some((a, at)) = self.accounts.lock().expect("cache lock").get(paasid) {
+            if at.elapsed() < Self::TTL {
+                return Ok(a.clone());
+            }
+        }
+        let found = store.account(paasid).await?;
+        let mut m = self.accounts.lock().expect("cache lock");
+        if m.len() >= Self::MAX {
+            m.clear();
+        }
+        m.insert(paasid.to_string(), (found.clone(), std::time::Instant::now()));
+        Ok(found)
+    }
+
+    /// The number of live catalogue items, read at most every `TTL`.
+    pub async fn catalogue_size(&self, store: &Store) -> baozhang_store::Result<i64> {
+        if let Some((n, at)) = *self.catalogue.lock().expect("cache lock") {
+            if at.elapsed() < Self::TTL {
+                return Ok(n);
+            }
+        }
+        let n = store.catalogue_size().await?;
+        *self.catalogue.lock().expect("cache lock") = Some((n, std::time::Instant::now()));
+        Ok(n)
+    }
+
+    /// Forgets the catalogue size (an import just changed it).
+    pub fn forget_catalogue(&self) {
+        *self.catalogue.lock().expect("cache lock") = None;
+    }
+
+    /// Forgets a sign-in (9002 ended it).
+    pub fn forget_sign_in(&self, sign_no: &str) {
+        self.sign_ins.lock().expect("cache lock").remove(sign_no);
+    }
+
+    /// Forgets what is cached of an account (rotated, disabled or granted from this process).
+    pub fn forget_account(&self, paasid: &str) {
+        self.accounts.lock().expect("cache lock").remove(paasid);
     }
 
     /// Checks and remembers a nonce in memory (the first, cheap check; the durable one is the

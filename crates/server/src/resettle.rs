@@ -108,7 +108,7 @@ async fn drive(state: AppState, run: RunCtx, year: u16, psns: Vec<String>) {
             infno: "RESETTLE".into(),
             opter: run.opter.clone(),
             body_sha256: String::new(),
-            ctx: RespondCtx { received_ms: clock::unix_ms_now(), admdvs: String::new() },
+            ctx: RespondCtx { received_ms: clock::unix_ms_now(), admdvs: String::new(), warn: None },
             op: WriteOp::Resettle { run: run.clone(), year, psns: chunk.to_vec() },
         };
         if let Err(e) = state.writer.submit(job).await {

@@ -25,23 +25,32 @@ pub enum WriteOp {
         opter: String,
         expires_at: i64,
     },
+    /// 9002: the sign-in ends.
+    SignOut {
+        sign_no: String,
+    },
     /// A visit and its main diagnosis (ICD-10 code and name) when the admission names one.
-    Register(Box<baozhang_store::service::Mdtrt>, Option<(String, Option<String>)>),
+    Register(Box<baozhang_store::service::Mdtrt>, Option<national::visits::Diagnosis>),
+    /// A visit's change after registration (2202/2404, 2203/2403, 2402, 2405).
+    Visit(national::visits::VisitOp),
     FeeUpload {
-        mdtrt_id: String,
-        psn_no: String,
+        visit: national::visits::VisitRef,
+        /// Classified lines (by the catalogue, or as the hospital stated them).
         lines: Vec<baozhang_store::service::FeeLine>,
         /// Lines the visit may hold in all (`Config::max_fee_lines_per_visit`).
         max_per_visit: usize,
     },
+    /// 2205 / 2302.
+    FeeCancel(national::fees::FeeCancel),
     /// Only the job's nonce is recorded (a read's signature, committed before the read is answered).
     Nonce,
     Settle(Box<PreparedSettle>),
-    Cancel {
-        setl_id: String,
-        mdtrt_id: String,
-        psn_no: String,
-    },
+    /// 2208 / 2305.
+    Cancel(national::settle::SettleRef),
+    /// 2601.
+    Reverse(Box<(national::reversal::Reversal, national::reversal::ReverseOp)>),
+    /// 3202, 9101, 4101A.
+    Statement(national::stmt::StmtOp),
     /// Re-settles person-years of a run (`crate::resettle`).
     Resettle {
         run: baozhang_store::resettle::RunCtx,
@@ -324,7 +333,7 @@ async fn try_batch(
     let msgids: Vec<&str> = batch.iter().map(|(j, _)| j.msgid.as_str()).collect();
     pending.prefetch_msgs(&mut tx, &msgids).await?;
     let nonces: Vec<(&str, &str)> =
-        batch.iter().filter_map(|(j, _)| j.nonce.as_ref().map(|n| (j.fixmedins_code.as_str(), n.nonce.as_str()))).collect();
+        batch.iter().filter_map(|(j, _)| j.nonce.as_ref().map(|n| (n.key.as_str(), n.nonce.as_str()))).collect();
     if !nonces.is_empty() {
         pending.prefetch_nonces(&mut tx, &nonces).await?;
     }

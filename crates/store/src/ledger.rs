@@ -1089,6 +1089,13 @@ pub async fn settlement_in_tx(tx: &mut Tx<'_>, setl_id: &str) -> Result<Option<S
     row.as_ref().map(settlement_from_row).transpose()
 }
 
+/// The settlement (or cancellation) a national message wrote, by its `msg_log` key (2601 冲正).
+pub async fn settlement_by_msgid(tx: &mut Tx<'_>, msgid: &str) -> Result<Option<StoredSettlement>> {
+    let sql = format!("SELECT {SETTLEMENT_COLS} FROM ledger_settlements s WHERE s.msgid = $1");
+    let row = sqlx::query(&sql).bind(msgid.to_string()).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(settlement_from_row).transpose()
+}
+
 /// Filter for listing settlements; every field narrows (scopes are applied by the caller through these).
 #[derive(Clone, Debug, Default)]
 pub struct SettlementFilter {

@@ -61,7 +61,7 @@ const MIGRATIONS: [(i64, &str, &str); 13] = [
     (8, "supervision", include_str!("../migrations/0008_supervision.sql")),
     (9, "trust", include_str!("../migrations/0009_trust.sql")),
     (10, "resettle", include_str!("../migrations/0010_resettle.sql")),
-    (11, "gateway", include_str!("../migrations/0011_gateway.sql")),
+    (11, "his", include_str!("../migrations/0011_his.sql")),
     (12, "catalogue", include_str!("../migrations/0012_catalogue.sql")),
     (13, "files", include_str!("../migrations/0013_files.sql")),
 ];

@@ -42,6 +42,10 @@ pub struct Mdtrt {
     pub major_disease: bool,
     pub status: String,
     pub setl_id: Option<String>,
+    /// Discharge date (2402), yyyymmdd; None while in hospital or for an outpatient visit.
+    pub end_date: Option<i64>,
+    /// The hospital's own visit number (住院号 / 门诊号), as sent.
+    pub ipt_otp_no: String,
 }
 
 /// A fee line split into the four parts of POLICY §2.1 (fen).
@@ -54,6 +58,56 @@ pub struct FeeLine {
     pub preselfpay_amt: i64,
     pub inscp_scp_amt: i64,
     pub med_list_codg: Option<String>,
+    /// What else the line said and how it was classified (returned by 2301 and 5204).
+    pub detail: FeeDetail,
+}
+
+/// A fee line's catalogue side: the codes and quantities sent, and the classification applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeeDetail {
+    pub medins_list_codg: Option<String>,
+    /// Quantity and unit price as sent (decimal text).
+    pub cnt: Option<String>,
+    pub pric: Option<String>,
+    /// 01 甲类 / 02 乙类 / 03 丙类.
+    pub chrgitm_lv: Option<String>,
+    pub selfpay_prop_bp: Option<i64>,
+    pub pric_uplmt_fen: Option<i64>,
+    /// `catalogue` (classified by the loaded catalogue), `stated` (the four parts as sent), `level`
+    /// (by chrgitm_lv as sent; no catalogue loaded).
+    pub basis: String,
+    /// The message that uploaded it (msg_log key).
+    pub msgid: Option<String>,
+    /// The hospital's charge batch (收费批次号, 2204), which 2205 withdraws.
+    pub chrg_bchno: Option<String>,
+}
+
+const FEE_COLS: &str = "feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, med_list_codg, \
+    medins_list_codg, cnt, pric, chrgitm_lv, selfpay_prop_bp, pric_uplmt_fen, basis, msgid, chrg_bchno";
+
+/// A fee line from `FEE_COLS` starting at column `k`; None when the line part is NULL (a LEFT JOIN).
+fn fee_line_from_row(r: &sqlx::any::AnyRow, k: usize) -> Result<Option<FeeLine>> {
+    let Some(feedetl_sn) = get_opt_text(r, k)? else { return Ok(None) };
+    Ok(Some(FeeLine {
+        feedetl_sn,
+        det_item_fee_sumamt: get_i64(r, k + 1)?,
+        fulamt_ownpay_amt: get_i64(r, k + 2)?,
+        overlmt_selfpay: get_i64(r, k + 3)?,
+        preselfpay_amt: get_i64(r, k + 4)?,
+        inscp_scp_amt: get_i64(r, k + 5)?,
+        med_list_codg: get_opt_text(r, k + 6)?,
+        detail: FeeDetail {
+            medins_list_codg: get_opt_text(r, k + 7)?,
+            cnt: get_opt_text(r, k + 8)?,
+            pric: get_opt_text(r, k + 9)?,
+            chrgitm_lv: get_opt_text(r, k + 10)?,
+            selfpay_prop_bp: get_opt_i64(r, k + 11)?,
+            pric_uplmt_fen: get_opt_i64(r, k + 12)?,
+            basis: get_opt_text(r, k + 13)?.unwrap_or_else(|| "stated".to_string()),
+            msgid: get_opt_text(r, k + 14)?,
+            chrg_bchno: get_opt_text(r, k + 15)?,
+        },
+    }))
 }
 
 /// A person as the registry knows them.
@@ -106,11 +160,13 @@ fn mdtrt_from_row(r: &sqlx::any::AnyRow) -> Result<Mdtrt> {
         major_disease: get_i64(r, 8)? != 0,
         status: get_text(r, 9)?,
         setl_id: get_opt_text(r, 10)?,
+        end_date: get_opt_i64(r, 11)?,
+        ipt_otp_no: get_opt_text(r, 12)?.unwrap_or_default(),
     })
 }
 
 const MDTRT_COLS: &str =
-    "mdtrt_id, psn_no, id_no, fixmedins_code, med_type, begn_date, insuplc_admdvs, referral_ok, major_disease, status, setl_id";
+    "mdtrt_id, psn_no, id_no, fixmedins_code, med_type, begn_date, insuplc_admdvs, referral_ok, major_disease, status, setl_id, end_date, ipt_otp_no";
 
 /// A stored response to a national message.
 #[derive(Clone, Debug)]
@@ -161,7 +217,7 @@ pub async fn mdtrt(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<Mdtrt
 /// Inserts a visit; false (and nothing written) when its id exists already.
 pub async fn insert_mdtrt(c: &mut AnyConnection, m: &Mdtrt) -> Result<bool> {
     let n = sqlx::query(&format!(
-        "INSERT INTO mdtrts ({MDTRT_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (mdtrt_id) DO NOTHING"
+        "INSERT INTO mdtrts ({MDTRT_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (mdtrt_id) DO NOTHING"
     ))
         .bind(m.mdtrt_id.clone())
         .bind(m.psn_no.clone())
@@ -174,6 +230,8 @@ pub async fn insert_mdtrt(c: &mut AnyConnection, m: &Mdtrt) -> Result<bool> {
         .bind(i64::from(m.major_disease))
         .bind(m.status.clone())
         .bind(m.setl_id.clone())
+        .bind(m.end_date)
+        .bind(m.ipt_otp_no.clone())
         .bind(now_text())
         .execute(&mut *c)
         .await?
@@ -195,26 +253,15 @@ pub async fn set_mdtrt_status(c: &mut AnyConnection, mdtrt_id: &str, from: &str,
 }
 
 pub async fn fee_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Vec<FeeLine>> {
-    let rows = sqlx::query(
-        "SELECT feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, med_list_codg \
-         FROM fee_lines WHERE mdtrt_id = $1 ORDER BY feedetl_sn",
-    )
-    .bind(mdtrt_id.to_string())
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(FeeLine {
-                feedetl_sn: get_text(r, 0)?,
-                det_item_fee_sumamt: get_i64(r, 1)?,
-                fulamt_ownpay_amt: get_i64(r, 2)?,
-                overlmt_selfpay: get_i64(r, 3)?,
-                preselfpay_amt: get_i64(r, 4)?,
-                inscp_scp_amt: get_i64(r, 5)?,
-                med_list_codg: get_opt_text(r, 6)?,
-            })
-        })
-        .collect()
+    let rows = sqlx::query(&format!("SELECT {FEE_COLS} FROM fee_lines WHERE mdtrt_id = $1 ORDER BY feedetl_sn"))
+        .bind(mdtrt_id.to_string())
+        .fetch_all(&mut *c)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.extend(fee_line_from_row(r, 0)?);
+    }
+    Ok(out)
 }
 
 /// What a settlement needs to know of its visit: status, settlement, fee lines.
@@ -227,9 +274,9 @@ pub async fn visit_states(c: &mut AnyConnection, mdtrt_ids: &[&str]) -> Result<s
         return Ok(out);
     }
     let marks: Vec<String> = (1..=mdtrt_ids.len()).map(|i| format!("${i}")).collect();
+    let fee_cols = FEE_COLS.split(", ").map(|c| format!("f.{}", c.trim())).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "SELECT m.mdtrt_id, m.status, m.setl_id, f.feedetl_sn, f.det_item_fee_sumamt, f.fulamt_ownpay_amt, f.overlmt_selfpay, \
-         f.preselfpay_amt, f.inscp_scp_amt, f.med_list_codg FROM mdtrts m LEFT JOIN fee_lines f ON f.mdtrt_id = m.mdtrt_id \
+        "SELECT m.mdtrt_id, m.status, m.setl_id, {fee_cols} FROM mdtrts m LEFT JOIN fee_lines f ON f.mdtrt_id = m.mdtrt_id \
          WHERE m.mdtrt_id IN ({}) ORDER BY m.mdtrt_id, f.feedetl_sn",
         marks.join(", ")
     );
@@ -243,17 +290,7 @@ pub async fn visit_states(c: &mut AnyConnection, mdtrt_ids: &[&str]) -> Result<s
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert((get_text(&r, 1)?, get_opt_text(&r, 2)?, Vec::new())),
         };
-        if let Some(feedetl_sn) = get_opt_text(&r, 3)? {
-            entry.2.push(FeeLine {
-                feedetl_sn,
-                det_item_fee_sumamt: get_i64(&r, 4)?,
-                fulamt_ownpay_amt: get_i64(&r, 5)?,
-                overlmt_selfpay: get_i64(&r, 6)?,
-                preselfpay_amt: get_i64(&r, 7)?,
-                inscp_scp_amt: get_i64(&r, 8)?,
-                med_list_codg: get_opt_text(&r, 9)?,
-            });
-        }
+        entry.2.extend(fee_line_from_row(&r, 3)?);
     }
     Ok(out)
 }
@@ -264,22 +301,21 @@ pub async fn mdtrt_status_and_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Re
 }
 
 pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[FeeLine]) -> Result<()> {
+    const N: usize = 18;
     let now = now_text();
-    for chunk in lines.chunks(500) {
-        let mut sql = String::from(
-            "INSERT INTO fee_lines (mdtrt_id, feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, \
-             inscp_scp_amt, med_list_codg, created_at) VALUES ",
-        );
+    for chunk in lines.chunks(200) {
+        let mut sql = format!("INSERT INTO fee_lines (mdtrt_id, {FEE_COLS}, created_at) VALUES ");
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
-            let b = i * 9;
-            let marks: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
+            let b = i * N;
+            let marks: Vec<String> = (1..=N).map(|k| format!("${}", b + k)).collect();
             sql.push_str(&format!("({})", marks.join(", ")));
         }
         let mut q = sqlx::query(&sql);
         for l in chunk {
+            let d = &l.detail;
             q = q
                 .bind(mdtrt_id.to_string())
                 .bind(l.feedetl_sn.clone())
@@ -289,11 +325,114 @@ pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[Fe
                 .bind(l.preselfpay_amt)
                 .bind(l.inscp_scp_amt)
                 .bind(l.med_list_codg.clone())
+                .bind(d.medins_list_codg.clone())
+                .bind(d.cnt.clone())
+                .bind(d.pric.clone())
+                .bind(d.chrgitm_lv.clone())
+                .bind(d.selfpay_prop_bp)
+                .bind(d.pric_uplmt_fen)
+                .bind(d.basis.clone())
+                .bind(d.msgid.clone())
+                .bind(d.chrg_bchno.clone())
                 .bind(now.clone());
         }
         q.execute(&mut *c).await?;
     }
     Ok(())
+}
+
+/// Withdraws fee lines of a visit (2205 / 2302: the given serial numbers, or all; 2601: those a message
+/// uploaded): they move to `fee_lines_withdrawn`, nothing is lost. Returns how many were withdrawn.
+pub async fn withdraw_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, which: &Withdraw<'_>, withdrawn_msgid: &str) -> Result<u64> {
+    // Placeholders ascend in order of first appearance (SQLite numbers them by appearance).
+    let (cond, arg): (&str, Option<String>) = match which {
+        Withdraw::All => ("", None),
+        Withdraw::Serial(sn) => (" AND feedetl_sn = $4", Some(sn.to_string())),
+        Withdraw::UploadedBy(msgid) => (" AND msgid = $4", Some(msgid.to_string())),
+        Withdraw::Batch(b) => (" AND chrg_bchno = $4", Some(b.to_string())),
+    };
+    let copy = format!(
+        "INSERT INTO fee_lines_withdrawn (mdtrt_id, feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, \
+         inscp_scp_amt, med_list_codg, uploaded_msgid, withdrawn_msgid, withdrawn_at) \
+         SELECT mdtrt_id, feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, \
+         med_list_codg, msgid, $1, $2 FROM fee_lines WHERE mdtrt_id = $3{cond}"
+    );
+    let mut q = sqlx::query(&copy).bind(withdrawn_msgid.to_string()).bind(now_text()).bind(mdtrt_id.to_string());
+    if let Some(a) = &arg {
+        q = q.bind(a.clone());
+    }
+    q.execute(&mut *c).await?;
+    let cond = cond.replace("$4", "$2");
+    let delete = format!("DELETE FROM fee_lines WHERE mdtrt_id = $1{cond}");
+    let mut q = sqlx::query(&delete).bind(mdtrt_id.to_string());
+    if let Some(a) = arg {
+        q = q.bind(a);
+    }
+    Ok(q.execute(&mut *c).await?.rows_affected())
+}
+
+/// Which fee lines [`withdraw_fee_lines`] takes.
+#[derive(Clone, Debug)]
+pub enum Withdraw<'a> {
+    All,
+    Serial(&'a str),
+    UploadedBy(&'a str),
+    Batch(&'a str),
+}
+
+/// Records a change to a visit after its registration, with the message that made it.
+pub async fn insert_visit_event(c: &mut AnyConnection, mdtrt_id: &str, infno: &str, msgid: &str, detail: &str) -> Result<()> {
+    sqlx::query("INSERT INTO visit_events (mdtrt_id, infno, msgid, detail, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(mdtrt_id.to_string())
+        .bind(infno.to_string())
+        .bind(msgid.to_string())
+        .bind(detail.to_string())
+        .bind(now_text())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Sets or clears a visit's discharge date (2402 / 2405) while it is open; false when it is not open.
+pub async fn set_mdtrt_end(c: &mut AnyConnection, mdtrt_id: &str, end_date: Option<i64>) -> Result<bool> {
+    let n = sqlx::query("UPDATE mdtrts SET end_date = $1 WHERE mdtrt_id = $2 AND status = 'open'")
+        .bind(end_date)
+        .bind(mdtrt_id.to_string())
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Changes an open visit's admission facts (2403 / 2203); false when it is not open.
+pub async fn update_mdtrt_admission(c: &mut AnyConnection, m: &Mdtrt) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE mdtrts SET begn_date = $1, med_type = $2, referral_ok = $3, major_disease = $4, ipt_otp_no = $5 \
+         WHERE mdtrt_id = $6 AND status = 'open'",
+    )
+    .bind(m.begn_date)
+    .bind(m.med_type)
+    .bind(i64::from(m.referral_ok))
+    .bind(i64::from(m.major_disease))
+    .bind(m.ipt_otp_no.clone())
+    .bind(m.mdtrt_id.clone())
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Ends a sign-in (9002): its sign_no is refused from now on.
+pub async fn end_sign_in(c: &mut AnyConnection, sign_no: &str, fixmedins_code: &str, now_unix: i64) -> Result<bool> {
+    let n = sqlx::query("UPDATE sign_ins SET expires_at = $1 WHERE sign_no = $2 AND fixmedins_code = $3 AND expires_at > $4")
+        .bind(now_unix)
+        .bind(sign_no.to_string())
+        .bind(fixmedins_code.to_string())
+        .bind(now_unix)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
 }
 
 pub async fn insert_sign_in(c: &mut AnyConnection, sign_no: &str, fixmedins_code: &str, opter: &str, expires_at: i64) -> Result<()> {
@@ -645,8 +784,8 @@ impl Store {
         let rows = sqlx::query(&sql).bind(fixmedins_code.to_string()).bind(psn_no.to_string()).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
-                let sums = [get_i64(r, 11)?, get_i64(r, 12)?, get_i64(r, 13)?, get_i64(r, 14)?, get_i64(r, 15)?];
-                Ok((mdtrt_from_row(r)?, sums, get_i64(r, 16)?))
+                let sums = [get_i64(r, 13)?, get_i64(r, 14)?, get_i64(r, 15)?, get_i64(r, 16)?, get_i64(r, 17)?];
+                Ok((mdtrt_from_row(r)?, sums, get_i64(r, 18)?))
             })
             .collect()
     }
@@ -805,4 +944,171 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A gateway application account (x-tif-paasid) and the institutions it may act for.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Account {
+    pub paasid: String,
+    pub name: String,
+    /// `gateway` (the national gateway's signature) or `hmac` (HMAC over the body).
+    pub scheme: String,
+    #[serde(skip)]
+    pub token: String,
+    #[serde(skip)]
+    pub prev_token: Option<String>,
+    /// Until when the previous token is still accepted (unix seconds).
+    pub prev_until: Option<i64>,
+    pub disabled: bool,
+    pub institutions: Vec<String>,
+}
+
+impl Store {
+    pub async fn account(&self, paasid: &str) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT paasid, name, scheme, token, prev_token, prev_until, disabled FROM gateway_accounts WHERE paasid = $1")
+            .bind(paasid.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let grants = sqlx::query("SELECT fixmedins_code FROM gateway_grants WHERE paasid = $1 ORDER BY fixmedins_code")
+            .bind(paasid.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        Ok(Some(Account {
+            paasid: get_text(&r, 0)?,
+            name: get_text(&r, 1)?,
+            scheme: get_text(&r, 2)?,
+            token: get_text(&r, 3)?,
+            prev_token: get_opt_text(&r, 4)?,
+            prev_until: get_opt_i64(&r, 5)?,
+            disabled: get_i64(&r, 6)? != 0,
+            institutions: grants.iter().map(|g| get_text(g, 0)).collect::<Result<_>>()?,
+        }))
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<Account>> {
+        let rows = sqlx::query("SELECT paasid FROM gateway_accounts ORDER BY paasid").fetch_all(self.pool()).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.extend(self.account(&get_text(r, 0)?).await?);
+        }
+        Ok(out)
+    }
+
+    /// Adds an account with its grants (one transaction, audited; the token is not in the audit record).
+    pub async fn add_account(&self, actor: &str, a: &Account) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO gateway_accounts (paasid, name, scheme, token, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(a.paasid.clone())
+            .bind(a.name.clone())
+            .bind(a.scheme.clone())
+            .bind(a.token.clone())
+            .bind(now_text())
+            .bind(i64::from(a.disabled))
+            .execute(&mut *tx)
+            .await?;
+        for code in &a.institutions {
+            sqlx::query("INSERT INTO gateway_grants (paasid, fixmedins_code) VALUES ($1, $2) ON CONFLICT (paasid, fixmedins_code) DO NOTHING")
+                .bind(a.paasid.clone())
+                .bind(code.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let after = format!("{} {} → {}", a.name, a.scheme, a.institutions.join(","));
+        audit_change(&mut tx, actor, "account.add", &a.paasid, None, Some(&after)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A new token; the old one stays valid until `prev_until` (unix seconds) so clients can switch over.
+    pub async fn rotate_account(&self, actor: &str, paasid: &str, new_token: &str, prev_until: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE gateway_accounts SET prev_token = token, prev_until = $1, token = $2, rotated_at = $3 WHERE paasid = $4",
+        )
+        .bind(prev_until)
+        .bind(new_token.to_string())
+        .bind(now_text())
+        .bind(paasid.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        audit_change(&mut tx, actor, "account.rotate", paasid, None, Some(&format!("previous token valid until {prev_until}"))).await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Lets an account act for one more institution (`grant`) or no longer (`!grant`).
+    pub async fn grant_account(&self, actor: &str, paasid: &str, fixmedins_code: &str, grant: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let sql = if grant {
+            "INSERT INTO gateway_grants (paasid, fixmedins_code) VALUES ($1, $2) ON CONFLICT (paasid, fixmedins_code) DO NOTHING"
+        } else {
+            "DELETE FROM gateway_grants WHERE paasid = $1 AND fixmedins_code = $2"
+        };
+        sqlx::query(sql).bind(paasid.to_string()).bind(fixmedins_code.to_string()).execute(&mut *tx).await?;
+        audit_change(&mut tx, actor, if grant { "account.grant" } else { "account.revoke" }, paasid, None, Some(fixmedins_code)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_account_disabled(&self, actor: &str, paasid: &str, disabled: bool) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("UPDATE gateway_accounts SET disabled = $1 WHERE paasid = $2")
+            .bind(i64::from(disabled))
+            .bind(paasid.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        audit_change(&mut tx, actor, if disabled { "account.disable" } else { "account.enable" }, paasid, None, None).await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// An institution's visits of a person (5201), newest first, optionally within service dates.
+    pub async fn visits_of(&self, fixmedins_code: &str, psn_no: &str, from: Option<i64>, to: Option<i64>, limit: i64) -> Result<Vec<Mdtrt>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MDTRT_COLS} FROM mdtrts WHERE fixmedins_code = $1 AND psn_no = $2 AND begn_date >= $3 AND begn_date <= $4 \
+             ORDER BY begn_date DESC, mdtrt_id DESC LIMIT $5"
+        ))
+        .bind(fixmedins_code.to_string())
+        .bind(psn_no.to_string())
+        .bind(from.unwrap_or(0))
+        .bind(to.unwrap_or(99_991_231))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(mdtrt_from_row).collect()
+    }
+
+    pub async fn fee_lines_of(&self, mdtrt_id: &str) -> Result<Vec<FeeLine>> {
+        let mut c = self.pool().acquire().await?;
+        fee_lines(&mut c, mdtrt_id).await
+    }
+
+    /// Institutions by code or name (1201), at most `limit`.
+    pub async fn find_institutions(&self, code: Option<&str>, name: Option<&str>, limit: i64) -> Result<Vec<Institution>> {
+        let all = self.institutions().await?;
+        Ok(all
+            .into_iter()
+            .filter(|i| code.is_none_or(|c| i.fixmedins_code == c))
+            .filter(|i| name.is_none_or(|n| i.name.contains(n)))
+            .take(limit.max(0) as usize)
+            .collect())
+    }
+}
+
+/// Records an unmasked view of a person inside the caller's transaction (the national answers that
+/// carry a name and certificate number are logged with the write that produced them).
+pub async fn log_access_in(c: &mut AnyConnection, actor: &str, role: &str, action: &str, subject_masked: &str, detail: &str) -> Result<()> {
+    sqlx::query("INSERT INTO access_log (at, actor, role, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(now_text())
+        .bind(actor.to_string())
+        .bind(role.to_string())
+        .bind(action.to_string())
+        .bind(subject_masked.to_string())
+        .bind(detail.to_string())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }

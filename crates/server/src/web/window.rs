@@ -361,7 +361,7 @@ async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &Set
         data["dise_codg"] = Value::String(f.dise_codg.trim().to_string());
     }
     let input = if inpatient { serde_json::json!({"mdtrtinfo": data}) } else { serde_json::json!({"data": data}) };
-    let out = national::internal(state, inst, if inpatient { "2401" } else { "2201" }, &u.p.username, &f.insuplc, obj(input))
+    let out = national::internal(state, inst, if inpatient { national::Infno::Admission } else { national::Infno::OutpatientRegister }, &u.p.username, &f.insuplc, obj(input))
         .await
         .map_err(|e| e.to_string())?;
     out.get("data")
@@ -378,10 +378,10 @@ async fn run_settle(state: &AppState, u: &WebUser, f: &SettleForm, commit: bool)
     let mdtrt_id = ensure_visit(state, &inst, u, f).await?;
     let inpatient = f.med_type == "21";
     let infno = match (inpatient, commit) {
-        (true, false) => "2303",
-        (true, true) => "2304",
-        (false, false) => "2206",
-        (false, true) => "2207",
+        (true, false) => national::Infno::InpatientPreSettle,
+        (true, true) => national::Infno::InpatientSettle,
+        (false, false) => national::Infno::OutpatientPreSettle,
+        (false, true) => national::Infno::OutpatientSettle,
     };
     let input = serde_json::json!({"data": {
         "mdtrt_id": mdtrt_id, "psn_no": f.psn_no, "mdtrt_cert_no": f.cert_no,
@@ -488,7 +488,7 @@ pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): ax
         Err(e) => return fragment_error(&e.message),
     };
     let med_type = state.store.settlement(&f.setl_id).await.ok().flatten().map(|s| s.med_type).unwrap_or(21);
-    let infno = if med_type == 21 { "2305" } else { "2208" };
+    let infno = if med_type == 21 { national::Infno::InpatientSettleCancel } else { national::Infno::OutpatientSettleCancel };
     let input = serde_json::json!({"data": {"setl_id": f.setl_id, "mdtrt_id": f.mdtrt_id, "psn_no": f.psn_no}});
     match national::internal(&state, &inst, infno, &u.p.username, &f.insuplc, obj(input)).await {
         Ok(_) => fragment(format!(
