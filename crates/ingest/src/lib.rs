@@ -1,6 +1,7 @@
 //! CSV / XLSX readers and writers of baozhang, with validation reports, roster import and
 //! reconciliation.
 
+pub mod catalogue;
 pub mod claims;
 pub mod county;
 pub mod divisions;
