@@ -3,6 +3,7 @@
 
 mod audit_cmd;
 mod bench;
+mod catalogue_cmd;
 mod data_cmd;
 mod demo_cmd;
 mod policy_cmd;
@@ -117,6 +118,13 @@ enum Cmd {
         #[command(flatten)]
         args: resettle_cmd::ResettleArgs,
     },
+    /// 医保目录：导入（目录或医疗机构目录对照）、查询
+    Catalogue {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(subcommand)]
+        cmd: catalogue_cmd::CatalogueCmd,
+    },
     /// 参保数据比对（R-ENR-2）：按村列出问题与处理措施，并与上次比对对照
     Reconcile {
         #[command(flatten)]
@@ -158,5 +166,6 @@ fn main() -> ExitCode {
         Cmd::Ledger { db, cmd } => serve_cmd::ledger(db, cmd),
         Cmd::User { db, cmd } => serve_cmd::user(db, cmd),
         Cmd::Institution { db, cmd } => serve_cmd::institution(db, cmd),
+        Cmd::Catalogue { db, cmd } => catalogue_cmd::run(db, cmd),
     }
 }
