@@ -105,7 +105,7 @@ fn admission_input(person: &SeedPerson, i: usize) -> Value {
 
 /// The visit numbers of admission answers (empty where one failed).
 fn visit_ids(admitted: &[Value]) -> Arc<Vec<String>> {
-    Arc::new(admitted.iter().map(|r| r["output"]["data"]["mdtrt_id"].as_str().unwrap_or("").to_string()).collect())
+    Arc::new(admitted.iter().map(|r| r["output"]["result"]["mdtrt_id"].as_str().unwrap_or("").to_string()).collect())
 }
 
 /// Seeds, serves in-process on 127.0.0.1:0, admits, then settles; returns the measured phases.

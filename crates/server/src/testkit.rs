@@ -80,6 +80,12 @@ pub struct NatClient {
     pub seq: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Distinguishes clients of one institution in msgids.
     pub prefix: String,
+    /// Signs as a gateway account (paasid, token) with the national gateway's SHA-256 signature, instead
+    /// of the institution's own HMAC.
+    pub gateway: Option<(String, String)>,
+    /// The path after the host (real clients use `/fsi/api/fsiIntegratedService` or `/fsi/api/<service>/<infno>`).
+    pub path: String,
+    pub content_type: String,
 }
 
 impl NatClient {
@@ -93,7 +99,16 @@ impl NatClient {
             insuplc_admdvs: COUNTY.to_string(),
             seq: Default::default(),
             prefix: "A".to_string(),
+            gateway: None,
+            path: "/fsi/api/fsiIntegratedService".to_string(),
+            content_type: "application/json".to_string(),
         }
+    }
+
+    /// The same institution through a gateway account, as a real HIS integration signs.
+    pub fn through_gateway(mut self, paasid: &str, token: &str) -> NatClient {
+        self.gateway = Some((paasid.to_string(), token.to_string()));
+        self
     }
 
     /// A fresh msgid: up to 12 characters of the institution code, a client prefix, and a counter.
@@ -129,12 +144,15 @@ impl NatClient {
     pub async fn post_raw(&self, body: Vec<u8>) -> Result<String, String> {
         let ts = crate::clock::unix_now().to_string();
         let nonce = crate::random_hex(8);
-        let sig = sign(&self.secret, &ts, &nonce, &body);
+        let (paasid, sig) = match &self.gateway {
+            Some((paasid, token)) => (paasid.clone(), crate::national::gateway_sign(token, &ts, &nonce)),
+            None => (self.fixmedins_code.clone(), sign(&self.secret, &ts, &nonce, &body)),
+        };
         let r = self
             .http
-            .post(format!("{}/fsi/api/fsiIntegratedService", self.base))
-            .header("content-type", "application/json")
-            .header("x-tif-paasid", &self.fixmedins_code)
+            .post(format!("{}{}", self.base, self.path))
+            .header("content-type", &self.content_type)
+            .header("x-tif-paasid", paasid)
             .header("x-tif-timestamp", ts)
             .header("x-tif-nonce", nonce)
             .header("x-tif-signature", sig)
@@ -173,7 +191,7 @@ impl NatClient {
                     "med_type": "21", "ipt_no": "", "begntime": format!("{date} 08:00:00")}}),
             )
             .await?;
-        r["output"]["data"]["mdtrt_id"].as_str().map(str::to_string).ok_or_else(|| format!("admission failed: {r}"))
+        r["output"]["result"]["mdtrt_id"].as_str().map(str::to_string).ok_or_else(|| format!("admission failed: {r}"))
     }
 
     /// The 2304 input of a bill given by its four parts (yuan text).

@@ -509,7 +509,7 @@ async fn a_captured_request_is_refused_after_a_restart_and_msgids_belong_to_thei
             .await
             .unwrap();
         ok(&r);
-        assert_ne!(r["output"]["data"]["mdtrt_id"], again["output"]["data"]["mdtrt_id"], "{db:?}");
+        assert_ne!(r["output"]["result"]["mdtrt_id"], again["output"]["result"]["mdtrt_id"], "{db:?}");
         assert_eq!(app.store.count("mdtrts").await.unwrap(), 2, "{db:?}");
         // Nonces have the gateway's shape.
         let mut long = capture(&h, "1101", &h.next_msgid(), json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no}}));

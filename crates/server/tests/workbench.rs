@@ -1280,7 +1280,7 @@ async fn health_programmes_compare_audit_contract_follow_up_and_treat() {
             )
             .await
             .unwrap();
-        let mdtrt = r["output"]["data"]["mdtrt_id"].as_str().expect("admitted").to_string();
+        let mdtrt = r["output"]["result"]["mdtrt_id"].as_str().expect("admitted").to_string();
         ok(&app.hospital.call("2304", NatClient::settle_input(p2, &mdtrt, "20000.00", "0", "0", "0", "20000.00")).await.unwrap());
         let scan = [("region", COUNTY), ("year", "2018")];
         assert_eq!(auditor.post_form("/web/mdt/scan", &scan).await.status, 403, "{db:?}");
@@ -1354,7 +1354,7 @@ async fn stay(app: &App, p: &SeedPerson, begin: &str, end: &str, dx: &str, total
         )
         .await
         .unwrap();
-    let mdtrt = r["output"]["data"]["mdtrt_id"].as_str().unwrap_or_else(|| panic!("admitted: {r}")).to_string();
+    let mdtrt = r["output"]["result"]["mdtrt_id"].as_str().unwrap_or_else(|| panic!("admitted: {r}")).to_string();
     let mut input = NatClient::settle_input(p, &mdtrt, total, "0", "0", "0", total);
     input["data"]["dscg_time"] = Value::String(format!("{end} 10:00:00"));
     ok(&app.hospital.call("2304", input).await.unwrap());

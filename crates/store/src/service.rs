@@ -393,9 +393,9 @@ pub async fn insert_visit_event(c: &mut AnyConnection, mdtrt_id: &str, infno: &s
     Ok(())
 }
 
-/// Sets or clears a visit's discharge date (2402 / 2405) while it is open; false when it is not open.
+/// Sets or clears a visit's discharge date (2402 / 2405) unless the visit was cancelled; false then.
 pub async fn set_mdtrt_end(c: &mut AnyConnection, mdtrt_id: &str, end_date: Option<i64>) -> Result<bool> {
-    let n = sqlx::query("UPDATE mdtrts SET end_date = $1 WHERE mdtrt_id = $2 AND status = 'open'")
+    let n = sqlx::query("UPDATE mdtrts SET end_date = $1 WHERE mdtrt_id = $2 AND status <> 'cancelled'")
         .bind(end_date)
         .bind(mdtrt_id.to_string())
         .execute(&mut *c)
@@ -712,18 +712,18 @@ impl Store {
         .await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let m = mdtrt_from_row(first)?;
-        if get_opt_text(first, 11)?.is_none() {
+        if get_opt_text(first, 13)?.is_none() {
             return Ok(Some((m, None)));
         }
-        let village = get_opt_text(first, 12)?;
+        let village = get_opt_text(first, 14)?;
         let mut periods = Vec::new();
         for r in &rows {
-            if let Some(identity) = get_opt_text(r, 13)? {
+            if let Some(identity) = get_opt_text(r, 15)? {
                 periods.push(IdentityPeriod {
                     identity,
-                    start_date: get_i64(r, 14)?,
-                    end_date: get_opt_i64(r, 15)?,
-                    source: get_text(r, 16)?,
+                    start_date: get_i64(r, 16)?,
+                    end_date: get_opt_i64(r, 17)?,
+                    source: get_text(r, 18)?,
                 });
             }
         }

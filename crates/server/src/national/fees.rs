@@ -322,6 +322,11 @@ fn fee_line(l: &SentLine, p: [Fen; 4], detail: FeeDetail) -> FeeLine {
     }
 }
 
+/// An amount as the national answers carry it: a JSON number in yuan with two decimals (exact text).
+pub fn yuan(f: Fen) -> Value {
+    serde_json::from_str(&f.to_string()).expect("a yuan amount is a JSON number")
+}
+
 /// A stored line as the 2301 answer and 5204 return it.
 pub fn line_json(l: &FeeLine, mdtrt_id: &str, psn_no: &str) -> Value {
     let d = &l.detail;
@@ -342,15 +347,15 @@ pub fn line_json(l: &FeeLine, mdtrt_id: &str, psn_no: &str) -> Value {
         "psn_no": psn_no,
         "med_list_codg": l.med_list_codg,
         "medins_list_codg": d.medins_list_codg,
-        "det_item_fee_sumamt": Fen(l.det_item_fee_sumamt),
+        "det_item_fee_sumamt": yuan(Fen(l.det_item_fee_sumamt)),
         "cnt": d.cnt,
         "pric": d.pric,
-        "pric_uplmt_amt": d.pric_uplmt_fen.map(Fen),
+        "pric_uplmt_amt": d.pric_uplmt_fen.map(|f| yuan(Fen(f))),
         "selfpay_prop": d.selfpay_prop_bp.map(prop_text),
-        "fulamt_ownpay_amt": Fen(l.fulamt_ownpay_amt),
-        "overlmt_amt": Fen(l.overlmt_selfpay),
-        "preselfpay_amt": Fen(l.preselfpay_amt),
-        "inscp_scp_amt": Fen(l.inscp_scp_amt),
+        "fulamt_ownpay_amt": yuan(Fen(l.fulamt_ownpay_amt)),
+        "overlmt_amt": yuan(Fen(l.overlmt_selfpay)),
+        "preselfpay_amt": yuan(Fen(l.preselfpay_amt)),
+        "inscp_scp_amt": yuan(Fen(l.inscp_scp_amt)),
         "chrgitm_lv": lv,
         "chrgitm_lv_name": lv_known.map(ChrgitmLv::name_zh),
         "med_chrgitm_type": Value::Null,
@@ -455,7 +460,7 @@ pub async fn catalogue_query(state: &AppState, q: &CatalogueQuery) -> NResult<St
                 "lmt_used_flag": if i.lmt_used_flag { "1" } else { "0" },
                 "list_type": i.list_type,
                 "selfpay_prop": prop_text(i.selfpay_prop_bp),
-                "hilist_pric_uplmt_amt": i.pric_uplmt_fen.map(Fen),
+                "hilist_pric_uplmt_amt": i.pric_uplmt_fen.map(|f| yuan(Fen(f))),
                 "memo": i.lmt_scope,
                 "vali_flag": "1",
                 "updt_time": i.updt_time,

@@ -400,8 +400,9 @@ pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, fixmedins_code: &str, i
             Ok("{}".to_string())
         }
         VisitOp::Discharge(d) => {
+            // Discharge may come before the settlement or after it (regions differ); never on a cancelled visit.
             let m = own_visit(tx, batch, fixmedins_code, &d.visit).await?;
-            if m.status != "open" {
+            if m.status == "cancelled" {
                 return Err(not_open(&m));
             }
             if m.med_type != 21 {
@@ -424,7 +425,7 @@ pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, fixmedins_code: &str, i
         }
         VisitOp::DischargeCancel(v) => {
             let m = own_visit(tx, batch, fixmedins_code, v).await?;
-            if m.status != "open" {
+            if m.status == "cancelled" {
                 return Err(not_open(&m));
             }
             if m.end_date.is_none() {

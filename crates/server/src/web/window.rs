@@ -364,7 +364,8 @@ async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &Set
     let out = national::internal(state, inst, if inpatient { national::Infno::Admission } else { national::Infno::OutpatientRegister }, &u.p.username, &f.insuplc, obj(input))
         .await
         .map_err(|e| e.to_string())?;
-    out.get("data")
+    out.get("result")
+        .or_else(|| out.get("data"))
         .and_then(|r| r.get("mdtrt_id"))
         .or_else(|| out.get("mdtrt_id"))
         .and_then(Value::as_str)
