@@ -203,7 +203,7 @@ fn party_of(req: &Request) -> String {
 
 /// Routes whose bodies are not read here (they stream large uploads under their own limits).
 fn streams_its_body(req: &Request) -> bool {
-    req.method() == Method::POST && req.uri().path() == "/web/import"
+    req.method() == Method::POST && matches!(req.uri().path(), "/web/import" | "/web/catalogue/import")
 }
 
 fn is_national(req_path: &str) -> bool {

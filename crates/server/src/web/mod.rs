@@ -11,6 +11,7 @@
 //!   on the server from the same rows).
 
 pub mod audit;
+pub mod catalogue;
 pub mod chronic;
 pub mod dashboard;
 pub mod exit;
@@ -328,7 +329,12 @@ impl Page {
 fn chrome(u: &WebUser) -> Chrome {
     let path = u.path.split('?').next().unwrap_or("");
     let items: &[(&'static str, &'static str)] = match u.p.role {
-        Role::Hospital => &[("/web/window", "一站式结算窗口"), ("/web/audit", "基金监管线索"), ("/web/policy", "政策与测算")],
+        Role::Hospital => &[
+            ("/web/window", "一站式结算窗口"),
+            ("/web/audit", "基金监管线索"),
+            ("/web/policy", "政策与测算"),
+            ("/web/catalogue", "医保目录"),
+        ],
         Role::Cadre => &[
             ("/web/region", "本村概况"),
             ("/web/worklist", "比对工作清单"),
@@ -336,6 +342,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/fdc", "家庭医生"),
             ("/web/rectify", "整改台账"),
             ("/web/policy", "政策与测算"),
+            ("/web/catalogue", "医保目录"),
         ],
         Role::Auditor => &[
             ("/web/region", "驾驶舱"),
@@ -348,6 +355,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/supervise", "督战考核"),
             ("/web/rectify", "整改台账"),
             ("/web/policy", "政策与测算"),
+            ("/web/catalogue", "医保目录"),
         ],
         Role::Admin | Role::Bureau => &[
             ("/web/region", "驾驶舱"),
@@ -362,6 +370,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/funds", "资金拨付"),
             ("/web/resettle", "重新结算"),
             ("/web/policy", "政策与测算"),
+            ("/web/catalogue", "医保目录"),
             ("/web/import", "名单导入"),
         ],
     };
@@ -539,6 +548,11 @@ pub fn routes() -> Router<AppState> {
         .route("/web/mdt/case/{id}/follow", post(mdt::follow_up))
         .route("/web/mdt/lists", get(mdt::lists_page))
         .route("/web/mdt/lists/save", post(mdt::save_disease))
+        .route("/web/catalogue", get(catalogue::catalogue_page))
+        .route(
+            "/web/catalogue/import",
+            post(catalogue::upload).layer(axum::extract::DefaultBodyLimit::max(catalogue::MAX_UPLOAD_BYTES)),
+        )
         .route("/web/policy", get(policy::policy_page))
         .route("/web/policy/calc", post(policy::calculate))
         .route(
