@@ -54,6 +54,9 @@ pub enum BenchCmd {
         clients: usize,
         #[arg(long, default_value_t = 20_000)]
         settlements: usize,
+        /// 每次住院先上传的费用明细条数（2301，按示例医保目录分类）；0 = 2304 直接给出费用四项
+        #[arg(long, default_value_t = 0)]
+        fee_lines: usize,
     },
     /// 一个机构大量并发请求时另一个机构的结算延迟（p50/p99，先单独测、再在洪泛下测）
     Flood {
@@ -127,7 +130,7 @@ fn self_peak_rss_kib() -> i64 {
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Registry { scale, seed, database_url, dir } => bench_registry(scale, seed, database_url, dir),
-        BenchCmd::Serve { database_url, people, clients, settlements } => bench_serve(database_url, people, clients, settlements),
+        BenchCmd::Serve { database_url, people, clients, settlements, fee_lines } => bench_serve(database_url, people, clients, settlements, fee_lines),
         BenchCmd::Web { database_url, username, password, rounds } => bench_web(database_url, username, password, rounds),
         BenchCmd::Flood { database_url, people, clients, settlements, flood_clients } => {
             bench_flood(database_url, people, clients, settlements, flood_clients)
@@ -320,12 +323,12 @@ fn bench_db(database_url: Option<String>) -> Result<(tempfile::TempDir, String),
     Ok((dir, url))
 }
 
-fn bench_serve(database_url: Option<String>, people: usize, clients: usize, settlements: usize) -> ExitCode {
+fn bench_serve(database_url: Option<String>, people: usize, clients: usize, settlements: usize, fee_lines: usize) -> ExitCode {
     let (dir, url) = match bench_db(database_url) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements };
+    let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements, fee_lines };
     let cpu = cpu_model();
     println!(
         "bench serve: {} — {settlements} settlements by {clients} concurrent clients over {people} people",
@@ -340,7 +343,7 @@ fn bench_serve(database_url: Option<String>, people: usize, clients: usize, sett
         Ok(phases) => {
             for p in phases {
                 println!(
-                    "{:<14} {:>7} requests, {:>4} errors, {:>7.2} s: {:>8.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms",
+                    "{:<24} {:>7} requests, {:>4} errors, {:>7.2} s: {:>8.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms",
                     p.name,
                     p.requests,
                     p.errors,
@@ -365,7 +368,7 @@ fn bench_flood(database_url: Option<String>, people: usize, clients: usize, sett
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements };
+    let opts = baozhang_server::bench::BenchOptions { database_url: url.clone(), people, clients, settlements, fee_lines: 0 };
     println!(
         "bench flood: {} — institution A settles {settlements} with {clients} clients; institution B floods with {flood_clients} clients",
         crate::data_cmd::redact_url(&url)

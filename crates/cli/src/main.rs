@@ -1,11 +1,13 @@
 //! `baozhang` — 保障: the one binary of the product. Subcommands are thin: they parse arguments, call a
 //! library, and turn errors into a Chinese message and an exit code.
 
+mod account_cmd;
 mod audit_cmd;
 mod bench;
 mod catalogue_cmd;
 mod data_cmd;
 mod demo_cmd;
+mod his_demo;
 mod policy_cmd;
 mod programmes_demo;
 mod resettle_cmd;
@@ -104,6 +106,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: serve_cmd::InstitutionCmd,
     },
+    /// 接入账号（国家网关 x-tif-paasid）：开通、换令牌、授权机构、停用、列出
+    Account {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(subcommand)]
+        cmd: account_cmd::AccountCmd,
+    },
     /// 基金监管审核（R-AUD-1）：对某年度已结算的理赔运行审核规则，保存疑点线索
     Audit {
         #[command(flatten)]
@@ -166,6 +175,7 @@ fn main() -> ExitCode {
         Cmd::Ledger { db, cmd } => serve_cmd::ledger(db, cmd),
         Cmd::User { db, cmd } => serve_cmd::user(db, cmd),
         Cmd::Institution { db, cmd } => serve_cmd::institution(db, cmd),
+        Cmd::Account { db, cmd } => account_cmd::run(db, cmd),
         Cmd::Catalogue { db, cmd } => catalogue_cmd::run(db, cmd),
     }
 }

@@ -17,6 +17,9 @@ pub struct BenchOptions {
     pub people: usize,
     pub clients: usize,
     pub settlements: usize,
+    /// Fee lines uploaded per stay (2301) before its settlement, classified by the sample catalogue;
+    /// 0: the 2304 message states the bill's four parts (no 2301, no catalogue).
+    pub fee_lines: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -135,6 +138,27 @@ pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase
     })
     .await;
     let mdtrts = visit_ids(&admitted);
+    let mut phases = vec![admit];
+    if opts.fee_lines > 0 {
+        let codes = Arc::new(load_sample_catalogue(&store, dir).await?);
+        let (p, m, codes2, k) = (people.clone(), mdtrts.clone(), codes.clone(), opts.fee_lines);
+        let (upload, _) = run_phase("2301 费用上传（按医保目录分类）", &client, opts.clients, n, move |i| {
+            ("2301".to_string(), fee_upload_input(&p[(i * 7919) % p.len()], &m[i], &codes2, i, k))
+        })
+        .await;
+        phases.push(upload);
+        let (p, m) = (people.clone(), mdtrts.clone());
+        let (settle, _) = run_phase("2304 住院结算（目录分类后的明细）", &client, opts.clients, n, move |i| {
+            let person: &SeedPerson = &p[(i * 7919) % p.len()];
+            let total = baozhang_core::Fen((0..k).map(|j| line_amount_fen(i, j)).sum());
+            let input = serde_json::json!({"data": {"psn_no": person.psn_no, "mdtrt_id": m[i], "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": person.id_no, "insutype": "390", "medfee_sumamt": total.to_string()}});
+            ("2304".to_string(), input)
+        })
+        .await;
+        phases.push(settle);
+        return finish(&store, writer, stop, server, phases).await;
+    }
     let p = people.clone();
     let (settle, _) = run_phase("2304 住院结算", &client, opts.clients, n, move |i| {
         let person: &SeedPerson = &p[(i * 7919) % p.len()];
@@ -147,23 +171,67 @@ pub async fn run(opts: &BenchOptions, dir: &std::path::Path) -> Result<Vec<Phase
         ("2304".to_string(), NatClient::settle_input(person, &mdtrts[i], &y(total_fen), &y(ful), "0", &y(pre), &y(inscp)))
     })
     .await;
+    phases.push(settle);
+    finish(&store, writer, stop, server, phases).await
+}
+
+/// Prints the writer's figures, stops the server and verifies the ledger.
+async fn finish(
+    store: &Store,
+    writer: crate::writer::WriterHandle,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    phases: Vec<Phase>,
+) -> Result<Vec<Phase>, String> {
     let st = writer.stats();
     let (commits, jobs, retries) = (st.commits.load(Relaxed), st.jobs.load(Relaxed), st.retries.load(Relaxed));
     let busy = Duration::from_micros(st.busy_us.load(Relaxed));
+    let total: Duration = phases.iter().map(|p| p.elapsed).sum();
     eprintln!(
         "writer: {jobs} jobs in {commits} commits ({:.1} jobs per commit), {retries} retries, busy {:.1} s of {:.1} s",
         jobs as f64 / commits.max(1) as f64,
         busy.as_secs_f64(),
-        (admit.elapsed + settle.elapsed).as_secs_f64()
+        total.as_secs_f64()
     );
     let _ = stop.send(());
     let _ = server.await;
-    let rep = baozhang_store::ledger::verify(&store).await.map_err(|e| e.to_string())?;
+    let rep = baozhang_store::ledger::verify(store).await.map_err(|e| e.to_string())?;
     if !rep.ok() {
         return Err(format!("ledger verify failed after the benchmark: {:?}", rep.problems));
     }
     eprintln!("ledger verify: ok ({} settlements, {} entries, {} person-years)", rep.settlements, rep.entries, rep.person_years);
-    Ok(vec![admit, settle])
+    Ok(phases)
+}
+
+/// The sample catalogue shipped in `data/catalogue/` (sample data, not an official catalogue), loaded
+/// into the store; returns the codes valid in 2018.
+async fn load_sample_catalogue(store: &Store, dir: &std::path::Path) -> Result<Vec<String>, String> {
+    let path = dir.join("sample_catalogue.csv");
+    std::fs::write(&path, SAMPLE_CATALOGUE).map_err(|e| e.to_string())?;
+    let items = baozhang_ingest::catalogue::read_items(&path, &baozhang_ingest::catalogue::limits()).map_err(|e| e.to_string())?;
+    store.import_catalogue_items("bench", "sample_catalogue.csv", "bench", &items).await.map_err(|e| e.to_string())?;
+    Ok(items.iter().filter(|i| i.begndate <= 20180101 && i.enddate.is_none()).map(|i| i.hilist_code.clone()).collect())
+}
+
+/// The sample catalogue (`data/catalogue/sample_catalogue.csv`), embedded for the benchmark and the demo.
+pub const SAMPLE_CATALOGUE: &str = include_str!("../../../data/catalogue/sample_catalogue.csv");
+
+/// Line `j` of stay `i`: 5 to ~500 yuan.
+fn line_amount_fen(i: usize, j: usize) -> i64 {
+    500 + ((i as i64 * 7_919 + j as i64 * 104_729) % 49_500)
+}
+
+/// A 2301 of `k` lines by catalogue code only, as a HIS sends it.
+fn fee_upload_input(p: &SeedPerson, mdtrt_id: &str, codes: &[String], i: usize, k: usize) -> Value {
+    let lines: Vec<Value> = (0..k)
+        .map(|j| {
+            let amt = baozhang_core::Fen(line_amount_fen(i, j));
+            serde_json::json!({"feedetl_sn": format!("{j:04}"), "mdtrt_id": mdtrt_id, "psn_no": p.psn_no, "med_type": "21",
+                "med_list_codg": codes[(i + j * 7) % codes.len()], "det_item_fee_sumamt": amt.to_string(), "cnt": "1",
+                "pric": amt.to_string(), "hosp_appr_flag": "1"})
+        })
+        .collect();
+    serde_json::json!({ "feedetail": lines })
 }
 
 /// `baozhang bench flood`: one institution floods the service with `flood_clients` concurrent clients

@@ -107,7 +107,7 @@ fn case(rng: &mut Rng, h: &NatClient, valid_2304: &Value, valid_2301: &Value) ->
         }
         3 => {
             let mut env = valid_1101.clone();
-            let infno = *rng.pick(&["9999", "0000", "2202", "9002", "1102", "3101", "2300"]);
+            let infno = *rng.pick(&["9999", "0000", "2501", "9003", "1102", "3101", "2300"]);
             env["infno"] = json!(infno);
             (serde_json::to_vec(&env).unwrap(), format!("unknown infno {infno}"))
         }

@@ -237,7 +237,8 @@ pub async fn classify_upload(state: &AppState, env: &Envelope, up: &FeeUpload, m
     let catalogue = state.cache.catalogue_size(&state.store).await? > 0;
     let visit_day = match state.store.mdtrt(&up.visit.mdtrt_id).await? {
         Some(m) if m.fixmedins_code == env.fixmedins_code => m.begn_date,
-        _ => return Err(refused(format!("就诊 {} 不存在，请先办理挂号或入院", up.visit.mdtrt_id))),
+        Some(_) => return Err(refused("该就诊不属于本机构，不能上传费用")),
+        None => return Err(refused(format!("就诊 {} 不存在，请先办理挂号或入院", up.visit.mdtrt_id))),
     };
     let day_of = |l: &SentLine| l.fee_ocur.map_or(visit_day, date_num);
     let mut out = Vec::with_capacity(up.lines.len());

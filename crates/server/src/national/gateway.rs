@@ -70,7 +70,10 @@ pub(super) async fn authenticate(state: &AppState, headers: &HeaderMap, body: &[
         }
         None => {
             if paasid != env.fixmedins_code {
-                return Err(refused(format!("应用账号 x-tif-paasid={paasid} 未登记或已停用；请向医保局申请接入账号")));
+                return Err(refused(format!(
+                    "签名账号 x-tif-paasid={paasid} 不是已登记的接入账号，也不是报文中的机构 {}；请向医保局申请接入账号",
+                    env.fixmedins_code
+                )));
             }
             let inst = state.cache.institution(&state.store, paasid).await?.filter(|i| !i.disabled);
             let Some(inst) = inst else {
