@@ -327,10 +327,13 @@ async fn nonce_pruner(store: Store) {
         if let Err(e) = store.prune_nonces(clock::unix_now()).await {
             tracing::warn!(error = %e, "pruning nonces failed; will retry");
         }
+        // Files exchanged with hospitals (9101/9102) past their download period.
+        if let Err(e) = store.prune_files(clock::unix_now()).await {
+            tracing::warn!(error = %e, "pruning exchange files failed; will retry");
+        }
     }
 }
 
-/// All routes of the service.
 /// All routes of the service. The layers are applied to the router as a whole (one admission limit and
 /// one CSRF check for every route; `Router::layer` wraps each route in its own copy of a layer, which for a
 /// concurrency limit would mean one limit per route).

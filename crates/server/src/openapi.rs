@@ -180,6 +180,7 @@ mod tests {
             setl_date: baozhang_core::Date::new(2018, 6, 1),
             insuplc_admdvs: "620422",
             person: Some(&person),
+            setl_time: None,
         };
         let out: Value = serde_json::from_str(&crate::national::settle::settlement_output(&ctx, &a, None)).unwrap();
         let documented = schemas["SetlInfo"]["properties"].as_object().unwrap();

@@ -369,7 +369,7 @@ pub fn parse_envelope(bytes: &[u8]) -> NResult<Envelope> {
     };
     let infno = code_field(&obj, "infno", "")?.ok_or_else(|| refused("缺少交易编号 infno"))?;
     if infno.is_empty() || infno.len() > 6 || !infno.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(refused(format!("交易编号 infno=“{}”应为 4 位数字（如 2304、4101A）", infno.chars().take(12).collect::<String>())));
+        return Err(refused(format!("交易编号 infno=“{}”应为交易编号（如 2304、4101A）", infno.chars().take(12).collect::<String>())));
     }
     let infno = Infno::parse(&infno).ok_or_else(|| {
         let known: Vec<&str> = Infno::ALL.iter().map(|i| i.code()).collect();

@@ -236,7 +236,16 @@ fn detail_of(l: &SentLine) -> FeeDetail {
 pub async fn classify_upload(state: &AppState, env: &Envelope, up: &FeeUpload, msg_key: &str) -> NResult<(Vec<FeeLine>, Option<String>)> {
     let catalogue = state.cache.catalogue_size(&state.store).await? > 0;
     let visit_day = match state.store.mdtrt(&up.visit.mdtrt_id).await? {
-        Some(m) if m.fixmedins_code == env.fixmedins_code => m.begn_date,
+        Some(m) if m.fixmedins_code == env.fixmedins_code => {
+            if (m.med_type == 21) != env.infno.inpatient() {
+                return Err(refused(if m.med_type == 21 {
+                    "该就诊为住院，请使用住院费用明细上传（2301）"
+                } else {
+                    "该就诊为门诊，请使用门诊费用明细上传（2204）"
+                }));
+            }
+            m.begn_date
+        }
         Some(_) => return Err(refused("该就诊不属于本机构，不能上传费用")),
         None => return Err(refused(format!("就诊 {} 不存在，请先办理挂号或入院", up.visit.mdtrt_id))),
     };
@@ -427,7 +436,7 @@ pub fn parse_catalogue_query(env: &Envelope) -> NResult<CatalogueQuery> {
         valid_on: date_field(data, "query_date", &at)?,
         updated_since: str_field(data, "updt_time", &at)?.filter(|c| !c.is_empty()),
         page_num: num("page_num", 1, 1_000_000)?,
-        page_size: num("page_size", 100, 1_000)?,
+        page_size: num("page_size", 100, 500)?,
     })
 }
 
@@ -463,7 +472,7 @@ pub async fn catalogue_query(state: &AppState, q: &CatalogueQuery) -> NResult<St
                 "selfpay_prop": prop_text(i.selfpay_prop_bp),
                 "hilist_pric_uplmt_amt": i.pric_uplmt_fen.map(|f| yuan(Fen(f))),
                 "memo": i.lmt_scope,
-                "vali_flag": "1",
+                "vali_flag": if i.vali_flag { "1" } else { "0" },
                 "updt_time": i.updt_time,
             })
         })

@@ -260,7 +260,10 @@ async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &Respond
             let op = prepared!(stmt::prepare_detail(state, env, &d).await);
             write(WriteOp::Statement(op), plain()).await
         }
-        Request::SettlementList(l) => write(WriteOp::Statement(stmt::StmtOp::SettlementList(l)), plain()).await,
+        Request::SettlementList(l) => {
+            prepared!(stmt::check_settlement_list(state, env, &l).await);
+            write(WriteOp::Statement(stmt::StmtOp::SettlementList(l)), plain()).await
+        }
         Request::FileUpload(f) => {
             let op = prepared!(stmt::prepare_upload(state, env, f));
             write(WriteOp::Statement(op), plain()).await

@@ -83,6 +83,12 @@ pub async fn prepare(state: &AppState, env: &Envelope, inst: &baozhang_store::se
             // The original settlement's bill, stated again: its fee lines (if any) must still add up to it.
             let amt = |k: &str| info[k].to_string().trim_matches('"').trim_start_matches('-').to_string();
             let fen = |k: &str| baozhang_core::Fen::parse_yuan(&amt(k)).map_err(|_| fail(refused("原撤销报文的金额无法解析")));
+            // Settle again for the day the cancelled settlement was made for (policy and identities of that day).
+            let cancelled = state.store.settlement(info["setl_id"].as_str().unwrap_or("")).await.map_err(|e| fail(e.into()))?;
+            let orig = match cancelled.as_ref().and_then(|c| c.reverses.clone()) {
+                Some(o) => state.store.settlement(&o).await.map_err(|e| fail(e.into()))?,
+                None => None,
+            };
             let req = SettleReq {
                 inpatient: r.oinfno == Infno::InpatientSettleCancel,
                 mdtrt_id: mdtrt_id.to_string(),
@@ -91,15 +97,9 @@ pub async fn prepare(state: &AppState, env: &Envelope, inst: &baozhang_store::se
                 mdtrt_cert_type: "02".into(),
                 stated_total: fen("medfee_sumamt")?,
                 stated_parts: Some([fen("fulamt_ownpay_amt")?, fen("overlmt_selfpay")?, fen("preselfpay_amt")?, fen("inscp_scp_amt")?]),
-                setl_date: None,
+                setl_date: orig.as_ref().and_then(|o| baozhang_store::num_date(o.setl_date)),
             };
-            let mut prepared = prepare_settle(state, env, inst, &req).await.map_err(fail)?;
-            if let Some(s) = state.store.settlement(info["setl_id"].as_str().unwrap_or("")).await.map_err(|e| fail(e.into()))? {
-                // Settle again on the day the cancelled settlement was made for.
-                if let Some(d) = baozhang_store::num_date(s.setl_date) {
-                    prepared.setl_date = d;
-                }
-            }
+            let prepared = prepare_settle(state, env, inst, &req).await.map_err(fail)?;
             Ok(ReverseOp::Cancellation { omsg_key: key, prepared: Box::new(prepared) })
         }
         Infno::OutpatientRegister | Infno::Admission => {
@@ -149,8 +149,10 @@ pub async fn execute(
                 return Err(refused("原报文不是结算撤销").into());
             }
             let visit = baozhang_store::service::mdtrt(tx, &c.mdtrt_id).await?.ok_or_else(|| refused("原就诊不存在"))?;
-            if visit.status != "open" {
-                return Ok(answer(r, &format!("该就诊已重新结算（结算编号 {}），无需冲正", visit.setl_id.as_deref().unwrap_or("-")), None));
+            match visit.status.as_str() {
+                "open" => {}
+                "cancelled" => return Err(refused(format!("就诊 {} 已撤销，不能冲正其结算撤销", visit.mdtrt_id)).into()),
+                _ => return Ok(answer(r, &format!("该就诊已重新结算（结算编号 {}），无需冲正", visit.setl_id.as_deref().unwrap_or("-")), None)),
             }
             let out = settle_in_tx(tx, batch, backend, policies, job, prepared).await?;
             let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);

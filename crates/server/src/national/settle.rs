@@ -233,6 +233,8 @@ pub struct SetlContext<'a> {
     pub insuplc_admdvs: &'a str,
     /// The person, named to the institution where the certificate was presented (None: not named).
     pub person: Option<&'a SetlPerson>,
+    /// When it was settled (Beijing time); None: now (a settlement being answered).
+    pub setl_time: Option<String>,
 }
 
 /// `setlinfo` (the money of `setlinfo_json` and the person and visit fields real clients read),
@@ -255,7 +257,7 @@ pub fn settlement_output(c: &SetlContext, a: &SetlAmounts, explanation: Option<&
     info.insert("insutype".into(), text("390"));
     info.insert("psn_type".into(), text("1501"));
     info.insert("cvlserv_flag".into(), text("0"));
-    info.insert("setl_time".into(), text(&clock::readable(clock::unix_ms_now())));
+    info.insert("setl_time".into(), text(&c.setl_time.clone().unwrap_or_else(|| clock::readable(clock::unix_ms_now()))));
     info.insert("med_type".into(), text(&c.med_type.to_string()));
     info.insert("medins_setl_id".into(), text(c.setl_id));
     info.insert("clr_optins".into(), text(c.insuplc_admdvs));
@@ -279,6 +281,7 @@ impl PreparedSettle {
             setl_date: Some(self.setl_date),
             insuplc_admdvs: &self.mdtrt.insuplc_admdvs,
             person: Some(&self.person),
+            setl_time: None,
         }
     }
 }
@@ -307,6 +310,11 @@ pub async fn pre_settle(state: &AppState, p: &PreparedSettle) -> NResult<String>
     }
     let (s, _) = settle(policy, &claim, p.identities, &acc.acc);
     let a = SetlAmounts::of(&s, &bill);
+    // The answer names the person: logged, as the settlement's is (PIPL).
+    state
+        .store
+        .log_access(&p.institution.fixmedins_code, "hospital", "pre-settlement", &mask_id(&p.mdtrt.id_no), "预结算应答含姓名与证件号")
+        .await?;
     Ok(settlement_output(&p.context(""), &a, Some(&explanation_json(policy, &s))))
 }
 
@@ -517,6 +525,7 @@ pub async fn cancel_in_tx(
         setl_date: num_date(orig.setl_date),
         insuplc_admdvs: &orig.insuplc_admdvs,
         person: None,
+        setl_time: None,
     };
     Ok(settlement_output(&ctx, &a, None))
 }
@@ -571,6 +580,7 @@ pub async fn settlement_query(state: &AppState, env: &Envelope, r: &SettleRef) -
         setl_date: num_date(s.setl_date),
         insuplc_admdvs: &s.insuplc_admdvs,
         person: person.as_ref(),
+        setl_time: Some(clock::beijing_text(&s.created_at)),
     };
     let out = settlement_output(&ctx, &a, None);
     // The query also says whether the settlement still stands.

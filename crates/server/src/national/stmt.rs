@@ -215,8 +215,8 @@ pub async fn prepare_detail(state: &AppState, env: &Envelope, d: &DetailStatemen
         .store
         .file(&d.file_qury_no, &env.fixmedins_code)
         .await?
-        .filter(|f| f.direction == Direction::Up)
-        .ok_or_else(|| refused(format!("本机构没有文件查询号 {} 的上传文件（请先用 9101 上传对账明细）", d.file_qury_no)))?;
+        .filter(|f| f.direction == Direction::Up && f.expires_at > clock::unix_now())
+        .ok_or_else(|| refused(format!("本机构没有文件查询号 {} 的上传文件，或已过期（请先用 9101 上传对账明细）", d.file_qury_no)))?;
     let limits = Limits::default();
     let rows = stmt_file::read_detail_zip(&file.content, &limits).map_err(|e| refused(format!("文件 {}：{e}", file.filename)))?;
     let centre = state
@@ -267,6 +267,19 @@ pub async fn prepare_detail(state: &AppState, env: &Envelope, d: &DetailStatemen
         description,
         setl_optins: d.setl_optins.clone(),
     })
+}
+
+/// 4101A names one of this institution's settlements.
+pub async fn check_settlement_list(state: &AppState, env: &Envelope, l: &SettlementList) -> NResult<()> {
+    match state.store.settlement(&l.setl_id).await? {
+        Some(s) if s.fixmedins_code == env.fixmedins_code && s.reverses.is_none() => {
+            if (!l.mdtrt_id.is_empty() && l.mdtrt_id != s.mdtrt_id) || (!l.psn_no.is_empty() && l.psn_no != s.psn_no) {
+                return Err(refused(format!("结算清单的就诊ID或人员编号与结算 {} 不符", l.setl_id)));
+            }
+            Ok(())
+        }
+        _ => Err(refused(format!("本机构没有结算 {}，不能上传其结算清单", l.setl_id))),
+    }
 }
 
 /// 9102: a file of this institution, sent as it is.

@@ -96,13 +96,21 @@ fn diagnosis_of(env: &Envelope, data: &Map<String, Value>, at: &str) -> NResult<
             return Ok(Some((code, name)));
         }
     }
+    // diseinfo[]: the row marked main (2401/2402 maindiag_flag 1), else the first in order (2203 diag_srt_no 1).
     if let Some(Value::Array(rows)) = env.input.get("diseinfo") {
+        let mut first: Option<(&Map<String, Value>, String)> = None;
         for (k, row) in rows.iter().enumerate().take(100) {
             let Value::Object(o) = row else { return Err(refused(format!("input.diseinfo[{k}] 应为 JSON 对象"))) };
             let at = format!("input.diseinfo[{k}]");
             if code_field(o, "maindiag_flag", &at)?.as_deref() == Some("1") {
                 return diagnosis_of_row(o, &at);
             }
+            if first.is_none() && matches!(code_field(o, "diag_srt_no", &at)?.as_deref(), Some("1") | None) {
+                first = Some((o, at));
+            }
+        }
+        if let Some((o, at)) = first {
+            return diagnosis_of_row(o, &at);
         }
     }
     Ok(None)

@@ -337,6 +337,8 @@ pub async fn upload(
         }
         other => other,
     });
+    // 2301 classifies by the catalogue from the next message on (not after the cache's 30 s).
+    state.cache.forget_catalogue();
     let result = upload_result(&name, kind, r);
     let v = load(&state, &u, &CatalogueQ::default(), Some(result)).await?;
     render(&u, &v)
