@@ -12,20 +12,8 @@ pub const DEMO_PAASID: &str = "PAAS-620422-RMYY";
 const STAYS: usize = 40;
 const SAMPLE_MAP: &str = include_str!("../../../data/catalogue/sample_hospital_map.csv");
 
-/// SplitMix64: the demo's stays are the same on every run with the same seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+/// The demo's stays are the same on every run with the same seed.
+use baozhang_core::programmes::SplitMix64 as Rng;
 
 pub async fn demo_his(store: &Store, county: &str, hospital: &str, year: u16, seed: u64, dir: &std::path::Path) -> Result<(), String> {
     let err = |e: baozhang_store::StoreError| e.to_string();

@@ -215,19 +215,20 @@ pub fn draw_size(population: usize) -> usize {
     (population as u64 * DRAW_BP).div_ceil(10_000) as usize
 }
 
-/// SplitMix64: small, fast, and fixed for ever (a recorded seed must reproduce its draw).
-struct SplitMix64(u64);
+/// SplitMix64: small, fast, and fixed for ever (a recorded seed must reproduce its draw). Also the
+/// demo's generator of made-up stays.
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    /// Uniform in `0..n` (rejection sampling, no modulo bias).
-    fn below(&mut self, n: u64) -> u64 {
+    /// Uniform in `0..n` (rejection sampling, no modulo bias); `n` ≥ 1.
+    pub fn below(&mut self, n: u64) -> u64 {
         let zone = u64::MAX - u64::MAX % n;
         loop {
             let x = self.next();

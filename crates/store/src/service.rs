@@ -875,16 +875,8 @@ impl Store {
     }
 
     pub async fn log_access(&self, actor: &str, role: &str, action: &str, subject_masked: &str, detail: &str) -> Result<()> {
-        sqlx::query("INSERT INTO access_log (at, actor, role, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(now_text())
-            .bind(actor.to_string())
-            .bind(role.to_string())
-            .bind(action.to_string())
-            .bind(subject_masked.to_string())
-            .bind(detail.to_string())
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let mut c = self.pool().acquire().await?;
+        log_access_in(&mut c, actor, role, action, subject_masked, detail).await
     }
 
     pub async fn access_log(&self, limit: i64) -> Result<Vec<AccessRecord>> {
