@@ -924,11 +924,17 @@ fn jsonl_output_carries_setlinfo_setldetail_and_an_explanation_per_layer() {
                 }
             };
 
-            // Every number is an amount written with exactly two decimals.
+            // Every number is an amount written with exactly two decimals — except pool_prop_selfpay, a
+            // ratio 0–1 with four decimals, as the national interface defines it.
             let mut nums = Vec::new();
             j.numbers("", &mut nums);
             for (path, n) in &nums {
-                if let Err(e) = fen_out(n) {
+                if path.ends_with(".pool_prop_selfpay") {
+                    let ok = n.len() == 6 && (n.starts_with("0.") || n == "1.0000") && n[2..].bytes().all(|b| b.is_ascii_digit());
+                    if !ok {
+                        bad(format!("{path}: “{n}” is not a ratio 0–1 with four decimals"));
+                    }
+                } else if let Err(e) = fen_out(n) {
                     bad(format!("{path}: {e}"));
                 }
             }
