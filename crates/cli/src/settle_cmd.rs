@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 
-use baozhang_core::policy::Fund;
-use baozhang_ingest::settle_run::{settle_stream, Format, SettleOptions, SettleRunError};
+use baozhang_core::policy::{Fund, Policy};
+use baozhang_ingest::settle_run::{settle_stream, Format, PolicyChoice, SettleOptions, SettleRunError};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum FormatArg {
@@ -17,7 +17,8 @@ pub enum FormatArg {
 
 #[derive(Args)]
 pub struct SettleArgs {
-    /// 政策：内置名称或 TOML 文件路径（a shipped policy id or a path）
+    /// 政策：内置名称、TOML 文件路径，或区划代码（按每条理赔的结算日期从内置政策中选用当时有效的政策）
+    /// (a shipped policy id, a path, or a region code: the shipped policy in force on each claim's date)
     #[arg(long)]
     policy: String,
     /// 理赔 CSV（claims CSV, header row, columns in any order）
@@ -52,13 +53,27 @@ fn temp_beside(target: &Path, tag: &str) -> PathBuf {
 }
 
 pub fn run(a: SettleArgs) -> ExitCode {
-    let policy = match crate::policy_cmd::load_policy(&a.policy) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("错误：{e}");
-            return ExitCode::from(crate::EXIT_INVALID);
+    // A region code (digits) picks, for each claim, the shipped policy in force on its date.
+    let by_region = !a.policy.is_empty() && a.policy.len() <= 12 && a.policy.bytes().all(|b| b.is_ascii_digit());
+    let policies: Vec<Policy> = if by_region {
+        baozhang_core::reference::reference_names()
+            .iter()
+            .filter_map(|n| crate::policy_cmd::load_policy(n).ok())
+            .collect()
+    } else {
+        match crate::policy_cmd::load_policy(&a.policy) {
+            Ok(p) => vec![p],
+            Err(e) => {
+                eprintln!("错误：{e}");
+                return ExitCode::from(crate::EXIT_INVALID);
+            }
         }
     };
+    if by_region && !policies.iter().any(|p| p.meta.region_code == a.policy || a.policy.starts_with(p.meta.region_code.trim_end_matches("00")) || p.meta.covers.iter().any(|c| c == &a.policy)) {
+        eprintln!("错误：内置政策中没有区划 {} 的政策（内置：{}）", a.policy, baozhang_core::reference::reference_names().join(", "));
+        return ExitCode::from(crate::EXIT_INVALID);
+    }
+    let choice = if by_region { PolicyChoice::Region { admdvs: &a.policy, list: &policies } } else { PolicyChoice::One(&policies[0]) };
     let size_hint_bytes = std::fs::metadata(&a.claims).map_or(0, |m| m.len());
     let input = match File::open(&a.claims) {
         Ok(f) => BufReader::with_capacity(1 << 20, f),
@@ -100,13 +115,13 @@ pub fn run(a: SettleArgs) -> ExitCode {
         let summary = match &tmp_out {
             Some(t) => {
                 let mut w = BufWriter::with_capacity(1 << 20, File::create(&t.path)?);
-                let s = settle_stream(&policy, input, &mut w, rej, opts)?;
+                let s = settle_stream(choice, input, &mut w, rej, opts)?;
                 w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
                 s
             }
             None => {
                 let mut mem = Vec::new();
-                let s = settle_stream(&policy, input, &mut mem, rej, opts)?;
+                let s = settle_stream(choice, input, &mut mem, rej, opts)?;
                 std::io::stdout().lock().write_all(&mem)?;
                 s
             }
@@ -153,8 +168,8 @@ pub fn run(a: SettleArgs) -> ExitCode {
                 s.fund(Fund::Fallback).grouped(),
                 s.fund(Fund::Hospital).grouped(),
                 s.psn_part_amt.grouped(),
-                policy.meta.id,
-                policy.version,
+                if by_region { format!("按区划 {} 的日期选用", a.policy) } else { policies[0].meta.id.clone() },
+                if by_region { "-".to_string() } else { policies[0].version.clone() },
                 secs
             );
             if s.rejected > 0 {

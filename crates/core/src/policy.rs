@@ -472,10 +472,44 @@ impl Policy {
 
     /// Whether the policy governs `region_code` on `date`.
     pub fn governs(&self, region_code: &str, date: Date) -> bool {
-        (self.meta.region_code == region_code || self.meta.covers.iter().any(|c| c == region_code))
-            && date >= self.meta.effective_from
-            && self.meta.effective_to.is_none_or(|to| date <= to)
+        (self.meta.region_code == region_code || self.meta.covers.iter().any(|c| c == region_code)) && self.in_force(date)
     }
+
+    /// Whether `date` lies within the policy's effective dates.
+    pub fn in_force(&self, date: Date) -> bool {
+        date >= self.meta.effective_from && self.meta.effective_to.is_none_or(|to| date <= to)
+    }
+
+    /// Its effective dates as officials read them: "2018-01-01 至 2020-12-31" (or "起" when open-ended).
+    pub fn dates_zh(&self) -> String {
+        match self.meta.effective_to {
+            Some(to) => format!("{} 至 {to}", self.meta.effective_from),
+            None => format!("{} 起", self.meta.effective_from),
+        }
+    }
+}
+
+/// The policy governing a claim of insured area `admdvs` on `date` among `list`: in force on that date,
+/// and for the region itself (its code or `covers`), else for the nearest enclosing region (the longest
+/// code prefix: a prefecture's or province's policy covers its counties). Among equally specific ones the
+/// later in the list wins (an added policy overrides a shipped one).
+pub fn choose<'a>(list: &'a [Policy], admdvs: &str, date: Date) -> Option<&'a Policy> {
+    let mut best: Option<(usize, &Policy)> = None;
+    for p in list.iter().filter(|p| p.in_force(date)) {
+        let exact = p.meta.region_code == admdvs || p.meta.covers.iter().any(|c| c == admdvs);
+        let prefix = p.meta.region_code.trim_end_matches("00");
+        let specificity = if exact {
+            usize::MAX
+        } else if prefix.len() < p.meta.region_code.len() && admdvs.starts_with(prefix) {
+            prefix.len()
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(s, _)| specificity >= s) {
+            best = Some((specificity, p));
+        }
+    }
+    best.map(|(_, p)| p)
 }
 
 // ───────────────────────────── checking ─────────────────────────────

@@ -4,8 +4,8 @@
 use std::io::{Read, Write};
 
 use baozhang_core::engine::{settle_in_place, Accumulators, Settlement};
-use baozhang_core::policy::{Fund, Policy, ALL_FUNDS};
-use baozhang_core::Fen;
+use baozhang_core::policy::{choose, Fund, Policy, ALL_FUNDS};
+use baozhang_core::{Date, Fen};
 
 use crate::claims::{ClaimReader, ClaimRow, ReadError, RowError};
 use crate::intern::KeyIndex;
@@ -53,11 +53,39 @@ pub enum SettleRunError {
     Io(#[from] std::io::Error),
 }
 
+/// Which policy settles a claim: one policy (a claim outside its effective dates is refused), or the
+/// policy in force on each claim's date for a region, chosen among `list` as the server chooses
+/// (`core::policy::choose`).
+#[derive(Clone, Copy, Debug)]
+pub enum PolicyChoice<'a> {
+    One(&'a Policy),
+    Region { admdvs: &'a str, list: &'a [Policy] },
+}
+
+impl<'a> PolicyChoice<'a> {
+    /// The policy for a claim settled on `date`, or why there is none (Chinese, for the row's report).
+    pub fn pick(&self, date: Date) -> Result<&'a Policy, String> {
+        match *self {
+            PolicyChoice::One(p) if p.in_force(date) => Ok(p),
+            PolicyChoice::One(p) => Err(format!(
+                "结算日期 {date} 不在政策“{}”（{}）的有效期（{}）内；请用当时有效的政策结算，或用 --policy <区划代码> 按日期自动选择",
+                p.meta.name,
+                p.meta.id,
+                p.dates_zh()
+            )),
+            PolicyChoice::Region { admdvs, list } => choose(list, admdvs, date).ok_or_else(|| {
+                let known: Vec<String> = list.iter().map(|p| format!("{}（{}，{}）", p.meta.id, p.meta.region_code, p.dates_zh())).collect();
+                format!("区划 {admdvs} 在 {date} 没有生效的政策；可用的政策：{}", known.join("、"))
+            }),
+        }
+    }
+}
+
 /// Settles every claim of `input` in order, writing to `out`. With `skip_invalid`, a rejected row is
 /// written to `rejected` (line, field, reason, then the row as it was) and the run goes on; without it,
 /// the first bad row ends the run with its line and field.
 pub fn settle_stream<R: Read, W: Write>(
-    policy: &Policy,
+    policies: PolicyChoice<'_>,
     input: R,
     out: &mut W,
     mut rejected: Option<&mut dyn Write>,
@@ -69,6 +97,8 @@ pub fn settle_stream<R: Read, W: Write>(
     let rows = (opts.size_hint_bytes / 90) as usize;
     let mut person_years = KeyIndex::with_capacity(rows / 3, rows / 3 * 12);
     let mut accs: Vec<Accumulators> = Vec::with_capacity(rows / 3);
+    // The policy each person-year is settled under (one policy per person-year, as on the server).
+    let mut py_policy: Vec<&Policy> = Vec::with_capacity(rows / 3);
     // A claim id settles once per file: a replayed row is refused, never counted twice.
     let mut seen = KeyIndex::with_capacity(rows, rows * 12);
     let mut row = ClaimRow::default();
@@ -99,10 +129,10 @@ pub fn settle_stream<R: Read, W: Write>(
             }
             Ok(more)
         });
-        match res {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
+        // A refused row: reported (with `skip_invalid`) and skipped, or the end of the run.
+        macro_rules! reject {
+            ($e:expr) => {{
+                let e: RowError = $e;
                 if !opts.skip_invalid {
                     return Err(SettleRunError::Row(e));
                 }
@@ -122,15 +152,35 @@ pub fn settle_stream<R: Read, W: Write>(
                     rej.write_all(&line)?;
                 }
                 continue;
-            }
+            }};
+        }
+        match res {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => reject!(e),
         }
         let claim = row.claim.expect("a parsed row has its claim");
+        let policy = match policies.pick(claim.setl_date) {
+            Ok(p) => p,
+            Err(reason) => reject!(RowError { line: row.line, field: "setl_date".into(), reason }),
+        };
         key.clear();
         key.extend_from_slice(row.psn_no.as_bytes());
         key.extend_from_slice(&claim.year().to_le_bytes());
         let (py, new) = person_years.intern(&key);
         if new {
             accs.push(Accumulators::default());
+            py_policy.push(policy);
+        } else if !std::ptr::eq(py_policy[py as usize], policy) {
+            let had = py_policy[py as usize];
+            reject!(RowError {
+                line: row.line,
+                field: "setl_date".into(),
+                reason: format!(
+                    "该人员本年度已按政策 {} 结算，本次结算日期适用政策 {}；同一人员同一年度只能按一个政策结算，请由医保局做年度重算",
+                    had.meta.id, policy.meta.id
+                ),
+            });
         }
         settle_in_place(policy, &claim, row.identities, &mut accs[py as usize], &mut s);
         sum.settled += 1;

@@ -37,26 +37,7 @@ impl Policies {
     /// `covers`), else one whose region is a province or prefecture containing it (`530000` covers
     /// `530102`). The most specific match wins; among equals, the one added last.
     pub fn for_area(&self, admdvs: &str, date: Date) -> Option<&Policy> {
-        let mut best: Option<(usize, &Policy)> = None;
-        for p in &self.list {
-            let in_force = date >= p.meta.effective_from && p.meta.effective_to.is_none_or(|to| date <= to);
-            if !in_force {
-                continue;
-            }
-            let exact = p.meta.region_code == admdvs || p.meta.covers.iter().any(|c| c == admdvs);
-            let prefix = p.meta.region_code.trim_end_matches("00");
-            let specificity = if exact {
-                usize::MAX
-            } else if prefix.len() < p.meta.region_code.len() && admdvs.starts_with(prefix) {
-                prefix.len()
-            } else {
-                continue;
-            };
-            if best.is_none_or(|(s, _)| specificity >= s) {
-                best = Some((specificity, p));
-            }
-        }
-        best.map(|(_, p)| p)
+        baozhang_core::policy::choose(&self.list, admdvs, date)
     }
 
     pub fn by_version(&self, version: &str) -> Option<&Policy> {
