@@ -1,10 +1,11 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use baozhang_core::policy::{describe, parse_policy, Policy};
-use baozhang_core::reference::{reference_names, reference_source};
+use baozhang_core::reference::{reference_names, reference_source, reference_tests};
+use baozhang_ingest::policy_tests::{parse_case_file, run as run_cases, Outcome};
 
 #[derive(Subcommand)]
 pub enum PolicyCmd {
@@ -17,6 +18,15 @@ pub enum PolicyCmd {
     Show { name: String },
     /// 列出内置政策（List the shipped reference policies）
     List,
+    /// 运行政策旁的手工计算案例（Run the hand-computed cases beside a policy: policies/tests/<id>.toml）
+    Test {
+        /// 政策：内置名称或 TOML 文件路径（a shipped policy id or a path）
+        file: String,
+        /// 案例文件；默认为政策文件旁的 tests/<政策标识>.toml，内置政策用内置案例
+        /// (the case file; default: tests/<policy id>.toml beside the policy file, the shipped cases for a shipped id)
+        #[arg(long)]
+        cases: Option<PathBuf>,
+    },
 }
 
 /// A shipped policy by id, or a TOML file by path.
@@ -71,6 +81,104 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        PolicyCmd::Test { file, cases } => test(&file, cases.as_deref()),
+    }
+}
+
+/// `policy test`: the policy's hand-computed cases settled as `baozhang settle` settles them, each
+/// reported ✓ or ✗ with its reason and every differing field. Exit 0 when all pass, 1 when a case fails
+/// or a file is invalid, 3 when a file cannot be read.
+fn test(file: &str, cases: Option<&Path>) -> ExitCode {
+    let invalid = || ExitCode::from(crate::EXIT_INVALID);
+    let io = || ExitCode::from(crate::EXIT_IO);
+    // The policy: a shipped id, else a file.
+    let shipped = reference_source(file);
+    let src = match shipped {
+        Some(s) => s.to_string(),
+        None => match std::fs::read_to_string(file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("错误：无法读取政策“{file}”：{e}（内置政策：{}）", reference_names().join(", "));
+                return io();
+            }
+        },
+    };
+    let policy = match parse_policy(&src) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("错误：{file}：{e}");
+            return invalid();
+        }
+    };
+    // The cases: --cases, else the shipped ones of a shipped id, else tests/<id>.toml beside the file.
+    let (label, text) = match (cases, shipped) {
+        (Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(t) => (path.display().to_string(), t),
+            Err(e) => {
+                eprintln!("错误：无法读取案例文件 {}：{e}", path.display());
+                return io();
+            }
+        },
+        (None, Some(_)) => match reference_tests(file) {
+            Some(t) => (format!("内置 policies/tests/{file}.toml"), t.to_string()),
+            None => {
+                eprintln!("错误：内置政策 {file} 没有内置案例；请用 --cases 指定案例文件");
+                return io();
+            }
+        },
+        (None, None) => {
+            let path = Path::new(file).parent().unwrap_or(Path::new("")).join("tests").join(format!("{}.toml", policy.meta.id));
+            match std::fs::read_to_string(&path) {
+                Ok(t) => (path.display().to_string(), t),
+                Err(e) => {
+                    eprintln!(
+                        "错误：无法读取案例文件 {}：{e}（案例放在政策文件旁的 tests/<政策标识>.toml，或用 --cases 指定）",
+                        path.display()
+                    );
+                    return io();
+                }
+            }
+        }
+    };
+    let case_file = match parse_case_file(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("错误：{label}：{e}");
+            return invalid();
+        }
+    };
+    let results = match run_cases(&policy, &case_file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("错误：{label}：{e}");
+            return invalid();
+        }
+    };
+    println!("政策 {}（{}）版本 {}；案例 {label}，{} 个", policy.meta.name, policy.meta.id, policy.version, results.len());
+    let mut failed = Vec::new();
+    for r in &results {
+        if r.passed() {
+            match &r.outcome {
+                Outcome::Refused { field, .. } => println!("✓ {}  {}（按预期拒绝：字段 {field}）", r.case.id, r.case.reason),
+                Outcome::Settled(_) => println!("✓ {}  {}", r.case.id, r.case.reason),
+            }
+        } else {
+            println!("✗ {}  {}（第 {} 行）", r.case.id, r.case.reason, r.case.line);
+            if let Some(why) = &r.mismatch {
+                println!("    {why}");
+            }
+            for d in &r.differences {
+                println!("    {d}");
+            }
+            failed.push(r.case.id.as_str());
+        }
+    }
+    if failed.is_empty() {
+        println!("全部通过：{} 个案例", results.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("未通过：{} 个案例中 {} 个（{}）", results.len(), failed.len(), failed.join("、"));
+        invalid()
     }
 }
 

@@ -40,8 +40,35 @@ fn good_row(id: &str) -> String {
 
 // ───────────────────────────── helpers ─────────────────────────────
 
+/// The hand-computed cases of `policy` (`policies/tests/<policy>.toml`) as the settle contract's files:
+/// `claims.csv` (the claims of the cases that settle, in file order — a case expecting a refusal is left
+/// out) or `expected.csv` (what `settle` must write for them). Written once per test process under the
+/// target's temporary directory, each file by an atomic rename (the text is always the same, so
+/// concurrent runs agree).
 fn fixture(policy: &str, file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(policy).join(file)
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("settle_cli_cases");
+        for p in POLICIES {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/tests").join(format!("{p}.toml"));
+            let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let mut cases =
+                baozhang_ingest::policy_tests::parse_case_file(&src).unwrap_or_else(|e| panic!("{}: {e}", path.display())).cases;
+            cases.retain(|c| c.expected_settlement().is_some());
+            let d = dir.join(p);
+            std::fs::create_dir_all(&d).unwrap();
+            for (name, text) in [
+                ("claims.csv", baozhang_ingest::policy_tests::claims_csv(&cases)),
+                ("expected.csv", baozhang_ingest::policy_tests::expected_csv(&cases)),
+            ] {
+                let tmp = d.join(format!(".{name}.{}", std::process::id()));
+                std::fs::write(&tmp, text).unwrap();
+                std::fs::rename(&tmp, d.join(name)).unwrap();
+            }
+        }
+        dir
+    });
+    dir.join(policy).join(file)
 }
 
 fn policy_file(policy: &str) -> PathBuf {

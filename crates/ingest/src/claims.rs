@@ -27,6 +27,9 @@ pub const CLAIM_COLUMNS: [&str; 15] = [
     "inscp_scp_amt",
     "dise_codg",
 ];
+/// The columns a claims file may leave out: `referral_ok` and `major_disease` then read as 0, `dise_codg`
+/// as no diagnosis. Every other column of [`CLAIM_COLUMNS`] is required.
+pub const OPTIONAL_CLAIM_COLUMNS: [&str; 3] = ["referral_ok", "major_disease", "dise_codg"];
 const C_CLAIM_ID: usize = 0;
 const C_PSN_NO: usize = 1;
 const C_IDENTITIES: usize = 2;
@@ -169,7 +172,7 @@ impl<R: Read> ClaimReader<R> {
         let missing: Vec<&str> = CLAIM_COLUMNS
             .iter()
             .enumerate()
-            .filter(|(k, _)| cols[*k] == usize::MAX && *k != C_REFERRAL_OK && *k != C_MAJOR_DISEASE && *k != C_DISE_CODG)
+            .filter(|(k, c)| cols[*k] == usize::MAX && !OPTIONAL_CLAIM_COLUMNS.contains(c))
             .map(|(_, c)| *c)
             .collect();
         if !missing.is_empty() {
