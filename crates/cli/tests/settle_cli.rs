@@ -366,9 +366,9 @@ fn yuan(f: i64) -> String {
     format!("{}.{:02}", f / 100, f % 100)
 }
 
-/// `n` random but valid claims for a few hundred people over two calendar years, with every
-/// identity (ids and Chinese names), both medical types, all levels and flags.
-fn random_claims(seed: u64, n: usize, year: u16) -> String {
+/// `n` random but valid claims for a few hundred people over `years` calendar years from `year`, with
+/// every identity (ids and Chinese names), both medical types, all levels and flags.
+fn random_claims(seed: u64, n: usize, year: u16, years: u64) -> String {
     const IDS: [&str; 14] = [
         "registered_poor",
         "exited_poor",
@@ -404,7 +404,7 @@ fn random_claims(seed: u64, n: usize, year: u16) -> String {
                 v.join(";")
             })
             .clone();
-        let y = year + rng.below(2) as u16;
+        let y = year + rng.below(years) as u16;
         let m = 1 + rng.below(12);
         let d = 1 + rng.below(28);
         let (ful, over, pre, inscp) = (rng.amount() / 4, rng.amount() / 8, rng.amount() / 8, rng.amount());
@@ -432,8 +432,9 @@ fn random_claims_always_add_up_under_every_policy() {
     let mut problems = Vec::new();
     for (i, policy) in POLICIES.iter().enumerate() {
         let seed = 0xBA0_2A46 + i as u64;
-        let year = if policy.ends_with("2018") { 2018 } else { 2020 };
-        let text = random_claims(seed, 2_000, year);
+        // Within the policy's effective dates (2018–2020, 2020): two years where it has them.
+        let (year, years) = if policy.ends_with("2018") { (2018, 2) } else { (2020, 1) };
+        let text = random_claims(seed, 2_000, year, years);
         let claims = write(dir.path(), "random.csv", &text);
         let out = settle_ok(policy, &claims, dir.path(), &[]);
         problems.extend(check_output_adds_up(&text, &out).into_iter().map(|p| format!("{policy} (seed {seed:#x}): {p}")));
