@@ -6,6 +6,8 @@
 //! The page is loaded from the store, turned into a view model by a pure function ([`view`]) and rendered
 //! by `templates/catalogue.html` (auto-escaped).
 
+// One import at a time, rosters and catalogues alike (they compete for the one database writer).
+use super::import::{safe_file_name, IMPORTS};
 use askama::Template;
 use axum::extract::{Multipart, Query, State};
 use baozhang_core::catalogue::{med_chrgitm_type_zh, ChrgitmLv, ListType};
@@ -253,19 +255,6 @@ pub fn upload_result(name: &str, kind: CatalogueKind, r: Result<CatalogueImportR
     }
 }
 
-/// Keeps letters, digits, CJK and `._-()` of an uploaded file's name.
-fn safe_file_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let s: String = base.chars().filter(|c| c.is_alphanumeric() || "._-（）()".contains(*c)).take(100).collect();
-    if s.is_empty() || s.starts_with('.') {
-        format!("upload{s}")
-    } else {
-        s
-    }
-}
-
-/// One catalogue import at a time (they compete for the one database writer).
-static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// `POST /web/catalogue/import` (multipart: `kind` = items | map, `file`): admin and bureau.
 pub async fn upload(

@@ -52,7 +52,7 @@ pub async fn import_page(u: WebUser) -> WebResult {
 }
 
 /// Keeps letters, digits, CJK and `._-` of an uploaded file's name (it is recorded with the import).
-fn safe_file_name(name: &str) -> String {
+pub(crate) fn safe_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let s: String = base.chars().filter(|c| c.is_alphanumeric() || "._-（）()".contains(*c)).take(100).collect();
     if s.is_empty() || s.starts_with('.') {
@@ -64,7 +64,7 @@ fn safe_file_name(name: &str) -> String {
 
 /// Imports run one at a time, each on a worker thread of its own: a roster import is long and
 /// memory-hungry, and two at once would only compete for the single database writer.
-static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+pub(crate) static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 pub async fn upload(
     State(state): State<AppState>,
