@@ -3,13 +3,14 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use baozhang_core::policy::{describe, parse_policy, Policy};
-use baozhang_core::reference::{reference_names, reference_source, reference_tests};
+use baozhang_core::policy::{check_quotes, describe, parse_policy, Mark, Policy};
+use baozhang_core::reference::{reference_names, reference_source, reference_source_text, reference_tests};
 use baozhang_ingest::policy_tests::{parse_case_file, run as run_cases, Outcome};
 
 #[derive(Subcommand)]
 pub enum PolicyCmd {
-    /// 检查政策文件，列出全部问题及位置（Validate policy files; every problem with its place）
+    /// 检查政策文件，列出全部问题及位置；核对每个数值的引文是否出现在来源原文（sources/<来源 id>.txt）中
+    /// (Validate policy files, every problem with its place; check each value's quote against its source's text)
     Check {
         #[arg(required = true)]
         files: Vec<String>,
@@ -51,7 +52,39 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
             let mut bad = 0;
             for f in &files {
                 match load_policy(f) {
-                    Ok(p) => println!("✓ {f}：{}（{}），{} 层，版本 {}", p.meta.name, p.meta.id, p.layers.len(), p.version),
+                    Ok(p) => {
+                        let shipped = reference_source(f).is_some();
+                        let dir = Path::new(f).parent().unwrap_or(Path::new("")).join("sources");
+                        let report = check_quotes(&p, |id| {
+                            if shipped {
+                                reference_source_text(id).map(str::to_string)
+                            } else {
+                                std::fs::read_to_string(dir.join(format!("{id}.txt"))).ok()
+                            }
+                        });
+                        // A quote that cannot be checked (its source has no text file) is a warning: a bureau's
+                        // own policy may cite a document it has not typed in. A quote not in its text is an error.
+                        for (id, title, n) in &report.missing_texts {
+                            let where_ =
+                                if shipped { format!("内置来源 {id}") } else { dir.join(format!("{id}.txt")).display().to_string() };
+                            eprintln!("⚠ {f}：来源“{id}”（{title}）没有原文（{where_}），其 {n} 处引文未核对");
+                        }
+                        if report.problems.is_empty() {
+                            // The version stays last on the line: scripts read it from there.
+                            let quotes = if report.checked > 0 {
+                                format!("引文 {} 处已与原文核对，", report.checked)
+                            } else {
+                                String::new()
+                            };
+                            println!("✓ {f}：{}（{}），{} 层，{quotes}版本 {}", p.meta.name, p.meta.id, p.layers.len(), p.version);
+                        } else {
+                            bad += 1;
+                            eprintln!("✗ {f}：有 {} 处引文不在来源原文中：", report.problems.len());
+                            for pr in &report.problems {
+                                eprintln!("  - {pr}");
+                            }
+                        }
+                    }
                     Err(e) => {
                         bad += 1;
                         eprintln!("✗ {e}");
@@ -236,7 +269,13 @@ pub fn render_policy(p: &Policy) -> String {
         p.version
     ));
     for s in &p.meta.sources {
-        o.push_str(&format!("来源 [{}] {}{}\n", s.mark, s.title, s.reference.as_ref().map(|r| format!("（{r}）")).unwrap_or_default()));
+        o.push_str(&format!(
+            "来源 [{}] {}{}{}\n",
+            s.mark,
+            s.id.as_ref().map(|i| format!("{i}：")).unwrap_or_default(),
+            s.title,
+            s.reference.as_ref().map(|r| format!("（{r}）")).unwrap_or_default()
+        ));
     }
     o.push('\n');
     let header = ["序号", "报销层", "基金", "适用对象", "计算方法", "封顶"];
@@ -262,6 +301,42 @@ pub fn render_policy(p: &Policy) -> String {
             o.push_str(line.join("│").trim_end());
             o.push('\n');
         }
+    }
+    o.push_str(&render_provenance(p));
+    o
+}
+
+/// A quote shortened for a line: its beginning and end (where the figure usually is) when long.
+fn shorten(q: &str) -> String {
+    let chars: Vec<char> = q.chars().collect();
+    if chars.len() <= 32 {
+        q.to_string()
+    } else {
+        format!("{}…{}", chars[..12].iter().collect::<String>(), chars[chars.len() - 18..].iter().collect::<String>())
+    }
+}
+
+/// The values written with a mark, one a line: mark, place, value, and 依据 (source title and quote) or
+/// 示意值 (docs/SETTLEMENT.md "Sources as data"). Empty when the policy marks none.
+pub fn render_provenance(p: &Policy) -> String {
+    if p.provenance.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("\n数值来源（S 文件规定，P 公开指南，I 示意值：不是官方文件的数值，须按本地文件替换）\n");
+    let n_i = p.provenance.iter().filter(|v| v.mark == Mark::I).count();
+    for v in &p.provenance {
+        let basis = match v.mark {
+            Mark::I => "示意值（非官方数值）".to_string(),
+            Mark::S | Mark::P => {
+                let title = v.source_id.as_deref().and_then(|id| p.source(id)).map_or("", |s| s.title.as_str());
+                let quote = v.quote.as_deref().map(|q| format!("“{}”", shorten(q))).unwrap_or_default();
+                format!("依据：{title}{quote}")
+            }
+        };
+        o.push_str(&format!("  [{}] {}　{}　{basis}\n", v.mark.letter(), v.place, v.value));
+    }
+    if n_i > 0 {
+        o.push_str(&format!("其中 {n_i} 个为示意值：按这些数值算出的金额不是官方标准，仅供演示与测试。\n"));
     }
     o
 }

@@ -318,8 +318,9 @@ fn an_unknown_key_in_a_branch_is_rejected_too() {
 fn a_money_value_written_as_a_float_is_rejected_asking_for_a_string() {
     let dir = tempfile::tempdir().unwrap();
     let text = gansu_text();
-    assert!(text.contains("annual_cap = 150000 "));
-    let text = text.replacen("annual_cap = 150000 ", "annual_cap = 1500.5 ", 1);
+    // The value is written with its mark ({ value = …, mark = "I" }); a float is refused there as anywhere.
+    assert!(text.contains("annual_cap = { value = 150000,"));
+    let text = text.replacen("annual_cap = { value = 150000,", "annual_cap = { value = 1500.5,", 1);
     let file = write(dir.path(), "float.toml", &text);
     let r = baozhang(&["policy", "check", path_str(&file)]);
     assert_eq!(r.code, Some(1), "{}", r.describe());
@@ -406,14 +407,154 @@ fn the_version_is_a_hash_of_the_content_not_of_the_layout() {
     assert_eq!(v0, v1, "comments and blank lines keep the version");
 
     // One value changed: a new version.
-    assert!(original.contains("amount = 3000 "));
-    let changed = original.replacen("amount = 3000 ", "amount = 3001 ", 1);
+    assert!(original.contains("amount = { value = 3000,"));
+    let changed = original.replacen("amount = { value = 3000,", "amount = { value = 3001,", 1);
     let v2 = checked_version(path_str(&write(dir.path(), "changed.toml", &changed)));
     assert_ne!(v0, v2, "a changed value changes the version");
 
-    let changed_ratio = original.replacen(r#"ratio = "85%""#, r#"ratio = "86%""#, 1);
+    let changed_ratio = original.replacen(r#"ratio = { value = "85%""#, r#"ratio = { value = "86%""#, 1);
     assert_ne!(changed_ratio, original);
     let v3 = checked_version(path_str(&write(dir.path(), "ratio.toml", &changed_ratio)));
     assert_ne!(v0, v3, "a changed ratio changes the version");
     assert_ne!(v2, v3);
+}
+
+// ───────────────────────────── sources as data (issue 16) ─────────────────────────────
+
+/// `text` with every value written `{ value = X, mark = …, … }` written plain, `X`.
+fn without_marks(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{ value = ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "{ value = ".len()..];
+        let end = after.find('}').expect("the value's table closes");
+        let value = after[..end].split(',').next().unwrap().trim();
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn marks_sources_and_quotes_leave_the_version_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in POLICIES {
+        let text = std::fs::read_to_string(policies_dir().join(format!("{p}.toml"))).unwrap();
+        let plain = without_marks(&text);
+        assert!(!plain.contains(", mark = \"") && !plain.contains("quote = \""), "{p}: every mark removed");
+        let v = checked_version(path_str(&write(dir.path(), &format!("{p}-plain.toml"), &plain)));
+        assert_eq!(v, checked_version(p), "{p}: the same values written plain have the same version");
+    }
+}
+
+#[test]
+fn policy_check_verifies_each_quote_against_its_source_text() {
+    // The shipped files beside their sources: every quote found, no warning (stderr empty, see above).
+    let r = baozhang(&["policy", "check", path_str(&policies_dir().join("gansu-huining-2018.toml"))]);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert!(r.stdout.contains("引文 6 处已与原文核对"), "{}", r.describe());
+
+    // A copy with its sources: a quote that is not in the text fails, naming the value and its line.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sources")).unwrap();
+    std::fs::copy(policies_dir().join("sources/huining-pioneer-2018.txt"), dir.path().join("sources/huining-pioneer-2018.txt")).unwrap();
+    let text = gansu_text();
+    let wrong = text.replacen("quote = \"个人自负合规费用年累计超过3000元", "quote = \"个人自负合规费用年累计超过2000元", 1);
+    assert_ne!(wrong, text);
+    let file = write(dir.path(), "wrong-quote.toml", &wrong);
+    let r = baozhang(&["policy", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    let line = r.stderr.lines().find(|l| l.contains("引文不在来源“")).unwrap_or_else(|| panic!("{}", r.describe()));
+    assert!(line.contains("layers[3] (assistance)") && line.contains("医疗救助·个人负担封顶金额"), "names the value: {line}");
+    assert!(line.contains("huining-pioneer-2018") && line.contains("超过2000元"), "names the source and the quote: {line}");
+    let assistance = line_of(&wrong, "id = \"assistance\"", 0);
+    assert!(line_number(line).is_some_and(|n| n + 1 == assistance), "the layer's line ({}): {line}", assistance - 1);
+
+    // Whitespace does not matter: the seed's "超过 5000 元" is quoted as "超过5000元" too.
+    let spaced = text.replacen("超过 5000 元的部分纳入大病保险\" }", "超过5000元的部分纳入大病保险\" }", 1);
+    assert_ne!(spaced, text);
+    let r = baozhang(&["policy", "check", path_str(&write(dir.path(), "spaced.toml", &spaced))]);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert!(r.stderr.is_empty(), "{}", r.describe());
+
+    // Without the source's text the quotes are not checked: a warning, not an error.
+    let alone = tempfile::tempdir().unwrap();
+    let file = write(alone.path(), "gansu.toml", &text);
+    let r = baozhang(&["policy", "check", path_str(&file)]);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    assert!(r.stdout.contains("版本 0a722ad43ec3a05d"), "{}", r.describe());
+    assert!(r.stderr.contains("⚠") && r.stderr.contains("huining-pioneer-2018") && r.stderr.contains("6 处引文未核对"), "{}", r.describe());
+}
+
+#[test]
+fn a_value_with_a_bad_mark_or_source_is_refused_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = gansu_text();
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        (
+            "no mark",
+            "annual_cap = { value = 300000, mark = \"I\" }",
+            "annual_cap = { value = 300000 }",
+            &["layers[1] (critical) → annual_cap", "缺少 mark"],
+        ),
+        (
+            "unknown mark",
+            "annual_cap = { value = 300000, mark = \"I\" }",
+            "annual_cap = { value = 300000, mark = \"X\" }",
+            &["layers[1]", "mark = “X” 无效"],
+        ),
+        (
+            "S without a source",
+            "ratio = { value = \"60%\", mark = \"I\" }",
+            "ratio = { value = \"60%\", mark = \"S\" }",
+            &["branches[1] (门诊慢特病) → ratio", "须用 source", "huining-pioneer-2018"],
+        ),
+        (
+            "an unknown source",
+            "source = \"huining-pioneer-2018\", quote = \"建档立卡贫困人口合规",
+            "source = \"huining-2019\", quote = \"建档立卡贫困人口合规",
+            &["layers[2] (insurer_topup) → ratio", "huining-2019", "不是本政策"],
+        ),
+        (
+            "a quote on an illustrative value",
+            "deductible = { value = 0, mark = \"I\" }",
+            "deductible = { value = 0, mark = \"I\", quote = \"不设起付线\" }",
+            &["branches[1] (门诊慢特病) → deductible", "示意值"],
+        ),
+    ];
+    for (what, old, new, needles) in cases {
+        assert!(text.contains(old), "{what}: {old}");
+        let file = write(dir.path(), "bad.toml", &text.replacen(old, new, 1));
+        let r = baozhang(&["policy", "check", path_str(&file)]);
+        assert_eq!(r.code, Some(1), "{what}: {}", r.describe());
+        let line = r.stderr.lines().find(|l| needles.iter().all(|n| l.contains(n)));
+        assert!(line.is_some_and(|l| line_number(l).is_some()), "{what}: a line with {needles:?} and its line number:\n{}", r.stderr);
+    }
+}
+
+#[test]
+fn policy_show_gives_each_value_its_mark_and_basis_and_flags_the_illustrative_ones() {
+    let r = baozhang(&["policy", "show", "gansu-huining-2018"]);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    let out = &r.stdout;
+    assert!(out.contains("来源 [S] huining-pioneer-2018：会宁县健康扶贫先锋行动实施意见（2018）"), "{out}");
+    assert!(out.contains("数值来源"), "{out}");
+    let line = |needle: &str| out.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("“{needle}” in:\n{out}"));
+    let s = line("大病保险·分段递增·起付线（建档立卡贫困人口");
+    assert!(
+        s.contains("[S]")
+            && s.contains("2,000.00")
+            && s.contains("依据：会宁县健康扶贫先锋行动实施意见（2018）")
+            && s.contains("降低至2000元”"),
+        "{s}"
+    );
+    let i = line("基本医保·住院·起付线（2级）");
+    assert!(i.contains("[I]") && i.contains("500.00") && i.contains("示意值"), "{i}");
+    assert!(out.contains("其中 16 个为示意值"), "{out}");
+    // A P value names its guide.
+    let r = baozhang(&["policy", "show", "neimenggu-2020"]);
+    let p = r.stdout.lines().find(|l| l.contains("大病保险·普通居民·起付线")).unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(p.contains("[P]") && p.contains("14,000.00") && p.contains("依据：乌兰察布市中心医院城乡居民医保患者就医指南（公开）"), "{p}");
 }

@@ -129,7 +129,7 @@ fn the_bureau_changes_a_value_and_the_cases_show_what_moved() {
     // naming the fields that moved, and the run exits 1.
     let dir = tempfile::tempdir().unwrap();
     let src = std::fs::read_to_string(repo().join("policies/gansu-huining-2018.toml")).unwrap();
-    let changed = src.replacen("deductible_by_level = { 1 = 150,", "deductible_by_level = { 1 = 100,", 1);
+    let changed = src.replacen("deductible_by_level.1 = { value = 150,", "deductible_by_level.1 = { value = 100,", 1);
     assert_ne!(changed, src, "the level-1 deductible is in the policy");
     let policy = dir.path().join("changed.toml");
     std::fs::write(&policy, changed).unwrap();

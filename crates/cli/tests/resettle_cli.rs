@@ -25,7 +25,7 @@ fn corrected_policy(dir: &Path) -> String {
     let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/gansu-huining-2018.toml")).unwrap();
     let at = src.find("id = \"assistance\"").expect("assistance layer");
     let (head, tail) = src.split_at(at);
-    let tail = tail.replacen("amount = 3000", "amount = 1000", 1);
+    let tail = tail.replacen("amount = { value = 3000,", "amount = { value = 1000,", 1);
     assert_ne!(tail, src[at..], "the threshold was found");
     let path = dir.join("huining-corrected.toml");
     std::fs::write(&path, format!("{head}{tail}")).unwrap();

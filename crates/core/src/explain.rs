@@ -1,9 +1,10 @@
 //! Settlements explain themselves (POLICY §2.3): per layer, the base, deductible, segments, ratio, cap
-//! and amount, as data and as one line of Chinese for slips and pages.
+//! and amount, as data and as one line of Chinese for slips and pages; and where the values it used come
+//! from (docs/SETTLEMENT.md "Sources as data"): 依据 and whether any was illustrative (示意值).
 
 use crate::engine::{CapHit, LayerOutcome, Settlement};
 use crate::money::Fen;
-use crate::policy::{LayerKind, Policy};
+use crate::policy::{CapKind, Layer, LayerKind, Mark, Policy, ValueUse};
 
 /// One layer of one settlement, explained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,97 @@ pub struct LayerExplanation {
     pub text: String,
     /// For an annual layer: how the payment follows from the year's totals (reading 1), in Chinese.
     pub year_formula: Option<String>,
+    /// The marked values this settlement of the layer used, as indices into `Policy::provenance`.
+    pub provenance: Vec<usize>,
+    /// Some value used is illustrative (示意值, mark I): the amount rests on a figure that is not an
+    /// official one. `text` then ends with "（含示意值）".
+    pub illustrative: bool,
+    /// The titles of the S and P sources of the values used (依据), in the policy's order of sources.
+    /// `text` then ends with "；依据：…".
+    pub basis: Vec<String>,
+}
+
+/// What `text` ends with for a layer whose values have these marks: "（含示意值）" and/or "；依据：…"
+/// ("" when neither). A page or slip that shows the two as fields of their own strips this suffix.
+pub fn provenance_marker(illustrative: bool, basis: &[String]) -> String {
+    let mut m = String::new();
+    if illustrative {
+        m.push_str("（含示意值）");
+    }
+    if !basis.is_empty() {
+        m.push_str("；依据：");
+        m.push_str(&basis.join("、"));
+    }
+    m
+}
+
+/// Whether a settlement of `layer` (outcome `o`, hospital level `lv`) used a value of this use in
+/// branch `branch`. Deductibles for identities and repeat stays are read from the deductible in force
+/// (the explanation does not know the claimant's identities): an identity's deductible is the one in
+/// force when it is the smallest one at or above it and below the schedule's.
+fn value_used(layer: &Layer, o: &LayerOutcome, lv: usize, branch: Option<usize>, used: ValueUse) -> bool {
+    let at = |levels: u8| levels & (1 << lv) != 0;
+    let (br, sched) = match &layer.kind {
+        LayerKind::Ratio { branches, .. } => {
+            let b = &branches[usize::from(o.branch)];
+            (Some(b), Some(&b.levels[lv]))
+        }
+        _ => (None, None),
+    };
+    if branch.is_some_and(|b| br.is_none() || b != usize::from(o.branch)) {
+        return false;
+    }
+    let d = o.deductible_fen;
+    // The identity deductible in force, if one is.
+    let ded_for = match (br, sched) {
+        (Some(b), Some(s)) => b.deductible_for.iter().map(|&(_, a)| a.0).filter(|&a| a < s.deductible.0 && d <= a).min(),
+        _ => None,
+    };
+    match used {
+        ValueUse::Always => true,
+        ValueUse::Deductible { levels } => at(levels) && ded_for.is_none() && (d > 0 || sched.is_some_and(|s| s.deductible.0 == 0)),
+        ValueUse::Ratio { levels } => at(levels),
+        ValueUse::Segment { levels, index } => {
+            at(levels) && if o.seg_first <= o.seg_last { (o.seg_first..=o.seg_last).contains(&index) } else { index == 0 }
+        }
+        ValueUse::DeductibleFor(a) => ded_for == Some(a.0),
+        ValueUse::Bonus(r) => r.0 > 0 && o.bonus == r,
+        ValueUse::RepeatStay => ded_for.is_none() && sched.is_some_and(|s| d < s.deductible.0),
+        ValueUse::Cap(kind) => match (kind, o.cap) {
+            (CapKind::PerClaim, CapHit::PerClaim) | (CapKind::Outpatient, CapHit::Outpatient) => true,
+            (CapKind::Annual, CapHit::BranchAnnual) => branch.is_some(),
+            (CapKind::Annual, CapHit::Annual) => branch.is_none(),
+            _ => false,
+        },
+    }
+}
+
+/// Fills in the provenance of the values an applied layer used and appends its marker to the text.
+fn mark_sources(policy: &Policy, li: usize, o: &LayerOutcome, lv: usize, e: &mut LayerExplanation) {
+    let layer = &policy.layers[li];
+    e.provenance = policy
+        .provenance
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.layer == li && value_used(layer, o, lv, p.branch, p.used))
+        .map(|(i, _)| i)
+        .collect();
+    e.illustrative = e.provenance.iter().any(|&i| policy.provenance[i].mark == Mark::I);
+    e.basis = policy
+        .meta
+        .sources
+        .iter()
+        .filter(|s| {
+            s.id.as_ref().is_some_and(|id| {
+                e.provenance.iter().any(|&i| {
+                    let p = &policy.provenance[i];
+                    p.mark != Mark::I && p.source_id.as_ref() == Some(id)
+                })
+            })
+        })
+        .map(|s| s.title.clone())
+        .collect();
+    e.text.push_str(&provenance_marker(e.illustrative, &e.basis));
 }
 
 /// V(x) of a ratio schedule in fen × basis points: the segments above the deductible up to the cumulative
@@ -62,7 +154,20 @@ fn cap_name(c: CapHit) -> Option<&'static str> {
 }
 
 pub fn explain(policy: &Policy, s: &Settlement) -> Vec<LayerExplanation> {
-    policy.layers.iter().zip(s.layers().iter()).map(|(layer, o)| explain_layer(policy, layer, o, usize::from(s.level_index))).collect()
+    let lv = usize::from(s.level_index);
+    policy
+        .layers
+        .iter()
+        .zip(s.layers().iter())
+        .enumerate()
+        .map(|(li, (layer, o))| {
+            let mut e = explain_layer(policy, layer, o, lv);
+            if o.applied && !policy.provenance.is_empty() {
+                mark_sources(policy, li, o, lv, &mut e);
+            }
+            e
+        })
+        .collect()
 }
 
 fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome, lv: usize) -> LayerExplanation {
@@ -81,6 +186,9 @@ fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome
         clawed_back: Fen(o.clawed_back_fen),
         text: String::new(),
         year_formula: None,
+        provenance: Vec::new(),
+        illustrative: false,
+        basis: Vec::new(),
     };
     if !o.applied {
         e.text = format!("{}：不适用", layer.name);
@@ -237,5 +345,111 @@ segments = [{ to = 50000, ratio = "50%" }, { ratio = "60%" }]
         // The first claim's line needs no note: its own rounding is the year's.
         let e1 = &explain(&p, &s1)[0];
         assert_eq!(e1.year_formula.as_deref(), Some("年度累计应付 0.01 − 此前累计 0.00"));
+    }
+}
+
+#[cfg(test)]
+mod provenance_tests {
+    use super::*;
+    use crate::engine::{settle, Accumulators};
+    use crate::reference::reference_source;
+    use crate::{parse_policy, Bill, Claim, Date, HospLevel, Identity, IdentitySet, MedType};
+
+    const HUINING: &str = "会宁县健康扶贫先锋行动实施意见（2018）";
+
+    fn claim(date: &str, med_type: MedType, level: u8, compliant_fen: i64) -> Claim {
+        Claim {
+            setl_date: Date::parse(date).unwrap(),
+            med_type,
+            hosp_lv: HospLevel::new(level).unwrap(),
+            in_county: true,
+            referral_ok: true,
+            major_disease: false,
+            bill: Bill::new(Fen(compliant_fen), Fen(0), Fen(0), Fen(0), Fen(compliant_fen)).unwrap(),
+        }
+    }
+
+    fn layer<'a>(ex: &'a [LayerExplanation], id: &str) -> &'a LayerExplanation {
+        ex.iter().find(|e| e.layer_id == id).unwrap()
+    }
+
+    fn places(p: &Policy, e: &LayerExplanation) -> Vec<String> {
+        e.provenance.iter().map(|&i| p.provenance[i].place.clone()).collect()
+    }
+
+    /// A poor inpatient of Huining at a level-2 hospital: the basic layer used the S deductible (0) and bonus
+    /// and the I level-2 ratio; the critical layer the S deductible for the poor (2,000) and the I segments;
+    /// the assistance its S 3,000. Each line says so, at its end.
+    #[test]
+    fn each_layer_names_the_sources_of_the_values_it_used_and_flags_illustrative_ones() {
+        let p = parse_policy(reference_source("gansu-huining-2018").unwrap()).unwrap();
+        let poor = IdentitySet::EMPTY.with(Identity::RegisteredPoor);
+        let (s, _) = settle(&p, &claim("2018-05-01", MedType::Inpatient, 2, 4_000_000), poor, &Accumulators::default());
+        let ex = explain(&p, &s);
+
+        let basic = layer(&ex, "basic");
+        assert_eq!(
+            places(&p, basic),
+            [
+                "基本医保·住院·报销比例（2级）",
+                "基本医保·住院·起付线（建档立卡贫困人口、已脱贫人口）",
+                "基本医保·住院·建档立卡贫困人口、已脱贫人口报销比例提高"
+            ]
+        );
+        assert!(basic.illustrative);
+        assert_eq!(basic.basis, [HUINING]);
+        assert!(basic.text.ends_with(&format!("（含示意值）；依据：{HUINING}")), "{}", basic.text);
+        let rule = basic.text.strip_suffix(&provenance_marker(true, &basic.basis)).unwrap();
+        assert!(rule.ends_with(&format!("支付 {}", basic.amount.grouped())), "{rule}");
+
+        let critical = layer(&ex, "critical");
+        let cp = places(&p, critical);
+        assert!(cp.contains(&"大病保险·分段递增·起付线（建档立卡贫困人口、已脱贫人口、低保、特困供养）".to_string()), "{cp:?}");
+        assert!(!cp.contains(&"大病保险·分段递增·起付线".to_string()), "the ordinary deductible was not used: {cp:?}");
+        assert!(cp.contains(&"大病保险·分段递增·分段1比例".to_string()) && critical.illustrative, "{cp:?}");
+        assert!(!cp.iter().any(|c| c.contains("年度封顶")), "no cap limited the payment: {cp:?}");
+
+        let assistance = layer(&ex, "assistance");
+        assert!(!assistance.illustrative);
+        assert_eq!(assistance.basis, [HUINING]);
+        assert!(assistance.text.ends_with(&format!("；依据：{HUINING}")) && !assistance.text.contains("示意值"), "{}", assistance.text);
+
+        // A layer that did not apply says nothing of sources.
+        let (s, _) = settle(&p, &claim("2018-05-01", MedType::Inpatient, 2, 100_000), IdentitySet::EMPTY, &Accumulators::default());
+        let ex = explain(&p, &s);
+        let topup = layer(&ex, "insurer_topup");
+        assert!(!topup.applied && topup.provenance.is_empty() && topup.text.ends_with("不适用"), "{}", topup.text);
+        // An ordinary resident's basic layer: the level-2 deductible and ratio, both illustrative, no basis.
+        let basic = layer(&ex, "basic");
+        assert_eq!(places(&p, basic), ["基本医保·住院·起付线（2级）", "基本医保·住院·报销比例（2级）"]);
+        assert!(basic.illustrative && basic.basis.is_empty() && basic.text.ends_with("（含示意值）"), "{}", basic.text);
+    }
+
+    /// Only the applied branch counts: Yunnan's poor outpatients get the published 80 % (P), not the
+    /// illustrative 50 % and cap of the other outpatient branch.
+    #[test]
+    fn only_the_values_of_the_applied_branch_count() {
+        let p = parse_policy(reference_source("yunnan-2020").unwrap()).unwrap();
+        let poor = IdentitySet::EMPTY.with(Identity::RegisteredPoor);
+        let (s, _) = settle(&p, &claim("2020-05-01", MedType::OutpatientChronic, 1, 100_000), poor, &Accumulators::default());
+        let basic = &explain(&p, &s)[0];
+        assert_eq!(basic.branch.as_deref(), Some("门诊慢特病（贫困人口）"));
+        assert_eq!(places(&p, basic), ["基本医保·门诊慢特病（贫困人口）·报销比例"]);
+        assert!(!basic.illustrative);
+        assert_eq!(basic.basis, ["云南省健康扶贫 30 条措施（贫困人口门诊慢特病 80%、住院实际报销比例 90%）"]);
+        let (s, _) = settle(&p, &claim("2020-05-01", MedType::OutpatientChronic, 1, 100_000), IdentitySet::EMPTY, &Accumulators::default());
+        let basic = &explain(&p, &s)[0];
+        assert!(basic.illustrative && basic.basis.is_empty(), "{:?}", places(&p, basic));
+    }
+
+    /// A cap counts when it limited the payment.
+    #[test]
+    fn a_cap_counts_when_it_limited_the_payment() {
+        let p = parse_policy(reference_source("gansu-huining-2018").unwrap()).unwrap();
+        let (s, _) =
+            settle(&p, &claim("2018-05-01", MedType::OutpatientChronic, 1, 1_000_000), IdentitySet::EMPTY, &Accumulators::default());
+        let basic = &explain(&p, &s)[0];
+        assert_eq!(basic.cap, Some("门诊年度封顶"));
+        assert!(places(&p, basic).contains(&"基本医保·门诊慢特病·门诊年度封顶".to_string()), "{:?}", places(&p, basic));
     }
 }

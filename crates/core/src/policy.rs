@@ -70,10 +70,17 @@ impl Fund {
 // ───────────────────────────── raw form ─────────────────────────────
 
 /// A money value in the file: an integer (yuan) or a string ("1234.56"). Floats are refused so that
-/// no value passes through binary floating point.
+/// no value passes through binary floating point. Written as `{ value = 2000, mark = "S", source = "…",
+/// quote = "…" }` it also carries its provenance (see [`Provenance`]).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct RawMoney(toml::Value);
+
+/// A ratio in the file: a string ("85%", "12.5%"), or `{ value = "85%", mark = …, … }` with its
+/// provenance.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct RawRatio(toml::Value);
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +114,10 @@ pub struct RawMeta {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
+    /// What values name it by (`source = "…"`), and the name of its text: `sources/<id>.txt` beside the
+    /// policy file. Optional for files that cite no source from a value.
+    #[serde(default)]
+    pub id: Option<String>,
     /// S (seed document), P (published guide) or I (illustrative default).
     pub mark: String,
     pub title: String,
@@ -146,7 +157,7 @@ pub struct RawLayer {
     pub outpatient_cap: Option<RawMoney>,
     pub annual_cap: Option<RawMoney>,
     // floor_topup, oop_cap, ceiling
-    pub ratio: Option<String>,
+    pub ratio: Option<RawRatio>,
     pub reference: Option<String>,
     pub counted_layers: Option<Vec<String>>,
     pub limit: Option<String>,
@@ -168,8 +179,8 @@ pub struct RawBranch {
     #[serde(default)]
     pub deductible_for: Vec<RawDeductibleFor>,
     pub repeat_stay: Option<RawRepeat>,
-    pub ratio: Option<String>,
-    pub ratio_by_level: Option<BTreeMap<String, String>>,
+    pub ratio: Option<RawRatio>,
+    pub ratio_by_level: Option<BTreeMap<String, RawRatio>>,
     pub segments: Option<Vec<RawSegment>>,
     pub segments_by_level: Option<BTreeMap<String, Vec<RawSegment>>>,
     #[serde(default)]
@@ -199,14 +210,14 @@ pub struct RawRepeat {
 pub struct RawSegment {
     /// Upper end of the segment (exclusive); omitted on the last, open segment.
     pub to: Option<RawMoney>,
-    pub ratio: String,
+    pub ratio: RawRatio,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBonus {
     pub identities: Vec<String>,
-    pub points: String,
+    pub points: RawRatio,
 }
 
 // ───────────────────────────── compiled form ─────────────────────────────
@@ -436,6 +447,9 @@ pub struct Layer {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
+    /// Provenance, like the values' marks: not serialised, so not part of the version hash.
+    #[serde(skip)]
+    pub id: Option<String>,
     pub mark: String,
     pub title: String,
     pub reference: Option<String>,
@@ -463,6 +477,160 @@ pub struct Policy {
     /// The same hash as a number, carried by every `Settlement`.
     pub version_id: u64,
     pub layers: Vec<Layer>,
+    /// Where the values written with a mark come from, in file order. Not part of the version: the
+    /// hash covers `meta` and `layers` only, so adding, changing or removing a mark, source or quote
+    /// leaves the version as it is (like a comment).
+    pub provenance: Vec<Provenance>,
+}
+
+// ───────────────────────────── provenance ─────────────────────────────
+
+/// Where a value comes from (the marks of docs/SETTLEMENT.md "Sources as data").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Mark {
+    /// Stated in an official document (a seed).
+    S,
+    /// From a published guide.
+    P,
+    /// Illustrative: not an official figure; a bureau replaces it with its own document's.
+    I,
+}
+
+impl Mark {
+    pub fn parse(s: &str) -> Option<Mark> {
+        match s {
+            "S" => Some(Mark::S),
+            "P" => Some(Mark::P),
+            "I" => Some(Mark::I),
+            _ => None,
+        }
+    }
+    pub fn letter(self) -> &'static str {
+        match self {
+            Mark::S => "S",
+            Mark::P => "P",
+            Mark::I => "I",
+        }
+    }
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Mark::S => "文件规定",
+            Mark::P => "公开指南",
+            Mark::I => "示意值",
+        }
+    }
+}
+
+/// The caps a value may be (for [`ValueUse::Cap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CapKind {
+    PerClaim,
+    Outpatient,
+    Annual,
+}
+
+/// When a settlement of the layer (and branch) the value belongs to used it — what the explanation
+/// counts as "the values the layer used". Levels are bit sets (bit l-1 for hospital level l).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ValueUse {
+    /// Whenever the layer (branch) applies: a condition's amount, a floor, an oop cap, a ceiling.
+    Always,
+    /// The schedule's deductible at these levels, when no identity deductible replaced it.
+    Deductible { levels: u8 },
+    /// The single ratio at these levels.
+    Ratio { levels: u8 },
+    /// Segment `index` (its upper end and ratio) at these levels, when the base reached it.
+    Segment { levels: u8, index: u8 },
+    /// An identity's deductible of this amount: when it is the deductible in force.
+    DeductibleFor(Fen),
+    /// An identity bonus of these points: when it is the bonus applied.
+    Bonus(Ratio),
+    /// The repeat-stay reduction: when the deductible in force is below the schedule's.
+    RepeatStay,
+    /// A cap: when it limited the payment.
+    Cap(CapKind),
+}
+
+/// The provenance of one value written as `{ value = …, mark = …, source = …, quote = … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Provenance {
+    /// Index of the layer in `Policy::layers`.
+    pub layer: usize,
+    /// Index of the branch in the layer's branches (`None`: a layer-wide value).
+    pub branch: Option<usize>,
+    /// What value, in Chinese: "基本医保·住院·起付线（2级）".
+    pub place: String,
+    /// Where it is in the file: "layers[0] (basic) → branches[0] (住院) → deductible_by_level.2".
+    pub path: String,
+    /// 1-based line of its layer or branch in the file.
+    pub line: Option<usize>,
+    /// The value as shown: "2,000.00", "85%".
+    pub value: String,
+    pub mark: Mark,
+    /// The id of one of the policy's `[[policy.sources]]` (required for S and P).
+    pub source_id: Option<String>,
+    /// Words of the source the value is taken from (checked by `policy check` against the source's text).
+    pub quote: Option<String>,
+    pub used: ValueUse,
+}
+
+impl Policy {
+    /// The policy's source with this id.
+    pub fn source(&self, id: &str) -> Option<&Source> {
+        self.meta.sources.iter().find(|s| s.id.as_deref() == Some(id))
+    }
+
+    /// The values of layer `layer` that carry a mark.
+    pub fn provenance_of(&self, layer: usize) -> impl Iterator<Item = &Provenance> {
+        self.provenance.iter().filter(move |p| p.layer == layer)
+    }
+}
+
+/// What `check_quotes` found: quotes not in their source's text (errors) and sources whose text is
+/// missing (warnings: their quotes were not checked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuoteReport {
+    pub checked: usize,
+    pub problems: Vec<Problem>,
+    /// (source id, its title, how many quotes could not be checked).
+    pub missing_texts: Vec<(String, String, usize)>,
+}
+
+/// `text` without whitespace (line breaks of a PDF's text, spaces around numbers): quotes are compared
+/// on this form.
+pub fn squeeze_whitespace(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Checks that each value's `quote` occurs in the text of its source, whitespace-insensitively.
+/// `text_of(id)` gives a source's text (`None`: no text at hand — a warning, not an error).
+pub fn check_quotes<F: FnMut(&str) -> Option<String>>(policy: &Policy, mut text_of: F) -> QuoteReport {
+    let mut report = QuoteReport::default();
+    let mut texts: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for p in &policy.provenance {
+        let (Some(id), Some(quote)) = (&p.source_id, &p.quote) else { continue };
+        let text = texts.entry(id.clone()).or_insert_with(|| text_of(id).map(|t| squeeze_whitespace(&t)));
+        match text {
+            None => {
+                let title = policy.source(id).map(|s| s.title.clone()).unwrap_or_default();
+                match report.missing_texts.iter_mut().find(|(i, _, _)| i == id) {
+                    Some(m) => m.2 += 1,
+                    None => report.missing_texts.push((id.clone(), title, 1)),
+                }
+            }
+            Some(t) => {
+                report.checked += 1;
+                if !t.contains(&squeeze_whitespace(quote)) {
+                    report.problems.push(Problem {
+                        place: format!("{}（{}）", p.path, p.place),
+                        line: p.line,
+                        message: format!("引文不在来源“{id}”的原文中：“{quote}”"),
+                    });
+                }
+            }
+        }
+    }
+    report
 }
 
 impl Policy {
@@ -537,9 +705,37 @@ impl std::fmt::Display for Problem {
 #[error("政策文件有 {} 处问题：\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct PolicyErrors(pub Vec<Problem>);
 
+/// What a value is, for its provenance: its Chinese name within its layer (and branch) and when a
+/// settlement uses it.
+struct What {
+    zh: String,
+    used: ValueUse,
+}
+
+fn what(zh: impl Into<String>, used: ValueUse) -> What {
+    What { zh: zh.into(), used }
+}
+
+/// The layer (and branch) whose values are being read, for their provenance.
+#[derive(Default)]
+struct ValueCtx {
+    layer: usize,
+    layer_name: String,
+    branch: Option<(usize, String)>,
+}
+
+/// A value's provenance as written: mark, source id, quote.
+type Written = (Mark, Option<String>, Option<String>);
+
+const VALUE_FORM: &str = "（写法：{ value = 2000, mark = \"S\", source = \"来源 id\", quote = \"原文\" }）";
+
 struct Checker<'a> {
     src: &'a str,
     problems: Vec<Problem>,
+    /// The policy's sources that have an id: (id, mark).
+    sources: Vec<(String, Option<Mark>)>,
+    ctx: ValueCtx,
+    provenance: Vec<Provenance>,
 }
 
 impl Checker<'_> {
@@ -549,8 +745,122 @@ impl Checker<'_> {
     fn push(&mut self, place: &str, line: Option<usize>, msg: impl Into<String>) {
         self.problems.push(Problem { place: place.to_string(), line, message: msg.into() });
     }
-    fn money(&mut self, place: &str, line: Option<usize>, v: &RawMoney) -> Option<Fen> {
-        match &v.0 {
+    /// A value as written: plain, or `{ value = …, mark = …, source = …, quote = … }`. Gives the plain
+    /// value and, for the table form, its provenance once checked (`None` when it has a problem, which
+    /// is reported); `None` when there is no value to read.
+    fn split_value<'v>(&mut self, place: &str, line: Option<usize>, v: &'v toml::Value) -> Option<(&'v toml::Value, Option<Written>)> {
+        let toml::Value::Table(t) = v else { return Some((v, None)) };
+        let before = self.problems.len();
+        for k in t.keys() {
+            if !matches!(k.as_str(), "value" | "mark" | "source" | "quote") {
+                self.push(place, line, format!("未知的键“{k}”（可用：value, mark, source, quote）{VALUE_FORM}"));
+            }
+        }
+        let Some(value) = t.get("value") else {
+            self.push(place, line, format!("缺少 value{VALUE_FORM}"));
+            return None;
+        };
+        if value.is_table() {
+            self.push(place, line, "value 应为数值本身，不能再写成表");
+            return None;
+        }
+        let text = |ck: &mut Self, k: &str| -> Option<String> {
+            match t.get(k) {
+                None => None,
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                Some(_) => {
+                    ck.push(place, line, format!("{k} 应为字符串"));
+                    None
+                }
+            }
+        };
+        let mark_text = text(self, "mark");
+        let source = text(self, "source");
+        let quote = text(self, "quote");
+        let mark = match mark_text.as_deref() {
+            None => {
+                self.push(place, line, format!("缺少 mark（S 文件规定、P 公开指南、I 示意值）{VALUE_FORM}"));
+                None
+            }
+            Some(m) => Mark::parse(m).or_else(|| {
+                self.push(place, line, format!("mark = “{m}” 无效（S 文件规定、P 公开指南、I 示意值）"));
+                None
+            }),
+        };
+        let ids = || self.sources.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", ");
+        match (&source, mark) {
+            (None, Some(m @ (Mark::S | Mark::P))) => {
+                let ids = ids();
+                let hint = if ids.is_empty() {
+                    "本政策的 [[policy.sources]] 还没有 id，请先为来源写 id".to_string()
+                } else {
+                    format!("可用：{ids}")
+                };
+                self.push(place, line, format!("mark = “{}” 的数值须用 source 写明来源（[[policy.sources]] 的 id；{hint}）", m.letter()));
+            }
+            (Some(id), _) => match self.sources.iter().find(|(i, _)| i == id).map(|(_, m)| *m) {
+                None => {
+                    let ids = ids();
+                    let hint = if ids.is_empty() { "本政策的来源都没有 id".to_string() } else { format!("可用：{ids}") };
+                    self.push(place, line, format!("source = “{id}” 不是本政策 [[policy.sources]] 中的来源 id（{hint}）"));
+                }
+                Some(Some(sm)) if mark.is_some_and(|m| m != sm) => {
+                    let m = mark.expect("checked");
+                    self.push(place, line, format!("来源“{id}”的标记为 {}，与数值的标记 {} 不一致", sm.letter(), m.letter()));
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+        if let Some(q) = &quote {
+            if q.trim().is_empty() {
+                self.push(place, line, "quote 为空（不引原文就不写 quote）");
+            } else if mark == Some(Mark::I) {
+                self.push(place, line, "示意值（mark = \"I\"）没有原文可引，不应写 quote");
+            }
+        }
+        match mark {
+            Some(m) if self.problems.len() == before => Some((value, Some((m, source, quote)))),
+            _ => Some((value, None)),
+        }
+    }
+    /// Keeps a value's provenance (once per place: a branch-wide value is read once per hospital level).
+    fn record(&mut self, place: &str, line: Option<usize>, what: What, value: String, written: Written) {
+        if self.provenance.iter().any(|p| p.path == place) {
+            return;
+        }
+        let c = &self.ctx;
+        let mut zh = c.layer_name.clone();
+        if let Some((_, b)) = &c.branch {
+            zh.push('·');
+            zh.push_str(b);
+        }
+        zh.push('·');
+        zh.push_str(&what.zh);
+        let (mark, source_id, quote) = written;
+        self.provenance.push(Provenance {
+            layer: c.layer,
+            branch: c.branch.as_ref().map(|b| b.0),
+            place: zh,
+            path: place.to_string(),
+            line,
+            value,
+            mark,
+            source_id,
+            quote,
+            used: what.used,
+        });
+    }
+    fn money(&mut self, place: &str, line: Option<usize>, v: &RawMoney, what: What) -> Option<Fen> {
+        let (v, written) = self.split_value(place, line, &v.0)?;
+        let f = self.plain_money(place, line, v)?;
+        if let Some(w) = written {
+            self.record(place, line, what, f.grouped(), w);
+        }
+        Some(f)
+    }
+    fn plain_money(&mut self, place: &str, line: Option<usize>, v: &toml::Value) -> Option<Fen> {
+        match v {
             toml::Value::Integer(i) if *i >= 0 && *i <= 100_000_000 => Some(Fen::yuan(*i)),
             toml::Value::Integer(_) => {
                 self.push(place, line, "金额应在 0 到 1 亿元之间");
@@ -573,17 +883,26 @@ impl Checker<'_> {
             }
         }
     }
-    fn opt_money(&mut self, place: &str, line: Option<usize>, v: &Option<RawMoney>) -> Option<Fen> {
-        v.as_ref().and_then(|m| self.money(place, line, m))
+    fn opt_money(&mut self, place: &str, line: Option<usize>, v: &Option<RawMoney>, what: What) -> Option<Fen> {
+        v.as_ref().and_then(|m| self.money(place, line, m, what))
     }
-    fn ratio(&mut self, place: &str, line: Option<usize>, s: &str) -> Option<Ratio> {
-        match Ratio::parse_percent(s) {
-            Ok(r) => Some(r),
+    fn ratio(&mut self, place: &str, line: Option<usize>, v: &RawRatio, what: What) -> Option<Ratio> {
+        let (v, written) = self.split_value(place, line, &v.0)?;
+        let toml::Value::String(s) = v else {
+            self.push(place, line, "比例应写成字符串，如 \"85%\"");
+            return None;
+        };
+        let r = match Ratio::parse_percent(s) {
+            Ok(r) => r,
             Err(e) => {
                 self.push(place, line, e);
-                None
+                return None;
             }
+        };
+        if let Some(w) = written {
+            self.record(place, line, what, r.to_string(), w);
         }
+        Some(r)
     }
     fn identities(&mut self, place: &str, line: Option<usize>, list: &[String]) -> IdentitySet {
         let mut set = IdentitySet::EMPTY;
@@ -629,19 +948,32 @@ impl Checker<'_> {
         out.in_county = c.in_county;
         out.referral_ok = c.referral_ok;
         out.major_disease = c.major_disease;
-        out.total_at_least = self.opt_money(&format!("{place} → when.total_at_least"), line, &c.total_at_least);
-        out.total_above = self.opt_money(&format!("{place} → when.total_above"), line, &c.total_above);
-        out.total_below = self.opt_money(&format!("{place} → when.total_below"), line, &c.total_below);
+        out.total_at_least = self.opt_money(
+            &format!("{place} → when.total_at_least"),
+            line,
+            &c.total_at_least,
+            what("条件：总费用不低于", ValueUse::Always),
+        );
+        out.total_above =
+            self.opt_money(&format!("{place} → when.total_above"), line, &c.total_above, what("条件：总费用高于", ValueUse::Always));
+        out.total_below =
+            self.opt_money(&format!("{place} → when.total_below"), line, &c.total_below, what("条件：总费用低于", ValueUse::Always));
         out
     }
     fn caps(&mut self, place: &str, line: Option<usize>, per: &Option<RawMoney>, out: &Option<RawMoney>, ann: &Option<RawMoney>) -> Caps {
         Caps {
-            per_claim: self.opt_money(&format!("{place} → per_claim_cap"), line, per),
-            outpatient: self.opt_money(&format!("{place} → outpatient_cap"), line, out),
-            annual: self.opt_money(&format!("{place} → annual_cap"), line, ann),
+            per_claim: self.opt_money(&format!("{place} → per_claim_cap"), line, per, what("单次封顶", ValueUse::Cap(CapKind::PerClaim))),
+            outpatient: self.opt_money(
+                &format!("{place} → outpatient_cap"),
+                line,
+                out,
+                what("门诊年度封顶", ValueUse::Cap(CapKind::Outpatient)),
+            ),
+            annual: self.opt_money(&format!("{place} → annual_cap"), line, ann, what("年度封顶", ValueUse::Cap(CapKind::Annual))),
         }
     }
-    fn segments(&mut self, place: &str, line: Option<usize>, segs: &[RawSegment], deductible: Fen) -> Vec<Segment> {
+    /// `zh`: the schedule's Chinese prefix ("" or "3级"); `levels`: the levels the schedule serves.
+    fn segments(&mut self, place: &str, line: Option<usize>, segs: &[RawSegment], deductible: Fen, zh: &str, levels: u8) -> Vec<Segment> {
         let mut out = Vec::new();
         let mut prev: Option<Fen> = None;
         if segs.is_empty() {
@@ -649,8 +981,9 @@ impl Checker<'_> {
         }
         for (i, s) in segs.iter().enumerate() {
             let p = format!("{place}[{i}]");
-            let ratio = self.ratio(&p, line, &s.ratio).unwrap_or(Ratio::ZERO);
-            let to = self.opt_money(&format!("{p} → to"), line, &s.to);
+            let used = ValueUse::Segment { levels, index: i.min(usize::from(u8::MAX)) as u8 };
+            let to = self.opt_money(&format!("{p} → to"), line, &s.to, what(format!("{zh}分段{}上限", i + 1), used));
+            let ratio = self.ratio(&p, line, &s.ratio, what(format!("{zh}分段{}比例", i + 1), used)).unwrap_or(Ratio::ZERO);
             if s.to.is_none() && i + 1 != segs.len() {
                 self.push(&p, line, "只有最后一段可以不写上限（to）");
             }
@@ -690,7 +1023,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
         let line = e.span().map(|s| src[..s.start.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1);
         PolicyErrors(vec![Problem { place: "文件结构".into(), line, message: format!("无法解析：{}", e.message()) }])
     })?;
-    let mut ck = Checker { src, problems: Vec::new() };
+    let mut ck = Checker { src, problems: Vec::new(), sources: Vec::new(), ctx: ValueCtx::default(), provenance: Vec::new() };
 
     // metadata
     let m = &raw.policy;
@@ -714,8 +1047,24 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
         }
     }
     for (i, s) in m.sources.iter().enumerate() {
-        if !matches!(s.mark.as_str(), "S" | "P" | "I") {
-            ck.push(&format!("policy.sources[{i}]"), None, format!("来源标记“{}”应为 S（文件规定）、P（公开指南）或 I（示意值）", s.mark));
+        let place = format!("policy.sources[{i}]");
+        if Mark::parse(&s.mark).is_none() {
+            ck.push(&place, None, format!("来源标记“{}”应为 S（文件规定）、P（公开指南）或 I（示意值）", s.mark));
+        }
+        if let Some(id) = &s.id {
+            // The id names the source's text file (sources/<id>.txt), so it is kept to file-name characters.
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') || id.starts_with('.')
+            {
+                ck.push(
+                    &place,
+                    None,
+                    format!("来源 id “{id}” 应为非空的字母、数字、连字符、下划线或点（它也是原文文件名 sources/<id>.txt）"),
+                );
+            } else if ck.sources.iter().any(|(x, _)| x == id) {
+                ck.push(&place, None, format!("来源 id “{id}” 重复"));
+            } else {
+                ck.sources.push((id.clone(), Mark::parse(&s.mark)));
+            }
         }
     }
     if raw.layers.is_empty() {
@@ -731,6 +1080,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
         let line = Some(ck.line_of(sl.span().start));
         let l = sl.get_ref();
         let place = format!("layers[{li}] ({})", l.id);
+        ck.ctx = ValueCtx { layer: li, layer_name: l.name.clone(), branch: None };
         if l.id.trim().is_empty() {
             ck.push(&place, line, "层标识 id 为空");
         } else if seen_ids.contains(&l.id) {
@@ -808,9 +1158,9 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             }
             out
         };
-        let ratio_field = |ck: &mut Checker| -> Option<Ratio> {
+        let ratio_field = |ck: &mut Checker, zh: &str| -> Option<Ratio> {
             match &l.ratio {
-                Some(r) => ck.ratio(&format!("{place} → ratio"), line, r),
+                Some(r) => ck.ratio(&format!("{place} → ratio"), line, r, what(zh, ValueUse::Always)),
                 None => None,
             }
         };
@@ -854,13 +1204,35 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     let bline = Some(ck.line_of(sb.span().start));
                     let b = sb.get_ref();
                     let bplace = format!("{place} → branches[{bi}]{}", b.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+                    let bname = b.name.clone().unwrap_or_else(|| format!("分支{}", bi + 1));
+                    ck.ctx.branch = Some((bi, bname.clone()));
+                    // The levels each way of writing a schedule serves (for the values' provenance): a value
+                    // by level wins over the branch-wide one.
+                    let key_mask = |keys: Option<Vec<&String>>| -> u8 {
+                        keys.unwrap_or_default().into_iter().filter_map(|k| level_key(k)).fold(0, |a, i| a | 1 << i)
+                    };
+                    let dbl = key_mask(b.deductible_by_level.as_ref().map(|m| m.keys().collect()));
+                    let rbl = key_mask(b.ratio_by_level.as_ref().map(|m| m.keys().collect()));
+                    let sbl = key_mask(b.segments_by_level.as_ref().map(|m| m.keys().collect()));
                     let bwhen = ck.cond(&bplace, bline, &b.when);
-                    let base_ded = ck.opt_money(&format!("{bplace} → deductible"), bline, &b.deductible);
+                    let base_ded = ck.opt_money(
+                        &format!("{bplace} → deductible"),
+                        bline,
+                        &b.deductible,
+                        what("起付线", ValueUse::Deductible { levels: 7 & !dbl }),
+                    );
                     let mut ded_by = [base_ded; 3];
                     if let Some(map) = &b.deductible_by_level {
                         for (k, v) in map {
                             match level_key(k) {
-                                Some(i) => ded_by[i] = ck.money(&format!("{bplace} → deductible_by_level.{k}"), bline, v),
+                                Some(i) => {
+                                    ded_by[i] = ck.money(
+                                        &format!("{bplace} → deductible_by_level.{k}"),
+                                        bline,
+                                        v,
+                                        what(format!("起付线（{k}级）"), ValueUse::Deductible { levels: 1 << i }),
+                                    )
+                                }
                                 None => ck.push(&bplace, bline, format!("deductible_by_level 的键“{k}”应为 1、2 或 3")),
                             }
                         }
@@ -880,18 +1252,31 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                         let d = ded_by[lv].unwrap_or(Fen::ZERO);
                         let by_seg = b.segments_by_level.as_ref().and_then(|m| m.get(&(lv + 1).to_string()));
                         let by_ratio = b.ratio_by_level.as_ref().and_then(|m| m.get(&(lv + 1).to_string()));
+                        let wide = 7 & !sbl & !rbl;
                         sched[lv] = if let Some(segs) = by_seg {
-                            Some(ck.segments(&format!("{bplace} → segments_by_level.{}", lv + 1), bline, segs, d))
+                            Some(ck.segments(
+                                &format!("{bplace} → segments_by_level.{}", lv + 1),
+                                bline,
+                                segs,
+                                d,
+                                &format!("{}级", lv + 1),
+                                1 << lv,
+                            ))
                         } else if let Some(r) = by_ratio {
+                            let w = what(format!("报销比例（{}级）", lv + 1), ValueUse::Ratio { levels: 1 << lv });
                             Some(vec![Segment {
                                 to: None,
-                                ratio: ck.ratio(&format!("{bplace} → ratio_by_level.{}", lv + 1), bline, r).unwrap_or(Ratio::ZERO),
+                                ratio: ck.ratio(&format!("{bplace} → ratio_by_level.{}", lv + 1), bline, r, w).unwrap_or(Ratio::ZERO),
                             }])
                         } else if let Some(segs) = &b.segments {
-                            Some(ck.segments(&format!("{bplace} → segments"), bline, segs, d))
+                            Some(ck.segments(&format!("{bplace} → segments"), bline, segs, d, "", wide))
                         } else {
                             b.ratio.as_ref().map(|r| {
-                                vec![Segment { to: None, ratio: ck.ratio(&format!("{bplace} → ratio"), bline, r).unwrap_or(Ratio::ZERO) }]
+                                let w = what("报销比例", ValueUse::Ratio { levels: wide });
+                                vec![Segment {
+                                    to: None,
+                                    ratio: ck.ratio(&format!("{bplace} → ratio"), bline, r, w).unwrap_or(Ratio::ZERO),
+                                }]
                             })
                         };
                     }
@@ -924,14 +1309,32 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     for (di, d) in b.deductible_for.iter().enumerate() {
                         let p = format!("{bplace} → deductible_for[{di}]");
                         let set = ck.identities(&p, bline, &d.identities);
-                        if let Some(a) = ck.money(&p, bline, &d.amount) {
+                        // The used-when test needs the amount, known only once read: peek at it.
+                        let peek = match &d.amount.0 {
+                            toml::Value::Table(t) => t.get("value").cloned(),
+                            v => Some(v.clone()),
+                        };
+                        let amount_of = peek.and_then(|v| match v {
+                            toml::Value::Integer(i) if (0..=100_000_000).contains(&i) => Some(Fen::yuan(i)),
+                            toml::Value::String(s) => Fen::parse_yuan(&s).ok(),
+                            _ => None,
+                        });
+                        let w = what(format!("起付线（{}）", set.names_zh()), ValueUse::DeductibleFor(amount_of.unwrap_or(Fen::ZERO)));
+                        if let Some(a) = ck.money(&format!("{p} → amount"), bline, &d.amount, w) {
                             deductible_for.push((set, a));
                         }
                     }
                     let repeat = b.repeat_stay.as_ref().map(|r| {
                         let p = format!("{bplace} → repeat_stay");
                         RepeatStay {
-                            lower_by: ck.opt_money(&p, bline, &r.lower_by).unwrap_or(Fen::ZERO),
+                            lower_by: ck
+                                .opt_money(
+                                    &format!("{p} → lower_by"),
+                                    bline,
+                                    &r.lower_by,
+                                    what("年内再次住院起付线降低额", ValueUse::RepeatStay),
+                                )
+                                .unwrap_or(Fen::ZERO),
                             waive_same_level: if r.waive_same_level.is_empty() {
                                 IdentitySet::EMPTY
                             } else {
@@ -943,27 +1346,27 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     for (ri, r) in b.ratio_bonus.iter().enumerate() {
                         let p = format!("{bplace} → ratio_bonus[{ri}]");
                         let set = ck.identities(&p, bline, &r.identities);
-                        if let Some(pts) = ck.ratio(&p, bline, &r.points) {
+                        let peek = match &r.points.0 {
+                            toml::Value::Table(t) => t.get("value").and_then(|v| v.as_str()).map(str::to_string),
+                            toml::Value::String(s) => Some(s.clone()),
+                            _ => None,
+                        };
+                        let pts_of = peek.and_then(|s| Ratio::parse_percent(&s).ok()).unwrap_or(Ratio::ZERO);
+                        let w = what(format!("{}报销比例提高", set.names_zh()), ValueUse::Bonus(pts_of));
+                        if let Some(pts) = ck.ratio(&format!("{p} → points"), bline, &r.points, w) {
                             bonus.push((set, pts));
                         }
                     }
                     let caps = ck.caps(&bplace, bline, &b.per_claim_cap, &b.outpatient_cap, &b.annual_cap);
-                    branches.push(Branch {
-                        name: b.name.clone().unwrap_or_else(|| format!("分支{}", bi + 1)),
-                        when: bwhen,
-                        levels,
-                        deductible_for,
-                        repeat,
-                        bonus,
-                        caps,
-                    });
+                    ck.ctx.branch = None;
+                    branches.push(Branch { name: bname, when: bwhen, levels, deductible_for, repeat, bonus, caps });
                 }
                 LayerKind::Ratio { base: b.unwrap_or(Base::Compliant), annual, select, branches }
             }
             "floor_topup" => {
                 needs_fund(&mut ck);
                 not_branches(&mut ck);
-                let r = ratio_field(&mut ck);
+                let r = ratio_field(&mut ck, "目标补偿比");
                 if r.is_none() && l.ratio.is_none() {
                     ck.push(&place, line, "缺少目标比例 ratio");
                 }
@@ -978,8 +1381,8 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                 not_branches(&mut ck);
                 let b = base(&mut ck, "base", &l.base, &[Base::CompliantRemainder, Base::TotalRemainder]).unwrap_or(Base::TotalRemainder);
                 let annual = annual(&mut ck);
-                let amount = ck.opt_money(&format!("{place} → amount"), line, &l.amount);
-                let r = ratio_field(&mut ck);
+                let amount = ck.opt_money(&format!("{place} → amount"), line, &l.amount, what("个人负担封顶金额", ValueUse::Always));
+                let r = ratio_field(&mut ck, "个人负担封顶比例");
                 if l.amount.is_none() && l.ratio.is_none() {
                     ck.push(&place, line, "个人负担封顶需要 amount（金额）或 ratio（比例），或两者");
                 }
@@ -1004,7 +1407,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                 if l.fund.is_some() {
                     ck.push(&place, line, "封顶（ceiling）层本身不支付，不应设置 fund");
                 }
-                let r = ratio_field(&mut ck);
+                let r = ratio_field(&mut ck, "报销比例上限");
                 if l.ratio.is_none() {
                     ck.push(&place, line, "缺少上限比例 ratio");
                 }
@@ -1049,16 +1452,18 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
         sources: m
             .sources
             .iter()
-            .map(|s| Source { mark: s.mark.clone(), title: s.title.clone(), reference: s.reference.clone() })
+            .map(|s| Source { id: s.id.clone(), mark: s.mark.clone(), title: s.title.clone(), reference: s.reference.clone() })
             .collect(),
         note: m.note.clone(),
     };
     // The version hashes the compiled policy, so layout, comments and how a value is written
-    // (150000 or "150000", "85%" or "85.00%") do not change it; any value or name that matters does.
+    // (150000 or "150000", "85%" or "85.00%", plain or `{ value = …, mark = … }`) do not change it; any
+    // value or name that matters does. Provenance (marks, source ids, quotes) is left out like comments:
+    // it is not in `meta` or `layers` (a source's id is not serialised).
     let canonical = serde_json::to_string(&(&meta, &layers)).expect("policy serialises");
     let digest = Sha256::digest(canonical.as_bytes());
     let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Ok(Policy { meta, version_id: u64::from_str_radix(&version, 16).expect("hex"), version, layers })
+    Ok(Policy { meta, version_id: u64::from_str_radix(&version, 16).expect("hex"), version, layers, provenance: ck.provenance })
 }
 
 // ───────────────────────────── description ─────────────────────────────
@@ -1218,4 +1623,171 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small policy whose critical layer's values are given by `branch` (TOML lines of the branch).
+    fn with_branch(branch: &str) -> String {
+        format!(
+            r#"
+[policy]
+id = "test-sources"
+name = "来源测试"
+region_code = "620422"
+year = 2018
+effective_from = "2018-01-01"
+
+[[policy.sources]]
+id = "doc"
+mark = "S"
+title = "某县文件"
+
+[[policy.sources]]
+id = "guide"
+mark = "P"
+title = "某院指南"
+
+[[policy.sources]]
+mark = "I"
+title = "示意值"
+
+[[layers]]
+id = "critical"
+name = "大病保险"
+fund = "390200"
+kind = "ratio"
+base = "compliant_remainder"
+accumulation = "annual"
+annual_cap = {{ value = 300000, mark = "I" }}
+
+[[layers.branches]]
+name = "分段"
+{branch}
+"#
+        )
+    }
+
+    fn problems(src: &str) -> Vec<Problem> {
+        parse_policy(src).map(|_| Vec::new()).unwrap_or_else(|e| e.0)
+    }
+
+    #[test]
+    fn a_value_may_carry_its_mark_source_and_quote() {
+        let p = parse_policy(&with_branch(
+            r#"deductible = { value = 5000, mark = "S", source = "doc", quote = "超过5000元的部分" }
+deductible_for = [{ identities = ["poor"], amount = { value = "2000.00", mark = "S", source = "doc" } }]
+segments = [{ to = { value = 50000, mark = "P", source = "guide" }, ratio = "50%" }, { ratio = { value = "60%", mark = "I" } }]"#,
+        ))
+        .unwrap();
+        type Row<'a> = (&'a str, &'a str, &'a str, Mark, Option<&'a str>, Option<&'a str>);
+        let got: Vec<Row> = p
+            .provenance
+            .iter()
+            .map(|v| (v.place.as_str(), v.path.as_str(), v.value.as_str(), v.mark, v.source_id.as_deref(), v.quote.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("大病保险·年度封顶", "layers[0] (critical) → annual_cap", "300,000.00", Mark::I, None, None),
+                (
+                    "大病保险·分段·起付线",
+                    "layers[0] (critical) → branches[0] (分段) → deductible",
+                    "5,000.00",
+                    Mark::S,
+                    Some("doc"),
+                    Some("超过5000元的部分")
+                ),
+                (
+                    "大病保险·分段·分段1上限",
+                    "layers[0] (critical) → branches[0] (分段) → segments[0] → to",
+                    "50,000.00",
+                    Mark::P,
+                    Some("guide"),
+                    None
+                ),
+                ("大病保险·分段·分段2比例", "layers[0] (critical) → branches[0] (分段) → segments[1]", "60%", Mark::I, None, None),
+                (
+                    "大病保险·分段·起付线（建档立卡贫困人口、已脱贫人口）",
+                    "layers[0] (critical) → branches[0] (分段) → deductible_for[0] → amount",
+                    "2,000.00",
+                    Mark::S,
+                    Some("doc"),
+                    None
+                ),
+            ]
+        );
+        assert_eq!(p.provenance[0].branch, None);
+        assert_eq!(p.provenance[1].branch, Some(0));
+        assert_eq!(p.provenance[1].used, ValueUse::Deductible { levels: 7 });
+        assert_eq!(p.provenance[4].used, ValueUse::DeductibleFor(Fen::yuan(2000)));
+        assert_eq!(p.source("doc").map(|s| s.title.as_str()), Some("某县文件"));
+        // The same values written plain: the same policy, the same version, no provenance.
+        let plain = parse_policy(&with_branch(
+            r#"deductible = 5000
+deductible_for = [{ identities = ["poor"], amount = 2000 }]
+segments = [{ to = 50000, ratio = "50%" }, { ratio = "60%" }]"#,
+        ))
+        .unwrap();
+        assert_eq!(plain.version, p.version);
+        assert_eq!(plain.layers, p.layers);
+        assert_eq!(plain.provenance.len(), 1, "only the layer's annual cap");
+    }
+
+    #[test]
+    fn a_bad_mark_source_or_quote_is_reported_in_chinese_with_its_place() {
+        let cases: [(&str, &str, &str); 11] = [
+            (r#"ratio = { value = "50%" }"#, "branches[0] (分段) → ratio", "缺少 mark"),
+            (r#"ratio = { value = "50%", mark = "s" }"#, "→ ratio", "mark = “s” 无效"),
+            (r#"ratio = { mark = "I" }"#, "→ ratio", "缺少 value"),
+            (r#"ratio = { value = "50%", mark = "I", note = "x" }"#, "→ ratio", "未知的键“note”"),
+            (r#"ratio = { value = "50%", mark = "S" }"#, "→ ratio", "须用 source 写明来源（[[policy.sources]] 的 id；可用：doc, guide）"),
+            (r#"ratio = { value = "50%", mark = "S", source = "nowhere" }"#, "→ ratio", "source = “nowhere” 不是本政策"),
+            (r#"ratio = { value = "50%", mark = "S", source = "guide" }"#, "→ ratio", "来源“guide”的标记为 P，与数值的标记 S 不一致"),
+            (r#"ratio = { value = "50%", mark = "S", source = "doc", quote = " " }"#, "→ ratio", "quote 为空"),
+            (r#"ratio = { value = "50%", mark = "I", quote = "原文" }"#, "→ ratio", "不应写 quote"),
+            (r#"ratio = { value = { value = "50%" }, mark = "I" }"#, "→ ratio", "不能再写成表"),
+            (r#"ratio = 50"#, "→ ratio", "比例应写成字符串"),
+        ];
+        for (branch, place, message) in cases {
+            let ps = problems(&with_branch(branch));
+            assert!(
+                ps.iter().any(|p| p.place.contains(place) && p.message.contains(message) && p.line.is_some()),
+                "{branch}: expected {place} / {message} in {ps:#?}"
+            );
+        }
+        // A float inside the table form is refused as it is outside it.
+        let ps = problems(&with_branch("ratio = \"50%\"\nannual_cap = { value = 1500.5, mark = \"I\" }"));
+        assert!(ps.iter().any(|p| p.place.ends_with("annual_cap") && p.message.contains("字符串")), "{ps:#?}");
+    }
+
+    #[test]
+    fn source_ids_are_file_names_and_unique() {
+        let src = with_branch("ratio = \"50%\"");
+        let ps = problems(&src.replacen("id = \"guide\"", "id = \"doc\"", 1));
+        assert!(ps.iter().any(|p| p.place == "policy.sources[1]" && p.message.contains("重复")), "{ps:#?}");
+        let ps = problems(&src.replacen("id = \"guide\"", "id = \"../guide\"", 1));
+        assert!(ps.iter().any(|p| p.place == "policy.sources[1]" && p.message.contains("sources/<id>.txt")), "{ps:#?}");
+        // A file whose sources have no id stays valid as long as no value names one.
+        let old = src.replace("id = \"doc\"\n", "").replace("id = \"guide\"\n", "");
+        assert!(parse_policy(&old).is_ok());
+        let ps = problems(&old.replacen("ratio = \"50%\"", "ratio = { value = \"50%\", mark = \"P\" }", 1));
+        assert!(ps.iter().any(|p| p.message.contains("还没有 id")), "{ps:#?}");
+    }
+
+    #[test]
+    fn quotes_are_found_whitespace_insensitively() {
+        let p = parse_policy(&with_branch(
+            r#"ratio = { value = "50%", mark = "S", source = "doc", quote = "超过 5000 元的部分 纳入大病保险" }"#,
+        ))
+        .unwrap();
+        let text = "个人自负合规医疗费用超过5000\n\n元的部分纳入大病保险，按比例分段递增报销";
+        let r = check_quotes(&p, |id| (id == "doc").then(|| text.to_string()));
+        assert_eq!((r.checked, r.problems.len(), r.missing_texts.len()), (1, 0, 0));
+        let r = check_quotes(&p, |_| Some("别的文件".to_string()));
+        assert_eq!(r.problems.len(), 1);
+        assert!(r.problems[0].place.contains("大病保险·分段·报销比例") && r.problems[0].line.is_some(), "{}", r.problems[0]);
+    }
 }

@@ -220,7 +220,8 @@ pub fn setldetail_json(a: &SetlAmounts) -> String {
     o
 }
 
-/// The explanation, per layer: base, deductible, segments used, ratio, cap, amount, and a line of text.
+/// The explanation, per layer: base, deductible, segments used, ratio, cap, amount, a line of text, and
+/// the provenance of the values used (`illustrative`, `basis`).
 pub fn explanation_json(policy: &Policy, s: &Settlement) -> String {
     let mut o = String::from("[");
     for (i, e) in explain(policy, s).iter().enumerate() {
@@ -280,7 +281,18 @@ pub fn explanation_json(policy: &Policy, s: &Settlement) -> String {
         push_json_str(&mut o, "text");
         o.push(':');
         push_json_str(&mut o, &e.text);
-        o.push('}');
+        // Where the values used come from (docs/SETTLEMENT.md "Sources as data"): some illustrative (示意值),
+        // and the titles of the sources (依据); `text` ends with the same as a short marker.
+        o.push_str(",\"illustrative\":");
+        o.push_str(if e.illustrative { "true" } else { "false" });
+        o.push_str(",\"basis\":[");
+        for (k, b) in e.basis.iter().enumerate() {
+            if k > 0 {
+                o.push(',');
+            }
+            push_json_str(&mut o, b);
+        }
+        o.push_str("]}");
     }
     o.push(']');
     o

@@ -742,6 +742,13 @@ async fn the_window_presettles_settles_once_prints_and_cancels() {
         assert_eq!(total, 800_000, "{db:?}");
         assert_eq!(json_fen(&s["fund_pay_sumamt"]) + json_fen(&s["hosp_part_amt"]) + json_fen(&s["psn_part_amt"]), total, "{db:?}: {s}");
         assert_eq!(json_fen(&s["fund_pay_sumamt"]), f0, "{db:?}");
+        // Issue 16: the stored explanation says where the values used come from. Huining's basic layer
+        // settles an inpatient at an illustrative ratio: flagged, and the text ends with the marker the
+        // slip strips to print 依据 and 示意值 on their own.
+        let basic = s["explanation"].as_array().and_then(|a| a.iter().find(|e| e["layer"] == "basic")).cloned().unwrap_or_default();
+        assert_eq!(basic["illustrative"], true, "{db:?}: {basic}");
+        assert!(basic["basis"].is_array(), "{db:?}: {basic}");
+        assert!(basic["text"].as_str().is_some_and(|t| t.contains("（含示意值）")), "{db:?}: {basic}");
 
         // The same form again: refused in Chinese, nothing written.
         let r = hosp.post_form("/web/window/settle", &form).await;
@@ -903,6 +910,11 @@ async fn the_policy_calculator_adds_up_and_names_the_bad_field() {
         let r = bureau.get("/web/policy").await;
         assert_eq!(r.status, 200, "{db:?}");
         assert!(r.text().contains("name=\"policy\" value=\"gansu-huining-2018\""), "{db:?}: the county's policy is the default");
+        // Each value's mark and basis (issue 16): the S ones name the document, the I ones say they are illustrative.
+        let html = r.text();
+        assert!(html.contains("数值来源") && html.contains("大病保险·分段递增·起付线"), "{db:?}");
+        assert!(html.contains("会宁县健康扶贫先锋行动实施意见（2018）：“建档立卡贫困人口、城乡低保、特困供养人员大病保险起付线降低至2000元”"), "{db:?}");
+        assert!(html.contains("示意值：不是官方文件规定的数值"), "{db:?}");
 
         let calc = |identity: &'static str, total: &'static str| {
             vec![

@@ -14,6 +14,8 @@ fn slip(i: u32) -> SlipData {
         fund_code: fund_code.into(),
         amount_fen,
         rule: rule.into(),
+        basis: Vec::new(),
+        illustrative: false,
     };
     let extra = i64::from(i) * 137;
     SlipData {

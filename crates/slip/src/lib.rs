@@ -72,6 +72,12 @@ pub struct SlipLine {
     pub amount_fen: i64,
     /// One line, Chinese: the rule behind the amount (printed small).
     pub rule: String,
+    /// 依据: the titles of the documents (or published guides) the values used come from, printed under
+    /// the rule.
+    pub basis: Vec<String>,
+    /// Some value used is illustrative (示意值, not an official figure): the line is flagged and the slip
+    /// carries a note saying what that means.
+    pub illustrative: bool,
 }
 
 /// Everything a slip shows. All strings are printed literally (no markup).
@@ -305,6 +311,8 @@ impl SlipRenderer {
                     "fund_code": l.fund_code,
                     "amount": format_yuan(l.amount_fen),
                     "rule": l.rule,
+                    "basis": l.basis,
+                    "illustrative": l.illustrative,
                 })
             })
             .collect();
@@ -329,6 +337,7 @@ impl SlipRenderer {
             "preselfpay": format_yuan(s.preselfpay_fen),
             "inscp_scp": format_yuan(s.inscp_scp_fen),
             "lines": lines,
+            "illustrative": s.lines.iter().any(|l| l.illustrative),
             "fund_pay_sumamt": format_yuan(s.fund_pay_sumamt_fen),
             "hosp_part": format_yuan(s.hosp_part_fen),
             "psn_part": format_yuan(s.psn_part_fen),

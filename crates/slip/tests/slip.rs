@@ -13,7 +13,7 @@ fn renderer() -> &'static SlipRenderer {
 }
 
 fn line(name: &str, fund_code: &str, amount_fen: i64, rule: &str) -> SlipLine {
-    SlipLine { name: name.into(), fund_code: fund_code.into(), amount_fen, rule: rule.into() }
+    SlipLine { name: name.into(), fund_code: fund_code.into(), amount_fen, rule: rule.into(), basis: Vec::new(), illustrative: false }
 }
 
 fn sample() -> SlipData {
@@ -155,6 +155,30 @@ fn a_slip_is_an_a5_pdf_whose_text_reads_back() {
     assert!(text.contains("1,234,567.89"), "{text}");
     assert!(text.contains("1,234.56"), "{text}");
     assert!(!flat.contains("已冲销"), "a valid slip is not marked cancelled:\n{text}");
+    // No line used an illustrative value and none names a source: neither shows.
+    assert!(!flat.contains("示意值") && !flat.contains("依据："), "{text}");
+}
+
+/// Issue 16: a line whose values come from a document names it (依据), and a line that used an
+/// illustrative value is flagged, with a note on the slip saying these are not official figures.
+#[test]
+fn a_slip_shows_the_basis_of_each_line_and_flags_illustrative_values() {
+    let mut slip = sample();
+    slip.lines[0].basis = vec!["会宁县健康扶贫先锋行动实施意见（2018）".into()];
+    slip.lines[0].illustrative = true;
+    slip.lines[2].basis = vec!["会宁县健康扶贫先锋行动实施意见（2018）".into(), "[某]指南#set".into()];
+    let text = pdf_text("provenance", &renderer().render(&slip).unwrap());
+    let flat = squeeze(&text);
+    assert!(flat.contains("依据：会宁县健康扶贫先锋行动实施意见（2018）"), "{text}");
+    assert!(flat.contains("依据：会宁县健康扶贫先锋行动实施意见（2018）、[某]指南#set"), "titles printed literally: {text}");
+    assert_eq!(flat.matches("【示意值】").count(), 1, "one line flagged: {text}");
+    assert!(flat.contains("计算所用数值含示意值，非官方标准"), "{text}");
+    assert!(flat.contains("示意值说明") && flat.contains("不是官方文件规定的标准"), "the note: {text}");
+    // Only the basis: no flag and no note.
+    slip.lines[0].illustrative = false;
+    let flat = squeeze(&pdf_text("provenance_basis_only", &renderer().render(&slip).unwrap()));
+    assert!(flat.contains("依据：会宁县健康扶贫先锋行动实施意见（2018）"), "{flat}");
+    assert!(!flat.contains("示意值"), "{flat}");
 }
 
 #[test]

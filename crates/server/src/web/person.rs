@@ -85,6 +85,19 @@ pub struct ExplLine {
     pub fund: Option<String>,
     pub amount_fen: i64,
     pub text: String,
+    /// Some value used is illustrative (示意值); `text` ends with the marker (absent in older records).
+    pub illustrative: bool,
+    /// The titles of the sources of the values used (依据).
+    pub basis: Vec<String>,
+}
+
+impl ExplLine {
+    /// The text without the provenance marker it ends with, for a page or slip that shows 依据 and 示意值
+    /// as fields of their own.
+    pub fn rule(&self) -> &str {
+        let marker = baozhang_core::explain::provenance_marker(self.illustrative, &self.basis);
+        self.text.strip_suffix(marker.as_str()).unwrap_or(&self.text)
+    }
 }
 
 /// A JSON amount in yuan (a number or a string, as written by `explanation_json`) in fen.
@@ -119,6 +132,12 @@ pub fn explanation_lines(s: &StoredSettlement) -> Vec<ExplLine> {
                     fund: e.get("fund").and_then(Value::as_str).map(str::to_string),
                     amount_fen: json_fen(e.get("amount")),
                     text: e.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                    illustrative: e.get("illustrative").and_then(Value::as_bool).unwrap_or(false),
+                    basis: e
+                        .get("basis")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                        .unwrap_or_default(),
                 })
                 .collect()
         })

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use baozhang_core::claim::{Bill, Claim, HospLevel, MedType};
 use baozhang_core::engine::{settle, Accumulators};
 use baozhang_core::explain::explain;
-use baozhang_core::policy::{describe, Policy};
+use baozhang_core::policy::{describe, Mark, Policy};
 use baozhang_core::{Date, Fen, Identity, IdentitySet};
 use serde::Deserialize;
 
@@ -53,8 +53,30 @@ pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     for row in describe(policy) {
         layers.rows.push(row.into_iter().map(Cell::Text).collect());
     }
+    // Where each value comes from (docs/SETTLEMENT.md "Sources as data"): 依据 for S and P, 示意值 for I.
+    let mut values = Table::new("values", "数值来源（S 文件规定，P 公开指南，I 示意值：非官方数值）", vec!["标记", "数值", "值", "依据"]);
+    values.page_size = 100;
+    values.empty = "本政策的数值未标注来源";
+    for v in &policy.provenance {
+        let basis = match v.mark {
+            Mark::I => "示意值：不是官方文件规定的数值，须按本地文件替换".to_string(),
+            Mark::S | Mark::P => {
+                let title = v.source_id.as_deref().and_then(|id| policy.source(id)).map_or("", |s| s.title.as_str());
+                match &v.quote {
+                    Some(q) => format!("{title}：“{q}”"),
+                    None => title.to_string(),
+                }
+            }
+        };
+        values.rows.push(vec![
+            Cell::Text(format!("{} {}", v.mark.letter(), v.mark.name_zh())),
+            Cell::Text(v.place.clone()),
+            Cell::Text(v.value.clone()),
+            Cell::Text(basis),
+        ]);
+    }
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&[&layers], id);
+        return super::table::export(&[&layers, &values], id);
     }
     let mut page = Page::new("政策与测算");
     let mut sel =
@@ -78,6 +100,7 @@ pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         esc(&policy.version)
     ));
     page.push(&layers.html(&u.path));
+    page.push(&values.html(&u.path));
     page.push(&calculator_form(policy));
     Ok(page.render(&u))
 }

@@ -554,7 +554,14 @@ pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path
     let lines: Vec<baozhang_slip::SlipLine> = explanation_lines(&s)
         .into_iter()
         .filter(|l| l.fund.is_some())
-        .map(|l| baozhang_slip::SlipLine { name: l.name, fund_code: l.fund.unwrap_or_default(), amount_fen: l.amount_fen, rule: l.text })
+        .map(|l| baozhang_slip::SlipLine {
+            rule: l.rule().to_string(),
+            name: l.name,
+            fund_code: l.fund.unwrap_or_default(),
+            amount_fen: l.amount_fen,
+            basis: l.basis,
+            illustrative: l.illustrative,
+        })
         .collect();
     let region = s.insuplc_admdvs.clone();
     let county_name = state.web.region_names(&state.store).await.ok().and_then(|m| m.get(&region).cloned()).unwrap_or_default();
