@@ -307,7 +307,15 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
 /// Security headers on every response.
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let swagger = req.uri().path().starts_with("/api/docs");
+    let national = req.uri().path().starts_with("/fsi/");
     let mut r = next.run(req).await;
+    // A hospital system reads the national envelope, also when its request ran out of time.
+    if national && r.status() == axum::http::StatusCode::REQUEST_TIMEOUT {
+        tracing::warn!("national request timed out");
+        r = crate::national::refusal_response(
+            "处理超时：写交易可能已经生效。请用原报文编号（msgid）重发以取得原应答，或按冲正流程（2601）处理",
+        );
+    }
     let h = r.headers_mut();
     // Swagger UI (vendored) runs an inline initialiser; every other page runs only our own files.
     let csp = if swagger {

@@ -116,6 +116,8 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
         assert_eq!(money(&r[1]["selfpay_prop"]), "0.1");
         assert_eq!(money(&r[2]["pric_uplmt_amt"]), "25.00");
         assert_eq!(r[0]["med_list_codg"], "XA02BCA211A001010100445");
+        assert_eq!(r[0]["med_chrgitm_type"], "09", "{db:?}: the item's 医疗收费项目类别 from the catalogue");
+        assert!(r.iter().all(|l| l["lmt_used_flag"] == "0"), "{db:?}: none of these items is restricted");
 
         // 2303 then 2304, whose answer is lost.
         let settle_in = json!({"data": {"psn_no": p.psn_no, "mdtrt_id": mdtrt, "mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no,
@@ -247,7 +249,14 @@ async fn an_outpatient_visit_and_a_reversed_cancellation() {
         l1["chrg_bchno"] = json!("B1");
         let mut l2 = line("2", p, &mdtrt, ("med_list_codg", "XA02BCL123A001010102343"), "40.00", "2", "20");
         l2["chrg_bchno"] = json!("B2");
-        ok(&h.call("2204", json!({"feedetail": [l1, l2]})).await.unwrap());
+        // A restricted item (限制使用) the hospital did not approve (hosp_appr_flag 2) is wholly self-paid.
+        let mut l3 = line("3", p, &mdtrt, ("med_list_codg", "XA10AEG112B002010100216"), "90.00", "1", "90");
+        l3["chrg_bchno"] = json!("B2");
+        l3["hosp_appr_flag"] = json!("2");
+        let up = h.call("2204", json!({"feedetail": [l1, l2, l3]})).await.unwrap();
+        ok(&up);
+        let restricted = &up["output"]["result"][2];
+        assert_eq!((restricted["lmt_used_flag"].as_str(), money(&restricted["fulamt_ownpay_amt"])), (Some("1"), "90.00".to_string()), "{db:?}: {restricted}");
         // 2205 withdraws one charge batch; the other stays.
         ok(&h.call("2205", json!({"data": {"mdtrt_id": mdtrt, "psn_no": p.psn_no, "chrg_bchno": "B2"}})).await.unwrap());
         let fees = h.call("5204", json!({"data": {"psn_no": p.psn_no, "mdtrt_id": mdtrt}})).await.unwrap();

@@ -37,6 +37,8 @@ ALTER TABLE fee_lines ADD COLUMN pric_uplmt_fen BIGINT;
 ALTER TABLE fee_lines ADD COLUMN basis TEXT;
 ALTER TABLE fee_lines ADD COLUMN msgid TEXT;
 ALTER TABLE fee_lines ADD COLUMN chrg_bchno TEXT;
+ALTER TABLE fee_lines ADD COLUMN lmt_used_flag BIGINT;
+ALTER TABLE fee_lines ADD COLUMN med_chrgitm_type TEXT;
 
 -- Fee lines withdrawn (2205 / 2302 / 2601): kept here, so nothing uploaded is lost.
 CREATE TABLE fee_lines_withdrawn (

@@ -80,10 +80,13 @@ pub struct FeeDetail {
     pub msgid: Option<String>,
     /// The hospital's charge batch (收费批次号, 2204), which 2205 withdraws.
     pub chrg_bchno: Option<String>,
+    /// From the catalogue item: 限制使用标志 and 医疗收费项目类别 (None when no catalogue classified it).
+    pub lmt_used_flag: Option<bool>,
+    pub med_chrgitm_type: Option<String>,
 }
 
 const FEE_COLS: &str = "feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, med_list_codg, \
-    medins_list_codg, cnt, pric, chrgitm_lv, selfpay_prop_bp, pric_uplmt_fen, basis, msgid, chrg_bchno";
+    medins_list_codg, cnt, pric, chrgitm_lv, selfpay_prop_bp, pric_uplmt_fen, basis, msgid, chrg_bchno, lmt_used_flag, med_chrgitm_type";
 
 /// A fee line from `FEE_COLS` starting at column `k`; None when the line part is NULL (a LEFT JOIN).
 fn fee_line_from_row(r: &sqlx::any::AnyRow, k: usize) -> Result<Option<FeeLine>> {
@@ -106,6 +109,8 @@ fn fee_line_from_row(r: &sqlx::any::AnyRow, k: usize) -> Result<Option<FeeLine>>
             basis: get_opt_text(r, k + 13)?.unwrap_or_else(|| "stated".to_string()),
             msgid: get_opt_text(r, k + 14)?,
             chrg_bchno: get_opt_text(r, k + 15)?,
+            lmt_used_flag: get_opt_i64(r, k + 16)?.map(|f| f != 0),
+            med_chrgitm_type: get_opt_text(r, k + 17)?,
         },
     }))
 }
@@ -301,7 +306,7 @@ pub async fn mdtrt_status_and_lines(c: &mut AnyConnection, mdtrt_id: &str) -> Re
 }
 
 pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[FeeLine]) -> Result<()> {
-    const N: usize = 18;
+    const N: usize = 20;
     let now = now_text();
     for chunk in lines.chunks(200) {
         let mut sql = format!("INSERT INTO fee_lines (mdtrt_id, {FEE_COLS}, created_at) VALUES ");
@@ -334,6 +339,8 @@ pub async fn insert_fee_lines(c: &mut AnyConnection, mdtrt_id: &str, lines: &[Fe
                 .bind(d.basis.clone())
                 .bind(d.msgid.clone())
                 .bind(d.chrg_bchno.clone())
+                .bind(d.lmt_used_flag.map(i64::from))
+                .bind(d.med_chrgitm_type.clone())
                 .bind(now.clone());
         }
         q.execute(&mut *c).await?;

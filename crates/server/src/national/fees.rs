@@ -228,6 +228,8 @@ fn detail_of(l: &SentLine) -> FeeDetail {
         basis: String::new(),
         msgid: None,
         chrg_bchno: l.chrg_bchno.clone(),
+        lmt_used_flag: None,
+        med_chrgitm_type: None,
     }
 }
 
@@ -312,6 +314,8 @@ pub async fn classify_upload(state: &AppState, env: &Envelope, up: &FeeUpload, m
         d.pric_uplmt_fen = split.pric_uplmt.map(|f| f.0);
         d.basis = "catalogue".into();
         d.msgid = Some(msg_key.to_string());
+        d.lmt_used_flag = Some(item.lmt_used_flag);
+        d.med_chrgitm_type = Some(item.med_chrgitm_type.clone()).filter(|t| !t.is_empty());
         let mut line = fee_line(l, [split.fulamt_ownpay, split.overlmt, split.preselfpay, split.inscp], d);
         line.med_list_codg = Some(code);
         out.push(line);
@@ -368,12 +372,12 @@ pub fn line_json(l: &FeeLine, mdtrt_id: &str, psn_no: &str) -> Value {
         "inscp_scp_amt": yuan(Fen(l.inscp_scp_amt)),
         "chrgitm_lv": lv,
         "chrgitm_lv_name": lv_known.map(ChrgitmLv::name_zh),
-        "med_chrgitm_type": Value::Null,
+        "med_chrgitm_type": d.med_chrgitm_type,
         "bas_medn_flag": "0",
         "hi_nego_drug_flag": "0",
         "chld_medc_flag": "0",
         "list_sp_item_flag": "0",
-        "lmt_used_flag": "0",
+        "lmt_used_flag": if d.lmt_used_flag == Some(true) { "1" } else { "0" },
         "drt_reim_flag": "0",
         "chrg_bchno": d.chrg_bchno,
         "memo": match d.basis.as_str() {
