@@ -131,7 +131,7 @@ pub struct AppState {
 }
 
 /// Institutions and sign-ins as recently read: every national request needs both, and they change
-/// rarely (a sign-in never; an institution when an administrator disables it — seen within `TTL`).
+/// rarely (a sign-in when 9002 ends it, an institution when an administrator disables it — both seen within `TTL`).
 #[derive(Default)]
 pub struct AuthCache {
     /// How many catalogue items are live (0: no catalogue loaded; fee lines are classified as sent).
@@ -141,7 +141,8 @@ pub struct AuthCache {
     accounts: std::sync::Mutex<std::collections::HashMap<String, (Option<baozhang_store::service::Account>, std::time::Instant)>>,
     institutions: std::sync::Mutex<std::collections::HashMap<String, (baozhang_store::service::Institution, std::time::Instant)>>,
     /// sign_no → (fixmedins_code, expires_at unix seconds)
-    sign_ins: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
+    /// (read at: re-read after `TTL`, so a sign-out (9002) at another process takes effect here too)
+    sign_ins: std::sync::Mutex<std::collections::HashMap<String, (String, i64, std::time::Instant)>>,
     /// institution → nonce → until when it is remembered (its timestamp's window end): a signed request
     /// can not be replayed while its timestamp is still accepted.
     nonces: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, i64>>>,
@@ -265,8 +266,10 @@ impl AuthCache {
 
     /// The institution of a live sign-in.
     pub async fn sign_in(&self, store: &Store, sign_no: &str, now_unix: i64) -> baozhang_store::Result<Option<String>> {
-        if let Some((code, exp)) = self.sign_ins.lock().expect("cache lock").get(sign_no) {
-            return Ok((*exp > now_unix).then(|| code.clone()));
+        if let Some((code, exp, at)) = self.sign_ins.lock().expect("cache lock").get(sign_no) {
+            if at.elapsed() < Self::TTL {
+                return Ok((*exp > now_unix).then(|| code.clone()));
+            }
         }
         let found = store.sign_in(sign_no).await?;
         if let Some((code, exp)) = &found {
@@ -274,7 +277,7 @@ impl AuthCache {
             if m.len() >= Self::MAX {
                 m.clear();
             }
-            m.insert(sign_no.to_string(), (code.clone(), *exp));
+            m.insert(sign_no.to_string(), (code.clone(), *exp, std::time::Instant::now()));
         }
         Ok(found.filter(|(_, exp)| *exp > now_unix).map(|(c, _)| c))
     }
