@@ -87,7 +87,16 @@ pub fn run(db: DbArgs, cmd: AccountCmd) -> ExitCode {
                     Err(e) => return io(e),
                 }
                 let token = baozhang_server::random_hex(24);
-                let a = Account { paasid: paasid.clone(), name, scheme, token: token.clone(), prev_token: None, prev_until: None, disabled: false, institutions };
+                let a = Account {
+                    paasid: paasid.clone(),
+                    name,
+                    scheme,
+                    token: token.clone(),
+                    prev_token: None,
+                    prev_until: None,
+                    disabled: false,
+                    institutions,
+                };
                 match store.add_account(&actor, &a).await {
                     Ok(()) => {
                         println!("已开通接入账号 {paasid}，可代表：{}。令牌（只显示这一次）：\n{token}", a.institutions.join("、"));
@@ -138,7 +147,14 @@ pub fn run(db: DbArgs, cmd: AccountCmd) -> ExitCode {
                 Ok(list) => {
                     println!("接入账号\t名称\t签名方式\t可代表机构\t状态");
                     for a in list {
-                        println!("{}\t{}\t{}\t{}\t{}", a.paasid, a.name, a.scheme, a.institutions.join(","), if a.disabled { "停用" } else { "正常" });
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            a.paasid,
+                            a.name,
+                            a.scheme,
+                            a.institutions.join(","),
+                            if a.disabled { "停用" } else { "正常" }
+                        );
                     }
                     ExitCode::SUCCESS
                 }

@@ -130,7 +130,9 @@ fn self_peak_rss_kib() -> i64 {
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Registry { scale, seed, database_url, dir } => bench_registry(scale, seed, database_url, dir),
-        BenchCmd::Serve { database_url, people, clients, settlements, fee_lines } => bench_serve(database_url, people, clients, settlements, fee_lines),
+        BenchCmd::Serve { database_url, people, clients, settlements, fee_lines } => {
+            bench_serve(database_url, people, clients, settlements, fee_lines)
+        }
         BenchCmd::Web { database_url, username, password, rounds } => bench_web(database_url, username, password, rounds),
         BenchCmd::Flood { database_url, people, clients, settlements, flood_clients } => {
             bench_flood(database_url, people, clients, settlements, flood_clients)

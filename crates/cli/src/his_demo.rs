@@ -55,10 +55,7 @@ pub async fn demo_his(store: &Store, county: &str, hospital: &str, year: u16, se
     // Codes valid in the demo year, and the hospital's own codes mapped to them.
     let (_, items) = store
         .catalogue_page(
-            &baozhang_store::catalogue::CatalogueQuery {
-                valid_on: Some(i64::from(year) * 10_000 + 1201),
-                ..Default::default()
-            },
+            &baozhang_store::catalogue::CatalogueQuery { valid_on: Some(i64::from(year) * 10_000 + 1201), ..Default::default() },
             1,
             1000,
         )
@@ -161,7 +158,10 @@ async fn stays(
             continue;
         }
         line_count += lines.len();
-        ok_or_count(&h.call("2402", json!({"dscginfo": {"mdtrt_id": mdtrt, "psn_no": psn_no, "endtime": format!("{end} 09:00:00")}})).await?, &mut refused);
+        ok_or_count(
+            &h.call("2402", json!({"dscginfo": {"mdtrt_id": mdtrt, "psn_no": psn_no, "endtime": format!("{end} 09:00:00")}})).await?,
+            &mut refused,
+        );
         let s = h
             .call(
                 "2304",

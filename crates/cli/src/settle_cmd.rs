@@ -56,10 +56,7 @@ pub fn run(a: SettleArgs) -> ExitCode {
     // A region code (digits) picks, for each claim, the shipped policy in force on its date.
     let by_region = !a.policy.is_empty() && a.policy.len() <= 12 && a.policy.bytes().all(|b| b.is_ascii_digit());
     let policies: Vec<Policy> = if by_region {
-        baozhang_core::reference::reference_names()
-            .iter()
-            .filter_map(|n| crate::policy_cmd::load_policy(n).ok())
-            .collect()
+        baozhang_core::reference::reference_names().iter().filter_map(|n| crate::policy_cmd::load_policy(n).ok()).collect()
     } else {
         match crate::policy_cmd::load_policy(&a.policy) {
             Ok(p) => vec![p],
@@ -69,7 +66,13 @@ pub fn run(a: SettleArgs) -> ExitCode {
             }
         }
     };
-    if by_region && !policies.iter().any(|p| p.meta.region_code == a.policy || a.policy.starts_with(p.meta.region_code.trim_end_matches("00")) || p.meta.covers.iter().any(|c| c == &a.policy)) {
+    if by_region
+        && !policies.iter().any(|p| {
+            p.meta.region_code == a.policy
+                || a.policy.starts_with(p.meta.region_code.trim_end_matches("00"))
+                || p.meta.covers.iter().any(|c| c == &a.policy)
+        })
+    {
         eprintln!("错误：内置政策中没有区划 {} 的政策（内置：{}）", a.policy, baozhang_core::reference::reference_names().join(", "));
         return ExitCode::from(crate::EXIT_INVALID);
     }

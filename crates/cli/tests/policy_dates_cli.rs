@@ -26,7 +26,10 @@ fn a_claim_outside_its_policys_dates_is_refused_with_the_reason() {
     let (code, err, csv) = settle(dir.path(), "gansu-huining-2018", rows, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("第 3 行") || err.contains("3"), "the line is named: {err}");
-    assert!(err.contains("2025-03-01") && err.contains("2018-01-01 至 2020-12-31"), "the reason names the date and the policy's dates: {err}");
+    assert!(
+        err.contains("2025-03-01") && err.contains("2018-01-01 至 2020-12-31"),
+        "the reason names the date and the policy's dates: {err}"
+    );
     assert!(csv.is_empty(), "nothing written when the run is refused");
 
     // With --skip-invalid the 2019 claim settles and the 2025 one is reported.

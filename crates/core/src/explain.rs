@@ -242,8 +242,15 @@ fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome
                 let v = |x: i64| round_bp(value_bp(sched, o.deductible_fen, o.bonus, x));
                 let (v0, v1) = (v(o.cum_before_fen), v(o.cum_before_fen + o.base_fen));
                 if v1 - v0 == o.amount_fen && o.amount_fen > 0 {
-                    let alone = round_bp(value_bp(sched, o.deductible_fen, o.bonus, o.cum_before_fen + o.base_fen) - value_bp(sched, o.deductible_fen, o.bonus, o.cum_before_fen));
-                    let note = if alone != o.amount_fen { format!("；本次单独计算为 {}，差额为年度累计取整", Fen(alone).grouped()) } else { String::new() };
+                    let alone = round_bp(
+                        value_bp(sched, o.deductible_fen, o.bonus, o.cum_before_fen + o.base_fen)
+                            - value_bp(sched, o.deductible_fen, o.bonus, o.cum_before_fen),
+                    );
+                    let note = if alone != o.amount_fen {
+                        format!("；本次单独计算为 {}，差额为年度累计取整", Fen(alone).grouped())
+                    } else {
+                        String::new()
+                    };
                     e.year_formula = Some(format!("年度累计应付 {} − 此前累计 {}{note}", Fen(v1).grouped(), Fen(v0).grouped()));
                 }
             }
@@ -341,7 +348,11 @@ segments = [{ to = 50000, ratio = "50%" }, { ratio = "60%" }]
         let e = &explain(&p, &s2)[0];
         assert_eq!(e.amount, Fen(119_578));
         assert_eq!(e.year_formula.as_deref(), Some("年度累计应付 1,195.79 − 此前累计 0.01；本次单独计算为 1,195.79，差额为年度累计取整"));
-        assert!(e.text.ends_with("支付 1,195.78（= 年度累计应付 1,195.79 − 此前累计 0.01；本次单独计算为 1,195.79，差额为年度累计取整）"), "{}", e.text);
+        assert!(
+            e.text.ends_with("支付 1,195.78（= 年度累计应付 1,195.79 − 此前累计 0.01；本次单独计算为 1,195.79，差额为年度累计取整）"),
+            "{}",
+            e.text
+        );
         // The first claim's line needs no note: its own rounding is the year's.
         let e1 = &explain(&p, &s1)[0];
         assert_eq!(e1.year_formula.as_deref(), Some("年度累计应付 0.01 − 此前累计 0.00"));

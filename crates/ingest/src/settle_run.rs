@@ -74,7 +74,8 @@ impl<'a> PolicyChoice<'a> {
                 p.dates_zh()
             )),
             PolicyChoice::Region { admdvs, list } => choose(list, admdvs, date).ok_or_else(|| {
-                let known: Vec<String> = list.iter().map(|p| format!("{}（{}，{}）", p.meta.id, p.meta.region_code, p.dates_zh())).collect();
+                let known: Vec<String> =
+                    list.iter().map(|p| format!("{}（{}，{}）", p.meta.id, p.meta.region_code, p.dates_zh())).collect();
                 format!("区划 {admdvs} 在 {date} 没有生效的政策；可用的政策：{}", known.join("、"))
             }),
         }

@@ -19,8 +19,11 @@ const TOKEN: &str = "t0ken-issued-by-the-bureau-8f2c";
 /// returns a client that talks as a real HIS does (gateway signature, text/plain, `/<service>/<infno>`).
 async fn his(app: &App) -> NatClient {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/catalogue/");
-    let items = baozhang_ingest::catalogue::read_items(&std::path::PathBuf::from(dir).join("sample_catalogue.csv"), &baozhang_ingest::catalogue::limits())
-        .unwrap();
+    let items = baozhang_ingest::catalogue::read_items(
+        &std::path::PathBuf::from(dir).join("sample_catalogue.csv"),
+        &baozhang_ingest::catalogue::limits(),
+    )
+    .unwrap();
     app.store.import_catalogue_items("test", "sample_catalogue.csv", "sha-test", &items).await.unwrap();
     let map = vec![CatalogueMapRow {
         fixmedins_code: app.hospital.fixmedins_code.clone(),
@@ -68,7 +71,8 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
         let p = &app.people[0];
 
         // 1101: the person behind the certificate, named to the window that holds it.
-        let info = h.call("1101", json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no, "psn_cert_type": "01"}})).await.unwrap();
+        let info =
+            h.call("1101", json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no, "psn_cert_type": "01"}})).await.unwrap();
         ok(&info);
         for k in ["warn_msg", "cainfo", "signtype"] {
             assert!(info.as_object().unwrap().contains_key(k), "{db:?}: every answer carries {k}: {info}");
@@ -79,10 +83,13 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
         // 2401 at /fsi/api/<service>/<infno>: answered as output.result.
         h.path = "/fsi/api/hospService/2401".into();
         let adm = h
-            .call("2401", json!({"mdtrtinfo": {"psn_no": p.psn_no, "insutype": "390", "mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no,
+            .call(
+                "2401",
+                json!({"mdtrtinfo": {"psn_no": p.psn_no, "insutype": "390", "mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no,
                 "med_type": "21", "ipt_no": "ZY2018000123", "begntime": "2018-06-01 08:00:00", "adm_diag_dscr": "肺炎",
                 "dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎"},
-                "diseinfo": [{"diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1", "diag_code": "J18.900", "diag_name": "肺炎"}]}))
+                "diseinfo": [{"diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1", "diag_code": "J18.900", "diag_name": "肺炎"}]}),
+            )
             .await
             .unwrap();
         ok(&adm);
@@ -91,9 +98,15 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
         assert_eq!(adm["output"]["result"]["ipt_otp_no"], "ZY2018000123");
 
         // 2301 with catalogue codes only: the platform classifies each line.
-        let bad = h.call("2301", json!({"feedetail": [line("9", p, &mdtrt, ("med_list_codg", "XX-NOT-IN-CATALOGUE"), "10.00", "1", "10")]})).await.unwrap();
+        let bad = h
+            .call("2301", json!({"feedetail": [line("9", p, &mdtrt, ("med_list_codg", "XX-NOT-IN-CATALOGUE"), "10.00", "1", "10")]}))
+            .await
+            .unwrap();
         assert!(refused(&bad).contains("XX-NOT-IN-CATALOGUE"), "{db:?}: the unknown code is named: {bad}");
-        let ended = h.call("2301", json!({"feedetail": [line("9", p, &mdtrt, ("med_list_codg", "001201000010000"), "10.00", "1", "10")]})).await.unwrap();
+        let ended = h
+            .call("2301", json!({"feedetail": [line("9", p, &mdtrt, ("med_list_codg", "001201000010000"), "10.00", "1", "10")]}))
+            .await
+            .unwrap();
         assert!(refused(&ended).contains("有效期"), "{db:?}: an item not valid on the day is refused: {ended}");
         let lines = json!({"feedetail": [
             line("1", p, &mdtrt, ("medins_list_codg", "HIS-YP-0001"), "120.00", "4", "30"),
@@ -105,9 +118,8 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
         let up = h.call("2301", lines.clone()).await.unwrap();
         ok(&up);
         let r = up["output"]["result"].as_array().unwrap();
-        let split = |i: usize| {
-            ["fulamt_ownpay_amt", "overlmt_amt", "preselfpay_amt", "inscp_scp_amt", "chrgitm_lv"].map(|k| money(&r[i][k]))
-        };
+        let split =
+            |i: usize| ["fulamt_ownpay_amt", "overlmt_amt", "preselfpay_amt", "inscp_scp_amt", "chrgitm_lv"].map(|k| money(&r[i][k]));
         assert_eq!(split(0), ["0.00", "0.00", "0.00", "120.00", "01"], "{db:?}: 甲类 through the hospital's own code");
         assert_eq!(split(1), ["0.00", "0.00", "20.00", "180.00", "02"], "{db:?}: 乙类 10 %");
         assert_eq!(split(2), ["0.00", "50.00", "0.00", "250.00", "01"], "{db:?}: bed over its 25-yuan ceiling");
@@ -131,7 +143,20 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
         assert_eq!(money(&s1["medfee_sumamt"]), "1105.00");
         assert_eq!(money(&s1["inscp_scp_amt"]), "982.00");
         assert_eq!(s1["certno"], p.id_no.as_str(), "{db:?}: setlinfo names the person: {s1}");
-        for k in ["psn_name", "gend", "brdy", "age", "insutype", "psn_type", "setl_time", "med_type", "clr_type", "clr_way", "clr_optins", "medins_setl_id"] {
+        for k in [
+            "psn_name",
+            "gend",
+            "brdy",
+            "age",
+            "insutype",
+            "psn_type",
+            "setl_time",
+            "med_type",
+            "clr_type",
+            "clr_way",
+            "clr_optins",
+            "medins_setl_id",
+        ] {
             assert!(s1.get(k).is_some_and(|v| !v.is_null()), "{db:?}: setlinfo.{k}: {s1}");
         }
         let ratio = money(&s1["pool_prop_selfpay"]);
@@ -144,7 +169,10 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
         assert!(rev["output"]["data"]["rvs_rslt"].as_str().unwrap().contains("已冲正"), "{rev}");
         let again = h.call("2601", json!({"data": {"psn_no": p.psn_no, "omsgid": lost, "oinfno": "2304"}})).await.unwrap();
         ok(&again);
-        assert!(again["output"]["data"]["rvs_rslt"].as_str().unwrap().contains("无需"), "{db:?}: a second reversal changes nothing: {again}");
+        assert!(
+            again["output"]["data"]["rvs_rslt"].as_str().unwrap().contains("无需"),
+            "{db:?}: a second reversal changes nothing: {again}"
+        );
         let never = h.call("2601", json!({"data": {"psn_no": p.psn_no, "omsgid": "NEVERARRIVED0001", "oinfno": "2304"}})).await.unwrap();
         ok(&never);
         assert!(never["output"]["data"]["rvs_rslt"].as_str().unwrap().contains("无需冲正"), "{never}");
@@ -191,10 +219,21 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
             })
             .collect();
         rows.remove(0);
-        rows.push(DetailRow { setl_id: "HIS-ONLY-1".into(), mdtrt_id: mdtrt.clone(), psn_no: p.psn_no.clone(), medfee_sumamt: baozhang_core::Fen(100), fund_pay_sumamt: baozhang_core::Fen(0), acct_pay: baozhang_core::Fen(0), refd_setl_flag: false });
+        rows.push(DetailRow {
+            setl_id: "HIS-ONLY-1".into(),
+            mdtrt_id: mdtrt.clone(),
+            psn_no: p.psn_no.clone(),
+            medfee_sumamt: baozhang_core::Fen(100),
+            fund_pay_sumamt: baozhang_core::Fen(0),
+            acct_pay: baozhang_core::Fen(0),
+            refd_setl_flag: false,
+        });
         let zip = stmt_file::write_detail_zip(&rows, "detail.txt");
         let b64 = base64_std(&zip);
-        let upl = h.call("9101", json!({"fsUploadIn": {"in": b64, "filename": "detail.txt.zip", "fixmedins_code": h.fixmedins_code}})).await.unwrap();
+        let upl = h
+            .call("9101", json!({"fsUploadIn": {"in": b64, "filename": "detail.txt.zip", "fixmedins_code": h.fixmedins_code}}))
+            .await
+            .unwrap();
         ok(&upl);
         let fq = upl["output"]["file_qury_no"].as_str().unwrap().to_string();
         let stmt = h
@@ -204,7 +243,12 @@ async fn an_inpatient_stay_walks_as_a_real_his_sends_it() {
             .unwrap();
         ok(&stmt);
         let result_no = stmt["output"]["fileinfo"]["file_qury_no"].as_str().unwrap().to_string();
-        let body = serde_json::to_vec(&h.envelope("9102", &h.next_msgid(), json!({"fsDownloadIn": {"file_qury_no": result_no, "filename": "", "fixmedins_code": h.fixmedins_code}}))).unwrap();
+        let body = serde_json::to_vec(&h.envelope(
+            "9102",
+            &h.next_msgid(),
+            json!({"fsDownloadIn": {"file_qury_no": result_no, "filename": "", "fixmedins_code": h.fixmedins_code}}),
+        ))
+        .unwrap();
         let bytes = post_bytes(&h, body).await;
         let result = stmt_file::read_result_zip(&bytes, &Limits::default()).unwrap();
         let count = |k: StmtResult| result.iter().filter(|r| r.stmt_rslt == k).count();
@@ -243,8 +287,14 @@ async fn an_outpatient_visit_and_a_reversed_cancellation() {
             .unwrap();
         ok(&reg);
         let mdtrt = reg["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
-        ok(&h.call("2203", json!({"mdtrtinfo": {"mdtrt_id": mdtrt, "psn_no": p.psn_no, "med_type": "14", "begntime": "2018-03-01 09:00:00",
-            "dise_codg": "E11.900", "dise_name": "2型糖尿病"}, "diseinfo": []})).await.unwrap());
+        ok(&h
+            .call(
+                "2203",
+                json!({"mdtrtinfo": {"mdtrt_id": mdtrt, "psn_no": p.psn_no, "med_type": "14", "begntime": "2018-03-01 09:00:00",
+            "dise_codg": "E11.900", "dise_name": "2型糖尿病"}, "diseinfo": []}),
+            )
+            .await
+            .unwrap());
         let mut l1 = line("1", p, &mdtrt, ("med_list_codg", "XA10BAE045A001010104187"), "60.00", "2", "30");
         l1["chrg_bchno"] = json!("B1");
         let mut l2 = line("2", p, &mdtrt, ("med_list_codg", "XA02BCL123A001010102343"), "40.00", "2", "20");
@@ -256,7 +306,11 @@ async fn an_outpatient_visit_and_a_reversed_cancellation() {
         let up = h.call("2204", json!({"feedetail": [l1, l2, l3]})).await.unwrap();
         ok(&up);
         let restricted = &up["output"]["result"][2];
-        assert_eq!((restricted["lmt_used_flag"].as_str(), money(&restricted["fulamt_ownpay_amt"])), (Some("1"), "90.00".to_string()), "{db:?}: {restricted}");
+        assert_eq!(
+            (restricted["lmt_used_flag"].as_str(), money(&restricted["fulamt_ownpay_amt"])),
+            (Some("1"), "90.00".to_string()),
+            "{db:?}: {restricted}"
+        );
         // 2205 withdraws one charge batch; the other stays.
         ok(&h.call("2205", json!({"data": {"mdtrt_id": mdtrt, "psn_no": p.psn_no, "chrg_bchno": "B2"}})).await.unwrap());
         let fees = h.call("5204", json!({"data": {"psn_no": p.psn_no, "mdtrt_id": mdtrt}})).await.unwrap();
@@ -268,7 +322,8 @@ async fn an_outpatient_visit_and_a_reversed_cancellation() {
         ok(&done);
         let setl_id = done["output"]["setlinfo"]["setl_id"].as_str().unwrap().to_string();
         let cancel_msg = h.next_msgid();
-        let cancelled = h.call_with("2208", &cancel_msg, json!({"data": {"setl_id": setl_id, "mdtrt_id": mdtrt, "psn_no": p.psn_no}})).await.unwrap();
+        let cancelled =
+            h.call_with("2208", &cancel_msg, json!({"data": {"setl_id": setl_id, "mdtrt_id": mdtrt, "psn_no": p.psn_no}})).await.unwrap();
         ok(&cancelled);
         // The cancellation's answer was lost: reversing it settles the visit again from its bill.
         let rev = h.call("2601", json!({"data": {"psn_no": p.psn_no, "omsgid": cancel_msg, "oinfno": "2208"}})).await.unwrap();
@@ -284,7 +339,14 @@ async fn an_outpatient_visit_and_a_reversed_cancellation() {
         assert_eq!(visits["output"]["mdtrtinfo"][0]["setl_flag"], "1");
         // A registration with nothing on it is cancelled with 2202; one reversed with 2601 likewise.
         let reg2_msg = h.next_msgid();
-        let reg2 = h.call_with("2201", &reg2_msg, json!({"data": {"psn_no": p.psn_no, "begntime": "2018-04-01 09:00:00", "mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no}})).await.unwrap();
+        let reg2 = h
+            .call_with(
+                "2201",
+                &reg2_msg,
+                json!({"data": {"psn_no": p.psn_no, "begntime": "2018-04-01 09:00:00", "mdtrt_cert_type": "02", "mdtrt_cert_no": p.id_no}}),
+            )
+            .await
+            .unwrap();
         ok(&reg2);
         ok(&h.call("2601", json!({"data": {"psn_no": p.psn_no, "omsgid": reg2_msg, "oinfno": "2201"}})).await.unwrap());
         let m = app.store.mdtrt(reg2["output"]["data"]["mdtrt_id"].as_str().unwrap()).await.unwrap().unwrap();

@@ -913,7 +913,10 @@ async fn the_policy_calculator_adds_up_and_names_the_bad_field() {
         // Each value's mark and basis (issue 16): the S ones name the document, the I ones say they are illustrative.
         let html = r.text();
         assert!(html.contains("数值来源") && html.contains("大病保险·分段递增·起付线"), "{db:?}");
-        assert!(html.contains("会宁县健康扶贫先锋行动实施意见（2018）：“建档立卡贫困人口、城乡低保、特困供养人员大病保险起付线降低至2000元”"), "{db:?}");
+        assert!(
+            html.contains("会宁县健康扶贫先锋行动实施意见（2018）：“建档立卡贫困人口、城乡低保、特困供养人员大病保险起付线降低至2000元”"),
+            "{db:?}"
+        );
         assert!(html.contains("示意值：不是官方文件规定的数值"), "{db:?}");
 
         let calc = |identity: &'static str, total: &'static str| {

@@ -85,7 +85,8 @@ pub struct FeeDetail {
     pub med_chrgitm_type: Option<String>,
 }
 
-const FEE_COLS: &str = "feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, med_list_codg, \
+const FEE_COLS: &str =
+    "feedetl_sn, det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt, inscp_scp_amt, med_list_codg, \
     medins_list_codg, cnt, pric, chrgitm_lv, selfpay_prop_bp, pric_uplmt_fen, basis, msgid, chrg_bchno, lmt_used_flag, med_chrgitm_type";
 
 /// A fee line from `FEE_COLS` starting at column `k`; None when the line part is NULL (a LEFT JOIN).
@@ -964,10 +965,11 @@ pub struct Account {
 
 impl Store {
     pub async fn account(&self, paasid: &str) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT paasid, name, scheme, token, prev_token, prev_until, disabled FROM gateway_accounts WHERE paasid = $1")
-            .bind(paasid.to_string())
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT paasid, name, scheme, token, prev_token, prev_until, disabled FROM gateway_accounts WHERE paasid = $1")
+                .bind(paasid.to_string())
+                .fetch_optional(self.pool())
+                .await?;
         let Some(r) = row else { return Ok(None) };
         let grants = sqlx::query("SELECT fixmedins_code FROM gateway_grants WHERE paasid = $1 ORDER BY fixmedins_code")
             .bind(paasid.to_string())
@@ -1007,11 +1009,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for code in &a.institutions {
-            sqlx::query("INSERT INTO gateway_grants (paasid, fixmedins_code) VALUES ($1, $2) ON CONFLICT (paasid, fixmedins_code) DO NOTHING")
-                .bind(a.paasid.clone())
-                .bind(code.clone())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO gateway_grants (paasid, fixmedins_code) VALUES ($1, $2) ON CONFLICT (paasid, fixmedins_code) DO NOTHING",
+            )
+            .bind(a.paasid.clone())
+            .bind(code.clone())
+            .execute(&mut *tx)
+            .await?;
         }
         let after = format!("{} {} → {}", a.name, a.scheme, a.institutions.join(","));
         audit_change(&mut tx, actor, "account.add", &a.paasid, None, Some(&after)).await?;
@@ -1022,16 +1026,15 @@ impl Store {
     /// A new token; the old one stays valid until `prev_until` (unix seconds) so clients can switch over.
     pub async fn rotate_account(&self, actor: &str, paasid: &str, new_token: &str, prev_until: i64) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(
-            "UPDATE gateway_accounts SET prev_token = token, prev_until = $1, token = $2, rotated_at = $3 WHERE paasid = $4",
-        )
-        .bind(prev_until)
-        .bind(new_token.to_string())
-        .bind(now_text())
-        .bind(paasid.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let n =
+            sqlx::query("UPDATE gateway_accounts SET prev_token = token, prev_until = $1, token = $2, rotated_at = $3 WHERE paasid = $4")
+                .bind(prev_until)
+                .bind(new_token.to_string())
+                .bind(now_text())
+                .bind(paasid.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         audit_change(&mut tx, actor, "account.rotate", paasid, None, Some(&format!("previous token valid until {prev_until}"))).await?;
         tx.commit().await?;
         Ok(n == 1)
@@ -1065,7 +1068,14 @@ impl Store {
     }
 
     /// An institution's visits of a person (5201), newest first, optionally within service dates.
-    pub async fn visits_of(&self, fixmedins_code: &str, psn_no: &str, from: Option<i64>, to: Option<i64>, limit: i64) -> Result<Vec<Mdtrt>> {
+    pub async fn visits_of(
+        &self,
+        fixmedins_code: &str,
+        psn_no: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Mdtrt>> {
         let rows = sqlx::query(&format!(
             "SELECT {MDTRT_COLS} FROM mdtrts WHERE fixmedins_code = $1 AND psn_no = $2 AND begn_date >= $3 AND begn_date <= $4 \
              ORDER BY begn_date DESC, mdtrt_id DESC LIMIT $5"

@@ -360,7 +360,6 @@ pub fn json_response(text: String) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], text).into_response()
 }
 
-
 pub fn parse_envelope(bytes: &[u8]) -> NResult<Envelope> {
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| refused(format!("报文不是有效的 JSON：第 {} 行第 {} 列附近有误", e.line(), e.column())))?;

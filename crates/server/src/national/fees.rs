@@ -146,7 +146,8 @@ pub fn parse_fee_upload(env: &Envelope) -> NResult<FeeUpload> {
         });
         // "01", or 1 written as a number.
         let numeric = matches!(o.get("chrgitm_lv"), Some(Value::Number(_)));
-        let chrgitm_lv = code_field(o, "chrgitm_lv", &at)?.filter(|c| !c.is_empty()).map(|c| if numeric && c.len() == 1 { format!("0{c}") } else { c });
+        let chrgitm_lv =
+            code_field(o, "chrgitm_lv", &at)?.filter(|c| !c.is_empty()).map(|c| if numeric && c.len() == 1 { format!("0{c}") } else { c });
         let cnt_text = text_of(o, "cnt");
         let cnt = match &cnt_text {
             None => None,
@@ -396,7 +397,9 @@ pub fn parse_fee_cancel(infno: Infno, env: &Envelope) -> NResult<FeeCancel> {
     if infno == Infno::InpatientFeeCancel {
         // 2302: data is an array of {feedetl_sn, mdtrt_id, psn_no}; feedetl_sn "0000" withdraws all.
         let rows: Vec<&Map<String, Value>> = match env.input.get("data") {
-            Some(Value::Array(a)) => a.iter().map(|v| v.as_object().ok_or_else(|| refused("input.data 的每一项应为 JSON 对象"))).collect::<NResult<_>>()?,
+            Some(Value::Array(a)) => {
+                a.iter().map(|v| v.as_object().ok_or_else(|| refused("input.data 的每一项应为 JSON 对象"))).collect::<NResult<_>>()?
+            }
             Some(Value::Object(o)) => vec![o],
             _ => return Err(refused("缺少交易输入 input.data")),
         };
@@ -432,7 +435,9 @@ pub fn parse_catalogue_query(env: &Envelope) -> NResult<CatalogueQuery> {
         match code_field(data, k, &at)? {
             None => Ok(default),
             Some(s) if s.is_empty() => Ok(default),
-            Some(s) => s.parse::<i64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| refused(format!("字段 {at}.{k} 应为 1–{max} 的整数"))),
+            Some(s) => {
+                s.parse::<i64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| refused(format!("字段 {at}.{k} 应为 1–{max} 的整数")))
+            }
         }
     };
     Ok(CatalogueQuery {
@@ -446,7 +451,11 @@ pub fn parse_catalogue_query(env: &Envelope) -> NResult<CatalogueQuery> {
 
 pub fn parse_chronic_query(env: &Envelope) -> NResult<ChronicDrugQuery> {
     let (data, at) = input_obj(env, &["data"])?;
-    Ok(ChronicDrugQuery { psn_no: req_str(data, "psn_no", &at)?, from: date_field(data, "begntime", &at)?, to: date_field(data, "endtime", &at)? })
+    Ok(ChronicDrugQuery {
+        psn_no: req_str(data, "psn_no", &at)?,
+        from: date_field(data, "begntime", &at)?,
+        to: date_field(data, "endtime", &at)?,
+    })
 }
 
 pub async fn catalogue_query(state: &AppState, q: &CatalogueQuery) -> NResult<String> {
@@ -577,7 +586,13 @@ pub async fn execute_upload(
 }
 
 /// Withdraws lines of an open visit inside the writer's transaction (2205 / 2302; 2601 of an upload).
-pub async fn execute_cancel(tx: &mut Tx<'_>, batch: &mut Batch, fixmedins_code: &str, msg_key: &str, c: &FeeCancel) -> Result<String, ExecError> {
+pub async fn execute_cancel(
+    tx: &mut Tx<'_>,
+    batch: &mut Batch,
+    fixmedins_code: &str,
+    msg_key: &str,
+    c: &FeeCancel,
+) -> Result<String, ExecError> {
     let m = own_visit(tx, batch, fixmedins_code, &c.visit).await?;
     if m.status != "open" {
         return Err(refused(format!("就诊 {} 已结算或已撤销，不能撤销费用明细；请先撤销结算", m.mdtrt_id)).into());
@@ -600,7 +615,13 @@ pub async fn execute_cancel(tx: &mut Tx<'_>, batch: &mut Batch, fixmedins_code: 
 }
 
 /// Withdraws exactly the lines one upload message stored (2601 of a 2204 / 2301).
-pub async fn withdraw_upload(tx: &mut Tx<'_>, batch: &mut Batch, mdtrt_id: &str, uploaded_by: &str, msg_key: &str) -> Result<u64, ExecError> {
+pub async fn withdraw_upload(
+    tx: &mut Tx<'_>,
+    batch: &mut Batch,
+    mdtrt_id: &str,
+    uploaded_by: &str,
+    msg_key: &str,
+) -> Result<u64, ExecError> {
     batch.flush(tx).await?;
     batch.forget_visit(mdtrt_id);
     Ok(service::withdraw_fee_lines(tx, mdtrt_id, &Withdraw::UploadedBy(uploaded_by), msg_key).await?)

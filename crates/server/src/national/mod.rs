@@ -38,8 +38,8 @@ use baozhang_store::service::{self, Institution, LoggedMsg};
 use baozhang_store::{Backend, StoreError, Tx};
 use serde_json::{json, Map, Value};
 
-pub use envelope::{json_response, parse_envelope, refusal_response, respond_text, Envelope, Infno, NResult, NatError, RespondCtx};
 use envelope::refused;
+pub use envelope::{json_response, parse_envelope, refusal_response, respond_text, Envelope, Infno, NResult, NatError, RespondCtx};
 pub use gateway::{gateway_sign, sign, NONCE_REUSED};
 pub use person::idet_code;
 pub use request::Request;

@@ -58,7 +58,12 @@ fn answer(r: &Reversal, result: &str, setl_id: Option<&str>) -> String {
 
 /// Looks the original up (outside the writer) and decides what to do. `Err(outcome)` is an answer
 /// that writes nothing.
-pub async fn prepare(state: &AppState, env: &Envelope, inst: &baozhang_store::service::Institution, r: &Reversal) -> Result<ReverseOp, Outcome> {
+pub async fn prepare(
+    state: &AppState,
+    env: &Envelope,
+    inst: &baozhang_store::service::Institution,
+    r: &Reversal,
+) -> Result<ReverseOp, Outcome> {
     let fail = |e| Outcome::Fresh(Err(e));
     let key = msg_key(&env.fixmedins_code, &r.omsgid);
     let logged = state.store.msg(&key).await.map_err(|e| fail(e.into()))?;
@@ -102,9 +107,9 @@ pub async fn prepare(state: &AppState, env: &Envelope, inst: &baozhang_store::se
             let prepared = prepare_settle(state, env, inst, &req).await.map_err(fail)?;
             Ok(ReverseOp::Cancellation { omsg_key: key, prepared: Box::new(prepared) })
         }
-        Infno::OutpatientRegister | Infno::Admission => {
-            Ok(ReverseOp::Registration { visit: VisitRef { mdtrt_id: mdtrt_id_of(&env.fixmedins_code, &r.omsgid), psn_no: r.psn_no.clone() } })
-        }
+        Infno::OutpatientRegister | Infno::Admission => Ok(ReverseOp::Registration {
+            visit: VisitRef { mdtrt_id: mdtrt_id_of(&env.fixmedins_code, &r.omsgid), psn_no: r.psn_no.clone() },
+        }),
         Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => {
             let Some(mdtrt_id) = out["result"].get(0).and_then(|l| l["mdtrt_id"].as_str()) else {
                 return Err(fail(refused("原费用上传报文的应答无法解析，不能冲正")));
@@ -152,7 +157,13 @@ pub async fn execute(
             match visit.status.as_str() {
                 "open" => {}
                 "cancelled" => return Err(refused(format!("就诊 {} 已撤销，不能冲正其结算撤销", visit.mdtrt_id)).into()),
-                _ => return Ok(answer(r, &format!("该就诊已重新结算（结算编号 {}），无需冲正", visit.setl_id.as_deref().unwrap_or("-")), None)),
+                _ => {
+                    return Ok(answer(
+                        r,
+                        &format!("该就诊已重新结算（结算编号 {}），无需冲正", visit.setl_id.as_deref().unwrap_or("-")),
+                        None,
+                    ))
+                }
             }
             let out = settle_in_tx(tx, batch, backend, policies, job, prepared).await?;
             let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
@@ -167,7 +178,8 @@ pub async fn execute(
             Ok(answer(r, "已冲正：原挂号（入院）已撤销", None))
         }
         ReverseOp::Upload { omsg_key, mdtrt_id } => {
-            let m = visits::own_visit(tx, batch, &job.fixmedins_code, &VisitRef { mdtrt_id: mdtrt_id.clone(), psn_no: r.psn_no.clone() }).await?;
+            let m = visits::own_visit(tx, batch, &job.fixmedins_code, &VisitRef { mdtrt_id: mdtrt_id.clone(), psn_no: r.psn_no.clone() })
+                .await?;
             if m.status != "open" {
                 return Err(refused(format!("就诊 {mdtrt_id} 已结算，不能冲正其费用明细；请先撤销结算")).into());
             }

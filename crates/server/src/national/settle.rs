@@ -87,7 +87,11 @@ pub fn parse_settle(infno: Infno, env: &Envelope) -> NResult<SettleReq> {
 
 pub fn parse_settle_ref(env: &Envelope) -> NResult<SettleRef> {
     let (data, at) = input_obj(env, &["data"])?;
-    Ok(SettleRef { setl_id: req_str(data, "setl_id", &at)?, mdtrt_id: req_str(data, "mdtrt_id", &at)?, psn_no: req_str(data, "psn_no", &at)? })
+    Ok(SettleRef {
+        setl_id: req_str(data, "setl_id", &at)?,
+        mdtrt_id: req_str(data, "mdtrt_id", &at)?,
+        psn_no: req_str(data, "psn_no", &at)?,
+    })
 }
 
 fn setl_person(p: &PersonRecord, mdtrt_cert_type: &str) -> SetlPerson {
@@ -397,7 +401,15 @@ pub async fn settle_in_tx(
     let a = SetlAmounts::of(&s, &bill);
     tracing::debug!(setl_id = %setl_id, psn_no = %p.psn_no, "settled");
     // The answer names the person (the certificate was presented at this window): logged, PIPL.
-    service::log_access_in(tx, &format!("{}/{}", job.fixmedins_code, job.opter), "hospital", &job.infno, &mask_id(&p.mdtrt.id_no), "结算应答含姓名与证件号").await?;
+    service::log_access_in(
+        tx,
+        &format!("{}/{}", job.fixmedins_code, job.opter),
+        "hospital",
+        &job.infno,
+        &mask_id(&p.mdtrt.id_no),
+        "结算应答含姓名与证件号",
+    )
+    .await?;
     Ok(settlement_output(&p.context(&setl_id), &a, None))
 }
 
@@ -589,4 +601,3 @@ pub async fn settlement_query(state: &AppState, env: &Envelope, r: &SettleRef) -
     v["setlinfo"]["vali_flag"] = Value::String(if s.cancelled_by.is_some() { "0" } else { "1" }.into());
     Ok(v.to_string())
 }
-

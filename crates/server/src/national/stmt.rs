@@ -192,7 +192,8 @@ pub async fn totals_statement(state: &AppState, env: &Envelope, t: &TotalsStatem
         cash_payamt: Some(Fen(centre.psn_part_amt)),
     };
     let (balanced, dscr) = stmt_file::totals_balance(&t.stated, &centre);
-    Ok(json!({"stmtinfo": {"setl_optins": t.setl_optins, "stmt_rslt": if balanced { "0" } else { "1" }, "stmt_rslt_dscr": dscr}}).to_string())
+    Ok(json!({"stmtinfo": {"setl_optins": t.setl_optins, "stmt_rslt": if balanced { "0" } else { "1" }, "stmt_rslt_dscr": dscr}})
+        .to_string())
 }
 
 fn new_file_no() -> String {
@@ -221,7 +222,13 @@ pub async fn prepare_detail(state: &AppState, env: &Envelope, d: &DetailStatemen
     let rows = stmt_file::read_detail_zip(&file.content, &limits).map_err(|e| refused(format!("文件 {}：{e}", file.filename)))?;
     let centre = state
         .store
-        .centre_rows(&env.fixmedins_code, date_num(d.from), date_num(d.to), med_type_of_clr(d.clr_type.as_deref()), limits.max_rows as i64 + 1)
+        .centre_rows(
+            &env.fixmedins_code,
+            date_num(d.from),
+            date_num(d.to),
+            med_type_of_clr(d.clr_type.as_deref()),
+            limits.max_rows as i64 + 1,
+        )
         .await?;
     if centre.len() > limits.max_rows {
         return Err(refused(format!("对账期间中心结算超过 {} 笔，请缩短对账日期范围", limits.max_rows)));
@@ -243,7 +250,8 @@ pub async fn prepare_detail(state: &AppState, env: &Envelope, d: &DetailStatemen
     let result = stmt_file::compare(&centre, &rows);
     let counts = stmt_file::result_counts(&result);
     // The statement's totals: the centre's own figures against what the institution states.
-    let t = state.store.centre_totals(&env.fixmedins_code, date_num(d.from), date_num(d.to), med_type_of_clr(d.clr_type.as_deref())).await?;
+    let t =
+        state.store.centre_totals(&env.fixmedins_code, date_num(d.from), date_num(d.to), med_type_of_clr(d.clr_type.as_deref())).await?;
     let centre_totals = StmtTotals {
         count: t.count,
         medfee_sumamt: Fen(t.medfee_sumamt),
@@ -253,10 +261,8 @@ pub async fn prepare_detail(state: &AppState, env: &Envelope, d: &DetailStatemen
     };
     let (totals_ok, totals_dscr) = stmt_file::totals_balance(&d.stated, &centre_totals);
     let balanced = totals_ok && counts[1] == 0 && counts[2] == 0 && counts[3] == 0;
-    let description = format!(
-        "{totals_dscr}；明细：平 {} 笔，中心多 {} 笔，机构多 {} 笔，不一致 {} 笔",
-        counts[0], counts[1], counts[2], counts[3]
-    );
+    let description =
+        format!("{totals_dscr}；明细：平 {} 笔，中心多 {} 笔，机构多 {} 笔，不一致 {} 笔", counts[0], counts[1], counts[2], counts[3]);
     let inner = format!("{}_result.txt", d.file_qury_no);
     let zip = stmt_file::write_result_zip(&result, &inner);
     let expires = clock::unix_now() + FILE_TTL_SECS;

@@ -150,12 +150,7 @@ pub fn parse_register(infno: Infno, env: &Envelope) -> NResult<Register> {
             "门诊挂号（2201）的医疗类别应为 14 门诊慢特病"
         }));
     }
-    let ipt_otp_no = str_field(data, "ipt_no", &at)?
-        .or(str_field(data, "ipt_otp_no", &at)?)
-        .unwrap_or_default()
-        .chars()
-        .take(30)
-        .collect();
+    let ipt_otp_no = str_field(data, "ipt_no", &at)?.or(str_field(data, "ipt_otp_no", &at)?).unwrap_or_default().chars().take(30).collect();
     Ok(Register {
         inpatient,
         psn_no,
@@ -186,7 +181,8 @@ pub fn data_or_first(env: &Envelope) -> NResult<(&Map<String, Value>, String)> {
 }
 
 pub fn parse_change(infno: Infno, env: &Envelope) -> NResult<VisitChange> {
-    let (data, at) = if infno == Infno::AdmissionChange { input_obj(env, &["adminfo", "data"])? } else { input_obj(env, &["mdtrtinfo", "data"])? };
+    let (data, at) =
+        if infno == Infno::AdmissionChange { input_obj(env, &["adminfo", "data"])? } else { input_obj(env, &["mdtrtinfo", "data"])? };
     let flag = |k: &str| -> NResult<Option<bool>> {
         match code_field(data, k, &at)?.as_deref() {
             None | Some("") => Ok(None),
@@ -311,7 +307,9 @@ pub fn visit_json(m: &Mdtrt) -> Value {
 
 pub async fn visit_query(state: &AppState, env: &Envelope, q: &VisitQuery) -> NResult<String> {
     let visits = match &q.mdtrt_id {
-        Some(id) => state.store.mdtrt(id).await?.into_iter().filter(|m| m.fixmedins_code == env.fixmedins_code && m.psn_no == q.psn_no).collect(),
+        Some(id) => {
+            state.store.mdtrt(id).await?.into_iter().filter(|m| m.fixmedins_code == env.fixmedins_code && m.psn_no == q.psn_no).collect()
+        }
         None => state.store.visits_of(&env.fixmedins_code, &q.psn_no, q.from.map(date_num), q.to.map(date_num), 200).await?,
     };
     Ok(json!({ "mdtrtinfo": visits.iter().map(visit_json).collect::<Vec<_>>() }).to_string())
@@ -334,19 +332,23 @@ pub async fn own_visit(tx: &mut Tx<'_>, batch: &mut Batch, fixmedins_code: &str,
 
 fn not_open(m: &Mdtrt) -> ExecError {
     match m.status.as_str() {
-        "settled" => refused(format!(
-            "就诊 {} 已结算（结算编号 {}），请先撤销结算",
-            m.mdtrt_id,
-            m.setl_id.as_deref().unwrap_or("-")
-        ))
-        .into(),
+        "settled" => {
+            refused(format!("就诊 {} 已结算（结算编号 {}），请先撤销结算", m.mdtrt_id, m.setl_id.as_deref().unwrap_or("-"))).into()
+        }
         "cancelled" => refused(format!("就诊 {} 已撤销", m.mdtrt_id)).into(),
         _ => refused(format!("就诊 {} 当前状态不能办理", m.mdtrt_id)).into(),
     }
 }
 
 /// Runs a visit change inside the writer's transaction and returns the `output` text.
-pub async fn execute(tx: &mut Tx<'_>, batch: &mut Batch, fixmedins_code: &str, infno: &str, msgid: &str, op: &VisitOp) -> Result<String, ExecError> {
+pub async fn execute(
+    tx: &mut Tx<'_>,
+    batch: &mut Batch,
+    fixmedins_code: &str,
+    infno: &str,
+    msgid: &str,
+    op: &VisitOp,
+) -> Result<String, ExecError> {
     match op {
         VisitOp::Cancel(v) => {
             let m = own_visit(tx, batch, fixmedins_code, v).await?;

@@ -255,7 +255,6 @@ pub fn upload_result(name: &str, kind: CatalogueKind, r: Result<CatalogueImportR
     }
 }
 
-
 /// `POST /web/catalogue/import` (multipart: `kind` = items | map, `file`): admin and bureau.
 pub async fn upload(
     State(state): State<AppState>,

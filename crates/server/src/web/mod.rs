@@ -549,10 +549,7 @@ pub fn routes() -> Router<AppState> {
         .route("/web/mdt/lists", get(mdt::lists_page))
         .route("/web/mdt/lists/save", post(mdt::save_disease))
         .route("/web/catalogue", get(catalogue::catalogue_page))
-        .route(
-            "/web/catalogue/import",
-            post(catalogue::upload).layer(axum::extract::DefaultBodyLimit::max(catalogue::MAX_UPLOAD_BYTES)),
-        )
+        .route("/web/catalogue/import", post(catalogue::upload).layer(axum::extract::DefaultBodyLimit::max(catalogue::MAX_UPLOAD_BYTES)))
         .route("/web/policy", get(policy::policy_page))
         .route("/web/policy/calc", post(policy::calculate))
         .route(

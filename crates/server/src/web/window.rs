@@ -361,9 +361,16 @@ async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &Set
         data["dise_codg"] = Value::String(f.dise_codg.trim().to_string());
     }
     let input = if inpatient { serde_json::json!({"mdtrtinfo": data}) } else { serde_json::json!({"data": data}) };
-    let out = national::internal(state, inst, if inpatient { national::Infno::Admission } else { national::Infno::OutpatientRegister }, &u.p.username, &f.insuplc, obj(input))
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = national::internal(
+        state,
+        inst,
+        if inpatient { national::Infno::Admission } else { national::Infno::OutpatientRegister },
+        &u.p.username,
+        &f.insuplc,
+        obj(input),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     out.get("result")
         .or_else(|| out.get("data"))
         .and_then(|r| r.get("mdtrt_id"))
