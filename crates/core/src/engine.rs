@@ -8,7 +8,7 @@
 use crate::claim::{Claim, MedType};
 use crate::identity::IdentitySet;
 use crate::money::{div_round_half_away, Fen, Ratio, BP_ONE};
-use crate::policy::{Base, Branch, Caps, Combine, Fund, LayerKind, Policy, Reference, Select, ALL_FUNDS, MAX_LAYERS};
+use crate::policy::{Base, Branch, Caps, Combine, DeductibleRule, Fund, LayerKind, Policy, Reference, Select, ALL_FUNDS, MAX_LAYERS, MAX_TIERS};
 
 /// What one layer has accumulated for a person in an insurance year.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -27,8 +27,9 @@ pub struct LayerAcc {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Accumulators {
     pub layers: [LayerAcc; MAX_LAYERS],
-    /// Inpatient claims settled so far this year, by hospital level (repeat-stay deductibles).
-    pub inpatient_stays: [u16; 3],
+    /// Inpatient claims settled so far this year, by tier (hospital level − 1 unless the policy defines
+    /// tiers): repeat-stay deductibles.
+    pub inpatient_stays: [u16; MAX_TIERS],
 }
 
 impl Accumulators {
@@ -48,6 +49,8 @@ pub enum CapHit {
     Annual,
     /// Cut to what was still unpaid.
     Remainder,
+    /// An annual limit shared with other layers (`shared_caps`).
+    Shared,
 }
 
 /// How one layer treated one claim — enough to explain the amount and to reverse it exactly.
@@ -63,6 +66,11 @@ pub struct LayerOutcome {
     /// Ratio of the last segment reached, identity bonus included.
     pub ratio: Ratio,
     pub bonus: Ratio,
+    /// The layer's ratio adjustment that applied: its index + 1 (0: none); its points were taken off
+    /// `ratio` and its factor is `factor`.
+    pub adjust: u8,
+    /// "按 X% 结算": the payment is the schedule's times this (`Ratio::ONE` when no adjustment).
+    pub factor: Ratio,
     /// The base of this claim for this layer.
     pub base_fen: i64,
     /// Annual layers: cumulative base (ratio) or personal amount (oop_cap) before this claim.
@@ -90,7 +98,7 @@ pub struct Settlement {
     pub policy_version: u64,
     pub year: u16,
     pub med_type: MedType,
-    /// 0-based hospital level.
+    /// The claim's tier ([`Policy::tier_of`]): 0-based hospital level unless the policy defines tiers.
     pub level_index: u8,
     pub medfee_sumamt: Fen,
     pub inscp_scp_amt: Fen,
@@ -116,7 +124,7 @@ fn reset_for(out: &mut Settlement, policy: &Policy, claim: &Claim) {
     out.policy_version = policy.version_id;
     out.year = claim.year();
     out.med_type = claim.med_type;
-    out.level_index = claim.hosp_lv.index() as u8;
+    out.level_index = policy.tier_of(claim) as u8;
     out.medfee_sumamt = claim.bill.total();
     out.inscp_scp_amt = claim.bill.compliant();
     out.out_of_scope_amt = claim.bill.out_of_scope();
@@ -203,7 +211,7 @@ impl Settlement {
 /// V(b0) and V(b1) of a schedule, exact in fen·bp, in one pass, and the segments (first, last) whose
 /// part changes between b0 ≤ b1 (last < first when none).
 #[inline]
-fn schedule_values(segments: &[crate::policy::Segment], deductible: i64, bonus_bp: i64, b0: i64, b1: i64) -> (i64, i64, u8, u8) {
+fn schedule_values(segments: &[crate::policy::Segment], deductible: i64, bonus_bp: i64, minus_bp: i64, b0: i64, b1: i64) -> (i64, i64, u8, u8) {
     debug_assert!(b0 <= b1);
     let mut lo = deductible;
     let (mut v0, mut v1) = (0i64, 0i64);
@@ -214,7 +222,7 @@ fn schedule_values(segments: &[crate::policy::Segment], deductible: i64, bonus_b
         }
         let hi = seg.to.map_or(i64::MAX, |t| t.0);
         if hi > lo {
-            let r = (i64::from(seg.ratio.0) + bonus_bp).min(BP_ONE);
+            let r = ((i64::from(seg.ratio.0) + bonus_bp).min(BP_ONE) - minus_bp).max(0);
             let p1 = b1.min(hi) - lo;
             let p0 = (b0.min(hi) - lo).max(0);
             v1 += p1 * r;
@@ -233,6 +241,18 @@ fn schedule_values(segments: &[crate::policy::Segment], deductible: i64, bonus_b
 
 fn top_ratio(segments: &[crate::policy::Segment], idx: u8, bonus: Ratio) -> Ratio {
     segments.get(usize::from(idx)).map_or(Ratio::ZERO, |s| s.ratio.plus_capped(bonus))
+}
+
+/// `v` in fen·bp times `factor` (bp), rounded half away from zero to fen.
+#[inline]
+fn factored(v: i64, factor: Ratio) -> i64 {
+    if factor == Ratio::ONE {
+        return div_round_half_away(v, BP_ONE);
+    }
+    let p = i128::from(v) * i128::from(factor.0);
+    let d = i128::from(BP_ONE) * i128::from(BP_ONE);
+    let q = (p.abs() + d / 2) / d;
+    (if p < 0 { -q } else { q }) as i64
 }
 
 #[inline]
@@ -262,14 +282,13 @@ fn apply_caps(mut pay: i64, caps: &Caps, acc: &crate::engine::LayerAcc, outpatie
     pay
 }
 
-fn select_branch<'a>(branches: &'a [Branch], select: Select, claim: &Claim, ids: IdentitySet) -> Option<(usize, &'a Branch)> {
-    let lv = claim.hosp_lv.index();
+fn select_branch<'a>(branches: &'a [Branch], select: Select, claim: &Claim, lv: usize, ids: IdentitySet) -> Option<(usize, &'a Branch)> {
     match select {
-        Select::First => branches.iter().enumerate().find(|(_, b)| b.when.matches(claim, ids)),
+        Select::First => branches.iter().enumerate().find(|(_, b)| b.when.matches(claim, lv, ids)),
         Select::MostFavourable => {
             let mut best: Option<(usize, &Branch, Ratio)> = None;
             for (i, b) in branches.iter().enumerate() {
-                if !b.when.matches(claim, ids) {
+                if !b.when.matches(claim, lv, ids) {
                     continue;
                 }
                 let r = top_ratio(&b.levels[lv].segments, 0, bonus_for(b, ids));
@@ -320,15 +339,17 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
     let c = claim.bill.compliant().0;
     let o = claim.bill.out_of_scope().0;
     let outpatient = claim.med_type == MedType::OutpatientChronic;
-    let lv = claim.hosp_lv.index();
+    let inpatient = claim.med_type == MedType::Inpatient;
+    let lv = policy.tier_of(claim);
     let mut paid_funds: i64 = 0;
     let mut paid_all: i64 = 0;
     let mut act_pay_dedc: Option<i64> = None;
 
     for (i, layer) in policy.layers.iter().enumerate() {
-        if !layer.when.matches(claim, ids) {
+        if !layer.when.matches(claim, lv, ids) {
             continue;
         }
+        let mut uncapped = false;
         let total_rem = t - paid_all;
         let comp_rem = (c - paid_funds).max(0).min(total_rem);
         let base_of = |b: Base| -> i64 {
@@ -349,11 +370,11 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
             }
         };
         let la = acc.layers[i];
-        let mut oc = LayerOutcome { applied: true, seg_first: 1, ..LayerOutcome::default() };
+        let mut oc = LayerOutcome { applied: true, seg_first: 1, factor: Ratio::ONE, ..LayerOutcome::default() };
         let mut pay: i64;
         match &layer.kind {
             LayerKind::Ratio { base, annual, select, branches } => {
-                let Some((bi, br)) = select_branch(branches, *select, claim, ids) else {
+                let Some((bi, br)) = select_branch(branches, *select, claim, lv, ids) else {
                     continue;
                 };
                 oc.branch = bi as u8;
@@ -364,23 +385,43 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
                         d = d.min(amt.0);
                     }
                 }
-                if let (Some(r), false) = (&br.repeat, outpatient) {
-                    if acc.stays_total() > 0 {
-                        d = (d - r.lower_by.0).max(0);
+                for &(set, rule) in &br.deductible_rules {
+                    if set.intersects(ids) {
+                        let x = match rule {
+                            DeductibleRule::ShareOfIncome(r) => policy.income_for(claim.year()).map(|inc| r.apply(inc).0),
+                            DeductibleRule::Factor(r) => Some(r.apply(sched.deductible).0),
+                        };
+                        if let Some(x) = x {
+                            d = d.min(x);
+                        }
                     }
+                }
+                if let (Some(r), true) = (&br.repeat, inpatient) {
+                    let earlier = if r.same_tier { u32::from(acc.inpatient_stays[lv]) } else { acc.stays_total() };
+                    d = r.apply(d, earlier);
                     if r.waive_same_level.intersects(ids) && acc.inpatient_stays[lv] > 0 {
                         d = 0;
                     }
                 }
                 let bonus = bonus_for(br, ids);
+                let (mut minus, mut factor) = (Ratio::ZERO, Ratio::ONE);
+                for (ai, a) in layer.adjust.iter().enumerate() {
+                    if a.when.matches(claim, lv, ids) {
+                        (minus, factor) = (a.minus_points, a.factor);
+                        oc.adjust = ai as u8 + 1;
+                        break;
+                    }
+                }
+                oc.factor = factor;
                 let base_amt = base_of(*base);
                 let b0 = if *annual { la.base_fen } else { 0 };
                 let b1 = b0 + base_amt;
-                let (v0, v1, f, l) = schedule_values(&sched.segments, d, i64::from(bonus.0), b0, b1);
-                pay = div_round_half_away(v1, BP_ONE) - div_round_half_away(v0, BP_ONE);
+                let (v0, v1, f, l) = schedule_values(&sched.segments, d, i64::from(bonus.0), i64::from(minus.0), b0, b1);
+                pay = factored(v1, factor) - factored(v0, factor);
                 oc.seg_first = f;
                 oc.seg_last = l;
-                oc.ratio = if f <= l { top_ratio(&sched.segments, l, bonus) } else { top_ratio(&sched.segments, 0, bonus) };
+                let top = if f <= l { top_ratio(&sched.segments, l, bonus) } else { top_ratio(&sched.segments, 0, bonus) };
+                oc.ratio = Ratio(top.0.saturating_sub(minus.0));
                 oc.bonus = bonus;
                 oc.base_fen = base_amt;
                 oc.cum_before_fen = b0;
@@ -390,8 +431,11 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
                 if *annual {
                     oc.acc_base_delta_fen = base_amt;
                 }
-                pay = apply_caps(pay, &br.caps, &la, outpatient, CapHit::BranchAnnual, &mut oc.cap);
-                pay = apply_caps(pay, &layer.caps, &la, outpatient, CapHit::Annual, &mut oc.cap);
+                uncapped = br.uncapped.intersects(ids);
+                if !uncapped {
+                    pay = apply_caps(pay, &br.caps, &la, outpatient, CapHit::BranchAnnual, &mut oc.cap);
+                    pay = apply_caps(pay, &layer.caps, &la, outpatient, CapHit::Annual, &mut oc.cap);
+                }
                 if layer.fund == Some(Fund::Basic) && act_pay_dedc.is_none() {
                     act_pay_dedc = Some(oc.deductible_applied_fen);
                 }
@@ -473,6 +517,17 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
                 pay = apply_caps(pay, &layer.caps, &la, outpatient, CapHit::Annual, &mut oc.cap);
             }
         }
+        if !uncapped {
+            for &ci in &policy.shared_of[i] {
+                let sc = &policy.meta.shared_caps[ci];
+                let used: i64 = sc.layers.iter().map(|&j| acc.layers[j].paid_fen).sum();
+                let room = (sc.annual.0 - used).max(0);
+                if pay > room {
+                    pay = room;
+                    oc.cap = CapHit::Shared;
+                }
+            }
+        }
         if pay > total_rem {
             pay = total_rem;
             oc.cap = CapHit::Remainder;
@@ -495,7 +550,7 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
         out.layers[i] = oc;
     }
 
-    if claim.med_type == MedType::Inpatient {
+    if inpatient {
         acc.inpatient_stays[lv] += 1;
     }
     let mut funds = [0i64; 6];

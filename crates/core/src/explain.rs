@@ -81,7 +81,8 @@ fn value_used(layer: &Layer, o: &LayerOutcome, lv: usize, branch: Option<usize>,
         }
         ValueUse::DeductibleFor(a) => ded_for == Some(a.0),
         ValueUse::Bonus(r) => r.0 > 0 && o.bonus == r,
-        ValueUse::RepeatStay => ded_for.is_none() && sched.is_some_and(|s| d < s.deductible.0),
+        ValueUse::RepeatStay | ValueUse::DeductibleRule(_) => ded_for.is_none() && sched.is_some_and(|s| d < s.deductible.0),
+        ValueUse::Adjust(i) => o.adjust == i.saturating_add(1),
         ValueUse::Cap(kind) => match (kind, o.cap) {
             (CapKind::PerClaim, CapHit::PerClaim) | (CapKind::Outpatient, CapHit::Outpatient) => true,
             (CapKind::Annual, CapHit::BranchAnnual) => branch.is_some(),
@@ -150,6 +151,7 @@ fn cap_name(c: CapHit) -> Option<&'static str> {
         CapHit::Outpatient => Some("门诊年度封顶"),
         CapHit::BranchAnnual | CapHit::Annual => Some("年度封顶"),
         CapHit::Remainder => Some("以剩余未付金额为限"),
+        CapHit::Shared => Some("合计年度封顶"),
     }
 }
 
@@ -200,12 +202,14 @@ fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome
             let br = &branches[usize::from(o.branch)];
             e.branch = Some(br.name.clone());
             let sched = &br.levels[lv];
+            let adjust = usize::from(o.adjust).checked_sub(1).and_then(|i| layer.adjust.get(i));
+            let minus = adjust.map_or(0, |a| a.minus_points.0);
             let mut lo = o.deductible_fen;
             for (i, seg) in sched.segments.iter().enumerate() {
                 let hi = seg.to.map_or(i64::MAX, |t| t.0);
                 if hi > lo {
                     if (i as u8) >= o.seg_first && (i as u8) <= o.seg_last {
-                        let r = seg.ratio.plus_capped(o.bonus);
+                        let r = crate::money::Ratio(seg.ratio.plus_capped(o.bonus).0.saturating_sub(minus));
                         e.segments.push(match seg.to {
                             Some(t) => format!("{}–{} {}", Fen(lo).grouped(), t.grouped(), r),
                             None => format!("{} 以上 {}", Fen(lo).grouped(), r),
@@ -235,10 +239,13 @@ fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome
             if o.bonus.0 > 0 {
                 text.push_str(&format!("（含身份提高 {} 个百分点）", o.bonus.to_string().trim_end_matches('%')));
             }
+            if let Some(a) = adjust {
+                text.push_str(&format!("（{}：{}）", a.name, a.describe()));
+            }
             // Reading 1 (docs/SETTLEMENT.md): an annual layer pays round(V(B₁)) − round(V(B₀)). Say so with
             // both figures, so the line can be checked by hand even where this claim's own segments, rounded
             // alone, would differ by a fen.
-            if *annual && e.cap.is_none() && o.clawed_back_fen == 0 {
+            if *annual && e.cap.is_none() && o.clawed_back_fen == 0 && adjust.is_none() {
                 let v = |x: i64| round_bp(value_bp(sched, o.deductible_fen, o.bonus, x));
                 let (v0, v1) = (v(o.cum_before_fen), v(o.cum_before_fen + o.base_fen));
                 if v1 - v0 == o.amount_fen && o.amount_fen > 0 {
@@ -325,7 +332,7 @@ segments = [{ to = 50000, ratio = "50%" }, { ratio = "60%" }]
 "#;
 
     fn claim(date: &str, compliant_fen: i64) -> Claim {
-        Claim {
+        Claim { site: Default::default(),
             setl_date: Date::parse(date).unwrap(),
             med_type: MedType::Inpatient,
             hosp_lv: HospLevel::new(2).unwrap(),
@@ -369,7 +376,7 @@ mod provenance_tests {
     const HUINING: &str = "会宁县健康扶贫先锋行动实施意见（2018）";
 
     fn claim(date: &str, med_type: MedType, level: u8, compliant_fen: i64) -> Claim {
-        Claim {
+        Claim { site: Default::default(),
             setl_date: Date::parse(date).unwrap(),
             med_type,
             hosp_lv: HospLevel::new(level).unwrap(),

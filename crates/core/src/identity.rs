@@ -19,11 +19,15 @@ pub enum Identity {
     SafetyNet = 5,
     /// 残疾人
     Disabled = 6,
-    /// 因病致贫返贫
+    /// 因病致贫返贫 / 因病致贫重病患者 (2021+: valid for a period from recognition, e.g. 12 months)
     IllnessPoor = 7,
+    /// 低保边缘家庭成员 (2021+ medical-assistance class)
+    DibaoEdge = 8,
+    /// 返贫致贫人口 (2021+: 大病保险 tilt with 特困 and 低保)
+    ReturnedPoor = 9,
 }
 
-pub const ALL_IDENTITIES: [Identity; 8] = [
+pub const ALL_IDENTITIES: [Identity; 10] = [
     Identity::RegisteredPoor,
     Identity::ExitedPoor,
     Identity::Marginal,
@@ -32,6 +36,8 @@ pub const ALL_IDENTITIES: [Identity; 8] = [
     Identity::SafetyNet,
     Identity::Disabled,
     Identity::IllnessPoor,
+    Identity::DibaoEdge,
+    Identity::ReturnedPoor,
 ];
 
 impl Identity {
@@ -45,6 +51,8 @@ impl Identity {
             Identity::SafetyNet => "safety_net",
             Identity::Disabled => "disabled",
             Identity::IllnessPoor => "illness_poor",
+            Identity::DibaoEdge => "dibao_edge",
+            Identity::ReturnedPoor => "returned_poor",
         }
     }
 
@@ -58,6 +66,8 @@ impl Identity {
             Identity::SafetyNet => "农村兜底保障户",
             Identity::Disabled => "残疾人",
             Identity::IllnessPoor => "因病致贫返贫",
+            Identity::DibaoEdge => "低保边缘家庭成员",
+            Identity::ReturnedPoor => "返贫致贫人口",
         }
     }
 
@@ -69,12 +79,16 @@ impl Identity {
                 Identity::RegisteredPoor
             }
             "exited_poor" | "已脱贫" | "已脱贫人口" | "脱贫人口" => Identity::ExitedPoor,
-            "marginal" | "边缘户" | "监测户" | "边缘易致贫户" | "脱贫不稳定户" => Identity::Marginal,
+            "marginal" | "边缘户" | "监测户" | "边缘易致贫户" | "脱贫不稳定户" | "突发严重困难户" | "防止返贫监测对象" | "监测对象" => {
+                Identity::Marginal
+            }
             "dibao" | "低保" | "低保户" | "城乡低保" => Identity::Dibao,
             "extreme_poor" | "特困" | "特困供养" | "特困供养人员" | "特困人员" => Identity::ExtremePoor,
             "safety_net" | "农村兜底保障户" | "兜底保障户" => Identity::SafetyNet,
             "disabled" | "残疾人" => Identity::Disabled,
-            "illness_poor" | "因病致贫返贫" | "因病致贫" | "因病返贫" => Identity::IllnessPoor,
+            "illness_poor" | "因病致贫返贫" | "因病致贫" | "因病返贫" | "因病致贫重病患者" => Identity::IllnessPoor,
+            "dibao_edge" | "低保边缘" | "低保边缘家庭" | "低保边缘家庭成员" | "低保边缘户" => Identity::DibaoEdge,
+            "returned_poor" | "返贫致贫" | "返贫致贫人口" | "返贫人口" => Identity::ReturnedPoor,
             _ => return None,
         })
     }
@@ -91,7 +105,7 @@ impl IdentitySet {
     pub const EMPTY: IdentitySet = IdentitySet(0);
 
     pub fn from_bits(bits: u16) -> IdentitySet {
-        IdentitySet(bits & 0xff)
+        IdentitySet(bits & 0x3ff)
     }
     pub fn bits(self) -> u16 {
         self.0

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::claim::{Claim, MedType};
+use crate::claim::{Claim, Filing, HospGrade, MedType, Place, ALL_FILINGS, ALL_MED_TYPES, ALL_PLACES, GRADE_NAMES};
 use crate::date::Date;
 use crate::identity::{Identity, IdentitySet};
 use crate::money::{Fen, Ratio};
@@ -88,6 +88,49 @@ pub struct RawPolicyFile {
     pub policy: RawMeta,
     #[serde(default)]
     pub layers: Vec<Spanned<RawLayer>>,
+    /// Annual limits shared by several layers (e.g. basic insurance and critical illness together).
+    #[serde(default)]
+    pub shared_caps: Vec<Spanned<RawSharedCap>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSharedCap {
+    pub name: String,
+    pub layers: Vec<String>,
+    pub annual: RawMoney,
+}
+
+/// One of the policy's own hospital tiers: the hospitals of `level` (1–3) with one of `grades` (national
+/// 医院等级 codes, "02" = 三级甲等; any when omitted) and, when given, primary care or not.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub id: String,
+    pub name: String,
+    pub level: u8,
+    #[serde(default)]
+    pub grades: Vec<String>,
+    pub primary_care: Option<bool>,
+}
+
+/// The region's per-capita disposable income of a year (上年度居民人均可支配收入): claims of `year` + 1
+/// use it for deductibles written as a share of income.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIncome {
+    pub year: u16,
+    pub amount: RawMoney,
+}
+
+/// A premium subsidy (参保资助) of an insurance year for the persons holding one of `identities`: an
+/// amount, or `amount = "full"` for the whole individual premium.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubsidy {
+    pub year: u16,
+    pub identities: Vec<String>,
+    pub amount: RawMoney,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -109,6 +152,15 @@ pub struct RawMeta {
     pub sources: Vec<RawSource>,
     #[serde(default)]
     pub note: Option<String>,
+    /// The med types the policy settles (default 21 and 14); a claim of another type is refused.
+    #[serde(default)]
+    pub med_types: Option<Vec<u16>>,
+    #[serde(default)]
+    pub tiers: Vec<RawTier>,
+    #[serde(default)]
+    pub income: Vec<RawIncome>,
+    #[serde(default)]
+    pub subsidies: Vec<RawSubsidy>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -137,6 +189,25 @@ pub struct RawCond {
     pub total_at_least: Option<RawMoney>,
     pub total_above: Option<RawMoney>,
     pub total_below: Option<RawMoney>,
+    /// The policy's tier ids (`[[policy.tiers]]`).
+    pub tier: Option<Vec<String>>,
+    /// county, prefecture, province, out_of_province, outside_county (= all but county).
+    pub place: Option<Vec<String>>,
+    /// resident, referral, emergency, unfiled, none.
+    pub filing: Option<Vec<String>>,
+    pub primary_care: Option<bool>,
+}
+
+/// A ratio adjustment of a layer: when its conditions hold, each ratio is lowered by `minus_points`
+/// and then multiplied by `factor` ("按 85% 结算").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdjust {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub when: RawCond,
+    pub factor: Option<RawRatio>,
+    pub minus_points: Option<RawRatio>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -166,6 +237,8 @@ pub struct RawLayer {
     pub combine: Option<String>,
     pub clawback: Option<Vec<String>>,
     pub note: Option<String>,
+    #[serde(default)]
+    pub adjust: Vec<RawAdjust>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -188,19 +261,36 @@ pub struct RawBranch {
     pub per_claim_cap: Option<RawMoney>,
     pub outpatient_cap: Option<RawMoney>,
     pub annual_cap: Option<RawMoney>,
+    /// Identities for whom the branch's and layer's caps do not apply (取消封顶线).
+    pub uncapped_for: Option<Vec<String>>,
 }
 
+/// An identity's deductible: a fixed `amount`, a `share_of_income` (of the prior year's per-capita
+/// disposable income, `[[policy.income]]`), or a `factor` of the schedule's deductible ("降低 50%" =
+/// factor "50%"). Exactly one.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDeductibleFor {
     pub identities: Vec<String>,
-    pub amount: RawMoney,
+    pub amount: Option<RawMoney>,
+    pub share_of_income: Option<RawRatio>,
+    pub factor: Option<RawRatio>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRepeat {
+    /// Once any earlier stay this year: the deductible lower by this amount.
     pub lower_by: Option<RawMoney>,
+    /// For each earlier stay this year: lower by this amount (down to `floor`).
+    pub lower_each_by: Option<RawMoney>,
+    /// The least a lowered deductible goes down to (never raises a lower one).
+    pub floor: Option<RawMoney>,
+    /// The deductible of the 1st, 2nd, 3rd … stay as a share of the schedule's ("100%", "50%", "0%");
+    /// the last share holds for later stays.
+    pub by_order: Option<Vec<RawRatio>>,
+    /// Count only the earlier stays in the same tier (hospital level) — "同级医院".
+    pub same_tier: Option<bool>,
     #[serde(default)]
     pub waive_same_level: Vec<String>,
 }
@@ -308,18 +398,73 @@ pub struct Cond {
     pub total_at_least: Option<Fen>,
     pub total_above: Option<Fen>,
     pub total_below: Option<Fen>,
+    /// bit t for the policy's tier t; 0 = any. (The new conditions are left out of the version hash
+    /// when unset, so policies that do not use them keep their version.)
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tiers: u8,
+    /// Bits of [`place_bit`]; 0 = any.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub places: u8,
+    /// Bits of [`filing_bit`]; 0 = any.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub filings: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_care: Option<bool>,
+}
+
+fn no_identities(v: &IdentitySet) -> bool {
+    v.is_empty()
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 fn med_bit(m: MedType) -> u8 {
-    match m {
-        MedType::Inpatient => 1,
-        MedType::OutpatientChronic => 2,
+    m.bit()
+}
+
+/// Bit of a place of care in [`Cond::places`]; care outside the county with no more detail has its own bit.
+pub fn place_bit(p: Place) -> u8 {
+    match p {
+        Place::County => 1,
+        Place::Prefecture => 2,
+        Place::Province => 4,
+        Place::OutOfProvince => 8,
+        Place::Unspecified => 16,
     }
 }
 
+/// Bit of a filing kind in [`Cond::filings`].
+pub fn filing_bit(f: Filing) -> u8 {
+    match f {
+        Filing::Resident => 1,
+        Filing::Referral => 2,
+        Filing::Emergency => 4,
+        Filing::Unfiled => 8,
+        Filing::None => 16,
+    }
+}
+
+const OUTSIDE_COUNTY: u8 = 2 | 4 | 8 | 16;
+
 impl Cond {
+    /// Whether the conditions hold for `claim` in tier `tier` (see [`Policy::tier_of`]) for a person
+    /// holding `ids`.
     #[inline]
-    pub fn matches(&self, claim: &Claim, ids: IdentitySet) -> bool {
+    pub fn matches(&self, claim: &Claim, tier: usize, ids: IdentitySet) -> bool {
+        if self.tiers != 0 && self.tiers & (1 << tier) == 0 {
+            return false;
+        }
+        if self.places != 0 && self.places & place_bit(claim.place()) == 0 {
+            return false;
+        }
+        if self.filings != 0 && self.filings & filing_bit(claim.site.filing) == 0 {
+            return false;
+        }
+        if self.primary_care.is_some_and(|v| v != claim.site.primary_care) {
+            return false;
+        }
         if let Some(set) = self.identities {
             if !set.intersects(ids) {
                 return false;
@@ -347,16 +492,19 @@ impl Cond {
         true
     }
 
-    /// Chinese description, "" when unconditional.
-    pub fn describe(&self) -> String {
+    /// Chinese description, "" when unconditional; `tiers` names the policy's tiers.
+    pub fn describe(&self, tiers: &[Tier]) -> String {
         let mut parts = Vec::new();
+        if self.tiers != 0 {
+            let names: Vec<&str> = tiers.iter().enumerate().filter(|(i, _)| self.tiers & (1 << i) != 0).map(|(_, t)| t.name.as_str()).collect();
+            parts.push(names.join("/"));
+        }
         if let Some(s) = self.identities {
             parts.push(s.names_zh());
         }
-        match self.med_types {
-            1 => parts.push("住院".into()),
-            2 => parts.push("门诊慢特病".into()),
-            _ => {}
+        if self.med_types != 0 && self.med_types != 7 {
+            let names: Vec<&str> = ALL_MED_TYPES.iter().filter(|m| self.med_types & m.bit() != 0).map(|m| m.name_zh()).collect();
+            parts.push(names.join("/"));
         }
         if self.levels != 0 && self.levels != 7 {
             let lv: Vec<String> = (1..=3).filter(|l| self.levels & (1 << (l - 1)) != 0).map(|l| l.to_string()).collect();
@@ -364,6 +512,24 @@ impl Cond {
         }
         if let Some(v) = self.in_county {
             parts.push(if v { "县域内".into() } else { "县域外".into() });
+        }
+        if self.places != 0 {
+            if self.places == OUTSIDE_COUNTY {
+                parts.push("县域外".into());
+            } else {
+                let names: Vec<&str> = ALL_PLACES.iter().filter(|p| self.places & place_bit(**p) != 0).map(|p| p.name_zh()).collect();
+                parts.push(names.join("/"));
+            }
+        }
+        if self.filings != 0 {
+            let mut names: Vec<&str> = ALL_FILINGS.iter().filter(|f| self.filings & filing_bit(**f) != 0).map(|f| f.name_zh()).collect();
+            if self.filings & filing_bit(Filing::None) != 0 {
+                names.push(Filing::None.name_zh());
+            }
+            parts.push(names.join("/"));
+        }
+        if let Some(v) = self.primary_care {
+            parts.push(if v { "基层医疗机构".into() } else { "非基层医疗机构".into() });
         }
         if let Some(v) = self.referral_ok {
             parts.push(if v { "转诊合规".into() } else { "未按规定转诊".into() });
@@ -410,19 +576,125 @@ pub struct Schedule {
 pub struct RepeatStay {
     pub lower_by: Fen,
     pub waive_same_level: IdentitySet,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_each_by: Option<Fen>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Fen>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_order: Vec<Ratio>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub same_tier: bool,
+}
+
+impl RepeatStay {
+    /// The deductible of a stay after `earlier` stays (counted as `same_tier` says), from the
+    /// deductible `d` the schedule and identities give.
+    /// Its rules in Chinese (without the identity waiver).
+    pub fn describe(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let scope = if self.same_tier { "同级" } else { "" };
+        if self.lower_by.0 > 0 {
+            v.push(format!("年内{scope}再次住院起付线降低 {}", self.lower_by.grouped()));
+        }
+        if let Some(each) = self.lower_each_by {
+            let floor = self.floor.map(|f| format!("，最低 {}", f.grouped())).unwrap_or_default();
+            v.push(format!("年内{scope}每多住院一次起付线降低 {}{floor}", each.grouped()));
+        }
+        if !self.by_order.is_empty() {
+            let parts: Vec<String> = self.by_order.iter().enumerate().map(|(i, r)| format!("第{}次 {r}", i + 1)).collect();
+            v.push(format!("年内{scope}住院起付线：{}（此后同最后一次）", parts.join("、")));
+        }
+        v
+    }
+
+    pub fn apply(&self, d: i64, earlier: u32) -> i64 {
+        if earlier == 0 {
+            return d;
+        }
+        let mut out = (d - self.lower_by.0).max(0);
+        if let Some(each) = self.lower_each_by {
+            let floor = self.floor.map_or(0, |f| f.0).min(d);
+            let cut = each.0.saturating_mul(i64::from(earlier));
+            out = out.min((d - cut).max(floor));
+        }
+        if let Some(share) = self.by_order.get((earlier as usize).min(self.by_order.len().saturating_sub(1))) {
+            out = out.min(share.apply(Fen(d)).0);
+        }
+        out
+    }
+}
+
+/// An identity's deductible written as a share of income or a factor of the schedule's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeductibleRule {
+    /// Share of the prior year's per-capita disposable income (`PolicyMeta::income`).
+    ShareOfIncome(Ratio),
+    /// Factor of the schedule's deductible.
+    Factor(Ratio),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Branch {
     pub name: String,
     pub when: Cond,
-    /// Index 0..3 = hospital level 1..3.
-    pub levels: [Schedule; 3],
+    /// One schedule per tier (index = tier; without `[[policy.tiers]]`, hospital level − 1).
+    pub levels: Vec<Schedule>,
     pub deductible_for: Vec<(IdentitySet, Fen)>,
     pub repeat: Option<RepeatStay>,
     pub bonus: Vec<(IdentitySet, Ratio)>,
     pub caps: Caps,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deductible_rules: Vec<(IdentitySet, DeductibleRule)>,
+    /// Identities for whom the caps do not apply (取消封顶线).
+    #[serde(skip_serializing_if = "no_identities")]
+    pub uncapped: IdentitySet,
 }
+
+/// A ratio adjustment of a layer ("按 85% 结算", "降低 10 个百分点"): the first whose conditions hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adjust {
+    pub name: String,
+    pub when: Cond,
+    pub minus_points: Ratio,
+    pub factor: Ratio,
+}
+
+/// An annual limit shared by several layers (e.g. basic + critical illness "年度最高支付限额合计").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedCap {
+    pub name: String,
+    pub layers: Vec<usize>,
+    pub annual: Fen,
+}
+
+/// One of the policy's hospital tiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tier {
+    pub id: String,
+    pub name: String,
+    /// 1–3
+    pub level: u8,
+    /// Bit g for national grade code g; 0 = any.
+    pub grades: u16,
+    pub primary_care: Option<bool>,
+}
+
+impl Tier {
+    fn matches(&self, level: u8, grade: HospGrade, primary: bool) -> bool {
+        self.level == level && (self.grades == 0 || self.grades & (1 << grade.code()) != 0) && self.primary_care.is_none_or(|p| p == primary)
+    }
+}
+
+/// A premium subsidy of a year: `None` = the whole individual premium (全额资助).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subsidy {
+    pub year: u16,
+    pub identities: IdentitySet,
+    pub amount: Option<Fen>,
+}
+
+/// Most tiers a policy may define.
+pub const MAX_TIERS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum LayerKind {
@@ -443,6 +715,8 @@ pub struct Layer {
     pub kind: LayerKind,
     pub caps: Caps,
     pub note: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adjust: Vec<Adjust>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -467,6 +741,32 @@ pub struct PolicyMeta {
     pub effective_to: Option<Date>,
     pub sources: Vec<Source>,
     pub note: Option<String>,
+    /// Bits of the med types settled ([`MedType::bit`]); 3 = inpatient and outpatient chronic.
+    #[serde(skip_serializing_if = "is_default_med_types")]
+    pub med_types: u8,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<Tier>,
+    /// (year, per-capita disposable income of that year), ascending by year.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub income: Vec<(u16, Fen)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subsidies: Vec<Subsidy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_caps: Vec<SharedCap>,
+}
+
+fn is_default_med_types(v: &u8) -> bool {
+    *v == DEFAULT_MED_TYPES
+}
+
+const DEFAULT_MED_TYPES: u8 = 3;
+
+/// Why a policy does not settle a claim (checked before the engine runs): the claim field and the
+/// reason in Chinese.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotSettled {
+    pub field: &'static str,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -477,6 +777,12 @@ pub struct Policy {
     /// The same hash as a number, carried by every `Settlement`.
     pub version_id: u64,
     pub layers: Vec<Layer>,
+    /// Tier of (level − 1, grade code, primary care): computed from `meta.tiers` (or the level itself).
+    #[serde(skip)]
+    pub tier_table: [[[u8; 2]; 12]; 3],
+    /// Per layer: the shared caps it counts against.
+    #[serde(skip)]
+    pub shared_of: Vec<Vec<usize>>,
     /// Where the values written with a mark come from, in file order. Not part of the version: the
     /// hash covers `meta` and `layers` only, so adding, changing or removing a mark, source or quote
     /// leaves the version as it is (like a comment).
@@ -549,6 +855,10 @@ pub enum ValueUse {
     RepeatStay,
     /// A cap: when it limited the payment.
     Cap(CapKind),
+    /// An identity's deductible written as a share of income or a factor: when it is in force.
+    DeductibleRule(IdentitySet),
+    /// A layer's ratio adjustment (index): when it applied.
+    Adjust(u8),
 }
 
 /// The provenance of one value written as `{ value = …, mark = …, source = …, quote = … }`.
@@ -634,6 +944,73 @@ pub fn check_quotes<F: FnMut(&str) -> Option<String>>(policy: &Policy, mut text_
 }
 
 impl Policy {
+    /// The tier of a claim: an index into each branch's schedules (hospital level − 1 without tiers).
+    #[inline]
+    pub fn tier_of(&self, claim: &Claim) -> usize {
+        let g = usize::from(claim.site.grade.code().min(11));
+        usize::from(self.tier_table[claim.hosp_lv.index()][g][usize::from(claim.site.primary_care)])
+    }
+
+    /// Number of tiers (3 without `[[policy.tiers]]`).
+    pub fn tier_count(&self) -> usize {
+        if self.meta.tiers.is_empty() {
+            3
+        } else {
+            self.meta.tiers.len()
+        }
+    }
+
+    /// A tier's name as officials read it.
+    pub fn tier_name(&self, tier: usize) -> String {
+        match self.meta.tiers.get(tier) {
+            Some(t) => t.name.clone(),
+            None => crate::claim::HospLevel::new(tier as u8 + 1).map_or_else(|| format!("档次{}", tier + 1), |l| l.name_zh().to_string()),
+        }
+    }
+
+    /// The per-capita disposable income that claims of `year` use (that of `year` − 1).
+    pub fn income_for(&self, year: u16) -> Option<Fen> {
+        self.meta.income.iter().find(|(y, _)| *y + 1 == year).map(|(_, f)| *f)
+    }
+
+    /// Whether the policy settles this claim: its med type, and for a deductible written as a share of
+    /// income, the income of the year before. (Dates are the caller's: see [`choose`].)
+    pub fn accepts(&self, claim: &Claim) -> Result<(), NotSettled> {
+        if self.meta.med_types & claim.med_type.bit() == 0 {
+            return Err(NotSettled {
+                field: "med_type",
+                reason: format!("政策“{}”不规定{}（{}）的待遇", self.meta.name, claim.med_type.name_zh(), claim.med_type.code()),
+            });
+        }
+        let needs_income = self.layers.iter().any(|l| match &l.kind {
+            LayerKind::Ratio { branches, .. } => {
+                branches.iter().any(|b| b.deductible_rules.iter().any(|(_, r)| matches!(r, DeductibleRule::ShareOfIncome(_))))
+            }
+            _ => false,
+        });
+        if needs_income && self.income_for(claim.year()).is_none() {
+            return Err(NotSettled {
+                field: "setl_date",
+                reason: format!("政策“{}”未给出 {} 年适用的上年度（{} 年）居民人均可支配收入", self.meta.name, claim.year(), claim.year() - 1),
+            });
+        }
+        Ok(())
+    }
+
+    /// The subsidy of `year` for a person holding `ids`: the largest that applies (`Some(None)`: the
+    /// whole premium).
+    pub fn subsidy_for(&self, year: u16, ids: IdentitySet) -> Option<Option<Fen>> {
+        let mut best: Option<Option<Fen>> = None;
+        for s in self.meta.subsidies.iter().filter(|s| s.year == year && s.identities.intersects(ids)) {
+            best = Some(match (best, s.amount) {
+                (Some(None), _) | (_, None) => None,
+                (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                (None, Some(b)) => Some(b),
+            });
+        }
+        best
+    }
+
     pub fn layer_index(&self, id: &str) -> Option<usize> {
         self.layers.iter().position(|l| l.id == id)
     }
@@ -736,9 +1113,48 @@ struct Checker<'a> {
     sources: Vec<(String, Option<Mark>)>,
     ctx: ValueCtx,
     provenance: Vec<Provenance>,
+    /// The policy's tiers (empty: the three hospital levels).
+    tiers: Vec<Tier>,
 }
 
 impl Checker<'_> {
+    fn tier_count(&self) -> usize {
+        if self.tiers.is_empty() {
+            3
+        } else {
+            self.tiers.len()
+        }
+    }
+    /// The hospital level (1–3) of tier `t`.
+    fn tier_level(&self, t: usize) -> u8 {
+        self.tiers.get(t).map_or(t as u8 + 1, |x| x.level)
+    }
+    /// Among the keys of a by-level map, the one serving tier `t`: its id, else its level.
+    fn key_for_tier<'k>(&self, keys: &[&'k String], t: usize) -> Option<&'k str> {
+        if let Some(tier) = self.tiers.get(t) {
+            if let Some(k) = keys.iter().find(|k| ***k == tier.id) {
+                return Some(k.as_str());
+            }
+        }
+        let lv = (self.tier_level(t)).to_string();
+        keys.iter().find(|k| ***k == lv).map(|k| k.as_str())
+    }
+    fn key_known(&self, k: &str) -> bool {
+        level_key(k).is_some() || self.tiers.iter().any(|t| t.id == k)
+    }
+    /// A key as officials read it: "3级" or the tier's name.
+    fn key_label(&self, k: &str) -> String {
+        match self.tiers.iter().find(|t| t.id == k) {
+            Some(t) => t.name.clone(),
+            None => format!("{k}级"),
+        }
+    }
+    fn tier_label(&self, t: usize) -> String {
+        match self.tiers.get(t) {
+            Some(x) => x.name.clone(),
+            None => format!("{} 级医院", t + 1),
+        }
+    }
     fn line_of(&self, offset: usize) -> usize {
         self.src[..offset.min(self.src.len())].bytes().filter(|&b| b == b'\n').count() + 1
     }
@@ -930,9 +1346,11 @@ impl Checker<'_> {
             for m in mts {
                 match MedType::from_code(*m) {
                     Some(mt) => out.med_types |= med_bit(mt),
-                    None => {
-                        self.push(&format!("{place} → when.med_type"), line, format!("医疗类别 {m} 不受支持（21 住院，14 门诊慢特病）"))
-                    }
+                    None => self.push(
+                        &format!("{place} → when.med_type"),
+                        line,
+                        format!("医疗类别 {m} 不受支持（21 住院，14 门诊慢特病，11 普通门诊）"),
+                    ),
                 }
             }
         }
@@ -948,6 +1366,56 @@ impl Checker<'_> {
         out.in_county = c.in_county;
         out.referral_ok = c.referral_ok;
         out.major_disease = c.major_disease;
+        out.primary_care = c.primary_care;
+        if let Some(ts) = &c.tier {
+            for t in ts {
+                match self.tiers.iter().position(|x| &x.id == t) {
+                    Some(i) => out.tiers |= 1 << i,
+                    None if self.tiers.is_empty() => {
+                        self.push(&format!("{place} → when.tier"), line, format!("档次“{t}”不存在：本政策没有定义 [[policy.tiers]]（可用 hosp_lv）"))
+                    }
+                    None => {
+                        let ids: Vec<&str> = self.tiers.iter().map(|x| x.id.as_str()).collect();
+                        self.push(&format!("{place} → when.tier"), line, format!("档次“{t}”不存在（可用：{}）", ids.join(", ")))
+                    }
+                }
+            }
+            if ts.is_empty() {
+                self.push(&format!("{place} → when.tier"), line, "档次列表为空");
+            }
+        }
+        if let Some(ps) = &c.place {
+            for v in ps {
+                match v.as_str() {
+                    "outside_county" => out.places |= OUTSIDE_COUNTY,
+                    other => match Place::parse(other) {
+                        Ok(p) if p != Place::Unspecified => out.places |= place_bit(p),
+                        _ => self.push(
+                            &format!("{place} → when.place"),
+                            line,
+                            format!("就医地“{other}”无效（county, prefecture, province, out_of_province, outside_county）"),
+                        ),
+                    },
+                }
+            }
+            if ps.is_empty() {
+                self.push(&format!("{place} → when.place"), line, "就医地列表为空");
+            }
+            if c.in_county.is_some() {
+                self.push(&format!("{place} → when.place"), line, "place 与 in_county 只能写一个");
+            }
+        }
+        if let Some(fs) = &c.filing {
+            for v in fs {
+                match Filing::parse(v) {
+                    Ok(f) => out.filings |= filing_bit(f),
+                    Err(e) => self.push(&format!("{place} → when.filing"), line, e),
+                }
+            }
+            if fs.is_empty() {
+                self.push(&format!("{place} → when.filing"), line, "备案类型列表为空");
+            }
+        }
         out.total_at_least = self.opt_money(
             &format!("{place} → when.total_at_least"),
             line,
@@ -1023,7 +1491,8 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
         let line = e.span().map(|s| src[..s.start.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1);
         PolicyErrors(vec![Problem { place: "文件结构".into(), line, message: format!("无法解析：{}", e.message()) }])
     })?;
-    let mut ck = Checker { src, problems: Vec::new(), sources: Vec::new(), ctx: ValueCtx::default(), provenance: Vec::new() };
+    let mut ck =
+        Checker { src, problems: Vec::new(), sources: Vec::new(), ctx: ValueCtx::default(), provenance: Vec::new(), tiers: Vec::new() };
 
     // metadata
     let m = &raw.policy;
@@ -1067,6 +1536,25 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             }
         }
     }
+    let med_types = match &m.med_types {
+        None => DEFAULT_MED_TYPES,
+        Some(list) => {
+            let mut bits = 0;
+            for c in list {
+                match MedType::from_code(*c) {
+                    Some(mt) => bits |= mt.bit(),
+                    None => ck.push(meta_place, None, format!("med_types：医疗类别 {c} 不受支持（21 住院，14 门诊慢特病，11 普通门诊）")),
+                }
+            }
+            if list.is_empty() {
+                ck.push(meta_place, None, "med_types 为空");
+            }
+            bits
+        }
+    };
+    let tier_table = compile_tiers(&mut ck, &m.tiers);
+    let income = compile_income(&mut ck, &m.income, from, to);
+    let subsidies = compile_subsidies(&mut ck, &m.subsidies);
     if raw.layers.is_empty() {
         ck.push("layers", None, "政策没有任何报销层");
     }
@@ -1206,38 +1694,64 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     let bplace = format!("{place} → branches[{bi}]{}", b.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
                     let bname = b.name.clone().unwrap_or_else(|| format!("分支{}", bi + 1));
                     ck.ctx.branch = Some((bi, bname.clone()));
-                    // The levels each way of writing a schedule serves (for the values' provenance): a value
-                    // by level wins over the branch-wide one.
-                    let key_mask = |keys: Option<Vec<&String>>| -> u8 {
-                        keys.unwrap_or_default().into_iter().filter_map(|k| level_key(k)).fold(0, |a, i| a | 1 << i)
+                    // Which key of a by-level map serves each tier: the tier's own id, else its level ("1"–"3").
+                    // A value is used at the tiers its key serves (for the values' provenance).
+                    let n_t = ck.tier_count();
+                    let all_tiers: u8 = ((1u16 << n_t) - 1) as u8;
+                    let serving = |ck: &Checker, keys: Vec<&String>, k: &str| -> u8 {
+                        (0..n_t).filter(|&t| ck.key_for_tier(&keys, t) == Some(k)).fold(0, |a, t| a | 1 << t)
                     };
-                    let dbl = key_mask(b.deductible_by_level.as_ref().map(|m| m.keys().collect()));
-                    let rbl = key_mask(b.ratio_by_level.as_ref().map(|m| m.keys().collect()));
-                    let sbl = key_mask(b.segments_by_level.as_ref().map(|m| m.keys().collect()));
+                    let keyed = |ck: &Checker, keys: Option<Vec<&String>>| -> u8 {
+                        let keys = keys.unwrap_or_default();
+                        (0..n_t).filter(|&t| ck.key_for_tier(&keys, t).is_some()).fold(0, |a, t| a | 1 << t)
+                    };
+                    let dkeys: Vec<&String> = b.deductible_by_level.as_ref().map(|m| m.keys().collect()).unwrap_or_default();
+                    let rkeys: Vec<&String> = b.ratio_by_level.as_ref().map(|m| m.keys().collect()).unwrap_or_default();
+                    let skeys: Vec<&String> = b.segments_by_level.as_ref().map(|m| m.keys().collect()).unwrap_or_default();
+                    let dbl = keyed(&ck, Some(dkeys.clone()));
+                    let rbl = keyed(&ck, Some(rkeys.clone()));
+                    let sbl = keyed(&ck, Some(skeys.clone()));
+                    for (name, keys) in [("deductible_by_level", &dkeys), ("ratio_by_level", &rkeys), ("segments_by_level", &skeys)] {
+                        for k in keys.iter() {
+                            if !ck.key_known(k) {
+                                let hint = if ck.tiers.is_empty() {
+                                    "应为 1、2 或 3".to_string()
+                                } else {
+                                    format!("应为 1、2、3 或档次 id（{}）", ck.tiers.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", "))
+                                };
+                                ck.push(&bplace, bline, format!("{name} 的键“{k}”{hint}"));
+                            }
+                        }
+                    }
                     let bwhen = ck.cond(&bplace, bline, &b.when);
                     let base_ded = ck.opt_money(
                         &format!("{bplace} → deductible"),
                         bline,
                         &b.deductible,
-                        what("起付线", ValueUse::Deductible { levels: 7 & !dbl }),
+                        what("起付线", ValueUse::Deductible { levels: all_tiers & !dbl }),
                     );
-                    let mut ded_by = [base_ded; 3];
+                    let mut ded_by = vec![base_ded; n_t];
                     if let Some(map) = &b.deductible_by_level {
                         for (k, v) in map {
-                            match level_key(k) {
-                                Some(i) => {
-                                    ded_by[i] = ck.money(
-                                        &format!("{bplace} → deductible_by_level.{k}"),
-                                        bline,
-                                        v,
-                                        what(format!("起付线（{k}级）"), ValueUse::Deductible { levels: 1 << i }),
-                                    )
+                            let mask = serving(&ck, dkeys.clone(), k);
+                            if mask == 0 {
+                                continue;
+                            }
+                            let label = ck.key_label(k);
+                            let d = ck.money(
+                                &format!("{bplace} → deductible_by_level.{k}"),
+                                bline,
+                                v,
+                                what(format!("起付线（{label}）"), ValueUse::Deductible { levels: mask }),
+                            );
+                            for (t, slot) in ded_by.iter_mut().enumerate() {
+                                if mask & (1 << t) != 0 {
+                                    *slot = d;
                                 }
-                                None => ck.push(&bplace, bline, format!("deductible_by_level 的键“{k}”应为 1、2 或 3")),
                             }
                         }
                     }
-                    let mut sched: [Option<Vec<Segment>>; 3] = [None, None, None];
+                    let mut sched: Vec<Option<Vec<Segment>>> = vec![None; n_t];
                     let count = [b.ratio.is_some(), b.ratio_by_level.is_some(), b.segments.is_some(), b.segments_by_level.is_some()]
                         .iter()
                         .filter(|x| **x)
@@ -1248,25 +1762,21 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     if b.ratio.is_some() && b.segments.is_some() {
                         ck.push(&bplace, bline, "ratio 与 segments 只能写一个");
                     }
-                    for lv in 0..3 {
-                        let d = ded_by[lv].unwrap_or(Fen::ZERO);
-                        let by_seg = b.segments_by_level.as_ref().and_then(|m| m.get(&(lv + 1).to_string()));
-                        let by_ratio = b.ratio_by_level.as_ref().and_then(|m| m.get(&(lv + 1).to_string()));
-                        let wide = 7 & !sbl & !rbl;
-                        sched[lv] = if let Some(segs) = by_seg {
-                            Some(ck.segments(
-                                &format!("{bplace} → segments_by_level.{}", lv + 1),
-                                bline,
-                                segs,
-                                d,
-                                &format!("{}级", lv + 1),
-                                1 << lv,
-                            ))
-                        } else if let Some(r) = by_ratio {
-                            let w = what(format!("报销比例（{}级）", lv + 1), ValueUse::Ratio { levels: 1 << lv });
+                    let wide = all_tiers & !sbl & !rbl;
+                    for t in 0..n_t {
+                        let d = ded_by[t].unwrap_or(Fen::ZERO);
+                        let by_seg = ck.key_for_tier(&skeys, t).map(|k| (k.to_string(), &b.segments_by_level.as_ref().expect("keyed")[k]));
+                        let by_ratio = ck.key_for_tier(&rkeys, t).map(|k| (k.to_string(), &b.ratio_by_level.as_ref().expect("keyed")[k]));
+                        sched[t] = if let Some((k, segs)) = by_seg {
+                            let mask = serving(&ck, skeys.clone(), &k);
+                            let label = ck.key_label(&k);
+                            Some(ck.segments(&format!("{bplace} → segments_by_level.{k}"), bline, segs, d, &label, mask))
+                        } else if let Some((k, r)) = by_ratio {
+                            let mask = serving(&ck, rkeys.clone(), &k);
+                            let w = what(format!("报销比例（{}）", ck.key_label(&k)), ValueUse::Ratio { levels: mask });
                             Some(vec![Segment {
                                 to: None,
-                                ratio: ck.ratio(&format!("{bplace} → ratio_by_level.{}", lv + 1), bline, r, w).unwrap_or(Ratio::ZERO),
+                                ratio: ck.ratio(&format!("{bplace} → ratio_by_level.{k}"), bline, r, w).unwrap_or(Ratio::ZERO),
                             }])
                         } else if let Some(segs) = &b.segments {
                             Some(ck.segments(&format!("{bplace} → segments"), bline, segs, d, "", wide))
@@ -1280,50 +1790,64 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                             })
                         };
                     }
-                    for map_keys in [
-                        b.segments_by_level.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>()),
-                        b.ratio_by_level.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>()),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        for k in map_keys {
-                            if level_key(&k).is_none() {
-                                ck.push(&bplace, bline, format!("按等级设置的键“{k}”应为 1、2 或 3"));
-                            }
-                        }
-                    }
-                    let applies_at = |lv: usize| bwhen.levels == 0 || bwhen.levels & (1 << lv) != 0;
-                    let applies_in = |lv: usize| when.levels == 0 || when.levels & (1 << lv) != 0;
-                    let mut levels: [Schedule; 3] = Default::default();
-                    for lv in 0..3 {
-                        match &sched[lv] {
-                            Some(segs) => levels[lv] = Schedule { deductible: ded_by[lv].unwrap_or(Fen::ZERO), segments: segs.clone() },
-                            None if count > 0 && applies_at(lv) && applies_in(lv) => {
-                                ck.push(&bplace, bline, format!("缺少 {} 级医院的报销比例", lv + 1));
-                            }
+                    let applies = |c: &Cond, t: usize| {
+                        let lv = ck.tier_level(t);
+                        (c.levels == 0 || c.levels & (1 << (lv - 1)) != 0) && (c.tiers == 0 || c.tiers & (1 << t) != 0)
+                    };
+                    let mut levels: Vec<Schedule> = vec![Schedule::default(); n_t];
+                    let mut missing = Vec::new();
+                    for t in 0..n_t {
+                        match &sched[t] {
+                            Some(segs) => levels[t] = Schedule { deductible: ded_by[t].unwrap_or(Fen::ZERO), segments: segs.clone() },
+                            None if count > 0 && applies(&bwhen, t) && applies(&when, t) => missing.push(ck.tier_label(t)),
                             None => {}
                         }
                     }
+                    if !missing.is_empty() {
+                        ck.push(&bplace, bline, format!("缺少 {} 的报销比例", missing.join("、")));
+                    }
                     let mut deductible_for = Vec::new();
+                    let mut deductible_rules = Vec::new();
                     for (di, d) in b.deductible_for.iter().enumerate() {
                         let p = format!("{bplace} → deductible_for[{di}]");
                         let set = ck.identities(&p, bline, &d.identities);
-                        // The used-when test needs the amount, known only once read: peek at it.
-                        let peek = match &d.amount.0 {
-                            toml::Value::Table(t) => t.get("value").cloned(),
-                            v => Some(v.clone()),
-                        };
-                        let amount_of = peek.and_then(|v| match v {
-                            toml::Value::Integer(i) if (0..=100_000_000).contains(&i) => Some(Fen::yuan(i)),
-                            toml::Value::String(s) => Fen::parse_yuan(&s).ok(),
-                            _ => None,
-                        });
-                        let w = what(format!("起付线（{}）", set.names_zh()), ValueUse::DeductibleFor(amount_of.unwrap_or(Fen::ZERO)));
-                        if let Some(a) = ck.money(&format!("{p} → amount"), bline, &d.amount, w) {
-                            deductible_for.push((set, a));
+                        let n = [d.amount.is_some(), d.share_of_income.is_some(), d.factor.is_some()].iter().filter(|x| **x).count();
+                        if n != 1 {
+                            ck.push(&p, bline, "amount（金额）、share_of_income（占上年度居民人均可支配收入的比例）、factor（起付线的比例）须写且只写一个");
+                        }
+                        if let Some(amount) = &d.amount {
+                            // The used-when test needs the amount, known only once read: peek at it.
+                            let peek = match &amount.0 {
+                                toml::Value::Table(t) => t.get("value").cloned(),
+                                v => Some(v.clone()),
+                            };
+                            let amount_of = peek.and_then(|v| match v {
+                                toml::Value::Integer(i) if (0..=100_000_000).contains(&i) => Some(Fen::yuan(i)),
+                                toml::Value::String(s) => Fen::parse_yuan(&s).ok(),
+                                _ => None,
+                            });
+                            let w = what(format!("起付线（{}）", set.names_zh()), ValueUse::DeductibleFor(amount_of.unwrap_or(Fen::ZERO)));
+                            if let Some(a) = ck.money(&format!("{p} → amount"), bline, amount, w) {
+                                deductible_for.push((set, a));
+                            }
+                        }
+                        if let Some(r) = &d.share_of_income {
+                            let w = what(format!("起付线（{}，占上年度居民人均可支配收入）", set.names_zh()), ValueUse::DeductibleRule(set));
+                            if let Some(x) = ck.ratio(&format!("{p} → share_of_income"), bline, r, w) {
+                                deductible_rules.push((set, DeductibleRule::ShareOfIncome(x)));
+                            }
+                        }
+                        if let Some(r) = &d.factor {
+                            let w = what(format!("起付线（{}，按起付线的比例）", set.names_zh()), ValueUse::DeductibleRule(set));
+                            if let Some(x) = ck.ratio(&format!("{p} → factor"), bline, r, w) {
+                                deductible_rules.push((set, DeductibleRule::Factor(x)));
+                            }
                         }
                     }
+                    let uncapped = match &b.uncapped_for {
+                        Some(list) => ck.identities(&format!("{bplace} → uncapped_for"), bline, list),
+                        None => IdentitySet::EMPTY,
+                    };
                     let repeat = b.repeat_stay.as_ref().map(|r| {
                         let p = format!("{bplace} → repeat_stay");
                         RepeatStay {
@@ -1340,8 +1864,34 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                             } else {
                                 ck.identities(&p, bline, &r.waive_same_level)
                             },
+                            lower_each_by: ck.opt_money(
+                                &format!("{p} → lower_each_by"),
+                                bline,
+                                &r.lower_each_by,
+                                what("年内每多一次住院起付线降低额", ValueUse::RepeatStay),
+                            ),
+                            floor: ck.opt_money(&format!("{p} → floor"), bline, &r.floor, what("再次住院起付线最低额", ValueUse::RepeatStay)),
+                            by_order: r
+                                .by_order
+                                .iter()
+                                .flatten()
+                                .enumerate()
+                                .map(|(i, x)| {
+                                    let w = what(format!("第 {} 次住院起付线比例", i + 1), ValueUse::RepeatStay);
+                                    ck.ratio(&format!("{p} → by_order[{i}]"), bline, x, w).unwrap_or(Ratio::ONE)
+                                })
+                                .collect(),
+                            same_tier: r.same_tier.unwrap_or(false),
                         }
                     });
+                    if let Some(r) = &repeat {
+                        if r.floor.is_some() && r.lower_each_by.is_none() {
+                            ck.push(&format!("{bplace} → repeat_stay"), bline, "floor 只与 lower_each_by 一起使用");
+                        }
+                        if r.by_order.len() == 1 {
+                            ck.push(&format!("{bplace} → repeat_stay"), bline, "by_order 至少写两项（第 1 次、第 2 次 … 住院的起付线比例）");
+                        }
+                    }
                     let mut bonus = Vec::new();
                     for (ri, r) in b.ratio_bonus.iter().enumerate() {
                         let p = format!("{bplace} → ratio_bonus[{ri}]");
@@ -1359,7 +1909,7 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     }
                     let caps = ck.caps(&bplace, bline, &b.per_claim_cap, &b.outpatient_cap, &b.annual_cap);
                     ck.ctx.branch = None;
-                    branches.push(Branch { name: bname, when: bwhen, levels, deductible_for, repeat, bonus, caps });
+                    branches.push(Branch { name: bname, when: bwhen, levels, deductible_for, repeat, bonus, caps, deductible_rules, uncapped });
                 }
                 LayerKind::Ratio { base: b.unwrap_or(Base::Compliant), annual, select, branches }
             }
@@ -1430,10 +1980,42 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             }
         };
         let fund = if l.kind == "hospital_bears" { Some(Fund::Hospital) } else { fund };
+        let mut adjust = Vec::new();
+        if !l.adjust.is_empty() && l.kind != "ratio" {
+            ck.push(&place, line, "只有按比例支付（ratio）的层可以写 adjust");
+        }
+        for (ai, a) in l.adjust.iter().enumerate() {
+            let p = format!("{place} → adjust[{ai}]");
+            let cond = ck.cond(&p, line, &a.when);
+            let name = a.name.clone().unwrap_or_else(|| cond.describe(&ck.tiers));
+            let used = ValueUse::Adjust(ai.min(usize::from(u8::MAX)) as u8);
+            let factor = match &a.factor {
+                Some(r) => ck.ratio(&format!("{p} → factor"), line, r, what(format!("{name}：按比例结算"), used)).unwrap_or(Ratio::ONE),
+                None => Ratio::ONE,
+            };
+            let minus = match &a.minus_points {
+                Some(r) => ck.ratio(&format!("{p} → minus_points"), line, r, what(format!("{name}：比例降低"), used)).unwrap_or(Ratio::ZERO),
+                None => Ratio::ZERO,
+            };
+            if a.factor.is_none() && a.minus_points.is_none() {
+                ck.push(&p, line, "adjust 需要 factor（按比例结算，如 \"85%\"）或 minus_points（降低的百分点）");
+            }
+            if cond == Cond::default() {
+                ck.push(&p, line, "adjust 没有条件（when），会作用于所有结算；请直接修改比例");
+            }
+            adjust.push(Adjust { name, when: cond, minus_points: minus, factor });
+        }
         seen_ids.push(l.id.clone());
-        layers.push(Layer { id: l.id.clone(), name: l.name.clone(), fund, when, kind, caps, note: l.note.clone() });
+        layers.push(Layer { id: l.id.clone(), name: l.name.clone(), fund, when, kind, caps, note: l.note.clone(), adjust });
     }
 
+    let shared_caps = compile_shared_caps(&mut ck, &raw.shared_caps, &layers);
+    let mut shared_of = vec![Vec::new(); layers.len()];
+    for (ci, c) in shared_caps.iter().enumerate() {
+        for &l in &c.layers {
+            shared_of[l].push(ci);
+        }
+    }
     if !ck.problems.is_empty() {
         // A branch-wide value is checked once per hospital level; report each problem once.
         let mut seen = std::collections::HashSet::new();
@@ -1455,6 +2037,11 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
             .map(|s| Source { id: s.id.clone(), mark: s.mark.clone(), title: s.title.clone(), reference: s.reference.clone() })
             .collect(),
         note: m.note.clone(),
+        med_types,
+        tiers: ck.tiers.clone(),
+        income,
+        subsidies,
+        shared_caps,
     };
     // The version hashes the compiled policy, so layout, comments and how a value is written
     // (150000 or "150000", "85%" or "85.00%", plain or `{ value = …, mark = … }`) do not change it; any
@@ -1463,7 +2050,157 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
     let canonical = serde_json::to_string(&(&meta, &layers)).expect("policy serialises");
     let digest = Sha256::digest(canonical.as_bytes());
     let version: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Ok(Policy { meta, version_id: u64::from_str_radix(&version, 16).expect("hex"), version, layers, provenance: ck.provenance })
+    Ok(Policy {
+        meta,
+        version_id: u64::from_str_radix(&version, 16).expect("hex"),
+        version,
+        layers,
+        tier_table,
+        shared_of,
+        provenance: ck.provenance,
+    })
+}
+
+/// Reads `[[policy.tiers]]` into `ck.tiers` and builds the lookup (level, grade, primary care) → tier,
+/// checking that every hospital a claim can name falls in a tier. Without tiers, the tier is the level.
+fn compile_tiers(ck: &mut Checker, raw: &[RawTier]) -> [[[u8; 2]; 12]; 3] {
+    let mut table = [[[0u8; 2]; 12]; 3];
+    if raw.is_empty() {
+        for (lv, row) in table.iter_mut().enumerate() {
+            *row = [[lv as u8; 2]; 12];
+        }
+        return table;
+    }
+    if raw.len() > MAX_TIERS {
+        ck.push("policy.tiers", None, format!("档次不能超过 {MAX_TIERS} 个"));
+    }
+    for (i, t) in raw.iter().enumerate().take(MAX_TIERS) {
+        let place = format!("policy.tiers[{i}] ({})", t.id);
+        if t.id.trim().is_empty() || !t.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            ck.push(&place, None, format!("档次 id “{}” 应为非空的字母、数字、下划线或连字符", t.id));
+        } else if level_key(&t.id).is_some() {
+            ck.push(&place, None, format!("档次 id “{}” 不能是 1、2、3（它们表示医院级别）", t.id));
+        } else if ck.tiers.iter().any(|x| x.id == t.id) {
+            ck.push(&place, None, format!("档次 id “{}” 重复", t.id));
+        }
+        if !(1..=3).contains(&t.level) {
+            ck.push(&place, None, format!("level = {} 无效（1、2、3）", t.level));
+        }
+        let mut grades = 0u16;
+        for g in &t.grades {
+            match HospGrade::parse(g) {
+                Ok(gr) if gr.is_known() => {
+                    if gr.level().is_some_and(|l| l.get() != t.level) {
+                        ck.push(&place, None, format!("等级 {}（{}）不属于 {} 级医院", g, gr.name_zh(), t.level));
+                    }
+                    grades |= 1 << gr.code();
+                }
+                Ok(_) => ck.push(&place, None, "grades 中有空的等级"),
+                Err(e) => ck.push(&place, None, e),
+            }
+        }
+        ck.tiers.push(Tier { id: t.id.clone(), name: t.name.clone(), level: t.level, grades, primary_care: t.primary_care });
+    }
+    let mut missing = Vec::new();
+    for lv in 1..=3u8 {
+        for g in 0..12u8 {
+            let grade = HospGrade::new(g).expect("0..=11");
+            if grade.level().is_some_and(|l| l.get() != lv) {
+                continue;
+            }
+            for primary in [false, true] {
+                match ck.tiers.iter().position(|t| t.matches(lv, grade, primary)) {
+                    Some(i) => table[usize::from(lv - 1)][usize::from(g)][usize::from(primary)] = i as u8,
+                    None => missing.push(format!("{lv}级·{}{}", GRADE_NAMES[usize::from(g)], if primary { "·基层" } else { "" })),
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        ck.push(
+            "policy.tiers",
+            None,
+            format!("这些医院不属于任何档次（请加一个不限 grades 的档次兜底）：{}", missing.join("、")),
+        );
+    }
+    table
+}
+
+fn compile_income(ck: &mut Checker, raw: &[RawIncome], from: Option<Date>, to: Option<Date>) -> Vec<(u16, Fen)> {
+    let mut out: Vec<(u16, Fen)> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let place = format!("policy.income[{i}]");
+        ck.ctx = ValueCtx { layer: usize::MAX, layer_name: "政策".into(), branch: None };
+        let w = what(format!("{} 年居民人均可支配收入", r.year), ValueUse::Always);
+        let Some(a) = ck.money(&format!("{place} → amount"), None, &r.amount, w) else { continue };
+        if out.iter().any(|(y, _)| *y == r.year) {
+            ck.push(&place, None, format!("{} 年的收入重复", r.year));
+        } else {
+            out.push((r.year, a));
+        }
+    }
+    out.sort_by_key(|(y, _)| *y);
+    if !out.is_empty() {
+        if let Some(f) = from {
+            let last = to.map_or(f.year(), |t| t.year());
+            for y in f.year()..=last {
+                if !out.iter().any(|(iy, _)| *iy + 1 == y) {
+                    ck.push("policy.income", None, format!("缺少 {} 年的居民人均可支配收入（{y} 年的结算要用）", y - 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn compile_subsidies(ck: &mut Checker, raw: &[RawSubsidy]) -> Vec<Subsidy> {
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let place = format!("policy.subsidies[{i}]");
+        let identities = ck.identities(&place, None, &r.identities);
+        ck.ctx = ValueCtx { layer: usize::MAX, layer_name: "参保资助".into(), branch: None };
+        let amount = match &r.amount.0 {
+            toml::Value::String(s) if s == "full" => None,
+            _ => {
+                let w = what(format!("{} 年{}资助", r.year, identities.names_zh()), ValueUse::Always);
+                match ck.money(&format!("{place} → amount"), None, &r.amount, w) {
+                    Some(a) => Some(a),
+                    None => continue,
+                }
+            }
+        };
+        out.push(Subsidy { year: r.year, identities, amount });
+    }
+    out
+}
+
+fn compile_shared_caps(ck: &mut Checker, raw: &[Spanned<RawSharedCap>], layers: &[Layer]) -> Vec<SharedCap> {
+    let mut out = Vec::new();
+    for (i, sc) in raw.iter().enumerate() {
+        let line = Some(ck.line_of(sc.span().start));
+        let c = sc.get_ref();
+        let place = format!("shared_caps[{i}] ({})", c.name);
+        ck.ctx = ValueCtx { layer: usize::MAX, layer_name: c.name.clone(), branch: None };
+        let annual = ck.money(&format!("{place} → annual"), line, &c.annual, what("合计年度封顶", ValueUse::Always));
+        let mut idx = Vec::new();
+        for id in &c.layers {
+            match layers.iter().position(|l| &l.id == id) {
+                Some(j) if layers[j].fund.is_none_or(|f| f == Fund::Hospital) => {
+                    ck.push(&place, line, format!("层“{id}”不由基金支付，不能计入合计封顶"))
+                }
+                Some(j) if idx.contains(&j) => ck.push(&place, line, format!("层“{id}”重复")),
+                Some(j) => idx.push(j),
+                None => ck.push(&place, line, format!("层“{id}”不存在")),
+            }
+        }
+        if c.layers.len() < 2 {
+            ck.push(&place, line, "合计封顶至少包括两个层（单个层请用该层的 annual_cap）");
+        }
+        if let Some(a) = annual {
+            out.push(SharedCap { name: c.name.clone(), layers: idx, annual: a });
+        }
+    }
+    out
 }
 
 // ───────────────────────────── description ─────────────────────────────
@@ -1515,7 +2252,7 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
     let mut rows = Vec::new();
     for (i, l) in policy.layers.iter().enumerate() {
         let fund = l.fund.map(|f| format!("{} {}", f.code(), f.name_zh())).unwrap_or_else(|| "—".into());
-        let cond = l.when.describe();
+        let cond = l.when.describe(&policy.meta.tiers);
         let caps = describe_caps(&l.caps).join("，");
         let no = (i + 1).to_string();
         match &l.kind {
@@ -1532,13 +2269,14 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                 ]);
                 for b in branches {
                     let mut calc = Vec::new();
-                    let same = b.levels[0] == b.levels[1] && b.levels[1] == b.levels[2];
+                    let same = b.levels.windows(2).all(|w| w[0] == w[1]);
                     if same {
                         calc.push(describe_schedule(&b.levels[0]));
                     } else {
                         for (lv, s) in b.levels.iter().enumerate() {
                             if !s.segments.is_empty() {
-                                calc.push(format!("{}级：{}", lv + 1, describe_schedule(s)));
+                                let name = if policy.meta.tiers.is_empty() { format!("{}级", lv + 1) } else { policy.tier_name(lv) };
+                                calc.push(format!("{name}：{}", describe_schedule(s)));
                             }
                         }
                     }
@@ -1549,10 +2287,14 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                             format!("{}起付线 {}", ids.names_zh(), d.grouped())
                         });
                     }
+                    for (ids, r) in &b.deductible_rules {
+                        calc.push(match r {
+                            DeductibleRule::ShareOfIncome(x) => format!("{}起付线为上年度居民人均可支配收入的 {x}", ids.names_zh()),
+                            DeductibleRule::Factor(x) => format!("{}起付线按 {x}", ids.names_zh()),
+                        });
+                    }
                     if let Some(r) = &b.repeat {
-                        if r.lower_by.0 > 0 {
-                            calc.push(format!("年内再次住院起付线降低 {}", r.lower_by.grouped()));
-                        }
+                        calc.extend(r.describe());
                         if !r.waive_same_level.is_empty() {
                             calc.push(format!("{}同级再次住院免起付线", r.waive_same_level.names_zh()));
                         }
@@ -1560,7 +2302,10 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                     for (ids, p) in &b.bonus {
                         calc.push(format!("{}提高 {} 个百分点", ids.names_zh(), p.to_string().trim_end_matches('%')));
                     }
-                    let bc = b.when.describe();
+                    if !b.uncapped.is_empty() {
+                        calc.push(format!("{}不设封顶线", b.uncapped.names_zh()));
+                    }
+                    let bc = b.when.describe(&policy.meta.tiers);
                     rows.push([
                         String::new(),
                         format!("  └ {}", b.name),
@@ -1621,8 +2366,43 @@ pub fn describe(policy: &Policy) -> Vec<[String; 6]> {
                 rows.push([no, l.name.clone(), fund, cond, format!("{}由医院承担，患者不负担", base.name_zh()), caps]);
             }
         }
+        for a in &l.adjust {
+            rows.push([
+                String::new(),
+                format!("  └ 比例调整：{}", a.name),
+                String::new(),
+                a.when.describe(&policy.meta.tiers),
+                a.describe(),
+                String::new(),
+            ]);
+        }
+    }
+    for c in &policy.meta.shared_caps {
+        let names: Vec<&str> = c.layers.iter().map(|&j| policy.layers[j].name.as_str()).collect();
+        rows.push([
+            "合计".into(),
+            c.name.clone(),
+            String::new(),
+            String::new(),
+            format!("{}年度合计支付不超过 {}", names.join("、"), c.annual.grouped()),
+            format!("年度合计封顶 {}", c.annual.grouped()),
+        ]);
     }
     rows
+}
+
+impl Adjust {
+    /// "比例降低 10 个百分点，按 85% 结算".
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if self.minus_points.0 > 0 {
+            v.push(format!("比例降低 {} 个百分点", self.minus_points.to_string().trim_end_matches('%')));
+        }
+        if self.factor != Ratio::ONE {
+            v.push(format!("按 {} 结算", self.factor));
+        }
+        v.join("，")
+    }
 }
 
 #[cfg(test)]

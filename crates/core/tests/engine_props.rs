@@ -40,7 +40,7 @@ fn claim_strategy() -> impl Strategy<Value = Case> {
             Case {
                 person,
                 ids: IdentitySet::from_bits(bits & 0x3f),
-                claim: Claim {
+                claim: Claim { site: Default::default(),
                     setl_date: Date::new(2020 + yoff, m, d).expect("date"),
                     med_type: if inpatient { MedType::Inpatient } else { MedType::OutpatientChronic },
                     hosp_lv: HospLevel::new(lv).expect("level"),
@@ -195,7 +195,7 @@ proptest! {
 fn reversing_under_another_policy_is_refused() {
     let ps = policies();
     let bill = Bill::new(Fen::yuan(1000), Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::yuan(1000)).expect("bill");
-    let claim = Claim {
+    let claim = Claim { site: Default::default(),
         setl_date: Date::new(2020, 5, 1).expect("d"),
         med_type: MedType::Inpatient,
         hosp_lv: HospLevel::new(2).expect("l"),

@@ -254,7 +254,7 @@ impl<R: Read> ClaimReader<R> {
         }
         row.dise_codg.clear();
         row.dise_codg.push_str(&dise.to_ascii_uppercase());
-        row.claim = Some(Claim { setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill });
+        row.claim = Some(Claim { site: Default::default(), setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill });
         Ok(true)
     }
 }

@@ -18,9 +18,11 @@ use crate::{get_i64, get_opt_text, get_text, insert_rows, now_text, Backend, Res
 /// The personal part's pseudo fund code in `ledger_entries`.
 pub const PERSONAL_FUND: &str = "PSN";
 
-/// Accumulators as stored: `stays s1,s2,s3;` then per layer `base,paid,outpatient,personal` separated by `;`.
+/// Accumulators as stored: stays per tier `s1,s2,s3` (three, or all eight when a policy's tiers beyond
+/// the third have stays) then per layer `base,paid,outpatient,personal`, separated by `;`.
 pub fn encode_acc(acc: &Accumulators, n_layers: usize) -> String {
-    let mut s = format!("{},{},{}", acc.inpatient_stays[0], acc.inpatient_stays[1], acc.inpatient_stays[2]);
+    let n = if acc.inpatient_stays[3..].iter().all(|&x| x == 0) { 3 } else { acc.inpatient_stays.len() };
+    let mut s = acc.inpatient_stays[..n].iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
     for l in &acc.layers[..n_layers] {
         s.push_str(&format!(";{},{},{},{}", l.base_fen, l.paid_fen, l.outpatient_paid_fen, l.personal_fen));
     }
@@ -31,10 +33,10 @@ pub fn decode_acc(s: &str) -> Option<Accumulators> {
     let mut acc = Accumulators::default();
     let mut parts = s.split(';');
     let stays: Vec<u16> = parts.next()?.split(',').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    if stays.len() != 3 {
+    if stays.len() != 3 && stays.len() != acc.inpatient_stays.len() {
         return None;
     }
-    acc.inpatient_stays.copy_from_slice(&stays);
+    acc.inpatient_stays[..stays.len()].copy_from_slice(&stays);
     for (i, p) in parts.enumerate() {
         if i >= MAX_LAYERS {
             return None;
@@ -1344,7 +1346,7 @@ mod tests {
 
     #[test]
     fn accumulators_round_trip_through_text() {
-        let mut acc = Accumulators { inpatient_stays: [1, 0, 2], ..Default::default() };
+        let mut acc = Accumulators { inpatient_stays: [1, 0, 2, 0, 0, 0, 0, 0], ..Default::default() };
         acc.layers[0] = LayerAcc { base_fen: 100, paid_fen: 50, outpatient_paid_fen: 7, personal_fen: 3 };
         acc.layers[4] = LayerAcc { base_fen: -1, paid_fen: 9, outpatient_paid_fen: 0, personal_fen: 12 };
         let s = encode_acc(&acc, 5);
@@ -1352,5 +1354,10 @@ mod tests {
         assert_eq!(decode_acc("0,0,0"), Some(Accumulators::default()));
         assert_eq!(decode_acc("0,0"), None);
         assert_eq!(decode_acc("0,0,0;1,2,3"), None);
+        // A policy with more than three tiers keeps all eight.
+        acc.inpatient_stays[5] = 4;
+        let s = encode_acc(&acc, 5);
+        assert!(s.starts_with("1,0,2,0,0,4,0,0;"), "{s}");
+        assert_eq!(decode_acc(&s), Some(acc));
     }
 }

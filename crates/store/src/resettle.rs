@@ -223,7 +223,7 @@ fn claim_from_row(r: &sqlx::any::AnyRow) -> Result<std::result::Result<YearClaim
         fixmedins_code,
         insuplc_admdvs,
         setl_date: get_i64(r, 7)?,
-        claim: Claim { setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill },
+        claim: Claim { site: Default::default(), setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill },
         policy_id: get_text(r, 11)?,
         identities: get_i64(r, 10)?,
         entries: Vec::new(),

@@ -284,7 +284,7 @@ mod ledger_batch {
 
     fn claim(day: &str, yuan: i64) -> Claim {
         let total = Fen::yuan(yuan);
-        Claim {
+        Claim { site: Default::default(),
             setl_date: Date::parse(day).unwrap(),
             med_type: MedType::Inpatient,
             hosp_lv: HospLevel::new(2).unwrap(),

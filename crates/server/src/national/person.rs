@@ -103,6 +103,8 @@ pub fn idet_code(i: Identity) -> &'static str {
         Identity::SafetyNet => "2303",
         Identity::Disabled => "2401",
         Identity::IllnessPoor => "2204",
+        Identity::DibaoEdge => "2304",
+        Identity::ReturnedPoor => "2205",
     }
 }
 

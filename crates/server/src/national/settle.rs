@@ -212,7 +212,7 @@ fn bill_for(p: &PreparedSettle, lines: &[FeeLine]) -> NResult<Bill> {
 fn claim_for(p: &PreparedSettle, bill: Bill) -> NResult<Claim> {
     let med_type = MedType::from_code(p.mdtrt.med_type as u16).ok_or_else(|| NatError::Internal("就诊医疗类别数据有误".into()))?;
     let hosp_lv = HospLevel::new(p.institution.hosp_lv as u8).ok_or_else(|| refused("本机构的医院等级未正确登记，请联系医保局"))?;
-    Ok(Claim {
+    Ok(Claim { site: Default::default(),
         setl_date: p.setl_date,
         med_type,
         hosp_lv,
