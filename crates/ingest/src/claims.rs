@@ -7,10 +7,10 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::rc::Rc;
 
-use baozhang_core::claim::{Bill, Claim, HospLevel, MedType};
+use baozhang_core::claim::{check_site, Bill, Claim, Filing, HospGrade, HospLevel, MedType, Place, Site};
 use baozhang_core::{Date, Fen, IdentitySet};
 
-pub const CLAIM_COLUMNS: [&str; 15] = [
+pub const CLAIM_COLUMNS: [&str; 19] = [
     "claim_id",
     "psn_no",
     "identities",
@@ -26,10 +26,16 @@ pub const CLAIM_COLUMNS: [&str; 15] = [
     "preselfpay_amt",
     "inscp_scp_amt",
     "dise_codg",
+    "hosp_grade",
+    "primary_care",
+    "place",
+    "filing",
 ];
 /// The columns a claims file may leave out: `referral_ok` and `major_disease` then read as 0, `dise_codg`
-/// as no diagnosis. Every other column of [`CLAIM_COLUMNS`] is required.
-pub const OPTIONAL_CLAIM_COLUMNS: [&str; 3] = ["referral_ok", "major_disease", "dise_codg"];
+/// as no diagnosis; `hosp_grade` (national 医院等级 01–11), `primary_care` (0/1), `place` (county,
+/// prefecture, province, out_of_province) and `filing` (resident, referral, emergency, unfiled) as not
+/// said. Every other column of [`CLAIM_COLUMNS`] is required.
+pub const OPTIONAL_CLAIM_COLUMNS: [&str; 7] = ["referral_ok", "major_disease", "dise_codg", "hosp_grade", "primary_care", "place", "filing"];
 const C_CLAIM_ID: usize = 0;
 const C_PSN_NO: usize = 1;
 const C_IDENTITIES: usize = 2;
@@ -46,6 +52,10 @@ const C_PRESELF: usize = 12;
 const C_INSCP: usize = 13;
 /// Optional: the main diagnosis (ICD-10), for the major-disease ledger.
 const C_DISE_CODG: usize = 14;
+const C_HOSP_GRADE: usize = 15;
+const C_PRIMARY_CARE: usize = 16;
+const C_PLACE: usize = 17;
+const C_FILING: usize = 18;
 
 /// A problem with one row: which line, which field, why (Chinese, for the person fixing the file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,7 +145,7 @@ pub struct ClaimReader<R: Read> {
     rdr: csv::Reader<Tracked<R>>,
     lines: Rc<RefCell<NewlineLog>>,
     /// Position in the record of each of `CLAIM_COLUMNS`.
-    cols: [usize; 15],
+    cols: [usize; CLAIM_COLUMNS.len()],
     record: csv::ByteRecord,
     header: csv::ByteRecord,
 }
@@ -157,7 +167,7 @@ impl<R: Read> ClaimReader<R> {
         if !rdr.read_byte_record(&mut header)? {
             return Err(ReadError::Empty);
         }
-        let mut cols = [usize::MAX; 15];
+        let mut cols = [usize::MAX; CLAIM_COLUMNS.len()];
         for (pos, raw) in header.iter().enumerate() {
             let name = std::str::from_utf8(raw).unwrap_or("").trim().trim_start_matches('\u{feff}');
             if let Some(k) = CLAIM_COLUMNS.iter().position(|c| *c == name) {
@@ -254,7 +264,14 @@ impl<R: Read> ClaimReader<R> {
         }
         row.dise_codg.clear();
         row.dise_codg.push_str(&dise.to_ascii_uppercase());
-        row.claim = Some(Claim { site: Default::default(), setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill });
+        let site = Site {
+            grade: HospGrade::parse(text(C_HOSP_GRADE)?).map_err(|e| err(C_HOSP_GRADE, e))?,
+            primary_care: flag(get(C_PRIMARY_CARE), "primary_care").map_err(|e| err(C_PRIMARY_CARE, e))?,
+            place: Place::parse(text(C_PLACE)?).map_err(|e| err(C_PLACE, e))?,
+            filing: Filing::parse(text(C_FILING)?).map_err(|e| err(C_FILING, e))?,
+        };
+        check_site(hosp_lv, in_county, &site).map_err(|(f, e)| RowError { line, field: f.to_string(), reason: e })?;
+        row.claim = Some(Claim { site, setl_date, med_type, hosp_lv, in_county, referral_ok, major_disease, bill });
         Ok(true)
     }
 }
@@ -291,6 +308,26 @@ mod tests {
         let e = ClaimReader::new(data.as_bytes()).unwrap().next_row(&mut row).unwrap_err();
         assert_eq!(e.field, "medfee_sumamt");
         assert!(e.reason.contains("不等于医疗费总额"), "{}", e.reason);
+    }
+
+    #[test]
+    fn grade_place_and_filing_are_read_and_checked() {
+        let header = "claim_id,psn_no,identities,setl_date,hosp_lv,in_county,med_type,medfee_sumamt,fulamt_ownpay_amt,overlmt_selfpay,preselfpay_amt,inscp_scp_amt,hosp_grade,primary_care,place,filing\n";
+        let data = format!("{header}C1,P1,,2025-05-01,3,0,21,1000,0,0,0,1000,02,0,省外,未备案\nC2,P1,,2025-05-01,1,1,11,100,0,0,0,100,,1,,\n");
+        let mut r = ClaimReader::new(data.as_bytes()).unwrap();
+        let mut row = ClaimRow::default();
+        assert!(r.next_row(&mut row).unwrap());
+        let c = row.claim.unwrap();
+        assert_eq!((c.site.grade.name_zh(), c.site.place, c.site.filing), ("三级甲等", Place::OutOfProvince, Filing::Unfiled));
+        assert!(r.next_row(&mut row).unwrap());
+        let c = row.claim.unwrap();
+        assert_eq!((c.med_type, c.site.primary_care, c.place()), (MedType::GeneralOutpatient, true, Place::County));
+        // A grade of another level, a place that contradicts in_county, a filing inside the county.
+        for (bad, field) in [("3,0,21,1000,0,0,0,1000,05,0,,", "hosp_grade"), ("3,1,21,1000,0,0,0,1000,,0,省外,", "place"), ("1,1,21,1000,0,0,0,1000,,0,,未备案", "filing")] {
+            let data = format!("{header}C1,P1,,2025-05-01,{bad}\n");
+            let e = ClaimReader::new(data.as_bytes()).unwrap().next_row(&mut row).unwrap_err();
+            assert_eq!(e.field, field, "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -151,6 +151,11 @@ fn prepare_claims(
                 read.unknown_persons += 1;
                 continue;
             };
+            if let Err(n) = policy.accepts(&claim) {
+                tracing::warn!(line = row.line, field = n.field, "claim refused by the policy");
+                read.rejected += 1;
+                continue;
+            }
             let year = claim.year();
             let ids = identities_on(person, date_num(claim.setl_date));
             let acc = accs.entry((row.psn_no.clone(), year)).or_default();

@@ -165,6 +165,9 @@ pub fn settle_stream<R: Read, W: Write>(
             Ok(p) => p,
             Err(reason) => reject!(RowError { line: row.line, field: "setl_date".into(), reason }),
         };
+        if let Err(n) = policy.accepts(&claim) {
+            reject!(RowError { line: row.line, field: n.field.into(), reason: n.reason });
+        }
         key.clear();
         key.extend_from_slice(row.psn_no.as_bytes());
         key.extend_from_slice(&claim.year().to_le_bytes());

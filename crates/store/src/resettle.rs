@@ -293,6 +293,7 @@ pub fn plan(policy: &Policy, claims: &[YearClaim], ids: &[IdentitySet]) -> std::
     // Every accumulator grows by at most a claim's total, so the year's total bounds them all.
     let mut total = 0i64;
     for c in claims {
+        policy.accepts(&c.claim).map_err(|n| format!("结算 {} 不能按政策“{}”重算：{}", c.setl_id, policy.meta.id, n.reason))?;
         total = total
             .checked_add(c.claim.bill.total().0)
             .filter(|&t| t <= MAX_ANNUAL_FEN)

@@ -4,6 +4,7 @@
 
 use baozhang_core::engine::{reverse, settle, within_bounds, Settlement};
 use baozhang_core::policy::Policy;
+use baozhang_core::claim::{Place, Site};
 use baozhang_core::{Bill, Claim, Date, Fen, HospLevel, Identity, IdentitySet, MedType};
 use baozhang_ingest::output::{explanation_json, setldetail_json, setlinfo_json, SetlAmounts};
 use baozhang_ingest::worklist::mask_id;
@@ -212,7 +213,11 @@ fn bill_for(p: &PreparedSettle, lines: &[FeeLine]) -> NResult<Bill> {
 fn claim_for(p: &PreparedSettle, bill: Bill) -> NResult<Claim> {
     let med_type = MedType::from_code(p.mdtrt.med_type as u16).ok_or_else(|| NatError::Internal("就诊医疗类别数据有误".into()))?;
     let hosp_lv = HospLevel::new(p.institution.hosp_lv as u8).ok_or_else(|| refused("本机构的医院等级未正确登记，请联系医保局"))?;
-    Ok(Claim { site: Default::default(),
+    // Where the care happened, from the insured area and the institution's division (the grade and the
+    // filing are not yet registered for institutions and visits).
+    let site = Site { place: Place::from_divisions(&p.mdtrt.insuplc_admdvs, &p.institution.admdvs), ..Site::default() };
+    Ok(Claim {
+        site,
         setl_date: p.setl_date,
         med_type,
         hosp_lv,
@@ -305,6 +310,7 @@ pub async fn pre_settle(state: &AppState, p: &PreparedSettle) -> NResult<String>
     let bill = bill_for(p, &lines)?;
     let claim = claim_for(p, bill)?;
     let policy = policy_of(&state.policies, p)?;
+    policy.accepts(&claim).map_err(|n| refused(n.reason))?;
     let acc = ledger::read_accumulators(&state.store, &p.psn_no, claim.year()).await?;
     if !acc.policy_id.is_empty() && acc.policy_id != policy.meta.id {
         return Err(policy_mismatch(&acc.policy_id, policy));
@@ -360,6 +366,7 @@ pub async fn settle_in_tx(
     let bill = bill_for(p, &lines)?;
     let claim = claim_for(p, bill)?;
     let policy = policy_of(policies, p)?;
+    policy.accepts(&claim).map_err(|n| refused(n.reason))?;
     let locked = ledger::lock_accumulators(tx, batch, &p.psn_no, claim.year()).await?;
     if !locked.policy_id.is_empty() && locked.policy_id != policy.meta.id {
         return Err(policy_mismatch(&locked.policy_id, policy).into());
