@@ -5,6 +5,7 @@ mod account_cmd;
 mod audit_cmd;
 mod bench;
 mod catalogue_cmd;
+mod compare_cmd;
 mod data_cmd;
 mod demo_cmd;
 mod his_demo;

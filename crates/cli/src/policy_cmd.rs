@@ -28,6 +28,9 @@ pub enum PolicyCmd {
         #[arg(long)]
         cases: Option<PathBuf>,
     },
+    /// 比较两项政策：按原政策与新政策重算同一批理赔，列出基金、身份、乡镇、贫困人口报销比例与受影响人员的变化
+    /// (Weigh a new policy: settle the same claims under both and show what changes)
+    Compare(crate::compare_cmd::CompareArgs),
 }
 
 /// A shipped policy by id, or a TOML file by path.
@@ -115,6 +118,7 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
             ExitCode::SUCCESS
         }
         PolicyCmd::Test { file, cases } => test(&file, cases.as_deref()),
+        PolicyCmd::Compare(a) => crate::compare_cmd::run(a),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod health_demo;
 pub mod intern;
 pub mod output;
 pub mod oversight;
+pub mod policy_compare;
 pub mod policy_tests;
 pub mod programmes;
 pub mod registry_settle;
