@@ -376,6 +376,12 @@ impl<'a> SideState<'a> {
                     continue;
                 }
             };
+            // A field the policy does not settle (a med type it has no benefits for, an income year it lacks).
+            if let Err(n) = policy.accepts(&c.claim) {
+                self.run.refused.push(refuse(n.field, n.reason));
+                out.push(None);
+                continue;
+            }
             if let Some(had) = year_policy.filter(|had| !std::ptr::eq(*had, policy)) {
                 self.run.refused.push(refuse(
                     "setl_date",
@@ -913,6 +919,19 @@ mod tests {
         let sheets = c.sheets();
         assert_eq!(sheets.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(), ["概况", "分层", "身份", "乡镇", "受影响人员", "未结算"]);
         assert_eq!(sheets[5].2.len(), 1);
+    }
+
+    #[test]
+    fn a_med_type_only_the_new_policy_settles_is_refused_by_the_old_with_the_field() {
+        let old = huining();
+        let src = reference_source("gansu-huining-2018").unwrap().replacen("year = 2018\n", "year = 2018\nmed_types = [21, 14, 11]\n", 1);
+        let new = baozhang_core::parse_policy(&src).unwrap();
+        let set = claims("C1,P1,,2018-03-01,1,1,11,1,0,100.00,0,0,0,100.00\nC2,P1,,2018-03-02,2,1,21,1,0,1000.00,0,0,0,1000.00\n");
+        let c = compare(PolicyChoice::One(&old), PolicyChoice::One(&new), &set, 10);
+        assert_eq!(c.old.refused.len(), 1, "{:?}", c.old.refused);
+        assert_eq!((c.old.refused[0].label.as_str(), c.old.refused[0].field.as_str()), ("第 2 行（C1）", "med_type"));
+        assert!(c.new.refused.is_empty(), "{:?}", c.new.refused);
+        assert_eq!((c.old.settled, c.new.settled, c.total.claims), (1, 2, 1));
     }
 
     #[test]
