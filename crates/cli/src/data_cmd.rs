@@ -232,6 +232,9 @@ pub struct ReconcileArgs {
     /// 定额资助标准（元/人，如云南 2021 年 180）；不设则只检查未资助和超缴费资助
     #[arg(long)]
     pub subsidy_standard: Option<String>,
+    /// 按政策的参保资助标准（[[policy.subsidies]]）逐类核对资助：政策文件、政策 id 或区划代码（按基准日选用）
+    #[arg(long)]
+    pub policy: Option<String>,
     /// 新识别贫困人口的认定窗口（天）
     #[arg(long, default_value_t = 90)]
     pub new_window_days: i32,
@@ -259,7 +262,18 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
         None => None,
     };
     let started = std::time::Instant::now();
-    let params = ReconcileParams { as_of: Some(as_of), new_window_days: a.new_window_days, subsidy_standard_fen };
+    let subsidy_by_class = match &a.policy {
+        Some(name) => {
+            let policy = crate::policy_cmd::load_policy_for(name, as_of)?;
+            let classes = policy.subsidy_classes(as_of.year());
+            if classes.is_empty() {
+                return Err(format!("政策“{}”没有 {} 年的参保资助标准（[[policy.subsidies]]）", policy.meta.id, as_of.year()));
+            }
+            classes
+        }
+        None => Vec::new(),
+    };
+    let params = ReconcileParams { as_of: Some(as_of), new_window_days: a.new_window_days, subsidy_standard_fen, subsidy_by_class };
     let s = store.reconcile(&params).await.map_err(|e| e.to_string())?;
     println!(
         "比对批次 #{}（基准日 {}）：发现问题 {} 条，其中新增 {} 条；较上次（{}）已解决 {} 条；用时 {:.1} 秒",

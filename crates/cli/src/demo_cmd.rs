@@ -252,6 +252,7 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
         unmasked: false,
         findings: None,
         subsidy_standard: None,
+        policy: None,
         new_window_days: 90,
     };
     run_reconcile(&store, &rec, as_of).await?;

@@ -49,6 +49,17 @@ pub fn load_policy(name_or_path: &str) -> Result<Policy, String> {
     parse_policy(&src).map_err(|e| format!("{label}：{e}"))
 }
 
+/// A policy by id or path, or — for a region code — the shipped policy in force there on `date`.
+pub fn load_policy_for(name: &str, date: baozhang_core::Date) -> Result<Policy, String> {
+    if name.is_empty() || name.len() > 12 || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return load_policy(name);
+    }
+    let all: Vec<Policy> = reference_names().iter().filter_map(|n| load_policy(n).ok()).collect();
+    baozhang_core::policy::choose(&all, name, date)
+        .cloned()
+        .ok_or_else(|| format!("区划 {name} 在 {date} 没有生效的内置政策（内置：{}）", reference_names().join(", ")))
+}
+
 pub fn run(cmd: PolicyCmd) -> ExitCode {
     match cmd {
         PolicyCmd::Check { files } => {

@@ -1011,6 +1011,16 @@ impl Policy {
         best
     }
 
+    /// The subsidies of `year` per identity (id, fen; `None` = the whole premium), for reconciliation.
+    pub fn subsidy_classes(&self, year: u16) -> Vec<(String, Option<i64>)> {
+        crate::identity::ALL_IDENTITIES
+            .iter()
+            .filter_map(|&i| {
+                self.subsidy_for(year, IdentitySet::EMPTY.with(i)).map(|a| (i.id().to_string(), a.map(|f| f.0)))
+            })
+            .collect()
+    }
+
     pub fn layer_index(&self, id: &str) -> Option<usize> {
         self.layers.iter().position(|l| l.id == id)
     }

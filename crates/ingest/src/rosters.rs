@@ -126,7 +126,15 @@ impl RosterKind {
                 ("资助金额", false),
                 ("资助来源", false),
             ],
-            RosterKind::Dibao | RosterKind::ExtremePoor => {
+            RosterKind::Dibao => &[
+                ("证件号码", true),
+                ("姓名", true),
+                ("行政区划代码", true),
+                ("保障起始日期", true),
+                ("保障终止日期", false),
+                ("救助类别", false),
+            ],
+            RosterKind::ExtremePoor => {
                 &[("证件号码", true), ("姓名", true), ("行政区划代码", true), ("保障起始日期", true), ("保障终止日期", false)]
             }
             RosterKind::Death => &[("证件号码", true), ("姓名", true), ("死亡日期", true)],
@@ -167,7 +175,8 @@ impl RosterKind {
                 "220.00",
                 "医疗救助",
             ],
-            RosterKind::Dibao | RosterKind::ExtremePoor => &["620422198001011230", "张三", "620422100201", "2017-01-01", ""],
+            RosterKind::Dibao => &["620422198001011230", "张三", "620422100201", "2017-01-01", "", "低保对象"],
+            RosterKind::ExtremePoor => &["620422198001011230", "张三", "620422100201", "2017-01-01", ""],
             RosterKind::Death => &["620422198001011230", "张三", "2018-06-30"],
             RosterKind::Military => &["620422199801011233", "李四", "2017-09-01", ""],
             k => crate::programmes::example(k),
@@ -730,16 +739,35 @@ fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut
         RosterKind::Dibao | RosterKind::ExtremePoor => {
             let region_code = region("行政区划代码", true)?;
             let start = row.req_date("保障起始日期")?;
-            let end = row.date("保障终止日期")?;
+            let mut end = row.date("保障终止日期")?;
             if end.is_some_and(|e| e <= start) {
                 return Err(("保障终止日期".into(), "终止日期不晚于起始日期".into()));
             }
+            // The medical-assistance class (2021+, 国办发〔2021〕42号) of a civil-affairs roster row:
+            // 低保对象 by default. 因病致贫重病患者 are recognised for a period: without an end date, 12 months.
+            let class = if kind == RosterKind::Dibao { row.get("救助类别") } else { "" };
+            let identity = match (kind, class) {
+                (RosterKind::ExtremePoor, _) | (_, "特困人员" | "特困供养人员") => "extreme_poor",
+                (_, "" | "低保对象" | "低保") => "dibao",
+                (_, "低保边缘家庭成员" | "低保边缘") => "dibao_edge",
+                (_, "因病致贫重病患者" | "因病致贫") => {
+                    if end.is_none() {
+                        end = Some(months_later(start, ILLNESS_POOR_MONTHS));
+                    }
+                    "illness_poor"
+                }
+                (_, other) => {
+                    return Err((
+                        "救助类别".into(),
+                        format!("“{other}”无效（低保对象、特困人员、低保边缘家庭成员、因病致贫重病患者；空为低保对象）"),
+                    ))
+                }
+            };
             let mut p = person(&id, name);
             if region_code.len() == 12 {
                 p.village_code = Some(region_code);
             }
             batch.persons.push(p);
-            let identity = if kind == RosterKind::Dibao { "dibao" } else { "extreme_poor" };
             batch.periods.push(PeriodRow {
                 id_no: id.as_str().to_string(),
                 identity: identity.into(),
@@ -789,5 +817,31 @@ pub fn write_template(kind: RosterKind, path: &Path) -> Result<(), TableError> {
                 ("填写说明".to_string(), vec!["列名".to_string(), "是否必填".to_string()], notes),
             ],
         )
+    }
+}
+
+/// How long a 因病致贫重病患者 recognition lasts when the roster gives no end date (months).
+pub const ILLNESS_POOR_MONTHS: u8 = 12;
+
+/// The same day `months` later (the month's last day when it has no such day); identity periods end
+/// exclusive, so this is the first day no longer covered.
+fn months_later(d: Date, months: u8) -> Date {
+    let m0 = u32::from(d.month()) - 1 + u32::from(months);
+    let year = d.year() + (m0 / 12) as u16;
+    let month = (m0 % 12) as u8 + 1;
+    let day = d.day().min(baozhang_core::date::days_in_month(year, month));
+    Date::new(year, month, day).expect("valid by construction")
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    #[test]
+    fn twelve_months_from_recognition() {
+        let d = |s: &str| Date::parse(s).unwrap();
+        assert_eq!(months_later(d("2024-03-15"), 12), d("2025-03-15"));
+        assert_eq!(months_later(d("2024-02-29"), 12), d("2025-02-28"));
+        assert_eq!(months_later(d("2024-11-30"), 3), d("2025-02-28"));
     }
 }

@@ -64,7 +64,7 @@ async fn fixture(db: common::Db) -> App {
 }
 
 async fn reconcile(app: &App) -> i64 {
-    let p = ReconcileParams { as_of: Date::new(2018, 12, 31), new_window_days: 90, subsidy_standard_fen: None };
+    let p = ReconcileParams { as_of: Date::new(2018, 12, 31), new_window_days: 90, ..Default::default() };
     app.store.reconcile(&p).await.unwrap().run_id
 }
 

@@ -41,6 +41,31 @@ pub struct ReconcileParams {
     pub new_window_days: i32,
     /// The fixed subsidy per person where the policy has one (Yunnan 2021: 180 yuan).
     pub subsidy_standard_fen: Option<i64>,
+    /// The policy's premium subsidies of the year per class (`[[policy.subsidies]]`): identity id and
+    /// amount in fen, `None` = the whole individual premium. When given, a person's expected subsidy is
+    /// the largest of the classes they hold on the date, and it replaces `subsidy_standard_fen`.
+    pub subsidy_by_class: Vec<(String, Option<i64>)>,
+}
+
+/// SQL for the subsidy a person of `p` enrolled as `e` should have had on day `d` under `classes`
+/// (NULL when they hold none of them). Identity ids are checked against the known ones, amounts are
+/// integers, so nothing from outside is spliced into the SQL.
+fn expected_subsidy_sql(classes: &[(String, Option<i64>)], d: i64) -> String {
+    let mut case = String::from("CASE i.identity");
+    for (id, amount) in classes {
+        if baozhang_core::Identity::parse(id).is_none_or(|i| i.id() != id) {
+            continue;
+        }
+        match amount {
+            Some(fen) => case.push_str(&format!(" WHEN '{id}' THEN {fen}")),
+            None => case.push_str(&format!(" WHEN '{id}' THEN e.premium_fen")),
+        }
+    }
+    case.push_str(" END");
+    format!(
+        "(SELECT MAX({case}) FROM identity_periods i WHERE i.id_no = p.id_no AND i.retracted_import IS NULL \
+         AND i.start_date <= {d} AND (i.end_date IS NULL OR i.end_date > {d}))"
+    )
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,7 +161,17 @@ impl Store {
         let dead = dead_by(d);
         let serving = serving_on(d);
         let marginal = identity_on("'marginal'", d);
-        let eligible_subsidy = identity_on("'registered_poor', 'exited_poor', 'dibao', 'extreme_poor'", d);
+        let class_list: Vec<String> = params
+            .subsidy_by_class
+            .iter()
+            .filter(|(id, _)| baozhang_core::Identity::parse(id).is_some_and(|i| i.id() == id))
+            .map(|(id, _)| format!("'{id}'"))
+            .collect();
+        let eligible_subsidy = if class_list.is_empty() {
+            identity_on("'registered_poor', 'exited_poor', 'dibao', 'extreme_poor'", d)
+        } else {
+            identity_on(&class_list.join(", "), d)
+        };
         let insured = enrolled(y, "e.insured = 1");
         let local = "e.insured_admdvs = SUBSTR(p.village_code, 1, 6)";
         let new_poor = format!(
@@ -146,6 +181,13 @@ impl Store {
         let death_date =
             "(SELECT MIN(s.start_date) FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL)";
         let (subsidy_low, subsidy_high) = match params.subsidy_standard_fen {
+            _ if !class_list.is_empty() => {
+                let expected = expected_subsidy_sql(&params.subsidy_by_class, d);
+                (
+                    format!("e.subsidy_fen < COALESCE({expected}, 0)"),
+                    format!("(e.subsidy_fen > e.premium_fen OR e.subsidy_fen > COALESCE({expected}, e.premium_fen))"),
+                )
+            }
             Some(std) => (format!("e.subsidy_fen < {std}"), format!("(e.subsidy_fen > e.premium_fen OR e.subsidy_fen > {std})")),
             None => ("e.subsidy_fen = 0 AND e.premium_fen > 0".to_string(), "e.subsidy_fen > e.premium_fen".to_string()),
         };
