@@ -379,12 +379,10 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
                 };
                 oc.branch = bi as u8;
                 let sched = &br.levels[lv];
+                // An identity's rule (share of income, factor) replaces the schedule's deductible (the
+                // smallest matching rule); an identity's amount only lowers it (R-POL-27).
                 let mut d = sched.deductible.0;
-                for &(set, amt) in &br.deductible_for {
-                    if set.intersects(ids) {
-                        d = d.min(amt.0);
-                    }
-                }
+                let mut by_rule: Option<i64> = None;
                 for &(set, rule) in &br.deductible_rules {
                     if set.intersects(ids) {
                         let x = match rule {
@@ -392,8 +390,16 @@ pub fn settle_in_place(policy: &Policy, claim: &Claim, ids: IdentitySet, acc: &m
                             DeductibleRule::Factor(r) => Some(r.apply(sched.deductible).0),
                         };
                         if let Some(x) = x {
-                            d = d.min(x);
+                            by_rule = Some(by_rule.map_or(x, |b| b.min(x)));
                         }
+                    }
+                }
+                if let Some(x) = by_rule {
+                    d = x;
+                }
+                for &(set, amt) in &br.deductible_for {
+                    if set.intersects(ids) {
+                        d = d.min(amt.0);
                     }
                 }
                 if let (Some(r), true) = (&br.repeat, inpatient) {

@@ -2169,11 +2169,18 @@ fn compile_subsidies(ck: &mut Checker, raw: &[RawSubsidy]) -> Vec<Subsidy> {
         let place = format!("policy.subsidies[{i}]");
         let identities = ck.identities(&place, None, &r.identities);
         ck.ctx = ValueCtx { layer: usize::MAX, layer_name: "参保资助".into(), branch: None };
-        let amount = match &r.amount.0 {
-            toml::Value::String(s) if s == "full" => None,
+        let p = format!("{place} → amount");
+        let Some((v, written)) = ck.split_value(&p, None, &r.amount.0) else { continue };
+        let amount = match v {
+            toml::Value::String(s) if s == "full" => {
+                if let Some(w) = written {
+                    ck.record(&p, None, what(format!("{} 年{}资助", r.year, identities.names_zh()), ValueUse::Always), "全额".into(), w);
+                }
+                None
+            }
             _ => {
                 let w = what(format!("{} 年{}资助", r.year, identities.names_zh()), ValueUse::Always);
-                match ck.money(&format!("{place} → amount"), None, &r.amount, w) {
+                match ck.money(&p, None, &r.amount, w) {
                     Some(a) => Some(a),
                     None => continue,
                 }

@@ -1,11 +1,16 @@
-//! The four reference policies of POLICY §2.4, shipped inside the binary so `--policy NAME` works
-//! anywhere. The files themselves live in `policies/` at the repository root.
+//! The four reference policies of POLICY §2.4 (2018–2020) and the four regions' 2024–2026 policies
+//! (issue 16, written with the 2021+ constructs; their local values are illustrative), shipped inside the
+//! binary so `--policy NAME` works anywhere. The files themselves live in `policies/` at the repository root.
 
-pub const REFERENCE_POLICIES: [(&str, &str); 4] = [
+pub const REFERENCE_POLICIES: [(&str, &str); 8] = [
     ("gansu-huining-2018", include_str!("../../../policies/gansu-huining-2018.toml")),
     ("ningxia-zhongwei-2018", include_str!("../../../policies/ningxia-zhongwei-2018.toml")),
     ("yunnan-2020", include_str!("../../../policies/yunnan-2020.toml")),
     ("neimenggu-2020", include_str!("../../../policies/neimenggu-2020.toml")),
+    ("gansu-huining-2024", include_str!("../../../policies/gansu-huining-2024.toml")),
+    ("ningxia-zhongwei-2024", include_str!("../../../policies/ningxia-zhongwei-2024.toml")),
+    ("yunnan-2024", include_str!("../../../policies/yunnan-2024.toml")),
+    ("neimenggu-2024", include_str!("../../../policies/neimenggu-2024.toml")),
 ];
 
 /// The hand-computed cases beside each shipped policy (`policies/tests/<id>.toml`, read by
@@ -21,11 +26,15 @@ pub const REFERENCE_POLICY_TESTS: [(&str, &str); 4] = [
 /// UTF-8 text), by source id; the quotes of the policies' values are checked against them
 /// (`policy::check_quotes`, `baozhang policy check`). A source with no text here (a published guide, the
 /// illustrative defaults) has no quotes.
-pub const REFERENCE_SOURCE_TEXTS: [(&str, &str); 4] = [
+pub const REFERENCE_SOURCE_TEXTS: [(&str, &str); 7] = [
     ("huining-pioneer-2018", include_str!("../../../policies/sources/huining-pioneer-2018.txt")),
     ("zhongwei-tasks-2018", include_str!("../../../policies/sources/zhongwei-tasks-2018.txt")),
     ("yunnan-100days-2020", include_str!("../../../policies/sources/yunnan-100days-2020.txt")),
     ("baotou-sibuzhai-2020", include_str!("../../../policies/sources/baotou-sibuzhai-2020.txt")),
+    // Published third-party transcriptions of national documents and statistics (P), for the 2024 policies.
+    ("national-assistance-2021", include_str!("../../../policies/sources/national-assistance-2021.txt")),
+    ("national-medins-2024", include_str!("../../../policies/sources/national-medins-2024.txt")),
+    ("neimenggu-income-2023-news", include_str!("../../../policies/sources/neimenggu-income-2023-news.txt")),
 ];
 
 /// The text of a shipped source by its id.
@@ -129,7 +138,9 @@ mod tests {
                 assert!(v.quote.is_some(), "{name}: {} ({}) is marked S and quotes its source", v.place, v.path);
             }
         }
-        assert_eq!(checked, 9, "the S values of the shipped policies: 6 Gansu, 2 Zhongwei, 1 Neimenggu");
+        // The S values of the 2018–2020 policies (6 Gansu, 2 Zhongwei, 1 Neimenggu) and the P quotes of the
+        // 2024 ones (per policy: 特困 full subsidy × 3 years, the 低保 assistance ratio; Neimenggu's income).
+        assert_eq!(checked, 9 + 4 * 4 + 1);
         // A quote that is not in its text is reported with the value's place.
         let src = reference_source("gansu-huining-2018").unwrap().replacen("实际补偿比不低于85%", "实际补偿比不低于86%", 1);
         let p = crate::policy::parse_policy(&src).unwrap();
@@ -147,7 +158,13 @@ mod tests {
     /// key whose value is not `{ value = …, mark = … }` is listed.
     #[test]
     fn every_value_of_a_shipped_policy_carries_its_mark() {
-        const VALUE_KEYS: [&str; 12] = [
+        const VALUE_KEYS: [&str; 18] = [
+            "lower_each_by",
+            "floor",
+            "factor",
+            "minus_points",
+            "share_of_income",
+            "annual",
             "annual_cap",
             "per_claim_cap",
             "outpatient_cap",
@@ -186,6 +203,16 @@ mod tests {
             let v: toml::Value = toml::from_str(src).unwrap();
             let mut bare = Vec::new();
             walk("", v.get("layers").unwrap(), &mut bare);
+            for key in ["shared_caps"] {
+                if let Some(x) = v.get(key) {
+                    walk(key, x, &mut bare);
+                }
+            }
+            for key in ["income", "subsidies"] {
+                if let Some(x) = v.get("policy").and_then(|p| p.get(key)) {
+                    walk(key, x, &mut bare);
+                }
+            }
             assert!(bare.is_empty(), "{name}: values without a mark: {bare:?}");
         }
     }
