@@ -1,7 +1,7 @@
 //! Properties of the engine over random claims and all four reference policies (proptest prints the
 //! failing case and its seed). See docs/SETTLEMENT.md for the rules these check.
 
-use baozhang_core::claim::{Bill, Claim, HospLevel, MedType};
+use baozhang_core::claim::{Bill, Claim, Filing, HospGrade, HospLevel, MedType, Place, Site};
 use baozhang_core::engine::{resettle_year, reverse, settle, Accumulators, Settlement};
 use baozhang_core::policy::{Fund, LayerKind, Policy, ALL_FUNDS};
 use baozhang_core::reference::REFERENCE_POLICIES;
@@ -30,8 +30,9 @@ fn claim_strategy() -> impl Strategy<Value = Case> {
         prop_oneof![0i64..100_000, 0i64..5_000_000, 0i64..60_000_000],
         (0u32..=100, 0u32..=100, 0u32..=100),
         (0u16..2, 1u8..=12, 1u8..=28),
+        (0u8..3, 0u8..12, any::<bool>(), 0u8..4, 0u8..5),
     )
-        .prop_map(|(person, bits, inpatient, lv, (in_county, referral_ok, major), total, (pct_out, a, b), (yoff, m, d))| {
+        .prop_map(|(person, bits, inpatient, lv, (in_county, referral_ok, major), total, (pct_out, a, b), (yoff, m, d), (kind, grade, primary, place, filing))| {
             let out = total * i64::from(pct_out) / 400; // up to 25 % out of scope
             let ful = out * i64::from(a) / 100;
             let over = (out - ful) * i64::from(b) / 100;
@@ -39,10 +40,22 @@ fn claim_strategy() -> impl Strategy<Value = Case> {
             let bill = Bill::new(Fen(total), Fen(ful), Fen(over), Fen(pre), Fen(total - out)).expect("adds up");
             Case {
                 person,
-                ids: IdentitySet::from_bits(bits & 0x3f),
-                claim: Claim { site: Default::default(),
+                ids: IdentitySet::from_bits(bits.wrapping_mul(7) & 0x3ff),
+                claim: Claim {
+                    // A grade of the claim's level (or none), a place that agrees with the county flag, and a
+                    // filing only outside the county — what `claim::check_site` accepts.
+                    site: Site {
+                        grade: HospGrade::new(grade).filter(|g| g.level().is_none_or(|l| l.get() == lv)).unwrap_or_default(),
+                        primary_care: primary && lv == 1,
+                        place: if in_county { [Place::Unspecified, Place::County][usize::from(place % 2)] } else { [Place::Unspecified, Place::Prefecture, Place::Province, Place::OutOfProvince][usize::from(place)] },
+                        filing: if in_county { Filing::None } else { [Filing::None, Filing::Resident, Filing::Referral, Filing::Emergency, Filing::Unfiled][usize::from(filing)] },
+                    },
                     setl_date: Date::new(2020 + yoff, m, d).expect("date"),
-                    med_type: if inpatient { MedType::Inpatient } else { MedType::OutpatientChronic },
+                    med_type: match (inpatient, kind) {
+                        (true, _) => MedType::Inpatient,
+                        (false, 0) => MedType::GeneralOutpatient,
+                        _ => MedType::OutpatientChronic,
+                    },
                     hosp_lv: HospLevel::new(lv).expect("level"),
                     in_county,
                     referral_ok,
@@ -51,6 +64,25 @@ fn claim_strategy() -> impl Strategy<Value = Case> {
                 },
             }
         })
+}
+
+/// The cases as claims of the policy's own years (the strategy draws 2020–2021; a 2024 policy gets
+/// 2024–2025) and of the med types it settles (the others become outpatient chronic).
+fn for_policy(policy: &Policy, cases: &[Case]) -> Vec<Case> {
+    let base = policy.meta.effective_from.year();
+    cases
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let d = c.claim.setl_date;
+            c.claim.setl_date = Date::new(base + (d.year() - 2020), d.month(), d.day()).expect("date");
+            if policy.accepts(&c.claim).is_err() {
+                c.claim.med_type = MedType::OutpatientChronic;
+            }
+            assert!(policy.accepts(&c.claim).is_ok(), "{}: {:?}", policy.meta.id, policy.accepts(&c.claim));
+            c
+        })
+        .collect()
 }
 
 /// Settles the cases in order with per-(person, year) accumulators; returns (before, settlement, after).
@@ -74,6 +106,7 @@ proptest! {
     #[test]
     fn the_parts_of_every_settlement_add_up_exactly(cases in prop::collection::vec(claim_strategy(), 1..25)) {
         for policy in policies() {
+            let cases = for_policy(&policy, &cases);
             for (_, s, _) in run(&policy, &cases) {
                 let funds: i64 = ALL_FUNDS.iter().filter(|f| **f != Fund::Hospital).map(|f| s.funds_fen[f.index()]).sum();
                 prop_assert_eq!(funds, s.fund_pay_sumamt.0);
@@ -90,6 +123,7 @@ proptest! {
     #[test]
     fn no_layer_pays_a_negative_amount_or_more_than_is_unpaid(cases in prop::collection::vec(claim_strategy(), 1..25)) {
         for policy in policies() {
+            let cases = for_policy(&policy, &cases);
             for (_, s, _) in run(&policy, &cases) {
                 let mut paid = 0i64;
                 for (i, l) in s.layers().iter().enumerate() {
@@ -113,7 +147,23 @@ proptest! {
     #[test]
     fn annual_caps_are_never_exceeded(cases in prop::collection::vec(claim_strategy(), 1..40)) {
         for policy in policies() {
-            for (_, s, after) in run(&policy, &cases) {
+            let cases = for_policy(&policy, &cases);
+            for ((_, s, after), c) in run(&policy, &cases).into_iter().zip(&cases) {
+                // Persons a branch leaves uncapped (取消封顶线) are not held to the caps; since accumulators are
+                // per person, only persons who never were uncapped are checked.
+                let uncapped_ids = |ids: IdentitySet| {
+                    policy.layers.iter().any(|l| match &l.kind {
+                        LayerKind::Ratio { branches, .. } => branches.iter().any(|b| b.uncapped.intersects(ids)),
+                        _ => false,
+                    })
+                };
+                if cases.iter().any(|x| x.person == c.person && uncapped_ids(x.ids)) {
+                    continue;
+                }
+                for sc in &policy.meta.shared_caps {
+                    let paid: i64 = sc.layers.iter().map(|&j| after.layers[j].paid_fen).sum();
+                    prop_assert!(paid <= sc.annual.0, "{}: shared cap {} exceeded: {}", policy.meta.id, sc.name, paid);
+                }
                 for (i, layer) in policy.layers.iter().enumerate() {
                     let a = after.layers[i];
                     if let Some(cap) = layer.caps.annual {
@@ -138,6 +188,7 @@ proptest! {
     #[test]
     fn re_settling_a_person_year_reproduces_the_original_settlements(cases in prop::collection::vec(claim_strategy(), 1..25)) {
         for policy in policies() {
+            let cases = for_policy(&policy, &cases);
             let results = run(&policy, &cases);
             // group by (person, year) in settlement order
             let mut groups: std::collections::BTreeMap<(usize, u16), Vec<usize>> = Default::default();
@@ -159,6 +210,7 @@ proptest! {
     #[test]
     fn reversing_the_last_claim_restores_the_accumulators_exactly(cases in prop::collection::vec(claim_strategy(), 1..25)) {
         for policy in policies() {
+            let cases = for_policy(&policy, &cases);
             for (before, s, after) in run(&policy, &cases) {
                 prop_assert_eq!(reverse(&policy, &s, &after).expect("reversible"), before);
                 let r = s.reversal();
@@ -173,7 +225,9 @@ proptest! {
         // Everybody becomes registered poor after the fact; re-settlement must report new − old per fund.
         let poor = IdentitySet::parse_list("registered_poor").expect("id");
         for policy in policies() {
+            let cases = for_policy(&policy, &cases);
             let one: Vec<Case> = cases.iter().map(|c| Case { person: 0, ids: IdentitySet::EMPTY, claim: Claim { setl_date: Date::new(2020, c.claim.setl_date.month(), c.claim.setl_date.day()).expect("date"), ..c.claim } }).collect();
+            let one = for_policy(&policy, &one);
             let orig = run(&policy, &one);
             let input: Vec<_> = one.iter().zip(&orig).map(|(c, r)| (c.claim, poor, Some(r.1))).collect();
             let (diffs, _) = resettle_year(&policy, &input);
