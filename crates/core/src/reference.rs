@@ -15,11 +15,15 @@ pub const REFERENCE_POLICIES: [(&str, &str); 8] = [
 
 /// The hand-computed cases beside each shipped policy (`policies/tests/<id>.toml`, read by
 /// `baozhang_ingest::policy_tests`), shipped too so `baozhang policy test NAME` works anywhere.
-pub const REFERENCE_POLICY_TESTS: [(&str, &str); 4] = [
+pub const REFERENCE_POLICY_TESTS: [(&str, &str); 8] = [
     ("gansu-huining-2018", include_str!("../../../policies/tests/gansu-huining-2018.toml")),
     ("ningxia-zhongwei-2018", include_str!("../../../policies/tests/ningxia-zhongwei-2018.toml")),
     ("yunnan-2020", include_str!("../../../policies/tests/yunnan-2020.toml")),
     ("neimenggu-2020", include_str!("../../../policies/tests/neimenggu-2020.toml")),
+    ("gansu-huining-2024", include_str!("../../../policies/tests/gansu-huining-2024.toml")),
+    ("ningxia-zhongwei-2024", include_str!("../../../policies/tests/ningxia-zhongwei-2024.toml")),
+    ("yunnan-2024", include_str!("../../../policies/tests/yunnan-2024.toml")),
+    ("neimenggu-2024", include_str!("../../../policies/tests/neimenggu-2024.toml")),
 ];
 
 /// The texts of the shipped policies' sources (`policies/sources/<source id>.txt`: the seed documents, as
