@@ -280,7 +280,7 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
                 hosp_lv: lv,
                 admdvs: county.into(),
                 secret: baozhang_server::random_hex(32),
-                disabled: true,
+                disabled: true, hosp_grade: 0, primary_care: false,
             };
             store.add_institution(BY, &inst).await.map_err(e)?;
         }

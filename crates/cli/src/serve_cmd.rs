@@ -122,6 +122,16 @@ pub enum InstitutionCmd {
         #[arg(long)]
         admdvs: String,
     },
+    /// 登记机构的医院等级（国家 HOSP_LV 代码 01–11，如 02 三级甲等）及是否基层医疗机构，供政策按档次结算
+    Site {
+        code: String,
+        /// 医院等级代码或名称（01 三级特等 … 11 无等级；空为未登记）
+        #[arg(long, default_value = "")]
+        grade: String,
+        /// 基层医疗机构（乡镇卫生院、社区卫生服务中心）
+        #[arg(long)]
+        primary_care: bool,
+    },
     List,
 }
 
@@ -329,15 +339,58 @@ pub fn institution(db: DbArgs, cmd: InstitutionCmd) -> ExitCode {
                     }
                 }
             }
+            InstitutionCmd::Site { code, grade, primary_care } => {
+                let actor = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+                let grade = match baozhang_core::claim::HospGrade::parse(&grade) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        eprintln!("错误：--grade {e}");
+                        return ExitCode::from(crate::EXIT_INVALID);
+                    }
+                };
+                let inst = match store.institution(&code).await {
+                    Ok(Some(i)) => i,
+                    Ok(None) => {
+                        eprintln!("错误：机构 {code} 未登记");
+                        return ExitCode::from(crate::EXIT_INVALID);
+                    }
+                    Err(e) => {
+                        eprintln!("错误：{e}");
+                        return ExitCode::from(crate::EXIT_IO);
+                    }
+                };
+                if let Some(l) = grade.level() {
+                    if i64::from(l.get()) != inst.hosp_lv {
+                        eprintln!("错误：等级 {}（{} 级）与机构登记的医院级别 {} 不一致", grade.name_zh(), l.get(), inst.hosp_lv);
+                        return ExitCode::from(crate::EXIT_INVALID);
+                    }
+                }
+                if primary_care && inst.hosp_lv != 1 {
+                    eprintln!("错误：基层医疗机构应为一级（乡镇）医院，机构 {code} 登记为 {} 级", inst.hosp_lv);
+                    return ExitCode::from(crate::EXIT_INVALID);
+                }
+                match store.set_institution_site(&format!("cli:{actor}"), &code, i64::from(grade.code()), primary_care).await {
+                    Ok(_) => {
+                        println!("机构 {code}：医院等级 {}，{}", grade.name_zh(), if primary_care { "基层医疗机构" } else { "非基层医疗机构" });
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("错误：{e}");
+                        ExitCode::from(crate::EXIT_IO)
+                    }
+                }
+            }
             InstitutionCmd::List => match store.institutions().await {
                 Ok(list) => {
-                    println!("机构编号\t名称\t等级\t所在区划\t状态");
+                    println!("机构编号\t名称\t级别\t医院等级\t所在区划\t状态");
                     for i in list {
                         println!(
-                            "{}\t{}\t{}\t{}\t{}",
+                            "{}\t{}\t{}\t{}{}\t{}\t{}",
                             i.fixmedins_code,
                             i.name,
                             i.hosp_lv,
+                            baozhang_core::claim::HospGrade::new(i.hosp_grade.clamp(0, 11) as u8).unwrap_or_default().name_zh(),
+                            if i.primary_care { "·基层" } else { "" },
                             i.admdvs,
                             if i.disabled { "停用" } else { "正常" }
                         );

@@ -51,6 +51,8 @@ pub enum WriteOp {
     Reverse(Box<(national::reversal::Reversal, national::reversal::ReverseOp)>),
     /// 3202, 9101, 4101A.
     Statement(national::stmt::StmtOp),
+    /// 2501 / 2502.
+    Filing(national::filing::FilingOp),
     /// Re-settles person-years of a run (`crate::resettle`).
     Resettle {
         run: baozhang_store::resettle::RunCtx,

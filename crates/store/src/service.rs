@@ -16,6 +16,10 @@ pub struct Institution {
     #[serde(skip)]
     pub secret: String,
     pub disabled: bool,
+    /// National 医院等级 code 1–11 (0: not registered).
+    pub hosp_grade: i64,
+    /// 基层医疗机构 (乡镇卫生院、社区卫生服务中心).
+    pub primary_care: bool,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -502,7 +506,10 @@ pub struct AccessRecord {
 impl Store {
     pub async fn add_institution(&self, actor: &str, i: &Institution) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO institutions (fixmedins_code, name, hosp_lv, admdvs, secret, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query(
+            "INSERT INTO institutions (fixmedins_code, name, hosp_lv, admdvs, secret, created_at, disabled, hosp_grade, primary_care) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
             .bind(i.fixmedins_code.clone())
             .bind(i.name.clone())
             .bind(i.hosp_lv)
@@ -510,6 +517,8 @@ impl Store {
             .bind(i.secret.clone())
             .bind(now_text())
             .bind(i64::from(i.disabled))
+            .bind(i.hosp_grade)
+            .bind(i64::from(i.primary_care))
             .execute(&mut *tx)
             .await?;
         let after = format!("{{\"name\":{:?},\"hosp_lv\":{},\"admdvs\":{:?}}}", i.name, i.hosp_lv, i.admdvs);
@@ -519,7 +528,9 @@ impl Store {
     }
 
     pub async fn institution(&self, code: &str) -> Result<Option<Institution>> {
-        let row = sqlx::query("SELECT fixmedins_code, name, hosp_lv, admdvs, secret, disabled FROM institutions WHERE fixmedins_code = $1")
+        let row = sqlx::query(
+            "SELECT fixmedins_code, name, hosp_lv, admdvs, secret, disabled, hosp_grade, primary_care FROM institutions WHERE fixmedins_code = $1",
+        )
             .bind(code.to_string())
             .fetch_optional(self.pool())
             .await?;
@@ -531,9 +542,30 @@ impl Store {
                 admdvs: get_text(&r, 3)?,
                 secret: get_text(&r, 4)?,
                 disabled: get_i64(&r, 5)? != 0,
+                hosp_grade: get_i64(&r, 6)?,
+                primary_care: get_i64(&r, 7)? != 0,
             })
         })
         .transpose()
+    }
+
+    /// Registers an institution's national grade and whether it is primary care (audited). The grade's
+    /// level must be the institution's `hosp_lv` (checked by the caller, which knows the dictionary).
+    pub async fn set_institution_site(&self, actor: &str, code: &str, hosp_grade: i64, primary_care: bool) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE institutions SET hosp_grade = $1, primary_care = $2 WHERE fixmedins_code = $3")
+            .bind(hosp_grade)
+            .bind(i64::from(primary_care))
+            .bind(code.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            let after = format!("{{\"hosp_grade\":{hosp_grade},\"primary_care\":{primary_care}}}");
+            audit_change(&mut tx, actor, "institution.site", code, None, Some(&after)).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
     }
 
     pub async fn institutions(&self) -> Result<Vec<Institution>> {
@@ -1120,4 +1152,72 @@ pub async fn log_access_in(c: &mut AnyConnection, actor: &str, role: &str, actio
         .execute(&mut *c)
         .await?;
     Ok(())
+}
+
+/// A referral filing (2501 转院备案) as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReferralFiling {
+    pub trt_dcla_detl_sn: String,
+    pub psn_no: String,
+    pub fixmedins_code: String,
+    pub reflin_medins_no: String,
+    pub mdtrtarea_admdvs: String,
+    pub refl_type: String,
+    pub diag_code: String,
+    pub begn_date: i64,
+    pub end_date: Option<i64>,
+    pub msgid: String,
+}
+
+pub async fn insert_referral_filing(c: &mut sqlx::AnyConnection, f: &ReferralFiling) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO referral_filings (trt_dcla_detl_sn, psn_no, fixmedins_code, reflin_medins_no, mdtrtarea_admdvs, refl_type, diag_code, \
+         begn_date, end_date, revoked, msgid, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11)",
+    )
+    .bind(f.trt_dcla_detl_sn.clone())
+    .bind(f.psn_no.clone())
+    .bind(f.fixmedins_code.clone())
+    .bind(f.reflin_medins_no.clone())
+    .bind(f.mdtrtarea_admdvs.clone())
+    .bind(f.refl_type.clone())
+    .bind(f.diag_code.clone())
+    .bind(f.begn_date)
+    .bind(f.end_date)
+    .bind(f.msgid.clone())
+    .bind(now_text())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// 2502: revokes a filing the institution declared for the person. `false` when there is none live.
+pub async fn revoke_referral_filing(c: &mut sqlx::AnyConnection, sn: &str, fixmedins_code: &str, psn_no: &str) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE referral_filings SET revoked = 1 WHERE trt_dcla_detl_sn = $1 AND fixmedins_code = $2 AND psn_no = $3 AND revoked = 0",
+    )
+    .bind(sn.to_string())
+    .bind(fixmedins_code.to_string())
+    .bind(psn_no.to_string())
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+impl Store {
+    /// Whether a live referral filing of the person covers day `on` (yyyymmdd) for care at institution
+    /// `medins` (or, when the filing names no institution, anywhere in the division `admdvs`).
+    pub async fn referral_filed(&self, psn_no: &str, on: i64, medins: &str, admdvs: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM referral_filings WHERE psn_no = $1 AND revoked = 0 AND begn_date <= $2 \
+             AND (end_date IS NULL OR end_date >= $2) AND (reflin_medins_no = $3 OR (reflin_medins_no = '' AND mdtrtarea_admdvs = $4))",
+        )
+        .bind(psn_no.to_string())
+        .bind(on)
+        .bind(medins.to_string())
+        .bind(admdvs.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(get_i64(&row, 0)? > 0)
+    }
 }

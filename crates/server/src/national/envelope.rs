@@ -38,6 +38,8 @@ pub enum Infno {
     AdmissionChange,
     AdmissionCancel,
     DischargeCancel,
+    ReferralFiling,
+    ReferralFilingCancel,
     Reversal,
     TotalsStatement,
     DetailStatement,
@@ -63,7 +65,7 @@ pub enum Area {
 }
 
 impl Infno {
-    pub const ALL: [Infno; 33] = [
+    pub const ALL: [Infno; 35] = [
         Infno::SignIn,
         Infno::SignOut,
         Infno::PersonInfo,
@@ -87,6 +89,8 @@ impl Infno {
         Infno::AdmissionChange,
         Infno::AdmissionCancel,
         Infno::DischargeCancel,
+        Infno::ReferralFiling,
+        Infno::ReferralFilingCancel,
         Infno::Reversal,
         Infno::TotalsStatement,
         Infno::DetailStatement,
@@ -125,6 +129,8 @@ impl Infno {
             Infno::AdmissionChange => "2403",
             Infno::AdmissionCancel => "2404",
             Infno::DischargeCancel => "2405",
+            Infno::ReferralFiling => "2501",
+            Infno::ReferralFilingCancel => "2502",
             Infno::Reversal => "2601",
             Infno::TotalsStatement => "3201",
             Infno::DetailStatement => "3202",
@@ -163,6 +169,8 @@ impl Infno {
             Infno::AdmissionChange => "住院信息变更",
             Infno::AdmissionCancel => "入院办理撤销",
             Infno::DischargeCancel => "出院撤销",
+            Infno::ReferralFiling => "转院备案",
+            Infno::ReferralFilingCancel => "撤销转院备案",
             Infno::Reversal => "冲正交易",
             Infno::TotalsStatement => "医药机构费用结算对总账",
             Infno::DetailStatement => "医药机构费用结算对明细账",
@@ -202,6 +210,8 @@ impl Infno {
             | Infno::AdmissionChange
             | Infno::AdmissionCancel
             | Infno::DischargeCancel
+            | Infno::ReferralFiling
+            | Infno::ReferralFilingCancel
             | Infno::Reversal
             | Infno::DetailStatement
             | Infno::SettlementList
@@ -249,6 +259,8 @@ impl Infno {
             | Infno::AdmissionChange
             | Infno::AdmissionCancel
             | Infno::DischargeCancel
+            | Infno::ReferralFiling
+            | Infno::ReferralFilingCancel
             | Infno::VisitQuery => Area::Visits,
             Infno::CatalogueQuery
             | Infno::OutpatientFeeUpload

@@ -17,6 +17,7 @@
 
 pub mod envelope;
 pub mod fees;
+pub mod filing;
 pub mod gateway;
 pub mod person;
 pub mod request;
@@ -255,6 +256,11 @@ async fn run(state: &AppState, env: &Envelope, inst: &Institution, ctx: &Respond
             Ok(op) => write(WriteOp::Reverse(Box::new((r, op))), plain()).await,
             Err(answer) => answer,
         },
+        Request::ReferralFiling(r) => {
+            let op = prepared!(filing::prepare(state, env, r).await);
+            write(WriteOp::Filing(op), plain()).await
+        }
+        Request::ReferralFilingCancel(c) => write(WriteOp::Filing(filing::FilingOp::Cancel(c)), plain()).await,
         Request::TotalsStatement(t) => Outcome::Fresh(stmt::totals_statement(state, env, &t).await),
         Request::DetailStatement(d) => {
             let op = prepared!(stmt::prepare_detail(state, env, &d).await);
@@ -432,6 +438,7 @@ async fn execute_op(tx: &mut Tx<'_>, batch: &mut Batch, backend: Backend, polici
             reversal::execute(tx, batch, backend, policies, job, r, op).await?
         }
         WriteOp::Statement(op) => stmt::execute(tx, batch, job, op).await?,
+        WriteOp::Filing(op) => filing::execute(tx, batch, &job.fixmedins_code, op).await?,
         WriteOp::Resettle { run, year, psns } => crate::resettle::execute(tx, batch, policies, run, *year, psns).await?,
     };
     let response = respond_text(&job.ctx, &Ok(output));

@@ -3,6 +3,7 @@
 //! what is applied afterwards never looks at the JSON again.
 
 use super::envelope::{input_obj, str_field, Envelope, Infno, NResult};
+use super::filing::{self, FilingCancel, FilingReq};
 use super::fees::{self, CatalogueQuery, ChronicDrugQuery, FeeCancel, FeeUpload};
 use super::person::{self, InstitutionQuery, PersonQuery};
 use super::reversal::{self, Reversal};
@@ -31,6 +32,8 @@ pub enum Request {
     Settle(SettleReq),
     SettleCancel(SettleRef),
     SettlementQuery(SettleRef),
+    ReferralFiling(FilingReq),
+    ReferralFilingCancel(FilingCancel),
     Reversal(Reversal),
     TotalsStatement(TotalsStatement),
     DetailStatement(DetailStatement),
@@ -75,6 +78,8 @@ impl Request {
             Infno::OutpatientSettle | Infno::InpatientSettle => Request::Settle(settle::parse_settle(infno, env)?),
             Infno::OutpatientSettleCancel | Infno::InpatientSettleCancel => Request::SettleCancel(settle::parse_settle_ref(env)?),
             Infno::SettlementQuery => Request::SettlementQuery(settle::parse_settle_ref(env)?),
+            Infno::ReferralFiling => Request::ReferralFiling(filing::parse_filing(env)?),
+            Infno::ReferralFilingCancel => Request::ReferralFilingCancel(filing::parse_cancel(env)?),
             Infno::Reversal => Request::Reversal(reversal::parse_reversal(env)?),
             Infno::TotalsStatement => Request::TotalsStatement(stmt::parse_totals(env)?),
             Infno::DetailStatement => Request::DetailStatement(stmt::parse_detail(env)?),

@@ -4,7 +4,7 @@
 
 use baozhang_core::engine::{reverse, settle, within_bounds, Settlement};
 use baozhang_core::policy::Policy;
-use baozhang_core::claim::{Place, Site};
+use baozhang_core::claim::{Filing, HospGrade, Place, Site};
 use baozhang_core::{Bill, Claim, Date, Fen, HospLevel, Identity, IdentitySet, MedType};
 use baozhang_ingest::output::{explanation_json, setldetail_json, setlinfo_json, SetlAmounts};
 use baozhang_ingest::worklist::mask_id;
@@ -64,6 +64,10 @@ pub struct PreparedSettle {
     pub stated_total: Fen,
     pub stated_parts: Option<[Fen; 4]>,
     pub person: SetlPerson,
+    /// Where the care happened and under what filing (from the insured area, the institution and the
+    /// person's 2501 referral filings).
+    pub place: Place,
+    pub filing: Filing,
 }
 
 pub fn parse_settle(infno: Infno, env: &Envelope) -> NResult<SettleReq> {
@@ -152,7 +156,22 @@ pub async fn prepare_settle(state: &AppState, env: &Envelope, inst: &Institution
         .policies
         .for_area(&mdtrt.insuplc_admdvs, setl_date)
         .ok_or_else(|| refused(format!("参保地 {} 在 {setl_date} 没有生效的结算政策，请联系医保局配置", mdtrt.insuplc_admdvs)))?;
+    // Care outside the insured prefecture (the pool) needs a filing: a live 2501 referral filing for this
+    // institution makes it a referral, else it is unfiled. Inside the pool no filing applies.
+    let place = Place::from_divisions(&mdtrt.insuplc_admdvs, &inst.admdvs);
+    let filing = match place {
+        Place::Province | Place::OutOfProvince => {
+            if state.store.referral_filed(&mdtrt.psn_no, d, &inst.fixmedins_code, &inst.admdvs).await? {
+                Filing::Referral
+            } else {
+                Filing::Unfiled
+            }
+        }
+        _ => Filing::None,
+    };
     Ok(PreparedSettle {
+        place,
+        filing,
         psn_no: mdtrt.psn_no.clone(),
         village_code,
         mdtrt,
@@ -213,9 +232,13 @@ fn bill_for(p: &PreparedSettle, lines: &[FeeLine]) -> NResult<Bill> {
 fn claim_for(p: &PreparedSettle, bill: Bill) -> NResult<Claim> {
     let med_type = MedType::from_code(p.mdtrt.med_type as u16).ok_or_else(|| NatError::Internal("就诊医疗类别数据有误".into()))?;
     let hosp_lv = HospLevel::new(p.institution.hosp_lv as u8).ok_or_else(|| refused("本机构的医院等级未正确登记，请联系医保局"))?;
-    // Where the care happened, from the insured area and the institution's division (the grade and the
-    // filing are not yet registered for institutions and visits).
-    let site = Site { place: Place::from_divisions(&p.mdtrt.insuplc_admdvs, &p.institution.admdvs), ..Site::default() };
+    // The institution's registered grade and primary care; the place and filing found when prepared.
+    let site = Site {
+        grade: HospGrade::new(p.institution.hosp_grade.clamp(0, 11) as u8).filter(|g| g.level().is_none_or(|l| l == hosp_lv)).unwrap_or_default(),
+        primary_care: p.institution.primary_care && hosp_lv.get() == 1,
+        place: p.place,
+        filing: p.filing,
+    };
     Ok(Claim {
         site,
         setl_date: p.setl_date,
