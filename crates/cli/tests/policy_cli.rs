@@ -5,7 +5,16 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_baozhang");
 
-const POLICIES: [&str; 4] = ["gansu-huining-2018", "ningxia-zhongwei-2018", "yunnan-2020", "neimenggu-2020"];
+const POLICIES: [&str; 8] = [
+    "gansu-huining-2018",
+    "ningxia-zhongwei-2018",
+    "yunnan-2020",
+    "neimenggu-2020",
+    "gansu-huining-2024",
+    "ningxia-zhongwei-2024",
+    "yunnan-2024",
+    "neimenggu-2024",
+];
 
 struct Run {
     code: Option<i32>,
@@ -80,7 +89,7 @@ fn policy_check_passes_on_every_shipped_policy_file_and_prints_its_version() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), POLICIES.len(), "{files:?}");
     for f in &files {
         let r = baozhang(&["policy", "check", path_str(f)]);
         assert_eq!(r.code, Some(0), "{}: {}", f.display(), r.describe());
