@@ -43,15 +43,20 @@ fn a_claim_outside_its_policys_dates_is_refused_with_the_reason() {
 #[test]
 fn a_region_code_picks_the_policy_in_force_on_each_claims_date() {
     let dir = tempfile::tempdir().unwrap();
-    // Huining 620422: the 2018 policy covers 2018–2020; nothing shipped covers 2025.
+    // Huining 620422: the 2018 policy covers 2018–2020, the 2024 one 2024–2026; nothing shipped covers 2022.
     let rows = "C1,P1,,2019-05-01,2,1,21,1,0,1000.00,0,0,0,1000.00\n";
     let (code, err, by_region) = settle(dir.path(), "620422", rows, &[]);
     assert_eq!(code, 0, "{err}");
     let (_, _, by_id) = settle(dir.path(), "gansu-huining-2018", rows, &[]);
     assert_eq!(by_region, by_id, "the same policy is chosen");
-    let (code, err, _) = settle(dir.path(), "620422", "C2,P2,,2025-03-01,2,1,21,1,0,1000.00,0,0,0,1000.00\n", &[]);
+    let later = "C2,P2,,2025-03-01,2,1,21,1,0,1000.00,0,0,0,1000.00\n";
+    let (code, err, by_region) = settle(dir.path(), "620422", later, &[]);
+    assert_eq!(code, 0, "{err}");
+    let (_, _, by_id) = settle(dir.path(), "gansu-huining-2024", later, &[]);
+    assert_eq!(by_region, by_id, "a 2025 claim is settled under the 2024–2026 policy");
+    let (code, err, _) = settle(dir.path(), "620422", "C3,P3,,2022-03-01,2,1,21,1,0,1000.00,0,0,0,1000.00\n", &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("区划 620422 在 2025-03-01 没有生效的政策"), "{err}");
+    assert!(err.contains("区划 620422 在 2022-03-01 没有生效的政策"), "{err}");
     let (code, err, _) = settle(dir.path(), "990000", rows, &[]);
     assert_eq!(code, 1);
     assert!(err.contains("没有区划 990000 的政策"), "{err}");
