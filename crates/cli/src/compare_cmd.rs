@@ -4,18 +4,15 @@
 //! both policies (`ingest::policy_compare`), and the differences printed and exported to Excel. Nothing is
 //! written to the database.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use baozhang_ingest::policy_compare::{
-    compare, read_claims_csv, write_xlsx, ClaimSet, CompareClaim, CompareReadError, MAX_CLAIMS, MAX_TOP, UNKNOWN_TOWNSHIP,
+    compare, load_year, name_affected, read_claims_csv, write_xlsx, ClaimSet, CompareReadError, MAX_CLAIMS, MAX_TOP,
 };
 use baozhang_ingest::settle_run::PolicyChoice;
-use baozhang_store::resettle;
-use baozhang_store::Store;
 use clap::Args;
 
 use crate::data_cmd::{open_store, runtime, DbArgs};
@@ -72,7 +69,7 @@ pub fn run(a: CompareArgs) -> ExitCode {
             let rt = runtime();
             let loaded = rt.block_on(async {
                 let store = open_store(&a.db).await?;
-                let set = load_year(&store, year).await.map_err(|e| {
+                let set = load_year(&store, year, "", MAX_CLAIMS).await.map_err(|e| {
                     eprintln!("错误：{e}");
                     io()
                 })?;
@@ -93,13 +90,7 @@ pub fn run(a: CompareArgs) -> ExitCode {
     drop(set);
     // Names for the persons listed (the registry's; a file has none): at most `--top` look-ups.
     if let Some((rt, store)) = &store_for_names {
-        let r = rt.block_on(async {
-            for p in &mut c.affected {
-                p.name = store.person(&p.person).await?.map(|r| r.name);
-            }
-            Ok::<_, baozhang_store::StoreError>(())
-        });
-        if let Err(e) = r {
+        if let Err(e) = rt.block_on(name_affected(store, &mut c)) {
             eprintln!("错误：{e}");
             return io();
         }
@@ -141,43 +132,6 @@ fn read_file(path: &Path) -> Result<ClaimSet, ExitCode> {
             Err(ExitCode::from(crate::EXIT_INVALID))
         }
     }
-}
-
-/// The live settlements of `year` as claims: their stored claim data, each with the identities the registry
-/// holds for the person on its date (as re-settlement loads them), and the townships' names.
-async fn load_year(store: &Store, year: u16) -> Result<ClaimSet, String> {
-    let e = |e: baozhang_store::StoreError| e.to_string();
-    let psns = resettle::person_years_in_scope(store, year, "", None, None).await.map_err(e)?;
-    let mut set = ClaimSet { source: format!("数据库 {year} 年度有效结算"), ..ClaimSet::default() };
-    set.township_names = store.regions().await.map_err(e)?.into_iter().map(|r| (r.code, r.name)).collect::<HashMap<_, _>>();
-    for chunk in psns.chunks(resettle::STEP) {
-        // Read-only: the transaction only gives the three reads one snapshot, and is rolled back.
-        let mut tx = store.pool().begin().await.map_err(|x| x.to_string())?;
-        let mut loaded = resettle::load_person_years(&mut tx, chunk, year).await.map_err(e)?;
-        let id_nos: Vec<String> = loaded.values().filter_map(|l| l.as_ref().ok()?.first().map(|c| c.id_no.clone())).collect();
-        let periods = resettle::identity_periods_of(&mut tx, &id_nos).await.map_err(e)?;
-        tx.rollback().await.map_err(|x| x.to_string())?;
-        for psn in chunk {
-            match loaded.remove(psn) {
-                None => {}
-                Some(Err(why)) => set.unreadable.push(format!("人员编号 {psn}：{why}")),
-                Some(Ok(claims)) => {
-                    for c in claims {
-                        if set.claims.len() >= MAX_CLAIMS {
-                            return Err(format!("{year} 年度有效结算超过 {MAX_CLAIMS} 笔，无法一次比较"));
-                        }
-                        let ids = periods.get(&c.id_no).map_or(Default::default(), |p| resettle::identities_on(p, c.setl_date));
-                        let township = match &c.village_code {
-                            Some(v) if v.len() >= 9 => v[..9].to_string(),
-                            _ => UNKNOWN_TOWNSHIP.to_string(),
-                        };
-                        set.claims.push(CompareClaim { label: c.setl_id, person: c.id_no, township, claim: c.claim, identities: ids });
-                    }
-                }
-            }
-        }
-    }
-    Ok(set)
 }
 
 /// Writes the workbook beside the target and renames it into place: no half-written file is left.

@@ -7,9 +7,11 @@
 //! leaves that side's accumulators as they were. The tables compare the claims **both** sides settled, so
 //! every change is a change of the same bills; what one side refused is counted and listed per side.
 //!
-//! Pure: claims in ([`ClaimSet`], read from a settle CSV by [`read_claims_csv`] or loaded from the ledger by
-//! the command), a view out ([`Comparison`]); money stays integer fen, ratios are basis points computed with
-//! integer arithmetic. The view keeps ID numbers and names as they are; its text and sheets mask them.
+//! Claims in ([`ClaimSet`], read from a settle CSV by [`read_claims_csv`] or loaded from the ledger by
+//! [`load_year`]), a view out ([`Comparison`], built by the pure [`compare`]). [`load_year`] and
+//! [`name_affected`] are the only I/O here, shared by `policy compare --year` and the workbench's policy page.
+//! Money stays integer fen, ratios are basis points computed with integer arithmetic. The view keeps ID
+//! numbers and names as they are; its text and sheets mask them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -25,6 +27,8 @@ use crate::claims::{ClaimReader, ClaimRow, ReadError, RowError};
 use crate::settle_run::PolicyChoice;
 use crate::table::{Sheet, TableError};
 use crate::worklist::{mask_id, mask_name};
+use baozhang_store::resettle;
+use baozhang_store::{Store, StoreError};
 
 /// The most claims one comparison holds in memory (both sides' results are kept per person-year only, but
 /// the claims themselves are sorted into person-years first). A county's year is far below it.
@@ -831,6 +835,77 @@ impl Comparison {
 /// Writes the comparison's sheets to an XLSX file.
 pub fn write_xlsx(path: &Path, c: &Comparison) -> Result<(), TableError> {
     crate::table::write_xlsx(path, &c.sheets())
+}
+
+// ───────────────────────────── a year of the ledger ─────────────────────────────
+
+/// Why a year of the ledger could not be loaded for a comparison.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadYearError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{year} 年度有效结算超过 {max} 笔，无法一次比较")]
+    TooMany { year: u16, max: usize },
+}
+
+/// The live settlements of `year` as claims: their stored claim data, each with the identities the registry
+/// holds for the person on its date (as re-settlement loads them), and the townships' names. Shared by
+/// `baozhang policy compare --year` and the policy page of the workbench.
+///
+/// `region` is a division-code prefix ("" for every region): the person-years with a live settlement whose
+/// village (else insured area) lies in it, as a re-settlement scopes them. A person-year with a settlement
+/// outside `region` as well is not compared (its other settlements belong to another region's user) and is
+/// listed among the unreadable, by person number. More than `max_claims` claims end the loading.
+pub async fn load_year(store: &Store, year: u16, region: &str, max_claims: usize) -> Result<ClaimSet, LoadYearError> {
+    let psns = resettle::person_years_in_scope(store, year, region, None, None).await?;
+    let source = if region.is_empty() {
+        format!("数据库 {year} 年度有效结算")
+    } else {
+        format!("数据库 {year} 年度有效结算（区划 {region}）")
+    };
+    let mut set = ClaimSet { source, ..ClaimSet::default() };
+    set.township_names = store.regions().await?.into_iter().map(|r| (r.code, r.name)).collect::<HashMap<_, _>>();
+    for chunk in psns.chunks(resettle::STEP) {
+        // Read-only: the transaction only gives the three reads one snapshot, and is rolled back.
+        let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
+        let mut loaded = resettle::load_person_years(&mut tx, chunk, year).await?;
+        let id_nos: Vec<String> = loaded.values().filter_map(|l| l.as_ref().ok()?.first().map(|c| c.id_no.clone())).collect();
+        let periods = resettle::identity_periods_of(&mut tx, &id_nos).await?;
+        tx.rollback().await.map_err(StoreError::from)?;
+        for psn in chunk {
+            match loaded.remove(psn) {
+                None => {}
+                Some(Err(why)) => set.unreadable.push(format!("人员编号 {psn}：{why}")),
+                Some(Ok(claims)) => {
+                    let place = |c: &resettle::YearClaim| c.village_code.clone().unwrap_or_else(|| c.insuplc_admdvs.clone());
+                    if claims.iter().any(|c| !place(c).starts_with(region)) {
+                        set.unreadable.push(format!("人员编号 {psn}：本年度有结算不在区划 {region} 内，未参与比较"));
+                        continue;
+                    }
+                    for c in claims {
+                        if set.claims.len() >= max_claims {
+                            return Err(LoadYearError::TooMany { year, max: max_claims });
+                        }
+                        let ids = periods.get(&c.id_no).map_or(Default::default(), |p| resettle::identities_on(p, c.setl_date));
+                        let township = match &c.village_code {
+                            Some(v) if v.len() >= 9 => v[..9].to_string(),
+                            _ => UNKNOWN_TOWNSHIP.to_string(),
+                        };
+                        set.claims.push(CompareClaim { label: c.setl_id, person: c.id_no, township, claim: c.claim, identities: ids });
+                    }
+                }
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// The registry's names of the persons listed as most affected (at most [`MAX_TOP`] look-ups).
+pub async fn name_affected(store: &Store, c: &mut Comparison) -> Result<(), StoreError> {
+    for p in &mut c.affected {
+        p.name = store.person(&p.person).await?.map(|r| r.name);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod mdt;
 pub mod person;
 pub mod pid;
 pub mod policy;
+pub mod policy_compare;
 pub mod rectify;
 pub mod reports;
 pub mod resettle;
@@ -552,6 +553,14 @@ pub fn routes() -> Router<AppState> {
         .route("/web/catalogue/import", post(catalogue::upload).layer(axum::extract::DefaultBodyLimit::max(catalogue::MAX_UPLOAD_BYTES)))
         .route("/web/policy", get(policy::policy_page))
         .route("/web/policy/calc", post(policy::calculate))
+        .route(
+            "/web/policy/compare",
+            post(policy_compare::compare_page).layer(axum::extract::DefaultBodyLimit::max(policy_compare::MAX_BODY_BYTES)),
+        )
+        .route(
+            "/web/policy/compare/xlsx",
+            post(policy_compare::compare_xlsx).layer(axum::extract::DefaultBodyLimit::max(policy_compare::MAX_BODY_BYTES)),
+        )
         .route(
             "/web/import",
             get(import::import_page).post(import::upload).layer(axum::extract::DefaultBodyLimit::max(import::MAX_UPLOAD_BYTES)),

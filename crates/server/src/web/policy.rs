@@ -1,5 +1,6 @@
 //! The policy page: a region's layers as a readable table, and a calculator (政策宣传: enter a bill and an
-//! identity, see what each fund and the patient pay). The calculator writes nothing.
+//! identity, see what each fund and the patient pay). The calculator writes nothing. Admin and bureau also
+//! find here the weighing of a new policy against the old on a year of their region (`policy_compare`).
 
 use axum::extract::{Query, State};
 use baozhang_core::claim::{Bill, Claim, HospLevel, MedType};
@@ -102,6 +103,7 @@ pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     page.push(&layers.html(&u.path));
     page.push(&values.html(&u.path));
     page.push(&calculator_form(policy));
+    page.push(&super::policy_compare::form_html(&state, &u, policy).await?);
     Ok(page.render(&u))
 }
 
