@@ -163,7 +163,7 @@ pub fn explain(policy: &Policy, s: &Settlement) -> Vec<LayerExplanation> {
         .zip(s.layers().iter())
         .enumerate()
         .map(|(li, (layer, o))| {
-            let mut e = explain_layer(policy, layer, o, lv);
+            let mut e = explain_layer(policy, layer, o, lv, s.year);
             if o.applied && !policy.provenance.is_empty() {
                 mark_sources(policy, li, o, lv, &mut e);
             }
@@ -172,7 +172,7 @@ pub fn explain(policy: &Policy, s: &Settlement) -> Vec<LayerExplanation> {
         .collect()
 }
 
-fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome, lv: usize) -> LayerExplanation {
+fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome, lv: usize, year: u16) -> LayerExplanation {
     let mut e = LayerExplanation {
         layer_id: layer.id.clone(),
         layer_name: layer.name.clone(),
@@ -231,6 +231,17 @@ fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome
                 text.push_str(&format!("{} {}", base.name_zh(), Fen(o.base_fen).grouped()));
             }
             text.push_str(&format!("，起付线 {}", Fen(o.deductible_fen).grouped()));
+            // A deductible set as a share of income says which income and share (R-POL-27), so it can be
+            // checked by hand.
+            if let Some(inc) = policy.income_for(year) {
+                let share = br.deductible_rules.iter().find_map(|(_, r)| match r {
+                    crate::policy::DeductibleRule::ShareOfIncome(x) if x.apply(inc).0 == o.deductible_fen => Some(*x),
+                    _ => None,
+                });
+                if let Some(x) = share {
+                    text.push_str(&format!("（{} 年居民人均可支配收入 {} × {x}）", year - 1, inc.grouped()));
+                }
+            }
             if e.segments.is_empty() {
                 text.push_str(&format!("，比例 {}", o.ratio));
             } else {

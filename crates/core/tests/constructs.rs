@@ -313,6 +313,8 @@ ratio = "60%"
     let s = run(&p, &[(claim(2, 5_000, Site::default()), ids("dibao_edge"))]);
     assert_eq!(s[0].fund(Fund::Assistance), Fen(225_926));
     assert_eq!(s[0].layers()[0].deductible_fen, 123_457);
+    let text = &baozhang_core::explain::explain(&p, &s[0])[0].text;
+    assert!(text.contains("起付线 1,234.57（2024 年居民人均可支配收入 12,345.67 × 10%）"), "{text}");
     // Both classes: the smaller deductible. An ordinary resident: the schedule's 0.
     let s = run(&p, &[(claim(2, 5_000, Site::default()), ids("dibao_edge;illness_poor"))]);
     assert_eq!(s[0].layers()[0].deductible_fen, 123_457);
