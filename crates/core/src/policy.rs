@@ -410,6 +410,10 @@ pub struct Cond {
     pub filings: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_care: Option<bool>,
+    /// Whether any of tiers, places, filings or primary care is set: the engine's hot path tests the
+    /// four only then (set when compiled).
+    #[serde(skip)]
+    pub site: bool,
 }
 
 fn no_identities(v: &IdentitySet) -> bool {
@@ -453,16 +457,7 @@ impl Cond {
     /// holding `ids`.
     #[inline]
     pub fn matches(&self, claim: &Claim, tier: usize, ids: IdentitySet) -> bool {
-        if self.tiers != 0 && self.tiers & (1 << tier) == 0 {
-            return false;
-        }
-        if self.places != 0 && self.places & place_bit(claim.place()) == 0 {
-            return false;
-        }
-        if self.filings != 0 && self.filings & filing_bit(claim.site.filing) == 0 {
-            return false;
-        }
-        if self.primary_care.is_some_and(|v| v != claim.site.primary_care) {
+        if self.site && !self.matches_site(claim, tier) {
             return false;
         }
         if let Some(set) = self.identities {
@@ -490,6 +485,14 @@ impl Cond {
             return false;
         }
         true
+    }
+
+    #[cold]
+    fn matches_site(&self, claim: &Claim, tier: usize) -> bool {
+        !(self.tiers != 0 && self.tiers & (1 << tier) == 0
+            || self.places != 0 && self.places & place_bit(claim.place()) == 0
+            || self.filings != 0 && self.filings & filing_bit(claim.site.filing) == 0
+            || self.primary_care.is_some_and(|v| v != claim.site.primary_care))
     }
 
     /// Chinese description, "" when unconditional; `tiers` names the policy's tiers.
@@ -1436,6 +1439,7 @@ impl Checker<'_> {
             self.opt_money(&format!("{place} → when.total_above"), line, &c.total_above, what("条件：总费用高于", ValueUse::Always));
         out.total_below =
             self.opt_money(&format!("{place} → when.total_below"), line, &c.total_below, what("条件：总费用低于", ValueUse::Always));
+        out.site = out.tiers != 0 || out.places != 0 || out.filings != 0 || out.primary_care.is_some();
         out
     }
     fn caps(&mut self, place: &str, line: Option<usize>, per: &Option<RawMoney>, out: &Option<RawMoney>, ann: &Option<RawMoney>) -> Caps {
