@@ -158,9 +158,14 @@ pub async fn demo_audit(store: &Store, year: u16) -> Result<(), String> {
         made.extend(store.add_rectification(&r, BY).await.map_err(e)?);
     }
     if let Some(first) = made.first() {
-        store.close_rectification(*first, "退回违规费用的收据及医院整改报告", "auditor", BY).await.map_err(e)?;
+        // Two people: the bureau requests 销号 with the evidence, the auditor reviews and approves it.
+        store.request_close(*first, "退回违规费用的收据及医院整改报告", BY).await.map_err(e)?;
+        store.review_rectification(*first, true, "", "auditor").await.map_err(e)?;
     }
-    println!("整改台账：{} 项（其中逾期 2 项、已销号 1 项）。", made.len());
+    if let Some(second) = made.get(1) {
+        store.request_close(*second, "补办参保登记表（村委会盖章）", BY).await.map_err(e)?;
+    }
+    println!("整改台账：{} 项（其中逾期 2 项、已销号 1 项、待复核销号 1 项）。", made.len());
     Ok(())
 }
 

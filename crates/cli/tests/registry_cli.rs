@@ -197,23 +197,48 @@ fn worklists_mask_id_numbers_and_names_by_default() {
 }
 
 #[test]
-fn templates_have_the_official_headers_and_an_example_row() {
+fn templates_keep_their_example_out_of_the_data_and_an_example_row_is_never_imported() {
     let dir = tempfile::tempdir().unwrap();
+    use calamine::{open_workbook_auto, Reader};
     for kind in KINDS {
         let out = dir.path().join(format!("{kind}.xlsx"));
         let o = bin().args(["template", kind, "--out", out.to_str().unwrap()]).output().unwrap();
         assert!(o.status.success());
-        use calamine::{open_workbook_auto, Reader};
         let mut wb = open_workbook_auto(&out).unwrap();
         let range = wb.worksheet_range_at(0).unwrap().unwrap();
         let header: Vec<String> = range.rows().next().unwrap().iter().map(|c| c.to_string()).collect();
         assert!(header.contains(&"证件号码".to_string()) || header.contains(&"户编号".to_string()), "{kind}: {header:?}");
-        assert_eq!(range.rows().count(), 2, "{kind}: header and one example");
+        assert_eq!(range.rows().count(), 1, "{kind}: the data sheet holds only the header");
+        let names = wb.sheet_names();
+        assert!(names.iter().any(|n| n.starts_with("填写示例")), "{kind}: {names:?}");
+        let example = wb.worksheet_range(&names[1]).unwrap();
+        assert_eq!(example.rows().count(), 2, "{kind}: header and the example on its own sheet");
     }
-    // A template filled with its own example imports cleanly (needs the division tree).
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    // The template as downloaded imports nothing.
     let o = run(&db, &["import", "poverty", dir.path().join("poverty.xlsx").to_str().unwrap()]);
+    assert!(stdout(&o).contains("共 0 行"), "{}", stdout(&o));
+    // A file with the example row copied into the data (and one real person) takes the person only;
+    // the example is refused with what to do, and a row with three problems lists all three.
+    let real = baozhang_core::IdCardNo::synthesize("620422", baozhang_core::Date::new(1975, 3, 3).unwrap(), 17, baozhang_core::Sex::Female);
+    let csv = format!(
+        "户编号,姓名,证件号码,性别,出生日期,与户主关系,行政区划代码,贫困状态,识别年度\n\
+         620422100201001,张三,620422198001011230,男,1980-01-01,户主,620422100201,未脱贫,2016\n\
+         620422100201002,李花,{},女,1975-03-03,户主,620422100201,未脱贫,2016\n\
+         620422100201003,王五,{},男,1975-13-03,表亲,620422100201,未脱贫,2016\n",
+        real.as_str(),
+        real.as_str()
+    );
+    let file = dir.path().join("filled.csv");
+    std::fs::write(&file, csv).unwrap();
+    let o = run(&db, &["import", "poverty", file.to_str().unwrap()]);
     assert!(stdout(&o).contains("接受 1 行"), "{}", stdout(&o));
+    let rejected = std::fs::read_to_string(dir.path().join("filled.rejected.csv")).unwrap();
+    assert!(rejected.contains("模板中的示例行"), "{rejected}");
+    let line = rejected.lines().find(|l| l.contains("王五")).expect("the row with three problems");
+    for field in ["性别", "出生日期", "与户主关系"] {
+        assert!(line.contains(&format!("{field}：")), "{field} is listed: {line}");
+    }
 }
 
 #[test]

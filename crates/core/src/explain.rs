@@ -280,7 +280,7 @@ fn explain_layer(policy: &Policy, layer: &crate::policy::Layer, o: &LayerOutcome
         LayerKind::OopCap { base, annual, .. } => {
             let scope = if *annual { format!("年度已负担 {}，", Fen(o.cum_before_fen).grouped()) } else { String::new() };
             text.push_str(&format!(
-                "{scope}{} {} 超过封顶 {} 的部分",
+                "{scope}{} {}，超过个人负担限额 {} 的部分由本项支付",
                 base.name_zh(),
                 Fen(o.base_fen).grouped(),
                 Fen(o.threshold_fen).grouped()

@@ -262,17 +262,24 @@ pub(crate) async fn read_and_merge(
             progress(total);
         }
         let row = Row { cells: &cells, reader };
+        if crate::rosters::is_example_row(kind, &row) {
+            let reason = crate::rosters::EXAMPLE_ROW_REASON.to_string();
+            rejections.push(Rejection { row: rowno, field: "证件号码".into(), reason, cells: cells.clone() });
+            continue;
+        }
         let mark = out.mark();
-        let outcome = parse(kind, &row, regions, &teams, &mut out).and_then(|key| match seen.get(&key) {
-            Some(first) => Err((columns(kind)[0].0.to_string(), format!("与第 {first} 行重复"))),
-            None => {
-                seen.insert(key, rowno);
-                Ok(())
-            }
-        });
-        if let Err((field, reason)) = outcome {
+        let outcome = parse(kind, &row, regions, &teams, &mut out)
+            .map_err(|e| crate::rosters::row_problems(kind, &row, regions, e))
+            .and_then(|key| match seen.get(&key) {
+                Some(first) => Err(vec![(columns(kind)[0].0.to_string(), format!("与第 {first} 行重复"))]),
+                None => {
+                    seen.insert(key, rowno);
+                    Ok(())
+                }
+            });
+        if let Err(problems) = outcome {
             out.truncate(mark);
-            rejections.push(Rejection { row: rowno, field, reason, cells: cells.clone() });
+            rejections.push(crate::rosters::rejection(rowno, problems, &cells));
         }
     }
     progress(total);

@@ -371,6 +371,98 @@ fn jan1(y: i64) -> i64 {
 }
 
 const RELATIONS: [&str; 8] = ["户主", "配偶", "子女", "父母", "孙子女", "兄弟姐妹", "儿媳", "其他"];
+/// 贫困状态 (empty: not registered, e.g. a monitored person only).
+const POVERTY_STATUS: [&str; 4] = ["", "未脱贫", "已脱贫", "已清退"];
+/// 监测对象类型 (防止返贫监测对象).
+const MONITOR_TYPES: [&str; 4] = ["", "边缘易致贫户", "脱贫不稳定户", "突发严重困难户"];
+const DISABILITY: [&str; 5] = ["", "一级", "二级", "三级", "四级"];
+
+/// Whether a row is the template's example (its ID number and name as `RosterKind::example` writes
+/// them): it is refused, never imported as a real person (a template filled in with the example row left
+/// in place).
+pub(crate) fn is_example_row(kind: RosterKind, row: &Row) -> bool {
+    let ex = |col: &str| kind.columns().iter().position(|c| c.0 == col).and_then(|i| kind.example().get(i)).copied();
+    match (ex("证件号码"), ex("姓名")) {
+        (Some(id), Some(name)) => row.get("证件号码").eq_ignore_ascii_case(id) && row.get("姓名") == name,
+        _ => false,
+    }
+}
+
+pub(crate) const EXAMPLE_ROW_REASON: &str = "这是模板中的示例行（示例人员），不是真实数据：请删除该行后再导入";
+
+/// Every problem of a rejected row, not only the first: `first` (what the row's reading stopped at),
+/// then each column's own check that fails (required, ID number, name, sex, dates, years, amounts, codes,
+/// the closed lists). Rules that relate columns to each other are in `first` only.
+pub(crate) fn row_problems(kind: RosterKind, row: &Row, regions: &HashSet<String>, first: Reject) -> Vec<Reject> {
+    let mut out = vec![first];
+    let mut add = |r: Result<(), Reject>| {
+        if let Err(e) = r {
+            if !out.iter().any(|o| o.0 == e.0) {
+                out.push(e);
+            }
+        }
+    };
+    for &(col, required) in kind.columns() {
+        if row.reader.column(col).is_none() {
+            continue;
+        }
+        let v = row.get(col);
+        if v.is_empty() {
+            if required {
+                add(Err((col.into(), "必填项为空".into())));
+            }
+            continue;
+        }
+        let one_of = |list: &[&str]| {
+            if list.contains(&v) {
+                Ok(())
+            } else {
+                Err((col.to_string(), format!("“{v}”无效（{}）", list.iter().filter(|x| !x.is_empty()).copied().collect::<Vec<_>>().join("、"))))
+            }
+        };
+        let check: Result<(), Reject> = match col {
+            "证件号码" => row.person_id().map(|_| ()),
+            "姓名" => row.name().map(|_| ()),
+            "性别" => Sex::parse(v).map(|_| ()).ok_or_else(|| (col.to_string(), format!("性别“{v}”无效（男 / 女）"))),
+            "与户主关系" => one_of(&RELATIONS),
+            "贫困状态" => one_of(&POVERTY_STATUS),
+            "监测对象类型" => one_of(&MONITOR_TYPES),
+            "残疾等级" => one_of(&DISABILITY),
+            "人员类别" => IdentitySet::parse_list(v).map(|_| ()).map_err(|e| (col.to_string(), e)),
+            "个人缴费" | "资助金额" => row.money(col).map(|_| ()),
+            "行政区划代码" => {
+                let ok_len = v.len() == 12 || (kind != RosterKind::Poverty && v.len() == 6);
+                if !ok_len || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    Err((col.into(), format!("行政区划代码“{v}”位数不对或含非数字字符")))
+                } else if !regions.contains(v) {
+                    Err((col.into(), format!("行政区划代码“{v}”不存在")))
+                } else {
+                    Ok(())
+                }
+            }
+            "参保地区划" if v.len() != 6 || !v.bytes().all(|b| b.is_ascii_digit()) => {
+                Err((col.into(), format!("“{v}”应为 6 位区划代码")))
+            }
+            c if c.ends_with("日期") => row.date(col).map(|_| ()),
+            c if c.ends_with("年度") => row.year(col).map(|_| ()),
+            _ => Ok(()),
+        };
+        add(check);
+    }
+    out
+}
+
+/// One rejection of a row from all its problems: the field(s) and the reason(s), each problem named by
+/// its field when there are several.
+pub(crate) fn rejection(rowno: u64, problems: Vec<Reject>, cells: &[String]) -> Rejection {
+    if problems.len() == 1 {
+        let (field, reason) = problems.into_iter().next().expect("one");
+        return Rejection { row: rowno, field, reason, cells: cells.to_vec() };
+    }
+    let field = problems.iter().map(|p| p.0.as_str()).filter(|f| !f.is_empty()).collect::<Vec<_>>().join("、");
+    let reason = problems.iter().map(|(f, r)| if f.is_empty() { r.clone() } else { format!("{f}：{r}") }).collect::<Vec<_>>().join("；");
+    Rejection { row: rowno, field, reason, cells: cells.to_vec() }
+}
 
 /// Imports one roster file. Rows are validated as they stream; valid rows are staged in batches and
 /// merged when the whole file has been read, all in one transaction.
@@ -496,8 +588,14 @@ async fn read_rows(
             progress(total);
         }
         let row = Row { cells: &cells, reader };
+        if is_example_row(kind, &row) {
+            rejections.push(Rejection { row: rowno, field: "证件号码".into(), reason: EXAMPLE_ROW_REASON.into(), cells: cells.clone() });
+            continue;
+        }
         let mark = batch.mark();
         let parsed = parse_row(kind, &row, regions, &mut batch);
+        // A row that cannot be read is listed with every problem it has, not only the first.
+        let parsed = parsed.map_err(|e| row_problems(kind, &row, regions, e));
         let outcome = match parsed {
             Ok((id_key, other)) => {
                 key.clear();
@@ -513,22 +611,22 @@ async fn read_rows(
                     if first_other_id != other_id && kind == RosterKind::Poverty {
                         let detail = format!("同一人出现在两个户中：户编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
                         conflicts.push((id_key.clone(), detail.clone()));
-                        Err(("证件号码".to_string(), format!("{detail}，请核实去重")))
+                        Err(vec![("证件号码".to_string(), format!("{detail}，请核实去重"))])
                     } else if first_other_id != other_id && kind == RosterKind::Enrolment {
                         let detail =
                             format!("同一人同一年度参保两次：人员编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
                         conflicts.push((id_key.split(':').next().unwrap_or("").to_string(), detail.clone()));
-                        Err(("证件号码".to_string(), format!("{detail}，请核实去重")))
+                        Err(vec![("证件号码".to_string(), format!("{detail}，请核实去重"))])
                     } else {
-                        Err(("证件号码".to_string(), format!("与第 {first_row} 行重复")))
+                        Err(vec![("证件号码".to_string(), format!("与第 {first_row} 行重复"))])
                     }
                 }
             }
             Err(e) => Err(e),
         };
-        if let Err((field, reason)) = outcome {
+        if let Err(problems) = outcome {
             batch.rollback(mark);
-            rejections.push(Rejection { row: rowno, field, reason, cells: cells.clone() });
+            rejections.push(rejection(rowno, problems, &cells));
         }
         if batch.len() >= opts.batch {
             batch.flush(imp).await?;
@@ -538,6 +636,9 @@ async fn read_rows(
     progress(total);
     let n_conf = conflicts.len() as u64;
     imp.add_conflicts(kind.id(), &conflicts).await?;
+    if matches!(kind, RosterKind::Poverty | RosterKind::Enrolment) {
+        imp.resolve_conflicts(kind.id()).await?;
+    }
     Ok((rejections, n_conf, total))
 }
 
@@ -580,7 +681,7 @@ fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut
             }
             let village = region("行政区划代码", false)?;
             let status = row.get("贫困状态");
-            if !["", "未脱贫", "已脱贫", "已清退"].contains(&status) {
+            if !POVERTY_STATUS.contains(&status) {
                 return Err(("贫困状态".into(), format!("“{status}”无效（未脱贫、已脱贫、已清退，或留空）")));
             }
             let reg_year = row.year("识别年度")?;
@@ -597,7 +698,7 @@ fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut
                 }
             }
             let monitor_type = row.get("监测对象类型");
-            if !["", "边缘易致贫户", "脱贫不稳定户", "突发严重困难户"].contains(&monitor_type) {
+            if !MONITOR_TYPES.contains(&monitor_type) {
                 return Err(("监测对象类型".into(), format!("“{monitor_type}”无效（边缘易致贫户、脱贫不稳定户、突发严重困难户）")));
             }
             let monitor_date = row.date("纳入监测日期")?;
@@ -609,7 +710,7 @@ fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut
             }
             let cause = row.get("致贫原因");
             let disability = row.get("残疾等级");
-            if !["", "一级", "二级", "三级", "四级"].contains(&disability) {
+            if !DISABILITY.contains(&disability) {
                 return Err(("残疾等级".into(), format!("“{disability}”无效（一级至四级）")));
             }
             let change_date = match row.date("变动日期")? {
@@ -800,21 +901,29 @@ fn parse_row(kind: RosterKind, row: &Row, regions: &HashSet<String>, batch: &mut
     }
 }
 
-/// An empty template of a roster: its headers and one example row, and (XLSX) a 填写说明 sheet saying
-/// which columns are required. ID numbers are written as text.
+/// An empty template of a roster. The data sheet (the first, the one an import reads) holds only the
+/// headers; the example row is on a sheet of its own (填写示例) and a 填写说明 sheet says which columns are
+/// required — so a template filled in and uploaded cannot carry the example in as a person (and should it
+/// be copied into the data, the import refuses it: [`is_example_row`]). A CSV template is the header
+/// line only. ID numbers are written as text.
 pub fn write_template(kind: RosterKind, path: &Path) -> Result<(), TableError> {
     let header: Vec<String> = kind.columns().iter().map(|(c, _)| c.to_string()).collect();
     let example: Vec<String> = kind.example().iter().map(|s| s.to_string()).collect();
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-        write_csv(path, &header, &[example])
+        write_csv(path, &header, &[])
     } else {
-        let notes: Vec<Vec<String>> =
-            kind.columns().iter().map(|(c, req)| vec![c.to_string(), if *req { "必填" } else { "选填" }.to_string()]).collect();
+        let notes: Vec<Vec<String>> = kind
+            .columns()
+            .iter()
+            .zip(kind.example())
+            .map(|((c, req), ex)| vec![c.to_string(), if *req { "必填" } else { "选填" }.to_string(), ex.to_string()])
+            .collect();
         write_xlsx(
             path,
             &[
-                (kind.name_zh().to_string(), header, vec![example]),
-                ("填写说明".to_string(), vec!["列名".to_string(), "是否必填".to_string()], notes),
+                (kind.name_zh().to_string(), header.clone(), Vec::new()),
+                ("填写示例（不导入）".to_string(), header, vec![example]),
+                ("填写说明".to_string(), vec!["列名".to_string(), "是否必填".to_string(), "示例".to_string()], notes),
             ],
         )
     }

@@ -251,9 +251,8 @@ impl Store {
         //    record only) in the county of their current enrolment, like their settlements.
         if let Some(run) = self.latest_run().await? {
             let rows = sqlx::query(
-                "SELECT t.v, t.class, CAST(COUNT(*) AS BIGINT) FROM (SELECT f.class, COALESCE(f.village_code, \
-                 (SELECT MAX(e.insured_admdvs) FROM enrolments e WHERE e.id_no = f.id_no AND e.superseded_import IS NULL)) AS v \
-                 FROM reconcile_findings f WHERE f.run_id = $1) t WHERE t.v IS NOT NULL GROUP BY t.v, t.class",
+                "SELECT f.unit_code, f.class, CAST(COUNT(*) AS BIGINT) FROM reconcile_findings f \
+                 WHERE f.run_id = $1 AND f.unit_code IS NOT NULL GROUP BY f.unit_code, f.class",
             )
             .bind(run)
             .fetch_all(self.pool())
@@ -701,7 +700,8 @@ impl Store {
     /// mark unchanged. The next reconciliation run confirms or reopens it.
     pub async fn mark_finding_done(&self, finding_id: i64, actor: &str, note: Option<&str>) -> std::result::Result<Mark, MarkError> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT run_id, class, id_no, village_code, household_no FROM reconcile_findings WHERE id = $1")
+        // A mark is kept in the finding's unit (its village, or the county for 村不详), where its scope is checked.
+        let row = sqlx::query("SELECT run_id, class, id_no, COALESCE(village_code, unit_code), household_no FROM reconcile_findings WHERE id = $1")
             .bind(finding_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -802,7 +802,7 @@ impl Store {
              FROM reconcile_findings f LEFT JOIN persons p ON p.id_no = f.id_no \
              LEFT JOIN worklist_marks m ON m.finding_id = f.id AND m.state <> 'undone' \
              LEFT JOIN worklist_marks r ON r.resolved_run = f.run_id AND r.class = f.class AND r.id_no = f.id_no AND r.state = 'reopened' \
-             WHERE f.run_id = $1 AND COALESCE(f.village_code, '') LIKE $2 ORDER BY f.village_code, f.class, f.id_no, f.id"
+             WHERE f.run_id = $1 AND COALESCE(f.unit_code, '') LIKE $2 ORDER BY f.village_code, f.class, f.id_no, f.id"
         );
         let rows = sqlx::query(&sql).bind(run_id).bind(prefix).fetch_all(self.pool()).await?;
         let mut out: Vec<WorklistItem> = Vec::with_capacity(rows.len());

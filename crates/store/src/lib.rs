@@ -50,7 +50,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 14] = [
+const MIGRATIONS: [(i64, &str, &str); 15] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -65,6 +65,7 @@ const MIGRATIONS: [(i64, &str, &str); 14] = [
     (12, "catalogue", include_str!("../migrations/0012_catalogue.sql")),
     (13, "files", include_str!("../migrations/0013_files.sql")),
     (14, "site", include_str!("../migrations/0014_site.sql")),
+    (15, "findings", include_str!("../migrations/0015_findings.sql")),
 ];
 
 /// How to open a store.

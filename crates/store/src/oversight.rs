@@ -356,7 +356,7 @@ pub struct Rectification {
     /// yyyymmdd
     pub deadline: i64,
     pub measures: String,
-    /// open / closed
+    /// open / review (销号 requested, waiting for a second person) / closed
     pub status: String,
     pub evidence: String,
     pub reviewer: String,
@@ -367,9 +367,13 @@ pub struct Rectification {
 }
 
 impl Rectification {
-    /// Open and past its deadline on `today` (yyyymmdd).
+    /// Not closed and past its deadline on `today` (yyyymmdd): an item waiting for review is still open.
     pub fn overdue(&self, today: i64) -> bool {
-        self.status == "open" && self.deadline < today
+        self.status != "closed" && self.deadline < today
+    }
+    /// 销号 requested, waiting for another user's review.
+    pub fn in_review(&self) -> bool {
+        self.status == "review"
     }
 }
 
@@ -412,6 +416,12 @@ pub enum CloseError {
     NoEvidence,
     #[error("销号须由另一人复核：复核人不能是销号人本人")]
     SelfReview,
+    #[error("该事项已申请销号，正在等待复核")]
+    InReview,
+    #[error("该事项没有待复核的销号申请")]
+    NotInReview,
+    #[error("退回须说明原因")]
+    NoReason,
 }
 
 impl Store {
@@ -510,49 +520,105 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Closes (销号) an item: evidence required, reviewed by someone other than the closer.
-    pub async fn close_rectification(&self, id: i64, evidence: &str, reviewer: &str, by: &str) -> std::result::Result<(), CloseError> {
+    /// Requests 销号 of an open item with its evidence (first person). The item waits for another user
+    /// to review it ([`Store::review_rectification`]); until then nobody can change its measures.
+    pub async fn request_close(&self, id: i64, evidence: &str, by: &str) -> std::result::Result<(), CloseError> {
         let item = self.rectification(id).await?.ok_or(CloseError::NotFound)?;
-        if item.status != "open" {
-            return Err(CloseError::AlreadyClosed);
+        match item.status.as_str() {
+            "open" => {}
+            "review" => return Err(CloseError::InReview),
+            _ => return Err(CloseError::AlreadyClosed),
         }
         if evidence.trim().is_empty() {
             return Err(CloseError::NoEvidence);
         }
-        if reviewer.trim().is_empty() || reviewer.trim() == by {
+        let n = self
+            .rect_step(
+                id,
+                "UPDATE rectifications SET status = 'review', evidence = $1, closed_by = $2, reviewer = NULL WHERE id = $3 AND status = 'open'",
+                &[evidence.trim(), by],
+                by,
+                "close_request",
+                &format!("佐证：{}", evidence.trim()),
+            )
+            .await?;
+        if n != 1 {
+            return Err(CloseError::InReview);
+        }
+        Ok(())
+    }
+
+    /// The second person's review of a 销号 request: `approve` closes the item (reviewer = `by`, who
+    /// must not be the requester); otherwise it goes back to 整改中 with the reason.
+    pub async fn review_rectification(&self, id: i64, approve: bool, reason: &str, by: &str) -> std::result::Result<(), CloseError> {
+        let item = self.rectification(id).await?.ok_or(CloseError::NotFound)?;
+        if item.status != "review" {
+            return Err(if item.status == "closed" { CloseError::AlreadyClosed } else { CloseError::NotInReview });
+        }
+        if item.closed_by == by {
             return Err(CloseError::SelfReview);
         }
+        let n = if approve {
+            let now = now_text();
+            self.rect_step(
+                id,
+                "UPDATE rectifications SET status = 'closed', reviewer = $1, closed_at = $2 WHERE id = $3 AND status = 'review'",
+                &[by, &now],
+                by,
+                "close",
+                &format!("复核通过，销号（申请人 {}；佐证：{}）{}", item.closed_by, item.evidence, if reason.trim().is_empty() { String::new() } else { format!("；意见：{}", reason.trim()) }),
+            )
+            .await?
+        } else {
+            if reason.trim().is_empty() {
+                return Err(CloseError::NoReason);
+            }
+            self.rect_step(
+                id,
+                "UPDATE rectifications SET status = 'open', closed_by = NULL, reviewer = $1 WHERE id = $2 AND status = 'review'",
+                &[by],
+                by,
+                "close_return",
+                &format!("复核退回：{}", reason.trim()),
+            )
+            .await?
+        };
+        if n != 1 {
+            return Err(CloseError::NotInReview);
+        }
+        Ok(())
+    }
+
+    /// One conditional change of an item and its event, in one transaction. `sql` takes `binds` as
+    /// $1…$k and the item id as the last placeholder. Returns the rows changed (0: the state had moved on,
+    /// nothing written).
+    async fn rect_step(&self, id: i64, sql: &str, binds: &[&str], by: &str, action: &str, note: &str) -> std::result::Result<u64, CloseError> {
         let mut tx = self.begin().await.map_err(CloseError::from)?;
-        let now = now_text();
-        let n = sqlx::query("UPDATE rectifications SET status = 'closed', evidence = $1, reviewer = $2, closed_by = $3, closed_at = $4 WHERE id = $5 AND status = 'open'")
-            .bind(evidence.trim().to_string())
-            .bind(reviewer.trim().to_string())
-            .bind(by.to_string())
-            .bind(now.clone())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::StoreError::from)?
-            .rows_affected();
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(b.to_string());
+        }
+        let n = q.bind(id).execute(&mut *tx).await.map_err(crate::StoreError::from)?.rows_affected();
         if n != 1 {
             tx.rollback().await.map_err(crate::StoreError::from)?;
-            return Err(CloseError::AlreadyClosed);
+            return Ok(0);
         }
-        sqlx::query("INSERT INTO rectification_events (item_id, at_time, actor, action, note) VALUES ($1, $2, $3, 'close', $4)")
+        sqlx::query("INSERT INTO rectification_events (item_id, at_time, actor, action, note) VALUES ($1, $2, $3, $4, $5)")
             .bind(id)
-            .bind(now)
+            .bind(now_text())
             .bind(by.to_string())
-            .bind(format!("佐证：{}；复核人：{}", evidence.trim(), reviewer.trim()))
+            .bind(action.to_string())
+            .bind(note.to_string())
             .execute(&mut *tx)
             .await
             .map_err(crate::StoreError::from)?;
         tx.commit().await.map_err(crate::StoreError::from)?;
-        Ok(())
+        Ok(n)
     }
 
     /// A reconciliation finding as a ledger item's raw material: (class, id_no, village_code, household_no, detail).
     pub async fn reconcile_finding(&self, id: i64) -> Result<Option<(String, String, String, String, String)>> {
-        let r = sqlx::query("SELECT class, id_no, village_code, household_no, detail FROM reconcile_findings WHERE id = $1")
+        let r = sqlx::query("SELECT class, id_no, COALESCE(village_code, unit_code), household_no, detail FROM reconcile_findings WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await?;

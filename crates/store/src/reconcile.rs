@@ -30,6 +30,11 @@ pub fn class_info(id: &str) -> Option<(&'static str, &'static str, &'static str)
     CLASSES.iter().find(|c| c.0 == id).copied()
 }
 
+/// The unit a finding of person `p` is counted in (`reconcile_findings.unit_code`): the village, or for a
+/// person on no village roster the county of their enrolment (NULL when there is neither).
+const UNIT_OF_PERSON: &str =
+    "COALESCE(p.village_code, (SELECT MAX(e.insured_admdvs) FROM enrolments e WHERE e.id_no = p.id_no AND e.superseded_import IS NULL))";
+
 /// Identity bits as `IdentitySet` stores them (enrolment flags).
 const FLAG_POOR: i64 = 0b11;
 const FLAG_MARGINAL: i64 = 0b100;
@@ -196,8 +201,9 @@ impl Store {
             ("military_still_counted", format!("{serving} AND NOT {dead} AND {insured}"), "'服役期间参加城乡居民医保'".into()),
             (
                 "duplicate_person",
-                "EXISTS (SELECT 1 FROM roster_conflicts c WHERE c.id_no = p.id_no AND c.import_id = (SELECT MAX(m.id) FROM imports m WHERE m.kind = c.kind))".into(),
-                "(SELECT MIN(c.detail) FROM roster_conflicts c WHERE c.id_no = p.id_no)".into(),
+                // Open until a later import of the same kind holds the person once (`resolve_conflicts`).
+                "EXISTS (SELECT 1 FROM roster_conflicts c WHERE c.id_no = p.id_no AND c.resolved_import IS NULL)".into(),
+                "(SELECT MIN(c.detail) FROM roster_conflicts c WHERE c.id_no = p.id_no AND c.resolved_import IS NULL)".into(),
             ),
             ("new_poor_not_insured", format!("{poor} AND NOT {dead} AND NOT {serving} AND NOT {insured} AND {new_poor}"), "'新识别或新出生，尚未参保'".into()),
             ("poor_not_insured", format!("{poor} AND NOT {dead} AND NOT {serving} AND NOT {insured} AND NOT {new_poor}"), "'无当年有效参保记录'".into()),
@@ -234,8 +240,8 @@ impl Store {
         ];
         for (class, cond, detail) in &rules {
             let sql = format!(
-                "INSERT INTO reconcile_findings (run_id, class, id_no, village_code, household_no, detail, is_new) \
-                 SELECT {run}, '{class}', p.id_no, p.village_code, p.household_no, {detail}, 1 FROM persons p WHERE {cond}"
+                "INSERT INTO reconcile_findings (run_id, class, id_no, village_code, household_no, detail, is_new, unit_code) \
+                 SELECT {run}, '{class}', p.id_no, p.village_code, p.household_no, {detail}, 1, {UNIT_OF_PERSON} FROM persons p WHERE {cond}"
             );
             let n = sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
             tracing::debug!(class, n, "reconcile class");
@@ -289,7 +295,7 @@ impl Store {
         let prefix = format!("{}%", region_prefix.unwrap_or(""));
         let rows = sqlx::query(
             "SELECT f.class, f.id_no, COALESCE(p.name, ''), f.village_code, f.household_no, f.detail, f.is_new FROM reconcile_findings f \
-             LEFT JOIN persons p ON p.id_no = f.id_no WHERE f.run_id = $1 AND COALESCE(f.village_code, '') LIKE $2 ORDER BY f.village_code, f.class, f.id_no",
+             LEFT JOIN persons p ON p.id_no = f.id_no WHERE f.run_id = $1 AND COALESCE(f.unit_code, '') LIKE $2 ORDER BY f.village_code, f.class, f.id_no",
         )
         .bind(run_id)
         .bind(prefix)

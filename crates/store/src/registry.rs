@@ -388,6 +388,25 @@ impl Import {
         Ok(())
     }
 
+    /// Resolves the open conflicts of `kind` from earlier imports for every person this import holds
+    /// once, without a conflict of its own: the data that made them duplicates has been put right at its
+    /// source. A person this file does not mention keeps their conflict (a partial file proves nothing).
+    /// Call after [`Import::add_conflicts`] and before the merge. Returns how many were resolved.
+    pub async fn resolve_conflicts(&mut self, kind: &str) -> Result<u64> {
+        let n = sqlx::query(
+            "UPDATE roster_conflicts SET resolved_import = $1 WHERE kind = $2 AND resolved_import IS NULL AND import_id < $1 \
+             AND id_no IN (SELECT s.id_no FROM stage_persons s WHERE s.import_id = $1) \
+             AND id_no NOT IN (SELECT c.id_no FROM roster_conflicts c WHERE c.import_id = $1)",
+        )
+        .bind(self.id)
+        .bind(kind.to_string())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        self.changes += n;
+        Ok(n)
+    }
+
     /// Persons: log every changed attribute, then insert or update. Unstated (NULL) attributes keep
     /// their value.
     pub async fn merge_persons(&mut self) -> Result<()> {

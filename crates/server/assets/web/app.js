@@ -32,9 +32,19 @@
       pager.appendChild(prev); pager.appendChild(info); pager.appendChild(next);
     }
     var filter = sec.querySelector('.tbl-filter');
+    // The export link carries the filter, so the workbook holds the rows on screen (the server applies
+    // the same rule: some cell contains the text, ignoring case).
+    var exportLink = sec.querySelector('a.btn[download]');
+    var exportBase = exportLink ? exportLink.getAttribute('href') : null;
+    function cellMatch(r, q) {
+      return Array.prototype.some.call(r.cells, function (c) { return c.textContent.toLowerCase().indexOf(q) >= 0; });
+    }
     if (filter) filter.addEventListener('input', function () {
       var q = filter.value.trim().toLowerCase();
-      shown = q ? rows.filter(function (r) { return r.textContent.toLowerCase().indexOf(q) >= 0; }) : rows.slice();
+      shown = q ? rows.filter(function (r) { return cellMatch(r, q); }) : rows.slice();
+      if (exportBase && exportBase.indexOf('data:') !== 0) {
+        exportLink.setAttribute('href', q ? exportBase + '&filter=' + encodeURIComponent(filter.value.trim()) : exportBase);
+      }
       page = 0; render();
     });
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {

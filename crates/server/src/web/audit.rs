@@ -127,7 +127,7 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         ]);
     }
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&t, &rt, &runs_t], x);
+        return super::table::export_for(&state, &u, &[&t, &rt, &runs_t], x).await;
     }
     let count = |s: &str| leads.iter().filter(|l| l.state == s).count();
     page.push(&format!(

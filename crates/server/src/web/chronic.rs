@@ -84,7 +84,7 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     }
     if let Some(id) = q.export.as_deref() {
         ctx.log_shown(&state, &u, Some(id)).await?;
-        return super::table::export(&[&t, &at], id);
+        return super::table::export_for(&state, &u, &[&t, &at], id).await;
     }
 
     let count = |c: CardClass| findings.iter().filter(|f| f.class == c).count();
@@ -251,7 +251,7 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
     }
     if let Some(x) = q.export.as_deref() {
         ctx.log_shown(&state, &u, Some(x)).await?;
-        return super::table::export(&[&t], x);
+        return super::table::export_for(&state, &u, &[&t], x).await;
     }
     let mut page = Page::new(format!("慢病卡抽审 · {} · {}", ctx.place(&a.region_code), yyyymm(a.month)));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &a.region_code).await?;

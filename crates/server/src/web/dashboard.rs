@@ -138,6 +138,10 @@ fn level_name(len: usize) -> &'static str {
     }
 }
 
+/// The place of people whose village is unknown (on a death or military roster only): counted in the
+/// county of their enrolment.
+pub const UNKNOWN_VILLAGE: &str = "村不详";
+
 /// Sum of the villages under `code`, and per child region.
 fn rollup(s: &Snapshot, code: &str) -> (VillageStats, BTreeMap<String, VillageStats>) {
     let mut total = VillageStats::default();
@@ -146,9 +150,10 @@ fn rollup(s: &Snapshot, code: &str) -> (VillageStats, BTreeMap<String, VillageSt
     for v in s.villages.iter().filter(|v| v.village_code.starts_with(code)) {
         total.add(v);
         if let Some(l) = cl {
-            if v.village_code.len() >= l {
-                children.entry(v.village_code[..l].to_string()).or_default().add(v);
-            }
+            // A unit above the child level (the county of people whose village is unknown) is a child
+            // of its own, 村不详, so the children add up to the total.
+            let key = if v.village_code.len() >= l { &v.village_code[..l] } else { v.village_code.as_str() };
+            children.entry(key.to_string()).or_default().add(v);
         }
     }
     (total, children)
@@ -258,8 +263,14 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
         ],
     );
     for (c, s) in &children {
+        let label = if c.len() <= code.len() {
+            // People of the region whose village is unknown: their findings, in the worklist.
+            Cell::Link(UNKNOWN_VILLAGE.to_string(), format!("/web/worklist?region={c}&village=unknown"))
+        } else {
+            Cell::Link(names.get(c).cloned().unwrap_or_else(|| c.clone()), link(c))
+        };
         ct.rows.push(vec![
-            Cell::Link(names.get(c).cloned().unwrap_or_else(|| c.clone()), link(c)),
+            label,
             Cell::Int(s.poor),
             Cell::Int(s.poor_insured),
             Cell::Pct(ratio_bp(s.poor_insured, s.poor)),
@@ -325,7 +336,7 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     }
     let tables = [&ct, &households, &classes, &layers, &dist];
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&tables, id);
+        return super::table::export_for(&state, &u, &tables, id).await;
     }
 
     let mut page = Page::new(format!("{region_name} · {year} 年"));
@@ -381,8 +392,13 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     ));
 
     // Charts.
-    let child_names: Vec<String> = children.keys().map(|c| names.get(c).cloned().unwrap_or_else(|| c.clone())).collect();
-    let child_links: Vec<String> = children.keys().map(|c| link(c)).collect();
+    let unknown = |c: &str| c.len() <= code.len();
+    let child_names: Vec<String> = children
+        .keys()
+        .map(|c| if unknown(c) { UNKNOWN_VILLAGE.to_string() } else { names.get(c).cloned().unwrap_or_else(|| c.clone()) })
+        .collect();
+    let child_links: Vec<String> =
+        children.keys().map(|c| if unknown(c) { format!("/web/worklist?region={c}&village=unknown") } else { link(c) }).collect();
     let rates: Vec<f64> = children.values().map(|s| ratio_bp(s.poor_insured, s.poor).map_or(0.0, |b| b as f64 / 100.0)).collect();
     let mut charts = String::new();
     if !children.is_empty() {
@@ -406,7 +422,7 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
                 "xAxis": {"type": "category", "data": child_names, "axisLabel": {"rotate": 40, "interval": 0, "fontSize": 10}},
                 "yAxis": {"type": "value"},
                 "series": [{"type": "bar", "data": findings, "itemStyle": {"color": "#b3261e"}}],
-                "links": children.keys().map(|c| link(c)).collect::<Vec<_>>(),
+                "links": child_links,
             }),
         ));
     }
@@ -537,7 +553,7 @@ pub async fn household_page(
         ]);
     }
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&[&t], id);
+        return super::table::export_for(&state, &u, &[&t], id).await;
     }
     let mut page = Page::new(format!("户 {}", household_no.trim()));
     if let Some(v) = &members.iter().find_map(|m| m.village_code.clone()) {

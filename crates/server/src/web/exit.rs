@@ -189,7 +189,7 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     }
     if let Some(x) = q.export.as_deref() {
         ctx.log_shown(&state, &u, Some(x)).await?;
-        return super::table::export(&[&vt, &ft], x);
+        return super::table::export_for(&state, &u, &[&vt, &ft], x).await;
     }
     let mut page = Page::new(format!("退出验收 · {} · {year} 年", ctx.place(&ctx.region)));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &ctx.region).await?;

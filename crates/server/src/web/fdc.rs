@@ -237,7 +237,7 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
             return Err(WebError::forbidden("村干部不能导出服务费结算表"));
         }
         ctx.log_shown(&state, &u, Some(x)).await?;
-        return super::table::export(&[&vt, &dt, &ot, &ft, &tt], x);
+        return super::table::export_for(&state, &u, &[&vt, &dt, &ot, &ft, &tt], x).await;
     }
 
     let mut page = Page::new(format!("家庭医生签约服务 · {} · {year}", ctx.place(&ctx.region)));

@@ -275,7 +275,7 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         ]);
     }
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&bt, &st, &ot], x);
+        return super::table::export_for(&state, &u, &[&bt, &st, &ot], x).await;
     }
 
     let mut page = Page::new(format!("资金拨付 · {year} 年"));

@@ -95,7 +95,7 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
     }
     if let Some(x) = q.export.as_deref() {
         ctx.log_shown(&state, &u, Some(x)).await?;
-        return super::table::export(&[&t], x);
+        return super::table::export_for(&state, &u, &[&t], x).await;
     }
     let list = list_for(&lists, if ctx.region.is_empty() { "62" } else { &ctx.region });
     let count = |s: &str| cases.iter().filter(|c| c.row.status == s).count();

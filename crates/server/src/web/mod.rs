@@ -505,6 +505,7 @@ pub fn routes() -> Router<AppState> {
         .route("/web/rectify/{id}", get(rectify::item_page))
         .route("/web/rectify/{id}/update", post(rectify::update))
         .route("/web/rectify/{id}/close", post(rectify::close))
+        .route("/web/rectify/{id}/review", post(rectify::review))
         .route("/web/rectify/from-lead/{id}", post(rectify::from_lead))
         .route("/web/rectify/from-finding/{id}", post(rectify::from_finding))
         .route("/web/supervise", get(supervise::supervise_page))
@@ -570,6 +571,7 @@ pub fn routes() -> Router<AppState> {
         .route("/web/window/presettle", post(window::presettle))
         .route("/web/window/settle", post(window::settle))
         .route("/web/window/cancel", post(window::cancel))
+        .route("/web/window/visit-cancel", post(window::visit_cancel))
         .route("/web/slip/{setl_id}", get(window::slip))
         .layer(axum::middleware::from_fn(server_timing))
 }

@@ -333,7 +333,7 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
         ]);
     }
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&[&ids, &enr, &st, &rs, &ap], id);
+        return super::table::export_for(&state, &u, &[&ids, &enr, &st, &rs, &ap], id).await;
     }
 
     let mut page = Page::new(format!("人员档案 · {shown_name}"));

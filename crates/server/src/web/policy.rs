@@ -77,7 +77,7 @@ pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         ]);
     }
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&[&layers, &values], id);
+        return super::table::export_for(&state, &u, &[&layers, &values], id).await;
     }
     let mut page = Page::new("政策与测算");
     let mut sel =

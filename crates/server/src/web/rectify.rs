@@ -1,6 +1,7 @@
 //! 整改台账 (R-SUP-2): problems with their source, place, responsible unit and person, deadline and
-//! measures; overdue items listed and counted; closing (销号) only with evidence and a reviewer other
-//! than the closer; every step on the item's trail. Audit leads and reconciliation findings become items
+//! measures; overdue items listed and counted; closing (销号) in two steps by two people: one requests it
+//! with the evidence, another user (a manager whose scope covers the item) reviews it in their own
+//! session and approves or returns it; every step on the item's trail. Audit leads and reconciliation findings become items
 //! in one step (one item per lead or finding).
 
 use axum::extract::{Path, Query, State};
@@ -48,7 +49,8 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let shown: Vec<&Rectification> = items
         .iter()
         .filter(|r| match which {
-            "open" => r.status == "open",
+            "open" => r.status != "closed",
+            "review" => r.in_review(),
             "overdue" => r.overdue(now),
             "closed" => r.status == "closed",
             _ => true,
@@ -63,11 +65,10 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     t.page_size = 25;
     for r in &shown {
         let status = if r.overdue(now) {
-            Cell::Html("<span class=\"tag new\">逾期未销号</span>".into(), "逾期未销号".into())
-        } else if r.status == "open" {
-            Cell::text("整改中")
+            let text = if r.in_review() { "逾期未销号（待复核）" } else { "逾期未销号" };
+            Cell::Html(format!("<span class=\"tag new\">{text}</span>"), text.into())
         } else {
-            Cell::text("已销号")
+            Cell::text(status_name(r))
         };
         t.rows.push(vec![
             Cell::Link(r.id.to_string(), format!("/web/rectify/{}", r.id)),
@@ -84,9 +85,10 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         ]);
     }
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&t], x);
+        return super::table::export_for(&state, &u, &[&t], x).await;
     }
-    let open = items.iter().filter(|r| r.status == "open").count();
+    let open = items.iter().filter(|r| r.status != "closed").count();
+    let review = items.iter().filter(|r| r.in_review()).count();
     let overdue = items.iter().filter(|r| r.overdue(now)).count();
     let closed: Vec<_> = items.iter().filter(|r| r.status == "closed").collect();
     let on_time =
@@ -96,12 +98,13 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     page.crumbs.push(("整改台账".into(), String::new()));
     let link = |s: &str| format!("/web/rectify?region={region}&state={s}");
     page.push(&format!(
-        "<div class=\"cards\" data-testid=\"rect-cards\">{}{}{}</div><p class=\"noprint\"><a href=\"{}\">全部</a> · <a href=\"{}\">整改中</a> · <a href=\"{}\" data-testid=\"overdue-link\">逾期</a> · <a href=\"{}\">已销号</a></p>",
-        card("整改中", &format!("{open} 项"), &format!("共 {} 项", items.len())),
+        "<div class=\"cards\" data-testid=\"rect-cards\">{}{}{}</div><p class=\"noprint\"><a href=\"{}\">全部</a> · <a href=\"{}\">整改中</a> · <a href=\"{}\">待复核</a> · <a href=\"{}\" data-testid=\"overdue-link\">逾期</a> · <a href=\"{}\">已销号</a></p>",
+        card("整改中", &format!("{open} 项"), &format!("共 {} 项，其中待复核销号 {review} 项", items.len())),
         card("逾期未销号", &format!("{overdue} 项"), &format!("截至 {}", crate::clock::today())),
         card("已销号", &format!("{} 项", closed.len()), &format!("按期销号 {on_time} 项")),
         link(""),
         link("open"),
+        link("review"),
         link("overdue"),
         link("closed"),
     ));
@@ -120,6 +123,15 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         ));
     }
     Ok(page.render(&u))
+}
+
+/// An item's status in words.
+fn status_name(r: &Rectification) -> &'static str {
+    match r.status.as_str() {
+        "open" => "整改中",
+        "review" => "已申请销号，待复核",
+        _ => "已销号",
+    }
 }
 
 fn text(s: &str, field: &str, required: bool, max: usize) -> Result<String, WebError> {
@@ -187,7 +199,9 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
         let action = match action.as_str() {
             "create" => "登记",
             "update" => "更新整改措施",
-            "close" => "销号",
+            "close_request" => "申请销号",
+            "close_return" => "复核退回",
+            "close" => "复核通过，销号",
             other => other,
         };
         et.rows.push(vec![
@@ -197,13 +211,7 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
             Cell::text(note),
         ]);
     }
-    let status = if r.overdue(today()) {
-        "逾期未销号"
-    } else if r.status == "open" {
-        "整改中"
-    } else {
-        "已销号"
-    };
+    let status = if r.overdue(today()) && !r.in_review() { "逾期未销号" } else { status_name(&r) };
     let mut page = Page::new(format!("整改事项 #{id}"));
     page.crumbs.push(("整改台账".into(), format!("/web/rectify?region={}", r.region_code)));
     page.crumbs.push((format!("#{id}"), String::new()));
@@ -217,10 +225,15 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
         esc(&r.responsible_person),
         super::date_text(r.deadline),
         esc(&r.measures),
-        if r.status == "closed" {
-            format!("<dt>佐证</dt><dd>{}</dd><dt>复核人</dt><dd>{}</dd><dt>销号人</dt><dd>{}</dd>", esc(&r.evidence), esc(&r.reviewer), esc(&r.closed_by))
-        } else {
-            String::new()
+        match r.status.as_str() {
+            "closed" => format!(
+                "<dt>佐证</dt><dd>{}</dd><dt>销号申请人</dt><dd>{}</dd><dt>复核人</dt><dd>{}</dd>",
+                esc(&r.evidence),
+                esc(&r.closed_by),
+                esc(&r.reviewer)
+            ),
+            "review" => format!("<dt>佐证</dt><dd>{}</dd><dt>销号申请人</dt><dd>{}</dd>", esc(&r.evidence), esc(&r.closed_by)),
+            _ => String::new(),
         }
     ));
     page.push(&et.html(&u.path));
@@ -233,10 +246,23 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
     }
     if r.status == "open" && may_manage(&u) {
         page.push(&format!(
-            "<section class=\"calc noprint\"><h2>销号</h2><form method=\"post\" action=\"/web/rectify/{id}/close\" class=\"grid-form\" data-testid=\"close-form\">\
-             <label>整改佐证（材料名称、文号、照片编号等）<input name=\"evidence\" required></label><label>复核人（不能是本人）<input name=\"reviewer\" required></label>\
-             <div class=\"actions\"><button>销号</button></div></form></section>"
+            "<section class=\"calc noprint\"><h2>申请销号</h2><p class=\"muted\">销号实行双人复核：提交后，须由另一位有权限的工作人员登录本系统复核通过，事项才销号。</p>\
+             <form method=\"post\" action=\"/web/rectify/{id}/close\" class=\"grid-form\" data-testid=\"close-form\">\
+             <label>整改佐证（材料名称、文号、照片编号等）<input name=\"evidence\" required></label>\
+             <div class=\"actions\"><button>申请销号</button></div></form></section>"
         ));
+    }
+    if r.in_review() && may_manage(&u) {
+        if r.closed_by == u.p.username {
+            page.push("<div class=\"alert\" role=\"status\" data-testid=\"review-wait\">您已申请销号，须由另一位工作人员复核；本人不能复核。</div>");
+        } else {
+            page.push(&format!(
+                "<section class=\"calc noprint\"><h2>销号复核</h2><form method=\"post\" action=\"/web/rectify/{id}/review\" class=\"grid-form\" data-testid=\"review-form\">\
+                 <label>复核意见（退回时必填）<input name=\"reason\"></label>\
+                 <div class=\"actions\"><button name=\"decision\" value=\"approve\">复核通过，销号</button>\
+                 <button name=\"decision\" value=\"return\" class=\"secondary\">退回整改</button></div></form></section>"
+            ));
+        }
     }
     Ok(page.render(&u))
 }
@@ -261,22 +287,50 @@ pub async fn update(State(state): State<AppState>, u: WebUser, Path(id): Path<i6
 #[derive(Deserialize)]
 pub struct CloseForm {
     evidence: String,
-    reviewer: String,
 }
 
+fn close_error(e: CloseError) -> WebError {
+    match e {
+        CloseError::Store(e) => WebError::from(e),
+        CloseError::NotFound => WebError::not_found("没有这个整改事项"),
+        e => WebError::bad(e.to_string()),
+    }
+}
+
+/// 申请销号: the first person records the evidence; the item waits for another user's review.
 pub async fn close(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>, Form(f): Form<CloseForm>) -> WebResult {
     if !may_manage(&u) {
-        return Err(WebError::forbidden(format!("{}不能销号", u.p.role.name_zh())));
+        return Err(WebError::forbidden(format!("{}不能申请销号", u.p.role.name_zh())));
     }
     item_in_scope(&state, &u, id).await?;
     let evidence = text(&f.evidence, "整改佐证", false, 500)?;
-    let reviewer = text(&f.reviewer, "复核人", false, 50)?;
-    match state.store.close_rectification(id, &evidence, &reviewer, &u.p.username).await {
-        Ok(()) => Ok(Redirect::to(&format!("/web/rectify/{id}")).into_response()),
-        Err(CloseError::Store(e)) => Err(WebError::from(e)),
-        Err(CloseError::NotFound) => Err(WebError::not_found("没有这个整改事项")),
-        Err(e) => Err(WebError::bad(e.to_string())),
+    state.store.request_close(id, &evidence, &u.p.username).await.map_err(close_error)?;
+    Ok(Redirect::to(&format!("/web/rectify/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ReviewForm {
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// 销号复核: a second user with the right to manage the ledger and the item in their scope, in their
+/// own session, approves (the item is closed) or returns it with a reason. The requester cannot.
+pub async fn review(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>, Form(f): Form<ReviewForm>) -> WebResult {
+    if !may_manage(&u) {
+        return Err(WebError::forbidden(format!("{}不能复核销号", u.p.role.name_zh())));
     }
+    item_in_scope(&state, &u, id).await?;
+    let approve = match f.decision.as_str() {
+        "approve" => true,
+        "return" => false,
+        other => return Err(WebError::bad(format!("复核结论“{other}”无效"))),
+    };
+    let reason = text(&f.reason, "复核意见", false, 500)?;
+    state.store.review_rectification(id, approve, &reason, &u.p.username).await.map_err(close_error)?;
+    state.store.audit(&u.p.username, "web.rectify.review", &format!("item {id} {}", f.decision)).await?;
+    Ok(Redirect::to(&format!("/web/rectify/{id}")).into_response())
 }
 
 /// An audit lead into the ledger (source 基金监管; responsible: the hospital; 30 days).

@@ -159,7 +159,7 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     }
     let [grid, rate, monthly, quarterly] = tables;
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&grid, &rate, &monthly, &quarterly], x);
+        return super::table::export_for(&state, &u, &[&grid, &rate, &monthly, &quarterly], x).await;
     }
     if q.pdf.is_some() {
         let data = ReportData {

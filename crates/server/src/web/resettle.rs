@@ -231,7 +231,7 @@ pub async fn resettle_page(State(state): State<AppState>, u: WebUser, Query(q): 
         ]);
     }
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&rt, &at], x);
+        return super::table::export_for(&state, &u, &[&rt, &at], x).await;
     }
     let cards = vec![
         ("重算批次".into(), format!("{} 个", runs.len()), format!("进行中 {} 个", runs.iter().filter(|r| r.status != "done").count())),
@@ -360,7 +360,7 @@ pub async fn run_page(State(state): State<AppState>, u: WebUser, Path(id): Path<
     let title = format!("{}年度重算批次{}", r.year, r.id);
     let tables = owed_tables(&state, &report, &title).await?;
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&tables.iter().collect::<Vec<_>>(), x);
+        return super::table::export_for(&state, &u, &tables.iter().collect::<Vec<_>>(), x).await;
     }
     let mut cards = owed_cards(&report, r.done_person_years as usize);
     cards.insert(

@@ -271,7 +271,7 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
         ]);
     }
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&[&pt, &ht], id);
+        return super::table::export_for(&state, &u, &[&pt, &ht], id).await;
     }
 
     let count = |l: Level| mine.iter().filter(|f| f.a.level == l).count();

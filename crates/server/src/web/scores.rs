@@ -95,7 +95,7 @@ pub async fn scores_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         ]);
     }
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&t], x);
+        return super::table::export_for(&state, &u, &[&t], x).await;
     }
     let mut ft = Table::new("forms", "考核表", vec!["考核表", "来源", "考核项", "满分", "可自动评分项"]);
     for f in forms() {
@@ -237,7 +237,7 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
     ]);
     t.heading = vec![f.title.clone(), format!("被考核单位：{unit} · {} 年", s.year)];
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&t], x);
+        return super::table::export_for(&state, &u, &[&t], x).await;
     }
     if q.pdf.is_some() {
         let mut rt = t.report_table();

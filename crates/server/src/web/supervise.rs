@@ -87,7 +87,7 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
         e.1 = e.1.max(i.on_date);
     }
     let mut open_by: HashMap<&str, usize> = HashMap::new();
-    for r in items.iter().filter(|r| r.status == "open") {
+    for r in items.iter().filter(|r| r.status != "closed") {
         *open_by.entry(r.region_code.as_str()).or_default() += 1;
     }
     let active: Vec<_> = selected.iter().filter(|v| v.status == "active").collect();
@@ -216,7 +216,7 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
         ]);
     }
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&st, &ct, &zt, &it], x);
+        return super::table::export_for(&state, &u, &[&st, &ct, &zt, &it], x).await;
     }
 
     let mut page = Page::new(format!("挂牌督战 · {year} 年 · {}", place(&region)));

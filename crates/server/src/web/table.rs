@@ -244,11 +244,95 @@ pub fn base64(data: &[u8]) -> String {
     o
 }
 
-/// The response to `?export=<id>`: the named table as a download.
-pub fn export(tables: &[&Table], id: &str) -> Result<Response, WebError> {
+impl Cell {
+    /// The text a reader sees in the cell (what the filter box matches).
+    fn shown_text(&self) -> String {
+        match self {
+            Cell::Text(s) | Cell::Link(s, _) | Cell::Html(_, s) => s.clone(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Yuan(f) => yuan(*f),
+            Cell::Pct(b) => pct(*b),
+        }
+    }
+}
+
+/// Whether a row is shown under the filter box's text: some cell contains it, ignoring case — the rule
+/// `app.js` applies in the browser.
+pub fn row_matches(row: &[Cell], filter_lower: &str) -> bool {
+    filter_lower.is_empty() || row.iter().any(|c| c.shown_text().to_lowercase().contains(filter_lower))
+}
+
+/// What an export link carries besides the table's id: the filter box's text (`app.js` appends it), so
+/// the workbook holds the rows on screen.
+#[derive(serde::Deserialize, Default)]
+struct ExportQ {
+    #[serde(default)]
+    filter: String,
+    #[serde(default)]
+    region: String,
+}
+
+/// A file name for Windows and Excel: no path or reserved characters.
+fn file_part(s: &str) -> String {
+    s.chars().filter(|c| !"\\/:*?\"<>|".contains(*c) && !c.is_control()).collect::<String>().trim().to_string()
+}
+
+/// The response to `?export=<id>` on a page of `u`: the named table, filtered as on screen
+/// (`&filter=`), as a download named by region, subject and date (会宁县_下辖乡镇_2026-12-06.xlsx).
+pub async fn export_for(state: &crate::AppState, u: &super::WebUser, tables: &[&Table], id: &str) -> Result<Response, WebError> {
     let t = tables.iter().find(|t| t.id == id).ok_or_else(|| WebError::bad(format!("没有可导出的表格“{id}”")))?;
-    let bytes = t.xlsx()?;
-    let filename = format!("{}.xlsx", t.title);
+    let q: ExportQ = u.path.split_once('?').and_then(|(_, q)| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let filter = q.filter.trim().to_lowercase();
+    if filter.chars().count() > 200 {
+        return Err(WebError::bad("筛选条件过长（不超过 200 字）"));
+    }
+    let names = state.web.region_names(&state.store).await?;
+    // The region the page shows: its `region` parameter, the dashboard's /web/region/{code}, else the user's own.
+    let on_path = u.path.strip_prefix("/web/region/").map(|r| r.split(['?', '/']).next().unwrap_or(""));
+    let region = match (q.region.as_str(), on_path) {
+        ("", Some(r)) if !r.is_empty() => r,
+        ("", _) => u.p.scope.as_str(),
+        (r, _) => r,
+    };
+    let place = names.get(region).cloned().unwrap_or_default();
+    let subject = if filter.is_empty() { t.title.clone() } else { format!("{}（筛选“{}”）", t.title, q.filter.trim()) };
+    let name = [place, subject, crate::clock::today().to_string()].iter().map(|p| file_part(p)).filter(|p| !p.is_empty()).collect::<Vec<_>>().join("_");
+    let shown;
+    let table = if filter.is_empty() {
+        *t
+    } else {
+        shown = Table {
+            id: t.id,
+            title: t.title.clone(),
+            columns: t.columns.clone(),
+            rows: t.rows.iter().filter(|r| row_matches(r, &filter)).map(|r| r.iter().map(Cell::copy).collect()).collect(),
+            page_size: t.page_size,
+            empty: t.empty,
+            export_href: None,
+            heading: t.heading.clone(),
+            total: None,
+        };
+        &shown
+    };
+    download(&table.xlsx()?, &format!("{name}.xlsx"))
+}
+
+impl Cell {
+    fn copy(&self) -> Cell {
+        match self {
+            Cell::Text(s) => Cell::Text(s.clone()),
+            Cell::Link(s, h) => Cell::Link(s.clone(), h.clone()),
+            Cell::Int(n) => Cell::Int(*n),
+            Cell::Yuan(f) => Cell::Yuan(*f),
+            Cell::Pct(b) => Cell::Pct(*b),
+            Cell::Html(h, s) => Cell::Html(h.clone(), s.clone()),
+        }
+    }
+}
+
+/// An .xlsx download named `filename` (UTF-8, RFC 5987; an ASCII fallback for old clients).
+fn download(bytes: &[u8], filename: &str) -> Result<Response, WebError> {
+    let bytes = bytes.to_vec();
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),

@@ -165,27 +165,9 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     );
     let insured_area = enr.map(|e| e.insured_admdvs.clone()).unwrap_or_default();
     let policy = state.policies.for_area(&insured_area, date);
-    // The year's accumulators.
+    // The year's accumulators (refreshed out of band after each settlement or cancellation).
     if !psn_no.is_empty() {
-        let acc = read_accumulators(&state.store, &psn_no, date.year()).await?;
-        let mut t =
-            Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
-        t.empty = "本年度尚无结算";
-        if let Some(p) = policy {
-            for (i, l) in p.layers.iter().enumerate() {
-                let a = acc.acc.layers[i];
-                if a.base_fen != 0 || a.paid_fen != 0 {
-                    t.rows.push(vec![
-                        Cell::text(&l.name),
-                        Cell::Yuan(a.base_fen),
-                        Cell::Yuan(a.paid_fen),
-                        Cell::Yuan(a.outpatient_paid_fen),
-                    ]);
-                }
-            }
-        }
-        info.push_str(&format!("<p class=\"muted\">本年度已结算 {} 次，住院 {} 次。</p>", acc.settlements, acc.acc.stays_total()));
-        info.push_str(&t.html(&u.path));
+        info.push_str(&acc_box(&state, policy, &psn_no, date.year(), &u.path).await?);
     }
     page.push(&info);
 
@@ -198,34 +180,8 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
         return Ok(page.render(&u));
     };
 
-    // Visits whose fees were uploaded (2301), then the entry form.
-    let visits = state.store.open_visits(&inst.fixmedins_code, &psn_no).await?;
-    let mut vt =
-        Table::new("visits", "本院未结算的就诊", vec!["就诊编号", "医疗类别", "就诊日期", "费用明细", "医疗费总额", "政策范围内", "操作"]);
-    vt.empty = "没有未结算的就诊（可直接在下方录入费用）";
-    for (m, sums, n) in &visits {
-        let pick = format!(
-            "<button type=\"button\" class=\"small\" data-pick-visit data-mdtrt=\"{}\" data-medtype=\"{}\" data-begin=\"{}\" \
-             data-total=\"{}\" data-fulamt=\"{}\" data-overlmt=\"{}\" data-preselfpay=\"{}\">选择</button>",
-            esc(&m.mdtrt_id),
-            m.med_type,
-            date_text(m.begn_date),
-            baozhang_core::Fen(sums[0]),
-            baozhang_core::Fen(sums[1]),
-            baozhang_core::Fen(sums[2]),
-            baozhang_core::Fen(sums[3])
-        );
-        vt.rows.push(vec![
-            Cell::text(&m.mdtrt_id),
-            Cell::text(med_type_name(m.med_type)),
-            Cell::text(date_text(m.begn_date)),
-            Cell::Int(*n),
-            Cell::Yuan(sums[0]),
-            Cell::Yuan(sums[4]),
-            Cell::Html(pick, String::new()),
-        ]);
-    }
-    page.push(&vt.html(&u.path));
+    // Open visits (registered, or with fees uploaded through 2301), then the entry form.
+    page.push(&visits_box(&state, &inst, &psn_no, &insured_area, &u.path).await?);
     let d = date.to_string();
     page.push(&format!(
         "<section class=\"calc\"><h2>录入费用并结算</h2><p class=\"muted\">适用政策：{}（版本 {}）。政策范围内费用 = 总额 − 全自费 − 超限价自费 − 先行自付。</p>\
@@ -251,10 +207,90 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     ));
 
     if let Some(x) = q.export.as_deref() {
-        return super::table::export(&[&done_table(&state, &inst, &psn_no).await?], x);
+        return super::table::export_for(&state, &u, &[&done_table(&state, &inst, &psn_no).await?], x).await;
     }
     page.push(&done_list(&state, &inst, &psn_no).await?);
     Ok(page.render(&u))
+}
+
+/// The person's accumulators of `year`: settlements counted and each layer's running figures, in a box
+/// that a settlement or a cancellation replaces out of band.
+async fn acc_box(state: &AppState, policy: Option<&baozhang_core::Policy>, psn_no: &str, year: u16, path: &str) -> Result<String, WebError> {
+    let acc = read_accumulators(&state.store, psn_no, year).await?;
+    let mut t = Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
+    t.empty = "本年度尚无结算";
+    if let Some(p) = policy {
+        for (i, l) in p.layers.iter().enumerate() {
+            let a = acc.acc.layers[i];
+            if a.base_fen != 0 || a.paid_fen != 0 {
+                t.rows.push(vec![Cell::text(&l.name), Cell::Yuan(a.base_fen), Cell::Yuan(a.paid_fen), Cell::Yuan(a.outpatient_paid_fen)]);
+            }
+        }
+    }
+    Ok(format!(
+        "<div id=\"acc-box\"><p class=\"muted\" data-testid=\"year-count\">本年度已结算 {} 次，住院 {} 次。</p>{}</div>",
+        acc.settlements,
+        acc.acc.stays_total(),
+        t.html(path)
+    ))
+}
+
+/// The hospital's open visits of the person (registered and not settled), each with 选择 (take its fees
+/// into the form) and 撤销登记 (2404 / 2202: a visit registered by mistake, or whose pre-settlement was
+/// abandoned), in a box replaced out of band after each action.
+async fn visits_box(state: &AppState, inst: &Institution, psn_no: &str, insuplc: &str, path: &str) -> Result<String, WebError> {
+    let visits = state.store.open_visits(&inst.fixmedins_code, psn_no).await?;
+    let mut vt =
+        Table::new("visits", "本院未结算的就诊", vec!["就诊编号", "医疗类别", "就诊日期", "费用明细", "医疗费总额", "政策范围内", "操作"]);
+    vt.empty = "没有未结算的就诊（可直接在下方录入费用）";
+    for (m, sums, n) in &visits {
+        let pick = format!(
+            "<button type=\"button\" class=\"small\" data-pick-visit data-mdtrt=\"{}\" data-medtype=\"{}\" data-begin=\"{}\" \
+             data-total=\"{}\" data-fulamt=\"{}\" data-overlmt=\"{}\" data-preselfpay=\"{}\">选择</button> \
+             <button type=\"button\" class=\"small danger\" hx-post=\"/web/window/visit-cancel\" hx-vals='{}' hx-target=\"#settle-result\" \
+             hx-confirm=\"撤销就诊登记 {}？\" data-testid=\"visit-cancel\">撤销登记</button>",
+            esc(&m.mdtrt_id),
+            m.med_type,
+            date_text(m.begn_date),
+            baozhang_core::Fen(sums[0]),
+            baozhang_core::Fen(sums[1]),
+            baozhang_core::Fen(sums[2]),
+            baozhang_core::Fen(sums[3]),
+            esc(&serde_json::json!({"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "insuplc": insuplc, "med_type": m.med_type.to_string()}).to_string()),
+            esc(&m.mdtrt_id)
+        );
+        vt.rows.push(vec![
+            Cell::text(&m.mdtrt_id),
+            Cell::text(med_type_name(m.med_type)),
+            Cell::text(date_text(m.begn_date)),
+            Cell::Int(*n),
+            Cell::Yuan(sums[0]),
+            Cell::Yuan(sums[4]),
+            Cell::Html(pick, String::new()),
+        ]);
+    }
+    Ok(format!("<div id=\"visits-box\">{}</div>", vt.html(path)))
+}
+
+/// `html` (a box whose first tag is `<div id="…">`) marked to replace the box of that id out of band.
+fn oob(html: String) -> String {
+    html.replacen("\">", "\" hx-swap-oob=\"true\">", 1)
+}
+
+/// Every box of the page an action changes — the year's count and accumulators, the open visits, the
+/// settlements — to swap in out of band next to the action's message.
+async fn refreshed(state: &AppState, inst: &Institution, psn_no: &str, insuplc: &str, on: Option<Date>) -> String {
+    let path = format!("/web/window?q={}", urlencode(psn_no));
+    let day = on.unwrap_or_else(crate::clock::today);
+    let mut o = String::new();
+    if let Ok(h) = acc_box(state, state.policies.for_area(insuplc, day), psn_no, day.year(), &path).await {
+        o.push_str(&oob(h));
+    }
+    if let Ok(h) = visits_box(state, inst, psn_no, insuplc, &path).await {
+        o.push_str(&oob(h));
+    }
+    o.push_str(&done_list_oob(state, inst, psn_no).await);
+    o
 }
 
 /// This institution's settlements of the person, in a box that a settlement or a cancellation replaces
@@ -285,10 +321,17 @@ async fn done_table(state: &AppState, inst: &Institution, psn_no: &str) -> Resul
             String::new()
         } else {
             format!(
-                "<a href=\"/web/slip/{}\" target=\"_blank\">结算单</a> <button class=\"small danger\" hx-post=\"/web/window/cancel\" hx-vals='{}' hx-target=\"#settle-result\" hx-confirm=\"确认冲销结算 {}？\">冲销</button>",
+                "<a href=\"/web/slip/{}\" target=\"_blank\">结算单</a> <form class=\"inline\" hx-post=\"/web/window/cancel\" hx-target=\"#settle-result\" \
+                 hx-confirm=\"确认冲销结算 {}？\" data-testid=\"cancel-form\"><input type=\"hidden\" name=\"setl_id\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"mdtrt_id\" value=\"{}\"><input type=\"hidden\" name=\"psn_no\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"insuplc\" value=\"{}\"><input name=\"reason\" required maxlength=\"200\" placeholder=\"冲销原因（必填）\" aria-label=\"冲销原因\">\
+                 <button class=\"small danger\">冲销</button></form>",
                 urlencode(&s.setl_id),
-                esc(&serde_json::json!({"setl_id": s.setl_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no, "insuplc": s.insuplc_admdvs}).to_string()),
-                esc(&s.setl_id)
+                esc(&s.setl_id),
+                esc(&s.setl_id),
+                esc(&s.mdtrt_id),
+                esc(&s.psn_no),
+                esc(&s.insuplc_admdvs)
             )
         };
         st.rows.push(vec![
@@ -347,10 +390,19 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-/// Registers the visit (2401 / 2201) unless the form names one; returns its id.
-async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &SettleForm) -> Result<String, String> {
+/// The visit to settle: the one the form names; else this hospital's open visit of the person with the
+/// same medical type and date (a look-up again, or the page reloaded, takes it up instead of registering
+/// another); else a new registration (2401 / 2201). Returns its id and whether it was registered now.
+async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &SettleForm) -> Result<(String, bool), String> {
     if !f.mdtrt_id.trim().is_empty() {
-        return Ok(f.mdtrt_id.trim().to_string());
+        return Ok((f.mdtrt_id.trim().to_string(), false));
+    }
+    if let Ok(begin) = Date::parse(f.begin.trim()) {
+        let open = state.store.open_visits(&inst.fixmedins_code, &f.psn_no).await.map_err(|e| WebError::from(e).message)?;
+        let med_type = f.med_type.trim().parse::<i64>().unwrap_or(0);
+        if let Some((m, _, _)) = open.iter().find(|(m, _, _)| m.med_type == med_type && m.begn_date == baozhang_store::date_num(begin)) {
+            return Ok((m.mdtrt_id.clone(), false));
+        }
     }
     let inpatient = f.med_type == "21";
     let mut data = serde_json::json!({
@@ -376,14 +428,21 @@ async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &Set
         .and_then(|r| r.get("mdtrt_id"))
         .or_else(|| out.get("mdtrt_id"))
         .and_then(Value::as_str)
-        .map(str::to_string)
+        .map(|id| (id.to_string(), true))
         .ok_or_else(|| "登记就诊的应答中没有就诊编号".to_string())
+}
+
+/// Cancels a visit's registration (2404 inpatient / 2202 outpatient) through the national path.
+async fn cancel_visit(state: &AppState, inst: &Institution, u: &WebUser, mdtrt_id: &str, psn_no: &str, med_type: &str, insuplc: &str) -> Result<(), String> {
+    let infno = if med_type == "21" { national::Infno::AdmissionCancel } else { national::Infno::OutpatientRegisterCancel };
+    let input = serde_json::json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": psn_no}});
+    national::internal(state, inst, infno, &u.p.username, insuplc, obj(input)).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
 async fn run_settle(state: &AppState, u: &WebUser, f: &SettleForm, commit: bool) -> Result<String, String> {
     let inst = institution_of(state, u).await.map_err(|e| e.message)?;
     let bill = super::policy::parse_bill(&f.total, &f.fulamt, &f.overlmt, &f.preselfpay)?;
-    let mdtrt_id = ensure_visit(state, &inst, u, f).await?;
+    let (mdtrt_id, registered_now) = ensure_visit(state, &inst, u, f).await?;
     let inpatient = f.med_type == "21";
     let infno = match (inpatient, commit) {
         (true, false) => national::Infno::InpatientPreSettle,
@@ -402,10 +461,24 @@ async fn run_settle(state: &AppState, u: &WebUser, f: &SettleForm, commit: bool)
     let keep = format!("<input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"{}\" hx-swap-oob=\"true\">", esc(&mdtrt_id));
     let out = match out {
         Ok(o) => o,
-        Err(e) => return Ok(format!("{keep}<div class=\"alert error\" role=\"alert\">{}</div>", esc(&e.to_string()))),
+        Err(e) => {
+            // A refused (pre-)settlement leaves no admission behind: a visit registered for it is cancelled.
+            let mut note = String::new();
+            let mut keep = keep;
+            if registered_now {
+                match cancel_visit(state, &inst, u, &mdtrt_id, &f.psn_no, &f.med_type, &f.insuplc).await {
+                    Ok(()) => {
+                        keep = "<input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"\" hx-swap-oob=\"true\">".into();
+                        note = "（本次登记的就诊已撤销）".into();
+                    }
+                    Err(c) => tracing::warn!(error = %c, "cancelling the visit of a refused settlement failed"),
+                }
+            }
+            return Ok(format!("{keep}<div class=\"alert error\" role=\"alert\">{}{note}</div>", esc(&e.to_string())));
+        }
     };
-    let list = if commit { done_list_oob(state, &inst, &f.psn_no).await } else { String::new() };
-    Ok(format!("{keep}{}{list}", result_from_output(&out, commit)))
+    let boxes = refreshed(state, &inst, &f.psn_no, &f.insuplc, Date::parse(f.end.trim()).ok()).await;
+    Ok(format!("{keep}{}{boxes}", result_from_output(&out, commit)))
 }
 
 fn amount(v: &Value, k: &str) -> i64 {
@@ -488,6 +561,9 @@ pub struct CancelForm {
     mdtrt_id: String,
     psn_no: String,
     insuplc: String,
+    /// Why the settlement is cancelled (required; kept in the audit log with the settlement number).
+    #[serde(default)]
+    reason: String,
 }
 
 pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<CancelForm>) -> Response {
@@ -495,16 +571,55 @@ pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): ax
         Ok(i) => i,
         Err(e) => return fragment_error(&e.message),
     };
-    let med_type = state.store.settlement(&f.setl_id).await.ok().flatten().map(|s| s.med_type).unwrap_or(21);
+    let reason = f.reason.trim();
+    if reason.is_empty() {
+        return fragment_error("请填写冲销原因");
+    }
+    if reason.chars().count() > 200 {
+        return fragment_error("冲销原因不超过 200 字");
+    }
+    let setl = state.store.settlement(&f.setl_id).await.ok().flatten();
+    let med_type = setl.as_ref().map(|s| s.med_type).unwrap_or(21);
     let infno = if med_type == 21 { national::Infno::InpatientSettleCancel } else { national::Infno::OutpatientSettleCancel };
     let input = serde_json::json!({"data": {"setl_id": f.setl_id, "mdtrt_id": f.mdtrt_id, "psn_no": f.psn_no}});
     match national::internal(&state, &inst, infno, &u.p.username, &f.insuplc, obj(input)).await {
-        Ok(_) => fragment(format!(
-            "<div class=\"alert ok\" role=\"status\">结算 {} 已冲销，基金与个人累计已退回；该就诊可重新结算。</div>{}",
-            esc(&f.setl_id),
-            done_list_oob(&state, &inst, &f.psn_no).await
-        )),
+        Ok(_) => {
+            if let Err(e) = state.store.audit(&u.p.username, "web.window.cancel", &format!("{}：{reason}", f.setl_id)).await {
+                tracing::error!(error = %e, "recording a cancellation's reason failed");
+            }
+            let on = setl.as_ref().and_then(|s| baozhang_store::num_date(s.setl_date));
+            fragment(format!(
+                "<div class=\"alert ok\" role=\"status\">结算 {} 已冲销（原因：{}），基金与个人累计已退回；该就诊可重新结算。</div>{}",
+                esc(&f.setl_id),
+                esc(reason),
+                refreshed(&state, &inst, &f.psn_no, &f.insuplc, on).await
+            ))
+        }
         Err(e) => fragment_error(&e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VisitCancelForm {
+    mdtrt_id: String,
+    psn_no: String,
+    insuplc: String,
+    med_type: String,
+}
+
+/// 撤销登记: an open visit of this hospital cancelled (2404 / 2202), e.g. one registered by mistake.
+pub async fn visit_cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<VisitCancelForm>) -> Response {
+    let inst = match institution_of(&state, &u).await {
+        Ok(i) => i,
+        Err(e) => return fragment_error(&e.message),
+    };
+    match cancel_visit(&state, &inst, &u, &f.mdtrt_id, &f.psn_no, &f.med_type, &f.insuplc).await {
+        Ok(()) => fragment(format!(
+            "<div class=\"alert ok\" role=\"status\">就诊登记 {} 已撤销。</div><input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"\" hx-swap-oob=\"true\">{}",
+            esc(&f.mdtrt_id),
+            refreshed(&state, &inst, &f.psn_no, &f.insuplc, None).await
+        )),
+        Err(e) => fragment_error(&e),
     }
 }
 

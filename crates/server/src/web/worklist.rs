@@ -25,6 +25,9 @@ pub struct WorklistQ {
     state: Option<String>,
     #[serde(default)]
     export: Option<String>,
+    /// `unknown`: only the findings of people whose village is unknown (村不详), counted in the county.
+    #[serde(default)]
+    village: Option<String>,
 }
 
 fn may_mark(u: &WebUser) -> bool {
@@ -71,6 +74,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
     let items: Vec<WorklistItem> = state.store.findings_with_marks(run, Some(&region)).await?;
     let class = q.class.as_deref().filter(|c| class_info(c).is_some());
     let state_filter = q.state.as_deref().filter(|s| !s.is_empty());
+    let unknown_only = q.village.as_deref() == Some("unknown");
     let can = may_mark(&u);
     // The rectification ledger's managers turn a finding into a ledger item in one step.
     let to_ledger = matches!(u.p.role, Role::Admin | Role::Bureau | Role::Auditor);
@@ -85,7 +89,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
         if let Some(k) = CLASSES.iter().position(|c| c.0 == f.class) {
             by_class[k] += 1;
         }
-        if class.is_some_and(|c| c != f.class) {
+        if class.is_some_and(|c| c != f.class) || (unknown_only && f.village_code.is_some()) {
             continue;
         }
         let pending = it.mark.as_ref().is_some_and(|m| m.state == MarkState::Pending);
@@ -95,7 +99,10 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
             _ => {}
         }
         let (_, cname, action) = class_info(&f.class).unwrap_or(("", "", ""));
-        let village = f.village_code.as_deref().unwrap_or("");
+        let village = match f.village_code.as_deref() {
+            Some(v) => names.get(v).cloned().unwrap_or_else(|| v.to_string()),
+            None => super::dashboard::UNKNOWN_VILLAGE.to_string(),
+        };
         let (mut html, text) = mark_cell(it.finding_id, it.mark.as_ref(), can);
         if to_ledger {
             html.push_str(&format!(
@@ -111,7 +118,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
         t.rows.push(vec![
             Cell::text(cname),
             Cell::text(action),
-            Cell::text(names.get(village).cloned().unwrap_or_else(|| village.to_string())),
+            Cell::text(village),
             Cell::text(f.household_no.clone().unwrap_or_default()),
             Cell::Link(mask_name(&f.name), super::person::person_href(&pid, &f.id_no)),
             Cell::text(mask_id(&f.id_no)),
@@ -131,7 +138,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
         }
     }
     if let Some(id) = q.export.as_deref() {
-        return super::table::export(&[&t, &summary], id);
+        return super::table::export_for(&state, &u, &[&t, &summary], id).await;
     }
     let region_name = names.get(&region).cloned().unwrap_or_else(|| if region.is_empty() { "全部".into() } else { region.clone() });
     let mut page = Page::new(format!("比对工作清单 · {region_name}"));
@@ -148,6 +155,9 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
         "<form class=\"inline\" method=\"get\" action=\"/web/worklist\"><input type=\"hidden\" name=\"region\" value=\"{}\">",
         esc(&region)
     );
+    if unknown_only {
+        filters.push_str("<input type=\"hidden\" name=\"village\" value=\"unknown\"><span class=\"tag\">仅村不详人员</span>");
+    }
     filters.push_str("<label>问题类别<select name=\"class\"><option value=\"\">全部</option>");
     for (id, name, _) in CLASSES {
         filters.push_str(&format!("<option value=\"{id}\"{}>{name}</option>", if class == Some(id) { " selected" } else { "" }));
