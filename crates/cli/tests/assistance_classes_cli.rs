@@ -32,7 +32,7 @@ fn classes_and_subsidies(db: &str) {
          {c},丙,620422100201,2025-03-01,,因病致贫重病患者\n{d},丁,620422100201,2024-01-01,,特困人员\n"
     );
     let bad = format!("证件号码,姓名,行政区划代码,保障起始日期,保障终止日期,救助类别\n{e},戊,620422100201,2024-01-01,,富裕户\n");
-    // Enrolled in 2025, premium 400: A subsidised 280 (the policy's amount), B and C nothing, D 300 of a full
+    // Enrolled in 2025, premium 400: A subsidised 290 (the policy's amount), B and C nothing, D 300 of a full
     // subsidy, E (an ordinary resident) 100.
     let enrol = format!(
         "人员编号,证件号码,姓名,参保年度,参保状态,参保地区划,人员类别,标识日期,个人缴费,资助金额,资助来源\n\

@@ -43,6 +43,23 @@ async fn a_referral_filing_decides_how_care_outside_the_province_is_settled() {
         ok(&pre);
         assert_eq!(basic(&pre), "3096.00", "{db:?}: {pre}");
 
+        // A referral is filed by a hospital that treats the person: before the home hospital has a visit
+        // of theirs it is refused, with the same words as for a 人员编号 that does not exist.
+        let body = |psn: &str, area: &str| {
+            json!({"refmedin": {"psn_no": psn, "insutype": "390", "diag_code": "C16.900", "diag_name": "胃恶性肿瘤",
+                "reflin_medins_no": "H53010200001", "reflin_medins_name": "昆明测试医院", "mdtrtarea_admdvs": area,
+                "hosp_agre_refl_flag": "1", "refl_type": "2", "refl_date": "2025-02-27", "refl_rea": "病情需要", "refl_opnn": "同意",
+                "begndate": "2025-02-27", "enddate": "2025-12-31"}})
+        };
+        let untreated = refused(&app.hospital.call("2501", body(&p.psn_no, "530102")).await.unwrap());
+        let nobody = refused(&app.hospital.call("2501", body("P99999999999", "530102")).await.unwrap());
+        assert_eq!(untreated, nobody, "{db:?}: the refusal tells nothing of whether the 人员编号 exists");
+        assert!(untreated.contains("就诊记录"), "{db:?}: {untreated}");
+        app.hospital.admit(p, "2025-02-20").await.unwrap();
+        // The target's area must be where the target is.
+        let r = app.hospital.call("2501", body(&p.psn_no, "620422")).await.unwrap();
+        assert!(refused(&r).contains("mdtrtarea_admdvs"), "{db:?}: {r}");
+
         // The home hospital files the referral to the Kunming hospital (2501).
         let filing = app
             .hospital

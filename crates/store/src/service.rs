@@ -830,6 +830,17 @@ impl Store {
             .collect()
     }
 
+    /// Whether the institution has registered any visit of the person (open, settled or cancelled): the
+    /// institution treats or treated them.
+    pub async fn has_visit_at(&self, fixmedins_code: &str, psn_no: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM mdtrts WHERE fixmedins_code = $1 AND psn_no = $2 LIMIT 1")
+            .bind(fixmedins_code.to_string())
+            .bind(psn_no.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// The latest year any enrolment is recorded for (the workbench's default period).
     pub async fn latest_enrolment_year(&self) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT MAX(year) FROM enrolments WHERE superseded_import IS NULL").fetch_one(self.pool()).await?;

@@ -78,10 +78,20 @@ pub fn parse_cancel(env: &Envelope) -> NResult<FilingCancel> {
     })
 }
 
-/// Checks the person (known, insured in the year the filing begins) and the target institution (a
-/// designated one, not the declaring one), and gives the filing to store.
+/// Checks the declaring institution, the person and the target, and gives the filing to store:
+/// - a referral is filed by the institution that treats the person: it must hold a visit of theirs. The
+///   refusal is the same whether or not the 人员编号 exists, so the sequential number cannot be walked
+///   (docs/SECURITY.md: a hospital never finds a person by 人员编号); the filing is in the access log;
+/// - the person is insured in the year the filing begins;
+/// - the target is not the declaring institution; a target registered here must lie in
+///   `mdtrtarea_admdvs`, and a target in an area this platform covers must be registered (a designated
+///   institution). A target outside the covered areas (another province's) is taken as declared.
 pub async fn prepare(state: &AppState, env: &Envelope, r: FilingReq) -> NResult<FilingOp> {
-    let person = state.store.person_by_psn(&r.psn_no).await?.ok_or_else(|| refused(format!("人员编号 {} 不存在", r.psn_no)))?;
+    let not_treated = || refused("本机构没有该人员的就诊记录，不能办理转院备案（转院备案由接诊的定点医疗机构办理）");
+    if !state.store.has_visit_at(&env.fixmedins_code, &r.psn_no).await? {
+        return Err(not_treated());
+    }
+    let person = state.store.person_by_psn(&r.psn_no).await?.ok_or_else(not_treated)?;
     let year = i64::from(r.begndate.year());
     if !state.store.enrolments_of(&person.id_no).await?.iter().any(|e| e.year == year && e.insured) {
         return Err(refused(format!("该人员 {year} 年度未参保或已停保，不能办理转院备案")));
@@ -89,6 +99,21 @@ pub async fn prepare(state: &AppState, env: &Envelope, r: FilingReq) -> NResult<
     if r.reflin_medins_no == env.fixmedins_code {
         return Err(refused("转往机构不能是本机构"));
     }
+    match state.store.institution(&r.reflin_medins_no).await? {
+        Some(t) if !t.admdvs.starts_with(&r.mdtrtarea_admdvs) && !r.mdtrtarea_admdvs.starts_with(&t.admdvs) => {
+            return Err(refused(format!(
+                "就医地区划 {} 与转往机构 {} 的所在地 {} 不符（input.refmedin.mdtrtarea_admdvs）",
+                r.mdtrtarea_admdvs, r.reflin_medins_no, t.admdvs
+            )));
+        }
+        Some(_) => {}
+        None if state.store.region(&r.mdtrtarea_admdvs).await?.is_some() => {
+            return Err(refused(format!("转往机构 {} 不是本地登记的定点医疗机构（input.refmedin.reflin_medins_no）", r.reflin_medins_no)));
+        }
+        None => {}
+    }
+    let masked = baozhang_ingest::worklist::mask_id(&person.id_no);
+    state.store.log_access(&env.fixmedins_code, "hospital", "national.2501", &masked, &format!("转院备案至 {}", r.reflin_medins_no)).await?;
     Ok(FilingOp::Add(ReferralFiling {
         // "RF" + 24 hex of the institution and its msgid: unique per message, 26 characters (the field is 30).
         trt_dcla_detl_sn: format!("RF{}", &crate::sha256_hex(format!("{}:{}", env.fixmedins_code, env.msgid).as_bytes())[..24]),

@@ -400,7 +400,7 @@ async fn weigh(
             }
         }
     };
-    let Ok(_one_at_a_time) = RUNS.try_acquire() else {
+    let Ok(one_at_a_time) = RUNS.try_acquire() else {
         return Err(WebError::new(StatusCode::SERVICE_UNAVAILABLE, "另一项政策测算正在进行，请稍后再试"));
     };
     let set = load_year(&state.store, year, &region, MAX_CLAIMS).await.map_err(|e| match e {
@@ -410,6 +410,9 @@ async fn weigh(
     let policies = state.policies.clone();
     let started = std::time::Instant::now();
     let (mut c, old_p, new_p, new_toml) = tokio::task::spawn_blocking(move || {
+        // The permit lives as long as the computation, not the request: a client that goes away does
+        // not free the slot while its comparison still runs.
+        let _one_at_a_time = one_at_a_time;
         let old_p = policies.all()[old].clone();
         let (new_p, new_toml) = match new {
             NewPolicy::Loaded(i) => (policies.all()[i].clone(), String::new()),
