@@ -457,7 +457,12 @@ try {
 
       let township;
       await step('the townships table sorts by settlements (click on the header)', async () => {
-        const { rows } = await sortDescending(page, 'children', '结算人次');
+        const { rows: all } = await sortDescending(page, 'children', '结算人次');
+        // 村不详: the county's people on no village roster (ordinary residents, death or military records
+        // only), whose findings and settlements are counted in the county; it links to their worklist.
+        const unknown = all.find((r) => r.cells[0] === '村不详');
+        if (unknown) assert.match(unknown.href, /\/web\/worklist\?region=\d{6}&village=unknown/);
+        const rows = all.filter((r) => r.cells[0] !== '村不详');
         assert.ok(rows.length >= 2, `expected several townships, found ${rows.length}`);
         township = { name: rows[0].cells[0], href: rows[0].href };
         assert.match(township.href, /\/web\/region\/\d{9}\?year=/);
@@ -501,6 +506,25 @@ try {
       });
 
       let village;
+      await step('the filter box narrows the children table and its Excel export alike (issue 18)', async () => {
+        const sec = page.locator('section.tbl', { has: page.locator('table#children') });
+        const all = await tableRows(page, 'children');
+        const target = all.find((r) => r.cells[0] !== '村不详') || all[0];
+        await sec.locator('input.tbl-filter').fill(target.cells[0]);
+        const link = sec.getByText('导出 Excel');
+        assert.match(await link.getAttribute('href'), /[?&]filter=/, 'the export link carries the filter');
+        const [dl] = await Promise.all([page.waitForEvent('download'), link.click()]);
+        const file = path.join(SHOTS, 'townships-filtered.xlsx');
+        await dl.saveAs(file);
+        assert.match(dl.suggestedFilename(), /^.+_下辖.+（筛选“.+”）_\d{4}-\d{2}-\d{2}\.xlsx$/, `download name ${dl.suggestedFilename()}`);
+        const cells = readXlsx(fs.readFileSync(file));
+        const names = [];
+        for (let r = 2; cells[`A${r}`] !== undefined; r++) names.push(cells[`A${r}`]);
+        assert.ok(names.length >= 1 && names.every((n) => n.includes(target.cells[0])), `the filtered workbook: ${JSON.stringify(names)}`);
+        assert.ok(names.length < all.length, 'the filtered workbook holds fewer rows than the table');
+        await sec.locator('input.tbl-filter').fill('');
+      });
+
       await step('drill down to the village with the most settlements (table link)', async () => {
         const all = await tableRows(page, 'children');
         found.villages = all.map((r) => /\/web\/region\/(\d{12})/.exec(r.href)?.[1]).filter(Boolean);
@@ -934,6 +958,21 @@ try {
         const row = rows.find((r) => r.cells[0] === setlId);
         assert.ok(row, `settlement ${setlId} is not listed: ${JSON.stringify(rows.map((r) => r.cells[0]))}`);
         assert.ok(row.cells.includes('有效'), `status of ${setlId}: ${row.cells.join(' | ')}`);
+      });
+      await step('cancel with a reason (冲销 asks why); the year’s count changes without a reload (issue 18)', async () => {
+        const count = page.locator('[data-testid=year-count]');
+        const before = (await count.textContent()).trim();
+        const row = page.locator('table#done tbody tr', { hasText: setlId });
+        await row.locator('input[name=reason]').fill('费用录入错误，重新结算');
+        page.once('dialog', (d) => d.accept());
+        await row.getByRole('button', { name: '冲销' }).click();
+        await page.locator('#settle-result .alert.ok').waitFor();
+        assert.ok((await page.locator('#settle-result').textContent()).includes('费用录入错误'), 'the reason is confirmed');
+        const after = (await count.textContent()).trim();
+        assert.notEqual(after, before, `the year's count did not change: ${before}`);
+        const rows = await tableRows(page, 'done');
+        assert.ok(rows.some((r) => r.cells[0] === setlId && r.cells.includes('已冲销')), 'the list shows the cancellation at once');
+        await shot(page, '08b-window-cancelled');
       });
     });
     await ctx.close();
