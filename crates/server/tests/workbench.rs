@@ -1075,7 +1075,15 @@ async fn roster_upload_reports_rejected_rows_and_is_for_the_bureau() {
         );
 
         let bureau = Browser::login(&app.base, "bureau1").await;
-        assert!(bureau.get("/web/import").await.text().contains("data-testid=\"import-form\""), "{db:?}");
+        let page = bureau.get("/web/import").await.text();
+        assert!(page.contains("data-testid=\"import-form\""), "{db:?}");
+        // The page offers the blank templates as downloads, not a command line.
+        assert!(page.contains("href=\"/web/import/template/dibao\"") && !page.contains("baozhang template"), "{db:?}: {page}");
+        let t = bureau.get("/web/import/template/dibao").await;
+        assert_eq!((t.status, t.header("content-type").as_str()), (200, XLSX), "{db:?}");
+        assert_eq!(sheet(&t.body).height(), 1, "{db:?}: the data sheet holds only the header");
+        assert_eq!(cadre.get("/web/import/template/dibao").await.status, 403, "{db:?}");
+        assert_eq!(bureau.get("/web/import/template/payroll").await.status, 404, "{db:?}");
         let r = bureau.post_multipart("/web/import", &[("kind", "dibao")], "dibao.csv", csv.as_bytes()).await;
         assert_eq!(r.status, 200, "{db:?}: {}", r.text());
         let html = r.text();

@@ -162,7 +162,7 @@ fn run_form(year: i64) -> String {
     format!(
         "<section class=\"calc noprint\"><h2>运行审核</h2><form method=\"post\" action=\"/web/audit/run\" class=\"inline\" data-testid=\"audit-run\">\
          <label>年度<input name=\"year\" value=\"{year}\" inputmode=\"numeric\" size=\"5\"></label><button>运行</button></form>\
-         <p class=\"muted\">按内置参数（data/audit/rules.toml）运行全部规则；其他参数请用 <code>baozhang audit --year 年度 --params 文件</code>。</p></section>"
+         <p class=\"muted\">按本地审核参数运行全部规则（参数由系统管理员配置，每次运行所用参数随结果保存，可在下方查看）。</p></section>"
     )
 }
 

@@ -210,7 +210,7 @@ pub async fn region_home(State(state): State<AppState>, u: WebUser, Query(q): Qu
     }
     if code.is_empty() {
         let mut p = Page::new("驾驶舱");
-        p.push("<div class=\"alert\">尚无数据：请先导入名单（名单导入）或运行 <code>baozhang demo</code>。</div>");
+        p.push("<div class=\"alert\">尚无数据：请先在“名单导入”中上传贫困人口、参保等名单。</div>");
         return Ok(p.render(&u));
     }
     Ok(Redirect::to(&format!("/web/region/{code}?year={year}")).into_response())

@@ -294,7 +294,7 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     ));
     if !calendar().knows(year as u16) {
         page.push(&format!(
-            "<p class=\"tag new\">节假日配置中没有 {year} 年，工作日暂按周一至周五计算；请在 data/calendar/cn.toml 中补充。</p>"
+            "<p class=\"tag new\">节假日安排中没有 {year} 年，工作日暂按周一至周五计算；请联系系统管理员补充该年的节假日安排。</p>"
         ));
     }
     page.push(&ot.html(&u.path));

@@ -24,6 +24,11 @@ fn require(u: &WebUser) -> Result<(), WebError> {
 }
 
 fn form(kind: Option<RosterKind>) -> String {
+    let templates = ALL_KINDS
+        .iter()
+        .map(|k| format!("<a href=\"/web/import/template/{}\" download>{}</a>", k.id(), esc(k.name_zh())))
+        .collect::<Vec<_>>()
+        .join("、");
     let mut opts = String::new();
     for k in ALL_KINDS {
         opts.push_str(&format!(
@@ -38,10 +43,39 @@ fn form(kind: Option<RosterKind>) -> String {
          <label>名单类型<select name=\"kind\">{opts}</select></label>\
          <label>文件（.xlsx 或 .csv，不超过 {} MB）<input type=\"file\" name=\"file\" accept=\".xlsx,.csv\" required></label>\
          <div class=\"actions\"><button type=\"submit\">上传并导入</button></div></form>\
-         <p class=\"muted\">格式与表头见空白模板（<code>baozhang template 名单类型 --out 模板.xlsx</code>）。每一行都会校验：身份证校验位、性别与出生日期、区划代码、日期、金额、必填项、重复；\
+         <p class=\"muted\">请用空白模板填写（第一张表只有表头；填写示例在另一张表中，不会被导入）：{templates}。每一行都会校验：身份证校验位、性别与出生日期、区划代码、日期、金额、必填项、重复；\
          有问题的行不导入，并逐行列出原因；其余的行在一个事务中合并入库。同一文件重复上传不会重复导入。</p></section>",
         MAX_UPLOAD_BYTES >> 20
     )
+}
+
+/// `GET /web/import/template/{kind}`: the blank template of a roster (XLSX: headers on the data sheet, the
+/// example on a sheet of its own), for those who may import.
+pub async fn template(u: WebUser, axum::extract::Path(kind): axum::extract::Path<String>) -> WebResult {
+    use axum::response::IntoResponse;
+    require(&u)?;
+    let kind = ALL_KINDS.iter().copied().find(|k| k.id() == kind).ok_or_else(|| WebError::not_found("没有这种名单模板"))?;
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("template.xlsx");
+        baozhang_ingest::rosters::write_template(kind, &path).map_err(|e| e.to_string())?;
+        std::fs::read(&path).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| WebError::internal(&format!("template task failed: {e}")))?
+    .map_err(|e| WebError::internal(&format!("writing a roster template: {e}")))?;
+    let name = format!("{}模板.xlsx", kind.name_zh());
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, XLSX.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"template.xlsx\"; filename*=UTF-8''{}", super::urlencode(&name)),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 pub async fn import_page(u: WebUser) -> WebResult {

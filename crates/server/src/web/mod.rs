@@ -566,6 +566,7 @@ pub fn routes() -> Router<AppState> {
             "/web/import",
             get(import::import_page).post(import::upload).layer(axum::extract::DefaultBodyLimit::max(import::MAX_UPLOAD_BYTES)),
         )
+        .route("/web/import/template/{kind}", get(import::template))
         .route("/web/window", get(window::window_page))
         .route("/web/window/find", post(window::find))
         .route("/web/window/presettle", post(window::presettle))

@@ -404,7 +404,7 @@ async fn weigh(
         return Err(WebError::new(StatusCode::SERVICE_UNAVAILABLE, "另一项政策测算正在进行，请稍后再试"));
     };
     let set = load_year(&state.store, year, &region, MAX_CLAIMS).await.map_err(|e| match e {
-        LoadYearError::TooMany { .. } => WebError::bad(format!("{e}；请用命令行 baozhang policy compare 按区划分开比较")),
+        LoadYearError::TooMany { .. } => WebError::bad(format!("{e}；请按乡镇分开比较")),
         LoadYearError::Store(e) => WebError::from(e),
     })?;
     let policies = state.policies.clone();

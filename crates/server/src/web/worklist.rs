@@ -67,7 +67,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
     let names = state.web.region_names(&state.store).await?;
     let Some(run) = state.store.latest_run().await? else {
         let mut p = Page::new("比对结果");
-        p.push("<div class=\"alert\">尚未进行参保比对（<code>baozhang reconcile</code>）。</div>");
+        p.push("<div class=\"alert\">尚未进行参保比对：名单导入后，医保局工作人员可在此发起比对。</div>");
         return Ok(p.render(&u));
     };
     let runs = state.store.reconcile_runs(2).await?;
