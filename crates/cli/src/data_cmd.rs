@@ -168,6 +168,13 @@ pub async fn import_one(
                 if let (Some(c), Some(x)) = (&r.rejections_csv, &r.rejections_xlsx) {
                     println!("  被拒绝的行及原因：{} / {}", c.display(), x.display());
                 }
+                if let Some(n) = &r.normalised_csv {
+                    println!(
+                        "  自动规范 {} 行（全角数字、不可见字符、15 位旧证件号码、日期格式、姓名中的空格等），逐行说明：{}",
+                        r.normalised_rows,
+                        n.display()
+                    );
+                }
             }
         }
     }

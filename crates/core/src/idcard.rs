@@ -98,6 +98,19 @@ fn birth_of(b: &[u8]) -> Option<Date> {
 }
 
 impl IdCardNo {
+    /// A first-generation 15-digit ID number converted to 18 characters as GB 11643 does: the year
+    /// `19` + two digits (15-digit numbers were issued before 2000), the check character computed.
+    /// The birth date must be real.
+    pub fn from_15(s: &str) -> Result<IdCardNo, IdCardError> {
+        let t = s.trim();
+        if t.len() != 15 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(if t.chars().count() == 15 { IdCardError::IllegalChar } else { IdCardError::Length(t.chars().count()) });
+        }
+        let first17 = format!("{}19{}", &t[..6], &t[6..]);
+        let full = format!("{first17}{}", check_of(first17.as_bytes()));
+        IdCardNo::parse(&full)
+    }
+
     /// Validates an 18-character resident ID number (surrounding blanks ignored; a lower-case `x`
     /// check character is accepted and stored as `X`). Checks, in this order: length, characters,
     /// birth date (a real date in 1900–2100), check character.

@@ -8,6 +8,7 @@ pub mod divisions;
 pub mod health;
 pub mod health_demo;
 pub mod intern;
+pub mod normalise;
 pub mod output;
 pub mod oversight;
 pub mod policy_compare;

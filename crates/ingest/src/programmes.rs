@@ -247,6 +247,7 @@ pub(crate) async fn read_and_merge(
     reader: &mut TableReader,
     regions: &HashSet<String>,
     imp: &mut Import,
+    fixed: &mut crate::rosters::Normalised,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<Rejection>, u64), ImportError> {
     let teams: HashSet<String> =
@@ -261,7 +262,7 @@ pub(crate) async fn read_and_merge(
         if total.is_multiple_of(10_000) {
             progress(total);
         }
-        let row = Row { cells: &cells, reader };
+        let row = Row::new(&cells, reader);
         if crate::rosters::is_example_row(kind, &row) {
             let reason = crate::rosters::EXAMPLE_ROW_REASON.to_string();
             rejections.push(Rejection { row: rowno, field: "证件号码".into(), reason, cells: cells.clone() });
@@ -277,9 +278,12 @@ pub(crate) async fn read_and_merge(
                     Ok(())
                 }
             });
-        if let Err(problems) = outcome {
-            out.truncate(mark);
-            rejections.push(crate::rosters::rejection(rowno, problems, &cells));
+        match outcome {
+            Ok(()) => fixed.take(rowno, &row),
+            Err(problems) => {
+                out.truncate(mark);
+                rejections.push(crate::rosters::rejection(rowno, problems, &cells));
+            }
         }
     }
     progress(total);

@@ -209,6 +209,38 @@ pub struct ImportReport {
     pub rejections_xlsx: Option<PathBuf>,
     /// Rows contradicting others (the same person in two households, …), kept for reconciliation.
     pub conflicts: u64,
+    /// Accepted rows whose cells were put right (invisible characters, full-width digits, 15-digit ID
+    /// numbers, date formats, spaces in names), and the file listing them (行号, 字段, 处理).
+    pub normalised_rows: u64,
+    pub normalised_csv: Option<PathBuf>,
+    /// The first notes (row, field, note), for a page to show.
+    pub normalised: Vec<(u64, String, String)>,
+}
+
+/// What an import put right in accepted rows (`crate::normalise`), for its report: how many rows, and the
+/// first [`Normalised::MAX_KEPT`] notes (row, field, note) — a file of ten million full-width numbers
+/// must not keep ten million notes in memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Normalised {
+    pub rows: u64,
+    pub kept: Vec<(u64, String, String)>,
+}
+
+impl Normalised {
+    pub const MAX_KEPT: usize = 50_000;
+    /// Takes the notes of an accepted row.
+    pub(crate) fn take(&mut self, rowno: u64, row: &Row) {
+        let notes = std::mem::take(&mut *row.notes.borrow_mut());
+        if notes.is_empty() {
+            return;
+        }
+        self.rows += 1;
+        for (field, note) in notes {
+            if self.kept.len() < Self::MAX_KEPT {
+                self.kept.push((rowno, field, note));
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +313,23 @@ impl Batch {
 pub(crate) struct Row<'a> {
     pub(crate) cells: &'a [String],
     pub(crate) reader: &'a TableReader,
+    /// What reading the row put right (field, note): invisible characters, full-width digits, a 15-digit
+    /// ID number, a date's format, spaces in a name (`crate::normalise`); listed in the import report.
+    pub(crate) notes: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+impl<'a> Row<'a> {
+    pub(crate) fn new(cells: &'a [String], reader: &'a TableReader) -> Row<'a> {
+        Row { cells, reader, notes: Default::default() }
+    }
+    fn note(&self, col: &str, notes: impl IntoIterator<Item = String>) {
+        let mut n = self.notes.borrow_mut();
+        for x in notes {
+            if !n.iter().any(|(c, t)| c == col && *t == x) {
+                n.push((col.to_string(), x));
+            }
+        }
+    }
 }
 
 pub(crate) type Reject = (String, String);
@@ -302,7 +351,13 @@ impl Row<'_> {
         if v.is_empty() {
             return Ok(None);
         }
-        Date::parse(v).map(Some).map_err(|e| (col.into(), e.to_string()))
+        match crate::normalise::date(v) {
+            Some((d, note)) => {
+                self.note(col, note);
+                Ok(Some(d))
+            }
+            None => Err((col.into(), format!("日期“{v}”无法识别（可写 2018-06-02、2018/6/2、20180602 或 2018年6月2日）"))),
+        }
     }
     pub(crate) fn req_date(&self, col: &str) -> Result<Date, Reject> {
         self.required(col)?;
@@ -328,7 +383,8 @@ impl Row<'_> {
     /// The ID number, checked against 性别 / 出生日期 when the roster has them.
     pub(crate) fn person_id(&self) -> Result<IdCardNo, Reject> {
         let raw = self.required("证件号码")?;
-        let id = IdCardNo::parse(raw).map_err(|e| ("证件号码".to_string(), e.to_string()))?;
+        let (id, notes) = crate::normalise::id_number(raw).map_err(|e| ("证件号码".to_string(), e.to_string()))?;
+        self.note("证件号码", notes);
         let sex = self.get("性别");
         if !sex.is_empty() {
             match Sex::parse(sex) {
@@ -345,11 +401,16 @@ impl Row<'_> {
         Ok(id)
     }
     pub(crate) fn name(&self) -> Result<String, Reject> {
-        let n = self.required("姓名")?;
-        if n.chars().count() > 30 {
+        let raw = self.required("姓名")?;
+        let n = crate::normalise::name(raw);
+        if n.text.is_empty() {
+            return Err(("姓名".into(), "必填项为空".into()));
+        }
+        if n.text.chars().count() > 30 {
             return Err(("姓名".into(), "姓名过长".into()));
         }
-        Ok(n.to_string())
+        self.note("姓名", n.notes);
+        Ok(n.text)
     }
 }
 
@@ -494,10 +555,11 @@ pub async fn import_file(
     }
 
     let mut imp = store.start_import(kind.id(), &file_name, &sha).await?;
+    let mut fixed = Normalised::default();
     let result = if kind.is_programme() {
-        crate::programmes::read_and_merge(store, kind, &mut reader, &regions, &mut imp, progress).await.map(|(r, t)| (r, 0, t))
+        crate::programmes::read_and_merge(store, kind, &mut reader, &regions, &mut imp, &mut fixed, progress).await.map(|(r, t)| (r, 0, t))
     } else {
-        read_rows(kind, &mut reader, &regions, &mut imp, opts, progress).await
+        read_rows(kind, &mut reader, &regions, &mut imp, opts, &mut fixed, progress).await
     };
     let (rejections, conflicts, total) = match result {
         Ok(r) => r,
@@ -538,6 +600,19 @@ pub async fn import_file(
     report.import_id = Some(imp.id);
     report.changes = imp.finish(total, report.rows_accepted, report.rows_rejected).await?;
 
+    report.normalised_rows = fixed.rows;
+    if !fixed.kept.is_empty() {
+        let dir = opts.report_dir.clone().unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+        std::fs::create_dir_all(&dir).map_err(|e| ImportError::Io { file: dir.display().to_string(), reason: e.to_string() })?;
+        let stem = path.file_stem().map_or("roster".into(), |s| s.to_string_lossy().to_string());
+        let header = vec!["行号".to_string(), "字段".to_string(), "处理".to_string()];
+        let rows: Vec<Vec<String>> = fixed.kept.iter().map(|(r, f, n)| vec![r.to_string(), f.clone(), n.clone()]).collect();
+        let csv_path = dir.join(format!("{stem}.normalised.csv"));
+        write_csv(&csv_path, &header, &rows)?;
+        report.normalised_csv = Some(csv_path);
+        fixed.kept.truncate(1_000);
+        report.normalised = fixed.kept;
+    }
     if !rejections.is_empty() {
         let dir = opts.report_dir.clone().unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
         std::fs::create_dir_all(&dir).map_err(|e| ImportError::Io { file: dir.display().to_string(), reason: e.to_string() })?;
@@ -568,6 +643,7 @@ async fn read_rows(
     regions: &HashSet<String>,
     imp: &mut Import,
     opts: &ImportOptions,
+    fixed: &mut Normalised,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<Rejection>, u64, u64), ImportError> {
     let mut rejections = Vec::new();
@@ -587,7 +663,7 @@ async fn read_rows(
         if total.is_multiple_of(10_000) {
             progress(total);
         }
-        let row = Row { cells: &cells, reader };
+        let row = Row::new(&cells, reader);
         if is_example_row(kind, &row) {
             rejections.push(Rejection { row: rowno, field: "证件号码".into(), reason: EXAMPLE_ROW_REASON.into(), cells: cells.clone() });
             continue;
@@ -624,9 +700,12 @@ async fn read_rows(
             }
             Err(e) => Err(e),
         };
-        if let Err(problems) = outcome {
-            batch.rollback(mark);
-            rejections.push(rejection(rowno, problems, &cells));
+        match outcome {
+            Ok(()) => fixed.take(rowno, &row),
+            Err(problems) => {
+                batch.rollback(mark);
+                rejections.push(rejection(rowno, problems, &cells));
+            }
         }
         if batch.len() >= opts.batch {
             batch.flush(imp).await?;

@@ -2036,3 +2036,42 @@ fn urlencode_for_test(s: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+/// Issue 20, "what real roster files contain": a roster typed by hand and passed through Excel. What is
+/// unambiguous is put right and listed (invisible characters, full-width digits, a 15-digit ID number, the
+/// date formats Excel writes, a full-width space inside a name); an ID number Excel saved as a number is
+/// refused with what happened and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_typed_roster_is_put_right_where_unambiguous_and_says_so() {
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let b = VILLAGES[1];
+        let id = |n: u16| IdCardNo::synthesize(COUNTY, Date::new(1960, 4, 4).unwrap(), n, Sex::Male).as_str().to_string();
+        let (zw, wide, old, spaced) = (id(511), id(521), id(531), id(541));
+        let wide_text: String = wide.chars().map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap()).collect();
+        let old15 = format!("{}{}", &old[..6], &old[8..17]);
+        let csv = format!(
+            "证件号码,姓名,行政区划代码,保障起始日期,保障终止日期\n\
+             \u{200B}{zw},测一,{b},2018/1/1,\n{wide_text},测二,{b},20180101,\n{old15},测三,{b},2018年1月1日,\n\
+             {spaced},测\u{3000}辛,{b},2018-1-1,\n6.20422E+17,测五,{b},2018-01-01,\n"
+        );
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let r = bureau.post_multipart("/web/import", &[("kind", "dibao")], "dibao-hand.csv", csv.as_bytes()).await;
+        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        let html = r.text();
+        assert!(html.contains("共 5 行，接受 <strong>4</strong> 行，拒绝 <strong>1</strong> 行"), "{db:?}: {html}");
+        assert!(html.contains("保存成了数字") && html.contains("文本"), "{db:?}: the clerk is told what happened: {html}");
+        assert!(html.contains("自动规范的行（4 行）"), "{db:?}: {html}");
+        for note in ["不可见字符", "全角字符已转为半角", "15 位旧证件号码", "按 2018-01-01 读取", "空格已删除"] {
+            assert!(html.contains(note), "{db:?}: {note}: {html}");
+        }
+        for (who, name) in [(&zw, "测一"), (&wide, "测二"), (&old, "测三"), (&spaced, "测辛")] {
+            let p = app.store.person(who).await.unwrap().unwrap_or_else(|| panic!("{db:?}: {name} was not imported under the 18-digit number"));
+            assert_eq!(p.name, name, "{db:?}");
+            let periods = app.store.identity_periods(who).await.unwrap();
+            assert!(periods.iter().any(|x| x.identity == "dibao" && x.start_date == 20180101), "{db:?}: {name}: {periods:?}");
+        }
+        assert!(!html.contains(&zw) && !html.contains(&old), "{db:?}: the notes carry no ID number");
+        app.stop().await;
+    }
+}

@@ -209,6 +209,17 @@ pub async fn upload(
         ),
     };
     page.push(&summary);
+    if report.normalised_rows > 0 {
+        // What was put right on the way in (the notes name fields, never values).
+        let mut t = Table::new("normalised", format!("自动规范的行（{} 行）", report.normalised_rows), vec!["行号", "字段", "处理"]);
+        t.page_size = 20;
+        for (row, field, note) in &report.normalised {
+            t.rows.push(vec![Cell::Int(*row as i64), Cell::text(field), Cell::text(note)]);
+        }
+        t.export_href = Some(t.data_uri()?);
+        page.push("<p class=\"muted\">以下各行已自动规范后导入：全角数字、不可见字符和空格已去除，15 位旧证件号码已转换为 18 位，日期已统一格式，姓名中的空格已删除。请核对，并在源数据中一并更正。</p>");
+        page.push(&t.html("/web/import"));
+    }
     if let Some(csv_path) = &report.rejections_csv {
         let mut t = Table::new("rejected", "被拒绝的行及原因", vec![]);
         t.page_size = 50;
