@@ -1058,6 +1058,18 @@ try {
           assert.equal(r.status(), 403, 'the auditor asking for an unmasked person');
         }
       });
+      await step('销号 is reviewed by a second person in their own session: the auditor approves a request (issue 18)', async () => {
+        await page.goto(`${BASE_URL}/web/rectify?region=${COUNTY}&state=review`);
+        const rows = await tableRows(page, 'items');
+        assert.ok(rows.length >= 1 && rows[0].href, 'the demo has a 销号 request waiting for review');
+        await page.goto(rows[0].href);
+        assert.equal((await page.locator('[data-testid=rect-status]').textContent()).trim(), '已申请销号，待复核');
+        const form = page.locator('[data-testid=review-form]');
+        await Promise.all([page.waitForURL(/\/web\/rectify\/\d+$/), form.getByRole('button', { name: '复核通过，销号' }).click()]);
+        assert.equal((await page.locator('[data-testid=rect-status]').textContent()).trim(), '已销号');
+        assert.ok((await page.locator('table#trail').textContent()).includes('复核通过'), 'the review is on the trail');
+        await shot(page, '13-rectify-reviewed');
+      });
     });
     await ctx.close();
   }
