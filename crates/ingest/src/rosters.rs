@@ -656,7 +656,7 @@ async fn read_rows(
     // share a household), so memory grows by a few bytes a row, not a string.
     let mut seen_info: Vec<(u64, u32)> = Vec::new();
     let mut others = KeyIndex::default();
-    let mut conflicts: Vec<(String, String)> = Vec::new();
+    let mut conflicts: Vec<(String, Option<i64>, String)> = Vec::new();
     let mut key = Vec::with_capacity(32);
     while let Some(rowno) = reader.next_row(&mut cells)? {
         total += 1;
@@ -686,12 +686,13 @@ async fn read_rows(
                     let first_other = String::from_utf8_lossy(others.key(first_other_id)).to_string();
                     if first_other_id != other_id && kind == RosterKind::Poverty {
                         let detail = format!("同一人出现在两个户中：户编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
-                        conflicts.push((id_key.clone(), detail.clone()));
+                        conflicts.push((id_key.clone(), None, detail.clone()));
                         Err(vec![("证件号码".to_string(), format!("{detail}，请核实去重"))])
                     } else if first_other_id != other_id && kind == RosterKind::Enrolment {
                         let detail =
                             format!("同一人同一年度参保两次：人员编号 {first_other}（第 {first_row} 行）与 {other}（第 {rowno} 行）");
-                        conflicts.push((id_key.split(':').next().unwrap_or("").to_string(), detail.clone()));
+                        let (id_no, year) = id_key.split_once(':').unwrap_or((id_key.as_str(), ""));
+                        conflicts.push((id_no.to_string(), year.parse::<i64>().ok(), detail.clone()));
                         Err(vec![("证件号码".to_string(), format!("{detail}，请核实去重"))])
                     } else {
                         Err(vec![("证件号码".to_string(), format!("与第 {first_row} 行重复"))])

@@ -81,6 +81,14 @@ fn cell_text(d: &Data) -> String {
         Data::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e15 {
                 format!("{}", *f as i64)
+            } else if f.abs() >= 1e15 {
+                // Beyond a double's exact digits (an ID number Excel stored as a number): shown as Excel
+                // shows it, 6.20422198001011E+17, so the reader can say the digits are lost.
+                let e = format!("{f:E}");
+                match e.split_once('E') {
+                    Some((m, x)) if !x.starts_with('-') => format!("{m}E+{x}"),
+                    _ => e,
+                }
             } else {
                 format!("{f}")
             }
@@ -401,6 +409,15 @@ pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_number_excel_stored_as_a_number_reads_as_excel_shows_it() {
+        let t = cell_text(&Data::Float(620_422_198_001_011_230.0));
+        assert!(t.starts_with("6.20422198001011") && t.ends_with("E+17"), "{t}");
+        assert!(crate::normalise::id_number(&t).is_err_and(|e| e == crate::normalise::IdHint::SavedAsNumber), "{t}");
+        assert_eq!(cell_text(&Data::Float(1234.5)), "1234.5");
+        assert_eq!(cell_text(&Data::Float(620_422.0)), "620422");
+    }
 
     fn rows_of(r: &mut TableReader) -> Vec<(u64, Vec<String>)> {
         let mut out = Vec::new();

@@ -1914,6 +1914,20 @@ async fn a_duplicate_stays_until_a_roster_holds_the_person_once() {
         let r = bureau.post_form("/web/worklist/reconcile", &[]).await;
         assert!(r.text().contains("已消除 1 条"), "{db:?}: {}", r.text());
         assert_eq!(dups(app.store.latest_run().await.unwrap().unwrap()).await, 0, "{db:?}");
+
+        // Enrolled twice in 2018: a 2019 roster holding the person once does not resolve the 2018 conflict.
+        let q = &app.people[6];
+        let ehead = "人员编号,证件号码,姓名,参保年度,参保状态,参保地区划,人员类别,标识日期,个人缴费,资助金额,资助来源\n";
+        let path = app._dir.path().join("enrol-twice.csv");
+        std::fs::write(&path, format!("{ehead}PX1,{id},测试6,2018,正常参保,{COUNTY},,2018-01-01,180,0,\nPX2,{id},测试6,2018,正常参保,{COUNTY},,2018-01-01,180,0,\n", id = q.id_no)).unwrap();
+        let rep = import_file(&app.store, RosterKind::Enrolment, &path, &ImportOptions::default(), &mut |_| {}).await.unwrap();
+        assert_eq!(rep.conflicts, 1, "{db:?}");
+        let path = app._dir.path().join("enrol-2019.csv");
+        std::fs::write(&path, format!("{ehead}PX1,{id},测试6,2019,正常参保,{COUNTY},,2019-01-01,220,0,\n", id = q.id_no)).unwrap();
+        import_file(&app.store, RosterKind::Enrolment, &path, &ImportOptions::default(), &mut |_| {}).await.unwrap();
+        let run = reconcile(&app).await;
+        let still = app.store.findings(run, None).await.unwrap().iter().any(|f| f.class == "duplicate_person" && f.id_no == q.id_no);
+        assert!(still, "{db:?}: another year's roster resolved the 2018 duplicate");
         app.stop().await;
     }
 }
@@ -1979,6 +1993,15 @@ async fn the_window_leaves_no_stray_visits_and_shows_the_years_figures_at_once()
         let v1 = between(&first, "name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"", "\"").unwrap().to_string();
         let v2 = between(&second, "name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"", "\"").unwrap().to_string();
         assert_eq!(v1, v2, "{db:?}: the open visit is taken up again");
+        assert_eq!(open().await.len(), 1, "{db:?}");
+        // A form with other flags (no referral) is not settled on the visit registered with a referral.
+        let mut unreferred = window_form(p, "", "2000.00", "0", "0");
+        unreferred.retain(|(k, _)| *k != "referral_ok");
+        let third = hosp.post_form("/web/window/presettle", &unreferred).await.text();
+        let v4 = between(&third, "name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"", "\"").unwrap().to_string();
+        assert_ne!(v4, v1, "{db:?}: a visit with other flags was taken up");
+        let form = [("mdtrt_id", v4.as_str()), ("psn_no", p.psn_no.as_str()), ("insuplc", COUNTY), ("med_type", "21")];
+        assert!(hosp.post_form("/web/window/visit-cancel", &form).await.text().contains("已撤销"), "{db:?}");
         assert_eq!(open().await.len(), 1, "{db:?}");
 
         // Settled: the year's count and the open visits are swapped in at once.

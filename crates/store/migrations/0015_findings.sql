@@ -5,6 +5,9 @@
 -- a conflict, resolves it (`resolved_import`). Before, only the latest import of the kind counted, so
 -- uploading any small roster "resolved" every duplicate nobody had fixed.
 ALTER TABLE roster_conflicts ADD COLUMN resolved_import BIGINT;
+-- An enrolment conflict is a person enrolled twice in one year: only a roster holding the person once in
+-- that year resolves it (NULL for the poverty roster's conflicts, which are not per year).
+ALTER TABLE roster_conflicts ADD COLUMN conflict_year BIGINT;
 CREATE INDEX roster_conflicts_open ON roster_conflicts (kind, id_no, resolved_import);
 
 -- The unit a finding is counted in: its village, or — for a person on no village roster (a death or

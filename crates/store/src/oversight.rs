@@ -562,7 +562,7 @@ impl Store {
             let now = now_text();
             self.rect_step(
                 id,
-                "UPDATE rectifications SET status = 'closed', reviewer = $1, closed_at = $2 WHERE id = $3 AND status = 'review'",
+                "UPDATE rectifications SET status = 'closed', reviewer = $1, closed_at = $2 WHERE id = $3 AND status = 'review' AND closed_by <> $1",
                 &[by, &now],
                 by,
                 "close",
@@ -575,7 +575,7 @@ impl Store {
             }
             self.rect_step(
                 id,
-                "UPDATE rectifications SET status = 'open', closed_by = NULL, reviewer = $1 WHERE id = $2 AND status = 'review'",
+                "UPDATE rectifications SET status = 'open', closed_by = NULL, reviewer = $1 WHERE id = $2 AND status = 'review' AND closed_by <> $1",
                 &[by],
                 by,
                 "close_return",
@@ -590,7 +590,8 @@ impl Store {
     }
 
     /// One conditional change of an item and its event, in one transaction. `sql` takes `binds` as
-    /// $1…$k and the item id as the last placeholder. Returns the rows changed (0: the state had moved on,
+    /// $1…$k and the item id as the last placeholder (a review's UPDATE also requires the requester to
+    /// differ from the reviewer, so a request made again meanwhile by the reviewer is not approved). Returns the rows changed (0: the state had moved on,
     /// nothing written).
     async fn rect_step(&self, id: i64, sql: &str, binds: &[&str], by: &str, action: &str, note: &str) -> std::result::Result<u64, CloseError> {
         let mut tx = self.begin().await.map_err(CloseError::from)?;

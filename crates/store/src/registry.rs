@@ -381,10 +381,14 @@ impl Import {
     }
 
     /// Records rows that contradict others (not applied; listed by reconciliation).
-    pub async fn add_conflicts(&mut self, kind: &str, rows: &[(String, String)]) -> Result<()> {
-        let vals: Vec<Vec<Val>> =
-            rows.iter().map(|(id_no, detail)| vec![self.id.into(), kind.into(), id_no.clone().into(), detail.clone().into()]).collect();
-        self.changes += insert_rows(&mut self.tx, "roster_conflicts", &["import_id", "kind", "id_no", "detail"], &vals).await?;
+    /// `rows`: (id_no, the year for an enrolment conflict, detail).
+    pub async fn add_conflicts(&mut self, kind: &str, rows: &[(String, Option<i64>, String)]) -> Result<()> {
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|(id_no, year, detail)| vec![self.id.into(), kind.into(), id_no.clone().into(), (*year).into(), detail.clone().into()])
+            .collect();
+        self.changes +=
+            insert_rows(&mut self.tx, "roster_conflicts", &["import_id", "kind", "id_no", "conflict_year", "detail"], &vals).await?;
         Ok(())
     }
 
@@ -396,7 +400,9 @@ impl Import {
         let n = sqlx::query(
             "UPDATE roster_conflicts SET resolved_import = $1 WHERE kind = $2 AND resolved_import IS NULL AND import_id < $1 \
              AND id_no IN (SELECT s.id_no FROM stage_persons s WHERE s.import_id = $1) \
-             AND id_no NOT IN (SELECT c.id_no FROM roster_conflicts c WHERE c.import_id = $1)",
+             AND id_no NOT IN (SELECT c.id_no FROM roster_conflicts c WHERE c.import_id = $1) \
+             AND (conflict_year IS NULL OR EXISTS (SELECT 1 FROM stage_enrolments e WHERE e.import_id = $1 \
+                  AND e.id_no = roster_conflicts.id_no AND e.year = roster_conflicts.conflict_year))",
         )
         .bind(self.id)
         .bind(kind.to_string())

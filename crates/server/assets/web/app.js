@@ -36,13 +36,20 @@
     // the same rule: some cell contains the text, ignoring case).
     var exportLink = sec.querySelector('a.btn[download]');
     var exportBase = exportLink ? exportLink.getAttribute('href') : null;
+    // A cell's text without its buttons and choices (what the server's export matches).
+    function cellText(c) {
+      var t = c.textContent;
+      Array.prototype.forEach.call(c.querySelectorAll('button, select, option'), function (b) { t = t.replace(b.textContent, ''); });
+      return t.toLowerCase();
+    }
     function cellMatch(r, q) {
-      return Array.prototype.some.call(r.cells, function (c) { return c.textContent.toLowerCase().indexOf(q) >= 0; });
+      return Array.prototype.some.call(r.cells, function (c) { return cellText(c).indexOf(q) >= 0; });
     }
     if (filter) filter.addEventListener('input', function () {
       var q = filter.value.trim().toLowerCase();
       shown = q ? rows.filter(function (r) { return cellMatch(r, q); }) : rows.slice();
-      if (exportBase && exportBase.indexOf('data:') !== 0) {
+      // Never an ID number into an address (the table shows them masked anyway).
+      if (exportBase && exportBase.indexOf('data:') !== 0 && !/\d{15}/.test(q)) {
         exportLink.setAttribute('href', q ? exportBase + '&filter=' + encodeURIComponent(filter.value.trim()) : exportBase);
       }
       page = 0; render();

@@ -402,6 +402,23 @@ pub fn esc(s: &str) -> String {
     o
 }
 
+/// Whether free text carries what may be an ID number (15 or more digits in a row): such text is refused
+/// where it would be stored or put into an address (reasons, export filters).
+pub fn contains_id_like(s: &str) -> bool {
+    let mut run = 0;
+    for c in s.chars() {
+        if c.is_ascii_digit() || ('０'..='９').contains(&c) {
+            run += 1;
+            if run >= 15 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 pub fn urlencode(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for b in s.bytes() {

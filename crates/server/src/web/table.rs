@@ -286,6 +286,9 @@ pub async fn export_for(state: &crate::AppState, u: &super::WebUser, tables: &[&
     if filter.chars().count() > 200 {
         return Err(WebError::bad("筛选条件过长（不超过 200 字）"));
     }
+    if super::contains_id_like(&filter) {
+        return Err(WebError::bad("筛选条件中请不要输入完整证件号码（表中的证件号码已脱敏）"));
+    }
     let names = state.web.region_names(&state.store).await?;
     // The region the page shows: its `region` parameter, the dashboard's /web/region/{code}, else the user's own.
     let on_path = u.path.strip_prefix("/web/region/").map(|r| r.split(['?', '/']).next().unwrap_or(""));

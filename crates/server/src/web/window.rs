@@ -400,7 +400,16 @@ async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &Set
     if let Ok(begin) = Date::parse(f.begin.trim()) {
         let open = state.store.open_visits(&inst.fixmedins_code, &f.psn_no).await.map_err(|e| WebError::from(e).message)?;
         let med_type = f.med_type.trim().parse::<i64>().unwrap_or(0);
-        if let Some((m, _, _)) = open.iter().find(|(m, _, _)| m.med_type == med_type && m.begn_date == baozhang_store::date_num(begin)) {
+        // Only a visit registered as this form would register it (same type, date, referral and
+        // major-disease flags) and without uploaded fees: another one is not silently settled with
+        // flags the clerk did not choose, and a visit with fees is taken up by choosing it.
+        let same = |m: &baozhang_store::service::Mdtrt| {
+            m.med_type == med_type
+                && m.begn_date == baozhang_store::date_num(begin)
+                && m.referral_ok == f.referral_ok.is_some()
+                && m.major_disease == f.major_disease.is_some()
+        };
+        if let Some((m, _, _)) = open.iter().find(|(m, _, n)| *n == 0 && same(m)) {
             return Ok((m.mdtrt_id.clone(), false));
         }
     }
@@ -574,6 +583,9 @@ pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): ax
     let reason = f.reason.trim();
     if reason.is_empty() {
         return fragment_error("请填写冲销原因");
+    }
+    if super::contains_id_like(reason) {
+        return fragment_error("冲销原因中请不要填写证件号码");
     }
     if reason.chars().count() > 200 {
         return fragment_error("冲销原因不超过 200 字");

@@ -416,12 +416,22 @@ impl Browser {
         );
         body.extend_from_slice(data);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let rb = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-            .body(body);
-        self.send(rb).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+        // Uploads run one at a time per process (a static permit), and the tests of one binary share a
+        // process: a 503 "正在导入" from another test's upload is retried, as a user would.
+        for attempt in 0.. {
+            let rb = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+                .body(body.clone());
+            let r = self.send(rb).await.unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            if r.status == 503 && r.text().contains("正在导入") && attempt < 100 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            return r;
+        }
+        unreachable!()
     }
 }
 
