@@ -2009,6 +2009,10 @@ async fn the_window_leaves_no_stray_visits_and_shows_the_years_figures_at_once()
         assert!(html.contains("结算成功"), "{db:?}: {html}");
         assert!(html.contains("<div id=\"acc-box\" hx-swap-oob=\"true\">") && html.contains("本年度已结算 1 次"), "{db:?}: {html}");
         assert!(html.contains("<div id=\"visits-box\" hx-swap-oob=\"true\">"), "{db:?}");
+        // The boxes' export links lead to the patient's page by key, and work.
+        let link = export_links(&html).into_iter().find(|l| l.contains("export=done")).expect("the settlements' export link");
+        assert!(link.starts_with("/web/window?p=") && !link.contains(&p.id_no), "{db:?}: {link}");
+        assert_eq!(hosp.get(&link).await.header("content-type"), XLSX, "{db:?}: {link}");
         assert!(open().await.is_empty(), "{db:?}");
 
         // A visit registered by mistake is cancelled with 撤销登记 (2404), only by its own hospital.

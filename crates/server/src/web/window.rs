@@ -272,6 +272,19 @@ async fn visits_box(state: &AppState, inst: &Institution, psn_no: &str, insuplc:
     Ok(format!("<div id=\"visits-box\">{}</div>", vt.html(path)))
 }
 
+/// The window page of the person with this 人员编号, by their opaque key (the address of the links in the
+/// boxes: export, pages). No address carries the ID number; the window refuses a 人员编号 in `q`.
+async fn window_path(state: &AppState, psn_no: &str) -> String {
+    let id_no = match state.store.person_by_psn(psn_no).await {
+        Ok(Some(p)) => p.id_no,
+        _ => return "/web/window".to_string(),
+    };
+    match state.web.pid_key(&state.store).await {
+        Ok(k) => format!("/web/window?p={}", k.encode(&id_no)),
+        Err(_) => "/web/window".to_string(),
+    }
+}
+
 /// `html` (a box whose first tag is `<div id="…">`) marked to replace the box of that id out of band.
 fn oob(html: String) -> String {
     html.replacen("\">", "\" hx-swap-oob=\"true\">", 1)
@@ -280,7 +293,7 @@ fn oob(html: String) -> String {
 /// Every box of the page an action changes — the year's count and accumulators, the open visits, the
 /// settlements — to swap in out of band next to the action's message.
 async fn refreshed(state: &AppState, inst: &Institution, psn_no: &str, insuplc: &str, on: Option<Date>) -> String {
-    let path = format!("/web/window?q={}", urlencode(psn_no));
+    let path = window_path(state, psn_no).await;
     let day = on.unwrap_or_else(crate::clock::today);
     let mut o = String::new();
     if let Ok(h) = acc_box(state, state.policies.for_area(insuplc, day), psn_no, day.year(), &path).await {
@@ -297,7 +310,7 @@ async fn refreshed(state: &AppState, inst: &Institution, psn_no: &str, insuplc: 
 /// out of band (so the list is current without reloading the page).
 async fn done_list(state: &AppState, inst: &Institution, psn_no: &str) -> Result<String, WebError> {
     let st = done_table(state, inst, psn_no).await?;
-    Ok(format!("<div id=\"done-list\">{}</div>", st.html(&format!("/web/window?q={}", urlencode(psn_no)))))
+    Ok(format!("<div id=\"done-list\">{}</div>", st.html(&window_path(state, psn_no).await)))
 }
 
 /// The hospital's settlements of the patient (人员编号: the export link names the 人员编号, never an ID number).
