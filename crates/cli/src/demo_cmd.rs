@@ -82,7 +82,9 @@ async fn demo_accounts(store: &Store) -> Result<Vec<(String, &'static str, Strin
             hosp_lv: 2,
             admdvs: DEMO_COUNTY.into(),
             secret: baozhang_server::random_hex(32),
-            disabled: false, hosp_grade: 0, primary_care: false,
+            disabled: false,
+            hosp_grade: 0,
+            primary_care: false,
         };
         store.add_institution("demo", &inst).await.map_err(err)?;
     }

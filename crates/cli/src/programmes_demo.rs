@@ -285,7 +285,9 @@ pub async fn demo_supervise(store: &Store, county: &str, year: u16) -> Result<()
                 hosp_lv: lv,
                 admdvs: county.into(),
                 secret: baozhang_server::random_hex(32),
-                disabled: true, hosp_grade: 0, primary_care: false,
+                disabled: true,
+                hosp_grade: 0,
+                primary_care: false,
             };
             store.add_institution(BY, &inst).await.map_err(e)?;
         }

@@ -371,7 +371,11 @@ pub fn institution(db: DbArgs, cmd: InstitutionCmd) -> ExitCode {
                 }
                 match store.set_institution_site(&format!("cli:{actor}"), &code, i64::from(grade.code()), primary_care).await {
                     Ok(_) => {
-                        println!("机构 {code}：医院等级 {}，{}", grade.name_zh(), if primary_care { "基层医疗机构" } else { "非基层医疗机构" });
+                        println!(
+                            "机构 {code}：医院等级 {}，{}",
+                            grade.name_zh(),
+                            if primary_care { "基层医疗机构" } else { "非基层医疗机构" }
+                        );
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

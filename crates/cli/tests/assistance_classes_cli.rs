@@ -53,11 +53,8 @@ fn classes_and_subsidies(db: &str) {
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let report: String = std::fs::read_dir(&reports)
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let report: String =
+        std::fs::read_dir(&reports).unwrap().filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok()).collect::<Vec<_>>().join("\n");
     assert!(report.contains("救助类别") && report.contains("富裕户"), "{text}\n{report}");
 
     let findings = dir.path().join("findings.csv");

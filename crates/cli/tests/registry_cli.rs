@@ -333,7 +333,8 @@ async fn demo_ledger_is_the_service_ledger(db: &str, stored: i64) {
     let policies = baozhang_server::Policies::reference();
     let facts = store.person_facts_by_psn().await.unwrap();
     let day = Date::new(2018, 12, 31).unwrap();
-    let claim = Claim { site: Default::default(),
+    let claim = Claim {
+        site: Default::default(),
         setl_date: day,
         med_type: MedType::Inpatient,
         hosp_lv: HospLevel::new(2).unwrap(),

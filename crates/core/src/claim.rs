@@ -59,8 +59,20 @@ impl MedType {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HospGrade(u8);
 
-pub const GRADE_NAMES: [&str; 12] =
-    ["未说明", "三级特等", "三级甲等", "三级乙等", "三级丙等", "二级甲等", "二级乙等", "二级丙等", "一级甲等", "一级乙等", "一级丙等", "无等级"];
+pub const GRADE_NAMES: [&str; 12] = [
+    "未说明",
+    "三级特等",
+    "三级甲等",
+    "三级乙等",
+    "三级丙等",
+    "二级甲等",
+    "二级乙等",
+    "二级丙等",
+    "一级甲等",
+    "一级乙等",
+    "一级丙等",
+    "无等级",
+];
 
 impl HospGrade {
     pub const UNKNOWN: HospGrade = HospGrade(0);
@@ -215,7 +227,9 @@ impl Filing {
             "emergency" | "急诊" | "急诊抢救" | "3" => Filing::Emergency,
             "unfiled" | "未备案" | "9" => Filing::Unfiled,
             o => {
-                return Err(format!("备案类型“{o}”无效（resident 异地长期居住、referral 转诊转院、emergency 急诊抢救、unfiled 未备案，空为无需备案）"))
+                return Err(format!(
+                    "备案类型“{o}”无效（resident 异地长期居住、referral 转诊转院、emergency 急诊抢救、unfiled 未备案，空为无需备案）"
+                ))
             }
         })
     }

@@ -8,7 +8,9 @@
 use crate::claim::{Claim, MedType};
 use crate::identity::IdentitySet;
 use crate::money::{div_round_half_away, Fen, Ratio, BP_ONE};
-use crate::policy::{Base, Branch, Caps, Combine, DeductibleRule, Fund, LayerKind, Policy, Reference, Select, ALL_FUNDS, MAX_LAYERS, MAX_TIERS};
+use crate::policy::{
+    Base, Branch, Caps, Combine, DeductibleRule, Fund, LayerKind, Policy, Reference, Select, ALL_FUNDS, MAX_LAYERS, MAX_TIERS,
+};
 
 /// What one layer has accumulated for a person in an insurance year.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -211,7 +213,14 @@ impl Settlement {
 /// V(b0) and V(b1) of a schedule, exact in fen·bp, in one pass, and the segments (first, last) whose
 /// part changes between b0 ≤ b1 (last < first when none).
 #[inline]
-fn schedule_values(segments: &[crate::policy::Segment], deductible: i64, bonus_bp: i64, minus_bp: i64, b0: i64, b1: i64) -> (i64, i64, u8, u8) {
+fn schedule_values(
+    segments: &[crate::policy::Segment],
+    deductible: i64,
+    bonus_bp: i64,
+    minus_bp: i64,
+    b0: i64,
+    b1: i64,
+) -> (i64, i64, u8, u8) {
     debug_assert!(b0 <= b1);
     let mut lo = deductible;
     let (mut v0, mut v1) = (0i64, 0i64);

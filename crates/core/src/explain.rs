@@ -343,7 +343,8 @@ segments = [{ to = 50000, ratio = "50%" }, { ratio = "60%" }]
 "#;
 
     fn claim(date: &str, compliant_fen: i64) -> Claim {
-        Claim { site: Default::default(),
+        Claim {
+            site: Default::default(),
             setl_date: Date::parse(date).unwrap(),
             med_type: MedType::Inpatient,
             hosp_lv: HospLevel::new(2).unwrap(),
@@ -387,7 +388,8 @@ mod provenance_tests {
     const HUINING: &str = "会宁县健康扶贫先锋行动实施意见（2018）";
 
     fn claim(date: &str, med_type: MedType, level: u8, compliant_fen: i64) -> Claim {
-        Claim { site: Default::default(),
+        Claim {
+            site: Default::default(),
             setl_date: Date::parse(date).unwrap(),
             med_type,
             hosp_lv: HospLevel::new(level).unwrap(),

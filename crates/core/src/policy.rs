@@ -499,7 +499,8 @@ impl Cond {
     pub fn describe(&self, tiers: &[Tier]) -> String {
         let mut parts = Vec::new();
         if self.tiers != 0 {
-            let names: Vec<&str> = tiers.iter().enumerate().filter(|(i, _)| self.tiers & (1 << i) != 0).map(|(_, t)| t.name.as_str()).collect();
+            let names: Vec<&str> =
+                tiers.iter().enumerate().filter(|(i, _)| self.tiers & (1 << i) != 0).map(|(_, t)| t.name.as_str()).collect();
             parts.push(names.join("/"));
         }
         if let Some(s) = self.identities {
@@ -684,7 +685,9 @@ pub struct Tier {
 
 impl Tier {
     fn matches(&self, level: u8, grade: HospGrade, primary: bool) -> bool {
-        self.level == level && (self.grades == 0 || self.grades & (1 << grade.code()) != 0) && self.primary_care.is_none_or(|p| p == primary)
+        self.level == level
+            && (self.grades == 0 || self.grades & (1 << grade.code()) != 0)
+            && self.primary_care.is_none_or(|p| p == primary)
     }
 }
 
@@ -994,7 +997,12 @@ impl Policy {
         if needs_income && self.income_for(claim.year()).is_none() {
             return Err(NotSettled {
                 field: "setl_date",
-                reason: format!("政策“{}”未给出 {} 年适用的上年度（{} 年）居民人均可支配收入", self.meta.name, claim.year(), claim.year() - 1),
+                reason: format!(
+                    "政策“{}”未给出 {} 年适用的上年度（{} 年）居民人均可支配收入",
+                    self.meta.name,
+                    claim.year(),
+                    claim.year() - 1
+                ),
             });
         }
         Ok(())
@@ -1018,9 +1026,7 @@ impl Policy {
     pub fn subsidy_classes(&self, year: u16) -> Vec<(String, Option<i64>)> {
         crate::identity::ALL_IDENTITIES
             .iter()
-            .filter_map(|&i| {
-                self.subsidy_for(year, IdentitySet::EMPTY.with(i)).map(|a| (i.id().to_string(), a.map(|f| f.0)))
-            })
+            .filter_map(|&i| self.subsidy_for(year, IdentitySet::EMPTY.with(i)).map(|a| (i.id().to_string(), a.map(|f| f.0))))
             .collect()
     }
 
@@ -1384,9 +1390,11 @@ impl Checker<'_> {
             for t in ts {
                 match self.tiers.iter().position(|x| &x.id == t) {
                     Some(i) => out.tiers |= 1 << i,
-                    None if self.tiers.is_empty() => {
-                        self.push(&format!("{place} → when.tier"), line, format!("档次“{t}”不存在：本政策没有定义 [[policy.tiers]]（可用 hosp_lv）"))
-                    }
+                    None if self.tiers.is_empty() => self.push(
+                        &format!("{place} → when.tier"),
+                        line,
+                        format!("档次“{t}”不存在：本政策没有定义 [[policy.tiers]]（可用 hosp_lv）"),
+                    ),
                     None => {
                         let ids: Vec<&str> = self.tiers.iter().map(|x| x.id.as_str()).collect();
                         self.push(&format!("{place} → when.tier"), line, format!("档次“{t}”不存在（可用：{}）", ids.join(", ")))
@@ -1731,7 +1739,10 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                                 let hint = if ck.tiers.is_empty() {
                                     "应为 1、2 或 3".to_string()
                                 } else {
-                                    format!("应为 1、2、3 或档次 id（{}）", ck.tiers.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", "))
+                                    format!(
+                                        "应为 1、2、3 或档次 id（{}）",
+                                        ck.tiers.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+                                    )
                                 };
                                 ck.push(&bplace, bline, format!("{name} 的键“{k}”{hint}"));
                             }
@@ -1827,7 +1838,11 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                         let set = ck.identities(&p, bline, &d.identities);
                         let n = [d.amount.is_some(), d.share_of_income.is_some(), d.factor.is_some()].iter().filter(|x| **x).count();
                         if n != 1 {
-                            ck.push(&p, bline, "amount（金额）、share_of_income（占上年度居民人均可支配收入的比例）、factor（起付线的比例）须写且只写一个");
+                            ck.push(
+                                &p,
+                                bline,
+                                "amount（金额）、share_of_income（占上年度居民人均可支配收入的比例）、factor（起付线的比例）须写且只写一个",
+                            );
                         }
                         if let Some(amount) = &d.amount {
                             // The used-when test needs the amount, known only once read: peek at it.
@@ -1846,7 +1861,8 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                             }
                         }
                         if let Some(r) = &d.share_of_income {
-                            let w = what(format!("起付线（{}，占上年度居民人均可支配收入）", set.names_zh()), ValueUse::DeductibleRule(set));
+                            let w =
+                                what(format!("起付线（{}，占上年度居民人均可支配收入）", set.names_zh()), ValueUse::DeductibleRule(set));
                             if let Some(x) = ck.ratio(&format!("{p} → share_of_income"), bline, r, w) {
                                 deductible_rules.push((set, DeductibleRule::ShareOfIncome(x)));
                             }
@@ -1884,7 +1900,12 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                                 &r.lower_each_by,
                                 what("年内每多一次住院起付线降低额", ValueUse::RepeatStay),
                             ),
-                            floor: ck.opt_money(&format!("{p} → floor"), bline, &r.floor, what("再次住院起付线最低额", ValueUse::RepeatStay)),
+                            floor: ck.opt_money(
+                                &format!("{p} → floor"),
+                                bline,
+                                &r.floor,
+                                what("再次住院起付线最低额", ValueUse::RepeatStay),
+                            ),
                             by_order: r
                                 .by_order
                                 .iter()
@@ -1903,7 +1924,11 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                             ck.push(&format!("{bplace} → repeat_stay"), bline, "floor 只与 lower_each_by 一起使用");
                         }
                         if r.by_order.len() == 1 {
-                            ck.push(&format!("{bplace} → repeat_stay"), bline, "by_order 至少写两项（第 1 次、第 2 次 … 住院的起付线比例）");
+                            ck.push(
+                                &format!("{bplace} → repeat_stay"),
+                                bline,
+                                "by_order 至少写两项（第 1 次、第 2 次 … 住院的起付线比例）",
+                            );
                         }
                     }
                     let mut bonus = Vec::new();
@@ -1923,7 +1948,17 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                     }
                     let caps = ck.caps(&bplace, bline, &b.per_claim_cap, &b.outpatient_cap, &b.annual_cap);
                     ck.ctx.branch = None;
-                    branches.push(Branch { name: bname, when: bwhen, levels, deductible_for, repeat, bonus, caps, deductible_rules, uncapped });
+                    branches.push(Branch {
+                        name: bname,
+                        when: bwhen,
+                        levels,
+                        deductible_for,
+                        repeat,
+                        bonus,
+                        caps,
+                        deductible_rules,
+                        uncapped,
+                    });
                 }
                 LayerKind::Ratio { base: b.unwrap_or(Base::Compliant), annual, select, branches }
             }
@@ -2008,7 +2043,9 @@ pub fn parse_policy(src: &str) -> Result<Policy, PolicyErrors> {
                 None => Ratio::ONE,
             };
             let minus = match &a.minus_points {
-                Some(r) => ck.ratio(&format!("{p} → minus_points"), line, r, what(format!("{name}：比例降低"), used)).unwrap_or(Ratio::ZERO),
+                Some(r) => {
+                    ck.ratio(&format!("{p} → minus_points"), line, r, what(format!("{name}：比例降低"), used)).unwrap_or(Ratio::ZERO)
+                }
                 None => Ratio::ZERO,
             };
             if a.factor.is_none() && a.minus_points.is_none() {
@@ -2131,11 +2168,7 @@ fn compile_tiers(ck: &mut Checker, raw: &[RawTier]) -> [[[u8; 2]; 12]; 3] {
         }
     }
     if !missing.is_empty() {
-        ck.push(
-            "policy.tiers",
-            None,
-            format!("这些医院不属于任何档次（请加一个不限 grades 的档次兜底）：{}", missing.join("、")),
-        );
+        ck.push("policy.tiers", None, format!("这些医院不属于任何档次（请加一个不限 grades 的档次兜底）：{}", missing.join("、")));
     }
     table
 }

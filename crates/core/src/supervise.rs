@@ -405,7 +405,8 @@ pub fn probe_policy(policy: &crate::Policy, date: Date) -> PolicyProbe {
     let ids = IdentitySet::default().with(Identity::RegisteredPoor);
     let run = |total: i64, level: u8| {
         let Ok(bill) = Bill::new(Fen(total), Fen(0), Fen(0), Fen(0), Fen(total)) else { return None };
-        let claim = Claim { site: Default::default(),
+        let claim = Claim {
+            site: Default::default(),
             setl_date: date,
             med_type: MedType::Inpatient,
             hosp_lv: HospLevel::new(level)?,

@@ -32,38 +32,58 @@ fn claim_strategy() -> impl Strategy<Value = Case> {
         (0u16..2, 1u8..=12, 1u8..=28),
         (0u8..3, 0u8..12, any::<bool>(), 0u8..4, 0u8..5),
     )
-        .prop_map(|(person, bits, inpatient, lv, (in_county, referral_ok, major), total, (pct_out, a, b), (yoff, m, d), (kind, grade, primary, place, filing))| {
-            let out = total * i64::from(pct_out) / 400; // up to 25 % out of scope
-            let ful = out * i64::from(a) / 100;
-            let over = (out - ful) * i64::from(b) / 100;
-            let pre = out - ful - over;
-            let bill = Bill::new(Fen(total), Fen(ful), Fen(over), Fen(pre), Fen(total - out)).expect("adds up");
-            Case {
+        .prop_map(
+            |(
                 person,
-                ids: IdentitySet::from_bits(bits.wrapping_mul(7) & 0x3ff),
-                claim: Claim {
-                    // A grade of the claim's level (or none), a place that agrees with the county flag, and a
-                    // filing only outside the county — what `claim::check_site` accepts.
-                    site: Site {
-                        grade: HospGrade::new(grade).filter(|g| g.level().is_none_or(|l| l.get() == lv)).unwrap_or_default(),
-                        primary_care: primary && lv == 1,
-                        place: if in_county { [Place::Unspecified, Place::County][usize::from(place % 2)] } else { [Place::Unspecified, Place::Prefecture, Place::Province, Place::OutOfProvince][usize::from(place)] },
-                        filing: if in_county { Filing::None } else { [Filing::None, Filing::Resident, Filing::Referral, Filing::Emergency, Filing::Unfiled][usize::from(filing)] },
+                bits,
+                inpatient,
+                lv,
+                (in_county, referral_ok, major),
+                total,
+                (pct_out, a, b),
+                (yoff, m, d),
+                (kind, grade, primary, place, filing),
+            )| {
+                let out = total * i64::from(pct_out) / 400; // up to 25 % out of scope
+                let ful = out * i64::from(a) / 100;
+                let over = (out - ful) * i64::from(b) / 100;
+                let pre = out - ful - over;
+                let bill = Bill::new(Fen(total), Fen(ful), Fen(over), Fen(pre), Fen(total - out)).expect("adds up");
+                Case {
+                    person,
+                    ids: IdentitySet::from_bits(bits.wrapping_mul(7) & 0x3ff),
+                    claim: Claim {
+                        // A grade of the claim's level (or none), a place that agrees with the county flag, and a
+                        // filing only outside the county — what `claim::check_site` accepts.
+                        site: Site {
+                            grade: HospGrade::new(grade).filter(|g| g.level().is_none_or(|l| l.get() == lv)).unwrap_or_default(),
+                            primary_care: primary && lv == 1,
+                            place: if in_county {
+                                [Place::Unspecified, Place::County][usize::from(place % 2)]
+                            } else {
+                                [Place::Unspecified, Place::Prefecture, Place::Province, Place::OutOfProvince][usize::from(place)]
+                            },
+                            filing: if in_county {
+                                Filing::None
+                            } else {
+                                [Filing::None, Filing::Resident, Filing::Referral, Filing::Emergency, Filing::Unfiled][usize::from(filing)]
+                            },
+                        },
+                        setl_date: Date::new(2020 + yoff, m, d).expect("date"),
+                        med_type: match (inpatient, kind) {
+                            (true, _) => MedType::Inpatient,
+                            (false, 0) => MedType::GeneralOutpatient,
+                            _ => MedType::OutpatientChronic,
+                        },
+                        hosp_lv: HospLevel::new(lv).expect("level"),
+                        in_county,
+                        referral_ok,
+                        major_disease: major,
+                        bill,
                     },
-                    setl_date: Date::new(2020 + yoff, m, d).expect("date"),
-                    med_type: match (inpatient, kind) {
-                        (true, _) => MedType::Inpatient,
-                        (false, 0) => MedType::GeneralOutpatient,
-                        _ => MedType::OutpatientChronic,
-                    },
-                    hosp_lv: HospLevel::new(lv).expect("level"),
-                    in_county,
-                    referral_ok,
-                    major_disease: major,
-                    bill,
-                },
-            }
-        })
+                }
+            },
+        )
 }
 
 /// The cases as claims of the policy's own years (the strategy draws 2020–2021; a 2024 policy gets
@@ -257,7 +277,8 @@ proptest! {
 fn reversing_under_another_policy_is_refused() {
     let ps = policies();
     let bill = Bill::new(Fen::yuan(1000), Fen::ZERO, Fen::ZERO, Fen::ZERO, Fen::yuan(1000)).expect("bill");
-    let claim = Claim { site: Default::default(),
+    let claim = Claim {
+        site: Default::default(),
         setl_date: Date::new(2020, 5, 1).expect("d"),
         med_type: MedType::Inpatient,
         hosp_lv: HospLevel::new(2).expect("l"),

@@ -35,7 +35,8 @@ pub const CLAIM_COLUMNS: [&str; 19] = [
 /// as no diagnosis; `hosp_grade` (national 医院等级 01–11), `primary_care` (0/1), `place` (county,
 /// prefecture, province, out_of_province) and `filing` (resident, referral, emergency, unfiled) as not
 /// said. Every other column of [`CLAIM_COLUMNS`] is required.
-pub const OPTIONAL_CLAIM_COLUMNS: [&str; 7] = ["referral_ok", "major_disease", "dise_codg", "hosp_grade", "primary_care", "place", "filing"];
+pub const OPTIONAL_CLAIM_COLUMNS: [&str; 7] =
+    ["referral_ok", "major_disease", "dise_codg", "hosp_grade", "primary_care", "place", "filing"];
 const C_CLAIM_ID: usize = 0;
 const C_PSN_NO: usize = 1;
 const C_IDENTITIES: usize = 2;
@@ -313,7 +314,8 @@ mod tests {
     #[test]
     fn grade_place_and_filing_are_read_and_checked() {
         let header = "claim_id,psn_no,identities,setl_date,hosp_lv,in_county,med_type,medfee_sumamt,fulamt_ownpay_amt,overlmt_selfpay,preselfpay_amt,inscp_scp_amt,hosp_grade,primary_care,place,filing\n";
-        let data = format!("{header}C1,P1,,2025-05-01,3,0,21,1000,0,0,0,1000,02,0,省外,未备案\nC2,P1,,2025-05-01,1,1,11,100,0,0,0,100,,1,,\n");
+        let data =
+            format!("{header}C1,P1,,2025-05-01,3,0,21,1000,0,0,0,1000,02,0,省外,未备案\nC2,P1,,2025-05-01,1,1,11,100,0,0,0,100,,1,,\n");
         let mut r = ClaimReader::new(data.as_bytes()).unwrap();
         let mut row = ClaimRow::default();
         assert!(r.next_row(&mut row).unwrap());
@@ -323,7 +325,11 @@ mod tests {
         let c = row.claim.unwrap();
         assert_eq!((c.med_type, c.site.primary_care, c.place()), (MedType::GeneralOutpatient, true, Place::County));
         // A grade of another level, a place that contradicts in_county, a filing inside the county.
-        for (bad, field) in [("3,0,21,1000,0,0,0,1000,05,0,,", "hosp_grade"), ("3,1,21,1000,0,0,0,1000,,0,省外,", "place"), ("1,1,21,1000,0,0,0,1000,,0,,未备案", "filing")] {
+        for (bad, field) in [
+            ("3,0,21,1000,0,0,0,1000,05,0,,", "hosp_grade"),
+            ("3,1,21,1000,0,0,0,1000,,0,省外,", "place"),
+            ("1,1,21,1000,0,0,0,1000,,0,,未备案", "filing"),
+        ] {
             let data = format!("{header}C1,P1,,2025-05-01,{bad}\n");
             let e = ClaimReader::new(data.as_bytes()).unwrap().next_row(&mut row).unwrap_err();
             assert_eq!(e.field, field, "{bad}: {e}");

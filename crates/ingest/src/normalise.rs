@@ -162,7 +162,10 @@ pub fn date(raw: &str) -> Option<(Date, Option<String>)> {
     }
     // 1980/1/10, 1980.1.10, 1980-1-10, 1980年1月10日
     let parts: Vec<&str> = t.trim_end_matches('日').split(['/', '.', '-', '年', '月']).collect();
-    if parts.len() == 3 && parts[0].len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() == 3
+        && parts[0].len() == 4
+        && parts.iter().all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         let (y, m, d) = (parts[0].parse().ok()?, parts[1].parse().ok()?, parts[2].parse().ok()?);
         return Date::new(y, m, d).and_then(note);
     }

@@ -478,7 +478,10 @@ pub(crate) fn row_problems(kind: RosterKind, row: &Row, regions: &HashSet<String
             if list.contains(&v) {
                 Ok(())
             } else {
-                Err((col.to_string(), format!("“{v}”无效（{}）", list.iter().filter(|x| !x.is_empty()).copied().collect::<Vec<_>>().join("、"))))
+                Err((
+                    col.to_string(),
+                    format!("“{v}”无效（{}）", list.iter().filter(|x| !x.is_empty()).copied().collect::<Vec<_>>().join("、")),
+                ))
             }
         };
         let check: Result<(), Reject> = match col {
@@ -665,7 +668,8 @@ async fn read_rows(
         }
         let row = Row::new(&cells, reader);
         if is_example_row(kind, &row) {
-            rejections.push(Rejection { row: rowno, field: "证件号码".into(), reason: EXAMPLE_ROW_REASON.into(), cells: cells.clone() });
+            rejections
+                .push(Rejection { row: rowno, field: "证件号码".into(), reason: EXAMPLE_ROW_REASON.into(), cells: cells.clone() });
             continue;
         }
         let mark = batch.mark();

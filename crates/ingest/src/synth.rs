@@ -84,7 +84,8 @@ pub fn synth_claim(rng: &mut Rng, year: u16) -> Claim {
     let day = 1 + rng.below(365) as i32;
     let date = Date::new(year, 1, 1).expect("date").add_days(day - 1);
     let date = if date.year() != year { Date::new(year, 12, 31).expect("date") } else { date };
-    Claim { site: Default::default(),
+    Claim {
+        site: Default::default(),
         setl_date: date,
         med_type: if inpatient { MedType::Inpatient } else { MedType::OutpatientChronic },
         hosp_lv: HospLevel::new(level).expect("level"),

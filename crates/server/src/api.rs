@@ -565,7 +565,9 @@ pub async fn register_institution(
         hosp_lv,
         admdvs: admdvs.into(),
         secret: secret.clone(),
-        disabled: false, hosp_grade: 0, primary_care: false,
+        disabled: false,
+        hosp_grade: 0,
+        primary_care: false,
     };
     state_store.add_institution(actor, &i).await.map_err(|e| e.to_string())?;
     Ok(secret)

@@ -80,7 +80,8 @@ async fn fifty_settlements_of_one_person(app: &App, clients: &[NatClient]) {
         }
         let (k, resp) = &responses[&s.mdtrt_id];
         let b = bill(*k);
-        let claim = Claim { site: Default::default(),
+        let claim = Claim {
+            site: Default::default(),
             setl_date: Date::new(2018, 6, 1).unwrap(),
             med_type: MedType::Inpatient,
             hosp_lv: HospLevel::new(2).unwrap(),

@@ -30,7 +30,8 @@ async fn a_referral_filing_decides_how_care_outside_the_province_is_settled() {
         assert_eq!(rep.rows_rejected, 0, "{db:?}");
 
         // The Kunming hospital: level 3, registered as 三级甲等.
-        let secret = baozhang_server::api::register_institution(&app.store, "test", "H53010200001", "昆明测试医院", 3, "530102").await.unwrap();
+        let secret =
+            baozhang_server::api::register_institution(&app.store, "test", "H53010200001", "昆明测试医院", 3, "530102").await.unwrap();
         assert!(app.store.set_institution_site("test", "H53010200001", 2, false).await.unwrap());
         let mut km = NatClient::new(&app.base, "H53010200001", &secret);
         km.sign_in().await.unwrap();

@@ -49,7 +49,8 @@ async fn stay(h: &NatClient, p: &SeedPerson, date: &str, total: i64) -> (String,
 fn claim_of(s: &StoredSettlement) -> Claim {
     let flags = s.claim_flags.expect("settlements record their conditions");
     let d = baozhang_store::num_date(s.setl_date).unwrap();
-    Claim { site: Default::default(),
+    Claim {
+        site: Default::default(),
         setl_date: d,
         med_type: MedType::from_code(s.med_type as u16).unwrap(),
         hosp_lv: HospLevel::new(s.hosp_lv as u8).unwrap(),

@@ -769,7 +769,8 @@ async fn the_window_presettles_settles_once_prints_and_cancels() {
         assert_eq!(hosp.get("/web/slip/NOSUCHSETTLEMENT").await.status, 404, "{db:?}");
 
         // Cancelling: not by another hospital; by the owner, reversing it.
-        let mut cancel = vec![("setl_id", setl_id.as_str()), ("mdtrt_id", mdtrt.as_str()), ("psn_no", p.psn_no.as_str()), ("insuplc", COUNTY)];
+        let mut cancel =
+            vec![("setl_id", setl_id.as_str()), ("mdtrt_id", mdtrt.as_str()), ("psn_no", p.psn_no.as_str()), ("insuplc", COUNTY)];
         let r = hosp.post_form("/web/window/cancel", &cancel).await;
         assert!(r.text().contains("请填写冲销原因"), "{db:?}: a cancellation needs its reason: {}", r.text());
         assert!(app.store.settlement(&setl_id).await.unwrap().unwrap().cancelled_by.is_none(), "{db:?}");
@@ -1885,7 +1886,11 @@ async fn a_duplicate_stays_until_a_roster_holds_the_person_once() {
         let dup = IdCardNo::synthesize(COUNTY, Date::new(1985, 2, 2).unwrap(), 311, Sex::Female).as_str().to_string();
         let head = "户编号,姓名,证件号码,性别,与户主关系,行政区划代码,贫困状态,识别年度\n";
         let path = app._dir.path().join("poverty-dup.csv");
-        std::fs::write(&path, format!("{head}HD00000001,重复甲,{dup},女,户主,{a},未脱贫,2017\nHD00000002,重复甲,{dup},女,户主,{b},未脱贫,2017\n")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{head}HD00000001,重复甲,{dup},女,户主,{a},未脱贫,2017\nHD00000002,重复甲,{dup},女,户主,{b},未脱贫,2017\n"),
+        )
+        .unwrap();
         let rep = import_file(&app.store, RosterKind::Poverty, &path, &ImportOptions::default(), &mut |_| {}).await.unwrap();
         assert_eq!(rep.conflicts, 1, "{db:?}");
         let dups = |run: i64| {
@@ -1947,7 +1952,8 @@ async fn every_finding_the_dashboard_counts_is_in_the_worklist() {
 
         let bureau = Browser::login(&app.base, "bureau1").await;
         let html = bureau.page(&format!("/web/region/{COUNTY}?year=2018")).await.text();
-        let on_dashboard: i64 = card(&html, "参保比对问题").trim_end_matches(|c: char| !c.is_ascii_digit()).replace(',', "").parse().unwrap();
+        let on_dashboard: i64 =
+            card(&html, "参保比对问题").trim_end_matches(|c: char| !c.is_ascii_digit()).replace(',', "").parse().unwrap();
         assert!(html.contains("村不详"), "{db:?}: the townships table has a row for people whose village is unknown: {html}");
         let wl = bureau.page(&format!("/web/worklist?region={COUNTY}")).await.text();
         let listed: i64 = between(&wl, "<table id=\"worklist\">", "</table>").unwrap().matches("<tr>").count() as i64 - 1;
@@ -1960,7 +1966,8 @@ async fn every_finding_the_dashboard_counts_is_in_the_worklist() {
         // The finding is reachable: it can be marked and sent to the ledger by the county; a cadre does not see it.
         let cadre = Browser::login(&app.base, "cadre_a").await;
         assert!(!cadre.page("/web/worklist").await.text().contains("村不详"), "{db:?}");
-        let item = app.store.findings_with_marks(run, Some(COUNTY)).await.unwrap().into_iter().find(|i| i.finding.id_no == q.id_no).unwrap();
+        let item =
+            app.store.findings_with_marks(run, Some(COUNTY)).await.unwrap().into_iter().find(|i| i.finding.id_no == q.id_no).unwrap();
         let r = bureau.post_form(&format!("/web/rectify/from-finding/{}", item.finding_id), &[]).await;
         assert_eq!(r.status, 303, "{db:?}: {}", r.text());
         app.stop().await;
@@ -2089,11 +2096,13 @@ async fn a_hand_typed_roster_is_put_right_where_unambiguous_and_says_so() {
         assert!(html.contains("共 5 行，接受 <strong>4</strong> 行，拒绝 <strong>1</strong> 行"), "{db:?}: {html}");
         assert!(html.contains("保存成了数字") && html.contains("文本"), "{db:?}: the clerk is told what happened: {html}");
         assert!(html.contains("自动规范的行（4 行）"), "{db:?}: {html}");
-        for note in ["不可见字符", "全角字符已转为半角", "15 位旧证件号码", "按 2018-01-01 读取", "空格已删除"] {
+        for note in ["不可见字符", "全角字符已转为半角", "15 位旧证件号码", "按 2018-01-01 读取", "空格已删除"]
+        {
             assert!(html.contains(note), "{db:?}: {note}: {html}");
         }
         for (who, name) in [(&zw, "测一"), (&wide, "测二"), (&old, "测三"), (&spaced, "测辛")] {
-            let p = app.store.person(who).await.unwrap().unwrap_or_else(|| panic!("{db:?}: {name} was not imported under the 18-digit number"));
+            let p =
+                app.store.person(who).await.unwrap().unwrap_or_else(|| panic!("{db:?}: {name} was not imported under the 18-digit number"));
             assert_eq!(p.name, name, "{db:?}");
             let periods = app.store.identity_periods(who).await.unwrap();
             assert!(periods.iter().any(|x| x.identity == "dibao" && x.start_date == 20180101), "{db:?}: {name}: {periods:?}");

@@ -701,11 +701,13 @@ impl Store {
     pub async fn mark_finding_done(&self, finding_id: i64, actor: &str, note: Option<&str>) -> std::result::Result<Mark, MarkError> {
         let mut tx = self.begin_write().await?;
         // A mark is kept in the finding's unit (its village, or the county for 村不详), where its scope is checked.
-        let row = sqlx::query("SELECT run_id, class, id_no, COALESCE(village_code, unit_code), household_no FROM reconcile_findings WHERE id = $1")
-            .bind(finding_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(MarkError::UnknownFinding(finding_id))?;
+        let row = sqlx::query(
+            "SELECT run_id, class, id_no, COALESCE(village_code, unit_code), household_no FROM reconcile_findings WHERE id = $1",
+        )
+        .bind(finding_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(MarkError::UnknownFinding(finding_id))?;
         let (run, class, id_no) = (get_i64(&row, 0)?, get_text(&row, 1)?, get_text(&row, 2)?);
         let (village_code, household_no) = (get_opt_text(&row, 3)?, get_opt_text(&row, 4)?);
         let latest = sqlx::query("SELECT MAX(id) FROM reconcile_runs WHERE finished_at IS NOT NULL")

@@ -593,7 +593,15 @@ impl Store {
     /// $1…$k and the item id as the last placeholder (a review's UPDATE also requires the requester to
     /// differ from the reviewer, so a request made again meanwhile by the reviewer is not approved). Returns the rows changed (0: the state had moved on,
     /// nothing written).
-    async fn rect_step(&self, id: i64, sql: &str, binds: &[&str], by: &str, action: &str, note: &str) -> std::result::Result<u64, CloseError> {
+    async fn rect_step(
+        &self,
+        id: i64,
+        sql: &str,
+        binds: &[&str],
+        by: &str,
+        action: &str,
+        note: &str,
+    ) -> std::result::Result<u64, CloseError> {
         let mut tx = self.begin().await.map_err(CloseError::from)?;
         let mut q = sqlx::query(sql);
         for b in binds {
@@ -619,10 +627,12 @@ impl Store {
 
     /// A reconciliation finding as a ledger item's raw material: (class, id_no, village_code, household_no, detail).
     pub async fn reconcile_finding(&self, id: i64) -> Result<Option<(String, String, String, String, String)>> {
-        let r = sqlx::query("SELECT class, id_no, COALESCE(village_code, unit_code), household_no, detail FROM reconcile_findings WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let r = sqlx::query(
+            "SELECT class, id_no, COALESCE(village_code, unit_code), household_no, detail FROM reconcile_findings WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         r.map(|r| {
             Ok((
                 get_text(&r, 0)?,

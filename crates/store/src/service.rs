@@ -510,17 +510,17 @@ impl Store {
             "INSERT INTO institutions (fixmedins_code, name, hosp_lv, admdvs, secret, created_at, disabled, hosp_grade, primary_care) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-            .bind(i.fixmedins_code.clone())
-            .bind(i.name.clone())
-            .bind(i.hosp_lv)
-            .bind(i.admdvs.clone())
-            .bind(i.secret.clone())
-            .bind(now_text())
-            .bind(i64::from(i.disabled))
-            .bind(i.hosp_grade)
-            .bind(i64::from(i.primary_care))
-            .execute(&mut *tx)
-            .await?;
+        .bind(i.fixmedins_code.clone())
+        .bind(i.name.clone())
+        .bind(i.hosp_lv)
+        .bind(i.admdvs.clone())
+        .bind(i.secret.clone())
+        .bind(now_text())
+        .bind(i64::from(i.disabled))
+        .bind(i.hosp_grade)
+        .bind(i64::from(i.primary_care))
+        .execute(&mut *tx)
+        .await?;
         let after = format!("{{\"name\":{:?},\"hosp_lv\":{},\"admdvs\":{:?}}}", i.name, i.hosp_lv, i.admdvs);
         audit_change(&mut tx, actor, "institution.add", &i.fixmedins_code, None, Some(&after)).await?;
         tx.commit().await?;

@@ -284,7 +284,8 @@ mod ledger_batch {
 
     fn claim(day: &str, yuan: i64) -> Claim {
         let total = Fen::yuan(yuan);
-        Claim { site: Default::default(),
+        Claim {
+            site: Default::default(),
             setl_date: Date::parse(day).unwrap(),
             med_type: MedType::Inpatient,
             hosp_lv: HospLevel::new(2).unwrap(),

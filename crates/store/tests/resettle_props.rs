@@ -29,7 +29,8 @@ fn claim_strategy() -> impl Strategy<Value = Claim> {
             let out = total * i64::from(pct_out) / 400;
             let ful = out * i64::from(a) / 100;
             let bill = Bill::new(Fen(total), Fen(ful), Fen(out - ful), Fen(0), Fen(total - out)).expect("adds up");
-            Claim { site: Default::default(),
+            Claim {
+                site: Default::default(),
                 setl_date: Date::new(2020, m, d).expect("date"),
                 med_type: if inpatient { MedType::Inpatient } else { MedType::OutpatientChronic },
                 hosp_lv: HospLevel::new(lv).expect("level"),

@@ -59,7 +59,12 @@ pub fn parse_filing(env: &Envelope) -> NResult<FilingReq> {
     if mdtrtarea_admdvs.len() != 6 || !mdtrtarea_admdvs.bytes().all(|b| b.is_ascii_digit()) {
         return Err(refused(format!("字段 {at}.mdtrtarea_admdvs 应为 6 位就医地区划代码")));
     }
-    let refl_type = bounded(code_field(o, "refl_type", &at)?.filter(|s| !s.is_empty()).ok_or_else(|| refused(format!("缺少字段 {at}.refl_type")))?, 6, "refl_type", &at)?;
+    let refl_type = bounded(
+        code_field(o, "refl_type", &at)?.filter(|s| !s.is_empty()).ok_or_else(|| refused(format!("缺少字段 {at}.refl_type")))?,
+        6,
+        "refl_type",
+        &at,
+    )?;
     let diag_code = bounded(req_str(o, "diag_code", &at)?, 20, "diag_code", &at)?;
     let refl_date = date_field(o, "refl_date", &at)?.ok_or_else(|| refused(format!("缺少字段 {at}.refl_date")))?;
     let begndate = date_field(o, "begndate", &at)?.unwrap_or(refl_date);
@@ -113,7 +118,10 @@ pub async fn prepare(state: &AppState, env: &Envelope, r: FilingReq) -> NResult<
         None => {}
     }
     let masked = baozhang_ingest::worklist::mask_id(&person.id_no);
-    state.store.log_access(&env.fixmedins_code, "hospital", "national.2501", &masked, &format!("转院备案至 {}", r.reflin_medins_no)).await?;
+    state
+        .store
+        .log_access(&env.fixmedins_code, "hospital", "national.2501", &masked, &format!("转院备案至 {}", r.reflin_medins_no))
+        .await?;
     Ok(FilingOp::Add(ReferralFiling {
         // "RF" + 24 hex of the institution and its msgid: unique per message, 26 characters (the field is 30).
         trt_dcla_detl_sn: format!("RF{}", &crate::sha256_hex(format!("{}:{}", env.fixmedins_code, env.msgid).as_bytes())[..24]),

@@ -3,8 +3,8 @@
 //! what is applied afterwards never looks at the JSON again.
 
 use super::envelope::{input_obj, str_field, Envelope, Infno, NResult};
-use super::filing::{self, FilingCancel, FilingReq};
 use super::fees::{self, CatalogueQuery, ChronicDrugQuery, FeeCancel, FeeUpload};
+use super::filing::{self, FilingCancel, FilingReq};
 use super::person::{self, InstitutionQuery, PersonQuery};
 use super::reversal::{self, Reversal};
 use super::settle::{self, SettleRef, SettleReq};

@@ -2,9 +2,9 @@
 //! and the settlement query (5203). A settlement is prepared outside the writer (the visit, the person's
 //! identities on the day, the policy in force) and computed inside it against the locked accumulators.
 
+use baozhang_core::claim::{Filing, HospGrade, Place, Site};
 use baozhang_core::engine::{reverse, settle, within_bounds, Settlement};
 use baozhang_core::policy::Policy;
-use baozhang_core::claim::{Filing, HospGrade, Place, Site};
 use baozhang_core::{Bill, Claim, Date, Fen, HospLevel, Identity, IdentitySet, MedType};
 use baozhang_ingest::output::{explanation_json, setldetail_json, setlinfo_json, SetlAmounts};
 use baozhang_ingest::worklist::mask_id;
@@ -234,7 +234,9 @@ fn claim_for(p: &PreparedSettle, bill: Bill) -> NResult<Claim> {
     let hosp_lv = HospLevel::new(p.institution.hosp_lv as u8).ok_or_else(|| refused("本机构的医院等级未正确登记，请联系医保局"))?;
     // The institution's registered grade and primary care; the place and filing found when prepared.
     let site = Site {
-        grade: HospGrade::new(p.institution.hosp_grade.clamp(0, 11) as u8).filter(|g| g.level().is_none_or(|l| l == hosp_lv)).unwrap_or_default(),
+        grade: HospGrade::new(p.institution.hosp_grade.clamp(0, 11) as u8)
+            .filter(|g| g.level().is_none_or(|l| l == hosp_lv))
+            .unwrap_or_default(),
         primary_care: p.institution.primary_care && hosp_lv.get() == 1,
         place: p.place,
         filing: p.filing,

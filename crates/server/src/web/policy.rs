@@ -245,7 +245,8 @@ fn calc(state: &AppState, f: &CalcForm) -> Result<String, String> {
         return Err(format!("结算日期 {setl_date} 不在该政策的施行期内"));
     }
     let bill = parse_bill(&f.total, &f.fulamt, &f.overlmt, &f.preselfpay)?;
-    let claim = Claim { site: Default::default(),
+    let claim = Claim {
+        site: Default::default(),
         setl_date,
         med_type,
         hosp_lv,

@@ -299,7 +299,12 @@ pub async fn export_for(state: &crate::AppState, u: &super::WebUser, tables: &[&
     };
     let place = names.get(region).cloned().unwrap_or_default();
     let subject = if filter.is_empty() { t.title.clone() } else { format!("{}（筛选“{}”）", t.title, q.filter.trim()) };
-    let name = [place, subject, crate::clock::today().to_string()].iter().map(|p| file_part(p)).filter(|p| !p.is_empty()).collect::<Vec<_>>().join("_");
+    let name = [place, subject, crate::clock::today().to_string()]
+        .iter()
+        .map(|p| file_part(p))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
     let shown;
     let table = if filter.is_empty() {
         *t

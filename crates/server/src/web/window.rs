@@ -215,9 +215,16 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
 
 /// The person's accumulators of `year`: settlements counted and each layer's running figures, in a box
 /// that a settlement or a cancellation replaces out of band.
-async fn acc_box(state: &AppState, policy: Option<&baozhang_core::Policy>, psn_no: &str, year: u16, path: &str) -> Result<String, WebError> {
+async fn acc_box(
+    state: &AppState,
+    policy: Option<&baozhang_core::Policy>,
+    psn_no: &str,
+    year: u16,
+    path: &str,
+) -> Result<String, WebError> {
     let acc = read_accumulators(&state.store, psn_no, year).await?;
-    let mut t = Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
+    let mut t =
+        Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
     t.empty = "本年度尚无结算";
     if let Some(p) = policy {
         for (i, l) in p.layers.iter().enumerate() {
@@ -256,7 +263,8 @@ async fn visits_box(state: &AppState, inst: &Institution, psn_no: &str, insuplc:
             baozhang_core::Fen(sums[1]),
             baozhang_core::Fen(sums[2]),
             baozhang_core::Fen(sums[3]),
-            esc(&serde_json::json!({"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "insuplc": insuplc, "med_type": m.med_type.to_string()}).to_string()),
+            esc(&serde_json::json!({"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "insuplc": insuplc, "med_type": m.med_type.to_string()})
+                .to_string()),
             esc(&m.mdtrt_id)
         );
         vt.rows.push(vec![
@@ -455,7 +463,15 @@ async fn ensure_visit(state: &AppState, inst: &Institution, u: &WebUser, f: &Set
 }
 
 /// Cancels a visit's registration (2404 inpatient / 2202 outpatient) through the national path.
-async fn cancel_visit(state: &AppState, inst: &Institution, u: &WebUser, mdtrt_id: &str, psn_no: &str, med_type: &str, insuplc: &str) -> Result<(), String> {
+async fn cancel_visit(
+    state: &AppState,
+    inst: &Institution,
+    u: &WebUser,
+    mdtrt_id: &str,
+    psn_no: &str,
+    med_type: &str,
+    insuplc: &str,
+) -> Result<(), String> {
     let infno = if med_type == "21" { national::Infno::AdmissionCancel } else { national::Infno::OutpatientRegisterCancel };
     let input = serde_json::json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": psn_no}});
     national::internal(state, inst, infno, &u.p.username, insuplc, obj(input)).await.map(|_| ()).map_err(|e| e.to_string())

@@ -260,10 +260,8 @@ pub async fn reconcile_now(State(state): State<AppState>, u: WebUser) -> WebResu
     // The subsidies per class are the policy's of the user's region for the year of the date.
     let day = as_of.unwrap_or_else(crate::clock::today);
     let subsidy_by_class = state.policies.for_area(own, day).map(|p| p.subsidy_classes(day.year())).unwrap_or_default();
-    let summary = state
-        .store
-        .reconcile(&ReconcileParams { as_of, new_window_days: 90, subsidy_standard_fen: None, subsidy_by_class })
-        .await?;
+    let summary =
+        state.store.reconcile(&ReconcileParams { as_of, new_window_days: 90, subsidy_standard_fen: None, subsidy_by_class }).await?;
     state.store.audit(&u.p.username, "web.reconcile", &format!("run {}", summary.run_id)).await?;
     state.web.dashboard.invalidate();
     let mut page = Page::new("比对完成");
