@@ -7,6 +7,7 @@ use rust_xlsxwriter::{Format, Workbook};
 
 use super::{esc, pct, urlencode, yuan, WebError};
 
+#[derive(Clone)]
 pub enum Cell {
     Text(String),
     /// Text linking to a page.
@@ -313,7 +314,7 @@ pub async fn export_for(state: &crate::AppState, u: &super::WebUser, tables: &[&
             id: t.id,
             title: t.title.clone(),
             columns: t.columns.clone(),
-            rows: t.rows.iter().filter(|r| row_matches(r, &filter)).map(|r| r.iter().map(Cell::copy).collect()).collect(),
+            rows: t.rows.iter().filter(|r| row_matches(r, &filter)).cloned().collect(),
             page_size: t.page_size,
             empty: t.empty,
             export_href: None,
@@ -322,25 +323,11 @@ pub async fn export_for(state: &crate::AppState, u: &super::WebUser, tables: &[&
         };
         &shown
     };
-    download(&table.xlsx()?, &format!("{name}.xlsx"))
-}
-
-impl Cell {
-    fn copy(&self) -> Cell {
-        match self {
-            Cell::Text(s) => Cell::Text(s.clone()),
-            Cell::Link(s, h) => Cell::Link(s.clone(), h.clone()),
-            Cell::Int(n) => Cell::Int(*n),
-            Cell::Yuan(f) => Cell::Yuan(*f),
-            Cell::Pct(b) => Cell::Pct(*b),
-            Cell::Html(h, s) => Cell::Html(h.clone(), s.clone()),
-        }
-    }
+    download(table.xlsx()?, &format!("{name}.xlsx"))
 }
 
 /// An .xlsx download named `filename` (UTF-8, RFC 5987; an ASCII fallback for old clients).
-fn download(bytes: &[u8], filename: &str) -> Result<Response, WebError> {
-    let bytes = bytes.to_vec();
+fn download(bytes: Vec<u8>, filename: &str) -> Result<Response, WebError> {
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
