@@ -7,6 +7,7 @@ pub mod claim;
 pub mod date;
 pub mod engine;
 pub mod explain;
+pub mod forms;
 pub mod idcard;
 pub mod identity;
 pub mod money;

@@ -5,6 +5,7 @@
 
 pub mod catalogue;
 pub mod files;
+pub mod forms;
 pub mod indicators;
 pub mod ledger;
 pub mod oversight;
@@ -50,7 +51,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 15] = [
+const MIGRATIONS: [(i64, &str, &str); 16] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -66,6 +67,7 @@ const MIGRATIONS: [(i64, &str, &str); 15] = [
     (13, "files", include_str!("../migrations/0013_files.sql")),
     (14, "site", include_str!("../migrations/0014_site.sql")),
     (15, "findings", include_str!("../migrations/0015_findings.sql")),
+    (16, "forms", include_str!("../migrations/0016_forms.sql")),
 ];
 
 /// How to open a store.

@@ -358,49 +358,45 @@ impl Store {
 
     // ── R-SUP-3 ──
 
-    /// Records a submission. `Ok(false)`: that unit already submitted that report for the month.
+    /// Records a submission of an R-SUP-3 monthly report (a periodic form since issue 19: its first
+    /// version in `form_submissions`). `Ok(false)`: that unit already submitted that report for the month.
     pub async fn submit_report(&self, s: &Submission) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO report_submissions (kind, region_code, unit, period, submitted_on, submitted_by, note, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kind, region_code, unit, period) DO NOTHING RETURNING id",
-        )
-        .bind(s.kind.clone())
-        .bind(s.region_code.clone())
-        .bind(s.unit.clone())
-        .bind(s.period)
-        .bind(s.submitted_on)
-        .bind(s.submitted_by.clone())
-        .bind(s.note.clone())
-        .bind(now_text())
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(r.is_some())
+        let f = crate::forms::Filing {
+            form_id: s.kind.clone(),
+            county: s.region_code.clone(),
+            unit: s.unit.clone(),
+            period: s.period,
+            seen_version: 0,
+            filed_on: s.submitted_on,
+            values_json: "{}".into(),
+            note: s.note.clone(),
+            actor: s.submitted_by.clone(),
+        };
+        Ok(self.file_form(&f).await?.is_ok())
     }
 
-    /// Submissions of a county for the months `from..=to` (yyyymm).
+    /// Submissions of the R-SUP-3 reports of a county for the months `from..=to` (yyyymm): each unit's
+    /// report with the day it was first submitted.
     pub async fn report_submissions(&self, region: &str, from: i64, to: i64) -> Result<Vec<Submission>> {
-        let rows = sqlx::query(
-            "SELECT kind, region_code, unit, period, submitted_on, submitted_by, note FROM report_submissions \
-             WHERE region_code = $1 AND period >= $2 AND period <= $3 ORDER BY period, kind, unit",
-        )
-        .bind(region.to_string())
-        .bind(from)
-        .bind(to)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Submission {
-                    kind: get_text(r, 0)?,
-                    region_code: get_text(r, 1)?,
-                    unit: get_text(r, 2)?,
-                    period: get_i64(r, 3)?,
-                    submitted_on: get_i64(r, 4)?,
-                    submitted_by: get_text(r, 5)?,
-                    note: get_text(r, 6)?,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for kind in ["county_progress", "info_exchange"] {
+            for r in self.form_reports(region, Some(kind), from, to).await? {
+                if r.latest.state != "submitted" {
+                    continue;
+                }
+                out.push(Submission {
+                    kind: r.latest.form_id,
+                    region_code: r.latest.county,
+                    unit: r.latest.unit,
+                    period: r.latest.period,
+                    submitted_on: r.first_filed_on,
+                    submitted_by: r.latest.actor,
+                    note: r.latest.note,
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.period, &a.kind, &a.unit).cmp(&(b.period, &b.kind, &b.unit)));
+        Ok(out)
     }
 
     /// Settlements of a period under `region`, net of cancellations: (month yyyymm, settlements,
