@@ -174,3 +174,25 @@ impl Store {
         rows.iter().map(|r| Ok(FormReport { latest: version_of(r, 0)?, first_filed_on: get_i64(r, 13)? })).collect()
     }
 }
+
+impl Store {
+    /// Visits settled in `year` by the people of `region`, per township (the first 9 digits of the
+    /// village code): (township, visits, in-county visits), net of cancellations. In-county is the
+    /// claim's own flag (`claim_flags` bit 0); rows written before the flag was kept count by the
+    /// hospital code (the batch path's out-of-county hospitals end in `-OUT`).
+    pub async fn in_county_visits(&self, region: &str, year: i64) -> Result<Vec<(String, i64, i64)>> {
+        let (a, b) = crate::supervise::region_range(region);
+        let rows = sqlx::query(
+            "SELECT SUBSTR(village_code, 1, 9), CAST(SUM(CASE WHEN reverses IS NULL THEN 1 ELSE -1 END) AS BIGINT), \
+             CAST(SUM(CASE WHEN (claim_flags IS NOT NULL AND claim_flags % 2 = 1) OR (claim_flags IS NULL AND fixmedins_code NOT LIKE '%-OUT') \
+             THEN (CASE WHEN reverses IS NULL THEN 1 ELSE -1 END) ELSE 0 END) AS BIGINT) \
+             FROM ledger_settlements WHERE year = $1 AND village_code >= $2 AND village_code < $3 GROUP BY SUBSTR(village_code, 1, 9) ORDER BY 1",
+        )
+        .bind(year)
+        .bind(a)
+        .bind(b)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((get_text(r, 0)?, get_i64(r, 1)?, get_i64(r, 2)?))).collect()
+    }
+}

@@ -127,7 +127,7 @@ const INSPECTION_COLS: &str = "id, village_code, on_date, mode, inspector, findi
 const SHEET_COLS: &str = "id, form_id, region_code, year, created_by, created_at";
 const STATEMENT_COLS: &str = "id, fixmedins_code, year, quarter, amount_fen, claims, submitted_on, accepted_on, paid_on";
 
-fn region_range(region: &str) -> (String, String) {
+pub(crate) fn region_range(region: &str) -> (String, String) {
     (region.to_string(), prefix_end(region))
 }
 

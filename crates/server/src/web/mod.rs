@@ -25,6 +25,7 @@ pub mod pid;
 pub mod policy;
 pub mod policy_compare;
 pub mod rectify;
+pub mod periodic;
 pub mod reports;
 pub mod resettle;
 pub mod risk;
@@ -333,6 +334,7 @@ fn chrome(u: &WebUser) -> Chrome {
         Role::Hospital => &[
             ("/web/window", "一站式结算窗口"),
             ("/web/audit", "基金监管线索"),
+            ("/web/forms", "本院报表"),
             ("/web/policy", "政策与测算"),
             ("/web/catalogue", "医保目录"),
         ],
@@ -354,6 +356,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/mdt", "大病救治"),
             ("/web/audit", "基金监管"),
             ("/web/supervise", "督战考核"),
+            ("/web/forms", "定期报表"),
             ("/web/rectify", "整改台账"),
             ("/web/policy", "政策与测算"),
             ("/web/catalogue", "医保目录"),
@@ -367,6 +370,7 @@ fn chrome(u: &WebUser) -> Chrome {
             ("/web/mdt", "大病救治"),
             ("/web/audit", "基金监管"),
             ("/web/supervise", "督战考核"),
+            ("/web/forms", "定期报表"),
             ("/web/rectify", "整改台账"),
             ("/web/funds", "资金拨付"),
             ("/web/resettle", "重新结算"),
@@ -531,6 +535,13 @@ pub fn routes() -> Router<AppState> {
         .route("/web/supervise/zone", post(supervise::add_zone))
         .route("/web/supervise/assign", post(supervise::assign))
         .route("/web/supervise/inspect", post(supervise::inspect))
+        .route("/web/forms", get(periodic::index_page))
+        .route("/web/forms/indicators", get(periodic::indicators_page))
+        .route("/web/forms/{form}", get(periodic::grid_page))
+        .route("/web/forms/{form}/entry", get(periodic::entry_page).post(periodic::entry_post))
+        .route("/web/forms/{form}/return", post(periodic::return_post))
+        .route("/web/forms/{form}/template", get(periodic::template_download))
+        .route("/web/forms/{form}/upload", post(periodic::upload).layer(axum::extract::DefaultBodyLimit::max(periodic::MAX_UPLOAD_BYTES)))
         .route("/web/reports", get(reports::reports_page))
         .route("/web/reports/submit", post(reports::submit))
         .route("/web/scores", get(scores::scores_page))

@@ -36,6 +36,7 @@ pub fn subnav(active: &str) -> String {
         ("/web/supervise", "挂牌督战"),
         ("/web/rectify", "整改台账"),
         ("/web/reports", "月报与分析"),
+        ("/web/forms", "定期报表"),
         ("/web/scores", "考核评分"),
         ("/web/exit", "退出验收"),
         ("/web/funds", "资金拨付"),

@@ -327,7 +327,7 @@ pub async fn export_for(state: &crate::AppState, u: &super::WebUser, tables: &[&
 }
 
 /// An .xlsx download named `filename` (UTF-8, RFC 5987; an ASCII fallback for old clients).
-fn download(bytes: Vec<u8>, filename: &str) -> Result<Response, WebError> {
+pub(crate) fn download(bytes: Vec<u8>, filename: &str) -> Result<Response, WebError> {
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
