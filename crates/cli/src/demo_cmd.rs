@@ -306,6 +306,7 @@ async fn demo_inner(db: &DbArgs, a: &DemoArgs) -> Result<(), String> {
     crate::programmes_demo::demo_supervise(&store, DEMO_COUNTY, DEMO_YEAR).await?;
     crate::programmes_demo::demo_resettle(&store, DEMO_YEAR).await?;
     let accounts = demo_accounts(&store).await?;
+    crate::programmes_demo::demo_forms(&store, DEMO_COUNTY, DEMO_YEAR).await?;
     crate::his_demo::demo_his(&store, DEMO_COUNTY, DEMO_HOSPITAL, DEMO_YEAR, a.seed, &data).await?;
     let regions = store.regions_upto(5, Some(DEMO_COUNTY)).await.map_err(|e| e.to_string())?;
     println!("\n演示账号（密码均为 {DEMO_PASSWORD}，仅用于演示数据）：");

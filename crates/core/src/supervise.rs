@@ -216,7 +216,7 @@ pub struct Form {
 }
 
 /// The data checks a form item may name: (key, what it checks, in Chinese).
-pub const AUTO_CHECKS: [(&str, &str); 12] = [
+pub const AUTO_CHECKS: [(&str, &str); 14] = [
     ("poor_all_insured", "建档立卡贫困人口参保率 100%"),
     ("critical_2000_ratio_85_fallback_3000", "大病保险起付线 ≤2000 元、合规费用实际补偿比 ≥85%、救助兜底 3000 元"),
     ("critical_2000", "贫困人口大病保险起付线 ≤2000 元"),
@@ -229,6 +229,8 @@ pub const AUTO_CHECKS: [(&str, &str); 12] = [
     ("escort_case", "当年有“送人就医”服务记录"),
     ("chronic_cards_90", "慢病随访规范率 ≥90% 且应办未办慢病卡少于 2 人"),
     ("poor_subsidy", "贫困人口参保资助全部到位"),
+    ("remote_80_in_county_90", "远程会诊覆盖县级医院和 ≥80% 的乡镇卫生院；2020 年起县域内就诊率 ≥90%（定期报表、结算）"),
+    ("awareness_95", "健康扶贫政策群众知晓率 ≥95%（入户调查报表）"),
 ];
 
 impl Form {

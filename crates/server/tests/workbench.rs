@@ -2111,3 +2111,170 @@ async fn a_hand_typed_roster_is_put_right_where_unambiguous_and_says_so() {
         app.stop().await;
     }
 }
+
+// ───────────────────────────── periodic forms (issue 19) ─────────────────────────────
+
+/// The fields of 附表1 for a township's month, with the parts adding up to the total.
+fn drugs_form(seen: &str, vc: &str, total: &str, on: &str) -> Vec<(String, String)> {
+    let mut f: Vec<(String, String)> = [
+        ("region", COUNTY),
+        ("unit", "620422100"),
+        ("period", "2018-05"),
+        ("seen_version", seen),
+        ("filed_on", on),
+        ("f_staff", "6"),
+        ("f_th", "1"),
+        ("f_vc", vc),
+        ("f_clinic", "2"),
+        ("f_pharmacy", "3"),
+        ("f_other", "0"),
+        ("f_units_total", total),
+        ("f_self_found", "12.5"),
+        ("f_seized", "3"),
+        ("f_orders_total", "2"),
+        ("f_orders_done", "1"),
+        ("f_cases", "1"),
+        ("f_cases_closed", "0"),
+        ("f_fines", "0.05"),
+        ("f_notified", "0"),
+        ("f_filler", "李明"),
+        ("f_reviewer", "王芳"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    f.push(("note".into(), String::new()));
+    f
+}
+
+fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn periodic_forms_are_entered_corrected_returned_and_counted() {
+    use baozhang_core::forms::{Period, Values};
+    use baozhang_server::web::periodic::{defs, template_xlsx, Unit};
+    for db in BACKENDS {
+        let app = fixture(db).await;
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let auditor = Browser::login(&app.base, "audit1").await;
+        let cadre = Browser::login(&app.base, "cadre_a").await;
+        let entry = "/web/forms/expired_drugs/entry";
+        let page = format!("{entry}?region={COUNTY}&unit=620422100&period=2018-05");
+
+        // The index counts every expected report; nothing is filed yet.
+        let html = bureau.page(&format!("/web/forms?region={COUNTY}&year=2018")).await.text();
+        assert_eq!(card(&html, "报送率"), "0.00%", "{db:?}");
+        assert!(html.contains("会宁县农村小型医疗机构过期药品清理工作情况统计表"), "{db:?}");
+        assert_eq!(cadre.get("/web/forms").await.status, 403, "{db:?}: village accounts do not report forms");
+
+        // A bad cell is named with its Excel cell; nothing is saved and what was typed stays.
+        let bad = drugs_form("0", "九", "99", "2018-05-20");
+        let r = bureau.post_form(entry, &pairs(&bad)).await;
+        assert_eq!(r.status, 422, "{db:?}: {}", r.text());
+        let t = r.text();
+        assert!(t.contains("村卫生室（所）") && t.contains("不是整数") && t.contains("D8"), "{db:?}: {t}");
+        assert!(t.contains("value=\"九\""), "{db:?}: the typed value is kept");
+        let sum = drugs_form("0", "9", "99", "2018-05-20");
+        let t = bureau.post_form(entry, &pairs(&sum)).await.text();
+        assert!(t.contains("检查涉药单位总数应等于"), "{db:?}: {t}");
+        assert!(app.store.form_history("expired_drugs", COUNTY, "620422100", 201805).await.unwrap().is_empty(), "{db:?}");
+
+        // Filed (a paper report received on the 20th: on time), then corrected.
+        let r = bureau.post_form(entry, &pairs(&drugs_form("0", "9", "15", "2018-05-20"))).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        assert!(r.header("location").ends_with("&saved=1"), "{db:?}");
+        let t = bureau.page(&page).await.text();
+        assert!(t.contains("data-testid=\"entry-standing\">按时"), "{db:?}: {t}");
+        let r = bureau.post_form(entry, &pairs(&drugs_form("1", "10", "16", ""))).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let t = bureau.page(&page).await.text();
+        assert!(t.contains("村卫生室（所）：9 → 10"), "{db:?}: the correction lists what changed");
+        assert!(t.contains("data-testid=\"entry-standing\">按时"), "{db:?}: timeliness is the first submission's");
+        // A save over a version the filer did not see is refused, the typed values kept.
+        let r = bureau.post_form(entry, &pairs(&drugs_form("1", "11", "17", ""))).await;
+        assert!(r.status == 422 && r.text().contains("已被保存为第 2 版"), "{db:?}: {}", r.text());
+
+        // The bureau returns it with a reason; an auditor may not; the grid counts it as not complete.
+        let ret = [("region", COUNTY), ("unit", "620422100"), ("period", "2018-05"), ("seen_version", "2"), ("reason", "")];
+        assert_eq!(auditor.post_form("/web/forms/expired_drugs/return", &ret).await.status, 403, "{db:?}");
+        assert_eq!(bureau.post_form("/web/forms/expired_drugs/return", &ret).await.status, 400, "{db:?}: a reason is needed");
+        let mut ret = ret;
+        ret[4].1 = "自查数量与台账不符";
+        assert_eq!(bureau.post_form("/web/forms/expired_drugs/return", &ret).await.status, 303, "{db:?}");
+        let t = bureau.page(&page).await.text();
+        assert!(t.contains("退回修改中") && t.contains("自查数量与台账不符"), "{db:?}");
+        let grid = bureau.page(&format!("/web/forms/expired_drugs?region={COUNTY}&year=2018")).await.text();
+        let rates = &grid[grid.find("各单位报送率").expect("the rates table")..];
+        let row = row_with(rates, "会师镇");
+        // 应报 8 (May–December, all past), 已报 0, 按时 1 (its first submission), 退回 1, 逾期 7.
+        assert!(row.starts_with("会师镇|8|0|1|1|7|"), "{db:?}: {row}");
+
+        // The unit uploads the Excel form: a bad cell is named by sheet and cell; a good file is version 4.
+        let def = defs().iter().find(|d| d.id == "expired_drugs").unwrap();
+        let p = Period::parse_key(def.period, "2018-05").unwrap();
+        let unit = Unit { code: "620422100".into(), name: "会师镇".into() };
+        let mut v = Values::default();
+        for (k, x) in drugs_form("0", "12", "18", "").iter().filter_map(|(k, x)| k.strip_prefix("f_").map(|k| (k.to_string(), x.clone()))) {
+            v.fields.insert(k, x);
+        }
+        v.fields.insert("seized".into(), "很多".into());
+        let env = [("region", COUNTY), ("unit", "620422100"), ("period", "2018-05"), ("seen_version", "3"), ("note", "按退回意见更正")];
+        let file = template_xlsx(def, &unit, p, "", &v).unwrap();
+        let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "过期药品.xlsx", &file).await;
+        assert_eq!(r.status, 422, "{db:?}: {}", r.text());
+        assert!(r.text().contains("查处过期药品数量") && r.text().contains("D14"), "{db:?}: {}", r.text());
+        v.fields.insert("seized".into(), "4".into());
+        let file = template_xlsx(def, &unit, p, "", &v).unwrap();
+        let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "过期药品.xlsx", &file).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let other = template_xlsx(def, &unit, Period::parse_key(def.period, "2018-06").unwrap(), "", &v).unwrap();
+        let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "六月.xlsx", &other).await;
+        assert!(r.status == 400 && r.text().contains("不是本表"), "{db:?}: {}", r.text());
+        let h = app.store.form_history("expired_drugs", COUNTY, "620422100", 201805).await.unwrap();
+        assert_eq!(h.iter().map(|x| x.action.as_str()).collect::<Vec<_>>(), ["submit", "correct", "return", "correct"], "{db:?}");
+        // The template downloads with what was filed.
+        let x = bureau.get(&format!("/web/forms/expired_drugs/template?region={COUNTY}&unit=620422100&period=2018-05")).await;
+        assert_eq!(x.header("content-type"), XLSX, "{db:?}");
+        let html = bureau.page(&format!("/web/forms?region={COUNTY}&year=2018")).await.text();
+        assert_ne!(card(&html, "报送率"), "0.00%", "{db:?}: the rate moved");
+
+        // Hospitals: their own hospital's forms only.
+        let hosp1 = Browser::login(&app.base, "hosp1").await;
+        let hosp2 = Browser::login(&app.base, "hosp2").await;
+        let z = format!("/web/forms/zutuan/entry?unit=H62042200001&period=2018-06");
+        assert_eq!(hosp1.page(&z).await.status, 200, "{db:?}");
+        assert_eq!(hosp2.page(&z).await.status, 403, "{db:?}: another hospital's report");
+        assert_eq!(hosp1.page(&page).await.status, 403, "{db:?}: a township's report");
+        let zf = [
+            ("unit", "H62042200001"),
+            ("period", "2018-06"),
+            ("seen_version", "0"),
+            ("filed_on", "2018-01-01"),
+            ("f_filler", "赵"),
+            ("r0_hospital", "白银市第一人民医院"),
+            ("r0_team", "3"),
+            ("r0_sign", "是"),
+            ("r0_specialties", "1"),
+            ("r0_consult", "12"),
+            ("r0_rounds", "4"),
+            ("r0_diagnosis", "20"),
+            ("r0_education", "35"),
+            ("r1_hospital", "白银市第一人民医院"),
+            ("r1_team", "x"),
+        ];
+        let t = hosp1.post_form("/web/forms/zutuan/entry", &zf).await.text();
+        assert!(t.contains("与前面的行重复") && t.contains("不是整数"), "{db:?}: {t}");
+        let r = hosp1.post_form("/web/forms/zutuan/entry", &zf[..13]).await;
+        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let h = app.store.form_history("zutuan", COUNTY, "H62042200001", 201806).await.unwrap();
+        assert_ne!(h[0].filed_on, 20180101, "{db:?}: a hospital files today, it cannot backdate");
+
+        // The indicators read the forms.
+        let t = bureau.page(&format!("/web/forms/indicators?region={COUNTY}&year=2018")).await.text();
+        assert!(t.contains("县域内就诊率") && t.contains("县级医院组团式帮扶远程会诊 12 例"), "{db:?}: {t}");
+        assert_eq!(cadre.get(&format!("/web/forms/indicators?region={COUNTY}")).await.status, 403, "{db:?}");
+        app.stop().await;
+    }
+}

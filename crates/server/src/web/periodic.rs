@@ -1073,10 +1073,12 @@ pub fn template_xlsx(def: &FormDef, unit: &Unit, p: Period, county_name: &str, v
     }
     let write_value = |ws: &mut rust_xlsxwriter::Worksheet, r: u32, c: u16, kind: &FieldKind, v: &str| -> Result<(), WebError> {
         match kind {
-            FieldKind::Integer | FieldKind::Decimal { .. } if !v.is_empty() => {
+            FieldKind::Integer | FieldKind::Decimal { .. } if v.parse::<f64>().is_ok() => {
                 // A number cell: the canonical text is an exact decimal; Excel shows it as typed.
-                let n: f64 = v.parse().unwrap_or(0.0);
-                ws.write_number_with_format(r, c, n, &input).map_err(xerr)?;
+                ws.write_number_with_format(r, c, v.parse::<f64>().unwrap_or_default(), &input).map_err(xerr)?;
+            }
+            FieldKind::Integer | FieldKind::Decimal { .. } if !v.is_empty() => {
+                ws.write_string_with_format(r, c, v, &input).map_err(xerr)?;
             }
             FieldKind::Integer | FieldKind::Decimal { .. } => {
                 ws.write_blank(r, c, &input).map_err(xerr)?;

@@ -363,6 +363,7 @@ async fn record(state: &AppState, sheet: i64, it: &FormItem, a: Answer, evidence
 
 /// What the data says about a unit and year, gathered once for all of a sheet's data checks.
 pub struct Facts {
+    year: i64,
     stats: VillageStats,
     probe: Option<(String, baozhang_core::supervise::PolicyProbe)>,
     prepaid: (usize, usize),
@@ -372,6 +373,8 @@ pub struct Facts {
     follow_up: (u32, u32),
     cards_missing: usize,
     cards_covered: usize,
+    /// 定期报表 and settlements (issue 19): remote care, in-county visits, policy awareness.
+    forms: super::periodic::Indicators,
 }
 
 impl Facts {
@@ -405,6 +408,7 @@ impl Facts {
         let findings = compare_cards(&registry, &cards, &poor_ids);
         let (covered, due) = card_coverage(&findings, &poor_ids);
         Ok(Facts {
+            year,
             stats,
             probe,
             prepaid,
@@ -414,6 +418,7 @@ impl Facts {
             follow_up,
             cards_missing: due - covered,
             cards_covered: covered,
+            forms: super::periodic::indicators(state, region, u16::try_from(year).unwrap_or(0)).await?,
         })
     }
 
@@ -508,6 +513,33 @@ impl Facts {
                 let (c, n) = self.contract;
                 let bp = super::ratio_bp(c as i64, n as i64)?;
                 (bp >= 9_500, format!("建档立卡贫困人口 {n} 人，签约 {c} 人，签约率 {}", super::pct(Some(bp))))
+            }
+            // 五督 9: remote consultation covering the county hospital and 80 % of township hospitals by the
+            // end of 2018; in-county first visits ≥ 90 % by 2020 (judged from 2020 on; shown before).
+            "remote_80_in_county_90" => {
+                let f = &self.forms;
+                let remote = f.remote_bp()?;
+                let in_county = f.in_county_bp();
+                let by_2020 = self.year >= 2020;
+                let ok = remote >= 8_000 && f.county_consults > 0 && (!by_2020 || in_county.is_some_and(|b| b >= 9_000));
+                (
+                    ok,
+                    format!(
+                        "“乡镇卫生院远程医疗网络覆盖情况季报”：{} 个乡镇卫生院中 {} 个已接入远程会诊网络（{}）；“组团式”月报中县级医院远程会诊 {} 例；本年结算中县域内就诊率 {}（{}）",
+                        f.remote_units,
+                        f.remote_connected,
+                        super::pct(Some(remote)),
+                        f.county_consults,
+                        super::pct(in_county),
+                        if by_2020 { "目标 ≥ 90%" } else { "2020 年目标 ≥ 90%，本年不计" }
+                    ),
+                )
+            }
+            // 五督 26: 群众健康扶贫政策知晓率 ≥ 95 %, from the townships' household surveys.
+            "awareness_95" => {
+                let f = &self.forms;
+                let bp = f.awareness_bp()?;
+                (bp >= 9_500, format!("“健康扶贫政策群众知晓率入户调查”：受访 {} 人次，答对 {} 人次，知晓率 {}", f.asked, f.right, super::pct(Some(bp))))
             }
             "escort_case" => (self.escorts > 0, format!("本年“送人就医”服务记录 {} 条", self.escorts)),
             "chronic_cards_90" => {
