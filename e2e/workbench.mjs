@@ -752,6 +752,39 @@ try {
         }
       });
 
+      await step('定期报表: a township enters a missing month of 附表1 on the page; the bureau sees the rate rise (issue 19)', async () => {
+        const cardValue = async (label) =>
+          (await page.locator('[data-testid=forms-cards] .card', { hasText: label }).locator('.value').textContent()).trim();
+        const r = await page.goto(`${BASE_URL}/web/forms?region=${COUNTY}&year=${YEAR}`);
+        assert.match(r.headers()['content-security-policy'] || '', /script-src 'self'/, 'a strict CSP on the forms page');
+        const before = await cardValue('报送率');
+        assert.match(before, /^\d+\.\d\d%$/);
+        await page.goto(`${BASE_URL}/web/forms/expired_drugs?region=${COUNTY}&year=${YEAR}`);
+        const missing = page.locator('[data-testid=form-grid] a', { hasText: '逾期未报' }).first();
+        assert.ok((await missing.count()) > 0, 'the demo county has a missing month of 附表1');
+        await Promise.all([page.waitForURL(/\/web\/forms\/expired_drugs\/entry/), missing.click()]);
+        const form = page.locator('[data-testid=entry-form]');
+        const values = { staff: '5', th: '1', vc: '12', clinic: '2', pharmacy: '3', other: '0', units_total: '18', self_found: '8.5',
+          seized: '2', orders_total: '2', orders_done: '2', cases: '0', cases_closed: '0', fines: '0', notified: '0', filler: '李明', reviewer: '王芳' };
+        // First with the total wrong: the page names the row and the Excel cell, keeps what was typed.
+        for (const [k, v] of Object.entries(values)) await form.locator(`[name=f_${k}]`).fill(k === 'units_total' ? '19' : v);
+        await Promise.all([page.waitForLoadState('load'), form.locator('[data-testid=entry-submit]').click()]);
+        const problems = await page.locator('[data-testid=entry-problems]').textContent();
+        assert.ok(problems.includes('检查涉药单位总数应等于') && problems.includes('D12'), `the sum check is reported with its cell: ${problems}`);
+        assert.equal(await form.locator('[name=f_vc]').inputValue(), '12', 'the typed values stay');
+        await form.locator('[name=f_units_total]').fill('18');
+        await Promise.all([page.waitForURL(/saved=1/), form.locator('[data-testid=entry-submit]').click()]);
+        assert.ok((await page.locator('[data-testid=entry-saved]').textContent()).includes('已报送'));
+        assert.match(await page.locator('[data-testid=entry-standing]').textContent(), /迟报/);
+        await shot(page, '21b-forms-entry');
+        await page.goto(`${BASE_URL}/web/forms?region=${COUNTY}&year=${YEAR}`);
+        const after = await cardValue('报送率');
+        assert.ok(parseFloat(after) > parseFloat(before), `the reporting rate rose: ${before} → ${after}`);
+        await shot(page, '21c-forms');
+        await page.goto(`${BASE_URL}/web/forms/indicators?region=${COUNTY}&year=${YEAR}`);
+        assert.match(await page.locator('[data-testid=indicator-cards]').textContent(), /政策知晓率\s*\d+\.\d\d%/);
+      });
+
       await step('考核评分: the 五督 sheet is filled from data with evidence, one item by hand', async () => {
         await page.goto(`${BASE_URL}/web/scores?year=${YEAR}`);
         const open = page.locator('[data-testid=open-sheet]');

@@ -420,7 +420,8 @@ pub async fn demo_forms(store: &Store, county: &str, year: u16) -> Result<(), St
     }
     let cal = baozhang_core::workdays::Calendar::parse(include_str!("../../../data/calendar/cn.toml"))?;
     let regions = store.regions_upto(5, Some(county)).await.map_err(e)?;
-    let townships: Vec<String> = regions.iter().filter(|r| r.code.len() == 9 && r.code.starts_with(county)).map(|r| r.code.clone()).collect();
+    let townships: Vec<String> =
+        regions.iter().filter(|r| r.code.len() == 9 && r.code.starts_with(county)).map(|r| r.code.clone()).collect();
     let hospitals = store.institutions().await.map_err(e)?;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(year);
     let mut next = move |n: u64| {
@@ -437,9 +438,11 @@ pub async fn demo_forms(store: &Store, county: &str, year: u16) -> Result<(), St
         }
         let units: Vec<String> = match &def.units {
             Units::Townships => townships.clone(),
-            Units::Hospitals(l) => {
-                hospitals.iter().filter(|h| h.admdvs == county && l.contains(&h.hosp_lv) && !h.disabled).map(|h| h.fixmedins_code.clone()).collect()
-            }
+            Units::Hospitals(l) => hospitals
+                .iter()
+                .filter(|h| h.admdvs == county && l.contains(&h.hosp_lv) && !h.disabled)
+                .map(|h| h.fixmedins_code.clone())
+                .collect(),
             Units::Offices(o) => o.iter().map(|(c, _)| c.clone()).collect(),
         };
         for (ui, unit) in units.iter().enumerate() {
@@ -534,7 +537,11 @@ pub async fn demo_forms(store: &Store, county: &str, year: u16) -> Result<(), St
                     let back = Filing { seen_version: 1, filed_on: baozhang_store::date_num(on.add_days(2)), ..f.clone() };
                     store.return_form(&back, "数据与台账不一致，请核对后重新报送").await.map_err(e)?.map_err(|r| format!("{r:?}"))?;
                     let mut fixed = values.clone();
-                    if let Some(first) = def.fields.iter().find(|f| f.kind.numeric() && !def.checks.iter().any(|c| c.left.contains(&f.key) || c.right.contains(&f.key))) {
+                    if let Some(first) = def
+                        .fields
+                        .iter()
+                        .find(|f| f.kind.numeric() && !def.checks.iter().any(|c| c.left.contains(&f.key) || c.right.contains(&f.key)))
+                    {
                         let old = fixed.fields.get(&first.key).and_then(|x| parse_number(x, first.kind.scale()).ok()).unwrap_or(0);
                         fixed.fields.insert(first.key.clone(), format_number(old + 1, first.kind.scale()));
                     }
@@ -551,6 +558,8 @@ pub async fn demo_forms(store: &Store, county: &str, year: u16) -> Result<(), St
             }
         }
     }
-    println!("定期报表（{year} 年）：报送 {filed} 份，其中迟报 {late} 份、退回后更正 {corrected} 份；未报 {missing} 份（见工作台“定期报表”）。");
+    println!(
+        "定期报表（{year} 年）：报送 {filed} 份，其中迟报 {late} 份、退回后更正 {corrected} 份；未报 {missing} 份（见工作台“定期报表”）。"
+    );
     Ok(())
 }

@@ -248,8 +248,12 @@ pub fn hospital_level_zh(l: i64) -> &'static str {
 pub enum FieldKind {
     Integer,
     /// A number with up to `scale` decimals, kept as an integer of 10^-scale units (万元 with 2 decimals).
-    Decimal { scale: u8 },
-    Text { max_chars: usize },
+    Decimal {
+        scale: u8,
+    },
+    Text {
+        max_chars: usize,
+    },
     Choice(Vec<String>),
     YesNo,
 }
@@ -543,8 +547,8 @@ impl FormDef {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
             return Err(at("编号只能由小写字母、数字和下划线组成".into()));
         }
-        let period = PeriodKind::parse(&f.period)
-            .ok_or_else(|| at(format!("周期“{}”无效（month / quarter / half_year / year）", f.period)))?;
+        let period =
+            PeriodKind::parse(&f.period).ok_or_else(|| at(format!("周期“{}”无效（month / quarter / half_year / year）", f.period)))?;
         if !(1..=31).contains(&f.due.day) {
             return Err(at(format!("截止日 {} 无效", f.due.day)));
         }
@@ -566,7 +570,9 @@ impl FormDef {
             "offices" if !f.units.offices.is_empty() => {
                 let o: Vec<(String, String)> = f.units.offices.iter().map(|[c, n]| (c.clone(), n.clone())).collect();
                 let codes: BTreeSet<&str> = o.iter().map(|(c, _)| c.as_str()).collect();
-                if codes.len() != o.len() || o.iter().any(|(c, _)| c.is_empty() || c.chars().any(|ch| !ch.is_ascii_alphanumeric() && ch != '_')) {
+                if codes.len() != o.len()
+                    || o.iter().any(|(c, _)| c.is_empty() || c.chars().any(|ch| !ch.is_ascii_alphanumeric() && ch != '_'))
+                {
                     return Err(at("报送单位编码须唯一，由字母、数字和下划线组成".into()));
                 }
                 Units::Offices(o)
@@ -820,8 +826,11 @@ impl FormDef {
             }
         }
         if let Some(t) = &self.table {
-            let nonempty: Vec<&BTreeMap<String, String>> =
-                raw.rows.iter().filter(|r| t.columns.iter().any(|c| r.get(&c.key).is_some_and(|v| !half_width(v).trim().is_empty()))).collect();
+            let nonempty: Vec<&BTreeMap<String, String>> = raw
+                .rows
+                .iter()
+                .filter(|r| t.columns.iter().any(|c| r.get(&c.key).is_some_and(|v| !half_width(v).trim().is_empty())))
+                .collect();
             if nonempty.len() > t.max_rows {
                 problems.push(Problem {
                     row: None,
@@ -859,7 +868,9 @@ impl FormDef {
                             }
                             row.insert(c.key.clone(), x);
                         }
-                        Err(reason) => problems.push(Problem { row: Some(i + 1), key: c.key.clone(), label: c.label.clone(), value: v.into(), reason }),
+                        Err(reason) => {
+                            problems.push(Problem { row: Some(i + 1), key: c.key.clone(), label: c.label.clone(), value: v.into(), reason })
+                        }
                     }
                 }
                 out.rows.push(row);
@@ -1298,9 +1309,23 @@ message = "答对人数不能多于受访人数"
         assert_eq!(drugs.periods_of_year(2018).first().map(|p| p.key()), Some("2018-05".into()));
         let ok = drugs.check(&Values {
             fields: [
-                ("staff", "12"), ("th", "1"), ("vc", "14"), ("clinic", "2"), ("pharmacy", "3"), ("other", "0"), ("units_total", "20"),
-                ("self_found", "35"), ("seized", "4.5"), ("orders_total", "3"), ("orders_done", "2"), ("cases", "1"),
-                ("cases_closed", "0"), ("fines", "0.12"), ("notified", "1"), ("filler", "李"), ("reviewer", "王"),
+                ("staff", "12"),
+                ("th", "1"),
+                ("vc", "14"),
+                ("clinic", "2"),
+                ("pharmacy", "3"),
+                ("other", "0"),
+                ("units_total", "20"),
+                ("self_found", "35"),
+                ("seized", "4.5"),
+                ("orders_total", "3"),
+                ("orders_done", "2"),
+                ("cases", "1"),
+                ("cases_closed", "0"),
+                ("fines", "0.12"),
+                ("notified", "1"),
+                ("filler", "李"),
+                ("reviewer", "王"),
             ]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1323,5 +1348,40 @@ message = "答对人数不能多于受访人数"
         let b = vals(&[("a", "2"), ("total", "1")], &[&[("name", "甲"), ("asked", "4")]]);
         let c = changes(&def, &a, &b);
         assert_eq!(c, vec![("甲".into(), "1".into(), "2".into()), ("第 1 行·受访".into(), "3".into(), "4".into())]);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn kind() -> impl Strategy<Value = PeriodKind> {
+            prop_oneof![Just(PeriodKind::Month), Just(PeriodKind::Quarter), Just(PeriodKind::HalfYear), Just(PeriodKind::Year)]
+        }
+
+        proptest! {
+            #[test]
+            fn due_days_land_where_the_form_says(kind in kind(), year in 2000u16..2100, idx in 1u8..=12, after in 0u8..4, day in 1u8..=31, wd: bool) {
+                let cal = Calendar::parse(include_str!("../../../data/calendar/cn.toml")).unwrap();
+                let p = Period::new(kind, year, (idx - 1) % kind.per_year() + 1).unwrap();
+                let due = Due { months_after: after, month: None, day, working_day: wd };
+                let d = due.date(p, &cal);
+                prop_assert!(d >= p.first_day());
+                let m0 = u32::from(p.last_month()) - 1 + u32::from(after);
+                let (y, m) = (p.year + (m0 / 12) as u16, (m0 % 12) as u8 + 1);
+                let plain = Date::new(y, m, day.min(days_in_month(y, m))).unwrap();
+                if wd {
+                    prop_assert!(cal.is_working(d) && d >= plain && d.to_days() - plain.to_days() <= 15);
+                } else {
+                    prop_assert_eq!(d, plain);
+                }
+                prop_assert_eq!(Period::parse_key(kind, &p.key()), Some(p));
+                prop_assert_eq!(Period::of_date(kind, d.add_days(-(d.to_days() - p.last_day().to_days()).max(0))), p);
+            }
+
+            #[test]
+            fn numbers_round_trip(v in -1_000_000_000i64..1_000_000_000, scale in 0u8..=4) {
+                prop_assert_eq!(parse_number(&format_number(v, scale), scale), Ok(v));
+            }
+        }
     }
 }

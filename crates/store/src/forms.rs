@@ -77,7 +77,12 @@ fn version_of(r: &sqlx::any::AnyRow, at: usize) -> Result<FormVersion> {
 }
 
 impl Store {
-    async fn append_version(&self, f: &Filing, action_first: &str, return_reason: Option<&str>) -> Result<std::result::Result<i64, FilingRefusal>> {
+    async fn append_version(
+        &self,
+        f: &Filing,
+        action_first: &str,
+        return_reason: Option<&str>,
+    ) -> Result<std::result::Result<i64, FilingRefusal>> {
         let mut tx = self.begin_write().await?;
         let last = sqlx::query(&format!(
             "SELECT {COLS} FROM form_submissions WHERE form_id = $1 AND county = $2 AND unit = $3 AND period = $4 ORDER BY version DESC LIMIT 1"

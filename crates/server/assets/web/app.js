@@ -4,7 +4,8 @@
 
   function setupTable(sec) {
     var table = sec.querySelector('table');
-    if (!table || sec.getAttribute('data-ready')) return;
+    // Only a table with a header row and a body is sorted, filtered and paged.
+    if (!table || !table.tHead || !table.tBodies[0] || sec.getAttribute('data-ready')) return;
     sec.setAttribute('data-ready', '1');
     var tbody = table.tBodies[0];
     var rows = Array.prototype.slice.call(tbody.rows).filter(function (r) { return !r.classList.contains('empty'); });

@@ -27,7 +27,7 @@ use baozhang_core::date::Date;
 use baozhang_core::forms::{
     changes, next_due, parse_number, standing, FieldKind, Filed, FormDef, Period, Problem, Rates, Standing, Units, Values,
 };
-use baozhang_store::forms::{FilingRefusal, Filing, FormReport, FormVersion};
+use baozhang_store::forms::{Filing, FilingRefusal, FormReport, FormVersion};
 use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
@@ -145,7 +145,9 @@ async fn county_for(state: &AppState, u: &WebUser, asked: Option<&str>) -> Resul
     let region = match asked {
         None => own.to_string(),
         // A township account may name its county (the county page shows it its own township only).
-        Some(a) if a.bytes().all(|b| b.is_ascii_digit()) && (a.starts_with(own) || (own.len() > 6 && own.starts_with(a) && a.len() == 6)) => {
+        Some(a)
+            if a.bytes().all(|b| b.is_ascii_digit()) && (a.starts_with(own) || (own.len() > 6 && own.starts_with(a) && a.len() == 6)) =>
+        {
             a.to_string()
         }
         Some(_) => return Err(WebError::forbidden("该区划不在您的管辖范围内")),
@@ -204,9 +206,7 @@ pub struct FormStanding {
 impl FormStanding {
     pub fn of(&self, unit: &str, p: Period, due: Date, today: Date) -> (Standing, bool) {
         let r = self.reports.get(&(unit.to_string(), p.code()));
-        let filed = r.and_then(|r| {
-            Some(Filed { first_submitted: num_date(r.first_filed_on)?, returned: r.latest.state == "returned" })
-        });
+        let filed = r.and_then(|r| Some(Filed { first_submitted: num_date(r.first_filed_on)?, returned: r.latest.state == "returned" }));
         let first_on_time = filed.is_some_and(|f| f.first_submitted <= due);
         (standing(due, filed, today), first_on_time)
     }
@@ -391,7 +391,8 @@ pub struct GridView {
 }
 
 fn grid_tables(s: &FormStanding, county: &str, today: Date) -> (Table, Table) {
-    let mut rates = Table::new("rates", "各单位报送率", vec!["报送单位", "应报", "已报", "按时", "退回修改中", "逾期未报", "报送率", "及时率"]);
+    let mut rates =
+        Table::new("rates", "各单位报送率", vec!["报送单位", "应报", "已报", "按时", "退回修改中", "逾期未报", "报送率", "及时率"]);
     let mut overdue = Table::new("overdue", "逾期未报", vec!["报送单位", "报告期", "截止日期", "逾期天数"]);
     for unit in &s.units {
         let r = s.rates(Some(&unit.code), today);
@@ -685,13 +686,16 @@ pub fn entry_view(
     let err_of = |row: Option<usize>, key: &str| -> String {
         problems.iter().filter(|x| x.row == row && x.key == key).map(|x| x.reason.clone()).collect::<Vec<_>>().join("；")
     };
+    // As printed: a 序号 and a 类别 spanning several rows are written once, on their first row.
+    let same_as_before =
+        |i: usize, get: fn(&baozhang_core::forms::Field) -> &String| i > 0 && get(&def.fields[i - 1]) == get(&def.fields[i]);
     let fields = def
         .fields
         .iter()
         .enumerate()
         .map(|(i, f)| FieldRow {
-            no: f.no.clone(),
-            group: f.group.clone(),
+            no: if same_as_before(i, |f| &f.no) { String::new() } else { f.no.clone() },
+            group: if same_as_before(i, |f| &f.group) { String::new() } else { f.group.clone() },
             label: f.label.clone(),
             unit: f.unit.clone(),
             help: f.help.clone(),
@@ -751,10 +755,10 @@ pub fn entry_view(
         prev = Some(v);
     }
     history_rows.reverse();
-    let filed = history.first().and_then(|f| num_date(f.filed_on)).map(|d| Filed {
-        first_submitted: d,
-        returned: latest.is_some_and(|l| l.state == "returned"),
-    });
+    let filed = history
+        .first()
+        .and_then(|f| num_date(f.filed_on))
+        .map(|d| Filed { first_submitted: d, returned: latest.is_some_and(|l| l.state == "returned") });
     let st = standing(due, filed, today);
     EntryView {
         form_id: def.id.clone(),
@@ -796,10 +800,22 @@ pub fn entry_view(
 }
 
 /// The unit and period of an address or a posted form, checked against the form and the user's scope.
-async fn target(state: &AppState, u: &WebUser, def: &FormDef, region: Option<&str>, unit: &str, period: &str) -> Result<(String, Unit, Period), WebError> {
+async fn target(
+    state: &AppState,
+    u: &WebUser,
+    def: &FormDef,
+    region: Option<&str>,
+    unit: &str,
+    period: &str,
+) -> Result<(String, Unit, Period), WebError> {
     let county = county_for(state, u, region).await?.ok_or_else(|| WebError::bad("请指定县（区）"))?;
     let p = Period::parse_key(def.period, period).ok_or_else(|| {
-        WebError::bad(format!("报告期“{}”无效（{}，如 {}）", period.chars().take(20).collect::<String>(), def.period.name_zh(), def.start.key()))
+        WebError::bad(format!(
+            "报告期“{}”无效（{}，如 {}）",
+            period.chars().take(20).collect::<String>(),
+            def.period.name_zh(),
+            def.start.key()
+        ))
     })?;
     if p < def.start || def.end.is_some_and(|e| p > e) {
         return Err(WebError::bad(format!("{}不在本表的报送期内", p.label_zh())));
@@ -936,7 +952,8 @@ async fn file_values(
     let mut problems = extra;
     let on = filed_day(u, p, &env.filed_on, today);
     if let Err(e) = &on {
-        problems.push(Problem { row: None, key: String::new(), label: "报送日期".into(), value: env.filed_on.clone(), reason: e.clone() });
+        problems
+            .push(Problem { row: None, key: String::new(), label: "报送日期".into(), value: env.filed_on.clone(), reason: e.clone() });
     }
     let checked = def.check(raw);
     if let Err(pr) = &checked {
@@ -979,7 +996,12 @@ async fn file_values(
 }
 
 /// `POST /web/forms/{form}/entry`
-pub async fn entry_post(State(state): State<AppState>, u: WebUser, Path(form): Path<String>, Form(pairs): Form<Vec<(String, String)>>) -> WebResult {
+pub async fn entry_post(
+    State(state): State<AppState>,
+    u: WebUser,
+    Path(form): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> WebResult {
     let def = def_of(&form)?;
     if pairs.len() > MAX_POSTED_FIELDS {
         return Err(WebError::bad("提交的内容过多"));
@@ -1164,25 +1186,23 @@ pub fn read_form_xlsx(def: &FormDef, unit: &str, p: Period, bytes: &[u8]) -> Res
     let mut wb: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| format!("不是有效的 .xlsx 文件（{e}）"))?;
     let range = match wb.worksheet_range(SHEET) {
         Ok(r) => r,
-        Err(_) => wb
-            .worksheet_range_at(0)
-            .ok_or_else(|| "文件中没有工作表".to_string())?
-            .map_err(|e| format!("工作表无法读取（{e}）"))?,
+        Err(_) => wb.worksheet_range_at(0).ok_or_else(|| "文件中没有工作表".to_string())?.map_err(|e| format!("工作表无法读取（{e}）"))?,
     };
     let (h, w) = range.get_size();
     if h > MAX_SHEET_ROWS || w > MAX_SHEET_COLS {
         return Err(format!("工作表过大（{h} 行 × {w} 列），本表最多 {MAX_SHEET_ROWS} 行 × {MAX_SHEET_COLS} 列：请用下载的报表模板填写"));
     }
-    let at = |r: u32, c: u16| -> String {
-        range.get_value((r, u32::from(c))).map(cell_text).unwrap_or_default().trim().to_string()
-    };
+    let at = |r: u32, c: u16| -> String { range.get_value((r, u32::from(c))).map(cell_text).unwrap_or_default().trim().to_string() };
     let key = at(KEY_ROW, 1);
     let want = form_key(def, unit, p);
     if key != want {
         return Err(if key.is_empty() {
             format!("工作表“{SHEET}”单元格 B4 没有表号：请用本页“下载 Excel 报表”得到的文件填写")
         } else {
-            format!("工作表“{SHEET}”单元格 B4 的表号是“{}”，不是本表（{want}）：请确认报表、单位和报告期", key.chars().take(60).collect::<String>())
+            format!(
+                "工作表“{SHEET}”单元格 B4 的表号是“{}”，不是本表（{want}）：请确认报表、单位和报告期",
+                key.chars().take(60).collect::<String>()
+            )
         });
     }
     let mut v = Values::default();
@@ -1202,18 +1222,17 @@ pub fn read_form_xlsx(def: &FormDef, unit: &str, p: Period, bytes: &[u8]) -> Res
         for (c, col) in t.columns.iter().enumerate() {
             let hd = at(l.table_head_row, c as u16);
             if !hd.starts_with(&col.label) {
-                return Err(format!("工作表“{SHEET}”单元格 {} 应为“{}”：表格的列被改动过，请用下载的模板填写", cell_name(l.table_head_row, c as u16), col.label));
+                return Err(format!(
+                    "工作表“{SHEET}”单元格 {} 应为“{}”：表格的列被改动过，请用下载的模板填写",
+                    cell_name(l.table_head_row, c as u16),
+                    col.label
+                ));
             }
         }
         let mut kept = 0usize;
         for r in l.table_row0..(h as u32) {
-            let row: BTreeMap<String, String> = t
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(c, col)| (col.key.clone(), at(r, c as u16)))
-                .filter(|(_, x)| !x.is_empty())
-                .collect();
+            let row: BTreeMap<String, String> =
+                t.columns.iter().enumerate().map(|(c, col)| (col.key.clone(), at(r, c as u16))).filter(|(_, x)| !x.is_empty()).collect();
             if row.is_empty() || at(r, 0).starts_with("（最多") {
                 continue;
             }
@@ -1342,7 +1361,8 @@ pub async fn indicators(state: &AppState, region: &str, year: u16) -> Result<Ind
     let reports = state.store.form_reports(&county, None, y * 100 + 1, y * 100 + 12).await?;
     let mut ind = Indicators::default();
     // Latest period first, so each township's remote-care answer is its most recent one.
-    let mut remote: Vec<&FormReport> = reports.iter().filter(|r| r.latest.form_id == "remote_coverage" && r.latest.state == "submitted").collect();
+    let mut remote: Vec<&FormReport> =
+        reports.iter().filter(|r| r.latest.form_id == "remote_coverage" && r.latest.state == "submitted").collect();
     remote.sort_by(|a, b| b.latest.period.cmp(&a.latest.period));
     for r in remote {
         let v: Values = serde_json::from_str(&r.latest.values_json).unwrap_or_default();
@@ -1498,7 +1518,8 @@ mod tests {
         let p = Period::parse_key(d.period, "2018-06").unwrap();
         let unit = Unit { code: "620422100".into(), name: "会师镇".into() };
         let mut v = Values::default();
-        for (k, x) in [("staff", "4"), ("th", "1"), ("vc", "9"), ("clinic", "1"), ("pharmacy", "2"), ("other", "0"), ("units_total", "13")] {
+        for (k, x) in [("staff", "4"), ("th", "1"), ("vc", "9"), ("clinic", "1"), ("pharmacy", "2"), ("other", "0"), ("units_total", "13")]
+        {
             v.fields.insert(k.into(), x.into());
         }
         v.fields.insert("fines".into(), "0.1200".into());
@@ -1526,7 +1547,12 @@ mod tests {
         let unit = Unit { code: "620422100".into(), name: "会师镇".into() };
         let mut v = Values::default();
         v.fields.insert("households".into(), "30".into());
-        v.rows.push([("question", "先诊疗、后付费"), ("asked", "30"), ("right", "29")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+        v.rows.push(
+            [("question", "先诊疗、后付费"), ("asked", "30"), ("right", "29")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        );
         let bytes = template_xlsx(d, &unit, p, "", &v).unwrap();
         let (back, _) = read_form_xlsx(d, &unit.code, p, &bytes).unwrap();
         assert_eq!(back.rows.len(), 1);
@@ -1573,7 +1599,14 @@ mod tests {
             ..Default::default()
         };
         let v2 = FormVersion { version: 2, action: "return".into(), state: "returned".into(), note: "条数有误".into(), ..v1.clone() };
-        let v3 = FormVersion { version: 3, action: "correct".into(), values_json: r#"{"fields":{"records":"12"}}"#.into(), actor: "b".into(), state: "submitted".into(), ..v1.clone() };
+        let v3 = FormVersion {
+            version: 3,
+            action: "correct".into(),
+            values_json: r#"{"fields":{"records":"12"}}"#.into(),
+            actor: "b".into(),
+            state: "submitted".into(),
+            ..v1.clone()
+        };
         let v = entry_view(d, "620422", &unit, p, today, &[v1.clone(), v2.clone()], None, true, true, true, None);
         assert_eq!((v.standing.as_str(), v.returned_reason.as_str(), v.can_return), ("退回修改中", "条数有误", false));
         let v = entry_view(d, "620422", &unit, p, today, &[v1, v2, v3], None, true, true, true, Some(3));

@@ -118,7 +118,11 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
                     _ => esc(&status.name_zh()),
                 };
                 grid.rows.push(vec![
-                    Cell::text(kind.name_zh()),
+                    // The report is a periodic form (issue 19): its page shows, corrects and returns it.
+                    Cell::Link(
+                        kind.name_zh().to_string(),
+                        format!("/web/forms/{}/entry?region={county}&unit={unit}&period={}-{:02}", kind.id(), period / 100, period % 100),
+                    ),
                     Cell::text(*unit_name),
                     Cell::text(format!("{}年{}月", period / 100, period % 100)),
                     Cell::text(due.to_string()),

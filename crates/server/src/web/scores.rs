@@ -539,7 +539,15 @@ impl Facts {
             "awareness_95" => {
                 let f = &self.forms;
                 let bp = f.awareness_bp()?;
-                (bp >= 9_500, format!("“健康扶贫政策群众知晓率入户调查”：受访 {} 人次，答对 {} 人次，知晓率 {}", f.asked, f.right, super::pct(Some(bp))))
+                (
+                    bp >= 9_500,
+                    format!(
+                        "“健康扶贫政策群众知晓率入户调查”：受访 {} 人次，答对 {} 人次，知晓率 {}",
+                        f.asked,
+                        f.right,
+                        super::pct(Some(bp))
+                    ),
+                )
             }
             "escort_case" => (self.escorts > 0, format!("本年“送人就医”服务记录 {} 条", self.escorts)),
             "chronic_cards_90" => {
