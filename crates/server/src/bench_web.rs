@@ -220,6 +220,9 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     pages.push(measure(&c, "大病救治台账（全县）", &format!("/web/mdt?region={code}"), opts.rounds, None).await?);
     pages.push(measure(&c, "挂牌督战（全县）", &format!("/web/supervise?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "月报与分析（全县）", &format!("/web/reports?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "定期报表（全县）", &format!("/web/forms?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "过期药品统计表（全县各乡镇各月）", &format!("/web/forms/expired_drugs?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(measure(&c, "健康扶贫指标（全县）", &format!("/web/forms/indicators?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "退出验收（全县）", &format!("/web/exit?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "退出验收（一个村）", &format!("/web/exit?region={vcode}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "资金拨付", &format!("/web/funds?year={year}"), opts.rounds, None).await?);
