@@ -17,9 +17,9 @@
 //! - A due day past the end of a short month is that month's last day (the 31st in February is the 28th
 //!   or 29th). A due day on a weekend or holiday stays where it is, unless the form says
 //!   `working_day = true`; then it moves to the next working day of the calendar.
-//! - A report returned for correction counts as expected and not complete until it is submitted again;
-//!   its timeliness is that of its first submission (the unit reported on time; the correction is a
-//!   separate matter, kept in its history).
+//! - A report returned for correction counts as expected and neither complete nor on time until it is
+//!   submitted again; then its timeliness is that of its first submission (the unit reported on time;
+//!   the correction is a separate matter, kept in its history). On time counts only complete reports.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -195,7 +195,8 @@ impl Due {
         match (kind, self.month, self.months_after) {
             (_, Some(m), _) => format!("每年{m}月{day}前{wd}"),
             (PeriodKind::Month, None, 0) => format!("每月{day}前{wd}"),
-            (PeriodKind::Month, None, n) => format!("次{}月{day}前{wd}", if n == 1 { String::new() } else { n.to_string() }),
+            (PeriodKind::Month, None, 1) => format!("次月{day}前{wd}"),
+            (PeriodKind::Month, None, n) => format!("报告期后第{n}个月{day}前{wd}"),
             (PeriodKind::Year, None, 0) => format!("每年12月{day}前{wd}"),
             (k, None, 0) => format!("{}末月{day}前{wd}", period_word(k)),
             (k, None, n) => format!("{}后第{n}个月{day}前{wd}", period_word(k)),
@@ -776,12 +777,15 @@ fn check_value(f: &Field, raw: &str) -> Result<String, String> {
             Ok(format_number(v, scale))
         }
         FieldKind::Text { max_chars } => {
+            // Line breaks (a textarea, Alt+Enter in Excel) and tabs are kept; other invisible characters
+            // are refused, not stored.
+            let t = t.replace("\r\n", "\n").replace('\r', "\n");
             let n = t.chars().count();
             if n > *max_chars {
                 return Err(format!("不超过 {max_chars} 字（现有 {n} 字）"));
             }
-            if t.chars().any(|c| c.is_control()) {
-                return Err("含控制字符".into());
+            if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                return Err("含有看不见的特殊字符，请删除后重新填写".into());
             }
             Ok(t)
         }
@@ -894,12 +898,19 @@ impl FormDef {
                 let (Some(l), Some(r)) = (sum(&c.left, &get), sum(&c.right, &get)) else { continue };
                 if !holds(c.op, l, r) {
                     let label = self.field(&c.left[0]).map(Field::full_label).unwrap_or_default();
+                    let side = |keys: &[String], v: i64| -> String {
+                        let name = match keys {
+                            [one] => self.field(one).map(|f| f.label.clone()).unwrap_or_default(),
+                            _ => "各项之和".to_string(),
+                        };
+                        format!("{name}为 {}", format_number(v, scale))
+                    };
                     problems.push(Problem {
                         row,
                         key: c.left[0].clone(),
                         label,
                         value: format_number(l, scale),
-                        reason: format!("{}（{} {} {}）", c.message, format_number(l, scale), op_text(c.op), format_number(r, scale)),
+                        reason: format!("{}（填写的{}，{}）", c.message, side(&c.left, l), side(&c.right, r)),
                     });
                 }
             }
@@ -909,14 +920,6 @@ impl FormDef {
         } else {
             Err(problems)
         }
-    }
-}
-
-fn op_text(op: Op) -> &'static str {
-    match op {
-        Op::Eq => "≠ 应等于",
-        Op::Le => "应不大于",
-        Op::Ge => "应不小于",
     }
 }
 
@@ -993,8 +996,8 @@ impl Standing {
     pub fn complete(self) -> bool {
         matches!(self, Standing::OnTime | Standing::Late(_))
     }
-    /// On time: submitted by the due day (a returned report keeps the timeliness of its first submission;
-    /// the caller passes it as `Returned` and counts it with [`Rates::add`]'s `first_on_time`).
+    /// On time: submitted by the due day (a corrected report keeps the timeliness of its first
+    /// submission).
     pub fn on_time(self) -> bool {
         self == Standing::OnTime
     }
@@ -1011,8 +1014,8 @@ pub struct Rates {
 }
 
 impl Rates {
-    /// Counts one unit-period. `first_on_time`: a returned report's first submission was on time.
-    pub fn add(&mut self, s: Standing, first_on_time: bool) {
+    /// Counts one unit-period.
+    pub fn add(&mut self, s: Standing) {
         if !s.expected() {
             return;
         }
@@ -1023,12 +1026,9 @@ impl Rates {
                 self.on_time += 1;
             }
             Standing::Late(_) => self.complete += 1,
-            Standing::Returned => {
-                self.returned += 1;
-                if first_on_time {
-                    self.on_time += 1;
-                }
-            }
+            // As DHIS2 counts: on time only among complete reports; a returned report is neither
+            // until it is submitted again (its first submission's day then decides).
+            Standing::Returned => self.returned += 1,
             Standing::Overdue(_) => self.overdue += 1,
             Standing::NotDue => {}
         }
@@ -1232,7 +1232,13 @@ message = "答对人数不能多于受访人数"
         assert!(!reasons.iter().any(|r| r.starts_with("None/total/总数")), "{reasons:?}");
         let sum = def.check(&vals(&[("a", "1"), ("b", "2"), ("total", "4")], &[])).unwrap_err();
         assert_eq!(sum.len(), 1);
-        assert!(sum[0].reason.contains("总数应等于各项之和") && sum[0].reason.contains("4"), "{}", sum[0].reason);
+        assert_eq!(sum[0].reason, "总数应等于各项之和（填写的总数为 4，各项之和为 3）");
+        let rows = vals(&[("total", "0")], &[&[("name", "甲"), ("asked", "3"), ("right", "5")]]);
+        assert_eq!(def.check(&rows).unwrap_err()[0].reason, "答对人数不能多于受访人数（填写的答对为 5，受访为 3）");
+        let text = vals(&[("total", "0")], &[&[("name", "甲\r\n乙")]]);
+        assert_eq!(def.check(&text).unwrap().rows[0]["name"], "甲\n乙", "line breaks are kept");
+        let bell = vals(&[("total", "0")], &[&[("name", "甲\u{7}")]]);
+        assert!(def.check(&bell).unwrap_err()[0].reason.contains("看不见的特殊字符"));
         let big = def.check(&vals(&[("total", "0"), ("fine", "1000.01")], &[])).unwrap_err();
         assert!(big[0].reason.contains("不能大于 1000.00万元"), "{:?}", big);
         let rows = vals(&[("total", "0")], &[&[("name", "1")], &[("name", "2")], &[("name", "3")], &[("name", "4")]]);
@@ -1274,13 +1280,13 @@ message = "答对人数不能多于受访人数"
         assert_eq!(standing(due, None, d("2018-05-27")), Standing::Overdue(2));
         assert_eq!(standing(due, None, d("2018-05-25")), Standing::NotDue);
         let mut r = Rates::default();
-        r.add(Standing::OnTime, true);
-        r.add(Standing::Late(3), false);
-        r.add(Standing::Returned, true);
-        r.add(Standing::Overdue(2), false);
-        r.add(Standing::NotDue, false);
-        assert_eq!((r.expected, r.complete, r.on_time, r.returned, r.overdue), (4, 2, 2, 1, 1));
-        assert_eq!((r.completeness_bp(), r.timeliness_bp()), (Some(5_000), Some(5_000)));
+        r.add(Standing::OnTime);
+        r.add(Standing::Late(3));
+        r.add(Standing::Returned);
+        r.add(Standing::Overdue(2));
+        r.add(Standing::NotDue);
+        assert_eq!((r.expected, r.complete, r.on_time, r.returned, r.overdue), (4, 2, 1, 1, 1));
+        assert_eq!((r.completeness_bp(), r.timeliness_bp()), (Some(5_000), Some(2_500)));
         assert_eq!(Rates::default().completeness_bp(), None);
     }
 

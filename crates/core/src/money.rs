@@ -242,6 +242,34 @@ impl fmt::Display for Ratio {
     }
 }
 
+/// Text for people with every amount written in fen ("资助 18000 分", as stored findings say) rewritten in
+/// yuan ("资助 180.00 元"): officials read money in 元, never in 分. Only for text whose 分 are money (not
+/// score points).
+pub fn yuan_in_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(" 分") {
+        let head = &rest[..i];
+        let digits_start =
+            head.rfind(|c: char| !c.is_ascii_digit() && c != '-').map_or(0, |j| j + head[j..].chars().next().map_or(1, char::len_utf8));
+        let number = &head[digits_start..];
+        match number.parse::<i64>() {
+            Ok(f) if !number.is_empty() => {
+                out.push_str(&head[..digits_start]);
+                out.push_str(&Fen(f).grouped());
+                out.push_str(" 元");
+            }
+            _ => {
+                out.push_str(head);
+                out.push_str(" 分");
+            }
+        }
+        rest = &rest[i + " 分".len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +329,13 @@ mod tests {
         assert!(Ratio::parse_percent("1.001%").is_err());
         assert_eq!(Ratio(6250).to_string(), "62.5%");
         assert_eq!(Ratio(1).to_string(), "0.01%");
+    }
+
+    #[test]
+    fn amounts_in_fen_are_written_in_yuan() {
+        assert_eq!(yuan_in_text("资助 18000 分"), "资助 180.00 元");
+        assert_eq!(yuan_in_text("资助 1234567 分，个人缴费 0 分"), "资助 12,345.67 元，个人缴费 0.00 元");
+        assert_eq!(yuan_in_text("没有金额"), "没有金额");
+        assert_eq!(yuan_in_text("十 分"), "十 分");
     }
 }

@@ -118,12 +118,21 @@ fn column_letters(mut c: u32) -> String {
 /// Refuses a workbook whose parts declare more uncompressed bytes than allowed (a zip bomb), before
 /// calamine inflates anything.
 fn check_archive(path: &Path, file: &str, limits: &ReadLimits) -> Result<(), TableError> {
+    let f = std::fs::File::open(path).map_err(|e| TableError::Open { file: file.to_string(), reason: e.to_string() })?;
+    check_archive_of(std::io::BufReader::new(f), file, limits)
+}
+
+fn check_archive_of<R: Read + std::io::Seek>(r: R, file: &str, limits: &ReadLimits) -> Result<(), TableError> {
     let open_err = |reason: String| TableError::Open { file: file.to_string(), reason };
-    let f = std::fs::File::open(path).map_err(|e| open_err(e.to_string()))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| open_err(format!("不是有效的 XLSX 文件：{e}")))?;
+    // The zip library's reason is for the log; the clerk is told what the file is not.
+    let bad_zip = |e: zip::result::ZipError| {
+        tracing::info!(file, error = %e, "not a zip archive");
+        open_err("不是有效的 XLSX 文件（文件已损坏，或不是 Excel 保存的 .xlsx）".to_string())
+    };
+    let mut zip = zip::ZipArchive::new(r).map_err(bad_zip)?;
     let mut total: u64 = 0;
     for i in 0..zip.len() {
-        let entry = zip.by_index_raw(i).map_err(|e| open_err(format!("不是有效的 XLSX 文件：{e}")))?;
+        let entry = zip.by_index_raw(i).map_err(bad_zip)?;
         total = total.saturating_add(entry.size());
     }
     if total > limits.max_uncompressed_bytes {
@@ -228,6 +237,57 @@ fn stream_xlsx(path: &Path, file: &str, limits: &ReadLimits, tx: &std::sync::mps
     if let Some((cr, row)) = current {
         send(Ok((u64::from(cr) + 1, row)));
     }
+}
+
+/// The non-empty cells of one sheet of a small workbook held in memory (a filled-in form), by 0-based
+/// (row, column): the sheet named `sheet`, else the first. Bounded like every upload: the archive's
+/// declared uncompressed size is checked before anything is inflated; cells are streamed, and the first
+/// one beyond `max_rows` × `max_cols` or longer than `max_cell_chars` refuses the file.
+pub fn read_cells(
+    bytes: &[u8],
+    file: &str,
+    sheet: &str,
+    limits: &ReadLimits,
+) -> Result<std::collections::BTreeMap<(u32, u32), String>, TableError> {
+    let open_err = |reason: &str| TableError::Open { file: file.to_string(), reason: reason.to_string() };
+    check_archive_of(std::io::Cursor::new(bytes), file, limits)?;
+    let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).map_err(|e| {
+        tracing::info!(file, error = %e, "workbook refused");
+        open_err("不是有效的 Excel（.xlsx）文件")
+    })?;
+    let names = wb.sheet_names();
+    let name = names.iter().find(|n| n.as_str() == sheet).or_else(|| names.first()).cloned().ok_or_else(|| open_err("文件中没有工作表"))?;
+    let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| {
+        tracing::info!(file, error = %e, "sheet refused");
+        open_err("工作表无法读取")
+    })?;
+    let mut out = std::collections::BTreeMap::new();
+    while let Some(cell) = cells.next_cell().map_err(|e| {
+        tracing::info!(file, error = %e, "sheet cell refused");
+        open_err("工作表内容无法读取")
+    })? {
+        let (r, c) = cell.get_position();
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        if c >= limits.max_cols || u64::from(r) >= limits.max_rows {
+            return Err(TableError::TooLarge {
+                file: file.to_string(),
+                what: format!("{}{} 单元格有内容", column_letters(c), u64::from(r) + 1),
+                limit: format!("最多 {} 行 × {} 列", limits.max_rows, limits.max_cols),
+            });
+        }
+        if text.chars().count() > limits.max_cell_chars {
+            return Err(TableError::Row {
+                file: file.to_string(),
+                row: u64::from(r) + 1,
+                reason: format!("{} 列内容超过 {} 个字符", column_letters(c), limits.max_cell_chars),
+            });
+        }
+        out.insert((r, c), text);
+    }
+    Ok(out)
 }
 
 impl TableReader {

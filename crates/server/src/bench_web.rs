@@ -48,6 +48,8 @@ struct Client {
     http: reqwest::Client,
     base: String,
     cookie: String,
+    /// The session's CSRF token (read from a page's `<meta name="csrf-token">`), sent with every post.
+    csrf: String,
 }
 
 struct Answer {
@@ -80,7 +82,13 @@ impl Client {
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<Answer, String> {
         let body = serde_urlencoded::to_string(form).map_err(|e| e.to_string())?;
-        let rb = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/x-www-form-urlencoded").body(body);
+        let rb = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(crate::guard::CSRF_HEADER, &self.csrf)
+            .header("origin", &self.base)
+            .body(body);
         self.send(rb).await.map_err(|e| format!("POST {path}: {e}"))
     }
 }
@@ -172,7 +180,9 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
             r.status().as_u16()
         ));
     };
-    let c = Client { http, base, cookie };
+    let mut c = Client { http, base, cookie, csrf: String::new() };
+    let first = c.get("/web/catalogue").await?;
+    c.csrf = first.body.split("name=\"csrf-token\" content=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_string();
 
     // The dashboard figures of the year (computed on first use, then cached).
     let t = Instant::now();
@@ -221,7 +231,10 @@ pub async fn run(opts: &WebBenchOptions) -> Result<WebBenchReport, String> {
     pages.push(measure(&c, "挂牌督战（全县）", &format!("/web/supervise?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "月报与分析（全县）", &format!("/web/reports?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "定期报表（全县）", &format!("/web/forms?region={code}&year={year}"), opts.rounds, None).await?);
-    pages.push(measure(&c, "过期药品统计表（全县各乡镇各月）", &format!("/web/forms/expired_drugs?region={code}&year={year}"), opts.rounds, None).await?);
+    pages.push(
+        measure(&c, "过期药品统计表（全县各乡镇各月）", &format!("/web/forms/expired_drugs?region={code}&year={year}"), opts.rounds, None)
+            .await?,
+    );
     pages.push(measure(&c, "健康扶贫指标（全县）", &format!("/web/forms/indicators?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "退出验收（全县）", &format!("/web/exit?region={code}&year={year}"), opts.rounds, None).await?);
     pages.push(measure(&c, "退出验收（一个村）", &format!("/web/exit?region={vcode}&year={year}"), opts.rounds, None).await?);

@@ -650,3 +650,74 @@ impl SexZh for baozhang_server::testkit::SeedPerson {
         }
     }
 }
+
+// ───────────────────────────── periodic forms (issue 19) ─────────────────────────────
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn periodic_forms_keep_to_their_units_and_refuse_a_hostile_workbook() {
+    for db in BACKENDS {
+        let app = spawn_app(db, 4).await;
+        users(&app).await;
+        let page = format!("/web/forms/expired_drugs/entry?region={COUNTY}&unit=620422100&period=2018-05");
+        let form = |seen: &'static str, on: &'static str| {
+            vec![
+                ("region", COUNTY),
+                ("unit", "620422100"),
+                ("period", "2018-05"),
+                ("seen_version", seen),
+                ("filed_on", on),
+                ("f_staff", "1"),
+                ("f_th", "0"),
+                ("f_vc", "1"),
+                ("f_clinic", "0"),
+                ("f_pharmacy", "0"),
+                ("f_other", "0"),
+                ("f_units_total", "1"),
+                ("f_self_found", "0"),
+                ("f_seized", "0"),
+                ("f_orders_total", "0"),
+                ("f_orders_done", "0"),
+                ("f_cases", "0"),
+                ("f_cases_closed", "0"),
+                ("f_fines", "0"),
+                ("f_notified", "0"),
+                ("f_filler", "甲"),
+                ("f_reviewer", "乙"),
+            ]
+        };
+        // Another county's bureau and auditor: refused, whatever region they name.
+        for user in ["other_bureau", "other_audit"] {
+            let b = Browser::login(&app.base, user).await;
+            assert_eq!(b.page(&page).await.status, 403, "{db:?}: {user}");
+            assert_eq!(b.post_form("/web/forms/expired_drugs/entry", &form("0", "")).await.status, 403, "{db:?}: {user}");
+        }
+        // The township's own account files its report, today: it cannot backdate its own first submission.
+        let town = Browser::login(&app.base, "town1").await;
+        assert_eq!(town.post_form("/web/forms/expired_drugs/entry", &form("0", "2018-05-20")).await.status, 303, "{db:?}");
+        let h = app.store.form_history("expired_drugs", COUNTY, "620422100", 201805).await.unwrap();
+        assert_ne!(h[0].filed_on, 20180520, "{db:?}: the township's own date is not taken");
+        // …and may not return it (the county does), nor read the county's office reports.
+        let ret = [("region", COUNTY), ("unit", "620422100"), ("period", "2018-05"), ("seen_version", "1"), ("reason", "x")];
+        assert_eq!(town.post_form("/web/forms/expired_drugs/return", &ret).await.status, 403, "{db:?}");
+        let office = format!("/web/forms/info_exchange/entry?region={COUNTY}&unit=civil&period=2018-05");
+        assert_eq!(town.page(&office).await.status, 403, "{db:?}");
+        assert_eq!(Browser::login(&app.base, "cadre_a").await.page(&page).await.status, 403, "{db:?}");
+        // An auditor may not file, so its upload is refused before the file is read.
+        let bomb = sparse_bomb();
+        let env = [("region", COUNTY), ("unit", "620422100"), ("period", "2018-05")];
+        let auditor = Browser::login(&app.base, "audit1").await;
+        assert_eq!(auditor.post_multipart("/web/forms/expired_drugs/upload", &env, "bomb.xlsx", &bomb).await.status, 403, "{db:?}");
+        // A workbook claiming a huge sheet: refused with the cell named, and the service goes on.
+        let bureau = Browser::login(&app.base, "bureau1").await;
+        let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "bomb.xlsx", &bomb).await;
+        assert_eq!(r.status, 400, "{db:?}: {}", r.text());
+        assert!(r.text().contains("XFD1048576") && r.text().contains("超出导入上限"), "{db:?}: {}", r.text());
+        let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "x.xlsx", b"PK\x03\x04 broken").await;
+        assert!(r.status == 400 && !r.text().contains("Zip") && has_cjk(&r.text()), "{db:?}: {}", r.text());
+        let p = &app.people[0];
+        let m = app.hospital.admit(p, "2018-06-01").await.unwrap();
+        ok(&app.hospital.call("2304", NatClient::settle_input(p, &m, "1000.00", "0", "0", "0", "1000.00")).await.unwrap());
+        assert_eq!(app.store.form_history("expired_drugs", COUNTY, "620422100", 201805).await.unwrap().len(), 1, "{db:?}");
+        app.stop().await;
+    }
+}

@@ -2208,8 +2208,8 @@ async fn periodic_forms_are_entered_corrected_returned_and_counted() {
         let grid = bureau.page(&format!("/web/forms/expired_drugs?region={COUNTY}&year=2018")).await.text();
         let rates = &grid[grid.find("各单位报送率").expect("the rates table")..];
         let row = row_with(rates, "会师镇");
-        // 应报 8 (May–December, all past), 已报 0, 按时 1 (its first submission), 退回 1, 逾期 7.
-        assert!(row.starts_with("会师镇|8|0|1|1|7|"), "{db:?}: {row}");
+        // 应报 8 (May–December, all past), 已报 0, 按时 0 (not until submitted again), 退回 1, 逾期 7.
+        assert!(row.starts_with("会师镇|8|0|0|1|7|"), "{db:?}: {row}");
 
         // The unit uploads the Excel form: a bad cell is named by sheet and cell; a good file is version 4.
         let def = defs().iter().find(|d| d.id == "expired_drugs").unwrap();
@@ -2220,16 +2220,22 @@ async fn periodic_forms_are_entered_corrected_returned_and_counted() {
             v.fields.insert(k, x);
         }
         v.fields.insert("seized".into(), "很多".into());
-        let env = [("region", COUNTY), ("unit", "620422100"), ("period", "2018-05"), ("seen_version", "3"), ("note", "按退回意见更正")];
-        let file = template_xlsx(def, &unit, p, "", &v).unwrap();
+        let env = [("region", COUNTY), ("unit", "620422100"), ("period", "2018-05"), ("note", "按退回意见更正")];
+        // A file made from version 1 (before the correction and the return) would undo them: refused.
+        let mut valid = v.clone();
+        valid.fields.insert("seized".into(), "4".into());
+        let old = template_xlsx(def, &unit, p, 1, "", &valid).unwrap();
+        let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "过期药品.xlsx", &old).await;
+        assert!(r.status == 422 && r.text().contains("已被保存为第 3 版"), "{db:?}: {}", r.text());
+        let file = template_xlsx(def, &unit, p, 3, "", &v).unwrap();
         let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "过期药品.xlsx", &file).await;
         assert_eq!(r.status, 422, "{db:?}: {}", r.text());
         assert!(r.text().contains("查处过期药品数量") && r.text().contains("D14"), "{db:?}: {}", r.text());
         v.fields.insert("seized".into(), "4".into());
-        let file = template_xlsx(def, &unit, p, "", &v).unwrap();
+        let file = template_xlsx(def, &unit, p, 3, "", &v).unwrap();
         let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "过期药品.xlsx", &file).await;
         assert_eq!(r.status, 303, "{db:?}: {}", r.text());
-        let other = template_xlsx(def, &unit, Period::parse_key(def.period, "2018-06").unwrap(), "", &v).unwrap();
+        let other = template_xlsx(def, &unit, Period::parse_key(def.period, "2018-06").unwrap(), 4, "", &v).unwrap();
         let r = bureau.post_multipart("/web/forms/expired_drugs/upload", &env, "六月.xlsx", &other).await;
         assert!(r.status == 400 && r.text().contains("不是本表"), "{db:?}: {}", r.text());
         let h = app.store.form_history("expired_drugs", COUNTY, "620422100", 201805).await.unwrap();

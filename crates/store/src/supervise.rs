@@ -358,15 +358,22 @@ impl Store {
 
     // ── R-SUP-3 ──
 
-    /// Records a submission of an R-SUP-3 monthly report (a periodic form since issue 19: its first
-    /// version in `form_submissions`). `Ok(false)`: that unit already submitted that report for the month.
+    /// Records a submission of an R-SUP-3 monthly report (a periodic form since issue 19: a version in
+    /// `form_submissions`; after a return for correction, the report submitted again). `Ok(false)`: that
+    /// unit's report for the month is already submitted.
     pub async fn submit_report(&self, s: &Submission) -> Result<bool> {
+        let last = self.form_history(&s.kind, &s.region_code, &s.unit, s.period).await?.pop();
+        let seen_version = match last {
+            None => 0,
+            Some(l) if l.state == "returned" => l.version,
+            Some(_) => return Ok(false),
+        };
         let f = crate::forms::Filing {
             form_id: s.kind.clone(),
             county: s.region_code.clone(),
             unit: s.unit.clone(),
             period: s.period,
-            seen_version: 0,
+            seen_version,
             filed_on: s.submitted_on,
             values_json: "{}".into(),
             note: s.note.clone(),

@@ -18,6 +18,7 @@ pub mod exit;
 pub mod fdc;
 pub mod funds;
 pub mod health;
+pub mod help;
 pub mod import;
 pub mod mdt;
 pub mod periodic;
@@ -284,6 +285,8 @@ pub struct Chrome {
     pub scope_label: String,
     pub nav: Vec<NavItem>,
     pub search: bool,
+    /// The help page of the page's area (`web::help`), or the help index.
+    pub help: String,
 }
 
 #[derive(Template)]
@@ -385,6 +388,7 @@ fn chrome(u: &WebUser) -> Chrome {
         scope_label: if u.p.scope.is_empty() { "全部".into() } else { format!("范围 {}", u.p.scope) },
         nav: items.iter().map(|(href, label)| NavItem { href, label, active: path.starts_with(href) }).collect(),
         search: u.p.role != Role::Hospital,
+        help: help::area_for(path).map_or_else(|| "/web/help".to_string(), |a| format!("/web/help/{}", a.id)),
     }
 }
 
@@ -492,6 +496,7 @@ const APP_CSS: &str = include_str!("../../assets/web/app.css");
 const APP_JS: &str = include_str!("../../assets/web/app.js");
 const HTMX_JS: &str = include_str!("../../assets/web/vendor/htmx.min.js");
 const ECHARTS_JS: &str = include_str!("../../assets/web/vendor/echarts.min.js");
+const FAVICON_SVG: &str = include_str!("../../assets/web/favicon.svg");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
@@ -506,6 +511,10 @@ pub fn routes() -> Router<AppState> {
         .route("/static/app.js", get(|| async { asset("application/javascript; charset=utf-8", APP_JS) }))
         .route("/static/htmx.min.js", get(|| async { asset("application/javascript; charset=utf-8", HTMX_JS) }))
         .route("/static/echarts.min.js", get(|| async { asset("application/javascript; charset=utf-8", ECHARTS_JS) }))
+        .route("/static/favicon.svg", get(|| async { asset("image/svg+xml", FAVICON_SVG) }))
+        .route("/favicon.ico", get(|| async { asset("image/svg+xml", FAVICON_SVG) }))
+        .route("/web/help", get(help::index))
+        .route("/web/help/{id}", get(help::area))
         .route("/web", get(home))
         .route("/web/", get(home))
         .route("/web/find", get(person::find).post(person::find_form))

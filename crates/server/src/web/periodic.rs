@@ -16,7 +16,6 @@
 //! askama template (`templates/forms_*.html`, auto-escaped).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
 use std::sync::OnceLock;
 
 use askama::Template;
@@ -36,11 +35,14 @@ use super::{count, date_text, pct, urlencode, Page, WebError, WebResult, WebUser
 use crate::auth::Role;
 use crate::AppState;
 
-/// Largest form file accepted (a form is a page or two).
-pub const MAX_UPLOAD_BYTES: usize = 2 << 20;
+/// Largest form file accepted (a form is a page or two; below the server's buffered body limit).
+pub const MAX_UPLOAD_BYTES: usize = 512 << 10;
 /// Rows and columns of a form sheet read at most.
 const MAX_SHEET_ROWS: usize = 400;
 const MAX_SHEET_COLS: usize = 20;
+/// Characters of one cell of a form file, and uncompressed bytes of the whole file.
+const MAX_CELL_CHARS: usize = 2_000;
+const MAX_UNCOMPRESSED_BYTES: u64 = 16 << 20;
 /// Fields posted with one form at most (head fields + rows × columns + the envelope).
 const MAX_POSTED_FIELDS: usize = 4_000;
 /// The sheet of the Excel form.
@@ -204,18 +206,16 @@ pub struct FormStanding {
 }
 
 impl FormStanding {
-    pub fn of(&self, unit: &str, p: Period, due: Date, today: Date) -> (Standing, bool) {
+    pub fn of(&self, unit: &str, p: Period, due: Date, today: Date) -> Standing {
         let r = self.reports.get(&(unit.to_string(), p.code()));
         let filed = r.and_then(|r| Some(Filed { first_submitted: num_date(r.first_filed_on)?, returned: r.latest.state == "returned" }));
-        let first_on_time = filed.is_some_and(|f| f.first_submitted <= due);
-        (standing(due, filed, today), first_on_time)
+        standing(due, filed, today)
     }
     pub fn rates(&self, unit: Option<&str>, today: Date) -> Rates {
         let mut r = Rates::default();
         for u in self.units.iter().filter(|u| unit.is_none_or(|x| x == u.code)) {
             for (p, due) in &self.periods {
-                let (s, first) = self.of(&u.code, *p, *due, today);
-                r.add(s, first);
+                r.add(self.of(&u.code, *p, *due, today));
             }
         }
         r
@@ -407,7 +407,7 @@ fn grid_tables(s: &FormStanding, county: &str, today: Date) -> (Table, Table) {
             Cell::Pct(r.timeliness_bp()),
         ]);
         for (p, due) in &s.periods {
-            if let (Standing::Overdue(days), _) = s.of(&unit.code, *p, *due, today) {
+            if let Standing::Overdue(days) = s.of(&unit.code, *p, *due, today) {
                 overdue.rows.push(vec![
                     Cell::Link(unit.name.clone(), entry_href(s.def, county, &unit.code, *p)),
                     Cell::text(p.label_zh()),
@@ -441,7 +441,7 @@ pub fn grid_view(s: &FormStanding, county: &str, today: Date) -> GridView {
                 .periods
                 .iter()
                 .map(|(p, due)| {
-                    let (st, _) = s.of(&unit.code, *p, *due, today);
+                    let st = s.of(&unit.code, *p, *due, today);
                     let version = s.reports.get(&(unit.code.clone(), p.code())).map_or(0, |r| r.latest.version);
                     let text = match st {
                         Standing::NotDue if version == 0 => "未到期".to_string(),
@@ -623,17 +623,21 @@ pub fn layout(def: &FormDef) -> Layout {
     Layout { table_title_row: after, table_head_row: after + 1, table_row0: after + 2 }
 }
 
-/// Where a problem sits in the Excel form.
-fn problem_cell(def: &FormDef, p: &Problem) -> String {
+/// Where a problem sits in the Excel form ("" for what is not in the file: the version, the day filed).
+/// `sheet_rows`: the sheet row (0-based) of each kept table row of an upload; without it, the rows as
+/// the template lays them out.
+fn problem_cell(def: &FormDef, p: &Problem, sheet_rows: Option<&[u32]>) -> String {
     let l = layout(def);
     match p.row {
         None => match def.fields.iter().position(|f| f.key == p.key) {
             Some(i) => cell_name(FIELD_ROW0 + i as u32, 3),
-            None => cell_name(l.table_title_row, 0),
+            None if p.key.is_empty() && def.table.as_ref().is_some_and(|t| t.title == p.label) => cell_name(l.table_title_row, 0),
+            None => String::new(),
         },
         Some(r) => {
             let col = def.table.as_ref().and_then(|t| t.columns.iter().position(|c| c.key == p.key)).unwrap_or(0);
-            cell_name(l.table_row0 + r as u32 - 1, col as u16)
+            let row = sheet_rows.and_then(|rows| rows.get(r - 1).copied()).unwrap_or(l.table_row0 + r as u32 - 1);
+            cell_name(row, col as u16)
         }
     }
 }
@@ -659,6 +663,17 @@ fn action_zh(a: &str) -> &'static str {
     }
 }
 
+/// What was typed (or uploaded) and refused: shown again with its problems.
+#[derive(Clone, Copy)]
+pub struct Typed<'a> {
+    pub values: &'a Values,
+    pub problems: &'a [Problem],
+    pub note: &'a str,
+    pub filed_on: &'a str,
+    /// For an upload: the sheet row of each kept table row.
+    pub sheet_rows: Option<&'a [u32]>,
+}
+
 /// The entry page's view model: pure, from the form, the unit's history and what was typed (after a
 /// refused save, the typed values and their problems).
 #[allow(clippy::too_many_arguments)]
@@ -669,7 +684,7 @@ pub fn entry_view(
     p: Period,
     today: Date,
     history: &[FormVersion],
-    typed: Option<(&Values, &[Problem], &str, &str)>,
+    typed: Option<Typed<'_>>,
     can_file: bool,
     can_return: bool,
     backdate: bool,
@@ -679,9 +694,9 @@ pub fn entry_view(
     let due = def.due.date(p, cal);
     let latest = history.last();
     let current: Values = latest.and_then(|l| serde_json::from_str(&l.values_json).ok()).unwrap_or_default();
-    let (values, problems, note, filed_on) = match typed {
-        Some((v, pr, note, on)) => (v.clone(), pr.to_vec(), note.to_string(), on.to_string()),
-        None => (current.clone(), Vec::new(), String::new(), today.to_string()),
+    let (values, problems, note, filed_on, sheet_rows) = match &typed {
+        Some(t) => (t.values.clone(), t.problems.to_vec(), t.note.to_string(), t.filed_on.to_string(), t.sheet_rows),
+        None => (current.clone(), Vec::new(), String::new(), today.to_string(), None),
     };
     let err_of = |row: Option<usize>, key: &str| -> String {
         problems.iter().filter(|x| x.row == row && x.key == key).map(|x| x.reason.clone()).collect::<Vec<_>>().join("；")
@@ -712,7 +727,7 @@ pub fn entry_view(
         .collect();
     let lay = layout(def);
     let table = def.table.as_ref().map(|t| {
-        let n = (values.rows.len() + 3).clamp(t.min_rows.max(3), t.max_rows);
+        let n = (values.rows.len() + 3).max(3).min(t.max_rows).max(t.min_rows);
         TableView {
             title: t.title.clone(),
             columns: t.columns.iter().map(|c| (c.label.clone(), c.unit.clone())).collect(),
@@ -784,7 +799,13 @@ pub fn entry_view(
             Some(v) if v > 1 => format!("已保存为第 {v} 版，旧的内容保留在修改记录中。"),
             _ => String::new(),
         },
-        problems: problems.iter().map(|p| format!("{}（Excel 单元格 {}）", problem_text(p), problem_cell(def, p))).collect(),
+        problems: problems
+            .iter()
+            .map(|p| match problem_cell(def, p, sheet_rows) {
+                c if c.is_empty() => problem_text(p),
+                c => format!("{}（Excel 单元格 {c}）", problem_text(p)),
+            })
+            .collect(),
         can_file,
         can_return: can_return && latest.is_some_and(|l| l.state == "submitted"),
         backdate,
@@ -838,13 +859,13 @@ async fn show_entry(
     county: &str,
     unit: &Unit,
     p: Period,
-    typed: Option<(&Values, &[Problem], &str, &str)>,
+    typed: Option<Typed<'_>>,
     saved: Option<i64>,
 ) -> WebResult {
     let history = state.store.form_history(&def.id, county, &unit.code, p.code()).await?;
     let today = crate::clock::today();
     let can_file = may_file(u, def, county, &unit.code) && p.first_day() <= today;
-    let backdate = matches!(u.p.role, Role::Admin | Role::Bureau);
+    let backdate = may_backdate(u, def, county);
     let v = entry_view(def, county, unit, p, today, &history, typed, can_file, may_return(u, county), backdate, saved);
     let crumbs = vec![
         ("定期报表".into(), format!("/web/forms?region={county}&year={}", p.year)),
@@ -911,9 +932,16 @@ fn values_from_pairs(def: &FormDef, pairs: &[(String, String)]) -> Values {
     v
 }
 
-/// The day a version is filed: today, or (bureau entering a paper report) the day it was received.
-fn filed_day(u: &WebUser, p: Period, asked: &str, today: Date) -> Result<Date, String> {
-    if asked.is_empty() || !matches!(u.p.role, Role::Admin | Role::Bureau) {
+/// Whether the user may give the day a paper report was received: the county's bureau (or admin) for
+/// the townships' and hospitals' reports — never a unit for its own report, nor an office's report (the
+/// county's offices are the bureau's own), since the first submission's day decides timeliness.
+fn may_backdate(u: &WebUser, def: &FormDef, county: &str) -> bool {
+    may_return(u, county) && !matches!(def.units, Units::Offices(_))
+}
+
+/// The day a version is filed: today, or (the county entering a paper report) the day it was received.
+fn filed_day(u: &WebUser, def: &FormDef, county: &str, p: Period, asked: &str, today: Date) -> Result<Date, String> {
+    if asked.is_empty() || !may_backdate(u, def, county) {
         return Ok(today);
     }
     let d = Date::parse(asked).map_err(|_| format!("报送日期“{}”无效（如 {today}）", asked.chars().take(20).collect::<String>()))?;
@@ -938,6 +966,7 @@ async fn file_values(
     env: &Envelope,
     raw: &Values,
     extra: Vec<Problem>,
+    sheet_rows: Option<&[u32]>,
 ) -> Result<Result<i64, Response>, WebError> {
     if !may_file(u, def, county, &unit.code) {
         return Err(WebError::forbidden(format!("{}不能填报这张报表", u.p.role.name_zh())));
@@ -946,11 +975,9 @@ async fn file_values(
     if p.first_day() > today {
         return Err(WebError::bad(format!("{}尚未开始，不能报送", p.label_zh())));
     }
-    if env.note.chars().count() > 200 {
-        return Err(WebError::bad("说明不超过 200 字"));
-    }
+    check_note(&env.note, "说明")?;
     let mut problems = extra;
-    let on = filed_day(u, p, &env.filed_on, today);
+    let on = filed_day(u, def, county, p, &env.filed_on, today);
     if let Err(e) = &on {
         problems
             .push(Problem { row: None, key: String::new(), label: "报送日期".into(), value: env.filed_on.clone(), reason: e.clone() });
@@ -960,7 +987,8 @@ async fn file_values(
         problems.extend(pr.iter().cloned());
     }
     if !problems.is_empty() {
-        let page = show_entry(state, u, def, county, unit, p, Some((raw, &problems, &env.note, &env.filed_on)), None).await?;
+        let typed = Typed { values: raw, problems: &problems, note: &env.note, filed_on: &env.filed_on, sheet_rows };
+        let page = show_entry(state, u, def, county, unit, p, Some(typed), None).await?;
         return Ok(Err(page));
     }
     let values = checked.expect("no problems");
@@ -986,13 +1014,26 @@ async fn file_values(
                 key: String::new(),
                 label: "版本".into(),
                 value: String::new(),
-                reason: format!("您填写期间，这份报表已被保存为第 {latest} 版（您打开的是第 {} 版）：请核对下方修改记录后重新提交，您填写的内容仍在表中", env.seen_version),
+                reason: format!("您填写期间，这份报表已被保存为第 {latest} 版（您填写时是第 {} 版）：请核对下方修改记录后重新提交，您填写的内容仍在表中", env.seen_version.max(0)),
             };
-            let page = show_entry(state, u, def, county, unit, p, Some((raw, &[stale], &env.note, &env.filed_on)), None).await?;
+            let problems = [stale];
+            let typed = Typed { values: raw, problems: &problems, note: &env.note, filed_on: &env.filed_on, sheet_rows };
+            let page = show_entry(state, u, def, county, unit, p, Some(typed), None).await?;
             Ok(Err(page))
         }
         Err(FilingRefusal::NotSubmitted) => Err(WebError::bad("这份报表尚未报送")),
     }
+}
+
+/// A note or a reason: at most 200 characters, no invisible characters (a NUL would not even store).
+fn check_note(text: &str, what: &str) -> Result<(), WebError> {
+    if text.chars().count() > 200 {
+        return Err(WebError::bad(format!("{what}不超过 200 字")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(WebError::bad(format!("{what}含有看不见的特殊字符，请删除后重新填写")));
+    }
+    Ok(())
 }
 
 /// `POST /web/forms/{form}/entry`
@@ -1012,7 +1053,7 @@ pub async fn entry_post(
     }
     let (county, unit, p) = target(&state, &u, def, Some(&env.region), &env.unit, &env.period).await?;
     let raw = values_from_pairs(def, &pairs);
-    match file_values(&state, &u, def, &county, &unit, p, &env, &raw, Vec::new()).await? {
+    match file_values(&state, &u, def, &county, &unit, p, &env, &raw, Vec::new(), None).await? {
         Ok(v) => Ok(Redirect::to(&format!("{}&saved={v}", entry_href(def, &county, &unit.code, p))).into_response()),
         Err(page) => Ok(page),
     }
@@ -1037,9 +1078,7 @@ pub async fn return_post(State(state): State<AppState>, u: WebUser, Path(form): 
     if reason.is_empty() {
         return Err(WebError::bad("请写明退回修改的原因"));
     }
-    if reason.chars().count() > 200 {
-        return Err(WebError::bad("退回原因不超过 200 字"));
-    }
+    check_note(reason, "退回原因")?;
     let filing = Filing {
         form_id: def.id.clone(),
         county: county.clone(),
@@ -1062,13 +1101,15 @@ pub async fn return_post(State(state): State<AppState>, u: WebUser, Path(form): 
 
 // ───────────────────────────── Excel: the printed form ─────────────────────────────
 
-/// The key written into the form file, so a file is taken only for its form, unit and period.
-fn form_key(def: &FormDef, unit: &str, p: Period) -> String {
-    format!("{}|{unit}|{}", def.id, p.key())
+/// The key written into the form file (B4), so a file is taken only for its form, unit and period, and
+/// only over the version it was downloaded with (a file filled in offline must not undo a correction made
+/// meanwhile).
+fn form_key(def: &FormDef, unit: &str, p: Period, version: i64) -> String {
+    format!("{}|{unit}|{}|{version}", def.id, p.key())
 }
 
 /// The Excel form in the printed layout, with the current values (if any).
-pub fn template_xlsx(def: &FormDef, unit: &Unit, p: Period, county_name: &str, values: &Values) -> Result<Vec<u8>, WebError> {
+pub fn template_xlsx(def: &FormDef, unit: &Unit, p: Period, version: i64, county_name: &str, values: &Values) -> Result<Vec<u8>, WebError> {
     use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook};
     let xerr = |e: rust_xlsxwriter::XlsxError| {
         tracing::error!(error = %e, "form template");
@@ -1088,7 +1129,7 @@ pub fn template_xlsx(def: &FormDef, unit: &Unit, p: Period, county_name: &str, v
     ws.write(1, 0, format!("填报单位：{county_name}{}", unit.name)).map_err(xerr)?;
     ws.write(2, 0, format!("报告期：{}    报送时限：{}", p.label_zh(), def.due.words(def.period))).map_err(xerr)?;
     ws.write_with_format(KEY_ROW, 0, "表号", &muted).map_err(xerr)?;
-    ws.write_with_format(KEY_ROW, 1, form_key(def, &unit.code, p), &muted).map_err(xerr)?;
+    ws.write_with_format(KEY_ROW, 1, form_key(def, &unit.code, p, version), &muted).map_err(xerr)?;
     ws.write_with_format(KEY_ROW, 3, "黄色格子填写；请勿改动表号和行列位置", &muted).map_err(xerr)?;
     for (c, h) in ["序号", "类别", "项目", "数量 / 内容", "计量单位", "说明"].iter().enumerate() {
         ws.write_with_format(HEAD_ROW, c as u16, *h, &head).map_err(xerr)?;
@@ -1128,19 +1169,19 @@ pub fn template_xlsx(def: &FormDef, unit: &Unit, p: Period, county_name: &str, v
     }
     if let Some(t) = &def.table {
         let l = layout(def);
-        ws.write_with_format(l.table_title_row, 0, &t.title, &Format::new().set_bold()).map_err(xerr)?;
+        ws.write_with_format(l.table_title_row, 0, format!("{}（每行一项，最多 {} 行）", t.title, t.max_rows), &Format::new().set_bold())
+            .map_err(xerr)?;
         for (c, col) in t.columns.iter().enumerate() {
             let h = if col.unit.is_empty() { col.label.clone() } else { format!("{}（{}）", col.label, col.unit) };
             ws.write_with_format(l.table_head_row, c as u16, h, &head).map_err(xerr)?;
         }
-        let n = (values.rows.len() + 5).min(t.max_rows);
+        let n = (values.rows.len() + 5).min(t.max_rows).max(t.min_rows);
         for i in 0..n {
             for (c, col) in t.columns.iter().enumerate() {
                 let v = values.rows.get(i).and_then(|r| r.get(&col.key)).map(String::as_str).unwrap_or("");
                 write_value(ws, l.table_row0 + i as u32, c as u16, &col.kind, v)?;
             }
         }
-        ws.write_with_format(l.table_row0 + n as u32, 0, format!("（最多 {} 行；可在下方继续填写）", t.max_rows), &muted).map_err(xerr)?;
     }
     ws.set_column_width(0, 8).map_err(xerr)?;
     ws.set_column_width(1, 22).map_err(xerr)?;
@@ -1157,56 +1198,64 @@ pub async fn template_download(State(state): State<AppState>, u: WebUser, Path(f
     let (county, unit, p) = target(&state, &u, def, q.region.as_deref(), &q.unit, &q.period).await?;
     let history = state.store.form_history(&def.id, &county, &unit.code, p.code()).await?;
     let values: Values = history.last().and_then(|l| serde_json::from_str(&l.values_json).ok()).unwrap_or_default();
+    let version = history.last().map_or(0, |l| l.version);
     let names = state.web.region_names(&state.store).await?;
     let county_name = names.get(&county).cloned().unwrap_or_default();
     let place = if matches!(def.units, Units::Townships) { String::new() } else { county_name };
-    let bytes = template_xlsx(def, &unit, p, &place, &values)?;
+    let bytes = template_xlsx(def, &unit, p, version, &place, &values)?;
     super::table::download(bytes, &format!("{}_{}_{}.xlsx", unit.name, def.title, p.label_zh()))
 }
 
-fn cell_text(c: &calamine::Data) -> String {
-    use calamine::Data;
-    match c {
-        Data::Empty => String::new(),
-        Data::String(s) => s.clone(),
-        Data::Int(i) => i.to_string(),
-        // Shortest text that reads back as the same double: 4.5, 12, 0.12 (what the clerk typed).
-        Data::Float(f) => format!("{f}"),
-        Data::Bool(b) => (if *b { "是" } else { "否" }).to_string(),
-        Data::DateTime(d) => d.as_datetime().map(|t| t.date().to_string()).unwrap_or_else(|| d.to_string()),
-        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-        Data::Error(e) => format!("#{e:?}"),
+/// A number read from a cell as the clerk meant it: a formula's binary remainder (0.15000000000000002)
+/// is rounded away at 9 decimals; anything else is left to the form's checks.
+fn cell_number_text(s: &str) -> String {
+    match s.split_once('.') {
+        Some((_, frac)) if frac.len() > 9 && s.parse::<f64>().is_ok() => {
+            let t = format!("{:.9}", s.parse::<f64>().unwrap_or_default());
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        _ => s.to_string(),
     }
 }
 
-/// Reads a filled Excel form: its values, or why the file is not this form. Problems of single cells
-/// are returned with the values (the caller reports them with the checks' problems).
-pub fn read_form_xlsx(def: &FormDef, unit: &str, p: Period, bytes: &[u8]) -> Result<(Values, Vec<Problem>), String> {
-    use calamine::{Reader, Xlsx};
-    let mut wb: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| format!("不是有效的 .xlsx 文件（{e}）"))?;
-    let range = match wb.worksheet_range(SHEET) {
-        Ok(r) => r,
-        Err(_) => wb.worksheet_range_at(0).ok_or_else(|| "文件中没有工作表".to_string())?.map_err(|e| format!("工作表无法读取（{e}）"))?,
+/// A filled Excel form as read: its values, the problems of its rows, the sheet row of each kept table
+/// row (for messages) and the version the file was downloaded with.
+#[derive(Debug)]
+pub struct FormFile {
+    pub values: Values,
+    pub problems: Vec<Problem>,
+    pub sheet_rows: Vec<u32>,
+    pub version: i64,
+}
+
+/// Reads a filled Excel form, or says why the file is not this form (in Chinese, for the clerk). The
+/// workbook is read through the bounded cell reader: a file claiming a huge sheet or inflating past
+/// the limit is refused before it takes memory.
+pub fn read_form_xlsx(def: &FormDef, unit: &str, p: Period, name: &str, bytes: &[u8]) -> Result<FormFile, String> {
+    let limits = baozhang_ingest::table::ReadLimits {
+        max_rows: MAX_SHEET_ROWS as u64,
+        max_cols: MAX_SHEET_COLS as u32,
+        max_cell_chars: MAX_CELL_CHARS,
+        max_uncompressed_bytes: MAX_UNCOMPRESSED_BYTES,
     };
-    let (h, w) = range.get_size();
-    if h > MAX_SHEET_ROWS || w > MAX_SHEET_COLS {
-        return Err(format!("工作表过大（{h} 行 × {w} 列），本表最多 {MAX_SHEET_ROWS} 行 × {MAX_SHEET_COLS} 列：请用下载的报表模板填写"));
-    }
-    let at = |r: u32, c: u16| -> String { range.get_value((r, u32::from(c))).map(cell_text).unwrap_or_default().trim().to_string() };
+    let cells = baozhang_ingest::table::read_cells(bytes, name, SHEET, &limits).map_err(|e| e.to_string())?;
+    let at = |r: u32, c: u16| -> String { cells.get(&(r, u32::from(c))).cloned().unwrap_or_default() };
     let key = at(KEY_ROW, 1);
-    let want = form_key(def, unit, p);
-    if key != want {
+    let want = form_key(def, unit, p, 0);
+    let want_prefix = want.rsplit_once('|').map_or(want.as_str(), |(a, _)| a).to_string();
+    let (file_prefix, file_version) = key.rsplit_once('|').map_or((key.as_str(), ""), |(a, v)| (a, v));
+    if file_prefix != want_prefix {
         return Err(if key.is_empty() {
             format!("工作表“{SHEET}”单元格 B4 没有表号：请用本页“下载 Excel 报表”得到的文件填写")
         } else {
             format!(
-                "工作表“{SHEET}”单元格 B4 的表号是“{}”，不是本表（{want}）：请确认报表、单位和报告期",
+                "工作表“{SHEET}”单元格 B4 的表号是“{}”，不是本表（{want_prefix}）：请确认报表、单位和报告期",
                 key.chars().take(60).collect::<String>()
             )
         });
     }
-    let mut v = Values::default();
-    let mut problems = Vec::new();
+    let version: i64 = file_version.parse().map_err(|_| format!("工作表“{SHEET}”单元格 B4 的表号不完整：请重新下载本表"))?;
+    let mut values = Values::default();
     for (i, f) in def.fields.iter().enumerate() {
         let r = FIELD_ROW0 + i as u32;
         if at(r, 2) != f.label {
@@ -1214,14 +1263,15 @@ pub fn read_form_xlsx(def: &FormDef, unit: &str, p: Period, bytes: &[u8]) -> Res
         }
         let val = at(r, 3);
         if !val.is_empty() {
-            v.fields.insert(f.key.clone(), val);
+            values.fields.insert(f.key.clone(), if f.kind.numeric() { cell_number_text(&val) } else { val });
         }
     }
+    let mut problems = Vec::new();
+    let mut sheet_rows = Vec::new();
     if let Some(t) = &def.table {
         let l = layout(def);
         for (c, col) in t.columns.iter().enumerate() {
-            let hd = at(l.table_head_row, c as u16);
-            if !hd.starts_with(&col.label) {
+            if !at(l.table_head_row, c as u16).starts_with(&col.label) {
                 return Err(format!(
                     "工作表“{SHEET}”单元格 {} 应为“{}”：表格的列被改动过，请用下载的模板填写",
                     cell_name(l.table_head_row, c as u16),
@@ -1229,15 +1279,22 @@ pub fn read_form_xlsx(def: &FormDef, unit: &str, p: Period, bytes: &[u8]) -> Res
                 ));
             }
         }
-        let mut kept = 0usize;
-        for r in l.table_row0..(h as u32) {
-            let row: BTreeMap<String, String> =
-                t.columns.iter().enumerate().map(|(c, col)| (col.key.clone(), at(r, c as u16))).filter(|(_, x)| !x.is_empty()).collect();
-            if row.is_empty() || at(r, 0).starts_with("（最多") {
+        let last = cells.keys().map(|(r, _)| *r).max().unwrap_or(0);
+        for r in l.table_row0..=last {
+            let row: BTreeMap<String, String> = t
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(c, col)| {
+                    let v = at(r, c as u16);
+                    (col.key.clone(), if col.kind.numeric() { cell_number_text(&v) } else { v })
+                })
+                .filter(|(_, x)| !x.is_empty())
+                .collect();
+            if row.is_empty() {
                 continue;
             }
-            kept += 1;
-            if kept > t.max_rows {
+            if values.rows.len() == t.max_rows {
                 problems.push(Problem {
                     row: None,
                     key: String::new(),
@@ -1247,13 +1304,15 @@ pub fn read_form_xlsx(def: &FormDef, unit: &str, p: Period, bytes: &[u8]) -> Res
                 });
                 break;
             }
-            v.rows.push(row);
+            values.rows.push(row);
+            sheet_rows.push(r);
         }
     }
-    Ok((v, problems))
+    Ok(FormFile { values, problems, sheet_rows, version })
 }
 
-/// `POST /web/forms/{form}/upload` (multipart: region, unit, period, seen_version, note, file).
+/// `POST /web/forms/{form}/upload` (multipart: region, unit, period, note, file). The file's own key
+/// says which version it was downloaded with; a save over a newer one is refused.
 pub async fn upload(
     State(state): State<AppState>,
     u: WebUser,
@@ -1264,25 +1323,25 @@ pub async fn upload(
     let def = def_of(&form)?;
     let pending = pending.map(|p| p.0);
     let mut csrf_ok = pending.is_none();
-    let mut env = Envelope { seen_version: -1, ..Default::default() };
+    let mut env = Envelope::default();
     let mut file: Option<(String, axum::body::Bytes)> = None;
-    while let Some(field) = mp.next_field().await.map_err(|e| WebError::bad(format!("上传内容无法读取：{}", e.body_text())))? {
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        tracing::info!(error = %e.body_text(), "form upload unreadable");
+        WebError::bad(format!("上传中断或文件过大（上限 {} KB），请重试", MAX_UPLOAD_BYTES >> 10))
+    };
+    while let Some(field) = mp.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or("").to_string();
         if name == crate::guard::CSRF_FIELD {
-            let v = field.text().await.map_err(|_| WebError::bad("校验码无法读取"))?;
+            let v = field.text().await.map_err(unreadable)?;
             csrf_ok = crate::guard::check_pending(pending.as_ref(), Some(v.trim()));
         } else if name == "file" {
             if !csrf_ok {
                 return Err(WebError::forbidden(crate::guard::CSRF_REFUSAL));
             }
             let fname = super::import::safe_file_name(field.file_name().unwrap_or("form.xlsx"));
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| WebError::bad(format!("文件过大或上传中断（上限 {} KB）：{}", MAX_UPLOAD_BYTES >> 10, e.body_text())))?;
-            file = Some((fname, bytes));
-        } else {
-            let v = field.text().await.map_err(|_| WebError::bad("表单内容无法读取"))?;
+            file = Some((fname, field.bytes().await.map_err(unreadable)?));
+        } else if name != "seen_version" {
+            let v = field.text().await.map_err(unreadable)?;
             envelope_field(&mut env, &name, &v);
         }
     }
@@ -1290,12 +1349,21 @@ pub async fn upload(
         return Err(WebError::forbidden(crate::guard::CSRF_REFUSAL));
     }
     let (county, unit, p) = target(&state, &u, def, Some(&env.region), &env.unit, &env.period).await?;
+    // Who may not file does not get the file parsed either.
+    if !may_file(&u, def, &county, &unit.code) {
+        return Err(WebError::forbidden(format!("{}不能填报这张报表", u.p.role.name_zh())));
+    }
     let (name, bytes) = file.filter(|(_, b)| !b.is_empty()).ok_or_else(|| WebError::bad("请选择要上传的 Excel 文件"))?;
     if !name.to_lowercase().ends_with(".xlsx") {
         return Err(WebError::bad(format!("文件“{name}”不是 .xlsx：请用本页下载的 Excel 报表填写后上传")));
     }
-    let (raw, extra) = read_form_xlsx(def, &unit.code, p, &bytes).map_err(|e| WebError::bad(format!("{name}：{e}")))?;
-    match file_values(&state, &u, def, &county, &unit, p, &env, &raw, extra).await? {
+    let (d, code, n) = (def, unit.code.clone(), name.clone());
+    let read = tokio::task::spawn_blocking(move || read_form_xlsx(d, &code, p, &n, &bytes))
+        .await
+        .map_err(|_| WebError::internal("form upload reader"))?;
+    let f = read.map_err(|e| WebError::bad(if e.contains(&name) { e } else { format!("{name}：{e}") }))?;
+    env.seen_version = f.version;
+    match file_values(&state, &u, def, &county, &unit, p, &env, &f.values, f.problems, Some(&f.sheet_rows)).await? {
         Ok(v) => Ok(Redirect::to(&format!("{}&saved={v}", entry_href(def, &county, &unit.code, p))).into_response()),
         Err(page) => Ok(page),
     }
@@ -1384,7 +1452,8 @@ pub async fn indicators(state: &AppState, region: &str, year: u16) -> Result<Ind
                     }
                 }
             }
-            "zutuan" => {
+            // The county hospitals' consultations are a county figure, not a township's.
+            "zutuan" if region.len() == 6 => {
                 for row in &v.rows {
                     ind.county_consults += row.get("consult").and_then(|x| parse_number(x, 0).ok()).unwrap_or(0);
                 }
@@ -1473,6 +1542,9 @@ pub fn indicators_view(ind: &Indicators) -> IndicatorsView {
 /// `GET /web/forms/indicators?region=&year=`: the indicators and the townships behind them.
 pub async fn indicators_page(State(state): State<AppState>, u: WebUser, Query(q): Query<FormsQ>) -> WebResult {
     u.require(matches!(u.p.role, Role::Admin | Role::Bureau | Role::Auditor), "查看健康扶贫指标")?;
+    if u.p.scope.len() > 9 {
+        return Err(WebError::forbidden("健康扶贫指标按乡镇及以上汇总，需乡镇级及以上范围的账号"));
+    }
     let Some(county) = county_for(&state, &u, q.region.as_deref()).await? else {
         return county_picker(&state, &u, "/web/forms/indicators").await;
     };
@@ -1524,19 +1596,24 @@ mod tests {
         }
         v.fields.insert("fines".into(), "0.1200".into());
         v.fields.insert("filler".into(), "李四".into());
-        let bytes = template_xlsx(d, &unit, p, "", &v).unwrap();
-        let (back, extra) = read_form_xlsx(d, &unit.code, p, &bytes).unwrap();
+        let bytes = template_xlsx(d, &unit, p, 2, "", &v).unwrap();
+        let f = read_form_xlsx(d, &unit.code, p, "x.xlsx", &bytes).unwrap();
+        let (back, extra) = (f.values, f.problems);
         assert!(extra.is_empty());
+        assert_eq!(f.version, 2, "the file says which version it was made from");
         assert_eq!(back.fields.get("vc").map(String::as_str), Some("9"));
         assert_eq!(back.fields.get("fines").map(String::as_str), Some("0.12"));
         assert_eq!(back.fields.get("filler").map(String::as_str), Some("李四"));
         // Another period's file is refused by its key.
         let other = Period::parse_key(d.period, "2018-07").unwrap();
-        assert!(read_form_xlsx(d, &unit.code, other, &bytes).unwrap_err().contains("不是本表"));
+        assert!(read_form_xlsx(d, &unit.code, other, "x.xlsx", &bytes).unwrap_err().contains("不是本表"));
+        assert!(read_form_xlsx(d, &unit.code, p, "x.xlsx", b"PK\x03\x04 not a zip").is_err());
         // A wrong value is reported with its cell: 村卫生室 is the third field row (D8).
         let problems = d.check(&Values { fields: [("vc".to_string(), "九".to_string())].into(), rows: vec![] }).unwrap_err();
         let vc = problems.iter().find(|p| p.key == "vc").unwrap();
-        assert_eq!(problem_cell(d, vc), "D8");
+        assert_eq!(problem_cell(d, vc, None), "D8");
+        let late = Problem { row: None, key: String::new(), label: "报送日期".into(), value: String::new(), reason: "x".into() };
+        assert_eq!(problem_cell(d, &late, None), "", "what is not in the file has no cell");
         assert!(problem_text(vc).contains("村卫生室（所）") && problem_text(vc).contains("不是整数"), "{}", problem_text(vc));
     }
 
@@ -1553,13 +1630,18 @@ mod tests {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
         );
-        let bytes = template_xlsx(d, &unit, p, "", &v).unwrap();
-        let (back, _) = read_form_xlsx(d, &unit.code, p, &bytes).unwrap();
+        let bytes = template_xlsx(d, &unit, p, 0, "", &v).unwrap();
+        let f = read_form_xlsx(d, &unit.code, p, "x.xlsx", &bytes).unwrap();
+        let back = f.values;
         assert_eq!(back.rows.len(), 1);
+        assert_eq!(f.sheet_rows, vec![layout(d).table_row0]);
         assert_eq!(back.rows[0].get("right").map(String::as_str), Some("29"));
         let bad = Problem { row: Some(1), key: "right".into(), label: "答对人数".into(), value: "31".into(), reason: "x".into() };
         let l = layout(d);
-        assert_eq!(problem_cell(d, &bad), cell_name(l.table_row0, 2));
+        assert_eq!(problem_cell(d, &bad, None), cell_name(l.table_row0, 2));
+        assert_eq!(problem_cell(d, &bad, Some(&[l.table_row0 + 4])), cell_name(l.table_row0 + 4, 2), "an upload names the sheet's row");
+        assert_eq!(cell_number_text("0.15000000000000002"), "0.15");
+        assert_eq!(cell_number_text("12"), "12");
     }
 
     #[test]

@@ -328,9 +328,21 @@ pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<Sub
     let period =
         super::chronic::parse_month(&f.period).ok_or_else(|| WebError::bad(format!("所属月份“{}”无效（格式 2019-05）", f.period)))?;
     let on = super::health::past_day(&f.submitted_on, "报送日期")?;
+    // The report is a periodic form (issue 19): the same reporting periods as its page.
+    let def = super::periodic::defs().iter().find(|d| d.id == kind.id()).ok_or_else(|| WebError::internal("report form missing"))?;
+    let p = baozhang_core::forms::Period::from_code(def.period, period).ok_or_else(|| WebError::bad("所属月份无效"))?;
+    if p < def.start || def.end.is_some_and(|e| p > e) {
+        return Err(WebError::bad(format!("{}不在本报表的报送期内（{} 起）", p.label_zh(), def.start.label_zh())));
+    }
+    if on < p.first_day() {
+        return Err(WebError::bad(format!("报送日期不能早于所属月份（{}）", p.label_zh())));
+    }
     let note = f.note.trim();
     if note.chars().count() > 200 {
         return Err(WebError::bad("说明不超过 200 字"));
+    }
+    if note.chars().any(char::is_control) {
+        return Err(WebError::bad("说明含有看不见的特殊字符，请删除后重新填写"));
     }
     let s = Submission {
         kind: kind.id().into(),

@@ -122,7 +122,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
             Cell::text(f.household_no.clone().unwrap_or_default()),
             Cell::Link(mask_name(&f.name), super::person::person_href(&pid, &f.id_no)),
             Cell::text(mask_id(&f.id_no)),
-            Cell::text(f.detail.clone().unwrap_or_default()),
+            Cell::text(baozhang_core::money::yuan_in_text(f.detail.as_deref().unwrap_or_default())),
             Cell::text(novelty),
             Cell::Html(html, text),
         ]);
