@@ -688,7 +688,7 @@ try {
       await step('基金监管: the demo audit run lists leads with their evidence; one is confirmed and kept on its trail', async () => {
         await page.goto(`${BASE_URL}/web/audit`);
         assert.match(await page.locator('[data-testid=audit-cards]').textContent(), /疑点线索\s*\d+ 条/);
-        assert.match(await page.locator('[data-testid=params]').textContent(), /split_days/);
+        assert.match(await page.locator('[data-testid=params]').textContent(), /分解住院：同一人在同一医院出院后 \d+ 天内再次入院/);
         const rows = await tableRows(page, 'leads');
         assert.ok(rows.length >= 1, 'no leads in the demo county');
         const cState = await columnIndex(page, 'leads', '状态');

@@ -71,6 +71,22 @@ impl Default for AuditParams {
 }
 
 impl AuditParams {
+    /// The parameters in words, for the page officials read (not the configuration's field names).
+    pub fn words(&self) -> Vec<String> {
+        let pct = |bp: i64| format!("{}.{:02}%", bp / 100, bp % 100);
+        let [l1, l2, l3] = self.out_of_scope_limit_bp;
+        vec![
+            format!("分解住院：同一人在同一医院出院后 {} 天内再次入院（同一诊断类别）", self.split_days),
+            format!("频繁住院：一人一年住院 {} 次及以上", self.repeat_stays),
+            format!("目录外费用占比上限：一级医院 {}、二级医院 {}、三级医院 {}", pct(l1), pct(l2), pct(l3)),
+            format!(
+                "次均费用异常：住院费用超过同一诊断类别中位数的 {} 倍（该类别至少 {} 例才比较）",
+                format!("{}.{:02}", self.outlier_factor_pct / 100, self.outlier_factor_pct % 100).trim_end_matches('0').trim_end_matches('.'),
+                self.outlier_min_cases
+            ),
+        ]
+    }
+
     pub fn parse(toml_text: &str) -> Result<AuditParams, String> {
         let p: AuditParams = toml::from_str(toml_text).map_err(|e| format!("审核规则参数无效：{e}"))?;
         if p.split_days < 0 || p.repeat_stays < 2 || p.outlier_factor_pct <= 100 || p.outlier_min_cases < 2 {

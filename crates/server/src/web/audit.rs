@@ -137,9 +137,13 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         card("已确认违规", &format!("{} 条", count("confirmed")), &format!("已排除 {} 条", count("dismissed"))),
         card("医院申诉中", &format!("{} 条", count("disputed")), ""),
     ));
+    // The parameters as used, in words (the stored run keeps them as configured).
+    let params = match baozhang_core::audit::AuditParams::parse(&run.params) {
+        Ok(p) => p.words().iter().map(|w| format!("<li>{}</li>", esc(w))).collect::<String>(),
+        Err(_) => "<li>（本次审核的参数记录无法读取）</li>".to_string(),
+    };
     page.push(&format!(
-        "<p class=\"muted\">线索是疑点，不是结论：请核对结算记录后确认或排除；医院可对线索申诉。本次审核所用参数：</p><pre class=\"small\" data-testid=\"params\">{}</pre>",
-        esc(&run.params)
+        "<p class=\"muted\">线索是疑点，不是结论：请核对结算记录后确认或排除；医院可对线索申诉。本次审核所用标准：</p><ul class=\"muted\" data-testid=\"params\">{params}</ul>"
     ));
     if shown.len() > SHOWN_ROWS {
         page.push(&format!(

@@ -387,8 +387,17 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     ];
     page.push(&format!("<div class=\"cards\" data-testid=\"cards\">{}</div>", cards.concat()));
     page.push(&format!(
-        "<p class=\"noprint\"><a class=\"btn secondary\" href=\"/web/risk?region={}&amp;as_of={year}-12-31\" data-testid=\"risk-link\">因病返贫致贫预警名单（近 12 个月个人负担，按本地预警线）</a></p>",
-        urlencode(&code)
+        "<p class=\"noprint\"><a class=\"btn secondary\" href=\"/web/risk?region={}&amp;as_of={year}-12-31\" data-testid=\"risk-link\">因病返贫致贫预警名单（近 12 个月个人负担，按本地预警线）</a>{}</p>",
+        urlencode(&code),
+        // 县域内就诊率, remote care and policy awareness (定期报表, issue 19), for county roles.
+        if matches!(u.p.role, crate::auth::Role::Admin | crate::auth::Role::Bureau | crate::auth::Role::Auditor) && (6..=9).contains(&code.len()) {
+            format!(
+                " <a class=\"btn secondary\" href=\"/web/forms/indicators?region={}&amp;year={year}\" data-testid=\"indicators-link\">健康扶贫指标（县域内就诊率、远程医疗覆盖、政策知晓率）</a>",
+                urlencode(&code)
+            )
+        } else {
+            String::new()
+        }
     ));
 
     // Charts.
@@ -464,7 +473,7 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     }
     page.push(&classes.html(&path)).push(&layers.html(&path)).push(&dist.html(&path));
     page.push(&format!(
-        "<p class=\"muted\">数据截至 {year}-12-31；统计口径：参保率按年末在册且未死亡人员计；结算为一站式结算台账净额（已冲销的不计）；实际报销比例 = （基金支付 + 医院承担）÷ 医疗费总额。\
+        "<p class=\"muted\">数据截至 {year}-12-31；统计口径：参保率按年末在册且未死亡人员计；结算为一站式结算台账净额（已冲销的不计）；实际报销比例 = 基金支付 ÷ 医疗费总额（政策范围内口径：基金支付 ÷ 政策范围内费用；医院承担的部分不计入）。\
          汇总数据 {} 秒前计算（用时 {} 毫秒），本页服务端用时 {} 毫秒。</p>",
         snap.computed.elapsed().as_secs(),
         snap.compute_ms,

@@ -1548,8 +1548,15 @@ pub async fn indicators_page(State(state): State<AppState>, u: WebUser, Query(q)
     let Some(county) = county_for(&state, &u, q.region.as_deref()).await? else {
         return county_picker(&state, &u, "/web/forms/indicators").await;
     };
-    // A township account sees its township.
-    let region = if u.p.scope.len() > 6 { u.p.scope[..u.p.scope.len().min(9)].to_string() } else { county.clone() };
+    // A township account sees its township; a county account its county, or a township it names.
+    let asked = q.region.as_deref().map(str::trim).unwrap_or("");
+    let region = if u.p.scope.len() > 6 {
+        u.p.scope.clone()
+    } else if asked.len() == 9 && asked.starts_with(&county) {
+        asked.to_string()
+    } else {
+        county.clone()
+    };
     let year = year_of(super::health::year_param(&state, q.year.as_deref()).await?)?;
     let ind = indicators(&state, &region, year).await?;
     let mut t = indicators_table(&ind, &county, year);
