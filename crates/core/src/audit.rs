@@ -81,7 +81,9 @@ impl AuditParams {
             format!("目录外费用占比上限：一级医院 {}、二级医院 {}、三级医院 {}", pct(l1), pct(l2), pct(l3)),
             format!(
                 "次均费用异常：住院费用超过同一诊断类别中位数的 {} 倍（该类别至少 {} 例才比较）",
-                format!("{}.{:02}", self.outlier_factor_pct / 100, self.outlier_factor_pct % 100).trim_end_matches('0').trim_end_matches('.'),
+                format!("{}.{:02}", self.outlier_factor_pct / 100, self.outlier_factor_pct % 100)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.'),
                 self.outlier_min_cases
             ),
         ]

@@ -1408,7 +1408,10 @@ async fn audit_leads_carry_their_evidence_and_every_dispute_is_kept() {
         let r = bureau.post_form("/web/audit/run", &[("year", "2018")]).await;
         assert_eq!(r.status, 303, "{db:?}: {}", r.text());
         let html = bureau.page(&r.header("location")).await.text();
-        assert!(html.contains("出院后 15 天内再次入院") && !html.contains("split_days"), "{db:?}: the parameters as used are shown in words");
+        assert!(
+            html.contains("出院后 15 天内再次入院") && !html.contains("split_days"),
+            "{db:?}: the parameters as used are shown in words"
+        );
         let run = app.store.audit_runs().await.unwrap().remove(0);
         assert_eq!(run.claims, 3, "{db:?}");
         let leads = app.store.audit_leads(run.id, "", None).await.unwrap();
