@@ -394,10 +394,9 @@ fn grid_tables(s: &FormStanding, county: &str, today: Date) -> (Table, Table) {
     let mut rates =
         Table::new("rates", "各单位报送率", vec!["报送单位", "应报", "已报", "按时", "退回修改中", "逾期未报", "报送率", "及时率"]);
     let mut overdue = Table::new("overdue", "逾期未报", vec!["报送单位", "报告期", "截止日期", "逾期天数"]);
-    for unit in &s.units {
-        let r = s.rates(Some(&unit.code), today);
-        rates.rows.push(vec![
-            Cell::text(unit.name.clone()),
+    let row = |label: String, r: Rates| {
+        vec![
+            Cell::text(label),
             Cell::Int(r.expected),
             Cell::Int(r.complete),
             Cell::Int(r.on_time),
@@ -405,7 +404,13 @@ fn grid_tables(s: &FormStanding, county: &str, today: Date) -> (Table, Table) {
             Cell::Int(r.overdue),
             Cell::Pct(r.completeness_bp()),
             Cell::Pct(r.timeliness_bp()),
-        ]);
+        ]
+    };
+    let mut total = Rates::default();
+    for unit in &s.units {
+        let r = s.rates(Some(&unit.code), today);
+        total.merge(r);
+        rates.rows.push(row(unit.name.clone(), r));
         for (p, due) in &s.periods {
             if let Standing::Overdue(days) = s.of(&unit.code, *p, *due, today) {
                 overdue.rows.push(vec![
@@ -417,17 +422,8 @@ fn grid_tables(s: &FormStanding, county: &str, today: Date) -> (Table, Table) {
             }
         }
     }
-    let t = s.rates(None, today);
-    rates.total = Some(vec![
-        Cell::text("合计"),
-        Cell::Int(t.expected),
-        Cell::Int(t.complete),
-        Cell::Int(t.on_time),
-        Cell::Int(t.returned),
-        Cell::Int(t.overdue),
-        Cell::Pct(t.completeness_bp()),
-        Cell::Pct(t.timeliness_bp()),
-    ]);
+    // The units' rates summed (each unit-period counted once), not computed a second time.
+    rates.total = Some(row("合计".into(), total));
     overdue.empty = "没有逾期未报的报表";
     (rates, overdue)
 }
