@@ -230,7 +230,7 @@ impl Units {
             Units::Townships => "各乡镇".into(),
             Units::Hospitals(l) => {
                 let names: Vec<&str> = l.iter().map(|l| hospital_level_zh(*l)).collect();
-                format!("{}", names.join("、"))
+                names.join("、")
             }
             Units::Offices(o) => o.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join("、"),
         }

@@ -848,6 +848,7 @@ async fn target(
     Ok((county, unit, p))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn show_entry(
     state: &AppState,
     u: &WebUser,
@@ -945,7 +946,7 @@ fn filed_day(u: &WebUser, def: &FormDef, county: &str, p: Period, asked: &str, t
         return Err("报送日期不能晚于今天".into());
     }
     if d < p.first_day() {
-        return Err(format!("报送日期不能早于报告期开始（{}）", p.first_day()))?;
+        return Err(format!("报送日期不能早于报告期开始（{}）", p.first_day()));
     }
     Ok(d)
 }
@@ -1427,7 +1428,7 @@ pub async fn indicators(state: &AppState, region: &str, year: u16) -> Result<Ind
     // Latest period first, so each township's remote-care answer is its most recent one.
     let mut remote: Vec<&FormReport> =
         reports.iter().filter(|r| r.latest.form_id == "remote_coverage" && r.latest.state == "submitted").collect();
-    remote.sort_by(|a, b| b.latest.period.cmp(&a.latest.period));
+    remote.sort_by_key(|r| std::cmp::Reverse(r.latest.period));
     for r in remote {
         let v: Values = serde_json::from_str(&r.latest.values_json).unwrap_or_default();
         if let Some(t) = towns.get_mut(&r.latest.unit) {
