@@ -13,7 +13,7 @@ use baozhang_store::programmes::AUDIT_RESULTS;
 use serde::Deserialize;
 
 use super::health::{bp, may_manage, require_manage, unmask_link, Ctx};
-use super::table::{Cell, Table};
+use super::table::{Cell, InlineForm, Input, Table};
 use super::{card, esc, Page, WebError, WebResult, WebUser};
 use crate::AppState;
 
@@ -51,7 +51,7 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     for f in findings.iter().filter(|f| f.class != CardClass::Matched || q.export.is_some()) {
         let [village, name, id] = ctx.person(&f.id_no, &f.who);
         t.rows.push(vec![
-            Cell::Html(format!("<span class=\"tag {}\">{}</span>", class_css(f.class), f.class.name_zh()), f.class.name_zh().into()),
+            Cell::tag(class_css(f.class), f.class.name_zh()),
             Cell::text(f.class.action_zh()),
             village,
             name,
@@ -214,24 +214,15 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         };
         let [village, name, idc] = who_cells;
         let result = if manage {
-            let opts: String = std::iter::once("")
+            let options = std::iter::once("")
                 .chain(AUDIT_RESULTS)
-                .map(|r| {
-                    format!(
-                        "<option value=\"{r}\"{}>{}</option>",
-                        if r == i.result { " selected" } else { "" },
-                        if r.is_empty() { "待审核" } else { r }
-                    )
-                })
+                .map(|r| (r.to_string(), if r.is_empty() { "待审核".to_string() } else { r.to_string() }))
                 .collect();
-            Cell::Html(
-                format!(
-                    "<form method=\"post\" action=\"/web/chronic/audit/{id}/result\" class=\"inline\"><input type=\"hidden\" name=\"card_no\" value=\"{}\">\
-                     <select name=\"result\" aria-label=\"审核结论\">{opts}</select><input name=\"note\" value=\"{}\" placeholder=\"说明\" aria-label=\"说明\"><button>保存</button></form>",
-                    esc(&i.card_no),
-                    esc(&i.note)
-                ),
-                i.result.clone(),
+            Cell::form(
+                InlineForm::post(format!("/web/chronic/audit/{id}/result"), "保存")
+                    .hidden("card_no", &i.card_no)
+                    .input(Input::select("result", "审核结论", options).value(i.result.clone()))
+                    .input(Input::text("note", "说明").value(i.note.clone())),
             )
         } else {
             Cell::text(if i.result.is_empty() { "待审核" } else { &i.result })

@@ -19,8 +19,8 @@ use baozhang_store::oversight::Rectification;
 use serde::Deserialize;
 
 use super::health::{bp, count_day, unmask_link, year_param, Ctx};
-use super::table::{Cell, Table};
-use super::{card, esc, Page, WebError, WebResult, WebUser};
+use super::table::{Cell, InlineForm, Table};
+use super::{card, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -171,12 +171,9 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
             .map(|(name, r)| format!("{}：{}", if ctx.unmasked { name.clone() } else { mask_name(name) }, r.join("、")))
             .collect();
         let op = if rect {
-            format!(
-                "<form method=\"post\" action=\"/web/exit/rectify\" class=\"inline\"><input type=\"hidden\" name=\"household\" value=\"{}\"><input type=\"hidden\" name=\"year\" value=\"{year}\"><button>转整改</button></form>",
-                esc(&h.household_no)
-            )
+            Cell::form(InlineForm::post("/web/exit/rectify", "转整改").hidden("household", &h.household_no).hidden("year", year))
         } else {
-            String::new()
+            Cell::text("")
         };
         ft.rows.push(vec![
             Cell::text(ctx.place(&h.village_code)),
@@ -184,7 +181,7 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
             Cell::Int(h.members as i64),
             Cell::Int(h.failures.len() as i64),
             Cell::text(why.join("；")),
-            Cell::Html(op, String::new()),
+            op,
         ]);
     }
     if let Some(x) = q.export.as_deref() {

@@ -17,7 +17,7 @@ use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
 use super::health::year_param;
-use super::table::{Cell, Table};
+use super::table::{Cell, InlineForm, Input, Part, Table};
 use super::{card, esc, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -102,28 +102,24 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         sums[2] += s.held_fen;
         sums[3] += s.assessed_pay_fen.unwrap_or(0);
         sums[4] += s.withheld_fen.unwrap_or(0);
-        let op = if manage {
-            let code = esc(&b.fixmedins_code);
-            let prepay = if b.prepaid_on.is_none() {
-                format!(
-                    "<form method=\"post\" action=\"/web/funds/prepay\" class=\"inline\"><input type=\"hidden\" name=\"code\" value=\"{code}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
-                     <input type=\"date\" name=\"on\" value=\"{today}\" aria-label=\"预付日期\"><button>登记预付</button></form>"
-                )
-            } else {
-                String::new()
-            };
-            let assess = if b.assessed_bp.is_none() {
-                format!(
-                    "<form method=\"post\" action=\"/web/funds/assess\" class=\"inline\"><input type=\"hidden\" name=\"code\" value=\"{code}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
-                     <input name=\"result\" size=\"5\" placeholder=\"考核%\" aria-label=\"考核结果（%）\"><input type=\"date\" name=\"on\" value=\"{today}\" aria-label=\"考核日期\"><button>登记考核</button></form>"
-                )
-            } else {
-                String::new()
-            };
-            format!("{prepay}{assess}")
-        } else {
-            String::new()
-        };
+        let mut op = Vec::new();
+        if manage && b.prepaid_on.is_none() {
+            op.push(Part::form(
+                InlineForm::post("/web/funds/prepay", "登记预付")
+                    .hidden("code", &b.fixmedins_code)
+                    .hidden("year", year)
+                    .input(Input::date("on", "预付日期", today.to_string())),
+            ));
+        }
+        if manage && b.assessed_bp.is_none() {
+            op.push(Part::form(
+                InlineForm::post("/web/funds/assess", "登记考核")
+                    .hidden("code", &b.fixmedins_code)
+                    .hidden("year", year)
+                    .input(Input::text("result", "考核结果（%）").placeholder("考核%"))
+                    .input(Input::date("on", "考核日期", today.to_string())),
+            ));
+        }
         bt.rows.push(vec![
             Cell::text(format!("{}（{}）", name.get(b.fixmedins_code.as_str()).unwrap_or(&""), b.fixmedins_code)),
             Cell::Yuan(s.budget_fen),
@@ -136,7 +132,7 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
             },
             s.assessed_pay_fen.map_or(Cell::text(""), Cell::Yuan),
             s.withheld_fen.map_or(Cell::text(""), Cell::Yuan),
-            Cell::Html(op, String::new()),
+            Cell::Parts(op),
         ]);
     }
     bt.total = Some(vec![
@@ -184,15 +180,16 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         let (cells, op) = match s {
             None => {
                 let op = if manage && quarter_over {
-                    format!(
-                        "<form method=\"post\" action=\"/web/funds/statement\" class=\"inline\"><input type=\"hidden\" name=\"code\" value=\"{}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
-                         <input type=\"hidden\" name=\"quarter\" value=\"{quarter}\"><button>生成对账表</button></form>",
-                        esc(code)
+                    Cell::form(
+                        InlineForm::post("/web/funds/statement", "生成对账表")
+                            .hidden("code", code)
+                            .hidden("year", year)
+                            .hidden("quarter", quarter),
                     )
                 } else if !quarter_over {
-                    "季度未结束".to_string()
+                    Cell::text("季度未结束")
                 } else {
-                    String::new()
+                    Cell::text("")
                 };
                 (
                     vec![
@@ -224,16 +221,17 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
                     None
                 };
                 let op = match next {
-                    Some((step, label)) if manage => format!(
-                        "<form method=\"post\" action=\"/web/funds/step\" class=\"inline\"><input type=\"hidden\" name=\"id\" value=\"{}\"><input type=\"hidden\" name=\"step\" value=\"{step}\">\
-                         <input type=\"date\" name=\"on\" value=\"{today}\" aria-label=\"{label}日期\"><button>{label}</button></form>",
-                        s.id
+                    Some((step, label)) if manage => Cell::form(
+                        InlineForm::post("/web/funds/step", label)
+                            .hidden("id", s.id)
+                            .hidden("step", step)
+                            .input(Input::date("on", &format!("{label}日期"), today.to_string())),
                     ),
-                    _ => String::new(),
+                    _ => Cell::text(""),
                 };
                 let tag = |t: &str| {
                     if t.starts_with("逾期") || t.starts_with("迟报") {
-                        Cell::Html(format!("<span class=\"tag new\">{}</span>", esc(t)), t.to_string())
+                        Cell::tag("new", t)
                     } else {
                         Cell::text(t)
                     }
@@ -260,7 +258,7 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
             Cell::Int(*claims),
         ];
         row.extend(cells);
-        row.push(Cell::Html(op, String::new()));
+        row.push(op);
         st.rows.push(row);
     }
     let mut ot = Table::new("overdue", "逾期事项", vec!["定点医疗机构", "季度", "对账金额", "报送", "拨付"]);

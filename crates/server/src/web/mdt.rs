@@ -86,7 +86,7 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
             Cell::text(&c.row.dise_codg),
             Cell::text(institutions.get(&c.row.hospital).cloned().unwrap_or_else(|| c.row.hospital.clone())),
             Cell::text(super::date_text(c.row.diagnosis_date)),
-            Cell::Html(format!("<span class=\"tag {status_class}\">{}</span>", esc(&c.row.status)), c.row.status.clone()),
+            Cell::tag(status_class, &c.row.status),
             Cell::text(c.row.treated_date.map(super::date_text).unwrap_or_default()),
             Cell::text(&c.row.referral),
             Cell::text(&c.row.origin),

@@ -50,6 +50,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::api::ApiError;
+use table::Table;
 use crate::auth::{self, Principal, Role, SESSION_COOKIE};
 use crate::{clock, AppState};
 
@@ -312,6 +313,19 @@ impl Page {
     }
     pub fn push(&mut self, html: &str) -> &mut Page {
         self.body.push_str(html);
+        self
+    }
+    /// Appends a view model rendered by its template (auto-escaped).
+    pub fn view(&mut self, t: &impl Template) -> Result<&mut Page, WebError> {
+        let html = t.render().map_err(|e| WebError::internal(&format!("template: {e}")))?;
+        self.body.push_str(&html);
+        Ok(self)
+    }
+    /// Appends tables (sorting, filtering, paging and export in the browser); `u.path` is their page.
+    pub fn tables(&mut self, u: &WebUser, tables: &[&Table]) -> &mut Page {
+        for t in tables {
+            self.body.push_str(&t.html(&u.path));
+        }
         self
     }
     pub fn render(&self, u: &WebUser) -> Response {

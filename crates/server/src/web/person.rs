@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::pid::PidKey;
-use super::table::{Cell, Table};
+use super::table::{Cell, Details, Part, Table};
 use super::{date_text, esc, urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -144,17 +144,12 @@ pub fn explanation_lines(s: &StoredSettlement) -> Vec<ExplLine> {
         .unwrap_or_default()
 }
 
-pub fn explanation_html(s: &StoredSettlement) -> String {
-    let lines = explanation_lines(s);
+pub fn explanation_cell(s: &StoredSettlement) -> Cell {
+    let lines: Vec<String> = explanation_lines(s).into_iter().map(|l| l.text).collect();
     if lines.is_empty() {
-        return "<span class=\"muted\">（冲销记录）</span>".into();
+        return Cell::tag("muted", "（冲销记录）");
     }
-    let mut o = String::from("<details><summary>各层说明</summary><ol class=\"explain\">");
-    for l in &lines {
-        o.push_str(&format!("<li>{}</li>", esc(&l.text)));
-    }
-    o.push_str("</ol></details>");
-    o
+    Cell::Parts(vec![Part::Details(Details { summary: "各层说明".into(), lines, numbered: true })])
 }
 
 /// The address of a person's page: an opaque key, never the ID number (see `pid`).
@@ -262,7 +257,6 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
             (None, Some(_)) => format!("{}（已冲销）", s.setl_id),
             _ => s.setl_id.clone(),
         };
-        let expl_text = explanation_lines(s).into_iter().map(|l| l.text).collect::<Vec<_>>().join("；");
         st.rows.push(vec![
             Cell::text(status),
             Cell::text(date_text(s.setl_date)),
@@ -275,15 +269,12 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
             Cell::Yuan(s.hosp_part_amt),
             Cell::Yuan(s.psn_part_amt),
             Cell::Pct(super::ratio_bp(s.fund_pay_sumamt + s.hosp_part_amt, s.medfee_sumamt)),
-            Cell::Html(explanation_html(s), expl_text),
-            Cell::Html(
-                if s.reverses.is_none() {
-                    format!("<a href=\"/web/slip/{}\" target=\"_blank\">PDF</a>", urlencode(&s.setl_id))
-                } else {
-                    String::new()
-                },
-                String::new(),
-            ),
+            explanation_cell(s),
+            if s.reverses.is_none() {
+                Cell::Parts(vec![Part::link_new_tab("PDF", format!("/web/slip/{}", urlencode(&s.setl_id)))])
+            } else {
+                Cell::text("")
+            },
         ]);
     }
     // Re-settlements of this person's settlements and applications for assistance after discharge.
@@ -308,10 +299,7 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
             Cell::Yuan(a.psn_fen),
             Cell::text(baozhang_ingest::resettle_report::direction_zh(a.psn_fen)),
             Cell::text(crate::clock::beijing_text(&a.created_at)),
-            Cell::Html(
-                format!("<a href=\"/web/slip/{}?adj={}\" target=\"_blank\">PDF</a>", urlencode(&a.setl_id), urlencode(&a.adj_id)),
-                String::new(),
-            ),
+            Cell::Parts(vec![Part::link_new_tab("PDF", format!("/web/slip/{}?adj={}", urlencode(&a.setl_id), urlencode(&a.adj_id)))]),
         ]);
     }
     let apps = state.store.applications("", Some(&id_no), 100).await?;

@@ -66,7 +66,7 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     for r in &shown {
         let status = if r.overdue(now) {
             let text = if r.in_review() { "逾期未销号（待复核）" } else { "逾期未销号" };
-            Cell::Html(format!("<span class=\"tag new\">{text}</span>"), text.into())
+            Cell::tag("new", text)
         } else {
             Cell::text(status_name(r))
         };

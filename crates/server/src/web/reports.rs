@@ -114,8 +114,8 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
                     ReportStatus::NotDue => {}
                 }
                 let tag = match status {
-                    ReportStatus::Overdue(_) | ReportStatus::Late(_) => format!("<span class=\"tag new\">{}</span>", status.name_zh()),
-                    _ => esc(&status.name_zh()),
+                    ReportStatus::Overdue(_) | ReportStatus::Late(_) => Cell::tag("new", status.name_zh()),
+                    _ => Cell::text(status.name_zh()),
                 };
                 grid.rows.push(vec![
                     // The report is a periodic form (issue 19): its page shows, corrects and returns it.
@@ -127,7 +127,7 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
                     Cell::text(format!("{}年{}月", period / 100, period % 100)),
                     Cell::text(due.to_string()),
                     Cell::text(s.map(|s| super::date_text(s.submitted_on)).unwrap_or_default()),
-                    Cell::Html(tag, status.name_zh()),
+                    tag,
                     Cell::text(s.map(|s| s.submitted_by.clone()).unwrap_or_default()),
                     Cell::text(s.map(|s| s.note.clone()).unwrap_or_default()),
                 ]);

@@ -21,7 +21,7 @@ use baozhang_store::resettle::{Adjusted, NewApplication, Reason, ALL_REASONS};
 use serde::Deserialize;
 
 use super::health::year_param;
-use super::table::{Cell, Table};
+use super::table::{Cell, InlineForm, Input, Table};
 use super::{count, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::resettle::{preview, scope_of, start, Scope};
@@ -205,14 +205,15 @@ pub async fn resettle_page(State(state): State<AppState>, u: WebUser, Query(q): 
     let manage = may_manage(&u);
     for a in &apps {
         let op = if manage && a.status == "pending" {
-            format!(
-                "<form method=\"post\" action=\"/web/resettle/decide\" class=\"inline\"><input type=\"hidden\" name=\"id\" value=\"{}\">\
-                 <input name=\"note\" placeholder=\"审核意见\" aria-label=\"审核意见\" maxlength=\"200\">\
-                 <button name=\"decision\" value=\"approve\">批准并重算</button><button name=\"decision\" value=\"reject\" class=\"secondary\">不予批准</button></form>",
-                a.id
+            Cell::form(
+                InlineForm::post("/web/resettle/decide", "")
+                    .hidden("id", a.id)
+                    .input(Input::text("note", "审核意见"))
+                    .choice("decision", "approve", "批准并重算", "")
+                    .choice("decision", "reject", "不予批准", "secondary"),
             )
         } else {
-            String::new()
+            Cell::text("")
         };
         at.rows.push(vec![
             Cell::Int(a.id),
@@ -227,7 +228,7 @@ pub async fn resettle_page(State(state): State<AppState>, u: WebUser, Query(q): 
                 _ => format!("不予批准：{}", a.decision_note.clone().unwrap_or_default()),
             }),
             a.run_id.map_or(Cell::text(""), |id| Cell::Link(format!("#{id}"), format!("/web/resettle/run/{id}"))),
-            Cell::Html(op, String::new()),
+            op,
         ]);
     }
     if let Some(x) = q.export.as_deref() {

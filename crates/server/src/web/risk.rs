@@ -16,7 +16,7 @@ use baozhang_ingest::worklist::{mask_id, mask_name};
 use baozhang_store::risk::{best_line, LineRow};
 use serde::Deserialize;
 
-use super::table::{Cell, Table};
+use super::table::{Cell, Details, Part, Table};
 use super::{card, esc, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -190,7 +190,7 @@ fn level_cell(l: Level) -> Cell {
         Level::Near => "reopened",
         _ => "",
     };
-    Cell::Html(format!("<span class=\"tag {class}\">{}</span>", l.name_zh()), l.name_zh().to_string())
+    Cell::tag(class, l.name_zh())
 }
 
 fn parse_as_of(s: Option<&str>, default: Date) -> Result<Date, WebError> {
@@ -245,10 +245,11 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
             if exporting {
                 Cell::text(&f.detail)
             } else {
-                Cell::Html(
-                    format!("<details><summary>{} 笔</summary><span class=\"muted\">{}</span></details>", f.a.settlements, esc(&f.detail)),
-                    f.detail.clone(),
-                )
+                Cell::Parts(vec![Part::Details(Details {
+                    summary: format!("{} 笔", f.a.settlements),
+                    lines: vec![f.detail.clone()],
+                    numbered: false,
+                })])
             },
         ]);
     }

@@ -19,7 +19,7 @@ use baozhang_store::supervise::{ScoreAnswer, ScoreSheet};
 use serde::Deserialize;
 
 use super::health::{count_day, year_param};
-use super::table::{Cell, Table};
+use super::table::{Cell, InlineForm, Input, Table};
 use super::{card, esc, urlencode, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -186,27 +186,22 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
             },
         };
         let answer_cell = if scoring {
+            let current = a.map(|a| a.answer.clone()).unwrap_or_default();
             let input = if it.rule == ScoreRule::Partial {
-                format!(
-                    "<input name=\"answer\" size=\"3\" aria-label=\"得分\" value=\"{}\">",
-                    a.map(|a| esc(&a.answer)).unwrap_or_default()
-                )
+                Input::text("answer", "得分").placeholder("").value(current)
             } else {
-                let cur = a.map(|a| a.answer.as_str()).unwrap_or("");
-                format!(
-                    "<select name=\"answer\" aria-label=\"答复\" required><option value=\"\">（请选择）</option><option{}>是</option><option{}>否</option></select>",
-                    if cur == "是" { " selected" } else { "" },
-                    if cur == "否" { " selected" } else { "" }
-                )
+                let options = [("", "（请选择）"), ("是", "是"), ("否", "否")].iter().map(|(v, t)| (v.to_string(), t.to_string())).collect();
+                Input::select("answer", "答复", options).value(current).required()
             };
-            format!(
-                "<form method=\"post\" action=\"/web/scores/{id}/answer\" class=\"inline\" data-item=\"{no}\"><input type=\"hidden\" name=\"item\" value=\"{no}\">{input}\
-                 <input name=\"evidence\" placeholder=\"依据\" aria-label=\"依据\" value=\"{}\"><button>保存</button></form>",
-                a.filter(|a| a.source == "hand").map(|a| esc(&a.evidence)).unwrap_or_default(),
-                no = esc(&it.no)
+            Cell::form(
+                InlineForm::post(format!("/web/scores/{id}/answer"), "保存")
+                    .testid(format!("answer-{}", it.no))
+                    .hidden("item", &it.no)
+                    .input(input)
+                    .input(Input::text("evidence", "依据").value(a.filter(|a| a.source == "hand").map(|a| a.evidence.clone()).unwrap_or_default())),
             )
         } else {
-            esc(a.map(|a| a.answer.as_str()).unwrap_or(""))
+            Cell::text(a.map(|a| a.answer.clone()).unwrap_or_default())
         };
         t.rows.push(vec![
             Cell::text(&it.no),
@@ -214,7 +209,7 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
             Cell::text(&it.indicator),
             Cell::Int(it.points),
             Cell::text(how),
-            Cell::Html(answer_cell, a.map(|a| a.answer.clone()).unwrap_or_default()),
+            answer_cell,
             match got {
                 Some(p) => Cell::Int(p),
                 None => Cell::text("未评"),

@@ -17,7 +17,7 @@ use baozhang_store::supervise::{mode_zh, Inspection, Zone, INSPECTION_MODES};
 use serde::Deserialize;
 
 use super::health::{count_day, year_param};
-use super::table::{Cell, Table};
+use super::table::{Cell, InlineForm, Input, Part, Table};
 use super::{card, esc, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -118,26 +118,24 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
         let (n, last) = insp_by.get(v.village_code.as_str()).copied().unwrap_or_default();
         let open = open_by.iter().filter(|(k, _)| k.starts_with(v.village_code.as_str())).map(|(_, n)| n).sum::<usize>();
         let op = if manage {
-            let options: String = zones
-                .iter()
-                .map(|z| {
-                    format!(
-                        "<option value=\"{}\"{}>{}</option>",
-                        z.id,
-                        if Some(z.id) == v.zone_id { " selected" } else { "" },
-                        esc(&z.name)
-                    )
-                })
-                .collect();
-            format!(
-                "<form method=\"post\" action=\"/web/supervise/assign\" class=\"inline\"><input type=\"hidden\" name=\"village\" value=\"{vc}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
-                 <select name=\"zone\" aria-label=\"责任片区\"><option value=\"\">（未分片）</option>{options}</select><button>分片</button></form> \
-                 <form method=\"post\" action=\"/web/supervise/remove\" class=\"inline\"><input type=\"hidden\" name=\"village\" value=\"{vc}\"><input type=\"hidden\" name=\"year\" value=\"{year}\">\
-                 <input name=\"reason\" placeholder=\"移出理由\" required aria-label=\"移出理由\"><button>移出</button></form>",
-                vc = esc(&v.village_code)
-            )
+            let mut options = vec![(String::new(), "（未分片）".to_string())];
+            options.extend(zones.iter().map(|z| (z.id.to_string(), z.name.clone())));
+            Cell::Parts(vec![
+                Part::form(
+                    InlineForm::post("/web/supervise/assign", "分片")
+                        .hidden("village", &v.village_code)
+                        .hidden("year", year)
+                        .input(Input::select("zone", "责任片区", options).value(v.zone_id.map(|z| z.to_string()).unwrap_or_default())),
+                ),
+                Part::form(
+                    InlineForm::post("/web/supervise/remove", "移出")
+                        .hidden("village", &v.village_code)
+                        .hidden("year", year)
+                        .input(Input::text("reason", "移出理由").required()),
+                ),
+            ])
         } else {
-            String::new()
+            Cell::text("")
         };
         st.rows.push(vec![
             Cell::Link(place(&v.village_code), format!("/web/region/{}", v.village_code)),
@@ -150,7 +148,7 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
             Cell::Int(n as i64),
             Cell::text(if last > 0 { super::date_text(last) } else { String::new() }),
             Cell::Int(open as i64),
-            Cell::Html(op, String::new()),
+            op,
         ]);
     }
 
@@ -169,12 +167,9 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
     cands.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.1.remaining_poor.cmp(&a.1.remaining_poor)).then(a.0.cmp(b.0)));
     for (v, f, reasons) in &cands {
         let op = if manage {
-            format!(
-                "<form method=\"post\" action=\"/web/supervise/select\" class=\"inline\"><input type=\"hidden\" name=\"village\" value=\"{}\"><input type=\"hidden\" name=\"year\" value=\"{year}\"><button>纳入督战</button></form>",
-                esc(v)
-            )
+            Cell::form(InlineForm::post("/web/supervise/select", "纳入督战").hidden("village", v).hidden("year", year))
         } else {
-            String::new()
+            Cell::text("")
         };
         ct.rows.push(vec![
             Cell::Link(place(v), format!("/web/region/{v}")),
@@ -184,7 +179,7 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
             Cell::Pct(f.incidence_bp()),
             Cell::Int(f.marginal),
             Cell::text(reasons.join("；")),
-            Cell::Html(op, String::new()),
+            op,
         ]);
     }
 

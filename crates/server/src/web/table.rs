@@ -5,7 +5,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rust_xlsxwriter::{Format, Workbook};
 
-use super::{esc, pct, urlencode, yuan, WebError};
+use askama::Template;
+
+use super::{pct, urlencode, yuan, WebError};
 
 #[derive(Clone)]
 pub enum Cell {
@@ -17,13 +19,22 @@ pub enum Cell {
     Yuan(i64),
     /// A ratio in basis points, shown as a percentage.
     Pct(Option<i64>),
-    /// Trusted HTML (buttons, forms) and the text to export for it.
-    Html(String, String),
+    /// Tags, links, folded lists and small forms (buttons): data the template writes out. The filter
+    /// and the export see their text, not the buttons' labels.
+    Parts(Vec<Part>),
 }
 
 impl Cell {
     pub fn text(s: impl Into<String>) -> Cell {
         Cell::Text(s.into())
+    }
+    /// One coloured label.
+    pub fn tag(class: &str, text: impl Into<String>) -> Cell {
+        Cell::Parts(vec![Part::tag(class, text)])
+    }
+    /// One action form (the export shows nothing for it).
+    pub fn form(f: InlineForm) -> Cell {
+        Cell::Parts(vec![Part::form(f)])
     }
     fn sort_key(&self) -> Option<String> {
         match self {
@@ -31,16 +42,6 @@ impl Cell {
             Cell::Pct(Some(b)) => Some(b.to_string()),
             Cell::Pct(None) => Some("-1".into()),
             _ => None,
-        }
-    }
-    fn html(&self) -> String {
-        match self {
-            Cell::Text(s) => esc(s),
-            Cell::Link(s, href) => format!("<a href=\"{}\">{}</a>", esc(href), esc(s)),
-            Cell::Int(n) => n.to_string(),
-            Cell::Yuan(f) => yuan(*f),
-            Cell::Pct(b) => pct(*b),
-            Cell::Html(h, _) => h.clone(),
         }
     }
     fn numeric(&self) -> bool {
@@ -84,57 +85,33 @@ impl Table {
 
     /// The table with its tools; `path` is the page's own path and query (for the export link).
     pub fn html(&self, path: &str) -> String {
+        let view = self.view(path);
+        view.render().unwrap_or_else(|e| {
+            tracing::error!(error = %e, table = self.id, "table template failed");
+            String::from("<p>表格渲染失败</p>")
+        })
+    }
+
+    /// What `templates/table.html` writes: every cell as parts, numeric cells with their sort key.
+    pub fn view(&self, path: &str) -> TableView<'_> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let export = match &self.export_href {
             Some(h) => h.clone(),
             None => format!("{path}{sep}export={}", urlencode(self.id)),
         };
-        let mut o = String::with_capacity(256 + self.rows.len() * 128);
-        o.push_str(&format!(
-            "<section class=\"tbl\" data-page-size=\"{}\"><div class=\"tbl-head\"><h2>{}</h2><span class=\"count\">共 {} 条</span>\
-             <input type=\"search\" class=\"tbl-filter\" placeholder=\"筛选…\" aria-label=\"筛选{}\">\
-             <a class=\"btn\" href=\"{}\" download>导出 Excel</a></div><div class=\"tbl-scroll\"><table id=\"{}\"><thead><tr>",
-            self.page_size,
-            esc(&self.title),
-            self.rows.len(),
-            esc(&self.title),
-            esc(&export),
-            esc(self.id)
-        ));
         let numeric: Vec<bool> =
             (0..self.columns.len()).map(|c| self.rows.first().and_then(|r| r.get(c)).is_some_and(Cell::numeric)).collect();
-        for (c, name) in self.columns.iter().enumerate() {
-            o.push_str(&format!(
-                "<th data-type=\"{}\" tabindex=\"0\" title=\"点击排序\">{}</th>",
-                if numeric[c] { "num" } else { "text" },
-                esc(name)
-            ));
+        TableView {
+            id: self.id,
+            title: &self.title,
+            page_size: self.page_size,
+            count: self.rows.len(),
+            export,
+            columns: self.columns.iter().zip(&numeric).map(|(c, n)| (c.as_str(), if *n { "num" } else { "text" })).collect(),
+            rows: self.rows.iter().map(|r| r.iter().map(CellView::of).collect()).collect(),
+            total: self.total.as_ref().map(|r| r.iter().map(CellView::of).collect()),
+            empty: self.empty,
         }
-        o.push_str("</tr></thead><tbody>");
-        if self.rows.is_empty() {
-            o.push_str(&format!("<tr class=\"empty\"><td colspan=\"{}\">{}</td></tr>", self.columns.len(), esc(self.empty)));
-        }
-        for row in &self.rows {
-            o.push_str("<tr>");
-            for cell in row {
-                match cell.sort_key() {
-                    Some(k) => o.push_str(&format!("<td class=\"num\" data-v=\"{k}\">{}</td>", cell.html())),
-                    None => o.push_str(&format!("<td>{}</td>", cell.html())),
-                }
-            }
-            o.push_str("</tr>");
-        }
-        o.push_str("</tbody>");
-        if let Some(total) = &self.total {
-            o.push_str("<tfoot><tr class=\"total\">");
-            for cell in total {
-                let cls = if cell.numeric() { " class=\"num\"" } else { "" };
-                o.push_str(&format!("<th{cls}>{}</th>", cell.html()));
-            }
-            o.push_str("</tr></tfoot>");
-        }
-        o.push_str("</table></div><div class=\"pager\"></div></section>");
-        o
     }
 
     /// The table as an .xlsx workbook: numbers as numbers (yuan with two decimals), text as text (so ID
@@ -174,8 +151,8 @@ impl Table {
             for (c, cell) in row.iter().enumerate() {
                 let c = c as u16;
                 match cell {
-                    Cell::Text(s) | Cell::Link(s, _) | Cell::Html(_, s) => {
-                        ws.write_string(r, c, s).map_err(fail)?;
+                    Cell::Text(_) | Cell::Link(..) | Cell::Parts(_) => {
+                        ws.write_string(r, c, &cell.shown_text()).map_err(fail)?;
                     }
                     Cell::Int(n) => {
                         ws.write_number(r, c, *n as f64).map_err(fail)?;
@@ -200,12 +177,7 @@ impl Table {
 impl Table {
     /// The table for a PDF report: cells as the page shows them, the total row last.
     pub fn report_table(&self) -> baozhang_slip::ReportTable {
-        let text = |c: &Cell| match c {
-            Cell::Text(s) | Cell::Link(s, _) | Cell::Html(_, s) => s.clone(),
-            Cell::Int(n) => n.to_string(),
-            Cell::Yuan(f) => super::yuan(*f),
-            Cell::Pct(b) => super::pct(*b),
-        };
+        let text = Cell::shown_text;
         let numeric = (0..self.columns.len())
             .map(|i| self.rows.first().and_then(|r| r.get(i)).is_some_and(|c| matches!(c, Cell::Int(_) | Cell::Yuan(_) | Cell::Pct(_))))
             .collect();
@@ -247,9 +219,13 @@ pub fn base64(data: &[u8]) -> String {
 
 impl Cell {
     /// The text a reader sees in the cell (what the filter box matches).
-    fn shown_text(&self) -> String {
+    pub fn shown_text(&self) -> String {
         match self {
-            Cell::Text(s) | Cell::Link(s, _) | Cell::Html(_, s) => s.clone(),
+            Cell::Text(s) | Cell::Link(s, _) => s.clone(),
+            Cell::Parts(parts) => {
+                let texts: Vec<&str> = parts.iter().map(Part::shown_text).filter(|t| !t.is_empty()).collect();
+                texts.join(" ")
+            }
             Cell::Int(n) => n.to_string(),
             Cell::Yuan(f) => yuan(*f),
             Cell::Pct(b) => pct(*b),
@@ -336,4 +312,291 @@ pub(crate) fn download(bytes: Vec<u8>, filename: &str) -> Result<Response, WebEr
         bytes,
     )
         .into_response())
+}
+
+/// A table as `templates/table.html` writes it.
+#[derive(Template)]
+#[template(path = "table.html")]
+pub struct TableView<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub page_size: usize,
+    pub count: usize,
+    pub export: String,
+    /// (name, `num` or `text`: how the browser sorts it)
+    pub columns: Vec<(&'a str, &'static str)>,
+    pub rows: Vec<Vec<CellView>>,
+    pub total: Option<Vec<CellView>>,
+    pub empty: &'a str,
+}
+
+/// One cell: its parts, and for numbers the key the browser sorts by.
+pub struct CellView {
+    pub sort: Option<String>,
+    pub parts: Vec<Part>,
+}
+
+impl CellView {
+    fn of(c: &Cell) -> CellView {
+        let parts = match c {
+            Cell::Text(s) => vec![Part::Text(s.clone())],
+            Cell::Link(s, href) => vec![Part::link(s.clone(), href.clone())],
+            Cell::Int(_) | Cell::Yuan(_) | Cell::Pct(_) => vec![Part::Text(c.shown_text())],
+            Cell::Parts(p) => p.clone(),
+        };
+        CellView { sort: c.sort_key(), parts }
+    }
+}
+// ───────────────────────────── cell parts ─────────────────────────────
+
+/// A piece of what a cell (or a page) shows, as data: the templates (`templates/parts.html`) write
+/// the HTML and escape every string, so no handler builds markup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    Text(String),
+    /// A coloured label (`tag done`, `tag new`, …).
+    Tag(Tag),
+    Link(LinkPart),
+    /// A folded list: the summary, and the lines shown when it is opened.
+    Details(Details),
+    /// A small form posting one action (a button, hidden fields, inputs).
+    Form(Box<InlineForm>),
+    /// A button handled in the page by `app.js` (it posts nothing): its `data-*` attributes.
+    Button(ButtonPart),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ButtonPart {
+    pub label: String,
+    pub class: String,
+    /// (name after `data-`, value)
+    pub data: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    /// CSS classes after `tag` (`done`, `new`, `warn`, or empty).
+    pub class: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkPart {
+    pub text: String,
+    pub href: String,
+    /// Opens in a new tab (slips).
+    pub new_tab: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Details {
+    pub summary: String,
+    pub lines: Vec<String>,
+    /// Numbered (`ol class="explain"`) rather than a muted paragraph.
+    pub numbered: bool,
+}
+
+/// A form of one action. Posted normally (the answer is a page), or with htmx when `target` is set (the
+/// answer replaces the target: `closest td`, `#settle-result`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InlineForm {
+    pub action: String,
+    pub target: Option<String>,
+    /// Asked before posting (`hx-confirm`, htmx forms only).
+    pub confirm: Option<String>,
+    /// `data-testid` of its button.
+    pub testid: Option<String>,
+    pub hidden: Vec<(String, String)>,
+    pub inputs: Vec<Input>,
+    pub button: String,
+    /// CSS classes of the button (`small`, `small danger`, `secondary`).
+    pub button_class: String,
+    /// Instead of the one button: buttons that post a value under a name (批准 / 不予批准).
+    pub choices: Vec<Choice>,
+}
+
+/// A button posting `name=value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub name: String,
+    pub value: String,
+    pub label: String,
+    pub class: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// `kind`: the input's type (`text`, `date`, `number`).
+    Text { name: String, kind: &'static str, label: String, placeholder: String, value: String, required: bool, maxlength: u32 },
+    /// Options are (value, text); the one equal to `selected` is selected.
+    Select { name: String, label: String, options: Vec<(String, String)>, selected: String, required: bool },
+}
+
+impl Part {
+    pub fn text(s: impl Into<String>) -> Part {
+        Part::Text(s.into())
+    }
+    pub fn tag(class: &str, text: impl Into<String>) -> Part {
+        Part::Tag(Tag { class: class.to_string(), text: text.into() })
+    }
+    pub fn link(text: impl Into<String>, href: impl Into<String>) -> Part {
+        Part::Link(LinkPart { text: text.into(), href: href.into(), new_tab: false })
+    }
+    /// A link opening in a new tab (a slip's PDF).
+    pub fn link_new_tab(text: impl Into<String>, href: impl Into<String>) -> Part {
+        Part::Link(LinkPart { text: text.into(), href: href.into(), new_tab: true })
+    }
+    pub fn form(f: InlineForm) -> Part {
+        Part::Form(Box::new(f))
+    }
+    /// What a reader sees of it (the filter's and the export's text); forms (buttons) are not counted.
+    pub fn shown_text(&self) -> &str {
+        match self {
+            Part::Text(s) => s,
+            Part::Tag(t) => &t.text,
+            Part::Link(l) => &l.text,
+            Part::Details(d) => &d.summary,
+            Part::Form(_) | Part::Button(_) => "",
+        }
+    }
+}
+
+impl InlineForm {
+    /// A plain POST form with one button.
+    pub fn post(action: impl Into<String>, button: impl Into<String>) -> InlineForm {
+        InlineForm { action: action.into(), button: button.into(), ..InlineForm::default() }
+    }
+    /// A form posted with htmx, its answer swapped into `target`.
+    pub fn htmx(action: impl Into<String>, target: &str, button: impl Into<String>) -> InlineForm {
+        InlineForm { action: action.into(), target: Some(target.to_string()), button: button.into(), ..InlineForm::default() }
+    }
+    pub fn hidden(mut self, name: &str, value: impl ToString) -> InlineForm {
+        self.hidden.push((name.to_string(), value.to_string()));
+        self
+    }
+    pub fn input(mut self, i: Input) -> InlineForm {
+        self.inputs.push(i);
+        self
+    }
+    pub fn button_class(mut self, class: &str) -> InlineForm {
+        self.button_class = class.to_string();
+        self
+    }
+    /// A button posting `name=value` (the form then shows its choices instead of `button`).
+    pub fn choice(mut self, name: &str, value: &str, label: &str, class: &str) -> InlineForm {
+        self.choices.push(Choice { name: name.into(), value: value.into(), label: label.into(), class: class.into() });
+        self
+    }
+    pub fn confirm(mut self, question: impl Into<String>) -> InlineForm {
+        self.confirm = Some(question.into());
+        self
+    }
+    pub fn testid(mut self, id: impl Into<String>) -> InlineForm {
+        self.testid = Some(id.into());
+        self
+    }
+}
+
+impl Input {
+    /// A text box; `label` is its accessible name and, without a placeholder, its placeholder.
+    pub fn text(name: &str, label: &str) -> Input {
+        Input::Text { name: name.into(), kind: "text", label: label.into(), placeholder: label.into(), value: String::new(), required: false, maxlength: 200 }
+    }
+    pub fn required(mut self) -> Input {
+        match &mut self {
+            Input::Text { required, .. } | Input::Select { required, .. } => *required = true,
+        }
+        self
+    }
+    pub fn value(mut self, v: impl Into<String>) -> Input {
+        match &mut self {
+            Input::Text { value, .. } => *value = v.into(),
+            Input::Select { selected, .. } => *selected = v.into(),
+        }
+        self
+    }
+    pub fn placeholder(mut self, p: impl Into<String>) -> Input {
+        if let Input::Text { placeholder, .. } = &mut self {
+            *placeholder = p.into();
+        }
+        self
+    }
+    /// A date box (the browser's date picker), with its value as 2018-06-02.
+    pub fn date(name: &str, label: &str, value: impl Into<String>) -> Input {
+        match Input::text(name, label).value(value) {
+            Input::Text { name, label, value, .. } => {
+                Input::Text { name, kind: "date", label, placeholder: String::new(), value, required: false, maxlength: 10 }
+            }
+            other => other,
+        }
+    }
+    pub fn select(name: &str, label: &str, options: Vec<(String, String)>) -> Input {
+        Input::Select { name: name.into(), label: label.into(), options, selected: String::new(), required: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let mut t = Table::new("t", "表<1>", vec!["名称", "金额", "操作"]);
+        t.rows.push(vec![
+            Cell::text("<script>alert(1)</script>"),
+            Cell::Yuan(123_456),
+            Cell::Parts(vec![
+                Part::tag("new", "逾期\"x\""),
+                Part::form(
+                    InlineForm::post("/web/x?a=1&b=2", "转整改")
+                        .hidden("id", "7\"><b>")
+                        .input(Input::text("reason", "理由").required())
+                        .testid("go-7"),
+                ),
+            ]),
+        ]);
+        t
+    }
+
+    #[test]
+    fn cells_are_escaped_and_numbers_carry_their_sort_key() {
+        let html = table().html("/web/p?region=620422");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("<td class=\"num\" data-v=\"123456\">1,234.56</td>"), "{html}");
+        assert!(html.contains("<h2>表&lt;1&gt;</h2>"), "{html}");
+        assert!(html.contains("href=\"/web/p?region=620422&amp;export=t\""), "{html}");
+        // The hidden value cannot close its attribute.
+        assert!(html.contains("value=\"7&quot;&gt;&lt;b&gt;\""), "{html}");
+        assert!(html.contains("<form class=\"inline\" method=\"post\" action=\"/web/x?a=1&amp;b=2\">"), "{html}");
+        assert!(html.contains("required"), "{html}");
+        assert!(html.contains("<button data-testid=\"go-7\">转整改</button>"), "{html}");
+    }
+
+    #[test]
+    fn the_filter_and_the_export_see_the_text_not_the_buttons() {
+        let t = table();
+        assert_eq!(t.rows[0][2].shown_text(), "逾期\"x\"");
+        assert!(row_matches(&t.rows[0], "逾期"));
+        assert!(!row_matches(&t.rows[0], "转整改"), "a button's label is not the row's text");
+    }
+
+    #[test]
+    fn an_htmx_form_posts_with_htmx_and_asks_first() {
+        let mut t = Table::new("v", "就诊", vec!["操作"]);
+        t.rows.push(vec![Cell::Parts(vec![
+            Part::Button(ButtonPart { label: "选择".into(), class: "small".into(), data: vec![("pick-visit".into(), String::new())] }),
+            Part::form(InlineForm::htmx("/web/window/cancel", "#settle-result", "冲销").confirm("确认冲销 1？").choice("d", "a", "批准", "")),
+        ])]);
+        let html = t.html("/web/window");
+        assert!(html.contains("<button type=\"button\" class=\"small\" data-pick-visit=\"\">选择</button>"), "{html}");
+        assert!(html.contains("hx-post=\"/web/window/cancel\" hx-target=\"#settle-result\" hx-confirm=\"确认冲销 1？\""), "{html}");
+        assert!(html.contains("<button name=\"d\" value=\"a\">批准</button>"), "{html}");
+        assert!(!html.contains(">冲销</button>"), "choices replace the one button: {html}");
+    }
+
+    #[test]
+    fn an_empty_table_says_so_across_its_columns() {
+        let t = Table::new("e", "空", vec!["a", "b"]);
+        assert!(t.html("/x").contains("<tr class=\"empty\"><td colspan=\"2\">暂无数据</td></tr>"));
+    }
 }

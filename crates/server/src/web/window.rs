@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::person::{explanation_lines, json_fen, med_type_name};
-use super::table::{Cell, Table};
+use super::table::{ButtonPart, Cell, InlineForm, Input, Part, Table};
 use super::{date_text, esc, fragment, fragment_error, urlencode, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::national;
@@ -251,22 +251,33 @@ async fn visits_box(state: &AppState, inst: &Institution, psn_no: &str, insuplc:
         Table::new("visits", "本院未结算的就诊", vec!["就诊编号", "医疗类别", "就诊日期", "费用明细", "医疗费总额", "政策范围内", "操作"]);
     vt.empty = "没有未结算的就诊（可直接在下方录入费用）";
     for (m, sums, n) in &visits {
-        let pick = format!(
-            "<button type=\"button\" class=\"small\" data-pick-visit data-mdtrt=\"{}\" data-medtype=\"{}\" data-begin=\"{}\" \
-             data-total=\"{}\" data-fulamt=\"{}\" data-overlmt=\"{}\" data-preselfpay=\"{}\">选择</button> \
-             <button type=\"button\" class=\"small danger\" hx-post=\"/web/window/visit-cancel\" hx-vals='{}' hx-target=\"#settle-result\" \
-             hx-confirm=\"撤销就诊登记 {}？\" data-testid=\"visit-cancel\">撤销登记</button>",
-            esc(&m.mdtrt_id),
-            m.med_type,
-            date_text(m.begn_date),
-            baozhang_core::Fen(sums[0]),
-            baozhang_core::Fen(sums[1]),
-            baozhang_core::Fen(sums[2]),
-            baozhang_core::Fen(sums[3]),
-            esc(&serde_json::json!({"mdtrt_id": m.mdtrt_id, "psn_no": m.psn_no, "insuplc": insuplc, "med_type": m.med_type.to_string()})
-                .to_string()),
-            esc(&m.mdtrt_id)
-        );
+        let data = [
+            ("pick-visit", String::new()),
+            ("mdtrt", m.mdtrt_id.clone()),
+            ("medtype", m.med_type.to_string()),
+            ("begin", date_text(m.begn_date)),
+            ("total", baozhang_core::Fen(sums[0]).to_string()),
+            ("fulamt", baozhang_core::Fen(sums[1]).to_string()),
+            ("overlmt", baozhang_core::Fen(sums[2]).to_string()),
+            ("preselfpay", baozhang_core::Fen(sums[3]).to_string()),
+        ];
+        let pick = Cell::Parts(vec![
+            Part::Button(ButtonPart {
+                label: "选择".into(),
+                class: "small".into(),
+                data: data.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            }),
+            Part::form(
+                InlineForm::htmx("/web/window/visit-cancel", "#settle-result", "撤销登记")
+                    .hidden("mdtrt_id", &m.mdtrt_id)
+                    .hidden("psn_no", &m.psn_no)
+                    .hidden("insuplc", insuplc)
+                    .hidden("med_type", m.med_type)
+                    .button_class("small danger")
+                    .confirm(format!("撤销就诊登记 {}？", m.mdtrt_id))
+                    .testid("visit-cancel"),
+            ),
+        ]);
         vt.rows.push(vec![
             Cell::text(&m.mdtrt_id),
             Cell::text(med_type_name(m.med_type)),
@@ -274,7 +285,7 @@ async fn visits_box(state: &AppState, inst: &Institution, psn_no: &str, insuplc:
             Cell::Int(*n),
             Cell::Yuan(sums[0]),
             Cell::Yuan(sums[4]),
-            Cell::Html(pick, String::new()),
+            pick,
         ]);
     }
     Ok(format!("<div id=\"visits-box\">{}</div>", vt.html(path)))
@@ -339,21 +350,22 @@ async fn done_table(state: &AppState, inst: &Institution, psn_no: &str) -> Resul
     st.empty = "本院尚无该患者的结算记录";
     for s in done.iter().filter(|s| s.reverses.is_none()) {
         let actions = if s.cancelled_by.is_some() {
-            String::new()
+            Cell::text("")
         } else {
-            format!(
-                "<a href=\"/web/slip/{}\" target=\"_blank\">结算单</a> <form class=\"inline\" hx-post=\"/web/window/cancel\" hx-target=\"#settle-result\" \
-                 hx-confirm=\"确认冲销结算 {}？\" data-testid=\"cancel-form\"><input type=\"hidden\" name=\"setl_id\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"mdtrt_id\" value=\"{}\"><input type=\"hidden\" name=\"psn_no\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"insuplc\" value=\"{}\"><input name=\"reason\" required maxlength=\"200\" placeholder=\"冲销原因（必填）\" aria-label=\"冲销原因\">\
-                 <button class=\"small danger\">冲销</button></form>",
-                urlencode(&s.setl_id),
-                esc(&s.setl_id),
-                esc(&s.setl_id),
-                esc(&s.mdtrt_id),
-                esc(&s.psn_no),
-                esc(&s.insuplc_admdvs)
-            )
+            Cell::Parts(vec![
+                Part::link_new_tab("结算单", format!("/web/slip/{}", urlencode(&s.setl_id))),
+                Part::form(
+                    InlineForm::htmx("/web/window/cancel", "#settle-result", "冲销")
+                        .hidden("setl_id", &s.setl_id)
+                        .hidden("mdtrt_id", &s.mdtrt_id)
+                        .hidden("psn_no", &s.psn_no)
+                        .hidden("insuplc", &s.insuplc_admdvs)
+                        .input(Input::text("reason", "冲销原因").placeholder("冲销原因（必填）").required())
+                        .button_class("small danger")
+                        .confirm(format!("确认冲销结算 {}？", s.setl_id))
+                        .testid("cancel-form"),
+                ),
+            ])
         };
         st.rows.push(vec![
             Cell::text(&s.setl_id),
@@ -364,7 +376,7 @@ async fn done_table(state: &AppState, inst: &Institution, psn_no: &str) -> Resul
             Cell::Yuan(s.hosp_part_amt),
             Cell::Yuan(s.psn_part_amt),
             Cell::text(if s.cancelled_by.is_some() { "已冲销" } else { "有效" }),
-            Cell::Html(actions, String::new()),
+            actions,
         ]);
     }
     Ok(st)

@@ -10,7 +10,8 @@ use baozhang_store::indicators::{Mark, MarkError, MarkState, WorklistItem};
 use baozhang_store::reconcile::{class_info, ReconcileParams, CLASSES};
 use serde::Deserialize;
 
-use super::table::{Cell, Table};
+use super::table::{Cell, InlineForm, Input, Part, Table};
+use askama::Template;
 use super::{esc, fragment, fragment_error, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -34,32 +35,39 @@ fn may_mark(u: &WebUser) -> bool {
     matches!(u.p.role, Role::Cadre | Role::Bureau | Role::Admin)
 }
 
-fn mark_cell(item_id: i64, mark: Option<&Mark>, can: bool) -> (String, String) {
+fn mark_cell(item_id: i64, mark: Option<&Mark>, can: bool) -> Vec<Part> {
     match mark {
         Some(m) if m.state == MarkState::Pending => {
-            let undo = if can {
-                format!(
-                    " <button class=\"small secondary\" hx-post=\"/web/worklist/undo\" hx-vals='{{\"mark_id\":{}}}' hx-target=\"closest td\">撤销</button>",
-                    m.id
-                )
-            } else {
-                String::new()
-            };
-            let text = format!("已处理，待比对确认（{} {}）", m.marked_by, m.marked_at);
-            (format!("<span class=\"tag done\">{}</span>{undo}", esc(&text)), text)
+            let mut parts = vec![Part::tag("done", format!("已处理，待比对确认（{} {}）", m.marked_by, m.marked_at))];
+            if can {
+                parts.push(Part::form(
+                    InlineForm::htmx("/web/worklist/undo", "closest td", "撤销").hidden("mark_id", m.id).button_class("small secondary"),
+                ));
+            }
+            parts
         }
-        Some(m) => {
-            let text = format!("{}（{} {}）", m.state.name_zh(), m.marked_by, m.marked_at);
-            (format!("<span class=\"tag\">{}</span>", esc(&text)), text)
-        }
-        None if can => (
-            format!(
-                "<button class=\"small\" hx-post=\"/web/worklist/mark\" hx-vals='{{\"finding_id\":{item_id}}}' hx-target=\"closest td\" data-testid=\"mark-{item_id}\">标记已处理</button>"
+        Some(m) => vec![Part::tag("", format!("{}（{} {}）", m.state.name_zh(), m.marked_by, m.marked_at))],
+        None if can => vec![
+            Part::text("待处理"),
+            Part::form(
+                InlineForm::htmx("/web/worklist/mark", "closest td", "标记已处理")
+                    .hidden("finding_id", item_id)
+                    .button_class("small")
+                    .testid(format!("mark-{item_id}")),
             ),
-            "待处理".into(),
-        ),
-        None => ("<span class=\"tag new\">待处理</span>".into(), "待处理".into()),
+        ],
+        None => vec![Part::tag("new", "待处理")],
     }
+}
+
+/// The 处理情况 cell as a fragment (the answer to 标记 and 撤销, swapped into the cell).
+fn mark_fragment(item_id: i64, mark: Option<&Mark>, can: bool) -> Result<String, WebError> {
+    #[derive(Template)]
+    #[template(source = "{% import \"parts.html\" as parts %}{% call parts::parts(p) %}", ext = "html")]
+    struct Frag<'a> {
+        p: &'a [Part],
+    }
+    Frag { p: &mark_cell(item_id, mark, can) }.render().map_err(|e| WebError::internal(&format!("mark cell: {e}")))
 }
 
 pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): Query<WorklistQ>) -> WebResult {
@@ -103,11 +111,10 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
             Some(v) => names.get(v).cloned().unwrap_or_else(|| v.to_string()),
             None => super::dashboard::UNKNOWN_VILLAGE.to_string(),
         };
-        let (mut html, text) = mark_cell(it.finding_id, it.mark.as_ref(), can);
+        let mut parts = mark_cell(it.finding_id, it.mark.as_ref(), can);
         if to_ledger {
-            html.push_str(&format!(
-                " <form method=\"post\" action=\"/web/rectify/from-finding/{}\" class=\"inline\"><button class=\"small\">转整改</button></form>",
-                it.finding_id
+            parts.push(Part::form(
+                InlineForm::post(format!("/web/rectify/from-finding/{}", it.finding_id), "转整改").button_class("small"),
             ));
         }
         let novelty = match (&it.reopened, f.is_new) {
@@ -124,7 +131,7 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
             Cell::text(mask_id(&f.id_no)),
             Cell::text(baozhang_core::money::yuan_in_text(f.detail.as_deref().unwrap_or_default())),
             Cell::text(novelty),
-            Cell::Html(html, text),
+            Cell::Parts(parts),
         ]);
     }
     let mut summary = Table::new("classes", "按问题类别", vec!["问题类别", "人数", "应采取措施"]);
@@ -218,7 +225,7 @@ pub async fn mark(State(state): State<AppState>, u: WebUser, Form(f): Form<MarkF
     }
     let note = f.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
     match state.store.mark_finding_done(f.finding_id, &u.p.username, note).await {
-        Ok(m) => fragment(mark_cell(f.finding_id, Some(&m), true).0),
+        Ok(m) => mark_fragment(f.finding_id, Some(&m), true).map_or_else(|e| fragment_error(&e.message), fragment),
         Err(e) => fragment_error(&mark_error(e)),
     }
 }
@@ -241,7 +248,7 @@ pub async fn undo(State(state): State<AppState>, u: WebUser, Form(f): Form<UndoF
         return fragment_error("该标记不在您的管辖范围内");
     }
     match state.store.undo_mark(f.mark_id, &u.p.username).await {
-        Ok(_) => fragment(mark_cell(m.finding_id, None, true).0),
+        Ok(_) => mark_fragment(m.finding_id, None, true).map_or_else(|e| fragment_error(&e.message), fragment),
         Err(e) => fragment_error(&mark_error(e)),
     }
 }
