@@ -151,7 +151,7 @@ fn export_links(html: &str) -> Vec<String> {
     while let Some(i) = rest.find("\" download>导出 Excel</a>") {
         let head = &rest[..i];
         if let Some(h) = head.rfind("href=\"") {
-            out.push(head[h + 6..].replace("&amp;", "&"));
+            out.push(head[h + 6..].replace("&amp;", "&").replace("&#38;", "&"));
         }
         rest = &rest[i + 1..];
     }

@@ -560,14 +560,14 @@ mod tests {
     #[test]
     fn cells_are_escaped_and_numbers_carry_their_sort_key() {
         let html = table().html("/web/p?region=620422");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("<td class=\"num\" data-v=\"123456\">1,234.56</td>"), "{html}");
-        assert!(html.contains("<h2>表&lt;1&gt;</h2>"), "{html}");
-        assert!(html.contains("href=\"/web/p?region=620422&amp;export=t\""), "{html}");
+        assert!(html.contains("<h2>表&#60;1&#62;</h2>"), "{html}");
+        assert!(html.contains("href=\"/web/p?region=620422&#38;export=t\""), "{html}");
         // The hidden value cannot close its attribute.
-        assert!(html.contains("value=\"7&quot;&gt;&lt;b&gt;\""), "{html}");
-        assert!(html.contains("<form class=\"inline\" method=\"post\" action=\"/web/x?a=1&amp;b=2\">"), "{html}");
+        assert!(html.contains("value=\"7&#34;&#62;&#60;b&#62;\""), "{html}");
+        assert!(html.contains("<form class=\"inline\" method=\"post\" action=\"/web/x?a=1&#38;b=2\">"), "{html}");
         assert!(html.contains("required"), "{html}");
         assert!(html.contains("<button data-testid=\"go-7\">转整改</button>"), "{html}");
     }
