@@ -353,7 +353,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::admit))
-        .layer(axum::middleware::from_fn_with_state(state, guard::csrf));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::csrf))
+        .layer(axum::middleware::from_fn_with_state(state, web::cache::forget_on_write));
     Router::new().fallback_service(stack.service(routes))
 }
 

@@ -12,9 +12,12 @@ use baozhang_ingest::health::{card_coverage, compare_cards, drawn_cards, fresh_s
 use baozhang_store::programmes::AUDIT_RESULTS;
 use serde::Deserialize;
 
-use super::health::{bp, may_manage, require_manage, unmask_link, Ctx};
-use super::table::{Cell, InlineForm, Input, Table};
-use super::{card, esc, Page, WebError, WebResult, WebUser};
+use super::cache::Built;
+use super::health::{bp, may_manage, require_manage, unmask_link, unmask_view, Ctx, UnmaskLink};
+use super::table::{Card, Cell, InlineForm, Input, Table};
+use super::{card, count, Page, WebError, WebResult, WebUser};
+use askama::Template;
+use std::sync::Arc;
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -33,7 +36,32 @@ fn yyyymm(m: i64) -> String {
 
 pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Query<ChronicQ>) -> WebResult {
     let ctx = Ctx::new(&state, &u, q.region.as_deref(), q.unmasked.as_deref() == Some("1"), "web.chronic").await?;
-    let year = super::dashboard::default_year(&state).await;
+    // A masked view is kept (`web::cache`); an unmasked one is built and logged.
+    let built = if ctx.unmasked { Arc::new(build(&state, &u, &ctx).await?) } else { cached(&state, &u, &ctx.region).await? };
+    if let Some(id) = q.export.as_deref() {
+        ctx.log_shown(&state, &u, Some(id)).await?;
+        return super::table::export_for(&state, &u, &built.export_tables(), id).await;
+    }
+    ctx.log_shown(&state, &u, None).await?;
+    Ok(built.page(&u).render(&u))
+}
+
+/// The region's page, masked, as kept by `web::cache`.
+pub async fn cached(state: &AppState, u: &WebUser, region: &str) -> Result<Arc<Built>, WebError> {
+    let key = format!("chronic|{region}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, who, region) = (state.clone(), u.for_build(format!("/web/chronic?region={region}")), region.to_string());
+    let builder: super::cache::Builder = Arc::new(move || {
+        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
+        Box::pin(async move {
+            let ctx = Ctx::new(&st, &who, Some(&region), false, "web.chronic").await?;
+            build(&st, &who, &ctx).await
+        })
+    });
+    state.web.pages.get(key, builder).await
+}
+
+async fn build(state: &AppState, u: &WebUser, ctx: &Ctx) -> Result<Built, WebError> {
+    let year = super::dashboard::default_year(state).await;
     let day = year * 10_000 + 1231;
     let registry = state.store.chronic_registry(&ctx.region).await?;
     let cards = state.store.chronic_cards(&ctx.region).await?;
@@ -41,26 +69,30 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
     let findings = compare_cards(&registry, &cards, &poor);
     let (covered, eligible) = card_coverage(&findings, &poor);
 
-    let mut t = Table::new(
-        "feedback",
-        "比对结果（反馈卫生健康部门）",
-        vec!["类别", "处理意见", "村", "姓名", "证件号码", "病种", "慢病卡号", "说明"],
-    );
-    t.empty = "卫健部门慢病登记与慢病卡尚未导入（名单导入：公共卫生慢病患者登记、慢病卡登记）";
-    t.page_size = 25;
-    for f in findings.iter().filter(|f| f.class != CardClass::Matched || q.export.is_some()) {
-        let [village, name, id] = ctx.person(&f.id_no, &f.who);
-        t.rows.push(vec![
-            Cell::tag(class_css(f.class), f.class.name_zh()),
-            Cell::text(f.class.action_zh()),
-            village,
-            name,
-            id,
-            Cell::text(&f.disease),
-            Cell::text(&f.card_no),
-            Cell::text(&f.detail),
-        ]);
-    }
+    // The page lists what needs doing; the export (the feedback file) has the matched rows too.
+    let feedback = |all: bool| {
+        let mut t = Table::new(
+            "feedback",
+            "比对结果（反馈卫生健康部门）",
+            vec!["类别", "处理意见", "村", "姓名", "证件号码", "病种", "慢病卡号", "说明"],
+        );
+        t.empty = "卫健部门慢病登记与慢病卡尚未导入（名单导入：公共卫生慢病患者登记、慢病卡登记）";
+        t.page_size = 25;
+        for f in findings.iter().filter(|f| all || f.class != CardClass::Matched) {
+            let [village, name, id] = ctx.person(&f.id_no, &f.who);
+            t.rows.push(vec![
+                Cell::tag(class_css(f.class), f.class.name_zh()),
+                Cell::text(f.class.action_zh()),
+                village,
+                name,
+                id,
+                Cell::text(&f.disease),
+                Cell::text(&f.card_no),
+                Cell::text(&f.detail),
+            ]);
+        }
+        t
+    };
     let audits = state.store.chronic_audits(&ctx.region).await?;
     let mut at = Table::new(
         "audits",
@@ -79,54 +111,57 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
             Cell::Int(a.irregular),
             Cell::text(a.seed.to_string()),
             Cell::text(&a.drawn_by),
-            Cell::text(a.drawn_at.get(..16).unwrap_or(&a.drawn_at).replace('T', " ")),
+            Cell::text(crate::clock::beijing_text(&a.drawn_at)),
         ]);
     }
-    if let Some(id) = q.export.as_deref() {
-        ctx.log_shown(&state, &u, Some(id)).await?;
-        return super::table::export_for(&state, &u, &[&t, &at], id).await;
-    }
 
-    let count = |c: CardClass| findings.iter().filter(|f| f.class == c).count();
+    let n = |c: CardClass| count(findings.iter().filter(|f| f.class == c).count() as i64);
     let (drawn, checked): (i64, i64) =
         audits.iter().filter(|a| a.month / 100 == year).fold((0, 0), |(d, c), a| (d + a.drawn, c + a.checked));
     let irregular: i64 = audits.iter().map(|a| a.irregular).sum();
     let mut page = Page::new(format!("慢病卡管理 · {}", ctx.place(&ctx.region)));
-    page.crumbs = super::dashboard::crumbs_for(&state, &u, &ctx.region).await?;
+    page.crumbs = super::dashboard::crumbs_for(state, u, &ctx.region).await?;
     page.crumbs.push(("慢病卡".into(), String::new()));
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"chronic-cards\">{}{}{}{}{}</div>",
-        card("登记慢病贫困患者覆盖率", &super::pct(bp(covered, eligible)), &format!("符合认定标准 {eligible} 人，已办卡 {covered} 人")),
-        card("应办未办", &format!("{} 人", count(CardClass::Missing)), "发卡并标识"),
-        card("纳入用药保障", &format!("{} 人", count(CardClass::MedicationGuarantee)), "不符合办卡标准"),
-        card("持卡待核查", &format!("{} 张", count(CardClass::Unsupported)), "不在登记或不符合标准"),
-        card(
-            &format!("{year} 年抽审完成率"),
-            &super::pct(bp(checked as usize, drawn as usize)),
-            &format!("抽取 {drawn} 张，已审 {checked} 张，人情卡及不规范 {irregular} 张")
-        ),
-    ));
-    page.push(&format!(
-        "<p class=\"muted\">比对口径：{year} 年末在册的建档立卡贫困人口（含已脱贫）；卫健部门登记“符合慢病卡认定标准”且无有效慢病卡的为应办未办；登记为不符合标准的纳入用药保障；\
-         有效慢病卡无对应登记或登记为不符合标准的须核查。导出的表格即反馈卫生健康部门的“账账相符”核对表（含账账相符的行）。</p>{}",
-        unmask_link(&u, &ctx)
-    ));
-    let path = u.path.clone();
-    page.push(&t.html(&path));
-    page.push(&at.html(&path));
-    if may_manage(&u) {
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>抽取本月新办慢病卡</h2><form method=\"post\" action=\"/web/chronic/draw\" class=\"grid-form\" data-testid=\"draw-form\">\
-             <input type=\"hidden\" name=\"region\" value=\"{}\">\
-             <label>月份<input type=\"month\" name=\"month\" required value=\"{year}-12\"></label>\
-             <label>随机种子（留空则自动生成并记录）<input name=\"seed\" inputmode=\"numeric\" placeholder=\"如 20181201\"></label>\
-             <div class=\"actions\"><button type=\"submit\">抽取</button></div></form>\
-             <p class=\"muted\">按卡号排序后用记录的种子抽取不少于 10%（向上取整）；每个区划每月只抽一次，同一种子对同一批卡总是抽出相同的卡。</p></section>",
-            esc(&ctx.region)
-        ));
+    page.view(&ChronicHead {
+        year,
+        cards: vec![
+            Card::new(
+                "登记慢病贫困患者覆盖率",
+                super::pct(bp(covered, eligible)),
+                format!("符合认定标准 {} 人，已办卡 {} 人", count(eligible as i64), count(covered as i64)),
+            ),
+            Card::new("应办未办", format!("{} 人", n(CardClass::Missing)), "发卡并标识"),
+            Card::new("纳入用药保障", format!("{} 人", n(CardClass::MedicationGuarantee)), "不符合办卡标准"),
+            Card::new("持卡待核查", format!("{} 张", n(CardClass::Unsupported)), "不在登记或不符合标准"),
+            Card::new(
+                format!("{year} 年抽审完成率"),
+                super::pct(bp(checked as usize, drawn as usize)),
+                format!("抽取 {} 张，已审 {} 张，人情卡及不规范 {} 张", count(drawn), count(checked), count(irregular)),
+            ),
+        ],
+        unmask: unmask_view(u, ctx),
+    })?;
+    let mut built = Built::new(page, vec![feedback(false), at]);
+    built.exports.push(feedback(true));
+    if may_manage(u) {
+        built.tail = super::render_fragment(&DrawView { region: ctx.region.clone(), month: format!("{year}-12") });
     }
-    ctx.log_shown(&state, &u, None).await?;
-    Ok(page.render(&u))
+    Ok(built)
+}
+
+#[derive(Template)]
+#[template(path = "chronic.html")]
+struct ChronicHead {
+    year: i64,
+    cards: Vec<Card>,
+    unmask: Option<UnmaskLink>,
+}
+
+#[derive(Template)]
+#[template(path = "chronic_draw.html")]
+struct DrawView {
+    region: String,
+    month: String,
 }
 
 fn class_css(c: CardClass) -> &'static str {

@@ -109,14 +109,27 @@ pub fn warm(state: &AppState) {
     let st = state.clone();
     tokio::spawn(async move {
         let year = default_year(&st).await;
-        if let Err(e) = st.web.dashboard.get(&st, year).await {
-            tracing::warn!(status = %e.status, "warming the dashboard failed");
-        }
+        let mut counties: Vec<String> = match st.web.dashboard.get(&st, year).await {
+            Ok(snap) => {
+                let mut c: Vec<String> = snap.villages.iter().filter_map(|v| v.village_code.get(..6)).map(str::to_string).collect();
+                c.dedup();
+                c.sort();
+                c.dedup();
+                c
+            }
+            Err(e) => {
+                tracing::warn!(status = %e.status, "warming the dashboard failed");
+                Vec::new()
+            }
+        };
         if let Some(day) = Date::new(year as u16, 12, 31) {
             if let Err(e) = st.web.risk.get(&st, day).await {
                 tracing::warn!(status = %e.status, "warming the early-warning list failed");
             }
         }
+        // The county pages that take seconds, for each county's bureau (a province: its first 20).
+        counties.truncate(20);
+        super::cache::warm(&st, counties, year);
     });
 }
 

@@ -18,9 +18,11 @@ use baozhang_store::date_num;
 use baozhang_store::oversight::Rectification;
 use serde::Deserialize;
 
-use super::health::{bp, count_day, unmask_link, year_param, Ctx};
-use super::table::{Cell, InlineForm, Table};
-use super::{card, Page, WebError, WebResult, WebUser};
+use super::cache::Built;
+use super::health::{bp, count_day, unmask_view, year_param, Ctx, UnmaskLink};
+use super::table::{Card, Cell, InlineForm, Table};
+use super::{count, Page, WebError, WebResult, WebUser};
+use askama::Template;
 use crate::auth::Role;
 use crate::AppState;
 
@@ -138,7 +140,35 @@ fn may_rectify(u: &WebUser) -> bool {
 pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Query<ExitQ>) -> WebResult {
     let ctx = Ctx::new(&state, &u, q.region.as_deref(), q.unmasked.as_deref() == Some("1"), "web.exit").await?;
     let year = year_param(&state, q.year.as_deref()).await?;
-    let checks = state.web.exit.get(&state, &ctx.region, year).await?;
+    // A masked view is kept (`web::cache`); an unmasked one is built and logged.
+    let built = if ctx.unmasked { Arc::new(build(&state, &u, &ctx, year).await?) } else { cached(&state, &u, &ctx.region, year).await? };
+    if let Some(x) = q.export.as_deref() {
+        ctx.log_shown(&state, &u, Some(x)).await?;
+        return super::table::export_for(&state, &u, &built.export_tables(), x).await;
+    }
+    ctx.log_shown(&state, &u, None).await?;
+    Ok(built.page(&u).render(&u))
+}
+
+/// The region's page of a year, masked, as kept by `web::cache`.
+pub async fn cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<Arc<Built>, WebError> {
+    let key = format!("exit|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, who, region) = (state.clone(), u.for_build(format!("/web/exit?region={region}&year={year}")), region.to_string());
+    let builder: super::cache::Builder = Arc::new(move || {
+        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
+        Box::pin(async move {
+            let ctx = Ctx::new(&st, &who, Some(&region), false, "web.exit").await?;
+            build(&st, &who, &ctx, year).await
+        })
+    });
+    state.web.pages.get(key, builder).await
+}
+
+/// A county lists thousands of failing households: the page shows the first 1,000 (the export has all).
+const SHOWN: usize = 1_000;
+
+async fn build(state: &AppState, u: &WebUser, ctx: &Ctx, year: i64) -> Result<Built, WebError> {
+    let checks = state.web.exit.get(state, &ctx.region, year).await?;
     let mut villages: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     for h in checks.iter() {
         let v = villages.entry(h.village_code.as_str()).or_default();
@@ -157,39 +187,37 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
         ]);
     }
     let failing: Vec<&HouseholdCheck> = checks.iter().filter(|h| !h.failures.is_empty()).collect();
-    let mut ft = Table::new("failing", "未通过的户及原因", vec!["村", "户号", "在世成员", "未达标成员", "原因", "整改"]);
-    ft.empty = "全部通过";
-    ft.page_size = 25;
-    let rect = may_rectify(&u);
-    // A county lists thousands: the page shows the first 1,000 (the export has all).
-    let shown = if q.export.is_some() { failing.len() } else { failing.len().min(1_000) };
-    for h in &failing[..shown] {
-        h.failing_ids.iter().for_each(|id| ctx.note_shown(id));
-        let why: Vec<String> = h
-            .failures
-            .iter()
-            .map(|(name, r)| format!("{}：{}", if ctx.unmasked { name.clone() } else { mask_name(name) }, r.join("、")))
-            .collect();
-        let op = if rect {
-            Cell::form(InlineForm::post("/web/exit/rectify", "转整改").hidden("household", &h.household_no).hidden("year", year))
-        } else {
-            Cell::text("")
-        };
-        ft.rows.push(vec![
-            Cell::text(ctx.place(&h.village_code)),
-            Cell::Link(h.household_no.clone(), format!("/web/household/{}", h.household_no)),
-            Cell::Int(h.members as i64),
-            Cell::Int(h.failures.len() as i64),
-            Cell::text(why.join("；")),
-            op,
-        ]);
-    }
-    if let Some(x) = q.export.as_deref() {
-        ctx.log_shown(&state, &u, Some(x)).await?;
-        return super::table::export_for(&state, &u, &[&vt, &ft], x).await;
-    }
+    let rect = may_rectify(u);
+    let failing_table = |rows: &[&HouseholdCheck]| {
+        let mut ft = Table::new("failing", "未通过的户及原因", vec!["村", "户号", "在世成员", "未达标成员", "原因", "整改"]);
+        ft.empty = "全部通过";
+        ft.page_size = 25;
+        for h in rows {
+            h.failing_ids.iter().for_each(|id| ctx.note_shown(id));
+            let why: Vec<String> = h
+                .failures
+                .iter()
+                .map(|(name, r)| format!("{}：{}", if ctx.unmasked { name.clone() } else { mask_name(name) }, r.join("、")))
+                .collect();
+            let op = if rect {
+                Cell::form(InlineForm::post("/web/exit/rectify", "转整改").hidden("household", &h.household_no).hidden("year", year))
+            } else {
+                Cell::text("")
+            };
+            ft.rows.push(vec![
+                Cell::text(ctx.place(&h.village_code)),
+                Cell::Link(h.household_no.clone(), format!("/web/household/{}", h.household_no)),
+                Cell::Int(h.members as i64),
+                Cell::Int(h.failures.len() as i64),
+                Cell::text(why.join("；")),
+                op,
+            ]);
+        }
+        ft
+    };
+    let shown = failing.len().min(SHOWN);
     let mut page = Page::new(format!("退出验收 · {} · {year} 年", ctx.place(&ctx.region)));
-    page.crumbs = super::dashboard::crumbs_for(&state, &u, &ctx.region).await?;
+    page.crumbs = super::dashboard::crumbs_for(state, u, &ctx.region).await?;
     page.crumbs.push(("退出验收".into(), String::new()));
     page.push(&super::supervise::subnav("/web/exit"));
     let passed = checks.len() - failing.len();
@@ -208,24 +236,33 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
             }
         }
     }
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"exit-cards\">{}{}{}</div>",
-        card("贫困户", &format!("{} 户", checks.len()), &format!("统计日 {}", count_day(year)?)),
-        card("通过", &format!("{passed} 户"), &super::pct(bp(passed, checks.len()))),
-        card("未通过", &format!("{} 户", failing.len()), &reasons.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join("；")),
-    ));
-    page.push(&unmask_link(&u, &ctx));
+    page.view(&ExitHead {
+        cards: vec![
+            Card::new("贫困户", format!("{} 户", count(checks.len() as i64)), format!("统计日 {}", count_day(year)?)),
+            Card::new("通过", format!("{} 户", count(passed as i64)), super::pct(bp(passed, checks.len()))),
+            Card::new(
+                "未通过",
+                format!("{} 户", count(failing.len() as i64)),
+                reasons.iter().map(|(k, n)| format!("{k} {}", count(*n as i64))).collect::<Vec<_>>().join("；"),
+            ),
+        ],
+        unmask: unmask_view(u, ctx),
+        more: (shown < failing.len()).then(|| (count(failing.len() as i64), count(shown as i64))),
+    })?;
+    let mut built = Built::new(page, vec![failing_table(&failing[..shown]), vt]);
     if shown < failing.len() {
-        page.push(&format!(
-            "<p class=\"muted\">未通过的户共 {} 户，页面显示前 {shown} 户，全部请导出 Excel 或按乡镇、村查看。</p>",
-            failing.len()
-        ));
+        built.exports.push(failing_table(&failing));
     }
-    page.push(&ft.html(&u.path));
-    page.push(&vt.html(&u.path));
-    page.push("<p class=\"muted\">验收标准（基本医疗有保障）：在世成员全部参加基本医保；住院按贫困人口享受基本医保、大病保险、医疗救助倾斜政策；慢病患者签约家庭医生并按期随访；大病患者得到救治。</p>");
-    ctx.log_shown(&state, &u, None).await?;
-    Ok(page.render(&u))
+    Ok(built)
+}
+
+#[derive(Template)]
+#[template(path = "exit.html")]
+struct ExitHead {
+    cards: Vec<Card>,
+    unmask: Option<UnmaskLink>,
+    /// (failing households, shown) when the page shows only the first of them.
+    more: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]

@@ -17,9 +17,12 @@ use baozhang_store::programmes::{team_level_zh, Plan, ServiceRow};
 use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
-use super::health::{bp, may_manage, unmask_link, Ctx};
-use super::table::{Cell, Table};
-use super::{card, esc, Page, WebError, WebResult, WebUser};
+use super::cache::Built;
+use super::health::{bp, may_manage, unmask_view, Ctx, UnmaskLink};
+use super::table::{Card, Cell, Table};
+use super::{count, esc, Page, WebError, WebResult, WebUser};
+use askama::Template;
+use std::sync::Arc;
 use crate::auth::Role;
 use crate::AppState;
 
@@ -43,13 +46,47 @@ pub const PLAN_CATEGORIES: [&str; 6] = ["大病", "慢病", "需住院治疗", "
 pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query<FdcQ>) -> WebResult {
     let ctx = Ctx::new(&state, &u, q.region.as_deref(), q.unmasked.as_deref() == Some("1"), "web.fdc").await?;
     let year = super::health::year_param(&state, q.year.as_deref()).await?;
-    let default_day = super::health::count_day(year)?;
-    let as_of_n = super::health::parse_day(q.as_of.as_deref(), date_num(default_day), "统计日期")?;
+    let default_day = date_num(super::health::count_day(year)?);
+    let as_of_n = super::health::parse_day(q.as_of.as_deref(), default_day, "统计日期")?;
     let as_of = num_date(as_of_n).ok_or_else(|| WebError::bad("统计日期无效"))?;
     if i64::from(as_of.year()) != year {
         return Err(WebError::bad(format!("统计日期 {as_of} 不在 {year} 年内")));
     }
+    // A masked view on the default day is kept (`web::cache`); an unmasked one is built and logged.
+    let built = if ctx.unmasked || as_of_n != default_day {
+        Arc::new(build(&state, &u, &ctx, year, as_of).await?)
+    } else {
+        cached(&state, &u, &ctx.region, year).await?
+    };
+    if let Some(x) = q.export.as_deref() {
+        if x == "fees" && u.p.role == Role::Cadre {
+            return Err(WebError::forbidden("村干部不能导出服务费结算表"));
+        }
+        ctx.log_shown(&state, &u, Some(x)).await?;
+        return super::table::export_for(&state, &u, &built.export_tables(), x).await;
+    }
+    ctx.log_shown(&state, &u, None).await?;
+    Ok(built.page(&u).render(&u))
+}
 
+/// The county (or township, village) page of a year on its count day, masked, as kept by `web::cache`.
+pub async fn cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<Arc<Built>, WebError> {
+    let key = format!("fdc|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, who, region) = (state.clone(), u.for_build(format!("/web/fdc?region={region}&year={year}")), region.to_string());
+    let builder: super::cache::Builder = Arc::new(move || {
+        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
+        Box::pin(async move {
+            let ctx = Ctx::new(&st, &who, Some(&region), false, "web.fdc").await?;
+            let day = super::health::count_day(year)?;
+            build(&st, &who, &ctx, year, day).await
+        })
+    });
+    state.web.pages.get(key, builder).await
+}
+
+/// The page's figures and tables for the region of `ctx` on `as_of`.
+async fn build(state: &AppState, u: &WebUser, ctx: &Ctx, year: i64, as_of: Date) -> Result<Built, WebError> {
+    let as_of_n = date_num(as_of);
     let poor = state.store.registered_poor(&ctx.region, as_of_n).await?;
     let contracts = state.store.fdc_contracts(&ctx.region, year).await?;
     let registry = state.store.chronic_registry(&ctx.region).await?;
@@ -232,53 +269,69 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
         ]);
     }
     tt.empty = "尚未导入家庭医生团队";
-    if let Some(x) = q.export.as_deref() {
-        if x == "fees" && !show_fees {
-            return Err(WebError::forbidden("村干部不能导出服务费结算表"));
-        }
-        ctx.log_shown(&state, &u, Some(x)).await?;
-        return super::table::export_for(&state, &u, &[&vt, &dt, &ot, &ft, &tt], x).await;
-    }
-
     let mut page = Page::new(format!("家庭医生签约服务 · {} · {year}", ctx.place(&ctx.region)));
-    page.crumbs = super::dashboard::crumbs_for(&state, &u, &ctx.region).await?;
+    page.crumbs = super::dashboard::crumbs_for(state, u, &ctx.region).await?;
     page.crumbs.push(("家庭医生".into(), String::new()));
-    let ok = |v: Option<i64>, target: i64| if v.is_some_and(|v| v >= target) { "达标" } else { "未达标" };
-    page.push(&format!(
-        "<form class=\"inline noprint\" method=\"get\" action=\"/web/fdc\"><input type=\"hidden\" name=\"region\" value=\"{}\">\
-         <label>年度<input name=\"year\" inputmode=\"numeric\" value=\"{year}\" size=\"5\"></label>\
-         <label>统计日期<input type=\"date\" name=\"as_of\" value=\"{as_of}\"></label><button>查看</button></form>",
-        esc(&ctx.region)
-    ));
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"fdc-cards\">{}{}{}{}</div>",
-        card(
-            "建档立卡贫困人口签约率",
-            &super::pct(bp(rate.contracted, rate.poor)),
-            &format!("{} / {} 人，目标 ≥95%（{}）", rate.contracted, rate.poor, ok(bp(rate.contracted, rate.poor), 9_500))
-        ),
-        card(
-            "重点人群签约率",
-            &super::pct(bp(rate.key_contracted, rate.key)),
-            &format!("{} / {} 人，目标 100%（{}）", rate.key_contracted, rate.key, ok(bp(rate.key_contracted, rate.key), 10_000))
-        ),
-        card("随访完成率", &super::pct(bp(made as usize, due as usize)), &format!("截至 {as_of} 应随访 {due} 次，已随访 {made} 次")),
-        card("随访逾期", &format!("{} 人", overdue.len()), &format!("管理慢病患者 {} 人", fus.len())),
-    ));
-    page.push(&format!(
-        "<p class=\"muted\">重点人群：卫健部门登记的慢病患者和大病救治台账中的患者。随访要求：高血压、2型糖尿病、严重精神障碍、肺结核患者每年 6 次（第 k 次在 2k 月底前）；\
-         {} 每年至少 1 次。服务费：已参保者 50% 医保基金、50% 公卫经费，未参保者 50% 公卫经费、50% 个人；医保基金部分年初预付 60%，年终按有服务记录的签约结算。</p>{}",
-        FURTHER_DISEASES.join("、"),
-        unmask_link(&u, &ctx)
-    ));
-    let path = u.path.clone();
-    page.push(&vt.html(&path)).push(&dt.html(&path)).push(&ot.html(&path));
+    page.view(&head_view(u, ctx, year, as_of, &rate, (made, due), overdue.len(), fus.len()))?;
+    let mut tables = vec![vt, dt, ot];
     if show_fees {
-        page.push(&ft.html(&path));
+        tables.push(ft);
     }
-    page.push(&tt.html(&path));
-    ctx.log_shown(&state, &u, None).await?;
-    Ok(page.render(&u))
+    tables.push(tt);
+    Ok(Built::new(page, tables))
+}
+
+/// The head of the 家庭医生 page: the period form, the four cards, what the figures mean.
+#[derive(Template)]
+#[template(path = "fdc.html")]
+struct FdcHead {
+    region: String,
+    year: i64,
+    as_of: String,
+    cards: Vec<Card>,
+    further: String,
+    unmask: Option<UnmaskLink>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn head_view(
+    u: &WebUser,
+    ctx: &Ctx,
+    year: i64,
+    as_of: Date,
+    rate: &baozhang_ingest::health::ContractRate,
+    (made, due): (u32, u32),
+    overdue: usize,
+    managed: usize,
+) -> FdcHead {
+    let ok = |v: Option<i64>, target: i64| if v.is_some_and(|v| v >= target) { "达标" } else { "未达标" };
+    let poor = bp(rate.contracted, rate.poor);
+    let key = bp(rate.key_contracted, rate.key);
+    FdcHead {
+        region: ctx.region.clone(),
+        year,
+        as_of: as_of.to_string(),
+        cards: vec![
+            Card::new(
+                "建档立卡贫困人口签约率",
+                super::pct(poor),
+                format!("{} / {} 人，目标 ≥95%（{}）", count(rate.contracted as i64), count(rate.poor as i64), ok(poor, 9_500)),
+            ),
+            Card::new(
+                "重点人群签约率",
+                super::pct(key),
+                format!("{} / {} 人，目标 100%（{}）", count(rate.key_contracted as i64), count(rate.key as i64), ok(key, 10_000)),
+            ),
+            Card::new(
+                "随访完成率",
+                super::pct(bp(made as usize, due as usize)),
+                format!("截至 {as_of} 应随访 {} 次，已随访 {} 次", count(i64::from(due)), count(i64::from(made))),
+            ),
+            Card::new("随访逾期", format!("{} 人", count(overdue as i64)), format!("管理慢病患者 {} 人", count(managed as i64))),
+        ],
+        further: FURTHER_DISEASES.join("、"),
+        unmask: unmask_view(u, ctx),
+    }
 }
 
 // ───────────────────────────── one person ─────────────────────────────

@@ -146,6 +146,27 @@ pub fn count_day(year: i64) -> Result<baozhang_core::Date, WebError> {
 }
 
 /// The mask toggle shown to roles that may unmask.
+/// The link that shows a page unmasked (or masked again), for roles that may unmask: for templates'
+/// `parts::unmask` macro.
+pub struct UnmaskLink {
+    pub href: String,
+    pub text: &'static str,
+    pub note: &'static str,
+}
+
+pub fn unmask_view(u: &WebUser, ctx: &Ctx) -> Option<UnmaskLink> {
+    if !u.p.may_unmask() {
+        return None;
+    }
+    let base = u.path.replace("&unmasked=1", "").replace("?unmasked=1", "?");
+    Some(if ctx.unmasked {
+        UnmaskLink { href: base, text: "恢复脱敏显示", note: "本次查看已记录" }
+    } else {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        UnmaskLink { href: format!("{base}{sep}unmasked=1"), text: "显示完整姓名与证件号码", note: "将记入访问日志" }
+    })
+}
+
 pub fn unmask_link(u: &WebUser, ctx: &Ctx) -> String {
     if !u.p.may_unmask() {
         return String::new();

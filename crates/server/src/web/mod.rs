@@ -11,6 +11,7 @@
 //!   on the server from the same rows).
 
 pub mod audit;
+pub mod cache;
 pub mod catalogue;
 pub mod chronic;
 pub mod dashboard;
@@ -66,6 +67,8 @@ pub struct WebState {
     pub risk: risk::RiskCache,
     /// Exit checks per region and year (R-EXIT-1).
     pub exit: exit::ExitCache,
+    /// County pages built once and kept (`web::cache`).
+    pub pages: Arc<cache::PageCache>,
 }
 
 impl Default for WebState {
@@ -78,6 +81,7 @@ impl Default for WebState {
             pid: tokio::sync::OnceCell::new(),
             risk: risk::RiskCache::default(),
             exit: exit::ExitCache::default(),
+            pages: Arc::default(),
         }
     }
 }
@@ -221,6 +225,22 @@ fn to_login(next: &str) -> Response {
 }
 
 impl WebUser {
+    /// The same user for a page built to be kept (`web::cache`): no session token, and the page's
+    /// canonical address (its links are the same for every viewer).
+    pub fn for_build(&self, path_and_query: String) -> WebUser {
+        WebUser { p: self.p.clone(), path: path_and_query, csrf: String::new() }
+    }
+    pub fn clone_user(&self) -> WebUser {
+        WebUser { p: self.p.clone(), path: self.path.clone(), csrf: self.csrf.clone() }
+    }
+    /// The county bureau, for building its pages at start (`cache::warm`).
+    pub fn warming(county: &str) -> WebUser {
+        WebUser {
+            p: Principal { username: "（预先计算）".into(), role: Role::Bureau, scope: county.to_string() },
+            path: String::new(),
+            csrf: String::new(),
+        }
+    }
     /// The region the user may read; hospitals have none.
     pub fn region(&self) -> Result<&str, WebError> {
         self.p.region().ok_or_else(|| WebError::forbidden("定点医疗机构账号请使用一站式结算窗口"))
@@ -407,6 +427,15 @@ fn chrome(u: &WebUser) -> Chrome {
 }
 
 // ───────────────────────────── HTML helpers ─────────────────────────────
+
+/// A small template rendered to a string (a fragment inside a page); a failure is logged and shown as
+/// a line saying so.
+pub fn render_fragment(t: &impl Template) -> String {
+    t.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "fragment template failed");
+        "<p>页面片段渲染失败</p>".to_string()
+    })
+}
 
 /// HTML-escapes text (element content and attribute values).
 pub fn esc(s: &str) -> String {

@@ -16,7 +16,7 @@
 //! askama template (`templates/forms_*.html`, auto-escaped).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
@@ -31,6 +31,7 @@ use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
 use super::table::{Cell, Table};
+use super::cache::Built;
 use super::{count, date_text, pct, urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -177,14 +178,10 @@ async fn county_picker(state: &AppState, u: &WebUser, path: &str) -> WebResult {
 
 /// A page: the template's HTML, then the tables (`Table` escapes its cells and adds sorting and export).
 fn render_page(u: &WebUser, title: &str, crumbs: Vec<(String, String)>, t: &impl Template, tables: &[&Table]) -> WebResult {
-    let html = t.render().map_err(|e| WebError::internal(&format!("forms template: {e}")))?;
     let mut page = Page::new(title);
     page.crumbs = crumbs;
     page.push(&super::supervise::subnav("/web/forms"));
-    page.push(&html);
-    for t in tables {
-        page.push(&t.html(&u.path));
-    }
+    page.view(t)?.tables(u, tables);
     Ok(page.render(u))
 }
 
@@ -1555,22 +1552,39 @@ pub async fn indicators_page(State(state): State<AppState>, u: WebUser, Query(q)
         county.clone()
     };
     let year = year_of(super::health::year_param(&state, q.year.as_deref()).await?)?;
-    let ind = indicators(&state, &region, year).await?;
-    let mut t = indicators_table(&ind, &county, year);
-    let names = state.web.region_names(&state.store).await?;
-    let name = names.get(&region).cloned().unwrap_or_else(|| region.clone());
-    t.heading = vec![format!("{name}健康扶贫指标"), format!("{year} 年")];
+    let built = indicators_cached(&state, &u, &region, i64::from(year)).await?;
     if let Some(x) = q.export.as_deref() {
-        return super::table::export_for(&state, &u, &[&t], x).await;
+        return super::table::export_for(&state, &u, &built.export_tables(), x).await;
     }
-    let v = indicators_view(&ind);
-    render_page(
-        &u,
-        &format!("健康扶贫指标 · {name} · {year} 年"),
-        vec![("定期报表".into(), format!("/web/forms?region={county}&year={year}")), ("健康扶贫指标".into(), String::new())],
-        &v,
-        &[&t],
-    )
+    Ok(built.page(&u).render(&u))
+}
+
+/// The indicators of a county or township and year, as kept by `web::cache` (the in-county share
+/// reads the year's settlements).
+pub async fn indicators_cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<Arc<Built>, WebError> {
+    let key = format!("indicators|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, region) = (state.clone(), region.to_string());
+    let builder: super::cache::Builder = Arc::new(move || {
+        let (st, region) = (st.clone(), region.clone());
+        Box::pin(async move { build_indicators(&st, &region, year).await })
+    });
+    state.web.pages.get(key, builder).await
+}
+
+async fn build_indicators(state: &AppState, region: &str, year: i64) -> Result<Built, WebError> {
+    let year = year_of(year)?;
+    let county = &region[..region.len().min(6)];
+    let ind = indicators(state, region, year).await?;
+    let mut t = indicators_table(&ind, county, year);
+    let names = state.web.region_names(&state.store).await?;
+    let name = names.get(region).cloned().unwrap_or_else(|| region.to_string());
+    t.heading = vec![format!("{name}健康扶贫指标"), format!("{year} 年")];
+    let mut page = Page::new(format!("健康扶贫指标 · {name} · {year} 年"));
+    page.crumbs =
+        vec![("定期报表".into(), format!("/web/forms?region={county}&year={year}")), ("健康扶贫指标".into(), String::new())];
+    page.push(&super::supervise::subnav("/web/forms"));
+    page.view(&indicators_view(&ind))?;
+    Ok(Built::new(page, vec![t]))
 }
 
 #[cfg(test)]

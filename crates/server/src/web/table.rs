@@ -432,6 +432,20 @@ pub enum Input {
     Select { name: String, label: String, options: Vec<(String, String)>, selected: String, required: bool },
 }
 
+/// A number card (dashboard style): label, value, a note under it. `templates/parts.html` `cards`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    pub label: String,
+    pub value: String,
+    pub note: String,
+}
+
+impl Card {
+    pub fn new(label: impl Into<String>, value: impl Into<String>, note: impl Into<String>) -> Card {
+        Card { label: label.into(), value: value.into(), note: note.into() }
+    }
+}
+
 impl Part {
     pub fn text(s: impl Into<String>) -> Part {
         Part::Text(s.into())
