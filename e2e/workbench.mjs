@@ -257,13 +257,22 @@ async function clickBar(page, chartId, name, urlPart) {
       const ch = window.echarts && window.echarts.getInstanceByDom(el);
       if (!ch) return { error: 'no ECharts instance on #' + chartId };
       const opt = ch.getOption();
-      const i = opt.xAxis[0].data.indexOf(name);
-      if (i < 0) return { error: `“${name}” is not a bar of #${chartId} (${opt.xAxis[0].data.join(', ')})` };
+      // Township charts are horizontal bars (names on the y axis); others vertical.
+      const horizontal = opt.yAxis[0].type === 'category';
+      const cat = horizontal ? opt.yAxis[0] : opt.xAxis[0];
+      const val = horizontal ? opt.xAxis[0] : opt.yAxis[0];
+      const i = cat.data.indexOf(name);
+      if (i < 0) return { error: `“${name}” is not a bar of #${chartId} (${cat.data.join(', ')})` };
       const v = opt.series[0].data[i];
-      const min = typeof opt.yAxis[0].min === 'number' ? opt.yAxis[0].min : 0;
+      const min = typeof val.min === 'number' ? val.min : 0;
+      const r = el.getBoundingClientRect();
+      if (horizontal) {
+        const end = ch.convertToPixel({ seriesIndex: 0 }, [v, i]);
+        const base = ch.convertToPixel({ seriesIndex: 0 }, [min, i]);
+        return { x: r.left + (end[0] + base[0]) / 2, y: r.top + end[1], height: end[0] - base[0] };
+      }
       const top = ch.convertToPixel({ seriesIndex: 0 }, [i, v]);
       const base = ch.convertToPixel({ seriesIndex: 0 }, [i, min]);
-      const r = el.getBoundingClientRect();
       return { x: r.left + top[0], y: r.top + (top[1] + base[1]) / 2, height: base[1] - top[1] };
     },
     { chartId, name },

@@ -39,7 +39,7 @@ pub const POOR_BITS: i64 = (1 << Identity::RegisteredPoor as i64) | (1 << Identi
 const MED_TYPE_INPATIENT: i64 = 21;
 
 /// Indicators of one village (or, after [`VillageStats::add`], of a township or county).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VillageStats {
     pub village_code: String,
     // ── Registry on the date (R-ENR-3, as `Store::enrolment_indicators`): living persons only. ──

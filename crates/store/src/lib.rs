@@ -51,7 +51,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 16] = [
+const MIGRATIONS: [(i64, &str, &str); 17] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -68,6 +68,7 @@ const MIGRATIONS: [(i64, &str, &str); 16] = [
     (14, "site", include_str!("../migrations/0014_site.sql")),
     (15, "findings", include_str!("../migrations/0015_findings.sql")),
     (16, "forms", include_str!("../migrations/0016_forms.sql")),
+    (17, "kept_figures", include_str!("../migrations/0017_kept_figures.sql")),
 ];
 
 /// How to open a store.

@@ -870,6 +870,29 @@ impl Store {
         get_text(&row, 0)
     }
 
+    /// Keeps computed figures under `name` (replacing what was kept), with the time they were computed.
+    pub async fn keep_figures(&self, name: &str, body: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO kept_figures (name, computed_at, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET computed_at = excluded.computed_at, body = excluded.body",
+        )
+        .bind(name.to_string())
+        .bind(now_text())
+        .bind(body.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The figures kept under `name`: when they were computed (UTC, RFC 3339) and what they were.
+    pub async fn kept_figures(&self, name: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT computed_at, body FROM kept_figures WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((get_text(&r, 0)?, get_text(&r, 1)?))).transpose()
+    }
+
     /// Records an unmasked view of personal information (PIPL).
     /// Forgets nonces whose window has passed (their timestamps are refused anyway).
     pub async fn prune_nonces(&self, now_unix: i64) -> Result<u64> {

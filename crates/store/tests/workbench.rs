@@ -540,3 +540,21 @@ async fn bench_village_indicators() {
         println!("findings_with_marks (all): {} items, {} ms", items.len(), t.elapsed().as_millis());
     }
 }
+
+/// The dashboard's figures kept for the next start: replaced on each keep, read back as kept, on both
+/// backends; an unknown name has none.
+#[tokio::test]
+async fn kept_figures_are_replaced_and_read_back() {
+    for db in backends("kept").await {
+        let s = &db.store;
+        assert_eq!(s.kept_figures("dashboard.villages.2018").await.unwrap(), None);
+        s.keep_figures("dashboard.villages.2018", "[1]").await.unwrap();
+        s.keep_figures("dashboard.villages.2018", "[{\"v\":\"会师镇\"}]").await.unwrap();
+        s.keep_figures("dashboard.villages.2019", "[]").await.unwrap();
+        let (at, body) = s.kept_figures("dashboard.villages.2018").await.unwrap().expect("kept");
+        assert_eq!(body, "[{\"v\":\"会师镇\"}]");
+        assert!(at.len() == 20 && at.ends_with('Z'), "{at}");
+        assert_eq!(s.kept_figures("dashboard.villages.2019").await.unwrap().unwrap().1, "[]");
+        db.drop_pg().await;
+    }
+}

@@ -83,6 +83,8 @@
     var opt;
     try { opt = JSON.parse(el.getAttribute('data-chart')); } catch (e) { return; }
     var links = opt.links; delete opt.links;
+    // A horizontal bar chart is as tall as its categories need (one line each), so no name overlaps.
+    if (opt.rows) { el.style.height = Math.max(200, opt.rows * 22 + 50) + 'px'; delete opt.rows; }
     var chart = window.echarts.init(el, null, { renderer: 'svg' });
     chart.setOption(opt);
     if (links) chart.on('click', function (p) { var h = links[p.dataIndex]; if (h) window.location.href = h; });

@@ -93,8 +93,58 @@ impl Cache {
         let s = Arc::new(Snapshot { year, villages, computed: Instant::now(), compute_ms: t.elapsed().as_millis() });
         tracing::info!(year, villages = s.villages.len(), ms = s.compute_ms as u64, "dashboard figures computed");
         self.years.lock().expect("cache lock").insert(year, s.clone());
+        // Kept in the database, so that the first views after a restart are answered at once.
+        match serde_json::to_string(&s.villages) {
+            Ok(body) => {
+                if let Err(e) = state.store.keep_figures(&kept_name(year), &body).await {
+                    tracing::warn!(error = %e, "keeping the dashboard figures failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "dashboard figures not serialisable"),
+        }
         Ok(s)
     }
+
+    /// Takes the figures kept in the database for the year, if any and not yet computed here, with
+    /// their age (so that they are refreshed in the background at the first view).
+    pub async fn load_kept(&self, state: &AppState, year: i64) {
+        if self.years.lock().expect("cache lock").contains_key(&year) {
+            return;
+        }
+        let kept = match state.store.kept_figures(&kept_name(year)).await {
+            Ok(Some(k)) => k,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the kept dashboard figures failed");
+                return;
+            }
+        };
+        let villages: Vec<VillageStats> = match serde_json::from_str(&kept.1) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "kept dashboard figures unreadable; computing them");
+                return;
+            }
+        };
+        let age = age_of(&kept.0).unwrap_or(Self::TTL + Duration::from_secs(1));
+        let computed = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        tracing::info!(year, villages = villages.len(), age_s = age.as_secs(), "dashboard figures taken from the database");
+        self.years.lock().expect("cache lock").insert(year, Arc::new(Snapshot { year, villages, computed, compute_ms: 0 }));
+    }
+}
+
+fn kept_name(year: i64) -> String {
+    format!("dashboard.villages.{year}")
+}
+
+/// The age of a UTC timestamp written by `store::now_text` (2026-12-07T01:02:03Z).
+fn age_of(utc: &str) -> Option<Duration> {
+    let d = Date::parse(utc.get(..10)?).ok()?;
+    let t = utc.get(11..19)?;
+    let secs: Vec<i64> = t.split(':').map(|p| p.parse().ok()).collect::<Option<Vec<_>>>()?;
+    let at = i64::from(d.to_days()) * 86_400 + secs.first()? * 3600 + secs.get(1)? * 60 + secs.get(2)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(Duration::from_secs(now.saturating_sub(at).max(0) as u64))
 }
 
 /// Computes the default year's figures in the background, so the first page is fast too.
@@ -109,6 +159,7 @@ pub fn warm(state: &AppState) {
     let st = state.clone();
     tokio::spawn(async move {
         let year = default_year(&st).await;
+        st.web.dashboard.load_kept(&st, year).await;
         let mut counties: Vec<String> = match st.web.dashboard.get(&st, year).await {
             Ok(snap) => {
                 let mut c: Vec<String> = snap.villages.iter().filter_map(|v| v.village_code.get(..6)).map(str::to_string).collect();
@@ -428,10 +479,11 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
             "chart-enrol",
             &format!("各{child_level}建档立卡贫困人口参保率（%）——点击下钻"),
             &json!({
-                "tooltip": {"trigger": "axis"}, "grid": {"left": 40, "right": 10, "bottom": 60, "top": 20},
-                "xAxis": {"type": "category", "data": child_names, "axisLabel": {"rotate": 40, "interval": 0, "fontSize": 10}},
-                "yAxis": {"type": "value", "min": (rates.iter().cloned().fold(100.0, f64::min) - 1.0).floor().max(0.0), "max": 100},
-                "series": [{"type": "bar", "data": rates, "itemStyle": {"color": "#1f5fa8"}}],
+                "tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 40, "bottom": 8, "top": 8, "containLabel": true},
+                "rows": child_names.len(),
+                "yAxis": {"type": "category", "data": child_names, "inverse": true, "axisLabel": {"interval": 0, "fontSize": 11}},
+                "xAxis": {"type": "value", "min": (rates.iter().cloned().fold(100.0, f64::min) - 1.0).floor().max(0.0), "max": 100},
+                "series": [{"type": "bar", "data": rates, "itemStyle": {"color": "#1f5fa8"}, "label": {"show": true, "position": "right", "fontSize": 10, "formatter": "{c}%"}}],
                 "links": child_links,
             }),
         ));
@@ -440,10 +492,11 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
             "chart-findings",
             &format!("各{child_level}参保比对问题数——点击下钻"),
             &json!({
-                "tooltip": {"trigger": "axis"}, "grid": {"left": 40, "right": 10, "bottom": 60, "top": 20},
-                "xAxis": {"type": "category", "data": child_names, "axisLabel": {"rotate": 40, "interval": 0, "fontSize": 10}},
-                "yAxis": {"type": "value"},
-                "series": [{"type": "bar", "data": findings, "itemStyle": {"color": "#b3261e"}}],
+                "tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 40, "bottom": 8, "top": 8, "containLabel": true},
+                "rows": child_names.len(),
+                "yAxis": {"type": "category", "data": child_names, "inverse": true, "axisLabel": {"interval": 0, "fontSize": 11}},
+                "xAxis": {"type": "value"},
+                "series": [{"type": "bar", "data": findings, "itemStyle": {"color": "#b3261e"}, "label": {"show": true, "position": "right", "fontSize": 10}}],
                 "links": child_links,
             }),
         ));
@@ -456,14 +509,18 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     charts.push_str(&chart(
         "chart-funds",
         "医疗费用由谁支付（元）",
-        &json!({"tooltip": {"trigger": "item"}, "legend": {"bottom": 0, "type": "scroll"},
-                "series": [{"type": "pie", "radius": ["35%", "65%"], "data": fund_data, "label": {"formatter": "{b}\n{d}%"}}]}),
+        // The legend wraps under the donut (never paged over it); on a phone the labels go and the
+        // legend names the slices.
+        &json!({"baseOption": {"tooltip": {"trigger": "item", "formatter": "{b}：{c} 元（{d}%）"}, "legend": {"bottom": 0, "left": "center"},
+                "series": [{"type": "pie", "radius": ["30%", "55%"], "center": ["50%", "42%"], "avoidLabelOverlap": true, "data": fund_data,
+                            "label": {"formatter": "{b}\n{d}%", "overflow": "break"}, "labelLayout": {"hideOverlap": true}}]},
+                "media": [{"query": {"maxWidth": 460}, "option": {"series": [{"radius": ["28%", "50%"], "label": {"show": false}}]}}]}),
     ));
     charts.push_str(&chart(
         "chart-dist",
         "贫困人口住院个人负担分布（人次）",
-        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 50, "right": 10, "bottom": 40, "top": 20},
-                "xAxis": {"type": "category", "data": bucket_names, "axisLabel": {"interval": 0, "fontSize": 10}},
+        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 10, "bottom": 8, "top": 20, "containLabel": true},
+                "xAxis": {"type": "category", "data": bucket_names, "axisLabel": {"interval": 0, "fontSize": 10, "hideOverlap": false, "rotate": 30}},
                 "yAxis": {"type": "value"},
                 "series": [{"type": "bar", "data": t.poor_inpatient_psn_part_buckets.to_vec(), "itemStyle": {"color": "#8a5a00"}}]}),
     ));
@@ -472,7 +529,7 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     charts.push_str(&chart(
         "chart-hits",
         "各层保障触及的结算人次占比（%）",
-        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 90, "right": 20, "bottom": 20, "top": 10},
+        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 20, "bottom": 8, "top": 10, "containLabel": true},
                 "yAxis": {"type": "category", "data": ALL_FUNDS.iter().map(|f| f.name_zh()).collect::<Vec<_>>()},
                 "xAxis": {"type": "value", "max": 100},
                 "series": [{"type": "bar", "data": hit_share, "itemStyle": {"color": "#1e7b34"}}]}),

@@ -21,6 +21,7 @@ pub mod funds;
 pub mod health;
 pub mod help;
 pub mod import;
+pub mod jobs;
 pub mod mdt;
 pub mod periodic;
 pub mod person;
@@ -69,6 +70,8 @@ pub struct WebState {
     pub exit: exit::ExitCache,
     /// County pages built once and kept (`web::cache`).
     pub pages: Arc<cache::PageCache>,
+    /// Long actions running in the background (`web::jobs`).
+    pub jobs: Arc<jobs::Jobs>,
 }
 
 impl Default for WebState {
@@ -82,6 +85,7 @@ impl Default for WebState {
             risk: risk::RiskCache::default(),
             exit: exit::ExitCache::default(),
             pages: Arc::default(),
+            jobs: Arc::default(),
         }
     }
 }
@@ -588,6 +592,8 @@ pub fn routes() -> Router<AppState> {
         .route("/web/supervise/assign", post(supervise::assign))
         .route("/web/supervise/inspect", post(supervise::inspect))
         .route("/web/forms", get(periodic::index_page))
+        .route("/web/jobs/{id}", get(jobs::job_page))
+        .route("/web/jobs/{id}/status", get(jobs::job_status))
         .route("/web/forms/indicators", get(periodic::indicators_page))
         .route("/web/forms/{form}", get(periodic::grid_page))
         .route("/web/forms/{form}/entry", get(periodic::entry_page).post(periodic::entry_post))
