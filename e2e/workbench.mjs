@@ -90,12 +90,21 @@ async function scenario(name, ctxs, fn) {
   };
   const watchPage = (p) => {
     p.on('pageerror', (e) => pageErrors.push(`${p.url()}: ${e.message}`));
+    // A console error fails the scenario (refused loads of 401/403 pages asked for on purpose aside).
     p.on('console', (m) => {
-      if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) warn(`console error on ${p.url()}: ${m.text()}`);
+      if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) pageErrors.push(`console error on ${p.url()}: ${m.text()}`);
     });
     // 401 (a wrong password) and 403 (refused pages) are asked for on purpose; other errors are noted.
+    // Every page of ours carries the strict Content-Security-Policy (no inline script, our own files only).
     p.on('response', (r) => {
       if (r.status() === 404 || r.status() >= 500) warn(`${r.request().method()} ${r.url()} → ${r.status()} (on ${p.url()})`);
+      const h = r.headers();
+      if (r.request().resourceType() === 'document' && r.url().startsWith(BASE_URL) && /text\/html/.test(h['content-type'] || '')) {
+        const csp = h['content-security-policy'] || '';
+        if (!/script-src 'self'/.test(csp) || /unsafe-inline/.test(csp.split(';').find((d) => d.trim().startsWith('script-src')) || '')) {
+          pageErrors.push(`no strict CSP on ${r.url()}: “${csp}”`);
+        }
+      }
     });
   };
   ctxs.forEach(watch);
@@ -1174,6 +1183,33 @@ try {
         const o = await overflow(page);
         assert.ok(o.scrollWidth <= o.clientWidth + 1, `the dashboard overflows at 375 px: body scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth} + 1; outermost wide elements: ${o.wide.join(', ')}`);
       });
+    });
+    await ctx.close();
+  }
+
+  // ── each role's main pages on a phone (375×812): nothing wider than the screen ──
+  for (const [role, user, pages] of [
+    ['hospital', USERS.hospital, ['/web/window', '/web/forms', '/web/policy', '/web/catalogue']],
+    ['cadre', USERS.cadre, ['/web/region', '/web/worklist', '/web/risk', '/web/fdc', '/web/rectify']],
+    ['auditor', USERS.auditor, ['/web/region', '/web/worklist', '/web/chronic', '/web/mdt', '/web/audit', '/web/supervise', '/web/forms', '/web/exit']],
+    ['county', USERS.county, ['/web/fdc', '/web/chronic', '/web/reports', '/web/scores', '/web/forms/indicators', '/web/help']],
+  ]) {
+    const ctx = await newContext(browser, PHONE, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    await scenario(`phone width (375×812): the ${role}'s pages fit the screen`, [ctx], async () => {
+      let page;
+      await step(`${role} logs in on a phone`, async () => {
+        page = await login(ctx, user);
+      });
+      for (const url of pages) {
+        await step(`${url} fits 375 px`, async () => {
+          const r = await page.goto(BASE_URL + url);
+          assert.equal(r.status(), 200, `${url} → ${r.status()}`);
+          if (await page.locator('.chart[data-chart]').count()) await waitForCharts(page);
+          const o = await overflow(page);
+          assert.ok(o.scrollWidth <= o.clientWidth + 1, `phone width: ${url} overflows for the ${role} (body scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth}; widest: ${o.wide.join(', ')})`);
+        });
+      }
+      await shot(page, `09-${role}-375x812-last`, { fullPage: false });
     });
     await ctx.close();
   }

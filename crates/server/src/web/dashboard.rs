@@ -642,3 +642,27 @@ pub async fn household_page(
     page.push(&t.html(&u.path));
     Ok(page.render(&u))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_figures_read_back_as_computed() {
+        let mut v = VillageStats { village_code: "620422100001".into(), poor: 12, poor_insured: 11, settlements: 7, ..Default::default() };
+        v.findings[2] = 3;
+        v.funds_fen[0] = 123_456;
+        let body = serde_json::to_string(&vec![v.clone()]).unwrap();
+        let back: Vec<VillageStats> = serde_json::from_str(&body).unwrap();
+        assert_eq!(back, vec![v]);
+    }
+
+    #[test]
+    fn the_age_of_kept_figures_is_read_from_their_timestamp() {
+        let now = baozhang_store::now_text();
+        assert!(age_of(&now).unwrap() < Duration::from_secs(5), "{now}");
+        let old = age_of("2018-01-01T00:00:00Z").unwrap();
+        assert!(old > Duration::from_secs(86_400 * 365), "{old:?}");
+        assert_eq!(age_of("not a time"), None);
+    }
+}
