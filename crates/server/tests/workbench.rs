@@ -1276,6 +1276,13 @@ async fn health_programmes_compare_audit_contract_follow_up_and_treat() {
         assert_eq!(cadre_a.get("/web/fdc?year=2018&as_of=2018-07-01&export=fees").await.status, 403, "{db:?}");
         assert!(cadre_a.get(&format!("/web/fdc?region={}", VILLAGES[1])).await.status == 403, "{db:?}");
 
+        // The page on its default day is kept (web::cache) and says how old it is; a write rebuilds it.
+        let kept = format!("/web/fdc?region={COUNTY}&year=2018");
+        let first = bureau.get(&kept).await.text();
+        assert!(first.contains("data-testid=\"page-age\""), "{db:?}: the kept page says when it was computed");
+        let before = card(&first, "随访完成率");
+        assert_eq!(card(&bureau.get(&kept).await.text(), "随访完成率"), before, "{db:?}");
+
         // One person: the plan and a follow-up entered in the workbench.
         let page = cadre_a.page(&person_path(&app.store, &app.people[0].id_no).await).await.text();
         let link = between(&page, "<a href=\"/web/fdc/person/", "\"").expect("the person page links to the contract page");
@@ -1296,6 +1303,8 @@ async fn health_programmes_compare_audit_contract_follow_up_and_treat() {
         let html = bureau.get(&fdc).await.text();
         assert_eq!(card(&html, "随访完成率"), "33.33%", "{db:?}");
         assert_eq!(card(&html, "随访逾期"), "2 人", "{db:?}");
+        let after = card(&bureau.get(&kept).await.text(), "随访完成率");
+        assert_ne!(after, before, "{db:?}: the kept page was rebuilt after the follow-up was entered");
 
         // 大病救治: a case from a settlement with a listed diagnosis, one by hand, the treatment rate.
         let p2 = &app.people[2];

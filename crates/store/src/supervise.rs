@@ -467,20 +467,31 @@ impl Store {
     }
 
     pub async fn add_score_answer(&self, sheet: i64, a: &ScoreAnswer) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO score_answers (sheet_id, item_no, answer, points, veto, evidence, source, answered_by, answered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(sheet)
-        .bind(a.item_no.clone())
-        .bind(a.answer.clone())
-        .bind(a.points)
-        .bind(i64::from(a.veto))
-        .bind(a.evidence.clone())
-        .bind(a.source.clone())
-        .bind(a.answered_by.clone())
-        .bind(now_text())
-        .execute(self.pool())
-        .await?;
+        self.add_score_answers(sheet, std::slice::from_ref(a)).await
+    }
+
+    /// Appends several answers to a sheet in one transaction (自动评分: the sheet is filled in one step,
+    /// or not at all).
+    pub async fn add_score_answers(&self, sheet: i64, answers: &[ScoreAnswer]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let at = now_text();
+        for a in answers {
+            sqlx::query(
+                "INSERT INTO score_answers (sheet_id, item_no, answer, points, veto, evidence, source, answered_by, answered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(sheet)
+            .bind(a.item_no.clone())
+            .bind(a.answer.clone())
+            .bind(a.points)
+            .bind(i64::from(a.veto))
+            .bind(a.evidence.clone())
+            .bind(a.source.clone())
+            .bind(a.answered_by.clone())
+            .bind(at.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -185,11 +185,26 @@ impl PageCache {
     }
 }
 
+/// Posts that change nothing (a search, a calculation, a preview, the window's look-up and
+/// pre-settlement): they leave the kept pages as they are.
+const READ_ONLY_POSTS: [&str; 10] = [
+    "/web/find",
+    "/web/window/find",
+    "/web/window/presettle",
+    "/web/policy/calc",
+    "/web/policy/compare",
+    "/web/policy/compare/xlsx",
+    "/web/resettle/preview",
+    "/api/login",
+    "/api/logout",
+    "/api/persons/lookup",
+];
+
 /// Layer: a successful write through the workbench or the REST interface makes the kept pages stale.
 pub async fn forget_on_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let path = req.uri().path();
-    let ours = write && (path.starts_with("/web/") || path.starts_with("/api/"));
+    let ours = write && (path.starts_with("/web/") || path.starts_with("/api/")) && !READ_ONLY_POSTS.contains(&path);
     let res = next.run(req).await;
     if ours && res.status().as_u16() < 400 {
         state.web.pages.forget();
