@@ -815,7 +815,7 @@ try {
         const item12 = rows.find((r) => r.cells[0] === '12');
         assert.match(item12.cells[cEv], /签约率 \d+\.\d\d%/, 'the contract-rate item carries its figures');
         const filled = (await page.locator('[data-testid=sheet-cards]').textContent()).match(/(\d+) \/ 26/)[1];
-        const form = page.locator('table#sheet form[data-testid="answer-3"]');
+        const form = page.locator('table#sheet form:has(button[data-testid="answer-3"])');
         await form.locator('select[name=answer]').selectOption('是');
         await form.locator('input[name=evidence]').fill('经费拨付凭证');
         await Promise.all([page.waitForURL(/\/web\/scores\/\d+$/), form.getByRole('button', { name: '保存' }).click()]);
