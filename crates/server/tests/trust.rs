@@ -227,7 +227,8 @@ async fn leads_lists_and_runs_stay_inside_their_region() {
         }
         let bureau = Browser::login(&app.base, "bureau1").await;
         let r = bureau.post_form("/web/audit/run", &[("year", "2018")]).await;
-        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
+        let done = bureau.finish_job(&r).await;
+        assert!(done.text().contains("审核完成"), "{db:?}: {}", done.text());
         let run = app.store.audit_runs().await.unwrap()[0].clone();
         assert_eq!(run.region_code, COUNTY, "{db:?}: a county's run covers its own region");
         let leads = app.store.audit_leads(run.id, "", None).await.unwrap();
@@ -254,7 +255,11 @@ async fn leads_lists_and_runs_stay_inside_their_region() {
 
         // A neighbour's run covers only the neighbour's settlements (none here) and the county cannot see it.
         let other = Browser::login(&app.base, "other_bureau").await;
-        assert_eq!(other.post_form("/web/audit/run", &[("year", "2018")]).await.status, 303, "{db:?}");
+        other.finish_job(&other.post_form("/web/audit/run", &[("year", "2018")]).await).await;
+        // The job is its starter's: another user (the county's bureau) does not see it.
+        let job = other.post_form("/web/audit/run", &[("year", "2018")]).await.header("location");
+        assert_eq!(bureau.get(&job).await.status, 404, "{db:?}: another user's job");
+        other.finish_job(&other.post_form("/web/audit/run", &[("year", "2018")]).await).await;
         let runs = app.store.audit_runs().await.unwrap();
         assert_eq!((runs[0].region_code.as_str(), runs[0].claims), (OTHER_COUNTY, 0), "{db:?}");
         let r = bureau.get(&format!("/web/audit?run={}", runs[0].id)).await;
@@ -265,7 +270,8 @@ async fn leads_lists_and_runs_stay_inside_their_region() {
         assert_eq!(r.status, 403, "{db:?}: {}", r.text());
         assert!(r.text().contains("范围"), "{db:?}: {}", r.text());
         let r = bureau.post_form("/web/worklist/reconcile", &[]).await;
-        assert_eq!(r.status, 200, "{db:?}: the county's bureau covers every person of this registry: {}", r.text());
+        let done = bureau.finish_job(&r).await;
+        assert!(done.text().contains("比对完成"), "{db:?}: the county's bureau covers every person of this registry: {}", done.text());
 
         // The province's disease list: not editable by a county, nor by another province's bureau.
         let edit = [("list_code", "gansu-50"), ("no", "51"), ("name", "测试病种"), ("icd10", "C99")];

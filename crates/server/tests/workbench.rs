@@ -572,8 +572,7 @@ async fn the_dashboard_shows_what_was_settled_and_refreshes_as_documented() {
         let age: u64 = between(&html, "汇总数据 ", " 秒前计算").expect("the page says how old its figures are").trim().parse().unwrap();
         assert!(age <= 60, "{db:?}: {age}");
         // A reconciliation from the workbench drops the cache at once.
-        let r = bureau.post_form("/web/worklist/reconcile", &[]).await;
-        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        let r = bureau.finish_job(&bureau.post_form("/web/worklist/reconcile", &[]).await).await;
         assert!(r.text().contains("比对完成"), "{db:?}");
         let html = bureau.get("/web/region/620422?year=2018").await.text();
         assert_eq!(card(&html, "一站式结算人次"), "3", "{db:?}");
@@ -1414,9 +1413,8 @@ async fn audit_leads_carry_their_evidence_and_every_dispute_is_kept() {
         let cadre = Browser::login(&app.base, "cadre_a").await;
 
         assert_eq!(auditor.post_form("/web/audit/run", &[("year", "2018")]).await.status, 403, "{db:?}");
-        let r = bureau.post_form("/web/audit/run", &[("year", "2018")]).await;
-        assert_eq!(r.status, 303, "{db:?}: {}", r.text());
-        let html = bureau.page(&r.header("location")).await.text();
+        let r = bureau.finish_job(&bureau.post_form("/web/audit/run", &[("year", "2018")]).await).await;
+        let html = bureau.page(&Browser::job_link(&r)).await.text();
         assert!(
             html.contains("出院后 15 天内再次入院") && !html.contains("split_days"),
             "{db:?}: the parameters as used are shown in words"
@@ -1918,8 +1916,7 @@ async fn a_duplicate_stays_until_a_roster_holds_the_person_once() {
         let csv = format!("{head}HE00000001,新户乙,{other},男,户主,{a},未脱贫,2018\n");
         let r = bureau.post_multipart("/web/import", &[("kind", "poverty")], "poverty-small.csv", csv.as_bytes()).await;
         assert_eq!(r.status, 200, "{db:?}: {}", r.text());
-        let r = bureau.post_form("/web/worklist/reconcile", &[]).await;
-        assert_eq!(r.status, 200, "{db:?}: {}", r.text());
+        let r = bureau.finish_job(&bureau.post_form("/web/worklist/reconcile", &[]).await).await;
         let run = app.store.latest_run().await.unwrap().unwrap();
         assert_eq!(dups(run).await, 1, "{db:?}: a roster that does not mention the person resolved their duplicate");
         assert!(r.text().contains("已消除 0 条"), "{db:?}: {}", r.text());
@@ -1928,7 +1925,7 @@ async fn a_duplicate_stays_until_a_roster_holds_the_person_once() {
         let csv = format!("{head}HD00000001,重复甲,{dup},女,户主,{a},未脱贫,2017\n");
         let r = bureau.post_multipart("/web/import", &[("kind", "poverty")], "poverty-fixed.csv", csv.as_bytes()).await;
         assert_eq!(r.status, 200, "{db:?}: {}", r.text());
-        let r = bureau.post_form("/web/worklist/reconcile", &[]).await;
+        let r = bureau.finish_job(&bureau.post_form("/web/worklist/reconcile", &[]).await).await;
         assert!(r.text().contains("已消除 1 条"), "{db:?}: {}", r.text());
         assert_eq!(dups(app.store.latest_run().await.unwrap().unwrap()).await, 0, "{db:?}");
 

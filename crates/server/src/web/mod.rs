@@ -10,6 +10,7 @@
 //! - Every table sorts, filters and pages in the browser and exports to Excel (`?export=<table id>`, built
 //!   on the server from the same rows).
 
+pub mod actions;
 pub mod audit;
 pub mod cache;
 pub mod catalogue;
@@ -572,11 +573,11 @@ pub fn routes() -> Router<AppState> {
         .route("/web/worklist", get(worklist::worklist_page))
         .route("/web/worklist/mark", post(worklist::mark))
         .route("/web/worklist/undo", post(worklist::undo))
-        .route("/web/worklist/reconcile", post(worklist::reconcile_now))
+        .route("/web/worklist/reconcile", post(actions::reconcile))
         .route("/web/risk", get(risk::risk_page))
         .route("/web/risk/line", post(risk::set_line))
         .route("/web/audit", get(audit::audit_page))
-        .route("/web/audit/run", post(audit::run))
+        .route("/web/audit/run", post(actions::audit_run))
         .route("/web/audit/lead/{id}", get(audit::lead_page).post(audit::act))
         .route("/web/rectify", get(rectify::ledger_page).post(rectify::create))
         .route("/web/rectify/{id}", get(rectify::item_page))

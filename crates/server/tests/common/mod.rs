@@ -353,6 +353,32 @@ impl Browser {
         self.send(self.http.get(format!("{}{path}", self.base))).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    /// A long action's answer (303 to its job page, `web::jobs`) followed until the job ends: the job's
+    /// page then, with its outcome (and the link to what it produced).
+    pub async fn finish_job(&self, started: &Resp) -> Resp {
+        assert_eq!(started.status, 303, "a long action answers with its job page: {}", started.text());
+        let job = started.header("location");
+        assert!(job.starts_with("/web/jobs/"), "{job}");
+        for _ in 0..600 {
+            let r = self.get(&job).await;
+            assert_eq!(r.status, 200, "{job}: {}", r.text());
+            if r.text().contains("data-testid=\"job-outcome\"") {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the job {job} did not end within 30 s");
+    }
+
+    /// The address the ended job's page links to.
+    pub fn job_link(page: &Resp) -> String {
+        let t = page.text();
+        let i = t.find("data-testid=\"job-link\"").unwrap_or_else(|| panic!("no link on the job page: {t}"));
+        let head = &t[..i];
+        let h = head.rfind("href=\"").expect("the link's href") + 6;
+        head[h..].split('"').next().unwrap_or("").replace("&#38;", "&").replace("&amp;", "&")
+    }
+
     /// GET, following the redirects a browser follows on this site (an ID number typed into a person
     /// address is answered with the person's opaque address); never to the login page.
     pub async fn page(&self, path: &str) -> Resp {
