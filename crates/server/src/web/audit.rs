@@ -2,16 +2,20 @@
 //! the claims behind it (their slips) and the rule's parameters; the bureau and auditors confirm or
 //! dismiss a lead, the hospital it is about disputes it, and every step is kept on the lead's trail.
 
+use std::collections::HashMap;
+
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
-use baozhang_core::audit::Rule;
+use baozhang_core::audit::{AuditParams, Rule};
 use baozhang_ingest::oversight::{run_audit, AuditError, DEFAULT_RULES};
-use baozhang_store::oversight::{state_zh, LeadError, LeadRow};
+use baozhang_store::oversight::{state_zh, AuditRun, LeadError, LeadRow};
 use serde::Deserialize;
 
+use super::supervise::{Card, Fact};
 use super::table::{Cell, Table};
-use super::{card, esc, Page, WebError, WebResult, WebUser};
+use super::{yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -73,18 +77,19 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         Some(id) => Some(runs.iter().find(|r| r.id == id).ok_or_else(|| WebError::not_found("没有这次审核"))?),
         None => runs.first(),
     };
+    let may_run = matches!(u.p.role, Role::Admin | Role::Bureau);
     let mut page = Page::new("基金监管审核");
     page.crumbs.push(("基金监管".into(), String::new()));
     let Some(run) = run else {
-        page.push("<p class=\"muted\">还没有运行过审核。</p>");
-        if matches!(u.p.role, Role::Admin | Role::Bureau) {
-            page.push(&run_form(super::dashboard::default_year(&state).await));
-        }
+        let year = if may_run { Some(super::dashboard::default_year(&state).await) } else { None };
+        page.view(&audit_view(None, &[], 0, None, year))?;
         return Ok(page.render(&u));
     };
     let region = if hospital.is_some() { "" } else { lead_region(&u) };
     let leads = state.store.audit_leads(run.id, region, hospital.as_deref()).await?;
-    let shown: Vec<&LeadRow> = leads.iter().filter(|l| q.rule.as_deref().is_none_or(|r| r.is_empty() || l.rule == r)).collect();
+    let names = institution_names(&state).await?;
+    let rule = q.rule.as_deref().filter(|r| !r.is_empty());
+    let shown: Vec<&LeadRow> = leads.iter().filter(|l| rule.is_none_or(|r| l.rule == r)).collect();
     let mut t = Table::new("leads", "疑点线索", vec!["编号", "规则", "对象", "医疗机构", "结算记录", "涉及金额（元）", "状态", "依据"]);
     t.empty = "没有疑点线索";
     t.page_size = 25;
@@ -94,7 +99,7 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
             Cell::Link(l.id.to_string(), format!("/web/audit/lead/{}", l.id)),
             Cell::text(rule_zh(&l.rule)),
             Cell::text(&l.subject),
-            Cell::text(&l.fixmedins_code),
+            Cell::text(hospital_text(&names, &l.fixmedins_code)),
             Cell::Int(l.claims.len() as i64),
             Cell::Yuan(l.amount_fen),
             Cell::text(state_zh(&l.state)),
@@ -129,45 +134,74 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     if let Some(x) = q.export.as_deref() {
         return super::table::export_for(&state, &u, &[&t, &rt, &runs_t], x).await;
     }
-    let count = |s: &str| leads.iter().filter(|l| l.state == s).count();
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"audit-cards\">{}{}{}{}</div>",
-        card("疑点线索", &format!("{} 条", leads.len()), &format!("{} 年，审核 #{}，结算 {} 条", run.year, run.id, run.claims)),
-        card("待核查", &format!("{} 条", count("open")), ""),
-        card("已确认违规", &format!("{} 条", count("confirmed")), &format!("已排除 {} 条", count("dismissed"))),
-        card("医院申诉中", &format!("{} 条", count("disputed")), ""),
-    ));
-    // The parameters as used, in words (the stored run keeps them as configured).
-    let params = match baozhang_core::audit::AuditParams::parse(&run.params) {
-        Ok(p) => p.words().iter().map(|w| format!("<li>{}</li>", esc(w))).collect::<String>(),
-        Err(_) => "<li>（本次审核的参数记录无法读取）</li>".to_string(),
-    };
-    page.push(&format!(
-        "<p class=\"muted\">线索是疑点，不是结论：请核对结算记录后确认或排除；医院可对线索申诉。本次审核所用标准：</p><ul class=\"muted\" data-testid=\"params\">{params}</ul>"
-    ));
-    if shown.len() > SHOWN_ROWS {
-        page.push(&format!(
-            "<div class=\"alert\" role=\"status\">线索较多：页面显示前 {SHOWN_ROWS} 条（共 {} 条），可在上表按规则筛选，完整名单请点“导出 Excel”。</div>",
-            shown.len()
-        ));
-    }
-    let path = u.path.clone();
-    page.push(&rt.html(&path)).push(&t.html(&path));
+    page.view(&audit_view(Some(run), &leads, shown.len(), rule, may_run.then_some(run.year)))?;
+    page.tables(&u, &[&rt, &t]);
     if hospital.is_none() {
-        page.push(&runs_t.html(&path));
-    }
-    if matches!(u.p.role, Role::Admin | Role::Bureau) {
-        page.push(&run_form(run.year));
+        page.tables(&u, &[&runs_t]);
     }
     Ok(page.render(&u))
 }
 
-fn run_form(year: i64) -> String {
-    format!(
-        "<section class=\"calc noprint\"><h2>运行审核</h2><form method=\"post\" action=\"/web/audit/run\" class=\"inline\" data-testid=\"audit-run\">\
-         <label>年度<input name=\"year\" value=\"{year}\" inputmode=\"numeric\" size=\"5\"></label><button>运行</button></form>\
-         <p class=\"muted\">按本地审核参数运行全部规则（参数由系统管理员配置，每次运行所用参数随结果保存，可在下方查看）。</p></section>"
-    )
+/// Hospitals' names by code.
+async fn institution_names(state: &AppState) -> Result<HashMap<String, String>, WebError> {
+    Ok(state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect())
+}
+
+/// A hospital by name, with its code (the code alone when it is not registered).
+fn hospital_text(names: &HashMap<String, String>, code: &str) -> String {
+    match names.get(code) {
+        Some(name) => format!("{name}（{code}）"),
+        None => code.to_string(),
+    }
+}
+
+/// What the page says about a run.
+pub struct RunView {
+    pub cards: Vec<Card>,
+    /// The rules' parameters as used, in words.
+    pub params: Vec<String>,
+    /// The rule the leads are filtered by (its name; empty: all), and the address of all rules.
+    pub rule: String,
+    pub all_href: String,
+    /// Leads listed (after the rule filter), and whether the page shows only the first `shown_rows`.
+    pub shown: usize,
+    pub shown_rows: usize,
+    pub truncated: bool,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditView {
+    /// None: no run yet.
+    pub run: Option<RunView>,
+    /// The year the run form proposes, for those who may run audits.
+    pub run_year: Option<i64>,
+}
+
+/// The audit page's view model: the run's counts and parameters in words, from its leads.
+pub fn audit_view(run: Option<&AuditRun>, leads: &[LeadRow], shown: usize, rule: Option<&str>, run_year: Option<i64>) -> AuditView {
+    let run = run.map(|run| {
+        let count = |s: &str| leads.iter().filter(|l| l.state == s).count();
+        RunView {
+            cards: vec![
+                Card::new("疑点线索", format!("{} 条", leads.len()), format!("{} 年，审核 #{}，结算 {} 条", run.year, run.id, run.claims)),
+                Card::new("待核查", format!("{} 条", count("open")), ""),
+                Card::new("已确认违规", format!("{} 条", count("confirmed")), format!("已排除 {} 条", count("dismissed"))),
+                Card::new("医院申诉中", format!("{} 条", count("disputed")), ""),
+            ],
+            // The parameters as used, in words (the stored run keeps them as configured).
+            params: match AuditParams::parse(&run.params) {
+                Ok(p) => p.words(),
+                Err(_) => vec!["（本次审核的参数记录无法读取）".to_string()],
+            },
+            rule: rule.map(rule_zh).unwrap_or_default().to_string(),
+            all_href: format!("/web/audit?run={}", run.id),
+            shown,
+            shown_rows: SHOWN_ROWS,
+            truncated: shown > SHOWN_ROWS,
+        }
+    });
+    AuditView { run, run_year }
 }
 
 #[derive(Deserialize)]
@@ -224,38 +258,52 @@ pub async fn lead_page(State(state): State<AppState>, u: WebUser, Path(id): Path
             Cell::text(&e.note),
         ]);
     }
+    let names = institution_names(&state).await?;
+    let view = lead_view(&l, names.get(&l.fixmedins_code).map(String::as_str), u.p.role == Role::Hospital, may_judge(&u));
     let mut page = Page::new(format!("疑点线索 #{id}"));
     page.crumbs.push(("基金监管".into(), format!("/web/audit?run={}", l.run_id)));
     page.crumbs.push((format!("线索 #{id}"), String::new()));
-    page.push(&format!(
-        "<dl class=\"facts\"><dt>规则</dt><dd>{}</dd><dt>对象</dt><dd>{}</dd><dt>医疗机构</dt><dd>{}</dd><dt>涉及金额</dt><dd>{} 元</dd>\
-         <dt>状态</dt><dd data-testid=\"lead-state\">{}</dd><dt>依据</dt><dd>{}</dd></dl>",
-        rule_zh(&l.rule),
-        esc(&l.subject),
-        esc(&l.fixmedins_code),
-        super::yuan(l.amount_fen),
-        state_zh(&l.state),
-        esc(&l.evidence)
-    ));
-    page.push(&ct.html(&u.path)).push(&et.html(&u.path));
-    let actions: &[(&str, &str)] = match u.p.role {
-        Role::Hospital => &[("dispute", "申诉")],
-        _ if may_judge(&u) => &[("confirm", "确认违规"), ("dismiss", "排除"), ("reopen", "重新核查")],
-        _ => &[],
-    };
-    if may_judge(&u) {
-        page.push(&format!(
-            "<form method=\"post\" action=\"/web/rectify/from-lead/{id}\" class=\"inline noprint\"><button class=\"secondary\" data-testid=\"to-ledger\">转入整改台账</button></form>"
-        ));
-    }
-    if !actions.is_empty() {
-        let buttons: String = actions.iter().map(|(a, label)| format!("<button name=\"action\" value=\"{a}\">{label}</button>")).collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>处理</h2><form method=\"post\" action=\"/web/audit/lead/{id}\" class=\"grid-form\" data-testid=\"lead-form\">\
-             <label>说明（排除、申诉时必填）<input name=\"note\"></label><div class=\"actions\">{buttons}</div></form></section>"
-        ));
-    }
+    page.view(&view)?.tables(&u, &[&ct, &et]);
     Ok(page.render(&u))
+}
+
+#[derive(Template)]
+#[template(path = "audit_lead.html")]
+pub struct LeadView {
+    pub id: i64,
+    pub facts: Vec<Fact>,
+    /// The button turning the lead into a ledger item.
+    pub to_ledger: bool,
+    /// (action, button label) the reader may take.
+    pub actions: Vec<(&'static str, &'static str)>,
+}
+
+/// A lead's view model; `hospital`: the name of its hospital when registered.
+pub fn lead_view(l: &LeadRow, hospital: Option<&str>, by_hospital: bool, judge: bool) -> LeadView {
+    let hosp = match hospital {
+        Some(name) => Fact::new("医疗机构", name).title(format!("医疗机构编码 {}", l.fixmedins_code)),
+        None => Fact::new("医疗机构", &l.fixmedins_code),
+    };
+    let actions = if by_hospital {
+        vec![("dispute", "申诉")]
+    } else if judge {
+        vec![("confirm", "确认违规"), ("dismiss", "排除"), ("reopen", "重新核查")]
+    } else {
+        Vec::new()
+    };
+    LeadView {
+        id: l.id,
+        facts: vec![
+            Fact::new("规则", rule_zh(&l.rule)),
+            Fact::new("对象", &l.subject),
+            hosp,
+            Fact::new("涉及金额", format!("{} 元", yuan(l.amount_fen))),
+            Fact::new("状态", state_zh(&l.state)).testid("lead-state"),
+            Fact::new("依据", &l.evidence),
+        ],
+        to_ledger: judge,
+        actions,
+    }
 }
 
 #[derive(Deserialize)]
@@ -283,5 +331,87 @@ pub async fn act(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>,
         Err(LeadError::NotFound) => Err(WebError::not_found("没有这条线索")),
         Err(e @ LeadError::NotAllowed(..)) => Err(WebError::bad(e.to_string())),
         Err(LeadError::Store(s)) => Err(WebError::from(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(id: i64, rule: &str, state: &str) -> LeadRow {
+        LeadRow {
+            id,
+            run_id: 3,
+            rule: rule.into(),
+            subject: "P0001".into(),
+            fixmedins_code: "H62042200001".into(),
+            claims: vec!["S1".into(), "S2".into()],
+            evidence: "2018-03-10 出院后 5 天再次入院".into(),
+            amount_fen: 400_000,
+            state: state.into(),
+            updated_at: String::new(),
+            admdvs: "620422".into(),
+        }
+    }
+
+    fn run() -> AuditRun {
+        AuditRun {
+            id: 3,
+            year: 2018,
+            params: include_str!("../../../../data/audit/rules.toml").into(),
+            claims: 120,
+            leads: 3,
+            run_by: "bureau1".into(),
+            run_at: String::new(),
+            region_code: "620422".into(),
+        }
+    }
+
+    #[test]
+    fn the_audit_view_counts_leads_by_state_and_states_the_parameters_in_words() {
+        let leads = [lead(1, "split_stay", "open"), lead(2, "split_stay", "confirmed"), lead(3, "repeated_stays", "disputed")];
+        let v = audit_view(Some(&run()), &leads, 2, Some("split_stay"), Some(2018));
+        let r = v.run.as_ref().unwrap();
+        let cards: Vec<(&str, &str, &str)> = r.cards.iter().map(|c| (c.label.as_str(), c.value.as_str(), c.note.as_str())).collect();
+        assert_eq!(
+            cards,
+            [
+                ("疑点线索", "3 条", "2018 年，审核 #3，结算 120 条"),
+                ("待核查", "1 条", ""),
+                ("已确认违规", "1 条", "已排除 0 条"),
+                ("医院申诉中", "1 条", ""),
+            ]
+        );
+        assert!(r.params.iter().any(|p| p.starts_with("分解住院：同一人在同一医院出院后")), "{:?}", r.params);
+        assert!(r.params.iter().all(|p| !p.contains("split_days")), "{:?}", r.params);
+        assert_eq!((r.rule.as_str(), r.all_href.as_str(), r.truncated), (rule_zh("split_stay"), "/web/audit?run=3", false));
+        assert_eq!(v.run_year, Some(2018));
+        let html = v.render().unwrap();
+        assert!(html.contains("data-testid=\"params\"") && html.contains("data-testid=\"audit-run\""), "{html}");
+        let mut broken = run();
+        broken.params = "split_days = \"x\"".into();
+        assert_eq!(audit_view(Some(&broken), &[], 0, None, None).run.unwrap().params, ["（本次审核的参数记录无法读取）"]);
+        let none = audit_view(None, &[], 0, None, None).render().unwrap();
+        assert!(none.contains("还没有运行过审核") && !none.contains("<form"), "{none}");
+        assert!(audit_view(Some(&run()), &leads, SHOWN_ROWS + 1, None, None).run.unwrap().truncated);
+    }
+
+    #[test]
+    fn a_lead_names_its_hospital_and_offers_each_role_its_actions() {
+        let l = lead(9, "split_stay", "open");
+        let v = lead_view(&l, Some("会宁县人民医院"), false, true);
+        let fact =
+            |v: &LeadView, label: &str| v.facts.iter().find(|f| f.label == label).map(|f| (f.value.clone(), f.title.clone())).unwrap();
+        assert_eq!(fact(&v, "医疗机构"), ("会宁县人民医院".to_string(), "医疗机构编码 H62042200001".to_string()));
+        assert_eq!(fact(&v, "涉及金额").0, "4,000.00 元");
+        assert_eq!(fact(&v, "状态").0, "待核查");
+        assert_eq!(v.actions.iter().map(|a| a.1).collect::<Vec<_>>(), ["确认违规", "排除", "重新核查"]);
+        assert!(v.to_ledger);
+        let v = lead_view(&l, None, true, false);
+        assert_eq!(fact(&v, "医疗机构").0, "H62042200001");
+        assert_eq!(v.actions, [("dispute", "申诉")]);
+        assert!(!v.to_ledger, "a hospital does not put its own lead on the ledger");
+        let html = v.render().unwrap();
+        assert!(html.contains("<button name=\"action\" value=\"dispute\">申诉</button>") && !html.contains("to-ledger"), "{html}");
     }
 }

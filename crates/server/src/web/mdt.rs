@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use askama::filters::HtmlSafeOutput;
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
@@ -11,12 +13,13 @@ use baozhang_core::programmes::valid_icd;
 use baozhang_core::{Date, IdCardNo};
 use baozhang_ingest::health::{cases_from_settlements, list_for, treatment_rate};
 use baozhang_store::date_num;
-use baozhang_store::programmes::{MdtCase, MdtDisease, MdtList, MDT_STATUSES};
+use baozhang_store::programmes::{MdtCase, MdtDisease, MdtList, With, MDT_STATUSES};
 use serde::Deserialize;
 
-use super::health::{bp, may_manage, require_manage, unmask_link, Ctx};
-use super::table::{Cell, Table};
-use super::{card, esc, Page, WebError, WebResult, WebUser};
+use super::health::{bp, may_manage, require_manage, Ctx};
+use super::supervise::{Card, Fact};
+use super::table::{Cell, Table, TableView};
+use super::{Page, WebError, WebResult, WebUser};
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -39,16 +42,12 @@ fn disease_name(lists: &[MdtList], list: &str, no: i64) -> String {
         .map_or_else(|| format!("{list} #{no}"), |d| d.name.clone())
 }
 
-fn status_options(current: &str) -> String {
-    MDT_STATUSES.iter().map(|s| format!("<option{}>{s}</option>", if *s == current { " selected" } else { "" })).collect()
-}
-
 pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query<MdtQ>) -> WebResult {
     let ctx = Ctx::new(&state, &u, q.region.as_deref(), q.unmasked.as_deref() == Some("1"), "web.mdt").await?;
     let lists = state.store.mdt_lists().await?;
     let cases = state.store.mdt_cases(&ctx.region).await?;
-    let institutions: HashMap<String, String> = state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect();
-    let (treated, counted) = treatment_rate(&cases);
+    let institutions_in = state.store.institutions().await?;
+    let institutions: HashMap<&str, &str> = institutions_in.iter().map(|i| (i.fixmedins_code.as_str(), i.name.as_str())).collect();
     let mut t = Table::new(
         "cases",
         "大病集中救治台账",
@@ -84,7 +83,7 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
             id,
             Cell::text(disease_name(&lists, &c.row.list_code, c.row.disease_no)),
             Cell::text(&c.row.dise_codg),
-            Cell::text(institutions.get(&c.row.hospital).cloned().unwrap_or_else(|| c.row.hospital.clone())),
+            Cell::text(institutions.get(c.row.hospital.as_str()).map_or_else(|| c.row.hospital.clone(), |n| n.to_string())),
             Cell::text(super::date_text(c.row.diagnosis_date)),
             Cell::tag(status_class, &c.row.status),
             Cell::text(c.row.treated_date.map(super::date_text).unwrap_or_default()),
@@ -98,54 +97,109 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
         return super::table::export_for(&state, &u, &[&t], x).await;
     }
     let list = list_for(&lists, if ctx.region.is_empty() { "62" } else { &ctx.region });
-    let count = |s: &str| cases.iter().filter(|c| c.row.status == s).count();
+    let manage = may_manage(&u);
+    let year = if manage { super::dashboard::default_year(&state).await } else { 0 };
+    let county = ctx.region.get(..6).unwrap_or(&ctx.region);
+    let mut hospitals: Vec<(String, String)> =
+        institutions_in.iter().filter(|i| i.admdvs.starts_with(county)).map(|i| (i.fixmedins_code.clone(), i.name.clone())).collect();
+    hospitals.sort();
+    let view = MdtView {
+        done: q.done.clone().unwrap_or_default(),
+        unmask: unmask_view(u.p.may_unmask(), &u.path, ctx.unmasked),
+        ..mdt_view(&ctx.region, &cases, list, manage, year, hospitals)
+    };
     let mut page = Page::new(format!("大病集中救治 · {}", ctx.place(&ctx.region)));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &ctx.region).await?;
     page.crumbs.push(("大病救治".into(), String::new()));
-    if let Some(d) = q.done.as_deref() {
-        page.push(&format!("<p class=\"ok\" role=\"status\" data-testid=\"mdt-done\">{}</p>", esc(d)));
-    }
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"mdt-cards\">{}{}{}{}</div>",
-        card("救治率", &super::pct(bp(treated, counted)), &format!("{treated} / {counted} 例，目标 100%")),
-        card("病例", &format!("{} 例", cases.len()), &format!("来自结算 {} 例", cases.iter().filter(|c| c.row.origin == "结算").count())),
-        card("待救治", &format!("{} 例", count("待救治")), &format!("放弃治疗 {} 例", count("放弃治疗"))),
-        card("救治中 / 已转诊", &format!("{} / {} 例", count("救治中"), count("已转诊")), ""),
-    ));
-    page.push(&format!(
-        "<p class=\"muted\">病种目录：{}（<a href=\"/web/mdt/lists\">查看与编辑目录</a>）。救治率 = 已救治、救治中、已转诊及曾救治的病例 ÷ 全部病例（未经救治即死亡的不计入）。</p>{}",
-        list.map_or_else(|| "本区划未配置目录".to_string(), |l| format!("{}，{} 种", esc(&l.name), l.diseases.len())),
-        unmask_link(&u, &ctx)
-    ));
-    page.push(&t.html(&u.path));
-    if may_manage(&u) {
-        let year = super::dashboard::default_year(&state).await;
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>从结算中发现病例</h2><form method=\"post\" action=\"/web/mdt/scan\" class=\"inline\" data-testid=\"scan-form\">\
-             <input type=\"hidden\" name=\"region\" value=\"{}\"><label>年度<input name=\"year\" value=\"{year}\" inputmode=\"numeric\" size=\"5\"></label>\
-             <button>发现新病例</button></form><p class=\"muted\">主要诊断在本区划病种目录内、未撤销的结算，为尚无该病种病例的患者建立病例（状态“已救治”）。</p></section>",
-            esc(&ctx.region)
-        ));
-        if let Some(l) = list {
-            let opts: String =
-                l.diseases.iter().map(|d| format!("<option value=\"{}\">{}. {}</option>", d.no, d.no, esc(&d.name))).collect();
-            page.push(&format!(
-                "<section class=\"calc noprint\"><h2>手工登记病例</h2><form method=\"post\" action=\"/web/mdt/case\" class=\"grid-form\" data-testid=\"case-form\">\
-                 <input type=\"hidden\" name=\"list_code\" value=\"{}\">\
-                 <label>证件号码<input name=\"id_no\" required autocomplete=\"off\"></label>\
-                 <label>病种<select name=\"disease_no\">{opts}</select></label>\
-                 <label>诊断编码（ICD-10，可空）<input name=\"dise_codg\" placeholder=\"如 H25.9\"></label>\
-                 <label>定点医院<input name=\"hospital\" required value=\"H62042200001\"></label>\
-                 <label>确诊日期<input type=\"date\" name=\"diagnosis_date\" required></label>\
-                 <label>救治状态<select name=\"status\">{}</select></label>\
-                 <div class=\"actions\"><button type=\"submit\">登记</button></div></form></section>",
-                esc(&l.list_code),
-                status_options("待救治")
-            ));
-        }
-    }
+    page.view(&view)?.tables(&u, &[&t]);
     ctx.log_shown(&state, &u, None).await?;
     Ok(page.render(&u))
+}
+
+/// The link switching between masked and full names (for roles that may unmask).
+pub struct UnmaskLink {
+    pub href: String,
+    pub text: &'static str,
+    pub note: &'static str,
+}
+
+/// The mask toggle of a page at `path` (its address with query), `None` for roles that may not unmask.
+pub fn unmask_view(may_unmask: bool, path: &str, unmasked: bool) -> Option<UnmaskLink> {
+    if !may_unmask {
+        return None;
+    }
+    let base = path.replace("&unmasked=1", "").replace("?unmasked=1", "?");
+    Some(if unmasked {
+        UnmaskLink { href: base, text: "恢复脱敏显示", note: "（本次查看已记录）" }
+    } else {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        UnmaskLink {
+            href: format!("{base}{sep}unmasked=1"), text: "显示完整姓名与证件号码", note: "（将记入访问日志）"
+        }
+    })
+}
+
+/// The form registering a case by hand.
+pub struct CaseFormView {
+    pub list_code: String,
+    /// (number, "1. 儿童急性淋巴细胞白血病")
+    pub diseases: Vec<(i64, String)>,
+    /// The county's hospitals (code, name), offered while typing.
+    pub hospitals: Vec<(String, String)>,
+    pub statuses: Vec<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "mdt.html")]
+pub struct MdtView {
+    /// What the last action did (after a redirect).
+    pub done: String,
+    pub cards: Vec<Card>,
+    /// The list in force, in words.
+    pub list_text: String,
+    pub unmask: Option<UnmaskLink>,
+    /// The scan form (with the region and the year it proposes).
+    pub manage: bool,
+    pub region: String,
+    pub year: i64,
+    pub case_form: Option<CaseFormView>,
+}
+
+/// The ledger's view model: the treatment rate and counts, the list in force, the forms.
+pub fn mdt_view(
+    region: &str,
+    cases: &[With<MdtCase>],
+    list: Option<&MdtList>,
+    manage: bool,
+    year: i64,
+    hospitals: Vec<(String, String)>,
+) -> MdtView {
+    let (treated, counted) = treatment_rate(cases);
+    let count = |s: &str| cases.iter().filter(|c| c.row.status == s).count();
+    MdtView {
+        done: String::new(),
+        cards: vec![
+            Card::new("救治率", super::pct(bp(treated, counted)), format!("{treated} / {counted} 例，目标 100%")),
+            Card::new(
+                "病例",
+                format!("{} 例", cases.len()),
+                format!("来自结算 {} 例", cases.iter().filter(|c| c.row.origin == "结算").count()),
+            ),
+            Card::new("待救治", format!("{} 例", count("待救治")), format!("放弃治疗 {} 例", count("放弃治疗"))),
+            Card::new("救治中 / 已转诊", format!("{} / {} 例", count("救治中"), count("已转诊")), ""),
+        ],
+        list_text: list.map_or_else(|| "本区划未配置目录".to_string(), |l| format!("{}，{} 种", l.name, l.diseases.len())),
+        unmask: None,
+        manage,
+        region: region.to_string(),
+        year,
+        case_form: list.filter(|_| manage).map(|l| CaseFormView {
+            list_code: l.list_code.clone(),
+            diseases: l.diseases.iter().map(|d| (d.no, format!("{}. {}", d.no, d.name))).collect(),
+            hospitals,
+            statuses: MDT_STATUSES.to_vec(),
+        }),
+    }
 }
 
 #[derive(Deserialize)]
@@ -263,35 +317,57 @@ pub async fn case_page(State(state): State<AppState>, u: WebUser, Path(id): Path
     }
     page.crumbs.push(("大病救治".into(), format!("/web/mdt?region={}", c.who.village_code)));
     page.crumbs.push((format!("病例 #{id}"), String::new()));
-    page.push(&format!(
-        "<dl class=\"facts\"><dt>患者</dt><dd>{} {}（{}）</dd><dt>病种</dt><dd>{}（{}）</dd><dt>诊断编码</dt><dd>{}</dd><dt>定点医院</dt><dd>{}</dd>\
-         <dt>确诊日期</dt><dd>{}</dd><dt>救治状态</dt><dd data-testid=\"case-status\">{}</dd><dt>转诊</dt><dd>{}</dd><dt>来源</dt><dd>{}{}</dd></dl>{}",
-        esc(&text(&name)),
-        esc(&text(&idc)),
-        esc(&text(&village)),
-        esc(&disease_name(&lists, &c.row.list_code, c.row.disease_no)),
-        esc(&c.row.list_code),
-        esc(&c.row.dise_codg),
-        esc(&c.row.hospital),
-        super::date_text(c.row.diagnosis_date),
-        esc(&c.row.status),
-        esc(&c.row.referral),
-        esc(&c.row.origin),
-        if c.row.setl_id.is_empty() { String::new() } else { format!("（结算 {}）", esc(&c.row.setl_id)) },
-        unmask_link(&u, &ctx)
-    ));
-    page.push(&ft.html(&u.path));
-    if may_manage(&u) || u.p.role == crate::auth::Role::Cadre {
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>随访</h2><form method=\"post\" action=\"/web/mdt/case/{id}/follow\" class=\"grid-form\" data-testid=\"follow-form\">\
-             <label>日期<input type=\"date\" name=\"date\" required></label><label>救治状态<select name=\"status\">{}</select></label>\
-             <label>转诊去向（可空）<input name=\"referral\" value=\"{}\"></label><label>情况<input name=\"note\" required></label>\
-             <div class=\"actions\"><button type=\"submit\">记录</button></div></form></section>",
-            status_options(&c.row.status),
-            esc(&c.row.referral)
-        ));
-    }
+    let institutions: HashMap<String, String> = state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect();
+    let patient = format!("{} {}（{}）", text(&name), text(&idc), text(&village));
+    let follow = may_manage(&u) || u.p.role == crate::auth::Role::Cadre;
+    let view = CaseView {
+        unmask: unmask_view(u.p.may_unmask(), &u.path, ctx.unmasked),
+        ..case_view(&c.row, patient, &lists, institutions.get(&c.row.hospital).map(String::as_str), follow)
+    };
+    page.view(&view)?.tables(&u, &[&ft]);
     Ok(page.render(&u))
+}
+
+#[derive(Template)]
+#[template(path = "mdt_case.html")]
+pub struct CaseView {
+    pub id: i64,
+    pub facts: Vec<Fact>,
+    pub unmask: Option<UnmaskLink>,
+    /// The follow-up form, with the case's status and referral.
+    pub follow: bool,
+    pub status: String,
+    pub referral: String,
+    pub statuses: Vec<&'static str>,
+}
+
+/// A case's view model. `patient`: the person as the page may show them; `hospital`: the name of the
+/// case's hospital when registered.
+pub fn case_view(c: &MdtCase, patient: String, lists: &[MdtList], hospital: Option<&str>, follow: bool) -> CaseView {
+    let list_name = lists.iter().find(|l| l.list_code == c.list_code).map_or(c.list_code.as_str(), |l| l.name.as_str());
+    let hosp = match hospital {
+        Some(name) => Fact::new("定点医院", name).title(format!("医疗机构编码 {}", c.hospital)),
+        None => Fact::new("定点医院", &c.hospital),
+    };
+    let origin = if c.setl_id.is_empty() { c.origin.clone() } else { format!("{}（结算 {}）", c.origin, c.setl_id) };
+    CaseView {
+        id: c.id,
+        facts: vec![
+            Fact::new("患者", patient),
+            Fact::new("病种", format!("{}（{list_name}）", disease_name(lists, &c.list_code, c.disease_no))),
+            Fact::new("诊断编码", &c.dise_codg),
+            hosp,
+            Fact::new("确诊日期", super::date_text(c.diagnosis_date)),
+            Fact::new("救治状态", &c.status).testid("case-status"),
+            Fact::new("转诊", &c.referral),
+            Fact::new("来源", origin),
+        ],
+        unmask: None,
+        follow,
+        status: c.status.clone(),
+        referral: c.referral.clone(),
+        statuses: MDT_STATUSES.to_vec(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -335,40 +411,63 @@ pub async fn lists_page(State(state): State<AppState>, u: WebUser) -> WebResult 
         .into_iter()
         .filter(|l| l.region_prefix.starts_with(&own) || own.starts_with(&l.region_prefix))
         .collect();
+    let names = state.web.region_names(&state.store).await?;
+    let view = lists_view(&lists, &names, may_manage(&u));
     let mut page = Page::new("大病集中救治病种目录");
     page.crumbs.push(("大病救治".into(), "/web/mdt".into()));
     page.crumbs.push(("病种目录".into(), String::new()));
-    page.push("<p class=\"muted\">诊断编码按前缀匹配（去掉小数点后比较，如 C16 匹配 C16.900）。目录随系统提供，可按正式文件修改；每次修改都记入审计日志。</p>");
-    for l in &lists {
-        let mut t = Table::new(
-            "list",
-            format!("{}（{} 种，适用区划 {}）", l.name, l.diseases.len(), l.region_prefix),
-            vec!["序号", "病种", "ICD-10 编码"],
-        );
-        for d in &l.diseases {
-            t.rows.push(vec![Cell::Int(d.no), Cell::text(&d.name), Cell::text(d.icd10.join("；"))]);
-        }
-        page.push(&format!(
-            "<section data-testid=\"list-{}\"><p class=\"{}\">{}{}</p><p class=\"muted small\">来源：{}</p>",
-            esc(&l.list_code),
-            if l.exact { "muted" } else { "alert" },
-            if l.exact { "" } else { "非官方原文目录：" },
-            esc(&l.note),
-            esc(&l.source)
-        ));
-        page.push(&t.html("/web/mdt/lists"));
-        page.push("</section>");
-    }
-    if may_manage(&u) {
-        let opts: String = lists.iter().map(|l| format!("<option value=\"{}\">{}</option>", esc(&l.list_code), esc(&l.name))).collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>修改或新增病种</h2><form method=\"post\" action=\"/web/mdt/lists/save\" class=\"grid-form\" data-testid=\"list-form\">\
-             <label>目录<select name=\"list_code\">{opts}</select></label><label>序号<input name=\"no\" inputmode=\"numeric\" required></label>\
-             <label>病种名称<input name=\"name\" required></label><label>ICD-10 编码（多个用分号分隔）<input name=\"icd10\" required placeholder=\"如 C16；C15\"></label>\
-             <div class=\"actions\"><button type=\"submit\">保存</button></div></form></section>"
-        ));
-    }
+    page.view(&view)?;
     Ok(page.render(&u))
+}
+
+/// One list with its entries.
+pub struct ListSection {
+    pub code: String,
+    pub name: String,
+    /// The official list as published (otherwise a reference list to be corrected).
+    pub exact: bool,
+    pub note: String,
+    pub source: String,
+    pub table: Table,
+}
+
+impl ListSection {
+    /// The list's table, written by its own template (`templates/table.html`, which escapes every cell).
+    pub fn table(&self) -> HtmlSafeOutput<TableView<'_>> {
+        HtmlSafeOutput(self.table.view("/web/mdt/lists"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mdt_lists.html")]
+pub struct ListsView {
+    pub lists: Vec<ListSection>,
+    /// The form changing an entry.
+    pub manage: bool,
+}
+
+/// The lists page's view model: each list with where it applies (by name), its source and entries.
+pub fn lists_view(lists: &[MdtList], names: &HashMap<String, String>, manage: bool) -> ListsView {
+    let lists = lists
+        .iter()
+        .map(|l| {
+            let place = names.get(&l.region_prefix).cloned().unwrap_or_else(|| format!("区划 {}", l.region_prefix));
+            let mut t =
+                Table::new("list", format!("{}（{} 种，适用于{place}）", l.name, l.diseases.len()), vec!["序号", "病种", "ICD-10 编码"]);
+            for d in &l.diseases {
+                t.rows.push(vec![Cell::Int(d.no), Cell::text(&d.name), Cell::text(d.icd10.join("；"))]);
+            }
+            ListSection {
+                code: l.list_code.clone(),
+                name: l.name.clone(),
+                exact: l.exact,
+                note: l.note.clone(),
+                source: l.source.clone(),
+                table: t,
+            }
+        })
+        .collect();
+    ListsView { lists, manage }
 }
 
 #[derive(Deserialize)]
@@ -409,4 +508,109 @@ pub async fn save_disease(State(state): State<AppState>, u: WebUser, Form(f): Fo
     }
     state.store.save_mdt_disease(&list.list_code, &MdtDisease { no, name: name.to_string(), icd10: codes }, &u.p.username).await?;
     Ok(Redirect::to("/web/mdt/lists").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baozhang_store::programmes::Who;
+
+    fn list() -> MdtList {
+        MdtList {
+            list_code: "gansu-50".into(),
+            name: "甘肃省50种重大疾病集中救治病种".into(),
+            region_prefix: "62".into(),
+            source: "《会宁县健康扶贫先锋行动实施意见》".into(),
+            exact: false,
+            note: "参考清单".into(),
+            diseases: vec![
+                MdtDisease { no: 1, name: "胃癌".into(), icd10: vec!["C16".into()] },
+                MdtDisease { no: 2, name: "白内障".into(), icd10: vec!["H25".into(), "H26".into()] },
+            ],
+        }
+    }
+
+    fn case(id: i64, status: &str, origin: &str) -> MdtCase {
+        MdtCase {
+            id,
+            id_no: "620422199001011234".into(),
+            list_code: "gansu-50".into(),
+            disease_no: 2,
+            dise_codg: "H25.9".into(),
+            hospital: "H62042200001".into(),
+            diagnosis_date: 20180301,
+            status: status.into(),
+            treated_date: None,
+            referral: String::new(),
+            origin: origin.into(),
+            setl_id: if origin == "结算" { "S100".into() } else { String::new() },
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_ledger_view_gives_the_treatment_rate_and_the_forms() {
+        let cases: Vec<With<MdtCase>> = [("已救治", "结算"), ("待救治", "手工"), ("救治中", "手工"), ("放弃治疗", "手工")]
+            .iter()
+            .enumerate()
+            .map(|(i, (s, o))| With { row: case(i as i64, s, o), who: Who::default() })
+            .collect();
+        let l = list();
+        let v = mdt_view("620422", &cases, Some(&l), true, 2018, vec![("H62042200001".into(), "会宁县人民医院".into())]);
+        let cards: Vec<(&str, &str, &str)> = v.cards.iter().map(|c| (c.label.as_str(), c.value.as_str(), c.note.as_str())).collect();
+        assert_eq!(
+            cards,
+            [
+                ("救治率", "50.00%", "2 / 4 例，目标 100%"),
+                ("病例", "4 例", "来自结算 1 例"),
+                ("待救治", "1 例", "放弃治疗 1 例"),
+                ("救治中 / 已转诊", "1 / 0 例", ""),
+            ]
+        );
+        assert_eq!(v.list_text, "甘肃省50种重大疾病集中救治病种，2 种");
+        let f = v.case_form.as_ref().unwrap();
+        assert_eq!(f.diseases, [(1, "1. 胃癌".to_string()), (2, "2. 白内障".to_string())]);
+        let html = v.render().unwrap();
+        assert!(html.contains("<option value=\"H62042200001\">会宁县人民医院</option>"), "{html}");
+        assert!(html.contains("<option selected>待救治</option>"), "{html}");
+        assert!(!html.contains("value=\"H62042200001\" required"), "no hospital is filled in for the user: {html}");
+        let v = mdt_view("620422", &cases, None, false, 0, Vec::new());
+        assert_eq!(v.list_text, "本区划未配置目录");
+        assert!(v.case_form.is_none() && !v.render().unwrap().contains("<form"));
+    }
+
+    #[test]
+    fn the_mask_toggle_keeps_the_address_and_says_it_is_logged() {
+        assert!(unmask_view(false, "/web/mdt?region=620422", false).is_none());
+        let m = unmask_view(true, "/web/mdt?region=620422", false).unwrap();
+        assert_eq!((m.href.as_str(), m.text), ("/web/mdt?region=620422&unmasked=1", "显示完整姓名与证件号码"));
+        let m = unmask_view(true, "/web/mdt/case/3?unmasked=1", true).unwrap();
+        assert_eq!((m.href.as_str(), m.text, m.note), ("/web/mdt/case/3?", "恢复脱敏显示", "（本次查看已记录）"));
+    }
+
+    #[test]
+    fn a_case_names_its_list_and_hospital() {
+        let v = case_view(&case(5, "已救治", "结算"), "张* 6204**（甲村）".into(), &[list()], Some("会宁县人民医院"), true);
+        let fact = |label: &str| v.facts.iter().find(|f| f.label == label).unwrap();
+        assert_eq!(fact("病种").value, "白内障（甘肃省50种重大疾病集中救治病种）");
+        assert_eq!((fact("定点医院").value.as_str(), fact("定点医院").title.as_str()), ("会宁县人民医院", "医疗机构编码 H62042200001"));
+        assert_eq!(fact("来源").value, "结算（结算 S100）");
+        assert_eq!(fact("救治状态").testid, "case-status");
+        let html = v.render().unwrap();
+        assert!(html.contains("data-testid=\"follow-form\"") && html.contains("<option selected>已救治</option>"), "{html}");
+    }
+
+    #[test]
+    fn the_lists_say_where_they_apply_by_name_and_hold_their_tables() {
+        let names: HashMap<String, String> = [("62".to_string(), "甘肃省".to_string())].into();
+        let v = lists_view(&[list()], &names, true);
+        assert_eq!(v.lists[0].table.title, "甘肃省50种重大疾病集中救治病种（2 种，适用于甘肃省）");
+        assert_eq!(v.lists[0].table.rows.len(), 2);
+        let html = v.render().unwrap();
+        let section = &html[html.find("data-testid=\"list-gansu-50\"").unwrap()..];
+        let section = &section[..section.find("</section>").unwrap()];
+        assert!(section.contains("<table id=\"list\">") && section.contains("H25；H26"), "the table is inside its list: {section}");
+        assert!(html.contains("非官方原文目录：参考清单") && html.contains("data-testid=\"list-form\""), "{html}");
+        assert!(!html.contains("&lt;table"), "the table is written, not escaped: {html}");
+    }
 }

@@ -4,6 +4,9 @@
 //! session and approves or returns it; every step on the item's trail. Audit leads and reconciliation findings become items
 //! in one step (one item per lead or finding).
 
+use std::collections::HashMap;
+
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
@@ -13,8 +16,9 @@ use baozhang_store::date_num;
 use baozhang_store::oversight::{CloseError, Rectification, RECT_SOURCES};
 use serde::Deserialize;
 
+use super::supervise::{Card, Fact};
 use super::table::{Cell, Table};
-use super::{card, esc, Page, WebError, WebResult, WebUser};
+use super::{urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -44,6 +48,7 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let region = u.region_in_scope(q.region.as_deref())?.to_string();
     let names = state.web.region_names(&state.store).await?;
     let items = state.store.rectifications(&region).await?;
+    let institutions: HashMap<String, String> = state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect();
     let now = today();
     let which = q.state.as_deref().unwrap_or("");
     let shown: Vec<&Rectification> = items
@@ -76,7 +81,10 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
             Cell::text(&r.source),
             Cell::text(names.get(&r.region_code).cloned().unwrap_or_else(|| r.region_code.clone())),
             Cell::text(&r.subject),
-            Cell::text(&r.responsible_unit),
+            Cell::text(match institutions.get(&r.responsible_unit) {
+                Some(name) => format!("{name}（{}）", r.responsible_unit),
+                None => r.responsible_unit.clone(),
+            }),
             Cell::text(&r.responsible_person),
             Cell::text(super::date_text(r.deadline)),
             status,
@@ -87,42 +95,70 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     if let Some(x) = q.export.as_deref() {
         return super::table::export_for(&state, &u, &[&t], x).await;
     }
+    let view = ledger_view(&region, &items, crate::clock::today(), which, may_manage(&u));
+    let mut page = Page::new(format!("整改台账 · {}", names.get(&region).cloned().unwrap_or_else(|| region.clone())));
+    page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
+    page.crumbs.push(("整改台账".into(), String::new()));
+    page.view(&view)?.tables(&u, &[&t]);
+    Ok(page.render(&u))
+}
+
+/// One of the ledger's filters (全部, 整改中, …): the one shown is not a link.
+pub struct Filter {
+    pub label: &'static str,
+    pub href: String,
+    pub active: bool,
+    pub testid: &'static str,
+}
+
+/// The form registering an item.
+pub struct NewItemForm {
+    pub region: String,
+    pub deadline: String,
+    pub sources: Vec<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "rectify.html")]
+pub struct LedgerView {
+    pub cards: Vec<Card>,
+    pub filters: Vec<Filter>,
+    /// For those who may register items.
+    pub form: Option<NewItemForm>,
+}
+
+/// The ledger's view model: its counts, filters and form, from the region's items on `today`.
+pub fn ledger_view(region: &str, items: &[Rectification], today: Date, which: &str, manage: bool) -> LedgerView {
+    let now = date_num(today);
     let open = items.iter().filter(|r| r.status != "closed").count();
     let review = items.iter().filter(|r| r.in_review()).count();
     let overdue = items.iter().filter(|r| r.overdue(now)).count();
     let closed: Vec<_> = items.iter().filter(|r| r.status == "closed").collect();
     let on_time =
         closed.iter().filter(|r| r.closed_at.get(..10).is_some_and(|d| Date::parse(d).is_ok_and(|d| date_num(d) <= r.deadline))).count();
-    let mut page = Page::new(format!("整改台账 · {}", names.get(&region).cloned().unwrap_or_else(|| region.clone())));
-    page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
-    page.crumbs.push(("整改台账".into(), String::new()));
-    let link = |s: &str| format!("/web/rectify?region={region}&state={s}");
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"rect-cards\">{}{}{}</div><p class=\"noprint\"><a href=\"{}\">全部</a> · <a href=\"{}\">整改中</a> · <a href=\"{}\">待复核</a> · <a href=\"{}\" data-testid=\"overdue-link\">逾期</a> · <a href=\"{}\">已销号</a></p>",
-        card("整改中", &format!("{open} 项"), &format!("共 {} 项，其中待复核销号 {review} 项", items.len())),
-        card("逾期未销号", &format!("{overdue} 项"), &format!("截至 {}", crate::clock::today())),
-        card("已销号", &format!("{} 项", closed.len()), &format!("按期销号 {on_time} 项")),
-        link(""),
-        link("open"),
-        link("review"),
-        link("overdue"),
-        link("closed"),
-    ));
-    page.push(&t.html(&u.path));
-    if may_manage(&u) {
-        let sources: String = RECT_SOURCES.iter().map(|s| format!("<option>{s}</option>")).collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>登记整改事项</h2><form method=\"post\" action=\"/web/rectify\" class=\"grid-form\" data-testid=\"rect-form\">\
-             <label>问题<input name=\"problem\" required></label><label>来源<select name=\"source\">{sources}</select></label>\
-             <label>区划代码<input name=\"region\" value=\"{}\" required></label><label>对象（户、人或单位）<input name=\"subject\"></label>\
-             <label>责任单位<input name=\"unit\" required></label><label>责任人<input name=\"person\" required></label>\
-             <label>整改期限<input type=\"date\" name=\"deadline\" required value=\"{}\"></label><label>整改措施<input name=\"measures\" required></label>\
-             <div class=\"actions\"><button type=\"submit\">登记</button></div></form></section>",
-            esc(&region),
-            super::date_text(deadline_in(30))
-        ));
+    let filters =
+        [("", "全部", ""), ("open", "整改中", ""), ("review", "待复核", ""), ("overdue", "逾期", "overdue-link"), ("closed", "已销号", "")]
+            .iter()
+            .map(|&(state, label, testid)| Filter {
+                label,
+                href: format!("/web/rectify?region={}&state={state}", urlencode(region)),
+                active: state == which,
+                testid,
+            })
+            .collect();
+    LedgerView {
+        cards: vec![
+            Card::new("整改中", format!("{open} 项"), format!("共 {} 项，其中待复核销号 {review} 项", items.len())),
+            Card::new("逾期未销号", format!("{overdue} 项"), format!("截至 {today}")),
+            Card::new("已销号", format!("{} 项", closed.len()), format!("按期销号 {on_time} 项")),
+        ],
+        filters,
+        form: manage.then(|| NewItemForm {
+            region: region.to_string(),
+            deadline: today.add_days(30).to_string(),
+            sources: RECT_SOURCES.to_vec(),
+        }),
     }
-    Ok(page.render(&u))
 }
 
 /// An item's status in words.
@@ -211,60 +247,73 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
             Cell::text(note),
         ]);
     }
-    let status = if r.overdue(today()) && !r.in_review() { "逾期未销号" } else { status_name(&r) };
+    let institutions: HashMap<String, String> = state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect();
+    let view = item_view(
+        &r,
+        institutions.get(&r.responsible_unit).map(String::as_str),
+        today(),
+        &u.p.username,
+        may_manage(&u),
+        u.p.role == Role::Cadre,
+    );
     let mut page = Page::new(format!("整改事项 #{id}"));
     page.crumbs.push(("整改台账".into(), format!("/web/rectify?region={}", r.region_code)));
     page.crumbs.push((format!("#{id}"), String::new()));
-    page.push(&format!(
-        "<dl class=\"facts\"><dt>问题</dt><dd>{}</dd><dt>来源</dt><dd>{}</dd><dt>对象</dt><dd>{}</dd><dt>责任单位</dt><dd>{}</dd><dt>责任人</dt><dd>{}</dd>\
-         <dt>整改期限</dt><dd>{}</dd><dt>状态</dt><dd data-testid=\"rect-status\">{status}</dd><dt>整改措施</dt><dd>{}</dd>{}</dl>",
-        esc(&r.problem),
-        esc(&r.source),
-        esc(&r.subject),
-        esc(&r.responsible_unit),
-        esc(&r.responsible_person),
-        super::date_text(r.deadline),
-        esc(&r.measures),
-        match r.status.as_str() {
-            "closed" => format!(
-                "<dt>佐证</dt><dd>{}</dd><dt>销号申请人</dt><dd>{}</dd><dt>复核人</dt><dd>{}</dd>",
-                esc(&r.evidence),
-                esc(&r.closed_by),
-                esc(&r.reviewer)
-            ),
-            "review" => format!("<dt>佐证</dt><dd>{}</dd><dt>销号申请人</dt><dd>{}</dd>", esc(&r.evidence), esc(&r.closed_by)),
-            _ => String::new(),
-        }
-    ));
-    page.push(&et.html(&u.path));
-    if r.status == "open" && (may_manage(&u) || u.p.role == Role::Cadre) {
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>更新整改措施</h2><form method=\"post\" action=\"/web/rectify/{id}/update\" class=\"grid-form\">\
-             <label>整改措施与进展<input name=\"measures\" value=\"{}\" required></label><div class=\"actions\"><button>保存</button></div></form></section>",
-            esc(&r.measures)
-        ));
-    }
-    if r.status == "open" && may_manage(&u) {
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>申请销号</h2><p class=\"muted\">销号实行双人复核：提交后，须由另一位有权限的工作人员登录本系统复核通过，事项才销号。</p>\
-             <form method=\"post\" action=\"/web/rectify/{id}/close\" class=\"grid-form\" data-testid=\"close-form\">\
-             <label>整改佐证（材料名称、文号、照片编号等）<input name=\"evidence\" required></label>\
-             <div class=\"actions\"><button>申请销号</button></div></form></section>"
-        ));
-    }
-    if r.in_review() && may_manage(&u) {
-        if r.closed_by == u.p.username {
-            page.push("<div class=\"alert\" role=\"status\" data-testid=\"review-wait\">您已申请销号，须由另一位工作人员复核；本人不能复核。</div>");
-        } else {
-            page.push(&format!(
-                "<section class=\"calc noprint\"><h2>销号复核</h2><form method=\"post\" action=\"/web/rectify/{id}/review\" class=\"grid-form\" data-testid=\"review-form\">\
-                 <label>复核意见（退回时必填）<input name=\"reason\"></label>\
-                 <div class=\"actions\"><button name=\"decision\" value=\"approve\">复核通过，销号</button>\
-                 <button name=\"decision\" value=\"return\" class=\"secondary\">退回整改</button></div></form></section>"
-            ));
-        }
-    }
+    page.view(&view)?.tables(&u, &[&et]);
     Ok(page.render(&u))
+}
+
+#[derive(Template)]
+#[template(path = "rectify_item.html")]
+pub struct ItemView {
+    pub id: i64,
+    pub facts: Vec<Fact>,
+    /// The form updating the measures, with the current ones.
+    pub can_update: bool,
+    pub measures: String,
+    /// The form requesting 销号.
+    pub can_close: bool,
+    /// The user requested 销号 and waits for someone else's review.
+    pub review_wait: bool,
+    /// The review form (another user's request).
+    pub can_review: bool,
+}
+
+/// An item's view model. `unit_name`: the name of the responsible unit when it is a hospital's code (an
+/// audit lead's item); `now` yyyymmdd; `user` the one reading (who may not review their own request).
+pub fn item_view(r: &Rectification, unit_name: Option<&str>, now: i64, user: &str, manage: bool, cadre: bool) -> ItemView {
+    let status = if r.overdue(now) && !r.in_review() { "逾期未销号" } else { status_name(r) };
+    let unit = match unit_name {
+        Some(name) => Fact::new("责任单位", name).title(format!("医疗机构编码 {}", r.responsible_unit)),
+        None => Fact::new("责任单位", &r.responsible_unit),
+    };
+    let mut facts = vec![
+        Fact::new("问题", &r.problem),
+        Fact::new("来源", &r.source),
+        Fact::new("对象", &r.subject),
+        unit,
+        Fact::new("责任人", &r.responsible_person),
+        Fact::new("整改期限", super::date_text(r.deadline)),
+        Fact::new("状态", status).testid("rect-status"),
+        Fact::new("整改措施", &r.measures),
+    ];
+    if matches!(r.status.as_str(), "closed" | "review") {
+        facts.push(Fact::new("佐证", &r.evidence));
+        facts.push(Fact::new("销号申请人", &r.closed_by));
+    }
+    if r.status == "closed" {
+        facts.push(Fact::new("复核人", &r.reviewer));
+    }
+    let open = r.status == "open";
+    ItemView {
+        id: r.id,
+        facts,
+        can_update: open && (manage || cadre),
+        measures: r.measures.clone(),
+        can_close: open && manage,
+        review_wait: r.in_review() && manage && r.closed_by == user,
+        can_review: r.in_review() && manage && r.closed_by != user,
+    }
 }
 
 #[derive(Deserialize)]
@@ -404,4 +453,77 @@ async fn existing(state: &AppState, source_ref: &str) -> Result<i64, WebError> {
         .await?
         .map(|r| r.id)
         .ok_or_else(|| WebError::internal("a rectification with this source_ref vanished"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: i64, status: &str, deadline: i64, closed_at: &str) -> Rectification {
+        Rectification {
+            id,
+            problem: "村卫生室未悬挂政策公示牌".into(),
+            source: "督查检查".into(),
+            region_code: "620422100201".into(),
+            responsible_unit: "H62042200001".into(),
+            responsible_person: "院长".into(),
+            deadline,
+            measures: "悬挂公示牌".into(),
+            status: status.into(),
+            evidence: "照片 3 张".into(),
+            closed_by: "bureau1".into(),
+            reviewer: "audit1".into(),
+            closed_at: closed_at.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_ledger_view_counts_overdue_and_on_time_items() {
+        let today = Date::parse("2018-12-01").unwrap();
+        let items = [
+            item(1, "open", 20181130, ""),
+            item(2, "review", 20181231, ""),
+            item(3, "closed", 20181110, "2018-11-09T10:00:00"),
+            item(4, "closed", 20181110, "2018-11-20T10:00:00"),
+        ];
+        let v = ledger_view("620422", &items, today, "overdue", true);
+        let cards: Vec<(&str, &str, &str)> = v.cards.iter().map(|c| (c.label.as_str(), c.value.as_str(), c.note.as_str())).collect();
+        assert_eq!(
+            cards,
+            [
+                ("整改中", "2 项", "共 4 项，其中待复核销号 1 项"),
+                ("逾期未销号", "1 项", "截至 2018-12-01"),
+                ("已销号", "2 项", "按期销号 1 项"),
+            ]
+        );
+        let overdue = v.filters.iter().find(|f| f.testid == "overdue-link").unwrap();
+        assert_eq!((overdue.label, overdue.href.as_str(), overdue.active), ("逾期", "/web/rectify?region=620422&state=overdue", true));
+        assert_eq!(v.filters.iter().filter(|f| f.active).count(), 1);
+        let f = v.form.as_ref().unwrap();
+        assert_eq!((f.region.as_str(), f.deadline.as_str()), ("620422", "2018-12-31"));
+        let html = v.render().unwrap();
+        assert!(html.contains("<strong>逾期</strong>") && html.contains("data-testid=\"rect-form\""), "{html}");
+        assert!(ledger_view("620422", &items, today, "", false).form.is_none(), "only managers register items");
+    }
+
+    #[test]
+    fn an_item_names_its_hospital_and_offers_review_only_to_another_user() {
+        let r = item(7, "review", 20181130, "");
+        let v = item_view(&r, Some("会宁县人民医院"), 20181201, "bureau1", true, false);
+        let fact = |l: &str| v.facts.iter().find(|f| f.label == l).unwrap();
+        assert_eq!(fact("状态").value, "已申请销号，待复核", "an item in review is not called overdue");
+        assert_eq!(fact("状态").testid, "rect-status");
+        assert_eq!((fact("责任单位").value.as_str(), fact("责任单位").title.as_str()), ("会宁县人民医院", "医疗机构编码 H62042200001"));
+        assert_eq!(fact("销号申请人").value, "bureau1");
+        assert!(v.facts.iter().all(|f| f.label != "复核人"));
+        assert!(v.review_wait && !v.can_review && !v.can_close && !v.can_update, "the requester waits");
+        let v = item_view(&r, None, 20181201, "audit1", true, false);
+        assert!(v.can_review && !v.review_wait, "another manager reviews");
+        assert!(v.render().unwrap().contains("data-testid=\"review-form\""));
+        let open = item(8, "open", 20181130, "");
+        let v = item_view(&open, None, 20181201, "cadre_a", false, true);
+        assert_eq!(v.facts.iter().find(|f| f.label == "状态").unwrap().value, "逾期未销号");
+        assert!(v.can_update && !v.can_close, "a cadre updates the measures but does not close");
+    }
 }

@@ -5,19 +5,22 @@
 
 use std::collections::HashMap;
 
+use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use baozhang_core::supervise::{report_status, ReportKind, ReportStatus, REPORT_KINDS};
+use baozhang_core::Date;
 use baozhang_slip::ReportData;
 use baozhang_store::date_num;
 use baozhang_store::supervise::Submission;
 use serde::Deserialize;
 
 use super::health::year_param;
+use super::supervise::Card;
 use super::table::{Cell, Table};
-use super::{card, esc, urlencode, Page, WebError, WebResult, WebUser};
+use super::{urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -51,10 +54,17 @@ async fn county_of(state: &AppState, u: &WebUser, asked: Option<&str>, path: &st
     let mut counties: Vec<(&String, &String)> =
         names.iter().filter(|(c, _)| c.len() == 6 && c.starts_with(&region) && !c.ends_with("00")).collect();
     counties.sort();
-    let links: String = counties.iter().map(|(c, n)| format!("<li><a href=\"{path}?region={c}\">{}（{c}）</a></li>", esc(n))).collect();
+    let view = PickerView { counties: counties.iter().map(|(c, n)| (format!("{path}?region={c}"), format!("{n}（{c}）"))).collect() };
     let mut page = Page::new("请选择县（区）");
-    page.push(&format!("<p>报表按县（区）编制，请选择：</p><ul class=\"columns\">{links}</ul>"));
+    page.view(&view)?;
     Ok(Err(page.render(u)))
+}
+
+#[derive(Template)]
+#[template(path = "reports_picker.html")]
+struct PickerView {
+    /// (address, "会宁县（620422）")
+    counties: Vec<(String, String)>,
 }
 
 /// The months of `year` whose reports are shown: all of a past year, up to this month in the current one.
@@ -187,44 +197,47 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
             .into_response());
     }
 
+    let view = reports_view(&county, year, today, all_on_time, all_counted, overdue_now, may_manage(&u));
     let mut page = Page::new(format!("月报与分析 · {county_name} · {year} 年"));
     page.crumbs.push(("月报与分析".into(), String::new()));
-    page.push(&super::supervise::subnav("/web/reports"));
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"report-cards\">{}{}{}</div>",
-        card(
-            "按时报送率",
-            &super::pct(super::ratio_bp(all_on_time, all_counted)),
-            &format!("应报 {all_counted} 次，按时 {all_on_time} 次")
-        ),
-        card("逾期未报", &format!("{overdue_now} 次"), &format!("截至 {today}")),
-        card("报送时限", "每月 18 日 / 10 日", "督战进展报市医保局；信息交换报卫健部门"),
-    ));
-    page.push(&format!(
-        "<p class=\"noprint\"><a class=\"btn\" href=\"/web/reports?region={county}&year={year}&pdf=1\" data-testid=\"report-pdf\">分析报表 PDF</a></p>"
-    ));
-    page.push(&rate.html(&u.path));
-    if may_manage(&u) {
-        let kinds: String = REPORT_KINDS
-            .iter()
-            .flat_map(|k| {
-                k.units().iter().map(move |(unit, name)| format!("<option value=\"{}:{unit}\">{} · {name}</option>", k.id(), k.name_zh()))
-            })
-            .collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>登记报送</h2><form method=\"post\" action=\"/web/reports/submit\" class=\"grid-form\" data-testid=\"submit-form\">\
-             <input type=\"hidden\" name=\"region\" value=\"{county}\"><label>报表与单位<select name=\"what\">{kinds}</select></label>\
-             <label>所属月份<input type=\"month\" name=\"period\" required value=\"{:04}-{:02}\"></label>\
-             <label>报送日期<input type=\"date\" name=\"submitted_on\" required value=\"{today}\"></label><label>说明<input name=\"note\"></label>\
-             <div class=\"actions\"><button>登记</button></div></form></section>",
-            today.year(),
-            today.month()
-        ));
-    }
-    page.push(&grid.html(&u.path));
-    page.push(&monthly.html(&u.path));
-    page.push(&quarterly.html(&u.path));
+    page.view(&super::supervise::subnav_view("/web/reports"))?.view(&view)?.tables(&u, &[&rate, &grid, &monthly, &quarterly]);
     Ok(page.render(&u))
+}
+
+#[derive(Template)]
+#[template(path = "reports.html")]
+pub struct ReportsView {
+    pub cards: Vec<Card>,
+    pub pdf_href: String,
+    pub county: String,
+    /// The reports and units a submission may be recorded for ("kind:unit", "报表 · 单位"); empty: no form.
+    pub kinds: Vec<(String, String)>,
+    /// The form's defaults: this month (2018-12) and today.
+    pub month: String,
+    pub today: String,
+}
+
+/// The reports page's view model: the on-time rate and overdue count, the PDF's address, the form.
+pub fn reports_view(county: &str, year: i64, today: Date, on_time: i64, counted: i64, overdue: i64, manage: bool) -> ReportsView {
+    ReportsView {
+        cards: vec![
+            Card::new("按时报送率", super::pct(super::ratio_bp(on_time, counted)), format!("应报 {counted} 次，按时 {on_time} 次")),
+            Card::new("逾期未报", format!("{overdue} 次"), format!("截至 {today}")),
+            Card::new("报送时限", "每月 18 日 / 10 日", "督战进展报市医保局；信息交换报卫健部门"),
+        ],
+        pdf_href: format!("/web/reports?region={}&year={year}&pdf=1", urlencode(county)),
+        county: county.to_string(),
+        kinds: if manage {
+            REPORT_KINDS
+                .iter()
+                .flat_map(|k| k.units().iter().map(move |(unit, name)| (format!("{}:{unit}", k.id()), format!("{} · {name}", k.name_zh()))))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        month: format!("{:04}-{:02}", today.year(), today.month()),
+        today: today.to_string(),
+    }
 }
 
 /// The monthly and quarterly analysis tables: settlements (net of cancellations), rectification items
@@ -322,9 +335,7 @@ pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<Sub
     }
     let (kind, unit) = f.what.split_once(':').ok_or_else(|| WebError::bad("报表无效"))?;
     let kind = ReportKind::parse(kind).ok_or_else(|| WebError::bad("报表无效"))?;
-    if !kind.units().iter().any(|(u, _)| *u == unit) {
-        return Err(WebError::bad("报送单位无效"));
-    }
+    let unit_name = kind.units().iter().find(|(u, _)| *u == unit).map(|(_, name)| *name).ok_or_else(|| WebError::bad("报送单位无效"))?;
     let period =
         super::chronic::parse_month(&f.period).ok_or_else(|| WebError::bad(format!("所属月份“{}”无效（格式 2019-05）", f.period)))?;
     let on = super::health::past_day(&f.submitted_on, "报送日期")?;
@@ -357,10 +368,33 @@ pub async fn submit(State(state): State<AppState>, u: WebUser, Form(f): Form<Sub
         return Err(WebError::bad(format!(
             "{}（{}）{} 年 {} 月已登记报送，不能重复登记",
             kind.name_zh(),
-            unit,
+            unit_name,
             period / 100,
             period % 100
         )));
     }
     Ok(Redirect::to(&format!("/web/reports?region={county}&year={}", period / 100)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reports_view_gives_the_on_time_rate_and_the_form_defaults() {
+        let today = Date::parse("2018-12-20").unwrap();
+        let v = reports_view("620422", 2018, today, 1, 48, 46, true);
+        let cards: Vec<(&str, &str, &str)> = v.cards.iter().map(|c| (c.label.as_str(), c.value.as_str(), c.note.as_str())).collect();
+        assert_eq!(cards[0], ("按时报送率", "2.08%", "应报 48 次，按时 1 次"));
+        assert_eq!(cards[1], ("逾期未报", "46 次", "截至 2018-12-20"));
+        assert_eq!(v.pdf_href, "/web/reports?region=620422&year=2018&pdf=1");
+        assert_eq!((v.month.as_str(), v.today.as_str()), ("2018-12", "2018-12-20"));
+        assert!(v.kinds.iter().any(|k| k.0 == "county_progress:county"), "{:?}", v.kinds);
+        assert!(v.kinds.iter().all(|k| k.1.contains(" · ")), "each option names the report and the unit: {:?}", v.kinds);
+        let html = v.render().unwrap();
+        assert!(html.contains("data-testid=\"submit-form\"") && html.contains("data-testid=\"report-pdf\""), "{html}");
+        let v = reports_view("620422", 2018, today, 0, 0, 0, false);
+        assert_eq!(v.cards[0].value, "—", "no report due: no rate");
+        assert!(!v.render().unwrap().contains("<form"));
+    }
 }

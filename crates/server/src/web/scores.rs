@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect};
@@ -19,8 +20,9 @@ use baozhang_store::supervise::{ScoreAnswer, ScoreSheet};
 use serde::Deserialize;
 
 use super::health::{count_day, year_param};
+use super::supervise::Card;
 use super::table::{Cell, InlineForm, Input, Table};
-use super::{card, esc, urlencode, yuan, Page, WebError, WebResult, WebUser};
+use super::{urlencode, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -107,22 +109,29 @@ pub async fn scores_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
             Cell::Int(f.items.iter().filter(|i| i.auto.is_some()).count() as i64),
         ]);
     }
+    let view = scores_view(&region, year, may_score(&u), forms());
     let mut page = Page::new(format!("考核评分 · {year} 年"));
     page.crumbs.push(("考核评分".into(), String::new()));
-    page.push(&super::supervise::subnav("/web/scores"));
-    page.push(&t.html(&u.path));
-    if may_score(&u) {
-        let options: String = forms().iter().map(|f| format!("<option value=\"{}\">{}</option>", esc(&f.id), esc(&f.title))).collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>建立或打开评分表</h2><form method=\"post\" action=\"/web/scores/open\" class=\"grid-form\" data-testid=\"open-sheet\">\
-             <label>考核表<select name=\"form\">{options}</select></label><label>被考核单位（区划代码）<input name=\"region\" value=\"{}\" required></label>\
-             <label>年度<input name=\"year\" value=\"{year}\" required></label><div class=\"actions\"><button>打开</button></div></form></section>",
-            esc(&region)
-        ));
-    }
-    page.push(&ft.html(&u.path));
-    page.push("<p class=\"muted\">“五督”考核表各项分值之和为 95 分（原表如此，总分栏空白）；等次按得分率：≥90% 好，≥75% 较好，≥60% 一般，其余差；包抓干部考核表第 1 项答“是”的，年度考核直接定为“差”。</p>");
+    page.view(&super::supervise::subnav_view("/web/scores"))?.view(&view)?.tables(&u, &[&t, &ft]);
     Ok(page.render(&u))
+}
+
+#[derive(Template)]
+#[template(path = "scores.html")]
+pub struct ScoresView {
+    /// The forms a sheet may be opened for (id, title); empty: no form to open one.
+    pub forms: Vec<(String, String)>,
+    pub region: String,
+    pub year: i64,
+}
+
+/// The scores page's view model: the form opening a sheet, for those who score.
+pub fn scores_view(region: &str, year: i64, scoring: bool, forms: &[Form]) -> ScoresView {
+    ScoresView {
+        forms: if scoring { forms.iter().map(|f| (f.id.clone(), f.title.clone())).collect() } else { Vec::new() },
+        region: region.to_string(),
+        year,
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,7 +199,8 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
             let input = if it.rule == ScoreRule::Partial {
                 Input::text("answer", "得分").placeholder("").value(current)
             } else {
-                let options = [("", "（请选择）"), ("是", "是"), ("否", "否")].iter().map(|(v, t)| (v.to_string(), t.to_string())).collect();
+                let options =
+                    [("", "（请选择）"), ("是", "是"), ("否", "否")].iter().map(|(v, t)| (v.to_string(), t.to_string())).collect();
                 Input::select("answer", "答复", options).value(current).required()
             };
             Cell::form(
@@ -198,7 +208,10 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
                     .testid(format!("answer-{}", it.no))
                     .hidden("item", &it.no)
                     .input(input)
-                    .input(Input::text("evidence", "依据").value(a.filter(|a| a.source == "hand").map(|a| a.evidence.clone()).unwrap_or_default())),
+                    .input(
+                        Input::text("evidence", "依据")
+                            .value(a.filter(|a| a.source == "hand").map(|a| a.evidence.clone()).unwrap_or_default()),
+                    ),
             )
         } else {
             Cell::text(a.map(|a| a.answer.clone()).unwrap_or_default())
@@ -264,35 +277,46 @@ pub async fn sheet_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
         )
             .into_response());
     }
+    let view = sheet_view(id, f, &l, scoring);
     let mut page = Page::new(format!("{} · {unit} · {} 年", f.title, s.year));
     page.crumbs.push(("考核评分".into(), format!("/web/scores?year={}", s.year)));
     page.crumbs.push((unit.clone(), String::new()));
-    page.push(&super::supervise::subnav("/web/scores"));
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"sheet-cards\">{}{}{}</div>",
-        card("得分", &format!("{pts} 分"), &format!("满分 {}", f.total_points())),
-        card(
-            "已评项",
-            &format!("{n} / {}", f.items.len()),
-            &format!("可自动评分 {} 项", f.items.iter().filter(|i| i.auto.is_some()).count())
-        ),
-        card(
-            "等次",
-            if n == f.items.len() { rating(pts * 100 / f.total_points().max(1), veto) } else { "评分中" },
-            if veto { "一票否决" } else { "" }
-        ),
-    ));
-    page.push(&format!(
-        "<p class=\"noprint\">{}<a class=\"btn\" href=\"/web/scores/{id}?pdf=1\">打印 PDF</a></p><p class=\"muted\">来源：{}</p>",
-        if scoring {
-            format!("<form method=\"post\" action=\"/web/scores/{id}/auto\" class=\"inline\"><button data-testid=\"auto-score\">自动评分</button></form> ")
-        } else {
-            String::new()
-        },
-        esc(&f.source)
-    ));
-    page.push(&t.html(&u.path));
+    page.view(&super::supervise::subnav_view("/web/scores"))?.view(&view)?.tables(&u, &[&t]);
     Ok(page.render(&u))
+}
+
+#[derive(Template)]
+#[template(path = "scores_sheet.html")]
+pub struct SheetView {
+    pub id: i64,
+    pub cards: Vec<Card>,
+    /// The 自动评分 button.
+    pub scoring: bool,
+    /// The document the form comes from.
+    pub source: String,
+}
+
+/// A sheet's view model: its score, the items answered and the rating, from the latest answers.
+pub fn sheet_view(id: i64, f: &Form, latest: &HashMap<&str, &ScoreAnswer>, scoring: bool) -> SheetView {
+    let (pts, n, veto) = total(f, latest.iter().filter_map(|(no, a)| Answer::parse(&a.answer).map(|x| (*no, x))));
+    SheetView {
+        id,
+        cards: vec![
+            Card::new("得分", format!("{pts} 分"), format!("满分 {}", f.total_points())),
+            Card::new(
+                "已评项",
+                format!("{n} / {}", f.items.len()),
+                format!("可自动评分 {} 项", f.items.iter().filter(|i| i.auto.is_some()).count()),
+            ),
+            Card::new(
+                "等次",
+                if n == f.items.len() { rating(pts * 100 / f.total_points().max(1), veto) } else { "评分中" },
+                if veto { "一票否决" } else { "" },
+            ),
+        ],
+        scoring,
+        source: f.source.clone(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -561,5 +585,58 @@ impl Facts {
             _ => return None,
         };
         Some((yes(ok), evidence))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(item: &str, a: &str) -> ScoreAnswer {
+        ScoreAnswer { item_no: item.into(), answer: a.into(), ..Default::default() }
+    }
+
+    fn cards(v: &SheetView) -> Vec<(&str, &str, &str)> {
+        v.cards.iter().map(|c| (c.label.as_str(), c.value.as_str(), c.note.as_str())).collect()
+    }
+
+    #[test]
+    fn a_sheet_view_gives_the_score_the_items_answered_and_the_rating() {
+        let wudu = form("wudu").unwrap();
+        let auto = wudu.items.iter().filter(|i| i.auto.is_some()).count();
+        let v = sheet_view(4, wudu, &HashMap::new(), true);
+        assert_eq!(
+            cards(&v),
+            [("得分", "0 分", "满分 95"), ("已评项", "0 / 26", format!("可自动评分 {auto} 项").as_str()), ("等次", "评分中", "")]
+        );
+        assert!(v.source.contains("县委办发〔2018〕83号"), "{}", v.source);
+        let html = v.render().unwrap();
+        assert!(html.contains("data-testid=\"auto-score\"") && html.contains("href=\"/web/scores/4?pdf=1\""), "{html}");
+        assert!(!sheet_view(4, wudu, &HashMap::new(), false).render().unwrap().contains("auto-score"), "readers do not score");
+
+        // 是 on item 1.1 of the cadre form vetoes the year; an answer to an item not on the form is not counted.
+        let cadre = form("cadre").unwrap();
+        let answers = [answer("1.1", "是"), answer("99", "是")];
+        let latest = latest(&answers);
+        let v = sheet_view(5, cadre, &latest, true);
+        assert_eq!(v.cards[1].value, format!("1 / {}", cadre.items.len()));
+        assert_eq!(v.cards[2].note, "一票否决");
+    }
+
+    #[test]
+    fn the_scores_view_offers_the_forms_to_those_who_score() {
+        let v = scores_view("620422", 2018, true, forms());
+        assert_eq!(v.forms.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["wudu", "cadre"]);
+        let html = v.render().unwrap();
+        assert!(html.contains("data-testid=\"open-sheet\"") && html.contains("value=\"620422\""), "{html}");
+        assert!(!scores_view("620422", 2018, false, forms()).render().unwrap().contains("<form"));
+    }
+
+    #[test]
+    fn ratings_follow_the_score_rate() {
+        assert_eq!(
+            (rating(90, false), rating(89, false), rating(60, false), rating(59, false), rating(99, true)),
+            ("好", "较好", "一般", "差", "差（一票否决）")
+        );
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
@@ -18,7 +19,7 @@ use serde::Deserialize;
 
 use super::health::{count_day, year_param};
 use super::table::{Cell, InlineForm, Input, Part, Table};
-use super::{card, esc, Page, WebError, WebResult, WebUser};
+use super::{Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -30,8 +31,22 @@ pub fn thresholds() -> &'static Thresholds {
     })
 }
 
-/// The oversight pages' own menu.
-pub fn subnav(active: &str) -> String {
+/// The oversight pages' menu, as `templates/supervise_subnav.html` writes it.
+#[derive(Template)]
+#[template(path = "supervise_subnav.html")]
+pub struct SubnavView {
+    pub items: Vec<SubnavItem>,
+}
+
+pub struct SubnavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    /// The page shown (written in bold, not linked).
+    pub active: bool,
+}
+
+/// The oversight pages' menu with `active` (a path) marked.
+pub fn subnav_view(active: &str) -> SubnavView {
     let items = [
         ("/web/supervise", "挂牌督战"),
         ("/web/rectify", "整改台账"),
@@ -41,11 +56,53 @@ pub fn subnav(active: &str) -> String {
         ("/web/exit", "退出验收"),
         ("/web/funds", "资金拨付"),
     ];
-    let links: Vec<String> = items
-        .iter()
-        .map(|(h, l)| if *h == active { format!("<strong>{l}</strong>") } else { format!("<a href=\"{h}\">{l}</a>") })
-        .collect();
-    format!("<p class=\"subnav noprint\">{}</p>", links.join(" · "))
+    SubnavView { items: items.iter().map(|&(href, label)| SubnavItem { href, label, active: href == active }).collect() }
+}
+
+/// The oversight pages' own menu (HTML, for pages that push it before their body).
+pub fn subnav(active: &str) -> String {
+    subnav_view(active).render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "subnav template failed");
+        String::new()
+    })
+}
+
+/// A number card (label, value, note), as the pages' templates write it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Card {
+    pub label: String,
+    pub value: String,
+    pub note: String,
+}
+
+impl Card {
+    pub fn new(label: impl Into<String>, value: impl Into<String>, note: impl Into<String>) -> Card {
+        Card { label: label.into(), value: value.into(), note: note.into() }
+    }
+}
+
+/// One line of a page's facts (`<dl class="facts">`): the label, the value, the value's tooltip (a code
+/// behind a name; empty: none) and its `data-testid` (empty: none).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fact {
+    pub label: &'static str,
+    pub value: String,
+    pub title: String,
+    pub testid: &'static str,
+}
+
+impl Fact {
+    pub fn new(label: &'static str, value: impl Into<String>) -> Fact {
+        Fact { label, value: value.into(), title: String::new(), testid: "" }
+    }
+    pub fn title(mut self, title: impl Into<String>) -> Fact {
+        self.title = title.into();
+        self
+    }
+    pub fn testid(mut self, id: &'static str) -> Fact {
+        self.testid = id;
+        self
+    }
 }
 
 fn may_manage(u: &WebUser) -> bool {
@@ -215,65 +272,93 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
         return super::table::export_for(&state, &u, &[&st, &ct, &zt, &it], x).await;
     }
 
+    let inspected = active.iter().filter(|v| insp_by.contains_key(v.village_code.as_str())).count();
+    let overdue = items.iter().filter(|r| r.overdue(now) && active.iter().any(|v| r.region_code.starts_with(&v.village_code))).count();
+    let figures = SupFigures {
+        active: active.len(),
+        by_hand: active.iter().filter(|v| v.by_hand).count(),
+        candidates: cands.len(),
+        villages: facts.len(),
+        inspected,
+        inspections: inspections.len(),
+        overdue,
+    };
+    let villages: Vec<(String, String)> =
+        if may_inspect(&u) { active.iter().map(|v| (v.village_code.clone(), place(&v.village_code))).collect() } else { Vec::new() };
+    let view = supervise_view(year, day, &region, t, &figures, manage, villages, crate::clock::today());
     let mut page = Page::new(format!("挂牌督战 · {year} 年 · {}", place(&region)));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
     page.crumbs.push(("挂牌督战".into(), String::new()));
-    page.push(&subnav("/web/supervise"));
-    let inspected = active.iter().filter(|v| insp_by.contains_key(v.village_code.as_str())).count();
-    let overdue = items.iter().filter(|r| r.overdue(now) && active.iter().any(|v| r.region_code.starts_with(&v.village_code))).count();
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"sup-cards\">{}{}{}{}</div>",
-        card("督战村", &format!("{} 个", active.len()), &format!("手工纳入 {} 个", active.iter().filter(|v| v.by_hand).count())),
-        card("符合条件未纳入", &format!("{} 个", cands.len()), &format!("共 {} 个村", facts.len())),
-        card("已督导的督战村", &format!("{inspected} 个"), &format!("督导 {} 次", inspections.len())),
-        card("督战村逾期整改", &format!("{overdue} 项"), "未按期销号"),
-    ));
-    page.push(&format!(
-        "<p class=\"muted\">选择条件（满足任一）：贫困发生率 {}–{}；剩余贫困人口 ≥{} 人；边缘户人口 ≥{} 人。人口按 {} 的名单计算。</p>",
-        pct(t.incidence_min_bp),
-        pct(t.incidence_max_bp),
-        t.remaining_poor_min,
-        t.marginal_min,
-        day
-    ));
-    page.push(&st.html(&u.path));
-    page.push(&ct.html(&u.path));
-    if manage {
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>手工纳入督战村</h2><form method=\"post\" action=\"/web/supervise/select\" class=\"grid-form\" data-testid=\"hand-form\">\
-             <input type=\"hidden\" name=\"year\" value=\"{year}\"><label>村代码（12 位）<input name=\"village\" required pattern=\"[0-9]{{12}}\"></label>\
-             <label>纳入理由（脱贫难度大、遗留问题多、移民村等）<input name=\"reason\" required></label><div class=\"actions\"><button>纳入</button></div></form></section>"
-        ));
-    }
-    page.push(&zt.html(&u.path));
-    if manage {
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>设立责任片区</h2><form method=\"post\" action=\"/web/supervise/zone\" class=\"grid-form\" data-testid=\"zone-form\">\
-             <label>片区名称<input name=\"name\" required></label><label>范围（区划代码）<input name=\"region\" value=\"{}\" required></label>\
-             <label>市级责任领导<input name=\"city_leader\" required></label><label>县级责任领导<input name=\"county_leader\" required></label>\
-             <div class=\"actions\"><button>设立</button></div></form></section>",
-            esc(&region)
-        ));
-    }
-    page.push(&it.html(&u.path));
-    if may_inspect(&u) && !active.is_empty() {
-        let villages: String = active
-            .iter()
-            .map(|v| format!("<option value=\"{}\">{}</option>", esc(&v.village_code), esc(&place(&v.village_code))))
-            .collect();
-        let modes: String = INSPECTION_MODES.iter().map(|(m, z)| format!("<option value=\"{m}\">{z}</option>")).collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>登记督导</h2><form method=\"post\" action=\"/web/supervise/inspect\" class=\"grid-form\" data-testid=\"inspect-form\">\
-             <label>督战村<select name=\"village\">{villages}</select></label><label>日期<input type=\"date\" name=\"on_date\" required value=\"{}\"></label>\
-             <label>方式<select name=\"mode\">{modes}</select></label><label>督导人<input name=\"inspector\" required></label>\
-             <label>发现问题（无问题填“无”）<input name=\"findings\" required></label>\
-             <label>整改期限（有问题时转入整改台账）<input type=\"date\" name=\"deadline\" value=\"{}\"></label>\
-             <div class=\"actions\"><button>登记</button></div></form></section>",
-            crate::clock::today(),
-            crate::clock::today().add_days(30)
-        ));
-    }
+    page.view(&subnav_view("/web/supervise"))?.view(&view)?.tables(&u, &[&st, &ct, &zt, &it]);
     Ok(page.render(&u))
+}
+
+/// The counts the page's cards show.
+#[derive(Default)]
+pub struct SupFigures {
+    pub active: usize,
+    pub by_hand: usize,
+    pub candidates: usize,
+    /// Villages in the region.
+    pub villages: usize,
+    /// Supervised villages inspected this year.
+    pub inspected: usize,
+    pub inspections: usize,
+    /// Ledger items of supervised villages past their deadline.
+    pub overdue: usize,
+}
+
+#[derive(Template)]
+#[template(path = "supervise.html")]
+pub struct SupView {
+    pub cards: Vec<Card>,
+    /// The selection criteria in words.
+    pub criteria: String,
+    pub manage: bool,
+    pub year: i64,
+    pub region: String,
+    /// The supervised villages an inspection may be recorded for (code, name); empty: no inspection form.
+    pub villages: Vec<(String, String)>,
+    pub modes: Vec<(&'static str, &'static str)>,
+    pub today: String,
+    /// The default deadline of an inspection's findings (30 days).
+    pub deadline: String,
+}
+
+/// The 挂牌督战 page's view model: pure, from what was loaded.
+#[allow(clippy::too_many_arguments)]
+pub fn supervise_view(
+    year: i64,
+    day: Date,
+    region: &str,
+    t: &Thresholds,
+    f: &SupFigures,
+    manage: bool,
+    villages: Vec<(String, String)>,
+    today: Date,
+) -> SupView {
+    SupView {
+        cards: vec![
+            Card::new("督战村", format!("{} 个", f.active), format!("手工纳入 {} 个", f.by_hand)),
+            Card::new("符合条件未纳入", format!("{} 个", f.candidates), format!("共 {} 个村", f.villages)),
+            Card::new("已督导的督战村", format!("{} 个", f.inspected), format!("督导 {} 次", f.inspections)),
+            Card::new("督战村逾期整改", format!("{} 项", f.overdue), "未按期销号"),
+        ],
+        criteria: format!(
+            "选择条件（满足任一）：贫困发生率 {}–{}；剩余贫困人口 ≥{} 人；边缘户人口 ≥{} 人。人口按 {day} 的名单计算。",
+            pct(t.incidence_min_bp),
+            pct(t.incidence_max_bp),
+            t.remaining_poor_min,
+            t.marginal_min,
+        ),
+        manage,
+        year,
+        region: region.to_string(),
+        villages,
+        modes: INSPECTION_MODES.to_vec(),
+        today: today.to_string(),
+        deadline: today.add_days(30).to_string(),
+    }
 }
 
 fn back(year: i64) -> WebResult {
@@ -463,4 +548,53 @@ pub async fn inspect(State(state): State<AppState>, u: WebUser, Form(f): Form<In
         }
     }
     back(year)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subnav_marks_the_page_shown_and_links_the_others() {
+        let v = subnav_view("/web/scores");
+        let active: Vec<&str> = v.items.iter().filter(|i| i.active).map(|i| i.label).collect();
+        assert_eq!(active, ["考核评分"]);
+        assert_eq!(v.items.len(), 7);
+        let html = subnav("/web/scores");
+        assert!(html.contains("<strong>考核评分</strong>"), "{html}");
+        assert!(html.contains("<a href=\"/web/rectify\">整改台账</a>"), "{html}");
+        assert!(!html.contains("href=\"/web/scores\""), "the page shown is not a link: {html}");
+    }
+
+    #[test]
+    fn the_supervise_view_counts_and_states_the_criteria_in_words() {
+        let t = Thresholds { incidence_min_bp: 100, incidence_max_bp: 300, remaining_poor_min: 30, marginal_min: 20 };
+        let f = SupFigures { active: 3, by_hand: 1, candidates: 2, villages: 40, inspected: 2, inspections: 5, overdue: 1 };
+        let today = Date::parse("2018-11-20").unwrap();
+        let day = Date::parse("2018-12-31").unwrap();
+        let v = supervise_view(2018, day, "620422", &t, &f, true, vec![("620422100201".into(), "甲村".into())], today);
+        let cards: Vec<(&str, &str, &str)> = v.cards.iter().map(|c| (c.label.as_str(), c.value.as_str(), c.note.as_str())).collect();
+        assert_eq!(
+            cards,
+            [
+                ("督战村", "3 个", "手工纳入 1 个"),
+                ("符合条件未纳入", "2 个", "共 40 个村"),
+                ("已督导的督战村", "2 个", "督导 5 次"),
+                ("督战村逾期整改", "1 项", "未按期销号"),
+            ]
+        );
+        assert_eq!(
+            v.criteria,
+            "选择条件（满足任一）：贫困发生率 1.00%–3.00%；剩余贫困人口 ≥30 人；边缘户人口 ≥20 人。人口按 2018-12-31 的名单计算。"
+        );
+        assert_eq!((v.today.as_str(), v.deadline.as_str()), ("2018-11-20", "2018-12-20"));
+        assert_eq!(v.modes.iter().map(|m| m.1).collect::<Vec<_>>(), ["实地督导", "远程视频", "电话抽查"]);
+        let html = v.render().unwrap();
+        assert!(html.contains("data-testid=\"inspect-form\"") && html.contains("<option value=\"620422100201\">甲村</option>"), "{html}");
+        assert!(html.contains("data-testid=\"hand-form\"") && html.contains("data-testid=\"zone-form\""), "{html}");
+        // No supervised village to inspect, no managing right: no forms.
+        let v = supervise_view(2018, day, "620422", &t, &f, false, Vec::new(), today);
+        let html = v.render().unwrap();
+        assert!(!html.contains("<form"), "{html}");
+    }
 }
