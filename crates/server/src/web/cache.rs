@@ -1,5 +1,4 @@
-//! County pages that take seconds to compute (家庭医生, 慢病卡, 挂牌督战, 月报与分析, 健康扶贫指标, 资金拨付,
-//! 退出验收): built once per region and parameters, kept, and answered at once.
+//! County pages that take seconds to compute (家庭医生, 慢病卡, 挂牌督战, 月报与分析, 健康扶贫指标, 退出验收): built once per region and parameters, kept, and answered at once.
 //!
 //! - A page is built by its handler's `build` function into a [`Built`]: the body (from its templates)
 //!   and its tables (for the Excel export), without the header (user, CSRF token), which is added when
@@ -224,6 +223,8 @@ pub fn warm(state: &AppState, counties: Vec<String>, year: i64) {
                 ("chronic", super::chronic::cached(&st, &u, &county).await.map(|_| ())),
                 ("exit", super::exit::cached(&st, &u, &county, year).await.map(|_| ())),
                 ("indicators", super::periodic::indicators_cached(&st, &u, &county, year).await.map(|_| ())),
+                ("supervise", super::supervise::cached(&st, &u, &county, year).await.map(|_| ())),
+                ("reports", super::reports::cached(&st, &u, &county, year).await.map(|_| ())),
             ] {
                 if let Err(e) = r {
                     tracing::warn!(page = name, county = %county, status = %e.status, "warming a page failed");

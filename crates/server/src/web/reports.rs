@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::health::year_param;
 use super::supervise::Card;
+use super::cache::Built;
 use super::table::{Cell, Table};
 use super::{urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
@@ -86,6 +87,49 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
         Err(picker) => return Ok(picker),
     };
     let year = year_param(&state, q.year.as_deref()).await?;
+    let built = cached(&state, &u, &county, year).await?;
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export_for(&state, &u, &built.export_tables(), x).await;
+    }
+    if q.pdf.is_some() {
+        let names = state.web.region_names(&state.store).await?;
+        let county_name = names.get(&county).cloned().unwrap_or_else(|| county.clone());
+        let table = |id: &str| built.export_tables().into_iter().find(|t| t.id == id).map(|t| t.report_table());
+        let data = ReportData {
+            title: format!("{county_name}健康扶贫月度、季度分析"),
+            subtitle: format!("{year} 年 · {county_name}医疗保障局"),
+            footer: format!("保障系统生成于 {} · 由 {} 导出", crate::clock::today(), u.p.username),
+            tables: ["monthly", "quarterly", "ontime"].iter().filter_map(|id| table(id)).collect(),
+        };
+        let pdf = state.web.slip_renderer()?.render_report(&data).map_err(|e| {
+            tracing::error!(error = %e, "report PDF failed");
+            WebError::internal("report PDF failed")
+        })?;
+        let filename = format!("{county_name}{year}年分析报表.pdf");
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (header::CONTENT_DISPOSITION, format!("inline; filename=\"report.pdf\"; filename*=UTF-8''{}", urlencode(&filename))),
+            ],
+            pdf,
+        )
+            .into_response());
+    }
+    Ok(built.page(&u).render(&u))
+}
+
+/// A county's page of a year, as kept by `web::cache`.
+pub async fn cached(state: &AppState, u: &WebUser, county: &str, year: i64) -> Result<std::sync::Arc<Built>, WebError> {
+    let key = format!("reports|{county}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, who, county) = (state.clone(), u.for_build(format!("/web/reports?region={county}&year={year}")), county.to_string());
+    let builder: super::cache::Builder = std::sync::Arc::new(move || {
+        let (st, who, county) = (st.clone(), who.clone_user(), county.clone());
+        Box::pin(async move { build(&st, &who, county, year).await })
+    });
+    state.web.pages.get(key, builder).await
+}
+
+async fn build(state: &AppState, u: &WebUser, county: String, year: i64) -> Result<Built, WebError> {
     let names = state.web.region_names(&state.store).await?;
     let county_name = names.get(&county).cloned().unwrap_or_else(|| county.clone());
     let today = crate::clock::today();
@@ -172,36 +216,11 @@ pub async fn reports_page(State(state): State<AppState>, u: WebUser, Query(q): Q
         t.heading = heading(&t.title.clone());
     }
     let [grid, rate, monthly, quarterly] = tables;
-    if let Some(x) = q.export.as_deref() {
-        return super::table::export_for(&state, &u, &[&grid, &rate, &monthly, &quarterly], x).await;
-    }
-    if q.pdf.is_some() {
-        let data = ReportData {
-            title: format!("{county_name}健康扶贫月度、季度分析"),
-            subtitle: format!("{year} 年 · {county_name}医疗保障局"),
-            footer: format!("保障系统生成于 {today} · 由 {} 导出", u.p.username),
-            tables: vec![monthly.report_table(), quarterly.report_table(), rate.report_table()],
-        };
-        let pdf = state.web.slip_renderer()?.render_report(&data).map_err(|e| {
-            tracing::error!(error = %e, "report PDF failed");
-            WebError::internal("report PDF failed")
-        })?;
-        let filename = format!("{county_name}{year}年分析报表.pdf");
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (header::CONTENT_DISPOSITION, format!("inline; filename=\"report.pdf\"; filename*=UTF-8''{}", urlencode(&filename))),
-            ],
-            pdf,
-        )
-            .into_response());
-    }
-
     let view = reports_view(&county, year, today, all_on_time, all_counted, overdue_now, may_manage(&u));
     let mut page = Page::new(format!("月报与分析 · {county_name} · {year} 年"));
     page.crumbs.push(("月报与分析".into(), String::new()));
-    page.view(&super::supervise::subnav_view("/web/reports"))?.view(&view)?.tables(&u, &[&rate, &grid, &monthly, &quarterly]);
-    Ok(page.render(&u))
+    page.view(&super::supervise::subnav_view("/web/reports"))?.view(&view)?;
+    Ok(Built::new(page, vec![rate, grid, monthly, quarterly]))
 }
 
 #[derive(Template)]

@@ -18,6 +18,7 @@ use baozhang_store::supervise::{mode_zh, Inspection, Zone, INSPECTION_MODES};
 use serde::Deserialize;
 
 use super::health::{count_day, year_param};
+use super::cache::Built;
 use super::table::{Cell, InlineForm, Input, Part, Table};
 use super::{Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
@@ -126,6 +127,25 @@ pub struct SupQ {
 pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q): Query<SupQ>) -> WebResult {
     let region = u.region_in_scope(q.region.as_deref())?.to_string();
     let year = year_param(&state, q.year.as_deref()).await?;
+    let built = cached(&state, &u, &region, year).await?;
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export_for(&state, &u, &built.export_tables(), x).await;
+    }
+    Ok(built.page(&u).render(&u))
+}
+
+/// The region's page of a year, as kept by `web::cache` (the villages' facts read the whole registry).
+pub async fn cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<std::sync::Arc<Built>, WebError> {
+    let key = format!("supervise|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, who, region) = (state.clone(), u.for_build(format!("/web/supervise?region={region}&year={year}")), region.to_string());
+    let builder: super::cache::Builder = std::sync::Arc::new(move || {
+        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
+        Box::pin(async move { build(&st, &who, region, year).await })
+    });
+    state.web.pages.get(key, builder).await
+}
+
+async fn build(state: &AppState, u: &WebUser, region: String, year: i64) -> Result<Built, WebError> {
     let day = count_day(year)?;
     let names = state.web.region_names(&state.store).await?;
     let place = |c: &str| names.get(c).cloned().unwrap_or_else(|| c.to_string());
@@ -268,10 +288,6 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
             },
         ]);
     }
-    if let Some(x) = q.export.as_deref() {
-        return super::table::export_for(&state, &u, &[&st, &ct, &zt, &it], x).await;
-    }
-
     let inspected = active.iter().filter(|v| insp_by.contains_key(v.village_code.as_str())).count();
     let overdue = items.iter().filter(|r| r.overdue(now) && active.iter().any(|v| r.region_code.starts_with(&v.village_code))).count();
     let figures = SupFigures {
@@ -287,10 +303,10 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
         if may_inspect(&u) { active.iter().map(|v| (v.village_code.clone(), place(&v.village_code))).collect() } else { Vec::new() };
     let view = supervise_view(year, day, &region, t, &figures, manage, villages, crate::clock::today());
     let mut page = Page::new(format!("挂牌督战 · {year} 年 · {}", place(&region)));
-    page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
+    page.crumbs = super::dashboard::crumbs_for(state, u, &region).await?;
     page.crumbs.push(("挂牌督战".into(), String::new()));
-    page.view(&subnav_view("/web/supervise"))?.view(&view)?.tables(&u, &[&st, &ct, &zt, &it]);
-    Ok(page.render(&u))
+    page.view(&subnav_view("/web/supervise"))?.view(&view)?;
+    Ok(Built::new(page, vec![st, ct, zt, it]))
 }
 
 /// The counts the page's cards show.
