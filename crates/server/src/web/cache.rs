@@ -1,4 +1,5 @@
-//! County pages that take seconds to compute (家庭医生, 慢病卡, 挂牌督战, 月报与分析, 健康扶贫指标, 退出验收): built once per region and parameters, kept, and answered at once.
+//! County pages that take seconds to compute (家庭医生, 慢病卡, 挂牌督战, 月报与分析, 健康扶贫指标, 退出验收):
+//! built once per region and parameters, kept, and answered at once.
 //!
 //! - A page is built by its handler's `build` function into a [`Built`]: the body (from its templates)
 //!   and its tables (for the Excel export), without the header (user, CSRF token), which is added when
