@@ -1711,7 +1711,9 @@ async fn score_sheets_fill_from_data_with_evidence_and_total_per_unit() {
         assert_eq!(again.header("location"), sheet_path, "{db:?}: one sheet per form, unit and year");
         let id: i64 = sheet_path.rsplit('/').next().unwrap().parse().unwrap();
 
-        assert_eq!(auditor.post_form(&format!("{sheet_path}/auto"), &[]).await.status, 303, "{db:?}");
+        let done = auditor.finish_job(&auditor.post_form(&format!("{sheet_path}/auto"), &[]).await).await;
+        assert!(done.text().contains("已按数据自动评分"), "{db:?}: {}", done.text());
+        assert_eq!(Browser::job_link(&done), sheet_path, "{db:?}");
         let answers = app.store.score_answers(id).await.unwrap();
         let of = |no: &str| answers.iter().rev().find(|a| a.item_no == no).cloned();
         // Item 12: nobody is contracted in the fixture — 否, 0 points, with the figures.

@@ -352,22 +352,34 @@ pub async fn answer(State(state): State<AppState>, u: WebUser, Path(id): Path<i6
 pub async fn auto(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>) -> WebResult {
     u.require(may_score(&u), "评分")?;
     let (s, fm) = sheet_in_scope(&state, &u, id).await?;
-    let facts = Facts::gather(&state, &s.region_code, s.year).await?;
-    let mut filled = 0;
-    for it in &fm.items {
-        let Some(key) = &it.auto else { continue };
-        let Some((a, evidence)) = facts.answer(key) else { continue };
-        record(&state, id, it, a, &evidence, "auto", &u.p.username).await?;
-        filled += 1;
-    }
-    tracing::info!(sheet = id, filled, "score sheet filled from data");
-    Ok(Redirect::to(&format!("/web/scores/{id}")).into_response())
+    // A job (`web::jobs`): the data of a county takes seconds to gather; the answers are saved in one
+    // transaction, so the sheet is filled whole or not at all.
+    let (st, by) = (state.clone(), u.p.username.clone());
+    let job = state.web.jobs.start("scores.auto", &format!("自动评分 · {}", fm.title), &u.p.username, move |p| async move {
+        p.stage("正在汇总参保、结算、签约、救治和报表数据");
+        let facts = Facts::gather(&st, &s.region_code, s.year).await?;
+        p.stage("正在按数据评分");
+        let mut answers = Vec::new();
+        for it in &fm.items {
+            let Some(key) = &it.auto else { continue };
+            let Some((a, evidence)) = facts.answer(key) else { continue };
+            answers.push(answer_of(it, a, &evidence, "auto", &by)?);
+        }
+        st.store.add_score_answers(id, &answers).await?;
+        tracing::info!(sheet = id, filled = answers.len(), "score sheet filled from data");
+        let hand = fm.items.iter().filter(|it| it.auto.is_none()).count();
+        Ok(super::jobs::Outcome {
+            message: format!("已按数据自动评分 {} 项（每项附依据）；其余 {hand} 项需人工评分。", answers.len()),
+            link: Some(("查看评分表".into(), format!("/web/scores/{id}"))),
+        })
+    });
+    Ok(super::jobs::started(job))
 }
 
-/// Scores an answer by the item's rule and appends it to the sheet's trail.
-async fn record(state: &AppState, sheet: i64, it: &FormItem, a: Answer, evidence: &str, source: &str, by: &str) -> Result<(), WebError> {
+/// An answer scored by the item's rule, as the sheet's trail keeps it.
+fn answer_of(it: &FormItem, a: Answer, evidence: &str, source: &str, by: &str) -> Result<ScoreAnswer, WebError> {
     let (points, veto) = score(it, a).map_err(WebError::bad)?;
-    let answer = ScoreAnswer {
+    Ok(ScoreAnswer {
         item_no: it.no.clone(),
         answer: a.text(),
         points,
@@ -376,7 +388,12 @@ async fn record(state: &AppState, sheet: i64, it: &FormItem, a: Answer, evidence
         source: source.into(),
         answered_by: by.into(),
         ..Default::default()
-    };
+    })
+}
+
+/// Scores an answer by the item's rule and appends it to the sheet's trail.
+async fn record(state: &AppState, sheet: i64, it: &FormItem, a: Answer, evidence: &str, source: &str, by: &str) -> Result<(), WebError> {
+    let answer = answer_of(it, a, evidence, source, by)?;
     Ok(state.store.add_score_answer(sheet, &answer).await?)
 }
 
