@@ -112,7 +112,8 @@ pub async fn scores_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let view = scores_view(&region, year, may_score(&u), forms());
     let mut page = Page::new(format!("考核评分 · {year} 年"));
     page.crumbs.push(("考核评分".into(), String::new()));
-    page.view(&super::supervise::subnav_view("/web/scores"))?.view(&view)?.tables(&u, &[&t, &ft]);
+    // The totals first (what the page is for), then the form opening a sheet, then the forms.
+    page.view(&super::supervise::subnav_view("/web/scores"))?.tables(&u, &[&t]).view(&view)?.tables(&u, &[&ft]);
     Ok(page.render(&u))
 }
 
