@@ -595,7 +595,7 @@ try {
         await Promise.all([page.waitForURL((u) => u.searchParams.get('unmasked') === '1'), page.getByText('显示完整姓名和证件号码').click()]);
         found.personId = (await page.locator('dt:text-is("身份证号码") + dd').textContent()).trim();
         found.personName = (await page.locator('dt:text-is("姓名") + dd').textContent()).trim();
-        found.personVillage = (await page.locator('dt:text-is("村") + dd').textContent()).trim();
+        found.personVillage = ((await page.locator('dt:text-is("村") + dd').getAttribute('data-village')) || '').trim();
         assert.match(found.personId, /^\d{17}[\dX]$/, 'the unmasked ID number');
         assert.ok(!found.personName.includes('*'), 'the unmasked name');
       });

@@ -6,19 +6,20 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use baozhang_core::supervise::budget_split;
 use baozhang_core::workdays::{payment_due, quarter_reconciliation_due, Calendar};
 use baozhang_core::{Date, Fen};
-use baozhang_store::supervise::FallbackStatement;
+use baozhang_store::supervise::{Budget, FallbackStatement};
 use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
 use super::health::year_param;
-use super::table::{Cell, InlineForm, Input, Part, Table};
-use super::{card, esc, yuan, Page, WebError, WebResult, WebUser};
+use super::table::{Cell, InlineForm, Input, Part, Table, TableView};
+use super::{yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -79,15 +80,9 @@ pub fn statement_state(s: &FallbackStatement, today: Date) -> StatementState {
     StatementState { submit_due, pay_due, submit, pay, overdue }
 }
 
-pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Query<FundsQ>) -> WebResult {
-    let county = u.county_scope("资金拨付")?.to_string();
-    let year = year_param(&state, q.year.as_deref()).await?;
-    let today = crate::clock::today();
-    let hospitals: Vec<_> = state.store.institutions().await?.into_iter().filter(|h| h.admdvs.starts_with(&county)).collect();
-    let name: HashMap<&str, &str> = hospitals.iter().map(|h| (h.fixmedins_code.as_str(), h.name.as_str())).collect();
-    let budgets = state.store.budgets(year).await?;
-    let manage = may_manage(&u);
-
+/// The budgets of the county's hospitals for `year`, each with the step it is waiting for (for a
+/// manager), and their total; and the five sums (budget, prepaid, held, paid as assessed, withheld).
+pub fn budgets_table(budgets: &[Budget], name: &HashMap<&str, &str>, year: i64, today: Date, manage: bool) -> (Table, [i64; 5]) {
     let mut bt = Table::new(
         "budgets",
         format!("{year} 年医保基金总额预算与拨付"),
@@ -121,7 +116,7 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
             ));
         }
         bt.rows.push(vec![
-            Cell::text(format!("{}（{}）", name.get(b.fixmedins_code.as_str()).unwrap_or(&""), b.fixmedins_code)),
+            Cell::text(hospital(name, &b.fixmedins_code)),
             Cell::Yuan(s.budget_fen),
             Cell::Yuan(s.prepay_fen),
             Cell::text(b.prepaid_on.map(super::date_text).unwrap_or_else(|| "未拨付".into())),
@@ -146,10 +141,24 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
         Cell::Yuan(sums[4]),
         Cell::text(""),
     ]);
+    (bt, sums)
+}
 
-    // Quarters: the ledger's fallback per hospital, and the statement drawn up for it.
-    let ledger = state.store.fallback_by_quarter(year).await?;
-    let statements = state.store.fallback_statements(year).await?;
+/// A hospital by name with its code: 会宁县人民医院（H62042200001）.
+fn hospital(name: &HashMap<&str, &str>, code: &str) -> String {
+    format!("{}（{code}）", name.get(code).unwrap_or(&"未登记机构"))
+}
+
+/// The quarters of `year`: the fallback money each hospital advanced (the ledger's), the statement drawn
+/// up for it and how it stands, with the next step for a manager; and the overdue items.
+pub fn statements_tables(
+    ledger: &[(String, i64, i64, i64)],
+    statements: &[FallbackStatement],
+    name: &HashMap<&str, &str>,
+    year: i64,
+    today: Date,
+    manage: bool,
+) -> (Table, Table) {
     let stmt: HashMap<(&str, i64), &FallbackStatement> = statements.iter().map(|s| ((s.fixmedins_code.as_str(), s.quarter), s)).collect();
     let mut st = Table::new(
         "statements",
@@ -172,7 +181,6 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     );
     st.empty = "本年尚无兜底资金垫付";
     st.page_size = 24;
-    let mut overdue = 0;
     let mut late_list = Vec::new();
     for (code, quarter, amount, claims) in ledger.iter().filter(|l| name.contains_key(l.0.as_str())) {
         let quarter_over = quarter_reconciliation_due(year as u16, *quarter as u8).is_some_and(|d| d.add_days(-10) <= today);
@@ -191,24 +199,13 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
                 } else {
                     Cell::text("")
                 };
-                (
-                    vec![
-                        Cell::text("未生成"),
-                        Cell::text(""),
-                        Cell::text(""),
-                        Cell::text(""),
-                        Cell::text(""),
-                        Cell::text(""),
-                        Cell::text(""),
-                        Cell::text(""),
-                    ],
-                    op,
-                )
+                let mut cells = vec![Cell::text("未生成")];
+                cells.extend((0..7).map(|_| Cell::text("")));
+                (cells, op)
             }
             Some(s) => {
                 let ss = statement_state(s, today);
                 if ss.overdue {
-                    overdue += 1;
                     late_list.push((*s, ss.submit.clone(), ss.pay.clone()));
                 }
                 let next = if s.submitted_on.is_none() {
@@ -221,12 +218,13 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
                     None
                 };
                 let op = match next {
-                    Some((step, label)) if manage => Cell::form(
-                        InlineForm::post("/web/funds/step", label)
-                            .hidden("id", s.id)
-                            .hidden("step", step)
-                            .input(Input::date("on", &format!("{label}日期"), today.to_string())),
-                    ),
+                    Some((step, label)) if manage => {
+                        Cell::form(InlineForm::post("/web/funds/step", label).hidden("id", s.id).hidden("step", step).input(Input::date(
+                            "on",
+                            &format!("{label}日期"),
+                            today.to_string(),
+                        )))
+                    }
                     _ => Cell::text(""),
                 };
                 let tag = |t: &str| {
@@ -251,12 +249,7 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
                 )
             }
         };
-        let mut row = vec![
-            Cell::text(format!("{}（{code}）", name.get(code.as_str()).unwrap_or(&""))),
-            Cell::text(format!("第{}季度", ["", "一", "二", "三", "四"][(*quarter as usize).min(4)])),
-            Cell::Yuan(*amount),
-            Cell::Int(*claims),
-        ];
+        let mut row = vec![Cell::text(hospital(name, code)), Cell::text(quarter_name(*quarter)), Cell::Yuan(*amount), Cell::Int(*claims)];
         row.extend(cells);
         row.push(op);
         st.rows.push(row);
@@ -265,51 +258,100 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     ot.empty = "没有逾期事项";
     for (s, submit, pay) in &late_list {
         ot.rows.push(vec![
-            Cell::text(format!("{}（{}）", name.get(s.fixmedins_code.as_str()).unwrap_or(&""), s.fixmedins_code)),
-            Cell::Int(s.quarter),
+            Cell::text(hospital(name, &s.fixmedins_code)),
+            Cell::text(quarter_name(s.quarter)),
             Cell::Yuan(s.amount_fen),
             Cell::text(submit),
             Cell::text(pay),
         ]);
     }
+    (st, ot)
+}
+
+/// 第一季度 … 第四季度.
+fn quarter_name(q: i64) -> String {
+    format!("第{}季度", ["", "一", "二", "三", "四"][(q.clamp(0, 4)) as usize])
+}
+
+/// The funds page (`templates/funds.html`): the cards, the overdue items, the statements, the budgets
+/// and (for a manager) the budget form.
+#[derive(Template)]
+#[template(path = "funds.html")]
+pub struct FundsView<'a> {
+    /// (label, value, note)
+    pub cards: Vec<(String, String, String)>,
+    pub calendar_warning: Option<String>,
+    pub overdue: TableView<'a>,
+    pub statements: TableView<'a>,
+    pub budgets: TableView<'a>,
+    pub manage: bool,
+    pub year: i64,
+    /// (code, name with code) of the county's hospitals.
+    pub hospitals: Vec<(String, String)>,
+}
+
+/// The figures the cards state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FundFigures {
+    pub budget_fen: i64,
+    pub prepaid_hospitals: usize,
+    pub fallback_fen: i64,
+    pub hospitals: usize,
+    pub overdue: usize,
+}
+
+pub fn fund_cards(f: &FundFigures) -> Vec<(String, String, String)> {
+    vec![
+        ("年度预算".into(), format!("{} 元", yuan(f.budget_fen)), format!("已预付 {} 家", f.prepaid_hospitals)),
+        ("医院垫付兜底资金".into(), format!("{} 元", yuan(f.fallback_fen)), format!("{} 家医院", f.hospitals)),
+        ("逾期事项".into(), format!("{} 项", f.overdue), "对账逾期未报或拨付超过 15 个工作日".into()),
+    ]
+}
+
+/// The warning of a year the holiday calendar does not know (working days are then Monday to Friday).
+pub fn calendar_warning(year: i64, known: bool) -> Option<String> {
+    (!known).then(|| format!("节假日安排中没有 {year} 年，工作日暂按周一至周五计算；请联系系统管理员补充该年的节假日安排。"))
+}
+
+pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Query<FundsQ>) -> WebResult {
+    let county = u.county_scope("资金拨付")?.to_string();
+    let year = year_param(&state, q.year.as_deref()).await?;
+    let today = crate::clock::today();
+    let hospitals: Vec<_> = state.store.institutions().await?.into_iter().filter(|h| h.admdvs.starts_with(&county)).collect();
+    let name: HashMap<&str, &str> = hospitals.iter().map(|h| (h.fixmedins_code.as_str(), h.name.as_str())).collect();
+    let budgets = state.store.budgets(year).await?;
+    let manage = may_manage(&u);
+    let (bt, sums) = budgets_table(&budgets, &name, year, today, manage);
+    // Quarters: the ledger's fallback per hospital, and the statement drawn up for it.
+    let ledger = state.store.fallback_by_quarter(year).await?;
+    let statements = state.store.fallback_statements(year).await?;
+    let (st, ot) = statements_tables(&ledger, &statements, &name, year, today, manage);
     if let Some(x) = q.export.as_deref() {
         return super::table::export_for(&state, &u, &[&bt, &st, &ot], x).await;
     }
 
+    let figures = FundFigures {
+        budget_fen: sums[0],
+        prepaid_hospitals: budgets.iter().filter(|b| name.contains_key(b.fixmedins_code.as_str()) && b.prepaid_on.is_some()).count(),
+        fallback_fen: ledger.iter().filter(|l| name.contains_key(l.0.as_str())).map(|l| l.2).sum(),
+        hospitals: hospitals.len(),
+        overdue: ot.rows.len(),
+    };
+    let view = FundsView {
+        cards: fund_cards(&figures),
+        calendar_warning: calendar_warning(year, calendar().knows(year as u16)),
+        overdue: ot.view(&u.path),
+        statements: st.view(&u.path),
+        budgets: bt.view(&u.path),
+        manage,
+        year,
+        hospitals: hospitals.iter().map(|h| (h.fixmedins_code.clone(), format!("{}（{}）", h.name, h.fixmedins_code))).collect(),
+    };
     let mut page = Page::new(format!("资金拨付 · {year} 年"));
     page.crumbs.push(("资金拨付".into(), String::new()));
+    // The area's sub-navigation, as `supervise` renders it for all its pages.
     page.push(&super::supervise::subnav("/web/funds"));
-    let fallback_total: i64 = ledger.iter().filter(|l| name.contains_key(l.0.as_str())).map(|l| l.2).sum();
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"fund-cards\">{}{}{}</div>",
-        card(
-            "年度预算",
-            &format!("{} 元", yuan(sums[0])),
-            &format!("已预付 {} 家", budgets.iter().filter(|b| b.prepaid_on.is_some()).count())
-        ),
-        card("医院垫付兜底资金", &format!("{} 元", yuan(fallback_total)), &format!("{} 家医院", hospitals.len())),
-        card("逾期事项", &format!("{overdue} 项"), "对账逾期未报或拨付超过 15 个工作日"),
-    ));
-    if !calendar().knows(year as u16) {
-        page.push(&format!(
-            "<p class=\"tag new\">节假日安排中没有 {year} 年，工作日暂按周一至周五计算；请联系系统管理员补充该年的节假日安排。</p>"
-        ));
-    }
-    page.push(&ot.html(&u.path));
-    page.push(&st.html(&u.path));
-    page.push(&bt.html(&u.path));
-    if manage {
-        let options: String = hospitals
-            .iter()
-            .map(|h| format!("<option value=\"{}\">{}（{}）</option>", esc(&h.fixmedins_code), esc(&h.name), esc(&h.fixmedins_code)))
-            .collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>登记年度预算</h2><form method=\"post\" action=\"/web/funds/budget\" class=\"grid-form\" data-testid=\"budget-form\">\
-             <input type=\"hidden\" name=\"year\" value=\"{year}\"><label>定点医疗机构<select name=\"code\">{options}</select></label>\
-             <label>年度预算（元）<input name=\"amount\" required inputmode=\"decimal\"></label><div class=\"actions\"><button>登记</button></div></form></section>"
-        ));
-    }
-    page.push("<p class=\"muted\">依据：医保基金按年度预算 60% 预付、40% 经考核后拨付；医疗机构每季度对垫付的政府兜底资金对账，季度结束后次月 10 日前报送，受理后 15 个工作日内拨付（节假日与调休按国务院办公厅通知配置）。</p>");
+    page.view(&view)?;
     Ok(page.render(&u))
 }
 
@@ -437,4 +479,79 @@ pub async fn step(State(state): State<AppState>, u: WebUser, Form(f): Form<StepF
         return Err(WebError::bad("须按报送、受理、拨付的顺序登记，日期不能早于上一步，且每步只登记一次"));
     }
     back(s.year)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> HashMap<&'static str, &'static str> {
+        [("H1", "会宁县人民医院"), ("H2", "会师镇卫生院")].into_iter().collect()
+    }
+
+    #[test]
+    fn budgets_split_sixty_forty_and_only_managers_get_the_steps() {
+        let today = Date::new(2018, 6, 1).unwrap();
+        let budgets = vec![
+            Budget {
+                fixmedins_code: "H1".into(),
+                year: 2018,
+                budget_fen: 10_000_000,
+                prepaid_on: Some(20180115),
+                assessed_bp: Some(9_000),
+                ..Budget::default()
+            },
+            Budget { fixmedins_code: "H2".into(), year: 2018, budget_fen: 1_000_000, ..Budget::default() },
+            Budget { fixmedins_code: "OTHER".into(), year: 2018, budget_fen: 5, ..Budget::default() },
+        ];
+        let (t, sums) = budgets_table(&budgets, &names(), 2018, today, true);
+        assert_eq!(t.rows.len(), 2, "another county's hospital is left out");
+        assert_eq!(t.rows[0][0].shown_text(), "会宁县人民医院（H1）");
+        assert_eq!(t.rows[0][2].shown_text(), "60,000.00");
+        assert_eq!(t.rows[0][3].shown_text(), "2018-01-15");
+        assert_eq!(t.rows[0][5].shown_text(), "90.00%");
+        assert_eq!(t.rows[1][3].shown_text(), "未拨付");
+        assert_eq!(t.rows[1][5].shown_text(), "未考核");
+        assert_eq!(sums[0], 11_000_000);
+        assert_eq!(sums[1], 6_600_000);
+        let Cell::Parts(ops) = &t.rows[1][8] else { panic!("steps") };
+        assert_eq!(ops.len(), 2, "登记预付 and 登记考核");
+        let (t, _) = budgets_table(&budgets, &names(), 2018, today, false);
+        assert!(matches!(&t.rows[1][8], Cell::Parts(p) if p.is_empty()), "a viewer gets no forms");
+    }
+
+    #[test]
+    fn a_statement_not_submitted_after_its_due_date_is_overdue() {
+        let today = Date::new(2018, 5, 1).unwrap();
+        let ledger = vec![("H1".to_string(), 1, 123_400, 3), ("H2".to_string(), 1, 5_000, 1), ("H1".to_string(), 2, 7_000, 1)];
+        let statements = vec![FallbackStatement {
+            id: 9,
+            fixmedins_code: "H1".into(),
+            year: 2018,
+            quarter: 1,
+            amount_fen: 123_400,
+            claims: 3,
+            ..FallbackStatement::default()
+        }];
+        let (st, ot) = statements_tables(&ledger, &statements, &names(), 2018, today, true);
+        assert_eq!(st.rows.len(), 3);
+        assert_eq!(st.rows[0][1].shown_text(), "第一季度");
+        assert_eq!(st.rows[0][5].shown_text(), "2018-04-10");
+        assert_eq!(st.rows[0][7].shown_text(), "逾期未报 21 天");
+        assert_eq!(st.rows[1][4].shown_text(), "未生成");
+        assert!(matches!(&st.rows[1][12], Cell::Parts(p) if matches!(&p[0], Part::Form(f) if f.action == "/web/funds/statement")));
+        assert_eq!(st.rows[2][12].shown_text(), "季度未结束");
+        assert_eq!(ot.rows.len(), 1);
+        assert_eq!((ot.rows[0][0].shown_text().as_str(), ot.rows[0][1].shown_text().as_str()), ("会宁县人民医院（H1）", "第一季度"));
+    }
+
+    #[test]
+    fn the_cards_state_the_figures_in_yuan() {
+        let c = fund_cards(&FundFigures { budget_fen: 11_000_000, prepaid_hospitals: 1, fallback_fen: 135_400, hospitals: 2, overdue: 1 });
+        assert_eq!(c[0], ("年度预算".to_string(), "110,000.00 元".to_string(), "已预付 1 家".to_string()));
+        assert_eq!(c[1].1, "1,354.00 元");
+        assert_eq!(c[2].1, "1 项");
+        assert!(calendar_warning(2018, true).is_none());
+        assert!(calendar_warning(2031, false).is_some_and(|w| w.contains("2031 年")));
+    }
 }

@@ -5,8 +5,12 @@
 use axum::extract::{Multipart, State};
 use baozhang_ingest::rosters::{import_file, ImportOptions, RosterKind, ALL_KINDS};
 
-use super::table::{Cell, Table};
-use super::{esc, Page, WebError, WebResult, WebUser};
+use askama::Template;
+use baozhang_ingest::rosters::ImportReport;
+use baozhang_ingest::worklist::{mask_id, mask_name};
+
+use super::table::{Cell, Table, TableView};
+use super::{count, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -23,30 +27,66 @@ fn require(u: &WebUser) -> Result<(), WebError> {
     }
 }
 
-fn form(kind: Option<RosterKind>) -> String {
-    let templates = ALL_KINDS
-        .iter()
-        .map(|k| format!("<a href=\"/web/import/template/{}\" download>{}</a>", k.id(), esc(k.name_zh())))
-        .collect::<Vec<_>>()
-        .join("、");
-    let mut opts = String::new();
-    for k in ALL_KINDS {
-        opts.push_str(&format!(
-            "<option value=\"{}\"{}>{}</option>",
-            k.id(),
-            if Some(k) == kind { " selected" } else { "" },
-            esc(k.name_zh())
-        ));
+/// The import page (`templates/import.html`): an upload's result, if any, and the form.
+#[derive(Template)]
+#[template(path = "import.html")]
+pub struct ImportView<'a> {
+    pub result: Option<ImportResult>,
+    pub normalised: Option<TableView<'a>>,
+    pub rejected: Option<TableView<'a>>,
+    /// (id, name) of the roster kinds.
+    pub kinds: Vec<(&'static str, &'static str)>,
+    /// The kind chosen (the form keeps it).
+    pub kind: &'static str,
+    pub max_mb: usize,
+}
+
+/// What an upload did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ImportResult {
+    pub file: String,
+    pub kind: &'static str,
+    /// The file had been imported before, as this batch: nothing changed.
+    pub already_imported_as: Option<i64>,
+    pub total: String,
+    pub accepted: String,
+    pub rejected: String,
+    pub conflicts: String,
+    pub changes: String,
+    /// (file name, `data:` address) of the rejected rows with their original content.
+    pub rejected_download: Option<(String, String)>,
+}
+
+/// The view model of the page: the form (with `kind` chosen) and an upload's result.
+pub fn import_view<'a>(
+    kind: Option<RosterKind>,
+    result: Option<ImportResult>,
+    normalised: Option<TableView<'a>>,
+    rejected: Option<TableView<'a>>,
+) -> ImportView<'a> {
+    ImportView {
+        result,
+        normalised,
+        rejected,
+        kinds: ALL_KINDS.iter().map(|k| (k.id(), k.name_zh())).collect(),
+        kind: kind.map_or("", RosterKind::id),
+        max_mb: MAX_UPLOAD_BYTES >> 20,
     }
-    format!(
-        "<section class=\"calc\"><form method=\"post\" action=\"/web/import\" enctype=\"multipart/form-data\" class=\"grid-form\" data-testid=\"import-form\">\
-         <label>名单类型<select name=\"kind\">{opts}</select></label>\
-         <label>文件（.xlsx 或 .csv，不超过 {} MB）<input type=\"file\" name=\"file\" accept=\".xlsx,.csv\" required></label>\
-         <div class=\"actions\"><button type=\"submit\">上传并导入</button></div></form>\
-         <p class=\"muted\">请用空白模板填写（第一张表只有表头；填写示例在另一张表中，不会被导入）：{templates}。每一行都会校验：身份证校验位、性别与出生日期、区划代码、日期、金额、必填项、重复；\
-         有问题的行不导入，并逐行列出原因；其余的行在一个事务中合并入库。同一文件重复上传不会重复导入。</p></section>",
-        MAX_UPLOAD_BYTES >> 20
-    )
+}
+
+/// The result of an upload of `file` as `kind`; `rejected_xlsx`: the rejected rows' workbook.
+pub fn import_result(file: &str, kind: RosterKind, r: &ImportReport, rejected_xlsx: Option<&[u8]>) -> ImportResult {
+    ImportResult {
+        file: file.to_string(),
+        kind: kind.name_zh(),
+        already_imported_as: r.already_imported_as,
+        total: count(r.rows_total as i64),
+        accepted: count(r.rows_accepted as i64),
+        rejected: count(r.rows_rejected as i64),
+        conflicts: count(r.conflicts as i64),
+        changes: count(r.changes as i64),
+        rejected_download: rejected_xlsx.map(|b| (format!("{file}.rejected.xlsx"), format!("data:{XLSX};base64,{}", base64(b)))),
+    }
 }
 
 /// `GET /web/import/template/{kind}`: the blank template of a roster (XLSX: headers on the data sheet, the
@@ -81,7 +121,7 @@ pub async fn template(u: WebUser, axum::extract::Path(kind): axum::extract::Path
 pub async fn import_page(u: WebUser) -> WebResult {
     require(&u)?;
     let mut page = Page::new("名单导入");
-    page.push(&form(None));
+    page.view(&import_view(None, None, None, None))?;
     Ok(page.render(&u))
 }
 
@@ -194,22 +234,7 @@ pub async fn upload(
     state.web.dashboard.invalidate();
     state.web.exit.invalidate();
 
-    let mut page = Page::new("名单导入结果");
-    let summary = match report.already_imported_as {
-        Some(id) => format!("<div class=\"alert ok\" role=\"status\">{}：此文件已于导入批次 #{id} 导入过，未做任何更改。</div>", esc(&name)),
-        None => format!(
-            "<div class=\"alert ok\" role=\"status\" data-testid=\"import-summary\">{}（{}）：共 {} 行，接受 <strong>{}</strong> 行，拒绝 <strong>{}</strong> 行，冲突 {} 条，数据变更 {} 处。</div>",
-            esc(&name),
-            esc(kind.name_zh()),
-            report.rows_total,
-            report.rows_accepted,
-            report.rows_rejected,
-            report.conflicts,
-            report.changes
-        ),
-    };
-    page.push(&summary);
-    if report.normalised_rows > 0 {
+    let normalised = if report.normalised_rows > 0 {
         // What was put right on the way in (the notes name fields, never values).
         let mut t = Table::new("normalised", format!("自动规范的行（{} 行）", report.normalised_rows), vec!["行号", "字段", "处理"]);
         t.page_size = 20;
@@ -217,62 +242,78 @@ pub async fn upload(
             t.rows.push(vec![Cell::Int(*row as i64), Cell::text(field), Cell::text(note)]);
         }
         t.export_href = Some(t.data_uri()?);
-        page.push("<p class=\"muted\">以下各行已自动规范后导入：全角数字、不可见字符和空格已去除，15 位旧证件号码已转换为 18 位，日期已统一格式，姓名中的空格已删除。请核对，并在源数据中一并更正。</p>");
-        page.push(&t.html("/web/import"));
-    }
-    if let Some(csv_path) = &report.rejections_csv {
-        let mut t = Table::new("rejected", "被拒绝的行及原因", vec![]);
-        t.page_size = 50;
-        let mut rdr =
-            csv::ReaderBuilder::new().flexible(true).from_path(csv_path).map_err(|e| WebError::bad(format!("拒绝报告无法读取：{e}")))?;
-        let headers: Vec<String> = rdr.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
-        // On screen, ID numbers and names are masked; the Excel download is the uploader's own rows.
-        let masks: Vec<u8> = headers
-            .iter()
-            .map(|h| {
-                if h.contains("身份证") || h.contains("证件号码") {
-                    1
-                } else if h.contains("姓名") {
-                    2
-                } else {
-                    0
-                }
-            })
-            .collect();
-        t.columns = headers;
-        for rec in rdr.records().flatten().take(10_000) {
-            t.rows.push(
-                rec.iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        Cell::text(match masks.get(i) {
-                            Some(1) => baozhang_ingest::worklist::mask_id(c),
-                            Some(2) => baozhang_ingest::worklist::mask_name(c),
-                            _ => c.to_string(),
-                        })
-                    })
-                    .collect(),
-            );
+        Some(t)
+    } else {
+        None
+    };
+    let mut rejected_xlsx = None;
+    let rejected = match &report.rejections_csv {
+        Some(csv_path) => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_path(csv_path)
+                .map_err(|e| WebError::bad(format!("拒绝报告无法读取：{e}")))?;
+            let headers: Vec<String> = rdr.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
+            let records: Vec<Vec<String>> = rdr.records().flatten().take(10_000).map(|r| r.iter().map(str::to_string).collect()).collect();
+            let mut t = rejected_table(headers, &records);
+            // The result of a POST cannot be fetched again: the table's export is its own workbook, inline.
+            t.export_href = Some(t.data_uri()?);
+            rejected_xlsx = report.rejections_xlsx.as_ref().and_then(|x| std::fs::read(x).ok());
+            Some(t)
         }
-        // The result of a POST cannot be fetched again: the table's export is its own workbook, inline.
-        t.export_href = Some(t.data_uri()?);
-        page.push(&t.html("/web/import"));
-        if let Some(x) = &report.rejections_xlsx {
-            if let Ok(b) = std::fs::read(x) {
-                page.push(&format!(
-                    "<p><a class=\"btn\" download=\"{}.rejected.xlsx\" href=\"data:{XLSX};base64,{}\">下载被拒绝的行（Excel，含原始内容）</a></p>",
-                    esc(&name),
-                    base64(&b)
-                ));
-            }
-        }
-    }
-    page.push(&form(Some(kind)));
+        None => None,
+    };
+    let result = import_result(&name, kind, &report, rejected_xlsx.as_deref());
+    let view = import_view(
+        Some(kind),
+        Some(result),
+        normalised.as_ref().map(|t| t.view("/web/import")),
+        rejected.as_ref().map(|t| t.view("/web/import")),
+    );
+    let mut page = Page::new("名单导入结果");
+    page.view(&view)?;
     Ok(page.render(&u))
+}
+
+/// The rejected rows with their reasons, as the report lists them. On screen, ID numbers and names are
+/// masked; the Excel download is the uploader's own rows.
+pub fn rejected_table(headers: Vec<String>, records: &[Vec<String>]) -> Table {
+    let mut t = Table::new("rejected", "被拒绝的行及原因", vec![]);
+    t.page_size = 50;
+    let masks: Vec<u8> = headers
+        .iter()
+        .map(|h| {
+            if h.contains("身份证") || h.contains("证件号码") {
+                1
+            } else if h.contains("姓名") {
+                2
+            } else {
+                0
+            }
+        })
+        .collect();
+    t.columns = headers;
+    for rec in records {
+        t.rows.push(
+            rec.iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Cell::text(match masks.get(i) {
+                        Some(1) => mask_id(c),
+                        Some(2) => mask_name(c),
+                        _ => c.to_string(),
+                    })
+                })
+                .collect(),
+        );
+    }
+    t
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn base64_matches_rfc4648() {
         assert_eq!(super::base64(b""), "");
@@ -287,5 +328,46 @@ mod tests {
         assert_eq!(super::safe_file_name("../../etc/passwd"), "passwd");
         assert_eq!(super::safe_file_name("C:\\x\\低保名单.xlsx"), "低保名单.xlsx");
         assert_eq!(super::safe_file_name(".hidden"), "upload.hidden");
+    }
+
+    fn report() -> ImportReport {
+        ImportReport {
+            kind: "dibao".into(),
+            file: "x".into(),
+            rows_total: 12_345,
+            rows_accepted: 12_344,
+            rows_rejected: 1,
+            changes: 7,
+            already_imported_as: None,
+            import_id: Some(3),
+            rejections_csv: None,
+            rejections_xlsx: None,
+            conflicts: 0,
+            normalised_rows: 0,
+            normalised_csv: None,
+            normalised: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_result_counts_with_separators_and_offers_the_rejected_rows() {
+        let r = super::import_result("低保.csv", RosterKind::Dibao, &report(), Some(b"foo"));
+        assert_eq!((r.kind, r.total.as_str(), r.accepted.as_str(), r.rejected.as_str()), ("低保对象名单", "12,345", "12,344", "1"));
+        assert_eq!(r.already_imported_as, None);
+        assert_eq!(r.rejected_download, Some(("低保.csv.rejected.xlsx".to_string(), format!("data:{XLSX};base64,Zm9v"))));
+        let v = super::import_view(Some(RosterKind::Dibao), Some(r), None, None);
+        assert_eq!(v.kind, "dibao");
+        assert_eq!(v.kinds.len(), ALL_KINDS.len());
+        assert_eq!(super::import_view(None, None, None, None).kind, "");
+    }
+
+    #[test]
+    fn rejected_rows_are_masked_on_screen() {
+        let t = super::rejected_table(
+            vec!["行号".into(), "姓名".into(), "身份证号码".into(), "原因".into()],
+            &[vec!["2".into(), "张小明".into(), "62042219800101123X".into(), "证件号码校验位错误".into()]],
+        );
+        let shown: Vec<String> = t.rows[0].iter().map(Cell::shown_text).collect();
+        assert_eq!(shown, vec!["2", "张**", "620422********123X", "证件号码校验位错误"]);
     }
 }

@@ -2,6 +2,9 @@
 //! identity, see what each fund and the patient pay). The calculator writes nothing. Admin and bureau also
 //! find here the weighing of a new policy against the old on a year of their region (`policy_compare`).
 
+use std::collections::HashMap;
+
+use askama::Template;
 use axum::extract::{Query, State};
 use baozhang_core::claim::{Bill, Claim, HospLevel, MedType};
 use baozhang_core::engine::{settle, Accumulators};
@@ -10,8 +13,8 @@ use baozhang_core::policy::{describe, Mark, Policy};
 use baozhang_core::{Date, Fen, Identity, IdentitySet};
 use serde::Deserialize;
 
-use super::table::{Cell, Table};
-use super::{esc, fragment, fragment_error, pct, ratio_bp, yuan, Page, WebResult, WebUser};
+use super::table::{Cell, Table, TableView};
+use super::{fragment, fragment_error, pct, ratio_bp, yuan, Page, WebResult, WebUser};
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -79,79 +82,60 @@ pub async fn policy_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     if let Some(id) = q.export.as_deref() {
         return super::table::export_for(&state, &u, &[&layers, &values], id).await;
     }
+    let names = state.web.region_names(&state.store).await?;
+    let compare = super::policy_compare::form_html(&state, &u, policy).await?;
+    let view = PolicyView {
+        policies: state.policies.all().iter().map(|p| (p.meta.id.clone(), format!("{}（{}）", p.meta.name, p.meta.region_name))).collect(),
+        selected: policy.meta.id.clone(),
+        scope: scope_line(policy, &names),
+        layers: layers.view(&u.path),
+        values: values.view(&u.path),
+        identities: IDENTITY_CHOICES.iter().map(|i| (i.id(), i.name_zh())).collect(),
+        date: policy.meta.effective_from.to_string(),
+        compare,
+    };
     let mut page = Page::new("政策与测算");
-    let mut sel =
-        String::from("<form class=\"inline\" method=\"get\" action=\"/web/policy\"><label>政策 <select name=\"id\" data-autosubmit>");
-    for p in state.policies.all() {
-        sel.push_str(&format!(
-            "<option value=\"{}\"{}>{}（{}）</option>",
-            esc(&p.meta.id),
-            if p.meta.id == policy.meta.id { " selected" } else { "" },
-            esc(&p.meta.name),
-            esc(&p.meta.region_name)
-        ));
-    }
-    sel.push_str("</select></label><noscript><button>查看</button></noscript></form>");
-    page.push(&sel);
-    page.push(&format!(
-        "<p class=\"muted\">适用区划 {}，{} 起施行{}；政策版本 {}。</p>",
-        esc(&p_covers(policy)),
-        policy.meta.effective_from,
-        policy.meta.effective_to.map(|d| format!("，至 {d}")).unwrap_or_default(),
-        esc(&policy.version)
-    ));
-    page.push(&layers.html(&u.path));
-    page.push(&values.html(&u.path));
-    page.push(&calculator_form(policy));
-    page.push(&super::policy_compare::form_html(&state, &u, policy).await?);
+    page.view(&view)?;
     Ok(page.render(&u))
 }
 
-fn p_covers(p: &Policy) -> String {
-    if p.meta.covers.is_empty() {
-        format!("{} {}", p.meta.region_code, p.meta.region_name)
+/// The policy page (`templates/policy.html`): the choice of policy, where and when it applies, its
+/// layers and the sources of its values, the calculator and (admin, bureau) the comparison form.
+#[derive(Template)]
+#[template(path = "policy.html")]
+pub struct PolicyView<'a> {
+    /// (id, name with its region)
+    pub policies: Vec<(String, String)>,
+    pub selected: String,
+    pub scope: String,
+    pub layers: TableView<'a>,
+    pub values: TableView<'a>,
+    /// (id, name) of the identities the calculator offers.
+    pub identities: Vec<(&'static str, &'static str)>,
+    /// The calculator's default date: the policy's first day.
+    pub date: String,
+    /// `policy_compare::form_html`: rendered by askama (`templates/policy_compare.html`), or empty.
+    pub compare: String,
+}
+
+/// Where and when a policy applies, its regions by name: "适用于会宁县，2018-01-01 起施行；政策版本号 …。"
+pub fn scope_line(p: &Policy, names: &HashMap<String, String>) -> String {
+    let place = |c: &str| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let covers = if p.meta.covers.is_empty() {
+        if p.meta.region_name.is_empty() {
+            place(&p.meta.region_code)
+        } else {
+            p.meta.region_name.clone()
+        }
     } else {
-        p.meta.covers.join("、")
-    }
-}
-
-fn calculator_form(policy: &Policy) -> String {
-    let mut ids = String::new();
-    for i in IDENTITY_CHOICES {
-        ids.push_str(&format!(
-            "<label class=\"check\"><input type=\"checkbox\" name=\"identity\" value=\"{}\"> {}</label>",
-            i.id(),
-            i.name_zh()
-        ));
-    }
-    let date = policy.meta.effective_from;
+        p.meta.covers.iter().map(|c| place(c)).collect::<Vec<_>>().join("、")
+    };
     format!(
-        "<section class=\"calc\"><h2>待遇测算（政策宣传用）</h2>\
-         <form hx-post=\"/web/policy/calc\" hx-target=\"#calc-result\" class=\"grid-form\" data-testid=\"calc-form\">\
-         <input type=\"hidden\" name=\"policy\" value=\"{}\">\
-         <fieldset><legend>人员身份</legend>{ids}</fieldset>\
-         <label>医疗类别<select name=\"med_type\"><option value=\"21\">住院</option><option value=\"14\">门诊慢特病</option></select></label>\
-         <label>医院等级<select name=\"hosp_lv\"><option value=\"1\">一级（乡镇卫生院）</option><option value=\"2\" selected>二级（县级医院）</option><option value=\"3\">三级</option></select></label>\
-         <label>结算日期<input type=\"date\" name=\"date\" value=\"{}\"></label>\
-         <label class=\"check\"><input type=\"checkbox\" name=\"in_county\" value=\"1\" checked> 县域内就医</label>\
-         <label class=\"check\"><input type=\"checkbox\" name=\"referral_ok\" value=\"1\" checked> 按规定转诊</label>\
-         <label class=\"check\"><input type=\"checkbox\" name=\"major_disease\" value=\"1\"> 大病集中救治病种</label>\
-         {}\
-         <div class=\"actions\"><button type=\"submit\">测算</button></div></form>\
-         <div id=\"calc-result\" aria-live=\"polite\"></div></section>",
-        esc(&policy.meta.id),
-        date,
-        bill_fields()
+        "适用于{covers}，{} 起施行{}；政策版本号 {}（记录在每一笔结算上）。",
+        p.meta.effective_from,
+        p.meta.effective_to.map(|d| format!("，至 {d}")).unwrap_or_default(),
+        p.version
     )
-}
-
-/// The bill's parts as form fields (yuan), shared with the settlement window.
-pub fn bill_fields() -> String {
-    "<label>医疗费总额（元）<input name=\"total\" inputmode=\"decimal\" required placeholder=\"如 10000.00\"></label>\
-     <label>全自费（元）<input name=\"fulamt\" inputmode=\"decimal\" value=\"0\"></label>\
-     <label>超限价自费（元）<input name=\"overlmt\" inputmode=\"decimal\" value=\"0\"></label>\
-     <label>先行自付（元）<input name=\"preselfpay\" inputmode=\"decimal\" value=\"0\"></label>"
-        .to_string()
 }
 
 /// Parses the four yuan fields into a bill (政策范围内 = 总额 − 三项自费). Errors name the field.
@@ -222,13 +206,13 @@ pub async fn calculate(State(state): State<AppState>, _u: WebUser, axum_extra_fo
         overlmt: get("overlmt"),
         preselfpay: get("preselfpay"),
     };
-    match calc(&state, &f) {
+    match calc(&state, &f).and_then(|v| v.render().map_err(|e| format!("测算结果无法显示：{e}"))) {
         Ok(html) => fragment(html),
         Err(e) => fragment_error(&e),
     }
 }
 
-fn calc(state: &AppState, f: &CalcForm) -> Result<String, String> {
+fn calc(state: &AppState, f: &CalcForm) -> Result<CalcResultView, String> {
     let policy = state.policies.all().iter().find(|p| p.meta.id == f.policy).ok_or_else(|| format!("没有政策“{}”", f.policy))?;
     let mut ids = IdentitySet::EMPTY;
     for i in &f.identity {
@@ -257,12 +241,29 @@ fn calc(state: &AppState, f: &CalcForm) -> Result<String, String> {
     };
     let (s, _) = settle(policy, &claim, ids, &Accumulators::default());
     let a = baozhang_ingest::output::SetlAmounts::of(&s, &bill);
-    Ok(result_html(policy, &s, &a, &bill, &ids, "测算结果（按本年度首次就医计算）", true))
+    Ok(result_view(policy, &s, &a, &bill, &ids, "测算结果（按本年度首次就医计算）", true))
 }
 
-/// The result of a settlement (computed or committed) as an HTML block: every fund, the hospital, the
-/// patient, and the rule behind each amount.
-pub fn result_html(
+/// A computed settlement (`templates/policy_result.html`): every fund, the hospital, the patient, and
+/// the rule behind each amount.
+#[derive(Template, Debug)]
+#[template(path = "policy_result.html")]
+pub struct CalcResultView {
+    pub title: String,
+    pub identities: String,
+    pub total: String,
+    pub inscp: String,
+    /// (layer, amount in yuan, rule)
+    pub lines: Vec<(String, String, String)>,
+    pub fund: String,
+    pub hosp: String,
+    pub psn: String,
+    /// 实际报销比例: (total − personal) ÷ total.
+    pub ratio: String,
+    pub printable: bool,
+}
+
+pub fn result_view(
     policy: &Policy,
     s: &baozhang_core::engine::Settlement,
     a: &baozhang_ingest::output::SetlAmounts,
@@ -270,33 +271,20 @@ pub fn result_html(
     ids: &IdentitySet,
     title: &str,
     printable: bool,
-) -> String {
-    let mut rows = String::new();
-    for e in explain(policy, s).iter().filter(|e| e.applied) {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"rule\">{}</td></tr>",
-            esc(&e.layer_name),
-            yuan(e.amount.0),
-            esc(&e.text)
-        ));
-    }
+) -> CalcResultView {
     let total = bill.total().0;
-    format!(
-        "<div class=\"result\" data-testid=\"result\"><h3>{}</h3><p>身份：{}；医疗费总额 {} 元，其中政策范围内 {} 元。</p>\
-         <table class=\"plain\"><thead><tr><th>支付项目</th><th>金额（元）</th><th>依据</th></tr></thead><tbody>{rows}</tbody>\
-         <tfoot><tr><th>基金支付合计</th><td class=\"num\" data-testid=\"fund-total\">{}</td><td></td></tr>\
-         <tr><th>医院承担</th><td class=\"num\">{}</td><td></td></tr>\
-         <tr class=\"strong\"><th>个人负担（患者应付）</th><td class=\"num\" data-testid=\"psn-part\">{}</td><td>实际报销比例 {}</td></tr></tfoot></table>{}</div>",
-        esc(title),
-        esc(&if ids.is_empty() { "普通居民".to_string() } else { ids.names_zh() }),
-        yuan(total),
-        yuan(bill.compliant().0),
-        yuan(a.fund_pay_sumamt.0),
-        yuan(a.hosp_part_amt.0),
-        yuan(a.psn_part_amt.0),
-        pct(ratio_bp(total - a.psn_part_amt.0, total)),
-        if printable { "<p class=\"noprint\"><button type=\"button\" data-print>打印</button></p>" } else { "" }
-    )
+    CalcResultView {
+        title: title.to_string(),
+        identities: ids.names_zh(),
+        total: yuan(total),
+        inscp: yuan(bill.compliant().0),
+        lines: explain(policy, s).iter().filter(|e| e.applied).map(|e| (e.layer_name.clone(), yuan(e.amount.0), e.text.clone())).collect(),
+        fund: yuan(a.fund_pay_sumamt.0),
+        hosp: yuan(a.hosp_part_amt.0),
+        psn: yuan(a.psn_part_amt.0),
+        ratio: pct(ratio_bp(total - a.psn_part_amt.0, total)),
+        printable,
+    }
 }
 
 #[cfg(test)]
@@ -317,5 +305,50 @@ mod tests {
         assert!(parse_bill("100", "-1", "0", "0").unwrap_err().contains("全自费"));
         assert!(parse_bill("100", "60", "30", "20").unwrap_err().contains("超过了医疗费总额"));
         assert!(parse_bill("100", "0", "1.234", "0").unwrap_err().contains("超限价自费"));
+    }
+
+    fn huining() -> Policy {
+        baozhang_core::policy::parse_policy(baozhang_core::reference::reference_source("gansu-huining-2018").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_scope_names_the_regions() {
+        let mut p = huining();
+        let names: HashMap<String, String> =
+            [("620422", "会宁县"), ("620421", "靖远县")].into_iter().map(|(c, n)| (c.to_string(), n.to_string())).collect();
+        p.meta.covers = Vec::new();
+        let line = scope_line(&p, &names);
+        assert!(line.starts_with(&format!("适用于{}，{} 起施行", p.meta.region_name, p.meta.effective_from)), "{line}");
+        assert!(line.contains(&format!("政策版本号 {}", p.version)), "{line}");
+        p.meta.covers = vec!["620422".into(), "620421".into(), "620423".into()];
+        let line = scope_line(&p, &names);
+        assert!(line.starts_with("适用于会宁县、靖远县、620423，"), "by name, else by code: {line}");
+    }
+
+    #[test]
+    fn a_calculation_adds_up_in_yuan_with_the_rule_of_each_layer() {
+        let p = huining();
+        let bill = parse_bill("10000", "500", "0", "0").unwrap();
+        let claim = Claim {
+            site: Default::default(),
+            setl_date: p.meta.effective_from,
+            med_type: MedType::parse("21").unwrap(),
+            hosp_lv: HospLevel::parse("2").unwrap(),
+            in_county: true,
+            referral_ok: true,
+            major_disease: false,
+            bill,
+        };
+        let ids = IdentitySet::EMPTY.with(Identity::RegisteredPoor);
+        let (s, _) = settle(&p, &claim, ids, &Accumulators::default());
+        let a = baozhang_ingest::output::SetlAmounts::of(&s, &bill);
+        let v = result_view(&p, &s, &a, &bill, &ids, "测算结果", true);
+        assert_eq!((v.total.as_str(), v.inscp.as_str()), ("10,000.00", "9,500.00"));
+        assert_eq!(v.identities, "建档立卡贫困人口");
+        assert_eq!(v.fund, yuan(a.fund_pay_sumamt.0));
+        assert_eq!(a.fund_pay_sumamt.0 + a.hosp_part_amt.0 + a.psn_part_amt.0, 1_000_000);
+        assert!(!v.lines.is_empty() && v.lines.iter().all(|l| !l.2.is_empty()), "each applied layer with its rule: {v:?}");
+        assert_eq!(v.ratio, pct(ratio_bp(1_000_000 - a.psn_part_amt.0, 1_000_000)));
+        assert!(v.printable);
     }
 }

@@ -16,8 +16,10 @@ use baozhang_ingest::worklist::{mask_id, mask_name};
 use baozhang_store::risk::{best_line, LineRow};
 use serde::Deserialize;
 
-use super::table::{Cell, Details, Part, Table};
-use super::{card, esc, yuan, Page, WebError, WebResult, WebUser};
+use askama::Template;
+
+use super::table::{Cell, Details, Part, Table, TableView};
+use super::{count, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -35,34 +37,43 @@ pub struct RiskQ {
 /// The line of a region and year, and how it was set (for the page's note).
 pub struct LineInForce {
     pub line: WarningLine,
-    pub note: String,
-    pub configured: bool,
+    /// The line set for the region (or above it); None: the workbench's default line.
+    pub set: Option<LineRow>,
+    pub year: i64,
+}
+
+impl LineInForce {
+    pub fn configured(&self) -> bool {
+        self.set.is_some()
+    }
 }
 
 /// The line in force for a region among a year's lines: the one set for it (or above it), else the
 /// workbench's default line.
 pub fn line_from(lines: &[LineRow], default_fen: i64, region: &str, year: i64) -> LineInForce {
     match best_line(lines, region) {
-        Some(l) => LineInForce {
-            line: l.line(),
-            note: format!(
-                "{} 年预警线 {} 元 = 农村居民人均可支配收入 {} 元 × {}（{}，{} 于 {} 设定，适用于 {}）",
-                l.year,
-                yuan(l.line().line_fen),
-                yuan(l.income_fen),
-                super::pct(Some(l.share_bp)),
-                l.source,
-                l.set_by,
-                l.set_at.get(..10).unwrap_or(&l.set_at),
-                l.region_code
-            ),
-            configured: true,
-        },
-        None => LineInForce {
-            line: WarningLine { line_fen: default_fen, near_bp: 8_000 },
-            note: format!("尚未设定 {year} 年本地预警线，暂按默认 {} 元（请医保局按当地农村居民人均可支配收入设定）", yuan(default_fen)),
-            configured: false,
-        },
+        Some(l) => LineInForce { line: l.line(), set: Some(l.clone()), year },
+        None => LineInForce { line: WarningLine { line_fen: default_fen, near_bp: 8_000 }, set: None, year },
+    }
+}
+
+/// How the line in force was set, in words, the region it was set for by name.
+pub fn line_note(lf: &LineInForce, names: &HashMap<String, String>) -> String {
+    match &lf.set {
+        Some(l) => format!(
+            "{} 年预警线 {} 元 = 农村居民人均可支配收入 {} 元 × {}（{}，{} 于 {} 设定，适用于{}）",
+            l.year,
+            yuan(l.line().line_fen),
+            yuan(l.income_fen),
+            super::pct(Some(l.share_bp)),
+            l.source,
+            l.set_by,
+            l.set_at.get(..10).unwrap_or(&l.set_at),
+            names.get(&l.region_code).cloned().unwrap_or_else(|| l.region_code.clone())
+        ),
+        None => {
+            format!("尚未设定 {} 年本地预警线，暂按默认 {} 元（请医保局按当地农村居民人均可支配收入设定）", lf.year, yuan(lf.line.line_fen))
+        }
     }
 }
 
@@ -205,9 +216,7 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
     let year = super::dashboard::default_year(&state).await;
     let default_day = Date::new(year as u16, 12, 31).ok_or_else(|| WebError::bad("年度无效"))?;
     let as_of = parse_as_of(q.as_of.as_deref(), default_day)?;
-    let started = Instant::now();
     let lf = line_in_force(&state, &region, i64::from(as_of.year())).await?;
-    let from = months_back(as_of, 12);
     let res = state.web.risk.get(&state, as_of).await?;
     let names = state.web.region_names(&state.store).await?;
     let pid = state.web.pid_key(&state.store).await?;
@@ -275,63 +284,107 @@ pub async fn risk_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
         return super::table::export_for(&state, &u, &[&pt, &ht], id).await;
     }
 
-    let count = |l: Level| mine.iter().filter(|f| f.a.level == l).count();
+    let count = |l: Level| mine.iter().filter(|f| f.a.level == l).count() as i64;
     let settled: usize = res.settled.iter().filter(|(v, _)| v.starts_with(&region)).map(|(_, n)| n).sum();
     let region_name = village_name(&region);
     let mut page = Page::new(format!("因病返贫致贫预警 · {region_name}"));
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
     page.crumbs.push(("因病致贫预警".into(), String::new()));
-    page.push(&format!(
-        "<form class=\"inline noprint\" method=\"get\" action=\"/web/risk\"><input type=\"hidden\" name=\"region\" value=\"{}\">\
-         <label>评估日期<input type=\"date\" name=\"as_of\" value=\"{}\"></label><button>查看</button></form>\
-         <p class=\"muted\" data-testid=\"risk-line\">{}。统计期 {} 至 {}（近 12 个月）。超过预警线：近 12 个月个人负担达到预警线；接近：达到预警线的 80%；快速上升：近 3 个月的负担再持续一个季度即超过预警线。家庭按人均比较。每人按其所在村适用的预警线评估。</p>",
-        esc(&region),
-        as_of,
-        esc(&lf.note),
-        from.add_days(1),
-        as_of
-    ));
-    page.push(&format!(
-        "<div class=\"cards\" data-testid=\"risk-cards\">{}{}{}{}</div>",
-        card("超过预警线", &format!("{} 人", count(Level::Over)), &format!("预警线 {} 元/年", yuan(lf.line.line_fen))),
-        card("接近预警线", &format!("{} 人", count(Level::Near)), &format!("{} 元以上", yuan(lf.line.near_fen()))),
-        card("快速上升", &format!("{} 人", count(Level::Rising)), "近 3 个月负担较重"),
-        card("预警家庭", &format!("{} 户", homes.len()), &format!("近 12 个月有结算的 {settled} 人")),
-    ));
-    if mine.len() > SHOWN_ROWS || homes.len() > SHOWN_ROWS {
-        page.push(&format!(
-            "<div class=\"alert\" role=\"status\">名单较长：页面按严重程度显示前 {SHOWN_ROWS} 条，完整名单请点“导出 Excel”（预警人员 {} 人，预警家庭 {} 户）。</div>",
-            mine.len(),
-            homes.len()
-        ));
-    }
-    let path = u.path.clone();
-    page.push(&pt.html(&path)).push(&ht.html(&path));
-    if matches!(u.p.role, Role::Admin | Role::Bureau) {
-        page.push(&line_form(&region, i64::from(as_of.year()), &lf));
-    }
-    page.push(&format!(
-        "<p class=\"muted small\">名单于 {} 秒前计算（全库一次 {} 毫秒，每分钟更新）；本页服务器用时 {} 毫秒。</p>",
-        res.computed.elapsed().as_secs(),
-        res.compute_ms,
-        started.elapsed().as_millis()
-    ));
+    let figures = Figures {
+        over: count(Level::Over),
+        near: count(Level::Near),
+        rising: count(Level::Rising),
+        persons: mine.len(),
+        households: homes.len(),
+        settled,
+        age_secs: res.computed.elapsed().as_secs(),
+    };
+    let manage = matches!(u.p.role, Role::Admin | Role::Bureau);
+    let view = risk_view(&region, as_of, &lf, &names, &figures, manage, pt.view(&u.path), ht.view(&u.path));
+    page.view(&view)?;
     Ok(page.render(&u))
 }
 
-fn line_form(region: &str, year: i64, lf: &LineInForce) -> String {
-    format!(
-        "<section class=\"calc noprint\"><h2>设定预警线</h2><form method=\"post\" action=\"/web/risk/line\" class=\"grid-form\" data-testid=\"line-form\">\
-         <label>区划代码<input name=\"region\" value=\"{}\" required></label>\
-         <label>年度<input name=\"year\" inputmode=\"numeric\" value=\"{year}\" required></label>\
-         <label>农村居民人均可支配收入（元/年）<input name=\"income\" inputmode=\"decimal\" required placeholder=\"如 7286.00\"></label>\
-         <label>预警线占收入比例（%）<input name=\"share\" inputmode=\"decimal\" value=\"50\" required></label>\
-         <label>数据来源<input name=\"source\" required placeholder=\"如 2018 年统计公报\"></label>\
-         <div class=\"actions\"><button type=\"submit\">保存</button></div></form>\
-         <p class=\"muted\">{}。每次设定都会保留记录；下级区划单独设定的预警线优先。</p></section>",
-        esc(region),
-        if lf.configured { "当前已设定" } else { "当前未设定，按默认值" }
-    )
+/// The counts the page states.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Figures {
+    pub over: i64,
+    pub near: i64,
+    pub rising: i64,
+    /// Flagged people and households of the region (the tables show at most `SHOWN_ROWS`).
+    pub persons: usize,
+    pub households: usize,
+    /// People of the region with a settlement in the 12 months.
+    pub settled: usize,
+    /// How old the list is.
+    pub age_secs: u64,
+}
+
+/// The line form's values.
+#[derive(Debug)]
+pub struct LineFormView {
+    pub region: String,
+    pub year: i64,
+    pub state: &'static str,
+}
+
+/// The early-warning page (`templates/risk.html`).
+#[derive(Template)]
+#[template(path = "risk.html")]
+pub struct RiskView<'a> {
+    pub region: String,
+    pub as_of: String,
+    pub from: String,
+    pub line_note: String,
+    /// (label, value, note)
+    pub cards: Vec<(String, String, String)>,
+    pub long_list: Option<String>,
+    pub persons: TableView<'a>,
+    pub households: TableView<'a>,
+    /// For the bureau: the form that sets a line.
+    pub line_form: Option<LineFormView>,
+    pub freshness: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn risk_view<'a>(
+    region: &str,
+    as_of: Date,
+    lf: &LineInForce,
+    names: &HashMap<String, String>,
+    f: &Figures,
+    manage: bool,
+    persons: TableView<'a>,
+    households: TableView<'a>,
+) -> RiskView<'a> {
+    RiskView {
+        region: region.to_string(),
+        as_of: as_of.to_string(),
+        from: months_back(as_of, 12).add_days(1).to_string(),
+        line_note: line_note(lf, names),
+        cards: vec![
+            ("超过预警线".into(), format!("{} 人", count(f.over)), format!("预警线 {} 元/年", yuan(lf.line.line_fen))),
+            ("接近预警线".into(), format!("{} 人", count(f.near)), format!("{} 元以上", yuan(lf.line.near_fen()))),
+            ("快速上升".into(), format!("{} 人", count(f.rising)), "近 3 个月负担较重".into()),
+            ("预警家庭".into(), format!("{} 户", count(f.households as i64)), format!("近 12 个月有结算的 {} 人", count(f.settled as i64))),
+        ],
+        long_list: (f.persons > SHOWN_ROWS || f.households > SHOWN_ROWS).then(|| {
+            format!(
+                "名单较长：页面按严重程度显示前 {} 条，完整名单请点“导出 Excel”（预警人员 {} 人，预警家庭 {} 户）。",
+                count(SHOWN_ROWS as i64),
+                count(f.persons as i64),
+                count(f.households as i64)
+            )
+        }),
+        persons,
+        households,
+        line_form: manage.then(|| LineFormView {
+            region: region.to_string(),
+            year: i64::from(as_of.year()),
+            state: if lf.configured() { "当前已设定" } else { "当前未设定，按默认值" },
+        }),
+        freshness: format!("名单于 {} 秒前计算，每分钟更新一次。", f.age_secs),
+    }
 }
 
 #[derive(Deserialize)]
@@ -403,6 +456,54 @@ mod tests {
         assert_eq!(percent_bp("100.01"), None);
         assert_eq!(percent_bp("-1"), None);
         assert_eq!(percent_bp("abc"), None);
+    }
+
+    fn row() -> LineRow {
+        LineRow {
+            region_code: "620422".into(),
+            year: 2018,
+            income_fen: 728_600,
+            share_bp: 5_000,
+            source: "2018 年统计公报".into(),
+            set_by: "bureau1".into(),
+            set_at: "2018-03-01T08:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_line_note_names_the_region_and_the_default_says_so() {
+        let names: HashMap<String, String> = [("620422".to_string(), "会宁县".to_string())].into_iter().collect();
+        let lf = line_from(&[row()], 500_000, "620422100201", 2018);
+        assert!(lf.configured());
+        assert_eq!(lf.line.line_fen, 364_300);
+        assert_eq!(
+            line_note(&lf, &names),
+            "2018 年预警线 3,643.00 元 = 农村居民人均可支配收入 7,286.00 元 × 50.00%（2018 年统计公报，bureau1 于 2018-03-01 设定，适用于会宁县）"
+        );
+        let lf = line_from(&[row()], 500_000, "620421", 2018);
+        assert!(!lf.configured(), "a neighbouring county's line does not apply");
+        assert_eq!(line_note(&lf, &names), "尚未设定 2018 年本地预警线，暂按默认 5,000.00 元（请医保局按当地农村居民人均可支配收入设定）");
+    }
+
+    #[test]
+    fn the_page_counts_in_words_and_offers_the_form_to_the_bureau_only() {
+        let names = HashMap::new();
+        let lf = line_from(&[], 500_000, "620422", 2018);
+        let f = Figures { over: 1_200, near: 3, rising: 0, persons: 1_203, households: 7, settled: 45_000, age_secs: 12 };
+        let (pt, ht) = (Table::new("persons", "人员", vec!["a"]), Table::new("households", "家庭", vec!["a"]));
+        let d = Date::new(2018, 12, 31).unwrap();
+        let v = risk_view("620422", d, &lf, &names, &f, false, pt.view("/web/risk"), ht.view("/web/risk"));
+        assert_eq!((v.from.as_str(), v.as_of.as_str()), ("2018-01-01", "2018-12-31"));
+        assert_eq!(v.cards[0], ("超过预警线".to_string(), "1,200 人".to_string(), "预警线 5,000.00 元/年".to_string()));
+        assert_eq!(v.cards[1].2, "4,000.00 元以上");
+        assert_eq!(v.cards[3].2, "近 12 个月有结算的 45,000 人");
+        assert!(v.long_list.as_deref().is_some_and(|l| l.contains("前 1,000 条") && l.contains("预警人员 1,203 人")));
+        assert!(v.line_form.is_none());
+        assert_eq!(v.freshness, "名单于 12 秒前计算，每分钟更新一次。");
+        let v = risk_view("620422", d, &lf, &names, &Figures::default(), true, pt.view("/web/risk"), ht.view("/web/risk"));
+        assert!(v.long_list.is_none());
+        let form = v.line_form.expect("the bureau sets lines");
+        assert_eq!((form.region.as_str(), form.year, form.state), ("620422", 2018, "当前未设定，按默认值"));
     }
 
     #[test]

@@ -3,19 +3,24 @@
 //! pre-settle, settle, cancel, and print the A5 slip. Every action is a national transaction run through
 //! [`national::internal`] — the same checks, writer, ledger and idempotency as a hospital system's message.
 
+use std::collections::HashMap;
+
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use baozhang_core::claim::HospLevel;
 use baozhang_core::{Date, Identity, IdentitySet};
 use baozhang_ingest::worklist::{mask_id, mask_name};
-use baozhang_store::ledger::{read_accumulators, SettlementFilter};
-use baozhang_store::service::{Institution, PersonRecord};
+use baozhang_store::ledger::{read_accumulators, LockedAcc, SettlementFilter, StoredSettlement};
+use baozhang_store::registry::EnrolmentRow;
+use baozhang_store::service::{Institution, Mdtrt, PersonRecord};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::person::{explanation_lines, json_fen, med_type_name};
-use super::table::{ButtonPart, Cell, InlineForm, Input, Part, Table};
-use super::{date_text, esc, fragment, fragment_error, urlencode, yuan, Page, WebError, WebResult, WebUser};
+use super::table::{ButtonPart, Cell, InlineForm, Input, Part, Table, TableView};
+use super::{date_text, fragment, fragment_error, urlencode, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::national;
 use crate::AppState;
@@ -95,23 +100,120 @@ fn identities_on(periods: &[baozhang_store::service::IdentityPeriod], d: i64) ->
     ids
 }
 
+/// The window's page (`templates/window.html`): the institution, the search box and, for a patient
+/// found, their details, the year's figures, the open visits, the entry form and the settlements.
+#[derive(Template)]
+#[template(path = "window.html")]
+pub struct WindowView<'a> {
+    pub institution: String,
+    /// What the search box shows again (never an ID number).
+    pub q: String,
+    pub not_found: bool,
+    pub patient: Option<PatientView>,
+    pub acc: Option<AccBox<'a>>,
+    pub form: Option<SettleFormView>,
+    pub visits: Option<VisitsBox<'a>>,
+    pub done: Option<DoneBox<'a>>,
+}
+
+/// The patient as the window shows them: the clerk holds the card, so the name is in full (the look-up
+/// is logged); the ID number is masked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PatientView {
+    pub name: String,
+    pub id_masked: String,
+    pub sex: String,
+    pub psn_no: String,
+    pub year: i64,
+    pub identities: String,
+    pub insured: bool,
+    /// 已参保（参保地 会宁县）, the enrolment's status, or 未参保.
+    pub enrolment: String,
+    /// Why the window cannot settle for the patient (not insured, no policy in force).
+    pub refusal: Option<String>,
+}
+
+/// The entry form's fixed values.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SettleFormView {
+    /// 会宁县城乡居民基本医疗保险（政策版本号 …）
+    pub policy: String,
+    pub psn_no: String,
+    /// The patient's opaque key (`web::pid`), not the ID number.
+    pub cert_key: String,
+    pub insuplc: String,
+    /// The settlement date (2018-12-20).
+    pub date: String,
+}
+
+/// A region's name, else its code.
+fn place(names: &HashMap<String, String>, code: &str) -> String {
+    names.get(code).cloned().unwrap_or_else(|| code.to_string())
+}
+
+/// The hospital level (1–3) in words.
+fn level_name(lv: i64) -> String {
+    u8::try_from(lv).ok().and_then(HospLevel::new).map_or_else(|| format!("{lv} 级"), |l| l.name_zh().to_string())
+}
+
+/// The line under the title: the institution by name, its code, level and place.
+pub fn institution_line(inst: &Institution, names: &HashMap<String, String>) -> String {
+    format!("{}（{}，{}医疗机构，所在地 {}）", inst.name, inst.fixmedins_code, level_name(inst.hosp_lv), place(names, &inst.admdvs))
+}
+
+/// The patient's details for the settlement date's year. `policy_found`: a policy of the insured area is
+/// in force on `date`.
+pub fn patient_view(
+    person: &PersonRecord,
+    enrolment: Option<&EnrolmentRow>,
+    identities: IdentitySet,
+    psn_no: &str,
+    date: Date,
+    policy_found: bool,
+    names: &HashMap<String, String>,
+) -> PatientView {
+    let insured = enrolment.is_some_and(|e| e.insured);
+    let area = enrolment.map(|e| e.insured_admdvs.as_str()).unwrap_or("");
+    PatientView {
+        name: person.name.clone(),
+        id_masked: mask_id(&person.id_no),
+        sex: person.sex.clone(),
+        psn_no: psn_no.to_string(),
+        year: i64::from(date.year()),
+        identities: identities.names_zh(),
+        insured,
+        enrolment: match enrolment {
+            Some(e) if e.insured => format!("已参保（参保地 {}）", place(names, &e.insured_admdvs)),
+            Some(e) => e.status.clone(),
+            None => "未参保".into(),
+        },
+        refusal: if !insured {
+            Some("该人员本年度未参保或已停保，不能按医保结算。".into())
+        } else if !policy_found {
+            Some(format!("参保地 {} 在 {date} 没有生效的结算政策，请联系医保局。", place(names, area)))
+        } else {
+            None
+        },
+    }
+}
+
 pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Query<WindowQ>) -> WebResult {
     let inst = institution_of(&state, &u).await?;
-    let mut page = Page::new("一站式结算窗口");
-    page.push(&format!(
-        "<p class=\"muted\">{}（{}，{} 级，所在区划 {}）</p>\
-         <form class=\"inline search-big\" method=\"post\" action=\"/web/window/find\"><label>患者出示的居民身份证号码\
-         <input name=\"q\" value=\"{}\" required autofocus autocomplete=\"off\" data-testid=\"window-q\"></label><button>查找</button></form>",
-        esc(&inst.name),
-        esc(&inst.fixmedins_code),
-        inst.hosp_lv,
-        esc(&inst.admdvs),
-        if super::looks_like_id_no(&q.q) { String::new() } else { esc(q.q.trim()) }
-    ));
     // An ID number typed into the address is refused (the search box posts it).
     if super::looks_like_id_no(&q.q) {
         return Err(super::id_in_address());
     }
+    let names = state.web.region_names(&state.store).await?;
+    let mut view = WindowView {
+        institution: institution_line(&inst, &names),
+        q: q.q.trim().to_string(),
+        not_found: false,
+        patient: None,
+        acc: None,
+        form: None,
+        visits: None,
+        done: None,
+    };
     let found = if q.missing {
         None
     } else if !q.p.trim().is_empty() {
@@ -120,13 +222,13 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
             None => None,
         }
     } else if q.q.trim().is_empty() {
-        return Ok(page.render(&u));
+        return render(&u, &view);
     } else {
         lookup(&state, &q.q).await?
     };
     let Some(person) = found else {
-        page.push("<div class=\"alert error\" role=\"alert\">未找到该人员：请核对证件号码或社保卡号；未登记的人员请到医保经办机构办理参保登记。</div>");
-        return Ok(page.render(&u));
+        view.not_found = true;
+        return render(&u, &view);
     };
     state.store.log_access(&u.p.username, u.p.role.as_str(), "web.window.lookup", &mask_id(&person.id_no), "结算窗口查询参保人").await?;
     let enrolments = state.store.enrolments_of(&person.id_no).await?;
@@ -146,83 +248,107 @@ pub async fn window_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
     let enr = enrolments.iter().find(|e| e.year == year);
     let ids = identities_on(&periods, baozhang_store::date_num(date));
     let psn_no = enr.map(|e| e.psn_no.clone()).or(person.psn_no.clone()).unwrap_or_default();
-
-    let mut info = format!(
-        "<section class=\"info\" data-testid=\"patient\"><dl><dt>姓名</dt><dd>{}</dd><dt>证件号码</dt><dd>{}</dd><dt>性别</dt><dd>{}</dd>\
-         <dt>人员编号</dt><dd>{}</dd><dt>{} 年人员身份</dt><dd>{}</dd><dt>{} 年参保</dt><dd>{}</dd></dl></section>",
-        esc(&person.name),
-        esc(&mask_id(&person.id_no)),
-        esc(&person.sex),
-        esc(&psn_no),
-        year,
-        esc(&if ids.is_empty() { "普通居民".into() } else { ids.names_zh() }),
-        year,
-        match enr {
-            Some(e) if e.insured => format!("已参保（参保地 {}）", esc(&e.insured_admdvs)),
-            Some(e) => format!("<strong class=\"bad\">{}</strong>", esc(&e.status)),
-            None => "<strong class=\"bad\">未参保</strong>".into(),
-        }
-    );
     let insured_area = enr.map(|e| e.insured_admdvs.clone()).unwrap_or_default();
     let policy = state.policies.for_area(&insured_area, date);
-    // The year's accumulators (refreshed out of band after each settlement or cancellation).
-    if !psn_no.is_empty() {
-        info.push_str(&acc_box(&state, policy, &psn_no, date.year(), &u.path).await?);
-    }
-    page.push(&info);
+    let patient = patient_view(&person, enr, ids, &psn_no, date, policy.is_some(), &names);
+    let settle = patient.refusal.is_none();
 
-    if enr.is_none_or(|e| !e.insured) {
-        page.push("<div class=\"alert error\" role=\"alert\">该人员本年度未参保或已停保，不能按医保结算。</div>");
-        return Ok(page.render(&u));
+    if settle {
+        if let Some(x) = q.export.as_deref() {
+            let done = done_table(&load_done(&state, &inst, &psn_no).await?);
+            return super::table::export_for(&state, &u, &[&done], x).await;
+        }
     }
-    let Some(policy) = policy else {
-        page.push(&format!("<div class=\"alert error\">参保地 {} 在 {date} 没有生效的结算政策，请联系医保局。</div>", esc(&insured_area)));
-        return Ok(page.render(&u));
+    // The year's accumulators (refreshed out of band after each settlement or cancellation); then, if
+    // the window may settle, the open visits, the entry form and the settlements.
+    let boxes = Boxes {
+        path: u.path.clone(),
+        acc: if psn_no.is_empty() {
+            None
+        } else {
+            Some(acc_table(policy, &read_accumulators(&state.store, &psn_no, date.year()).await?, date.year()))
+        },
+        visits: if settle {
+            Some(visits_table(&state.store.open_visits(&inst.fixmedins_code, &psn_no).await?, &insured_area))
+        } else {
+            None
+        },
+        done: if settle { Some(done_table(&load_done(&state, &inst, &psn_no).await?)) } else { None },
     };
-
-    // Open visits (registered, or with fees uploaded through 2301), then the entry form.
-    page.push(&visits_box(&state, &inst, &psn_no, &insured_area, &u.path).await?);
-    let d = date.to_string();
-    page.push(&format!(
-        "<section class=\"calc\"><h2>录入费用并结算</h2><p class=\"muted\">适用政策：{}（版本 {}）。政策范围内费用 = 总额 − 全自费 − 超限价自费 − 先行自付。</p>\
-         <form id=\"settle-form\" class=\"grid-form\" hx-target=\"#settle-result\" data-testid=\"settle-form\">\
-         <input type=\"hidden\" name=\"psn_no\" value=\"{}\"><input type=\"hidden\" name=\"cert_no\" value=\"{}\">\
-         <input type=\"hidden\" name=\"insuplc\" value=\"{}\"><input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"\">\
-         <label>医疗类别<select name=\"med_type\"><option value=\"21\">住院</option><option value=\"14\">门诊慢特病</option></select></label>\
-         <label>入院（就诊）日期<input type=\"date\" name=\"begin\" value=\"{d}\" required></label>\
-         <label>出院（结算）日期<input type=\"date\" name=\"end\" value=\"{d}\" required></label>\
-         <label class=\"check\"><input type=\"checkbox\" name=\"referral_ok\" value=\"1\" checked> 按规定转诊</label>\
-         <label class=\"check\"><input type=\"checkbox\" name=\"major_disease\" value=\"1\"> 大病集中救治病种</label>\
-         <label>主要诊断编码（ICD-10，可空）<input name=\"dise_codg\" placeholder=\"如 C16.9\" autocomplete=\"off\"></label>\
-         {}\
-         <div class=\"actions\"><button type=\"button\" hx-post=\"/web/window/presettle\" hx-include=\"#settle-form\" class=\"secondary\">预结算</button>\
-         <button type=\"button\" hx-post=\"/web/window/settle\" hx-include=\"#settle-form\" hx-confirm=\"确认按以上费用结算？\">结算</button></div></form>\
-         <div id=\"settle-result\" aria-live=\"polite\"></div></section>",
-        esc(&policy.meta.name),
-        esc(&policy.version),
-        esc(&psn_no),
-        esc(&state.web.pid_key(&state.store).await?.encode(&person.id_no)),
-        esc(&insured_area),
-        super::policy::bill_fields()
-    ));
-
-    if let Some(x) = q.export.as_deref() {
-        return super::table::export_for(&state, &u, &[&done_table(&state, &inst, &psn_no).await?], x).await;
+    if let (true, Some(policy)) = (settle, policy) {
+        view.form = Some(SettleFormView {
+            policy: format!("{}（政策版本号 {}）", policy.meta.name, policy.version),
+            psn_no: psn_no.clone(),
+            cert_key: state.web.pid_key(&state.store).await?.encode(&person.id_no),
+            insuplc: insured_area.clone(),
+            date: date.to_string(),
+        });
     }
-    page.push(&done_list(&state, &inst, &psn_no).await?);
-    Ok(page.render(&u))
+    view.patient = Some(patient);
+    view.acc = boxes.acc_box(false);
+    view.visits = boxes.visits_box(false);
+    view.done = boxes.done_box(false);
+    render(&u, &view)
 }
 
-/// The person's accumulators of `year`: settlements counted and each layer's running figures, in a box
-/// that a settlement or a cancellation replaces out of band.
-async fn acc_box(
-    state: &AppState,
-    policy: Option<&baozhang_core::Policy>,
-    psn_no: &str,
-    year: u16,
-    path: &str,
-) -> Result<String, WebError> {
-    let acc = read_accumulators(&state.store, psn_no, year).await?;
+fn render(u: &WebUser, view: &WindowView<'_>) -> WebResult {
+    let mut page = Page::new("一站式结算窗口");
+    page.view(view)?;
+    Ok(page.render(u))
+}
+
+/// The year's figures in a box that a settlement or a cancellation replaces out of band
+/// (`templates/window_acc.html`).
+#[derive(Template)]
+#[template(path = "window_acc.html")]
+pub struct AccBox<'a> {
+    pub oob: bool,
+    pub settlements: i64,
+    pub stays: u32,
+    pub table: TableView<'a>,
+}
+
+/// The open visits, in a box replaced out of band after each action (`templates/window_visits.html`).
+#[derive(Template)]
+#[template(path = "window_visits.html")]
+pub struct VisitsBox<'a> {
+    pub oob: bool,
+    pub table: TableView<'a>,
+}
+
+/// This institution's settlements of the patient, in a box replaced out of band
+/// (`templates/window_done.html`).
+#[derive(Template)]
+#[template(path = "window_done.html")]
+pub struct DoneBox<'a> {
+    pub oob: bool,
+    pub table: TableView<'a>,
+}
+
+/// The tables of the boxes an action changes, loaded; the boxes borrow them.
+struct Boxes {
+    /// The page the tables' export links point to.
+    path: String,
+    /// The accumulators' table, the year's settlement count and inpatient stays.
+    acc: Option<(Table, i64, u32)>,
+    visits: Option<Table>,
+    done: Option<Table>,
+}
+
+impl Boxes {
+    fn acc_box(&self, oob: bool) -> Option<AccBox<'_>> {
+        self.acc.as_ref().map(|(t, settlements, stays)| AccBox { oob, settlements: *settlements, stays: *stays, table: t.view(&self.path) })
+    }
+    fn visits_box(&self, oob: bool) -> Option<VisitsBox<'_>> {
+        self.visits.as_ref().map(|t| VisitsBox { oob, table: t.view(&self.path) })
+    }
+    fn done_box(&self, oob: bool) -> Option<DoneBox<'_>> {
+        self.done.as_ref().map(|t| DoneBox { oob, table: t.view(&self.path) })
+    }
+}
+
+/// The person's accumulators of `year`: settlements counted and each layer's running figures.
+fn acc_table(policy: Option<&baozhang_core::Policy>, acc: &LockedAcc, year: u16) -> (Table, i64, u32) {
     let mut t =
         Table::new("accumulators", format!("{year} 年度累计（截至目前已结算）"), vec!["层次", "累计计算基数", "累计支付", "其中门诊"]);
     t.empty = "本年度尚无结算";
@@ -234,23 +360,17 @@ async fn acc_box(
             }
         }
     }
-    Ok(format!(
-        "<div id=\"acc-box\"><p class=\"muted\" data-testid=\"year-count\">本年度已结算 {} 次，住院 {} 次。</p>{}</div>",
-        acc.settlements,
-        acc.acc.stays_total(),
-        t.html(path)
-    ))
+    (t, acc.settlements, acc.acc.stays_total())
 }
 
 /// The hospital's open visits of the person (registered and not settled), each with 选择 (take its fees
 /// into the form) and 撤销登记 (2404 / 2202: a visit registered by mistake, or whose pre-settlement was
-/// abandoned), in a box replaced out of band after each action.
-async fn visits_box(state: &AppState, inst: &Institution, psn_no: &str, insuplc: &str, path: &str) -> Result<String, WebError> {
-    let visits = state.store.open_visits(&inst.fixmedins_code, psn_no).await?;
+/// abandoned).
+fn visits_table(visits: &[(Mdtrt, [i64; 5], i64)], insuplc: &str) -> Table {
     let mut vt =
         Table::new("visits", "本院未结算的就诊", vec!["就诊编号", "医疗类别", "就诊日期", "费用明细", "医疗费总额", "政策范围内", "操作"]);
     vt.empty = "没有未结算的就诊（可直接在下方录入费用）";
-    for (m, sums, n) in &visits {
+    for (m, sums, n) in visits {
         let data = [
             ("pick-visit", String::new()),
             ("mdtrt", m.mdtrt_id.clone()),
@@ -288,7 +408,7 @@ async fn visits_box(state: &AppState, inst: &Institution, psn_no: &str, insuplc:
             pick,
         ]);
     }
-    Ok(format!("<div id=\"visits-box\">{}</div>", vt.html(path)))
+    vt
 }
 
 /// The window page of the person with this 人员编号, by their opaque key (the address of the links in the
@@ -304,44 +424,35 @@ async fn window_path(state: &AppState, psn_no: &str) -> String {
     }
 }
 
-/// `html` (a box whose first tag is `<div id="…">`) marked to replace the box of that id out of band.
-fn oob(html: String) -> String {
-    html.replacen("\">", "\" hx-swap-oob=\"true\">", 1)
-}
-
 /// Every box of the page an action changes — the year's count and accumulators, the open visits, the
-/// settlements — to swap in out of band next to the action's message.
-async fn refreshed(state: &AppState, inst: &Institution, psn_no: &str, insuplc: &str, on: Option<Date>) -> String {
-    let path = window_path(state, psn_no).await;
+/// settlements — to swap in out of band next to the action's message. A box that cannot be loaded is
+/// left as it is.
+async fn refreshed(state: &AppState, inst: &Institution, psn_no: &str, insuplc: &str, on: Option<Date>) -> Boxes {
     let day = on.unwrap_or_else(crate::clock::today);
-    let mut o = String::new();
-    if let Ok(h) = acc_box(state, state.policies.for_area(insuplc, day), psn_no, day.year(), &path).await {
-        o.push_str(&oob(h));
+    let acc = read_accumulators(&state.store, psn_no, day.year()).await.ok();
+    let visits = state.store.open_visits(&inst.fixmedins_code, psn_no).await.ok();
+    let done = load_done(state, inst, psn_no).await.ok();
+    Boxes {
+        path: window_path(state, psn_no).await,
+        acc: acc.map(|a| acc_table(state.policies.for_area(insuplc, day), &a, day.year())),
+        visits: visits.map(|v| visits_table(&v, insuplc)),
+        done: done.map(|d| done_table(&d)),
     }
-    if let Ok(h) = visits_box(state, inst, psn_no, insuplc, &path).await {
-        o.push_str(&oob(h));
-    }
-    o.push_str(&done_list_oob(state, inst, psn_no).await);
-    o
 }
 
-/// This institution's settlements of the person, in a box that a settlement or a cancellation replaces
-/// out of band (so the list is current without reloading the page).
-async fn done_list(state: &AppState, inst: &Institution, psn_no: &str) -> Result<String, WebError> {
-    let st = done_table(state, inst, psn_no).await?;
-    Ok(format!("<div id=\"done-list\">{}</div>", st.html(&window_path(state, psn_no).await)))
-}
-
-/// The hospital's settlements of the patient (人员编号: the export link names the 人员编号, never an ID number).
-async fn done_table(state: &AppState, inst: &Institution, psn_no: &str) -> Result<Table, WebError> {
-    let psn_no = psn_no.to_string();
+/// The hospital's settlements of the patient (by 人员编号).
+async fn load_done(state: &AppState, inst: &Institution, psn_no: &str) -> Result<Vec<StoredSettlement>, WebError> {
     let f = SettlementFilter {
         fixmedins_code: Some(inst.fixmedins_code.clone()),
-        psn_no: Some(psn_no.clone()),
+        psn_no: Some(psn_no.to_string()),
         limit: 100,
         ..Default::default()
     };
-    let done = state.store.settlements(&f).await?;
+    Ok(state.store.settlements(&f).await?)
+}
+
+/// The hospital's settlements of the patient, each valid one with its slip and 冲销 (with its reason).
+fn done_table(done: &[StoredSettlement]) -> Table {
     let mut st = Table::new(
         "done",
         "本院结算记录",
@@ -379,15 +490,7 @@ async fn done_table(state: &AppState, inst: &Institution, psn_no: &str) -> Resul
             actions,
         ]);
     }
-    Ok(st)
-}
-
-/// The refreshed list of settlements, swapped in by htmx next to a fragment's message.
-async fn done_list_oob(state: &AppState, inst: &Institution, psn_no: &str) -> String {
-    match done_list(state, inst, psn_no).await {
-        Ok(html) => html.replacen("<div id=\"done-list\">", "<div id=\"done-list\" hx-swap-oob=\"true\">", 1),
-        Err(_) => String::new(),
-    }
+    st
 }
 
 #[derive(Deserialize)]
@@ -508,68 +611,103 @@ async fn run_settle(state: &AppState, u: &WebUser, f: &SettleForm, commit: bool)
     }});
     let out = national::internal(state, &inst, infno, &u.p.username, &f.insuplc, obj(input)).await;
     // The visit id goes back into the form (out of band) so a settle after a pre-settle uses the same visit.
-    let keep = format!("<input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"{}\" hx-swap-oob=\"true\">", esc(&mdtrt_id));
     let out = match out {
         Ok(o) => o,
         Err(e) => {
             // A refused (pre-)settlement leaves no admission behind: a visit registered for it is cancelled.
-            let mut note = String::new();
-            let mut keep = keep;
+            let mut note = "";
+            let mut keep = mdtrt_id.clone();
             if registered_now {
                 match cancel_visit(state, &inst, u, &mdtrt_id, &f.psn_no, &f.med_type, &f.insuplc).await {
                     Ok(()) => {
-                        keep = "<input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"\" hx-swap-oob=\"true\">".into();
-                        note = "（本次登记的就诊已撤销）".into();
+                        keep = String::new();
+                        note = "（本次登记的就诊已撤销）";
                     }
                     Err(c) => tracing::warn!(error = %c, "cancelling the visit of a refused settlement failed"),
                 }
             }
-            return Ok(format!("{keep}<div class=\"alert error\" role=\"alert\">{}{note}</div>", esc(&e.to_string())));
+            let frag = ResultFragment { keep_visit: Some(keep), error: format!("{e}{note}"), ..ResultFragment::default() };
+            return frag.html();
         }
     };
     let boxes = refreshed(state, &inst, &f.psn_no, &f.insuplc, Date::parse(f.end.trim()).ok()).await;
-    Ok(format!("{keep}{}{boxes}", result_from_output(&out, commit)))
+    ResultFragment { keep_visit: Some(mdtrt_id), result: Some(result_view(&out, commit)), ..ResultFragment::with_boxes(&boxes) }.html()
 }
 
 fn amount(v: &Value, k: &str) -> i64 {
     json_fen(v.get(k))
 }
 
-fn result_from_output(out: &Value, committed: bool) -> String {
+/// What a (pre-)settlement's answer shows: each fund's amount with its rule, the totals in yuan, and
+/// for a settlement its number and slip.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResultView {
+    pub committed: bool,
+    pub setl_id: String,
+    pub slip_href: String,
+    /// (layer, amount in yuan, rule)
+    pub lines: Vec<(String, String, String)>,
+    pub total: String,
+    pub inscp: String,
+    pub fund: String,
+    pub hosp: String,
+    pub psn: String,
+}
+
+/// The view of a national answer (2303/2304, 2206/2207): its `setlinfo` and the applied layers of its
+/// explanation.
+pub fn result_view(out: &Value, committed: bool) -> ResultView {
     let info = out.get("setlinfo").cloned().unwrap_or(Value::Null);
-    let setl_id = info.get("setl_id").and_then(Value::as_str).unwrap_or("");
-    let mut rows = String::new();
-    if let Some(a) = out.get("explanation").and_then(Value::as_array) {
-        for e in a.iter().filter(|e| e.get("applied").and_then(Value::as_bool).unwrap_or(false)) {
-            rows.push_str(&format!(
-                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"rule\">{}</td></tr>",
-                esc(e.get("name").and_then(Value::as_str).unwrap_or("")),
-                yuan(amount(e, "amount")),
-                esc(e.get("text").and_then(Value::as_str).unwrap_or(""))
-            ));
-        }
+    let setl_id = info.get("setl_id").and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let lines = out
+        .get("explanation")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|e| e.get("applied").and_then(Value::as_bool).unwrap_or(false))
+                .map(|e| (text(e, "name"), yuan(amount(e, "amount")), text(e, "text")))
+                .collect()
+        })
+        .unwrap_or_default();
+    ResultView {
+        committed,
+        slip_href: if committed { format!("/web/slip/{}", urlencode(&setl_id)) } else { String::new() },
+        setl_id,
+        lines,
+        total: yuan(amount(&info, "medfee_sumamt")),
+        inscp: yuan(amount(&info, "inscp_scp_amt")),
+        fund: yuan(amount(&info, "fund_pay_sumamt")),
+        hosp: yuan(amount(&info, "hosp_part_amt")),
+        psn: yuan(amount(&info, "psn_part_amt")),
     }
-    let head = if committed {
-        format!(
-            "<h3>结算成功 · 结算编号 <span data-testid=\"setl-id\">{}</span></h3><p><a class=\"btn\" href=\"/web/slip/{}\" target=\"_blank\" data-testid=\"slip-link\">打印结算单（PDF）</a></p>",
-            esc(setl_id),
-            urlencode(setl_id)
-        )
-    } else {
-        "<h3>预结算结果（未入账）</h3>".to_string()
-    };
-    format!(
-        "<div class=\"result\" data-testid=\"result\">{head}<table class=\"plain\"><thead><tr><th>支付项目</th><th>金额（元）</th><th>依据</th></tr></thead><tbody>{rows}</tbody>\
-         <tfoot><tr><th>医疗费总额</th><td class=\"num\">{}</td><td>政策范围内 {}</td></tr>\
-         <tr><th>基金支付合计</th><td class=\"num\" data-testid=\"fund-total\">{}</td><td></td></tr>\
-         <tr><th>医院承担</th><td class=\"num\">{}</td><td></td></tr>\
-         <tr class=\"strong\"><th>个人负担（患者应付）</th><td class=\"num\" data-testid=\"psn-part\">{}</td><td></td></tr></tfoot></table></div>",
-        yuan(amount(&info, "medfee_sumamt")),
-        yuan(amount(&info, "inscp_scp_amt")),
-        yuan(amount(&info, "fund_pay_sumamt")),
-        yuan(amount(&info, "hosp_part_amt")),
-        yuan(amount(&info, "psn_part_amt")),
-    )
+}
+
+/// The answer to a window action (`templates/window_result.html`), swapped into `#settle-result`: the
+/// visit id back into the form, a message or the result, and the boxes the action changed, out of band.
+#[derive(Template, Default)]
+#[template(path = "window_result.html")]
+pub struct ResultFragment<'a> {
+    /// The form's visit id, replaced out of band (empty: a new visit next time).
+    pub keep_visit: Option<String>,
+    pub error: String,
+    pub ok: String,
+    pub result: Option<ResultView>,
+    pub acc: Option<AccBox<'a>>,
+    pub visits: Option<VisitsBox<'a>>,
+    pub done: Option<DoneBox<'a>>,
+}
+
+impl<'a> ResultFragment<'a> {
+    fn with_boxes(b: &'a Boxes) -> ResultFragment<'a> {
+        ResultFragment { acc: b.acc_box(true), visits: b.visits_box(true), done: b.done_box(true), ..ResultFragment::default() }
+    }
+    fn html(&self) -> Result<String, String> {
+        self.render().map_err(|e| {
+            tracing::error!(error = %e, "template window_result.html failed");
+            "系统暂时无法处理，请稍后重试".to_string()
+        })
+    }
 }
 
 /// The form carries the patient's key, not the ID number (a hospital system may post the ID number
@@ -583,15 +721,20 @@ async fn with_cert(state: &AppState, mut f: SettleForm) -> Result<SettleForm, St
     Ok(f)
 }
 
+/// An action's fragment, or its refusal as an error fragment (still 200, so htmx swaps it in).
+fn answer(r: Result<String, String>) -> Response {
+    match r {
+        Ok(html) => fragment(html),
+        Err(e) => fragment_error(&e),
+    }
+}
+
 pub async fn presettle(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<SettleForm>) -> Response {
     let f = match with_cert(&state, f).await {
         Ok(f) => f,
         Err(e) => return fragment_error(&e),
     };
-    match run_settle(&state, &u, &f, false).await {
-        Ok(html) => fragment(html),
-        Err(e) => fragment_error(&e),
-    }
+    answer(run_settle(&state, &u, &f, false).await)
 }
 
 pub async fn settle(State(state): State<AppState>, u: WebUser, axum::Form(f): axum::Form<SettleForm>) -> Response {
@@ -599,10 +742,7 @@ pub async fn settle(State(state): State<AppState>, u: WebUser, axum::Form(f): ax
         Ok(f) => f,
         Err(e) => return fragment_error(&e),
     };
-    match run_settle(&state, &u, &f, true).await {
-        Ok(html) => fragment(html),
-        Err(e) => fragment_error(&e),
-    }
+    answer(run_settle(&state, &u, &f, true).await)
 }
 
 #[derive(Deserialize)]
@@ -641,12 +781,9 @@ pub async fn cancel(State(state): State<AppState>, u: WebUser, axum::Form(f): ax
                 tracing::error!(error = %e, "recording a cancellation's reason failed");
             }
             let on = setl.as_ref().and_then(|s| baozhang_store::num_date(s.setl_date));
-            fragment(format!(
-                "<div class=\"alert ok\" role=\"status\">结算 {} 已冲销（原因：{}），基金与个人累计已退回；该就诊可重新结算。</div>{}",
-                esc(&f.setl_id),
-                esc(reason),
-                refreshed(&state, &inst, &f.psn_no, &f.insuplc, on).await
-            ))
+            let boxes = refreshed(&state, &inst, &f.psn_no, &f.insuplc, on).await;
+            let ok = format!("结算 {} 已冲销（原因：{reason}），基金与个人累计已退回；该就诊可重新结算。", f.setl_id);
+            answer(ResultFragment { ok, ..ResultFragment::with_boxes(&boxes) }.html())
         }
         Err(e) => fragment_error(&e.to_string()),
     }
@@ -667,11 +804,11 @@ pub async fn visit_cancel(State(state): State<AppState>, u: WebUser, axum::Form(
         Err(e) => return fragment_error(&e.message),
     };
     match cancel_visit(&state, &inst, &u, &f.mdtrt_id, &f.psn_no, &f.med_type, &f.insuplc).await {
-        Ok(()) => fragment(format!(
-            "<div class=\"alert ok\" role=\"status\">就诊登记 {} 已撤销。</div><input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"\" hx-swap-oob=\"true\">{}",
-            esc(&f.mdtrt_id),
-            refreshed(&state, &inst, &f.psn_no, &f.insuplc, None).await
-        )),
+        Ok(()) => {
+            let boxes = refreshed(&state, &inst, &f.psn_no, &f.insuplc, None).await;
+            let ok = format!("就诊登记 {} 已撤销。", f.mdtrt_id);
+            answer(ResultFragment { keep_visit: Some(String::new()), ok, ..ResultFragment::with_boxes(&boxes) }.html())
+        }
         Err(e) => fragment_error(&e),
     }
 }
@@ -791,4 +928,208 @@ pub async fn slip(State(state): State<AppState>, u: WebUser, Path(setl_id): Path
         pdf,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> HashMap<String, String> {
+        [("620422", "会宁县"), ("620422100", "会师镇")].into_iter().map(|(c, n)| (c.to_string(), n.to_string())).collect()
+    }
+
+    fn inst() -> Institution {
+        Institution {
+            fixmedins_code: "H62042200001".into(),
+            name: "会宁县人民医院".into(),
+            hosp_lv: 2,
+            admdvs: "620422".into(),
+            secret: String::new(),
+            disabled: false,
+            hosp_grade: 0,
+            primary_care: false,
+        }
+    }
+
+    fn person() -> PersonRecord {
+        PersonRecord {
+            id_no: "62042219800101123X".into(),
+            name: "张小明".into(),
+            sex: "男".into(),
+            birth_date: 19800101,
+            household_no: Some("H1".into()),
+            relation: None,
+            village_code: Some("620422100201".into()),
+            psn_no: Some("P1".into()),
+        }
+    }
+
+    fn enrolment(insured: bool) -> EnrolmentRow {
+        EnrolmentRow {
+            id_no: "62042219800101123X".into(),
+            psn_no: "P1".into(),
+            year: 2018,
+            status: if insured { "正常参保".into() } else { "暂停参保".into() },
+            insured,
+            insured_admdvs: "620422".into(),
+            flags: 0,
+            flag_date: None,
+            premium_fen: 18_000,
+            subsidy_fen: 0,
+            subsidy_source: None,
+        }
+    }
+
+    fn settlement(id: &str, cancelled: bool) -> StoredSettlement {
+        StoredSettlement {
+            setl_id: id.into(),
+            seq: 1,
+            reverses: None,
+            cancelled_by: cancelled.then(|| "R1".to_string()),
+            mdtrt_id: "M1".into(),
+            psn_no: "P1".into(),
+            id_no: "62042219800101123X".into(),
+            village_code: None,
+            fixmedins_code: "H62042200001".into(),
+            insuplc_admdvs: "620422".into(),
+            setl_date: 20180708,
+            year: 2018,
+            med_type: 21,
+            hosp_lv: 2,
+            identities: 0,
+            policy_id: "p".into(),
+            policy_version: "v".into(),
+            medfee_sumamt: 800_000,
+            fulamt_ownpay_amt: 0,
+            overlmt_selfpay: 0,
+            preselfpay_amt: 0,
+            inscp_scp_amt: 800_000,
+            act_pay_dedc: 0,
+            fund_pay_sumamt: 600_000,
+            hosp_part_amt: 10_000,
+            psn_part_amt: 190_000,
+            outcome: "[]".into(),
+            created_at: String::new(),
+            claim_flags: None,
+        }
+    }
+
+    #[test]
+    fn the_institution_is_named_with_its_level_in_words_and_its_place() {
+        assert_eq!(institution_line(&inst(), &names()), "会宁县人民医院（H62042200001，二级（县级）医疗机构，所在地 会宁县）");
+        let mut other = inst();
+        other.admdvs = "999999".into();
+        assert!(institution_line(&other, &names()).ends_with("所在地 999999）"), "a place without a name keeps its code");
+    }
+
+    #[test]
+    fn the_patient_is_shown_with_the_id_number_masked_and_the_enrolment_in_words() {
+        let d = Date::new(2018, 12, 20).unwrap();
+        let e = enrolment(true);
+        let v = patient_view(&person(), Some(&e), IdentitySet::EMPTY.with(Identity::Dibao), "P1", d, true, &names());
+        assert_eq!(v.id_masked, "620422********123X");
+        assert_eq!(v.name, "张小明", "the clerk holds the card: the name in full");
+        assert_eq!(v.enrolment, "已参保（参保地 会宁县）");
+        assert_eq!(v.identities, "低保");
+        assert_eq!((v.year, v.insured, v.refusal.as_deref()), (2018, true, None));
+
+        let v = patient_view(&person(), Some(&e), IdentitySet::EMPTY, "P1", d, false, &names());
+        assert_eq!(v.identities, "普通居民");
+        assert_eq!(v.refusal.as_deref(), Some("参保地 会宁县 在 2018-12-20 没有生效的结算政策，请联系医保局。"));
+
+        let stopped = enrolment(false);
+        let v = patient_view(&person(), Some(&stopped), IdentitySet::EMPTY, "P1", d, true, &names());
+        assert_eq!((v.insured, v.enrolment.as_str()), (false, "暂停参保"));
+        assert!(v.refusal.is_some_and(|r| r.contains("未参保或已停保")));
+        let v = patient_view(&person(), None, IdentitySet::EMPTY, "P1", d, true, &names());
+        assert_eq!(v.enrolment, "未参保");
+    }
+
+    #[test]
+    fn a_result_reads_the_answer_in_yuan_with_only_the_layers_applied() {
+        let out = serde_json::json!({
+            "setlinfo": {"setl_id": "S 1", "medfee_sumamt": "8000.00", "inscp_scp_amt": "7500.00",
+                         "fund_pay_sumamt": "5000.50", "hosp_part_amt": 0, "psn_part_amt": "2999.50"},
+            "explanation": [
+                {"name": "基本医保", "amount": "5000.50", "text": "（7500 − 起付线）× 70%", "applied": true},
+                {"name": "大病保险", "amount": "0", "text": "未达起付线", "applied": false},
+            ],
+        });
+        let v = result_view(&out, true);
+        assert_eq!(v.setl_id, "S 1");
+        assert_eq!(v.slip_href, "/web/slip/S%201");
+        assert_eq!(v.lines, vec![("基本医保".to_string(), "5,000.50".to_string(), "（7500 − 起付线）× 70%".to_string())]);
+        assert_eq!((v.total.as_str(), v.inscp.as_str()), ("8,000.00", "7,500.00"));
+        assert_eq!((v.fund.as_str(), v.hosp.as_str(), v.psn.as_str()), ("5,000.50", "0.00", "2,999.50"));
+        assert_eq!(result_view(&out, false).slip_href, "", "a pre-settlement has no slip");
+    }
+
+    #[test]
+    fn the_settlements_offer_slip_and_cancellation_only_while_valid() {
+        let t = done_table(&[settlement("S1", false), settlement("S2", true)]);
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[0][7].shown_text(), "有效");
+        assert_eq!(t.rows[0][4].shown_text(), "6,000.00");
+        let Cell::Parts(parts) = &t.rows[0][8] else { panic!("actions") };
+        assert!(matches!(&parts[0], Part::Link(l) if l.href == "/web/slip/S1" && l.new_tab));
+        let Part::Form(f) = &parts[1] else { panic!("cancel form") };
+        assert_eq!(
+            (f.action.as_str(), f.target.as_deref(), f.testid.as_deref()),
+            ("/web/window/cancel", Some("#settle-result"), Some("cancel-form"))
+        );
+        assert!(f.hidden.contains(&("setl_id".to_string(), "S1".to_string())));
+        assert_eq!(t.rows[1][7].shown_text(), "已冲销");
+        assert!(matches!(&t.rows[1][8], Cell::Text(s) if s.is_empty()), "a cancelled settlement has no actions");
+    }
+
+    #[test]
+    fn an_open_visit_carries_its_fees_for_the_form() {
+        let m = Mdtrt {
+            mdtrt_id: "M9".into(),
+            psn_no: "P1".into(),
+            id_no: "62042219800101123X".into(),
+            fixmedins_code: "H62042200001".into(),
+            med_type: 21,
+            begn_date: 20180601,
+            insuplc_admdvs: "620422".into(),
+            referral_ok: true,
+            major_disease: false,
+            status: "open".into(),
+            setl_id: None,
+            end_date: None,
+            ipt_otp_no: String::new(),
+        };
+        let t = visits_table(&[(m, [123_456, 100, 200, 300, 122_856], 4)], "620422");
+        assert_eq!(t.rows[0][2].shown_text(), "2018-06-01");
+        assert_eq!(t.rows[0][4].shown_text(), "1,234.56");
+        let Cell::Parts(parts) = &t.rows[0][6] else { panic!("actions") };
+        let Part::Button(b) = &parts[0] else { panic!("pick button") };
+        assert!(b.data.contains(&("mdtrt".to_string(), "M9".to_string())));
+        assert!(b.data.contains(&("total".to_string(), "1234.56".to_string())));
+        assert!(b.data.contains(&("pick-visit".to_string(), String::new())));
+        let Part::Form(f) = &parts[1] else { panic!("cancel form") };
+        assert_eq!(f.testid.as_deref(), Some("visit-cancel"));
+    }
+
+    #[test]
+    fn an_answer_swaps_the_boxes_and_the_visit_id_out_of_band() {
+        let boxes = Boxes {
+            path: "/web/window?p=k".into(),
+            acc: Some((Table::new("accumulators", "累计", vec!["层次"]), 2, 1)),
+            visits: Some(Table::new("visits", "就诊", vec!["就诊编号"])),
+            done: Some(done_table(&[settlement("S<1>", false)])),
+        };
+        let html = ResultFragment { keep_visit: Some("M\"1".into()), ok: "已撤销 <b>".into(), ..ResultFragment::with_boxes(&boxes) }
+            .html()
+            .unwrap();
+        assert!(
+            html.contains("<input type=\"hidden\" name=\"mdtrt_id\" id=\"mdtrt_id\" value=\"M&#34;1\" hx-swap-oob=\"true\">"),
+            "{html}"
+        );
+        assert!(html.contains("<div class=\"alert ok\" role=\"status\">已撤销 &#60;b&#62;</div>"), "{html}");
+        assert!(html.contains("<div id=\"acc-box\" hx-swap-oob=\"true\">") && html.contains("本年度已结算 2 次，住院 1 次。"), "{html}");
+        assert!(html.contains("<div id=\"visits-box\" hx-swap-oob=\"true\">"), "{html}");
+        assert!(html.contains("<div id=\"done-list\" hx-swap-oob=\"true\">") && html.contains("S&#60;1&#62;"), "{html}");
+        assert!(html.contains("href=\"/web/window?p=k&#38;export=done\""), "{html}");
+    }
 }
