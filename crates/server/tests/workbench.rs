@@ -1012,7 +1012,8 @@ async fn worklist_marks_stay_in_the_cadres_village_and_can_be_undone() {
         let html = r.text();
         assert!(html.contains("已处理") && !html.contains("alert error"), "{db:?}: {html}");
         assert!(html.contains("cadre_a"), "{db:?}: the mark says who: {html}");
-        let mark_id = between(&html, "name=\"mark_id\" value=\"", "\"").unwrap_or_else(|| panic!("{db:?}: no undo button: {html}")).to_string();
+        let mark_id =
+            between(&html, "name=\"mark_id\" value=\"", "\"").unwrap_or_else(|| panic!("{db:?}: no undo button: {html}")).to_string();
         let marks = app.store.marks(None, None).await.unwrap();
         assert_eq!(marks.len(), 1, "{db:?}");
         assert_eq!((marks[0].id.to_string(), marks[0].marked_by.as_str()), (mark_id.clone(), "cadre_a"), "{db:?}");

@@ -70,7 +70,12 @@ pub async fn audit_run(State(state): State<AppState>, u: WebUser, Form(f): Form<
         })?;
         st.store.audit(&user, "audit.run", &format!("year {year}: run {} with {} leads", o.run_id, o.leads.len())).await?;
         Ok(Outcome {
-            message: format!("第 {} 次审核完成：检查结算 {} 笔，发现疑点线索 {} 条。", o.run_id, super::count(o.claims as i64), super::count(o.leads.len() as i64)),
+            message: format!(
+                "第 {} 次审核完成：检查结算 {} 笔，发现疑点线索 {} 条。",
+                o.run_id,
+                super::count(o.claims as i64),
+                super::count(o.leads.len() as i64)
+            ),
             link: Some(("查看疑点线索".into(), format!("/web/audit?run={}", o.run_id))),
         })
     });

@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use baozhang_core::audit::{AuditParams, Rule};
-use baozhang_ingest::oversight::{run_audit, AuditError, DEFAULT_RULES};
 use baozhang_store::oversight::{state_zh, AuditRun, LeadError, LeadRow};
 use serde::Deserialize;
 
@@ -202,26 +201,6 @@ pub fn audit_view(run: Option<&AuditRun>, leads: &[LeadRow], shown: usize, rule:
         }
     });
     AuditView { run, run_year }
-}
-
-#[derive(Deserialize)]
-pub struct RunForm {
-    year: String,
-}
-
-pub async fn run(State(state): State<AppState>, u: WebUser, Form(f): Form<RunForm>) -> WebResult {
-    if !matches!(u.p.role, Role::Admin | Role::Bureau) {
-        return Err(WebError::forbidden(format!("{}不能运行审核", u.p.role.name_zh())));
-    }
-    let year: i64 = super::health::parse_year(&f.year)?;
-    // A run covers the settlements of the runner's region only (a county bureau audits its own fund).
-    let region = u.region()?.to_string();
-    let o = run_audit(&state.store, year, &region, DEFAULT_RULES, &u.p.username).await.map_err(|e| match e {
-        AuditError::Params(m) => WebError::bad(m),
-        AuditError::Store(s) => WebError::from(s),
-    })?;
-    state.store.audit(&u.p.username, "audit.run", &format!("year {year}: run {} with {} leads", o.run_id, o.leads.len())).await?;
-    Ok(Redirect::to(&format!("/web/audit?run={}", o.run_id)).into_response())
 }
 
 async fn lead_in_scope(state: &AppState, u: &WebUser, id: i64) -> Result<LeadRow, WebError> {

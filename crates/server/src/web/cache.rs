@@ -1,4 +1,5 @@
-//! County pages that take seconds to compute (家庭医生, 慢病卡, 挂牌督战, 月报与分析, 健康扶贫指标, 退出验收):
+//! County pages that take seconds to compute (家庭医生, 慢病卡, 挂牌督战, 月报与分析, 健康扶贫指标, 退出验收,
+//! 资金拨付):
 //! built once per region and parameters, kept, and answered at once.
 //!
 //! - A page is built by its handler's `build` function into a [`Built`]: the body (from its templates)
@@ -83,7 +84,10 @@ impl Built {
 }
 
 #[derive(askama::Template)]
-#[template(source = "<p class=\"muted page-age\" data-testid=\"page-age\">本页数据{{ age }}（用时 {{ ms }} 毫秒）；数据有变动时自动更新。</p>", ext = "html")]
+#[template(
+    source = "<p class=\"muted page-age\" data-testid=\"page-age\">本页数据{{ age }}（用时 {{ ms }} 毫秒）；数据有变动时自动更新。</p>",
+    ext = "html"
+)]
 struct AgeNote {
     age: String,
     ms: String,
@@ -226,6 +230,7 @@ pub fn warm(state: &AppState, counties: Vec<String>, year: i64) {
                 ("indicators", super::periodic::indicators_cached(&st, &u, &county, year).await.map(|_| ())),
                 ("supervise", super::supervise::cached(&st, &u, &county, year).await.map(|_| ())),
                 ("reports", super::reports::cached(&st, &u, &county, year).await.map(|_| ())),
+                ("funds", super::funds::cached(&st, &u, &county, year).await.map(|_| ())),
             ] {
                 if let Err(e) = r {
                     tracing::warn!(page = name, county = %county, status = %e.status, "warming a page failed");

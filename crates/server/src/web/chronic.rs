@@ -16,9 +16,9 @@ use super::cache::Built;
 use super::health::{bp, may_manage, require_manage, unmask_link, unmask_view, Ctx, UnmaskLink};
 use super::table::{Card, Cell, InlineForm, Input, Table};
 use super::{card, count, Page, WebError, WebResult, WebUser};
+use crate::AppState;
 use askama::Template;
 use std::sync::Arc;
-use crate::AppState;
 
 #[derive(Deserialize, Default)]
 pub struct ChronicQ {

@@ -22,9 +22,9 @@ use super::cache::Built;
 use super::health::{bp, count_day, unmask_view, year_param, Ctx, UnmaskLink};
 use super::table::{Card, Cell, InlineForm, Table};
 use super::{count, Page, WebError, WebResult, WebUser};
-use askama::Template;
 use crate::auth::Role;
 use crate::AppState;
+use askama::Template;
 
 /// A household's check: its members (living) and each failing member's name and reasons.
 pub struct HouseholdCheck {

@@ -21,10 +21,10 @@ use super::cache::Built;
 use super::health::{bp, may_manage, unmask_view, Ctx, UnmaskLink};
 use super::table::{Card, Cell, Table};
 use super::{count, esc, Page, WebError, WebResult, WebUser};
-use askama::Template;
-use std::sync::Arc;
 use crate::auth::Role;
 use crate::AppState;
+use askama::Template;
+use std::sync::Arc;
 
 #[derive(Deserialize, Default)]
 pub struct FdcQ {

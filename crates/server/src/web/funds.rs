@@ -17,6 +17,7 @@ use baozhang_store::supervise::{Budget, FallbackStatement};
 use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
+use super::cache::Built;
 use super::health::year_param;
 use super::table::{Cell, InlineForm, Input, Part, Table, TableView};
 use super::{yuan, Page, WebError, WebResult, WebUser};
@@ -316,6 +317,25 @@ pub fn calendar_warning(year: i64, known: bool) -> Option<String> {
 pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Query<FundsQ>) -> WebResult {
     let county = u.county_scope("资金拨付")?.to_string();
     let year = year_param(&state, q.year.as_deref()).await?;
+    let built = cached(&state, &u, &county, year).await?;
+    if let Some(x) = q.export.as_deref() {
+        return super::table::export_for(&state, &u, &built.export_tables(), x).await;
+    }
+    Ok(built.page(&u).render(&u))
+}
+
+/// The county's page of a year, as kept by `web::cache` (the fallback money reads the year's ledger).
+pub async fn cached(state: &AppState, u: &WebUser, county: &str, year: i64) -> Result<std::sync::Arc<Built>, WebError> {
+    let key = format!("funds|{county}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, who, county) = (state.clone(), u.for_build(format!("/web/funds?year={year}")), county.to_string());
+    let builder: super::cache::Builder = std::sync::Arc::new(move || {
+        let (st, who, county) = (st.clone(), who.clone_user(), county.clone());
+        Box::pin(async move { build(&st, &who, county, year).await })
+    });
+    state.web.pages.get(key, builder).await
+}
+
+async fn build(state: &AppState, u: &WebUser, county: String, year: i64) -> Result<Built, WebError> {
     let today = crate::clock::today();
     let hospitals: Vec<_> = state.store.institutions().await?.into_iter().filter(|h| h.admdvs.starts_with(&county)).collect();
     let name: HashMap<&str, &str> = hospitals.iter().map(|h| (h.fixmedins_code.as_str(), h.name.as_str())).collect();
@@ -326,10 +346,6 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     let ledger = state.store.fallback_by_quarter(year).await?;
     let statements = state.store.fallback_statements(year).await?;
     let (st, ot) = statements_tables(&ledger, &statements, &name, year, today, manage);
-    if let Some(x) = q.export.as_deref() {
-        return super::table::export_for(&state, &u, &[&bt, &st, &ot], x).await;
-    }
-
     let figures = FundFigures {
         budget_fen: sums[0],
         prepaid_hospitals: budgets.iter().filter(|b| name.contains_key(b.fixmedins_code.as_str()) && b.prepaid_on.is_some()).count(),
@@ -352,7 +368,10 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
     // The area's sub-navigation, as `supervise` renders it for all its pages.
     page.push(&super::supervise::subnav("/web/funds"));
     page.view(&view)?;
-    Ok(page.render(&u))
+    // The tables are inside the template; the export serves them from here.
+    let mut built = Built::new(page, Vec::new());
+    built.exports = vec![bt, st, ot];
+    Ok(built)
 }
 
 fn back(year: i64) -> WebResult {

@@ -84,7 +84,9 @@ impl Jobs {
             return j.id;
         }
         if map.len() >= Self::MAX {
-            if let Some(oldest) = map.values().filter(|j| j.state.lock().expect("job lock").end.is_some()).min_by_key(|j| j.started).map(|j| j.id) {
+            if let Some(oldest) =
+                map.values().filter(|j| j.state.lock().expect("job lock").end.is_some()).min_by_key(|j| j.started).map(|j| j.id)
+            {
                 map.remove(&oldest);
             }
         }

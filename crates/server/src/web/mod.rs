@@ -53,9 +53,9 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::api::ApiError;
-use table::Table;
 use crate::auth::{self, Principal, Role, SESSION_COOKIE};
 use crate::{clock, AppState};
+use table::Table;
 
 /// What the workbench keeps between requests.
 pub struct WebState {

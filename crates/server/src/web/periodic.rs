@@ -30,8 +30,8 @@ use baozhang_store::forms::{Filing, FilingRefusal, FormReport, FormVersion};
 use baozhang_store::{date_num, num_date};
 use serde::Deserialize;
 
-use super::table::{Cell, Table};
 use super::cache::Built;
+use super::table::{Cell, Table};
 use super::{count, date_text, pct, urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -1580,8 +1580,7 @@ async fn build_indicators(state: &AppState, region: &str, year: i64) -> Result<B
     let name = names.get(region).cloned().unwrap_or_else(|| region.to_string());
     t.heading = vec![format!("{name}健康扶贫指标"), format!("{year} 年")];
     let mut page = Page::new(format!("健康扶贫指标 · {name} · {year} 年"));
-    page.crumbs =
-        vec![("定期报表".into(), format!("/web/forms?region={county}&year={year}")), ("健康扶贫指标".into(), String::new())];
+    page.crumbs = vec![("定期报表".into(), format!("/web/forms?region={county}&year={year}")), ("健康扶贫指标".into(), String::new())];
     page.push(&super::supervise::subnav("/web/forms"));
     page.view(&indicators_view(&ind))?;
     Ok(Built::new(page, vec![t]))

@@ -17,9 +17,9 @@ use baozhang_store::date_num;
 use baozhang_store::supervise::Submission;
 use serde::Deserialize;
 
+use super::cache::Built;
 use super::health::year_param;
 use super::supervise::Card;
-use super::cache::Built;
 use super::table::{Cell, Table};
 use super::{urlencode, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;

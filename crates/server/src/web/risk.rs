@@ -115,6 +115,7 @@ pub struct RiskResult {
 #[derive(Default)]
 pub struct RiskCache {
     days: Mutex<HashMap<Date, Arc<RiskResult>>>,
+    refreshing: Mutex<std::collections::HashSet<Date>>,
 }
 
 impl RiskCache {
@@ -124,12 +125,26 @@ impl RiskCache {
         self.days.lock().expect("risk cache lock").clear();
     }
 
+    /// The day's assessment: the cached one (older than the TTL: answered, and computed again in the
+    /// background, as the dashboard's figures), or computed now.
     pub async fn get(&self, state: &AppState, as_of: Date) -> Result<Arc<RiskResult>, WebError> {
-        if let Some(r) = self.days.lock().expect("risk cache lock").get(&as_of) {
-            if r.computed.elapsed() <= Self::TTL {
-                return Ok(r.clone());
+        let cached = self.days.lock().expect("risk cache lock").get(&as_of).cloned();
+        if let Some(r) = cached {
+            if r.computed.elapsed() > Self::TTL && self.refreshing.lock().expect("risk cache lock").insert(as_of) {
+                let st = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = st.web.risk.compute_and_keep(&st, as_of).await {
+                        tracing::warn!(status = %e.status, "background refresh of the early-warning list failed");
+                    }
+                    st.web.risk.refreshing.lock().expect("risk cache lock").remove(&as_of);
+                });
             }
+            return Ok(r);
         }
+        self.compute_and_keep(state, as_of).await
+    }
+
+    async fn compute_and_keep(&self, state: &AppState, as_of: Date) -> Result<Arc<RiskResult>, WebError> {
         let r = Arc::new(compute(state, as_of).await?);
         tracing::info!(%as_of, flagged = r.persons.len(), ms = r.compute_ms as u64, "early-warning list computed");
         self.days.lock().expect("risk cache lock").insert(as_of, r.clone());

@@ -17,8 +17,8 @@ use baozhang_store::oversight::Rectification;
 use baozhang_store::supervise::{mode_zh, Inspection, Zone, INSPECTION_MODES};
 use serde::Deserialize;
 
-use super::health::{count_day, year_param};
 use super::cache::Built;
+use super::health::{count_day, year_param};
 use super::table::{Cell, InlineForm, Input, Part, Table};
 use super::{Page, WebError, WebResult, WebUser};
 use crate::auth::Role;

@@ -514,7 +514,15 @@ impl InlineForm {
 impl Input {
     /// A text box; `label` is its accessible name and, without a placeholder, its placeholder.
     pub fn text(name: &str, label: &str) -> Input {
-        Input::Text { name: name.into(), kind: "text", label: label.into(), placeholder: label.into(), value: String::new(), required: false, maxlength: 200 }
+        Input::Text {
+            name: name.into(),
+            kind: "text",
+            label: label.into(),
+            placeholder: label.into(),
+            value: String::new(),
+            required: false,
+            maxlength: 200,
+        }
     }
     pub fn required(mut self) -> Input {
         match &mut self {
@@ -599,7 +607,9 @@ mod tests {
         let mut t = Table::new("v", "就诊", vec!["操作"]);
         t.rows.push(vec![Cell::Parts(vec![
             Part::Button(ButtonPart { label: "选择".into(), class: "small".into(), data: vec![("pick-visit".into(), String::new())] }),
-            Part::form(InlineForm::htmx("/web/window/cancel", "#settle-result", "冲销").confirm("确认冲销 1？").choice("d", "a", "批准", "")),
+            Part::form(
+                InlineForm::htmx("/web/window/cancel", "#settle-result", "冲销").confirm("确认冲销 1？").choice("d", "a", "批准", ""),
+            ),
         ])]);
         let html = t.html("/web/window");
         assert!(html.contains("<button type=\"button\" class=\"small\" data-pick-visit=\"\">选择</button>"), "{html}");

@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::Form;
 use baozhang_ingest::worklist::{mask_id, mask_name};
 use baozhang_store::indicators::{Mark, MarkError, MarkState, WorklistItem};
-use baozhang_store::reconcile::{class_info, ReconcileParams, CLASSES};
+use baozhang_store::reconcile::{class_info, CLASSES};
 use serde::Deserialize;
 
 use std::collections::HashMap;
@@ -287,44 +287,6 @@ pub async fn undo(State(state): State<AppState>, u: WebUser, Form(f): Form<UndoF
         Ok(_) => mark_fragment(m.finding_id, None, true).map_or_else(|e| fragment_error(&e.message), fragment),
         Err(e) => fragment_error(&mark_error(e)),
     }
-}
-
-/// Runs a reconciliation now, as of the previous run's date (bureau and administrators).
-pub async fn reconcile_now(State(state): State<AppState>, u: WebUser) -> WebResult {
-    if !matches!(u.p.role, Role::Admin | Role::Bureau) {
-        return Err(WebError::forbidden("只有医保局工作人员可以发起比对"));
-    }
-    // A reconciliation runs over the whole registry: only a user whose region covers all of it may start one.
-    let own = u.region()?;
-    if state.store.anyone_outside(own).await? {
-        return Err(WebError::forbidden(format!("名单中有您的范围（{own}）以外的人员，全库比对须由上级医保部门或系统管理员发起")));
-    }
-    let as_of = state.store.reconcile_runs(1).await?.first().and_then(|r| baozhang_store::num_date(r.1));
-    // The subsidies per class are the policy's of the user's region for the year of the date.
-    let day = as_of.unwrap_or_else(crate::clock::today);
-    let subsidy_by_class = state.policies.for_area(own, day).map(|p| p.subsidy_classes(day.year())).unwrap_or_default();
-    let summary =
-        state.store.reconcile(&ReconcileParams { as_of, new_window_days: 90, subsidy_standard_fen: None, subsidy_by_class }).await?;
-    state.store.audit(&u.p.username, "web.reconcile", &format!("run {}", summary.run_id)).await?;
-    state.web.dashboard.invalidate();
-    let mut page = Page::new("比对完成");
-    page.view(&ReconciledView {
-        run_id: summary.run_id,
-        findings: summary.findings,
-        new_findings: summary.new_findings,
-        resolved: summary.resolved,
-    })?;
-    Ok(page.render(&u))
-}
-
-/// The answer to 立即重新比对 (`templates/worklist_reconciled.html`).
-#[derive(Template)]
-#[template(path = "worklist_reconciled.html")]
-pub struct ReconciledView {
-    pub run_id: i64,
-    pub findings: i64,
-    pub new_findings: i64,
-    pub resolved: i64,
 }
 
 #[cfg(test)]
