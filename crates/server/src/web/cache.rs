@@ -101,9 +101,29 @@ fn age_text(secs: u64) -> String {
     }
 }
 
-type BuildFuture = Pin<Box<dyn Future<Output = Result<Built, WebError>> + Send>>;
+pub type BuildFuture = Pin<Box<dyn Future<Output = Result<Built, WebError>> + Send>>;
 /// Builds a page again (for a refresh in the background).
 pub type Builder = Arc<dyn Fn() -> BuildFuture + Send + Sync>;
+/// A page's build from the application, the user it is built for (at the page's own address), the
+/// region and the year.
+pub type BuildFn = fn(AppState, WebUser, String, i64) -> BuildFuture;
+
+/// The kept page `page` of `region` and `year` for `u`'s role and scope (`address`: the page's own,
+/// for the links it builds), built by `build` when not kept or stale.
+pub async fn kept(
+    state: &AppState,
+    u: &WebUser,
+    page: &str,
+    address: String,
+    region: &str,
+    year: i64,
+    build: BuildFn,
+) -> Result<Arc<Built>, WebError> {
+    let key = format!("{page}|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
+    let (st, who, region) = (state.clone(), u.for_build(address), region.to_string());
+    let builder: Builder = Arc::new(move || build(st.clone(), who.clone_user(), region.clone(), year));
+    state.web.pages.get(key, builder).await
+}
 
 struct Slot {
     built: Arc<Built>,

@@ -48,16 +48,14 @@ pub async fn chronic_page(State(state): State<AppState>, u: WebUser, Query(q): Q
 
 /// The region's page, masked, as kept by `web::cache`.
 pub async fn cached(state: &AppState, u: &WebUser, region: &str) -> Result<Arc<Built>, WebError> {
-    let key = format!("chronic|{region}|{}|{}", u.p.role.as_str(), u.p.scope);
-    let (st, who, region) = (state.clone(), u.for_build(format!("/web/chronic?region={region}")), region.to_string());
-    let builder: super::cache::Builder = Arc::new(move || {
-        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
+    let address = format!("/web/chronic?region={region}");
+    super::cache::kept(state, u, "chronic", address, region, 0, |st, who, region, _| {
         Box::pin(async move {
             let ctx = Ctx::new(&st, &who, Some(&region), false, "web.chronic").await?;
             build(&st, &who, &ctx).await
         })
-    });
-    state.web.pages.get(key, builder).await
+    })
+    .await
 }
 
 async fn build(state: &AppState, u: &WebUser, ctx: &Ctx) -> Result<Built, WebError> {

@@ -152,16 +152,14 @@ pub async fn exit_page(State(state): State<AppState>, u: WebUser, Query(q): Quer
 
 /// The region's page of a year, masked, as kept by `web::cache`.
 pub async fn cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<Arc<Built>, WebError> {
-    let key = format!("exit|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
-    let (st, who, region) = (state.clone(), u.for_build(format!("/web/exit?region={region}&year={year}")), region.to_string());
-    let builder: super::cache::Builder = Arc::new(move || {
-        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
+    let address = format!("/web/exit?region={region}&year={year}");
+    super::cache::kept(state, u, "exit", address, region, year, |st, who, region, year| {
         Box::pin(async move {
             let ctx = Ctx::new(&st, &who, Some(&region), false, "web.exit").await?;
             build(&st, &who, &ctx, year).await
         })
-    });
-    state.web.pages.get(key, builder).await
+    })
+    .await
 }
 
 /// A county lists thousands of failing households: the page shows the first 1,000 (the export has all).

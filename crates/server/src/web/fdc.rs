@@ -71,17 +71,14 @@ pub async fn fdc_page(State(state): State<AppState>, u: WebUser, Query(q): Query
 
 /// The county (or township, village) page of a year on its count day, masked, as kept by `web::cache`.
 pub async fn cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<Arc<Built>, WebError> {
-    let key = format!("fdc|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
-    let (st, who, region) = (state.clone(), u.for_build(format!("/web/fdc?region={region}&year={year}")), region.to_string());
-    let builder: super::cache::Builder = Arc::new(move || {
-        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
+    let address = format!("/web/fdc?region={region}&year={year}");
+    super::cache::kept(state, u, "fdc", address, region, year, |st, who, region, year| {
         Box::pin(async move {
             let ctx = Ctx::new(&st, &who, Some(&region), false, "web.fdc").await?;
-            let day = super::health::count_day(year)?;
-            build(&st, &who, &ctx, year, day).await
+            build(&st, &who, &ctx, year, super::health::count_day(year)?).await
         })
-    });
-    state.web.pages.get(key, builder).await
+    })
+    .await
 }
 
 /// The page's figures and tables for the region of `ctx` on `as_of`.

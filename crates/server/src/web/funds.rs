@@ -325,14 +325,11 @@ pub async fn funds_page(State(state): State<AppState>, u: WebUser, Query(q): Que
 }
 
 /// The county's page of a year, as kept by `web::cache` (the fallback money reads the year's ledger).
-pub async fn cached(state: &AppState, u: &WebUser, county: &str, year: i64) -> Result<std::sync::Arc<Built>, WebError> {
-    let key = format!("funds|{county}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
-    let (st, who, county) = (state.clone(), u.for_build(format!("/web/funds?year={year}")), county.to_string());
-    let builder: super::cache::Builder = std::sync::Arc::new(move || {
-        let (st, who, county) = (st.clone(), who.clone_user(), county.clone());
-        Box::pin(async move { build(&st, &who, county, year).await })
-    });
-    state.web.pages.get(key, builder).await
+pub async fn cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<std::sync::Arc<Built>, WebError> {
+    super::cache::kept(state, u, "funds", format!("/web/funds?year={year}"), region, year, |st, who, region, year| {
+        Box::pin(async move { build(&st, &who, region, year).await })
+    })
+    .await
 }
 
 async fn build(state: &AppState, u: &WebUser, county: String, year: i64) -> Result<Built, WebError> {

@@ -1562,13 +1562,11 @@ pub async fn indicators_page(State(state): State<AppState>, u: WebUser, Query(q)
 /// The indicators of a county or township and year, as kept by `web::cache` (the in-county share
 /// reads the year's settlements).
 pub async fn indicators_cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<Arc<Built>, WebError> {
-    let key = format!("indicators|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
-    let (st, region) = (state.clone(), region.to_string());
-    let builder: super::cache::Builder = Arc::new(move || {
-        let (st, region) = (st.clone(), region.clone());
+    let address = format!("/web/forms/indicators?region={region}&year={year}");
+    super::cache::kept(state, u, "indicators", address, region, year, |st, _, region, year| {
         Box::pin(async move { build_indicators(&st, &region, year).await })
-    });
-    state.web.pages.get(key, builder).await
+    })
+    .await
 }
 
 async fn build_indicators(state: &AppState, region: &str, year: i64) -> Result<Built, WebError> {

@@ -136,13 +136,16 @@ pub async fn supervise_page(State(state): State<AppState>, u: WebUser, Query(q):
 
 /// The region's page of a year, as kept by `web::cache` (the villages' facts read the whole registry).
 pub async fn cached(state: &AppState, u: &WebUser, region: &str, year: i64) -> Result<std::sync::Arc<Built>, WebError> {
-    let key = format!("supervise|{region}|{year}|{}|{}", u.p.role.as_str(), u.p.scope);
-    let (st, who, region) = (state.clone(), u.for_build(format!("/web/supervise?region={region}&year={year}")), region.to_string());
-    let builder: super::cache::Builder = std::sync::Arc::new(move || {
-        let (st, who, region) = (st.clone(), who.clone_user(), region.clone());
-        Box::pin(async move { build(&st, &who, region, year).await })
-    });
-    state.web.pages.get(key, builder).await
+    super::cache::kept(
+        state,
+        u,
+        "supervise",
+        format!("/web/supervise?region={region}&year={year}"),
+        region,
+        year,
+        |st, who, region, year| Box::pin(async move { build(&st, &who, region, year).await }),
+    )
+    .await
 }
 
 async fn build(state: &AppState, u: &WebUser, region: String, year: i64) -> Result<Built, WebError> {
