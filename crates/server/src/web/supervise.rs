@@ -69,18 +69,7 @@ pub fn subnav(active: &str) -> String {
 }
 
 /// A number card (label, value, note), as the pages' templates write it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Card {
-    pub label: String,
-    pub value: String,
-    pub note: String,
-}
-
-impl Card {
-    pub fn new(label: impl Into<String>, value: impl Into<String>, note: impl Into<String>) -> Card {
-        Card { label: label.into(), value: value.into(), note: note.into() }
-    }
-}
+pub use super::table::Card;
 
 /// One line of a page's facts (`<dl class="facts">`): the label, the value, the value's tooltip (a code
 /// behind a name; empty: none) and its `data-testid` (empty: none).
