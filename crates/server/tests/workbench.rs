@@ -2261,7 +2261,7 @@ async fn periodic_forms_are_entered_corrected_returned_and_counted() {
         // Hospitals: their own hospital's forms only.
         let hosp1 = Browser::login(&app.base, "hosp1").await;
         let hosp2 = Browser::login(&app.base, "hosp2").await;
-        let z = format!("/web/forms/zutuan/entry?unit=H62042200001&period=2018-06");
+        let z = "/web/forms/zutuan/entry?unit=H62042200001&period=2018-06".to_string();
         assert_eq!(hosp1.page(&z).await.status, 200, "{db:?}");
         assert_eq!(hosp2.page(&z).await.status, 403, "{db:?}: another hospital's report");
         assert_eq!(hosp1.page(&page).await.status, 403, "{db:?}: a township's report");

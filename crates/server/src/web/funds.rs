@@ -337,7 +337,7 @@ async fn build(state: &AppState, u: &WebUser, county: String, year: i64) -> Resu
     let hospitals: Vec<_> = state.store.institutions().await?.into_iter().filter(|h| h.admdvs.starts_with(&county)).collect();
     let name: HashMap<&str, &str> = hospitals.iter().map(|h| (h.fixmedins_code.as_str(), h.name.as_str())).collect();
     let budgets = state.store.budgets(year).await?;
-    let manage = may_manage(&u);
+    let manage = may_manage(u);
     let (bt, sums) = budgets_table(&budgets, &name, year, today, manage);
     // Quarters: the ledger's fallback per hospital, and the statement drawn up for it.
     let ledger = state.store.fallback_by_quarter(year).await?;

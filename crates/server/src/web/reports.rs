@@ -206,14 +206,14 @@ async fn build(state: &AppState, u: &WebUser, county: String, year: i64) -> Resu
         Cell::Pct(super::ratio_bp(all_on_time, all_counted)),
     ]);
 
-    let (monthly, quarterly) = analysis(&state, &county, year).await?;
+    let (monthly, quarterly) = analysis(state, &county, year).await?;
     let heading = |title: &str| vec![format!("{county_name}{title}"), format!("{year} 年 · 制表：{county_name}医疗保障局 · {}", today)];
     let mut tables = [grid, rate, monthly, quarterly];
     for t in &mut tables {
         t.heading = heading(&t.title.clone());
     }
     let [grid, rate, monthly, quarterly] = tables;
-    let view = reports_view(&county, year, today, all_on_time, all_counted, overdue_now, may_manage(&u));
+    let view = reports_view(&county, year, today, all_on_time, all_counted, overdue_now, may_manage(u));
     let mut page = Page::new(format!("月报与分析 · {county_name} · {year} 年"));
     page.crumbs.push(("月报与分析".into(), String::new()));
     page.view(&super::supervise::subnav_view("/web/reports"))?.view(&view)?;

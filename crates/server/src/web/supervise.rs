@@ -162,7 +162,7 @@ async fn build(state: &AppState, u: &WebUser, region: String, year: i64) -> Resu
     }
     let active: Vec<_> = selected.iter().filter(|v| v.status == "active").collect();
     let is_active: std::collections::HashSet<&str> = active.iter().map(|v| v.village_code.as_str()).collect();
-    let manage = may_manage(&u);
+    let manage = may_manage(u);
 
     let mut st = Table::new(
         "selected",
@@ -292,7 +292,7 @@ async fn build(state: &AppState, u: &WebUser, region: String, year: i64) -> Resu
         overdue,
     };
     let villages: Vec<(String, String)> =
-        if may_inspect(&u) { active.iter().map(|v| (v.village_code.clone(), place(&v.village_code))).collect() } else { Vec::new() };
+        if may_inspect(u) { active.iter().map(|v| (v.village_code.clone(), place(&v.village_code))).collect() } else { Vec::new() };
     let view = supervise_view(year, day, &region, t, &figures, manage, villages, crate::clock::today());
     let mut page = Page::new(format!("挂牌督战 · {year} 年 · {}", place(&region)));
     page.crumbs = super::dashboard::crumbs_for(state, u, &region).await?;

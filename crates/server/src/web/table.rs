@@ -152,7 +152,7 @@ impl Table {
                 let c = c as u16;
                 match cell {
                     Cell::Text(_) | Cell::Link(..) | Cell::Parts(_) => {
-                        ws.write_string(r, c, &cell.shown_text()).map_err(fail)?;
+                        ws.write_string(r, c, cell.shown_text()).map_err(fail)?;
                     }
                     Cell::Int(n) => {
                         ws.write_number(r, c, *n as f64).map_err(fail)?;
@@ -307,7 +307,7 @@ pub(crate) fn download(bytes: Vec<u8>, filename: &str) -> Result<Response, WebEr
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"export.xlsx\"; filename*=UTF-8''{}", urlencode(&filename))),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"export.xlsx\"; filename*=UTF-8''{}", urlencode(filename))),
         ],
         bytes,
     )
