@@ -613,18 +613,6 @@ try {
         assert.ok((await page.locator('button[data-testid^=mark-]').count()) >= 1, 'no 标记已处理 buttons for the bureau');
       });
 
-      await step('立即重新比对 runs as a job: its page follows the work and ends with the outcome (issue 18)', async () => {
-        await page.goto(`${BASE_URL}/web/worklist`);
-        page.once('dialog', (d) => d.accept());
-        await Promise.all([
-          page.waitForURL(/\/web\/jobs\/\d+/),
-          page.locator('form[action="/web/worklist/reconcile"] button').click(),
-        ]);
-        const outcome = page.locator('[data-testid=job-outcome]');
-        await outcome.waitFor({ timeout: 60_000 });
-        assert.match(await outcome.textContent(), /比对完成/);
-        assert.match(await page.locator('[data-testid=job-link]').getAttribute('href'), /\/web\/worklist/);
-      });
       await step('the early-warning list (因病返贫致贫预警) from the dashboard: people over the line, masked, exported', async () => {
         await page.goto(`${BASE_URL}/web/region/${COUNTY}?year=${YEAR}`);
         await Promise.all([page.waitForURL((u) => u.pathname === '/web/risk'), page.locator('[data-testid=risk-link]').click()]);
@@ -1145,6 +1133,19 @@ try {
         const page = await login(ctx, USERS.admin);
         assert.equal(pathOf(page), `/web/region/${COUNTY}`);
         assert.ok((await page.locator('nav a', { hasText: '名单导入' }).count()) === 1, 'the administrator has 名单导入 in the menu');
+      });
+      const page = ctx.pages()[0];
+      await step('the administrator\'s 立即重新比对 runs as a job: its page follows the work and ends with the outcome (issue 18)', async () => {
+        await page.goto(`${BASE_URL}/web/worklist`);
+        page.once('dialog', (d) => d.accept());
+        await Promise.all([
+          page.waitForURL(/\/web\/jobs\/\d+/),
+          page.locator('form[action="/web/worklist/reconcile"] button').click(),
+        ]);
+        const outcome = page.locator('[data-testid=job-outcome]');
+        await outcome.waitFor({ timeout: 60_000 });
+        assert.match(await outcome.textContent(), /比对完成/);
+        assert.match(await page.locator('[data-testid=job-link]').getAttribute('href'), /\/web\/worklist/);
       });
     });
     await ctx.close();

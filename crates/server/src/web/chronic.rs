@@ -13,9 +13,9 @@ use baozhang_store::programmes::AUDIT_RESULTS;
 use serde::Deserialize;
 
 use super::cache::Built;
-use super::health::{bp, may_manage, require_manage, unmask_link, unmask_view, Ctx, UnmaskLink};
+use super::health::{bp, may_manage, require_manage, unmask_view, Ctx, UnmaskLink};
 use super::table::{Card, Cell, InlineForm, Input, Table};
-use super::{card, count, Page, WebError, WebResult, WebUser};
+use super::{count, Page, WebError, WebResult, WebUser};
 use crate::AppState;
 use askama::Template;
 use std::sync::Arc;
@@ -225,15 +225,7 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
     let pop = new_cards_of_month(&cards, a.month);
     let again = drawn_cards(&pop, a.seed as u64);
     let recorded: Vec<String> = items.iter().map(|i| i.card_no.clone()).collect();
-    let repro = if again == recorded {
-        format!("<p class=\"ok\" data-testid=\"repro\">按记录的种子 {} 对当月 {} 张新办卡重新抽取，结果与记录一致。</p>", a.seed, pop.len())
-    } else {
-        format!(
-            "<p class=\"alert\" data-testid=\"repro\">按记录的种子重新抽取的结果与记录不同：抽取时当月新办卡 {} 张，现为 {} 张（抽取后有补录或注销的卡）。</p>",
-            a.population,
-            pop.len()
-        )
-    };
+    let repro = (again == recorded, a.seed.to_string(), count(pop.len() as i64), count(a.population));
     let manage = may_manage(&u);
     let mut t = Table::new(
         "items",
@@ -281,15 +273,33 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Path(id): Pat
     page.crumbs = super::dashboard::crumbs_for(&state, &u, &a.region_code).await?;
     page.crumbs.push(("慢病卡".into(), format!("/web/chronic?region={}", a.region_code)));
     page.crumbs.push((yyyymm(a.month), String::new()));
-    page.push(&format!(
-        "<div class=\"cards\">{}{}{}</div>{repro}{}",
-        card("当月新办卡", &format!("{} 张", a.population), &format!("抽取 {} 张", a.drawn)),
-        card("已审核", &format!("{} / {}", a.checked, a.drawn), &format!("人情卡及不规范 {} 张", a.irregular)),
-        card("随机种子", &a.seed.to_string(), &format!("{} 于 {} 抽取", a.drawn_by, a.drawn_at.get(..10).unwrap_or(""))),
-        unmask_link(&u, &ctx)
-    ));
-    page.push(&t.html(&u.path));
+    page.view(&AuditHead {
+        cards: vec![
+            Card::new("当月新办卡", format!("{} 张", count(a.population)), format!("抽取 {} 张", count(a.drawn))),
+            Card::new("已审核", format!("{} / {}", count(a.checked), count(a.drawn)), format!("人情卡及不规范 {} 张", count(a.irregular))),
+            Card::new("随机种子", a.seed.to_string(), format!("{} 于 {} 抽取", a.drawn_by, crate::clock::beijing_text(&a.drawn_at))),
+        ],
+        reproduced: repro.0,
+        seed: repro.1,
+        now: repro.2,
+        then: repro.3,
+        unmask: unmask_view(&u, &ctx),
+    })?
+    .tables(&u, &[&t]);
     Ok(page.render(&u))
+}
+
+/// The head of a draw's page: its cards, whether the recorded seed reproduces it, the unmask link.
+#[derive(Template)]
+#[template(path = "chronic_audit.html")]
+struct AuditHead {
+    cards: Vec<Card>,
+    reproduced: bool,
+    seed: String,
+    /// The month's new cards now, and when drawn.
+    now: String,
+    then: String,
+    unmask: Option<UnmaskLink>,
 }
 
 #[derive(Deserialize)]

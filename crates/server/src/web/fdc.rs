@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::cache::Built;
 use super::health::{bp, may_manage, unmask_view, Ctx, UnmaskLink};
 use super::table::{Card, Cell, Table};
-use super::{count, esc, Page, WebError, WebResult, WebUser};
+use super::{count, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 use askama::Template;
@@ -402,65 +402,82 @@ pub async fn person_page(State(state): State<AppState>, u: WebUser, Path(key): P
     }
     page.crumbs.push((format!("{} {}", mask_name(&p.name), mask_id(&p.id_no)), person_link));
     page.crumbs.push(("家庭医生".into(), String::new()));
-    page.push(&format!(
-        "<p data-testid=\"chronic-line\">慢病登记：{}。随访要求：{}；截至 {day} 已随访 {} 次，应随访 {} 次{}。</p>",
-        if registered.is_empty() {
-            "无".to_string()
-        } else {
-            registered
-                .iter()
-                .map(|r| format!("{}（{}）", r.disease, if r.eligible { "符合办卡标准" } else { "不符合办卡标准" }))
-                .collect::<Vec<_>>()
-                .join("、")
-        },
-        schedule.name_zh(),
-        status.done,
-        status.due,
-        if status.overdue > 0 { format!("，<strong>欠 {} 次</strong>", status.overdue) } else { String::new() }
-    ));
-    page.push(&ct.html(&u.path));
-    let here = format!("/web/fdc/person/{}", esc(key.trim()));
-    let field = |name: &str, label: &str, value: &str| {
-        format!("<label>{label}<input name=\"{name}\" value=\"{}\"{}></label>", esc(value), if may_record(&u) { "" } else { " readonly" })
+    let registered_text = if registered.is_empty() {
+        "无".to_string()
+    } else {
+        registered
+            .iter()
+            .map(|r| format!("{}（{}）", r.disease, if r.eligible { "符合办卡标准" } else { "不符合办卡标准" }))
+            .collect::<Vec<_>>()
+            .join("、")
     };
-    let cats: String = std::iter::once(&"")
-        .chain(PLAN_CATEGORIES.iter())
-        .map(|c| {
-            format!(
-                "<option value=\"{c}\"{}>{}</option>",
-                if *c == plan.category { " selected" } else { "" },
-                if c.is_empty() { "请选择" } else { c }
-            )
-        })
-        .collect();
-    page.push(&format!(
-        "<section class=\"calc\"><h2>{year} 年一人一策</h2><form method=\"post\" action=\"{here}/plan\" class=\"grid-form\" data-testid=\"plan-form\">\
-         <label>类别<select name=\"category\"{}>{cats}</select></label>{}{}{}{}\
-         {}</form><p class=\"muted\">{}</p></section>",
-        if may_record(&u) { "" } else { " disabled" },
-        field("doctors", "责任医生", &plan.doctors),
-        field("referral", "转诊去向（医院、床位、专家）", &plan.referral),
-        field("medication", "用药（药名、剂量、疗程）", &plan.medication),
-        field("schedule", "随访安排", &plan.schedule),
-        if may_record(&u) { "<div class=\"actions\"><button type=\"submit\">保存方案</button></div>" } else { "" },
-        if plan.updated_by.is_empty() { "尚未制定".to_string() } else { format!("{} 于 {} 更新；每次修改都记入审计日志", plan.updated_by, plan.updated_at.get(..16).unwrap_or("").replace('T', " ")) }
-    ));
-    page.push(&st.html(&u.path));
-    if may_record(&u) {
-        let kinds: String = SERVICE_KINDS.iter().map(|k| format!("<option>{k}</option>")).collect();
-        let diseases: String = std::iter::once(&"")
-            .chain(KEY_DISEASES.iter())
-            .chain(FURTHER_DISEASES.iter())
-            .map(|d| format!("<option value=\"{d}\">{d}</option>"))
-            .collect();
-        page.push(&format!(
-            "<section class=\"calc noprint\"><h2>登记服务</h2><form method=\"post\" action=\"{here}/service\" class=\"grid-form\" data-testid=\"service-form\">\
-             <label>日期<input type=\"date\" name=\"date\" required></label><label>类型<select name=\"kind\">{kinds}</select></label>\
-             <label>病种（随访时填）<select name=\"disease\">{diseases}</select></label><label>医生<input name=\"doctor\" required></label>\
-             <label>备注<input name=\"note\"></label><div class=\"actions\"><button type=\"submit\">登记</button></div></form></section>"
-        ));
+    let view = PersonFdcView {
+        registered: registered_text,
+        schedule: schedule.name_zh().to_string(),
+        day: day.to_string(),
+        done: status.done,
+        due: status.due,
+        overdue: status.overdue,
+        year,
+        here: format!("/web/fdc/person/{}", key.trim()),
+        may_record: may_record(&u),
+        categories: PLAN_CATEGORIES.iter().map(|c| c.to_string()).collect(),
+        plan_category: plan.category.clone(),
+        fields: vec![
+            ("doctors", "责任医生", plan.doctors.clone()),
+            ("referral", "转诊去向（医院、床位、专家）", plan.referral.clone()),
+            ("medication", "用药（药名、剂量、疗程）", plan.medication.clone()),
+            ("schedule", "随访安排", plan.schedule.clone()),
+        ],
+        updated: if plan.updated_by.is_empty() {
+            "尚未制定".to_string()
+        } else {
+            format!("{} 于 {} 更新；每次修改都记入审计日志", plan.updated_by, crate::clock::beijing_text(&plan.updated_at))
+        },
+        kinds: SERVICE_KINDS.iter().map(|k| k.to_string()).collect(),
+        diseases: KEY_DISEASES.iter().chain(FURTHER_DISEASES.iter()).map(|d| d.to_string()).collect(),
+    };
+    page.view(&ContractsHead { view: &view })?.tables(&u, &[&ct]);
+    page.view(&view)?.tables(&u, &[&st]);
+    if view.may_record {
+        page.view(&ServiceFormView { view: &view })?;
     }
     Ok(page.render(&u))
+}
+
+/// A person's 家庭医生 page: the follow-up line, the plan form, the service form.
+#[derive(Template)]
+#[template(path = "fdc_person_plan.html")]
+struct PersonFdcView {
+    registered: String,
+    schedule: String,
+    day: String,
+    done: u32,
+    due: u32,
+    overdue: u32,
+    year: i64,
+    /// The page's own address (the forms post under it).
+    here: String,
+    may_record: bool,
+    categories: Vec<String>,
+    plan_category: String,
+    /// (name, label, value) of the plan's text fields.
+    fields: Vec<(&'static str, &'static str, String)>,
+    updated: String,
+    kinds: Vec<String>,
+    diseases: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "fdc_person_line.html")]
+struct ContractsHead<'a> {
+    view: &'a PersonFdcView,
+}
+
+#[derive(Template)]
+#[template(path = "fdc_person_service.html")]
+struct ServiceFormView<'a> {
+    view: &'a PersonFdcView,
 }
 
 #[derive(Deserialize)]

@@ -166,19 +166,3 @@ pub fn unmask_view(u: &WebUser, ctx: &Ctx) -> Option<UnmaskLink> {
         UnmaskLink { href: format!("{base}{sep}unmasked=1"), text: "显示完整姓名与证件号码", note: "将记入访问日志" }
     })
 }
-
-pub fn unmask_link(u: &WebUser, ctx: &Ctx) -> String {
-    if !u.p.may_unmask() {
-        return String::new();
-    }
-    let base = u.path.replace("&unmasked=1", "").replace("?unmasked=1", "?");
-    if ctx.unmasked {
-        format!("<p class=\"muted noprint\"><a href=\"{}\">恢复脱敏显示</a>（本次查看已记录）</p>", super::esc(&base))
-    } else {
-        let sep = if base.contains('?') { '&' } else { '?' };
-        format!(
-            "<p class=\"muted noprint\"><a href=\"{}{sep}unmasked=1\">显示完整姓名与证件号码</a>（将记入访问日志）</p>",
-            super::esc(&base)
-        )
-    }
-}
