@@ -808,7 +808,12 @@ try {
         const open = page.locator('[data-testid=open-sheet]');
         await open.locator('select[name=form]').selectOption('wudu');
         await Promise.all([page.waitForURL(/\/web\/scores\/\d+$/), open.getByRole('button', { name: '打开' }).click()]);
-        await Promise.all([page.waitForURL(/\/web\/scores\/\d+$/), page.locator('[data-testid=auto-score]').click()]);
+        // 自动评分 runs as a job (issue 18): its page follows the work and links back to the sheet.
+        await Promise.all([page.waitForURL(/\/web\/jobs\/\d+/), page.locator('[data-testid=auto-score]').click()]);
+        const outcome = page.locator('[data-testid=job-outcome]');
+        await outcome.waitFor({ timeout: 60_000 });
+        assert.match(await outcome.textContent(), /评分/);
+        await Promise.all([page.waitForURL(/\/web\/scores\/\d+$/), page.locator('[data-testid=job-link]').click()]);
         const rows = await tableRows(page, 'sheet');
         assert.equal(rows.length, 26, 'the 五督 form has 26 items');
         const cEv = await columnIndex(page, 'sheet', '依据');
