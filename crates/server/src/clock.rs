@@ -54,6 +54,19 @@ pub fn beijing_text(utc: &str) -> String {
     parsed.map_or_else(|| utc.to_string(), readable)
 }
 
+/// A stored UTC time as Beijing time to the minute, `yyyy-MM-dd HH:mm` (what lists show).
+pub fn beijing_minute(utc: &str) -> String {
+    let t = beijing_text(utc).replace('T', " ");
+    t.get(..16).unwrap_or(&t).to_string()
+}
+
+/// The Beijing date of a stored UTC time, `yyyy-MM-dd` (an act at 01:00 Beijing time is on that day,
+/// not on the UTC day before).
+pub fn beijing_day(utc: &str) -> String {
+    let t = beijing_text(utc);
+    t.get(..10).unwrap_or(&t).to_string()
+}
+
 /// The date part of `yyyy-MM-dd[ HH:mm:ss]` or `yyyyMMdd…`.
 pub fn parse_date_prefix(s: &str) -> Option<Date> {
     let s = s.trim();
@@ -75,6 +88,16 @@ mod tests {
     fn stored_utc_times_read_in_beijing_time() {
         assert_eq!(beijing_text("2018-03-01T16:30:05Z"), "2018-03-02 00:30:05");
         assert_eq!(beijing_text("不是时间"), "不是时间");
+    }
+
+    #[test]
+    fn lists_show_beijing_minutes_and_days() {
+        assert_eq!(beijing_minute("2018-12-31T16:30:05Z"), "2019-01-01 00:30");
+        assert_eq!(beijing_day("2018-12-31T16:30:05Z"), "2019-01-01");
+        assert_eq!(beijing_day("2018-12-31T15:59:59Z"), "2018-12-31");
+        // Text of another shape (older rows, hand-entered) is shown as it is, cut to the minute or day.
+        assert_eq!(beijing_minute("2018-12-31 10:00:00"), "2018-12-31 10:00");
+        assert_eq!(beijing_day(""), "");
     }
 
     #[test]

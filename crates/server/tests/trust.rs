@@ -272,6 +272,11 @@ async fn leads_lists_and_runs_stay_inside_their_region() {
         let r = bureau.post_form("/web/worklist/reconcile", &[]).await;
         let done = bureau.finish_job(&r).await;
         assert!(done.text().contains("比对完成"), "{db:?}: the county's bureau covers every person of this registry: {}", done.text());
+        // The button is offered only where it would be allowed.
+        assert!(bureau.get("/web/worklist").await.text().contains("立即重新比对"), "{db:?}: the county's bureau is offered it");
+        let page = other.get("/web/worklist").await;
+        assert_eq!(page.status, 200, "{db:?}");
+        assert!(!page.text().contains("立即重新比对"), "{db:?}: the neighbour is not offered a run it may not start");
 
         // The province's disease list: not editable by a county, nor by another province's bureau.
         let edit = [("list_code", "gansu-50"), ("no", "51"), ("name", "测试病种"), ("icd10", "C99")];

@@ -10,6 +10,7 @@ use baozhang_core::{Date, Fen, IdCardNo, Sex};
 use baozhang_ingest::rosters::{import_file, ImportOptions, RosterKind};
 use baozhang_ingest::worklist::mask_id;
 use baozhang_server::auth::{create_user, Role};
+use baozhang_server::web::wan;
 use baozhang_server::testkit::{add_hospital, NatClient, SeedPerson, COUNTY, VILLAGES};
 use baozhang_store::reconcile::ReconcileParams;
 use common::{has_cjk, ok, person_path, session_token, spawn_app, App, Browser, Rest, BACKENDS, PASSWORD};
@@ -549,12 +550,12 @@ async fn the_dashboard_shows_what_was_settled_and_refreshes_as_documented() {
         assert_eq!(r.status, 200, "{db:?}: {}", r.text());
         let html = r.text();
         assert_eq!(card(&html, "一站式结算人次"), "2", "{db:?}");
-        assert_eq!(card(&html, "基金支付"), format!("{} 元", Fen(fund).grouped()), "{db:?}");
-        assert!(html.contains(&format!("医疗费总额 {} 元", Fen(medfee).grouped())), "{db:?}");
+        assert_eq!(card(&html, "基金支付"), wan(fund), "{db:?}");
+        assert!(html.contains(&format!("即 {} 元；医疗费总额 {}", Fen(fund).grouped(), wan(medfee))), "{db:?}");
         for (v, s) in [(VILLAGES[0], &ledger[0]), (VILLAGES[1], &ledger[1])] {
             let html = bureau.get(&format!("/web/region/{v}?year=2018")).await.text();
             assert_eq!(card(&html, "一站式结算人次"), "1", "{db:?}: {v}");
-            assert_eq!(card(&html, "基金支付"), format!("{} 元", Fen(s.fund_pay_sumamt).grouped()), "{db:?}: {v}");
+            assert_eq!(card(&html, "基金支付"), wan(s.fund_pay_sumamt), "{db:?}: {v}");
         }
 
         // One more settlement through the web window.
@@ -576,7 +577,7 @@ async fn the_dashboard_shows_what_was_settled_and_refreshes_as_documented() {
         assert!(r.text().contains("比对完成"), "{db:?}");
         let html = bureau.get("/web/region/620422?year=2018").await.text();
         assert_eq!(card(&html, "一站式结算人次"), "3", "{db:?}");
-        assert_eq!(card(&html, "基金支付"), format!("{} 元", Fen(fund + third.fund_pay_sumamt).grouped()), "{db:?}");
+        assert_eq!(card(&html, "基金支付"), wan(fund + third.fund_pay_sumamt), "{db:?}");
         let html = bureau.get(&format!("/web/region/{}?year=2018", VILLAGES[0])).await.text();
         assert_eq!(card(&html, "一站式结算人次"), "2", "{db:?}");
         // A cadre may not start a reconciliation.

@@ -900,20 +900,30 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Whether the registry holds a person whose village lies outside the region `prefix`: two seeks
+    /// on the village index (below the prefix, above its codes), cheap enough for every page view.
+    pub async fn persons_outside(&self, prefix: &str) -> Result<bool> {
+        if prefix.is_empty() {
+            return Ok(false);
+        }
+        let p = sqlx::query("SELECT 1 FROM persons WHERE village_code < $1 OR village_code >= $2 LIMIT 1")
+            .bind(prefix.to_string())
+            .bind(crate::prefix_end(prefix))
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(p.is_some())
+    }
+
     /// Whether the registry holds anyone outside `prefix` (by village, or by insured area for people
     /// without a village): a run over the whole database would then touch another region's people.
     pub async fn anyone_outside(&self, prefix: &str) -> Result<bool> {
         if prefix.is_empty() {
             return Ok(false);
         }
-        let like = format!("{prefix}%");
-        let p = sqlx::query("SELECT 1 FROM persons WHERE village_code IS NOT NULL AND village_code NOT LIKE $1 LIMIT 1")
-            .bind(like.clone())
-            .fetch_optional(self.pool())
-            .await?;
-        if p.is_some() {
+        if self.persons_outside(prefix).await? {
             return Ok(true);
         }
+        let like = format!("{prefix}%");
         let e =
             sqlx::query("SELECT 1 FROM enrolments WHERE insured_admdvs NOT LIKE $1 LIMIT 1").bind(like).fetch_optional(self.pool()).await?;
         Ok(e.is_some())

@@ -127,7 +127,7 @@ pub async fn audit_page(State(state): State<AppState>, u: WebUser, Query(q): Que
             Cell::Int(r.claims),
             Cell::Int(r.leads),
             Cell::text(&r.run_by),
-            Cell::text(r.run_at.get(..16).unwrap_or(&r.run_at).replace('T', " ")),
+            Cell::text(crate::clock::beijing_minute(&r.run_at)),
         ]);
     }
     if let Some(x) = q.export.as_deref() {
@@ -223,7 +223,7 @@ pub async fn lead_page(State(state): State<AppState>, u: WebUser, Path(id): Path
     et.empty = "尚未处理";
     for e in &events {
         et.rows.push(vec![
-            Cell::text(e.at.get(..16).unwrap_or(&e.at).replace('T', " ")),
+            Cell::text(crate::clock::beijing_minute(&e.at)),
             Cell::text(&e.actor),
             Cell::text(&e.role),
             Cell::text(match e.action.as_str() {

@@ -19,8 +19,10 @@ use baozhang_store::indicators::{VillageStats, PSN_PART_BUCKETS_FEN};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::table::{Cell, Table};
-use super::{card, chart, esc, pct, ratio_bp, urlencode, yuan, Page, WebError, WebResult, WebUser};
+use askama::Template;
+
+use super::table::{Card, Cell, Table};
+use super::{count, pct, ratio_bp, urlencode, wan, yuan, Page, WebError, WebResult, WebUser};
 use crate::AppState;
 
 /// The per-village figures of one year, as last computed.
@@ -274,7 +276,7 @@ pub async fn region_home(State(state): State<AppState>, u: WebUser, Query(q): Qu
     }
     if code.is_empty() {
         let mut p = Page::new("驾驶舱");
-        p.push("<div class=\"alert\">尚无数据：请先在“名单导入”中上传贫困人口、参保等名单。</div>");
+        p.view(&super::Alert { class: "", message: "尚无数据：请先在“名单导入”中上传贫困人口、参保等名单。" })?;
         return Ok(p.render(&u));
     }
     Ok(Redirect::to(&format!("/web/region/{code}?year={year}")).into_response())
@@ -408,148 +410,213 @@ pub async fn region_page(State(state): State<AppState>, u: WebUser, Path(code): 
     if let Some(last) = page.crumbs.last_mut() {
         last.1 = String::new();
     }
-    let mut years = String::new();
     let this = default_year(&state).await;
-    for y in (this - 4..=this).rev() {
-        years.push_str(&format!("<option value=\"{y}\"{}>{y} 年</option>", if y == year { " selected" } else { "" }));
+    let unknown = |c: &str| c.len() <= code.len();
+    let children_view: Vec<Child> = children
+        .iter()
+        .map(|(c, s)| Child {
+            name: if unknown(c) { UNKNOWN_VILLAGE.to_string() } else { names.get(c).cloned().unwrap_or_else(|| c.clone()) },
+            href: if unknown(c) { format!("/web/worklist?region={c}&village=unknown") } else { link(c) },
+            stats: s,
+        })
+        .collect();
+    let risk_counts = [
+        flagged(&code, baozhang_core::risk::Level::Over),
+        flagged(&code, baozhang_core::risk::Level::Near),
+        flagged(&code, baozhang_core::risk::Level::Rising),
+    ];
+    // 县域内就诊率, remote care and policy awareness (定期报表, issue 19), for county roles.
+    let county_role = matches!(u.p.role, crate::auth::Role::Admin | crate::auth::Role::Bureau | crate::auth::Role::Auditor);
+    let view = region_view(&RegionInput {
+        code: &code,
+        year,
+        this_year: this,
+        child_level,
+        total: &t,
+        children: &children_view,
+        risk: risk_counts,
+        indicators: county_role && (6..=9).contains(&code.len()),
+    });
+    page.view(&view)?;
+    if code.len() == 12 {
+        page.tables(&u, &[&households]);
+    } else {
+        page.tables(&u, &[&ct]);
     }
-    page.push(&format!(
-        "<form class=\"inline\" method=\"get\" action=\"/web/region/{}\"><label>年度 <select name=\"year\" data-autosubmit>{years}</select></label><noscript><button>查看</button></noscript></form>",
-        esc(&code)
-    ));
-    let avg_delay = t.flag_delay_avg_days().map_or_else(|| "—".into(), |d| format!("{d} 天"));
-    let cards = [
-        card("建档立卡贫困人口参保率", &pct(ratio_bp(t.poor_insured, t.poor)), &format!("{} / {} 人（目标 100%）", t.poor_insured, t.poor)),
-        card(
-            "监测对象（边缘户）参保率",
-            &pct(ratio_bp(t.marginal_insured, t.marginal)),
-            &format!("{} / {} 人", t.marginal_insured, t.marginal),
+    page.tables(&u, &[&classes, &layers, &dist]);
+    page.view(&RegionNote {
+        year,
+        computed_secs: snap.computed.elapsed().as_secs(),
+        compute_ms: snap.compute_ms,
+        page_ms: started.elapsed().as_millis(),
+    })?;
+    Ok(page.render(&u))
+}
+
+/// A child region of the page's region (or its people of unknown village), with its figures.
+pub struct Child<'a> {
+    pub name: String,
+    pub href: String,
+    pub stats: &'a VillageStats,
+}
+
+/// What the region page is made of.
+pub struct RegionInput<'a> {
+    pub code: &'a str,
+    pub year: i64,
+    /// The latest insurance year: the year picker offers it and the four before it.
+    pub this_year: i64,
+    pub child_level: &'a str,
+    pub total: &'a VillageStats,
+    pub children: &'a [Child<'a>],
+    /// People over, near and rising towards the early-warning line (R-RISK-1).
+    pub risk: [i64; 3],
+    /// Whether the 健康扶贫指标 link is offered (county roles on a county or township).
+    pub indicators: bool,
+}
+
+/// A chart: `app.js` draws it with ECharts from `option` (JSON, in a data attribute) and navigates to
+/// `links[i]` when bar or slice i is clicked.
+pub struct Chart {
+    pub id: &'static str,
+    pub title: String,
+    pub option: String,
+}
+
+#[derive(Template)]
+#[template(path = "region.html")]
+pub struct RegionView {
+    pub code: String,
+    pub years: Vec<(i64, bool)>,
+    pub cards: Vec<Card>,
+    pub risk_href: String,
+    pub indicators_href: Option<String>,
+    pub charts: Vec<Chart>,
+}
+
+#[derive(Template)]
+#[template(path = "region_note.html")]
+pub struct RegionNote {
+    pub year: i64,
+    pub computed_secs: u64,
+    pub compute_ms: u128,
+    pub page_ms: u128,
+}
+
+/// The region page's head: year picker, cards (money in 万元, counts with separators), links, charts.
+pub fn region_view(i: &RegionInput<'_>) -> RegionView {
+    let (t, year, code) = (i.total, i.year, i.code);
+    let avg_delay = t.flag_delay_avg_days().map_or_else(|| "—".into(), |d| format!("{} 天", count(d)));
+    let cards = vec![
+        Card::new(
+            "建档立卡贫困人口参保率",
+            pct(ratio_bp(t.poor_insured, t.poor)),
+            format!("{} / {} 人（目标 100%）", count(t.poor_insured), count(t.poor)),
         ),
-        card("标识及时性", &avg_delay, &format!("认定到参保标识的平均天数（{} 人）", t.flagged)),
-        card("参保比对问题", &t.findings_total().to_string(), "最近一次比对，点击下表查看清单"),
-        card("一站式结算人次", &t.settlements.to_string(), &format!("其中住院 {} 人次", t.inpatient)),
-        card("基金支付", &format!("{} 元", yuan(t.fund_pay_fen)), &format!("医疗费总额 {} 元", yuan(t.medfee_fen))),
-        card(
+        Card::new(
+            "监测对象（边缘户）参保率",
+            pct(ratio_bp(t.marginal_insured, t.marginal)),
+            format!("{} / {} 人", count(t.marginal_insured), count(t.marginal)),
+        ),
+        Card::new("标识及时性", avg_delay, format!("认定到参保标识的平均天数（{} 人）", count(t.flagged))),
+        Card::new("参保比对问题", count(t.findings_total()), "最近一次比对，点击下表查看清单"),
+        Card::new("一站式结算人次", count(t.settlements), format!("其中住院 {} 人次", count(t.inpatient))),
+        Card::new("基金支付", wan(t.fund_pay_fen), format!("即 {} 元；医疗费总额 {}", yuan(t.fund_pay_fen), wan(t.medfee_fen))),
+        Card::new(
             "贫困人口住院实际报销比例",
-            &pct(t.poor_inpatient_ratio_total_bp()),
-            &format!(
+            pct(t.poor_inpatient_ratio_total_bp()),
+            format!(
                 "政策范围内口径 {}；{} 人次，人均个人负担 {} 元",
                 pct(t.poor_inpatient_ratio_compliant_bp()),
-                t.poor_inpatient,
+                count(t.poor_inpatient),
                 t.poor_inpatient_psn_part_avg_fen().map(yuan).unwrap_or_else(|| "—".into())
             ),
         ),
-        card(
+        Card::new(
             "个人负担超预警线",
-            &format!("{} 人", flagged(&code, baozhang_core::risk::Level::Over)),
-            &format!(
-                "截至 {year}-12-31 近 12 个月，按本地预警线；接近预警线 {} 人，快速上升 {} 人",
-                flagged(&code, baozhang_core::risk::Level::Near),
-                flagged(&code, baozhang_core::risk::Level::Rising)
-            ),
+            format!("{} 人", count(i.risk[0])),
+            format!("截至 {year}-12-31 近 12 个月，按本地预警线；接近预警线 {} 人，快速上升 {} 人", count(i.risk[1]), count(i.risk[2])),
         ),
     ];
-    page.push(&format!("<div class=\"cards\" data-testid=\"cards\">{}</div>", cards.concat()));
-    page.push(&format!(
-        "<p class=\"noprint\"><a class=\"btn secondary\" href=\"/web/risk?region={}&amp;as_of={year}-12-31\" data-testid=\"risk-link\">因病返贫致贫预警名单（近 12 个月个人负担，按本地预警线）</a>{}</p>",
-        urlencode(&code),
-        // 县域内就诊率, remote care and policy awareness (定期报表, issue 19), for county roles.
-        if matches!(u.p.role, crate::auth::Role::Admin | crate::auth::Role::Bureau | crate::auth::Role::Auditor) && (6..=9).contains(&code.len()) {
-            format!(
-                " <a class=\"btn secondary\" href=\"/web/forms/indicators?region={}&amp;year={year}\" data-testid=\"indicators-link\">健康扶贫指标（县域内就诊率、远程医疗覆盖、政策知晓率）</a>",
-                urlencode(&code)
-            )
-        } else {
-            String::new()
-        }
-    ));
-
-    // Charts.
-    let unknown = |c: &str| c.len() <= code.len();
-    let child_names: Vec<String> = children
-        .keys()
-        .map(|c| if unknown(c) { UNKNOWN_VILLAGE.to_string() } else { names.get(c).cloned().unwrap_or_else(|| c.clone()) })
-        .collect();
-    let child_links: Vec<String> =
-        children.keys().map(|c| if unknown(c) { format!("/web/worklist?region={c}&village=unknown") } else { link(c) }).collect();
-    let rates: Vec<f64> = children.values().map(|s| ratio_bp(s.poor_insured, s.poor).map_or(0.0, |b| b as f64 / 100.0)).collect();
-    let mut charts = String::new();
-    if !children.is_empty() {
-        charts.push_str(&chart(
-            "chart-enrol",
-            &format!("各{child_level}建档立卡贫困人口参保率（%）——点击下钻"),
-            &json!({
+    let mut charts = Vec::new();
+    if !i.children.is_empty() {
+        let names: Vec<&str> = i.children.iter().map(|c| c.name.as_str()).collect();
+        let links: Vec<&str> = i.children.iter().map(|c| c.href.as_str()).collect();
+        let rates: Vec<f64> =
+            i.children.iter().map(|c| ratio_bp(c.stats.poor_insured, c.stats.poor).map_or(0.0, |b| b as f64 / 100.0)).collect();
+        let level = i.child_level;
+        charts.push(Chart {
+            id: "chart-enrol",
+            title: format!("各{level}建档立卡贫困人口参保率（%）——点击下钻"),
+            option: json!({
                 "tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 40, "bottom": 8, "top": 8, "containLabel": true},
-                "rows": child_names.len(),
-                "yAxis": {"type": "category", "data": child_names, "inverse": true, "axisLabel": {"interval": 0, "fontSize": 11}},
+                "rows": names.len(),
+                "yAxis": {"type": "category", "data": names, "inverse": true, "axisLabel": {"interval": 0, "fontSize": 11}},
                 "xAxis": {"type": "value", "min": (rates.iter().cloned().fold(100.0, f64::min) - 1.0).floor().max(0.0), "max": 100},
                 "series": [{"type": "bar", "data": rates, "itemStyle": {"color": "#1f5fa8"}, "label": {"show": true, "position": "right", "fontSize": 10, "formatter": "{c}%"}}],
-                "links": child_links,
-            }),
-        ));
-        let findings: Vec<i64> = children.values().map(VillageStats::findings_total).collect();
-        charts.push_str(&chart(
-            "chart-findings",
-            &format!("各{child_level}参保比对问题数——点击下钻"),
-            &json!({
+                "links": links,
+            })
+            .to_string(),
+        });
+        let findings: Vec<i64> = i.children.iter().map(|c| c.stats.findings_total()).collect();
+        charts.push(Chart {
+            id: "chart-findings",
+            title: format!("各{level}参保比对问题数——点击下钻"),
+            option: json!({
                 "tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 40, "bottom": 8, "top": 8, "containLabel": true},
-                "rows": child_names.len(),
-                "yAxis": {"type": "category", "data": child_names, "inverse": true, "axisLabel": {"interval": 0, "fontSize": 11}},
+                "rows": names.len(),
+                "yAxis": {"type": "category", "data": names, "inverse": true, "axisLabel": {"interval": 0, "fontSize": 11}},
                 "xAxis": {"type": "value"},
                 "series": [{"type": "bar", "data": findings, "itemStyle": {"color": "#b3261e"}, "label": {"show": true, "position": "right", "fontSize": 10}}],
-                "links": child_links,
-            }),
-        ));
+                "links": links,
+            })
+            .to_string(),
+        });
     }
     let fund_data: Vec<serde_json::Value> = ALL_FUNDS
         .iter()
         .map(|f| json!({"name": f.name_zh(), "value": t.funds_fen[f.index()] / 100}))
         .chain(std::iter::once(json!({"name": "个人负担", "value": t.psn_part_fen / 100})))
         .collect();
-    charts.push_str(&chart(
-        "chart-funds",
-        "医疗费用由谁支付（元）",
+    charts.push(Chart {
+        id: "chart-funds",
+        title: "医疗费用由谁支付（元）".into(),
         // The legend wraps under the donut (never paged over it); on a phone the labels go and the
         // legend names the slices.
-        &json!({"baseOption": {"tooltip": {"trigger": "item", "formatter": "{b}：{c} 元（{d}%）"}, "legend": {"bottom": 0, "left": "center"},
+        option: json!({"baseOption": {"tooltip": {"trigger": "item", "formatter": "{b}：{c} 元（{d}%）"}, "legend": {"bottom": 0, "left": "center"},
                 "series": [{"type": "pie", "radius": ["30%", "55%"], "center": ["50%", "42%"], "avoidLabelOverlap": true, "data": fund_data,
                             "label": {"formatter": "{b}\n{d}%", "overflow": "break"}, "labelLayout": {"hideOverlap": true}}]},
-                "media": [{"query": {"maxWidth": 460}, "option": {"series": [{"radius": ["28%", "50%"], "label": {"show": false}}]}}]}),
-    ));
-    charts.push_str(&chart(
-        "chart-dist",
-        "贫困人口住院个人负担分布（人次）",
-        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 10, "bottom": 8, "top": 20, "containLabel": true},
-                "xAxis": {"type": "category", "data": bucket_names, "axisLabel": {"interval": 0, "fontSize": 10, "hideOverlap": false, "rotate": 30}},
+                "media": [{"query": {"maxWidth": 460}, "option": {"series": [{"radius": ["28%", "50%"], "label": {"show": false}}]}}]})
+        .to_string(),
+    });
+    charts.push(Chart {
+        id: "chart-dist",
+        title: "贫困人口住院个人负担分布（人次）".into(),
+        option: json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 10, "bottom": 8, "top": 20, "containLabel": true},
+                "xAxis": {"type": "category", "data": bucket_labels(), "axisLabel": {"interval": 0, "fontSize": 10, "hideOverlap": false, "rotate": 30}},
                 "yAxis": {"type": "value"},
-                "series": [{"type": "bar", "data": t.poor_inpatient_psn_part_buckets.to_vec(), "itemStyle": {"color": "#8a5a00"}}]}),
-    ));
+                "series": [{"type": "bar", "data": t.poor_inpatient_psn_part_buckets.to_vec(), "itemStyle": {"color": "#8a5a00"}}]})
+        .to_string(),
+    });
     let hit_share: Vec<f64> =
         ALL_FUNDS.iter().map(|f| ratio_bp(t.fund_hits[f.index()], t.settlements).map_or(0.0, |b| b as f64 / 100.0)).collect();
-    charts.push_str(&chart(
-        "chart-hits",
-        "各层保障触及的结算人次占比（%）",
-        &json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 20, "bottom": 8, "top": 10, "containLabel": true},
+    charts.push(Chart {
+        id: "chart-hits",
+        title: "各层保障触及的结算人次占比（%）".into(),
+        option: json!({"tooltip": {"trigger": "axis"}, "grid": {"left": 8, "right": 20, "bottom": 8, "top": 10, "containLabel": true},
                 "yAxis": {"type": "category", "data": ALL_FUNDS.iter().map(|f| f.name_zh()).collect::<Vec<_>>()},
                 "xAxis": {"type": "value", "max": 100},
-                "series": [{"type": "bar", "data": hit_share, "itemStyle": {"color": "#1e7b34"}}]}),
-    ));
-    page.push(&format!("<div class=\"charts\">{charts}</div>"));
-    let path = u.path.clone();
-    if code.len() == 12 {
-        page.push(&households.html(&path));
-    } else {
-        page.push(&ct.html(&path));
+                "series": [{"type": "bar", "data": hit_share, "itemStyle": {"color": "#1e7b34"}}]})
+        .to_string(),
+    });
+    RegionView {
+        code: code.to_string(),
+        years: (i.this_year - 4..=i.this_year).rev().map(|y| (y, y == year)).collect(),
+        cards,
+        risk_href: format!("/web/risk?region={}&as_of={year}-12-31", urlencode(code)),
+        indicators_href: i.indicators.then(|| format!("/web/forms/indicators?region={}&year={year}", urlencode(code))),
+        charts,
     }
-    page.push(&classes.html(&path)).push(&layers.html(&path)).push(&dist.html(&path));
-    page.push(&format!(
-        "<p class=\"muted\">数据截至 {year}-12-31；统计口径：参保率按年末在册且未死亡人员计；结算为一站式结算台账净额（已冲销的不计）；实际报销比例 = 基金支付 ÷ 医疗费总额（政策范围内口径：基金支付 ÷ 政策范围内费用；医院承担的部分不计入）。\
-         汇总数据 {} 秒前计算（用时 {} 毫秒），本页服务端用时 {} 毫秒。</p>",
-        snap.computed.elapsed().as_secs(),
-        snap.compute_ms,
-        started.elapsed().as_millis()
-    ));
-    Ok(page.render(&u))
 }
 
 fn bucket_labels() -> Vec<String> {
@@ -639,7 +706,7 @@ pub async fn household_page(
         page.crumbs = crumbs_for(&state, &u, v).await?;
     }
     page.crumbs.push((format!("户 {}", household_no.trim()), String::new()));
-    page.push(&t.html(&u.path));
+    page.tables(&u, &[&t]);
     Ok(page.render(&u))
 }
 
@@ -664,5 +731,53 @@ mod tests {
         let old = age_of("2018-01-01T00:00:00Z").unwrap();
         assert!(old > Duration::from_secs(86_400 * 365), "{old:?}");
         assert_eq!(age_of("not a time"), None);
+    }
+
+    #[test]
+    fn the_region_head_reads_as_officials_read_it() {
+        let t = VillageStats {
+            village_code: "620422".into(),
+            poor: 115_014,
+            poor_insured: 115_000,
+            settlements: 321_552,
+            inpatient: 41_230,
+            fund_pay_fen: 41_234_567_890,
+            medfee_fen: 52_000_004_999,
+            ..Default::default()
+        };
+        let a = VillageStats { poor: 10, poor_insured: 9, ..Default::default() };
+        let children = [
+            Child { name: "会师镇".into(), href: "/web/region/620422100?year=2018".into(), stats: &a },
+            Child { name: UNKNOWN_VILLAGE.into(), href: "/web/worklist?region=620422&village=unknown".into(), stats: &a },
+        ];
+        let input = RegionInput {
+            code: "620422",
+            year: 2018,
+            this_year: 2019,
+            child_level: "乡镇",
+            total: &t,
+            children: &children,
+            risk: [1_204, 3, 0],
+            indicators: false,
+        };
+        let v = region_view(&input);
+        let card = |label: &str| v.cards.iter().find(|c| c.label == label).map(|c| (c.value.clone(), c.note.clone())).unwrap();
+        assert_eq!(card("基金支付"), ("41,234.57 万元".into(), "即 412,345,678.90 元；医疗费总额 52,000.00 万元".into()));
+        assert_eq!(card("一站式结算人次"), ("321,552".into(), "其中住院 41,230 人次".into()));
+        assert_eq!(card("建档立卡贫困人口参保率").1, "115,000 / 115,014 人（目标 100%）");
+        assert_eq!(card("个人负担超预警线").0, "1,204 人");
+        assert_eq!(v.years, vec![(2019, false), (2018, true), (2017, false), (2016, false), (2015, false)]);
+        assert_eq!(v.indicators_href, None);
+        assert_eq!(v.risk_href, "/web/risk?region=620422&as_of=2018-12-31");
+        // The bar charts name the children (the unknown village too) and drill down on a click.
+        let enrol: serde_json::Value = serde_json::from_str(&v.charts[0].option).unwrap();
+        assert_eq!(enrol["yAxis"]["data"], json!(["会师镇", UNKNOWN_VILLAGE]));
+        assert_eq!(enrol["links"][1], "/web/worklist?region=620422&village=unknown");
+        assert_eq!(enrol["series"][0]["data"], json!([90.0, 90.0]));
+        assert_eq!(v.charts.iter().map(|c| c.id).collect::<Vec<_>>(), ["chart-enrol", "chart-findings", "chart-funds", "chart-dist", "chart-hits"]);
+        // A village has no children: only the three charts of its own figures.
+        let v = region_view(&RegionInput { children: &[], indicators: true, ..input });
+        assert_eq!(v.charts.len(), 3);
+        assert_eq!(v.indicators_href.as_deref(), Some("/web/forms/indicators?region=620422&year=2018"));
     }
 }

@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 use super::cache::Built;
 use super::health::year_param;
-use super::table::{Cell, InlineForm, Input, Part, Table, TableView};
-use super::{yuan, Page, WebError, WebResult, WebUser};
+use super::table::{Card, Cell, InlineForm, Input, Part, Table, TableView};
+use super::{count, wan, yuan, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
 
@@ -280,7 +280,7 @@ fn quarter_name(q: i64) -> String {
 #[template(path = "funds.html")]
 pub struct FundsView<'a> {
     /// (label, value, note)
-    pub cards: Vec<(String, String, String)>,
+    pub cards: Vec<Card>,
     pub calendar_warning: Option<String>,
     pub overdue: TableView<'a>,
     pub statements: TableView<'a>,
@@ -301,11 +301,11 @@ pub struct FundFigures {
     pub overdue: usize,
 }
 
-pub fn fund_cards(f: &FundFigures) -> Vec<(String, String, String)> {
+pub fn fund_cards(f: &FundFigures) -> Vec<Card> {
     vec![
-        ("年度预算".into(), format!("{} 元", yuan(f.budget_fen)), format!("已预付 {} 家", f.prepaid_hospitals)),
-        ("医院垫付兜底资金".into(), format!("{} 元", yuan(f.fallback_fen)), format!("{} 家医院", f.hospitals)),
-        ("逾期事项".into(), format!("{} 项", f.overdue), "对账逾期未报或拨付超过 15 个工作日".into()),
+        Card::new("年度预算", wan(f.budget_fen), format!("即 {} 元；已预付 {} 家", yuan(f.budget_fen), count(f.prepaid_hospitals as i64))),
+        Card::new("医院垫付兜底资金", wan(f.fallback_fen), format!("即 {} 元；{} 家医院", yuan(f.fallback_fen), count(f.hospitals as i64))),
+        Card::new("逾期事项", format!("{} 项", count(f.overdue as i64)), "对账逾期未报或拨付超过 15 个工作日"),
     ]
 }
 
@@ -562,11 +562,11 @@ mod tests {
     }
 
     #[test]
-    fn the_cards_state_the_figures_in_yuan() {
+    fn the_cards_state_the_figures_in_wan_yuan_and_exactly() {
         let c = fund_cards(&FundFigures { budget_fen: 11_000_000, prepaid_hospitals: 1, fallback_fen: 135_400, hospitals: 2, overdue: 1 });
-        assert_eq!(c[0], ("年度预算".to_string(), "110,000.00 元".to_string(), "已预付 1 家".to_string()));
-        assert_eq!(c[1].1, "1,354.00 元");
-        assert_eq!(c[2].1, "1 项");
+        assert_eq!((c[0].label.as_str(), c[0].value.as_str(), c[0].note.as_str()), ("年度预算", "11.00 万元", "即 110,000.00 元；已预付 1 家"));
+        assert_eq!((c[1].value.as_str(), c[1].note.as_str()), ("0.14 万元", "即 1,354.00 元；2 家医院"));
+        assert_eq!(c[2].value, "1 项");
         assert!(calendar_warning(2018, true).is_none());
         assert!(calendar_warning(2031, false).is_some_and(|w| w.contains("2031 年")));
     }

@@ -89,7 +89,7 @@ pub async fn mdt_page(State(state): State<AppState>, u: WebUser, Query(q): Query
             Cell::text(c.row.treated_date.map(super::date_text).unwrap_or_default()),
             Cell::text(&c.row.referral),
             Cell::text(&c.row.origin),
-            Cell::text(c.row.updated_at.get(..10).unwrap_or("")),
+            Cell::text(crate::clock::beijing_day(&c.row.updated_at)),
         ]);
     }
     if let Some(x) = q.export.as_deref() {

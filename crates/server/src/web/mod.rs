@@ -492,6 +492,15 @@ pub fn yuan(fen: i64) -> String {
     baozhang_core::Fen(fen).grouped()
 }
 
+/// Fen as 万元 with two decimals, rounded half away from zero, with thousands separators
+/// ("1,234.57 万元"), as officials read large sums (dashboard cards, funds).
+pub fn wan(fen: i64) -> String {
+    // Hundredths of 万元: 10,000 fen each.
+    let (q, r) = (fen / 10_000, fen % 10_000);
+    let h = if r.abs() * 2 >= 10_000 { q + r.signum() } else { q };
+    format!("{} 万元", baozhang_core::Fen(h).grouped())
+}
+
 /// A count with thousands separators ("115,014"), as officials read numbers.
 pub fn count(n: i64) -> String {
     let g = baozhang_core::Fen(n.saturating_mul(100)).grouped();
@@ -518,26 +527,6 @@ pub fn date_text(d: i64) -> String {
 }
 
 /// A number card of the dashboard.
-pub fn card(label: &str, value: &str, note: &str) -> String {
-    format!(
-        "<div class=\"card\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"note\">{}</div></div>",
-        esc(label),
-        esc(value),
-        esc(note)
-    )
-}
-
-/// A chart placeholder; `app.js` draws it with ECharts from the option in `data-chart` (and navigates to
-/// `links[i]` when bar or slice i is clicked).
-pub fn chart(id: &str, title: &str, option: &serde_json::Value) -> String {
-    format!(
-        "<figure class=\"chart-box\"><figcaption>{}</figcaption><div class=\"chart\" id=\"{}\" data-chart=\"{}\"></div></figure>",
-        esc(title),
-        esc(id),
-        esc(&option.to_string())
-    )
-}
-
 // ───────────────────────────── routes ─────────────────────────────
 
 const APP_CSS: &str = include_str!("../../assets/web/app.css");
@@ -774,9 +763,17 @@ pub fn fragment(html: String) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html).into_response()
 }
 
+/// A message box: `class` is "" (information), "ok" or "error".
+#[derive(Template)]
+#[template(path = "alert.html")]
+pub struct Alert<'a> {
+    pub class: &'a str,
+    pub message: &'a str,
+}
+
 /// A fragment with an error message, still 200 so htmx swaps it in.
 pub fn fragment_error(msg: &str) -> Response {
-    fragment(format!("<div class=\"alert error\" role=\"alert\">{}</div>", esc(msg)))
+    fragment(render_fragment(&Alert { class: "error", message: msg }))
 }
 
 #[cfg(test)]
@@ -787,6 +784,16 @@ mod tests {
     fn text_is_escaped_for_html() {
         assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
         assert_eq!(esc("张三"), "张三");
+    }
+
+    #[test]
+    fn large_sums_read_in_wan_yuan() {
+        assert_eq!(wan(1_234_567_890), "1,234.57 万元");
+        assert_eq!(wan(1_234_564_999), "1,234.56 万元");
+        assert_eq!(wan(5_000), "0.01 万元", "half a hundredth rounds up");
+        assert_eq!(wan(4_999), "0.00 万元");
+        assert_eq!(wan(-15_000), "-0.02 万元");
+        assert_eq!(wan(0), "0.00 万元");
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub async fn ledger_page(State(state): State<AppState>, u: WebUser, Query(q): Qu
             Cell::text(super::date_text(r.deadline)),
             status,
             Cell::text(&r.measures),
-            Cell::text(r.closed_at.get(..10).unwrap_or("")),
+            Cell::text(crate::clock::beijing_day(&r.closed_at)),
         ]);
     }
     if let Some(x) = q.export.as_deref() {
@@ -135,7 +135,7 @@ pub fn ledger_view(region: &str, items: &[Rectification], today: Date, which: &s
     let overdue = items.iter().filter(|r| r.overdue(now)).count();
     let closed: Vec<_> = items.iter().filter(|r| r.status == "closed").collect();
     let on_time =
-        closed.iter().filter(|r| r.closed_at.get(..10).is_some_and(|d| Date::parse(d).is_ok_and(|d| date_num(d) <= r.deadline))).count();
+        closed.iter().filter(|r| Date::parse(&crate::clock::beijing_day(&r.closed_at)).is_ok_and(|d| date_num(d) <= r.deadline)).count();
     let filters =
         [("", "全部", ""), ("open", "整改中", ""), ("review", "待复核", ""), ("overdue", "逾期", "overdue-link"), ("closed", "已销号", "")]
             .iter()
@@ -241,7 +241,7 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
             other => other,
         };
         et.rows.push(vec![
-            Cell::text(at.get(..16).unwrap_or(at).replace('T', " ")),
+            Cell::text(crate::clock::beijing_minute(at)),
             Cell::text(actor),
             Cell::text(action),
             Cell::text(note),

@@ -270,7 +270,10 @@ async fn analysis(state: &AppState, county: &str, year: i64) -> Result<(Table, T
             m[k][..5].copy_from_slice(&r[1..6]);
         }
     }
+    // The month of a stored UTC time, on Beijing's calendar (a ledger item opened 2018-05-31T17:00Z
+    // is June's).
     let month_of = |at: &str| -> Option<usize> {
+        let at = crate::clock::beijing_day(at);
         let y: i64 = at.get(..4)?.parse().ok()?;
         let mo: usize = at.get(5..7)?.parse().ok()?;
         (y == year).then_some(mo)

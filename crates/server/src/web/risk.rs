@@ -68,7 +68,7 @@ pub fn line_note(lf: &LineInForce, names: &HashMap<String, String>) -> String {
             super::pct(Some(l.share_bp)),
             l.source,
             l.set_by,
-            l.set_at.get(..10).unwrap_or(&l.set_at),
+            crate::clock::beijing_day(&l.set_at),
             names.get(&l.region_code).cloned().unwrap_or_else(|| l.region_code.clone())
         ),
         None => {

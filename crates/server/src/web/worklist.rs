@@ -42,7 +42,7 @@ fn may_mark(u: &WebUser) -> bool {
 fn mark_cell(item_id: i64, mark: Option<&Mark>, can: bool) -> Vec<Part> {
     match mark {
         Some(m) if m.state == MarkState::Pending => {
-            let mut parts = vec![Part::tag("done", format!("已处理，待比对确认（{} {}）", m.marked_by, m.marked_at))];
+            let mut parts = vec![Part::tag("done", format!("已处理，待比对确认（{} {}）", m.marked_by, crate::clock::beijing_minute(&m.marked_at)))];
             if can {
                 parts.push(Part::form(
                     InlineForm::htmx("/web/worklist/undo", "closest td", "撤销").hidden("mark_id", m.id).button_class("small secondary"),
@@ -50,7 +50,7 @@ fn mark_cell(item_id: i64, mark: Option<&Mark>, can: bool) -> Vec<Part> {
             }
             parts
         }
-        Some(m) => vec![Part::tag("", format!("{}（{} {}）", m.state.name_zh(), m.marked_by, m.marked_at))],
+        Some(m) => vec![Part::tag("", format!("{}（{} {}）", m.state.name_zh(), m.marked_by, crate::clock::beijing_minute(&m.marked_at)))],
         None if can => vec![
             Part::text("待处理"),
             Part::form(
@@ -127,7 +127,7 @@ pub fn worklist_tables(
                 .push(Part::form(InlineForm::post(format!("/web/rectify/from-finding/{}", it.finding_id), "转整改").button_class("small")));
         }
         let novelty = match (&it.reopened, fd.is_new) {
-            (Some(m), _) => format!("重新打开（{} 曾于 {} 标记已处理）", m.marked_by, m.marked_at),
+            (Some(m), _) => format!("重新打开（{} 曾于 {} 标记已处理）", m.marked_by, crate::clock::beijing_minute(&m.marked_at)),
             (None, true) => "新增".into(),
             (None, false) => "持续".into(),
         };
@@ -216,7 +216,10 @@ pub async fn worklist_page(State(state): State<AppState>, u: WebUser, Query(q): 
         page.crumbs = super::dashboard::crumbs_for(&state, &u, &region).await?;
     }
     let (as_of, started) = runs.first().map(|r| (r.1, r.2.clone())).unwrap_or_default();
-    let view = worklist_view(run, as_of, &started, &region, filters, matches!(u.p.role, Role::Admin | Role::Bureau));
+    // 立即重新比对 is offered only to whom it would be allowed: a bureau or administrator whose region
+    // covers everyone in the registry (the action checks the enrolments as well).
+    let may_reconcile = matches!(u.p.role, Role::Admin | Role::Bureau) && !state.store.persons_outside(u.region()?).await?;
+    let view = worklist_view(run, as_of, &started, &region, filters, may_reconcile);
     page.view(&view)?;
     page.tables(&u, &[&summary, &t]);
     Ok(page.render(&u))
