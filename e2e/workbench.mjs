@@ -907,6 +907,23 @@ try {
         assert.ok((await page.locator('[data-testid=import-form] select[name=kind] option').count()) >= 2, 'roster kinds');
         await shot(page, '10-import');
       });
+
+      await step('an upload is imported as a job: the page follows it and ends with the counts and the rejected rows (issue 18)', async () => {
+        await page.goto(`${BASE_URL}/web/import`);
+        const form = page.locator('[data-testid=import-form]');
+        await form.locator('select[name=kind]').selectOption('dibao');
+        // One row only, and that one wrong (17 digits): nothing changes in the demo's registry.
+        const csv = '证件号码,姓名,行政区划代码,保障起始日期,保障终止日期\n62042219800101123,测试,620422100001,2018-01-01,\n';
+        await form.locator('input[type=file]').setInputFiles({ name: '低保-试传.csv', mimeType: 'text/csv', buffer: Buffer.from(csv, 'utf8') });
+        await Promise.all([page.waitForURL(/\/web\/jobs\/\d+/), form.getByRole('button', { name: '上传并导入' }).click()]);
+        const outcome = page.locator('[data-testid=job-outcome]');
+        await outcome.waitFor({ timeout: 60_000 });
+        assert.match(await outcome.textContent(), /导入完成：共 1 行，接受 0 行，拒绝 1 行/);
+        assert.match(await page.locator('[data-testid=import-summary]').textContent(), /拒绝 1 行/);
+        const rejected = await page.locator('main').textContent();
+        assert.ok(!rejected.includes('62042219800101123'), 'the rejected row is masked on screen');
+        await shot(page, '10b-import-job');
+      });
     });
     await ctx.close();
   }

@@ -43,6 +43,7 @@ pub async fn reconcile(State(state): State<AppState>, u: WebUser) -> Result<Resp
                 summary.run_id, summary.findings, summary.new_findings, summary.resolved
             ),
             link: Some(("查看工作清单".into(), "/web/worklist".into())),
+            ..Default::default()
         })
     });
     Ok(started(id))
@@ -77,6 +78,7 @@ pub async fn audit_run(State(state): State<AppState>, u: WebUser, Form(f): Form<
                 super::count(o.leads.len() as i64)
             ),
             link: Some(("查看疑点线索".into(), format!("/web/audit?run={}", o.run_id))),
+            ..Default::default()
         })
     });
     Ok(started(id))

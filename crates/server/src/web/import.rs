@@ -10,6 +10,7 @@ use baozhang_ingest::rosters::ImportReport;
 use baozhang_ingest::worklist::{mask_id, mask_name};
 
 use super::table::{Cell, Table, TableView};
+use super::jobs::{started, Outcome};
 use super::{count, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -27,13 +28,10 @@ fn require(u: &WebUser) -> Result<(), WebError> {
     }
 }
 
-/// The import page (`templates/import.html`): an upload's result, if any, and the form.
+/// The import page (`templates/import.html`): the form and the blank templates.
 #[derive(Template)]
 #[template(path = "import.html")]
-pub struct ImportView<'a> {
-    pub result: Option<ImportResult>,
-    pub normalised: Option<TableView<'a>>,
-    pub rejected: Option<TableView<'a>>,
+pub struct ImportView {
     /// (id, name) of the roster kinds.
     pub kinds: Vec<(&'static str, &'static str)>,
     /// The kind chosen (the form keeps it).
@@ -57,17 +55,19 @@ pub struct ImportResult {
     pub rejected_download: Option<(String, String)>,
 }
 
-/// The view model of the page: the form (with `kind` chosen) and an upload's result.
-pub fn import_view<'a>(
-    kind: Option<RosterKind>,
-    result: Option<ImportResult>,
-    normalised: Option<TableView<'a>>,
-    rejected: Option<TableView<'a>>,
-) -> ImportView<'a> {
+/// An import's result (`templates/import_done.html`), shown on its job's page: the counts, the rows put
+/// right on the way in, the rejected rows with their reasons and their workbook.
+#[derive(Template)]
+#[template(path = "import_done.html")]
+pub struct ImportDone<'a> {
+    pub r: ImportResult,
+    pub normalised: Option<TableView<'a>>,
+    pub rejected: Option<TableView<'a>>,
+}
+
+/// The view model of the page: the form, with `kind` chosen.
+pub fn import_view(kind: Option<RosterKind>) -> ImportView {
     ImportView {
-        result,
-        normalised,
-        rejected,
         kinds: ALL_KINDS.iter().map(|k| (k.id(), k.name_zh())).collect(),
         kind: kind.map_or("", RosterKind::id),
         max_mb: MAX_UPLOAD_BYTES >> 20,
@@ -121,7 +121,7 @@ pub async fn template(u: WebUser, axum::extract::Path(kind): axum::extract::Path
 pub async fn import_page(u: WebUser) -> WebResult {
     require(&u)?;
     let mut page = Page::new("名单导入");
-    page.view(&import_view(None, None, None, None))?;
+    page.view(&import_view(None))?;
     Ok(page.render(&u))
 }
 
@@ -203,37 +203,59 @@ pub async fn upload(
         ..Default::default()
     };
     tracing::info!(kind = kind.id(), bytes = bytes.len(), user = %u.p.username, "roster upload");
-    let Ok(_one_at_a_time) = IMPORTS.try_acquire() else {
+    let Ok(one_at_a_time) = IMPORTS.try_acquire() else {
         return Err(WebError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "另一份名单正在导入，请稍后再上传"));
     };
-    // The import's future holds a `&mut dyn FnMut` (not `Send`): it runs on a thread of its own. A
-    // panic there ends that thread only (the channel is dropped and the page says so).
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (store, import_path) = (state.store.clone(), path.clone());
-    std::thread::spawn(move || {
-        let r = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(import_file(&store, kind, &import_path, &opts, &mut |_| {})).map_err(|e| e.to_string()));
-        let _ = tx.send(r);
+    // The import runs as a job: the page answers at once and follows it (rows read, then the result).
+    let (st, user) = (state.clone(), u.p.username.clone());
+    let id = state.web.jobs.start("import", &format!("名单导入 · {}", kind.name_zh()), &u.p.username, move |p| async move {
+        let _permit = one_at_a_time;
+        p.stage(format!("正在读取并校验“{name}”"));
+        // The import's future holds a `&mut dyn FnMut` (not `Send`): it runs on a thread of its own. A
+        // panic there ends that thread only (the channel is dropped and the page says so).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (store, import_path, progress) = (st.store.clone(), path.clone(), p.clone());
+        std::thread::spawn(move || {
+            let mut rows = |n: u64| progress.count(n, 0);
+            let r = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(import_file(&store, kind, &import_path, &opts, &mut rows)).map_err(|e| e.to_string()));
+            let _ = tx.send(r);
+        });
+        let report = rx
+            .await
+            .map_err(|_| WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "导入中断"))?
+            // The message names the uploaded file, not the server's temporary path.
+            .map_err(|e| WebError::bad(format!("{name}：{}", e.replace(&format!("{}/", dir.path().display()), ""))))?;
+        st.store
+            .audit(&user, "web.import", &format!("{} {name}: accepted {} rejected {}", kind.id(), report.rows_accepted, report.rows_rejected))
+            .await?;
+        st.web.dashboard.invalidate();
+        st.web.exit.invalidate();
+        st.web.pages.forget();
+        p.stage("正在整理导入结果");
+        let detail = import_done_html(&name, kind, &report)?;
+        Ok(Outcome {
+            message: match report.already_imported_as {
+                Some(b) => format!("此文件已于导入批次 #{b} 导入过，未做任何更改。"),
+                None => format!(
+                    "导入完成：共 {} 行，接受 {} 行，拒绝 {} 行。",
+                    count(report.rows_total as i64),
+                    count(report.rows_accepted as i64),
+                    count(report.rows_rejected as i64)
+                ),
+            },
+            link: Some(("继续导入".into(), "/web/import".into())),
+            detail: Some(detail),
+        })
     });
-    let report = rx
-        .await
-        .map_err(|_| WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "导入中断"))?
-        // The message names the uploaded file, not the server's temporary path.
-        .map_err(|e| WebError::bad(format!("{name}：{}", e.replace(&format!("{}/", dir.path().display()), ""))))?;
-    state
-        .store
-        .audit(
-            &u.p.username,
-            "web.import",
-            &format!("{} {name}: accepted {} rejected {}", kind.id(), report.rows_accepted, report.rows_rejected),
-        )
-        .await?;
-    state.web.dashboard.invalidate();
-    state.web.exit.invalidate();
+    Ok(started(id))
+}
 
+/// The result of an import, rendered for its job's page.
+fn import_done_html(name: &str, kind: RosterKind, report: &ImportReport) -> Result<String, WebError> {
     let normalised = if report.normalised_rows > 0 {
         // What was put right on the way in (the notes name fields, never values).
         let mut t = Table::new("normalised", format!("自动规范的行（{} 行）", report.normalised_rows), vec!["行号", "字段", "处理"]);
@@ -256,23 +278,19 @@ pub async fn upload(
             let headers: Vec<String> = rdr.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
             let records: Vec<Vec<String>> = rdr.records().flatten().take(10_000).map(|r| r.iter().map(str::to_string).collect()).collect();
             let mut t = rejected_table(headers, &records);
-            // The result of a POST cannot be fetched again: the table's export is its own workbook, inline.
+            // The result cannot be fetched again: the table's export is its own workbook, inline.
             t.export_href = Some(t.data_uri()?);
             rejected_xlsx = report.rejections_xlsx.as_ref().and_then(|x| std::fs::read(x).ok());
             Some(t)
         }
         None => None,
     };
-    let result = import_result(&name, kind, &report, rejected_xlsx.as_deref());
-    let view = import_view(
-        Some(kind),
-        Some(result),
-        normalised.as_ref().map(|t| t.view("/web/import")),
-        rejected.as_ref().map(|t| t.view("/web/import")),
-    );
-    let mut page = Page::new("名单导入结果");
-    page.view(&view)?;
-    Ok(page.render(&u))
+    let done = ImportDone {
+        r: import_result(name, kind, report, rejected_xlsx.as_deref()),
+        normalised: normalised.as_ref().map(|t| t.view("/web/import")),
+        rejected: rejected.as_ref().map(|t| t.view("/web/import")),
+    };
+    done.render().map_err(|e| WebError::internal(&format!("template: {e}")))
 }
 
 /// The rejected rows with their reasons, as the report lists them. On screen, ID numbers and names are
@@ -355,10 +373,12 @@ mod tests {
         assert_eq!((r.kind, r.total.as_str(), r.accepted.as_str(), r.rejected.as_str()), ("低保对象名单", "12,345", "12,344", "1"));
         assert_eq!(r.already_imported_as, None);
         assert_eq!(r.rejected_download, Some(("低保.csv.rejected.xlsx".to_string(), format!("data:{XLSX};base64,Zm9v"))));
-        let v = super::import_view(Some(RosterKind::Dibao), Some(r), None, None);
+        let html = ImportDone { r, normalised: None, rejected: None }.render().unwrap();
+        assert!(html.contains("接受 <strong>12,344</strong> 行") && html.contains("低保.csv.rejected.xlsx"), "{html}");
+        let v = super::import_view(Some(RosterKind::Dibao));
         assert_eq!(v.kind, "dibao");
         assert_eq!(v.kinds.len(), ALL_KINDS.len());
-        assert_eq!(super::import_view(None, None, None, None).kind, "");
+        assert_eq!(super::import_view(None).kind, "");
     }
 
     #[test]

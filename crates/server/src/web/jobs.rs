@@ -21,9 +21,13 @@ use crate::auth::Role;
 use crate::AppState;
 
 /// How a job ended: what to tell the user, and where to look at the result.
+#[derive(Default)]
 pub struct Outcome {
     pub message: String,
     pub link: Option<(String, String)>,
+    /// More to show under the message, rendered by the job's own template (an import's counts and
+    /// rejected rows: `import_done.html`).
+    pub detail: Option<String>,
 }
 
 struct State_ {
@@ -147,6 +151,7 @@ pub struct JobView {
     pub ok: bool,
     pub message: String,
     pub link: Option<(String, String)>,
+    pub detail: Option<String>,
 }
 
 fn view(j: &Job) -> JobView {
@@ -155,10 +160,10 @@ fn view(j: &Job) -> JobView {
         Some((at, _)) => at.duration_since(j.started),
         None => j.started.elapsed(),
     };
-    let (running, ok, message, link) = match &s.end {
-        None => (true, true, String::new(), None),
-        Some((_, Ok(o))) => (false, true, o.message.clone(), o.link.clone()),
-        Some((_, Err(e))) => (false, false, e.clone(), None),
+    let (running, ok, message, link, detail) = match &s.end {
+        None => (true, true, String::new(), None, None),
+        Some((_, Ok(o))) => (false, true, o.message.clone(), o.link.clone(), o.detail.clone()),
+        Some((_, Err(e))) => (false, false, e.clone(), None, None),
     };
     JobView {
         id: j.id,
@@ -172,6 +177,7 @@ fn view(j: &Job) -> JobView {
         ok,
         message,
         link,
+        detail,
     }
 }
 
@@ -208,12 +214,12 @@ mod tests {
             p.stage("正在比对");
             p.count(3, 12);
             let _ = rx.await;
-            Ok(Outcome { message: "完成".into(), link: Some(("查看".into(), "/web/worklist".into())) })
+            Ok(Outcome { message: "完成".into(), link: Some(("查看".into(), "/web/worklist".into())), ..Default::default() })
         });
         tokio::task::yield_now().await;
-        let again = jobs.start("reconcile", "重新比对", "county", |_| async { Ok(Outcome { message: "x".into(), link: None }) });
+        let again = jobs.start("reconcile", "重新比对", "county", |_| async { Ok(Outcome { message: "x".into(), link: None, ..Default::default() }) });
         assert_eq!(again, id, "the running job is taken, not a second one started");
-        let other = jobs.start("reconcile", "重新比对", "town", |_| async { Ok(Outcome { message: "x".into(), link: None }) });
+        let other = jobs.start("reconcile", "重新比对", "town", |_| async { Ok(Outcome { message: "x".into(), link: None, ..Default::default() }) });
         assert_ne!(other, id);
         let j = jobs.map.lock().unwrap().get(&id).cloned().unwrap();
         let v = view(&j);

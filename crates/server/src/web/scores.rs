@@ -372,6 +372,7 @@ pub async fn auto(State(state): State<AppState>, u: WebUser, Path(id): Path<i64>
         Ok(super::jobs::Outcome {
             message: format!("已按数据自动评分 {} 项（每项附依据）；其余 {hand} 项需人工评分。", answers.len()),
             link: Some(("查看评分表".into(), format!("/web/scores/{id}"))),
+            ..Default::default()
         })
     });
     Ok(super::jobs::started(job))

@@ -455,6 +455,10 @@ impl Browser {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
+            // An upload is imported as a job: its page, once it has ended, is the result.
+            if r.status == 303 && r.header("location").starts_with("/web/jobs/") {
+                return self.finish_job(&r).await;
+            }
             return r;
         }
         unreachable!()
