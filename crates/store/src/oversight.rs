@@ -116,7 +116,7 @@ impl Store {
     pub async fn audit_claims(&self, year: i64, region: &str) -> Result<Vec<AuditClaim>> {
         let rows = sqlx::query(
             "SELECT s.setl_id, s.psn_no, s.fixmedins_code, s.hosp_lv, s.med_type, m.begn_date, s.setl_date, d.dise_codg, s.identities, \
-             s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.psn_part_amt, s.hosp_part_amt \
+             s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay, s.psn_part_amt, s.hosp_part_amt, s.claim_flags \
              FROM ledger_settlements s LEFT JOIN mdtrts m ON m.mdtrt_id = s.mdtrt_id LEFT JOIN visit_diagnoses d ON d.mdtrt_id = s.mdtrt_id \
              WHERE s.year = $1 AND s.insuplc_admdvs LIKE $2 AND s.reverses IS NULL \
              AND NOT EXISTS (SELECT 1 FROM ledger_settlements r WHERE r.reverses = s.setl_id) \
@@ -139,6 +139,9 @@ impl Store {
                 begin,
                 end,
                 dise_codg: get_opt_text(r, 7)?.unwrap_or_default(),
+                // Bit 0 of the claim's flags (`ledger::claim_flags`); a settlement without them counts as
+                // in the county, where the rule applies.
+                in_county: get_opt_i64(r, 14)?.is_none_or(|f| f & 1 == 1),
                 poor: IdentitySet::from_bits(get_i64(r, 8)? as u16).intersects(POOR),
                 medfee_fen: get_i64(r, 9)?,
                 out_of_scope_fen: get_i64(r, 10)? + get_i64(r, 11)?,
