@@ -427,6 +427,8 @@ fn bench_web(database_url: String, username: String, password: String, rounds: u
                 rep.year,
                 ms(rep.figures)
             );
+            println!("start-up work of serve (each county's kept pages, built one at a time): {:.0} ms", ms(rep.warm));
+            println!("first = the first request of a page after that start-up work (the first view after a restart)");
             println!(
                 "{:<26} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}  path",
                 "page", "first ms", "p50 ms", "p95 ms", "max ms", "client p50", "bytes"

@@ -189,7 +189,7 @@ pub async fn run_server(store: baozhang_store::Store, policies: Policies, config
     );
     tracing::info!(%addr, "serving");
     let state = AppState::new(store, policies, config);
-    baozhang_server::web::dashboard::warm(&state);
+    let _warming = baozhang_server::web::dashboard::warm(&state);
     match baozhang_server::serve(listener, state, baozhang_server::shutdown_signal()).await {
         Ok(()) => {
             eprintln!("服务已停止（所有已受理的结算均已提交）");

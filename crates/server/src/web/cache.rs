@@ -236,28 +236,26 @@ pub async fn forget_on_write(State(state): State<AppState>, req: Request, next: 
     res
 }
 
-/// Builds the county pages of the default year for the county bureau, in the background, one at a
-/// time (so the first views after a restart are fast and a settlement is not kept waiting).
-pub fn warm(state: &AppState, counties: Vec<String>, year: i64) {
-    let st = state.clone();
-    tokio::spawn(async move {
-        for county in counties {
-            let u = WebUser::warming(&county);
-            for (name, r) in [
-                ("fdc", super::fdc::cached(&st, &u, &county, year).await.map(|_| ())),
-                ("chronic", super::chronic::cached(&st, &u, &county).await.map(|_| ())),
-                ("exit", super::exit::cached(&st, &u, &county, year).await.map(|_| ())),
-                ("indicators", super::periodic::indicators_cached(&st, &u, &county, year).await.map(|_| ())),
-                ("supervise", super::supervise::cached(&st, &u, &county, year).await.map(|_| ())),
-                ("reports", super::reports::cached(&st, &u, &county, year).await.map(|_| ())),
-                ("funds", super::funds::cached(&st, &u, &county, year).await.map(|_| ())),
-            ] {
-                if let Err(e) = r {
-                    tracing::warn!(page = name, county = %county, status = %e.status, "warming a page failed");
-                }
+/// Builds the county pages of the default year for the county bureau, one at a time (so the first views
+/// after a restart are fast and a settlement is not kept waiting); `dashboard::warm` runs it in the
+/// background at start.
+pub async fn warm_pages(st: &AppState, counties: Vec<String>, year: i64) {
+    for county in counties {
+        let u = WebUser::warming(&county);
+        for (name, r) in [
+            ("fdc", super::fdc::cached(st, &u, &county, year).await.map(|_| ())),
+            ("chronic", super::chronic::cached(st, &u, &county).await.map(|_| ())),
+            ("exit", super::exit::cached(st, &u, &county, year).await.map(|_| ())),
+            ("indicators", super::periodic::indicators_cached(st, &u, &county, year).await.map(|_| ())),
+            ("supervise", super::supervise::cached(st, &u, &county, year).await.map(|_| ())),
+            ("reports", super::reports::cached(st, &u, &county, year).await.map(|_| ())),
+            ("funds", super::funds::cached(st, &u, &county, year).await.map(|_| ())),
+        ] {
+            if let Err(e) = r {
+                tracing::warn!(page = name, county = %county, status = %e.status, "warming a page failed");
             }
         }
-    });
+    }
 }
 
 #[cfg(test)]

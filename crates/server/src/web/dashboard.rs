@@ -150,7 +150,10 @@ fn age_of(utc: &str) -> Option<Duration> {
 }
 
 /// Computes the default year's figures in the background, so the first page is fast too.
-pub fn warm(state: &AppState) {
+/// What `serve` builds at start, in the background: the dashboard's figures (from `kept_figures`, then
+/// fresh), the early-warning list, and each county's kept pages (`cache::warm_pages`). The handle ends
+/// when all of it is built (`bench web` waits for it, to measure the first view after a restart).
+pub fn warm(state: &AppState) -> tokio::task::JoinHandle<()> {
     // The slip renderer loads its CJK fonts once; do it now rather than on the first print.
     let web = state.web.clone();
     tokio::task::spawn_blocking(move || {
@@ -182,8 +185,8 @@ pub fn warm(state: &AppState) {
         }
         // The county pages that take seconds, for each county's bureau (a province: its first 20).
         counties.truncate(20);
-        super::cache::warm(&st, counties, year);
-    });
+        super::cache::warm_pages(&st, counties, year).await;
+    })
 }
 
 /// Code lengths of the levels: province, city, county, township, village.
