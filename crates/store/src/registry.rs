@@ -16,7 +16,7 @@ pub struct RegionRow {
 }
 
 const STAGE_DDL: &str = include_str!("stage.sql");
-const STAGE_TABLES: [&str; 5] = ["stage_persons", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"];
+const STAGE_TABLES: [&str; 6] = ["stage_persons", "stage_person_diffs", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"];
 
 /// An import as recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl Store {
                 sqlx::query(stmt).execute(&mut *tx).await?;
             }
         }
-        Ok(Import { tx, id, changes: 0 })
+        Ok(Import { tx, id, changes: 0, enrolments_direct: None })
     }
 }
 
@@ -243,6 +243,9 @@ pub struct Import {
     pub id: i64,
     /// Rows changed so far (new rows, changed values, retracted periods).
     pub changes: u64,
+    /// Whether the enrolments go straight into their table (it held no row when the import began
+    /// staging them: there is nothing to compare or supersede). `None` until the first batch.
+    enrolments_direct: Option<bool>,
 }
 
 impl Import {
@@ -357,9 +360,20 @@ impl Import {
                 ]
             })
             .collect();
-        insert_rows(
+        // A first enrolment roster (an empty table, seen inside the import's transaction) skips the
+        // staging and the merge: nothing to supersede, and the file holds each (person, year) once (a
+        // second row is rejected as a duplicate before it gets here).
+        let direct = match self.enrolments_direct {
+            Some(d) => d,
+            None => {
+                let any = sqlx::query("SELECT 1 FROM enrolments LIMIT 1").fetch_optional(&mut *self.tx).await?.is_some();
+                self.enrolments_direct = Some(!any);
+                !any
+            }
+        };
+        let n = insert_rows(
             &mut self.tx,
-            "stage_enrolments",
+            if direct { "enrolments" } else { "stage_enrolments" },
             &[
                 "import_id",
                 "id_no",
@@ -377,6 +391,9 @@ impl Import {
             &vals,
         )
         .await?;
+        if direct {
+            self.changes += n;
+        }
         Ok(())
     }
 
@@ -397,13 +414,15 @@ impl Import {
     /// source. A person this file does not mention keeps their conflict (a partial file proves nothing).
     /// Call after [`Import::add_conflicts`] and before the merge. Returns how many were resolved.
     pub async fn resolve_conflicts(&mut self, kind: &str) -> Result<u64> {
-        let n = sqlx::query(
+        // This import's enrolments: staged, or already in their table (a first roster, `enrolments_direct`).
+        let enrolled = if self.enrolments_direct == Some(true) { "enrolments" } else { "stage_enrolments" };
+        let n = sqlx::query(&format!(
             "UPDATE roster_conflicts SET resolved_import = $1 WHERE kind = $2 AND resolved_import IS NULL AND import_id < $1 \
              AND id_no IN (SELECT s.id_no FROM stage_persons s WHERE s.import_id = $1) \
              AND id_no NOT IN (SELECT c.id_no FROM roster_conflicts c WHERE c.import_id = $1) \
-             AND (conflict_year IS NULL OR EXISTS (SELECT 1 FROM stage_enrolments e WHERE e.import_id = $1 \
+             AND (conflict_year IS NULL OR EXISTS (SELECT 1 FROM {enrolled} e WHERE e.import_id = $1 \
                   AND e.id_no = roster_conflicts.id_no AND e.year = roster_conflicts.conflict_year))",
-        )
+        ))
         .bind(self.id)
         .bind(kind.to_string())
         .execute(&mut *self.tx)
@@ -417,22 +436,45 @@ impl Import {
     /// their value.
     pub async fn merge_persons(&mut self) -> Result<()> {
         let id = self.id;
-        for (field, text_expr_p, text_expr_s, stated) in [
-            ("name", "p.name", "s.name", "1 = 1"),
-            ("sex", "p.sex", "s.sex", "1 = 1"),
-            ("birth_date", "CAST(p.birth_date AS TEXT)", "CAST(s.birth_date AS TEXT)", "1 = 1"),
-            ("household_no", "p.household_no", "s.household_no", "s.household_no IS NOT NULL"),
-            ("relation", "p.relation", "s.relation", "s.relation IS NOT NULL"),
-            ("village_code", "p.village_code", "s.village_code", "s.village_code IS NOT NULL"),
-            ("psn_no", "p.psn_no", "s.psn_no", "s.psn_no IS NOT NULL"),
-        ] {
+        // (field, old as text, new as text, whether the roster states it): name, sex and birth date always;
+        // the others only when the row has them (a roster without villages keeps the village).
+        const FIELDS: [(&str, &str, &str, &str); 7] = [
+            ("name", "d.p_name", "d.s_name", "1 = 1"),
+            ("sex", "d.p_sex", "d.s_sex", "1 = 1"),
+            ("birth_date", "CAST(d.p_birth_date AS TEXT)", "CAST(d.s_birth_date AS TEXT)", "1 = 1"),
+            ("household_no", "d.p_household_no", "d.s_household_no", "d.s_household_no IS NOT NULL"),
+            ("relation", "d.p_relation", "d.s_relation", "d.s_relation IS NOT NULL"),
+            ("village_code", "d.p_village_code", "d.s_village_code", "d.s_village_code IS NOT NULL"),
+            ("psn_no", "d.p_psn_no", "d.s_psn_no", "d.s_psn_no IS NOT NULL"),
+        ];
+        // One pass over the staged rows finds the registered persons whose stated fields differ (one
+        // index probe per row, not one per field); the history is written from those few rows.
+        let differs: Vec<String> = FIELDS
+            .iter()
+            .map(|(f, _, _, stated)| format!("({} AND p.{f} IS DISTINCT FROM s.{f})", stated.replace("d.s_", "s.")))
+            .collect();
+        exec(
+            &mut self.tx,
+            &format!(
+                "INSERT INTO stage_person_diffs (id_no, p_name, s_name, p_sex, s_sex, p_birth_date, s_birth_date, p_household_no, s_household_no, \
+                 p_relation, s_relation, p_village_code, s_village_code, p_psn_no, s_psn_no) \
+                 SELECT s.id_no, p.name, s.name, p.sex, s.sex, p.birth_date, s.birth_date, p.household_no, s.household_no, p.relation, s.relation, \
+                 p.village_code, s.village_code, p.psn_no, s.psn_no \
+                 FROM stage_persons s JOIN persons p ON p.id_no = s.id_no WHERE s.import_id = $1 AND ({})",
+                differs.join(" OR ")
+            ),
+            id,
+        )
+        .await?;
+        for (field, old, new, stated) in FIELDS {
             let sql = format!(
                 "INSERT INTO person_changes (id_no, field, old_value, new_value, import_id) \
-                 SELECT s.id_no, '{field}', {text_expr_p}, {text_expr_s}, $1 FROM stage_persons s JOIN persons p ON p.id_no = s.id_no \
-                 WHERE s.import_id = $1 AND {stated} AND p.{field} IS DISTINCT FROM s.{field}"
+                 SELECT d.id_no, '{field}', {old}, {new}, $1 FROM stage_person_diffs d \
+                 WHERE {stated} AND d.p_{field} IS DISTINCT FROM d.s_{field}"
             );
             exec(&mut self.tx, &sql, id).await?;
         }
+        sqlx::query("DELETE FROM stage_person_diffs").execute(&mut *self.tx).await?;
         let n = exec(
             &mut self.tx,
             "INSERT INTO persons (id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, import_id) \
@@ -556,6 +598,9 @@ impl Import {
 
     /// Enrolments, versioned per (person, year).
     pub async fn merge_enrolments(&mut self) -> Result<()> {
+        if self.enrolments_direct == Some(true) {
+            return Ok(()); // inserted as they were staged
+        }
         let id = self.id;
         let differs = "e.psn_no <> s.psn_no OR e.status <> s.status OR e.insured <> s.insured OR e.insured_admdvs <> s.insured_admdvs \
              OR e.flags <> s.flags OR e.flag_date IS DISTINCT FROM s.flag_date OR e.premium_fen <> s.premium_fen \

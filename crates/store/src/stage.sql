@@ -13,6 +13,19 @@ CREATE TEMP TABLE stage_persons (
 );
 CREATE INDEX stage_persons_key ON stage_persons (import_id, id_no);
 
+-- The staged persons already in the registry with a stated field that differs: found in one pass over
+-- the staged rows, so the per-field history (person_changes) is written from these few rows.
+CREATE TEMP TABLE stage_person_diffs (
+    id_no TEXT NOT NULL,
+    p_name TEXT, s_name TEXT,
+    p_sex TEXT, s_sex TEXT,
+    p_birth_date BIGINT, s_birth_date BIGINT,
+    p_household_no TEXT, s_household_no TEXT,
+    p_relation TEXT, s_relation TEXT,
+    p_village_code TEXT, s_village_code TEXT,
+    p_psn_no TEXT, s_psn_no TEXT
+);
+
 CREATE TEMP TABLE stage_periods (
     import_id BIGINT NOT NULL,
     id_no TEXT NOT NULL,

@@ -420,3 +420,47 @@ mod ledger_batch {
         }
     }
 }
+
+#[tokio::test]
+async fn a_persons_history_names_each_stated_field_that_changed_and_nothing_unstated() {
+    for db in backends("hist").await {
+        let s = &db.store;
+        regions(s).await;
+        let mut imp = s.start_import("poverty", "a.csv", "a").await.unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1"), person("B", "乙", "620422100201", "H1")]).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.finish(2, 2, 0).await.unwrap();
+        // A roster without villages or relations: A's birth date, household and person number change; B
+        // is as before; C is new (no history: nothing changed).
+        let mut imp = s.start_import("enrolment", "b.csv", "b").await.unwrap();
+        let later = PersonRow {
+            birth_date: d("1980-01-02"),
+            household_no: Some("H2".into()),
+            relation: None,
+            village_code: None,
+            psn_no: Some("P1".into()),
+            ..person("A", "甲", "620422100201", "H1")
+        };
+        let same = PersonRow { relation: None, village_code: None, ..person("B", "乙", "620422100201", "H1") };
+        imp.stage_persons(&[later, same, person("C", "丙", "620422100201", "H3")]).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.finish(3, 3, 0).await.unwrap();
+        let changes = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+            "SELECT id_no, field, old_value, new_value FROM person_changes ORDER BY id",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            changes,
+            vec![
+                ("A".into(), "birth_date".into(), Some("19800101".into()), Some("19800102".into())),
+                ("A".into(), "household_no".into(), Some("H1".into()), Some("H2".into())),
+                ("A".into(), "psn_no".into(), None, Some("P1".into())),
+            ]
+        );
+        let a = s.person("A").await.unwrap().unwrap();
+        assert_eq!((a.village_code.as_deref(), a.household_no.as_deref()), (Some("620422100201"), Some("H2")), "the unstated village is kept");
+        db.drop_pg().await;
+    }
+}
