@@ -211,10 +211,19 @@ pub async fn settle_claims_from_registry(
         .spawn(move || prepare_claims(&reading_policy, &path, facts, areas, tx))
         .map_err(|e| RegistrySettleError::Read(format!("无法启动读取线程：{e}")))?;
     let mut sum = RegistrySettleSummary::default();
+    // The ledger grows from (perhaps) nothing: on PostgreSQL its statistics are refreshed as it grows
+    // fourfold, so each chunk's look-ups use the indexes (measured on the demo county: without it the
+    // claims ran at ~450/s by the middle of the year, each chunk's look-up of settled visits a
+    // sequential scan).
+    let mut next_statistics = 5_000u64;
     let result = async {
         while let Some(chunk) = rx.recv().await {
             let mut chunk = chunk.map_err(RegistrySettleError::Read)?;
             settle_chunk(store, policy, &mut chunk.claims, &mut sum).await?;
+            if sum.stored >= next_statistics {
+                store.refresh_statistics(&["ledger_settlements", "ledger_entries", "accumulators", "visit_diagnoses"]).await?;
+                next_statistics = next_statistics.saturating_mul(4);
+            }
             (sum.claims, sum.rejected, sum.unknown_persons) = (chunk.read.claims, chunk.read.rejected, chunk.read.unknown_persons);
             progress(sum.claims);
         }

@@ -162,6 +162,20 @@ impl Store {
         self.backend
     }
 
+    /// PostgreSQL: refreshes the planner's statistics of `tables` (a batch that grows a table from
+    /// nothing would otherwise be planned, and its prepared statements kept, as if the table were
+    /// empty: a sequential scan per look-up; new statistics also make PostgreSQL plan those statements
+    /// again). SQLite plans without statistics here, so nothing is done there.
+    pub async fn refresh_statistics(&self, tables: &[&str]) -> Result<()> {
+        if self.backend != Backend::Postgres || tables.is_empty() {
+            return Ok(());
+        }
+        let t = std::time::Instant::now();
+        sqlx::query(&format!("ANALYZE {}", tables.join(", "))).execute(self.pool()).await?;
+        tracing::info!(ms = t.elapsed().as_millis() as u64, tables = %tables.join(","), "planner statistics refreshed");
+        Ok(())
+    }
+
     pub async fn begin(&self) -> Result<Tx<'static>> {
         Ok(self.pool.begin().await?)
     }
