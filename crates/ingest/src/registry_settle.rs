@@ -233,9 +233,6 @@ pub async fn settle_claims_from_registry(
     drop(rx);
     reading.join().map_err(|_| RegistrySettleError::Read("读取理赔文件的线程异常退出".into()))?;
     result?;
-    if sum.stored > 0 {
-        store.refresh_all_statistics().await?;
-    }
     Ok(sum)
 }
 

@@ -602,9 +602,6 @@ pub async fn import_file(
     report.conflicts = conflicts;
     report.import_id = Some(imp.id);
     report.changes = imp.finish(total, report.rows_accepted, report.rows_rejected).await?;
-    if report.changes > 0 {
-        store.refresh_all_statistics().await?;
-    }
 
     report.normalised_rows = fixed.rows;
     if !fixed.kept.is_empty() {

@@ -166,21 +166,6 @@ impl Store {
     /// nothing would otherwise be planned, and its prepared statements kept, as if the table were
     /// empty: a sequential scan per look-up; new statistics also make PostgreSQL plan those statements
     /// again). SQLite plans without statistics here, so nothing is done there.
-    /// PostgreSQL: refreshes the planner's statistics of every table, after work that changed many rows
-    /// (an import, a reconciliation, a batch settlement). Autovacuum may be off or minutes late, and a
-    /// table planned as empty or small turns a look-up into a scan (the demo county's household page:
-    /// 548 ms before, 1.1 ms after). ANALYZE samples a fixed number of rows per table: 1.2 s for the
-    /// demo county's database. Nothing on SQLite.
-    pub async fn refresh_all_statistics(&self) -> Result<()> {
-        if self.backend != Backend::Postgres {
-            return Ok(());
-        }
-        let t = std::time::Instant::now();
-        sqlx::query("ANALYZE").execute(self.pool()).await?;
-        tracing::info!(ms = t.elapsed().as_millis() as u64, "planner statistics refreshed (all tables)");
-        Ok(())
-    }
-
     pub async fn refresh_statistics(&self, tables: &[&str]) -> Result<()> {
         if self.backend != Backend::Postgres || tables.is_empty() {
             return Ok(());

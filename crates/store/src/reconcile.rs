@@ -287,7 +287,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.refresh_all_statistics().await?;
         Ok(summary)
     }
 
