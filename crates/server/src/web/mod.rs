@@ -357,7 +357,11 @@ impl Page {
         let chrome = chrome(u);
         let html = PageTpl { title: &self.title, csrf: &u.csrf, chrome: &chrome, crumbs: &self.crumbs, body: &self.body }
             .render()
-            .unwrap_or_else(|e| format!("<p>页面渲染失败：{}</p>", esc(&e.to_string())));
+            .unwrap_or_else(|e| {
+                // The reason goes to the log (English), the page says only that it failed.
+                tracing::error!(error = %e, "page template failed");
+                "<p>页面渲染失败，请稍后重试</p>".to_string()
+            });
         let html = crate::guard::add_token_to_forms(&html, &u.csrf);
         (
             [
