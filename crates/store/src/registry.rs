@@ -16,7 +16,8 @@ pub struct RegionRow {
 }
 
 const STAGE_DDL: &str = include_str!("stage.sql");
-const STAGE_TABLES: [&str; 6] = ["stage_persons", "stage_person_diffs", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"];
+const STAGE_TABLES: [&str; 6] =
+    ["stage_persons", "stage_person_diffs", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"];
 
 /// An import as recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -449,10 +450,8 @@ impl Import {
         ];
         // One pass over the staged rows finds the registered persons whose stated fields differ (one
         // index probe per row, not one per field); the history is written from those few rows.
-        let differs: Vec<String> = FIELDS
-            .iter()
-            .map(|(f, _, _, stated)| format!("({} AND p.{f} IS DISTINCT FROM s.{f})", stated.replace("d.s_", "s.")))
-            .collect();
+        let differs: Vec<String> =
+            FIELDS.iter().map(|(f, _, _, stated)| format!("({} AND p.{f} IS DISTINCT FROM s.{f})", stated.replace("d.s_", "s."))).collect();
         exec(
             &mut self.tx,
             &format!(

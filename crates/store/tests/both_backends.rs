@@ -460,7 +460,11 @@ async fn a_persons_history_names_each_stated_field_that_changed_and_nothing_unst
             ]
         );
         let a = s.person("A").await.unwrap().unwrap();
-        assert_eq!((a.village_code.as_deref(), a.household_no.as_deref()), (Some("620422100201"), Some("H2")), "the unstated village is kept");
+        assert_eq!(
+            (a.village_code.as_deref(), a.household_no.as_deref()),
+            (Some("620422100201"), Some("H2")),
+            "the unstated village is kept"
+        );
         db.drop_pg().await;
     }
 }

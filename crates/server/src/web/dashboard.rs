@@ -279,7 +279,9 @@ pub async fn region_home(State(state): State<AppState>, u: WebUser, Query(q): Qu
     }
     if code.is_empty() {
         let mut p = Page::new("驾驶舱");
-        p.view(&super::Alert { class: "", message: "尚无数据：请先在“名单导入”中上传贫困人口、参保等名单。" })?;
+        p.view(&super::Alert {
+            class: "", message: "尚无数据：请先在“名单导入”中上传贫困人口、参保等名单。"
+        })?;
         return Ok(p.render(&u));
     }
     Ok(Redirect::to(&format!("/web/region/{code}?year={year}")).into_response())
@@ -777,7 +779,10 @@ mod tests {
         assert_eq!(enrol["yAxis"]["data"], json!(["会师镇", UNKNOWN_VILLAGE]));
         assert_eq!(enrol["links"][1], "/web/worklist?region=620422&village=unknown");
         assert_eq!(enrol["series"][0]["data"], json!([90.0, 90.0]));
-        assert_eq!(v.charts.iter().map(|c| c.id).collect::<Vec<_>>(), ["chart-enrol", "chart-findings", "chart-funds", "chart-dist", "chart-hits"]);
+        assert_eq!(
+            v.charts.iter().map(|c| c.id).collect::<Vec<_>>(),
+            ["chart-enrol", "chart-findings", "chart-funds", "chart-dist", "chart-hits"]
+        );
         // A village has no children: only the three charts of its own figures.
         let v = region_view(&RegionInput { children: &[], indicators: true, ..input });
         assert_eq!(v.charts.len(), 3);

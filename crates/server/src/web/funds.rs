@@ -564,7 +564,10 @@ mod tests {
     #[test]
     fn the_cards_state_the_figures_in_wan_yuan_and_exactly() {
         let c = fund_cards(&FundFigures { budget_fen: 11_000_000, prepaid_hospitals: 1, fallback_fen: 135_400, hospitals: 2, overdue: 1 });
-        assert_eq!((c[0].label.as_str(), c[0].value.as_str(), c[0].note.as_str()), ("年度预算", "11.00 万元", "即 110,000.00 元；已预付 1 家"));
+        assert_eq!(
+            (c[0].label.as_str(), c[0].value.as_str(), c[0].note.as_str()),
+            ("年度预算", "11.00 万元", "即 110,000.00 元；已预付 1 家")
+        );
         assert_eq!((c[1].value.as_str(), c[1].note.as_str()), ("0.14 万元", "即 1,354.00 元；2 家医院"));
         assert_eq!(c[2].value, "1 项");
         assert!(calendar_warning(2018, true).is_none());

@@ -9,8 +9,8 @@ use askama::Template;
 use baozhang_ingest::rosters::ImportReport;
 use baozhang_ingest::worklist::{mask_id, mask_name};
 
-use super::table::{Cell, Table, TableView};
 use super::jobs::{started, Outcome};
+use super::table::{Cell, Table, TableView};
 use super::{count, Page, WebError, WebResult, WebUser};
 use crate::auth::Role;
 use crate::AppState;
@@ -230,7 +230,11 @@ pub async fn upload(
             // The message names the uploaded file, not the server's temporary path.
             .map_err(|e| WebError::bad(format!("{name}：{}", e.replace(&format!("{}/", dir.path().display()), ""))))?;
         st.store
-            .audit(&user, "web.import", &format!("{} {name}: accepted {} rejected {}", kind.id(), report.rows_accepted, report.rows_rejected))
+            .audit(
+                &user,
+                "web.import",
+                &format!("{} {name}: accepted {} rejected {}", kind.id(), report.rows_accepted, report.rows_rejected),
+            )
             .await?;
         st.web.dashboard.invalidate();
         st.web.exit.invalidate();

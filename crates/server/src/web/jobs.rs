@@ -217,9 +217,13 @@ mod tests {
             Ok(Outcome { message: "完成".into(), link: Some(("查看".into(), "/web/worklist".into())), ..Default::default() })
         });
         tokio::task::yield_now().await;
-        let again = jobs.start("reconcile", "重新比对", "county", |_| async { Ok(Outcome { message: "x".into(), link: None, ..Default::default() }) });
+        let again = jobs.start("reconcile", "重新比对", "county", |_| async {
+            Ok(Outcome { message: "x".into(), link: None, ..Default::default() })
+        });
         assert_eq!(again, id, "the running job is taken, not a second one started");
-        let other = jobs.start("reconcile", "重新比对", "town", |_| async { Ok(Outcome { message: "x".into(), link: None, ..Default::default() }) });
+        let other = jobs.start("reconcile", "重新比对", "town", |_| async {
+            Ok(Outcome { message: "x".into(), link: None, ..Default::default() })
+        });
         assert_ne!(other, id);
         let j = jobs.map.lock().unwrap().get(&id).cloned().unwrap();
         let v = view(&j);

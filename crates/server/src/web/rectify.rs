@@ -240,12 +240,7 @@ pub async fn item_page(State(state): State<AppState>, u: WebUser, Path(id): Path
             "close" => "复核通过，销号",
             other => other,
         };
-        et.rows.push(vec![
-            Cell::text(crate::clock::beijing_minute(at)),
-            Cell::text(actor),
-            Cell::text(action),
-            Cell::text(note),
-        ]);
+        et.rows.push(vec![Cell::text(crate::clock::beijing_minute(at)), Cell::text(actor), Cell::text(action), Cell::text(note)]);
     }
     let institutions: HashMap<String, String> = state.store.institutions().await?.into_iter().map(|i| (i.fixmedins_code, i.name)).collect();
     let view = item_view(

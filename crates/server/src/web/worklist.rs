@@ -42,7 +42,8 @@ fn may_mark(u: &WebUser) -> bool {
 fn mark_cell(item_id: i64, mark: Option<&Mark>, can: bool) -> Vec<Part> {
     match mark {
         Some(m) if m.state == MarkState::Pending => {
-            let mut parts = vec![Part::tag("done", format!("已处理，待比对确认（{} {}）", m.marked_by, crate::clock::beijing_minute(&m.marked_at)))];
+            let mut parts =
+                vec![Part::tag("done", format!("已处理，待比对确认（{} {}）", m.marked_by, crate::clock::beijing_minute(&m.marked_at)))];
             if can {
                 parts.push(Part::form(
                     InlineForm::htmx("/web/worklist/undo", "closest td", "撤销").hidden("mark_id", m.id).button_class("small secondary"),
