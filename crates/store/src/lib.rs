@@ -3,6 +3,7 @@
 //! SQL). No business rules live here — callers decide what to write; this crate writes it exactly,
 //! in transactions, keeping history.
 
+mod bulk;
 pub mod catalogue;
 pub mod files;
 pub mod forms;
@@ -83,6 +84,8 @@ pub struct Store {
     pool: AnyPool,
     /// One connection for [`Store::begin_write`].
     write_pool: AnyPool,
+    /// The imports' connection, through the native driver (`COPY` on PostgreSQL).
+    native: bulk::NativePool,
     backend: Backend,
 }
 
@@ -102,7 +105,8 @@ pub fn normalise_url(url: &str) -> Result<(String, Backend)> {
         return Err(StoreError::BadUrl(u.to_string()));
     }
     if path == ":memory:" {
-        return Ok(("sqlite::memory:".to_string(), Backend::Sqlite));
+        // Nothing in memory outlives the process, and an import's own connection would see another database.
+        return Err(StoreError::BadUrl(format!("{u}（内存数据库不保存数据，请给出数据库文件的路径）")));
     }
     let q = match query {
         Some(q) if q.contains("mode=") => q.to_string(),
@@ -124,14 +128,14 @@ impl Store {
         let (url, backend) = normalise_url(url)?;
         let max = match backend {
             // One writer at a time in SQLite anyway; a few readers beside it under WAL.
-            Backend::Sqlite if url.contains(":memory:") => 1,
             Backend::Sqlite => 4,
             Backend::Postgres => 8,
         };
         let pool = connect_pool(&url, max, opts).await?;
         // The writer's own connection: a settlement never waits for a reader to hand one back.
-        let write_pool = if url.contains(":memory:") { pool.clone() } else { connect_pool(&url, 1, opts).await? };
-        let store = Store { pool, write_pool, backend };
+        let write_pool = connect_pool(&url, 1, opts).await?;
+        let native = bulk::NativePool::connect(&url).await?;
+        let store = Store { pool, write_pool, native, backend };
         store.migrate().await?;
         Ok(store)
     }

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::registry::Import;
-use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, prefix_end, Result, Store, Tx, Val};
+use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, prefix_end, Result, Store, Val};
 
 /// An ID number as the audit log shows it: the first 6 and last 4 characters.
 fn mask(id_no: &str) -> String {
@@ -109,7 +109,7 @@ pub fn parse_team_level(s: &str) -> Option<i64> {
 /// Merges rows into a versioned table: a key not active is inserted; an active key with other values is
 /// superseded and the new values inserted; an identical row is left alone. Returns the changes.
 async fn merge_versioned(
-    tx: &mut Tx<'_>,
+    conn: &mut crate::bulk::Conn,
     import_id: i64,
     table: &str,
     key_cols: &[&str],
@@ -118,13 +118,13 @@ async fn merge_versioned(
 ) -> Result<u64> {
     let text = |c: &str| format!("COALESCE(CAST({c} AS TEXT), '')");
     let sel: Vec<String> = key_cols.iter().chain(val_cols).map(|c| text(c)).collect();
-    let existing =
-        sqlx::query(&format!("SELECT id, {} FROM {table} WHERE superseded_import IS NULL", sel.join(", "))).fetch_all(&mut **tx).await?;
     let nk = key_cols.len();
+    let existing = conn
+        .id_and_texts(&format!("SELECT id, {} FROM {table} WHERE superseded_import IS NULL", sel.join(", ")), nk + val_cols.len())
+        .await?;
     let mut active: HashMap<Vec<String>, (i64, Vec<String>)> = HashMap::with_capacity(existing.len());
-    for r in &existing {
-        let vals: Vec<String> = (1..=nk + val_cols.len()).map(|i| get_text(r, i)).collect::<Result<_>>()?;
-        active.insert(vals[..nk].to_vec(), (get_i64(r, 0)?, vals[nk..].to_vec()));
+    for (id, vals) in existing {
+        active.insert(vals[..nk].to_vec(), (id, vals[nk..].to_vec()));
     }
     let as_text = |v: &Val| match v {
         Val::I(i) => i.to_string(),
@@ -144,15 +144,11 @@ async fn merge_versioned(
         inserts.push(row);
     }
     for id in &superseded {
-        sqlx::query(&format!("UPDATE {table} SET superseded_import = $1 WHERE id = $2"))
-            .bind(import_id)
-            .bind(*id)
-            .execute(&mut **tx)
-            .await?;
+        conn.exec(&format!("UPDATE {table} SET superseded_import = $1 WHERE id = $2"), &[Val::I(import_id), Val::I(*id)]).await?;
     }
     let mut cols: Vec<&str> = key_cols.iter().chain(val_cols).copied().collect();
     cols.push("import_id");
-    insert_rows(tx, table, &cols, &inserts).await?;
+    conn.insert_rows(table, &cols, &inserts, "").await?;
     Ok(inserts.len() as u64)
 }
 
@@ -172,7 +168,7 @@ impl Import {
             .collect();
         let id = self.id;
         self.changes +=
-            merge_versioned(self.tx(), id, "chronic_registry", &["id_no", "disease"], &["eligible", "diagnosed_date", "mgmt_org"], vals)
+            merge_versioned(self.conn(), id, "chronic_registry", &["id_no", "disease"], &["eligible", "diagnosed_date", "mgmt_org"], vals)
                 .await?;
         Ok(())
     }
@@ -193,7 +189,7 @@ impl Import {
             .collect();
         let id = self.id;
         self.changes +=
-            merge_versioned(self.tx(), id, "chronic_cards", &["card_no"], &["id_no", "disease", "issue_date", "issuer", "status"], vals)
+            merge_versioned(self.conn(), id, "chronic_cards", &["card_no"], &["id_no", "disease", "issue_date", "issuer", "status"], vals)
                 .await?;
         Ok(())
     }
@@ -215,7 +211,7 @@ impl Import {
             .collect();
         let id = self.id;
         self.changes += merge_versioned(
-            self.tx(),
+            self.conn(),
             id,
             "fdc_contracts",
             &["id_no", "year"],
@@ -230,24 +226,25 @@ impl Import {
     pub async fn merge_fdc_teams(&mut self, rows: &[TeamRow]) -> Result<()> {
         let id = self.id;
         for t in rows {
-            let n = sqlx::query(
+            let vals = [
+                t.team_code.clone().into(),
+                t.name.clone().into(),
+                t.level.into(),
+                t.institution.clone().into(),
+                t.region_code.clone().into(),
+                t.leader.clone().into(),
+                Val::I(id),
+            ];
+            let n = self.conn().exec(
                 "INSERT INTO fdc_teams (team_code, name, level, institution, region_code, leader, import_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (team_code) DO UPDATE SET name = excluded.name, level = excluded.level, institution = excluded.institution, \
                  region_code = excluded.region_code, leader = excluded.leader, import_id = excluded.import_id \
                  WHERE fdc_teams.name IS DISTINCT FROM excluded.name OR fdc_teams.level IS DISTINCT FROM excluded.level \
                  OR fdc_teams.institution IS DISTINCT FROM excluded.institution OR fdc_teams.region_code IS DISTINCT FROM excluded.region_code \
                  OR fdc_teams.leader IS DISTINCT FROM excluded.leader",
+                &vals,
             )
-            .bind(t.team_code.clone())
-            .bind(t.name.clone())
-            .bind(t.level)
-            .bind(t.institution.clone())
-            .bind(t.region_code.clone())
-            .bind(t.leader.clone())
-            .bind(id)
-            .execute(&mut **self.tx())
-            .await?
-            .rows_affected();
+            .await?;
             self.changes += n;
         }
         Ok(())
@@ -272,14 +269,15 @@ impl Import {
                 ]
             })
             .collect();
-        let n = crate::upsert_rows(
-            self.tx(),
-            "fdc_services",
-            &["id_no", "service_date", "kind", "disease", "doctor", "note", "import_id", "entered_at"],
-            &vals,
-            "ON CONFLICT (id_no, service_date, kind, disease) DO NOTHING",
-        )
-        .await?;
+        let n = self
+            .conn()
+            .insert_rows(
+                "fdc_services",
+                &["id_no", "service_date", "kind", "disease", "doctor", "note", "import_id", "entered_at"],
+                &vals,
+                "ON CONFLICT (id_no, service_date, kind, disease) DO NOTHING",
+            )
+            .await?;
         self.changes += n;
         Ok(())
     }

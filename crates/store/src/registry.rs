@@ -3,9 +3,8 @@
 //! transaction; merges keep history (changes logged, versions superseded, periods retracted — never
 //! deleted or silently overwritten) and change nothing when the data is already there.
 
-use sqlx::Row;
-
-use crate::{get_i64, get_opt_i64, get_opt_text, get_text, insert_rows, now_text, Result, Store, Tx, Val};
+use crate::bulk::Conn;
+use crate::{get_i64, get_opt_i64, get_opt_text, get_text, now_text, Result, Store, Val};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionRow {
@@ -61,16 +60,16 @@ fn checked(sql: &str) -> &str {
     sql
 }
 
-async fn exec(tx: &mut Tx<'_>, sql: &str, import_id: i64) -> Result<u64> {
+async fn exec(conn: &mut Conn, sql: &str, import_id: i64) -> Result<u64> {
     let t = std::time::Instant::now();
-    let n = sqlx::query(checked(sql)).bind(import_id).execute(&mut **tx).await?.rows_affected();
+    let n = conn.exec(checked(sql), &[Val::I(import_id)]).await?;
     tracing::info!(ms = t.elapsed().as_millis() as u64, rows = n, sql = &sql[..sql.len().min(90)], "merge step");
     Ok(n)
 }
 
-async fn exec2(tx: &mut Tx<'_>, sql: &str, import_id: i64, s: &str) -> Result<u64> {
+async fn exec2(conn: &mut Conn, sql: &str, import_id: i64, s: &str) -> Result<u64> {
     let t = std::time::Instant::now();
-    let n = sqlx::query(checked(sql)).bind(import_id).bind(s.to_string()).execute(&mut **tx).await?.rows_affected();
+    let n = conn.exec(checked(sql), &[Val::I(import_id), Val::T(s.to_string())]).await?;
     tracing::info!(ms = t.elapsed().as_millis() as u64, rows = n, sql = &sql[..sql.len().min(90)], "merge step");
     Ok(n)
 }
@@ -149,21 +148,19 @@ impl Store {
     /// Opens the transaction of one import and records it; everything the import writes goes through
     /// the returned [`Import`], and nothing is visible until [`Import::finish`] commits.
     pub async fn start_import(&self, kind: &str, file_name: &str, sha256: &str) -> Result<Import> {
-        let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query("INSERT INTO imports (kind, file_name, file_sha256, imported_at) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(kind.to_string())
-            .bind(file_name.to_string())
-            .bind(sha256.to_string())
-            .bind(now_text())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let mut conn = self.native.begin().await?;
+        let id = conn
+            .one_i64(
+                "INSERT INTO imports (kind, file_name, file_sha256, imported_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[kind.into(), file_name.into(), sha256.into(), now_text().into()],
+            )
+            .await?;
         for stmt in STAGE_DDL.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n").split(';') {
             if !stmt.trim().is_empty() {
-                sqlx::query(stmt).execute(&mut *tx).await?;
+                conn.exec(stmt, &[]).await?;
             }
         }
-        Ok(Import { tx, id, changes: 0, enrolments_direct: None })
+        Ok(Import { conn, id, changes: 0, enrolments_direct: None })
     }
 }
 
@@ -240,7 +237,7 @@ pub struct EnrolmentRow {
 
 /// One import in progress: its transaction and id.
 pub struct Import {
-    tx: Tx<'static>,
+    conn: Conn,
     pub id: i64,
     /// Rows changed so far (new rows, changed values, retracted periods).
     pub changes: u64,
@@ -251,8 +248,8 @@ pub struct Import {
 
 impl Import {
     /// The import's transaction, for the writes of other modules (`programmes`).
-    pub(crate) fn tx(&mut self) -> &mut Tx<'static> {
-        &mut self.tx
+    pub(crate) fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
     }
 
     pub async fn stage_persons(&mut self, rows: &[PersonRow]) -> Result<()> {
@@ -272,13 +269,14 @@ impl Import {
                 ]
             })
             .collect();
-        insert_rows(
-            &mut self.tx,
-            "stage_persons",
-            &["import_id", "id_no", "name", "sex", "birth_date", "household_no", "relation", "village_code", "psn_no"],
-            &vals,
-        )
-        .await?;
+        self.conn
+            .insert_rows(
+                "stage_persons",
+                &["import_id", "id_no", "name", "sex", "birth_date", "household_no", "relation", "village_code", "psn_no"],
+                &vals,
+                "",
+            )
+            .await?;
         Ok(())
     }
 
@@ -287,14 +285,14 @@ impl Import {
             .iter()
             .map(|p| vec![self.id.into(), p.id_no.clone().into(), p.identity.clone().into(), p.start_date.into(), p.end_date.into()])
             .collect();
-        insert_rows(&mut self.tx, "stage_periods", &["import_id", "id_no", "identity", "start_date", "end_date"], &vals).await?;
+        self.conn.insert_rows("stage_periods", &["import_id", "id_no", "identity", "start_date", "end_date"], &vals, "").await?;
         Ok(())
     }
 
     pub async fn stage_states(&mut self, rows: &[StateRow]) -> Result<()> {
         let vals: Vec<Vec<Val>> =
             rows.iter().map(|p| vec![self.id.into(), p.id_no.clone().into(), p.start_date.into(), p.end_date.into()]).collect();
-        insert_rows(&mut self.tx, "stage_states", &["import_id", "id_no", "start_date", "end_date"], &vals).await?;
+        self.conn.insert_rows("stage_states", &["import_id", "id_no", "start_date", "end_date"], &vals, "").await?;
         Ok(())
     }
 
@@ -318,26 +316,27 @@ impl Import {
                 ]
             })
             .collect();
-        insert_rows(
-            &mut self.tx,
-            "stage_poverty",
-            &[
-                "import_id",
-                "id_no",
-                "household_no",
-                "village_code",
-                "status",
-                "reg_year",
-                "exit_year",
-                "monitor_type",
-                "monitor_date",
-                "cause",
-                "disability",
-                "change_date",
-            ],
-            &vals,
-        )
-        .await?;
+        self.conn
+            .insert_rows(
+                "stage_poverty",
+                &[
+                    "import_id",
+                    "id_no",
+                    "household_no",
+                    "village_code",
+                    "status",
+                    "reg_year",
+                    "exit_year",
+                    "monitor_type",
+                    "monitor_date",
+                    "cause",
+                    "disability",
+                    "change_date",
+                ],
+                &vals,
+                "",
+            )
+            .await?;
         Ok(())
     }
 
@@ -367,31 +366,33 @@ impl Import {
         let direct = match self.enrolments_direct {
             Some(d) => d,
             None => {
-                let any = sqlx::query("SELECT 1 FROM enrolments LIMIT 1").fetch_optional(&mut *self.tx).await?.is_some();
+                let any = self.conn.exists("SELECT 1 FROM enrolments LIMIT 1").await?;
                 self.enrolments_direct = Some(!any);
                 !any
             }
         };
-        let n = insert_rows(
-            &mut self.tx,
-            if direct { "enrolments" } else { "stage_enrolments" },
-            &[
-                "import_id",
-                "id_no",
-                "psn_no",
-                "year",
-                "status",
-                "insured",
-                "insured_admdvs",
-                "flags",
-                "flag_date",
-                "premium_fen",
-                "subsidy_fen",
-                "subsidy_source",
-            ],
-            &vals,
-        )
-        .await?;
+        let n = self
+            .conn
+            .insert_rows(
+                if direct { "enrolments" } else { "stage_enrolments" },
+                &[
+                    "import_id",
+                    "id_no",
+                    "psn_no",
+                    "year",
+                    "status",
+                    "insured",
+                    "insured_admdvs",
+                    "flags",
+                    "flag_date",
+                    "premium_fen",
+                    "subsidy_fen",
+                    "subsidy_source",
+                ],
+                &vals,
+                "",
+            )
+            .await?;
         if direct {
             self.changes += n;
         }
@@ -406,7 +407,7 @@ impl Import {
             .map(|(id_no, year, detail)| vec![self.id.into(), kind.into(), id_no.clone().into(), (*year).into(), detail.clone().into()])
             .collect();
         self.changes +=
-            insert_rows(&mut self.tx, "roster_conflicts", &["import_id", "kind", "id_no", "conflict_year", "detail"], &vals).await?;
+            self.conn.insert_rows("roster_conflicts", &["import_id", "kind", "id_no", "conflict_year", "detail"], &vals, "").await?;
         Ok(())
     }
 
@@ -417,18 +418,14 @@ impl Import {
     pub async fn resolve_conflicts(&mut self, kind: &str) -> Result<u64> {
         // This import's enrolments: staged, or already in their table (a first roster, `enrolments_direct`).
         let enrolled = if self.enrolments_direct == Some(true) { "enrolments" } else { "stage_enrolments" };
-        let n = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE roster_conflicts SET resolved_import = $1 WHERE kind = $2 AND resolved_import IS NULL AND import_id < $1 \
              AND id_no IN (SELECT s.id_no FROM stage_persons s WHERE s.import_id = $1) \
              AND id_no NOT IN (SELECT c.id_no FROM roster_conflicts c WHERE c.import_id = $1) \
              AND (conflict_year IS NULL OR EXISTS (SELECT 1 FROM {enrolled} e WHERE e.import_id = $1 \
                   AND e.id_no = roster_conflicts.id_no AND e.year = roster_conflicts.conflict_year))",
-        ))
-        .bind(self.id)
-        .bind(kind.to_string())
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected();
+        );
+        let n = exec2(&mut self.conn, &sql, self.id, kind).await?;
         self.changes += n;
         Ok(n)
     }
@@ -453,7 +450,7 @@ impl Import {
         let differs: Vec<String> =
             FIELDS.iter().map(|(f, _, _, stated)| format!("({} AND p.{f} IS DISTINCT FROM s.{f})", stated.replace("d.s_", "s."))).collect();
         exec(
-            &mut self.tx,
+            &mut self.conn,
             &format!(
                 "INSERT INTO stage_person_diffs (id_no, p_name, s_name, p_sex, s_sex, p_birth_date, s_birth_date, p_household_no, s_household_no, \
                  p_relation, s_relation, p_village_code, s_village_code, p_psn_no, s_psn_no) \
@@ -471,11 +468,11 @@ impl Import {
                  SELECT d.id_no, '{field}', {old}, {new}, $1 FROM stage_person_diffs d \
                  WHERE {stated} AND d.p_{field} IS DISTINCT FROM d.s_{field}"
             );
-            exec(&mut self.tx, &sql, id).await?;
+            exec(&mut self.conn, &sql, id).await?;
         }
-        sqlx::query("DELETE FROM stage_person_diffs").execute(&mut *self.tx).await?;
+        self.conn.exec("DELETE FROM stage_person_diffs", &[]).await?;
         let n = exec(
-            &mut self.tx,
+            &mut self.conn,
             "INSERT INTO persons (id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, import_id) \
              SELECT id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, $1 FROM stage_persons WHERE import_id = $1 \
              ON CONFLICT (id_no) DO UPDATE SET name = excluded.name, sex = excluded.sex, birth_date = excluded.birth_date, \
@@ -497,7 +494,7 @@ impl Import {
     pub async fn merge_poverty(&mut self) -> Result<()> {
         let id = self.id;
         self.changes += exec(
-            &mut self.tx,
+            &mut self.conn,
             "INSERT INTO households (household_no, village_code, import_id) \
              SELECT household_no, MIN(village_code), $1 FROM stage_poverty WHERE import_id = $1 GROUP BY household_no \
              ON CONFLICT (household_no) DO UPDATE SET village_code = excluded.village_code, import_id = excluded.import_id \
@@ -510,7 +507,7 @@ impl Import {
              OR r.monitor_date IS DISTINCT FROM s.monitor_date OR r.cause IS DISTINCT FROM s.cause \
              OR r.disability IS DISTINCT FROM s.disability OR r.change_date <> s.change_date";
         self.changes += exec(
-            &mut self.tx,
+            &mut self.conn,
             &format!(
                 "UPDATE poverty_records SET superseded_import = $1 WHERE superseded_import IS NULL AND EXISTS \
                  (SELECT 1 FROM stage_poverty s, poverty_records r WHERE s.import_id = $1 AND r.id = poverty_records.id AND s.id_no = r.id_no AND ({differs}))"
@@ -519,7 +516,7 @@ impl Import {
         )
         .await?;
         self.changes += exec(
-            &mut self.tx,
+            &mut self.conn,
             "INSERT INTO poverty_records (id_no, household_no, status, reg_year, exit_year, monitor_type, monitor_date, cause, disability, change_date, import_id) \
              SELECT s.id_no, s.household_no, s.status, s.reg_year, s.exit_year, s.monitor_type, s.monitor_date, s.cause, s.disability, s.change_date, $1 \
              FROM stage_poverty s WHERE s.import_id = $1 AND NOT EXISTS (SELECT 1 FROM poverty_records r WHERE r.id_no = s.id_no AND r.superseded_import IS NULL)",
@@ -535,7 +532,7 @@ impl Import {
         let id = self.id;
         let same = "p.import_id = $1 AND p.id_no = identity_periods.id_no AND p.identity = identity_periods.identity AND p.start_date = identity_periods.start_date";
         self.changes += exec2(
-            &mut self.tx,
+            &mut self.conn,
             &format!(
                 "UPDATE identity_periods SET retracted_import = $1 WHERE source = $2 AND retracted_import IS NULL \
                  AND EXISTS (SELECT 1 FROM stage_persons s WHERE s.import_id = $1 AND s.id_no = identity_periods.id_no) \
@@ -546,7 +543,7 @@ impl Import {
         )
         .await?;
         self.changes += exec2(
-            &mut self.tx,
+            &mut self.conn,
             &format!(
                 "UPDATE identity_periods SET end_date = (SELECT p.end_date FROM stage_periods p WHERE {same}), changed_import = $1, retracted_import = NULL \
                  WHERE source = $2 AND EXISTS (SELECT 1 FROM stage_periods p WHERE {same} \
@@ -557,7 +554,7 @@ impl Import {
         )
         .await?;
         self.changes += exec2(
-            &mut self.tx,
+            &mut self.conn,
             "INSERT INTO identity_periods (import_id, id_no, identity, start_date, end_date, source) \
              SELECT $1, p.id_no, p.identity, p.start_date, p.end_date, $2 FROM stage_periods p WHERE p.import_id = $1 \
              AND NOT EXISTS (SELECT 1 FROM identity_periods i WHERE i.id_no = p.id_no AND i.identity = p.identity AND i.source = $2 AND i.start_date = p.start_date)",
@@ -573,7 +570,7 @@ impl Import {
         let id = self.id;
         let same = "p.import_id = $1 AND p.id_no = special_states.id_no AND p.start_date = special_states.start_date";
         self.changes += exec2(
-            &mut self.tx,
+            &mut self.conn,
             &format!(
                 "UPDATE special_states SET end_date = (SELECT p.end_date FROM stage_states p WHERE {same}), retracted_import = NULL \
                  WHERE state = $2 AND EXISTS (SELECT 1 FROM stage_states p WHERE {same} \
@@ -584,7 +581,7 @@ impl Import {
         )
         .await?;
         self.changes += exec2(
-            &mut self.tx,
+            &mut self.conn,
             "INSERT INTO special_states (import_id, id_no, state, start_date, end_date) \
              SELECT $1, p.id_no, $2, p.start_date, p.end_date FROM stage_states p WHERE p.import_id = $1 \
              AND NOT EXISTS (SELECT 1 FROM special_states i WHERE i.id_no = p.id_no AND i.state = $2 AND i.start_date = p.start_date)",
@@ -605,7 +602,7 @@ impl Import {
              OR e.flags <> s.flags OR e.flag_date IS DISTINCT FROM s.flag_date OR e.premium_fen <> s.premium_fen \
              OR e.subsidy_fen <> s.subsidy_fen OR e.subsidy_source IS DISTINCT FROM s.subsidy_source";
         self.changes += exec(
-            &mut self.tx,
+            &mut self.conn,
             &format!(
                 "UPDATE enrolments SET superseded_import = $1 WHERE superseded_import IS NULL AND EXISTS \
                  (SELECT 1 FROM stage_enrolments s, enrolments e WHERE s.import_id = $1 AND e.id = enrolments.id AND s.id_no = e.id_no AND s.year = e.year AND ({differs}))"
@@ -614,7 +611,7 @@ impl Import {
         )
         .await?;
         self.changes += exec(
-            &mut self.tx,
+            &mut self.conn,
             "INSERT INTO enrolments (import_id, id_no, psn_no, year, status, insured, insured_admdvs, flags, flag_date, premium_fen, subsidy_fen, subsidy_source) \
              SELECT $1, s.id_no, s.psn_no, s.year, s.status, s.insured, s.insured_admdvs, s.flags, s.flag_date, s.premium_fen, s.subsidy_fen, s.subsidy_source \
              FROM stage_enrolments s WHERE s.import_id = $1 \
@@ -628,23 +625,19 @@ impl Import {
     /// Clears the staging rows, records the counts and commits. Returns the number of changes.
     pub async fn finish(mut self, rows_total: u64, rows_accepted: u64, rows_rejected: u64) -> Result<u64> {
         for t in STAGE_TABLES {
-            sqlx::query(&format!("DROP TABLE {t}")).execute(&mut *self.tx).await?;
+            self.conn.exec(&format!("DROP TABLE {t}"), &[]).await?;
         }
-        sqlx::query("UPDATE imports SET rows_total = $1, rows_accepted = $2, rows_rejected = $3, changes = $4 WHERE id = $5")
-            .bind(rows_total as i64)
-            .bind(rows_accepted as i64)
-            .bind(rows_rejected as i64)
-            .bind(self.changes as i64)
-            .bind(self.id)
-            .execute(&mut *self.tx)
+        let counts = [rows_total as i64, rows_accepted as i64, rows_rejected as i64, self.changes as i64, self.id].map(Val::I);
+        self.conn
+            .exec("UPDATE imports SET rows_total = $1, rows_accepted = $2, rows_rejected = $3, changes = $4 WHERE id = $5", &counts)
             .await?;
-        self.tx.commit().await?;
+        self.conn.commit().await?;
         Ok(self.changes)
     }
 
     /// Abandons the import: nothing it staged or merged remains.
     pub async fn abandon(self) -> Result<()> {
-        self.tx.rollback().await?;
+        self.conn.rollback().await?;
         Ok(())
     }
 }
