@@ -39,6 +39,10 @@ pub enum BenchCmd {
         /// Database to measure against (default: a fresh SQLite file in a temporary directory).
         #[arg(long)]
         database_url: Option<String>,
+        /// Also measure PostgreSQL: a server URL (`postgres://postgres@127.0.0.1:5432/test`); the bench
+        /// makes a fresh database `baozhang_bench_registry` on it and drops it afterwards.
+        #[arg(long)]
+        pg: Option<String>,
         /// Keep the generated files here.
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
@@ -129,7 +133,7 @@ fn self_peak_rss_kib() -> i64 {
 
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
-        BenchCmd::Registry { scale, seed, database_url, dir } => bench_registry(scale, seed, database_url, dir),
+        BenchCmd::Registry { scale, seed, database_url, pg, dir } => bench_registry(scale, seed, database_url, pg, dir),
         BenchCmd::Serve { database_url, people, clients, settlements, fee_lines } => {
             bench_serve(database_url, people, clients, settlements, fee_lines)
         }
@@ -232,80 +236,42 @@ fn bench_settle(n: usize, persons: usize, policy_name: &str, seed: u64, rounds: 
     ExitCode::SUCCESS
 }
 
-fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Option<std::path::PathBuf>) -> ExitCode {
-    use baozhang_ingest::rosters::RosterKind;
+fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, pg: Option<String>, keep: Option<std::path::PathBuf>) -> ExitCode {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = keep.unwrap_or_else(|| tmp.path().to_path_buf());
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("bench.db").display()));
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_default();
-    println!("bench registry: scale {scale}, seed {seed}, database {}", crate::data_cmd::redact_url(&url));
-    println!("machine: {cpu}, {} logical CPUs", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("bench registry: scale {scale}, seed {seed}");
+    println!("machine: {}, {} logical CPUs", cpu_model(), std::thread::available_parallelism().map_or(1, |n| n.get()));
     let rt = crate::data_cmd::runtime();
     let r: Result<(), String> = rt.block_on(async {
-        let store = baozhang_store::Store::open(&url).await.map_err(|e| e.to_string())?;
-        crate::data_cmd::ensure_regions(&store).await?;
-        let villages = crate::demo_cmd::county_villages(&store, "620422").await?;
+        let mut backends: Vec<(String, Option<String>)> = Vec::new();
+        match database_url {
+            Some(u) => backends.push((u, None)),
+            None => backends.push((format!("sqlite://{}", tmp.path().join("bench.db").display()), None)),
+        }
+        if let Some(server) = pg {
+            let url = fresh_pg_database(&server, "baozhang_bench_registry").await?;
+            backends.push((url, Some(server)));
+        }
+        // The villages come from the division table of the first backend.
+        let first = baozhang_store::Store::open(&backends[0].0).await.map_err(|e| e.to_string())?;
+        crate::data_cmd::ensure_regions(&first).await?;
+        let villages = crate::demo_cmd::county_villages(&first, "620422").await?;
+        drop(first);
         let params = baozhang_ingest::county::CountyParams { county_code: "620422".into(), villages, seed, scale, year: 2018 };
         let t = Instant::now();
         let g = baozhang_ingest::county::generate(&params, &dir, &mut |_, _| {}).map_err(|e| e.to_string())?;
         println!("generate: {} residents, {} claims in {:.1} s", g.residents, g.claims, t.elapsed().as_secs_f64());
-        let mut rows = 0u64;
-        let t_all = Instant::now();
-        for kind in baozhang_ingest::rosters::IMPORT_ORDER {
-            let file = dir.join(format!("{}.csv", kind.id()));
-            let t = Instant::now();
-            let rep = crate::data_cmd::import_one(&store, kind, &file, Some(dir.join("rejected")), true).await?;
-            let secs = t.elapsed().as_secs_f64();
-            rows += rep.rows_total;
-            println!(
-                "import {:<13} CSV : {:>9} rows in {:>6.1} s = {:>8.0} rows/s",
-                kind.id(),
-                rep.rows_total,
-                secs,
-                rep.rows_total as f64 / secs
-            );
+        for (url, server) in &backends {
+            bench_registry_on(url, &dir, tmp.path()).await?;
+            if let Some(server) = server {
+                drop_pg_database(server, "baozhang_bench_registry").await?;
+            }
         }
-        println!(
-            "import all CSV         : {:>9} rows in {:>6.1} s = {:>8.0} rows/s",
-            rows,
-            t_all.elapsed().as_secs_f64(),
-            rows as f64 / t_all.elapsed().as_secs_f64()
-        );
-        // XLSX: the dibao roster rewritten as a workbook, imported into a fresh database.
-        let mut reader = baozhang_ingest::table::TableReader::open(&dir.join("dibao.csv")).map_err(|e| e.to_string())?;
-        let header = reader.header().to_vec();
-        let mut data = Vec::new();
-        let mut row = Vec::new();
-        while reader.next_row(&mut row).map_err(|e| e.to_string())?.is_some() {
-            data.push(row.clone());
-        }
-        let xlsx = dir.join("dibao-bench.xlsx");
-        baozhang_ingest::table::write_xlsx(&xlsx, &[("低保".to_string(), header, data)]).map_err(|e| e.to_string())?;
-        let url2 = format!("sqlite://{}", tmp.path().join("bench-xlsx.db").display());
-        let store2 = baozhang_store::Store::open(&url2).await.map_err(|e| e.to_string())?;
-        crate::data_cmd::ensure_regions(&store2).await?;
-        let t = Instant::now();
-        let rep = crate::data_cmd::import_one(&store2, RosterKind::Dibao, &xlsx, Some(dir.join("rejected-xlsx")), true).await?;
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "import dibao         XLSX : {:>9} rows in {:>6.1} s = {:>8.0} rows/s (fresh SQLite)",
-            rep.rows_total,
-            secs,
-            rep.rows_total as f64 / secs
-        );
-        let t = Instant::now();
-        let params = baozhang_store::reconcile::ReconcileParams { as_of: baozhang_core::Date::new(2018, 12, 31), ..Default::default() };
-        let s = store.reconcile(&params).await.map_err(|e| e.to_string())?;
-        let persons = store.count("persons").await.map_err(|e| e.to_string())?;
-        println!("reconcile: {persons} persons, {} findings in {:.1} s", s.findings, t.elapsed().as_secs_f64());
-        Ok(())
+        bench_registry_xlsx(&dir, tmp.path()).await
     });
     match r {
         Ok(()) => {
-            println!("peak RSS: {} MiB", self_peak_rss_kib() / 1024);
+            println!("peak RSS of the whole run: {} MiB", self_peak_rss_kib() / 1024);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -313,6 +279,179 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, keep: Opt
             ExitCode::from(crate::EXIT_IO)
         }
     }
+}
+
+/// The rosters imported into one database, each next to a plain bulk load of the same file into a table
+/// with the same indexes (`COPY` on PostgreSQL, the `sqlite3` shell's `.import` on SQLite), then the
+/// reconciliation.
+async fn bench_registry_on(url: &str, dir: &std::path::Path, tmp: &std::path::Path) -> Result<(), String> {
+    let store = baozhang_store::Store::open(url).await.map_err(|e| e.to_string())?;
+    let backend = if store.backend() == baozhang_store::Backend::Postgres { "PostgreSQL" } else { "SQLite" };
+    println!("── {backend}: {}", crate::data_cmd::redact_url(url));
+    crate::data_cmd::ensure_regions(&store).await?;
+    let mut rows = 0u64;
+    let t_all = Instant::now();
+    for kind in baozhang_ingest::rosters::IMPORT_ORDER {
+        let file = dir.join(format!("{}.csv", kind.id()));
+        let t = Instant::now();
+        let rep = crate::data_cmd::import_one(&store, kind, &file, Some(tmp.join("rejected")), true).await?;
+        let secs = t.elapsed().as_secs_f64();
+        rows += rep.rows_total;
+        println!(
+            "import {:<13} CSV : {:>9} rows in {:>6.2} s = {:>8.0} rows/s",
+            kind.id(),
+            rep.rows_total,
+            secs,
+            rep.rows_total as f64 / secs
+        );
+        let keys: &[&[&str]] = match kind {
+            baozhang_ingest::rosters::RosterKind::Enrolment => &[&["证件号码", "参保年度"], &["人员编号"]],
+            baozhang_ingest::rosters::RosterKind::Poverty => &[&["证件号码"], &["户编号"]],
+            _ => continue,
+        };
+        let peer = match store.backend() {
+            baozhang_store::Backend::Postgres => Some(("COPY FROM STDIN (csv)", peer_pg_copy(url, &file, keys).await?)),
+            baozhang_store::Backend::Sqlite => peer_sqlite3(url, &file, keys)?.map(|r| ("sqlite3 .import", r)),
+        };
+        match peer {
+            Some((how, (n, peer_secs))) => println!(
+                "  peer {how:<22}: {:>9} rows in {:>6.2} s = {:>8.0} rows/s into a plain table with the same {} indexes; baozhang at {:.0}% of it",
+                n,
+                peer_secs,
+                n as f64 / peer_secs,
+                keys.len(),
+                100.0 * peer_secs / secs
+            ),
+            None => println!("  peer: the sqlite3 shell is not installed; no peer figure"),
+        }
+    }
+    let all = t_all.elapsed().as_secs_f64();
+    println!(
+        "import all CSV         : {:>9} rows in {:>6.2} s = {:>8.0} rows/s (peers included in the time)",
+        rows,
+        all,
+        rows as f64 / all
+    );
+    let t = Instant::now();
+    let params = baozhang_store::reconcile::ReconcileParams { as_of: baozhang_core::Date::new(2018, 12, 31), ..Default::default() };
+    let s = store.reconcile(&params).await.map_err(|e| e.to_string())?;
+    let persons = store.count("persons").await.map_err(|e| e.to_string())?;
+    println!("reconcile: {persons} persons, {} findings in {:.1} s", s.findings, t.elapsed().as_secs_f64());
+    store.close().await;
+    Ok(())
+}
+
+/// XLSX: the dibao roster rewritten as a workbook, imported into a fresh SQLite database.
+async fn bench_registry_xlsx(dir: &std::path::Path, tmp: &std::path::Path) -> Result<(), String> {
+    let mut reader = baozhang_ingest::table::TableReader::open(&dir.join("dibao.csv")).map_err(|e| e.to_string())?;
+    let header = reader.header().to_vec();
+    let mut data = Vec::new();
+    let mut row = Vec::new();
+    while reader.next_row(&mut row).map_err(|e| e.to_string())?.is_some() {
+        data.push(row.clone());
+    }
+    let xlsx = dir.join("dibao-bench.xlsx");
+    baozhang_ingest::table::write_xlsx(&xlsx, &[("低保".to_string(), header, data)]).map_err(|e| e.to_string())?;
+    let url2 = format!("sqlite://{}", tmp.join("bench-xlsx.db").display());
+    let store2 = baozhang_store::Store::open(&url2).await.map_err(|e| e.to_string())?;
+    crate::data_cmd::ensure_regions(&store2).await?;
+    let t = Instant::now();
+    let rep =
+        crate::data_cmd::import_one(&store2, baozhang_ingest::rosters::RosterKind::Dibao, &xlsx, Some(tmp.join("rejected-xlsx")), true)
+            .await?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "import dibao         XLSX : {:>9} rows in {:>6.2} s = {:>8.0} rows/s (fresh SQLite, streamed)",
+        rep.rows_total,
+        secs,
+        rep.rows_total as f64 / secs
+    );
+    Ok(())
+}
+
+/// The peer's table: the file's columns as text, and indexes on the named columns.
+fn peer_table_sql(header: &[String], keys: &[&[&str]], table: &str) -> Vec<String> {
+    let cols: Vec<String> = (0..header.len()).map(|i| format!("c{i} TEXT")).collect();
+    let mut sql = vec![format!("DROP TABLE IF EXISTS {table}"), format!("CREATE TABLE {table} ({})", cols.join(", "))];
+    for (k, key) in keys.iter().enumerate() {
+        let cols: Vec<String> = key.iter().filter_map(|c| header.iter().position(|h| h == c)).map(|i| format!("c{i}")).collect();
+        sql.push(format!("CREATE INDEX {table}_{k} ON {table} ({})", cols.join(", ")));
+    }
+    sql
+}
+
+fn file_header(file: &std::path::Path) -> Result<Vec<String>, String> {
+    Ok(baozhang_ingest::table::TableReader::open(file).map_err(|e| e.to_string())?.header().to_vec())
+}
+
+/// `COPY peer FROM STDIN (FORMAT csv, HEADER)` of the file, streamed in 1 MiB pieces: (rows, seconds).
+async fn peer_pg_copy(url: &str, file: &std::path::Path, keys: &[&[&str]]) -> Result<(u64, f64), String> {
+    use sqlx::Connection;
+    use std::io::Read;
+    let e = |e: sqlx::Error| e.to_string();
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(e)?;
+    for sql in peer_table_sql(&file_header(file)?, keys, "bench_peer") {
+        sqlx::query(&sql).execute(&mut conn).await.map_err(e)?;
+    }
+    let t = Instant::now();
+    let mut copy = conn.copy_in_raw("COPY bench_peer FROM STDIN (FORMAT csv, HEADER true)").await.map_err(e)?;
+    let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        copy.send(&buf[..n]).await.map_err(e)?;
+    }
+    let n = copy.finish().await.map_err(e)?;
+    let secs = t.elapsed().as_secs_f64();
+    sqlx::query("DROP TABLE bench_peer").execute(&mut conn).await.map_err(e)?;
+    Ok((n, secs))
+}
+
+/// The `sqlite3` shell's `.import` of the file into the same database: (rows, seconds), or `None`
+/// without the shell.
+fn peer_sqlite3(url: &str, file: &std::path::Path, keys: &[&[&str]]) -> Result<Option<(u64, f64)>, String> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    let run = |args: &[&str]| std::process::Command::new("sqlite3").arg(path).args(args).output();
+    let setup = peer_table_sql(&file_header(file)?, keys, "bench_peer").join("; ");
+    match run(&[&setup]) {
+        Err(_) => return Ok(None),
+        Ok(o) if !o.status.success() => return Err(format!("sqlite3: {}", String::from_utf8_lossy(&o.stderr))),
+        Ok(_) => {}
+    }
+    let t = Instant::now();
+    let import = format!(".import --csv --skip 1 {} bench_peer", file.display());
+    let o = run(&["-cmd", "PRAGMA synchronous = FULL", &import]).map_err(|e| e.to_string())?;
+    let secs = t.elapsed().as_secs_f64();
+    if !o.status.success() {
+        return Err(format!("sqlite3 .import: {}", String::from_utf8_lossy(&o.stderr)));
+    }
+    let o = run(&["SELECT count(*) FROM bench_peer; DROP TABLE bench_peer"]).map_err(|e| e.to_string())?;
+    let n = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
+    Ok(Some((n, secs)))
+}
+
+/// A fresh database `name` on the server of `server_url`; its URL.
+async fn fresh_pg_database(server_url: &str, name: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(server_url)
+        .await
+        .map_err(|e| format!("PostgreSQL {}: {e}", crate::data_cmd::redact_url(server_url)))?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.map_err(|e| e.to_string())?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.map_err(|e| e.to_string())?;
+    let base = server_url.split('?').next().unwrap_or(server_url);
+    let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
+    Ok(format!("{root}/{name}"))
+}
+
+async fn drop_pg_database(server_url: &str, name: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(server_url).await.map_err(|e| e.to_string())?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// A temporary directory and the benchmark's database: the one given, or a fresh SQLite file in it.

@@ -558,19 +558,22 @@ pub async fn import_file(
     }
 
     let mut imp = store.start_import(kind.id(), &file_name, &sha).await?;
-    let mut fixed = Normalised::default();
     let result = if kind.is_programme() {
-        crate::programmes::read_and_merge(store, kind, &mut reader, &regions, &mut imp, &mut fixed, progress).await.map(|(r, t)| (r, 0, t))
+        let mut fixed = Normalised::default();
+        crate::programmes::read_and_merge(store, kind, &mut reader, &regions, &mut imp, &mut fixed, progress)
+            .await
+            .map(|(rejections, total)| ParseOutcome { reader, fixed, rejections, conflicts: Vec::new(), total })
     } else {
-        read_rows(kind, &mut reader, &regions, &mut imp, opts, &mut fixed, progress).await
+        read_rows(kind, reader, regions, &mut imp, opts.batch, Normalised::default(), progress).await
     };
-    let (rejections, conflicts, total) = match result {
+    let ParseOutcome { reader, mut fixed, rejections, conflicts, total, .. } = match result {
         Ok(r) => r,
         Err(e) => {
             imp.abandon().await?;
             return Err(e);
         }
     };
+    let conflicts = conflicts.len() as u64;
     match kind {
         RosterKind::Poverty => {
             imp.merge_persons().await?;
@@ -640,15 +643,67 @@ pub async fn import_file(
     Ok(report)
 }
 
+/// What the parsing thread sends the staging side.
+enum Parsed {
+    Batch(Batch),
+    Progress(u64),
+}
+
+/// What the parsing thread found besides the rows it sent.
+struct ParseOutcome {
+    reader: TableReader,
+    fixed: Normalised,
+    rejections: Vec<Rejection>,
+    conflicts: Vec<(String, Option<i64>, String)>,
+    total: u64,
+}
+
+/// Reads, checks and stages the rows. Parsing runs on a thread of its own and hands batches to the
+/// staging side through a channel of two, so the file is read while the database writes the batch
+/// before (two cores: the demo county's enrolment roster went from parse-then-write to both at once).
 async fn read_rows(
     kind: RosterKind,
-    reader: &mut TableReader,
-    regions: &HashSet<String>,
+    reader: TableReader,
+    regions: HashSet<String>,
     imp: &mut Import,
-    opts: &ImportOptions,
-    fixed: &mut Normalised,
+    batch_rows: usize,
+    fixed: Normalised,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<Rejection>, u64, u64), ImportError> {
+) -> Result<ParseOutcome, ImportError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(2);
+    let parser = tokio::task::spawn_blocking(move || parse_rows(kind, reader, regions, batch_rows, fixed, &tx));
+    let mut staged: Result<(), ImportError> = Ok(());
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Parsed::Progress(n) => progress(n),
+            Parsed::Batch(mut b) => {
+                if let Err(e) = b.flush(imp).await {
+                    staged = Err(e.into());
+                    break;
+                }
+            }
+        }
+    }
+    // A failed write closes the channel: the parser stops at its next batch.
+    drop(rx);
+    let parsed = parser.await.map_err(|e| ImportError::Io { file: String::new(), reason: format!("解析线程异常结束：{e}") })?;
+    staged?;
+    let out = parsed?;
+    imp.add_conflicts(kind.id(), &out.conflicts).await?;
+    if matches!(kind, RosterKind::Poverty | RosterKind::Enrolment) {
+        imp.resolve_conflicts(kind.id()).await?;
+    }
+    Ok(out)
+}
+
+fn parse_rows(
+    kind: RosterKind,
+    mut reader: TableReader,
+    regions: HashSet<String>,
+    batch_rows: usize,
+    mut fixed: Normalised,
+    tx: &tokio::sync::mpsc::Sender<Parsed>,
+) -> Result<ParseOutcome, ImportError> {
     let mut rejections = Vec::new();
     let mut batch = Batch::default();
     let mut cells = Vec::new();
@@ -661,21 +716,23 @@ async fn read_rows(
     let mut others = KeyIndex::default();
     let mut conflicts: Vec<(String, Option<i64>, String)> = Vec::new();
     let mut key = Vec::with_capacity(32);
+    // The staging side has gone (its write failed, and it reports that): stop reading.
+    let stopped = || ImportError::Io { file: String::new(), reason: "导入已中止".into() };
     while let Some(rowno) = reader.next_row(&mut cells)? {
         total += 1;
         if total.is_multiple_of(10_000) {
-            progress(total);
+            tx.blocking_send(Parsed::Progress(total)).map_err(|_| stopped())?;
         }
-        let row = Row::new(&cells, reader);
+        let row = Row::new(&cells, &reader);
         if is_example_row(kind, &row) {
             rejections
                 .push(Rejection { row: rowno, field: "证件号码".into(), reason: EXAMPLE_ROW_REASON.into(), cells: cells.clone() });
             continue;
         }
         let mark = batch.mark();
-        let parsed = parse_row(kind, &row, regions, &mut batch);
+        let parsed = parse_row(kind, &row, &regions, &mut batch);
         // A row that cannot be read is listed with every problem it has, not only the first.
-        let parsed = parsed.map_err(|e| row_problems(kind, &row, regions, e));
+        let parsed = parsed.map_err(|e| row_problems(kind, &row, &regions, e));
         let outcome = match parsed {
             Ok((id_key, other)) => {
                 key.clear();
@@ -712,18 +769,13 @@ async fn read_rows(
                 rejections.push(rejection(rowno, problems, &cells));
             }
         }
-        if batch.len() >= opts.batch {
-            batch.flush(imp).await?;
+        if batch.len() >= batch_rows {
+            tx.blocking_send(Parsed::Batch(std::mem::take(&mut batch))).map_err(|_| stopped())?;
         }
     }
-    batch.flush(imp).await?;
-    progress(total);
-    let n_conf = conflicts.len() as u64;
-    imp.add_conflicts(kind.id(), &conflicts).await?;
-    if matches!(kind, RosterKind::Poverty | RosterKind::Enrolment) {
-        imp.resolve_conflicts(kind.id()).await?;
-    }
-    Ok((rejections, n_conf, total))
+    tx.blocking_send(Parsed::Batch(batch)).map_err(|_| stopped())?;
+    tx.blocking_send(Parsed::Progress(total)).map_err(|_| stopped())?;
+    Ok(ParseOutcome { reader, fixed, rejections, conflicts, total })
 }
 
 impl Batch {

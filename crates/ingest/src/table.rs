@@ -54,7 +54,7 @@ impl ReadLimits {
 }
 
 enum Source {
-    Csv(Box<csv::Reader<Box<dyn Read>>>, csv::StringRecord),
+    Csv(Box<csv::Reader<Box<dyn Read + Send>>>, csv::StringRecord),
     /// XLSX is streamed cell by cell by a reader thread of its own (calamine's cell reader borrows the
     /// workbook); rows arrive through a small bounded channel, so memory stays one row deep.
     Xlsx(std::sync::mpsc::Receiver<Result<(u64, Vec<String>), TableError>>),
@@ -322,7 +322,7 @@ impl TableReader {
             (Source::Xlsx(rx), header)
         } else {
             let f = std::fs::File::open(path).map_err(|e| open_err(e.to_string()))?;
-            let inner: Box<dyn Read> = Box::new(std::io::BufReader::with_capacity(1 << 20, f));
+            let inner: Box<dyn Read + Send> = Box::new(std::io::BufReader::with_capacity(1 << 20, f));
             let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(inner);
             let mut h = csv::StringRecord::new();
             let ok = rdr.read_record(&mut h).map_err(|e| open_err(format!("不是有效的 UTF-8 CSV：{e}")))?;

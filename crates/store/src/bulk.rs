@@ -42,6 +42,13 @@ impl NativePool {
         Ok(NativePool::Sqlite(pool))
     }
 
+    pub(crate) async fn close(&self) {
+        match self {
+            NativePool::Sqlite(p) => p.close().await,
+            NativePool::Pg(p) => p.close().await,
+        }
+    }
+
     pub(crate) async fn begin(&self) -> Result<Conn> {
         Ok(match self {
             NativePool::Sqlite(p) => Conn::Sqlite(p.begin().await?),

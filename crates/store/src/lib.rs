@@ -162,6 +162,13 @@ impl Store {
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
+    /// Closes every connection (waits for those in use to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.write_pool.close().await;
+        self.native.close().await;
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
