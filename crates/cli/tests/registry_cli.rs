@@ -407,3 +407,26 @@ fn demo_settles_into_the_ledger_on_postgresql() {
     let (_pg, url) = Pg::create().unwrap();
     demo_settles_into_the_ledger(&url);
 }
+
+#[test]
+fn a_workbook_whose_rejected_rows_end_early_is_imported_and_reported() {
+    // A worksheet row ends at its last filled cell: a rejected row without its optional end columns
+    // must not fail the import when the rejected rows are written out.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let good = baozhang_core::IdCardNo::synthesize("620422", baozhang_core::Date::new(1961, 5, 2).unwrap(), 21, baozhang_core::Sex::Male);
+    let header: Vec<String> = ["证件号码", "姓名", "行政区划代码", "保障起始日期", "保障终止日期", "救助类别"].map(String::from).to_vec();
+    let rows: Vec<Vec<String>> = vec![
+        vec![good.as_str().into(), "赵六".into(), "620422100201".into(), "2017-01-01".into(), String::new(), "低保对象".into()],
+        vec!["620422196105020000".into(), "钱七".into(), "620422100201".into()],
+        vec!["12345".into(), "孙八".into(), "620422100201".into(), "2017-01-01".into(), String::new(), "二类".into()],
+    ];
+    let file = dir.path().join("dibao.xlsx");
+    baozhang_ingest::table::write_xlsx(&file, &[("低保".to_string(), header, rows)]).unwrap();
+    let o = run(&db, &["import", "dibao", file.to_str().unwrap()]);
+    let rejected = std::fs::read_to_string(dir.path().join("dibao.rejected.csv")).unwrap();
+    assert!(stdout(&o).contains("接受 1 行，拒绝 2 行"), "{}\n{rejected}", stdout(&o));
+    let short = rejected.lines().find(|l| l.contains("钱七")).expect("the short row is reported");
+    assert_eq!(short.split(',').count(), 9, "padded to the header: {short}");
+    assert!(rejected.contains("孙八"), "{rejected}");
+}

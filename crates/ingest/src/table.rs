@@ -456,10 +456,14 @@ pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result
     let werr = |e: String| TableError::Write { file: path.display().to_string(), reason: e };
     let mut buf: Vec<u8> = "\u{feff}".as_bytes().to_vec();
     {
-        let mut w = csv::Writer::from_writer(&mut buf);
+        // A worksheet's row ends at its last filled cell: short rows are padded to the header, and a row
+        // with cells beyond the header keeps them.
+        let mut w = csv::WriterBuilder::new().flexible(true).from_writer(&mut buf);
         w.write_record(header).map_err(|e| werr(e.to_string()))?;
+        let blanks = vec![String::new(); header.len()];
         for r in rows {
-            w.write_record(r).map_err(|e| werr(e.to_string()))?;
+            let pad = header.len().saturating_sub(r.len());
+            w.write_record(r.iter().chain(&blanks[..pad])).map_err(|e| werr(e.to_string()))?;
         }
         w.flush().map_err(|e| werr(e.to_string()))?;
     }
@@ -469,6 +473,15 @@ pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_csv_report_takes_rows_shorter_and_longer_than_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let rows = vec![vec!["1".to_string()], vec!["2".into(), "b".into(), "c".into(), "extra".into()]];
+        write_csv(&path, &["a".to_string(), "b".into(), "c".into()], &rows).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "\u{feff}a,b,c\n1,,\n2,b,c,extra\n");
+    }
 
     #[test]
     fn an_id_number_excel_stored_as_a_number_reads_as_excel_shows_it() {
