@@ -15,6 +15,18 @@ pub struct RegionRow {
 }
 
 const STAGE_DDL: &str = include_str!("stage.sql");
+/// The staging tables' indexes, made after the last staged row (one sort each, not an index insert per
+/// row in file order).
+const STAGE_INDEXES: [&str; 5] = [
+    "CREATE INDEX stage_persons_key ON stage_persons (import_id, id_no)",
+    "CREATE INDEX stage_periods_key ON stage_periods (import_id, id_no)",
+    "CREATE INDEX stage_states_key ON stage_states (import_id, id_no)",
+    "CREATE INDEX stage_enrolments_key ON stage_enrolments (import_id, id_no, year)",
+    "CREATE INDEX stage_poverty_key ON stage_poverty (import_id, id_no)",
+];
+/// A staged person row that is the last of its person in the file (`s`: `stage_persons`).
+const LAST_OF_PERSON: &str =
+    "NOT EXISTS (SELECT 1 FROM stage_persons l WHERE l.import_id = s.import_id AND l.id_no = s.id_no AND l.seq > s.seq)";
 const STAGE_TABLES: [&str; 6] =
     ["stage_persons", "stage_person_diffs", "stage_periods", "stage_states", "stage_poverty", "stage_enrolments"];
 
@@ -160,7 +172,7 @@ impl Store {
                 conn.exec(stmt, &[]).await?;
             }
         }
-        Ok(Import { conn, id, changes: 0, enrolments_direct: None })
+        Ok(Import { conn, id, changes: 0, enrolments_direct: None, indexed: false, persons_staged: 0 })
     }
 }
 
@@ -244,6 +256,11 @@ pub struct Import {
     /// Whether the enrolments go straight into their table (it held no row when the import began
     /// staging them: there is nothing to compare or supersede). `None` until the first batch.
     enrolments_direct: Option<bool>,
+    /// Whether the staging tables have their indexes (made before the first merge step reads them; a
+    /// row staged later is indexed as it comes).
+    indexed: bool,
+    /// Persons staged so far (`stage_persons.seq`).
+    persons_staged: i64,
 }
 
 impl Import {
@@ -252,12 +269,29 @@ impl Import {
         &mut self.conn
     }
 
+    /// Indexes the staged rows, once, before the first step that reads them.
+    async fn index_stage(&mut self) -> Result<()> {
+        if !self.indexed {
+            let t = std::time::Instant::now();
+            for sql in STAGE_INDEXES {
+                self.conn.exec(sql, &[]).await?;
+            }
+            self.indexed = true;
+            tracing::info!(ms = t.elapsed().as_millis() as u64, "staging indexed");
+        }
+        Ok(())
+    }
+
     pub async fn stage_persons(&mut self, rows: &[PersonRow]) -> Result<()> {
+        let first = self.persons_staged;
+        self.persons_staged += rows.len() as i64;
         let vals: Vec<Vec<Val>> = rows
             .iter()
-            .map(|p| {
+            .zip(first..)
+            .map(|(p, seq)| {
                 vec![
                     self.id.into(),
+                    seq.into(),
                     p.id_no.clone().into(),
                     p.name.clone().into(),
                     p.sex.clone().into(),
@@ -272,7 +306,7 @@ impl Import {
         self.conn
             .insert_rows(
                 "stage_persons",
-                &["import_id", "id_no", "name", "sex", "birth_date", "household_no", "relation", "village_code", "psn_no"],
+                &["import_id", "seq", "id_no", "name", "sex", "birth_date", "household_no", "relation", "village_code", "psn_no"],
                 &vals,
                 "",
             )
@@ -416,6 +450,7 @@ impl Import {
     /// source. A person this file does not mention keeps their conflict (a partial file proves nothing).
     /// Call after [`Import::add_conflicts`] and before the merge. Returns how many were resolved.
     pub async fn resolve_conflicts(&mut self, kind: &str) -> Result<u64> {
+        self.index_stage().await?;
         // This import's enrolments: staged, or already in their table (a first roster, `enrolments_direct`).
         let enrolled = if self.enrolments_direct == Some(true) { "enrolments" } else { "stage_enrolments" };
         let sql = format!(
@@ -433,6 +468,7 @@ impl Import {
     /// Persons: log every changed attribute, then insert or update. Unstated (NULL) attributes keep
     /// their value.
     pub async fn merge_persons(&mut self) -> Result<()> {
+        self.index_stage().await?;
         let id = self.id;
         // (field, old as text, new as text, whether the roster states it): name, sex and birth date always;
         // the others only when the row has them (a roster without villages keeps the village).
@@ -456,7 +492,7 @@ impl Import {
                  p_relation, s_relation, p_village_code, s_village_code, p_psn_no, s_psn_no) \
                  SELECT s.id_no, p.name, s.name, p.sex, s.sex, p.birth_date, s.birth_date, p.household_no, s.household_no, p.relation, s.relation, \
                  p.village_code, s.village_code, p.psn_no, s.psn_no \
-                 FROM stage_persons s JOIN persons p ON p.id_no = s.id_no WHERE s.import_id = $1 AND ({})",
+                 FROM stage_persons s JOIN persons p ON p.id_no = s.id_no WHERE s.import_id = $1 AND {LAST_OF_PERSON} AND ({})",
                 differs.join(" OR ")
             ),
             id,
@@ -470,28 +506,36 @@ impl Import {
             );
             exec(&mut self.conn, &sql, id).await?;
         }
-        self.conn.exec("DELETE FROM stage_person_diffs", &[]).await?;
-        let n = exec(
+        // The registered persons that differ take the stated values (unstated ones keep theirs)…
+        self.changes += exec(
             &mut self.conn,
-            "INSERT INTO persons (id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, import_id) \
-             SELECT id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, $1 FROM stage_persons WHERE import_id = $1 \
-             ON CONFLICT (id_no) DO UPDATE SET name = excluded.name, sex = excluded.sex, birth_date = excluded.birth_date, \
-               household_no = COALESCE(excluded.household_no, persons.household_no), relation = COALESCE(excluded.relation, persons.relation), \
-               village_code = COALESCE(excluded.village_code, persons.village_code), psn_no = COALESCE(excluded.psn_no, persons.psn_no), import_id = excluded.import_id \
-             WHERE persons.name <> excluded.name OR persons.sex <> excluded.sex OR persons.birth_date <> excluded.birth_date \
-               OR (excluded.household_no IS NOT NULL AND persons.household_no IS DISTINCT FROM excluded.household_no) \
-               OR (excluded.relation IS NOT NULL AND persons.relation IS DISTINCT FROM excluded.relation) \
-               OR (excluded.village_code IS NOT NULL AND persons.village_code IS DISTINCT FROM excluded.village_code) \
-               OR (excluded.psn_no IS NOT NULL AND persons.psn_no IS DISTINCT FROM excluded.psn_no)",
+            "UPDATE persons SET name = d.s_name, sex = d.s_sex, birth_date = d.s_birth_date, \
+               household_no = COALESCE(d.s_household_no, persons.household_no), relation = COALESCE(d.s_relation, persons.relation), \
+               village_code = COALESCE(d.s_village_code, persons.village_code), psn_no = COALESCE(d.s_psn_no, persons.psn_no), import_id = $1 \
+             FROM stage_person_diffs d WHERE persons.id_no = d.id_no",
             id,
         )
         .await?;
-        self.changes += n;
+        self.conn.exec("DELETE FROM stage_person_diffs", &[]).await?;
+        // …and the new ones are inserted, in key order (the staging index's order: the primary key's
+        // B-tree grows at its end rather than everywhere). A plain insert, not an upsert: on PostgreSQL
+        // `ON CONFLICT DO UPDATE` took 6.6 s for the demo county's enrolment roster.
+        self.changes += exec(
+            &mut self.conn,
+            &format!(
+                "INSERT INTO persons (id_no, name, sex, birth_date, household_no, relation, village_code, psn_no, import_id) \
+             SELECT s.id_no, s.name, s.sex, s.birth_date, s.household_no, s.relation, s.village_code, s.psn_no, $1 FROM stage_persons s \
+             WHERE s.import_id = $1 AND {LAST_OF_PERSON} AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id_no = s.id_no) ORDER BY s.id_no"
+            ),
+            id,
+        )
+        .await?;
         Ok(())
     }
 
     /// Households and poverty records (versioned) from a poverty roster.
     pub async fn merge_poverty(&mut self) -> Result<()> {
+        self.index_stage().await?;
         let id = self.id;
         self.changes += exec(
             &mut self.conn,
@@ -529,6 +573,7 @@ impl Import {
     /// Identity periods asserted by `source` for the persons of this import: the staged set replaces
     /// theirs (unconfirmed periods retracted, changed end dates updated and marked, new ones inserted).
     pub async fn merge_periods(&mut self, source: &str) -> Result<()> {
+        self.index_stage().await?;
         let id = self.id;
         let same = "p.import_id = $1 AND p.id_no = identity_periods.id_no AND p.identity = identity_periods.identity AND p.start_date = identity_periods.start_date";
         self.changes += exec2(
@@ -567,6 +612,7 @@ impl Import {
 
     /// Special states (`death`, `military`) for the persons of this import, like periods.
     pub async fn merge_states(&mut self, state: &str) -> Result<()> {
+        self.index_stage().await?;
         let id = self.id;
         let same = "p.import_id = $1 AND p.id_no = special_states.id_no AND p.start_date = special_states.start_date";
         self.changes += exec2(
@@ -594,6 +640,7 @@ impl Import {
 
     /// Enrolments, versioned per (person, year).
     pub async fn merge_enrolments(&mut self) -> Result<()> {
+        self.index_stage().await?;
         if self.enrolments_direct == Some(true) {
             return Ok(()); // inserted as they were staged
         }

@@ -1,7 +1,11 @@
 -- Staging tables of one import: TEMP (connection-local; in SQLite in memory, so staged rows never
--- touch the WAL), created in the import's transaction and dropped when it ends.
+-- touch the WAL), created in the import's transaction and dropped when it ends. Their indexes are made
+-- once the rows are in (`STAGE_INDEXES` in registry.rs).
+-- `seq` orders a person's rows in the file (an enrolment roster of two years states them twice; the
+-- last one is the person's).
 CREATE TEMP TABLE stage_persons (
     import_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
     id_no TEXT NOT NULL,
     name TEXT NOT NULL,
     sex TEXT NOT NULL,
@@ -11,7 +15,6 @@ CREATE TEMP TABLE stage_persons (
     village_code TEXT,
     psn_no TEXT
 );
-CREATE INDEX stage_persons_key ON stage_persons (import_id, id_no);
 
 -- The staged persons already in the registry with a stated field that differs: found in one pass over
 -- the staged rows, so the per-field history (person_changes) is written from these few rows.
@@ -33,7 +36,6 @@ CREATE TEMP TABLE stage_periods (
     start_date BIGINT NOT NULL,
     end_date BIGINT
 );
-CREATE INDEX stage_periods_key ON stage_periods (import_id, id_no);
 
 CREATE TEMP TABLE stage_states (
     import_id BIGINT NOT NULL,
@@ -41,7 +43,6 @@ CREATE TEMP TABLE stage_states (
     start_date BIGINT NOT NULL,
     end_date BIGINT
 );
-CREATE INDEX stage_states_key ON stage_states (import_id, id_no);
 
 CREATE TEMP TABLE stage_enrolments (
     import_id BIGINT NOT NULL,
@@ -57,7 +58,6 @@ CREATE TEMP TABLE stage_enrolments (
     subsidy_fen BIGINT NOT NULL,
     subsidy_source TEXT
 );
-CREATE INDEX stage_enrolments_key ON stage_enrolments (import_id, id_no, year);
 
 CREATE TEMP TABLE stage_poverty (
     import_id BIGINT NOT NULL,
@@ -73,4 +73,3 @@ CREATE TEMP TABLE stage_poverty (
     disability TEXT,
     change_date BIGINT NOT NULL
 );
-CREATE INDEX stage_poverty_key ON stage_poverty (import_id, id_no);

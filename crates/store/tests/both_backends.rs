@@ -468,3 +468,35 @@ async fn a_persons_history_names_each_stated_field_that_changed_and_nothing_unst
         db.drop_pg().await;
     }
 }
+
+#[tokio::test]
+async fn a_person_staged_twice_in_one_file_is_registered_once_with_the_last_row() {
+    // An enrolment roster of two years states each person twice: the person is inserted once (new) or
+    // changed once (registered), from the later row, and the change is logged once.
+    for db in backends("twice").await {
+        let s = &db.store;
+        regions(s).await;
+        let mut imp = s.start_import("enrolment", "e.csv", "e1").await.unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1"), person("B", "乙", "620422100201", "H1")]).await.unwrap();
+        imp.stage_persons(&[person("A", "甲一", "620422100201", "H1")]).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.finish(3, 3, 0).await.unwrap();
+        let names =
+            sqlx::query_as::<_, (String, String)>("SELECT id_no, name FROM persons ORDER BY id_no").fetch_all(s.pool()).await.unwrap();
+        assert_eq!(names, [("A".to_string(), "甲一".to_string()), ("B".into(), "乙".into())], "{:?}", s.backend());
+        let mut imp = s.start_import("enrolment", "e.csv", "e2").await.unwrap();
+        imp.stage_persons(&[person("B", "乙二", "620422100201", "H1"), person("B", "乙三", "620422100201", "H1")]).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.finish(2, 2, 0).await.unwrap();
+        let changes = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+            "SELECT field, old_value, new_value FROM person_changes WHERE id_no = 'B' ORDER BY id",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(changes, [("name".to_string(), Some("乙".to_string()), Some("乙三".to_string()))], "{:?}", s.backend());
+        let b: String = sqlx::query_scalar("SELECT name FROM persons WHERE id_no = 'B'").fetch_one(s.pool()).await.unwrap();
+        assert_eq!(b, "乙三");
+        db.drop_pg().await;
+    }
+}
