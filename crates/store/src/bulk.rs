@@ -96,6 +96,28 @@ impl Conn {
         Ok(())
     }
 
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    /// SQLite: drops the secondary indexes of `table` (the caller knows it is empty) and returns their
+    /// `CREATE INDEX` statements, as stored, to be run after the bulk insert. PostgreSQL: nothing
+    /// (`DROP INDEX` would lock the table against readers until the import commits).
+    pub(crate) async fn drop_secondary_indexes(&mut self, table: &str) -> Result<Vec<String>> {
+        let Conn::Sqlite(t) = self else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY name")
+                .bind(table)
+                .fetch_all(&mut **t)
+                .await?;
+        for (name, _) in &rows {
+            sqlx::query::<Sqlite>(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).execute(&mut **t).await?;
+        }
+        Ok(rows.into_iter().map(|(_, sql)| sql).collect())
+    }
+
     /// Runs one statement with `binds` (`$1`, `$2`, … in order of first appearance); rows affected.
     pub(crate) async fn exec(&mut self, sql: &str, binds: &[Val]) -> Result<u64> {
         Ok(match self {

@@ -243,8 +243,9 @@ impl Store {
                 "INSERT INTO reconcile_findings (run_id, class, id_no, village_code, household_no, detail, is_new, unit_code) \
                  SELECT {run}, '{class}', p.id_no, p.village_code, p.household_no, {detail}, 1, {UNIT_OF_PERSON} FROM persons p WHERE {cond}"
             );
+            let t = std::time::Instant::now();
             let n = sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
-            tracing::debug!(class, n, "reconcile class");
+            tracing::info!(class, n, ms = t.elapsed().as_millis() as u64, "reconcile class");
         }
         if let Some(prev) = prev {
             sqlx::query(&format!(

@@ -172,7 +172,7 @@ impl Store {
                 conn.exec(stmt, &[]).await?;
             }
         }
-        Ok(Import { conn, id, changes: 0, enrolments_direct: None, indexed: false, persons_staged: 0 })
+        Ok(Import { conn, id, changes: 0, enrolments_direct: None, indexed: false, persons_staged: 0, deferred_indexes: Vec::new() })
     }
 }
 
@@ -261,6 +261,9 @@ pub struct Import {
     indexed: bool,
     /// Persons staged so far (`stage_persons.seq`).
     persons_staged: i64,
+    /// Indexes of a table that was empty, dropped for the bulk insert and made again before anything
+    /// reads it (SQLite only): their `CREATE INDEX` statements.
+    deferred_indexes: Vec<String>,
 }
 
 impl Import {
@@ -271,13 +274,31 @@ impl Import {
 
     /// Indexes the staged rows, once, before the first step that reads them.
     async fn index_stage(&mut self) -> Result<()> {
+        self.restore_indexes().await?;
         if !self.indexed {
             let t = std::time::Instant::now();
             for sql in STAGE_INDEXES {
                 self.conn.exec(sql, &[]).await?;
             }
+            if self.conn.is_postgres() {
+                // TEMP tables are never analysed by autovacuum: without statistics the merges' joins were
+                // planned for a few rows.
+                for t in STAGE_TABLES {
+                    self.conn.exec(&format!("ANALYZE {t}"), &[]).await?;
+                }
+            }
             self.indexed = true;
             tracing::info!(ms = t.elapsed().as_millis() as u64, "staging indexed");
+        }
+        Ok(())
+    }
+
+    /// Makes the indexes dropped by [`Conn::drop_secondary_indexes`] again, once.
+    async fn restore_indexes(&mut self) -> Result<()> {
+        let t = std::time::Instant::now();
+        for sql in std::mem::take(&mut self.deferred_indexes) {
+            self.conn.exec(&sql, &[]).await?;
+            tracing::info!(ms = t.elapsed().as_millis() as u64, sql, "index made again");
         }
         Ok(())
     }
@@ -402,6 +423,11 @@ impl Import {
             None => {
                 let any = self.conn.exists("SELECT 1 FROM enrolments LIMIT 1").await?;
                 self.enrolments_direct = Some(!any);
+                if !any {
+                    // SQLite: the empty table's secondary indexes are made again after the last row (one
+                    // sort each instead of a random index insert per row); readers keep their snapshot.
+                    self.deferred_indexes = self.conn.drop_secondary_indexes("enrolments").await?;
+                }
                 !any
             }
         };
@@ -517,6 +543,10 @@ impl Import {
         )
         .await?;
         self.conn.exec("DELETE FROM stage_person_diffs", &[]).await?;
+        // A first roster into an empty registry: SQLite makes the secondary indexes after the rows.
+        if !self.conn.exists("SELECT 1 FROM persons LIMIT 1").await? {
+            self.deferred_indexes.extend(self.conn.drop_secondary_indexes("persons").await?);
+        }
         // …and the new ones are inserted, in key order (the staging index's order: the primary key's
         // B-tree grows at its end rather than everywhere). A plain insert, not an upsert: on PostgreSQL
         // `ON CONFLICT DO UPDATE` took 6.6 s for the demo county's enrolment roster.
@@ -530,6 +560,7 @@ impl Import {
             id,
         )
         .await?;
+        self.restore_indexes().await?;
         Ok(())
     }
 
@@ -671,6 +702,7 @@ impl Import {
 
     /// Clears the staging rows, records the counts and commits. Returns the number of changes.
     pub async fn finish(mut self, rows_total: u64, rows_accepted: u64, rows_rejected: u64) -> Result<u64> {
+        self.restore_indexes().await?;
         for t in STAGE_TABLES {
             self.conn.exec(&format!("DROP TABLE {t}"), &[]).await?;
         }

@@ -500,3 +500,60 @@ async fn a_person_staged_twice_in_one_file_is_registered_once_with_the_last_row(
         db.drop_pg().await;
     }
 }
+
+#[tokio::test]
+async fn a_first_import_into_empty_tables_leaves_every_index_in_place() {
+    // SQLite drops an empty table's secondary indexes for a bulk insert and makes them again; an import
+    // that is abandoned, or finished without a merge, leaves them as they were.
+    for db in backends("idx").await {
+        let s = &db.store;
+        regions(s).await;
+        let sql = match s.backend() {
+            baozhang_store::Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('persons', 'enrolments') AND sql IS NOT NULL ORDER BY name"
+            }
+            baozhang_store::Backend::Postgres => "SELECT CAST(indexname AS TEXT) FROM pg_indexes WHERE tablename IN ('persons', 'enrolments') ORDER BY 1",
+        };
+        let indexes = || async { sqlx::query_scalar::<_, String>(sql).fetch_all(s.pool()).await.unwrap() };
+        let before = indexes().await;
+        assert!(before.iter().any(|n| n == "enrolments_psn") && before.iter().any(|n| n == "persons_village"), "{before:?}");
+        let e = EnrolmentRow {
+            id_no: "A".into(),
+            psn_no: "P-A".into(),
+            year: 2018,
+            status: "正常参保".into(),
+            insured: true,
+            insured_admdvs: "620422".into(),
+            flags: 1,
+            flag_date: None,
+            premium_fen: 22000,
+            subsidy_fen: 0,
+            subsidy_source: None,
+        };
+        let mut imp = s.start_import("enrolment", "e.csv", "abandoned").await.unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")]).await.unwrap();
+        imp.stage_enrolments(std::slice::from_ref(&e)).await.unwrap();
+        imp.abandon().await.unwrap();
+        assert_eq!(indexes().await, before, "{:?}: abandoned", s.backend());
+        let mut imp = s.start_import("enrolment", "e.csv", "unmerged").await.unwrap();
+        imp.stage_enrolments(std::slice::from_ref(&e)).await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        assert_eq!(indexes().await, before, "{:?}: finished without a merge", s.backend());
+        sqlx::query("DELETE FROM enrolments").execute(s.pool()).await.unwrap();
+        let mut imp = s.start_import("enrolment", "e.csv", "merged").await.unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1")]).await.unwrap();
+        imp.stage_enrolments(std::slice::from_ref(&e)).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_enrolments().await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        assert_eq!(indexes().await, before, "{:?}: merged", s.backend());
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM persons p JOIN enrolments e ON e.id_no = p.id_no WHERE p.village_code = '620422100201'",
+        )
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(n, 1);
+        db.drop_pg().await;
+    }
+}
