@@ -52,6 +52,10 @@ pub enum BenchCmd {
         /// Database (default: a fresh SQLite file in a temporary directory; a PostgreSQL URL must name an empty database).
         #[arg(long)]
         database_url: Option<String>,
+        /// Then the same on PostgreSQL: a server URL; the bench makes a fresh database
+        /// `baozhang_bench_serve` on it and drops it afterwards.
+        #[arg(long)]
+        pg: Option<String>,
         #[arg(long, default_value_t = 10_000)]
         people: usize,
         #[arg(long, default_value_t = 16)]
@@ -134,8 +138,27 @@ fn self_peak_rss_kib() -> i64 {
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Registry { scale, seed, database_url, pg, dir } => bench_registry(scale, seed, database_url, pg, dir),
-        BenchCmd::Serve { database_url, people, clients, settlements, fee_lines } => {
-            bench_serve(database_url, people, clients, settlements, fee_lines)
+        BenchCmd::Serve { database_url, pg, people, clients, settlements, fee_lines } => {
+            let code = bench_serve(database_url, people, clients, settlements, fee_lines);
+            match pg {
+                Some(server) if code == ExitCode::SUCCESS => {
+                    let rt = crate::data_cmd::runtime();
+                    match rt.block_on(fresh_pg_database(&server, "baozhang_bench_serve")) {
+                        Ok(url) => {
+                            let code = bench_serve(Some(url), people, clients, settlements, fee_lines);
+                            if let Err(e) = rt.block_on(drop_pg_database(&server, "baozhang_bench_serve")) {
+                                eprintln!("错误：{e}");
+                            }
+                            code
+                        }
+                        Err(e) => {
+                            eprintln!("错误：{e}");
+                            ExitCode::from(crate::EXIT_IO)
+                        }
+                    }
+                }
+                _ => code,
+            }
         }
         BenchCmd::Web { database_url, username, password, rounds } => bench_web(database_url, username, password, rounds),
         BenchCmd::Flood { database_url, people, clients, settlements, flood_clients } => {

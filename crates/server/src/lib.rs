@@ -290,6 +290,7 @@ impl AppState {
         let writer = writer::spawn(store.clone(), policies.clone(), config.max_batch, config.panic_on_msgid_suffix.clone());
         tokio::spawn(checkpointer(store.clone()));
         tokio::spawn(nonce_pruner(store.clone()));
+        tokio::spawn(statistician(store.clone()));
         AppState {
             store,
             policies,
@@ -316,6 +317,23 @@ async fn checkpointer(store: Store) {
         }
         if let Err(e) = store.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+    }
+}
+
+/// PostgreSQL: refreshes the planner's statistics of the tables that changed (`Store::analyze_changed`)
+/// every ten seconds, outside any request; stops when the store's pool is closed.
+async fn statistician(store: Store) {
+    if store.backend() != baozhang_store::Backend::Postgres {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        if store.pool().is_closed() {
+            return;
+        }
+        if let Err(e) = store.analyze_changed(500).await {
+            tracing::warn!(error = %e, "refreshing planner statistics failed; will retry");
         }
     }
 }
