@@ -96,11 +96,25 @@ impl Conn {
         Ok(())
     }
 
+    pub(crate) fn is_sqlite(&self) -> bool {
+        matches!(self, Conn::Sqlite(_))
+    }
+
+    /// SQLite: an upper bound of the rows of a rowid table (its largest rowid; 0 when empty), in one
+    /// seek. PostgreSQL: `i64::MAX` (not used there).
+    pub(crate) async fn sqlite_rows_at_most(&mut self, table: &str) -> Result<i64> {
+        let Conn::Sqlite(t) = self else {
+            return Ok(i64::MAX);
+        };
+        let n: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(rowid) FROM {table}")).fetch_one(&mut **t).await?;
+        Ok(n.unwrap_or(0))
+    }
+
     pub(crate) fn is_postgres(&self) -> bool {
         matches!(self, Conn::Pg(_))
     }
 
-    /// SQLite: drops the secondary indexes of `table` (the caller knows it is empty) and returns their
+    /// SQLite: drops the secondary indexes of `table` (empty, or about to take more rows than it holds) and returns their
     /// `CREATE INDEX` statements, as stored, to be run after the bulk insert. PostgreSQL: nothing
     /// (`DROP INDEX` would lock the table against readers until the import commits).
     pub(crate) async fn drop_secondary_indexes(&mut self, table: &str) -> Result<Vec<String>> {

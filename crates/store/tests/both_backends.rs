@@ -547,6 +547,14 @@ async fn a_first_import_into_empty_tables_leaves_every_index_in_place() {
         imp.merge_enrolments().await.unwrap();
         imp.finish(1, 1, 0).await.unwrap();
         assert_eq!(indexes().await, before, "{:?}: merged", s.backend());
+        // More persons staged than registered: the same on a table that is not empty.
+        let mut imp = s.start_import("dibao", "d.csv", "more").await.unwrap();
+        imp.stage_persons(&[person("B", "乙", "620422100201", "H2"), person("C", "丙", "620422100201", "H2")]).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.finish(2, 2, 0).await.unwrap();
+        assert_eq!(indexes().await, before, "{:?}: more than registered", s.backend());
+        let h2: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM persons WHERE household_no = 'H2'").fetch_one(s.pool()).await.unwrap();
+        assert_eq!(h2, 2);
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM persons p JOIN enrolments e ON e.id_no = p.id_no WHERE p.village_code = '620422100201'",
         )
