@@ -290,6 +290,10 @@ fn bench_registry(scale: f64, seed: u64, database_url: Option<String>, pg: Optio
                 drop_pg_database(server, "baozhang_bench_registry").await?;
             }
         }
+        match peer_duckdb(&dir) {
+            Ok((secs, out)) => println!("peer DuckDB (python3): the same poverty and enrolment CSVs read, one left join + group by for two classes, in {secs:.1} s: {out}"),
+            Err(why) => println!("peer DuckDB: {why}"),
+        }
         bench_registry_xlsx(&dir, tmp.path()).await
     });
     match r {
@@ -390,6 +394,45 @@ async fn bench_registry_xlsx(dir: &std::path::Path, tmp: &std::path::Path) -> Re
         rep.rows_total as f64 / secs
     );
     Ok(())
+}
+
+/// The reconciliation's peer as a data engineer would write it: DuckDB reading the generated poverty and
+/// enrolment CSVs, one left join and group by for two of the classes (poor not insured, poor enrolled
+/// without the poverty flag). Needs `python3` with `duckdb` (`pip install duckdb`); (seconds, counts).
+fn peer_duckdb(dir: &std::path::Path) -> Result<(f64, String), String> {
+    const SCRIPT: &str = r#"
+import sys, time
+try:
+    import duckdb
+except ImportError:
+    print("SKIP"); sys.exit(0)
+d = sys.argv[1]
+t = time.time()
+con = duckdb.connect()
+rows = con.execute(f"""
+WITH poor AS (SELECT 证件号码 AS id FROM read_csv('{d}/poverty.csv', header=true, all_varchar=true) WHERE 贫困状态 IN ('未脱贫', '已脱贫')),
+     e AS (SELECT 证件号码 AS id, 人员类别 AS cat FROM read_csv('{d}/enrolment.csv', header=true, all_varchar=true)
+           WHERE 参保年度 = '2018' AND 参保状态 = '正常参保')
+SELECT CASE WHEN e.id IS NULL THEN 'poor_not_insured'
+            WHEN coalesce(e.cat, '') NOT LIKE '%建档立卡%' AND coalesce(e.cat, '') NOT LIKE '%已脱贫%' THEN 'poor_not_flagged' END AS class,
+       count(*) FROM poor LEFT JOIN e ON e.id = poor.id GROUP BY 1 HAVING class IS NOT NULL ORDER BY 1""").fetchall()
+print(f"{time.time() - t:.3f}", " ".join(f"{c}={n}" for c, n in rows))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("python3 not found ({e}); no peer figure"))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        return Err(format!("the DuckDB script failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    if text == "SKIP" {
+        return Err("python3 has no duckdb module (pip install duckdb); no peer figure".into());
+    }
+    let (secs, counts) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+    Ok((secs.parse().unwrap_or(f64::NAN), counts.to_string()))
 }
 
 /// The peer's table: the file's columns as text, and indexes on the named columns.
