@@ -79,6 +79,26 @@ macro_rules! bind_all {
     }};
 }
 
+/// The rows in multi-row statements of one size but the last, on a native transaction `$t` of `$db`.
+macro_rules! multi_row {
+    ($db:ty, $t:expr, $table:expr, $cols:expr, $rows:expr, $on_conflict:expr, $positional:expr) => {{
+        let per = rows_per_statement($cols.len()).min($rows.len());
+        let full = values_sql($table, $cols, per, $on_conflict, $positional);
+        let mut n = 0;
+        for chunk in $rows.chunks(per) {
+            let last;
+            let sql = if chunk.len() == per {
+                &full
+            } else {
+                last = values_sql($table, $cols, chunk.len(), $on_conflict, $positional);
+                &last
+            };
+            n += bind_all!(sqlx::query::<$db>(sql), chunk.iter().flatten()).execute(&mut **$t).await?.rows_affected();
+        }
+        n
+    }};
+}
+
 impl Conn {
     pub(crate) async fn commit(self) -> Result<()> {
         match self {
@@ -200,38 +220,8 @@ impl Conn {
                 }
                 copy.finish().await?
             }
-            Conn::Pg(t) => {
-                let per = rows_per_statement(cols.len()).min(rows.len());
-                let full = values_sql(table, cols, per, on_conflict, false);
-                let mut n = 0;
-                for chunk in rows.chunks(per) {
-                    let last;
-                    let sql = if chunk.len() == per {
-                        &full
-                    } else {
-                        last = values_sql(table, cols, chunk.len(), on_conflict, false);
-                        &last
-                    };
-                    n += bind_all!(sqlx::query::<Postgres>(sql), chunk.iter().flatten()).execute(&mut **t).await?.rows_affected();
-                }
-                n
-            }
-            Conn::Sqlite(t) => {
-                let per = rows_per_statement(cols.len()).min(rows.len());
-                let full = values_sql(table, cols, per, on_conflict, true);
-                let mut n = 0;
-                for chunk in rows.chunks(per) {
-                    let last;
-                    let sql = if chunk.len() == per {
-                        &full
-                    } else {
-                        last = values_sql(table, cols, chunk.len(), on_conflict, true);
-                        &last
-                    };
-                    n += bind_all!(sqlx::query::<Sqlite>(sql), chunk.iter().flatten()).execute(&mut **t).await?.rows_affected();
-                }
-                n
-            }
+            Conn::Pg(t) => multi_row!(Postgres, t, table, cols, rows, on_conflict, false),
+            Conn::Sqlite(t) => multi_row!(Sqlite, t, table, cols, rows, on_conflict, true),
         };
         tracing::debug!(table, rows = n, "bulk insert");
         Ok(n)
@@ -240,13 +230,13 @@ impl Conn {
 
 /// Rows per multi-row statement: chunks are of one size but the last, so the prepared statement is
 /// reused.
-fn rows_per_statement(cols: usize) -> usize {
+pub(crate) fn rows_per_statement(cols: usize) -> usize {
     (30_000 / cols.max(1)).clamp(1, 2000)
 }
 
 /// `INSERT INTO table (cols) VALUES (…), … on_conflict` for `n` rows. SQLite gets positional `?`
 /// (sqlx resolves named ones by a linear search each, quadratic in a statement with thousands of them).
-fn values_sql(table: &str, cols: &[&str], n: usize, on_conflict: &str, positional: bool) -> String {
+pub(crate) fn values_sql(table: &str, cols: &[&str], n: usize, on_conflict: &str, positional: bool) -> String {
     let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
     let mut k = 1;
     for i in 0..n {

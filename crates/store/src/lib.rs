@@ -393,34 +393,10 @@ pub async fn upsert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Ve
     // SQLite gets positional `?` placeholders: sqlx resolves named `$n` ones by a linear search
     // each, which is quadratic in a statement with thousands of them.
     let positional = tx.backend_name() == "SQLite";
-    let per = (30_000 / cols.len()).clamp(1, 2000);
+    let per = bulk::rows_per_statement(cols.len());
     let mut n = 0;
     for chunk in rows.chunks(per) {
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-        let mut k = 1;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..cols.len() {
-                if c > 0 {
-                    sql.push(',');
-                }
-                if positional {
-                    sql.push('?');
-                } else {
-                    sql.push('$');
-                    sql.push_str(&k.to_string());
-                }
-                k += 1;
-            }
-            sql.push(')');
-        }
-        if !on_conflict.is_empty() {
-            sql.push(' ');
-            sql.push_str(on_conflict);
-        }
+        let sql = bulk::values_sql(table, cols, chunk.len(), on_conflict, positional);
         let mut q = sqlx::query(&sql);
         for row in chunk {
             debug_assert_eq!(row.len(), cols.len());
