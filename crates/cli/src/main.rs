@@ -9,6 +9,7 @@ mod compare_cmd;
 mod data_cmd;
 mod demo_cmd;
 mod his_demo;
+mod partitions_cmd;
 mod policy_cmd;
 mod programmes_demo;
 mod resettle_cmd;
@@ -142,6 +143,13 @@ enum Cmd {
         #[command(flatten)]
         args: data_cmd::ReconcileArgs,
     },
+    /// PostgreSQL 分区（按年度、地市）：列出、预建、分离归档（Partitions of the yearly tables）
+    Partitions {
+        #[command(flatten)]
+        db: data_cmd::DbArgs,
+        #[command(flatten)]
+        args: partitions_cmd::PartitionsArgs,
+    },
 }
 
 /// Exit codes: 0 ok, 1 input rejected (bad file, bad row, bad policy), 2 usage, 3 I/O or internal.
@@ -178,5 +186,6 @@ fn main() -> ExitCode {
         Cmd::Institution { db, cmd } => serve_cmd::institution(db, cmd),
         Cmd::Account { db, cmd } => account_cmd::run(db, cmd),
         Cmd::Catalogue { db, cmd } => catalogue_cmd::run(db, cmd),
+        Cmd::Partitions { db, args } => partitions_cmd::run(db, args),
     }
 }

@@ -322,15 +322,22 @@ async fn checkpointer(store: Store) {
 }
 
 /// PostgreSQL: refreshes the planner's statistics of the tables that changed (`Store::analyze_changed`)
-/// every ten seconds, outside any request; stops when the store's pool is closed.
+/// every ten seconds, and once a minute makes the partitions that should exist (`Store::maintain_partitions`:
+/// a new year, a new prefecture, rows waiting in a default partition), outside any request; stops when the
+/// store's pool is closed.
 async fn statistician(store: Store) {
     if store.backend() != baozhang_store::Backend::Postgres {
         return;
     }
-    loop {
+    for round in 1u64.. {
         tokio::time::sleep(Duration::from_secs(10)).await;
         if store.pool().is_closed() {
             return;
+        }
+        if round % 6 == 0 {
+            if let Err(e) = store.maintain_partitions().await {
+                tracing::warn!(error = %e, "maintaining partitions failed; rows wait in the default partitions, will retry");
+            }
         }
         if let Err(e) = store.analyze_changed(500).await {
             tracing::warn!(error = %e, "refreshing planner statistics failed; will retry");

@@ -228,7 +228,7 @@ const SETTLEMENT_INSERT_COLS: [&str; 30] = [
     "claim_flags",
 ];
 
-const ENTRY_COLS: [&str; 11] = [
+const ENTRY_COLS: [&str; 12] = [
     "setl_id",
     "psn_no",
     "year",
@@ -240,6 +240,7 @@ const ENTRY_COLS: [&str; 11] = [
     "personal_delta_fen",
     "stay_level",
     "stay_delta",
+    "insuplc_admdvs",
 ];
 
 impl Batch {
@@ -713,7 +714,7 @@ pub fn append(
         head.claim_flags.into(),
     ]);
     for e in entries {
-        batch.entries.push(entry_row(&head.setl_id, &head.psn_no, totals.year, e));
+        batch.entries.push(entry_row(&head.setl_id, &head.psn_no, totals.year, &head.insuplc_admdvs, e));
     }
     let delta = if head.reverses.is_some() { -1 } else { 1 };
     let after = LockedAcc { acc: *acc_after, policy_id: policy_id.to_string(), settlements: locked.settlements + delta };
@@ -899,7 +900,7 @@ pub fn append_adjustment(batch: &mut Batch, head: &AdjustmentHead, entries: &[En
     ]);
     batch.adjustments.push(row);
     for e in entries {
-        batch.entries.push(entry_row(&head.adj_id, &head.psn_no, head.year, e));
+        batch.entries.push(entry_row(&head.adj_id, &head.psn_no, head.year, &head.insuplc_admdvs, e));
     }
     Ok(())
 }
@@ -919,8 +920,9 @@ pub fn set_accumulators(
     batch.accs.insert((psn_no.to_string(), year), (after, encode_acc(acc, n_layers)));
 }
 
-/// An entry as a row of `ledger_entries` (`ENTRY_COLS`), for the settlement or adjustment `owner`.
-fn entry_row(owner: &str, psn_no: &str, year: u16, e: &Entry) -> Vec<Val> {
+/// An entry as a row of `ledger_entries` (`ENTRY_COLS`), for the settlement or adjustment `owner`; the
+/// insured area is the region key PostgreSQL partitions the entries by.
+fn entry_row(owner: &str, psn_no: &str, year: u16, insuplc_admdvs: &str, e: &Entry) -> Vec<Val> {
     vec![
         Val::T(owner.to_string()),
         Val::T(psn_no.to_string()),
@@ -933,6 +935,7 @@ fn entry_row(owner: &str, psn_no: &str, year: u16, e: &Entry) -> Vec<Val> {
         Val::I(e.personal_delta_fen),
         Val::I(e.stay_level),
         Val::I(e.stay_delta),
+        Val::T(insuplc_admdvs.to_string()),
     ]
 }
 

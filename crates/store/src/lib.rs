@@ -10,6 +10,7 @@ pub mod forms;
 pub mod indicators;
 pub mod ledger;
 pub mod oversight;
+pub mod partitions;
 pub mod programmes;
 pub mod reconcile;
 pub mod registry;
@@ -39,6 +40,9 @@ pub enum StoreError {
     /// Another writer changed what this transaction relied on; retry it.
     #[error("并发冲突，请重试：{0}")]
     Conflict(String),
+    /// What this backend does not do (e.g. detaching a year's partitions from SQLite).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -52,7 +56,7 @@ pub enum Backend {
 /// The embedded default: `baozhang.db` in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://baozhang.db";
 
-const MIGRATIONS: [(i64, &str, &str); 17] = [
+const MIGRATIONS: [(i64, &str, &str); 18] = [
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "reconcile", include_str!("../migrations/0002_reconcile.sql")),
     (3, "service", include_str!("../migrations/0003_service.sql")),
@@ -70,6 +74,7 @@ const MIGRATIONS: [(i64, &str, &str); 17] = [
     (15, "findings", include_str!("../migrations/0015_findings.sql")),
     (16, "forms", include_str!("../migrations/0016_forms.sql")),
     (17, "kept_figures", include_str!("../migrations/0017_kept_figures.sql")),
+    (18, "partitions", include_str!("../migrations/0018_partitions.sql")),
 ];
 
 /// How to open a store.
@@ -137,6 +142,11 @@ impl Store {
         let native = bulk::NativePool::connect(&url).await?;
         let store = Store { pool, write_pool, native, backend };
         store.migrate().await?;
+        // PostgreSQL: this and the neighbouring years' partitions, and any rows waiting for one. A
+        // failure here loses nothing (rows wait in the default partitions) and must not stop the program.
+        if let Err(e) = store.maintain_partitions().await {
+            tracing::warn!(error = %e, "partitions not maintained on open");
+        }
         Ok(store)
     }
 
@@ -253,7 +263,7 @@ impl Store {
                 .map(|l| l.split(" --").next().unwrap_or(l))
                 .collect::<Vec<_>>()
                 .join("\n");
-            for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            for stmt in split_statements(&body) {
                 // `{{PG}} …` statements are PostgreSQL-only (sequences).
                 let stmt = match stmt.strip_prefix("{{PG}}") {
                     Some(pg) if self.backend == Backend::Postgres => pg.trim(),
@@ -322,6 +332,30 @@ async fn connect_pool(url: &str, max: u32, opts: OpenOptions) -> std::result::Re
 }
 
 /// UTC timestamp as ISO-8601 text (portable across both backends).
+/// A migration's statements: split at `;`, except inside a `$$ … $$` body (a PL/pgSQL function), trimmed,
+/// empty ones dropped.
+fn split_statements(body: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1) == Some(&b'$') {
+            quoted = !quoted;
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b';' && !quoted {
+            out.push(body[start..i].trim());
+            start = i + 1;
+        }
+        i += 1;
+    }
+    out.push(body[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 pub fn now_text() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let days = secs.div_euclid(86_400) as i32;
@@ -439,5 +473,15 @@ mod tests {
         assert_eq!(normalise_url("sqlite://a.db?mode=ro").unwrap().0, "sqlite://a.db?mode=ro");
         assert_eq!(normalise_url("postgres://u@h/db").unwrap().1, Backend::Postgres);
         assert!(normalise_url("mysql://x").is_err());
+    }
+
+    #[test]
+    fn statements_split_at_semicolons_outside_function_bodies() {
+        let body = "CREATE TABLE a (x INT);\n{{PG}} CREATE FUNCTION f() RETURNS INT AS $$ BEGIN x := 1; RETURN x; END $$;\n\nSELECT 1;  ";
+        assert_eq!(
+            split_statements(body),
+            ["CREATE TABLE a (x INT)", "{{PG}} CREATE FUNCTION f() RETURNS INT AS $$ BEGIN x := 1; RETURN x; END $$", "SELECT 1"]
+        );
+        assert!(split_statements(" ; ;\n").is_empty());
     }
 }

@@ -105,6 +105,10 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        // PostgreSQL: a new prefecture gets its partitions of every year now (moving its waiting rows).
+        if changed > 0 {
+            self.maintain_partitions().await?;
+        }
         Ok(changed)
     }
 
@@ -173,7 +177,16 @@ impl Store {
                 conn.exec(stmt, &[]).await?;
             }
         }
-        Ok(Import { conn, id, changes: 0, enrolments_direct: None, indexed: false, persons_staged: 0, deferred_indexes: Vec::new() })
+        Ok(Import {
+            conn,
+            id,
+            changes: 0,
+            enrolments_direct: None,
+            indexed: false,
+            persons_staged: 0,
+            deferred_indexes: Vec::new(),
+            partition_years: Default::default(),
+        })
     }
 }
 
@@ -265,6 +278,8 @@ pub struct Import {
     /// Indexes of a table that was empty, dropped for the bulk insert and made again before anything
     /// reads it (SQLite only): their `CREATE INDEX` statements.
     deferred_indexes: Vec<String>,
+    /// Enrolment years whose partitions this import has made sure of (PostgreSQL).
+    partition_years: std::collections::BTreeSet<i64>,
 }
 
 impl Import {
@@ -416,6 +431,20 @@ impl Import {
                 ]
             })
             .collect();
+        // PostgreSQL: a year the enrolments have no partition for is made now, in this transaction, so its
+        // rows go straight to their year and prefecture (it holds the table's lock until the commit; a new
+        // year comes once a year).
+        if self.conn.is_postgres() {
+            let new: Vec<i64> = rows.iter().map(|e| e.year).filter(|y| !self.partition_years.contains(y)).collect();
+            if !new.is_empty() {
+                let mut new = new;
+                new.sort_unstable();
+                new.dedup();
+                let moved = self.conn.one_i64(crate::partitions::ENSURE_SQL, &[Val::T(crate::partitions::ensure_arg(&new))]).await?;
+                tracing::info!(years = ?new, moved, "enrolment partitions ensured");
+                self.partition_years.extend(new);
+            }
+        }
         // A first enrolment roster (an empty table, seen inside the import's transaction) skips the
         // staging and the merge: nothing to supersede, and the file holds each (person, year) once (a
         // second row is rejected as a duplicate before it gets here).

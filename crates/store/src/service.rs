@@ -224,28 +224,38 @@ pub async fn mdtrt(c: &mut AnyConnection, mdtrt_id: &str) -> Result<Option<Mdtrt
     row.as_ref().map(mdtrt_from_row).transpose()
 }
 
-/// Inserts a visit; false (and nothing written) when its id exists already.
+/// Inserts a visit; false (and nothing written) when its id exists already. On PostgreSQL the visits are
+/// partitioned by year and area, so no index holds the id alone: the id is checked here, under a
+/// transaction-scoped advisory lock of the id so two sessions cannot both find it free (SQLite's writer
+/// is one at a time anyway).
 pub async fn insert_mdtrt(c: &mut AnyConnection, m: &Mdtrt) -> Result<bool> {
+    if c.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) l")
+            .bind(m.mdtrt_id.clone())
+            .fetch_one(&mut *c)
+            .await?;
+    }
     let n = sqlx::query(&format!(
-        "INSERT INTO mdtrts ({MDTRT_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (mdtrt_id) DO NOTHING"
+        "INSERT INTO mdtrts ({MDTRT_COLS}, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+         WHERE NOT EXISTS (SELECT 1 FROM mdtrts WHERE mdtrt_id = $1)"
     ))
-        .bind(m.mdtrt_id.clone())
-        .bind(m.psn_no.clone())
-        .bind(m.id_no.clone())
-        .bind(m.fixmedins_code.clone())
-        .bind(m.med_type)
-        .bind(m.begn_date)
-        .bind(m.insuplc_admdvs.clone())
-        .bind(i64::from(m.referral_ok))
-        .bind(i64::from(m.major_disease))
-        .bind(m.status.clone())
-        .bind(m.setl_id.clone())
-        .bind(m.end_date)
-        .bind(m.ipt_otp_no.clone())
-        .bind(now_text())
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
+    .bind(m.mdtrt_id.clone())
+    .bind(m.psn_no.clone())
+    .bind(m.id_no.clone())
+    .bind(m.fixmedins_code.clone())
+    .bind(m.med_type)
+    .bind(m.begn_date)
+    .bind(m.insuplc_admdvs.clone())
+    .bind(i64::from(m.referral_ok))
+    .bind(i64::from(m.major_disease))
+    .bind(m.status.clone())
+    .bind(m.setl_id.clone())
+    .bind(m.end_date)
+    .bind(m.ipt_otp_no.clone())
+    .bind(now_text())
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
     Ok(n == 1)
 }
 

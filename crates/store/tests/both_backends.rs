@@ -598,3 +598,94 @@ async fn tables_that_changed_are_analysed_once_on_postgresql_and_never_on_sqlite
         db.drop_pg().await;
     }
 }
+
+/// PostgreSQL partitions the yearly tables by year and prefecture (migration 0018): an import's year goes
+/// straight to its partition, a person insured elsewhere to the year's "other" partition, a visit of a
+/// year without a partition waits in the default one until the partitions are maintained, a visit id
+/// stays unique across partitions, and a detached year leaves the others. SQLite keeps plain tables and
+/// refuses to detach.
+#[tokio::test]
+async fn yearly_tables_are_partitioned_by_year_and_prefecture_on_postgresql_and_plain_on_sqlite() {
+    use baozhang_store::service::{self, Mdtrt};
+    for db in backends("parts").await {
+        let s = &db.store;
+        regions(s).await;
+        let e = |id: &str, year: i64, admdvs: &str| EnrolmentRow {
+            id_no: id.into(),
+            psn_no: format!("N{id}"),
+            year,
+            status: "正常参保".into(),
+            insured: true,
+            insured_admdvs: admdvs.into(),
+            flags: 0,
+            flag_date: None,
+            premium_fen: 22000,
+            subsidy_fen: 0,
+            subsidy_source: None,
+        };
+        let mut imp = s.start_import("enrolment", "e.csv", "parts").await.unwrap();
+        imp.stage_persons(&[person("A", "甲", "620422100201", "H1"), person("B", "乙", "620422100201", "H1")]).await.unwrap();
+        imp.stage_enrolments(&[e("A", 2018, "620422"), e("B", 2018, "510100"), e("A", 2019, "620422")]).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_enrolments().await.unwrap();
+        imp.finish(3, 3, 0).await.unwrap();
+
+        let visit = |id: &str, begn: i64| Mdtrt {
+            mdtrt_id: id.into(),
+            psn_no: "NA".into(),
+            id_no: "A".into(),
+            fixmedins_code: "H001".into(),
+            med_type: 21,
+            begn_date: begn,
+            insuplc_admdvs: "620422".into(),
+            referral_ok: false,
+            major_disease: false,
+            status: "open".into(),
+            setl_id: None,
+            end_date: None,
+            ipt_otp_no: "ZY1".into(),
+        };
+        let mut c = s.pool().acquire().await.unwrap();
+        assert!(service::insert_mdtrt(&mut c, &visit("V1", 20410305)).await.unwrap());
+        // The same id again, even with another date (another partition), is refused.
+        assert!(!service::insert_mdtrt(&mut c, &visit("V1", 20180305)).await.unwrap());
+        drop(c);
+        let where_is = |t: &'static str| async move {
+            sqlx::query_as::<_, (String, i64)>(&format!("SELECT CAST(tableoid::regclass AS TEXT), COUNT(*) FROM {t} GROUP BY 1 ORDER BY 1"))
+                .fetch_all(s.pool())
+                .await
+                .unwrap()
+        };
+        match s.backend() {
+            baozhang_store::Backend::Postgres => {
+                assert_eq!(
+                    where_is("enrolments").await,
+                    [("enrolments_y2018_other".into(), 1), ("enrolments_y2018_p6204".into(), 1), ("enrolments_y2019_p6204".into(), 1)]
+                );
+                assert_eq!(where_is("mdtrts").await, [("mdtrts_default".to_string(), 1)]);
+                assert_eq!(s.maintain_partitions().await.unwrap(), 1, "the 2041 visit moves to its partition");
+                assert_eq!(where_is("mdtrts").await, [("mdtrts_y2041_p6204".to_string(), 1)]);
+                assert_eq!(s.maintain_partitions().await.unwrap(), 0, "nothing left to move");
+                let parts = s.partitions().await.unwrap();
+                let leaf = parts.iter().find(|p| p.name == "enrolments_y2018_p6204").expect("listed");
+                assert_eq!((leaf.depth, leaf.rows, leaf.partitioned), (2, 1, false));
+                assert!(leaf.bound.contains("6204") && leaf.bound.contains("6205"), "{}", leaf.bound);
+                assert!(parts.iter().any(|p| p.name == "ledger_entries_y2041" && p.partitioned));
+                let archived = s.detach_year(2018).await.unwrap();
+                assert!(archived.contains(&"archive_enrolments_y2018".to_string()), "{archived:?}");
+                assert_eq!(where_is("enrolments").await, [("enrolments_y2019_p6204".to_string(), 1)]);
+                let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM archive_enrolments_y2018").fetch_one(s.pool()).await.unwrap();
+                assert_eq!(kept, 2);
+                assert!(s.detach_year(2018).await.unwrap().is_empty(), "a year detached already is not there");
+            }
+            baozhang_store::Backend::Sqlite => {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM enrolments").fetch_one(s.pool()).await.unwrap();
+                assert_eq!(n, 3);
+                assert!(s.partitions().await.unwrap().is_empty());
+                assert_eq!(s.maintain_partitions().await.unwrap(), 0);
+                assert!(s.detach_year(2018).await.is_err());
+            }
+        }
+        db.drop_pg().await;
+    }
+}
