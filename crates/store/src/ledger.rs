@@ -92,13 +92,18 @@ pub async fn lock_many(tx: &mut Tx<'_>, batch: &mut Batch, keys: &[(String, u16)
     keys.sort();
     keys.dedup();
     let now = now_text();
+    let positional = tx.backend_name() == "SQLite";
     for chunk in keys.chunks(500) {
         let mut sql = String::from("INSERT INTO accumulators (psn_no, year, policy_id, state, settlements, updated_at) VALUES ");
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${}, ${}, '', '0,0,0', 0, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+            if positional {
+                sql.push_str("(?, ?, '', '0,0,0', 0, ?)");
+            } else {
+                sql.push_str(&format!("(${}, ${}, '', '0,0,0', 0, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+            }
         }
         sql.push_str(
             " ON CONFLICT (psn_no, year) DO UPDATE SET psn_no = excluded.psn_no RETURNING psn_no, year, policy_id, state, settlements",
@@ -475,8 +480,9 @@ pub fn setl_id_of(seq: i64) -> String {
 /// are not counted). Batch settlement uses it to settle each claim once however often it is run.
 pub async fn visits_settled(tx: &mut Tx<'_>, mdtrt_ids: &[&str]) -> Result<std::collections::HashSet<String>> {
     let mut found = std::collections::HashSet::new();
+    let positional = tx.backend_name() == "SQLite";
     for chunk in mdtrt_ids.chunks(500) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| if positional { "?".to_string() } else { format!("${i}") }).collect();
         // `reverses IS NULL` is filtered here, not in SQL: with it in the WHERE clause SQLite (no statistics)
         // searched the `reverses` index, where nearly every row is NULL, instead of `mdtrt_id`'s — a scan of
         // the whole ledger per query.
