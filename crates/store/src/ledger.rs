@@ -13,7 +13,7 @@ use baozhang_core::engine::{Accumulators, LayerAcc, Settlement};
 use baozhang_core::policy::{Fund, Policy, MAX_LAYERS};
 use baozhang_core::MedType;
 
-use crate::{get_i64, get_opt_text, get_text, insert_rows, now_text, Backend, Result, Store, StoreError, Tx, Val};
+use crate::{get_i64, get_opt_text, get_text, now_text, Backend, Result, Store, StoreError, Tx, Val};
 
 /// The personal part's pseudo fund code in `ledger_entries`.
 pub const PERSONAL_FUND: &str = "PSN";
@@ -336,13 +336,15 @@ impl Batch {
     pub fn record_msg(&mut self, msgid: &str, m: crate::service::LoggedMsg) {
         self.msgs.push((msgid.to_string(), m));
     }
-    /// Inserts what is pending (settlements, entries, message responses).
+    /// Inserts what is pending (settlements, entries, message responses). Any error here fails the whole
+    /// batch's transaction (its callers roll back and retry or refuse), so the inserts are
+    /// [`crate::append_rows`]: no statement journal on SQLite.
     pub async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<()> {
         let nonces: Vec<Vec<Val>> = self.nonces.iter().map(|(c, n, e)| vec![Val::T(c.clone()), Val::T(n.clone()), Val::I(*e)]).collect();
-        insert_rows(tx, "national_nonces", &["fixmedins_code", "nonce", "expires_at"], &nonces).await?;
-        insert_rows(tx, "ledger_settlements", &SETTLEMENT_INSERT_COLS, &self.settlements).await?;
-        insert_rows(tx, "ledger_adjustments", &ADJUSTMENT_COLS, &self.adjustments).await?;
-        insert_rows(tx, "ledger_entries", &ENTRY_COLS, &self.entries).await?;
+        crate::append_rows(tx, "national_nonces", &["fixmedins_code", "nonce", "expires_at"], &nonces, "").await?;
+        crate::append_rows(tx, "ledger_settlements", &SETTLEMENT_INSERT_COLS, &self.settlements, "").await?;
+        crate::append_rows(tx, "ledger_adjustments", &ADJUSTMENT_COLS, &self.adjustments, "").await?;
+        crate::append_rows(tx, "ledger_entries", &ENTRY_COLS, &self.entries, "").await?;
         let now = now_text();
         let msgs: Vec<Vec<Val>> = self
             .msgs
@@ -358,7 +360,8 @@ impl Batch {
                 ]
             })
             .collect();
-        insert_rows(tx, "msg_log", &["msgid", "fixmedins_code", "infno", "body_sha256", "response", "created_at"], &msgs).await?;
+        crate::append_rows(tx, "msg_log", &["msgid", "fixmedins_code", "infno", "body_sha256", "response", "created_at"], &msgs, "")
+            .await?;
         let accs: Vec<Vec<Val>> = self
             .accs
             .iter()
@@ -373,7 +376,7 @@ impl Batch {
                 ]
             })
             .collect();
-        crate::upsert_rows(
+        crate::append_rows(
             tx,
             "accumulators",
             &["psn_no", "year", "policy_id", "state", "settlements", "updated_at"],

@@ -421,6 +421,19 @@ pub async fn insert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Ve
 
 /// [`insert_rows`] with a clause after the VALUES (e.g. `ON CONFLICT (code) DO UPDATE …`).
 pub async fn upsert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Vec<Val>], on_conflict: &str) -> Result<u64> {
+    rows_in(tx, table, cols, rows, on_conflict, false).await
+}
+
+/// [`upsert_rows`] for a transaction that any error rolls back whole (the ledger's batch, whose caller
+/// never continues after a failed statement): on SQLite the statement is `INSERT OR FAIL`, which keeps
+/// no statement journal — the temporary file into which SQLite otherwise copies every page a multi-row
+/// insert touches so it can undo just that statement (a seventh of the demo county's claims step).
+/// PostgreSQL has no such journal; the statement is the same as [`upsert_rows`]'.
+pub async fn append_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Vec<Val>], on_conflict: &str) -> Result<u64> {
+    rows_in(tx, table, cols, rows, on_conflict, true).await
+}
+
+async fn rows_in(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Vec<Val>], on_conflict: &str, whole_tx: bool) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -430,7 +443,10 @@ pub async fn upsert_rows(tx: &mut Tx<'_>, table: &str, cols: &[&str], rows: &[Ve
     let per = bulk::rows_per_statement(cols.len());
     let mut n = 0;
     for chunk in rows.chunks(per) {
-        let sql = bulk::values_sql(table, cols, chunk.len(), on_conflict, positional);
+        let mut sql = bulk::values_sql(table, cols, chunk.len(), on_conflict, positional);
+        if whole_tx && positional {
+            sql.replace_range(.."INSERT".len(), "INSERT OR FAIL");
+        }
         let mut q = sqlx::query(&sql);
         for row in chunk {
             debug_assert_eq!(row.len(), cols.len());
