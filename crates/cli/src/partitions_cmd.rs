@@ -13,7 +13,7 @@ use crate::data_cmd::{open_store, runtime, DbArgs};
 
 #[derive(Args)]
 pub struct PartitionsArgs {
-    /// 预先建立该年度的分区（可重复；默认已建去年、今年、明年）
+    /// 预先建立该年度的分区（可重复；今年、12 月起的明年、3 月前的去年已自动建立）
     #[arg(long = "ensure-year", value_name = "YEAR")]
     pub ensure: Vec<i64>,
     /// 分离该年度的分区以便归档（分离后的表改名为 archive_…，不再参与查询）

@@ -10,9 +10,10 @@
 --   T_y2018                one year, partitioned by RANGE of the insured area
 --   T_y2018_p6204          one prefecture of that year (620400 … 620499)
 --   T_y2018_other          the year's rows of every other area (people insured elsewhere)
--- Partitions are created by bz_ensure_partitions(years) for the home prefectures (those of `regions` and
--- `institutions`), which moves any rows that wait in a default partition into the new ones; the store
--- calls it on open (last, this and next year, and every year found in a default partition), before an
+-- Partitions are created by bz_ensure_partitions(years, prefectures) for the home prefectures (see
+-- bz_home_prefectures), which moves any rows that wait in a default partition into the new ones; the store
+-- calls it on open (this year, next year in December, last year until March, and every year found in a
+-- default partition), before an
 -- import writes a year, and every minute from the server. Unique keys of a partitioned table must hold
 -- its partition keys: the visit and settlement ids are unique by construction (msgid, ledger sequence),
 -- and the visit insert checks its id itself (store::service::insert_mdtrt).
@@ -77,25 +78,46 @@ $$;
 {{PG}} SELECT bz_partition_table('enrolments');
 {{PG}} SELECT bz_partition_table('mdtrts');
 
--- The home prefectures: four digits of the registry's regions and the institutions' divisions (not a
--- province's own 'xx00').
-{{PG}} CREATE FUNCTION bz_home_prefectures() RETURNS TEXT[] LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(p ORDER BY p), ARRAY[]::TEXT[]) FROM (
-        SELECT substr(code, 1, 4) AS p FROM regions WHERE code ~ '^[0-9]{4}' AND substr(code, 3, 2) <> '00'
-        UNION SELECT substr(admdvs, 1, 4) FROM institutions WHERE admdvs ~ '^[0-9]{4}' AND substr(admdvs, 3, 2) <> '00'
-    ) q WHERE p < '9999'
+-- The home prefectures, those that get partitions of their own: the institutions' prefectures (not a
+-- province's own 'xx00'), every prefecture that has a partition already, and any with 10,000 rows or more
+-- waiting in a year's "other" partition or a default one. Not every region loaded: a county that loads
+-- four provinces' divisions must not get four provinces' partitions (each query that names no partition
+-- key probes every partition).
+{{PG}} CREATE FUNCTION bz_home_prefectures() RETURNS TEXT[] LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    spec bz_partitioned%ROWTYPE;
+    rel TEXT;
+    found TEXT[];
+    prefs TEXT[];
+BEGIN
+    SELECT coalesce(array_agg(DISTINCT substr(admdvs, 1, 4)), ARRAY[]::TEXT[]) INTO prefs FROM institutions
+        WHERE admdvs ~ '^[0-9]{4}';
+    SELECT prefs || coalesce(array_agg(DISTINCT substring(relname FROM '_p([0-9]{4})$')), ARRAY[]::TEXT[]) INTO prefs
+        FROM pg_class WHERE relnamespace = to_regnamespace(current_schema())
+        AND relname ~ '^(enrolments|ledger_entries|ledger_settlements|mdtrts)_y[0-9]{4}_p[0-9]{4}$';
+    FOR spec IN SELECT * FROM bz_partitioned LOOP
+        FOR rel IN SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(current_schema())
+                   AND relname ~ ('^' || spec.tbl || '_(y[0-9]{4}_other|default)$') LOOP
+            EXECUTE format('SELECT array_agg(p) FROM (SELECT substr(%I, 1, 4) AS p FROM %I WHERE %I ~ ''^[0-9]{4}'' '
+                           'GROUP BY 1 HAVING COUNT(*) >= 10000) q', spec.region_key, rel, spec.region_key) INTO found;
+            prefs := prefs || coalesce(found, ARRAY[]::TEXT[]);
+        END LOOP;
+    END LOOP;
+    RETURN ARRAY(SELECT DISTINCT p FROM unnest(prefs) p WHERE p ~ '^[0-9]{4}$' AND p < '9999' AND substr(p, 3, 2) <> '00' ORDER BY 1);
+END
 $$;
 
 -- Creates the partitions of the given years (comma-separated, 1990–2200; others are ignored and stay in
--- the default partition) for every home prefecture, moving the rows that wait in a default partition
--- into them. Returns how many rows moved. Takes the table's exclusive lock only when it creates a
--- partition.
-{{PG}} CREATE FUNCTION bz_ensure_partitions(years_csv TEXT) RETURNS BIGINT LANGUAGE plpgsql AS $$
+-- the default partition) for every home prefecture and the ones named (comma-separated, four digits),
+-- moving the rows that wait in a default partition into them. Returns how many rows moved. Takes the
+-- table's exclusive lock only when it creates a partition.
+{{PG}} CREATE FUNCTION bz_ensure_partitions(years_csv TEXT, prefs_csv TEXT) RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
     spec bz_partitioned%ROWTYPE;
     y BIGINT;
     p TEXT;
-    prefs TEXT[] := bz_home_prefectures();
+    prefs TEXT[] := ARRAY(SELECT DISTINCT q.v FROM unnest(bz_home_prefectures() || string_to_array(prefs_csv, ',')) AS q(v)
+                          WHERE q.v ~ '^[0-9]{4}$' AND q.v < '9999' AND substr(q.v, 3, 2) <> '00' ORDER BY 1);
     yp TEXT;
     pp TEXT;
     year_cond TEXT;
@@ -159,11 +181,16 @@ BEGIN
 END
 $$;
 
--- Every year that has a partition, waits in a default partition, or is last, this or next year.
+-- Every year that has a partition or waits in a default partition, this year, next year in December and
+-- last year until March (its claims are still settled then). No more made ahead: a query that names no
+-- year probes every year's partitions.
 {{PG}} CREATE FUNCTION bz_partition_years() RETURNS TEXT LANGUAGE plpgsql STABLE AS $$
 DECLARE
     spec bz_partitioned%ROWTYPE;
-    ys BIGINT[] := ARRAY[extract(year FROM now())::BIGINT - 1, extract(year FROM now())::BIGINT, extract(year FROM now())::BIGINT + 1];
+    y BIGINT := extract(year FROM now())::BIGINT;
+    m BIGINT := extract(month FROM now())::BIGINT;
+    ys BIGINT[] := ARRAY[y] || CASE WHEN m = 12 THEN ARRAY[y + 1] ELSE ARRAY[]::BIGINT[] END
+                            || CASE WHEN m <= 3 THEN ARRAY[y - 1] ELSE ARRAY[]::BIGINT[] END;
     found BIGINT[];
 BEGIN
     FOR spec IN SELECT * FROM bz_partitioned LOOP
@@ -179,7 +206,7 @@ BEGIN
 END
 $$;
 
-{{PG}} SELECT bz_ensure_partitions(bz_partition_years());
+{{PG}} SELECT bz_ensure_partitions(bz_partition_years(), '');
 
 -- Detaches one year from each partitioned table and renames it (and its prefecture tables) `archive_…`:
 -- standalone tables to dump and drop, or to attach again. Returns the archived year tables.

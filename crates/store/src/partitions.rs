@@ -34,23 +34,40 @@ fn years_csv(years: &[i64]) -> String {
 }
 
 /// The statement that makes the partitions of `years` (moving waiting rows), returning the rows moved.
-pub(crate) const ENSURE_SQL: &str = "SELECT bz_ensure_partitions($1)";
+pub(crate) const ENSURE_SQL: &str = "SELECT bz_ensure_partitions($1, $2)";
 
-/// [`ENSURE_SQL`]'s argument for these years.
+/// [`ENSURE_SQL`]'s first argument for these years.
 pub(crate) fn ensure_arg(years: &[i64]) -> String {
     years_csv(years)
 }
 
+/// The prefectures an import batch should have partitions of beside the home ones: those holding half of
+/// the batch's rows or 10,000 of them (a county's roster is nearly all its own prefecture; a few people
+/// insured elsewhere stay in the year's "other" partition). Comma-separated, for [`ENSURE_SQL`].
+pub(crate) fn batch_prefectures<'a>(areas: impl Iterator<Item = &'a str>) -> String {
+    let mut n = 0usize;
+    let mut by: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for a in areas {
+        n += 1;
+        if a.len() >= 4 && a.as_bytes()[..4].iter().all(u8::is_ascii_digit) {
+            *by.entry(&a[..4]).or_default() += 1;
+        }
+    }
+    by.into_iter().filter(|&(_, k)| k * 2 >= n || k >= 10_000).map(|(p, _)| p).collect::<Vec<_>>().join(",")
+}
+
 impl Store {
-    /// PostgreSQL: makes every partition that should exist — last, this and next year, every year that
+    /// PostgreSQL: makes every partition that should exist — this year, next year in December, last year
+    /// until March, every year that
     /// has rows waiting in a default partition or a partition already, each for every home prefecture
-    /// (regions and institutions) — and moves waiting rows into them. Returns the rows moved.
+    /// (the institutions', those with partitions already, and any with 10,000 rows waiting in an "other"
+    /// or default partition) — and moves waiting rows into them. Returns the rows moved.
     pub async fn maintain_partitions(&self) -> Result<i64> {
         if self.backend != Backend::Postgres {
             return Ok(0);
         }
         let t = std::time::Instant::now();
-        let moved: i64 = sqlx::query_scalar("SELECT bz_ensure_partitions(bz_partition_years())").fetch_one(self.pool()).await?;
+        let moved: i64 = sqlx::query_scalar("SELECT bz_ensure_partitions(bz_partition_years(), '')").fetch_one(self.pool()).await?;
         if moved > 0 {
             tracing::info!(moved, ms = t.elapsed().as_millis() as u64, "rows moved out of default partitions");
         }
@@ -63,7 +80,7 @@ impl Store {
         if self.backend != Backend::Postgres || years.is_empty() {
             return Ok(0);
         }
-        Ok(sqlx::query_scalar(ENSURE_SQL).bind(years_csv(years)).fetch_one(self.pool()).await?)
+        Ok(sqlx::query_scalar(ENSURE_SQL).bind(years_csv(years)).bind(String::new()).fetch_one(self.pool()).await?)
     }
 
     /// Every table of the partition trees, roots first, with the rows of each leaf. Empty on SQLite.
@@ -118,5 +135,15 @@ mod tests {
     fn years_go_to_the_function_comma_separated() {
         assert_eq!(ensure_arg(&[2018, 2019]), "2018,2019");
         assert_eq!(ensure_arg(&[]), "");
+    }
+
+    #[test]
+    fn a_batch_names_the_prefectures_that_hold_half_of_it_or_ten_thousand_rows() {
+        let areas = ["620422", "620421", "510100", "", "62"];
+        assert_eq!(batch_prefectures(areas.iter().copied()), "");
+        let areas = ["620422", "620421", "620423", "510100"];
+        assert_eq!(batch_prefectures(areas.iter().copied()), "6204");
+        let many: Vec<String> = (0..30_000).map(|i| if i % 3 == 0 { "510100".into() } else { "620422".into() }).collect();
+        assert_eq!(batch_prefectures(many.iter().map(String::as_str)), "5101,6204");
     }
 }

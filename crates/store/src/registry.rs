@@ -105,10 +105,6 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        // PostgreSQL: a new prefecture gets its partitions of every year now (moving its waiting rows).
-        if changed > 0 {
-            self.maintain_partitions().await?;
-        }
         Ok(changed)
     }
 
@@ -440,7 +436,9 @@ impl Import {
                 let mut new = new;
                 new.sort_unstable();
                 new.dedup();
-                let moved = self.conn.one_i64(crate::partitions::ENSURE_SQL, &[Val::T(crate::partitions::ensure_arg(&new))]).await?;
+                let prefs = crate::partitions::batch_prefectures(rows.iter().map(|e| e.insured_admdvs.as_str()));
+                let moved =
+                    self.conn.one_i64(crate::partitions::ENSURE_SQL, &[Val::T(crate::partitions::ensure_arg(&new)), Val::T(prefs)]).await?;
                 tracing::info!(years = ?new, moved, "enrolment partitions ensured");
                 self.partition_years.extend(new);
             }
