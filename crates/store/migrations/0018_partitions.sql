@@ -202,7 +202,7 @@ BEGIN
             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
             WHERE i.inhparent = to_regclass(quote_ident(spec.tbl)) AND c.relname ~ '_y[0-9]{4}$';
     END LOOP;
-    RETURN (SELECT string_agg(DISTINCT y::TEXT, ',') FROM unnest(ys) y);
+    RETURN (SELECT string_agg(DISTINCT q.v::TEXT, ',') FROM unnest(ys) AS q(v));
 END
 $$;
 
