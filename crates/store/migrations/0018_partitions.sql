@@ -118,6 +118,8 @@ DECLARE
     p TEXT;
     prefs TEXT[] := ARRAY(SELECT DISTINCT q.v FROM unnest(bz_home_prefectures() || string_to_array(prefs_csv, ',')) AS q(v)
                           WHERE q.v ~ '^[0-9]{4}$' AND q.v < '9999' AND substr(q.v, 3, 2) <> '00' ORDER BY 1);
+    years BIGINT[] := ARRAY(SELECT DISTINCT q.v::BIGINT FROM unnest(string_to_array(years_csv, ',')) AS q(v)
+                            WHERE q.v ~ '^ *[0-9]{4} *$' AND q.v::BIGINT BETWEEN 1990 AND 2200 ORDER BY 1);
     yp TEXT;
     pp TEXT;
     year_cond TEXT;
@@ -128,20 +130,21 @@ DECLARE
 BEGIN
     FOR spec IN SELECT * FROM bz_partitioned ORDER BY tbl LOOP
         moving := 'bz_moving_' || spec.tbl;
-        created := FALSE;
-        FOR y IN SELECT DISTINCT v::BIGINT FROM unnest(string_to_array(years_csv, ',')) v
-                 WHERE v ~ '^ *[0-9]{4} *$' AND v::BIGINT BETWEEN 1990 AND 2200 ORDER BY 1 LOOP
+        -- The table's lock and a table for the rows to move, only when a partition is missing; every
+        -- partition is checked again under the lock (another session may have made it meanwhile).
+        created := EXISTS (SELECT 1 FROM unnest(years) AS q(v)
+            WHERE to_regclass(quote_ident(spec.tbl || '_y' || q.v)) IS NULL
+               OR EXISTS (SELECT 1 FROM unnest(prefs) AS r(w) WHERE to_regclass(quote_ident(spec.tbl || '_y' || q.v || '_p' || r.w)) IS NULL));
+        IF created THEN
+            EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', spec.tbl);
+            EXECUTE format('DROP TABLE IF EXISTS %I', moving);
+            EXECUTE format('CREATE TEMP TABLE %I (LIKE %I)', moving, spec.tbl);
+        END IF;
+        FOREACH y IN ARRAY CASE WHEN created THEN years ELSE ARRAY[]::BIGINT[] END LOOP
             yp := spec.tbl || '_y' || y;
             year_cond := CASE WHEN spec.year_is_date
                 THEN format('%I >= %s AND %I < %s', spec.year_key, y * 10000 + 101, spec.year_key, (y + 1) * 10000 + 101)
                 ELSE format('%I = %s', spec.year_key, y) END;
-            IF to_regclass(quote_ident(yp)) IS NULL AND NOT created THEN
-                EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', spec.tbl);
-                EXECUTE format('DROP TABLE IF EXISTS %I', moving);
-                EXECUTE format('CREATE TEMP TABLE %I (LIKE %I)', moving, spec.tbl);
-                created := TRUE;
-            END IF;
-            -- Checked again under the lock: another session may have made it meanwhile.
             IF to_regclass(quote_ident(yp)) IS NULL THEN
                 EXECUTE format('WITH d AS (DELETE FROM %I WHERE %s RETURNING *) INSERT INTO %I SELECT * FROM d',
                     spec.tbl || '_default', year_cond, moving);
@@ -156,12 +159,6 @@ BEGIN
             END IF;
             FOREACH p IN ARRAY prefs LOOP
                 pp := yp || '_p' || p;
-                IF to_regclass(quote_ident(pp)) IS NULL AND NOT created THEN
-                    EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', spec.tbl);
-                    EXECUTE format('DROP TABLE IF EXISTS %I', moving);
-                    EXECUTE format('CREATE TEMP TABLE %I (LIKE %I)', moving, spec.tbl);
-                    created := TRUE;
-                END IF;
                 IF to_regclass(quote_ident(pp)) IS NULL THEN
                     EXECUTE format('WITH d AS (DELETE FROM %I WHERE %I >= %L AND %I < %L RETURNING *) INSERT INTO %I SELECT * FROM d',
                         yp || '_other', spec.region_key, p, spec.region_key, lpad((p::INT + 1)::TEXT, 4, '0'), moving);
