@@ -13,6 +13,7 @@ pub mod identity;
 pub mod money;
 pub mod policy;
 pub mod programmes;
+pub mod reconcile;
 pub mod reference;
 pub mod risk;
 pub mod supervise;

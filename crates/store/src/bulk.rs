@@ -49,10 +49,120 @@ impl NativePool {
         }
     }
 
+    /// A connection of its own (not the imports' one, which an import may hold for minutes), in a
+    /// read-only transaction: every query on it sees the same snapshot of the database, and on SQLite
+    /// under WAL it keeps no writer waiting.
+    pub(crate) fn snapshot(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Snapshot>> + Send + '_>> {
+        use sqlx::ConnectOptions;
+        Box::pin(async move {
+            Ok(match self {
+                NativePool::Sqlite(p) => {
+                    let mut c = p.connect_options().connect().await?;
+                    // Deferred: the snapshot is taken by the first read and held until the end.
+                    sqlx::query::<Sqlite>("BEGIN").execute(&mut c).await?;
+                    Snapshot::Sqlite(c)
+                }
+                NativePool::Pg(p) => {
+                    let mut c = p.connect_options().connect().await?;
+                    sqlx::query::<Postgres>("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut c).await?;
+                    Snapshot::Pg(c)
+                }
+            })
+        })
+    }
+
     pub(crate) async fn begin(&self) -> Result<Conn> {
         Ok(match self {
             NativePool::Sqlite(p) => Conn::Sqlite(p.begin().await?),
             NativePool::Pg(p) => Conn::Pg(p.begin().await?),
+        })
+    }
+}
+
+/// A read-only snapshot on a connection of its own ([`NativePool::snapshot`]); closed by [`Snapshot::end`]
+/// (or, if dropped, with the connection, which ends the transaction).
+pub(crate) enum Snapshot {
+    Sqlite(sqlx::SqliteConnection),
+    Pg(sqlx::PgConnection),
+}
+
+/// The columns of a row read by [`Snapshot::scan`], whichever the driver.
+pub(crate) trait Cols {
+    fn text(&self, i: usize) -> Result<&str>;
+    fn opt_text(&self, i: usize) -> Result<Option<&str>>;
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+}
+
+macro_rules! cols_for {
+    ($row:ty) => {
+        impl Cols for $row {
+            fn text(&self, i: usize) -> Result<&str> {
+                Ok(self.try_get::<&str, _>(i)?)
+            }
+            fn opt_text(&self, i: usize) -> Result<Option<&str>> {
+                Ok(self.try_get::<Option<&str>, _>(i)?)
+            }
+            fn int(&self, i: usize) -> Result<i64> {
+                Ok(self.try_get::<i64, _>(i)?)
+            }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+                Ok(self.try_get::<Option<i64>, _>(i)?)
+            }
+        }
+    };
+}
+cols_for!(sqlx::sqlite::SqliteRow);
+cols_for!(sqlx::postgres::PgRow);
+
+impl Snapshot {
+    /// Streams the rows of `sql` (no arguments: only numbers computed by the caller are in it) through
+    /// `each`, without holding them; returns how many there were.
+    /// (Boxed: the row stream's borrow of the connection is then `Send` for every lifetime, which the
+    /// server's jobs need and an `async fn` here does not give.)
+    pub(crate) fn scan<'a>(
+        &'a mut self,
+        sql: &'a str,
+        each: &'a mut (dyn FnMut(&dyn Cols) -> Result<()> + Send),
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>> {
+        use futures_util::TryStreamExt;
+        Box::pin(async move {
+            let mut n = 0u64;
+            match self {
+                Snapshot::Sqlite(c) => {
+                    let mut rows = sqlx::query::<Sqlite>(sql).persistent(false).fetch(&mut *c);
+                    while let Some(r) = rows.try_next().await? {
+                        each(&r)?;
+                        n += 1;
+                    }
+                }
+                Snapshot::Pg(c) => {
+                    let mut rows = sqlx::query::<Postgres>(sql).persistent(false).fetch(&mut *c);
+                    while let Some(r) = rows.try_next().await? {
+                        each(&r)?;
+                        n += 1;
+                    }
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Ends the read transaction and closes the connection.
+    pub(crate) fn end(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>> {
+        use sqlx::Connection;
+        Box::pin(async move {
+            match self {
+                Snapshot::Sqlite(mut c) => {
+                    sqlx::query::<Sqlite>("COMMIT").execute(&mut c).await?;
+                    c.close().await?;
+                }
+                Snapshot::Pg(mut c) => {
+                    sqlx::query::<Postgres>("COMMIT").execute(&mut c).await?;
+                    c.close().await?;
+                }
+            }
+            Ok(())
         })
     }
 }

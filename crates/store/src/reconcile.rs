@@ -1,44 +1,26 @@
-//! Reconciliation (数据比对, R-ENR-2) as set-based SQL over the registry, so that it runs on ten million
-//! persons in either backend. The classes look only at the persons some class can hold (a TEMP table of
-//! candidates: an identity, a special state, a conflict, or a flagged or subsidised enrolment). The classes are those of docs/ROSTERS.md; each run is stored with its
-//! findings and compared with the previous run (new / persists / resolved).
+//! Reconciliation (数据比对, R-ENR-2): the registry read in one pass and one snapshot, each candidate's
+//! records handed to the pure rules of `core::reconcile`, and the findings stored as a run compared
+//! with the previous one (new / persists / resolved). The classes are those of docs/ROSTERS.md.
 //!
-//! This is the one place where rules live in the store: expressed as SQL they run where the data is.
-//! The numbers bound into the SQL (dates, run ids) are integers computed here, never user text.
+//! The read is sequential scans of each roster's table (the order the rows lie on disk), joined in
+//! memory by ID number: at ten million persons that is what both databases do fastest, where probing
+//! each candidate's records through the indexes was random I/O (docs/SCALE.md). Only candidates are
+//! kept (`core::reconcile::is_candidate`): a person with an identity period, a special state, an open
+//! conflict, or a flagged or subsidised enrolment of the year.
+//!
+//! The enrolment indicators (R-ENR-3) remain set-based SQL here; their predicates are the same.
 
-use baozhang_core::Date;
+use baozhang_core::reconcile::{classify, is_candidate, unit_of, Enrolment, Person, Records, Rules, Span, StateKind, SubsidyRule};
+use baozhang_core::{Date, Identity};
+use rustc_hash::FxHashMap;
 use sqlx::Row;
 
-use crate::{date_num, get_i64, get_opt_i64, get_opt_text, get_text, now_text, Result, Store};
+use crate::{date_num, get_i64, get_opt_i64, get_opt_text, get_text, now_text, num_date, Result, Store, StoreError, Val};
 
-/// A reconciliation class: id, Chinese name, the action it calls for.
-pub const CLASSES: [(&str, &str, &str); 12] = [
-    ("poor_not_insured", "贫困人口未参保", "参保"),
-    ("new_poor_not_insured", "新识别贫困人口/新生儿未参保", "参保（新增一人、标识一人、参保一人）"),
-    ("poor_not_flagged", "已参保未标识贫困身份", "标识"),
-    ("flagged_not_poor", "已标识但已不是贫困人口", "取消标识"),
-    ("dead_still_counted", "已死亡仍在册或参保", "清理"),
-    ("military_still_counted", "服兵役仍在册参保", "清理"),
-    ("insured_elsewhere", "异地参保", "核实"),
-    ("duplicate_person", "重复人员", "去重"),
-    ("marginal_not_insured", "监测对象未参保", "参保"),
-    ("marginal_not_flagged", "监测对象未标识", "标识"),
-    ("subsidy_missing", "应资助未资助", "补资助"),
-    ("subsidy_excess", "重复或超额资助", "追回"),
-];
-
-pub fn class_info(id: &str) -> Option<(&'static str, &'static str, &'static str)> {
-    CLASSES.iter().find(|c| c.0 == id).copied()
-}
-
-/// The unit a finding of person `p` is counted in (`reconcile_findings.unit_code`): the village, or for a
-/// person on no village roster the county of their enrolment (NULL when there is neither).
-const UNIT_OF_PERSON: &str =
-    "COALESCE(p.village_code, (SELECT MAX(e.insured_admdvs) FROM enrolments e WHERE e.id_no = p.id_no AND e.superseded_import IS NULL))";
+pub use baozhang_core::reconcile::{class_info, CLASSES};
 
 /// Identity bits as `IdentitySet` stores them (enrolment flags).
 const FLAG_POOR: i64 = 0b11;
-const FLAG_MARGINAL: i64 = 0b100;
 
 #[derive(Clone, Debug, Default)]
 pub struct ReconcileParams {
@@ -51,27 +33,6 @@ pub struct ReconcileParams {
     /// amount in fen, `None` = the whole individual premium. When given, a person's expected subsidy is
     /// the largest of the classes they hold on the date, and it replaces `subsidy_standard_fen`.
     pub subsidy_by_class: Vec<(String, Option<i64>)>,
-}
-
-/// SQL for the subsidy a person of `p` enrolled as `e` should have had on day `d` under `classes`
-/// (NULL when they hold none of them). Identity ids are checked against the known ones, amounts are
-/// integers, so nothing from outside is spliced into the SQL.
-fn expected_subsidy_sql(classes: &[(String, Option<i64>)], d: i64) -> String {
-    let mut case = String::from("CASE i.identity");
-    for (id, amount) in classes {
-        if baozhang_core::Identity::parse(id).is_none_or(|i| i.id() != id) {
-            continue;
-        }
-        match amount {
-            Some(fen) => case.push_str(&format!(" WHEN '{id}' THEN {fen}")),
-            None => case.push_str(&format!(" WHEN '{id}' THEN e.premium_fen")),
-        }
-    }
-    case.push_str(" END");
-    format!(
-        "(SELECT MAX({case}) FROM identity_periods i WHERE i.id_no = p.id_no AND i.retracted_import IS NULL \
-         AND i.start_date <= {d} AND (i.end_date IS NULL OR i.end_date > {d}))"
-    )
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -125,12 +86,6 @@ pub(crate) fn identity_on(identity_list: &str, d: i64) -> String {
 pub(crate) fn dead_by(d: i64) -> String {
     format!("EXISTS (SELECT 1 FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL AND s.start_date <= {d})")
 }
-fn serving_on(d: i64) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'military' AND s.retracted_import IS NULL \
-         AND s.start_date <= {d} AND (s.end_date IS NULL OR s.end_date > {d}))"
-    )
-}
 /// A current enrolment of year `y` matching `cond` (on alias e).
 pub(crate) fn enrolled(y: i64, cond: &str) -> String {
     format!("EXISTS (SELECT 1 FROM enrolments e WHERE e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL AND {cond})")
@@ -147,8 +102,41 @@ impl Store {
         let d = date_num(as_of);
         let y = i64::from(as_of.year());
         let window = if params.new_window_days > 0 { params.new_window_days } else { 90 };
-        let recent = date_num(as_of.add_days(-window));
-        let year_start = y * 10_000 + 101;
+
+        // The rules are pure (`core::reconcile`); the registry is read once, in one snapshot that keeps
+        // no writer waiting, and only the findings are written.
+        let rules = Rules { as_of, new_window_days: window, subsidy: subsidy_rule(params) };
+        let t = std::time::Instant::now();
+        let registry = self.read_candidates(y).await?;
+        let read_ms = t.elapsed().as_millis() as u64;
+        let t = std::time::Instant::now();
+        let mut rows: Vec<Vec<Val>> = Vec::new();
+        for c in &registry {
+            let Some((person, household)) = &c.person else { continue };
+            let found = classify(person, &c.records, &rules);
+            if found.is_empty() {
+                continue;
+            }
+            let unit = unit_of(person, &c.records);
+            for f in found {
+                rows.push(vec![
+                    Val::T(f.class.id().to_string()),
+                    Val::T(c.id_no.to_string()),
+                    person.village_code.clone().map_or(Val::NullT, Val::T),
+                    household.clone().map_or(Val::NullT, Val::T),
+                    Val::T(f.detail),
+                    unit.clone().map_or(Val::NullT, Val::T),
+                ]);
+            }
+        }
+        tracing::info!(
+            candidates = registry.len(),
+            findings = rows.len(),
+            read_ms,
+            classify_ms = t.elapsed().as_millis() as u64,
+            "reconcile read and classified"
+        );
+        drop(registry);
 
         let mut tx = self.begin().await?;
         let prev: Option<i64> = sqlx::query("SELECT MAX(id) FROM reconcile_runs WHERE finished_at IS NOT NULL")
@@ -162,112 +150,18 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-
-        let poor = poor_on(d);
-        let dead = dead_by(d);
-        let serving = serving_on(d);
-        let marginal = identity_on("'marginal'", d);
-        let class_list: Vec<String> = params
-            .subsidy_by_class
-            .iter()
-            .filter(|(id, _)| baozhang_core::Identity::parse(id).is_some_and(|i| i.id() == id))
-            .map(|(id, _)| format!("'{id}'"))
-            .collect();
-        let eligible_subsidy = if class_list.is_empty() {
-            identity_on("'registered_poor', 'exited_poor', 'dibao', 'extreme_poor'", d)
-        } else {
-            identity_on(&class_list.join(", "), d)
-        };
-        let insured = enrolled(y, "e.insured = 1");
-        let local = "e.insured_admdvs = SUBSTR(p.village_code, 1, 6)";
-        let new_poor = format!(
-            "(p.birth_date >= {year_start} OR EXISTS (SELECT 1 FROM identity_periods i WHERE i.id_no = p.id_no AND i.identity = 'registered_poor' \
-             AND i.retracted_import IS NULL AND i.start_date > {recent} AND i.start_date <= {d}))"
-        );
-        let death_date =
-            "(SELECT MIN(s.start_date) FROM special_states s WHERE s.id_no = p.id_no AND s.state = 'death' AND s.retracted_import IS NULL)";
-        let (subsidy_low, subsidy_high) = match params.subsidy_standard_fen {
-            _ if !class_list.is_empty() => {
-                let expected = expected_subsidy_sql(&params.subsidy_by_class, d);
-                (
-                    format!("e.subsidy_fen < COALESCE({expected}, 0)"),
-                    format!("(e.subsidy_fen > e.premium_fen OR e.subsidy_fen > COALESCE({expected}, e.premium_fen))"),
-                )
-            }
-            Some(std) => (format!("e.subsidy_fen < {std}"), format!("(e.subsidy_fen > e.premium_fen OR e.subsidy_fen > {std})")),
-            None => ("e.subsidy_fen = 0 AND e.premium_fen > 0".to_string(), "e.subsidy_fen > e.premium_fen".to_string()),
-        };
-        let rules: Vec<(&str, String, String)> = vec![
-            ("dead_still_counted", format!("{dead} AND ({poor} OR {insured})"), format!("'死亡日期 ' || CAST({death_date} AS TEXT)")),
-            ("military_still_counted", format!("{serving} AND NOT {dead} AND {insured}"), "'服役期间参加城乡居民医保'".into()),
-            (
-                "duplicate_person",
-                // Open until a later import of the same kind holds the person once (`resolve_conflicts`).
-                "EXISTS (SELECT 1 FROM roster_conflicts c WHERE c.id_no = p.id_no AND c.resolved_import IS NULL)".into(),
-                "(SELECT MIN(c.detail) FROM roster_conflicts c WHERE c.id_no = p.id_no AND c.resolved_import IS NULL)".into(),
-            ),
-            ("new_poor_not_insured", format!("{poor} AND NOT {dead} AND NOT {serving} AND NOT {insured} AND {new_poor}"), "'新识别或新出生，尚未参保'".into()),
-            ("poor_not_insured", format!("{poor} AND NOT {dead} AND NOT {serving} AND NOT {insured} AND NOT {new_poor}"), "'无当年有效参保记录'".into()),
-            (
-                "insured_elsewhere",
-                format!("{poor} AND NOT {dead} AND p.village_code IS NOT NULL AND {}", enrolled(y, &format!("e.insured = 1 AND NOT ({local})"))),
-                format!("'参保地 ' || (SELECT MIN(e.insured_admdvs) FROM enrolments e WHERE e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL)"),
-            ),
-            (
-                "poor_not_flagged",
-                format!("{poor} AND NOT {dead} AND NOT {serving} AND {}", enrolled(y, &format!("e.insured = 1 AND (e.flags & {FLAG_POOR}) = 0 AND ({local} OR p.village_code IS NULL)"))),
-                "'医保系统未标识建档立卡身份'".into(),
-            ),
-            ("flagged_not_poor", format!("NOT {poor} AND NOT {dead} AND {}", enrolled(y, &format!("(e.flags & {FLAG_POOR}) <> 0"))), "'扶贫部门已不认定为贫困人口'".into()),
-            ("marginal_not_insured", format!("{marginal} AND NOT {poor} AND NOT {dead} AND NOT {serving} AND NOT {insured}"), "'监测对象无当年有效参保记录'".into()),
-            (
-                "marginal_not_flagged",
-                format!("{marginal} AND NOT {poor} AND NOT {dead} AND NOT {serving} AND {}", enrolled(y, &format!("e.insured = 1 AND (e.flags & {FLAG_MARGINAL}) = 0"))),
-                "'医保系统未标识监测对象身份'".into(),
-            ),
-            (
-                "subsidy_missing",
-                format!("{eligible_subsidy} AND NOT {dead} AND {}", enrolled(y, &format!("e.insured = 1 AND ({local} OR p.village_code IS NULL) AND {subsidy_low}"))),
-                format!("'资助 ' || CAST((SELECT MIN(e.subsidy_fen) FROM enrolments e WHERE e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL) AS TEXT) || ' 分'"),
-            ),
-            (
-                "subsidy_excess",
-                enrolled(y, &format!("e.insured = 1 AND {subsidy_high}")),
-                format!(
-                    "'资助 ' || CAST((SELECT MAX(e.subsidy_fen) FROM enrolments e WHERE e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL) AS TEXT) \
-                     || ' 分，个人缴费 ' || CAST((SELECT MAX(e.premium_fen) FROM enrolments e WHERE e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL) AS TEXT) || ' 分'"
-                ),
-            ),
-        ];
-        // Every class needs an identity period, a special state, an open roster conflict, or an enrolment of
-        // the year that is flagged or subsidised: the persons with none (most of a county) are not looked
-        // at twelve times. The candidates are a TEMP table of this transaction, dropped before it commits.
-        let t = std::time::Instant::now();
-        sqlx::query(&format!(
-            "CREATE TEMP TABLE reconcile_candidates AS SELECT DISTINCT id_no FROM ( \
-               SELECT id_no FROM identity_periods WHERE retracted_import IS NULL \
-               UNION ALL SELECT id_no FROM special_states WHERE retracted_import IS NULL \
-               UNION ALL SELECT id_no FROM roster_conflicts WHERE resolved_import IS NULL \
-               UNION ALL SELECT id_no FROM enrolments WHERE year = {y} AND superseded_import IS NULL AND (flags <> 0 OR subsidy_fen <> 0)) c"
-        ))
-        .execute(&mut *tx)
+        for r in &mut rows {
+            r.insert(0, Val::I(run));
+            r.push(Val::I(1));
+        }
+        crate::upsert_rows(
+            &mut tx,
+            "reconcile_findings",
+            &["run_id", "class", "id_no", "village_code", "household_no", "detail", "unit_code", "is_new"],
+            &rows,
+            "",
+        )
         .await?;
-        if self.backend() == crate::Backend::Postgres {
-            // A TEMP table has no statistics until it is analysed.
-            sqlx::query("ANALYZE reconcile_candidates").execute(&mut *tx).await?;
-        }
-        tracing::info!(ms = t.elapsed().as_millis() as u64, "reconcile candidates");
-        for (class, cond, detail) in &rules {
-            let sql = format!(
-                "INSERT INTO reconcile_findings (run_id, class, id_no, village_code, household_no, detail, is_new, unit_code) \
-                 SELECT {run}, '{class}', p.id_no, p.village_code, p.household_no, {detail}, 1, {UNIT_OF_PERSON} \
-                 FROM reconcile_candidates c JOIN persons p ON p.id_no = c.id_no WHERE {cond}"
-            );
-            let t = std::time::Instant::now();
-            let n = sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
-            tracing::info!(class, n, ms = t.elapsed().as_millis() as u64, "reconcile class");
-        }
-        sqlx::query("DROP TABLE reconcile_candidates").execute(&mut *tx).await?;
         if let Some(prev) = prev {
             sqlx::query(&format!(
                 "UPDATE reconcile_findings SET is_new = 0 WHERE run_id = {run} AND EXISTS \
@@ -404,6 +298,149 @@ impl Store {
             out[i].flagged += 1;
         }
         Ok(out)
+    }
+}
+
+/// The subsidy rule of a run: the policy's classes (those with a known id, in order) if it names any,
+/// else the fixed standard, else none.
+fn subsidy_rule(params: &ReconcileParams) -> SubsidyRule {
+    let classes: Vec<(Identity, Option<i64>)> =
+        params.subsidy_by_class.iter().filter_map(|(id, amount)| known_identity(id).map(|i| (i, *amount))).collect();
+    match params.subsidy_standard_fen {
+        _ if !classes.is_empty() => SubsidyRule::ByClass(classes),
+        Some(fen) => SubsidyRule::Standard(fen),
+        None => SubsidyRule::Unknown,
+    }
+}
+
+/// An identity by its stored id (not the Chinese names `Identity::parse` also accepts).
+fn known_identity(id: &str) -> Option<Identity> {
+    Identity::parse(id).filter(|i| i.id() == id)
+}
+
+/// One candidate: the ID number, the person's row (with the household) if on a roster, the records.
+struct Candidate {
+    id_no: Box<str>,
+    person: Option<(Person, Option<String>)>,
+    records: Records,
+}
+
+/// The candidates of the registry, by ID number.
+#[derive(Default)]
+struct Candidates {
+    index: FxHashMap<Box<str>, u32>,
+    all: Vec<Candidate>,
+}
+
+impl Candidates {
+    fn get(&mut self, id_no: &str) -> Option<&mut Candidate> {
+        let k = *self.index.get(id_no)?;
+        self.all.get_mut(k as usize)
+    }
+    fn entry(&mut self, id_no: &str) -> &mut Candidate {
+        let k = match self.index.get(id_no) {
+            Some(k) => *k as usize,
+            None => {
+                self.index.insert(id_no.into(), self.all.len() as u32);
+                self.all.push(Candidate { id_no: id_no.into(), person: None, records: Records::default() });
+                self.all.len() - 1
+            }
+        };
+        &mut self.all[k]
+    }
+}
+
+/// A stored date (yyyymmdd), or an error naming the table: imports store only real dates.
+fn stored_date(table: &str, n: i64) -> Result<Date> {
+    num_date(n).ok_or_else(|| StoreError::Corrupt(format!("{table} 中的日期 {n} 不是有效日期")))
+}
+
+impl Store {
+    /// Every candidate of year `y` with all its records, read in one snapshot by sequential scans.
+    /// (Boxed, so that the server's jobs can hold it: see [`crate::bulk::Snapshot::scan`].)
+    fn read_candidates(&self, y: i64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Candidate>>> + Send + '_>> {
+        Box::pin(async move {
+            let mut snap = self.native.snapshot().await?;
+            let mut c = Candidates::default();
+            let t = std::time::Instant::now();
+            let n = snap
+                .scan("SELECT id_no, identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL", &mut |r| {
+                    if let Some(identity) = known_identity(r.text(1)?) {
+                        let span = Span {
+                            start: stored_date("identity_periods", r.int(2)?)?,
+                            end: r.opt_int(3)?.map(|e| stored_date("identity_periods", e)).transpose()?,
+                        };
+                        c.entry(r.text(0)?).records.identities.push((identity, span));
+                    }
+                    Ok(())
+                })
+                .await?;
+            tracing::debug!(rows = n, ms = t.elapsed().as_millis() as u64, "reconcile: identity periods");
+            snap.scan("SELECT id_no, state, start_date, end_date FROM special_states WHERE retracted_import IS NULL", &mut |r| {
+                if let Some(kind) = StateKind::parse(r.text(1)?) {
+                    let span = Span {
+                        start: stored_date("special_states", r.int(2)?)?,
+                        end: r.opt_int(3)?.map(|e| stored_date("special_states", e)).transpose()?,
+                    };
+                    c.entry(r.text(0)?).records.states.push((kind, span));
+                }
+                Ok(())
+            })
+            .await?;
+            snap.scan("SELECT id_no, detail FROM roster_conflicts WHERE resolved_import IS NULL", &mut |r| {
+                c.entry(r.text(0)?).records.conflicts.push(r.text(1)?.to_string());
+                Ok(())
+            })
+            .await?;
+            // Those who are candidates only by an enrolment of the year; then every current enrolment of
+            // every candidate (a person's records of other years give the unit of one on no village roster).
+            snap.scan(
+                &format!(
+                    "SELECT id_no FROM enrolments WHERE year = {y} AND superseded_import IS NULL AND (flags <> 0 OR subsidy_fen <> 0)"
+                ),
+                &mut |r| {
+                    c.entry(r.text(0)?);
+                    Ok(())
+                },
+            )
+            .await?;
+            let t = std::time::Instant::now();
+            let n = snap
+                .scan(
+                    "SELECT id_no, year, insured, insured_admdvs, flags, premium_fen, subsidy_fen FROM enrolments WHERE superseded_import IS NULL",
+                    &mut |r| {
+                        if let Some(cand) = c.get(r.text(0)?) {
+                            cand.records.enrolments.push(Enrolment {
+                                year: r.int(1)?,
+                                insured: r.int(2)? == 1,
+                                insured_admdvs: r.text(3)?.to_string(),
+                                flags: (r.int(4)? & 0xffff) as u16,
+                                premium_fen: r.int(5)?,
+                                subsidy_fen: r.int(6)?,
+                            });
+                        }
+                        Ok(())
+                    },
+                )
+                .await?;
+            tracing::debug!(rows = n, ms = t.elapsed().as_millis() as u64, "reconcile: enrolments");
+            let t = std::time::Instant::now();
+            let n = snap
+                .scan("SELECT id_no, village_code, household_no, birth_date FROM persons", &mut |r| {
+                    if let Some(cand) = c.get(r.text(0)?) {
+                        let person =
+                            Person { village_code: r.opt_text(1)?.map(str::to_string), birth_date: stored_date("persons", r.int(3)?)? };
+                        cand.person = Some((person, r.opt_text(2)?.map(str::to_string)));
+                    }
+                    Ok(())
+                })
+                .await?;
+            tracing::debug!(rows = n, ms = t.elapsed().as_millis() as u64, "reconcile: persons");
+            snap.end().await?;
+            let mut all = c.all;
+            all.retain(|cand| is_candidate(&cand.records, y));
+            Ok(all)
+        })
     }
 }
 
