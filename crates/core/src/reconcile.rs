@@ -113,6 +113,8 @@ pub struct Enrolment {
     pub flags: u16,
     pub premium_fen: i64,
     pub subsidy_fen: i64,
+    /// When the insurance system flagged the identities (标识日期), if it says.
+    pub flag_date: Option<Date>,
 }
 
 /// What the registry holds about one person that the classes look at: the person (when on the poverty
@@ -186,6 +188,47 @@ pub fn unit_of(p: &Person, r: &Records) -> Option<String> {
     p.village_code.clone().or_else(|| r.enrolments.iter().map(|e| e.insured_admdvs.as_str()).max().map(str::to_string))
 }
 
+/// What a person is on a day, as the classes and the enrolment indicators (R-ENR-3) count them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Registered or exited poor (四不摘).
+    pub poor: bool,
+    /// A monitored / marginal person (边缘户、监测对象), whether or not also poor.
+    pub marginal: bool,
+    /// Died on or before the day.
+    pub dead: bool,
+    /// Serving in the army on the day.
+    pub serving: bool,
+    /// Insured (正常参保) in the day's year.
+    pub insured: bool,
+}
+
+pub fn standing(r: &Records, d: Date) -> Standing {
+    let y = i64::from(d.year());
+    let holds = |ids: &[Identity]| r.identities.iter().any(|(i, s)| ids.contains(i) && s.in_force(d));
+    Standing {
+        poor: holds(&[Identity::RegisteredPoor, Identity::ExitedPoor]),
+        marginal: holds(&[Identity::Marginal]),
+        dead: r.states.iter().any(|(k, s)| *k == StateKind::Death && s.start <= d),
+        serving: r.states.iter().any(|(k, s)| *k == StateKind::Military && s.in_force(d)),
+        insured: r.enrolments.iter().any(|e| e.year == y && e.insured),
+    }
+}
+
+/// The flagging delays of a person on day `d` (R-ENR-3): for each registered-poor period in force and
+/// each enrolment of the year flagged poor with a flag date, the days from the period's start to the
+/// flag (0 if flagged first).
+pub fn flag_delays(r: &Records, d: Date) -> impl Iterator<Item = i64> + '_ {
+    let y = i64::from(d.year());
+    let periods = r.identities.iter().filter(move |(i, s)| *i == Identity::RegisteredPoor && s.in_force(d));
+    periods.flat_map(move |(_, s)| {
+        r.enrolments
+            .iter()
+            .filter(move |e| e.year == y && e.flags & POOR_BITS != 0)
+            .filter_map(move |e| e.flag_date.map(|f| i64::from((f.to_days() - s.start.to_days()).max(0))))
+    })
+}
+
 /// The first six characters of a village code: its county.
 fn county_of(village: &str) -> &str {
     village.char_indices().nth(6).map_or(village, |(i, _)| &village[..i])
@@ -198,12 +241,8 @@ pub fn classify(p: &Person, r: &Records, rules: &Rules) -> Vec<Finding> {
     let window = if rules.new_window_days > 0 { rules.new_window_days } else { 90 };
     let recent = d.add_days(-window);
     let holds = |ids: &[Identity]| r.identities.iter().any(|(i, s)| ids.contains(i) && s.in_force(d));
-    let poor = holds(&[Identity::RegisteredPoor, Identity::ExitedPoor]);
-    let marginal = holds(&[Identity::Marginal]);
-    let dead = r.states.iter().any(|(k, s)| *k == StateKind::Death && s.start <= d);
-    let serving = r.states.iter().any(|(k, s)| *k == StateKind::Military && s.in_force(d));
+    let Standing { poor, marginal, dead, serving, insured } = standing(r, d);
     let year: Vec<&Enrolment> = r.enrolments.iter().filter(|e| e.year == y).collect();
-    let insured = year.iter().any(|e| e.insured);
     let village = p.village_code.as_deref();
     // Insured in the person's own county, or not on a village roster (nothing to compare with).
     let local_or_unplaced = |e: &Enrolment| village.is_none_or(|v| e.insured_admdvs == county_of(v));
@@ -307,7 +346,7 @@ mod tests {
         Person { village_code: village.map(str::to_string), birth_date: day(1970, 5, 1) }
     }
     fn enrolment(year: i64, insured: bool, admdvs: &str, flags: u16, premium: i64, subsidy: i64) -> Enrolment {
-        Enrolment { year, insured, insured_admdvs: admdvs.into(), flags, premium_fen: premium, subsidy_fen: subsidy }
+        Enrolment { year, insured, insured_admdvs: admdvs.into(), flags, premium_fen: premium, subsidy_fen: subsidy, flag_date: None }
     }
     fn classes(f: &[Finding]) -> Vec<&'static str> {
         f.iter().map(|f| f.class.id()).collect()
@@ -444,6 +483,24 @@ mod tests {
         assert!(classify(&person(Some(V)), &only_marginal, &by_class).is_empty());
         let strict = Rules { subsidy: SubsidyRule::Standard(0), ..rules() };
         assert_eq!(classes(&classify(&person(Some(V)), &only_marginal, &strict)), ["subsidy_excess"]);
+    }
+
+    #[test]
+    fn standing_and_flag_delays() {
+        let mut r = Records {
+            identities: vec![(Identity::RegisteredPoor, open(day(2018, 3, 1))), (Identity::Marginal, open(day(2017, 1, 1)))],
+            enrolments: vec![Enrolment { flag_date: Some(day(2018, 3, 11)), ..enrolment(2018, true, "620422", 0b1, 18_000, 18_000) }],
+            ..Default::default()
+        };
+        let s = standing(&r, day(2018, 12, 31));
+        assert!(s.poor && s.marginal && s.insured && !s.dead && !s.serving);
+        assert_eq!(flag_delays(&r, day(2018, 12, 31)).collect::<Vec<_>>(), [10]);
+        // Flagged before the period began counts as no delay; unflagged or another year's, not at all.
+        r.enrolments[0].flag_date = Some(day(2018, 1, 1));
+        assert_eq!(flag_delays(&r, day(2018, 12, 31)).collect::<Vec<_>>(), [0]);
+        r.enrolments[0].flags = 0b100;
+        assert_eq!(flag_delays(&r, day(2018, 12, 31)).count(), 0);
+        assert_eq!(flag_delays(&r, day(2019, 6, 1)).count(), 0);
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn enrolment() -> impl Strategy<Value = Enrolment> {
             flags,
             premium_fen,
             subsidy_fen,
+            flag_date: None,
         })
 }
 fn records() -> impl Strategy<Value = Records> {

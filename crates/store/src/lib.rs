@@ -31,6 +31,9 @@ pub type Tx<'a> = sqlx::Transaction<'a, Any>;
 pub enum StoreError {
     #[error("数据库错误：{0}")]
     Db(#[from] sqlx::Error),
+    /// SQLite read through its C API (`bulk::NativePool::read_snapshot`).
+    #[error("数据库错误：{0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("数据库地址无效：{0}")]
     BadUrl(String),
     #[error("数据库结构版本 {found} 高于本程序支持的 {supported}，请升级 baozhang")]

@@ -8,19 +8,23 @@
 //! kept (`core::reconcile::is_candidate`): a person with an identity period, a special state, an open
 //! conflict, or a flagged or subsidised enrolment of the year.
 //!
-//! The enrolment indicators (R-ENR-3) remain set-based SQL here; their predicates are the same.
+//! The enrolment indicators (R-ENR-3) come from the same read and the rules' `standing`. What stays SQL
+//! here are the predicates of one village's or household's pages (`poor_on`, `dead_by`, `enrolled`):
+//! look-ups by index of a few hundred persons.
 
-use baozhang_core::reconcile::{classify, is_candidate, unit_of, Enrolment, Person, Records, Rules, Span, StateKind, SubsidyRule};
+use std::collections::BTreeMap;
+
+use baozhang_core::reconcile::{
+    classify, flag_delays, is_candidate, standing, unit_of, Enrolment, Person, Records, Rules, Span, StateKind, SubsidyRule,
+};
 use baozhang_core::{Date, Identity};
 use rustc_hash::FxHashMap;
 use sqlx::Row;
 
-use crate::{date_num, get_i64, get_opt_i64, get_opt_text, get_text, now_text, num_date, Result, Store, StoreError, Val};
+use crate::bulk::Cols;
+use crate::{date_num, get_i64, get_opt_text, get_text, now_text, num_date, Result, Store, StoreError, Val};
 
 pub use baozhang_core::reconcile::{class_info, CLASSES};
-
-/// Identity bits as `IdentitySet` stores them (enrolment flags).
-const FLAG_POOR: i64 = 0b11;
 
 #[derive(Clone, Debug, Default)]
 pub struct ReconcileParams {
@@ -111,7 +115,7 @@ impl Store {
         let read_ms = t.elapsed().as_millis() as u64;
         let t = std::time::Instant::now();
         let mut rows: Vec<Vec<Val>> = Vec::new();
-        for c in &registry {
+        for c in &registry.candidates {
             let Some((person, household)) = &c.person else { continue };
             let found = classify(person, &c.records, &rules);
             if found.is_empty() {
@@ -130,7 +134,7 @@ impl Store {
             }
         }
         tracing::info!(
-            candidates = registry.len(),
+            candidates = registry.candidates.len(),
             findings = rows.len(),
             read_ms,
             classify_ms = t.elapsed().as_millis() as u64,
@@ -245,59 +249,42 @@ impl Store {
             .try_get::<Option<i64>, _>(0)?)
     }
 
-    /// Enrolment indicators per village as of a date (R-ENR-3).
+    /// Enrolment indicators per village as of a date (R-ENR-3), in village order: every village with a
+    /// living person, from one read of the registry and the rules' [`standing`].
     pub async fn enrolment_indicators(&self, as_of: Date) -> Result<Vec<VillageIndicators>> {
-        let d = date_num(as_of);
         let y = i64::from(as_of.year());
-        let poor = poor_on(d);
-        let dead = dead_by(d);
-        let marginal = identity_on("'marginal'", d);
-        let insured = enrolled(y, "e.insured = 1");
-        let sql = format!(
-            "SELECT p.village_code, \
-               CAST(SUM(CASE WHEN {poor} THEN 1 ELSE 0 END) AS BIGINT), \
-               CAST(SUM(CASE WHEN {poor} AND {insured} THEN 1 ELSE 0 END) AS BIGINT), \
-               CAST(SUM(CASE WHEN {marginal} AND NOT {poor} THEN 1 ELSE 0 END) AS BIGINT), \
-               CAST(SUM(CASE WHEN {marginal} AND NOT {poor} AND {insured} THEN 1 ELSE 0 END) AS BIGINT) \
-             FROM persons p WHERE p.village_code IS NOT NULL AND NOT {dead} GROUP BY p.village_code ORDER BY p.village_code"
-        );
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        let mut out: Vec<VillageIndicators> = rows
-            .iter()
-            .map(|r| {
-                Ok(VillageIndicators {
-                    village_code: get_text(r, 0)?,
-                    poor: get_i64(r, 1)?,
-                    poor_insured: get_i64(r, 2)?,
-                    marginal: get_i64(r, 3)?,
-                    marginal_insured: get_i64(r, 4)?,
-                    ..Default::default()
-                })
-            })
-            .collect::<Result<_>>()?;
-        // Flagging delay: days from the start of the poverty period in force to the flag date.
-        let sql = format!(
-            "SELECT p.village_code, i.start_date, e.flag_date FROM persons p \
-             JOIN identity_periods i ON i.id_no = p.id_no AND i.identity = 'registered_poor' AND i.retracted_import IS NULL AND i.start_date <= {d} AND (i.end_date IS NULL OR i.end_date > {d}) \
-             JOIN enrolments e ON e.id_no = p.id_no AND e.year = {y} AND e.superseded_import IS NULL AND e.flag_date IS NOT NULL AND (e.flags & {FLAG_POOR}) <> 0 \
-             WHERE p.village_code IS NOT NULL"
-        );
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        let mut idx: std::collections::HashMap<String, usize> = out.iter().enumerate().map(|(i, v)| (v.village_code.clone(), i)).collect();
-        for r in &rows {
-            let v = get_text(r, 0)?;
-            let (Some(s), Some(f)) = (crate::num_date(get_i64(r, 1)?), get_opt_i64(r, 2)?.and_then(crate::num_date)) else {
-                continue;
-            };
-            let days = i64::from((f.to_days() - s.to_days()).max(0));
-            let i = *idx.entry(v.clone()).or_insert_with(|| {
-                out.push(VillageIndicators { village_code: v, ..Default::default() });
-                out.len() - 1
-            });
-            out[i].flag_delay_days_sum += days;
-            out[i].flagged += 1;
+        let registry = self.read_candidates(y).await?;
+        let mut by: BTreeMap<String, VillageIndicators> = BTreeMap::new();
+        fn at<'a>(by: &'a mut BTreeMap<String, VillageIndicators>, v: &str) -> &'a mut VillageIndicators {
+            if !by.contains_key(v) {
+                by.insert(v.to_string(), VillageIndicators { village_code: v.to_string(), ..Default::default() });
+            }
+            by.get_mut(v).expect("just inserted")
         }
-        Ok(out)
+        for v in &registry.other_villages {
+            at(&mut by, v);
+        }
+        for c in &registry.candidates {
+            let Some(v) = c.person.as_ref().and_then(|(p, _)| p.village_code.as_deref()) else { continue };
+            let s = standing(&c.records, as_of);
+            if !s.dead {
+                let row = at(&mut by, v);
+                if s.poor {
+                    row.poor += 1;
+                    row.poor_insured += i64::from(s.insured);
+                } else if s.marginal {
+                    row.marginal += 1;
+                    row.marginal_insured += i64::from(s.insured);
+                }
+            }
+            // The flagging delay counts whoever was flagged, living or not.
+            for days in flag_delays(&c.records, as_of) {
+                let row = at(&mut by, v);
+                row.flag_delay_days_sum += days;
+                row.flagged += 1;
+            }
+        }
+        Ok(by.into_values().collect())
     }
 }
 
@@ -323,6 +310,13 @@ struct Candidate {
     id_no: Box<str>,
     person: Option<(Person, Option<String>)>,
     records: Records,
+}
+
+/// What one read of the registry gives: the candidates of the year, and the villages of everyone else
+/// (the indicators list every village with living persons).
+struct Registry {
+    candidates: Vec<Candidate>,
+    other_villages: Vec<String>,
 }
 
 /// The candidates of the registry, by ID number.
@@ -355,92 +349,85 @@ fn stored_date(table: &str, n: i64) -> Result<Date> {
     num_date(n).ok_or_else(|| StoreError::Corrupt(format!("{table} 中的日期 {n} 不是有效日期")))
 }
 
+/// The reads of [`Store::read_candidates`], in order, and what each row adds.
+const READS: [&str; 6] = [
+    "SELECT id_no, identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL",
+    "SELECT id_no, state, start_date, end_date FROM special_states WHERE retracted_import IS NULL",
+    "SELECT id_no, detail FROM roster_conflicts WHERE resolved_import IS NULL",
+    // Those who are candidates only by an enrolment of the year ({y} is the year).
+    "SELECT id_no FROM enrolments WHERE year = {y} AND superseded_import IS NULL AND (flags <> 0 OR subsidy_fen <> 0)",
+    // Every current enrolment of every candidate: other years give the unit of one on no village roster.
+    "SELECT id_no, year, insured, insured_admdvs, flags, premium_fen, subsidy_fen, flag_date FROM enrolments WHERE superseded_import IS NULL",
+    "SELECT id_no, village_code, household_no, birth_date FROM persons",
+];
+
+/// A registry being read: the candidates so far and the villages of everyone else.
+#[derive(Default)]
+struct Reading {
+    c: Candidates,
+    villages: rustc_hash::FxHashSet<Box<str>>,
+}
+
+fn span_of(table: &str, r: &dyn Cols) -> Result<Span> {
+    Ok(Span { start: stored_date(table, r.int(2)?)?, end: r.opt_int(3)?.map(|e| stored_date(table, e)).transpose()? })
+}
+
+/// One row of read `k` of [`READS`].
+fn read_row(g: &mut Reading, k: usize, r: &dyn Cols) -> Result<()> {
+    match k {
+        0 => {
+            if let Some(identity) = known_identity(r.text(1)?) {
+                let span = span_of("identity_periods", r)?;
+                g.c.entry(r.text(0)?).records.identities.push((identity, span));
+            }
+        }
+        1 => {
+            if let Some(kind) = StateKind::parse(r.text(1)?) {
+                let span = span_of("special_states", r)?;
+                g.c.entry(r.text(0)?).records.states.push((kind, span));
+            }
+        }
+        2 => g.c.entry(r.text(0)?).records.conflicts.push(r.text(1)?.to_string()),
+        3 => {
+            g.c.entry(r.text(0)?);
+        }
+        4 => {
+            if let Some(cand) = g.c.get(r.text(0)?) {
+                cand.records.enrolments.push(Enrolment {
+                    year: r.int(1)?,
+                    insured: r.int(2)? == 1,
+                    insured_admdvs: r.text(3)?.to_string(),
+                    flags: (r.int(4)? & 0xffff) as u16,
+                    premium_fen: r.int(5)?,
+                    subsidy_fen: r.int(6)?,
+                    flag_date: r.opt_int(7)?.map(|f| stored_date("enrolments", f)).transpose()?,
+                });
+            }
+        }
+        _ => {
+            if let Some(cand) = g.c.get(r.text(0)?) {
+                let person = Person { village_code: r.opt_text(1)?.map(str::to_string), birth_date: stored_date("persons", r.int(3)?)? };
+                cand.person = Some((person, r.opt_text(2)?.map(str::to_string)));
+            } else if let Some(v) = r.opt_text(1)? {
+                if !g.villages.contains(v) {
+                    g.villages.insert(v.into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Every candidate of year `y` with all its records, read in one snapshot by sequential scans.
-    /// (Boxed, so that the server's jobs can hold it: see [`crate::bulk::Snapshot::scan`].)
-    fn read_candidates(&self, y: i64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Candidate>>> + Send + '_>> {
-        Box::pin(async move {
-            let mut snap = self.native.snapshot().await?;
-            let mut c = Candidates::default();
-            let t = std::time::Instant::now();
-            let n = snap
-                .scan("SELECT id_no, identity, start_date, end_date FROM identity_periods WHERE retracted_import IS NULL", &mut |r| {
-                    if let Some(identity) = known_identity(r.text(1)?) {
-                        let span = Span {
-                            start: stored_date("identity_periods", r.int(2)?)?,
-                            end: r.opt_int(3)?.map(|e| stored_date("identity_periods", e)).transpose()?,
-                        };
-                        c.entry(r.text(0)?).records.identities.push((identity, span));
-                    }
-                    Ok(())
-                })
-                .await?;
-            tracing::debug!(rows = n, ms = t.elapsed().as_millis() as u64, "reconcile: identity periods");
-            snap.scan("SELECT id_no, state, start_date, end_date FROM special_states WHERE retracted_import IS NULL", &mut |r| {
-                if let Some(kind) = StateKind::parse(r.text(1)?) {
-                    let span = Span {
-                        start: stored_date("special_states", r.int(2)?)?,
-                        end: r.opt_int(3)?.map(|e| stored_date("special_states", e)).transpose()?,
-                    };
-                    c.entry(r.text(0)?).records.states.push((kind, span));
-                }
-                Ok(())
-            })
-            .await?;
-            snap.scan("SELECT id_no, detail FROM roster_conflicts WHERE resolved_import IS NULL", &mut |r| {
-                c.entry(r.text(0)?).records.conflicts.push(r.text(1)?.to_string());
-                Ok(())
-            })
-            .await?;
-            // Those who are candidates only by an enrolment of the year; then every current enrolment of
-            // every candidate (a person's records of other years give the unit of one on no village roster).
-            snap.scan(
-                &format!(
-                    "SELECT id_no FROM enrolments WHERE year = {y} AND superseded_import IS NULL AND (flags <> 0 OR subsidy_fen <> 0)"
-                ),
-                &mut |r| {
-                    c.entry(r.text(0)?);
-                    Ok(())
-                },
-            )
-            .await?;
-            let t = std::time::Instant::now();
-            let n = snap
-                .scan(
-                    "SELECT id_no, year, insured, insured_admdvs, flags, premium_fen, subsidy_fen FROM enrolments WHERE superseded_import IS NULL",
-                    &mut |r| {
-                        if let Some(cand) = c.get(r.text(0)?) {
-                            cand.records.enrolments.push(Enrolment {
-                                year: r.int(1)?,
-                                insured: r.int(2)? == 1,
-                                insured_admdvs: r.text(3)?.to_string(),
-                                flags: (r.int(4)? & 0xffff) as u16,
-                                premium_fen: r.int(5)?,
-                                subsidy_fen: r.int(6)?,
-                            });
-                        }
-                        Ok(())
-                    },
-                )
-                .await?;
-            tracing::debug!(rows = n, ms = t.elapsed().as_millis() as u64, "reconcile: enrolments");
-            let t = std::time::Instant::now();
-            let n = snap
-                .scan("SELECT id_no, village_code, household_no, birth_date FROM persons", &mut |r| {
-                    if let Some(cand) = c.get(r.text(0)?) {
-                        let person =
-                            Person { village_code: r.opt_text(1)?.map(str::to_string), birth_date: stored_date("persons", r.int(3)?)? };
-                        cand.person = Some((person, r.opt_text(2)?.map(str::to_string)));
-                    }
-                    Ok(())
-                })
-                .await?;
-            tracing::debug!(rows = n, ms = t.elapsed().as_millis() as u64, "reconcile: persons");
-            snap.end().await?;
-            let mut all = c.all;
-            all.retain(|cand| is_candidate(&cand.records, y));
-            Ok(all)
-        })
+    async fn read_candidates(&self, y: i64) -> Result<Registry> {
+        let t = std::time::Instant::now();
+        let queries = READS.iter().map(|q| q.replace("{y}", &y.to_string())).collect();
+        let g = self.native.read_snapshot(queries, Reading::default(), read_row).await?;
+        let mut candidates = g.c.all;
+        candidates.retain(|cand| is_candidate(&cand.records, y));
+        tracing::debug!(candidates = candidates.len(), ms = t.elapsed().as_millis() as u64, "registry read");
+        Ok(Registry { candidates, other_villages: g.villages.into_iter().map(String::from).collect() })
     }
 }
 
