@@ -114,33 +114,24 @@ impl Store {
         let registry = self.read_candidates(y).await?;
         let read_ms = t.elapsed().as_millis() as u64;
         let t = std::time::Instant::now();
-        let mut rows: Vec<Vec<Val>> = Vec::new();
+        // (class, the candidate, their row and household, detail, unit) of every finding; the rows are made once the run has its id.
+        let mut found: Vec<(&'static str, &Candidate, &Person, &Option<String>, String, Option<String>)> = Vec::new();
         for c in &registry.candidates {
             let Some((person, household)) = &c.person else { continue };
-            let found = classify(person, &c.records, &rules);
-            if found.is_empty() {
+            let classes = classify(person, &c.records, &rules);
+            if classes.is_empty() {
                 continue;
             }
             let unit = unit_of(person, &c.records);
-            for f in found {
-                rows.push(vec![
-                    Val::T(f.class.id().to_string()),
-                    Val::T(c.id_no.to_string()),
-                    person.village_code.clone().map_or(Val::NullT, Val::T),
-                    household.clone().map_or(Val::NullT, Val::T),
-                    Val::T(f.detail),
-                    unit.clone().map_or(Val::NullT, Val::T),
-                ]);
-            }
+            found.extend(classes.into_iter().map(|f| (f.class.id(), c, person, household, f.detail, unit.clone())));
         }
         tracing::info!(
             candidates = registry.candidates.len(),
-            findings = rows.len(),
+            findings = found.len(),
             read_ms,
             classify_ms = t.elapsed().as_millis() as u64,
             "reconcile read and classified"
         );
-        drop(registry);
 
         let mut tx = self.begin().await?;
         let prev: Option<i64> = sqlx::query("SELECT MAX(id) FROM reconcile_runs WHERE finished_at IS NOT NULL")
@@ -154,10 +145,22 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        for r in &mut rows {
-            r.insert(0, Val::I(run));
-            r.push(Val::I(1));
-        }
+        let rows: Vec<Vec<Val>> = found
+            .into_iter()
+            .map(|(class, c, person, household, detail, unit)| {
+                vec![
+                    Val::I(run),
+                    Val::T(class.to_string()),
+                    Val::T(c.id_no.to_string()),
+                    person.village_code.clone().map_or(Val::NullT, Val::T),
+                    household.clone().map_or(Val::NullT, Val::T),
+                    Val::T(detail),
+                    unit.map_or(Val::NullT, Val::T),
+                    Val::I(1),
+                ]
+            })
+            .collect();
+        drop(registry);
         crate::upsert_rows(
             &mut tx,
             "reconcile_findings",
