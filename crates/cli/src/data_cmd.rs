@@ -297,8 +297,7 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
         let (_, zh, action) = class_info(class).unwrap_or(("", "", ""));
         println!("  {}{} {:>8} {:>8} {:>8}  {}", zh, " ".repeat(28usize.saturating_sub(zh.chars().count() * 2)), n, new, res, action);
     }
-    let ind = store.enrolment_indicators(as_of).await.map_err(|e| e.to_string())?;
-    print_indicators(store, &ind).await.map_err(|e| e.to_string())?;
+    print_indicators(store, &s.indicators).await.map_err(|e| e.to_string())?;
     if let Some(path) = &a.findings {
         let findings = store.findings(s.run_id, None).await.map_err(|e| e.to_string())?;
         let resolved = store.resolved_findings(s.run_id).await.map_err(|e| e.to_string())?;
@@ -353,7 +352,7 @@ pub async fn run_reconcile(store: &Store, a: &ReconcileArgs, as_of: Date) -> Res
         }
         let files = export_worklists(dir, &findings, &regions, a.unmasked).map_err(|e| e.to_string())?;
         let ind_path = dir.join("参保指标.xlsx");
-        write_indicators(&ind_path, &ind, &regions).map_err(|e| e.to_string())?;
+        write_indicators(&ind_path, &s.indicators, &regions).map_err(|e| e.to_string())?;
         println!("已导出参保指标（县、乡镇、村）到 {}", ind_path.display());
         println!(
             "已导出 {} 个乡镇工作清单到 {}{}",

@@ -49,6 +49,9 @@ pub struct RunSummary {
     pub findings: i64,
     pub new_findings: i64,
     pub resolved: i64,
+    /// The enrolment indicators per village on the run's date (R-ENR-3), from the same read of the
+    /// registry: as [`Store::enrolment_indicators`] would give them.
+    pub indicators: Vec<VillageIndicators>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,6 +128,7 @@ impl Store {
             let unit = unit_of(person, &c.records);
             found.extend(classes.into_iter().map(|f| (f.class.id(), c, person, household, f.detail, unit.clone())));
         }
+        let indicators = indicators_of(&registry, as_of);
         tracing::info!(
             candidates = registry.candidates.len(),
             findings = found.len(),
@@ -180,7 +184,7 @@ impl Store {
         // Worklist marks made on earlier runs: confirmed if this run no longer finds them, reopened if it does.
         crate::indicators::resolve_marks(&mut tx, run).await?;
         // Per class: findings, new, resolved (in the previous run, not in this one).
-        let mut summary = RunSummary { run_id: run, as_of: d, previous_run: prev, ..Default::default() };
+        let mut summary = RunSummary { run_id: run, as_of: d, previous_run: prev, indicators, ..Default::default() };
         for (class, _, _) in CLASSES {
             let row = sqlx::query(&format!("SELECT COUNT(*), CAST(COALESCE(SUM(is_new), 0) AS BIGINT) FROM reconcile_findings WHERE run_id = {run} AND class = '{class}'")).fetch_one(&mut *tx).await?;
             let (n, new) = (get_i64(&row, 0)?, get_i64(&row, 1)?);
@@ -257,38 +261,43 @@ impl Store {
     pub async fn enrolment_indicators(&self, as_of: Date) -> Result<Vec<VillageIndicators>> {
         let y = i64::from(as_of.year());
         let registry = self.read_candidates(y).await?;
-        let mut by: BTreeMap<String, VillageIndicators> = BTreeMap::new();
-        fn at<'a>(by: &'a mut BTreeMap<String, VillageIndicators>, v: &str) -> &'a mut VillageIndicators {
-            if !by.contains_key(v) {
-                by.insert(v.to_string(), VillageIndicators { village_code: v.to_string(), ..Default::default() });
-            }
-            by.get_mut(v).expect("just inserted")
-        }
-        for v in &registry.other_villages {
-            at(&mut by, v);
-        }
-        for c in &registry.candidates {
-            let Some(v) = c.person.as_ref().and_then(|(p, _)| p.village_code.as_deref()) else { continue };
-            let s = standing(&c.records, as_of);
-            if !s.dead {
-                let row = at(&mut by, v);
-                if s.poor {
-                    row.poor += 1;
-                    row.poor_insured += i64::from(s.insured);
-                } else if s.marginal {
-                    row.marginal += 1;
-                    row.marginal_insured += i64::from(s.insured);
-                }
-            }
-            // The flagging delay counts whoever was flagged, living or not.
-            for days in flag_delays(&c.records, as_of) {
-                let row = at(&mut by, v);
-                row.flag_delay_days_sum += days;
-                row.flagged += 1;
-            }
-        }
-        Ok(by.into_values().collect())
+        Ok(indicators_of(&registry, as_of))
     }
+}
+
+/// The enrolment indicators of every village with a living person, in village order, from one read.
+fn indicators_of(registry: &Registry, as_of: Date) -> Vec<VillageIndicators> {
+    let mut by: BTreeMap<String, VillageIndicators> = BTreeMap::new();
+    fn at<'a>(by: &'a mut BTreeMap<String, VillageIndicators>, v: &str) -> &'a mut VillageIndicators {
+        if !by.contains_key(v) {
+            by.insert(v.to_string(), VillageIndicators { village_code: v.to_string(), ..Default::default() });
+        }
+        by.get_mut(v).expect("just inserted")
+    }
+    for v in &registry.other_villages {
+        at(&mut by, v);
+    }
+    for c in &registry.candidates {
+        let Some(v) = c.person.as_ref().and_then(|(p, _)| p.village_code.as_deref()) else { continue };
+        let s = standing(&c.records, as_of);
+        if !s.dead {
+            let row = at(&mut by, v);
+            if s.poor {
+                row.poor += 1;
+                row.poor_insured += i64::from(s.insured);
+            } else if s.marginal {
+                row.marginal += 1;
+                row.marginal_insured += i64::from(s.insured);
+            }
+        }
+        // The flagging delay counts whoever was flagged, living or not.
+        for days in flag_delays(&c.records, as_of) {
+            let row = at(&mut by, v);
+            row.flag_delay_days_sum += days;
+            row.flagged += 1;
+        }
+    }
+    by.into_values().collect()
 }
 
 /// The subsidy rule of a run: the policy's classes (those with a known id, in order) if it names any,
@@ -322,28 +331,58 @@ struct Registry {
     other_villages: Vec<String>,
 }
 
-/// The candidates of the registry, by ID number.
+/// The candidates of the registry, by ID number: an 18-character number by its [`id_key`] (held in the
+/// table itself, so a look-up follows no pointer), anything else by its text.
 #[derive(Default)]
 struct Candidates {
-    index: FxHashMap<Box<str>, u32>,
+    by_key: FxHashMap<u64, u32>,
+    by_text: FxHashMap<Box<str>, u32>,
     all: Vec<Candidate>,
+}
+
+/// An ID number of 17 digits and a check character (a digit or `X`) as one number, 17 digits × 11 + the
+/// check (below 2⁶³, one to one); `None` for any other text, which is then looked up as it is.
+fn id_key(id_no: &str) -> Option<u64> {
+    let b = id_no.as_bytes();
+    if b.len() != 18 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in &b[..17] {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    let check = match b[17] {
+        c @ b'0'..=b'9' => u64::from(c - b'0'),
+        b'X' => 10,
+        _ => return None,
+    };
+    Some(v * 11 + check)
 }
 
 impl Candidates {
     fn get(&mut self, id_no: &str) -> Option<&mut Candidate> {
-        let k = *self.index.get(id_no)?;
+        let k = match id_key(id_no) {
+            Some(key) => *self.by_key.get(&key)?,
+            None => *self.by_text.get(id_no)?,
+        };
         self.all.get_mut(k as usize)
     }
     fn entry(&mut self, id_no: &str) -> &mut Candidate {
-        let k = match self.index.get(id_no) {
-            Some(k) => *k as usize,
-            None => {
-                self.index.insert(id_no.into(), self.all.len() as u32);
-                self.all.push(Candidate { id_no: id_no.into(), person: None, records: Records::default() });
-                self.all.len() - 1
-            }
+        let next = self.all.len() as u32;
+        let k = match id_key(id_no) {
+            Some(key) => *self.by_key.entry(key).or_insert(next),
+            None => match self.by_text.get(id_no) {
+                Some(k) => *k,
+                None => *self.by_text.entry(id_no.into()).or_insert(next),
+            },
         };
-        &mut self.all[k]
+        if k == next {
+            self.all.push(Candidate { id_no: id_no.into(), person: None, records: Records::default() });
+        }
+        &mut self.all[k as usize]
     }
 }
 
@@ -369,6 +408,8 @@ const READS: [&str; 6] = [
 struct Reading {
     c: Candidates,
     villages: rustc_hash::FxHashSet<Box<str>>,
+    /// The last village added to `villages`: persons come mostly village by village.
+    last_village: Option<Box<str>>,
 }
 
 fn span_of(table: &str, r: &dyn Cols) -> Result<Span> {
@@ -412,8 +453,11 @@ fn read_row(g: &mut Reading, k: usize, r: &dyn Cols) -> Result<()> {
                 let person = Person { village_code: r.opt_text(1)?.map(str::to_string), birth_date: stored_date("persons", r.int(3)?)? };
                 cand.person = Some((person, r.opt_text(2)?.map(str::to_string)));
             } else if let Some(v) = r.opt_text(1)? {
-                if !g.villages.contains(v) {
-                    g.villages.insert(v.into());
+                if g.last_village.as_deref() != Some(v) {
+                    if !g.villages.contains(v) {
+                        g.villages.insert(v.into());
+                    }
+                    g.last_village = Some(v.into());
                 }
             }
         }
@@ -445,4 +489,30 @@ fn finding_from_row(r: &sqlx::any::AnyRow) -> Result<Finding> {
         detail: get_opt_text(r, 5)?,
         is_new: get_i64(r, 6)? == 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_keys_are_one_to_one_and_leave_other_text_alone() {
+        assert_eq!(id_key("000000000000000000"), Some(0));
+        assert_eq!(id_key("00000000000000001X"), Some(11 + 10));
+        assert_eq!(id_key("999999999999999999"), Some(99_999_999_999_999_999 * 11 + 9));
+        assert!(id_key("99999999999999999X").unwrap() < 1 << 63);
+        assert_ne!(id_key("620422198001011234"), id_key("620422198001011235"));
+        for odd in ["P1", "62042219800101123x", "62042219800101123", "6204221980010112345", "６２０４２２１９８００１０１１２３４"]
+        {
+            assert_eq!(id_key(odd), None, "{odd}");
+        }
+        let mut c = Candidates::default();
+        c.entry("620422198001011234").records.conflicts.push("a".into());
+        c.entry("P1").records.conflicts.push("b".into());
+        c.entry("620422198001011234").records.conflicts.push("c".into());
+        assert_eq!(c.all.len(), 2);
+        assert_eq!(c.get("620422198001011234").unwrap().records.conflicts, ["a", "c"]);
+        assert_eq!(&*c.get("P1").unwrap().id_no, "P1");
+        assert!(c.get("620422198001011235").is_none() && c.get("P2").is_none());
+    }
 }

@@ -265,6 +265,7 @@ async fn reconciliation_finds_the_same_classes_on_both_backends_and_tracks_resol
         let ind = s.enrolment_indicators(as_of).await.unwrap();
         assert_eq!((ind[0].poor, ind[0].poor_insured, ind[0].flagged), (2, 1, 1));
         assert_eq!(ind[0].flag_delay_days_sum, 762, "2016-01-01 → 2018-02-01");
+        assert_eq!(second.indicators, ind, "the run's own indicators are those of the same registry");
         results.push((first.by_class.clone(), second.by_class.clone()));
         db.drop_pg().await;
     }
