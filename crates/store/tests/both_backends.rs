@@ -690,3 +690,32 @@ async fn yearly_tables_are_partitioned_by_year_and_prefecture_on_postgresql_and_
         db.drop_pg().await;
     }
 }
+
+/// The reconciliation's snapshot read gives text back exactly as stored, whatever it holds: on
+/// PostgreSQL it comes as `COPY` text, where tabs, newlines and backslashes are escaped.
+#[tokio::test]
+async fn the_registry_read_keeps_separators_and_backslashes_in_text() {
+    let odd = "H\t1\\2\n3\r测\u{3000}";
+    for db in backends("recodd").await {
+        let s = &db.store;
+        regions(s).await;
+        let mut imp = s.start_import("poverty", "p.csv", "p").await.unwrap();
+        imp.stage_persons(&[person("P1", "甲", "620422100201", odd)]).await.unwrap();
+        let open = PeriodRow { id_no: "P1".into(), identity: "registered_poor".into(), start_date: d("2016-01-01"), end_date: None };
+        imp.stage_periods(&[open]).await.unwrap();
+        imp.merge_persons().await.unwrap();
+        imp.merge_periods("poverty").await.unwrap();
+        imp.add_conflicts("poverty", &[("P1".into(), None, format!("两户：{odd} / H2"))]).await.unwrap();
+        imp.finish(1, 1, 0).await.unwrap();
+        let as_of = Date::parse("2018-12-31").unwrap();
+        let run = s.reconcile(&ReconcileParams { as_of: Some(as_of), ..Default::default() }).await.unwrap();
+        let found = s.findings(run.run_id, None).await.unwrap();
+        assert!(!found.is_empty(), "{:?}", s.backend());
+        for f in &found {
+            assert_eq!(f.household_no.as_deref(), Some(odd), "{:?} {}", s.backend(), f.class);
+        }
+        let dup = found.iter().find(|f| f.class == "duplicate_person").expect("the conflict is a duplicate");
+        assert!(dup.detail.as_deref().unwrap_or("").contains(&format!("两户：{odd} / H2")), "{:?}: {:?}", s.backend(), dup.detail);
+        db.drop_pg().await;
+    }
+}
